@@ -1,0 +1,184 @@
+package cgo
+
+// #include <stdlib.h>
+// #include <string.h>
+// #include "tensorflow/c/c_api.h"
+// #include "tensorflow/c/tf_tstring.h"
+//
+// // Frees the heap parts of a string tensor's elements, then the tensor.
+// // Strings are only freed when no other tensor shares the buffer.
+// static void gotf_delete_tensor(TF_Tensor* t) {
+//   if (TF_TensorType(t) == TF_STRING && TF_TensorMaybeMove(t) != NULL) {
+//     TF_TString* s = (TF_TString*)TF_TensorData(t);
+//     int64_t n = TF_TensorElementCount(t);
+//     for (int64_t i = 0; i < n; i++) TF_TString_Dealloc(&s[i]);
+//   }
+//   TF_DeleteTensor(t);
+// }
+import "C"
+
+import (
+	"fmt"
+	"runtime"
+	"unsafe"
+)
+
+// Tensor owns a TF_Tensor: a dense, host-memory n-dimensional array.
+type Tensor struct {
+	c     *C.TF_Tensor
+	dtype DataType
+	dims  []int64
+}
+
+// sizeofTString is the size of one TF_TString element in a string tensor's buffer.
+const sizeofTString = C.sizeof_TF_TString
+
+func checkDims(dims []int64) (int64, error) {
+	n := int64(1)
+	for _, d := range dims {
+		if d < 0 {
+			return 0, fmt.Errorf("tensor shape %v has a negative dimension", dims)
+		}
+		n *= d
+	}
+	return n, nil
+}
+
+// AllocateTensor returns an uninitialised tensor of a fixed-size dtype. Fill
+// it through Data(): that is the one copy from Go values into TensorFlow's
+// buffer (no intermediate slice).
+func AllocateTensor(dt DataType, dims []int64) (*Tensor, error) {
+	if dt.Size() == 0 {
+		return nil, fmt.Errorf("AllocateTensor: %s has no fixed element size (use NewStringTensor for strings)", dt)
+	}
+	n, err := checkDims(dims)
+	if err != nil {
+		return nil, err
+	}
+	return allocate(dt, dims, n*int64(dt.Size())), nil
+}
+
+func allocate(dt DataType, dims []int64, nbytes int64) *Tensor {
+	var pdims *C.int64_t
+	if len(dims) > 0 {
+		pdims = (*C.int64_t)(unsafe.Pointer(&dims[0]))
+	}
+	c := C.TF_AllocateTensor(C.TF_DataType(dt), pdims, C.int(len(dims)), C.size_t(nbytes))
+	return newTensor(c)
+}
+
+// newTensor takes ownership of c.
+func newTensor(c *C.TF_Tensor) *Tensor {
+	t := &Tensor{c: c, dtype: DataType(C.TF_TensorType(c))}
+	nd := int(C.TF_NumDims(c))
+	t.dims = make([]int64, nd)
+	for i := range t.dims {
+		t.dims[i] = int64(C.TF_Dim(c, C.int(i)))
+	}
+	runtime.SetFinalizer(t, (*Tensor).Close)
+	return t
+}
+
+// NewTensor returns a tensor of a fixed-size dtype holding a copy of data,
+// the little-endian bytes of its elements in row-major order.
+func NewTensor(dt DataType, dims []int64, data []byte) (*Tensor, error) {
+	t, err := AllocateTensor(dt, dims)
+	if err != nil {
+		return nil, err
+	}
+	if want := len(t.Data()); want != len(data) {
+		t.Close()
+		return nil, fmt.Errorf("NewTensor: %s%v needs %d bytes, got %d", dt, dims, want, len(data))
+	}
+	copy(t.Data(), data)
+	return t, nil
+}
+
+// NewStringTensor returns a string tensor; each element is an arbitrary byte string.
+func NewStringTensor(dims []int64, values [][]byte) (*Tensor, error) {
+	n, err := checkDims(dims)
+	if err != nil {
+		return nil, err
+	}
+	if n != int64(len(values)) {
+		return nil, fmt.Errorf("NewStringTensor: shape %v holds %d strings, got %d", dims, n, len(values))
+	}
+	t := allocate(String, dims, n*sizeofTString)
+	if n == 0 {
+		return t, nil
+	}
+	elems := unsafe.Slice((*C.TF_TString)(C.TF_TensorData(t.c)), n)
+	for i, v := range values {
+		C.TF_TString_Init(&elems[i])
+		if len(v) > 0 {
+			C.TF_TString_Copy(&elems[i], (*C.char)(unsafe.Pointer(&v[0])), C.size_t(len(v)))
+		}
+	}
+	runtime.KeepAlive(values)
+	return t, nil
+}
+
+// Close frees the tensor; it is safe to call more than once.
+func (t *Tensor) Close() error {
+	if t.c != nil {
+		C.gotf_delete_tensor(t.c)
+		t.c = nil
+		runtime.SetFinalizer(t, nil)
+	}
+	return nil
+}
+
+// DataType is the element type.
+func (t *Tensor) DataType() DataType { return t.dtype }
+
+// Shape is the tensor's (fully defined) shape.
+func (t *Tensor) Shape() []int64 { return append([]int64(nil), t.dims...) }
+
+// NumElements is the number of elements.
+func (t *Tensor) NumElements() int64 {
+	n := int64(1)
+	for _, d := range t.dims {
+		n *= d
+	}
+	return n
+}
+
+// Data is the tensor's buffer, shared with TensorFlow: valid until Close,
+// and written in place. For strings it holds TF_TString structs; use Strings.
+func (t *Tensor) Data() []byte {
+	if t.c == nil {
+		return nil
+	}
+	n := C.TF_TensorByteSize(t.c)
+	if n == 0 {
+		return []byte{}
+	}
+	return unsafe.Slice((*byte)(C.TF_TensorData(t.c)), int(n))
+}
+
+// Strings returns copies of the elements of a string tensor, in row-major order.
+func (t *Tensor) Strings() ([][]byte, error) {
+	if t.dtype != String {
+		return nil, fmt.Errorf("Strings: tensor is %s, not string", t.dtype)
+	}
+	if t.c == nil {
+		return nil, fmt.Errorf("Strings: tensor is closed")
+	}
+	n := t.NumElements()
+	out := make([][]byte, n)
+	if n == 0 {
+		return out, nil
+	}
+	elems := unsafe.Slice((*C.TF_TString)(C.TF_TensorData(t.c)), n)
+	for i := range elems {
+		p := C.TF_TString_GetDataPointer(&elems[i])
+		sz := C.TF_TString_GetSize(&elems[i])
+		out[i] = C.GoBytes(unsafe.Pointer(p), C.int(sz))
+	}
+	runtime.KeepAlive(t)
+	return out, nil
+}
+
+func (t *Tensor) String() string {
+	return fmt.Sprintf("Tensor(%s, shape=%v)", t.dtype, t.dims)
+}
