@@ -17,9 +17,9 @@ setup:
 setup-runtime:
 	@bash scripts/setup.sh runtime
 
-## run: the main job (for now: a small graph built op by op, run on TensorFlow)
+## run: the main job (for now examples/hello: softmax(x·W + b) built op by op)
 run: setup-runtime
-	$(GO) run ./examples/transformer $(ARGS)
+	$(GO) run ./examples/hello $(ARGS)
 
 ## test: every test tier (unit, runtime, interop with Python TensorFlow), plus vet and gofmt
 test: setup

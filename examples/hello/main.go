@@ -1,0 +1,53 @@
+// Command hello builds softmax(x·W + b) op by op, runs it on TensorFlow's C
+// runtime and prints the TensorFlow version, the devices and the result.
+// It is what `make run` runs until the transformer language model lands.
+package main
+
+import (
+	"fmt"
+	"log"
+
+	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/tfgo"
+)
+
+func main() {
+	fmt.Println("TensorFlow", cgo.Version())
+
+	s := tfgo.NewScope()
+	x := tfgo.Placeholder(s, cgo.Float, -1, 3)
+	dense := s.SubScope("dense")
+	w := tfgo.Const(dense.SubScope("kernel"), [][]float32{{0.5, -1, 2}, {1, 0, -0.5}, {-1, 1, 0.25}})
+	b := tfgo.Const(dense.SubScope("bias"), []float32{0.1, 0.2, 0.3})
+	mm := tfgo.Out(tfgo.Op(dense, "MatMul", []any{x, w}, nil), 0)
+	logits := tfgo.Out(tfgo.Op(dense, "BiasAdd", []any{mm, b}, nil), 0)
+	probs := tfgo.Out(tfgo.Op(s, "Softmax", []any{logits}, nil), 0)
+
+	sess, err := tfgo.NewSession(s, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sess.Close()
+	devs, err := sess.ListDevices()
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, d := range devs {
+		fmt.Println("device", d.Name)
+	}
+
+	batch := [][]float32{{1, 2, 3}, {-1, 0, 1}}
+	out, err := sess.Run(map[tfgo.Output]any{x: batch}, []tfgo.Output{probs})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer out[0].Close()
+	v, err := tfgo.Value(out[0])
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("softmax(x·W + b) of %v:\n", batch)
+	for _, row := range v.([][]float32) {
+		fmt.Printf("  %.6f\n", row)
+	}
+}

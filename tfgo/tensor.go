@@ -1,0 +1,237 @@
+package tfgo
+
+import (
+	"fmt"
+	"reflect"
+	"unsafe"
+
+	"github.com/gotf/gotf/cgo"
+)
+
+// Go element types and the dtypes they map to. Strings are string or []byte.
+var goTypes = map[reflect.Type]cgo.DataType{
+	reflect.TypeOf(float32(0)):    cgo.Float,
+	reflect.TypeOf(float64(0)):    cgo.Double,
+	reflect.TypeOf(int8(0)):       cgo.Int8,
+	reflect.TypeOf(int16(0)):      cgo.Int16,
+	reflect.TypeOf(int32(0)):      cgo.Int32,
+	reflect.TypeOf(int64(0)):      cgo.Int64,
+	reflect.TypeOf(uint8(0)):      cgo.Uint8,
+	reflect.TypeOf(uint16(0)):     cgo.Uint16,
+	reflect.TypeOf(uint32(0)):     cgo.Uint32,
+	reflect.TypeOf(uint64(0)):     cgo.Uint64,
+	reflect.TypeOf(false):         cgo.Bool,
+	reflect.TypeOf(complex64(0)):  cgo.Complex64,
+	reflect.TypeOf(complex128(0)): cgo.Complex128,
+	reflect.TypeOf(Float16(0)):    cgo.Half,
+	reflect.TypeOf(BFloat16(0)):   cgo.BFloat16,
+	reflect.TypeOf(""):            cgo.String,
+}
+
+var bytesType = reflect.TypeOf([]byte(nil))
+
+func elemType(dt cgo.DataType) (reflect.Type, bool) {
+	for t, d := range goTypes {
+		if d == dt {
+			return t, true
+		}
+	}
+	return nil, false
+}
+
+// NewTensor converts a Go value to a tensor: a scalar, or a (nested,
+// rectangular) slice or array of float32, float64, Float16, BFloat16, the
+// sized ints and uints, bool, complex64/128, or string / []byte for string
+// tensors. Numeric data is copied once, straight into TensorFlow's buffer.
+func NewTensor(value any) (*cgo.Tensor, error) {
+	if t, ok := value.(*cgo.Tensor); ok {
+		return t, nil
+	}
+	v := reflect.ValueOf(value)
+	if !v.IsValid() {
+		return nil, fmt.Errorf("NewTensor: nil value")
+	}
+	shape, et, err := shapeOf(v)
+	if err != nil {
+		return nil, err
+	}
+	dt, ok := goTypes[et]
+	if et == bytesType {
+		dt, ok = cgo.String, true
+	}
+	if !ok {
+		return nil, fmt.Errorf("NewTensor: unsupported element type %s", et)
+	}
+	if dt == cgo.String {
+		strs := make([][]byte, 0, numElements(shape))
+		walk(v, len(shape), func(leaf reflect.Value) {
+			if leaf.Kind() == reflect.String {
+				strs = append(strs, []byte(leaf.String()))
+			} else {
+				strs = append(strs, leaf.Bytes())
+			}
+		})
+		return cgo.NewStringTensor(shape, strs)
+	}
+	t, err := cgo.AllocateTensor(dt, shape)
+	if err != nil {
+		return nil, err
+	}
+	buf := t.Data()
+	size := dt.Size()
+	off := 0
+	if len(shape) == 0 {
+		copyElems(buf, v, 1, size)
+		return t, nil
+	}
+	walk(v, len(shape)-1, func(row reflect.Value) {
+		n := row.Len()
+		copyElems(buf[off:], row, n, size)
+		off += n * size
+	})
+	return t, nil
+}
+
+// copyElems copies n elements of v (a scalar when n == 1 and v is not a
+// slice or array) into dst as raw little-endian bytes.
+func copyElems(dst []byte, v reflect.Value, n, size int) {
+	switch v.Kind() {
+	case reflect.Slice:
+		if n > 0 {
+			copy(dst, unsafe.Slice((*byte)(v.UnsafePointer()), n*size))
+		}
+	case reflect.Array:
+		for i := 0; i < n; i++ {
+			copyElems(dst[i*size:], v.Index(i), 1, size)
+		}
+	default:
+		p := reflect.New(v.Type())
+		p.Elem().Set(v)
+		copy(dst, unsafe.Slice((*byte)(p.UnsafePointer()), size))
+	}
+}
+
+// walk calls fn on every value at the given depth of nested slices/arrays.
+func walk(v reflect.Value, depth int, fn func(reflect.Value)) {
+	if depth == 0 {
+		fn(v)
+		return
+	}
+	for i := 0; i < v.Len(); i++ {
+		walk(v.Index(i), depth-1, fn)
+	}
+}
+
+// shapeOf returns the shape and element type of a nested slice, checking
+// that it is rectangular.
+func shapeOf(v reflect.Value) ([]int64, reflect.Type, error) {
+	var shape []int64
+	t, cur := v.Type(), v
+	for (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) && t != bytesType {
+		shape = append(shape, int64(cur.Len()))
+		t = t.Elem()
+		if cur.Len() > 0 {
+			cur = cur.Index(0)
+		} else {
+			cur = reflect.Zero(t)
+		}
+	}
+	if err := checkRect(v, shape, 0); err != nil {
+		return nil, nil, err
+	}
+	return shape, t, nil
+}
+
+func checkRect(v reflect.Value, shape []int64, d int) error {
+	if d == len(shape) {
+		return nil
+	}
+	if int64(v.Len()) != shape[d] {
+		return fmt.Errorf("NewTensor: ragged slice: dimension %d has lengths %d and %d", d, shape[d], v.Len())
+	}
+	for i := 0; i < v.Len(); i++ {
+		if err := checkRect(v.Index(i), shape, d+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func numElements(shape []int64) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// Value converts a tensor to nested Go slices of its element type (strings
+// as []byte), or a scalar for a rank-0 tensor.
+func Value(t *cgo.Tensor) (any, error) {
+	shape := t.Shape()
+	if t.DataType() == cgo.String {
+		strs, err := t.Strings()
+		if err != nil {
+			return nil, err
+		}
+		flat := reflect.ValueOf(strs)
+		return reshape(flat, shape), nil
+	}
+	et, ok := elemType(t.DataType())
+	if !ok {
+		return nil, fmt.Errorf("Value: unsupported dtype %s", t.DataType())
+	}
+	n := int(t.NumElements())
+	flat := reflect.MakeSlice(reflect.SliceOf(et), n, n)
+	if n > 0 {
+		copy(unsafe.Slice((*byte)(flat.UnsafePointer()), n*t.DataType().Size()), t.Data())
+	}
+	return reshape(flat, shape), nil
+}
+
+// reshape turns a flat slice into nested slices (views of it) of the shape.
+func reshape(flat reflect.Value, shape []int64) any {
+	if len(shape) == 0 {
+		return flat.Index(0).Interface()
+	}
+	var build func(off, d int) reflect.Value
+	build = func(off, d int) reflect.Value {
+		n := int(shape[d])
+		if d == len(shape)-1 {
+			return flat.Slice(off, off+n)
+		}
+		stride := int(numElements(shape[d+1:]))
+		inner := build(0, d+1).Type()
+		out := reflect.MakeSlice(reflect.SliceOf(inner), n, n)
+		for i := 0; i < n; i++ {
+			out.Index(i).Set(build(off+i*stride, d+1))
+		}
+		return out
+	}
+	return build(0, 0).Interface()
+}
+
+// Float32s returns a copy of a float32 tensor's elements, flat.
+func Float32s(t *cgo.Tensor) ([]float32, error) { return flatAs[float32](t, cgo.Float) }
+
+// Float64s returns a copy of a float64 tensor's elements, flat.
+func Float64s(t *cgo.Tensor) ([]float64, error) { return flatAs[float64](t, cgo.Double) }
+
+// Int32s returns a copy of an int32 tensor's elements, flat.
+func Int32s(t *cgo.Tensor) ([]int32, error) { return flatAs[int32](t, cgo.Int32) }
+
+// Int64s returns a copy of an int64 tensor's elements, flat.
+func Int64s(t *cgo.Tensor) ([]int64, error) { return flatAs[int64](t, cgo.Int64) }
+
+func flatAs[T any](t *cgo.Tensor, want cgo.DataType) ([]T, error) {
+	if t.DataType() != want {
+		return nil, fmt.Errorf("tensor is %s, not %s", t.DataType(), want)
+	}
+	n := int(t.NumElements())
+	out := make([]T, n)
+	if n > 0 {
+		var zero T
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), n*int(unsafe.Sizeof(zero))), t.Data())
+	}
+	return out, nil
+}
