@@ -146,9 +146,9 @@ func shapeFromProto(p *tspb.TensorShapeProto) Shape {
 	if p.GetUnknownRank() {
 		return UnknownShape()
 	}
-	dims := make([]int64, len(p.GetDim()))
-	for i, d := range p.GetDim() {
-		dims[i] = d.GetSize()
+	var dims []int64 // nil for a scalar, as MakeShape() gives
+	for _, d := range p.GetDim() {
+		dims = append(dims, d.GetSize())
 	}
 	return Shape{Dims: dims}
 }

@@ -141,8 +141,9 @@ func (g *Graph) TensorShape(o Output) (Shape, error) {
 	if n < 0 {
 		return UnknownShape(), nil
 	}
-	dims := make([]int64, int(n))
+	var dims []int64 // nil for a scalar, as MakeShape() gives
 	if n > 0 {
+		dims = make([]int64, int(n))
 		C.TF_GraphGetTensorShape(g.c, co, (*C.int64_t)(unsafe.Pointer(&dims[0])), n, st.c)
 		if err := st.err(o.Op.Name()); err != nil {
 			return Shape{}, err

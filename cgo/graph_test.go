@@ -1,0 +1,147 @@
+package cgo
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestVersionIs2_21(t *testing.T) {
+	require.True(t, strings.HasPrefix(Version(), "2.21."), "linked TensorFlow is %s, want 2.21.x", Version())
+}
+
+func TestGraphIntrospection(t *testing.T) {
+	g := NewGraph()
+	defer g.Close()
+	a := constOp(t, g, "a", []int64{2, 3}, 1, 2, 3, 4, 5, 6)
+	b := constOp(t, g, "b", []int64{3, 1}, 1, 1, 1)
+	mm, err := g.NewOperation("MatMul", "block_0/mm").AddInput(a.Output(0)).AddInput(b.Output(0)).
+		SetDevice("/device:CPU:0").AddControlInput(b).Finish()
+	require.NoError(t, err)
+
+	assert.Equal(t, "block_0/mm", mm.Name())
+	assert.Equal(t, "MatMul", mm.Type())
+	assert.Equal(t, "/device:CPU:0", mm.Device())
+	assert.Equal(t, 2, mm.NumInputs())
+	assert.Equal(t, 1, mm.NumOutputs())
+	assert.Equal(t, "a", mm.Input(0).Op.Name())
+	assert.Equal(t, "b", mm.Input(1).Op.Name())
+	assert.Equal(t, Float, mm.OutputType(0))
+	assert.Equal(t, Float, mm.InputType(1))
+	require.Len(t, mm.ControlInputs(), 1)
+	assert.Equal(t, "b", mm.ControlInputs()[0].Name())
+	cons := a.Consumers(0)
+	require.Len(t, cons, 1)
+	assert.Equal(t, Input{Op: g.Operation("block_0/mm"), Index: 0}.Op.Name(), cons[0].Op.Name())
+	sh, err := mm.Output(0).Shape()
+	require.NoError(t, err)
+	assert.Equal(t, MakeShape(2, 1), sh)
+	assert.Equal(t, "block_0/mm:0", mm.Output(0).Name())
+
+	assert.Nil(t, g.Operation("missing"))
+	names := []string{}
+	for _, op := range g.Operations() {
+		names = append(names, op.Name())
+	}
+	assert.Equal(t, []string{"a", "b", "block_0/mm"}, names)
+
+	gd, err := g.GraphDef()
+	require.NoError(t, err)
+	assert.Len(t, gd.Node, 3)
+	g2 := NewGraph()
+	defer g2.Close()
+	require.NoError(t, g2.Import(gd, "copy"))
+	assert.NotNil(t, g2.Operation("copy/block_0/mm"))
+
+	nd, err := mm.NodeDef()
+	require.NoError(t, err)
+	assert.Equal(t, "MatMul", nd.Op)
+	assert.Contains(t, nd.Input, "^b")
+
+	def, err := g.OpDef("MatMul")
+	require.NoError(t, err)
+	assert.Equal(t, "MatMul", def.Name)
+}
+
+func TestSplitListLengths(t *testing.T) {
+	g := NewGraph()
+	defer g.Close()
+	x := constOp(t, g, "x", []int64{4}, 1, 2, 3, 4)
+	axis, err := NewTensor(Int32, nil, []byte{0, 0, 0, 0})
+	require.NoError(t, err)
+	ax, err := g.NewOperation("Const", "axis").SetAttr("dtype", Int32).SetAttr("value", axis).Finish()
+	require.NoError(t, err)
+	split, err := g.NewOperation("Split", "split").AddInput(ax.Output(0)).AddInput(x.Output(0)).SetAttr("num_split", 2).Finish()
+	require.NoError(t, err)
+	n, err := split.OutputListLength("output")
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	cc, err := g.NewOperation("ConcatV2", "concat").AddInputList([]Output{split.Output(1), split.Output(0)}).AddInput(ax.Output(0)).Finish()
+	require.NoError(t, err)
+	n, err = cc.InputListLength("values")
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+}
+
+// Bad graphs come back as errors that name the op; the process survives.
+func TestBadGraphErrorsNameTheOp(t *testing.T) {
+	g := NewGraph()
+	defer g.Close()
+	a := constOp(t, g, "a", []int64{2, 3}, 1, 2, 3, 4, 5, 6)
+
+	cases := []struct {
+		name  string
+		build *OpBuilder
+		want  string
+	}{
+		{"incompatible MatMul", g.NewOperation("MatMul", "bad_matmul").AddInput(a.Output(0)).AddInput(a.Output(0)), "Dimensions must be equal"},
+		{"unknown op type", g.NewOperation("NoSuchOp", "mystery"), "Op type not registered 'NoSuchOp'"},
+		{"missing attr", g.NewOperation("Placeholder", "no_dtype"), "missing attr 'dtype'"},
+		{"bad attr type", g.NewOperation("Placeholder", "bad_dtype").SetAttr("dtype", "float32"), "dtype"},
+		{"unsupported Go attr", g.NewOperation("Placeholder", "go_attr").SetAttr("dtype", struct{}{}), "unsupported Go type"},
+		{"nil input", g.NewOperation("Identity", "nil_input").AddInput(Output{}), "nil"},
+		{"duplicate name", g.NewOperation("Identity", "a").AddInput(a.Output(0)), "Duplicate node name"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			op, err := c.build.Finish()
+			require.Error(t, err)
+			assert.Nil(t, op)
+			var tfErr *Error
+			require.True(t, errors.As(err, &tfErr), "%T", err)
+			assert.Equal(t, c.build.name, tfErr.Op)
+			assert.Contains(t, err.Error(), c.build.name)
+			assert.Contains(t, err.Error(), c.want)
+		})
+	}
+	_, err := g.OpDef("NoSuchOp")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "NoSuchOp")
+	// The graph is still usable after the failures.
+	assert.Equal(t, 1, g.NumOperations())
+}
+
+func TestOpAndKernelRegistries(t *testing.T) {
+	ops, err := OpList()
+	require.NoError(t, err)
+	assert.Greater(t, len(ops.Op), 1000)
+	found := map[string]bool{}
+	for _, op := range ops.Op {
+		found[op.Name] = true
+	}
+	for _, name := range []string{"MatMul", "BatchMatMulV2", "Softmax", "VarHandleOp", "SaveV2", "StatefulPartitionedCall", "While"} {
+		assert.True(t, found[name], name)
+	}
+	kernels, err := KernelList()
+	require.NoError(t, err)
+	cpuMatMul := false
+	for _, k := range kernels.Kernel {
+		if k.Op == "MatMul" && k.DeviceType == "CPU" {
+			cpuMatMul = true
+		}
+	}
+	assert.True(t, cpuMatMul)
+}

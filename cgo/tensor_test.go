@@ -1,0 +1,85 @@
+package cgo
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestTensorsOfEveryFixedSizeDtype(t *testing.T) {
+	sizes := map[DataType]int{
+		Float: 4, Double: 8, Int32: 4, Uint8: 1, Int16: 2, Int8: 1, Complex64: 8, Int64: 8,
+		Bool: 1, BFloat16: 2, Uint16: 2, Complex128: 16, Half: 2, Uint32: 4, Uint64: 8,
+	}
+	for dt, size := range sizes {
+		assert.Equal(t, size, dt.Size(), dt.String())
+		data := make([]byte, 2*3*size)
+		for i := range data {
+			data[i] = byte(i * 7)
+		}
+		tn, err := NewTensor(dt, []int64{2, 3}, data)
+		require.NoError(t, err, dt.String())
+		assert.Equal(t, dt, tn.DataType())
+		assert.Equal(t, []int64{2, 3}, tn.Shape())
+		assert.Equal(t, int64(6), tn.NumElements())
+		assert.Equal(t, data, tn.Data())
+		parsed, err := ParseDataType(dt.String())
+		require.NoError(t, err)
+		assert.Equal(t, dt, parsed)
+		require.NoError(t, tn.Close())
+		require.NoError(t, tn.Close()) // idempotent
+		assert.Nil(t, tn.Data())
+	}
+}
+
+func TestStringTensors(t *testing.T) {
+	long := bytes.Repeat([]byte("0123456789"), 30) // heap-allocated TF_TString
+	vals := [][]byte{[]byte("short"), {}, []byte("nul\x00inside"), long, []byte("\xff\xfe binary")}
+	tn, err := NewStringTensor([]int64{5}, vals)
+	require.NoError(t, err)
+	defer tn.Close()
+	got, err := tn.Strings()
+	require.NoError(t, err)
+	assert.Equal(t, vals, got)
+
+	scalar, err := NewStringTensor(nil, [][]byte{[]byte("x")})
+	require.NoError(t, err)
+	assert.Empty(t, scalar.Shape())
+	scalar.Close()
+
+	empty, err := NewStringTensor([]int64{0, 3}, nil)
+	require.NoError(t, err)
+	s, err := empty.Strings()
+	require.NoError(t, err)
+	assert.Empty(t, s)
+	empty.Close()
+}
+
+func TestTensorBadInput(t *testing.T) {
+	_, err := NewTensor(Float, []int64{2, 2}, make([]byte, 12))
+	require.ErrorContains(t, err, "needs 16 bytes, got 12")
+	_, err = NewTensor(Float, []int64{-1}, nil)
+	require.ErrorContains(t, err, "negative dimension")
+	_, err = AllocateTensor(String, []int64{1})
+	require.ErrorContains(t, err, "NewStringTensor")
+	_, err = NewStringTensor([]int64{2}, [][]byte{[]byte("one")})
+	require.ErrorContains(t, err, "holds 2 strings, got 1")
+	f, err := NewTensor(Float, nil, f32bytes(1))
+	require.NoError(t, err)
+	_, err = f.Strings()
+	require.ErrorContains(t, err, "float32")
+	_, err = ParseDataType("float8")
+	require.ErrorContains(t, err, "float8")
+}
+
+func TestShapeString(t *testing.T) {
+	assert.Equal(t, "(2, None)", MakeShape(2, -1).String())
+	assert.Equal(t, "(3,)", MakeShape(3).String())
+	assert.Equal(t, "()", MakeShape().String())
+	assert.Equal(t, "<unknown>", UnknownShape().String())
+	assert.Equal(t, int64(6), MakeShape(2, 3).NumElements())
+	assert.Equal(t, int64(-1), MakeShape(2, -1).NumElements())
+	assert.Equal(t, -1, UnknownShape().Rank())
+}
