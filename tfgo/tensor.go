@@ -8,7 +8,8 @@ import (
 	"github.com/gotf/gotf/cgo"
 )
 
-// Go element types and the dtypes they map to. Strings are string or []byte.
+// Go element types and the dtypes they map to. A Go string holds any bytes,
+// so string tensors are Go strings; []byte is a uint8 vector.
 var goTypes = map[reflect.Type]cgo.DataType{
 	reflect.TypeOf(float32(0)):    cgo.Float,
 	reflect.TypeOf(float64(0)):    cgo.Double,
@@ -28,8 +29,6 @@ var goTypes = map[reflect.Type]cgo.DataType{
 	reflect.TypeOf(""):            cgo.String,
 }
 
-var bytesType = reflect.TypeOf([]byte(nil))
-
 func elemType(dt cgo.DataType) (reflect.Type, bool) {
 	for t, d := range goTypes {
 		if d == dt {
@@ -41,8 +40,7 @@ func elemType(dt cgo.DataType) (reflect.Type, bool) {
 
 // NewTensor converts a Go value to a tensor: a scalar, or a (nested,
 // rectangular) slice or array of float32, float64, Float16, BFloat16, the
-// sized ints and uints, bool, complex64/128, or string / []byte for string
-// tensors. Numeric data is copied once, straight into TensorFlow's buffer.
+// sized ints and uints, bool, complex64/128, or string for string tensors. Numeric data is copied once, straight into TensorFlow's buffer.
 func NewTensor(value any) (*cgo.Tensor, error) {
 	if t, ok := value.(*cgo.Tensor); ok {
 		return t, nil
@@ -56,21 +54,12 @@ func NewTensor(value any) (*cgo.Tensor, error) {
 		return nil, err
 	}
 	dt, ok := goTypes[et]
-	if et == bytesType {
-		dt, ok = cgo.String, true
-	}
 	if !ok {
 		return nil, fmt.Errorf("NewTensor: unsupported element type %s", et)
 	}
 	if dt == cgo.String {
 		strs := make([][]byte, 0, numElements(shape))
-		walk(v, len(shape), func(leaf reflect.Value) {
-			if leaf.Kind() == reflect.String {
-				strs = append(strs, []byte(leaf.String()))
-			} else {
-				strs = append(strs, leaf.Bytes())
-			}
-		})
+		walk(v, len(shape), func(leaf reflect.Value) { strs = append(strs, []byte(leaf.String())) })
 		return cgo.NewStringTensor(shape, strs)
 	}
 	t, err := cgo.AllocateTensor(dt, shape)
@@ -127,7 +116,7 @@ func walk(v reflect.Value, depth int, fn func(reflect.Value)) {
 func shapeOf(v reflect.Value) ([]int64, reflect.Type, error) {
 	var shape []int64
 	t, cur := v.Type(), v
-	for (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) && t != bytesType {
+	for t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
 		shape = append(shape, int64(cur.Len()))
 		t = t.Elem()
 		if cur.Len() > 0 {
@@ -165,8 +154,8 @@ func numElements(shape []int64) int64 {
 	return n
 }
 
-// Value converts a tensor to nested Go slices of its element type (strings
-// as []byte), or a scalar for a rank-0 tensor.
+// Value converts a tensor to nested Go slices of its element type, or a
+// scalar for a rank-0 tensor.
 func Value(t *cgo.Tensor) (any, error) {
 	shape := t.Shape()
 	if t.DataType() == cgo.String {
@@ -174,8 +163,11 @@ func Value(t *cgo.Tensor) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		flat := reflect.ValueOf(strs)
-		return reshape(flat, shape), nil
+		flat := make([]string, len(strs))
+		for i, b := range strs {
+			flat[i] = string(b)
+		}
+		return reshape(reflect.ValueOf(flat), shape), nil
 	}
 	et, ok := elemType(t.DataType())
 	if !ok {

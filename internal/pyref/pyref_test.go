@@ -50,10 +50,10 @@ func u16s(v ...uint16) []byte {
 
 func TestRoundTrip(t *testing.T) {
 	long := bytes.Repeat([]byte("0123456789abcdef"), 10) // 160 bytes
-	nan32 := math.Float32frombits(0x7fc00123)              // NaN with a payload
+	nan32 := math.Float32frombits(0x7fc00123)            // NaN with a payload
 	arrays := map[string]*pyref.Array{
 		"f32": pyref.Float32s([]int64{2, 3},
-			[]float32{1.5, -0, float32(math.Inf(-1)), nan32, math.SmallestNonzeroFloat32, math.MaxFloat32}),
+			[]float32{1.5, float32(math.Copysign(0, -1)), float32(math.Inf(-1)), nan32, math.SmallestNonzeroFloat32, math.MaxFloat32}),
 		"f64": pyref.Float64s([]int64{4},
 			[]float64{math.Pi, math.NaN(), math.SmallestNonzeroFloat64, -math.MaxFloat64}),
 		// 1, max finite, smallest subnormal, -inf, NaN with a payload, -0.
@@ -161,7 +161,7 @@ func TestPythonException(t *testing.T) {
 	for _, tc := range []struct{ code, want string }{
 		{"def f():\n    raise ValueError('boom')\nf()", "ValueError: boom"},
 		{"outputs['x'] = undefined_name", "NameError"},
-		{"this is not python", "SyntaxError"},
+		{"def (:", "SyntaxError"},
 		{"import sys\nsys.exit(2)", "SystemExit: 2"},
 		{"outputs['x'] = np.zeros(2, dtype='datetime64[s]')", "unsupported dtype"},
 		{"outputs = [1]", "outputs is a list"},

@@ -25,6 +25,9 @@ const (
 	// exitTimeout bounds how long the worker may take to exit on its own,
 	// after stdin is closed or its stdout has ended, before it is killed.
 	exitTimeout = 10 * time.Second
+	// syncTimeout bounds how long Run waits for the worker's stderr output
+	// to catch up with its response.
+	syncTimeout = 2 * time.Second
 )
 
 // Worker is a Python process that runs code on request. Its methods are
@@ -36,6 +39,7 @@ type Worker struct {
 	stdout   *bufio.Reader
 	stdoutF  *os.File
 	stderr   *tailWriter
+	replies  int           // lines the worker has written to stdout
 	done     chan struct{} // closed when the process has exited
 	waitErr  error         // result of cmd.Wait, set before done is closed
 	err      error         // if non-nil, the worker is unusable
@@ -75,9 +79,9 @@ func (e *PythonError) Error() string {
 // PYTHONDONTWRITEBYTECODE=1 and, unless set already, TF_CPP_MIN_LOG_LEVEL=3.
 //
 // The worker's standard error is kept (its last 64 KiB) for error messages
-// and [Worker.Stderr]; once start-up is over, it is also copied to the
+// and [Worker.Stderr]. Once start-up is over, it is also copied to the
 // standard error of the Go process, so that what the Python code prints is
-// visible.
+// visible, while TensorFlow's start-up messages are not.
 func Start() (*Worker, error) {
 	python, err := pythonPath()
 	if err != nil {
@@ -104,7 +108,7 @@ func Start() (*Worker, error) {
 	cmd.WaitDelay = exitTimeout
 	w := &Worker{
 		cmd:    cmd,
-		stderr: &tailWriter{max: stderrTailSize},
+		stderr: newTailWriter(stderrTailSize, os.Stderr),
 		done:   make(chan struct{}),
 	}
 	cmd.Stderr = w.stderr
@@ -139,7 +143,7 @@ func Start() (*Worker, error) {
 	if err := json.Unmarshal(line, &resp); err != nil || !resp.Ready {
 		return nil, w.fail(fmt.Errorf("pyref: starting worker %s: unexpected first line %.200q", python, line), true)
 	}
-	w.stderr.forward(os.Stderr)
+	w.replies = 1
 	return w, nil
 }
 
@@ -147,6 +151,9 @@ func Start() (*Worker, error) {
 // arrays the code stored in outputs. If the code raises an exception, the
 // error is a [*PythonError]. If the worker has died, the error includes the
 // tail of its standard error, and the worker is unusable from then on.
+//
+// Run returns after what the code printed has been copied to standard
+// error.
 func (w *Worker) Run(code string, inputs map[string]*Array) (map[string]*Array, error) {
 	for name, a := range inputs {
 		if err := a.validate(); err != nil {
@@ -171,6 +178,10 @@ func (w *Worker) Run(code string, inputs map[string]*Array) (map[string]*Array, 
 	if err != nil {
 		return nil, w.fail(fmt.Errorf("pyref: reading response: %w", err), false)
 	}
+	// Let what the code wrote to stderr reach the Go side first, so that it
+	// shows up in the right place of the test log.
+	w.replies++
+	w.stderr.waitSynced(w.replies, syncTimeout)
 	var resp response
 	if err := json.Unmarshal(line, &resp); err != nil {
 		return nil, w.fail(fmt.Errorf("pyref: decoding response %.200q: %w", line, err), true)
@@ -311,46 +322,4 @@ func workerEnv() []string {
 		env = append(env, "TF_CPP_MIN_LOG_LEVEL=3")
 	}
 	return env
-}
-
-// tailWriter keeps the last max bytes written to it and, once forwarding
-// is on, copies writes to another writer.
-type tailWriter struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-	fwd io.Writer
-}
-
-// Write records p. It never fails, so that the worker never blocks on a
-// full stderr pipe.
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.fwd != nil {
-		t.fwd.Write(p) // best effort
-	}
-	if len(p) >= t.max {
-		t.buf = append(t.buf[:0], p[len(p)-t.max:]...)
-		return len(p), nil
-	}
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-// forward makes later writes also go to fwd.
-func (t *tailWriter) forward(fwd io.Writer) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.fwd = fwd
-}
-
-// String returns the recorded bytes.
-func (t *tailWriter) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
 }

@@ -10,7 +10,9 @@ An array is {"dtype": d, "shape": [...], "data": base64(raw little-endian
 row-major bytes)}, or for d == "string" {"dtype": "string", "shape": [...],
 "strings": [base64(element bytes), ...]}.
 
-The worker exits when stdin reaches end of file.
+Before each line it writes to stdout, the worker writes SYNC_MARKER to
+stderr, so that the Go side can tell when it has seen all the stderr output
+that precedes the response. The worker exits when stdin reaches end of file.
 """
 
 import base64
@@ -47,9 +49,16 @@ _DTYPES = {
 _DTYPES["bfloat16"] = np.dtype(ml_dtypes.bfloat16)
 
 _SOURCE_NAME = "<pyref>"
+SYNC_MARKER = b"\x00pyref:sync\x00"
 
 
 def _send(msg):
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - user code may have replaced it
+            pass
+    os.write(2, SYNC_MARKER)
     _proto_out.write(json.dumps(msg, separators=(",", ":")))
     _proto_out.write("\n")
     _proto_out.flush()
@@ -108,7 +117,7 @@ def _encode(name, value):
     dtype = a.dtype.name
     if dtype not in _DTYPES:
         raise TypeError(f"output {name!r}: unsupported dtype {a.dtype}")
-    a = np.ascontiguousarray(a, dtype=_DTYPES[dtype])
+    a = a.astype(_DTYPES[dtype], copy=False)  # tobytes() is row-major
     return {
         "dtype": dtype,
         "shape": list(a.shape),
@@ -166,9 +175,6 @@ def main():
             resp = _handle(line)
         except BaseException as exc:  # noqa: B036 - report, keep serving
             resp = {"error": _user_traceback(exc)}
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
         _send(resp)
 
 
