@@ -75,7 +75,7 @@ Version: $version
 Cflags: -I\${includedir}
 Libs: -L\${libdir} -Wl,-rpath,\${libdir} -l$lib -ltensorflow_framework
 EOF
-  mv "$pc.tmp" "$pc"
+  if cmp -s "$pc.tmp" "$pc"; then rm "$pc.tmp"; else mv "$pc.tmp" "$pc"; fi
 }
 
 runtime_prefix() {
@@ -89,6 +89,7 @@ runtime_prefix() {
     fi
     [ -e "$d/lib/libtensorflow_framework.so" ] || die "LIBTENSORFLOW_DIR=$d has no lib/libtensorflow_framework.so"
     write_pc "$d" "$lib" external
+    [ "$(cat "$prefix/.source" 2>/dev/null)" = "LIBTENSORFLOW_DIR=$d" ] || log "using libtensorflow from $d"
     echo "LIBTENSORFLOW_DIR=$d" >"$prefix/.source"
     return
   fi

@@ -35,8 +35,11 @@
 // The code given to [Worker.Run] is executed in a fresh namespace holding
 // np (numpy), tf (tensorflow), inputs (a dict from name to numpy array; a
 // string array is a numpy object array of bytes) and outputs (an empty
-// dict). The code stores its results in outputs; any value np.asarray
-// accepts will do, including tf.Tensor and Python scalars, bytes and str
-// (str is encoded as UTF-8). Whatever the code prints goes to standard
-// error, not to the protocol stream.
+// dict). The code stores its results in outputs, or binds outputs to a
+// dict of its own (outputs = dict(inputs)); any value np.asarray accepts
+// will do, including tf.Tensor and Python scalars, bytes and str (str is
+// encoded as UTF-8). A numpy array of fixed-width bytes (dtype "S") has
+// already lost its elements' trailing NUL bytes; use dtype=object to keep
+// them. Whatever the code prints goes to standard error, not to the
+// protocol stream.
 package pyref
