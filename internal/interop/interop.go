@@ -1,0 +1,34 @@
+// Package interop converts between the runtime's tensors and the arrays the
+// Python reference worker (internal/pyref) exchanges, for interop tests.
+package interop
+
+import (
+	"fmt"
+
+	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/internal/pyref"
+)
+
+// ToArray copies a tensor into an Array for Python.
+func ToArray(t *cgo.Tensor) (*pyref.Array, error) {
+	if t.DataType() == cgo.String {
+		s, err := t.Strings()
+		if err != nil {
+			return nil, err
+		}
+		return &pyref.Array{DType: "string", Shape: t.Shape(), Strings: s}, nil
+	}
+	return pyref.NewArray(t.DataType().String(), t.Shape(), append([]byte(nil), t.Data()...)), nil
+}
+
+// ToTensor copies an Array from Python into a tensor.
+func ToTensor(a *pyref.Array) (*cgo.Tensor, error) {
+	dt, err := cgo.ParseDataType(a.DType)
+	if err != nil {
+		return nil, fmt.Errorf("array from Python: %w", err)
+	}
+	if dt == cgo.String {
+		return cgo.NewStringTensor(a.Shape, a.Strings)
+	}
+	return cgo.NewTensor(dt, a.Shape, a.Data)
+}
