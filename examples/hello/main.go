@@ -5,49 +5,58 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log"
+	"os"
 
 	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/tfgo"
 )
 
 func main() {
-	fmt.Println("TensorFlow", cgo.Version())
+	if err := run(os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(w io.Writer) error {
+	fmt.Fprintln(w, "TensorFlow", cgo.Version())
 
 	s := tfgo.NewScope()
 	x := tfgo.Placeholder(s, cgo.Float, -1, 3)
 	dense := s.SubScope("dense")
-	w := tfgo.Const(dense.SubScope("kernel"), [][]float32{{0.5, -1, 2}, {1, 0, -0.5}, {-1, 1, 0.25}})
+	kernel := tfgo.Const(dense.SubScope("kernel"), [][]float32{{0.5, -1, 2}, {1, 0, -0.5}, {-1, 1, 0.25}})
 	b := tfgo.Const(dense.SubScope("bias"), []float32{0.1, 0.2, 0.3})
-	mm := tfgo.Out(tfgo.Op(dense, "MatMul", []any{x, w}, nil), 0)
+	mm := tfgo.Out(tfgo.Op(dense, "MatMul", []any{x, kernel}, nil), 0)
 	logits := tfgo.Out(tfgo.Op(dense, "BiasAdd", []any{mm, b}, nil), 0)
 	probs := tfgo.Out(tfgo.Op(s, "Softmax", []any{logits}, nil), 0)
 
 	sess, err := tfgo.NewSession(s, nil)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	defer sess.Close()
 	devs, err := sess.ListDevices()
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	for _, d := range devs {
-		fmt.Println("device", d.Name)
+		fmt.Fprintln(w, "device", d.Name)
 	}
 
 	batch := [][]float32{{1, 2, 3}, {-1, 0, 1}}
 	out, err := sess.Run(map[tfgo.Output]any{x: batch}, []tfgo.Output{probs})
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	defer out[0].Close()
 	v, err := tfgo.Value(out[0])
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
-	fmt.Printf("softmax(x·W + b) of %v:\n", batch)
+	fmt.Fprintf(w, "softmax(x·W + b) of %v:\n", batch)
 	for _, row := range v.([][]float32) {
-		fmt.Printf("  %.6f\n", row)
+		fmt.Fprintf(w, "  %.6f\n", row)
 	}
+	return nil
 }
