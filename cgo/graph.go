@@ -7,6 +7,7 @@ import "C"
 import (
 	"fmt"
 	"runtime"
+	"sync"
 	"unsafe"
 
 	fpb "github.com/wamuir/graft/tensorflow/core/framework/graph_go_proto"
@@ -18,11 +19,16 @@ import (
 // (TensorFlow locks the graph); operations live as long as their graph.
 type Graph struct {
 	c *C.TF_Graph
+
+	// ops gives each C operation one Go *Operation, so that Operations and
+	// Outputs compare equal (and work as map keys) however they were reached.
+	mu  sync.Mutex
+	ops map[*C.TF_Operation]*Operation
 }
 
 // NewGraph returns an empty graph.
 func NewGraph() *Graph {
-	g := &Graph{c: C.TF_NewGraph()}
+	g := &Graph{c: C.TF_NewGraph(), ops: map[*C.TF_Operation]*Operation{}}
 	runtime.SetFinalizer(g, (*Graph).Close)
 	return g
 }
@@ -49,7 +55,14 @@ func (g *Graph) op(c *C.TF_Operation) *Operation {
 	if c == nil {
 		return nil
 	}
-	return &Operation{c: c, g: g}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	op, ok := g.ops[c]
+	if !ok {
+		op = &Operation{c: c, g: g}
+		g.ops[c] = op
+	}
+	return op
 }
 
 // Operations lists the graph's operations in the order they were added.

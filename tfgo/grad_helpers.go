@@ -1,0 +1,156 @@
+package tfgo
+
+import (
+	"fmt"
+
+	"github.com/gotf/gotf/cgo"
+)
+
+// The gradient functions build their ops through these few helpers, by op
+// type, so that they do not depend on the generated wrappers.
+
+// op1 adds an op and returns its first output.
+func op1(s *Scope, opType string, attrs map[string]any, inputs ...any) Output {
+	return Out(s.AddOperation(OpSpec{Type: opType, Input: inputs, Attrs: attrs}), 0)
+}
+
+// zeroOf is a Go zero of a numeric dtype, for Const.
+func zeroOf(dt cgo.DataType) any { return scalarOf(dt, 0) }
+
+// scalarOf is v as a Go scalar of a floating or integer dtype.
+func scalarOf(dt cgo.DataType, v float64) any {
+	switch dt {
+	case cgo.Float:
+		return float32(v)
+	case cgo.Double:
+		return v
+	case cgo.Half:
+		return NewFloat16(float32(v))
+	case cgo.BFloat16:
+		return NewBFloat16(float32(v))
+	case cgo.Int32:
+		return int32(v)
+	case cgo.Int64:
+		return int64(v)
+	case cgo.Complex64:
+		return complex64(complex(v, 0))
+	case cgo.Complex128:
+		return complex(v, 0)
+	}
+	return float32(v)
+}
+
+// scalar adds a constant scalar of x's dtype.
+func scalar(s *Scope, like Output, v float64) Output {
+	return Const(s.SubScope("const"), scalarOf(like.DataType(), v))
+}
+
+func shapeOfOutput(s *Scope, x Output) Output {
+	return op1(s, "Shape", map[string]any{"out_type": cgo.Int32}, x)
+}
+
+// staticDims returns x's shape when it is fully known at graph-build time.
+func staticDims(x Output) ([]int64, bool) {
+	sh, err := x.Shape()
+	if err != nil || !sh.IsFullyDefined() {
+		return nil, false
+	}
+	return sh.Dims, true
+}
+
+func int32s(v []int64) []int32 {
+	out := make([]int32, len(v))
+	for i, x := range v {
+		out[i] = int32(x)
+	}
+	return out
+}
+
+// unbroadcast sums grad (shaped like the broadcast result) down to the
+// shape of x, as the gradients of broadcasting ops need.
+func unbroadcast(s *Scope, grad, x Output) Output {
+	xd, okx := staticDims(x)
+	gd, okg := staticDims(grad)
+	if okx && okg {
+		if equalDims(xd, gd) {
+			return grad
+		}
+		// Axes where x was broadcast: leading extra axes, and 1-sized ones.
+		var axes []int32
+		lead := len(gd) - len(xd)
+		for i := range gd {
+			if i < lead || (xd[i-lead] == 1 && gd[i] != 1) {
+				axes = append(axes, int32(i))
+			}
+		}
+		sum := grad
+		if len(axes) > 0 {
+			sum = op1(s, "Sum", map[string]any{"keep_dims": false}, grad, Const(s.SubScope("axes"), axes))
+		}
+		return op1(s, "Reshape", nil, sum, Const(s.SubScope("shape"), int32s(xd)))
+	}
+	sx, sg := shapeOfOutput(s, x), shapeOfOutput(s, grad)
+	args := s.AddOperation(OpSpec{Type: "BroadcastGradientArgs", Input: []any{sx, sg}})
+	sum := op1(s, "Sum", map[string]any{"keep_dims": false}, grad, Out(args, 0))
+	return op1(s, "Reshape", nil, sum, sx)
+}
+
+func equalDims(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// attrBool reads a bool attr (false when absent).
+func attrBool(op *cgo.Operation, name string) bool {
+	v, err := op.Attr(name)
+	if err != nil {
+		return false
+	}
+	b, _ := v.(bool)
+	return b
+}
+
+func attrInt(op *cgo.Operation, name string) (int64, error) {
+	v, err := op.Attr(name)
+	if err != nil {
+		return 0, err
+	}
+	i, ok := v.(int64)
+	if !ok {
+		return 0, fmt.Errorf("attr %s is %T, not int", name, v)
+	}
+	return i, nil
+}
+
+// constInt32s reads a small int32/int64 Const input (an axis, a permutation).
+func constInt64s(o Output) ([]int64, bool) {
+	if o.Op.Type() != "Const" {
+		return nil, false
+	}
+	v, err := o.Op.Attr("value")
+	if err != nil {
+		return nil, false
+	}
+	t := v.(*cgo.Tensor)
+	defer t.Close()
+	switch t.DataType() {
+	case cgo.Int32:
+		i, _ := Int32s(t)
+		out := make([]int64, len(i))
+		for k, x := range i {
+			out[k] = int64(x)
+		}
+		return out, true
+	case cgo.Int64:
+		i, _ := Int64s(t)
+		return i, true
+	}
+	return nil, false
+}

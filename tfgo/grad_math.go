@@ -1,0 +1,236 @@
+package tfgo
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gotf/gotf/cgo"
+)
+
+// Gradients of element-wise math, matrix products and reductions, as
+// TensorFlow's math_grad.py computes them.
+
+func init() {
+	for _, t := range []string{"Identity", "ReadVariableOp", "Snapshot", "PreventGradient"} {
+		RegisterGradient(t, passThrough)
+	}
+	for _, t := range []string{"StopGradient", "OnesLike", "ZerosLike", "Shape", "ShapeN", "Size", "Rank",
+		"Fill", "Range", "Floor", "Ceil", "Round", "Sign", "ArgMax", "ArgMin", "Equal", "NotEqual",
+		"Greater", "GreaterEqual", "Less", "LessEqual", "LogicalAnd", "LogicalOr", "LogicalNot",
+		"OneHot", "RandomStandardNormal", "RandomUniform", "TruncatedNormal", "VariableShape",
+		"StatelessRandomNormalV2", "StatelessRandomUniformV2", "StatelessTruncatedNormalV2", "BroadcastGradientArgs"} {
+		RegisterNoGradient(t)
+	}
+	RegisterGradient("AddN", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		out := make([]Output, op.NumInputs())
+		for i := range out {
+			out[i] = g[0]
+		}
+		return out, nil
+	})
+	RegisterGradient("Add", addGrad)
+	RegisterGradient("AddV2", addGrad)
+	RegisterGradient("Sub", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		x, y := op.Input(0), op.Input(1)
+		return []Output{unbroadcast(s, g[0], x), unbroadcast(s, op1(s, "Neg", nil, g[0]), y)}, nil
+	})
+	RegisterGradient("Mul", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		x, y := op.Input(0), op.Input(1)
+		return []Output{
+			unbroadcast(s, op1(s, "Mul", nil, g[0], y), x),
+			unbroadcast(s, op1(s, "Mul", nil, x, g[0]), y),
+		}, nil
+	})
+	RegisterGradient("RealDiv", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		x, y := op.Input(0), op.Input(1)
+		gy := op1(s, "Mul", nil, g[0], op1(s, "RealDiv", nil, op1(s, "RealDiv", nil, op1(s, "Neg", nil, x), y), y))
+		return []Output{unbroadcast(s, op1(s, "RealDiv", nil, g[0], y), x), unbroadcast(s, gy, y)}, nil
+	})
+	RegisterGradient("Neg", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		return []Output{op1(s, "Neg", nil, g[0])}, nil
+	})
+	RegisterGradient("Square", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		x := op.Input(0)
+		return []Output{op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, x, scalar(s, x, 2)))}, nil
+	})
+	// d sqrt(x) = 0.5 / y, d rsqrt(x) = -0.5 y^3, d tanh = 1 - y^2, d sigmoid = y (1 - y),
+	// d (1/x) = -y^2: the runtime has fused kernels taking (y, dy).
+	for fwd, grad := range map[string]string{"Sqrt": "SqrtGrad", "Rsqrt": "RsqrtGrad", "Tanh": "TanhGrad",
+		"Sigmoid": "SigmoidGrad", "Reciprocal": "ReciprocalGrad", "Inv": "InvGrad"} {
+		grad := grad
+		RegisterGradient(fwd, func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+			return []Output{op1(s, grad, nil, op.Output(0), g[0])}, nil
+		})
+	}
+	RegisterGradient("Exp", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		return []Output{op1(s, "Mul", nil, g[0], op.Output(0))}, nil
+	})
+	RegisterGradient("Log", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		return []Output{op1(s, "RealDiv", nil, g[0], op.Input(0))}, nil
+	})
+	RegisterGradient("Erf", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		x := op.Input(0)
+		k := scalar(s, x, 2/math.Sqrt(math.Pi))
+		return []Output{op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, k, op1(s, "Exp", nil, op1(s, "Neg", nil, op1(s, "Square", nil, x)))))}, nil
+	})
+	RegisterGradient("Pow", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		x, y, z := op.Input(0), op.Input(1), op.Output(0)
+		gx := op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, y, op1(s, "Pow", nil, x, op1(s, "Sub", nil, y, scalar(s, y, 1)))))
+		// log(x) where x > 0, else 0, as TensorFlow does.
+		pos := op1(s, "Greater", nil, x, scalar(s, x, 0))
+		safe := op1(s, "SelectV2", nil, pos, x, op1(s, "OnesLike", nil, x))
+		logx := op1(s, "SelectV2", nil, pos, op1(s, "Log", nil, safe), op1(s, "ZerosLike", nil, x))
+		gy := op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, z, logx))
+		return []Output{unbroadcast(s, gx, x), unbroadcast(s, gy, y)}, nil
+	})
+	RegisterGradient("Maximum", maxMinGrad("GreaterEqual"))
+	RegisterGradient("Minimum", maxMinGrad("LessEqual"))
+	RegisterGradient("SelectV2", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		c, t, e := op.Input(0), op.Input(1), op.Input(2)
+		zero := scalar(s, g[0], 0)
+		return []Output{{},
+			unbroadcast(s, op1(s, "SelectV2", nil, c, g[0], zero), t),
+			unbroadcast(s, op1(s, "SelectV2", nil, c, zero, g[0]), e)}, nil
+	})
+	RegisterGradient("Cast", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		src, dst := op.Input(0).DataType(), op.Output(0).DataType()
+		if !isFloating(src) || !isFloating(dst) {
+			return nil, nil
+		}
+		return []Output{op1(s, "Cast", map[string]any{"DstT": src}, g[0])}, nil
+	})
+	RegisterGradient("MatMul", matMulGrad("MatMul", "transpose_a", "transpose_b"))
+	RegisterGradient("BatchMatMulV2", matMulGrad("BatchMatMulV2", "adj_x", "adj_y"))
+	RegisterGradient("BatchMatMulV3", matMulGrad("BatchMatMulV3", "adj_x", "adj_y"))
+	RegisterGradient("Sum", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		return []Output{broadcastReduced(s, op, g[0])}, nil
+	})
+	RegisterGradient("Mean", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		x, y := op.Input(0), op.Output(0)
+		var count Output
+		xd, okx := staticDims(x)
+		yd, oky := staticDims(y)
+		if okx && oky {
+			count = scalar(s, g[0], float64(numElements(xd))/float64(max(numElements(yd), 1)))
+		} else {
+			px := op1(s, "Prod", nil, shapeOfOutput(s, x), Const(s.SubScope("axis"), int32(0)))
+			py := op1(s, "Prod", nil, shapeOfOutput(s, y), Const(s.SubScope("axis"), int32(0)))
+			ratio := op1(s, "Maximum", nil, op1(s, "FloorDiv", nil, px, op1(s, "Maximum", nil, py, Const(s.SubScope("one"), int32(1)))), Const(s.SubScope("one"), int32(1)))
+			count = op1(s, "Cast", map[string]any{"DstT": g[0].DataType()}, ratio)
+		}
+		return []Output{op1(s, "RealDiv", nil, broadcastReduced(s, op, g[0]), count)}, nil
+	})
+	RegisterGradient("Max", minOrMaxGrad)
+	RegisterGradient("Min", minOrMaxGrad)
+}
+
+func passThrough(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	return []Output{g[0]}, nil
+}
+
+func addGrad(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	return []Output{unbroadcast(s, g[0], op.Input(0)), unbroadcast(s, g[0], op.Input(1))}, nil
+}
+
+func maxMinGrad(selector string) GradFunc {
+	return func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		x, y := op.Input(0), op.Input(1)
+		mask := op1(s, selector, nil, x, y)
+		zero := scalar(s, g[0], 0)
+		return []Output{
+			unbroadcast(s, op1(s, "SelectV2", nil, mask, g[0], zero), x),
+			unbroadcast(s, op1(s, "SelectV2", nil, mask, zero, g[0]), y),
+		}, nil
+	}
+}
+
+func isFloating(dt cgo.DataType) bool {
+	switch dt {
+	case cgo.Float, cgo.Double, cgo.Half, cgo.BFloat16, cgo.Complex64, cgo.Complex128:
+		return true
+	}
+	return false
+}
+
+// matMulGrad covers MatMul (transpose_a/b) and BatchMatMul (adj_x/y):
+// for C = op(A)·op(B), dA and dB are products of dC with A or B, chosen by
+// the two flags; batch dims that were broadcast are summed away.
+func matMulGrad(opType, ta, tb string) GradFunc {
+	return func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		a, b := op.Input(0), op.Input(1)
+		tA, tB := attrBool(op, ta), attrBool(op, tb)
+		mm := func(x, y Output, adjX, adjY bool) Output {
+			attrs := map[string]any{ta: adjX, tb: adjY}
+			if opType == "BatchMatMulV3" {
+				attrs["Tout"] = g[0].DataType()
+			}
+			return op1(s, opType, attrs, x, y)
+		}
+		var ga, gb Output
+		switch {
+		case !tA && !tB:
+			ga, gb = mm(g[0], b, false, true), mm(a, g[0], true, false)
+		case !tA && tB:
+			ga, gb = mm(g[0], b, false, false), mm(g[0], a, true, false)
+		case tA && !tB:
+			ga, gb = mm(b, g[0], false, true), mm(a, g[0], false, false)
+		default:
+			ga, gb = mm(b, g[0], true, true), mm(g[0], a, true, true)
+		}
+		if opType != "MatMul" {
+			ga, gb = unbroadcast(s, ga, a), unbroadcast(s, gb, b)
+		}
+		return []Output{ga, gb}, nil
+	}
+}
+
+// keptDims is the shape of a reduction's output with the reduced axes kept
+// as 1s (math_ops.reduced_shape), static when possible.
+func keptDims(s *Scope, x, axes Output) Output {
+	xd, okx := staticDims(x)
+	ax, oka := constInt64s(axes)
+	if okx && oka {
+		kept := append([]int64(nil), xd...)
+		for _, a := range ax {
+			if a < 0 {
+				a += int64(len(xd))
+			}
+			if a >= 0 && a < int64(len(kept)) {
+				kept[a] = 1
+			}
+		}
+		return Const(s.SubScope("kept_shape"), int32s(kept))
+	}
+	shape := shapeOfOutput(s, x)
+	rank := op1(s, "Size", map[string]any{"out_type": cgo.Int32}, shape)
+	axes32 := op1(s, "Cast", map[string]any{"DstT": cgo.Int32}, axes)
+	axes32 = op1(s, "FloorMod", nil, op1(s, "AddV2", nil, axes32, rank), rank)
+	ones := op1(s, "Fill", nil, shapeOfOutput(s, axes32), Const(s.SubScope("one"), int32(1)))
+	idx := op1(s, "Range", nil, Const(s.SubScope("zero"), int32(0)), rank, Const(s.SubScope("one"), int32(1)))
+	return op1(s, "DynamicStitch", nil, []Output{idx, axes32}, []Output{shape, ones})
+}
+
+// broadcastReduced spreads the gradient of a reduction back over its input.
+func broadcastReduced(s *Scope, op *cgo.Operation, g Output) Output {
+	x, axes := op.Input(0), op.Input(1)
+	r := op1(s, "Reshape", nil, g, keptDims(s, x, axes))
+	return op1(s, "BroadcastTo", nil, r, shapeOfOutput(s, x))
+}
+
+// minOrMaxGrad splits the gradient evenly between the elements that tie
+// for the extremum, as TensorFlow does.
+func minOrMaxGrad(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	x, axes := op.Input(0), op.Input(1)
+	kept := keptDims(s, x, axes)
+	y := op1(s, "Reshape", nil, op.Output(0), kept)
+	gr := op1(s, "Reshape", nil, g[0], kept)
+	ind := op1(s, "Cast", map[string]any{"DstT": g[0].DataType()}, op1(s, "Equal", nil, y, x))
+	n := op1(s, "Reshape", nil, op1(s, "Sum", nil, ind, axes), kept)
+	return []Output{op1(s, "Mul", nil, op1(s, "RealDiv", nil, ind, n), gr)}, nil
+}
+
+// errNoSecondOutputGrad is returned where a gradient through an auxiliary
+// output (such as the backprop of a fused cross-entropy) is not supported.
+func errNoSecondOutputGrad(op *cgo.Operation, i int) error {
+	return fmt.Errorf("a gradient through output %d of %s is not supported", i, op.Type())
+}

@@ -1,0 +1,497 @@
+package tfgo
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/gotf/gotf/cgo"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// gradCase is one row of the gradient table: a forward computation built in
+// Go and the same computation in Python, on float inputs of given shapes.
+type gradCase struct {
+	name   string
+	shapes [][]int64
+	domain string // "": normal values; "positive": > 0.5; "distinct": well-separated values; "nonzero": |x| > 0.2
+	build  func(s *Scope, x []Output) Output
+	py     string // Python expression over the list x of tf tensors
+	noFD   string // why finite differences cannot check this row, if they cannot
+}
+
+func c32(s *Scope, v any) Output { return Const(s.SubScope("c"), v) }
+
+// The ops a GPT-style transformer's forward pass, loss and optimizer
+// differentiate through; every one must appear in the table below.
+var requiredGradOps = []string{
+	"MatMul", "BatchMatMulV2", "Add", "AddV2", "Sub", "Mul", "RealDiv", "Neg", "Square", "Sqrt", "Rsqrt",
+	"Pow", "Exp", "Log", "Tanh", "Erf", "Relu", "Sigmoid", "Softmax", "LogSoftmax",
+	"SparseSoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithLogits", "Sum", "Mean", "Max",
+	"Reshape", "Transpose", "ExpandDims", "Squeeze", "ConcatV2", "Split", "SplitV", "Slice", "StridedSlice",
+	"GatherV2", "ResourceGather", "Cast", "Identity", "SelectV2", "Maximum", "Minimum", "Tile",
+	"BroadcastTo", "Pad", "ReadVariableOp",
+}
+
+func unaryOp(opType string, attrs map[string]any) func(*Scope, []Output) Output {
+	return func(s *Scope, x []Output) Output { return op1(s, opType, attrs, x[0]) }
+}
+
+func binaryOp(opType string, attrs map[string]any) func(*Scope, []Output) Output {
+	return func(s *Scope, x []Output) Output { return op1(s, opType, attrs, x[0], x[1]) }
+}
+
+var gradCases = []gradCase{
+	{name: "MatMul", shapes: [][]int64{{3, 4}, {4, 2}}, build: binaryOp("MatMul", nil), py: "tf.matmul(x[0], x[1])"},
+	{name: "MatMul_ta_tb", shapes: [][]int64{{4, 3}, {2, 4}}, build: binaryOp("MatMul", map[string]any{"transpose_a": true, "transpose_b": true}),
+		py: "tf.matmul(x[0], x[1], transpose_a=True, transpose_b=True)"},
+	{name: "MatMul_tb", shapes: [][]int64{{3, 4}, {2, 4}}, build: binaryOp("MatMul", map[string]any{"transpose_b": true}),
+		py: "tf.matmul(x[0], x[1], transpose_b=True)"},
+	{name: "MatMul_ta", shapes: [][]int64{{4, 3}, {4, 2}}, build: binaryOp("MatMul", map[string]any{"transpose_a": true}),
+		py: "tf.matmul(x[0], x[1], transpose_a=True)"},
+	{name: "BatchMatMulV2_broadcast", shapes: [][]int64{{2, 1, 3, 4}, {3, 4, 2}}, build: binaryOp("BatchMatMulV2", nil),
+		py: "tf.linalg.matmul(x[0], x[1])"},
+	{name: "BatchMatMulV2_adj_y", shapes: [][]int64{{2, 3, 4}, {2, 5, 4}}, build: binaryOp("BatchMatMulV2", map[string]any{"adj_y": true}),
+		py: "tf.linalg.matmul(x[0], x[1], adjoint_b=True)"},
+	{name: "Add", shapes: [][]int64{{2, 3}, {3}}, build: binaryOp("Add", nil), py: "tf.raw_ops.Add(x=x[0], y=x[1])"},
+	{name: "AddV2", shapes: [][]int64{{2, 1}, {1, 3}}, build: binaryOp("AddV2", nil), py: "x[0] + x[1]"},
+	{name: "AddN", shapes: [][]int64{{2, 3}, {2, 3}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "AddN", nil, []Output{x[0], x[1], x[0]})
+	}, py: "tf.add_n([x[0], x[1], x[0]])"},
+	{name: "Sub", shapes: [][]int64{{2, 1}, {1, 3}}, build: binaryOp("Sub", nil), py: "x[0] - x[1]"},
+	{name: "Mul", shapes: [][]int64{{2, 3}, {2, 1}}, build: binaryOp("Mul", nil), py: "x[0] * x[1]"},
+	{name: "RealDiv", shapes: [][]int64{{2, 3}, {3}}, domain: "positive", build: binaryOp("RealDiv", nil), py: "x[0] / x[1]"},
+	{name: "Neg", shapes: [][]int64{{2, 3}}, build: unaryOp("Neg", nil), py: "-x[0]"},
+	{name: "Square", shapes: [][]int64{{2, 3}}, build: unaryOp("Square", nil), py: "tf.square(x[0])"},
+	{name: "Sqrt", shapes: [][]int64{{2, 3}}, domain: "positive", build: unaryOp("Sqrt", nil), py: "tf.sqrt(x[0])"},
+	{name: "Rsqrt", shapes: [][]int64{{2, 3}}, domain: "positive", build: unaryOp("Rsqrt", nil), py: "tf.math.rsqrt(x[0])"},
+	{name: "Pow", shapes: [][]int64{{2, 3}, {3}}, domain: "positive", build: binaryOp("Pow", nil), py: "tf.pow(x[0], x[1])"},
+	{name: "Exp", shapes: [][]int64{{2, 3}}, build: unaryOp("Exp", nil), py: "tf.exp(x[0])"},
+	{name: "Log", shapes: [][]int64{{2, 3}}, domain: "positive", build: unaryOp("Log", nil), py: "tf.math.log(x[0])"},
+	{name: "Tanh", shapes: [][]int64{{2, 3}}, build: unaryOp("Tanh", nil), py: "tf.tanh(x[0])"},
+	{name: "Erf", shapes: [][]int64{{2, 3}}, build: unaryOp("Erf", nil), py: "tf.math.erf(x[0])"},
+	{name: "Relu", shapes: [][]int64{{2, 3}}, domain: "nonzero", build: unaryOp("Relu", nil), py: "tf.nn.relu(x[0])"},
+	{name: "Sigmoid", shapes: [][]int64{{2, 3}}, build: unaryOp("Sigmoid", nil), py: "tf.sigmoid(x[0])"},
+	{name: "Softmax", shapes: [][]int64{{3, 5}}, build: unaryOp("Softmax", nil), py: "tf.nn.softmax(x[0])"},
+	{name: "LogSoftmax", shapes: [][]int64{{3, 5}}, build: unaryOp("LogSoftmax", nil), py: "tf.nn.log_softmax(x[0])"},
+	{name: "SparseSoftmaxCrossEntropyWithLogits", shapes: [][]int64{{4, 5}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "SparseSoftmaxCrossEntropyWithLogits", nil, x[0], c32(s, []int32{1, 0, 4, 2}))
+	}, py: "tf.nn.sparse_softmax_cross_entropy_with_logits(labels=[1, 0, 4, 2], logits=x[0])"},
+	// Labels are a distribution, which the fused kernel's gradient assumes.
+	{name: "SoftmaxCrossEntropyWithLogits", shapes: [][]int64{{3, 4}, {3, 4}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "SoftmaxCrossEntropyWithLogits", nil, x[0], op1(s, "Softmax", nil, x[1]))
+	}, py: "tf.nn.softmax_cross_entropy_with_logits(labels=tf.nn.softmax(x[1]), logits=x[0])"},
+	{name: "BiasAdd", shapes: [][]int64{{3, 4}, {4}}, build: binaryOp("BiasAdd", nil), py: "tf.nn.bias_add(x[0], x[1])"},
+	{name: "Sum", shapes: [][]int64{{2, 3}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "Sum", nil, x[0], c32(s, []int32{1}))
+	}, py: "tf.reduce_sum(x[0], axis=[1])"},
+	{name: "Sum_keepdims", shapes: [][]int64{{2, 3, 4}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "Sum", map[string]any{"keep_dims": true}, x[0], c32(s, []int32{0, -1}))
+	}, py: "tf.reduce_sum(x[0], axis=[0, -1], keepdims=True)"},
+	{name: "Sum_dynamic_axis", shapes: [][]int64{{2, 3}}, build: func(s *Scope, x []Output) Output {
+		axis := op1(s, "Identity", nil, c32(s, []int32{0}))
+		return op1(s, "Sum", nil, x[0], axis)
+	}, py: "tf.reduce_sum(x[0], axis=[0])"},
+	{name: "Mean", shapes: [][]int64{{2, 3, 4}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "Mean", nil, x[0], c32(s, []int32{-1}))
+	}, py: "tf.reduce_mean(x[0], axis=-1)"},
+	{name: "Max", shapes: [][]int64{{3, 4}}, domain: "distinct", build: func(s *Scope, x []Output) Output {
+		return op1(s, "Max", nil, x[0], c32(s, []int32{1}))
+	}, py: "tf.reduce_max(x[0], axis=1)"},
+	{name: "Reshape", shapes: [][]int64{{2, 6}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "Reshape", nil, x[0], c32(s, []int32{3, 4}))
+	}, py: "tf.reshape(x[0], [3, 4])"},
+	{name: "Transpose", shapes: [][]int64{{2, 3, 4}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "Transpose", nil, x[0], c32(s, []int32{1, 2, 0}))
+	}, py: "tf.transpose(x[0], [1, 2, 0])"},
+	{name: "ExpandDims", shapes: [][]int64{{2, 3}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "ExpandDims", nil, x[0], c32(s, int32(1)))
+	}, py: "tf.expand_dims(x[0], 1)"},
+	{name: "Squeeze", shapes: [][]int64{{2, 1, 3}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "Squeeze", map[string]any{"squeeze_dims": []int64{1}}, x[0])
+	}, py: "tf.squeeze(x[0], [1])"},
+	{name: "ConcatV2", shapes: [][]int64{{2, 3}, {2, 2}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "ConcatV2", nil, []Output{x[0], x[1], x[0]}, c32(s, int32(1)))
+	}, py: "tf.concat([x[0], x[1], x[0]], axis=1)"},
+	{name: "Split", shapes: [][]int64{{4, 3}}, build: func(s *Scope, x []Output) Output {
+		sp := s.AddOperation(OpSpec{Type: "Split", Input: []any{c32(s, int32(0)), x[0]}, Attrs: map[string]any{"num_split": 2}})
+		return op1(s, "ConcatV2", nil, []Output{Out(sp, 1), op1(s, "Square", nil, Out(sp, 0))}, c32(s, int32(0)))
+	}, py: "tf.concat([tf.split(x[0], 2, axis=0)[1], tf.square(tf.split(x[0], 2, axis=0)[0])], 0)"},
+	{name: "SplitV_one_output_used", shapes: [][]int64{{2, 3}}, build: func(s *Scope, x []Output) Output {
+		sp := s.AddOperation(OpSpec{Type: "SplitV", Input: []any{x[0], c32(s, []int32{1, 2}), c32(s, int32(1))}, Attrs: map[string]any{"num_split": 2}})
+		return Out(sp, 1)
+	}, py: "tf.split(x[0], [1, 2], axis=1)[1]"},
+	{name: "Pack_Unpack", shapes: [][]int64{{2, 3}, {2, 3}}, build: func(s *Scope, x []Output) Output {
+		p := op1(s, "Pack", map[string]any{"axis": int64(1)}, []Output{x[0], x[1]})
+		un := s.AddOperation(OpSpec{Type: "Unpack", Input: []any{p}, Attrs: map[string]any{"num": int64(2), "axis": int64(0)}})
+		return op1(s, "Mul", nil, Out(un, 0), Out(un, 0))
+	}, py: "tf.unstack(tf.stack([x[0], x[1]], axis=1), axis=0)[0] ** 2"},
+	{name: "Slice", shapes: [][]int64{{3, 4}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "Slice", nil, x[0], c32(s, []int32{1, 1}), c32(s, []int32{2, 2}))
+	}, py: "tf.slice(x[0], [1, 1], [2, 2])"},
+	{name: "StridedSlice", shapes: [][]int64{{4, 5}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "StridedSlice", map[string]any{"end_mask": int64(2)}, x[0],
+			c32(s, []int32{1, 1}), c32(s, []int32{4, 0}), c32(s, []int32{2, 1}))
+	}, py: "x[0][1:4:2, 1:]"},
+	{name: "StridedSlice_shrink", shapes: [][]int64{{4, 3}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "StridedSlice", map[string]any{"shrink_axis_mask": int64(1)}, x[0],
+			c32(s, []int32{2}), c32(s, []int32{3}), c32(s, []int32{1}))
+	}, py: "x[0][2]"},
+	{name: "GatherV2", shapes: [][]int64{{5, 3}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "GatherV2", nil, x[0], c32(s, [][]int32{{2, 0}, {2, 4}}), c32(s, int32(0)))
+	}, py: "tf.gather(x[0], [[2, 0], [2, 4]])"},
+	{name: "Cast", shapes: [][]int64{{2, 3}}, build: func(s *Scope, x []Output) Output {
+		other := cgo.Float
+		if x[0].DataType() == cgo.Float {
+			other = cgo.Double
+		}
+		there := op1(s, "Cast", map[string]any{"DstT": other}, x[0])
+		return op1(s, "Cast", map[string]any{"DstT": x[0].DataType()}, op1(s, "Mul", nil, there, there))
+	}, py: "tf.cast(tf.square(tf.cast(x[0], tf.float64 if x[0].dtype == tf.float32 else tf.float32)), x[0].dtype)",
+		noFD: "the float64 run rounds through float32, far coarser than the finite-difference step"},
+	{name: "Identity", shapes: [][]int64{{2, 3}}, build: unaryOp("Identity", nil), py: "tf.identity(x[0])"},
+	{name: "SelectV2", shapes: [][]int64{{2, 3}, {3}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "SelectV2", nil, c32(s, [][]bool{{true, false, true}, {false, true, true}}), x[0], x[1])
+	}, py: "tf.where([[True, False, True], [False, True, True]], x[0], x[1])"},
+	{name: "Maximum", shapes: [][]int64{{2, 3}, {3}}, domain: "distinct", build: binaryOp("Maximum", nil), py: "tf.maximum(x[0], x[1])"},
+	{name: "Minimum", shapes: [][]int64{{2, 3}, {2, 1}}, domain: "distinct", build: binaryOp("Minimum", nil), py: "tf.minimum(x[0], x[1])"},
+	{name: "Tile", shapes: [][]int64{{2, 3}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "Tile", nil, x[0], c32(s, []int32{2, 3}))
+	}, py: "tf.tile(x[0], [2, 3])"},
+	{name: "BroadcastTo", shapes: [][]int64{{3, 1}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "BroadcastTo", nil, x[0], c32(s, []int32{2, 3, 4}))
+	}, py: "tf.broadcast_to(x[0], [2, 3, 4])"},
+	{name: "Pad", shapes: [][]int64{{2, 3}}, build: func(s *Scope, x []Output) Output {
+		return op1(s, "Pad", nil, x[0], c32(s, [][]int32{{1, 0}, {0, 2}}))
+	}, py: "tf.pad(x[0], [[1, 0], [0, 2]])"},
+	{name: "masked_softmax_without_where", shapes: [][]int64{{2, 4}}, build: func(s *Scope, x []Output) Output {
+		mask := c32(s, [][]bool{{true, true, false, true}, {true, false, false, true}})
+		neg := op1(s, "Fill", nil, c32(s, []int32{2, 4}), scalar(s, x[0], -1e9))
+		return op1(s, "Softmax", nil, op1(s, "SelectV2", nil, mask, x[0], neg))
+	}, py: "tf.nn.softmax(tf.where([[True, True, False, True], [True, False, False, True]], x[0], tf.fill([2, 4], tf.constant(-1e9, x[0].dtype))))"},
+}
+
+// sampleInputs draws inputs for a case (float64 values; cast for float32).
+func sampleInputs(r *rand.Rand, c gradCase) [][]float64 {
+	out := make([][]float64, len(c.shapes))
+	for i, sh := range c.shapes {
+		v := make([]float64, numElements(sh))
+		for j := range v {
+			switch c.domain {
+			case "positive":
+				v[j] = 0.5 + 1.5*r.Float64()
+			case "nonzero":
+				v[j] = (0.2 + r.Float64()) * float64(1-2*r.Intn(2))
+			case "distinct":
+				v[j] = float64(r.Perm(64)[0])*0.25 + 0.01*float64(i) // ties are broken by the offset
+			default:
+				v[j] = r.NormFloat64()
+			}
+		}
+		out[i] = v
+	}
+	if c.domain == "distinct" { // all values distinct across inputs
+		k := 0
+		perm := r.Perm(1000)
+		for i := range out {
+			for j := range out[i] {
+				out[i][j] = float64(perm[k])*0.01 - 5
+				k++
+			}
+		}
+	}
+	return out
+}
+
+// gradRun builds a case in Go for dtype and returns a function evaluating
+// y and the gradients of sum(y · gy) at given inputs.
+type gradGraph struct {
+	sess   *Session
+	xs     []Output
+	gy     Output
+	y      Output
+	grads  []Output
+	opSeen map[string]bool
+}
+
+func buildGradGraph(t *testing.T, c gradCase, dt cgo.DataType) *gradGraph {
+	s := NewScope()
+	xs := make([]Output, len(c.shapes))
+	for i, sh := range c.shapes {
+		xs[i] = Placeholder(s.SubScope(fmt.Sprintf("x%d", i)), dt, sh...)
+	}
+	fwd := s.SubScope("forward")
+	y := c.build(fwd, xs)
+	gy := Placeholder(s.SubScope("gy"), dt)
+	grads := Gradients(s, []Output{y}, xs, []Output{gy}, UnconnectedZeros())
+	for i, g := range grads { // a gradient may be gy itself, which cannot be fed and fetched
+		grads[i] = op1(s.SubScope("fetch"), "Identity", nil, g)
+	}
+	g, err := s.Finalize()
+	require.NoError(t, err, c.name)
+	seen := map[string]bool{}
+	for _, op := range g.Operations() {
+		if strings.HasPrefix(op.Name(), "forward/") {
+			seen[op.Type()] = true
+		}
+	}
+	sess, err := NewSession(s, &SessionOptions{IntraOpThreads: 1, InterOpThreads: 1})
+	require.NoError(t, err)
+	return &gradGraph{sess: sess, xs: xs, gy: gy, y: y, grads: grads, opSeen: seen}
+}
+
+func (gg *gradGraph) feeds(t *testing.T, dt cgo.DataType, c gradCase, in [][]float64, gy *cgo.Tensor) map[Output]any {
+	f := map[Output]any{}
+	for i, v := range in {
+		tn := floatTensor(t, dt, c.shapes[i], v)
+		f[gg.xs[i]] = tn
+	}
+	if gy != nil {
+		f[gg.gy] = gy
+	}
+	return f
+}
+
+func floatTensor(t *testing.T, dt cgo.DataType, shape []int64, v []float64) *cgo.Tensor {
+	var val any = v
+	if dt == cgo.Float {
+		f := make([]float32, len(v))
+		for i, x := range v {
+			f[i] = float32(x)
+		}
+		val = f
+	}
+	tn, err := NewTensor(val)
+	require.NoError(t, err)
+	if len(shape) != 1 || shape[0] != int64(len(v)) {
+		r, err := cgo.NewTensor(dt, shape, tn.Data())
+		require.NoError(t, err)
+		tn.Close()
+		tn = r
+	}
+	return tn
+}
+
+func closeClose(ts []*cgo.Tensor) {
+	for _, t := range ts {
+		t.Close()
+	}
+}
+
+// TestGradientsMatchTensorFlowAndFiniteDifferences checks every row of
+// the table twice: against tf.GradientTape on the same inputs and upstream
+// gradient (1e-5 in float64, 1e-4 in float32), and against central finite
+// differences of the Go forward graph in float64.
+func TestGradientsMatchTensorFlowAndFiniteDifferences(t *testing.T) {
+	covered := map[string]bool{}
+	r := rand.New(rand.NewSource(42))
+	for _, c := range gradCases {
+		in := sampleInputs(r, c)
+		for _, dt := range []cgo.DataType{cgo.Double, cgo.Float} {
+			t.Run(c.name+"/"+dt.String(), func(t *testing.T) {
+				gg := buildGradGraph(t, c, dt)
+				defer gg.sess.Close()
+				for k := range gg.opSeen {
+					covered[k] = true
+				}
+				// Forward once to learn y's shape, then draw the upstream gradient.
+				yv, err := gg.sess.Run(gg.feeds(t, dt, c, in, nil), []Output{gg.y})
+				require.NoError(t, err)
+				gyVals := make([]float64, yv[0].NumElements())
+				for i := range gyVals {
+					gyVals[i] = r.NormFloat64()
+				}
+				gy := floatTensor(t, dt, yv[0].Shape(), gyVals)
+				out, err := gg.sess.Run(gg.feeds(t, dt, c, in, gy), append([]Output{gg.y}, gg.grads...))
+				require.NoError(t, err)
+				defer closeClose(out)
+
+				// Python TensorFlow's own gradient of the same computation.
+				pin := map[string]*cgo.Tensor{"gy": gy}
+				for i, v := range in {
+					pin[fmt.Sprintf("x%d", i)] = floatTensor(t, dt, c.shapes[i], v)
+				}
+				ref := python(t, fmt.Sprintf(`
+x = [tf.constant(inputs["x%%d" %% i]) for i in range(%d)]
+with tf.GradientTape() as tape:
+    for v in x:
+        tape.watch(v)
+    y = %s
+g = tape.gradient(y, x, output_gradients=tf.constant(inputs["gy"]))
+outputs["y"] = y
+for i, gi in enumerate(g):
+    outputs["g%%d" %% i] = tf.zeros_like(x[i]) if gi is None else tf.convert_to_tensor(gi)
+`, len(c.shapes), c.py), pin)
+				tol := 1e-5
+				if dt == cgo.Float {
+					tol = 1e-4
+				}
+				assertClose(t, asFloat64s(t, ref["y"]), asFloat64s(t, out[0]), tol, "forward")
+				for i := range c.shapes {
+					assertClose(t, asFloat64s(t, ref[fmt.Sprintf("g%d", i)]), asFloat64s(t, out[1+i]), tol, fmt.Sprintf("d/dx%d vs GradientTape", i))
+				}
+				if dt == cgo.Double && c.noFD == "" {
+					for i := range c.shapes {
+						fd := finiteDifferences(t, gg, c, in, gyVals, i)
+						assertClose(t, fd, asFloat64s(t, out[1+i]), 1e-5, fmt.Sprintf("d/dx%d vs finite differences", i))
+					}
+				}
+			})
+		}
+	}
+	var missing []string
+	for _, op := range requiredGradOps {
+		if op != "ResourceGather" && op != "ReadVariableOp" && !covered[op] {
+			missing = append(missing, op)
+		}
+	}
+	sort.Strings(missing)
+	assert.Empty(t, missing, "ops of the required list with no row in the gradient table")
+}
+
+// finiteDifferences estimates d sum(y·gy)/d x_i by central differences.
+func finiteDifferences(t *testing.T, gg *gradGraph, c gradCase, in [][]float64, gy []float64, i int) []float64 {
+	const eps = 1e-6
+	f := func(v [][]float64) float64 {
+		out, err := gg.sess.Run(gg.feeds(t, cgo.Double, c, v, nil), []Output{gg.y})
+		require.NoError(t, err)
+		defer closeClose(out)
+		y := asFloat64s(t, out[0])
+		sum := 0.0
+		for k := range y {
+			sum += y[k] * gy[k]
+		}
+		return sum
+	}
+	grad := make([]float64, len(in[i]))
+	for j := range in[i] {
+		plus, minus := clone2(in), clone2(in)
+		plus[i][j] += eps
+		minus[i][j] -= eps
+		grad[j] = (f(plus) - f(minus)) / (2 * eps)
+	}
+	return grad
+}
+
+func clone2(v [][]float64) [][]float64 {
+	out := make([][]float64, len(v))
+	for i := range v {
+		out[i] = append([]float64(nil), v[i]...)
+	}
+	return out
+}
+
+func assertClose(t *testing.T, want, got []float64, tol float64, what string) {
+	t.Helper()
+	require.Equal(t, len(want), len(got), what)
+	for i := range want {
+		if d := math.Abs(want[i] - got[i]); d > tol*(1+math.Abs(want[i])) || math.IsNaN(got[i]) != math.IsNaN(want[i]) {
+			t.Errorf("%s: element %d: got %.9g, want %.9g (|diff| %.3g > %.0e)", what, i, got[i], want[i], d, tol)
+		}
+	}
+}
+
+// The gradient w.r.t. a variable handle flows through ReadVariableOp and
+// ResourceGather (an embedding lookup) and comes back dense, as
+// tf.GradientTape's gradient of a tf.Variable converted to a tensor.
+func TestVariableHandleGradientsMatchTensorFlowAndFiniteDifferences(t *testing.T) {
+	r := rand.New(rand.NewSource(7))
+	vals := make([]float64, 15)
+	cs := make([]float64, 15)
+	ws := make([]float64, 12)
+	for _, v := range [][]float64{vals, cs, ws} {
+		for i := range v {
+			v[i] = r.NormFloat64()
+		}
+	}
+	s := NewScope()
+	h := op1(s, "VarHandleOp", map[string]any{"dtype": cgo.Double, "shape": cgo.MakeShape(5, 3), "shared_name": "emb"})
+	pv := Placeholder(s, cgo.Double, 5, 3)
+	assign := s.AddOperation(OpSpec{Type: "AssignVariableOp", Input: []any{h, pv}, Attrs: map[string]any{"dtype": cgo.Double}})
+	f := s.SubScope("forward")
+	read := op1(f, "ReadVariableOp", map[string]any{"dtype": cgo.Double}, h)
+	c := floatTensor(t, cgo.Double, []int64{5, 3}, cs)
+	w := floatTensor(t, cgo.Double, []int64{2, 2, 3}, ws)
+	gathered := op1(f, "ResourceGather", map[string]any{"dtype": cgo.Double}, h, c32(f, [][]int32{{1, 3}, {1, 0}}))
+	y := op1(f, "AddV2", nil,
+		op1(f, "Sum", nil, op1(f, "Mul", nil, read, c32(f, c)), c32(f, []int32{0, 1})),
+		op1(f, "Sum", nil, op1(f, "Mul", nil, gathered, c32(f, w)), c32(f, []int32{0, 1, 2})))
+	grad := Gradients(s, []Output{y}, []Output{h}, nil)[0]
+	sess, err := NewSession(s, nil)
+	require.NoError(t, err)
+	defer sess.Close()
+	at := func(v []float64) float64 {
+		_, err := sess.Run(map[Output]any{pv: floatTensor(t, cgo.Double, []int64{5, 3}, v)}, nil, assign)
+		require.NoError(t, err)
+		out, err := sess.Run(nil, []Output{y})
+		require.NoError(t, err)
+		return asFloat64s(t, out[0])[0]
+	}
+	at(vals)
+	out, err := sess.Run(nil, []Output{grad})
+	require.NoError(t, err)
+	require.Equal(t, []int64{5, 3}, out[0].Shape())
+	got := asFloat64s(t, out[0])
+
+	ref := python(t, `
+v = tf.Variable(inputs["v"])
+with tf.GradientTape() as tape:
+    y = tf.reduce_sum(v * inputs["c"]) + tf.reduce_sum(tf.gather(v, [[1, 3], [1, 0]]) * inputs["w"])
+outputs["g"] = tf.convert_to_tensor(tape.gradient(y, v))
+`, map[string]*cgo.Tensor{"v": floatTensor(t, cgo.Double, []int64{5, 3}, vals), "c": c, "w": w})
+	assertClose(t, asFloat64s(t, ref["g"]), got, 1e-5, "d/dv vs GradientTape")
+
+	fd := make([]float64, len(vals))
+	for j := range vals {
+		plus, minus := append([]float64(nil), vals...), append([]float64(nil), vals...)
+		plus[j] += 1e-6
+		minus[j] -= 1e-6
+		fd[j] = (at(plus) - at(minus)) / 2e-6
+	}
+	assertClose(t, fd, got, 1e-5, "d/dv vs finite differences")
+}
+
+func TestGradientErrorsNameTheOp(t *testing.T) {
+	s := NewScope()
+	x := Placeholder(s, cgo.Float, 3)
+	y := op1(s.SubScope("model"), "Cumprod", nil, x, c32(s, int32(0)))
+	Gradients(s, []Output{y}, []Output{x}, nil)
+	_, err := s.Finalize()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Cumprod")
+	assert.Contains(t, err.Error(), "model/Cumprod")
+
+	// Unconnected xs: the zero Output by default, zeros on request.
+	s = NewScope()
+	a, b := Placeholder(s, cgo.Float, 2), Placeholder(s, cgo.Float, 2)
+	y = op1(s, "Square", nil, a)
+	g := Gradients(s, []Output{y}, []Output{a, b}, nil)
+	assert.NotNil(t, g[0].Op)
+	assert.Nil(t, g[1].Op)
+	g = Gradients(s, []Output{y}, []Output{b}, nil, UnconnectedZeros())
+	sess, err := NewSession(s, nil)
+	require.NoError(t, err)
+	defer sess.Close()
+	out, err := sess.Run(map[Output]any{b: []float32{1, 2}}, []Output{g[0]})
+	require.NoError(t, err)
+	v, _ := Float32s(out[0])
+	assert.Equal(t, []float32{0, 0}, v)
+
+	// StopGradient stops; so do ops named in StopGradients.
+	s = NewScope()
+	x = Placeholder(s, cgo.Float, 2)
+	sq := op1(s, "Square", nil, x)
+	y = op1(s, "AddV2", nil, op1(s, "StopGradient", nil, sq), x)
+	g = Gradients(s, []Output{y}, []Output{x}, nil)
+	sess2, err := NewSession(s, nil)
+	require.NoError(t, err)
+	defer sess2.Close()
+	out, err = sess2.Run(map[Output]any{x: []float32{3, 4}}, []Output{op1(s, "Identity", nil, g[0])})
+	require.NoError(t, err)
+	v, _ = Float32s(out[0])
+	assert.Equal(t, []float32{1, 1}, v)
+}
