@@ -27,6 +27,8 @@ type scopeState struct {
 	mu    sync.Mutex
 	names map[string]int
 	err   error
+	// variables is the graph's variable collection (variable.go).
+	variables variableCollection
 }
 
 // NewScope returns a root scope on a new, empty graph.
