@@ -7,6 +7,8 @@ import "C"
 import (
 	"fmt"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -163,4 +165,25 @@ func (g *Graph) TensorShape(o Output) (Shape, error) {
 		}
 	}
 	return Shape{Dims: dims}, nil
+}
+
+// OutputByName finds a tensor by TensorFlow's name for it, "op" (output 0)
+// or "op:i"; the error names what is missing.
+func (g *Graph) OutputByName(name string) (Output, error) {
+	opName, idx := name, 0
+	if i := strings.LastIndexByte(name, ':'); i >= 0 {
+		n, err := strconv.Atoi(name[i+1:])
+		if err != nil {
+			return Output{}, &Error{Code: InvalidArgument, Op: name, Message: fmt.Sprintf("bad tensor name %q: want op or op:index", name)}
+		}
+		opName, idx = name[:i], n
+	}
+	op := g.Operation(opName)
+	if op == nil {
+		return Output{}, &Error{Code: NotFound, Op: opName, Message: fmt.Sprintf("no operation named %q in the graph", opName)}
+	}
+	if idx < 0 || idx >= op.NumOutputs() {
+		return Output{}, &Error{Code: OutOfRange, Op: opName, Message: fmt.Sprintf("%s has %d outputs, not %d", opName, op.NumOutputs(), idx+1)}
+	}
+	return op.Output(idx), nil
 }

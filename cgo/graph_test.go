@@ -146,3 +146,22 @@ func TestOpAndKernelRegistries(t *testing.T) {
 	}
 	assert.True(t, cpuMatMul)
 }
+
+func TestOutputByName(t *testing.T) {
+	g := NewGraph()
+	defer g.Close()
+	a := constOp(t, g, "scope/a", []int64{1}, 1)
+	o, err := g.OutputByName("scope/a:0")
+	require.NoError(t, err)
+	assert.Equal(t, a.Output(0), o)
+	o, err = g.OutputByName("scope/a")
+	require.NoError(t, err)
+	assert.Equal(t, a.Output(0), o)
+	_, err = g.OutputByName("scope/missing:0")
+	require.ErrorContains(t, err, `no operation named "scope/missing"`)
+	assert.Equal(t, "scope/missing", err.(*Error).Op)
+	_, err = g.OutputByName("scope/a:3")
+	require.ErrorContains(t, err, "has 1 outputs")
+	_, err = g.OutputByName("scope/a:x")
+	require.ErrorContains(t, err, "bad tensor name")
+}

@@ -2,6 +2,7 @@ package cgo
 
 // #include <stdlib.h>
 // #include "tensorflow/c/c_api.h"
+// #include "tensorflow/c/c_api_experimental.h"
 import "C"
 
 import (
@@ -23,6 +24,12 @@ type SessionOptions struct {
 	// device_count (e.g. {"CPU": 4} for four logical CPU devices),
 	// graph_options (Grappler rewrites, XLA global_jit_level) ...
 	Config *cpb.ConfigProto
+	// XLA turns on XLA auto-clustering for the session (TF_EnableXLACompilation:
+	// global_jit_level ON_1). GPUs then cluster; CPUs only cluster ops marked
+	// for compilation (tfgo's Scope.WithXLA, TF1's jit_scope) unless the
+	// process started with TF_XLA_FLAGS=--tf_xla_cpu_global_jit, which
+	// TensorFlow reads when the library loads.
+	XLA bool
 }
 
 // Session owns a TF_Session running one Graph.
@@ -55,6 +62,9 @@ func NewSession(g *Graph, opts *SessionOptions) (*Session, error) {
 		if err := st.err(""); err != nil {
 			return nil, err
 		}
+	}
+	if opts.XLA {
+		C.TF_EnableXLACompilation(copts, 1)
 	}
 	c := C.TF_NewSession(g.c, copts, st.c)
 	if err := st.err(""); err != nil {

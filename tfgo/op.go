@@ -45,6 +45,9 @@ func (s *Scope) AddOperation(spec OpSpec) *cgo.Operation {
 	if s.device != "" {
 		b.SetDevice(s.device)
 	}
+	if s.jitScope != "" {
+		b.SetAttr("_XlaCompile", true).SetAttr("_XlaScope", s.jitScope)
+	}
 	for _, c := range s.controlDeps {
 		b.AddControlInput(c)
 	}

@@ -20,6 +20,7 @@ type Scope struct {
 	namespace   string
 	device      string
 	controlDeps []*cgo.Operation
+	jitScope    string
 }
 
 type scopeState struct {
@@ -63,6 +64,17 @@ func (s *Scope) WithDevice(device string) *Scope {
 func (s *Scope) WithControlDependencies(ops ...*cgo.Operation) *Scope {
 	c := *s
 	c.controlDeps = append(append([]*cgo.Operation(nil), s.controlDeps...), ops...)
+	return &c
+}
+
+// WithXLA returns a scope whose operations XLA compiles into one cluster
+// where it can (the ops are marked _XlaCompile, as TF1's
+// tf.xla.experimental.jit_scope marks them). This is how XLA fuses ops on
+// CPUs, where auto-clustering of unmarked ops is off unless the process
+// starts with TF_XLA_FLAGS=--tf_xla_cpu_global_jit.
+func (s *Scope) WithXLA() *Scope {
+	c := *s
+	c.jitScope = s.uniqueName("jit_scope")
 	return &c
 }
 

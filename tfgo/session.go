@@ -16,6 +16,9 @@ type SessionOptions struct {
 	// DeviceCount limits or multiplies devices per type, e.g. {"CPU": 4}
 	// gives /device:CPU:0..3 (logical devices on one host).
 	DeviceCount map[string]int32
+	// XLA turns on XLA auto-clustering: TensorFlow compiles clusters of ops
+	// into fused kernels (see cgo.SessionOptions.XLA for its process-wide part).
+	XLA bool
 	// Config, when set, is the starting ConfigProto the fields above amend.
 	Config *cpb.ConfigProto
 }
@@ -57,7 +60,7 @@ func NewSession(s *Scope, opts *SessionOptions) (*Session, error) {
 	if opts == nil {
 		opts = &SessionOptions{}
 	}
-	cs, err := cgo.NewSession(g, &cgo.SessionOptions{Target: opts.Target, Config: opts.configProto()})
+	cs, err := cgo.NewSession(g, &cgo.SessionOptions{Target: opts.Target, Config: opts.configProto(), XLA: opts.XLA})
 	if err != nil {
 		return nil, err
 	}
@@ -68,19 +71,24 @@ func NewSession(s *Scope, opts *SessionOptions) (*Session, error) {
 // targets. The tensors it returns belong to the caller (Close them, or let
 // the finalizer do it); tensors it made from Go feeds are freed before it returns.
 func (s *Session) Run(feeds map[Output]any, fetches []Output, targets ...*cgo.Operation) ([]*cgo.Tensor, error) {
+	outs, _, err := s.run(nil, feeds, fetches, targets)
+	return outs, err
+}
+
+func (s *Session) run(opts *cpb.RunOptions, feeds map[Output]any, fetches []Output, targets []*cgo.Operation) ([]*cgo.Tensor, *cpb.RunMetadata, error) {
 	tfeeds := make(map[Output]*cgo.Tensor, len(feeds))
 	for o, v := range feeds {
 		if o.Op == nil {
-			return nil, fmt.Errorf("feed: not an operation's output")
+			return nil, nil, fmt.Errorf("feed: not an operation's output")
 		}
 		t, err := NewTensor(v)
 		if err != nil {
-			return nil, fmt.Errorf("feed %s: %w", o.Name(), err)
+			return nil, nil, fmt.Errorf("feed %s: %w", o.Name(), err)
 		}
 		if t != v {
 			defer t.Close()
 		}
 		tfeeds[o] = t
 	}
-	return s.Session.Run(tfeeds, fetches, targets)
+	return s.Session.RunWithOptions(opts, tfeeds, fetches, targets)
 }
