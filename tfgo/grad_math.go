@@ -73,6 +73,19 @@ func init() {
 		k := scalar(s, x, 2/math.Sqrt(math.Pi))
 		return []Output{op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, k, op1(s, "Exp", nil, op1(s, "Neg", nil, op1(s, "Square", nil, x)))))}, nil
 	})
+	RegisterGradient("Erfc", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		x := op.Input(0)
+		k := scalar(s, x, -2/math.Sqrt(math.Pi))
+		return []Output{op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, k, op1(s, "Exp", nil, op1(s, "Neg", nil, op1(s, "Square", nil, x)))))}, nil
+	})
+	RegisterGradient("SquaredDifference", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		x, y := op.Input(0), op.Input(1)
+		d := op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, scalar(s, x, 2), op1(s, "Sub", nil, x, y)))
+		return []Output{unbroadcast(s, d, x), unbroadcast(s, op1(s, "Neg", nil, d), y)}, nil
+	})
+	RegisterGradient("L2Loss", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		return []Output{op1(s, "Mul", nil, op.Input(0), g[0])}, nil
+	})
 	RegisterGradient("Pow", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
 		x, y, z := op.Input(0), op.Input(1), op.Output(0)
 		gx := op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, y, op1(s, "Pow", nil, x, op1(s, "Sub", nil, y, scalar(s, y, 1)))))
