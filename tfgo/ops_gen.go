@@ -14839,6 +14839,8 @@ type EmptyAttr func(optionalAttr)
 
 // EmptyInit sets the optional init attribute of [Empty].
 //
+// If True, initialize the returned tensor with the default value of dtype.  Otherwise, the implementation is free not to initializethe tensor's content.
+//
 // If not specified, defaults to false.
 func EmptyInit(value bool) EmptyAttr { return genOpAttr("init", value) }
 
@@ -14846,25 +14848,15 @@ func EmptyInit(value bool) EmptyAttr { return genOpAttr("init", value) }
 //
 // This operation creates a tensor of `shape` and `dtype`.
 //
-//	Args:
-//	  shape: A `Tensor` of type `int32`.
-//	    1-D. Represents the shape of the output tensor.
-//	  dtype: A `tf.DType`.
-//	  init: An optional `bool`. Defaults to `False`.
-//	    If True, initialize the returned tensor with the default value of dtype.  Otherwise, the implementation is free not to initializethe tensor's content.
-//	  name: A name for the operation (optional).
-//
-//	Returns:
-//	  A `Tensor` of type `dtype`.
-//
 // Arguments:
-//   - shape: A tensor of type int32.
+//   - shape: A tensor of type `int32`.
+//     1-D. Represents the shape of the output tensor.
 //   - dtype: The value of the dtype attribute.
 //
 // Optional attributes (EmptyAttr): [EmptyInit].
 //
 // Returns:
-//   - output: A tensor of type dtype.
+//   - output: A tensor of type `dtype`.
 func Empty(scope *Scope, shape Output, dtype cgo.DataType, optional ...EmptyAttr) (output Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	for _, opt := range optional {
@@ -29302,27 +29294,16 @@ func OutfeedDequeueTuple(scope *Scope, dtypes []cgo.DataType, shapes []cgo.Shape
 //	This operation will block indefinitely until data is available. Output `i`
 //	corresponds to XLA tuple element `i`.
 //
-//	Args:
-//	  device_ordinal: A `Tensor` of type `int32`.
-//	    An int scalar tensor, representing the TPU device to use. This should be -1 when
-//	    the Op is running on a TPU device, and >= 0 when the Op is running on the CPU
-//	    device.
-//	  dtypes: A list of `tf.DTypes` that has length `>= 1`.
-//	    The element types of each element in `outputs`.
-//	  shapes: A list of shapes (each a `tf.TensorShape` or list of `ints`).
-//	    The shapes of each tensor in `outputs`.
-//	  name: A name for the operation (optional).
-//
-//	Returns:
-//	  A list of `Tensor` objects of type `dtypes`.
-//
 // Arguments:
-//   - deviceOrdinal: A tensor of type int32.
-//   - dtypes: The list has at least 1 elements.
-//   - shapes: The value of the shapes attribute.
+//   - deviceOrdinal: A tensor of type `int32`.
+//     An int scalar tensor, representing the TPU device to use. This should be -1 when
+//     the Op is running on a TPU device, and >= 0 when the Op is running on the CPU
+//     device.
+//   - dtypes: The element types of each element in `outputs`. The list has at least 1 elements.
+//   - shapes: The shapes of each tensor in `outputs`.
 //
 // Returns:
-//   - outputs: A list of tensors of the types dtypes.
+//   - outputs: A list of tensors of type `dtypes`.
 func OutfeedDequeueTupleV2(scope *Scope, deviceOrdinal Output, dtypes []cgo.DataType, shapes []cgo.Shape) (outputs []Output) {
 	attrs := optionalAttr{"dtypes": dtypes, "shapes": shapes}
 	op := scope.AddOperation(OpSpec{Type: "OutfeedDequeueTupleV2", Input: []any{deviceOrdinal}, Attrs: attrs})
@@ -29342,25 +29323,16 @@ func OutfeedDequeueTupleV2(scope *Scope, deviceOrdinal Output, dtypes []cgo.Data
 //
 //	This operation will block indefinitely until data is available.
 //
-//	Args:
-//	  device_ordinal: A `Tensor` of type `int32`.
-//	    An int scalar tensor, representing the TPU device to use. This should be -1 when
-//	    the Op is running on a TPU device, and >= 0 when the Op is running on the CPU
-//	    device.
-//	  dtype: A `tf.DType`. The type of elements in the tensor.
-//	  shape: A `tf.TensorShape` or list of `ints`. The shape of the tensor.
-//	  name: A name for the operation (optional).
-//
-//	Returns:
-//	  A `Tensor` of type `dtype`.
-//
 // Arguments:
-//   - deviceOrdinal: A tensor of type int32.
-//   - dtype: The value of the dtype attribute.
-//   - shape: The value of the shape attribute.
+//   - deviceOrdinal: A tensor of type `int32`.
+//     An int scalar tensor, representing the TPU device to use. This should be -1 when
+//     the Op is running on a TPU device, and >= 0 when the Op is running on the CPU
+//     device.
+//   - dtype: The type of elements in the tensor.
+//   - shape: The shape of the tensor.
 //
 // Returns:
-//   - output: A tensor of type dtype.
+//   - output: A tensor of type `dtype`.
 func OutfeedDequeueV2(scope *Scope, deviceOrdinal Output, dtype cgo.DataType, shape cgo.Shape) (output Output) {
 	attrs := optionalAttr{"dtype": dtype, "shape": shape}
 	op := scope.AddOperation(OpSpec{Type: "OutfeedDequeueV2", Input: []any{deviceOrdinal}, Attrs: attrs})
@@ -30939,12 +30911,19 @@ func ParseSequenceExampleV2NcontextSparse(value int64) ParseSequenceExampleV2Att
 
 // ParseSequenceExampleV2ContextSparseTypes sets the optional context_sparse_types attribute of [ParseSequenceExampleV2].
 //
+// A list of Ncontext_sparse types; the data types of data in
+// each context Feature given in context_sparse_keys.
+// Currently the ParseSingleSequenceExample supports DT_FLOAT (FloatList),
+// DT_INT64 (Int64List), and DT_STRING (BytesList).
+//
 // Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements. If not specified, defaults to an empty list.
 func ParseSequenceExampleV2ContextSparseTypes(value []cgo.DataType) ParseSequenceExampleV2Attr {
 	return genOpAttr("context_sparse_types", value)
 }
 
 // ParseSequenceExampleV2ContextRaggedValueTypes sets the optional context_ragged_value_types attribute of [ParseSequenceExampleV2].
+//
+// RaggedTensor.value dtypes for the ragged context features.
 //
 // Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements. If not specified, defaults to an empty list.
 func ParseSequenceExampleV2ContextRaggedValueTypes(value []cgo.DataType) ParseSequenceExampleV2Attr {
@@ -30953,12 +30932,20 @@ func ParseSequenceExampleV2ContextRaggedValueTypes(value []cgo.DataType) ParseSe
 
 // ParseSequenceExampleV2ContextRaggedSplitTypes sets the optional context_ragged_split_types attribute of [ParseSequenceExampleV2].
 //
+// RaggedTensor.row_split dtypes for the ragged context features.
+//
 // Allowed values of the elements: cgo.Int32, cgo.Int64. The list has at least 0 elements. If not specified, defaults to an empty list.
 func ParseSequenceExampleV2ContextRaggedSplitTypes(value []cgo.DataType) ParseSequenceExampleV2Attr {
 	return genOpAttr("context_ragged_split_types", value)
 }
 
 // ParseSequenceExampleV2ContextDenseShapes sets the optional context_dense_shapes attribute of [ParseSequenceExampleV2].
+//
+// A list of Ncontext_dense shapes; the shapes of data in
+// each context Feature given in context_dense_keys.
+// The number of elements in the Feature corresponding to context_dense_key[j]
+// must always equal context_dense_shapes[j].NumEntries().
+// The shape of context_dense_values[j] will match context_dense_shapes[j].
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
 func ParseSequenceExampleV2ContextDenseShapes(value []cgo.Shape) ParseSequenceExampleV2Attr {
@@ -30988,12 +30975,19 @@ func ParseSequenceExampleV2FeatureListDenseTypes(value []cgo.DataType) ParseSequ
 
 // ParseSequenceExampleV2FeatureListSparseTypes sets the optional feature_list_sparse_types attribute of [ParseSequenceExampleV2].
 //
+// A list of Nfeature_list_sparse types; the data types
+// of data in each FeatureList given in feature_list_sparse_keys.
+// Currently the ParseSingleSequenceExample supports DT_FLOAT (FloatList),
+// DT_INT64 (Int64List), and DT_STRING (BytesList).
+//
 // Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements. If not specified, defaults to an empty list.
 func ParseSequenceExampleV2FeatureListSparseTypes(value []cgo.DataType) ParseSequenceExampleV2Attr {
 	return genOpAttr("feature_list_sparse_types", value)
 }
 
 // ParseSequenceExampleV2FeatureListRaggedValueTypes sets the optional feature_list_ragged_value_types attribute of [ParseSequenceExampleV2].
+//
+// RaggedTensor.value dtypes for the ragged FeatureList features.
 //
 // Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements. If not specified, defaults to an empty list.
 func ParseSequenceExampleV2FeatureListRaggedValueTypes(value []cgo.DataType) ParseSequenceExampleV2Attr {
@@ -31002,12 +30996,20 @@ func ParseSequenceExampleV2FeatureListRaggedValueTypes(value []cgo.DataType) Par
 
 // ParseSequenceExampleV2FeatureListRaggedSplitTypes sets the optional feature_list_ragged_split_types attribute of [ParseSequenceExampleV2].
 //
+// RaggedTensor.row_split dtypes for the ragged FeatureList features.
+//
 // Allowed values of the elements: cgo.Int32, cgo.Int64. The list has at least 0 elements. If not specified, defaults to an empty list.
 func ParseSequenceExampleV2FeatureListRaggedSplitTypes(value []cgo.DataType) ParseSequenceExampleV2Attr {
 	return genOpAttr("feature_list_ragged_split_types", value)
 }
 
 // ParseSequenceExampleV2FeatureListDenseShapes sets the optional feature_list_dense_shapes attribute of [ParseSequenceExampleV2].
+//
+// A list of Nfeature_list_dense shapes; the shapes of
+// data in each FeatureList given in feature_list_dense_keys.
+// The shape of each Feature in the FeatureList corresponding to
+// feature_list_dense_key[j] must always equal
+// feature_list_dense_shapes[j].NumEntries().
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
 func ParseSequenceExampleV2FeatureListDenseShapes(value []cgo.Shape) ParseSequenceExampleV2Attr {
@@ -31016,127 +31018,62 @@ func ParseSequenceExampleV2FeatureListDenseShapes(value []cgo.Shape) ParseSequen
 
 // ParseSequenceExampleV2 transforms a vector of tf.io.SequenceExample protos (as strings) into typed tensors.
 //
-//	Args:
-//	  serialized: A `Tensor` of type `string`.
-//	    A scalar or vector containing binary serialized SequenceExample protos.
-//	  debug_name: A `Tensor` of type `string`.
-//	    A scalar or vector containing the names of the serialized protos.
-//	    May contain, for example, table key (descriptive) name for the
-//	    corresponding serialized proto.  This is purely useful for debugging
-//	    purposes, and the presence of values here has no effect on the output.
-//	    May also be an empty vector if no name is available.
-//	  context_sparse_keys: A `Tensor` of type `string`.
-//	    The keys expected in the Examples' features associated with context_sparse
-//	    values.
-//	  context_dense_keys: A `Tensor` of type `string`.
-//	    The keys expected in the SequenceExamples' context features associated with
-//	    dense values.
-//	  context_ragged_keys: A `Tensor` of type `string`.
-//	    The keys expected in the Examples' features associated with context_ragged
-//	    values.
-//	  feature_list_sparse_keys: A `Tensor` of type `string`.
-//	    The keys expected in the FeatureLists associated with sparse values.
-//	  feature_list_dense_keys: A `Tensor` of type `string`.
-//	    The keys expected in the SequenceExamples' feature_lists associated
-//	    with lists of dense values.
-//	  feature_list_ragged_keys: A `Tensor` of type `string`.
-//	    The keys expected in the FeatureLists associated with ragged values.
-//	  feature_list_dense_missing_assumed_empty: A `Tensor` of type `bool`.
-//	    A vector corresponding 1:1 with feature_list_dense_keys, indicating which
-//	    features may be missing from the SequenceExamples.  If the associated
-//	    FeatureList is missing, it is treated as empty.
-//	  context_dense_defaults: A list of `Tensor` objects with types from: `float32`, `int64`, `string`.
-//	    A list of Ncontext_dense Tensors (some may be empty).
-//	    context_dense_defaults[j] provides default values
-//	    when the SequenceExample's context map lacks context_dense_key[j].
-//	    If an empty Tensor is provided for context_dense_defaults[j],
-//	    then the Feature context_dense_keys[j] is required.
-//	    The input type is inferred from context_dense_defaults[j], even when it's
-//	    empty.  If context_dense_defaults[j] is not empty, its shape must match
-//	    context_dense_shapes[j].
-//	  Ncontext_sparse: An optional `int` that is `>= 0`. Defaults to `0`.
-//	  context_sparse_types: An optional list of `tf.DTypes` from: `tf.float32, tf.int64, tf.string`. Defaults to `[]`.
-//	    A list of Ncontext_sparse types; the data types of data in
-//	    each context Feature given in context_sparse_keys.
-//	    Currently the ParseSingleSequenceExample supports DT_FLOAT (FloatList),
-//	    DT_INT64 (Int64List), and DT_STRING (BytesList).
-//	  context_ragged_value_types: An optional list of `tf.DTypes` from: `tf.float32, tf.int64, tf.string`. Defaults to `[]`.
-//	    RaggedTensor.value dtypes for the ragged context features.
-//	  context_ragged_split_types: An optional list of `tf.DTypes` from: `tf.int32, tf.int64`. Defaults to `[]`.
-//	    RaggedTensor.row_split dtypes for the ragged context features.
-//	  context_dense_shapes: An optional list of shapes (each a `tf.TensorShape` or list of `ints`). Defaults to `[]`.
-//	    A list of Ncontext_dense shapes; the shapes of data in
-//	    each context Feature given in context_dense_keys.
-//	    The number of elements in the Feature corresponding to context_dense_key[j]
-//	    must always equal context_dense_shapes[j].NumEntries().
-//	    The shape of context_dense_values[j] will match context_dense_shapes[j].
-//	  Nfeature_list_sparse: An optional `int` that is `>= 0`. Defaults to `0`.
-//	  Nfeature_list_dense: An optional `int` that is `>= 0`. Defaults to `0`.
-//	  feature_list_dense_types: An optional list of `tf.DTypes` from: `tf.float32, tf.int64, tf.string`. Defaults to `[]`.
-//	  feature_list_sparse_types: An optional list of `tf.DTypes` from: `tf.float32, tf.int64, tf.string`. Defaults to `[]`.
-//	    A list of Nfeature_list_sparse types; the data types
-//	    of data in each FeatureList given in feature_list_sparse_keys.
-//	    Currently the ParseSingleSequenceExample supports DT_FLOAT (FloatList),
-//	    DT_INT64 (Int64List), and DT_STRING (BytesList).
-//	  feature_list_ragged_value_types: An optional list of `tf.DTypes` from: `tf.float32, tf.int64, tf.string`. Defaults to `[]`.
-//	    RaggedTensor.value dtypes for the ragged FeatureList features.
-//	  feature_list_ragged_split_types: An optional list of `tf.DTypes` from: `tf.int32, tf.int64`. Defaults to `[]`.
-//	    RaggedTensor.row_split dtypes for the ragged FeatureList features.
-//	  feature_list_dense_shapes: An optional list of shapes (each a `tf.TensorShape` or list of `ints`). Defaults to `[]`.
-//	    A list of Nfeature_list_dense shapes; the shapes of
-//	    data in each FeatureList given in feature_list_dense_keys.
-//	    The shape of each Feature in the FeatureList corresponding to
-//	    feature_list_dense_key[j] must always equal
-//	    feature_list_dense_shapes[j].NumEntries().
-//	  name: A name for the operation (optional).
-//
-//	Returns:
-//	  A tuple of `Tensor` objects (context_sparse_indices, context_sparse_values, context_sparse_shapes, context_dense_values, context_ragged_values, context_ragged_row_splits, feature_list_sparse_indices, feature_list_sparse_values, feature_list_sparse_shapes, feature_list_dense_values, feature_list_dense_lengths, feature_list_ragged_values, feature_list_ragged_outer_splits, feature_list_ragged_inner_splits).
-//
-//	  context_sparse_indices: A list of `Ncontext_sparse` `Tensor` objects with type `int64`.
-//	  context_sparse_values: A list of `Tensor` objects of type `context_sparse_types`.
-//	  context_sparse_shapes: A list of `Ncontext_sparse` `Tensor` objects with type `int64`.
-//	  context_dense_values: A list of `Tensor` objects. Has the same type as `context_dense_defaults`.
-//	  context_ragged_values: A list of `Tensor` objects of type `context_ragged_value_types`.
-//	  context_ragged_row_splits: A list of `Tensor` objects of type `context_ragged_split_types`.
-//	  feature_list_sparse_indices: A list of `Nfeature_list_sparse` `Tensor` objects with type `int64`.
-//	  feature_list_sparse_values: A list of `Tensor` objects of type `feature_list_sparse_types`.
-//	  feature_list_sparse_shapes: A list of `Nfeature_list_sparse` `Tensor` objects with type `int64`.
-//	  feature_list_dense_values: A list of `Tensor` objects of type `feature_list_dense_types`.
-//	  feature_list_dense_lengths: A list of `Nfeature_list_dense` `Tensor` objects with type `int64`.
-//	  feature_list_ragged_values: A list of `Tensor` objects of type `feature_list_ragged_value_types`.
-//	  feature_list_ragged_outer_splits: A list of `Tensor` objects of type `feature_list_ragged_split_types`.
-//	  feature_list_ragged_inner_splits: A list of `Tensor` objects of type `feature_list_ragged_split_types`.
-//
 // Arguments:
-//   - serialized: A tensor of type string.
-//   - debugName: A tensor of type string.
-//   - contextSparseKeys: A tensor of type string.
-//   - contextDenseKeys: A tensor of type string.
-//   - contextRaggedKeys: A tensor of type string.
-//   - featureListSparseKeys: A tensor of type string.
-//   - featureListDenseKeys: A tensor of type string.
-//   - featureListRaggedKeys: A tensor of type string.
-//   - featureListDenseMissingAssumedEmpty: A tensor of type bool.
-//   - contextDenseDefaults: A list of tensors of the types Tcontext_dense.
+//   - serialized: A tensor of type `string`.
+//     A scalar or vector containing binary serialized SequenceExample protos.
+//   - debugName: A tensor of type `string`.
+//     A scalar or vector containing the names of the serialized protos.
+//     May contain, for example, table key (descriptive) name for the
+//     corresponding serialized proto.  This is purely useful for debugging
+//     purposes, and the presence of values here has no effect on the output.
+//     May also be an empty vector if no name is available.
+//   - contextSparseKeys: A tensor of type `string`.
+//     The keys expected in the Examples' features associated with context_sparse
+//     values.
+//   - contextDenseKeys: A tensor of type `string`.
+//     The keys expected in the SequenceExamples' context features associated with
+//     dense values.
+//   - contextRaggedKeys: A tensor of type `string`.
+//     The keys expected in the Examples' features associated with context_ragged
+//     values.
+//   - featureListSparseKeys: A tensor of type `string`.
+//     The keys expected in the FeatureLists associated with sparse values.
+//   - featureListDenseKeys: A tensor of type `string`.
+//     The keys expected in the SequenceExamples' feature_lists associated
+//     with lists of dense values.
+//   - featureListRaggedKeys: A tensor of type `string`.
+//     The keys expected in the FeatureLists associated with ragged values.
+//   - featureListDenseMissingAssumedEmpty: A tensor of type `bool`.
+//     A vector corresponding 1:1 with feature_list_dense_keys, indicating which
+//     features may be missing from the SequenceExamples.  If the associated
+//     FeatureList is missing, it is treated as empty.
+//   - contextDenseDefaults: A list of tensors with types from: `float32`, `int64`, `string`.
+//     A list of Ncontext_dense Tensors (some may be empty).
+//     context_dense_defaults[j] provides default values
+//     when the SequenceExample's context map lacks context_dense_key[j].
+//     If an empty Tensor is provided for context_dense_defaults[j],
+//     then the Feature context_dense_keys[j] is required.
+//     The input type is inferred from context_dense_defaults[j], even when it's
+//     empty.  If context_dense_defaults[j] is not empty, its shape must match
+//     context_dense_shapes[j].
 //
 // Optional attributes (ParseSequenceExampleV2Attr): [ParseSequenceExampleV2NcontextSparse], [ParseSequenceExampleV2ContextSparseTypes], [ParseSequenceExampleV2ContextRaggedValueTypes], [ParseSequenceExampleV2ContextRaggedSplitTypes], [ParseSequenceExampleV2ContextDenseShapes], [ParseSequenceExampleV2NfeatureListSparse], [ParseSequenceExampleV2NfeatureListDense], [ParseSequenceExampleV2FeatureListDenseTypes], [ParseSequenceExampleV2FeatureListSparseTypes], [ParseSequenceExampleV2FeatureListRaggedValueTypes], [ParseSequenceExampleV2FeatureListRaggedSplitTypes] and [ParseSequenceExampleV2FeatureListDenseShapes].
 //
 // Returns:
-//   - contextSparseIndices: A list of Ncontext_sparse tensors of type int64.
-//   - contextSparseValues: A list of tensors of the types context_sparse_types.
-//   - contextSparseShapes: A list of Ncontext_sparse tensors of type int64.
-//   - contextDenseValues: A list of tensors of the types Tcontext_dense.
-//   - contextRaggedValues: A list of tensors of the types context_ragged_value_types.
-//   - contextRaggedRowSplits: A list of tensors of the types context_ragged_split_types.
-//   - featureListSparseIndices: A list of Nfeature_list_sparse tensors of type int64.
-//   - featureListSparseValues: A list of tensors of the types feature_list_sparse_types.
-//   - featureListSparseShapes: A list of Nfeature_list_sparse tensors of type int64.
-//   - featureListDenseValues: A list of tensors of the types feature_list_dense_types.
-//   - featureListDenseLengths: A list of Nfeature_list_dense tensors of type int64.
-//   - featureListRaggedValues: A list of tensors of the types feature_list_ragged_value_types.
-//   - featureListRaggedOuterSplits: A list of tensors of the types feature_list_ragged_split_types.
-//   - featureListRaggedInnerSplits: A list of tensors of the types feature_list_ragged_split_types.
+//   - contextSparseIndices: A list of `Ncontext_sparse` tensors with type `int64`.
+//   - contextSparseValues: A list of tensors of type `context_sparse_types`.
+//   - contextSparseShapes: A list of `Ncontext_sparse` tensors with type `int64`.
+//   - contextDenseValues: A list of tensors. Has the same type as `context_dense_defaults`.
+//   - contextRaggedValues: A list of tensors of type `context_ragged_value_types`.
+//   - contextRaggedRowSplits: A list of tensors of type `context_ragged_split_types`.
+//   - featureListSparseIndices: A list of `Nfeature_list_sparse` tensors with type `int64`.
+//   - featureListSparseValues: A list of tensors of type `feature_list_sparse_types`.
+//   - featureListSparseShapes: A list of `Nfeature_list_sparse` tensors with type `int64`.
+//   - featureListDenseValues: A list of tensors of type `feature_list_dense_types`.
+//   - featureListDenseLengths: A list of `Nfeature_list_dense` tensors with type `int64`.
+//   - featureListRaggedValues: A list of tensors of type `feature_list_ragged_value_types`.
+//   - featureListRaggedOuterSplits: A list of tensors of type `feature_list_ragged_split_types`.
+//   - featureListRaggedInnerSplits: A list of tensors of type `feature_list_ragged_split_types`.
 func ParseSequenceExampleV2(scope *Scope, serialized Output, debugName Output, contextSparseKeys Output, contextDenseKeys Output, contextRaggedKeys Output, featureListSparseKeys Output, featureListDenseKeys Output, featureListRaggedKeys Output, featureListDenseMissingAssumedEmpty Output, contextDenseDefaults []Output, optional ...ParseSequenceExampleV2Attr) (contextSparseIndices []Output, contextSparseValues []Output, contextSparseShapes []Output, contextDenseValues []Output, contextRaggedValues []Output, contextRaggedRowSplits []Output, featureListSparseIndices []Output, featureListSparseValues []Output, featureListSparseShapes []Output, featureListDenseValues []Output, featureListDenseLengths []Output, featureListRaggedValues []Output, featureListRaggedOuterSplits []Output, featureListRaggedInnerSplits []Output) {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
@@ -33971,6 +33908,8 @@ func QuantizedMatMulWithBiasToutput(value cgo.DataType) QuantizedMatMulWithBiasA
 
 // QuantizedMatMulWithBiasTransposeA sets the optional transpose_a attribute of [QuantizedMatMulWithBias].
 //
+// If true, `a` is transposed before multiplication.
+//
 // If not specified, defaults to false.
 func QuantizedMatMulWithBiasTransposeA(value bool) QuantizedMatMulWithBiasAttr {
 	return genOpAttr("transpose_a", value)
@@ -33978,12 +33917,16 @@ func QuantizedMatMulWithBiasTransposeA(value bool) QuantizedMatMulWithBiasAttr {
 
 // QuantizedMatMulWithBiasTransposeB sets the optional transpose_b attribute of [QuantizedMatMulWithBias].
 //
+// If true, `b` is transposed before multiplication.
+//
 // If not specified, defaults to false.
 func QuantizedMatMulWithBiasTransposeB(value bool) QuantizedMatMulWithBiasAttr {
 	return genOpAttr("transpose_b", value)
 }
 
 // QuantizedMatMulWithBiasInputQuantMode sets the optional input_quant_mode attribute of [QuantizedMatMulWithBias].
+//
+// Input data quantization mode. Either MIN_FIRST(default) or SCALED.
 //
 // Allowed values: "MIN_FIRST", "SCALED". If not specified, defaults to "MIN_FIRST".
 func QuantizedMatMulWithBiasInputQuantMode(value string) QuantizedMatMulWithBiasAttr {
@@ -33998,53 +33941,29 @@ func QuantizedMatMulWithBiasInputQuantMode(value string) QuantizedMatMulWithBias
 //	non-zero). Then do broadcast add operation with bias values on the matrix
 //	multiplication result. The bias size must match inner dimension of `b`.
 //
-//	Args:
-//	  a: A `Tensor`. Must be one of the following types: `qint8`, `quint8`, `qint32`, `qint16`, `quint16`.
-//	    A matrix to be multiplied. Must be a two-dimensional tensor of type `quint8`.
-//	  b: A `Tensor`. Must be one of the following types: `qint8`, `quint8`, `qint32`, `qint16`, `quint16`.
-//	    A matrix to be multiplied and must be a two-dimensional tensor of type `qint8`.
-//	  bias: A `Tensor`. Must be one of the following types: `float32`, `qint32`.
-//	    A 1D bias tensor with size matching inner dimension of `b` (after being
-//	    transposed if `transposed_b` is non-zero).
-//	  min_a: A `Tensor` of type `float32`.
-//	    The float value that the lowest quantized `a` value represents.
-//	  max_a: A `Tensor` of type `float32`.
-//	    The float value that the highest quantized `a` value represents.
-//	  min_b: A `Tensor` of type `float32`.
-//	    The float value that the lowest quantized `b` value represents.
-//	  max_b: A `Tensor` of type `float32`.
-//	    The float value that the highest quantized `b` value represents.
-//	  Toutput: An optional `tf.DType` from: `tf.qint8, tf.quint8, tf.qint32, tf.qint16, tf.quint16`. Defaults to `tf.qint32`.
-//	  transpose_a: An optional `bool`. Defaults to `False`.
-//	    If true, `a` is transposed before multiplication.
-//	  transpose_b: An optional `bool`. Defaults to `False`.
-//	    If true, `b` is transposed before multiplication.
-//	  input_quant_mode: An optional `string` from: `"MIN_FIRST", "SCALED"`. Defaults to `"MIN_FIRST"`.
-//	    Input data quantization mode. Either MIN_FIRST(default) or SCALED.
-//	  name: A name for the operation (optional).
-//
-//	Returns:
-//	  A tuple of `Tensor` objects (out, min_out, max_out).
-//
-//	  out: A `Tensor` of type `Toutput`.
-//	  min_out: A `Tensor` of type `float32`.
-//	  max_out: A `Tensor` of type `float32`.
-//
 // Arguments:
-//   - a: A tensor of type T1 (qint8, quint8, qint32, qint16, quint16).
-//   - b: A tensor of type T2 (qint8, quint8, qint32, qint16, quint16).
-//   - bias: A tensor of type Tbias (float32, qint32).
-//   - minA: A tensor of type float32.
-//   - maxA: A tensor of type float32.
-//   - minB: A tensor of type float32.
-//   - maxB: A tensor of type float32.
+//   - a: A tensor. Must be one of the following types: `qint8`, `quint8`, `qint32`, `qint16`, `quint16`.
+//     A matrix to be multiplied. Must be a two-dimensional tensor of type `quint8`.
+//   - b: A tensor. Must be one of the following types: `qint8`, `quint8`, `qint32`, `qint16`, `quint16`.
+//     A matrix to be multiplied and must be a two-dimensional tensor of type `qint8`.
+//   - bias: A tensor. Must be one of the following types: `float32`, `qint32`.
+//     A 1D bias tensor with size matching inner dimension of `b` (after being
+//     transposed if `transposed_b` is non-zero).
+//   - minA: A tensor of type `float32`.
+//     The float value that the lowest quantized `a` value represents.
+//   - maxA: A tensor of type `float32`.
+//     The float value that the highest quantized `a` value represents.
+//   - minB: A tensor of type `float32`.
+//     The float value that the lowest quantized `b` value represents.
+//   - maxB: A tensor of type `float32`.
+//     The float value that the highest quantized `b` value represents.
 //
 // Optional attributes (QuantizedMatMulWithBiasAttr): [QuantizedMatMulWithBiasToutput], [QuantizedMatMulWithBiasTransposeA], [QuantizedMatMulWithBiasTransposeB] and [QuantizedMatMulWithBiasInputQuantMode].
 //
 // Returns:
-//   - out: A tensor of type Toutput (qint8, quint8, qint32, qint16, quint16).
-//   - minOut: A tensor of type float32.
-//   - maxOut: A tensor of type float32.
+//   - out: A tensor of type `Toutput`.
+//   - minOut: A tensor of type `float32`.
+//   - maxOut: A tensor of type `float32`.
 func QuantizedMatMulWithBias(scope *Scope, a Output, b Output, bias Output, minA Output, maxA Output, minB Output, maxB Output, optional ...QuantizedMatMulWithBiasAttr) (out Output, minOut Output, maxOut Output) {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
@@ -34117,6 +34036,8 @@ func QuantizedMatMulWithBiasAndReluToutput(value cgo.DataType) QuantizedMatMulWi
 
 // QuantizedMatMulWithBiasAndReluTransposeA sets the optional transpose_a attribute of [QuantizedMatMulWithBiasAndRelu].
 //
+// If true, `a` is transposed before multiplication.
+//
 // If not specified, defaults to false.
 func QuantizedMatMulWithBiasAndReluTransposeA(value bool) QuantizedMatMulWithBiasAndReluAttr {
 	return genOpAttr("transpose_a", value)
@@ -34124,12 +34045,16 @@ func QuantizedMatMulWithBiasAndReluTransposeA(value bool) QuantizedMatMulWithBia
 
 // QuantizedMatMulWithBiasAndReluTransposeB sets the optional transpose_b attribute of [QuantizedMatMulWithBiasAndRelu].
 //
+// If true, `b` is transposed before multiplication.
+//
 // If not specified, defaults to false.
 func QuantizedMatMulWithBiasAndReluTransposeB(value bool) QuantizedMatMulWithBiasAndReluAttr {
 	return genOpAttr("transpose_b", value)
 }
 
 // QuantizedMatMulWithBiasAndReluInputQuantMode sets the optional input_quant_mode attribute of [QuantizedMatMulWithBiasAndRelu].
+//
+// Input data quantization mode. Either MIN_FIRST(default) or SCALED.
 //
 // Allowed values: "MIN_FIRST", "SCALED". If not specified, defaults to "MIN_FIRST".
 func QuantizedMatMulWithBiasAndReluInputQuantMode(value string) QuantizedMatMulWithBiasAndReluAttr {
@@ -34145,53 +34070,29 @@ func QuantizedMatMulWithBiasAndReluInputQuantMode(value string) QuantizedMatMulW
 //	multiplication result. The bias size must match inner dimension of `b`. Then do
 //	relu activation to get non-negative result.
 //
-//	Args:
-//	  a: A `Tensor`. Must be one of the following types: `qint8`, `quint8`, `qint32`, `qint16`, `quint16`.
-//	    A matrix to be multiplied. Must be a two-dimensional tensor of type `quint8`.
-//	  b: A `Tensor`. Must be one of the following types: `qint8`, `quint8`, `qint32`, `qint16`, `quint16`.
-//	    A matrix to be multiplied and must be a two-dimensional tensor of type `qint8`.
-//	  bias: A `Tensor` of type `float32`.
-//	    A 1D bias tensor with size matching with inner dimension of `b` (after being
-//	    transposed if `transposed_b` is non-zero).
-//	  min_a: A `Tensor` of type `float32`.
-//	    The float value that the lowest quantized `a` value represents.
-//	  max_a: A `Tensor` of type `float32`.
-//	    The float value that the highest quantized `a` value represents.
-//	  min_b: A `Tensor` of type `float32`.
-//	    The float value that the lowest quantized `b` value represents.
-//	  max_b: A `Tensor` of type `float32`.
-//	    The float value that the highest quantized `b` value represents.
-//	  Toutput: An optional `tf.DType` from: `tf.qint8, tf.quint8, tf.qint32, tf.qint16, tf.quint16`. Defaults to `tf.qint32`.
-//	  transpose_a: An optional `bool`. Defaults to `False`.
-//	    If true, `a` is transposed before multiplication.
-//	  transpose_b: An optional `bool`. Defaults to `False`.
-//	    If true, `b` is transposed before multiplication.
-//	  input_quant_mode: An optional `string` from: `"MIN_FIRST", "SCALED"`. Defaults to `"MIN_FIRST"`.
-//	    Input data quantization mode. Either MIN_FIRST(default) or SCALED.
-//	  name: A name for the operation (optional).
-//
-//	Returns:
-//	  A tuple of `Tensor` objects (out, min_out, max_out).
-//
-//	  out: A `Tensor` of type `Toutput`.
-//	  min_out: A `Tensor` of type `float32`.
-//	  max_out: A `Tensor` of type `float32`.
-//
 // Arguments:
-//   - a: A tensor of type T1 (qint8, quint8, qint32, qint16, quint16).
-//   - b: A tensor of type T2 (qint8, quint8, qint32, qint16, quint16).
-//   - bias: A tensor of type float32.
-//   - minA: A tensor of type float32.
-//   - maxA: A tensor of type float32.
-//   - minB: A tensor of type float32.
-//   - maxB: A tensor of type float32.
+//   - a: A tensor. Must be one of the following types: `qint8`, `quint8`, `qint32`, `qint16`, `quint16`.
+//     A matrix to be multiplied. Must be a two-dimensional tensor of type `quint8`.
+//   - b: A tensor. Must be one of the following types: `qint8`, `quint8`, `qint32`, `qint16`, `quint16`.
+//     A matrix to be multiplied and must be a two-dimensional tensor of type `qint8`.
+//   - bias: A tensor of type `float32`.
+//     A 1D bias tensor with size matching with inner dimension of `b` (after being
+//     transposed if `transposed_b` is non-zero).
+//   - minA: A tensor of type `float32`.
+//     The float value that the lowest quantized `a` value represents.
+//   - maxA: A tensor of type `float32`.
+//     The float value that the highest quantized `a` value represents.
+//   - minB: A tensor of type `float32`.
+//     The float value that the lowest quantized `b` value represents.
+//   - maxB: A tensor of type `float32`.
+//     The float value that the highest quantized `b` value represents.
 //
 // Optional attributes (QuantizedMatMulWithBiasAndReluAttr): [QuantizedMatMulWithBiasAndReluToutput], [QuantizedMatMulWithBiasAndReluTransposeA], [QuantizedMatMulWithBiasAndReluTransposeB] and [QuantizedMatMulWithBiasAndReluInputQuantMode].
 //
 // Returns:
-//   - out: A tensor of type Toutput (qint8, quint8, qint32, qint16, quint16).
-//   - minOut: A tensor of type float32.
-//   - maxOut: A tensor of type float32.
+//   - out: A tensor of type `Toutput`.
+//   - minOut: A tensor of type `float32`.
+//   - maxOut: A tensor of type `float32`.
 func QuantizedMatMulWithBiasAndRelu(scope *Scope, a Output, b Output, bias Output, minA Output, maxA Output, minB Output, maxB Output, optional ...QuantizedMatMulWithBiasAndReluAttr) (out Output, minOut Output, maxOut Output) {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
@@ -34213,6 +34114,8 @@ func QuantizedMatMulWithBiasAndReluAndRequantizeToutput(value cgo.DataType) Quan
 
 // QuantizedMatMulWithBiasAndReluAndRequantizeTransposeA sets the optional transpose_a attribute of [QuantizedMatMulWithBiasAndReluAndRequantize].
 //
+// If true, `a` is transposed before multiplication.
+//
 // If not specified, defaults to false.
 func QuantizedMatMulWithBiasAndReluAndRequantizeTransposeA(value bool) QuantizedMatMulWithBiasAndReluAndRequantizeAttr {
 	return genOpAttr("transpose_a", value)
@@ -34220,12 +34123,16 @@ func QuantizedMatMulWithBiasAndReluAndRequantizeTransposeA(value bool) Quantized
 
 // QuantizedMatMulWithBiasAndReluAndRequantizeTransposeB sets the optional transpose_b attribute of [QuantizedMatMulWithBiasAndReluAndRequantize].
 //
+// If true, `b` is transposed before multiplication.
+//
 // If not specified, defaults to false.
 func QuantizedMatMulWithBiasAndReluAndRequantizeTransposeB(value bool) QuantizedMatMulWithBiasAndReluAndRequantizeAttr {
 	return genOpAttr("transpose_b", value)
 }
 
 // QuantizedMatMulWithBiasAndReluAndRequantizeInputQuantMode sets the optional input_quant_mode attribute of [QuantizedMatMulWithBiasAndReluAndRequantize].
+//
+// Input data quantization mode. Either MIN_FIRST(default) or SCALED.
 //
 // Allowed values: "MIN_FIRST", "SCALED". If not specified, defaults to "MIN_FIRST".
 func QuantizedMatMulWithBiasAndReluAndRequantizeInputQuantMode(value string) QuantizedMatMulWithBiasAndReluAndRequantizeAttr {
@@ -34242,58 +34149,32 @@ func QuantizedMatMulWithBiasAndReluAndRequantizeInputQuantMode(value string) Qua
 //	relu activation to get non-negative result. Then do requantize operation to get
 //	final uint8 result.
 //
-//	Args:
-//	  a: A `Tensor`. Must be one of the following types: `qint8`, `quint8`, `qint32`, `qint16`, `quint16`.
-//	    A matrix to be multiplied. Must be a two-dimensional tensor of type `quint8`.
-//	  b: A `Tensor`. Must be one of the following types: `qint8`, `quint8`, `qint32`, `qint16`, `quint16`.
-//	    A matrix to be multiplied and must be a two-dimensional tensor of type `qint8`.
-//	  bias: A `Tensor`. Must be one of the following types: `float32`, `qint32`.
-//	    A 1D bias tensor with size matching with inner dimension of `b` (after being
-//	    transposed if `transposed_b` is non-zero).
-//	  min_a: A `Tensor` of type `float32`.
-//	    The float value that the lowest quantized `a` value represents.
-//	  max_a: A `Tensor` of type `float32`.
-//	    The float value that the highest quantized `a` value represents.
-//	  min_b: A `Tensor` of type `float32`.
-//	    The float value that the lowest quantized `b` value represents.
-//	  max_b: A `Tensor` of type `float32`.
-//	    The float value that the highest quantized `b` value represents.
-//	  min_freezed_output: A `Tensor` of type `float32`.
-//	    The float value that the highest quantized output value after requantize.
-//	  max_freezed_output: A `Tensor` of type `float32`.
-//	  Toutput: An optional `tf.DType` from: `tf.qint8, tf.quint8, tf.qint32, tf.qint16, tf.quint16`. Defaults to `tf.quint8`.
-//	  transpose_a: An optional `bool`. Defaults to `False`.
-//	    If true, `a` is transposed before multiplication.
-//	  transpose_b: An optional `bool`. Defaults to `False`.
-//	    If true, `b` is transposed before multiplication.
-//	  input_quant_mode: An optional `string` from: `"MIN_FIRST", "SCALED"`. Defaults to `"MIN_FIRST"`.
-//	    Input data quantization mode. Either MIN_FIRST(default) or SCALED.
-//	  name: A name for the operation (optional).
-//
-//	Returns:
-//	  A tuple of `Tensor` objects (out, min_out, max_out).
-//
-//	  out: A `Tensor` of type `Toutput`.
-//	  min_out: A `Tensor` of type `float32`.
-//	  max_out: A `Tensor` of type `float32`.
-//
 // Arguments:
-//   - a: A tensor of type T1 (qint8, quint8, qint32, qint16, quint16).
-//   - b: A tensor of type T2 (qint8, quint8, qint32, qint16, quint16).
-//   - bias: A tensor of type Tbias (float32, qint32).
-//   - minA: A tensor of type float32.
-//   - maxA: A tensor of type float32.
-//   - minB: A tensor of type float32.
-//   - maxB: A tensor of type float32.
-//   - minFreezedOutput: A tensor of type float32.
-//   - maxFreezedOutput: A tensor of type float32.
+//   - a: A tensor. Must be one of the following types: `qint8`, `quint8`, `qint32`, `qint16`, `quint16`.
+//     A matrix to be multiplied. Must be a two-dimensional tensor of type `quint8`.
+//   - b: A tensor. Must be one of the following types: `qint8`, `quint8`, `qint32`, `qint16`, `quint16`.
+//     A matrix to be multiplied and must be a two-dimensional tensor of type `qint8`.
+//   - bias: A tensor. Must be one of the following types: `float32`, `qint32`.
+//     A 1D bias tensor with size matching with inner dimension of `b` (after being
+//     transposed if `transposed_b` is non-zero).
+//   - minA: A tensor of type `float32`.
+//     The float value that the lowest quantized `a` value represents.
+//   - maxA: A tensor of type `float32`.
+//     The float value that the highest quantized `a` value represents.
+//   - minB: A tensor of type `float32`.
+//     The float value that the lowest quantized `b` value represents.
+//   - maxB: A tensor of type `float32`.
+//     The float value that the highest quantized `b` value represents.
+//   - minFreezedOutput: A tensor of type `float32`.
+//     The float value that the highest quantized output value after requantize.
+//   - maxFreezedOutput: A tensor of type `float32`.
 //
 // Optional attributes (QuantizedMatMulWithBiasAndReluAndRequantizeAttr): [QuantizedMatMulWithBiasAndReluAndRequantizeToutput], [QuantizedMatMulWithBiasAndReluAndRequantizeTransposeA], [QuantizedMatMulWithBiasAndReluAndRequantizeTransposeB] and [QuantizedMatMulWithBiasAndReluAndRequantizeInputQuantMode].
 //
 // Returns:
-//   - out: A tensor of type Toutput (qint8, quint8, qint32, qint16, quint16).
-//   - minOut: A tensor of type float32.
-//   - maxOut: A tensor of type float32.
+//   - out: A tensor of type `Toutput`.
+//   - minOut: A tensor of type `float32`.
+//   - maxOut: A tensor of type `float32`.
 func QuantizedMatMulWithBiasAndReluAndRequantize(scope *Scope, a Output, b Output, bias Output, minA Output, maxA Output, minB Output, maxB Output, minFreezedOutput Output, maxFreezedOutput Output, optional ...QuantizedMatMulWithBiasAndReluAndRequantizeAttr) (out Output, minOut Output, maxOut Output) {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
@@ -35509,45 +35390,23 @@ func RaggedCountSparseOutput(scope *Scope, splits Output, values Output, weights
 
 // RaggedCross generates a feature cross from a list of tensors, and returns it as a RaggedTensor.  See `tf.ragged.cross` for more details.
 //
-//	Args:
-//	  ragged_values: A list of `Tensor` objects with types from: `int64`, `string`.
-//	    The values tensor for each RaggedTensor input.
-//	  ragged_row_splits: A list of `Tensor` objects with types from: `int32`, `int64`.
-//	    The row_splits tensor for each RaggedTensor input.
-//	  sparse_indices: A list of `Tensor` objects with type `int64`.
-//	    The indices tensor for each SparseTensor input.
-//	  sparse_values: A list of `Tensor` objects with types from: `int64`, `string`.
-//	    The values tensor for each SparseTensor input.
-//	  sparse_shape: A list with the same length as `sparse_indices` of `Tensor` objects with type `int64`.
-//	    The dense_shape tensor for each SparseTensor input.
-//	  dense_inputs: A list of `Tensor` objects with types from: `int64`, `string`.
-//	    The tf.Tensor inputs.
-//	  input_order: A `string`.
-//	    String specifying the tensor type for each input.  The `i`th character in
-//	    this string specifies the type of the `i`th input, and is one of: 'R' (ragged),
-//	    'D' (dense), or 'S' (sparse).  This attr is used to ensure that the crossed
-//	    values are combined in the order of the inputs from the call to tf.ragged.cross.
-//	  hashed_output: A `bool`.
-//	  num_buckets: An `int` that is `>= 0`.
-//	  hash_key: An `int`.
-//	  out_values_type: A `tf.DType` from: `tf.int64, tf.string`.
-//	  out_row_splits_type: A `tf.DType` from: `tf.int32, tf.int64`.
-//	  name: A name for the operation (optional).
-//
-//	Returns:
-//	  A tuple of `Tensor` objects (output_values, output_row_splits).
-//
-//	  output_values: A `Tensor` of type `out_values_type`.
-//	  output_row_splits: A `Tensor` of type `out_row_splits_type`.
-//
 // Arguments:
-//   - raggedValues: A list of tensors of the types ragged_values_types.
-//   - raggedRowSplits: A list of tensors of the types ragged_splits_types.
-//   - sparseIndices: A list of Nsparse tensors of type int64.
-//   - sparseValues: A list of tensors of the types sparse_values_types.
-//   - sparseShape: A list of Nsparse tensors of type int64.
-//   - denseInputs: A list of tensors of the types dense_types.
-//   - inputOrder: The value of the input_order attribute.
+//   - raggedValues: A list of tensors with types from: `int64`, `string`.
+//     The values tensor for each RaggedTensor input.
+//   - raggedRowSplits: A list of tensors with types from: `int32`, `int64`.
+//     The row_splits tensor for each RaggedTensor input.
+//   - sparseIndices: A list of tensors with type `int64`.
+//     The indices tensor for each SparseTensor input.
+//   - sparseValues: A list of tensors with types from: `int64`, `string`.
+//     The values tensor for each SparseTensor input.
+//   - sparseShape: A list with the same length as `sparse_indices` of tensors with type `int64`.
+//     The dense_shape tensor for each SparseTensor input.
+//   - denseInputs: A list of tensors with types from: `int64`, `string`.
+//     The tf.Tensor inputs.
+//   - inputOrder: String specifying the tensor type for each input.  The `i`th character in
+//     this string specifies the type of the `i`th input, and is one of: 'R' (ragged),
+//     'D' (dense), or 'S' (sparse).  This attr is used to ensure that the crossed
+//     values are combined in the order of the inputs from the call to tf.ragged.cross.
 //   - hashedOutput: The value of the hashed_output attribute.
 //   - numBuckets: Minimum value: 0.
 //   - hashKey: The value of the hash_key attribute.
@@ -35555,8 +35414,8 @@ func RaggedCountSparseOutput(scope *Scope, splits Output, values Output, weights
 //   - outRowSplitsType: Allowed values: cgo.Int32, cgo.Int64.
 //
 // Returns:
-//   - outputValues: A tensor of type out_values_type (int64, string).
-//   - outputRowSplits: A tensor of type out_row_splits_type (int32, int64).
+//   - outputValues: A tensor of type `out_values_type`.
+//   - outputRowSplits: A tensor of type `out_row_splits_type`.
 func RaggedCross(scope *Scope, raggedValues []Output, raggedRowSplits []Output, sparseIndices []Output, sparseValues []Output, sparseShape []Output, denseInputs []Output, inputOrder string, hashedOutput bool, numBuckets int64, hashKey int64, outValuesType cgo.DataType, outRowSplitsType cgo.DataType) (outputValues Output, outputRowSplits Output) {
 	attrs := optionalAttr{"input_order": inputOrder, "hashed_output": hashedOutput, "num_buckets": numBuckets, "hash_key": hashKey, "out_values_type": outValuesType, "out_row_splits_type": outRowSplitsType}
 	op := scope.AddOperation(OpSpec{Type: "RaggedCross", Input: []any{raggedValues, raggedRowSplits, sparseIndices, sparseValues, sparseShape, denseInputs}, Attrs: attrs})
@@ -37584,6 +37443,10 @@ type RegexReplaceAttr func(optionalAttr)
 
 // RegexReplaceReplaceGlobal sets the optional replace_global attribute of [RegexReplace].
 //
+// If True, the replacement is global (that is, all matches of the `pattern` regular
+// expression in each input string are rewritten), otherwise the `rewrite`
+// substitution is only made for the first `pattern` match.
+//
 // If not specified, defaults to true.
 func RegexReplaceReplaceGlobal(value bool) RegexReplaceAttr {
 	return genOpAttr("replace_global", value)
@@ -37593,31 +37456,18 @@ func RegexReplaceReplaceGlobal(value bool) RegexReplaceAttr {
 //
 //	It follows the re2 syntax (https://github.com/google/re2/wiki/Syntax)
 //
-//	Args:
-//	  input: A `Tensor` of type `string`. The text to be processed.
-//	  pattern: A `Tensor` of type `string`.
-//	    The regular expression to be matched in the `input` strings.
-//	  rewrite: A `Tensor` of type `string`.
-//	    The rewrite string to be substituted for the `pattern` expression where it is
-//	    matched in the `input` strings.
-//	  replace_global: An optional `bool`. Defaults to `True`.
-//	    If True, the replacement is global (that is, all matches of the `pattern` regular
-//	    expression in each input string are rewritten), otherwise the `rewrite`
-//	    substitution is only made for the first `pattern` match.
-//	  name: A name for the operation (optional).
-//
-//	Returns:
-//	  A `Tensor` of type `string`.
-//
 // Arguments:
-//   - input: A tensor of type string.
-//   - pattern: A tensor of type string.
-//   - rewrite: A tensor of type string.
+//   - input: A tensor of type `string`. The text to be processed.
+//   - pattern: A tensor of type `string`.
+//     The regular expression to be matched in the `input` strings.
+//   - rewrite: A tensor of type `string`.
+//     The rewrite string to be substituted for the `pattern` expression where it is
+//     matched in the `input` strings.
 //
 // Optional attributes (RegexReplaceAttr): [RegexReplaceReplaceGlobal].
 //
 // Returns:
-//   - output: A tensor of type string.
+//   - output: A tensor of type `string`.
 func RegexReplace(scope *Scope, input Output, pattern Output, rewrite Output, optional ...RegexReplaceAttr) (output Output) {
 	attrs := optionalAttr{}
 	for _, opt := range optional {

@@ -172,13 +172,17 @@ func parsePyDoc(raw string) *pyDoc {
 		return nil
 	}
 	d := &pyDoc{Args: map[string]string{}, PyName: map[string]string{}}
-	section := ""
+	section, secIndent := "", 0
 	var desc, args []string
 	for _, l := range lines {
-		switch l {
+		switch strings.TrimSpace(l) {
 		case "Args:", "Returns:", "Raises:":
-			section = l
+			// Some docstrings indent their sections more than their text.
+			section, secIndent = strings.TrimSpace(l), indentOf(l)
 			continue
+		}
+		if section != "" {
+			l = l[min(secIndent, indentOf(l)):]
 		}
 		switch section {
 		case "":
