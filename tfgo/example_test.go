@@ -7,13 +7,18 @@ import (
 	"github.com/gotf/gotf/tfgo"
 )
 
-// Build a small graph op by op, run it with a Go feed and read the result.
+// Build a small graph op by op, differentiate it, run it with a Go feed and
+// read the results.
 func Example() {
 	s := tfgo.NewScope()
 	x := tfgo.Placeholder(s, cgo.Float, -1, 2)
 	dense := s.SubScope("dense")
-	w := tfgo.Const(dense, [][]float32{{1, 2}, {3, 4}})
-	y := tfgo.Out(tfgo.Op(dense, "MatMul", []any{x, w}, nil), 0)
+	w := tfgo.NewVariable(dense, "kernel", cgo.Float, []int64{2, 1}, tfgo.InitialValue([][]float32{{3}, {4}}))
+	y := tfgo.Out(tfgo.Op(dense, "MatMul", []any{x, w.Value()}, nil), 0)
+	loss := tfgo.Out(tfgo.Op(s, "Sum", []any{tfgo.Out(tfgo.Op(s, "Square", []any{y}, nil), 0), tfgo.Const(s, []int32{0, 1})}, nil), 0)
+	// d loss / d x and d loss / d kernel (through the variable's handle).
+	grads := tfgo.Gradients(s, []tfgo.Output{loss}, []tfgo.Output{x, w.Handle()}, nil)
+	init := tfgo.GlobalVariablesInitializer(s)
 
 	sess, err := tfgo.NewSession(s, nil)
 	if err != nil {
@@ -21,15 +26,25 @@ func Example() {
 		return
 	}
 	defer sess.Close()
-	out, err := sess.Run(map[tfgo.Output]any{x: [][]float32{{1, 1}}}, []tfgo.Output{y})
+	if _, err := sess.Run(nil, nil, init); err != nil {
+		fmt.Println(err)
+		return
+	}
+	out, err := sess.Run(map[tfgo.Output]any{x: [][]float32{{1, 2}}}, []tfgo.Output{y, loss, grads[0], grads[1]})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer out[0].Close()
-	v, _ := tfgo.Value(out[0])
-	fmt.Println(y.Op.Name(), v)
-	// Output: dense/MatMul [[4 6]]
+	for i, name := range []string{y.Op.Name(), "loss", "dloss/dx", "dloss/dkernel"} {
+		v, _ := tfgo.Value(out[i])
+		fmt.Println(name, v)
+		out[i].Close()
+	}
+	// Output:
+	// dense/MatMul [[11]]
+	// loss 121
+	// dloss/dx [[66 88]]
+	// dloss/dkernel [[22] [44]]
 }
 
 // The first error sticks to the scope and names the op.
