@@ -1,0 +1,103 @@
+package keraslike
+
+import (
+	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/tfgo"
+)
+
+// DenseOptions are keras.layers.Dense's arguments beyond units.
+type DenseOptions struct {
+	Name       string
+	Activation string // Keras name: "relu", "gelu", "softmax", "tanh", "" (linear)
+	// NoBias drops the bias (use_bias=False); Keras' default is a bias.
+	NoBias            bool
+	KernelInitializer tfgo.Initializer // default glorot_uniform
+	BiasInitializer   tfgo.Initializer // default zeros
+}
+
+// Dense is keras.layers.Dense: activation(inputs · kernel + bias) over the
+// last axis of inputs of any rank >= 2. Weights: kernel [in, units], bias
+// [units] (paths "<name>/kernel", "<name>/bias").
+type Dense struct {
+	Base
+	Units int
+	opts  DenseOptions
+	act   func(*tfgo.Scope, tfgo.Output) tfgo.Output
+	err   error
+
+	kernel, bias *Weight
+}
+
+// NewDense returns keras.layers.Dense(units, ...).
+func NewDense(units int, opts DenseOptions) *Dense {
+	d := &Dense{Base: newBase("Dense", opts.Name), Units: units, opts: opts}
+	d.act, d.err = activation(opts.Activation)
+	return d
+}
+
+// Call computes the layer on x.
+func (d *Dense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
+	if len(inputs) != 1 {
+		ctx.fail(d, "takes 1 input, got %d", len(inputs))
+		return tfgo.Output{}
+	}
+	x := inputs[0]
+	if ctx.Scope.Err() != nil || x.Op == nil {
+		return tfgo.Output{}
+	}
+	if d.err != nil {
+		ctx.fail(d, "%v", d.err)
+		return tfgo.Output{}
+	}
+	shape := staticShape(x)
+	if len(shape) < 2 || shape[len(shape)-1] < 0 {
+		ctx.fail(d, "needs inputs of rank >= 2 with a known last dimension, got shape %v", cgo.Shape{Dims: shape, UnknownRank: shape == nil})
+		return tfgo.Output{}
+	}
+	if !isFloat(x.DataType()) {
+		ctx.fail(d, "needs floating-point inputs, got %s", x.DataType())
+		return tfgo.Output{}
+	}
+	if d.build(ctx) {
+		kinit, binit := d.opts.KernelInitializer, d.opts.BiasInitializer
+		if kinit == nil {
+			kinit = tfgo.GlorotUniform(seedFor(d.name))
+		}
+		if binit == nil {
+			binit = tfgo.Zeros()
+		}
+		d.kernel = d.addWeight("kernel", cgo.Float, []int64{shape[len(shape)-1], int64(d.Units)}, kinit, true)
+		if !d.opts.NoBias {
+			d.bias = d.addWeight("bias", cgo.Float, []int64{int64(d.Units)}, binit, true)
+		}
+	}
+	if in := d.kernel.Shape()[0]; in != shape[len(shape)-1] {
+		ctx.fail(d, "was built for inputs with last dimension %d, got %d", in, shape[len(shape)-1])
+		return tfgo.Output{}
+	}
+	s := ctx.Scope.SubScope(d.name)
+	kernel := castTo(s, d.kernel.Read(s), x.DataType())
+	var y tfgo.Output
+	if len(shape) == 2 {
+		y = tfgo.MatMul(s, x, kernel)
+	} else {
+		y = tfgo.BatchMatMulV2(s, x, kernel)
+	}
+	if d.bias != nil {
+		y = tfgo.BiasAdd(s, y, castTo(s, d.bias.Read(s), x.DataType()))
+	}
+	return d.act(s, y)
+}
+
+// Config is Dense's get_config.
+func (d *Dense) Config() map[string]any {
+	c := d.baseConfig()
+	act := d.opts.Activation
+	if act == "" {
+		act = "linear"
+	}
+	c["units"] = d.Units
+	c["activation"] = act
+	c["use_bias"] = !d.opts.NoBias
+	return c
+}
