@@ -37,8 +37,10 @@ func genOpOutputList(op *cgo.Operation, start int, arg string) ([]Output, int, e
 //
 //   - 176 internal ops, whose names start with "_"
 //   - Const: the name is hand-written in const.go
+//   - If: the name is hand-written in controlflow.go
 //   - Placeholder: the name is hand-written in const.go
 //   - Variable: the name is hand-written in variable.go
+//   - While: the name is hand-written in controlflow.go
 
 // AbortAttr is an optional argument to [Abort].
 type AbortAttr func(optionalAttr)
@@ -20712,53 +20714,6 @@ func IdentityReaderV2(scope *Scope, optional ...IdentityReaderV2Attr) (readerHan
 	}
 	op := scope.AddOperation(OpSpec{Type: "IdentityReaderV2", Attrs: attrs})
 	return Out(op, 0)
-}
-
-// IfAttr is an optional argument to [If].
-type IfAttr func(optionalAttr)
-
-// IfOutputShapes sets the optional output_shapes attribute of [If].
-//
-// If not specified, defaults to an empty list.
-func IfOutputShapes(value []cgo.Shape) IfAttr { return genOpAttr("output_shapes", value) }
-
-// If: output = cond ? then_branch(input) : else_branch(input)
-//
-// Arguments:
-//   - cond: A tensor.
-//     A Tensor. If the tensor is a scalar of non-boolean type, the
-//     scalar is converted to a boolean according to the
-//     following rule: if the scalar is a numerical value, non-zero means
-//     `True` and zero means False; if the scalar is a string, non-empty
-//     means `True` and empty means `False`. If the tensor is not a scalar,
-//     being empty means False and being non-empty means True.
-//   - input: A list of tensors. A list of input tensors.
-//   - tout: A list of output types. The list has at least 0 elements.
-//   - thenBranch: A function that takes 'inputs' and returns a list of tensors, whose
-//     types are the same as what else_branch returns.
-//   - elseBranch: A function that takes 'inputs' and returns a list of tensors, whose
-//     types are the same as what then_branch returns.
-//
-// Optional attributes (IfAttr): [IfOutputShapes].
-//
-// Returns:
-//   - output: A list of tensors of type `Tout`.
-func If(scope *Scope, cond Output, input []Output, tout []cgo.DataType, thenBranch cgo.Func, elseBranch cgo.Func, optional ...IfAttr) (output []Output) {
-	attrs := optionalAttr{"Tout": tout, "then_branch": thenBranch, "else_branch": elseBranch}
-	for _, opt := range optional {
-		opt(attrs)
-	}
-	op := scope.AddOperation(OpSpec{Type: "If", Input: []any{cond, input}, Attrs: attrs})
-	if op == nil {
-		return
-	}
-	next := 0
-	var err error
-	if output, _, err = genOpOutputList(op, next, "output"); err != nil {
-		scope.UpdateErr("If", err)
-		return
-	}
-	return output
 }
 
 // Igamma computes the lower regularized incomplete Gamma function `P(a, x)`.
@@ -58579,57 +58534,6 @@ func WeightedFlatMapDataset(scope *Scope, inputDatasets []Output, weights []Outp
 func Where(scope *Scope, input Output) (index Output) {
 	op := scope.AddOperation(OpSpec{Type: "Where", Input: []any{input}})
 	return Out(op, 0)
-}
-
-// WhileAttr is an optional argument to [While].
-type WhileAttr func(optionalAttr)
-
-// WhileOutputShapes sets the optional output_shapes attribute of [While].
-//
-// If not specified, defaults to an empty list.
-func WhileOutputShapes(value []cgo.Shape) WhileAttr { return genOpAttr("output_shapes", value) }
-
-// WhileParallelIterations sets the optional parallel_iterations attribute of [While].
-//
-// If not specified, defaults to 10.
-func WhileParallelIterations(value int64) WhileAttr { return genOpAttr("parallel_iterations", value) }
-
-// While: output = input; While (Cond(output)) { output = Body(output) }
-//
-// Arguments:
-//   - input: A list of tensors.
-//     A list of input tensors whose types are T.
-//   - cond: A function takes 'input' and returns a tensor.  If the tensor is
-//     a scalar of non-boolean, the scalar is converted to a boolean
-//     according to the following rule: if the scalar is a numerical
-//     value, non-zero means True and zero means False; if the scalar is
-//     a string, non-empty means True and empty means False. If the
-//     tensor is not a scalar, non-emptiness means True and False
-//     otherwise.
-//   - body: A function that takes a list of tensors and returns another
-//     list of tensors. Both lists have the same types as specified
-//     by T.
-//
-// Optional attributes (WhileAttr): [WhileOutputShapes] and [WhileParallelIterations].
-//
-// Returns:
-//   - output: A list of tensors. Has the same type as `input`.
-func While(scope *Scope, input []Output, cond cgo.Func, body cgo.Func, optional ...WhileAttr) (output []Output) {
-	attrs := optionalAttr{"cond": cond, "body": body}
-	for _, opt := range optional {
-		opt(attrs)
-	}
-	op := scope.AddOperation(OpSpec{Type: "While", Input: []any{input}, Attrs: attrs})
-	if op == nil {
-		return
-	}
-	next := 0
-	var err error
-	if output, _, err = genOpOutputList(op, next, "output"); err != nil {
-		scope.UpdateErr("While", err)
-		return
-	}
-	return output
 }
 
 // WholeFileReaderAttr is an optional argument to [WholeFileReader].

@@ -1,0 +1,515 @@
+package tfgo
+
+import (
+	"errors"
+	"math/rand"
+	"testing"
+
+	"github.com/gotf/gotf/cgo"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// cfOp adds an op of type opType and returns its first output.
+func cfOp(s *Scope, opType string, attrs map[string]any, inputs ...any) Output {
+	return Out(Op(s, opType, inputs, attrs), 0)
+}
+
+func cfTensors(t *testing.T, vals map[string]any) map[string]*cgo.Tensor {
+	t.Helper()
+	out := map[string]*cgo.Tensor{}
+	for k, v := range vals {
+		tn, err := NewTensor(v)
+		require.NoError(t, err)
+		out[k] = tn
+	}
+	return out
+}
+
+func cfRun(t *testing.T, s *Scope, feeds map[Output]any, fetches ...Output) []*cgo.Tensor {
+	t.Helper()
+	sess, err := NewSession(s, nil)
+	require.NoError(t, err)
+	defer sess.Close()
+	out, err := sess.Run(feeds, fetches)
+	require.NoError(t, err)
+	return out
+}
+
+func cfAssertClose(t *testing.T, want, got *cgo.Tensor, tol float64, what string) {
+	t.Helper()
+	require.Equal(t, want.DataType(), got.DataType(), what)
+	require.Equal(t, want.Shape(), got.Shape(), what)
+	w, g := asFloat64s(t, want), asFloat64s(t, got)
+	for i := range w {
+		assert.InDelta(t, w[i], g[i], tol, "%s: element %d", what, i)
+	}
+}
+
+// (a) A function traced once and called twice, its weights captured from
+// the calling graph, equals the same tf.function in Python.
+func TestFunctionCalledTwiceMatchesPython(t *testing.T) {
+	r := rand.New(rand.NewSource(3))
+	w, b, x := toFloat32(randomMatrix(r, 4, 4)), toFloat32(randomMatrix(r, 1, 4))[0], toFloat32(randomMatrix(r, 3, 4))
+
+	s := NewScope()
+	pw := Placeholder(s, cgo.Float, 4, 4)
+	cb := Const(s, b)
+	dense, err := DefineFunction(s, "dense_tanh", []TensorSpec{{cgo.Float, cgo.MakeShape(-1, 4)}},
+		func(fs *Scope, args []Output) []Output {
+			y := cfOp(fs, "MatMul", nil, args[0], Capture(fs, pw))
+			y = cfOp(fs, "BiasAdd", nil, y, Capture(fs, cb))
+			return []Output{cfOp(fs, "Tanh", nil, y)}
+		})
+	require.NoError(t, err)
+	assert.Equal(t, "dense_tanh", dense.Name())
+	assert.Equal(t, []TensorSpec{{cgo.Float, cgo.MakeShape(-1, 4)}}, dense.Outputs)
+	assert.Equal(t, []Output{pw, cb}, dense.Captures)
+	assert.False(t, dense.Stateful)
+	def, err := dense.FunctionDef()
+	require.NoError(t, err)
+	assert.Len(t, def.GetSignature().GetInputArg(), 3, "the argument and two captures")
+
+	px := Placeholder(s, cgo.Float, -1, 4)
+	h1 := Call(s, dense, px)
+	require.Len(t, h1, 1)
+	h2 := Call(s, dense, h1[0])
+	require.NoError(t, s.Err())
+	assert.Equal(t, "PartitionedCall", h1[0].Op.Type())
+	sh, err := h2[0].Shape()
+	require.NoError(t, err)
+	assert.Equal(t, cgo.MakeShape(-1, 4), sh, "shapes are inferred through the call")
+	fns, err := s.Graph().Functions()
+	require.NoError(t, err)
+	require.Len(t, fns, 1)
+	assert.Equal(t, "dense_tanh", fns[0].Name())
+
+	got := cfRun(t, s, map[Output]any{px: x, pw: w}, h1[0], h2[0])
+	ref := python(t, `
+w, b = tf.constant(inputs["w"]), tf.constant(inputs["b"])
+@tf.function
+def dense_tanh(x):
+    return tf.tanh(x @ w + b)
+outputs["h1"] = dense_tanh(inputs["x"])
+outputs["h2"] = dense_tanh(outputs["h1"])
+`, cfTensors(t, map[string]any{"w": w, "b": b, "x": x}))
+	cfAssertClose(t, ref["h1"], got[0], 1e-6, "first call")
+	cfAssertClose(t, ref["h2"], got[1], 1e-6, "second call")
+}
+
+// A body with a stateful op is called through StatefulPartitionedCall.
+func TestFunctionStatefulCall(t *testing.T) {
+	s := NewScope()
+	noise, err := DefineFunction(s, "noise", []TensorSpec{{cgo.Int32, cgo.MakeShape(2)}},
+		func(fs *Scope, args []Output) []Output {
+			return []Output{cfOp(fs, "RandomUniform", map[string]any{"dtype": cgo.Float}, args[0])}
+		})
+	require.NoError(t, err)
+	assert.True(t, noise.Stateful)
+	out := Call(s, noise, Const(s, []int32{2, 3}))
+	require.NoError(t, s.Err())
+	assert.Equal(t, "StatefulPartitionedCall", out[0].Op.Type())
+
+	// Loops and conditionals with a stateful function use While and If.
+	loop := While(s, []Output{Const(s, int32(0)), Const(s, float32(0))},
+		func(fs *Scope, v []Output) Output { return cfOp(fs, "Less", nil, v[0], Const(fs, int32(4))) },
+		func(fs *Scope, v []Output) []Output {
+			u := cfOp(fs, "RandomUniform", map[string]any{"dtype": cgo.Float}, Const(fs, []int32{}))
+			return []Output{cfOp(fs, "AddV2", nil, v[0], Const(fs, int32(1))), cfOp(fs, "AddV2", nil, v[1], u)}
+		}, nil)
+	cond := If(s, Const(s, true), nil,
+		func(fs *Scope, _ []Output) []Output { return Call(fs, noise, Const(fs, []int32{1, 1})) },
+		func(fs *Scope, _ []Output) []Output { return []Output{Const(fs, [][]float32{{-1}})} })
+	require.NoError(t, s.Err())
+	assert.Equal(t, "While", loop[0].Op.Type())
+	assert.Equal(t, "If", cond[0].Op.Type())
+
+	got := cfRun(t, s, nil, out[0], loop[1], cond[0])
+	assert.Equal(t, []int64{2, 3}, got[0].Shape())
+	v, err := Float32s(got[0])
+	require.NoError(t, err)
+	for _, f := range v {
+		assert.True(t, f >= 0 && f < 1)
+	}
+	sum, err := Float32s(got[1])
+	require.NoError(t, err)
+	assert.True(t, sum[0] >= 0 && sum[0] < 4)
+	c, err := Float32s(got[2])
+	require.NoError(t, err)
+	assert.True(t, c[0] >= 0 && c[0] < 1, "the then branch ran")
+}
+
+// (b) x = x*a + b repeated n times (n fed at run time), accumulating the
+// iterates, equals tf.while_loop in a tf.function.
+func TestWhileAffineRecurrenceMatchesPython(t *testing.T) {
+	x0, a, b := []float64{1, -0.5, 2}, []float64{0.9, 1.1, -0.7}, []float64{0.25, -1, 0.5}
+	s := NewScope()
+	px := Placeholder(s, cgo.Double, 3)
+	pa := Placeholder(s, cgo.Double, 3)
+	cb := Const(s, b)
+	pn := Placeholder(s, cgo.Int32)
+	out := While(s, []Output{Const(s, int32(0)), px, cfOp(s, "ZerosLike", nil, px)},
+		func(fs *Scope, v []Output) Output {
+			return cfOp(fs, "Less", nil, v[0], Capture(fs, pn))
+		},
+		func(fs *Scope, v []Output) []Output {
+			x := cfOp(fs, "AddV2", nil, cfOp(fs, "Mul", nil, v[1], Capture(fs, pa)), Capture(fs, cb))
+			return []Output{cfOp(fs, "AddV2", nil, v[0], Const(fs, int32(1))), x, cfOp(fs, "AddV2", nil, v[2], x)}
+		}, nil)
+	require.NoError(t, s.Err())
+	require.Len(t, out, 3)
+	assert.Equal(t, "StatelessWhile", out[0].Op.Type())
+	assert.Equal(t, 3+3, out[0].Op.NumOutputs(), "the captures a, b and n ride along as loop variables")
+	sh, err := out[1].Shape()
+	require.NoError(t, err)
+	assert.Equal(t, cgo.MakeShape(3), sh)
+
+	ns := []int32{0, 1, 5, 17}
+	ref := python(t, `
+a, b = tf.constant(inputs["a"]), tf.constant(inputs["b"])
+@tf.function
+def recur(x, n):
+    return tf.while_loop(lambda i, x, acc: i < n,
+                         lambda i, x, acc: (i + 1, x * a + b, acc + (x * a + b)),
+                         [tf.constant(0), x, tf.zeros_like(x)])
+for n in inputs["ns"]:
+    i, x, acc = recur(tf.constant(inputs["x"]), tf.constant(n))
+    outputs[f"i{n}"], outputs[f"x{n}"], outputs[f"acc{n}"] = i, x, acc
+`, cfTensors(t, map[string]any{"x": x0, "a": a, "b": b, "ns": ns}))
+	sess, err := NewSession(s, nil)
+	require.NoError(t, err)
+	defer sess.Close()
+	for _, n := range ns {
+		got, err := sess.Run(map[Output]any{px: x0, pa: a, pn: n}, out)
+		require.NoError(t, err)
+		name := func(p string) string { return p + cfItoa(n) }
+		is, err := Int32s(got[0])
+		require.NoError(t, err)
+		want, err := Int32s(ref[name("i")])
+		require.NoError(t, err)
+		assert.Equal(t, want, is)
+		cfAssertClose(t, ref[name("x")], got[1], 1e-12, name("x"))
+		cfAssertClose(t, ref[name("acc")], got[2], 1e-12, name("acc"))
+	}
+}
+
+func cfItoa(n int32) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+// (c) Greedy autoregressive decoding inside the graph: tok <- argmax(
+// one_hot(tok, V) · W) for n steps, appending each token to a sequence
+// that grows (shape invariant [None]), equals the same tf.while_loop.
+func TestWhileGreedyDecodingMatchesPython(t *testing.T) {
+	const V = 11
+	r := rand.New(rand.NewSource(7))
+	w := toFloat32(randomMatrix(r, V, V))
+	s := NewScope()
+	pw := Placeholder(s, cgo.Float, V, V)
+	start := Placeholder(s, cgo.Int32)
+	steps := Placeholder(s, cgo.Int32)
+	seq0 := cfOp(s, "Reshape", nil, start, Const(s, []int32{1}))
+
+	dec := s.SubScope("decode")
+	out := While(dec, []Output{Const(dec, int32(0)), start, seq0},
+		func(fs *Scope, v []Output) Output { return cfOp(fs, "Less", nil, v[0], Capture(fs, steps)) },
+		func(fs *Scope, v []Output) []Output {
+			oneHot := cfOp(fs, "OneHot", nil, v[1], Const(fs, int32(V)), Const(fs, float32(1)), Const(fs, float32(0)))
+			logits := cfOp(fs, "MatMul", nil, cfOp(fs, "ExpandDims", nil, oneHot, Const(fs, int32(0))), Capture(fs, pw))
+			next := cfOp(fs, "ArgMax", map[string]any{"output_type": cgo.Int32}, logits, Const(fs, int32(1))) // [1]
+			tok := cfOp(fs, "Reshape", nil, next, Const(fs, []int32{}))
+			seq := cfOp(fs, "ConcatV2", nil, []Output{v[2], next}, Const(fs, int32(0)))
+			return []Output{cfOp(fs, "AddV2", nil, v[0], Const(fs, int32(1))), tok, seq}
+		},
+		&WhileOptions{ShapeInvariants: []cgo.Shape{{}, {}, cgo.MakeShape(-1)}})
+	require.NoError(t, s.Err())
+	seq := out[2]
+	sh, err := seq.Shape()
+	require.NoError(t, err)
+	assert.Equal(t, cgo.MakeShape(-1), sh, "the sequence's length is unknown until run time")
+	assert.Equal(t, "decode/StatelessWhile", seq.Op.Name())
+	shapes, err := seq.Op.Attr("output_shapes")
+	require.NoError(t, err)
+	assert.Equal(t, []cgo.Shape{{}, {}, cgo.MakeShape(-1), cgo.UnknownShape(), cgo.MakeShape(V, V)}, shapes,
+		"the invariants, then the captured steps and W")
+
+	type run struct{ start, steps int32 }
+	runs := []run{{3, 0}, {3, 1}, {0, 7}, {5, 20}, {10, 33}}
+	ref := python(t, `
+W = tf.constant(inputs["w"])
+V = W.shape[0]
+@tf.function
+def decode(start, steps):
+    def body(i, tok, seq):
+        logits = tf.one_hot(tok, V)[None, :] @ W
+        nxt = tf.argmax(logits, axis=1, output_type=tf.int32)
+        return i + 1, tf.reshape(nxt, []), tf.concat([seq, nxt], 0)
+    _, _, seq = tf.while_loop(lambda i, tok, seq: i < steps, body,
+                              [tf.constant(0), start, tf.reshape(start, [1])],
+                              shape_invariants=[tf.TensorShape([]), tf.TensorShape([]), tf.TensorShape([None])])
+    return seq
+for k, (start, steps) in enumerate(inputs["runs"]):
+    outputs[str(k)] = decode(tf.constant(start), tf.constant(steps))
+`, cfTensors(t, map[string]any{"w": w, "runs": [][]int32{{3, 0}, {3, 1}, {0, 7}, {5, 20}, {10, 33}}}))
+
+	// With a wrong output_shapes TensorFlow would fold Size to the static
+	// length; the unknown dim keeps it a run-time value.
+	size := cfOp(s, "Size", nil, seq)
+	sess, err := NewSession(s, nil)
+	require.NoError(t, err)
+	defer sess.Close()
+	for k, rn := range runs {
+		got, err := sess.Run(map[Output]any{pw: w, start: rn.start, steps: rn.steps}, []Output{seq, size})
+		require.NoError(t, err)
+		gotSeq, err := Int32s(got[0])
+		require.NoError(t, err)
+		wantSeq, err := Int32s(ref[cfItoa(int32(k))])
+		require.NoError(t, err)
+		assert.Equal(t, wantSeq, gotSeq, "start %d, %d steps", rn.start, rn.steps)
+		assert.Len(t, gotSeq, int(rn.steps)+1)
+		n, err := Int32s(got[1])
+		require.NoError(t, err)
+		assert.Equal(t, []int32{rn.steps + 1}, n)
+	}
+
+	// start has an unknown static shape: the loop checks at run time that
+	// it is a scalar (EnsureShape), and so does Reshape to [1].
+	_, err = sess.Run(map[Output]any{pw: w, start: []int32{1, 2}, steps: int32(3)}, []Output{out[1]})
+	require.Error(t, err)
+	var tfErr *cgo.Error
+	require.True(t, errors.As(err, &tfErr))
+	assert.Equal(t, cgo.InvalidArgument, tfErr.Code)
+	assert.Contains(t, []string{"Reshape", "decode/EnsureShape"}, tfErr.Op)
+}
+
+// (d) If with two branches that capture, for both predicate values; an
+// output whose length differs between the branches gets an unknown dim.
+func TestIfMatchesPython(t *testing.T) {
+	r := rand.New(rand.NewSource(11))
+	x, y := toFloat32(randomMatrix(r, 2, 3)), toFloat32(randomMatrix(r, 2, 3))
+	s := NewScope()
+	px := Placeholder(s, cgo.Float, 2, 3)
+	cy := Const(s, y)
+	pred := Placeholder(s, cgo.Bool)
+	out := If(s, pred, []Output{px},
+		func(fs *Scope, in []Output) []Output {
+			flat := cfOp(fs, "Reshape", nil, in[0], Const(fs, []int32{-1}))
+			return []Output{cfOp(fs, "AddV2", nil, cfOp(fs, "Mul", nil, in[0], Const(fs, float32(2))), Capture(fs, cy)), flat}
+		},
+		func(fs *Scope, in []Output) []Output {
+			flat := cfOp(fs, "Reshape", nil, in[0], Const(fs, []int32{-1}))
+			return []Output{cfOp(fs, "Sub", nil, in[0], Capture(fs, cy)), cfOp(fs, "ConcatV2", nil, []Output{flat, flat}, Const(fs, int32(0)))}
+		})
+	require.NoError(t, s.Err())
+	require.Len(t, out, 2)
+	assert.Equal(t, "StatelessIf", out[0].Op.Type())
+	sh0, err := out[0].Shape()
+	require.NoError(t, err)
+	sh1, err := out[1].Shape()
+	require.NoError(t, err)
+	assert.Equal(t, cgo.MakeShape(2, 3), sh0)
+	assert.Equal(t, cgo.MakeShape(-1), sh1, "6 in one branch, 12 in the other")
+
+	ref := python(t, `
+x, y = tf.constant(inputs["x"]), tf.constant(inputs["y"])
+@tf.function
+def f(p):
+    flat = tf.reshape(x, [-1])
+    return tf.cond(p, lambda: (x * 2 + y, flat), lambda: (x - y, tf.concat([flat, flat], 0)))
+for p in (True, False):
+    outputs[f"{p}0"], outputs[f"{p}1"] = f(tf.constant(p))
+`, cfTensors(t, map[string]any{"x": x, "y": y}))
+	sess, err := NewSession(s, nil)
+	require.NoError(t, err)
+	defer sess.Close()
+	for _, p := range []bool{true, false} {
+		got, err := sess.Run(map[Output]any{px: x, pred: p}, out)
+		require.NoError(t, err)
+		name := map[bool]string{true: "True", false: "False"}[p]
+		cfAssertClose(t, ref[name+"0"], got[0], 1e-6, name+"0")
+		cfAssertClose(t, ref[name+"1"], got[1], 1e-6, name+"1")
+	}
+}
+
+// Loops nest: a While whose body runs an inner While (whose body captures
+// a value two graphs out), an If and a call of a function of the root graph.
+func TestNestedControlFlowMatchesPython(t *testing.T) {
+	s := NewScope()
+	n := Placeholder(s, cgo.Int32)
+	scale := Placeholder(s, cgo.Float)
+	square, err := DefineFunction(s, "square", []TensorSpec{{cgo.Float, cgo.Shape{}}},
+		func(fs *Scope, a []Output) []Output { return []Output{cfOp(fs, "Mul", nil, a[0], a[0])} })
+	require.NoError(t, err)
+	out := While(s, []Output{Const(s, int32(0)), Const(s, float32(0))},
+		func(fs *Scope, v []Output) Output { return cfOp(fs, "Less", nil, v[0], Capture(fs, n)) },
+		func(fs *Scope, v []Output) []Output {
+			i, acc := v[0], v[1]
+			inner := While(fs, []Output{Const(fs, int32(0)), Const(fs, float32(0))},
+				func(is *Scope, u []Output) Output { return cfOp(is, "Less", nil, u[0], Capture(is, i)) },
+				func(is *Scope, u []Output) []Output {
+					j := cfOp(is, "Cast", map[string]any{"DstT": cgo.Float}, u[0])
+					return []Output{
+						cfOp(is, "AddV2", nil, u[0], Const(is, int32(1))),
+						cfOp(is, "AddV2", nil, u[1], cfOp(is, "Mul", nil, j, Capture(is, scale))),
+					}
+				}, nil)
+			even := cfOp(fs, "Equal", nil, cfOp(fs, "FloorMod", nil, i, Const(fs, int32(2))), Const(fs, int32(0)))
+			acc = If(fs, even, []Output{acc, inner[1]},
+				func(bs *Scope, in []Output) []Output { return []Output{cfOp(bs, "AddV2", nil, in[0], in[1])} },
+				func(bs *Scope, in []Output) []Output { return []Output{cfOp(bs, "Sub", nil, in[0], in[1])} })[0]
+			fi := cfOp(fs, "Cast", map[string]any{"DstT": cgo.Float}, i)
+			acc = cfOp(fs, "AddV2", nil, acc, Call(fs, square, fi)[0])
+			return []Output{cfOp(fs, "AddV2", nil, i, Const(fs, int32(1))), acc}
+		}, nil)
+	require.NoError(t, s.Err())
+
+	ref := python(t, `
+@tf.function
+def square(x):
+    return x * x
+@tf.function
+def f(n, scale):
+    def obody(i, acc):
+        _, inner = tf.while_loop(lambda j, t: j < i,
+                                 lambda j, t: (j + 1, t + tf.cast(j, tf.float32) * scale),
+                                 [tf.constant(0), tf.constant(0.0)])
+        acc = tf.cond(i % 2 == 0, lambda: acc + inner, lambda: acc - inner)
+        return i + 1, acc + square(tf.cast(i, tf.float32))
+    return tf.while_loop(lambda i, acc: i < n, obody, [tf.constant(0), tf.constant(0.0)])[1]
+for n in (0, 1, 6, 9):
+    outputs[str(n)] = f(tf.constant(n), tf.constant(0.5))
+`, nil)
+	sess, err := NewSession(s, nil)
+	require.NoError(t, err)
+	defer sess.Close()
+	for _, k := range []int32{0, 1, 6, 9} {
+		got, err := sess.Run(map[Output]any{n: k, scale: float32(0.5)}, []Output{out[1]})
+		require.NoError(t, err)
+		cfAssertClose(t, ref[cfItoa(k)], got[0], 1e-5, cfItoa(k))
+	}
+	// The inner loop's, the branches' and the square's functions all reached the root graph.
+	fns, err := s.Graph().Functions()
+	require.NoError(t, err)
+	assert.Len(t, fns, 1+2+2+2)
+}
+
+// (e) Mistakes are errors that name the op and the function, and stick to the scope.
+func TestWhileIfCallErrors(t *testing.T) {
+	type build func(s *Scope)
+	ivar := func(s *Scope) Output { return Const(s, int32(0)) }
+	lessThan3 := func(fs *Scope, v []Output) Output { return cfOp(fs, "Less", nil, v[0], Const(fs, int32(3))) }
+	inc := func(fs *Scope, v []Output) Output { return cfOp(fs, "AddV2", nil, v[0], Const(fs, int32(1))) }
+	cases := []struct {
+		name  string
+		build build
+		want  []string
+	}{
+		{"body returns too few values", func(s *Scope) {
+			While(s, []Output{ivar(s), Const(s, float32(1))}, lessThan3,
+				func(fs *Scope, v []Output) []Output { return []Output{inc(fs, v)} }, nil)
+		}, []string{`op "While"`, `body "while_body"`, "returns 1 values for 2 loop variables"}},
+		{"body returns a wrong dtype", func(s *Scope) {
+			While(s.SubScope("loop"), []Output{ivar(s)}, lessThan3,
+				func(fs *Scope, v []Output) []Output { return []Output{Const(fs, float32(1))} }, nil)
+		}, []string{`op "loop/While"`, `body "loop_while_body"`, "returns float32 for loop variable 0, which is int32"}},
+		{"cond returns an int", func(s *Scope) {
+			While(s, []Output{ivar(s)}, func(fs *Scope, v []Output) Output { return v[0] },
+				func(fs *Scope, v []Output) []Output { return []Output{inc(fs, v)} }, nil)
+		}, []string{`op "While"`, `cond "while_cond"`, "want a scalar bool"}},
+		{"cond returns a bool vector", func(s *Scope) {
+			While(s, []Output{ivar(s)}, func(fs *Scope, v []Output) Output { return Const(fs, []bool{true, false}) },
+				func(fs *Scope, v []Output) []Output { return []Output{inc(fs, v)} }, nil)
+		}, []string{`op "While"`, `cond "while_cond"`, "want a scalar bool"}},
+		{"a variable grows without a shape invariant", func(s *Scope) {
+			While(s, []Output{ivar(s), Const(s, []int32{1})}, lessThan3,
+				func(fs *Scope, v []Output) []Output {
+					return []Output{inc(fs, v), cfOp(fs, "ConcatV2", nil, []Output{v[1], v[1]}, Const(fs, int32(0)))}
+				}, nil)
+		}, []string{`op "While"`, "loop variable 1 enters the loop with shape (1,) but has shape (2,) after one iteration", "ShapeInvariants"}},
+		{"an invariant the initial value does not fit", func(s *Scope) {
+			While(s, []Output{ivar(s)}, lessThan3,
+				func(fs *Scope, v []Output) []Output { return []Output{inc(fs, v)} },
+				&WhileOptions{ShapeInvariants: []cgo.Shape{cgo.MakeShape(2)}})
+		}, []string{`op "While"`, "loop variable 0 enters the loop with shape ()"}},
+		{"an error inside the body", func(s *Scope) {
+			While(s, []Output{ivar(s)}, lessThan3,
+				func(fs *Scope, v []Output) []Output {
+					return []Output{cfOp(fs.SubScope("bad"), "MatMul", nil, v[0], v[0])}
+				}, nil)
+		}, []string{`op "While"`, `body "while_body"`, `op "bad/MatMul"`}},
+		{"an outer value used without Capture", func(s *Scope) {
+			outer := Const(s, int32(5))
+			While(s, []Output{ivar(s)},
+				func(fs *Scope, v []Output) Output { return cfOp(fs, "Less", nil, v[0], outer) },
+				func(fs *Scope, v []Output) []Output { return []Output{inc(fs, v)} }, nil)
+		}, []string{`op "While"`, `cond "while_cond"`, `op "Less"`, "another graph", "Capture"}},
+		{"If on an int predicate", func(s *Scope) {
+			id := func(fs *Scope, in []Output) []Output { return in }
+			If(s, Const(s, int32(1)), []Output{ivar(s)}, id, id)
+		}, []string{`op "If"`, "want a scalar bool"}},
+		{"If branches returning different counts", func(s *Scope) {
+			If(s, Const(s, true), []Output{ivar(s)},
+				func(fs *Scope, in []Output) []Output { return in },
+				func(fs *Scope, in []Output) []Output { return []Output{in[0], in[0]} })
+		}, []string{`op "If"`, `then branch "cond_true" returns 1 values but else branch "cond_false" returns 2`}},
+		{"If branches returning different dtypes", func(s *Scope) {
+			If(s.SubScope("choose"), Const(s, true), []Output{ivar(s)},
+				func(fs *Scope, in []Output) []Output { return in },
+				func(fs *Scope, in []Output) []Output { return []Output{Const(fs, int64(1))} })
+		}, []string{`op "choose/If"`, `output 0 is int32 in then branch "choose_cond_true" but int64 in else branch "choose_cond_false"`}},
+		{"a function named like an op type", func(s *Scope) {
+			_, err := DefineFunction(s, "MatMul", nil, func(fs *Scope, _ []Output) []Output { return []Output{Const(fs, int32(1))} })
+			require.Error(t, err)
+		}, []string{`function "MatMul"`, "an op with the same name already exists"}},
+		{"a function name TensorFlow cannot use", func(s *Scope) {
+			_, err := DefineFunction(s, "has space", nil, func(fs *Scope, _ []Output) []Output { return []Output{Const(fs, int32(1))} })
+			require.Error(t, err)
+		}, []string{`function "has space"`, "does not match"}},
+		{"a call with a wrong argument", func(s *Scope) {
+			f, err := DefineFunction(s, "neg", []TensorSpec{{cgo.Float, cgo.UnknownShape()}},
+				func(fs *Scope, a []Output) []Output { return []Output{cfOp(fs, "Neg", nil, a[0])} })
+			require.NoError(t, err)
+			Call(s, f, Const(s, int32(1)))
+		}, []string{`op "PartitionedCall"`, `argument 0 of "neg" is int32, want float`}},
+		{"a call with too many arguments", func(s *Scope) {
+			f, err := DefineFunction(s, "neg", []TensorSpec{{cgo.Float, cgo.UnknownShape()}},
+				func(fs *Scope, a []Output) []Output { return []Output{cfOp(fs, "Neg", nil, a[0])} })
+			require.NoError(t, err)
+			Call(s, f, Const(s, float32(1)), Const(s, float32(1)))
+		}, []string{`function "neg" takes 1 arguments, got 2`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := NewScope()
+			c.build(s)
+			err := s.Err()
+			require.Error(t, err)
+			for _, w := range c.want {
+				assert.Contains(t, err.Error(), w)
+			}
+			_, serr := NewSession(s, nil)
+			assert.Equal(t, err, serr, "the error sticks to the scope")
+		})
+	}
+
+	// An inner op's error stays a *cgo.Error underneath.
+	s := NewScope()
+	While(s, []Output{ivar(s)}, lessThan3,
+		func(fs *Scope, v []Output) []Output { return []Output{cfOp(fs, "MatMul", nil, v[0], v[0])} }, nil)
+	var tfErr *cgo.Error
+	require.True(t, errors.As(s.Err(), &tfErr))
+	assert.Equal(t, "MatMul", tfErr.Op)
+
+	// Capture outside a function body.
+	s = NewScope()
+	other := NewScope()
+	assert.Nil(t, Capture(s, Const(other, int32(1))).Op)
+	assert.ErrorContains(t, s.Err(), "does not build a function body")
+}
