@@ -24,6 +24,9 @@ type Context struct {
 	// DType is the compute dtype of the layers' ops (float32 unless a mixed
 	// precision policy says otherwise).
 	DType cgo.DataType
+	// Path prefixes the Keras paths of the weights created in this context:
+	// a model's name ("sequential/dense/kernel"), a parent layer's path.
+	Path string
 }
 
 // NewContext returns a context adding ops and weights to s.
@@ -106,6 +109,9 @@ func (b *Base) build(ctx *Context) bool {
 	b.built = true
 	b.wscope = ctx.Weights.SubScope(b.name)
 	b.path = b.name
+	if ctx.Path != "" {
+		b.path = ctx.Path + "/" + b.name
+	}
 	return true
 }
 
@@ -122,15 +128,14 @@ func (b *Base) addWeight(name string, dtype cgo.DataType, shape []int64, init tf
 func (b *Base) sublayerContext(ctx *Context) *Context {
 	cc := *ctx
 	cc.Weights = b.wscope
+	cc.Path = b.path
 	return &cc
 }
 
-// adopt appends a built sublayer's weights to this layer's, with paths
-// under this layer's.
+// adopt appends a built sublayer's weights (whose paths are already under
+// this layer's) to this layer's.
 func (b *Base) adopt(sub Layer) {
-	for _, w := range sub.Weights() {
-		b.weights = append(b.weights, &Weight{Variable: w.Variable, Path: b.path + "/" + w.Path})
-	}
+	b.weights = append(b.weights, sub.Weights()...)
 }
 
 // baseConfig is the part of get_config every layer has.

@@ -1,0 +1,151 @@
+package keraslike
+
+import (
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// ArrayDataset batches in-memory examples (the Go counterpart of fit(x, y,
+// batch_size, shuffle)): X and Y hold one example each, of equal length;
+// each batch is a slice of examples, i.e. a tensor with a batch dimension.
+type ArrayDataset[X, Y any] struct {
+	X         []X
+	Y         []Y
+	BatchSize int
+	// Shuffle reorders the examples every epoch, reproducibly from Seed.
+	Shuffle bool
+	Seed    int64
+	// DropRemainder drops a last, smaller batch.
+	DropRemainder bool
+}
+
+// Len is the number of batches per epoch.
+func (d *ArrayDataset[X, Y]) Len() int {
+	if d.BatchSize <= 0 {
+		return 0
+	}
+	if d.DropRemainder {
+		return len(d.X) / d.BatchSize
+	}
+	return (len(d.X) + d.BatchSize - 1) / d.BatchSize
+}
+
+// Batches yields the epoch's batches.
+func (d *ArrayDataset[X, Y]) Batches(epoch int, fn func(Batch) bool) error {
+	if len(d.X) != len(d.Y) {
+		return fmt.Errorf("dataset has %d inputs but %d targets", len(d.X), len(d.Y))
+	}
+	if d.BatchSize <= 0 {
+		return fmt.Errorf("dataset batch size must be positive, got %d", d.BatchSize)
+	}
+	order := make([]int, len(d.X))
+	for i := range order {
+		order[i] = i
+	}
+	if d.Shuffle {
+		r := rand.New(rand.NewSource(d.Seed + int64(epoch)*7919))
+		r.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	}
+	for start := 0; start < len(order); start += d.BatchSize {
+		end := min(start+d.BatchSize, len(order))
+		if d.DropRemainder && end-start < d.BatchSize {
+			break
+		}
+		xs, ys := make([]X, 0, end-start), make([]Y, 0, end-start)
+		for _, i := range order[start:end] {
+			xs, ys = append(xs, d.X[i]), append(ys, d.Y[i])
+		}
+		if !fn(Batch{X: xs, Y: ys}) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// ByteTokenizer maps text to byte ids (a vocabulary of 256) and back.
+type ByteTokenizer struct{}
+
+// VocabSize is 256.
+func (ByteTokenizer) VocabSize() int { return 256 }
+
+// Encode returns the bytes of text as ids.
+func (ByteTokenizer) Encode(text []byte) []int32 {
+	ids := make([]int32, len(text))
+	for i, b := range text {
+		ids[i] = int32(b)
+	}
+	return ids
+}
+
+// Decode returns the text of ids.
+func (ByteTokenizer) Decode(ids []int32) string {
+	b := make([]byte, len(ids))
+	for i, id := range ids {
+		b[i] = byte(id)
+	}
+	return string(b)
+}
+
+// NextTokenDataset cuts a token stream into windows of SeqLen+1 tokens for
+// language modelling: x is a window's first SeqLen tokens, y the next
+// token at each position. Windows do not overlap; their order is shuffled
+// per epoch from Seed; a last partial batch is dropped.
+func NextTokenDataset(tokens []int32, seqLen, batchSize int, seed int64) (*ArrayDataset[[]int32, []int32], error) {
+	if seqLen <= 0 || batchSize <= 0 {
+		return nil, fmt.Errorf("sequence length and batch size must be positive, got %d and %d", seqLen, batchSize)
+	}
+	n := (len(tokens) - 1) / seqLen
+	if n < batchSize {
+		return nil, fmt.Errorf("%d tokens make %d windows of %d, fewer than one batch of %d", len(tokens), n, seqLen+1, batchSize)
+	}
+	d := &ArrayDataset[[]int32, []int32]{BatchSize: batchSize, Shuffle: true, Seed: seed, DropRemainder: true}
+	for i := 0; i < n; i++ {
+		w := tokens[i*seqLen : i*seqLen+seqLen+1]
+		d.X = append(d.X, w[:seqLen])
+		d.Y = append(d.Y, w[1:])
+	}
+	return d, nil
+}
+
+// GoSourceCorpus reads the .go files of Go's own source tree (GOROOT/src,
+// present wherever Go is installed) in a stable order until maxBytes: a
+// text corpus every machine with this project has.
+func GoSourceCorpus(goroot string, maxBytes int) ([]byte, error) {
+	root := filepath.Join(goroot, "src")
+	var files []string
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || d.Name() == "vendor") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the Go source corpus under %s: %w", root, err)
+	}
+	sort.Strings(files)
+	var corpus []byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", f, err)
+		}
+		corpus = append(corpus, b...)
+		if len(corpus) >= maxBytes {
+			return corpus[:maxBytes], nil
+		}
+	}
+	if len(corpus) == 0 {
+		return nil, fmt.Errorf("no .go files under %s", root)
+	}
+	return corpus, nil
+}

@@ -1,0 +1,318 @@
+package keraslike
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/tfgo"
+)
+
+// InputSpec describes a model's input, without the batch dimension
+// (keras.Input(shape, dtype)); -1 is an unknown dimension.
+type InputSpec struct {
+	Shape []int64
+	DType cgo.DataType // default float32
+	Name  string
+}
+
+// Model is a Keras model on one TensorFlow graph and session: the
+// inference forward pass and, once compiled, the training step (forward,
+// loss, gradients, optimizer update) as one graph run per batch.
+type Model struct {
+	name   string
+	input  InputSpec
+	layers []Layer
+	apply  func(ctx *Context, x tfgo.Output) tfgo.Output
+	shapes map[string][]int64 // output shape of each layer, for Summary
+
+	scope *tfgo.Scope
+	x, y  tfgo.Output // inference graph
+	built bool
+
+	train       *trainGraph
+	sess        *tfgo.Session
+	sessOpts    *tfgo.SessionOptions
+	initialized bool
+	stop        bool
+}
+
+// NewSequential returns keras.Sequential([keras.Input(...), layers...]).
+func NewSequential(name string, input InputSpec, layers ...Layer) *Model {
+	m := &Model{name: name, input: input, layers: layers, shapes: map[string][]int64{}}
+	m.apply = func(ctx *Context, x tfgo.Output) tfgo.Output {
+		for _, l := range layers {
+			x = l.Call(ctx, x)
+			if x.Op != nil {
+				m.shapes[l.Name()] = staticShape(x)
+			}
+		}
+		return x
+	}
+	return m
+}
+
+// NewModel returns a functional model: forward says how the layers connect
+// (the Go counterpart of keras.Model(inputs, outputs)); layers lists them
+// in the order Keras would track them.
+func NewModel(name string, input InputSpec, layers []Layer, forward func(ctx *Context, x tfgo.Output) tfgo.Output) *Model {
+	return &Model{name: name, input: input, layers: layers, apply: forward, shapes: map[string][]int64{}}
+}
+
+// Name is the model's name.
+func (m *Model) Name() string { return m.name }
+
+// Layers lists the model's layers.
+func (m *Model) Layers() []Layer { return m.layers }
+
+// SetSessionOptions sets the options of the session the model creates
+// (threads, devices, XLA); call it before the first Fit, Predict or Build.
+func (m *Model) SetSessionOptions(o *tfgo.SessionOptions) { m.sessOpts = o }
+
+// Scope is the model's graph scope (built on first use).
+func (m *Model) Scope() *tfgo.Scope {
+	if m.scope == nil {
+		m.scope = tfgo.NewScope()
+	}
+	return m.scope
+}
+
+func (m *Model) inputPlaceholder(s *tfgo.Scope, name string) tfgo.Output {
+	dt := m.input.DType
+	if dt == 0 {
+		dt = cgo.Float
+	}
+	return tfgo.Placeholder(s.SubScope(name), dt, append([]int64{-1}, m.input.Shape...)...)
+}
+
+// Build adds the inference graph (creating the weights) if not done yet;
+// errors name the failing layer.
+func (m *Model) Build() error {
+	if m.built {
+		return m.Scope().Err()
+	}
+	s := m.Scope()
+	m.x = m.inputPlaceholder(s, "input")
+	// Weights are created under the model's name, as Keras 3 paths them
+	// ("sequential/dense/kernel").
+	ctx := NewContext(s.SubScope(m.name), false)
+	ctx.Path = m.name
+	m.y = m.apply(ctx, m.x)
+	m.built = true
+	if err := s.Err(); err != nil {
+		return fmt.Errorf("building model %q: %w", m.name, err)
+	}
+	return nil
+}
+
+// Weights lists every weight of the model, layer by layer, in Keras order.
+func (m *Model) Weights() []*Weight {
+	var ws []*Weight
+	for _, l := range m.layers {
+		ws = append(ws, l.Weights()...)
+	}
+	return ws
+}
+
+// TrainableWeights lists the trainable weights.
+func (m *Model) TrainableWeights() []*Weight {
+	var ws []*Weight
+	for _, w := range m.Weights() {
+		if w.Trainable() {
+			ws = append(ws, w)
+		}
+	}
+	return ws
+}
+
+// CountParams is the number of scalars in the model's weights.
+func (m *Model) CountParams() int64 {
+	var n int64
+	for _, w := range m.Weights() {
+		n += numElems(w.Shape())
+	}
+	return n
+}
+
+func numElems(shape []int64) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// session opens the model's session and initializes the weights once.
+func (m *Model) session() (*tfgo.Session, error) {
+	if err := m.Build(); err != nil {
+		return nil, err
+	}
+	if m.sess == nil {
+		sess, err := tfgo.NewSession(m.Scope(), m.sessOpts)
+		if err != nil {
+			return nil, err
+		}
+		m.sess = sess
+	}
+	if !m.initialized {
+		init := tfgo.GlobalVariablesInitializer(m.Scope())
+		if err := m.Scope().Err(); err != nil {
+			return nil, err
+		}
+		if _, err := m.sess.Run(nil, nil, init); err != nil {
+			return nil, fmt.Errorf("initializing the weights of %q: %w", m.name, err)
+		}
+		m.initialized = true
+	}
+	return m.sess, nil
+}
+
+// Session is the model's session (opened and initialized on first use).
+func (m *Model) Session() (*tfgo.Session, error) { return m.session() }
+
+// Close frees the model's session.
+func (m *Model) Close() error {
+	if m.sess != nil {
+		err := m.sess.Close()
+		m.sess = nil
+		return err
+	}
+	return nil
+}
+
+// GetWeights returns the current values of every weight (Keras order).
+func (m *Model) GetWeights() ([]*cgo.Tensor, error) {
+	sess, err := m.session()
+	if err != nil {
+		return nil, err
+	}
+	ws := m.Weights()
+	outs := make([]tfgo.Output, len(ws))
+	for i, w := range ws {
+		outs[i] = w.Value()
+	}
+	return sess.Run(nil, outs)
+}
+
+// SetWeights assigns values (Keras order, as GetWeights returns them); a
+// value of the wrong shape or dtype is an error naming the weight, and no
+// weight changes.
+func (m *Model) SetWeights(values []*cgo.Tensor) error {
+	sess, err := m.session()
+	if err != nil {
+		return err
+	}
+	ws := m.Weights()
+	if len(values) != len(ws) {
+		return fmt.Errorf("model %q has %d weights, got %d values", m.name, len(ws), len(values))
+	}
+	for i, w := range ws {
+		if values[i].DataType() != w.DType() || !sameDims(values[i].Shape(), w.Shape()) {
+			return fmt.Errorf("weight %s is %s%v, got %s%v", w.Path, w.DType(), w.Shape(), values[i].DataType(), values[i].Shape())
+		}
+	}
+	return m.assign(sess, ws, values)
+}
+
+// assign sets weights through placeholders (one graph addition per weight,
+// reused by later calls).
+func (m *Model) assign(sess *tfgo.Session, ws []*Weight, values []*cgo.Tensor) error {
+	s := m.Scope().SubScope("set_weights")
+	feeds := map[tfgo.Output]any{}
+	var ops []*cgo.Operation
+	for i, w := range ws {
+		p := tfgo.Placeholder(s, w.DType(), w.Shape()...)
+		ops = append(ops, w.Assign(s, p))
+		feeds[p] = values[i]
+	}
+	if err := m.Scope().Err(); err != nil {
+		return err
+	}
+	_, err := sess.Run(feeds, nil, ops...)
+	return err
+}
+
+func sameDims(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Predict runs the inference graph on a batch.
+func (m *Model) Predict(x any) (*cgo.Tensor, error) {
+	sess, err := m.session()
+	if err != nil {
+		return nil, err
+	}
+	if err := m.checkBatch("x", x, m.x); err != nil {
+		return nil, err
+	}
+	out, err := sess.Run(map[tfgo.Output]any{m.x: x}, []tfgo.Output{m.y})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// checkBatch validates a batch against a placeholder before any run.
+func (m *Model) checkBatch(what string, v any, p tfgo.Output) error {
+	t, err := tfgo.NewTensor(v)
+	if err != nil {
+		return fmt.Errorf("model %q: %s: %w", m.name, what, err)
+	}
+	if _, given := v.(*cgo.Tensor); !given {
+		defer t.Close()
+	}
+	want, _ := p.Shape()
+	if t.DataType() != p.DataType() {
+		return fmt.Errorf("model %q: %s is %s, the input wants %s", m.name, what, t.DataType(), p.DataType())
+	}
+	got := t.Shape()
+	if want.Rank() >= 0 {
+		if len(got) != want.Rank() {
+			return fmt.Errorf("model %q: %s has shape %v, the input wants %v", m.name, what, got, want)
+		}
+		for i, d := range want.Dims {
+			if d >= 0 && got[i] != d {
+				return fmt.Errorf("model %q: %s has shape %v, the input wants %v", m.name, what, got, want)
+			}
+		}
+	}
+	return nil
+}
+
+// Summary is Keras' model.summary() table: layers, output shapes, parameter counts.
+func (m *Model) Summary() string {
+	if err := m.Build(); err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Model: %q\n", m.name)
+	line := strings.Repeat("─", 72)
+	fmt.Fprintf(&b, "%s\n%-36s%-22s%14s\n%s\n", line, "Layer (type)", "Output Shape", "Param #", line)
+	var total, trainable int64
+	for _, l := range m.layers {
+		var n int64
+		for _, w := range l.Weights() {
+			n += numElems(w.Shape())
+			if w.Trainable() {
+				trainable += numElems(w.Shape())
+			}
+		}
+		total += n
+		shape := ""
+		if dims, ok := m.shapes[l.Name()]; ok {
+			shape = cgo.Shape{Dims: dims}.String()
+		}
+		fmt.Fprintf(&b, "%-36s%-22s%14d\n", fmt.Sprintf("%s (%s)", l.Name(), l.ClassName()), shape, n)
+	}
+	fmt.Fprintf(&b, "%s\n", line)
+	fmt.Fprintf(&b, " Total params: %d\n Trainable params: %d\n Non-trainable params: %d\n", total, trainable, total-trainable)
+	return b.String()
+}

@@ -1,0 +1,288 @@
+package keraslike
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/tfgo"
+)
+
+// Optimizer adds the ops that apply gradients to weights, as a Keras 3
+// optimizer does: its own variables (the iteration counter, slots such as
+// Adam's m and v) live under its name in the graph.
+type Optimizer interface {
+	// Name is the optimizer's name, Keras' default being its snake_case class
+	// name made unique ("adam", "adam_w", "sgd", "adam_1").
+	Name() string
+	// Apply adds one update of every weight by its gradient and returns the
+	// op that runs it (and increments the iteration counter).
+	Apply(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) *cgo.Operation
+	// Iterations is the step counter (int64), as optimizer.iterations.
+	Iterations() *tfgo.Variable
+	// Variables lists the optimizer's own variables in Keras order.
+	Variables() []*tfgo.Variable
+}
+
+// OptimizerOptions are the arguments Keras optimizers share.
+type OptimizerOptions struct {
+	// LearningRate is a constant rate, or Schedule a rate per iteration.
+	LearningRate float64
+	Schedule     Schedule
+	// GlobalClipNorm clips the gradients by their global norm first (0: off).
+	GlobalClipNorm float64
+}
+
+// OptimizerByName returns an optimizer by its Keras name with Keras'
+// defaults ("sgd", "adam", "adamw"), or an error naming the unknown one.
+func OptimizerByName(name string) (Optimizer, error) {
+	switch strings.ToLower(name) {
+	case "sgd":
+		return NewSGD(SGDOptions{}), nil
+	case "adam":
+		return NewAdam(AdamOptions{}), nil
+	case "adamw":
+		return NewAdamW(AdamOptions{}), nil
+	}
+	return nil, fmt.Errorf("unknown optimizer %q (known: sgd, adam, adamw)", name)
+}
+
+// optimizerBase holds the iteration counter, the learning rate and clipping.
+type optimizerBase struct {
+	name  string
+	opts  OptimizerOptions
+	iters *tfgo.Variable
+	vars  []*tfgo.Variable
+	scope *tfgo.Scope
+}
+
+func (o *optimizerBase) Name() string                { return o.name }
+func (o *optimizerBase) Iterations() *tfgo.Variable  { return o.iters }
+func (o *optimizerBase) Variables() []*tfgo.Variable { return o.vars }
+func (o *optimizerBase) learningRateValue() float64  { return o.opts.LearningRate }
+
+// begin creates the optimizer's scope and counter on first use and returns
+// the clipped gradients and the learning rate for this step (float32).
+func (o *optimizerBase) begin(s *tfgo.Scope, grads []tfgo.Output) ([]tfgo.Output, tfgo.Output, tfgo.Output) {
+	if o.scope == nil {
+		o.scope = s.SubScope(o.name)
+		o.iters = tfgo.NewVariable(o.scope, "iteration", cgo.Int64, []int64{}, tfgo.Zeros(), tfgo.Trainable(false))
+		o.vars = append(o.vars, o.iters)
+	}
+	ss := s.SubScope(o.name + "_update")
+	if o.opts.GlobalClipNorm > 0 {
+		grads, _ = tfgo.ClipByGlobalNorm(ss, grads, float32(o.opts.GlobalClipNorm))
+	}
+	// Keras computes the step's rate from the iteration count before the increment.
+	step := tfgo.Cast(ss, o.iters.Read(ss), cgo.Float)
+	var lr tfgo.Output
+	if o.opts.Schedule != nil {
+		lr = o.opts.Schedule.Rate(ss, step)
+	} else {
+		lr = tfgo.Const(ss, float32(o.opts.LearningRate))
+	}
+	return grads, lr, step
+}
+
+// finish groups the updates and the counter increment into one op.
+func (o *optimizerBase) finish(s *tfgo.Scope, updates []*cgo.Operation) *cgo.Operation {
+	ss := s.SubScope(o.name + "_update")
+	deps := ss.WithControlDependencies(updates...)
+	inc := o.iters.AssignAdd(deps, tfgo.Const(deps, int64(1)))
+	return ss.WithControlDependencies(inc).AddOperation(tfgo.OpSpec{Type: "NoOp", Name: "apply"})
+}
+
+// slot creates a zero-initialised slot variable for w, named as Keras 3
+// names optimizer variables ("adam/dense_kernel_momentum").
+func (o *optimizerBase) slot(w *Weight, suffix string) *tfgo.Variable {
+	name := strings.ReplaceAll(w.Path, "/", "_") + "_" + suffix
+	v := tfgo.NewVariable(o.scope, name, w.DType(), w.Shape(), tfgo.Zeros(), tfgo.Trainable(false))
+	o.vars = append(o.vars, v)
+	return v
+}
+
+// SGDOptions are keras.optimizers.SGD's arguments.
+type SGDOptions struct {
+	OptimizerOptions
+	Momentum float64
+	Nesterov bool
+}
+
+// SGD is keras.optimizers.SGD: w -= lr·g, or with momentum m = μ·m - lr·g,
+// w += m (nesterov: w += μ·m - lr·g). Default learning rate 0.01.
+type SGD struct {
+	optimizerBase
+	momentum float64
+	nesterov bool
+	slots    map[*Weight]*tfgo.Variable
+}
+
+// NewSGD returns keras.optimizers.SGD(...).
+func NewSGD(o SGDOptions) *SGD {
+	if o.LearningRate == 0 && o.Schedule == nil {
+		o.LearningRate = 0.01
+	}
+	return &SGD{optimizerBase: optimizerBase{name: autoName("SGD"), opts: o.OptimizerOptions}, momentum: o.Momentum, nesterov: o.Nesterov, slots: map[*Weight]*tfgo.Variable{}}
+}
+
+// Apply adds one SGD update.
+func (o *SGD) Apply(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) *cgo.Operation {
+	grads, lr, _ := o.begin(s, grads)
+	ss := s.SubScope("SGD_update")
+	var ups []*cgo.Operation
+	for i, w := range weights {
+		if grads[i].Op == nil {
+			continue
+		}
+		g := castTo(ss, grads[i], w.DType())
+		lrw := castTo(ss, lr, w.DType())
+		if o.momentum == 0 {
+			ups = append(ups, w.AssignSub(ss, tfgo.Mul(ss, lrw, g)))
+			continue
+		}
+		m, ok := o.slots[w]
+		if !ok {
+			m = o.slot(w, "momentum")
+			o.slots[w] = m
+		}
+		mu := tfgo.Const(ss, float32(o.momentum))
+		newM := tfgo.Sub(ss, tfgo.Mul(ss, mu, m.Read(ss)), tfgo.Mul(ss, lrw, g))
+		am := m.Assign(ss, newM)
+		deps := ss.WithControlDependencies(am)
+		if o.nesterov {
+			ups = append(ups, w.AssignAdd(deps, tfgo.Sub(deps, tfgo.Mul(deps, mu, newM), tfgo.Mul(deps, lrw, g))))
+		} else {
+			ups = append(ups, w.AssignAdd(deps, newM))
+		}
+	}
+	return o.finish(s, ups)
+}
+
+// AdamOptions are keras.optimizers.Adam's (and AdamW's) arguments; zero
+// values take Keras' defaults (learning rate 0.001, beta_1 0.9, beta_2
+// 0.999, epsilon 1e-7; AdamW weight_decay 0.004).
+type AdamOptions struct {
+	OptimizerOptions
+	Beta1, Beta2, Epsilon float64
+	WeightDecay           float64 // AdamW only
+}
+
+// Adam is keras.optimizers.Adam:
+//
+//	m = m + (g - m)(1 - β1);  v = v + (g² - v)(1 - β2)
+//	w -= lr·sqrt(1 - β2^t)/(1 - β1^t) · m / (sqrt(v) + ε)
+//
+// computed by TensorFlow's fused ResourceApplyAdam kernel.
+type Adam struct {
+	optimizerBase
+	beta1, beta2, eps, decay float64
+	m, v                     map[*Weight]*tfgo.Variable
+}
+
+func newAdam(class string, o AdamOptions) *Adam {
+	if o.LearningRate == 0 && o.Schedule == nil {
+		o.LearningRate = 0.001
+	}
+	def := func(v *float64, d float64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&o.Beta1, 0.9)
+	def(&o.Beta2, 0.999)
+	def(&o.Epsilon, 1e-7)
+	if class == "AdamW" {
+		def(&o.WeightDecay, 0.004)
+	}
+	return &Adam{optimizerBase: optimizerBase{name: autoName(class), opts: o.OptimizerOptions}, beta1: o.Beta1, beta2: o.Beta2,
+		eps: o.Epsilon, decay: o.WeightDecay, m: map[*Weight]*tfgo.Variable{}, v: map[*Weight]*tfgo.Variable{}}
+}
+
+// NewAdam returns keras.optimizers.Adam(...).
+func NewAdam(o AdamOptions) *Adam { o.WeightDecay = 0; return newAdam("Adam", o) }
+
+// NewAdamW returns keras.optimizers.AdamW(...): Adam with decoupled weight
+// decay, w -= lr·wd·w before the Adam step, as Keras applies it.
+func NewAdamW(o AdamOptions) *Adam { return newAdam("AdamW", o) }
+
+// Apply adds one Adam (AdamW) update.
+func (o *Adam) Apply(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) *cgo.Operation {
+	grads, lr, step := o.begin(s, grads)
+	ss := s.SubScope(o.name + "_update")
+	t := tfgo.Add(ss, step, tfgo.Const(ss, float32(1)))
+	b1p := tfgo.Pow(ss, tfgo.Const(ss, float32(o.beta1)), t)
+	b2p := tfgo.Pow(ss, tfgo.Const(ss, float32(o.beta2)), t)
+	var ups []*cgo.Operation
+	for i, w := range weights {
+		if grads[i].Op == nil {
+			continue
+		}
+		m, ok := o.m[w]
+		if !ok {
+			m, o.v[w] = o.slot(w, "momentum"), o.slot(w, "velocity")
+			o.m[w] = m
+		}
+		v := o.v[w]
+		dt := w.DType()
+		ws := ss
+		if o.decay > 0 {
+			wd := tfgo.Mul(ss, tfgo.Mul(ss, castTo(ss, lr, dt), castTo(ss, tfgo.Const(ss, float32(o.decay)), dt)), w.Read(ss))
+			ws = ss.WithControlDependencies(w.AssignSub(ss, wd))
+		}
+		ups = append(ups, ws.AddOperation(tfgo.OpSpec{Type: "ResourceApplyAdam", Input: []any{
+			w.Handle(), m.Handle(), v.Handle(),
+			castTo(ws, b1p, dt), castTo(ws, b2p, dt), castTo(ws, lr, dt),
+			castTo(ws, tfgo.Const(ws, float32(o.beta1)), dt), castTo(ws, tfgo.Const(ws, float32(o.beta2)), dt),
+			castTo(ws, tfgo.Const(ws, float32(o.eps)), dt), castTo(ws, grads[i], dt),
+		}}))
+	}
+	return o.finish(s, ups)
+}
+
+// Schedule is a learning-rate schedule (keras.optimizers.schedules): the
+// rate for a (float32) step.
+type Schedule interface {
+	Rate(s *tfgo.Scope, step tfgo.Output) tfgo.Output
+}
+
+// WarmupCosine is linear warm-up to Peak over WarmupSteps, then cosine
+// decay to Peak·Alpha at WarmupSteps+DecaySteps (keras.optimizers.schedules
+// .CosineDecay with initial_learning_rate 0, warmup_target Peak).
+type WarmupCosine struct {
+	Peak        float64
+	WarmupSteps int
+	DecaySteps  int
+	Alpha       float64
+}
+
+// Rate is the schedule's rate at step.
+func (c WarmupCosine) Rate(s *tfgo.Scope, step tfgo.Output) tfgo.Output {
+	ss := s.SubScope("warmup_cosine")
+	f := func(v float64) tfgo.Output { return tfgo.Const(ss, float32(v)) }
+	warm := tfgo.Mul(ss, f(c.Peak), tfgo.RealDiv(ss, step, f(math.Max(float64(c.WarmupSteps), 1))))
+	done := tfgo.Minimum(ss, tfgo.Sub(ss, step, f(float64(c.WarmupSteps))), f(float64(c.DecaySteps)))
+	frac := tfgo.RealDiv(ss, done, f(math.Max(float64(c.DecaySteps), 1)))
+	cos := tfgo.Mul(ss, f(0.5), tfgo.Add(ss, f(1), tfgo.Cos(ss, tfgo.Mul(ss, f(math.Pi), frac))))
+	decayed := tfgo.Mul(ss, f(c.Peak), tfgo.Add(ss, tfgo.Mul(ss, f(1-c.Alpha), cos), f(c.Alpha)))
+	return tfgo.SelectV2(ss, tfgo.Less(ss, step, f(float64(c.WarmupSteps))), warm, decayed)
+}
+
+// ExponentialDecay is keras.optimizers.schedules.ExponentialDecay:
+// initial · rate^(step / decay_steps), floored steps when Staircase.
+type ExponentialDecay struct {
+	Initial    float64
+	DecaySteps int
+	DecayRate  float64
+	Staircase  bool
+}
+
+// Rate is the schedule's rate at step.
+func (e ExponentialDecay) Rate(s *tfgo.Scope, step tfgo.Output) tfgo.Output {
+	ss := s.SubScope("exponential_decay")
+	p := tfgo.RealDiv(ss, step, tfgo.Const(ss, float32(e.DecaySteps)))
+	if e.Staircase {
+		p = tfgo.Floor(ss, p)
+	}
+	return tfgo.Mul(ss, tfgo.Const(ss, float32(e.Initial)), tfgo.Pow(ss, tfgo.Const(ss, float32(e.DecayRate)), p))
+}

@@ -1,0 +1,359 @@
+package keraslike
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/tfgo"
+)
+
+// CompileOptions are model.compile's arguments.
+type CompileOptions struct {
+	Optimizer Optimizer
+	Loss      Loss
+	// Metrics by Keras name: "accuracy", "perplexity" (the loss is always reported).
+	Metrics []string
+	// TargetDType is the dtype of the targets (default: int32 for sparse
+	// categorical cross-entropy, float32 otherwise).
+	TargetDType cgo.DataType
+	// TargetShape is the target's shape without the batch dimension
+	// (default: the output's, without its class axis for sparse targets).
+	TargetShape []int64
+	// AccumulationSteps > 1 averages the gradients of that many
+	// micro-batches before one optimizer update (gradient accumulation).
+	AccumulationSteps int
+}
+
+// trainGraph is what Compile adds: the training forward pass, loss,
+// metrics, gradients and update; and the evaluation loss on the inference graph.
+type trainGraph struct {
+	opts        CompileOptions
+	x, yTrue    tfgo.Output // training inputs
+	loss        tfgo.Output
+	metrics     map[string]tfgo.Output
+	step        *cgo.Operation // forward + backward + update
+	accumulate  *cgo.Operation // with AccumulationSteps: add this micro-batch's gradients
+	evalY       tfgo.Output
+	evalLoss    tfgo.Output
+	evalMetrics map[string]tfgo.Output
+	metricNames []string
+}
+
+// Compile adds the training step to the graph (model.compile). Unknown
+// metric names and bad options are errors before any graph runs.
+func (m *Model) Compile(o CompileOptions) error {
+	if o.Optimizer == nil {
+		return fmt.Errorf("compile %q: no optimizer", m.name)
+	}
+	if o.Loss == nil {
+		return fmt.Errorf("compile %q: no loss", m.name)
+	}
+	for _, name := range o.Metrics {
+		if name != "accuracy" && name != "perplexity" {
+			return fmt.Errorf("compile %q: unknown metric %q (known: accuracy, perplexity)", m.name, name)
+		}
+	}
+	if err := m.Build(); err != nil {
+		return err
+	}
+	s := m.Scope()
+	sparse := strings.HasPrefix(o.Loss.Name(), "sparse")
+	if o.TargetDType == 0 {
+		o.TargetDType = cgo.Float
+		if sparse {
+			o.TargetDType = cgo.Int32
+		}
+	}
+	if o.TargetShape == nil {
+		out := staticShape(m.y)
+		if len(out) == 0 {
+			return fmt.Errorf("compile %q: the output's rank is unknown; set CompileOptions.TargetShape", m.name)
+		}
+		o.TargetShape = append([]int64{}, out[1:]...)
+		if sparse { // class ids: the output without its class axis
+			o.TargetShape = o.TargetShape[:len(o.TargetShape)-1]
+		}
+	}
+	tg := &trainGraph{opts: o, metrics: map[string]tfgo.Output{}, evalMetrics: map[string]tfgo.Output{}}
+	ts := s.SubScope("train")
+	tg.x = m.inputPlaceholder(ts, "input")
+	tg.yTrue = tfgo.Placeholder(ts.SubScope("target"), o.TargetDType, append([]int64{-1}, o.TargetShape...)...)
+	ctx := NewContext(ts.SubScope(m.name), true)
+	ctx.Path = m.name
+	pred := m.apply(ctx, tg.x)
+	if err := s.Err(); err != nil {
+		return fmt.Errorf("building the training graph of %q: %w", m.name, err)
+	}
+	loss, err := o.Loss.Compute(ts, tg.yTrue, pred)
+	if err != nil {
+		return fmt.Errorf("compile %q: %w", m.name, err)
+	}
+	tg.loss = loss
+	tg.metricNames = append([]string{"loss"}, o.Metrics...)
+	addMetrics(ts, tg.metrics, o.Metrics, tg.yTrue, pred, loss)
+
+	ws := m.TrainableWeights()
+	handles := make([]tfgo.Output, len(ws))
+	for i, w := range ws {
+		handles[i] = w.Handle()
+	}
+	grads := tfgo.Gradients(ts, []tfgo.Output{loss}, handles, nil)
+	if o.AccumulationSteps > 1 {
+		tg.accumulate, grads = accumulate(ts, ws, grads, o.AccumulationSteps)
+	}
+	// The optimizer's variables live at the graph's root, as Keras names them ("adam/...").
+	tg.step = o.Optimizer.Apply(s, ws, grads)
+
+	es := s.SubScope("evaluate")
+	tg.evalY = tfgo.Placeholder(es.SubScope("target"), o.TargetDType, append([]int64{-1}, o.TargetShape...)...)
+	tg.evalLoss, err = o.Loss.Compute(es, tg.evalY, m.y)
+	if err != nil {
+		return err
+	}
+	addMetrics(es, tg.evalMetrics, o.Metrics, tg.evalY, m.y, tg.evalLoss)
+	if err := s.Err(); err != nil {
+		return fmt.Errorf("compile %q: %w", m.name, err)
+	}
+	m.train = tg
+	m.initialized = false // the optimizer's variables need initializing
+	return nil
+}
+
+// addMetrics adds Keras metrics computed on one batch.
+func addMetrics(s *tfgo.Scope, out map[string]tfgo.Output, names []string, yTrue, yPred, loss tfgo.Output) {
+	out["loss"] = loss
+	for _, name := range names {
+		ms := s.SubScope(name)
+		switch name {
+		case "accuracy":
+			if yTrue.DataType() == cgo.Int32 || yTrue.DataType() == cgo.Int64 {
+				hit := tfgo.Equal(ms, tfgo.ArgMax(ms, yPred, tfgo.Const(ms, int32(-1)), tfgo.ArgMaxOutputType(yTrue.DataType())), yTrue)
+				out[name] = meanAll(ms, tfgo.Cast(ms, hit, cgo.Float))
+			} else {
+				hit := tfgo.Equal(ms, tfgo.ArgMax(ms, yPred, tfgo.Const(ms, int32(-1))), tfgo.ArgMax(ms, yTrue, tfgo.Const(ms, int32(-1))))
+				out[name] = meanAll(ms, tfgo.Cast(ms, hit, cgo.Float))
+			}
+		case "perplexity":
+			out[name] = tfgo.Exp(ms, loss)
+		}
+	}
+}
+
+// accumulate keeps a running sum of gradients over micro-batches: it returns
+// the op adding this micro-batch's gradients, and the averaged gradients
+// the optimizer applies (which also reset the sums).
+func accumulate(s *tfgo.Scope, ws []*Weight, grads []tfgo.Output, k int) (*cgo.Operation, []tfgo.Output) {
+	as := s.SubScope("gradient_accumulation")
+	var adds []*cgo.Operation
+	avg := make([]tfgo.Output, len(grads))
+	for i, w := range ws {
+		if grads[i].Op == nil {
+			continue
+		}
+		acc := tfgo.NewVariable(as, strings.ReplaceAll(w.Path, "/", "_"), w.DType(), w.Shape(), tfgo.Zeros(), tfgo.Trainable(false))
+		adds = append(adds, acc.AssignAdd(as, grads[i]))
+		// The final micro-batch: (sum + its gradient) / k, then zero the sum.
+		total := tfgo.Add(as, acc.Read(as), grads[i])
+		a := tfgo.RealDiv(as, total, tfgo.Const(as, float32(k)))
+		reset := acc.Assign(as.WithControlDependencies(a.Op), tfgo.ZerosLike(as, total))
+		avg[i] = tfgo.Identity(as.WithControlDependencies(reset), a)
+	}
+	return as.WithControlDependencies(adds...).AddOperation(tfgo.OpSpec{Type: "NoOp", Name: "accumulate"}), avg
+}
+
+// Logs are a step's or epoch's metric values by Keras name ("loss", "val_loss").
+type Logs map[string]float64
+
+// History is what Fit returns: every epoch's logs (keras History.history).
+type History struct {
+	Epochs []Logs
+}
+
+// Batch is one batch of inputs and targets (Go values or *cgo.Tensor).
+type Batch struct {
+	X, Y any
+}
+
+// Dataset yields the batches of an epoch (keras' x/y arrays or tf.data).
+type Dataset interface {
+	// Batches calls fn for each batch of the given epoch in order; it stops
+	// early when fn returns false.
+	Batches(epoch int, fn func(Batch) bool) error
+	// Len is the number of batches per epoch, or -1 if unknown.
+	Len() int
+}
+
+// FitOptions are model.fit's arguments.
+type FitOptions struct {
+	Epochs     int
+	Validation Dataset
+	Callbacks  []Callback
+	// InitialEpoch resumes training at this epoch (Keras initial_epoch).
+	InitialEpoch int
+	// StepsPerEpoch limits the batches of an epoch (0: the whole dataset).
+	StepsPerEpoch int
+}
+
+// Fit trains the model (model.fit): one session run per batch, callbacks
+// at batch and epoch ends. It stops early when ctx is done or a callback
+// asks (EarlyStopping).
+func (m *Model) Fit(ctx context.Context, data Dataset, o FitOptions) (*History, error) {
+	if m.train == nil {
+		return nil, fmt.Errorf("model %q must be compiled before fit", m.name)
+	}
+	sess, err := m.session()
+	if err != nil {
+		return nil, err
+	}
+	tg := m.train
+	if o.Epochs == 0 {
+		o.Epochs = 1
+	}
+	steps := data.Len()
+	if o.StepsPerEpoch > 0 && (steps < 0 || o.StepsPerEpoch < steps) {
+		steps = o.StepsPerEpoch
+	}
+	cbs := callbackList(o.Callbacks)
+	cbs.onTrainBegin(m, FitInfo{Epochs: o.Epochs, Steps: steps})
+	hist := &History{}
+	m.stop = false
+	fetches := make([]tfgo.Output, 0, len(tg.metricNames))
+	for _, n := range tg.metricNames {
+		fetches = append(fetches, tg.metrics[n])
+	}
+	for epoch := o.InitialEpoch; epoch < o.Epochs && !m.stop; epoch++ {
+		cbs.onEpochBegin(m, epoch)
+		sums := make([]float64, len(fetches))
+		n := 0
+		var runErr error
+		err := data.Batches(epoch, func(b Batch) bool {
+			if ctx.Err() != nil || (o.StepsPerEpoch > 0 && n >= o.StepsPerEpoch) {
+				return false
+			}
+			if err := m.checkBatch("x", b.X, tg.x); err != nil {
+				runErr = err
+				return false
+			}
+			if err := m.checkBatch("y", b.Y, tg.yTrue); err != nil {
+				runErr = err
+				return false
+			}
+			target := tg.step
+			if tg.accumulate != nil && (n+1)%tg.opts.AccumulationSteps != 0 {
+				target = tg.accumulate
+			}
+			outs, err := sess.Run(map[tfgo.Output]any{tg.x: b.X, tg.yTrue: b.Y}, fetches, target)
+			if err != nil {
+				runErr = fmt.Errorf("train step %d of epoch %d: %w", n, epoch+1, err)
+				return false
+			}
+			logs := Logs{}
+			for i, t := range outs {
+				v := scalarValue(t)
+				t.Close()
+				sums[i] += v
+				logs[tg.metricNames[i]] = sums[i] / float64(n+1)
+			}
+			n++
+			cbs.onBatchEnd(m, n-1, logs)
+			return !m.stop
+		})
+		if runErr != nil {
+			return hist, runErr
+		}
+		if err != nil {
+			return hist, err
+		}
+		if ctx.Err() != nil {
+			return hist, ctx.Err()
+		}
+		logs := Logs{}
+		for i, name := range tg.metricNames {
+			logs[name] = sums[i] / math.Max(float64(n), 1)
+		}
+		if o.Validation != nil {
+			val, err := m.Evaluate(o.Validation)
+			if err != nil {
+				return hist, err
+			}
+			for k, v := range val {
+				logs["val_"+k] = v
+			}
+		}
+		hist.Epochs = append(hist.Epochs, logs)
+		if err := cbs.onEpochEnd(m, epoch, logs); err != nil {
+			return hist, err
+		}
+	}
+	cbs.onTrainEnd(m)
+	return hist, nil
+}
+
+// StopTraining asks Fit to stop after the current batch (model.stop_training).
+func (m *Model) StopTraining() { m.stop = true }
+
+// Evaluate computes the loss and metrics over a dataset on the inference
+// graph (model.evaluate), averaged over batches.
+func (m *Model) Evaluate(data Dataset) (Logs, error) {
+	if m.train == nil {
+		return nil, fmt.Errorf("model %q must be compiled before evaluate", m.name)
+	}
+	sess, err := m.session()
+	if err != nil {
+		return nil, err
+	}
+	tg := m.train
+	fetches := make([]tfgo.Output, len(tg.metricNames))
+	for i, n := range tg.metricNames {
+		fetches[i] = tg.evalMetrics[n]
+	}
+	sums := make([]float64, len(fetches))
+	n := 0
+	var runErr error
+	err = data.Batches(0, func(b Batch) bool {
+		if err := m.checkBatch("x", b.X, m.x); err != nil {
+			runErr = err
+			return false
+		}
+		outs, err := sess.Run(map[tfgo.Output]any{m.x: b.X, tg.evalY: b.Y}, fetches)
+		if err != nil {
+			runErr = err
+			return false
+		}
+		for i, t := range outs {
+			sums[i] += scalarValue(t)
+			t.Close()
+		}
+		n++
+		return true
+	})
+	if runErr != nil {
+		return nil, runErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	logs := Logs{}
+	for i, name := range tg.metricNames {
+		logs[name] = sums[i] / math.Max(float64(n), 1)
+	}
+	return logs, nil
+}
+
+// scalarValue reads a float32/float64 scalar tensor.
+func scalarValue(t *cgo.Tensor) float64 {
+	v, err := tfgo.Value(t)
+	if err != nil {
+		return math.NaN()
+	}
+	switch x := v.(type) {
+	case float32:
+		return float64(x)
+	case float64:
+		return x
+	}
+	return math.NaN()
+}

@@ -1,0 +1,202 @@
+package keraslike
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"strings"
+	"testing"
+
+	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/internal/interop"
+	"github.com/gotf/gotf/tfgo"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// mlp is Sequential([Input(8), Dense(16, relu), Dense(4)]) with given weights.
+func mlp(t *testing.T, w []*cgo.Tensor) *Model {
+	ResetNames()
+	return NewSequential("mlp", InputSpec{Shape: []int64{8}},
+		NewDense(16, DenseOptions{Activation: "relu", KernelInitializer: tfgo.InitialValue(w[0]), BiasInitializer: tfgo.InitialValue(w[1])}),
+		NewDense(4, DenseOptions{KernelInitializer: tfgo.InitialValue(w[2]), BiasInitializer: tfgo.InitialValue(w[3])}),
+	)
+}
+
+func mlpData(r *rand.Rand, n int) ([][]float32, []int32) {
+	x := make([][]float32, n)
+	y := make([]int32, n)
+	for i := range x {
+		x[i] = make([]float32, 8)
+		for j := range x[i] {
+			x[i][j] = float32(r.NormFloat64())
+		}
+		y[i] = int32(r.Intn(4))
+	}
+	return x, y
+}
+
+// Optimizer steps equal Keras 3's: updated weights and optimizer slots
+// after two train steps (train_on_batch) from the same weights.
+func TestOptimizerStepsMatchKeras(t *testing.T) {
+	r := rand.New(rand.NewSource(5))
+	w := []*cgo.Tensor{randTensor(t, r, 8, 16), randTensor(t, r, 16), randTensor(t, r, 16, 4), randTensor(t, r, 4)}
+	x, y := mlpData(r, 16)
+	cases := []struct {
+		name string
+		opt  func() Optimizer
+		py   string
+	}{
+		{"adam", func() Optimizer { return NewAdam(AdamOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.01}}) },
+			"keras.optimizers.Adam(learning_rate=0.01)"},
+		{"adamw", func() Optimizer {
+			return NewAdamW(AdamOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.01}, WeightDecay: 0.1})
+		}, "keras.optimizers.AdamW(learning_rate=0.01, weight_decay=0.1)"},
+		{"sgd", func() Optimizer { return NewSGD(SGDOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.1}}) },
+			"keras.optimizers.SGD(learning_rate=0.1)"},
+		{"sgd_nesterov", func() Optimizer {
+			return NewSGD(SGDOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.1}, Momentum: 0.9, Nesterov: true})
+		}, "keras.optimizers.SGD(learning_rate=0.1, momentum=0.9, nesterov=True)"},
+		{"adam_clipped_warmup_cosine", func() Optimizer {
+			return NewAdam(AdamOptions{OptimizerOptions: OptimizerOptions{GlobalClipNorm: 0.5,
+				Schedule: WarmupCosine{Peak: 0.01, WarmupSteps: 1, DecaySteps: 10}}})
+		}, "keras.optimizers.Adam(learning_rate=keras.optimizers.schedules.CosineDecay(0.0, 10, warmup_target=0.01, warmup_steps=1), global_clipnorm=0.5)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := mlp(t, w)
+			defer m.Close()
+			opt := c.opt()
+			require.NoError(t, m.Compile(CompileOptions{Optimizer: opt, Loss: SparseCategoricalCrossentropy{FromLogits: true}}))
+			data := &ArrayDataset[[]float32, int32]{X: x, Y: y, BatchSize: 8}
+			_, err := m.Fit(context.Background(), data, FitOptions{Epochs: 1})
+			require.NoError(t, err)
+			got, err := m.GetWeights()
+			require.NoError(t, err)
+			sess, _ := m.Session()
+			var slotOuts []tfgo.Output
+			var slotNames []string
+			for _, v := range opt.Variables()[1:] {
+				slotOuts = append(slotOuts, v.Value())
+				slotNames = append(slotNames, v.Name())
+			}
+			var slots []*cgo.Tensor
+			if len(slotOuts) > 0 {
+				slots, err = sess.Run(nil, slotOuts)
+				require.NoError(t, err)
+			}
+
+			xt, err := tfgo.NewTensor(x)
+			require.NoError(t, err)
+			yt, err := tfgo.NewTensor(y)
+			require.NoError(t, err)
+			ref := interop.Python(t, fmt.Sprintf(`
+import keras
+keras.backend.clear_session()
+m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(4)], name="mlp")
+m.set_weights([inputs["w0"], inputs["w1"], inputs["w2"], inputs["w3"]])
+opt = %s
+m.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+for i in range(2):
+    m.train_on_batch(inputs["x"][8*i:8*i+8], inputs["y"][8*i:8*i+8])
+for i, v in enumerate(m.get_weights()):
+    outputs["w%%d" %% i] = v
+slots = [v for v in opt.variables if "iteration" not in v.path and "learning_rate" not in v.path]
+for i, v in enumerate(slots):
+    outputs["s%%d" %% i] = v.numpy()
+outputs["slot_names"] = np.array([v.path.encode() for v in slots], dtype=object)
+`, c.py), map[string]*cgo.Tensor{"w0": w[0], "w1": w[1], "w2": w[2], "w3": w[3], "x": xt, "y": yt})
+			for i := range got {
+				assert.InDeltaSlice(t, floats(t, ref[fmt.Sprintf("w%d", i)]), floats(t, got[i]), 1e-5, "weight %d", i)
+			}
+			names, err := ref["slot_names"].Strings()
+			require.NoError(t, err)
+			require.Len(t, slots, len(names), "optimizer slots")
+			for i := range slots {
+				assert.Equal(t, string(names[i]), slotNames[i], "slot name")
+				assert.InDeltaSlice(t, floats(t, ref[fmt.Sprintf("s%d", i)]), floats(t, slots[i]), 1e-5, "slot %s", names[i])
+			}
+		})
+	}
+}
+
+// Learning-rate schedules give Keras' values step by step.
+func TestSchedulesMatchKeras(t *testing.T) {
+	s := tfgo.NewScope()
+	step := tfgo.Placeholder(s, cgo.Float)
+	wc := WarmupCosine{Peak: 1e-3, WarmupSteps: 10, DecaySteps: 90, Alpha: 0.1}.Rate(s, step)
+	ed := ExponentialDecay{Initial: 0.1, DecaySteps: 7, DecayRate: 0.5, Staircase: true}.Rate(s, step)
+	sess, err := tfgo.NewSession(s, nil)
+	require.NoError(t, err)
+	defer sess.Close()
+	var got [2][]float32
+	for i := 0; i < 120; i += 3 {
+		out, err := sess.Run(map[tfgo.Output]any{step: float32(i)}, []tfgo.Output{wc, ed})
+		require.NoError(t, err)
+		got[0] = append(got[0], floats(t, out[0])[0])
+		got[1] = append(got[1], floats(t, out[1])[0])
+	}
+	ref := interop.Python(t, `
+import keras
+wc = keras.optimizers.schedules.CosineDecay(0.0, 90, alpha=0.1, warmup_target=1e-3, warmup_steps=10)
+ed = keras.optimizers.schedules.ExponentialDecay(0.1, 7, 0.5, staircase=True)
+outputs["wc"] = np.array([float(wc(i)) for i in range(0, 120, 3)], np.float32)
+outputs["ed"] = np.array([float(ed(i)) for i in range(0, 120, 3)], np.float32)
+`, nil)
+	assert.InDeltaSlice(t, floats(t, ref["wc"]), got[0], 1e-7)
+	assert.InDeltaSlice(t, floats(t, ref["ed"]), got[1], 1e-7)
+}
+
+func TestFitLearnsAndReportsMetrics(t *testing.T) {
+	r := rand.New(rand.NewSource(9))
+	x, y := mlpData(r, 256)
+	for i := range y { // a learnable rule: the class is the sign pattern of two features
+		y[i] = int32(0)
+		if x[i][0] > 0 {
+			y[i] += 1
+		}
+		if x[i][1] > 0 {
+			y[i] += 2
+		}
+	}
+	ResetNames()
+	m := NewSequential("clf", InputSpec{Shape: []int64{8}}, NewDense(32, DenseOptions{Activation: "relu"}), NewDense(4, DenseOptions{}))
+	defer m.Close()
+	require.NoError(t, m.Compile(CompileOptions{Optimizer: NewAdam(AdamOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.01}}),
+		Loss: SparseCategoricalCrossentropy{FromLogits: true}, Metrics: []string{"accuracy"}}))
+	var bar strings.Builder
+	csvPath := t.TempDir() + "/log.csv"
+	data := &ArrayDataset[[]float32, int32]{X: x, Y: y, BatchSize: 32, Shuffle: true, Seed: 1}
+	hist, err := m.Fit(context.Background(), data, FitOptions{Epochs: 8, Validation: data,
+		Callbacks: []Callback{&ProgressBar{W: &bar}, &CSVLogger{Path: csvPath}}})
+	require.NoError(t, err)
+	require.Len(t, hist.Epochs, 8)
+	first, last := hist.Epochs[0], hist.Epochs[7]
+	assert.Less(t, last["loss"], first["loss"])
+	assert.Greater(t, last["val_accuracy"], 0.9)
+	assert.Contains(t, bar.String(), "Epoch 8/8")
+	assert.Contains(t, bar.String(), "8/8 ━━━━━━━━━━━━━━━━━━━━")
+	summary := m.Summary()
+	assert.Contains(t, summary, "dense (Dense)")
+	assert.Contains(t, summary, "(None, 32)")
+	assert.Contains(t, summary, fmt.Sprintf("Total params: %d", 8*32+32+32*4+4))
+}
+
+// Bad input is reported before any graph run, naming what is wrong.
+func TestBadTrainingInput(t *testing.T) {
+	_, err := OptimizerByName("adagrad2")
+	require.ErrorContains(t, err, `unknown optimizer "adagrad2"`)
+	_, err = LossByName("hinge_loss")
+	require.ErrorContains(t, err, `unknown loss "hinge_loss"`)
+
+	ResetNames()
+	m := NewSequential("clf", InputSpec{Shape: []int64{8}}, NewDense(4, DenseOptions{}))
+	defer m.Close()
+	require.ErrorContains(t, m.Compile(CompileOptions{Optimizer: NewSGD(SGDOptions{}), Loss: MeanSquaredError{}, Metrics: []string{"f1"}}), `unknown metric "f1"`)
+	require.NoError(t, m.Compile(CompileOptions{Optimizer: NewSGD(SGDOptions{}), Loss: SparseCategoricalCrossentropy{FromLogits: true}}))
+	bad := &ArrayDataset[[]float32, int32]{X: [][]float32{{1, 2, 3}}, Y: []int32{1}, BatchSize: 1}
+	_, err = m.Fit(context.Background(), bad, FitOptions{})
+	require.ErrorContains(t, err, "has shape [1 3], the input wants (None, 8)")
+	_, err = m.Predict([][]int32{{1, 2, 3, 4, 5, 6, 7, 8}})
+	require.ErrorContains(t, err, "is int32, the input wants float32")
+}
