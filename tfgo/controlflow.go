@@ -96,10 +96,11 @@ func While(s *Scope, loopVars []Output, cond func(s *Scope, vars []Output) Outpu
 		return fail("cond %q: %w", condName, err)
 	}
 	defer ctr.close()
-	c, ok := cfFitShape(ctr.fg.root, ctr.outs[0], cgo.Shape{})
-	if dt := c.DataType(); dt != cgo.Bool || !ok {
-		return fail("cond %q returns %s of shape %s, want a scalar bool", condName, dt, cfShape(c))
+	c := ctr.outs[0]
+	if dt, sh := c.DataType(), cfShape(c); dt != cgo.Bool || !cfShapesCompatible(sh, cgo.Shape{}) {
+		return fail("cond %q returns %s of shape %s, want a scalar bool", condName, dt, sh)
 	}
+	c, _ = cfFitShape(ctr.fg.root, c, cgo.Shape{})
 	if ctr.outs[0] = c; c.Op == nil {
 		return fail("cond %q: %w", condName, cfOrUnknown(ctr.fg.root.Err()))
 	}
@@ -235,11 +236,10 @@ func If(s *Scope, pred Output, inputs []Output, thenBranch, elseBranch func(s *S
 	if pred = Capture(s, pred); pred.Op == nil {
 		return nil
 	}
-	fitted, ok := cfFitShape(s, pred, cgo.Shape{})
-	if dt := pred.DataType(); dt != cgo.Bool || !ok {
-		return fail("the predicate %s is %s of shape %s, want a scalar bool", pred.Name(), dt, cfShape(pred))
+	if dt, sh := pred.DataType(), cfShape(pred); dt != cgo.Bool || !cfShapesCompatible(sh, cgo.Shape{}) {
+		return fail("the predicate %s is %s of shape %s, want a scalar bool", pred.Name(), dt, sh)
 	}
-	if pred = fitted; pred.Op == nil {
+	if pred, _ = cfFitShape(s, pred, cgo.Shape{}); pred.Op == nil {
 		return nil
 	}
 	ins := make([]Output, len(inputs))

@@ -189,10 +189,10 @@ func Capture(fs *Scope, x Output) Output {
 	return v.(*cfBody).capture(x)
 }
 
-// cfBodies maps the graph of each function body being cfTrace to its state.
+// cfBodies maps the graph of each function body being traced to its state.
 var cfBodies sync.Map // *cgo.Graph -> *cfBody
 
-// cfBody is a function body being cfTrace: a fresh graph whose
+// cfBody is a function body being traced: a fresh graph whose
 // placeholders stand for the arguments and for captured outer values.
 type cfBody struct {
 	parent *Scope // where captured values come from
@@ -201,7 +201,6 @@ type cfBody struct {
 
 	mu       sync.Mutex
 	captured []Output          // outer values (of parent's graph), in capture order
-	holders  []Output          // their placeholders
 	byOuter  map[Output]Output // outer value -> placeholder
 }
 
@@ -229,7 +228,6 @@ func (fg *cfBody) capture(x Output) Output {
 		return Output{}
 	}
 	fg.captured = append(fg.captured, outer)
-	fg.holders = append(fg.holders, ph)
 	fg.byOuter[outer] = ph
 	return ph
 }
@@ -241,7 +239,7 @@ func cfOrUnknown(err error) error {
 	return err
 }
 
-// cfTrace is a cfTrace body: its graph and outputs.
+// cfTrace is a traced body: its graph and outputs.
 type cfTrace struct {
 	fg   *cfBody
 	outs []Output
@@ -265,18 +263,35 @@ func cfTraceFunction(parent *Scope, specs []TensorSpec, body func(fs *Scope, arg
 		tr.close()
 		return nil, err
 	}
+	// The enclosing graphs, and how many operations they had: a body built
+	// with an enclosing scope by mistake adds operations there.
+	outer := cfEnclosingGraphs(parent)
+	before := make([]int, len(outer))
+	for i, og := range outer {
+		before[i] = og.NumOperations()
+	}
 	cfBodies.Store(g, fg)
 	outs := func() []Output {
 		defer cfBodies.Delete(g)
 		return body(fg.root, append([]Output(nil), fg.args...))
 	}()
-	if err := tr.checkForeignInputs(); err != nil {
-		tr.close()
-		return nil, err
+	foreign := tr.checkForeignInputs(g, g.Operations())
+	for i, og := range outer {
+		if foreign != nil {
+			break
+		}
+		if err := tr.checkForeignInputs(og, og.Operations()[before[i]:]); err != nil {
+			foreign = fmt.Errorf("%w (build the body with the scope it is given)", err)
+		}
 	}
+	// The body's own error first: it is the more precise one.
 	if err := fg.root.Err(); err != nil {
 		tr.close()
 		return nil, err
+	}
+	if foreign != nil {
+		tr.close()
+		return nil, foreign
 	}
 	tr.outs = make([]Output, len(outs))
 	for i, o := range outs {
@@ -300,21 +315,34 @@ var cfPinned struct {
 	graphs []*cgo.Graph
 }
 
-// checkForeignInputs reports an operation of the body that takes an input
-// from another graph. TensorFlow accepts such an edge when the operation is
-// added and only refuses it when the body becomes a function; the edge also
-// sits in the other graph's node, so the body graph must never be freed.
-func (tr *cfTrace) checkForeignInputs() error {
-	g := tr.fg.root.Graph()
+// cfEnclosingGraphs lists the graph of s and those of the bodies it is in.
+func cfEnclosingGraphs(s *Scope) []*cgo.Graph {
+	var gs []*cgo.Graph
+	for g := s.Graph(); ; {
+		gs = append(gs, g)
+		v, ok := cfBodies.Load(g)
+		if !ok {
+			return gs
+		}
+		g = v.(*cfBody).parent.Graph()
+	}
+}
+
+// checkForeignInputs reports an operation of g among ops that takes an
+// input from another graph. TensorFlow
+// accepts such an edge when the operation is added and refuses it only when
+// a body becomes a function or a session runs; as the edge sits in both
+// graphs, the body graph is then kept for the life of the program.
+func (tr *cfTrace) checkForeignInputs(g *cgo.Graph, ops []*cgo.Operation) error {
 	foreign := func(op *cgo.Operation, what string) error {
 		tr.keep = true
 		cfPinned.Lock()
-		cfPinned.graphs = append(cfPinned.graphs, g)
+		cfPinned.graphs = append(cfPinned.graphs, tr.fg.root.Graph())
 		cfPinned.Unlock()
 		return fmt.Errorf("op %q: %s comes from another graph; use tfgo.Capture(scope, value) for values from outside the body",
 			op.Name(), what)
 	}
-	for _, op := range g.Operations() {
+	for _, op := range ops {
 		for i := 0; i < op.NumInputs(); i++ {
 			if in := op.Input(i); g.Operation(in.Op.Name()) != in.Op {
 				return foreign(op, fmt.Sprintf("input %d (%s)", i, in.Name()))
