@@ -16,6 +16,9 @@ type Func struct {
 	Name string
 }
 
+// crossGraphHint explains the usual cause of an edge between graphs.
+const crossGraphHint = " (a function body must be built with the scope it is given, and reaches values of an enclosing graph by capturing them: tfgo.Capture)"
+
 // OpBuilder describes an operation to add to a graph (TF_OperationDescription).
 //
 // Nothing reaches the C API before Finish: TensorFlow has no way to drop a
@@ -53,6 +56,9 @@ func (b *OpBuilder) AddInput(in Output) *OpBuilder {
 	if in.Op == nil {
 		return b.fail("input %d of %s is nil", len(b.steps), b.opType)
 	}
+	if in.Op.g != b.g {
+		return b.fail("input %s of %s belongs to another graph%s", in.Name(), b.opType, crossGraphHint)
+	}
 	return b.step(func(d *C.TF_OperationDescription, _ status) { C.TF_AddInput(d, in.c()) })
 }
 
@@ -61,6 +67,9 @@ func (b *OpBuilder) AddInputList(ins []Output) *OpBuilder {
 	for i, in := range ins {
 		if in.Op == nil {
 			return b.fail("element %d of an input list of %s is nil", i, b.opType)
+		}
+		if in.Op.g != b.g {
+			return b.fail("element %d (%s) of an input list of %s belongs to another graph%s", i, in.Name(), b.opType, crossGraphHint)
 		}
 	}
 	return b.step(func(d *C.TF_OperationDescription, _ status) {
@@ -82,6 +91,9 @@ func (b *OpBuilder) AddInputList(ins []Output) *OpBuilder {
 func (b *OpBuilder) AddControlInput(op *Operation) *OpBuilder {
 	if op == nil {
 		return b.fail("nil control input")
+	}
+	if op.g != b.g {
+		return b.fail("control input %s belongs to another graph", op.Name())
 	}
 	return b.step(func(d *C.TF_OperationDescription, _ status) { C.TF_AddControlInput(d, op.c) })
 }

@@ -104,6 +104,7 @@ func TestBadGraphErrorsNameTheOp(t *testing.T) {
 		{"bad attr type", g.NewOperation("Placeholder", "bad_dtype").SetAttr("dtype", "float32"), "dtype"},
 		{"unsupported Go attr", g.NewOperation("Placeholder", "go_attr").SetAttr("dtype", struct{}{}), "unsupported Go type"},
 		{"nil input", g.NewOperation("Identity", "nil_input").AddInput(Output{}), "nil"},
+		{"input from another graph", g.NewOperation("Identity", "foreign").AddInput(constOp(t, NewGraph(), "elsewhere", nil, 1).Output(0)), "another graph"},
 		{"duplicate name", g.NewOperation("Identity", "a").AddInput(a.Output(0)), "Duplicate node name"},
 	}
 	for _, c := range cases {

@@ -449,11 +449,11 @@ func TestWhileIfCallErrors(t *testing.T) {
 			While(s, []Output{ivar(s)},
 				func(fs *Scope, v []Output) Output { return cfOp(fs, "Less", nil, v[0], outer) },
 				func(fs *Scope, v []Output) []Output { return []Output{inc(fs, v)} }, nil)
-		}, []string{`op "While"`, `cond "while_cond"`, `op "Less"`, "another graph", "Capture"}},
+		}, []string{`op "Less"`, "another graph", "Capture"}},
 		{"a body built with the enclosing scope", func(s *Scope) {
 			While(s, []Output{ivar(s)}, lessThan3,
 				func(fs *Scope, v []Output) []Output { return []Output{cfOp(s, "AddV2", nil, v[0], v[0])} }, nil)
-		}, []string{`op "While"`, `body "while_body"`, `op "AddV2"`, "another graph", "build the body with the scope it is given"}},
+		}, []string{`op "AddV2"`, "another graph", "built with the scope it is given"}},
 		{"a nested body built with the outermost scope", func(s *Scope) {
 			While(s, []Output{ivar(s)}, lessThan3,
 				func(fs *Scope, v []Output) []Output {
@@ -461,7 +461,7 @@ func TestWhileIfCallErrors(t *testing.T) {
 						func(bs *Scope, in []Output) []Output { return []Output{cfOp(s, "Neg", nil, in[0])} },
 						func(bs *Scope, in []Output) []Output { return in })
 				}, nil)
-		}, []string{`op "While"`, `body "while_body"`, `op "If"`, `then branch "cond_true"`, `op "Neg"`, "another graph"}},
+		}, []string{`op "Neg"`, "another graph"}},
 		{"If on an int predicate", func(s *Scope) {
 			id := func(fs *Scope, in []Output) []Output { return in }
 			If(s, Const(s, int32(1)), []Output{ivar(s)}, id, id)
