@@ -3,6 +3,7 @@ module github.com/gotf/gotf
 go 1.24
 
 require (
+	github.com/golang/snappy v1.0.0
 	github.com/stretchr/testify v1.12.1
 	github.com/wamuir/graft v0.7.0
 	google.golang.org/protobuf v1.36.12
