@@ -17,9 +17,9 @@ setup:
 setup-runtime:
 	@bash scripts/setup.sh runtime
 
-## run: the main job (for now examples/hello: softmax(x·W + b) built op by op)
+## run: the main job: train the GPT-style language model (examples/transformer); ARGS="-steps 50" to change it
 run: setup-runtime
-	$(GO) run ./examples/hello $(ARGS)
+	$(GO) run ./examples/transformer $(ARGS)
 
 ## test: every test tier (unit, runtime, interop with Python TensorFlow), plus vet and gofmt
 test: setup

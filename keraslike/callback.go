@@ -96,7 +96,8 @@ func rank(k string) int {
 	return 1
 }
 
-// ProgressBar prints Keras' progress line: "12/50 ━━━━━━━━━━━━━━━━━━━━ 3s 61ms/step - loss: 4.1234".
+// ProgressBar prints Keras' progress line: "12/50 ━━━━━━━━━━━━━━━━━━━━ 3s 61ms/step - loss: 4.1234",
+// redrawn in place on a terminal, once per epoch elsewhere (Keras' verbose=2).
 type ProgressBar struct {
 	NopCallback
 	W        io.Writer // default os.Stdout
@@ -104,6 +105,17 @@ type ProgressBar struct {
 	epochs   int
 	start    time.Time
 	lastDraw time.Time
+	tty      bool
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func (p *ProgressBar) out() io.Writer {
@@ -113,7 +125,10 @@ func (p *ProgressBar) out() io.Writer {
 	return p.W
 }
 
-func (p *ProgressBar) OnTrainBegin(_ *Model, i FitInfo) { p.steps, p.epochs = i.Steps, i.Epochs }
+func (p *ProgressBar) OnTrainBegin(_ *Model, i FitInfo) {
+	p.steps, p.epochs = i.Steps, i.Epochs
+	p.tty = isTerminal(p.out())
+}
 
 func (p *ProgressBar) OnEpochBegin(_ *Model, e int) {
 	fmt.Fprintf(p.out(), "Epoch %d/%d\n", e+1, p.epochs)
@@ -122,7 +137,7 @@ func (p *ProgressBar) OnEpochBegin(_ *Model, e int) {
 }
 
 func (p *ProgressBar) OnBatchEnd(_ *Model, b int, logs Logs) {
-	if time.Since(p.lastDraw) < 100*time.Millisecond && b+1 != p.steps {
+	if !p.tty || (time.Since(p.lastDraw) < 100*time.Millisecond && b+1 != p.steps) {
 		return
 	}
 	p.lastDraw = time.Now()
@@ -145,8 +160,14 @@ func (p *ProgressBar) draw(done int, logs Logs, prefix string) {
 	for _, k := range sortedKeys(logs) {
 		ms = append(ms, fmt.Sprintf("%s: %.4f", k, logs[k]))
 	}
-	fmt.Fprintf(p.out(), "%s%d/%d %s %s%s %s/step - %s\033[K", prefix, done, p.steps, bar,
-		elapsed.Round(time.Second), eta, per.Round(time.Millisecond), strings.Join(ms, " - "))
+	clear := ""
+	if p.tty {
+		clear = "\033[K"
+	} else {
+		prefix = ""
+	}
+	fmt.Fprintf(p.out(), "%s%d/%d %s %s%s %s/step - %s%s", prefix, done, p.steps, bar,
+		elapsed.Round(time.Second), eta, per.Round(time.Millisecond), strings.Join(ms, " - "), clear)
 }
 
 func (p *ProgressBar) OnEpochEnd(_ *Model, e int, logs Logs) error {

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"regexp"
+	"strconv"
+	"testing"
+)
+
+// A small run of the main job: the loss falls below ln(256), text is sampled.
+func TestMainJobTrainsAndSamples(t *testing.T) {
+	c := config{layers: 1, dModel: 32, heads: 2, seq: 32, batch: 8, steps: 60, epochs: 2, lr: 1e-2,
+		corpusBytes: 1 << 18, sample: 40, temperature: 0.7, out: t.TempDir(), seed: 1}
+	var out bytes.Buffer
+	if err := run(context.Background(), c, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	s := out.String()
+	m := regexp.MustCompile(`-> train ([0-9.]+), validation ([0-9.]+)`).FindStringSubmatch(s)
+	if m == nil {
+		t.Fatalf("no final loss line in:\n%s", s)
+	}
+	val, _ := strconv.ParseFloat(m[2], 64)
+	if val > math.Log(256)-1 {
+		t.Errorf("validation loss %.3f is not clearly below ln(256) = %.3f\n%s", val, math.Log(256), s)
+	}
+	for _, want := range []string{"TensorFlow 2.21.", "device: /job:localhost", "--- sampled from the trained model", "Epoch 2/2"} {
+		if !bytes.Contains(out.Bytes(), []byte(want)) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+}
