@@ -1,0 +1,64 @@
+package keraslike
+
+import "github.com/gotf/gotf/tfgo"
+
+// ActivationOptions are keras.layers.Activation's arguments beyond the activation.
+type ActivationOptions struct {
+	Name string
+}
+
+// Activation is keras.layers.Activation(activation): the named activation
+// ("relu", "gelu", "tanh", "sigmoid", "softmax", "linear") applied
+// elementwise (softmax over the last axis) to a floating-point input of any
+// shape, as keras.activations computes it. It has no weights.
+type Activation struct {
+	Base
+	// Activation is the Keras name of the function.
+	Activation string
+	act        func(*tfgo.Scope, tfgo.Output) tfgo.Output
+	err        error
+}
+
+// NewActivation returns keras.layers.Activation(activation, ...).
+func NewActivation(activationName string, opts ActivationOptions) *Activation {
+	a := &Activation{Base: newBase("Activation", opts.Name), Activation: activationName}
+	a.act, a.err = activation(activationName)
+	return a
+}
+
+// Call applies the activation to x.
+func (a *Activation) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
+	if len(inputs) != 1 {
+		ctx.fail(a, "takes 1 input, got %d", len(inputs))
+		return tfgo.Output{}
+	}
+	x := inputs[0]
+	if ctx.Scope.Err() != nil || x.Op == nil {
+		return tfgo.Output{}
+	}
+	if a.err != nil {
+		ctx.fail(a, "%v", a.err)
+		return tfgo.Output{}
+	}
+	if !isFloat(x.DataType()) {
+		ctx.fail(a, "needs floating-point inputs, got %s", x.DataType())
+		return tfgo.Output{}
+	}
+	if sh, err := x.Shape(); a.Activation == "softmax" && err == nil && !sh.UnknownRank && sh.Rank() == 0 {
+		ctx.fail(a, "softmax needs inputs of rank >= 1, got a scalar")
+		return tfgo.Output{}
+	}
+	a.build(ctx)
+	return a.act(ctx.Scope.SubScope(a.name), x)
+}
+
+// Config is Activation's get_config.
+func (a *Activation) Config() map[string]any {
+	c := a.baseConfig()
+	name := a.Activation
+	if name == "" {
+		name = "linear"
+	}
+	c["activation"] = name
+	return c
+}

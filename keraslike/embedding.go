@@ -1,0 +1,124 @@
+package keraslike
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/tfgo"
+)
+
+// EmbeddingOptions are keras.layers.Embedding's arguments beyond input_dim
+// and output_dim.
+type EmbeddingOptions struct {
+	Name string
+	// EmbeddingsInitializer defaults to Keras' "uniform":
+	// keras.initializers.RandomUniform(-0.05, 0.05), seeded from the
+	// layer's name (Keras' default is unseeded).
+	EmbeddingsInitializer tfgo.Initializer
+}
+
+// Embedding is keras.layers.Embedding(input_dim, output_dim): it maps each
+// integer id in [0, input_dim) to row id of its weight "<name>/embeddings"
+// [input_dim, output_dim], so ids of shape S give S + [output_dim]. Ids are
+// int32 or int64 of any rank; a negative id counts from the end (id +
+// input_dim), as Keras' ops.take does; an id out of range is an error when
+// the graph runs. Keras casts float ids to int32; here float ids are an
+// error naming the layer, since they are nearly always a mistake.
+//
+// The lookup is a ResourceGather on the variable's handle (what
+// tf.gather on a resource variable builds), so tfgo.Gradients gives the
+// embeddings a dense gradient that is non-zero only in the looked-up rows.
+// The result is in the context's compute dtype (Keras casts it to the
+// layer's compute dtype). mask_zero is not supported.
+type Embedding struct {
+	Base
+	InputDim, OutputDim int
+	opts                EmbeddingOptions
+
+	embeddings *Weight
+}
+
+// NewEmbedding returns keras.layers.Embedding(input_dim, output_dim, ...).
+func NewEmbedding(inputDim, outputDim int, opts EmbeddingOptions) *Embedding {
+	return &Embedding{Base: newBase("Embedding", opts.Name), InputDim: inputDim, OutputDim: outputDim, opts: opts}
+}
+
+// Embeddings is the weight "<name>/embeddings" (nil before the first call).
+func (e *Embedding) Embeddings() *Weight { return e.embeddings }
+
+// Call looks up the embeddings of the ids in inputs[0].
+func (e *Embedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
+	if len(inputs) != 1 {
+		ctx.fail(e, "takes 1 input, got %d", len(inputs))
+		return tfgo.Output{}
+	}
+	ids := inputs[0]
+	if ctx.Scope.Err() != nil || ids.Op == nil {
+		return tfgo.Output{}
+	}
+	if e.InputDim <= 0 || e.OutputDim <= 0 {
+		ctx.fail(e, "input_dim and output_dim must be positive, got %d and %d", e.InputDim, e.OutputDim)
+		return tfgo.Output{}
+	}
+	if dt := ids.DataType(); dt != cgo.Int32 && dt != cgo.Int64 {
+		ctx.fail(e, "needs int32 or int64 ids, got %s", dt)
+		return tfgo.Output{}
+	}
+	if e.build(ctx) {
+		init := e.opts.EmbeddingsInitializer
+		if init == nil {
+			init = uniformInitializer(-0.05, 0.05, seedFor(e.name))
+		}
+		e.embeddings = e.addWeight("embeddings", cgo.Float, []int64{int64(e.InputDim), int64(e.OutputDim)}, init, true)
+	}
+	s := ctx.Scope.SubScope(e.name)
+	// keras ops.take: tf.where(ids < 0, ids + input_dim, ids).
+	n, zero := tfgo.Const(s, int64(e.InputDim)), tfgo.Const(s, int64(0))
+	if ids.DataType() == cgo.Int32 {
+		n, zero = tfgo.Const(s, int32(e.InputDim)), tfgo.Const(s, int32(0))
+	}
+	ids = tfgo.SelectV2(s, tfgo.Less(s, ids, zero), tfgo.AddV2(s, ids, n), ids)
+	y := tfgo.ResourceGather(s, e.embeddings.Handle(), ids, cgo.Float)
+	dt := ctx.DType
+	if dt == 0 {
+		dt = cgo.Float
+	}
+	return castTo(s, y, dt)
+}
+
+// Config is Embedding's get_config.
+func (e *Embedding) Config() map[string]any {
+	c := e.baseConfig()
+	c["input_dim"] = e.InputDim
+	c["output_dim"] = e.OutputDim
+	c["mask_zero"] = false
+	return c
+}
+
+// uniformInitializer is keras.initializers.RandomUniform(minval, maxval,
+// seed), built with the ops Keras 3's TensorFlow backend builds for an
+// integer seed (as tfgo's initializers are): the seed pair
+// [floormod(seed, 2^31-2), 0], StatelessRandomGetKeyCounter,
+// StatelessRandomUniformV2 (alg 3), then draw*(maxval-minval)+minval with
+// the bounds cast from float32, so the values equal Keras' for the same seed.
+func uniformInitializer(minval, maxval float64, seed int64) tfgo.Initializer {
+	return tfgo.InitializerFunc(func(s *tfgo.Scope, shape []int64, dtype cgo.DataType) tfgo.Output {
+		if !isFloat(dtype) {
+			s.UpdateErr("stateless_random_uniform", fmt.Errorf("a uniform initializer needs a float dtype, not %s", dtype))
+			return tfgo.Output{}
+		}
+		rs := s.SubScope("stateless_random_uniform")
+		const m = math.MaxInt32 - 1
+		seed0 := ((seed % m) + m) % m
+		key, counter := tfgo.StatelessRandomGetKeyCounter(rs, tfgo.Const(rs, []int32{int32(seed0), 0}))
+		dims := make([]int64, len(shape))
+		copy(dims, shape)
+		draw := tfgo.StatelessRandomUniformV2(rs, tfgo.Const(rs, dims), key, counter, tfgo.Const(rs, int32(3)),
+			tfgo.StatelessRandomUniformV2Dtype(dtype))
+		// Keras passes tf.cast(minval, dtype), which goes through float32.
+		lo := scalarAs(rs, float64(float32(minval)), dtype)
+		hi := scalarAs(rs, float64(float32(maxval)), dtype)
+		return tfgo.AddV2(rs, tfgo.Mul(rs, draw, tfgo.Sub(rs, hi, lo)), lo)
+	})
+}

@@ -1,0 +1,129 @@
+package keraslike
+
+import (
+	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/tfgo"
+)
+
+// LayerNormalizationOptions are keras.layers.LayerNormalization's arguments.
+type LayerNormalizationOptions struct {
+	Name string
+	// Axis is the normalized axis: negative counts from the end; 0 means
+	// Keras' default, -1 (normalizing over the batch axis is not offered).
+	Axis int
+	// Epsilon is added to the variance; 0 means Keras' default, 1e-3.
+	Epsilon float64
+	// NoCenter drops beta (center=False); NoScale drops gamma (scale=False).
+	NoCenter, NoScale bool
+	GammaInitializer  tfgo.Initializer // default ones
+	BetaInitializer   tfgo.Initializer // default zeros
+}
+
+// LayerNormalization is keras.layers.LayerNormalization (Ba et al., 2016,
+// "Layer Normalization"): each slice of the input along Axis is normalized
+// to mean 0 and variance 1, then scaled and shifted:
+//
+//	y = (x - mean) / sqrt(variance + epsilon) * gamma + beta
+//
+// computed as keras.ops.layer_normalization computes it on the TensorFlow
+// backend (tfgo.LayerNormalize; float16/bfloat16 inputs in float32, the
+// result cast back). Weights: gamma then beta, both [size of Axis] (paths
+// "<name>/gamma", "<name>/beta"), float32. Defaults are Keras': axis -1,
+// epsilon 1e-3, center and scale.
+type LayerNormalization struct {
+	Base
+	opts LayerNormalizationOptions
+
+	gamma, beta *Weight
+	axis        int     // as given (-1 by default)
+	epsilon     float64 // resolved
+}
+
+// NewLayerNormalization returns keras.layers.LayerNormalization(...).
+func NewLayerNormalization(opts LayerNormalizationOptions) *LayerNormalization {
+	l := &LayerNormalization{Base: newBase("LayerNormalization", opts.Name), opts: opts, axis: opts.Axis, epsilon: opts.Epsilon}
+	if l.axis == 0 {
+		l.axis = -1
+	}
+	if l.epsilon == 0 {
+		l.epsilon = 1e-3
+	}
+	return l
+}
+
+// Call normalizes x.
+func (l *LayerNormalization) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
+	if len(inputs) != 1 {
+		ctx.fail(l, "takes 1 input, got %d", len(inputs))
+		return tfgo.Output{}
+	}
+	x := inputs[0]
+	if ctx.Scope.Err() != nil || x.Op == nil {
+		return tfgo.Output{}
+	}
+	if !isFloat(x.DataType()) {
+		ctx.fail(l, "needs floating-point inputs, got %s", x.DataType())
+		return tfgo.Output{}
+	}
+	shape := staticShape(x)
+	axis := l.axis
+	if axis < 0 {
+		axis += len(shape)
+	}
+	if shape == nil || axis < 0 || axis >= len(shape) || shape[axis] < 0 {
+		ctx.fail(l, "needs inputs with axis %d of known size, got shape %v", l.axis, cgo.Shape{Dims: shape, UnknownRank: shape == nil})
+		return tfgo.Output{}
+	}
+	if l.build(ctx) {
+		ginit, binit := l.opts.GammaInitializer, l.opts.BetaInitializer
+		if ginit == nil {
+			ginit = tfgo.Ones()
+		}
+		if binit == nil {
+			binit = tfgo.Zeros()
+		}
+		if !l.opts.NoScale {
+			l.gamma = l.addWeight("gamma", cgo.Float, []int64{shape[axis]}, ginit, true)
+		}
+		if !l.opts.NoCenter {
+			l.beta = l.addWeight("beta", cgo.Float, []int64{shape[axis]}, binit, true)
+		}
+	}
+	for _, w := range []*Weight{l.gamma, l.beta} {
+		if w != nil && w.Shape()[0] != shape[axis] {
+			ctx.fail(l, "was built for inputs with axis %d of size %d, got %d", l.axis, w.Shape()[0], shape[axis])
+			return tfgo.Output{}
+		}
+	}
+	s := ctx.Scope.SubScope(l.name)
+	var gamma, beta tfgo.Output
+	if l.gamma != nil {
+		gamma = l.gamma.Read(s)
+	}
+	if l.beta != nil {
+		beta = l.beta.Read(s)
+	}
+	// tfgo.LayerNormalize takes -1 for the last axis and reshapes the
+	// parameters for broadcasting otherwise.
+	a := axis
+	if a == len(shape)-1 {
+		a = -1
+	}
+	return tfgo.LayerNormalize(s, x, gamma, beta, a, float32(l.epsilon))
+}
+
+// Config is LayerNormalization's get_config. Like Keras, axis is an int
+// before the layer is built and a one-element list after.
+func (l *LayerNormalization) Config() map[string]any {
+	c := l.baseConfig()
+	if l.built {
+		c["axis"] = []int{l.axis}
+	} else {
+		c["axis"] = l.axis
+	}
+	c["epsilon"] = l.epsilon
+	c["center"] = !l.opts.NoCenter
+	c["scale"] = !l.opts.NoScale
+	c["rms_scaling"] = false
+	return c
+}

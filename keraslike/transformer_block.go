@@ -1,0 +1,186 @@
+package keraslike
+
+import (
+	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/tfgo"
+)
+
+// TransformerBlockOptions are TransformerBlock's arguments beyond d_model,
+// num_heads and ff_dim.
+type TransformerBlockOptions struct {
+	Name string
+	// KeyDim is the size of each attention head; 0 means d_model/num_heads.
+	KeyDim int
+	// Dropout is the rate of the attention-probability dropout and of the
+	// dropout on the attention and feed-forward outputs before each residual
+	// addition (as keras_hub's TransformerDecoder uses its dropout); training only.
+	Dropout float64
+	// Epsilon of both LayerNormalizations; 0 means 1e-6.
+	Epsilon float64
+	// PreLN selects the pre-LN block (normalize first) instead of post-LN.
+	PreLN bool
+	// Activation of the first feed-forward Dense: a Keras name, default "gelu".
+	Activation string
+	// NoCausalMask lets every position attend to every other (an encoder
+	// block); by default the attention is causal (a decoder block).
+	NoCausalMask bool
+	// Seed seeds the dropouts: the attention's with Seed, the two output
+	// dropouts with Seed+1 and Seed+2; nil derives them from the block's name.
+	Seed *int64
+}
+
+// TransformerBlock is a transformer layer made of Keras layers, with
+// d = d_model. Post-LN (Vaswani et al., 2017; the default):
+//
+//	x = LayerNormalization(x + Dropout(MultiHeadAttention(x, x)))
+//	x = LayerNormalization_1(x + Dropout_1(Dense_1(Dense(x))))
+//
+// Pre-LN (GPT-2; PreLN true), whose output is not normalized:
+//
+//	h = LayerNormalization(x);   x = x + Dropout(MultiHeadAttention(h, h))
+//	h = LayerNormalization_1(x); x = x + Dropout_1(Dense_1(Dense(h)))
+//
+// where Dense has ff_dim units and the activation and Dense_1 has d units.
+// The attention has num_heads heads of key_dim (default d/num_heads), is
+// causal unless NoCausalMask, and takes an optional extra attention mask
+// (CallWithMask). It is keras_hub's TransformerDecoder without
+// cross-attention (normalize_first = PreLN), or the TransformerBlock of the
+// Keras examples.
+//
+// Inputs are [B, T, d]. Sublayers are named as Keras would name them in a
+// fresh session, under the block's name, so the weights are
+// "<name>/multi_head_attention/query/kernel" ... "<name>/layer_normalization/gamma",
+// "<name>/layer_normalization_1/...", "<name>/dense/...", "<name>/dense_1/...",
+// listed in that order (multi_head_attention, layer_normalization,
+// layer_normalization_1, dense, dense_1: the order in which a Keras layer
+// assigning them in that order tracks them). Defaults: epsilon 1e-6, gelu,
+// causal.
+type TransformerBlock struct {
+	Base
+	DModel, NumHeads, FFDim int
+	opts                    TransformerBlockOptions
+
+	mha               *MultiHeadAttention
+	ln, ln1           *LayerNormalization
+	dense, dense1     *Dense
+	dropout, dropout1 *Dropout
+}
+
+// NewTransformerBlock returns a TransformerBlock(d_model, num_heads, ff_dim, ...).
+func NewTransformerBlock(dModel, numHeads, ffDim int, opts TransformerBlockOptions) *TransformerBlock {
+	if opts.Epsilon == 0 {
+		opts.Epsilon = 1e-6
+	}
+	if opts.Activation == "" {
+		opts.Activation = "gelu"
+	}
+	if opts.KeyDim == 0 && numHeads > 0 {
+		opts.KeyDim = dModel / numHeads
+	}
+	return &TransformerBlock{Base: newBase("TransformerBlock", opts.Name), DModel: dModel, NumHeads: numHeads, FFDim: ffDim, opts: opts}
+}
+
+// Sublayers lists the block's layers in weight order, then its dropouts
+// (nil before the first call).
+func (b *TransformerBlock) Sublayers() []Layer {
+	if !b.built {
+		return nil
+	}
+	return []Layer{b.mha, b.ln, b.ln1, b.dense, b.dense1, b.dropout, b.dropout1}
+}
+
+// Call applies the block to x [B, T, d_model].
+func (b *TransformerBlock) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
+	if len(inputs) != 1 {
+		ctx.fail(b, "takes 1 input, got %d", len(inputs))
+		return tfgo.Output{}
+	}
+	return b.CallWithMask(ctx, inputs[0], tfgo.Output{})
+}
+
+// CallWithMask applies the block with an attention mask (e.g. padding:
+// bool [B, T, T] or broadcastable, as MultiHeadAttention.CallWithMask
+// takes it), combined with the causal mask unless NoCausalMask.
+func (b *TransformerBlock) CallWithMask(ctx *Context, x, mask tfgo.Output) tfgo.Output {
+	if ctx.Scope.Err() != nil || x.Op == nil {
+		return tfgo.Output{}
+	}
+	if b.DModel <= 0 || b.NumHeads <= 0 || b.FFDim <= 0 || b.opts.KeyDim <= 0 {
+		ctx.fail(b, "d_model, num_heads, ff_dim and key_dim must be positive, got %d, %d, %d and %d", b.DModel, b.NumHeads, b.FFDim, b.opts.KeyDim)
+		return tfgo.Output{}
+	}
+	if !isFloat(x.DataType()) {
+		ctx.fail(b, "needs floating-point inputs, got %s", x.DataType())
+		return tfgo.Output{}
+	}
+	if sh := staticShape(x); len(sh) != 3 || sh[2] != int64(b.DModel) {
+		ctx.fail(b, "needs inputs of shape [batch, length, d_model=%d], got shape %v", b.DModel, cgo.Shape{Dims: sh, UnknownRank: sh == nil})
+		return tfgo.Output{}
+	}
+	if _, err := activation(b.opts.Activation); err != nil {
+		ctx.fail(b, "%v", err)
+		return tfgo.Output{}
+	}
+	first := b.build(ctx)
+	if first {
+		seed := seedFor(b.name + "/seed")
+		if b.opts.Seed != nil {
+			seed = *b.opts.Seed
+		}
+		seed1, seed2 := seed+1, seed+2
+		kernel := func(sub string) tfgo.Initializer { return tfgo.GlorotUniform(seedFor(b.name + "/" + sub + "/kernel")) }
+		b.mha = NewMultiHeadAttention(b.NumHeads, b.opts.KeyDim, MultiHeadAttentionOptions{Name: "multi_head_attention", Dropout: b.opts.Dropout, Seed: &seed})
+		b.mha.seedPrefix = b.name + "/multi_head_attention"
+		b.ln = NewLayerNormalization(LayerNormalizationOptions{Name: "layer_normalization", Epsilon: b.opts.Epsilon})
+		b.ln1 = NewLayerNormalization(LayerNormalizationOptions{Name: "layer_normalization_1", Epsilon: b.opts.Epsilon})
+		b.dense = NewDense(b.FFDim, DenseOptions{Name: "dense", Activation: b.opts.Activation, KernelInitializer: kernel("dense")})
+		b.dense1 = NewDense(b.DModel, DenseOptions{Name: "dense_1", KernelInitializer: kernel("dense_1")})
+		b.dropout = NewDropout(b.opts.Dropout, DropoutOptions{Name: "dropout", Seed: &seed1})
+		b.dropout1 = NewDropout(b.opts.Dropout, DropoutOptions{Name: "dropout_1", Seed: &seed2})
+	}
+	sctx := b.sublayerContext(ctx)
+	sctx.Scope = ctx.Scope.SubScope(b.name)
+	s := sctx.Scope
+	causal := !b.opts.NoCausalMask
+	var y tfgo.Output
+	if b.opts.PreLN {
+		h := b.ln.Call(sctx, x)
+		x1 := tfgo.AddV2(s, x, b.dropout.Call(sctx, b.mha.CallWithMask(sctx, h, h, h, mask, causal)))
+		h = b.ln1.Call(sctx, x1)
+		y = tfgo.AddV2(s, x1, b.dropout1.Call(sctx, b.dense1.Call(sctx, b.dense.Call(sctx, h))))
+	} else {
+		a := b.dropout.Call(sctx, b.mha.CallWithMask(sctx, x, x, x, mask, causal))
+		x1 := b.ln.Call(sctx, tfgo.AddV2(s, x, a))
+		f := b.dropout1.Call(sctx, b.dense1.Call(sctx, b.dense.Call(sctx, x1)))
+		y = b.ln1.Call(sctx, tfgo.AddV2(s, x1, f))
+	}
+	if first {
+		for _, l := range []Layer{b.mha, b.ln, b.ln1, b.dense, b.dense1} {
+			b.adopt(l)
+		}
+	}
+	if ctx.Scope.Err() != nil {
+		return tfgo.Output{}
+	}
+	return y
+}
+
+// Config is the block's configuration, with the argument names above.
+func (b *TransformerBlock) Config() map[string]any {
+	c := b.baseConfig()
+	c["d_model"] = b.DModel
+	c["num_heads"] = b.NumHeads
+	c["ff_dim"] = b.FFDim
+	c["key_dim"] = b.opts.KeyDim
+	c["dropout"] = b.opts.Dropout
+	c["epsilon"] = b.opts.Epsilon
+	c["pre_ln"] = b.opts.PreLN
+	c["activation"] = b.opts.Activation
+	c["causal"] = !b.opts.NoCausalMask
+	if b.opts.Seed != nil {
+		c["seed"] = *b.opts.Seed
+	} else {
+		c["seed"] = nil
+	}
+	return c
+}
