@@ -644,7 +644,7 @@ func ltBlock(t *testing.T, s *tfgo.Scope, tc blockCase, x tfgo.Output, in map[st
 	var mask tfgo.Output
 	pyMask := "None"
 	if tc.mask {
-		B, T := staticShape(x)[0], staticShape(x)[1]
+		const B, T = 3, 6
 		m := make([][][]bool, B)
 		for i := range m {
 			m[i] = make([][]bool, 1)
@@ -685,7 +685,7 @@ func TestTransformerBlockMatchesKeras(t *testing.T) {
 			s := tfgo.NewScope()
 			xv := ltRandn(t, r, 1, 3, 6, 8)
 			in := map[string]*cgo.Tensor{"x": xv, "c": ltRandn(t, r, 1, 3, 6, 8)}
-			x := tfgo.Placeholder(s, cgo.Float, 3, 6, 8)
+			x := tfgo.Placeholder(s, cgo.Float, -1, -1, 8) // batch and length known only at run time
 			b, y, py := ltBlock(t, s, tc, x, in)
 			sess := ltSession(t, s, b.Weights(), r, 0.4, in)
 			got := ltRun(t, sess, map[tfgo.Output]any{x: xv}, y)[0]
@@ -819,4 +819,42 @@ func TestLayersBadInput(t *testing.T) {
 		check(t, NewTransformerBlock(8, 3, 16, TransformerBlockOptions{Name: "block", KeyDim: -1}), "must be positive", ph(cgo.Float, 2, 5, 8))
 		check(t, NewTransformerBlock(8, 2, 16, TransformerBlockOptions{Name: "block", Activation: "swishy"}), "unknown activation", ph(cgo.Float, 2, 5, 8))
 	})
+}
+
+// The layers also build and run in float16 and bfloat16 (mixed precision:
+// float32 weights cast to the compute dtype), close to float32.
+func TestTransformerBlockHalfPrecision(t *testing.T) {
+	r := rand.New(rand.NewSource(29))
+	xv := ltRandn(t, r, 1, 2, 5, 8)
+	ids, err := tfgo.NewTensor([][]int32{{1, 2, 3, 4, 5}, {6, 7, 8, 9, 0}})
+	require.NoError(t, err)
+	s := tfgo.NewScope()
+	emb := NewEmbedding(10, 8, EmbeddingOptions{})
+	pos := NewPositionalEmbedding(5, 8, PositionalEmbeddingOptions{})
+	block := NewTransformerBlock(8, 2, 16, TransformerBlockOptions{PreLN: true, Dropout: 0.1})
+	ln := NewLayerNormalization(LayerNormalizationOptions{})
+	act := NewActivation("softmax", ActivationOptions{})
+	forward := func(dt cgo.DataType, training bool) tfgo.Output {
+		ctx := NewContext(s.SubScope(dt.String()), training)
+		ctx.DType = dt
+		x := pos.Call(ctx, emb.Call(ctx, tfgo.Const(s, ids)))
+		x = tfgo.AddV2(ctx.Scope, x, tfgo.Cast(ctx.Scope, tfgo.Const(s, xv), dt))
+		y := act.Call(ctx, ln.Call(ctx, block.Call(ctx, x)))
+		return tfgo.Cast(ctx.Scope, y, cgo.Float)
+	}
+	outs := []tfgo.Output{forward(cgo.Float, false), forward(cgo.Half, false), forward(cgo.BFloat16, false), forward(cgo.Half, true), forward(cgo.BFloat16, true)}
+	require.NoError(t, s.Err())
+	sess := ltSession(t, s, nil, r, 0, nil)
+	res := ltRun(t, sess, nil, outs...)
+	want := ltFloats(t, res[0])
+	for i, tol := range []float64{2e-3, 2e-2} {
+		d := ltMaxDiff(want, ltFloats(t, res[i+1]))
+		t.Logf("%s: max |y - y_float32| = %.3g", []string{"float16", "bfloat16"}[i], d)
+		assert.LessOrEqual(t, d, tol)
+	}
+	for _, out := range res[3:] {
+		for _, v := range ltFloats(t, out) {
+			require.False(t, math.IsNaN(float64(v)))
+		}
+	}
 }
