@@ -7,7 +7,7 @@ GO ?= go
 # go test's default 10m per package is too short for the interop packages on 2 cores.
 TESTFLAGS ?= -timeout 40m
 
-.PHONY: all setup setup-runtime run test test-unit vet fmt env clean
+.PHONY: all setup setup-runtime run test vet env clean bench-train
 
 all: test
 
@@ -37,3 +37,7 @@ env:
 
 clean:
 	rm -rf .libtensorflow
+
+## bench-train: train-step time of two GPT configurations, Go vs Keras fit and tf.function (ratios)
+bench-train: setup
+	.venv/bin/python scripts/bench_train.py $(ARGS)

@@ -33,6 +33,7 @@ type Model struct {
 	train       *trainGraph
 	sess        *tfgo.Session
 	sessOpts    *tfgo.SessionOptions
+	xla         bool
 	initialized bool
 	stop        bool
 }
@@ -69,6 +70,18 @@ func (m *Model) Layers() []Layer { return m.layers }
 // (threads, devices, XLA); call it before the first Fit, Predict or Build.
 func (m *Model) SetSessionOptions(o *tfgo.SessionOptions) { m.sessOpts = o }
 
+// SetXLA makes XLA compile the model's forward and backward passes
+// (jit_compile=True in Keras); call it before Build or Compile.
+func (m *Model) SetXLA(on bool) { m.xla = on }
+
+// opsScope is where a pass's ops go: marked for XLA when asked.
+func (m *Model) opsScope(s *tfgo.Scope) *tfgo.Scope {
+	if m.xla {
+		return s.WithXLA()
+	}
+	return s
+}
+
 // Scope is the model's graph scope (built on first use).
 func (m *Model) Scope() *tfgo.Scope {
 	if m.scope == nil {
@@ -96,6 +109,7 @@ func (m *Model) Build() error {
 	// Weights are created under the model's name, as Keras 3 paths them
 	// ("sequential/dense/kernel").
 	ctx := NewContext(s.SubScope(m.name), false)
+	ctx.Scope = m.opsScope(ctx.Scope)
 	ctx.Path = m.name
 	m.y = m.apply(ctx, m.x)
 	m.built = true

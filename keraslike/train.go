@@ -81,7 +81,9 @@ func (m *Model) Compile(o CompileOptions) error {
 	ts := s.SubScope("train")
 	tg.x = m.inputPlaceholder(ts, "input")
 	tg.yTrue = tfgo.Placeholder(ts.SubScope("target"), o.TargetDType, append([]int64{-1}, o.TargetShape...)...)
+	ts = m.opsScope(ts)
 	ctx := NewContext(ts.SubScope(m.name), true)
+	ctx.Weights = s.SubScope(m.name) // the weights exist already: Build created them
 	ctx.Path = m.name
 	pred := m.apply(ctx, tg.x)
 	if err := s.Err(); err != nil {

@@ -67,30 +67,6 @@ func main() {
 	}
 }
 
-// gpt builds the model: ids [B, T] -> logits [B, T, 256].
-func gpt(c config) *keraslike.Model {
-	keraslike.ResetNames()
-	emb := keraslike.NewEmbedding(256, c.dModel, keraslike.EmbeddingOptions{Name: "token_embedding"})
-	pos := keraslike.NewPositionalEmbedding(c.seq, c.dModel, keraslike.PositionalEmbeddingOptions{Name: "position_embedding"})
-	layers := []keraslike.Layer{emb, pos}
-	var blocks []*keraslike.TransformerBlock
-	for i := 0; i < c.layers; i++ {
-		b := keraslike.NewTransformerBlock(c.dModel, c.heads, 4*c.dModel, keraslike.TransformerBlockOptions{Name: fmt.Sprintf("block_%d", i)})
-		blocks = append(blocks, b)
-		layers = append(layers, b)
-	}
-	head := keraslike.NewDense(256, keraslike.DenseOptions{Name: "lm_head"})
-	layers = append(layers, head)
-	return keraslike.NewModel("gpt", keraslike.InputSpec{Shape: []int64{int64(c.seq)}, DType: cgo.Int32}, layers,
-		func(ctx *keraslike.Context, x tfgo.Output) tfgo.Output {
-			h := pos.Call(ctx, emb.Call(ctx, x))
-			for _, b := range blocks {
-				h = b.Call(ctx, h)
-			}
-			return head.Call(ctx, h)
-		})
-}
-
 func run(ctx context.Context, c config, w io.Writer) error {
 	fmt.Fprintf(w, "TensorFlow %s (Go %s, %d CPUs)\n", cgo.Version(), runtime.Version(), runtime.NumCPU())
 	corpus, err := keraslike.GoSourceCorpus(runtime.GOROOT(), c.corpusBytes)
@@ -111,7 +87,8 @@ func run(ctx context.Context, c config, w io.Writer) error {
 	val.Shuffle = false
 	fmt.Fprintf(w, "corpus: %d bytes of Go source from %s (%d training windows of %d tokens)\n", len(corpus), runtime.GOROOT(), len(train.X), c.seq)
 
-	m := gpt(c)
+	keraslike.ResetNames()
+	m := keraslike.NewGPT("gpt", keraslike.GPTConfig{SeqLen: c.seq, DModel: c.dModel, Heads: c.heads, Layers: c.layers})
 	defer m.Close()
 	opts := &tfgo.SessionOptions{IntraOpThreads: c.threads}
 	m.SetSessionOptions(opts)

@@ -1,0 +1,56 @@
+package keraslike
+
+import (
+	"fmt"
+
+	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/tfgo"
+)
+
+// GPTConfig sizes a GPT-style decoder-only language model.
+type GPTConfig struct {
+	Vocab  int // default 256 (bytes)
+	SeqLen int
+	DModel int
+	Heads  int
+	Layers int
+	// FFDim is the feed-forward width; 0 means 4·DModel.
+	FFDim int
+	// PreLN selects pre-LN blocks (GPT-2); the default is post-LN.
+	PreLN bool
+	// Epsilon of the LayerNormalizations; 0 means 1e-6.
+	Epsilon float64
+	Dropout float64
+}
+
+// NewGPT returns the functional model ids [B, SeqLen] (int32) -> logits
+// [B, SeqLen, Vocab]: token embedding + learned position embedding, Layers
+// causal TransformerBlocks ("block_0" ...), and a Dense head ("lm_head").
+func NewGPT(name string, c GPTConfig) *Model {
+	if c.Vocab == 0 {
+		c.Vocab = 256
+	}
+	if c.FFDim == 0 {
+		c.FFDim = 4 * c.DModel
+	}
+	emb := NewEmbedding(c.Vocab, c.DModel, EmbeddingOptions{Name: "token_embedding"})
+	pos := NewPositionalEmbedding(c.SeqLen, c.DModel, PositionalEmbeddingOptions{Name: "position_embedding"})
+	layers := []Layer{emb, pos}
+	var blocks []*TransformerBlock
+	for i := 0; i < c.Layers; i++ {
+		b := NewTransformerBlock(c.DModel, c.Heads, c.FFDim, TransformerBlockOptions{
+			Name: fmt.Sprintf("block_%d", i), PreLN: c.PreLN, Epsilon: c.Epsilon, Dropout: c.Dropout})
+		blocks = append(blocks, b)
+		layers = append(layers, b)
+	}
+	head := NewDense(c.Vocab, DenseOptions{Name: "lm_head"})
+	layers = append(layers, head)
+	return NewModel(name, InputSpec{Shape: []int64{int64(c.SeqLen)}, DType: cgo.Int32}, layers,
+		func(ctx *Context, x tfgo.Output) tfgo.Output {
+			h := pos.Call(ctx, emb.Call(ctx, x))
+			for _, b := range blocks {
+				h = b.Call(ctx, h)
+			}
+			return head.Call(ctx, h)
+		})
+}
