@@ -1,8 +1,64 @@
-// Package savedmodel will read and write genuine SavedModel directories and
-// TensorFlow checkpoints: TensorBundle (.index + .data shards) in pure Go,
-// signatures, the TF Serving BASE/<version>/ layout, and SavedModel loading
-// through the C API.
+// Package savedmodel reads and writes TensorFlow's checkpoint files in pure
+// Go: the TensorBundle format of checkpoints and of a SavedModel's
+// variables/ directory, and the "checkpoint" state file. It does not need
+// the TensorFlow runtime (it does not import package cgo); the files it
+// writes are the ones TensorFlow 2.21 writes, byte for byte for the same
+// tensors written in the same order, and it reads what TensorFlow writes.
 //
-// Nothing is implemented yet; the package exists so the module has the
-// layout of DESIGN.md from the start.
+// # Bundles
+//
+// A bundle at a prefix (e.g. "train/ckpt-3") is
+//
+//	PREFIX.index                  a LevelDB sorted table: the empty key
+//	                              holds a BundleHeaderProto (number of
+//	                              shards, endianness, version), every other
+//	                              key a tensor name and its BundleEntryProto
+//	                              (dtype, shape, shard, offset, size, masked
+//	                              crc32c, slices)
+//	PREFIX.data-00000-of-0000N    the tensors' bytes: raw little-endian
+//	                              elements; a string tensor as the varint64
+//	                              length of every element, the masked crc32c
+//	                              of those lengths, then the bytes
+//
+// Write one with WriteBundle (a map of tensors, N shards written in
+// parallel) or, to hold no more than one tensor at a time, with a
+// BundleWriter (Add in any order, Close sorts and writes the index). Both
+// write temporary files and rename them into place only when everything is
+// synced to disk, so a bundle already at the prefix stays readable until
+// the new one is complete.
+//
+// Read one with OpenBundle: Names lists the tensors (as
+// tf.train.list_variables does), Entry describes one, Read returns it as a
+// Tensor after checking its crc32c, and ReadInto streams its bytes to an
+// io.Writer. Errors are *Error values naming the file and the tensor;
+// errors.Is finds ErrCorrupt, ErrNotFound and ErrUnsupported through them.
+// Nothing is allocated from a size read from a file before that size is
+// checked against the file's.
+//
+// Object-based checkpoints (tf.train.Checkpoint) name their variables by
+// their path in the object graph, e.g.
+// "model/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE", and store
+// the serialized TrackableObjectGraph under ObjectGraphKey
+// ("_CHECKPOINTABLE_OBJECT_GRAPH"); ObjectGraph returns its bytes.
+//
+// # Partitioned tensors
+//
+// tf.compat.v1 partitioned variables are saved as one entry per slice, under
+// a key that encodes the name and the slice (SliceKey), plus an entry under
+// the name that lists the slices. Read assembles such a tensor whole;
+// BundleWriter.AddSlice and WriteOptions.Partitions write them the same
+// way. (TensorFlow itself cannot assemble a partitioned string tensor;
+// this package can.)
+//
+// # Checkpoint state
+//
+// ReadCheckpointState, WriteCheckpointState and LatestCheckpoint handle the
+// text "checkpoint" file (a CheckpointState proto in text format) through
+// which tf.train.latest_checkpoint finds the newest checkpoint.
+//
+// Not implemented: DT_VARIANT and DT_RESOURCE tensors, the 4-bit integer
+// types, big-endian bundles (refused with ErrUnsupported), and data
+// alignment padding on write (TensorFlow's default is none; readers
+// ignore padding). SavedModel directories (saved_model.pb, signatures,
+// loading through the C API) are still to come.
 package savedmodel

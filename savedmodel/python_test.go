@@ -48,10 +48,10 @@ type pyValue struct {
 
 // pyRead is what Python read from one Go-written checkpoint.
 type pyRead struct {
-	Error  string              `json:"error"`
+	Error  string               `json:"error"`
 	Vars   [][2]json.RawMessage `json:"vars"` // [name, shape] of tf.train.list_variables
-	DTypes map[string]int32    `json:"dtypes"`
-	Values map[string]pyValue  `json:"values"`
+	DTypes map[string]int32     `json:"dtypes"`
+	Values map[string]pyValue   `json:"values"`
 }
 
 type pyState struct {
@@ -69,14 +69,14 @@ type pyState struct {
 // pyWritten is a checkpoint Python wrote and the values it holds.
 type pyWritten struct {
 	Prefix    string             `json:"prefix"`
-	Values    map[string]pyValue `json:"values"`    // from the variables themselves
-	Read      map[string]pyValue `json:"read"`      // every key, as Python's reader reads it
-	Dir       string             `json:"dir"`       // for the CheckpointManager
-	State     *pyState           `json:"state"`     // the directory's checkpoint file
-	OG        []byte             `json:"og"`        // _CHECKPOINTABLE_OBJECT_GRAPH
-	OGNodes   int                `json:"og_nodes"`  // nodes of the decoded graph
-	OGRoot    []string           `json:"og_root"`   // local names of the root's children
-	OGKeys    []string           `json:"og_keys"`   // checkpoint keys of all attributes
+	Values    map[string]pyValue `json:"values"`   // from the variables themselves
+	Read      map[string]pyValue `json:"read"`     // every key, as Python's reader reads it
+	Dir       string             `json:"dir"`      // for the CheckpointManager
+	State     *pyState           `json:"state"`    // the directory's checkpoint file
+	OG        []byte             `json:"og"`       // _CHECKPOINTABLE_OBJECT_GRAPH
+	OGNodes   int                `json:"og_nodes"` // nodes of the decoded graph
+	OGRoot    []string           `json:"og_root"`  // local names of the root's children
+	OGKeys    []string           `json:"og_keys"`  // checkpoint keys of all attributes
 	NumShards int                `json:"num_shards"`
 }
 
@@ -92,7 +92,7 @@ var interop struct {
 	root     string
 	goCkpts  map[string]string             // name -> prefix of the Go-written checkpoints
 	goValues map[string]map[string]*Tensor // name -> tensors written
-	states   map[string]*CheckpointState    // the state files written
+	states   map[string]*CheckpointState   // the state files written
 	out      *pyOutput
 	err      error
 	took     time.Duration
