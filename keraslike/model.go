@@ -25,6 +25,10 @@ type Model struct {
 	layers []Layer
 	apply  func(ctx *Context, x tfgo.Output) tfgo.Output
 	shapes map[string][]int64 // output shape of each layer, for Summary
+	// path prefixes weight paths: a Sequential builds its layers under its
+	// name ("sequential/dense/kernel"); a functional model's layers are
+	// built where they are called, without it ("dense/kernel").
+	path string
 
 	scope *tfgo.Scope
 	x, y  tfgo.Output // inference graph
@@ -40,7 +44,7 @@ type Model struct {
 
 // NewSequential returns keras.Sequential([keras.Input(...), layers...]).
 func NewSequential(name string, input InputSpec, layers ...Layer) *Model {
-	m := &Model{name: name, input: input, layers: layers, shapes: map[string][]int64{}}
+	m := &Model{name: name, input: input, layers: layers, shapes: map[string][]int64{}, path: name}
 	m.apply = func(ctx *Context, x tfgo.Output) tfgo.Output {
 		for _, l := range layers {
 			x = l.Call(ctx, x)
@@ -106,11 +110,9 @@ func (m *Model) Build() error {
 	}
 	s := m.Scope()
 	m.x = m.inputPlaceholder(s, "input")
-	// Weights are created under the model's name, as Keras 3 paths them
-	// ("sequential/dense/kernel").
 	ctx := NewContext(s.SubScope(m.name), false)
 	ctx.Scope = m.opsScope(ctx.Scope)
-	ctx.Path = m.name
+	ctx.Path = m.path
 	m.y = m.apply(ctx, m.x)
 	m.built = true
 	if err := s.Err(); err != nil {

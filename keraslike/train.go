@@ -84,7 +84,7 @@ func (m *Model) Compile(o CompileOptions) error {
 	ts = m.opsScope(ts)
 	ctx := NewContext(ts.SubScope(m.name), true)
 	ctx.Weights = s.SubScope(m.name) // the weights exist already: Build created them
-	ctx.Path = m.name
+	ctx.Path = m.path
 	pred := m.apply(ctx, tg.x)
 	if err := s.Err(); err != nil {
 		return fmt.Errorf("building the training graph of %q: %w", m.name, err)

@@ -1,0 +1,153 @@
+package keraslike
+
+import (
+	"fmt"
+	"math/rand"
+	"testing"
+
+	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/internal/interop"
+	"github.com/gotf/gotf/tfgo"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The Keras counterparts of keraslike's TransformerBlock, PositionalEmbedding
+// and GPT, built from Keras layers with the same names.
+const kerasGPT = `
+import keras
+class PositionalEmbedding(keras.layers.Layer):
+    def __init__(self, seq, d, **kw):
+        super().__init__(**kw); self.seq, self.d = seq, d
+    def build(self, shape):
+        self.embeddings = self.add_weight(shape=(self.seq, self.d), name="embeddings")
+    def call(self, x):
+        return x + self.embeddings[None, :tf.shape(x)[1]]
+class TransformerBlock(keras.layers.Layer):
+    def __init__(self, d, h, ff, **kw):
+        super().__init__(**kw)
+        self.multi_head_attention = keras.layers.MultiHeadAttention(h, d // h, name="multi_head_attention")
+        self.layer_normalization = keras.layers.LayerNormalization(epsilon=1e-6, name="layer_normalization")
+        self.layer_normalization_1 = keras.layers.LayerNormalization(epsilon=1e-6, name="layer_normalization_1")
+        self.dense = keras.layers.Dense(ff, activation="gelu", name="dense")
+        self.dense_1 = keras.layers.Dense(d, name="dense_1")
+    def call(self, x):
+        x = self.layer_normalization(x + self.multi_head_attention(x, x, use_causal_mask=True))
+        return self.layer_normalization_1(x + self.dense_1(self.dense(x)))
+def gpt(seq, d, h, layers, name="gpt"):
+    ids = keras.Input((seq,), dtype="int32")
+    x = keras.layers.Embedding(256, d, name="token_embedding")(ids)
+    x = PositionalEmbedding(seq, d, name="position_embedding")(x)
+    for i in range(layers):
+        x = TransformerBlock(d, h, 4 * d, name="block_%d" % i)(x)
+    return keras.Model(ids, keras.layers.Dense(256, name="lm_head")(x), name=name)
+`
+
+// A keraslike GPT and its Keras twin have the same weights: paths, shapes,
+// order and parameter count.
+func TestGPTWeightsMatchKeras(t *testing.T) {
+	ResetNames()
+	m := NewGPT("gpt", GPTConfig{SeqLen: 16, DModel: 32, Heads: 4, Layers: 2})
+	defer m.Close()
+	require.NoError(t, m.Build())
+	ref := interop.Python(t, kerasGPT+`
+keras.backend.clear_session()
+m = gpt(16, 32, 4, 2)
+outputs["paths"] = np.array([v.path.encode() for v in m.weights], dtype=object)
+outputs["shapes"] = np.array([",".join(map(str, v.shape)).encode() for v in m.weights], dtype=object)
+outputs["count"] = np.int64(m.count_params())
+`, nil)
+	paths, _ := ref["paths"].Strings()
+	shapes, _ := ref["shapes"].Strings()
+	count, err := tfgo.Int64s(ref["count"])
+	require.NoError(t, err)
+	ws := m.Weights()
+	require.Len(t, ws, len(paths))
+	for i, w := range ws {
+		assert.Equal(t, string(paths[i]), w.Path, "weight %d", i)
+		assert.Equal(t, string(shapes[i]), joinDims(w.Shape()), "shape of %s", w.Path)
+	}
+	assert.Equal(t, count[0], m.CountParams())
+}
+
+func joinDims(d []int64) string {
+	s := ""
+	for i, x := range d {
+		if i > 0 {
+			s += ","
+		}
+		s += fmt.Sprint(x)
+	}
+	return s
+}
+
+// One full Adam and one AdamW step of a transformer block equal Keras':
+// the updated weights and the optimizer slots (1e-5).
+func TestTransformerBlockOptimizerStepMatchesKeras(t *testing.T) {
+	const T, D, H = 6, 16, 4
+	r := rand.New(rand.NewSource(21))
+	x := randTensor(t, r, 4, T, D)
+	y := randTensor(t, r, 4, T, D)
+	for _, c := range []struct{ name, py string }{
+		{"adam", "keras.optimizers.Adam(learning_rate=0.01)"},
+		{"adamw", "keras.optimizers.AdamW(learning_rate=0.01, weight_decay=0.05)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ResetNames()
+			blk := NewTransformerBlock(D, H, 4*D, TransformerBlockOptions{Name: "transformer_block"})
+			m := NewSequential("blk", InputSpec{Shape: []int64{T, D}}, blk)
+			defer m.Close()
+			var opt Optimizer = NewAdam(AdamOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.01}})
+			if c.name == "adamw" {
+				opt = NewAdamW(AdamOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.01}, WeightDecay: 0.05})
+			}
+			require.NoError(t, m.Compile(CompileOptions{Optimizer: opt, Loss: MeanSquaredError{}}))
+			initial, err := m.GetWeights()
+			require.NoError(t, err)
+			sess, err := m.Session()
+			require.NoError(t, err)
+			tg := m.train
+			_, err = sess.Run(map[tfgo.Output]any{tg.x: x, tg.yTrue: y}, nil, tg.step)
+			require.NoError(t, err)
+			after, err := m.GetWeights()
+			require.NoError(t, err)
+			var slotOuts []tfgo.Output
+			var slotNames []string
+			for _, v := range opt.Variables()[1:] {
+				slotOuts = append(slotOuts, v.Value())
+				slotNames = append(slotNames, v.Name())
+			}
+			slots, err := sess.Run(nil, slotOuts)
+			require.NoError(t, err)
+
+			in := map[string]*cgo.Tensor{"x": x, "y": y}
+			for i, w := range initial {
+				in[fmt.Sprintf("w%02d", i)] = w
+			}
+			ref := interop.Python(t, kerasGPT+fmt.Sprintf(`
+keras.backend.clear_session()
+m = keras.Sequential([keras.Input((%d, %d)), TransformerBlock(%d, %d, %d, name="transformer_block")], name="blk")
+m.set_weights([inputs[k] for k in sorted(inputs) if k.startswith("w")])
+opt = %s
+m.compile(optimizer=opt, loss="mse")
+m.train_on_batch(inputs["x"], inputs["y"])
+for i, v in enumerate(m.get_weights()):
+    outputs["w%%02d" %% i] = v
+slots = [v for v in opt.variables if "iteration" not in v.path and "learning_rate" not in v.path]
+for i, v in enumerate(slots):
+    outputs["s%%02d" %% i] = v.numpy()
+outputs["slot_names"] = np.array([v.path.encode() for v in slots], dtype=object)
+`, T, D, D, H, 4*D, c.py), in)
+			require.Len(t, after, len(initial))
+			for i := range after {
+				assert.InDeltaSlice(t, floats(t, ref[fmt.Sprintf("w%02d", i)]), floats(t, after[i]), 1e-5, "weight %s", m.Weights()[i].Path)
+			}
+			names, _ := ref["slot_names"].Strings()
+			require.Len(t, slots, len(names))
+			for i := range slots {
+				assert.Equal(t, string(names[i]), slotNames[i])
+				assert.InDeltaSlice(t, floats(t, ref[fmt.Sprintf("s%02d", i)]), floats(t, slots[i]), 1e-5, "slot %s", names[i])
+			}
+		})
+	}
+}
