@@ -251,6 +251,23 @@ func TestOverwrite(t *testing.T) {
 	noTempFiles(t, filepath.Dir(prefix))
 }
 
+// TestEmptyBundle: a bundle without tensors is a header and an empty shard.
+func TestEmptyBundle(t *testing.T) {
+	prefix := filepath.Join(t.TempDir(), "ckpt")
+	if err := WriteBundle(prefix, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	checkBundle(t, prefix, map[string]*Tensor{})
+	if fi, err := os.Stat(DataFilename(prefix, 0, 1)); err != nil || fi.Size() != 0 {
+		t.Errorf("data shard: %v %v", fi, err)
+	}
+	r, _ := OpenBundle(prefix)
+	defer r.Close()
+	if _, err := r.ObjectGraph(); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ObjectGraph of a name-based bundle: %v", err)
+	}
+}
+
 // TestWriterErrors: bad input is refused with an error naming the tensor;
 // a writer with a failed Add commits nothing.
 func TestWriterErrors(t *testing.T) {

@@ -24,8 +24,10 @@
 // parallel) or, to hold no more than one tensor at a time, with a
 // BundleWriter (Add in any order, Close sorts and writes the index). Both
 // write temporary files and rename them into place only when everything is
-// synced to disk, so a bundle already at the prefix stays readable until
-// the new one is complete.
+// synced to disk, so a bundle already at the prefix stays readable while
+// the new one is written, and a crash leaves it intact; only the final
+// renames (data shards, then the index) are not one atomic step, as with
+// TensorFlow's own writer.
 //
 // Read one with OpenBundle: Names lists the tensors (as
 // tf.train.list_variables does), Entry describes one, Read returns it as a
