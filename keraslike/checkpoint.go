@@ -1,0 +1,288 @@
+package keraslike
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/savedmodel"
+	"github.com/gotf/gotf/tfgo"
+	"github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
+)
+
+// checkpointVars lists what a checkpoint of the model holds, by key: the
+// weights by their Keras paths and, unless weightsOnly, the optimizer's
+// variables (iteration counter and slots) by their graph names.
+func (m *Model) checkpointVars(weightsOnly bool) ([]string, []*tfgo.Variable) {
+	var keys []string
+	var vars []*tfgo.Variable
+	for _, w := range m.Weights() {
+		keys, vars = append(keys, w.Path), append(vars, w.Variable)
+	}
+	if !weightsOnly && m.train != nil {
+		for _, v := range m.train.opts.Optimizer.Variables() {
+			keys, vars = append(keys, v.Name()), append(vars, v)
+		}
+	}
+	return keys, vars
+}
+
+// SaveWeights writes the model's weights (and, unless weightsOnly, the
+// optimizer's state) as a TensorFlow checkpoint at prefix
+// (prefix.index + prefix.data-00000-of-00001), which tf.train.load_checkpoint
+// reads; keys are the Keras weight paths. The previous checkpoint at prefix
+// stays valid until the new one is complete.
+func (m *Model) SaveWeights(prefix string, weightsOnly bool) error {
+	sess, err := m.session()
+	if err != nil {
+		return err
+	}
+	keys, vars := m.checkpointVars(weightsOnly)
+	outs := make([]tfgo.Output, len(vars))
+	for i, v := range vars {
+		outs[i] = v.Value()
+	}
+	vals, err := sess.Run(nil, outs)
+	if err != nil {
+		return fmt.Errorf("reading the weights of %q: %w", m.name, err)
+	}
+	tensors := make(map[string]*savedmodel.Tensor, len(vals))
+	for i, t := range vals {
+		tensors[keys[i]] = toBundleTensor(t)
+		t.Close()
+	}
+	if err := savedmodel.WriteBundle(prefix, tensors, nil); err != nil {
+		return fmt.Errorf("saving %q: %w", m.name, err)
+	}
+	return nil
+}
+
+// LoadWeights restores what SaveWeights wrote at prefix: every weight (an
+// error naming any weight missing or of another shape or dtype, before
+// anything changes) and the optimizer's state when the checkpoint has it.
+func (m *Model) LoadWeights(prefix string) error {
+	sess, err := m.session()
+	if err != nil {
+		return err
+	}
+	r, err := savedmodel.OpenBundle(prefix)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	keys, vars := m.checkpointVars(false)
+	var ws []*Weight
+	var vals []*cgo.Tensor
+	for i, key := range keys {
+		if !r.Has(key) {
+			if i < len(m.Weights()) {
+				return fmt.Errorf("checkpoint %s has no weight %q", prefix, key)
+			}
+			continue // a weights-only checkpoint: the optimizer starts afresh
+		}
+		bt, err := r.Read(key)
+		if err != nil {
+			return err
+		}
+		t, err := fromBundleTensor(bt)
+		if err != nil {
+			return fmt.Errorf("checkpoint %s, tensor %q: %w", prefix, key, err)
+		}
+		v := vars[i]
+		if t.DataType() != v.DType() || !sameDims(t.Shape(), v.Shape()) {
+			return fmt.Errorf("checkpoint %s: %q is %s%v, the model's is %s%v", prefix, key, t.DataType(), t.Shape(), v.DType(), v.Shape())
+		}
+		ws = append(ws, &Weight{Variable: v, Path: key})
+		vals = append(vals, t)
+	}
+	return m.assign(sess, ws, vals)
+}
+
+func toBundleTensor(t *cgo.Tensor) *savedmodel.Tensor {
+	bt := &savedmodel.Tensor{DType: types_go_proto.DataType(t.DataType()), Shape: t.Shape()}
+	if t.DataType() == cgo.String {
+		bt.Strings, _ = t.Strings()
+	} else {
+		bt.Data = append([]byte(nil), t.Data()...)
+	}
+	return bt
+}
+
+func fromBundleTensor(bt *savedmodel.Tensor) (*cgo.Tensor, error) {
+	dt := cgo.DataType(bt.DType)
+	if dt == cgo.String {
+		return cgo.NewStringTensor(bt.Shape, bt.Strings)
+	}
+	return cgo.NewTensor(dt, bt.Shape, bt.Data)
+}
+
+// ModelCheckpoint saves the model during Fit (keras.callbacks.ModelCheckpoint):
+// at every epoch end, or every SaveFreq batches, to a path made from a
+// template such as "ckpt/model_shard_{epoch}" or "ckpt/model-{epoch:02d}-{val_loss:.2f}"
+// ({epoch} counts from 1, as in Keras), as a TensorFlow checkpoint; the
+// directory's "checkpoint" state file names the latest (MaxToKeep keeps the
+// newest few).
+type ModelCheckpoint struct {
+	NopCallback
+	Path string
+	// WeightsOnly leaves the optimizer's state out.
+	WeightsOnly bool
+	// SaveBestOnly saves only when Monitor improved (Mode "min", or "max").
+	SaveBestOnly bool
+	Monitor      string // default "val_loss"
+	Mode         string
+	// SaveFreq > 0 saves every SaveFreq batches instead of every epoch.
+	SaveFreq int
+	// MaxToKeep > 0 deletes older checkpoints beyond the newest MaxToKeep.
+	MaxToKeep int
+
+	best    float64
+	hasBest bool
+	epoch   int
+	batches int
+	// Saved lists the prefixes written, in order.
+	Saved   []string
+	pending error // a failed batch-level save, reported at the epoch's end
+}
+
+func (c *ModelCheckpoint) OnEpochBegin(_ *Model, epoch int) { c.epoch = epoch }
+
+func (c *ModelCheckpoint) OnBatchEnd(m *Model, _ int, logs Logs) {
+	c.batches++
+	if c.SaveFreq > 0 && c.batches%c.SaveFreq == 0 {
+		// Errors at batch level surface at the epoch's end.
+		if err := c.save(m, logs); err != nil && c.pending == nil {
+			c.pending = err
+		}
+	}
+}
+
+func (c *ModelCheckpoint) OnEpochEnd(m *Model, epoch int, logs Logs) error {
+	if c.pending != nil {
+		err := c.pending
+		c.pending = nil
+		return err
+	}
+	if c.SaveFreq > 0 {
+		return nil
+	}
+	return c.save(m, logs)
+}
+
+func (c *ModelCheckpoint) save(m *Model, logs Logs) error {
+	if c.SaveBestOnly {
+		key := c.Monitor
+		if key == "" {
+			key = "val_loss"
+		}
+		v, ok := logs[key]
+		if !ok {
+			return fmt.Errorf("ModelCheckpoint: metric %q is not in the logs (%s)", key, strings.Join(sortedKeys(logs), ", "))
+		}
+		better := !c.hasBest || v < c.best
+		if c.Mode == "max" {
+			better = !c.hasBest || v > c.best
+		}
+		if !better {
+			return nil
+		}
+		c.best, c.hasBest = v, true
+	}
+	prefix, err := formatPath(c.Path, c.epoch+1, c.batches, logs)
+	if err != nil {
+		return err
+	}
+	if err := m.SaveWeights(prefix, c.WeightsOnly); err != nil {
+		return err
+	}
+	c.Saved = append(c.Saved, prefix)
+	return c.updateState(prefix)
+}
+
+// updateState records prefix as the latest in its directory's "checkpoint"
+// file and drops checkpoints beyond MaxToKeep.
+func (c *ModelCheckpoint) updateState(prefix string) error {
+	dir := filepath.Dir(prefix)
+	st, err := savedmodel.ReadCheckpointState(dir)
+	if err != nil {
+		st = &savedmodel.CheckpointState{}
+	}
+	rel := filepath.Base(prefix)
+	var all []string
+	var stamps []float64
+	for i, p := range st.AllModelCheckpointPaths {
+		if filepath.Base(p) != rel {
+			all = append(all, filepath.Base(p))
+			if i < len(st.AllModelCheckpointTimestamps) {
+				stamps = append(stamps, st.AllModelCheckpointTimestamps[i])
+			}
+		}
+	}
+	all = append(all, rel)
+	stamps = append(stamps, float64(time.Now().UnixNano())/1e9)
+	if c.MaxToKeep > 0 && len(all) > c.MaxToKeep {
+		for _, old := range all[:len(all)-c.MaxToKeep] {
+			removeBundle(filepath.Join(dir, old))
+		}
+		all, stamps = all[len(all)-c.MaxToKeep:], stamps[len(stamps)-c.MaxToKeep:]
+	}
+	if len(stamps) != len(all) {
+		stamps = nil
+	}
+	return savedmodel.WriteCheckpointState(dir, &savedmodel.CheckpointState{
+		ModelCheckpointPath: rel, AllModelCheckpointPaths: all, AllModelCheckpointTimestamps: stamps})
+}
+
+func removeBundle(prefix string) {
+	files, _ := filepath.Glob(prefix + ".data-*-of-*")
+	for _, f := range append(files, prefix+".index") {
+		os.Remove(f)
+	}
+}
+
+var fieldRE = regexp.MustCompile(`\{([a-z_]+)(?::([^}]*))?\}`)
+
+// formatPath fills a Keras filepath template: {epoch}, {batch} and any
+// metric, with Python format specs such as 02d or .2f.
+func formatPath(tmpl string, epoch, batch int, logs Logs) (string, error) {
+	var err error
+	out := fieldRE.ReplaceAllStringFunc(tmpl, func(f string) string {
+		m := fieldRE.FindStringSubmatch(f)
+		name, spec := m[1], m[2]
+		var v float64
+		isInt := false
+		switch name {
+		case "epoch":
+			v, isInt = float64(epoch), true
+		case "batch":
+			v, isInt = float64(batch), true
+		default:
+			lv, ok := logs[name]
+			if !ok {
+				err = fmt.Errorf("ModelCheckpoint path %q: no metric %q in the logs", tmpl, name)
+				return f
+			}
+			v = lv
+		}
+		switch {
+		case spec == "":
+			if isInt {
+				return strconv.Itoa(int(v))
+			}
+			return strconv.FormatFloat(v, 'g', -1, 64)
+		case strings.HasSuffix(spec, "d"):
+			return fmt.Sprintf("%"+spec, int(math.Round(v)))
+		case strings.HasSuffix(spec, "f"), strings.HasSuffix(spec, "e"), strings.HasSuffix(spec, "g"):
+			return fmt.Sprintf("%"+spec, v)
+		}
+		err = fmt.Errorf("ModelCheckpoint path %q: unsupported format %q", tmpl, spec)
+		return f
+	})
+	return out, err
+}

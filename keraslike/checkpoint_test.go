@@ -1,0 +1,119 @@
+package keraslike
+
+import (
+	"context"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/internal/interop"
+	"github.com/gotf/gotf/tfgo"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func trainedClassifier(t *testing.T, epochs int, cbs ...Callback) (*Model, *ArrayDataset[[]float32, int32]) {
+	r := rand.New(rand.NewSource(4))
+	x, y := mlpData(r, 64)
+	ResetNames()
+	m := NewSequential("clf", InputSpec{Shape: []int64{8}}, NewDense(8, DenseOptions{Activation: "relu"}), NewDense(4, DenseOptions{}))
+	require.NoError(t, m.Compile(CompileOptions{Optimizer: NewAdam(AdamOptions{}), Loss: SparseCategoricalCrossentropy{FromLogits: true}}))
+	data := &ArrayDataset[[]float32, int32]{X: x, Y: y, BatchSize: 16}
+	_, err := m.Fit(context.Background(), data, FitOptions{Epochs: epochs, Validation: data, Callbacks: cbs})
+	require.NoError(t, err)
+	return m, data
+}
+
+// Per-epoch checkpoints are genuine TensorFlow checkpoints: Python reads
+// them with the Keras paths as keys and equal values, latest_checkpoint
+// finds the newest, and a fresh Go model restored from one predicts the same.
+func TestModelCheckpointWritesTensorFlowCheckpoints(t *testing.T) {
+	dir := t.TempDir()
+	ck := &ModelCheckpoint{Path: filepath.Join(dir, "model_shard_{epoch}"), MaxToKeep: 2}
+	m, data := trainedClassifier(t, 3, ck)
+	defer m.Close()
+	require.Equal(t, []string{filepath.Join(dir, "model_shard_1"), filepath.Join(dir, "model_shard_2"), filepath.Join(dir, "model_shard_3")}, ck.Saved)
+	_, err := os.Stat(filepath.Join(dir, "model_shard_1.index"))
+	assert.True(t, os.IsNotExist(err), "MaxToKeep 2 removed the first checkpoint")
+
+	weights, err := m.GetWeights()
+	require.NoError(t, err)
+	dirT, err := cgo.NewStringTensor(nil, [][]byte{[]byte(dir)})
+	require.NoError(t, err)
+	ref := interop.Python(t, `
+d = inputs["dir"].item().decode()
+latest = tf.train.latest_checkpoint(d)
+r = tf.train.load_checkpoint(latest)
+names = sorted(n for n, _ in tf.train.list_variables(latest))
+outputs["latest"] = latest.encode()
+outputs["names"] = np.array([n.encode() for n in names], dtype=object)
+for i, n in enumerate(["clf/dense/kernel", "clf/dense/bias", "clf/dense_1/kernel", "clf/dense_1/bias"]):
+    outputs["w%d" % i] = r.get_tensor(n)
+outputs["iteration"] = r.get_tensor([n for n in names if n.endswith("iteration")][0])
+`, map[string]*cgo.Tensor{"dir": dirT})
+	latest, _ := ref["latest"].Strings()
+	assert.Equal(t, filepath.Join(dir, "model_shard_3"), string(latest[0]))
+	for i := range weights {
+		assert.Equal(t, floats(t, weights[i]), floats(t, ref[[]string{"w0", "w1", "w2", "w3"}[i]]))
+	}
+	it, _ := tfgo.Int64s(ref["iteration"])
+	assert.Equal(t, int64(12), it[0], "3 epochs of 4 batches")
+	names, _ := ref["names"].Strings()
+	assert.Contains(t, stringsOf(names), "adam/clf_dense_kernel_momentum")
+
+	// A fresh model restored from the latest checkpoint predicts the same.
+	ResetNames()
+	fresh := NewSequential("clf", InputSpec{Shape: []int64{8}}, NewDense(8, DenseOptions{Activation: "relu"}), NewDense(4, DenseOptions{}))
+	defer fresh.Close()
+	require.NoError(t, fresh.Compile(CompileOptions{Optimizer: NewAdam(AdamOptions{}), Loss: SparseCategoricalCrossentropy{FromLogits: true}}))
+	require.NoError(t, fresh.LoadWeights(string(latest[0])))
+	a, err := m.Predict(data.X[:4])
+	require.NoError(t, err)
+	b, err := fresh.Predict(data.X[:4])
+	require.NoError(t, err)
+	assert.Equal(t, floats(t, a), floats(t, b))
+
+	// A checkpoint of another model is refused, naming the weight.
+	ResetNames()
+	other := NewSequential("clf", InputSpec{Shape: []int64{8}}, NewDense(5, DenseOptions{Activation: "relu"}), NewDense(4, DenseOptions{}))
+	defer other.Close()
+	require.NoError(t, other.Build())
+	err = other.LoadWeights(string(latest[0]))
+	require.ErrorContains(t, err, "clf/dense/kernel")
+	require.ErrorContains(t, other.LoadWeights(filepath.Join(dir, "missing")), "missing")
+}
+
+func TestModelCheckpointBestOnlyAndTemplates(t *testing.T) {
+	dir := t.TempDir()
+	ck := &ModelCheckpoint{Path: filepath.Join(dir, "best-{epoch:02d}-{val_loss:.3f}"), SaveBestOnly: true, WeightsOnly: true}
+	m, _ := trainedClassifier(t, 4, ck)
+	defer m.Close()
+	require.NotEmpty(t, ck.Saved)
+	assert.Regexp(t, `best-01-[0-9]\.[0-9]{3}$`, ck.Saved[0])
+	for i := 1; i < len(ck.Saved); i++ {
+		assert.NotEqual(t, ck.Saved[i-1], ck.Saved[i])
+	}
+	_, err := formatPath("x-{nope}", 1, 0, Logs{})
+	require.ErrorContains(t, err, `no metric "nope"`)
+	p, err := formatPath("ckpt/model_shard_{epoch}", 7, 0, Logs{})
+	require.NoError(t, err)
+	assert.Equal(t, "ckpt/model_shard_7", p)
+}
+
+func TestEarlyStoppingStops(t *testing.T) {
+	es := &EarlyStopping{Monitor: "loss", Patience: 0, MinDelta: 1e9} // nothing counts as improving
+	r := rand.New(rand.NewSource(4))
+	x, y := mlpData(r, 32)
+	ResetNames()
+	m := NewSequential("es", InputSpec{Shape: []int64{8}}, NewDense(4, DenseOptions{}))
+	defer m.Close()
+	require.NoError(t, m.Compile(CompileOptions{Optimizer: NewSGD(SGDOptions{}), Loss: SparseCategoricalCrossentropy{FromLogits: true}}))
+	hist, err := m.Fit(context.Background(), &ArrayDataset[[]float32, int32]{X: x, Y: y, BatchSize: 8}, FitOptions{Epochs: 10, Callbacks: []Callback{es}})
+	require.NoError(t, err)
+	assert.Len(t, hist.Epochs, 2, "the first epoch sets the baseline, the second does not improve by 1e9")
+	es2 := &EarlyStopping{Monitor: "val_accuracy"}
+	_, err = m.Fit(context.Background(), &ArrayDataset[[]float32, int32]{X: x, Y: y, BatchSize: 8}, FitOptions{Epochs: 1, Callbacks: []Callback{es2}})
+	require.ErrorContains(t, err, `metric "val_accuracy" is not in the logs`)
+}
