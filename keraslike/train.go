@@ -294,6 +294,14 @@ func (m *Model) Fit(ctx context.Context, data Dataset, o FitOptions) (*History, 
 	return hist, nil
 }
 
+// Optimizer is the optimizer given to Compile (nil before).
+func (m *Model) Optimizer() Optimizer {
+	if m.train == nil {
+		return nil
+	}
+	return m.train.opts.Optimizer
+}
+
 // StopTraining asks Fit to stop after the current batch (model.stop_training).
 func (m *Model) StopTraining() { m.stop = true }
 

@@ -4,8 +4,10 @@
 // multi-head attention + residual + LayerNormalization, GELU feed-forward +
 // residual + LayerNormalization), Adam with warm-up and cosine decay, one
 // session run per step. It prints the TensorFlow version and devices, shows
-// a progress bar, logs TensorBoard events under DIR/logs, and samples text
-// from the trained model. It is what `make run` runs.
+// a progress bar, logs TensorBoard events under DIR/logs, writes a
+// TensorFlow checkpoint per epoch under DIR/checkpoints (and resumes from the
+// latest one when run again), and samples text from the trained model. It
+// is what `make run` runs.
 //
 //	go run ./examples/transformer -steps 300 -out out/transformer        # the default: ~2 minutes on 2 cores
 //	go run ./examples/transformer -layers 8 -dmodel 512 -heads 8 -batch 32 -steps 5000   # large
@@ -28,6 +30,7 @@ import (
 
 	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/keraslike"
+	"github.com/gotf/gotf/savedmodel"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -112,6 +115,24 @@ func run(ctx context.Context, c config, w io.Writer) error {
 	}
 	fmt.Fprint(w, m.Summary())
 
+	ckptDir := filepath.Join(c.out, "checkpoints")
+	stepsPerEpoch := max(c.steps/c.epochs, 1)
+	initialEpoch := 0
+	if latest, err := savedmodel.LatestCheckpoint(ckptDir); err == nil {
+		if err := m.LoadWeights(latest); err != nil {
+			return fmt.Errorf("resuming from %s: %w", latest, err)
+		}
+		done, err := iterations(m)
+		if err != nil {
+			return err
+		}
+		initialEpoch = int(done) / stepsPerEpoch
+		fmt.Fprintf(w, "resumed from %s (step %d, epoch %d)\n", latest, done, initialEpoch)
+		if initialEpoch >= c.epochs {
+			fmt.Fprintf(w, "already trained %d epochs; remove %s or raise -epochs to train more\n", initialEpoch, ckptDir)
+		}
+	}
+
 	before, err := m.Evaluate(firstBatches(val, 4))
 	if err != nil {
 		return err
@@ -119,24 +140,32 @@ func run(ctx context.Context, c config, w io.Writer) error {
 	fmt.Fprintf(w, "validation loss before training: %.4f (ln 256 = %.4f)\n", before["loss"], math.Log(256))
 
 	tb := &keraslike.TensorBoard{LogDir: filepath.Join(c.out, "logs"), UpdateFreq: 10}
+	ck := &keraslike.ModelCheckpoint{Path: filepath.Join(ckptDir, "model_shard_{epoch}"), MaxToKeep: 3}
 	start := time.Now()
 	hist, err := m.Fit(ctx, train, keraslike.FitOptions{
-		Epochs: c.epochs, StepsPerEpoch: max(c.steps/c.epochs, 1), Validation: firstBatches(val, 8),
-		Callbacks: []keraslike.Callback{&keraslike.ProgressBar{W: w}, tb},
+		Epochs: c.epochs, InitialEpoch: initialEpoch, StepsPerEpoch: stepsPerEpoch, Validation: firstBatches(val, 8),
+		Callbacks: []keraslike.Callback{&keraslike.ProgressBar{W: w}, tb, ck},
 	})
 	if err != nil {
 		return err
+	}
+	if len(hist.Epochs) == 0 {
+		return nil
 	}
 	if tb.Err != nil {
 		fmt.Fprintf(w, "warning: TensorBoard logs: %v\n", tb.Err)
 	}
 	elapsed := time.Since(start)
 	last := hist.Epochs[len(hist.Epochs)-1]
-	tokens := float64(c.steps * c.batch * c.seq)
-	fmt.Fprintf(w, "trained %d steps in %s (%.0f tokens/s, %.1f GFLOP/s of model math)\n", c.steps, elapsed.Round(time.Second),
+	steps := len(hist.Epochs) * stepsPerEpoch
+	tokens := float64(steps * c.batch * c.seq)
+	fmt.Fprintf(w, "trained %d steps in %s (%.0f tokens/s, %.1f GFLOP/s of model math)\n", steps, elapsed.Round(time.Second),
 		tokens/elapsed.Seconds(), 6*float64(m.CountParams())*tokens/elapsed.Seconds()/1e9)
 	fmt.Fprintf(w, "loss: %.4f (ln 256) -> train %.4f, validation %.4f (perplexity %.2f)\n", math.Log(256), last["loss"], last["val_loss"], math.Exp(last["val_loss"]))
 	fmt.Fprintf(w, "TensorBoard: tensorboard --logdir %s\n", tb.LogDir)
+	if len(ck.Saved) > 0 {
+		fmt.Fprintf(w, "checkpoint: %s (tf.train.load_checkpoint reads it)\n", ck.Saved[len(ck.Saved)-1])
+	}
 
 	text, err := sample(m, c, []byte("func (s *Scope) "))
 	if err != nil {
@@ -144,6 +173,24 @@ func run(ctx context.Context, c config, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "--- sampled from the trained model (temperature %.1f) ---\n%s\n---\n", c.temperature, text)
 	return nil
+}
+
+// iterations reads the optimizer's step counter.
+func iterations(m *keraslike.Model) (int64, error) {
+	sess, err := m.Session()
+	if err != nil {
+		return 0, err
+	}
+	out, err := sess.Run(nil, []tfgo.Output{m.Optimizer().Iterations().Value()})
+	if err != nil {
+		return 0, err
+	}
+	defer out[0].Close()
+	v, err := tfgo.Int64s(out[0])
+	if err != nil {
+		return 0, err
+	}
+	return v[0], nil
 }
 
 // firstBatches is the first n batches of a dataset, in order.

@@ -26,9 +26,24 @@ func TestMainJobTrainsAndSamples(t *testing.T) {
 	if val > math.Log(256)-1 {
 		t.Errorf("validation loss %.3f is not clearly below ln(256) = %.3f\n%s", val, math.Log(256), s)
 	}
-	for _, want := range []string{"TensorFlow 2.21.", "device: /job:localhost", "--- sampled from the trained model", "Epoch 2/2"} {
+	for _, want := range []string{"TensorFlow 2.21.", "device: /job:localhost", "--- sampled from the trained model", "Epoch 2/2", "checkpoints/model_shard_2"} {
 		if !bytes.Contains(out.Bytes(), []byte(want)) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}
+	}
+
+	// Run again with more epochs: it resumes from the latest checkpoint.
+	c.epochs, c.steps = 3, 90
+	out.Reset()
+	if err := run(context.Background(), c, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{"resumed from", "model_shard_2 (step 60, epoch 2)", "Epoch 3/3", "model_shard_3"} {
+		if !bytes.Contains(out.Bytes(), []byte(want)) {
+			t.Errorf("second run lacks %q:\n%s", want, out.String())
+		}
+	}
+	if bytes.Contains(out.Bytes(), []byte("Epoch 1/3")) {
+		t.Errorf("second run started over:\n%s", out.String())
 	}
 }
