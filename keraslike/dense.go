@@ -77,11 +77,15 @@ func (d *Dense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	}
 	s := ctx.Scope.SubScope(d.name)
 	kernel := castTo(s, d.kernel.Read(s), x.DataType())
+	// Inputs of higher rank are flattened to a matrix: one MatMul (whose
+	// gradient needs no broadcasting) instead of a broadcasting BatchMatMul.
 	var y tfgo.Output
 	if len(shape) == 2 {
 		y = tfgo.MatMul(s, x, kernel)
 	} else {
-		y = tfgo.BatchMatMulV2(s, x, kernel)
+		in := shape[len(shape)-1]
+		flat := tfgo.MatMul(s, tfgo.Reshape(s, x, tfgo.Const(s, []int32{-1, int32(in)})), kernel)
+		y = tfgo.Reshape(s, flat, outputShape(s, x, shape, int64(d.Units)))
 	}
 	if d.bias != nil {
 		y = tfgo.BiasAdd(s, y, castTo(s, d.bias.Read(s), x.DataType()))

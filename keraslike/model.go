@@ -95,11 +95,16 @@ func (m *Model) Scope() *tfgo.Scope {
 }
 
 func (m *Model) inputPlaceholder(s *tfgo.Scope, name string) tfgo.Output {
+	return m.placeholder(s, name, -1)
+}
+
+// placeholder is the model's input with a batch dimension (-1: any).
+func (m *Model) placeholder(s *tfgo.Scope, name string, batch int64) tfgo.Output {
 	dt := m.input.DType
 	if dt == 0 {
 		dt = cgo.Float
 	}
-	return tfgo.Placeholder(s.SubScope(name), dt, append([]int64{-1}, m.input.Shape...)...)
+	return tfgo.Placeholder(s.SubScope(name), dt, append([]int64{batch}, m.input.Shape...)...)
 }
 
 // Build adds the inference graph (creating the weights) if not done yet;
@@ -266,41 +271,48 @@ func (m *Model) Predict(x any) (*cgo.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := m.checkBatch("x", x, m.x); err != nil {
+	xt, release, err := m.batchTensor("x", x, m.x)
+	if err != nil {
 		return nil, err
 	}
-	out, err := sess.Run(map[tfgo.Output]any{m.x: x}, []tfgo.Output{m.y})
+	defer release()
+	out, err := sess.Run(map[tfgo.Output]any{m.x: xt}, []tfgo.Output{m.y})
 	if err != nil {
 		return nil, err
 	}
 	return out[0], nil
 }
 
-// checkBatch validates a batch against a placeholder before any run.
-func (m *Model) checkBatch(what string, v any, p tfgo.Output) error {
-	t, err := tfgo.NewTensor(v)
+// batchTensor converts a batch to a tensor (the one conversion before it
+// is fed) and checks it against a placeholder before any run. release
+// frees it unless the caller passed a tensor of its own.
+func (m *Model) batchTensor(what string, v any, p tfgo.Output) (t *cgo.Tensor, release func(), err error) {
+	t, err = tfgo.NewTensor(v)
 	if err != nil {
-		return fmt.Errorf("model %q: %s: %w", m.name, what, err)
+		return nil, nil, fmt.Errorf("model %q: %s: %w", m.name, what, err)
 	}
+	release = func() {}
 	if _, given := v.(*cgo.Tensor); !given {
-		defer t.Close()
+		release = func() { t.Close() }
 	}
 	want, _ := p.Shape()
-	if t.DataType() != p.DataType() {
-		return fmt.Errorf("model %q: %s is %s, the input wants %s", m.name, what, t.DataType(), p.DataType())
+	bad := t.DataType() != p.DataType()
+	if bad {
+		release()
+		return nil, nil, fmt.Errorf("model %q: %s is %s, the input wants %s", m.name, what, t.DataType(), p.DataType())
 	}
 	got := t.Shape()
 	if want.Rank() >= 0 {
-		if len(got) != want.Rank() {
-			return fmt.Errorf("model %q: %s has shape %v, the input wants %v", m.name, what, got, want)
+		ok := len(got) == want.Rank()
+		for i := 0; ok && i < len(got); i++ {
+			ok = want.Dims[i] < 0 || got[i] == want.Dims[i]
 		}
-		for i, d := range want.Dims {
-			if d >= 0 && got[i] != d {
-				return fmt.Errorf("model %q: %s has shape %v, the input wants %v", m.name, what, got, want)
-			}
+		if !ok {
+			release()
+			return nil, nil, fmt.Errorf("model %q: %s has shape %v, the input wants %v", m.name, what, got, want)
 		}
 	}
-	return nil
+	return t, release, nil
 }
 
 // Summary is Keras' model.summary() table: layers, output shapes, parameter counts.

@@ -22,6 +22,11 @@ type CompileOptions struct {
 	// TargetShape is the target's shape without the batch dimension
 	// (default: the output's, without its class axis for sparse targets).
 	TargetShape []int64
+	// BatchSize > 0 fixes the batch dimension of the training graph: every
+	// shape is then static, which lets the gradients and Grappler drop the
+	// run-time shape arithmetic (a leaner step); each training batch must
+	// have exactly this size (drop the remainder).
+	BatchSize int
 	// AccumulationSteps > 1 averages the gradients of that many
 	// micro-batches before one optimizer update (gradient accumulation).
 	AccumulationSteps int
@@ -79,8 +84,12 @@ func (m *Model) Compile(o CompileOptions) error {
 	}
 	tg := &trainGraph{opts: o, metrics: map[string]tfgo.Output{}, evalMetrics: map[string]tfgo.Output{}}
 	ts := s.SubScope("train")
-	tg.x = m.inputPlaceholder(ts, "input")
-	tg.yTrue = tfgo.Placeholder(ts.SubScope("target"), o.TargetDType, append([]int64{-1}, o.TargetShape...)...)
+	batch := int64(-1)
+	if o.BatchSize > 0 {
+		batch = int64(o.BatchSize)
+	}
+	tg.x = m.placeholder(ts, "input", batch)
+	tg.yTrue = tfgo.Placeholder(ts.SubScope("target"), o.TargetDType, append([]int64{batch}, o.TargetShape...)...)
 	ts = m.opsScope(ts)
 	ctx := NewContext(ts.SubScope(m.name), true)
 	ctx.Weights = s.SubScope(m.name) // the weights exist already: Build created them
@@ -235,19 +244,23 @@ func (m *Model) Fit(ctx context.Context, data Dataset, o FitOptions) (*History, 
 			if ctx.Err() != nil || (o.StepsPerEpoch > 0 && n >= o.StepsPerEpoch) {
 				return false
 			}
-			if err := m.checkBatch("x", b.X, tg.x); err != nil {
+			xt, releaseX, err := m.batchTensor("x", b.X, tg.x)
+			if err != nil {
 				runErr = err
 				return false
 			}
-			if err := m.checkBatch("y", b.Y, tg.yTrue); err != nil {
+			defer releaseX()
+			yt, releaseY, err := m.batchTensor("y", b.Y, tg.yTrue)
+			if err != nil {
 				runErr = err
 				return false
 			}
+			defer releaseY()
 			target := tg.step
 			if tg.accumulate != nil && (n+1)%tg.opts.AccumulationSteps != 0 {
 				target = tg.accumulate
 			}
-			outs, err := sess.Run(map[tfgo.Output]any{tg.x: b.X, tg.yTrue: b.Y}, fetches, target)
+			outs, err := sess.Run(map[tfgo.Output]any{tg.x: xt, tg.yTrue: yt}, fetches, target)
 			if err != nil {
 				runErr = fmt.Errorf("train step %d of epoch %d: %w", n, epoch+1, err)
 				return false
@@ -324,11 +337,13 @@ func (m *Model) Evaluate(data Dataset) (Logs, error) {
 	n := 0
 	var runErr error
 	err = data.Batches(0, func(b Batch) bool {
-		if err := m.checkBatch("x", b.X, m.x); err != nil {
+		xt, releaseX, err := m.batchTensor("x", b.X, m.x)
+		if err != nil {
 			runErr = err
 			return false
 		}
-		outs, err := sess.Run(map[tfgo.Output]any{m.x: b.X, tg.evalY: b.Y}, fetches)
+		defer releaseX()
+		outs, err := sess.Run(map[tfgo.Output]any{m.x: xt, tg.evalY: b.Y}, fetches)
 		if err != nil {
 			runErr = err
 			return false

@@ -31,3 +31,20 @@ func seedFor(name string) int64 {
 	h.Write([]byte(name))
 	return int64(h.Sum64() >> 1)
 }
+
+// outputShape is x's shape with the last dimension replaced by units: a
+// constant when x's leading dimensions are known, else computed at run time.
+func outputShape(s *tfgo.Scope, x tfgo.Output, shape []int64, units int64) tfgo.Output {
+	static := true
+	dims := make([]int32, len(shape))
+	for i, d := range shape[:len(shape)-1] {
+		static = static && d >= 0
+		dims[i] = int32(d)
+	}
+	dims[len(dims)-1] = int32(units)
+	if static {
+		return tfgo.Const(s, dims)
+	}
+	lead := tfgo.StridedSlice(s, tfgo.Shape(s, x), tfgo.Const(s, []int32{0}), tfgo.Const(s, []int32{-1}), tfgo.Const(s, []int32{1}))
+	return tfgo.ConcatV2(s, []tfgo.Output{lead, tfgo.Const(s, []int32{int32(units)})}, tfgo.Const(s, int32(0)))
+}

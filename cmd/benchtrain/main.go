@@ -55,7 +55,7 @@ func main() {
 	m.SetXLA(*xla)
 	m.SetSessionOptions(&tfgo.SessionOptions{IntraOpThreads: *threads})
 	opt := keraslike.NewAdam(keraslike.AdamOptions{OptimizerOptions: keraslike.OptimizerOptions{LearningRate: 1e-3}})
-	if err := m.Compile(keraslike.CompileOptions{Optimizer: opt, Loss: keraslike.SparseCategoricalCrossentropy{FromLogits: true}}); err != nil {
+	if err := m.Compile(keraslike.CompileOptions{Optimizer: opt, Loss: keraslike.SparseCategoricalCrossentropy{FromLogits: true}, BatchSize: c.batch}); err != nil {
 		log.Fatal(err)
 	}
 	r := rand.New(rand.NewSource(1))

@@ -99,7 +99,7 @@ func run(ctx context.Context, c config, w io.Writer) error {
 	opt := keraslike.NewAdam(keraslike.AdamOptions{OptimizerOptions: keraslike.OptimizerOptions{
 		Schedule: keraslike.WarmupCosine{Peak: c.lr, WarmupSteps: warmup, DecaySteps: c.steps - warmup, Alpha: 0.1}, GlobalClipNorm: 1}})
 	if err := m.Compile(keraslike.CompileOptions{Optimizer: opt, Loss: keraslike.SparseCategoricalCrossentropy{FromLogits: true},
-		Metrics: []string{"accuracy"}}); err != nil {
+		Metrics: []string{"accuracy"}, BatchSize: c.batch}); err != nil {
 		return err
 	}
 	sess, err := m.Session()
