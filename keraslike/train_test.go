@@ -200,3 +200,27 @@ func TestBadTrainingInput(t *testing.T) {
 	_, err = m.Predict([][]int32{{1, 2, 3, 4, 5, 6, 7, 8}})
 	require.ErrorContains(t, err, "is int32, the input wants float32")
 }
+
+// Accumulating the gradients of two micro-batches of 8 gives the update of
+// one batch of 16 (the loss being a mean over the batch).
+func TestGradientAccumulationEqualsTheFullBatch(t *testing.T) {
+	r := rand.New(rand.NewSource(8))
+	w := []*cgo.Tensor{randTensor(t, r, 8, 16), randTensor(t, r, 16), randTensor(t, r, 16, 4), randTensor(t, r, 4)}
+	x, y := mlpData(r, 16)
+	train := func(batch, accumulate int) []*cgo.Tensor {
+		m := mlp(t, w)
+		defer m.Close()
+		require.NoError(t, m.Compile(CompileOptions{Optimizer: NewSGD(SGDOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.5}}),
+			Loss: SparseCategoricalCrossentropy{FromLogits: true}, AccumulationSteps: accumulate}))
+		_, err := m.Fit(context.Background(), &ArrayDataset[[]float32, int32]{X: x, Y: y, BatchSize: batch}, FitOptions{})
+		require.NoError(t, err)
+		got, err := m.GetWeights()
+		require.NoError(t, err)
+		return got
+	}
+	full, accumulated := train(16, 0), train(8, 2)
+	for i := range full {
+		assert.InDeltaSlice(t, floats(t, full[i]), floats(t, accumulated[i]), 1e-6)
+		assert.NotEqual(t, floats(t, w[i]), floats(t, accumulated[i]), "weights moved")
+	}
+}
