@@ -1,0 +1,59 @@
+package keraslike
+
+import (
+	"math/rand"
+	"path/filepath"
+	"testing"
+
+	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/internal/interop"
+	"github.com/gotf/gotf/tfgo"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A Keras 3 model checkpointed by Python's tf.train.Checkpoint loads into
+// the equivalent keraslike model, which then predicts what Keras predicts.
+func TestLoadObjectCheckpointFromPython(t *testing.T) {
+	dir := t.TempDir()
+	r := rand.New(rand.NewSource(3))
+	ids := make([][]int32, 2)
+	for i := range ids {
+		ids[i] = make([]int32, 5)
+		for j := range ids[i] {
+			ids[i][j] = int32(r.Intn(10))
+		}
+	}
+	idsT, err := tfgo.NewTensor(ids)
+	require.NoError(t, err)
+	prefix := filepath.Join(dir, "ckpt")
+	pT, err := cgo.NewStringTensor(nil, [][]byte{[]byte(prefix)})
+	require.NoError(t, err)
+	ref := interop.Python(t, `
+import keras
+keras.backend.clear_session()
+ids = keras.Input((5,), dtype="int32")
+x = keras.layers.Embedding(10, 8)(ids)
+x = keras.layers.LayerNormalization(epsilon=1e-6)(x + keras.layers.MultiHeadAttention(2, 4)(x, x))
+m = keras.Model(ids, keras.layers.Dense(3)(x))
+tf.train.Checkpoint(model=m).write(inputs["prefix"].item().decode())
+outputs["y"] = m(inputs["ids"])
+`, map[string]*cgo.Tensor{"prefix": pT, "ids": idsT})
+
+	ResetNames()
+	emb := NewEmbedding(10, 8, EmbeddingOptions{})
+	mha := NewMultiHeadAttention(2, 4, MultiHeadAttentionOptions{})
+	ln := NewLayerNormalization(LayerNormalizationOptions{Epsilon: 1e-6})
+	head := NewDense(3, DenseOptions{})
+	m := NewModel("functional", InputSpec{Shape: []int64{5}, DType: cgo.Int32}, []Layer{emb, mha, ln, head},
+		func(ctx *Context, x tfgo.Output) tfgo.Output {
+			h := emb.Call(ctx, x)
+			h = ln.Call(ctx, tfgo.Add(ctx.Scope, h, mha.Call(ctx, h)))
+			return head.Call(ctx, h)
+		})
+	defer m.Close()
+	require.NoError(t, m.LoadObjectCheckpoint(prefix))
+	got, err := m.Predict(ids)
+	require.NoError(t, err)
+	assert.InDeltaSlice(t, floats(t, ref["y"]), floats(t, got), 1e-5)
+}
