@@ -1,0 +1,137 @@
+package savedmodel
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	tpb "github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
+)
+
+func scalarF32(v float32) map[string]*Tensor {
+	return map[string]*Tensor{"w": {DType: tpb.DataType_DT_FLOAT, Data: leFloat32(v)}}
+}
+
+func leFloat32(v float32) []byte {
+	b := make([]byte, 4)
+	u := math.Float32bits(v)
+	b[0], b[1], b[2], b[3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
+	return b
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// The manager keeps the newest checkpoints, and Python's
+// tf.train.CheckpointManager continues where it stopped (and back).
+func TestCheckpointManagerInteroperatesWithPython(t *testing.T) {
+	dir := t.TempDir()
+	m, err := NewCheckpointManager(dir, ManagerOptions{MaxToKeep: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := m.Save(scalarF32(float32(i)), -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := m.Latest(); got != filepath.Join(dir, "ckpt-4") {
+		t.Fatalf("latest %q", got)
+	}
+	for i, want := range []bool{false, false, false, true, true} {
+		if got := exists(filepath.Join(dir, "ckpt-"+string(rune('0'+i))+".index")); got != want {
+			t.Errorf("ckpt-%d on disk: %v, want %v", i, got, want)
+		}
+	}
+	out, err := runPython(`
+import json, sys, tensorflow as tf
+d = sys.argv[1]
+w = tf.Variable(0.0)
+ck = tf.train.Checkpoint(w=w)
+mgr = tf.train.CheckpointManager(ck, d, max_to_keep=2)
+seen = {"latest": mgr.latest_checkpoint, "kept": list(mgr.checkpoints),
+        "value": float(tf.train.load_checkpoint(mgr.latest_checkpoint).get_tensor("w"))}
+w.assign(42.0)
+seen["saved"] = mgr.save(checkpoint_number=5)
+print(json.dumps(seen))
+`, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen struct {
+		Latest string   `json:"latest"`
+		Kept   []string `json:"kept"`
+		Value  float64  `json:"value"`
+		Saved  string   `json:"saved"`
+	}
+	if err := json.Unmarshal(lastLine(out), &seen); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if seen.Latest != filepath.Join(dir, "ckpt-4") || len(seen.Kept) != 2 || seen.Kept[0] != filepath.Join(dir, "ckpt-3") {
+		t.Errorf("Python sees latest %q, kept %q", seen.Latest, seen.Kept)
+	}
+	if seen.Value != 4 {
+		t.Errorf("Python read w = %v from Go's latest, want 4", seen.Value)
+	}
+	// Go picks up Python's save: latest ckpt-5, next number 6, ckpt-3 gone.
+	m2, err := NewCheckpointManager(dir, ManagerOptions{MaxToKeep: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2.Latest() != seen.Saved {
+		t.Errorf("Go's latest %q, Python saved %q", m2.Latest(), seen.Saved)
+	}
+	p, err := m2.Save(scalarF32(6), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p != filepath.Join(dir, "ckpt-6") {
+		t.Errorf("next checkpoint %q", p)
+	}
+	if exists(filepath.Join(dir, "ckpt-4.index")) || !exists(filepath.Join(dir, "ckpt-5.index")) {
+		t.Errorf("max_to_keep 2 should keep ckpt-5 and ckpt-6 only")
+	}
+}
+
+// KeepEveryNHours keeps one checkpoint per period for good.
+func TestCheckpointManagerKeepsEveryNHours(t *testing.T) {
+	dir := t.TempDir()
+	clock := time.Unix(1_000_000, 0)
+	m, err := NewCheckpointManager(dir, ManagerOptions{MaxToKeep: 1, KeepEveryNHours: 1, now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 6; i++ { // one every 25 minutes
+		if _, err := m.Save(scalarF32(float32(i)), -1); err != nil {
+			t.Fatal(err)
+		}
+		clock = clock.Add(25 * time.Minute)
+	}
+	var kept []int
+	for i := 0; i < 6; i++ {
+		if exists(filepath.Join(dir, "ckpt-"+string(rune('0'+i))+".index")) {
+			kept = append(kept, i)
+		}
+	}
+	// ckpt-3, the first dropped 1 hour or more after the manager started
+	// (75 min), is preserved; then ckpt-5, the latest.
+	want := []int{3, 5}
+	if len(kept) != len(want) || kept[0] != want[0] || kept[1] != want[1] {
+		t.Errorf("kept %v, want %v", kept, want)
+	}
+	if len(m.Checkpoints()) != 1 {
+		t.Errorf("the state lists %v, want only the latest", m.Checkpoints())
+	}
+}
+
+// lastLine is the last non-empty line of out.
+func lastLine(out []byte) []byte {
+	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
+	return lines[len(lines)-1]
+}
