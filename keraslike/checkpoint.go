@@ -86,22 +86,32 @@ func (m *Model) LoadWeights(prefix string) error {
 			}
 			continue // a weights-only checkpoint: the optimizer starts afresh
 		}
-		bt, err := r.Read(key)
+		w := &Weight{Variable: vars[i], Path: key}
+		t, err := readChecked(r, key, w)
 		if err != nil {
 			return err
 		}
-		t, err := fromBundleTensor(bt)
-		if err != nil {
-			return fmt.Errorf("checkpoint %s, tensor %q: %w", prefix, key, err)
-		}
-		v := vars[i]
-		if t.DataType() != v.DType() || !sameDims(t.Shape(), v.Shape()) {
-			return fmt.Errorf("checkpoint %s: %q is %s%v, the model's is %s%v", prefix, key, t.DataType(), t.Shape(), v.DType(), v.Shape())
-		}
-		ws = append(ws, &Weight{Variable: v, Path: key})
-		vals = append(vals, t)
+		ws, vals = append(ws, w), append(vals, t)
 	}
 	return m.assign(sess, ws, vals)
+}
+
+// readChecked reads tensor key of a bundle for weight w, refusing one of
+// another dtype or shape (an error naming both) before anything is assigned.
+func readChecked(r *savedmodel.BundleReader, key string, w *Weight) (*cgo.Tensor, error) {
+	bt, err := r.Read(key)
+	if err != nil {
+		return nil, err
+	}
+	t, err := fromBundleTensor(bt)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s, tensor %q: %w", r.Prefix(), key, err)
+	}
+	if t.DataType() != w.DType() || !sameDims(t.Shape(), w.Shape()) {
+		t.Close()
+		return nil, fmt.Errorf("checkpoint %s: %q is %s%v, weight %s is %s%v", r.Prefix(), key, t.DataType(), t.Shape(), w.Path, w.DType(), w.Shape())
+	}
+	return t, nil
 }
 
 func toBundleTensor(t *cgo.Tensor) *savedmodel.Tensor {

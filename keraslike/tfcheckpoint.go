@@ -112,16 +112,9 @@ func (m *Model) LoadObjectCheckpoint(prefix string) error {
 	var ws []*Weight
 	var vals []*cgo.Tensor
 	for key, w := range mapping {
-		bt, err := r.Read(key)
+		t, err := readChecked(r, key, w)
 		if err != nil {
 			return err
-		}
-		t, err := fromBundleTensor(bt)
-		if err != nil {
-			return fmt.Errorf("checkpoint %s, tensor %q: %w", prefix, key, err)
-		}
-		if t.DataType() != w.DType() || !sameDims(t.Shape(), w.Shape()) {
-			return fmt.Errorf("checkpoint %s: %q is %s%v, weight %s is %s%v", prefix, key, t.DataType(), t.Shape(), w.Path, w.DType(), w.Shape())
 		}
 		ws, vals = append(ws, w), append(vals, t)
 	}

@@ -1,6 +1,8 @@
 package pyref
 
 import (
+	"github.com/gotf/gotf/internal/setup"
+
 	"bufio"
 	_ "embed"
 	"encoding/json"
@@ -281,20 +283,11 @@ func pythonPath() (string, error) {
 		}
 		return p, nil
 	}
-	dir, err := os.Getwd()
+	root, err := setup.ModuleRoot()
 	if err != nil {
-		return "", fmt.Errorf("pyref: finding module root: %w", err)
+		return "", fmt.Errorf("pyref: %w; set GOTF_PYTHON", err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, ".venv", "bin", "python"), nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("pyref: no go.mod in the current directory or its ancestors; set GOTF_PYTHON")
-		}
-		dir = parent
-	}
+	return filepath.Join(root, ".venv", "bin", "python"), nil
 }
 
 // writeScript writes the embedded worker script to a temporary file and

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/gotf/gotf/internal/setup"
 )
 
 // pyDoc is the docstring of one op's generated Python wrapper
@@ -39,7 +41,7 @@ func findPyDir(flagDir string) (string, error) {
 	if flagDir != "" {
 		return flagDir, nil
 	}
-	root, err := moduleRoot()
+	root, err := setup.ModuleRoot()
 	if err != nil {
 		return "", err
 	}
@@ -49,24 +51,6 @@ func findPyDir(flagDir string) (string, error) {
 		return "", fmt.Errorf("no .venv/lib/python3.*/site-packages/tensorflow/python/ops under %s: run `make setup` or pass -pydir", root)
 	}
 	return matches[len(matches)-1], nil
-}
-
-// moduleRoot is the nearest directory upwards from the working directory that holds go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // loadPyDocs reads every gen_*_ops.py of dir and returns the docstrings by
