@@ -1,0 +1,376 @@
+// Package runner loads SavedModels into the TensorFlow runtime and runs
+// their signatures, and exports graphs built in Go as SavedModels that
+// Python TensorFlow, saved_model_cli and TensorFlow Serving load.
+//
+// Loading goes through TensorFlow's own C++ loader (the C API's
+// TF_LoadSessionFromSavedModel, what TensorFlow Serving uses): it works for
+// TF1-style exports (tf.compat.v1 SavedModelBuilder, and this package's
+// Export) and for TF2 exports (tf.saved_model.save, Keras' model.export),
+// whose signatures are graph tensors as well. Before the runtime sees a
+// directory, package savedmodel checks it in Go, so that a missing or
+// corrupted saved_model.pb or a missing variables/ bundle is an error
+// naming the file rather than a message from deep inside the runtime.
+//
+//	m, err := runner.Load("models/gpt/3") // tag "serve"
+//	defer m.Close()
+//	for _, s := range m.Signatures() { fmt.Println(s) }
+//	out, err := m.Run(ctx, "serving_default", map[string]any{"ids": [][]int32{...}})
+//
+// Run checks the inputs against the SignatureDef before running: an unknown
+// signature, a missing or unexpected input, a wrong dtype or a shape that
+// does not fit is an error naming the signature and the input (errors.Is
+// finds ErrUnknownSignature, ErrMissingInput, ErrUnexpectedInput,
+// ErrDType, ErrShape).
+//
+// Export writes a TF1-style SavedModel (see Export): the graph pruned to
+// what the signatures need, a SaverDef with its save and restore ops, the
+// variables' values read from the session, assets and fingerprint.pb.
+// ExportVersion publishes it as BASE/<version>/ for TensorFlow Serving,
+// atomically.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/savedmodel"
+	"github.com/gotf/gotf/tfgo"
+	tspb "github.com/wamuir/graft/tensorflow/core/framework/tensor_shape_go_proto"
+	cpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
+)
+
+// Errors of Run, found with errors.Is; the messages name the signature
+// and the input.
+var (
+	ErrUnknownSignature = errors.New("unknown signature")
+	ErrMissingInput     = errors.New("missing input")
+	ErrUnexpectedInput  = errors.New("unexpected input")
+	ErrDType            = errors.New("wrong dtype")
+	ErrShape            = errors.New("wrong shape")
+	// ErrUnsupported: a signature input or output that is not a dense
+	// tensor (a sparse or composite TensorInfo encoding).
+	ErrUnsupported = errors.New("unsupported")
+)
+
+// TensorInfo describes a signature's input or output.
+type TensorInfo struct {
+	// Name is the tensor in the graph, "op:index".
+	Name  string
+	DType cgo.DataType
+	// Shape is the static shape; -1 is a dimension of any size (usually
+	// the batch), and UnknownRank admits any shape.
+	Shape cgo.Shape
+}
+
+// SignatureInfo describes a signature of a loaded model.
+type SignatureInfo struct {
+	Name string
+	// MethodName is e.g. "tensorflow/serving/predict".
+	MethodName      string
+	Inputs, Outputs map[string]TensorInfo
+}
+
+// InputNames lists the input keys in order.
+func (s SignatureInfo) InputNames() []string { return sortedKeys(s.Inputs) }
+
+// OutputNames lists the output keys in order.
+func (s SignatureInfo) OutputNames() []string { return sortedKeys(s.Outputs) }
+
+// String formats the signature as one line per tensor, e.g.
+//
+//	serving_default (tensorflow/serving/predict)
+//	  input  x: float32 (None, 3) x:0
+//	  output y: float32 (None, 2) y:0
+func (s SignatureInfo) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%s)", s.Name, s.MethodName)
+	for _, k := range s.InputNames() {
+		i := s.Inputs[k]
+		fmt.Fprintf(&b, "\n  input  %s: %s %s %s", k, i.DType, i.Shape, i.Name)
+	}
+	for _, k := range s.OutputNames() {
+		o := s.Outputs[k]
+		fmt.Fprintf(&b, "\n  output %s: %s %s %s", k, o.DType, o.Shape, o.Name)
+	}
+	return b.String()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// signature is a SignatureDef resolved against the loaded graph.
+type signature struct {
+	info        SignatureInfo
+	inputs      map[string]cgo.Output
+	outputKeys  []string
+	outputs     []cgo.Output
+	unsupported error // a non-dense TensorInfo: Run refuses the signature
+}
+
+// Model is a SavedModel loaded into a session. Run may be called from
+// several goroutines at once; Close waits for running calls.
+type Model struct {
+	dir  string
+	tags []string
+	sess *cgo.Session
+	meta *cpb.MetaGraphDef
+	sigs map[string]*signature
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// LoadOptions configure LoadWithOptions.
+type LoadOptions struct {
+	// Tags select the meta graph (its tag set must equal them); default
+	// {"serve"}.
+	Tags []string
+	// Session configures the session (threads, devices, XLA); nil is
+	// TensorFlow's default.
+	Session *cgo.SessionOptions
+}
+
+// Load loads the meta graph tagged tags (default "serve") of the
+// SavedModel in dir, as TensorFlow Serving does, with a default session.
+func Load(dir string, tags ...string) (*Model, error) {
+	return LoadWithOptions(dir, LoadOptions{Tags: tags})
+}
+
+// LoadWithOptions is Load with a session configuration.
+func LoadWithOptions(dir string, opts LoadOptions) (*Model, error) {
+	tags := opts.Tags
+	if len(tags) == 0 {
+		tags = []string{savedmodel.TagServe}
+	}
+	// Check the files in Go first: clear errors naming the file.
+	if _, err := savedmodel.ReadMetaGraph(dir, tags...); err != nil {
+		return nil, fmt.Errorf("loading SavedModel %s: %w", dir, err)
+	}
+	sess, meta, err := cgo.LoadSavedModel(dir, tags, opts.Session)
+	if err != nil {
+		return nil, fmt.Errorf("loading SavedModel %s (tags %s): %w", dir, strings.Join(tags, ","), err)
+	}
+	m := &Model{dir: dir, tags: tags, sess: sess, meta: meta, sigs: map[string]*signature{}}
+	for name, def := range meta.GetSignatureDef() {
+		if name == savedmodel.InitOpSignatureKey {
+			continue
+		}
+		s, err := m.resolve(name, def)
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("loading SavedModel %s: %w", dir, err)
+		}
+		m.sigs[name] = s
+	}
+	return m, nil
+}
+
+func (m *Model) resolve(name string, def *cpb.SignatureDef) (*signature, error) {
+	s := &signature{
+		info: SignatureInfo{Name: name, MethodName: def.GetMethodName(),
+			Inputs: map[string]TensorInfo{}, Outputs: map[string]TensorInfo{}},
+		inputs: map[string]cgo.Output{},
+	}
+	g := m.sess.Graph()
+	do := func(kind, key string, ti *cpb.TensorInfo) (TensorInfo, cgo.Output, error) {
+		info := TensorInfo{Name: ti.GetName(), DType: cgo.DataType(ti.GetDtype()), Shape: shapeFromProto(ti.GetTensorShape())}
+		if _, dense := ti.GetEncoding().(*cpb.TensorInfo_Name); !dense {
+			if s.unsupported == nil {
+				enc := "composite"
+				if ti.GetCooSparse() != nil {
+					enc = "COO sparse"
+				}
+				s.unsupported = fmt.Errorf("signature %q: %s %q is a %s tensor: %w (only dense tensors are)", name, kind, key, enc, ErrUnsupported)
+			}
+			return info, cgo.Output{}, nil
+		}
+		o, err := g.OutputByName(ti.GetName())
+		if err != nil {
+			return info, o, fmt.Errorf("signature %q: %s %q names tensor %q: %w", name, kind, key, ti.GetName(), err)
+		}
+		return info, o, nil
+	}
+	for key, ti := range def.GetInputs() {
+		info, o, err := do("input", key, ti)
+		if err != nil {
+			return nil, err
+		}
+		s.info.Inputs[key] = info
+		s.inputs[key] = o
+	}
+	for _, key := range sortedKeys(def.GetOutputs()) {
+		info, o, err := do("output", key, def.GetOutputs()[key])
+		if err != nil {
+			return nil, err
+		}
+		s.info.Outputs[key] = info
+		s.outputKeys = append(s.outputKeys, key)
+		s.outputs = append(s.outputs, o)
+	}
+	return s, nil
+}
+
+func shapeFromProto(sp *tspb.TensorShapeProto) cgo.Shape {
+	if sp == nil || sp.GetUnknownRank() {
+		return cgo.UnknownShape()
+	}
+	dims := make([]int64, len(sp.GetDim()))
+	for i, d := range sp.GetDim() {
+		dims[i] = d.GetSize()
+	}
+	if len(dims) == 0 {
+		dims = nil
+	}
+	return cgo.MakeShape(dims...)
+}
+
+// Dir is the directory the model was loaded from.
+func (m *Model) Dir() string { return m.dir }
+
+// Tags are the tags of the loaded meta graph.
+func (m *Model) Tags() []string { return append([]string(nil), m.tags...) }
+
+// MetaGraph is the loaded MetaGraphDef.
+func (m *Model) MetaGraph() *cpb.MetaGraphDef { return m.meta }
+
+// Session is the session the model runs in (its Graph is the loaded graph).
+func (m *Model) Session() *cgo.Session { return m.sess }
+
+// Signatures lists the model's signatures in name order (without the
+// internal "__saved_model_init_op").
+func (m *Model) Signatures() []SignatureInfo {
+	out := make([]SignatureInfo, 0, len(m.sigs))
+	for _, k := range sortedKeys(m.sigs) {
+		out = append(out, m.sigs[k].info)
+	}
+	return out
+}
+
+// Signature describes one signature.
+func (m *Model) Signature(name string) (SignatureInfo, bool) {
+	s, ok := m.sigs[name]
+	if !ok {
+		return SignatureInfo{}, false
+	}
+	return s.info, true
+}
+
+// Run runs a signature: inputs maps each of its input keys to a Go value
+// (as tfgo.NewTensor takes: a scalar or nested slices) or a *cgo.Tensor.
+// Every input is checked against the SignatureDef before anything runs
+// (see the package doc for the errors). It returns a tensor per output
+// key; they belong to the caller.
+//
+// A deadline of ctx becomes the run's timeout; a run under way is not
+// interrupted by cancelling ctx (the C API cannot), but a cancelled ctx
+// stops Run before it starts.
+func (m *Model) Run(ctx context.Context, sig string, inputs map[string]any) (map[string]*cgo.Tensor, error) {
+	s, ok := m.sigs[sig]
+	if !ok {
+		return nil, fmt.Errorf("signature %q: %w; the model has %s", sig, ErrUnknownSignature, quoteList(sortedKeys(m.sigs)))
+	}
+	if s.unsupported != nil {
+		return nil, s.unsupported
+	}
+	for _, k := range sortedKeys(inputs) {
+		if _, ok := s.inputs[k]; !ok {
+			return nil, fmt.Errorf("signature %q: input %q: %w; its inputs are %s", sig, k, ErrUnexpectedInput, quoteList(s.info.InputNames()))
+		}
+	}
+	feeds := make(map[cgo.Output]*cgo.Tensor, len(s.inputs))
+	var owned []*cgo.Tensor
+	defer func() {
+		for _, t := range owned {
+			t.Close()
+		}
+	}()
+	for _, k := range s.info.InputNames() {
+		v, ok := inputs[k]
+		if !ok {
+			return nil, fmt.Errorf("signature %q: input %q: %w (%s %s)", sig, k, ErrMissingInput, s.info.Inputs[k].DType, s.info.Inputs[k].Shape)
+		}
+		t, err := tfgo.NewTensor(v)
+		if err != nil {
+			return nil, fmt.Errorf("signature %q: input %q: %w", sig, k, err)
+		}
+		if t != v {
+			owned = append(owned, t)
+		}
+		if err := checkInput(t, s.info.Inputs[k]); err != nil {
+			return nil, fmt.Errorf("signature %q: input %q: %w", sig, k, err)
+		}
+		feeds[s.inputs[k]] = t
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("signature %q: %w", sig, err)
+	}
+	var opts *cpb.RunOptions
+	if dl, ok := ctx.Deadline(); ok {
+		ms := time.Until(dl).Milliseconds()
+		if ms <= 0 {
+			return nil, fmt.Errorf("signature %q: %w", sig, context.DeadlineExceeded)
+		}
+		opts = &cpb.RunOptions{TimeoutInMs: ms}
+	}
+	outs, _, err := m.sess.RunWithOptions(opts, feeds, s.outputs, nil)
+	if err != nil {
+		return nil, fmt.Errorf("running signature %q of %s: %w", sig, m.dir, err)
+	}
+	res := make(map[string]*cgo.Tensor, len(outs))
+	for i, t := range outs {
+		res[s.outputKeys[i]] = t
+	}
+	return res, nil
+}
+
+// checkInput checks a tensor against a signature's TensorInfo.
+func checkInput(t *cgo.Tensor, want TensorInfo) error {
+	if t.DataType() != want.DType {
+		return fmt.Errorf("%w: got %s, the signature takes %s", ErrDType, t.DataType(), want.DType)
+	}
+	if want.Shape.UnknownRank {
+		return nil
+	}
+	got := t.Shape()
+	ok := len(got) == len(want.Shape.Dims)
+	for i := 0; ok && i < len(got); i++ {
+		ok = want.Shape.Dims[i] < 0 || want.Shape.Dims[i] == got[i]
+	}
+	if !ok {
+		return fmt.Errorf("%w: got %s, the signature takes %s", ErrShape, cgo.MakeShape(got...), want.Shape)
+	}
+	return nil
+}
+
+func quoteList(ss []string) string {
+	if len(ss) == 0 {
+		return "none"
+	}
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// Close closes the session (after running calls return) and frees the
+// graph; later Runs fail. It is safe to call more than once.
+func (m *Model) Close() error {
+	m.closeOnce.Do(func() {
+		m.closeErr = m.sess.Close()
+		m.sess.Graph().Close()
+	})
+	return m.closeErr
+}
