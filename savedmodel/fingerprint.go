@@ -3,8 +3,8 @@ package savedmodel
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
+	"math/big"
 	"math/bits"
 	"os"
 	"path/filepath"
@@ -22,9 +22,9 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// fingerprintProducer is the version of TensorFlow's fingerprinting code
-// whose values Fingerprint computes (kFingerprintProducer).
-const fingerprintProducer = 1
+// fingerprintProducer is the version.producer TensorFlow 2.21 records in
+// the fingerprints it writes (the version of its fingerprinting code).
+const fingerprintProducer = 4
 
 // fingerprintUUIDField is the number of FingerprintDef.uuid, a field of
 // TensorFlow 2.21's fingerprint.proto that the generated Go types in graft
@@ -35,8 +35,9 @@ const fingerprintUUIDField = 7
 // TensorFlow 2.21 does when it saves one (fingerprint.pb,
 // tf.saved_model.experimental.read_fingerprint):
 //
-//   - saved_model_checksum: the farmhash Fingerprint64 of saved_model.pb
-//     re-serialized deterministically;
+//   - saved_model_checksum: the farmhash Fingerprint64 of the SavedModel
+//     proto serialized canonically (the bytes of saved_model.pb as
+//     TensorFlow and Write write it);
 //   - graph_def_program_hash: the same of the first meta graph's GraphDef
 //     once regularized (function library and versions cleared, the UID
 //     suffix of the functions called by (Stateful)PartitionedCall nodes
@@ -48,10 +49,11 @@ const fingerprintUUIDField = 7
 //     the order of their names' UID suffixes (0 for a TF1-style model);
 //   - checkpoint_hash: Fingerprint64 of variables/variables.index (0
 //     without one);
-//   - a random uuid and version.producer 1.
+//   - a random uuid (a 128-bit number in decimal) and version.producer 4.
 //
-// Every field but the uuid is a pure function of the files, equal to
-// TensorFlow's own.
+// Every field but the uuid is a pure function of the files, equal to what
+// TensorFlow 2.21 computes for the same directory (hashes of protos are
+// taken of their canonical serialization, MarshalCanonical).
 func Fingerprint(dir string) (*cpb.FingerprintDef, error) {
 	path := filepath.Join(dir, SavedModelFilename)
 	data, err := os.ReadFile(path)
@@ -73,8 +75,7 @@ func fingerprintOf(sm *cpb.SavedModel, dir string) (*cpb.FingerprintDef, error) 
 	if len(sm.GetMetaGraphs()) == 0 {
 		return nil, corruptf("the SavedModel has no meta graph")
 	}
-	det := proto.MarshalOptions{Deterministic: true}
-	b, err := det.Marshal(sm)
+	b, err := MarshalCanonical(sm)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +90,7 @@ func fingerprintOf(sm *cpb.SavedModel, dir string) (*cpb.FingerprintDef, error) 
 		gd = proto.Clone(mg.GetGraphDef()).(*graphpb.GraphDef)
 	}
 	regularizeGraphDef(gd)
-	if b, err = det.Marshal(gd); err != nil {
+	if b, err = MarshalCanonical(gd); err != nil {
 		return nil, err
 	}
 	fp.GraphDefProgramHash = Fingerprint64(b)
@@ -102,7 +103,7 @@ func fingerprintOf(sm *cpb.SavedModel, dir string) (*cpb.FingerprintDef, error) 
 	var h uint64
 	for _, k := range keys {
 		h = FingerprintCat64(h, Fingerprint64([]byte(k)))
-		if b, err = det.Marshal(mg.GetSignatureDef()[k]); err != nil {
+		if b, err = MarshalCanonical(mg.GetSignatureDef()[k]); err != nil {
 			return nil, err
 		}
 		h = FingerprintCat64(h, Fingerprint64(b))
@@ -115,12 +116,10 @@ func fingerprintOf(sm *cpb.SavedModel, dir string) (*cpb.FingerprintDef, error) 
 	if index, err := os.ReadFile(IndexFilename(VariablesPrefix(dir))); err == nil {
 		fp.CheckpointHash = Fingerprint64(index)
 	}
+	// TensorFlow's uuid is a random 128-bit number in decimal.
 	var id [16]byte
 	rand.Read(id[:])
-	id[6] = id[6]&0x0f | 0x40 // a version 4 (random) UUID
-	id[8] = id[8]&0x3f | 0x80
-	uuid := hex.EncodeToString(id[:4]) + "-" + hex.EncodeToString(id[4:6]) + "-" + hex.EncodeToString(id[6:8]) +
-		"-" + hex.EncodeToString(id[8:10]) + "-" + hex.EncodeToString(id[10:])
+	uuid := new(big.Int).SetBytes(id[:]).String()
 	var unknown []byte
 	unknown = protowire.AppendTag(unknown, fingerprintUUIDField, protowire.BytesType)
 	unknown = protowire.AppendString(unknown, uuid)
@@ -230,11 +229,10 @@ func hashObjectGraph(og *cpb.SavedObjectGraph) (uint64, error) {
 		fns = append(fns, fn{uid, name})
 	}
 	sort.Slice(fns, func(i, j int) bool { return fns[i].uid < fns[j].uid })
-	det := proto.MarshalOptions{Deterministic: true}
 	var h uint64
 	for _, f := range fns {
 		h = FingerprintCat64(h, Fingerprint64([]byte(strings.TrimSuffix(f.name, strconv.FormatInt(f.uid, 10)))))
-		b, err := det.Marshal(og.GetConcreteFunctions()[f.name])
+		b, err := MarshalCanonical(og.GetConcreteFunctions()[f.name])
 		if err != nil {
 			return 0, err
 		}
@@ -250,7 +248,7 @@ func writeFingerprint(dir string, sm *cpb.SavedModel) error {
 	if err != nil {
 		return &Error{Op: "write", File: path, Err: err}
 	}
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(fp)
+	b, err := MarshalCanonical(fp)
 	if err != nil {
 		return &Error{Op: "write", File: path, Err: err}
 	}

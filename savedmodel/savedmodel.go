@@ -150,7 +150,7 @@ func ReadMetaGraph(dir string, tags ...string) (*cpb.MetaGraphDef, error) {
 		if err != nil {
 			var e *Error
 			if errors.As(err, &e) && errors.Is(err, fs.ErrNotExist) {
-				return nil, &Error{Op: "read", File: e.File, Err: fmt.Errorf("the meta graph restores its variables from %s: %w", prefix, e.Err)}
+				return nil, &Error{Op: "read", File: e.File, Err: fmt.Errorf("the variables' bundle is missing (the meta graph's SaverDef restores them from it): %w", fs.ErrNotExist)}
 			}
 			return nil, err
 		}
@@ -255,7 +255,7 @@ func WriteContents(dir string, d *Directory) error {
 		syncDir(adir)
 	}
 	syncDir(vdir)
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(d.SavedModel)
+	b, err := MarshalCanonical(d.SavedModel)
 	if err != nil {
 		return &Error{Op: "write", File: filepath.Join(dir, SavedModelFilename), Err: err}
 	}

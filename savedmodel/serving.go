@@ -119,4 +119,3 @@ func RemoveOldVersions(base string, keep int) ([]int64, error) {
 	}
 	return removed, nil
 }
-

@@ -57,10 +57,26 @@ func TestExportTransformerBlock(t *testing.T) {
 	require.NoError(t, err)
 	closeTo(t, "C++ loader probs", goOut[1], out["probs"], 1e-5)
 
+	// saved_model_cli lists the signatures and the ops of the graph.
+	cliTensors, cliOps := parseCLI(t, savedModelCLI(t, "show", "--dir", dir, "--all"))
+	require.Equal(t, cliLines(m), cliTensors)
+	var graphOps []string
+	seen := map[string]bool{}
+	for _, op := range m.Session().Graph().Operations() {
+		if !seen[op.Type()] {
+			seen[op.Type()] = true
+			graphOps = append(graphOps, op.Type())
+		}
+	}
+	sort.Strings(graphOps)
+	require.Equal(t, graphOps, cliOps)
+	t.Logf("saved_model_cli: %d signature tensors, %d op types", len(cliTensors), len(cliOps))
+
 	// Python: TF2's tf.saved_model.load, and the TF1 loader in a session,
 	// which also saves the restored variables through the SaverDef.
 	ckpt := filepath.Join(t.TempDir(), "resaved")
 	py := interop.Python(t, `
+tf.get_logger().setLevel("ERROR")
 d = inputs["dir"].item().decode()
 m = tf.saved_model.load(d)
 outputs["sigs"] = np.array(sorted(m.signatures.keys()), dtype=object)

@@ -5,6 +5,9 @@ import (
 	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
 	"testing"
 
 	"github.com/gotf/gotf/cgo"
@@ -12,6 +15,7 @@ import (
 	"github.com/gotf/gotf/internal/setup"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/require"
+	"github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
 )
 
 func TestMain(m *testing.M) { interop.Main(m) }
@@ -161,7 +165,70 @@ func savedModelCLI(t *testing.T, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(venvTool(t, "saved_model_cli"), args...)
 	cmd.Env = append(cmd.Environ(), "TF_CPP_MIN_LOG_LEVEL=3")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "saved_model_cli %v:\n%s", args, out)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "saved_model_cli %v:\n%s%s", args, out, stderr.String())
 	return string(out)
+}
+
+// parseCLI reads what "saved_model_cli show --all" prints about a meta
+// graph: one line per signature tensor, "signature|input or
+// output|key|dtype|shape|name" (sorted), and the set of op types.
+func parseCLI(t *testing.T, out string) (tensors []string, ops []string) {
+	t.Helper()
+	sigRe := regexp.MustCompile(`^signature_def\['(.*)'\]:$`)
+	tiRe := regexp.MustCompile(`^\s+(input|output)s\['(.*)'\] tensor_info:$`)
+	fieldRe := regexp.MustCompile(`^\s+(dtype|shape|name): (.*)$`)
+	opsRe := regexp.MustCompile(`contains the following ops: \{(.*)\}`)
+	var sig, kind, key string
+	fields := map[string]string{}
+	flush := func() {
+		if key != "" {
+			tensors = append(tensors, strings.Join([]string{sig, kind, key, fields["dtype"], fields["shape"], fields["name"]}, "|"))
+		}
+		key, fields = "", map[string]string{}
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if m := sigRe.FindStringSubmatch(line); m != nil {
+			flush()
+			sig = m[1]
+		} else if m := tiRe.FindStringSubmatch(line); m != nil {
+			flush()
+			kind, key = m[1], m[2]
+		} else if m := fieldRe.FindStringSubmatch(line); m != nil && key != "" {
+			fields[m[1]] = m[2]
+		} else if m := opsRe.FindStringSubmatch(line); m != nil {
+			for _, op := range strings.Split(m[1], ", ") {
+				ops = append(ops, strings.Trim(op, "'"))
+			}
+		} else if strings.TrimSpace(line) == "" || strings.Contains(line, "Method name") {
+			flush()
+		}
+	}
+	flush()
+	sort.Strings(tensors)
+	sort.Strings(ops)
+	return tensors, ops
+}
+
+// cliLines formats a model's signatures as parseCLI returns them.
+func cliLines(m *Model) []string {
+	var lines []string
+	shape := func(s cgo.Shape) string {
+		if s.UnknownRank {
+			return "unknown_rank"
+		}
+		return strings.ReplaceAll(strings.ReplaceAll(s.String(), "None", "-1"), ",)", ")")
+	}
+	for _, s := range m.Signatures() {
+		for k, ti := range s.Inputs {
+			lines = append(lines, strings.Join([]string{s.Name, "input", k, types_go_proto.DataType(ti.DType).String(), shape(ti.Shape), ti.Name}, "|"))
+		}
+		for k, ti := range s.Outputs {
+			lines = append(lines, strings.Join([]string{s.Name, "output", k, types_go_proto.DataType(ti.DType).String(), shape(ti.Shape), ti.Name}, "|"))
+		}
+	}
+	sort.Strings(lines)
+	return lines
 }
