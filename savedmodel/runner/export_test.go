@@ -250,3 +250,75 @@ outputs["ids"] = m.signatures["serving_default"](words=tf.constant(inputs["words
 	require.Contains(t, err.Error(), filepath.Join(dir, "assets", "vocab.txt"))
 	require.True(t, errors.Is(err, os.ErrNotExist))
 }
+
+// TestExportFunctions exports a graph that calls graph functions (a
+// function calling another, and a v2 While loop) capturing a variable;
+// the library keeps what the signature calls and drops a function nothing
+// exported calls.
+func TestExportFunctions(t *testing.T) {
+	s := tfgo.NewScope()
+	x := tfgo.Placeholder(s.SubScope("x"), cgo.Float, -1, 4)
+	w := tfgo.NewVariable(s, "w", cgo.Float, []int64{4}, tfgo.RandomNormal(0, 1, 3))
+	spec := []tfgo.TensorSpec{{DType: cgo.Float, Shape: cgo.MakeShape(-1, 4)}}
+	inner, err := tfgo.DefineFunction(s, "scale_by_w", spec, func(fs *tfgo.Scope, args []tfgo.Output) []tfgo.Output {
+		return []tfgo.Output{tfgo.Out(tfgo.Op(fs, "Mul", []any{args[0], tfgo.Capture(fs, w.Value())}, nil), 0)}
+	})
+	require.NoError(t, err)
+	outer, err := tfgo.DefineFunction(s, "outer", spec, func(fs *tfgo.Scope, args []tfgo.Output) []tfgo.Output {
+		y := tfgo.Call(fs, inner, args[0])[0]
+		return []tfgo.Output{tfgo.Out(tfgo.Op(fs, "Tanh", []any{y}, nil), 0)}
+	})
+	require.NoError(t, err)
+	_, err = tfgo.DefineFunction(s, "unused", spec, func(fs *tfgo.Scope, args []tfgo.Output) []tfgo.Output {
+		return []tfgo.Output{tfgo.Out(tfgo.Op(fs, "Neg", []any{args[0]}, nil), 0)}
+	})
+	require.NoError(t, err)
+	y := tfgo.Call(s, outer, x)[0]
+	// Three times y <- y + 0.5*tanh(y), in a While loop.
+	loop := tfgo.While(s, []tfgo.Output{tfgo.Const(s, int32(0)), y},
+		func(cs *tfgo.Scope, v []tfgo.Output) tfgo.Output {
+			return tfgo.Out(tfgo.Op(cs, "Less", []any{v[0], tfgo.Const(cs, int32(3))}, nil), 0)
+		},
+		func(bs *tfgo.Scope, v []tfgo.Output) []tfgo.Output {
+			step := tfgo.Out(tfgo.Op(bs, "Mul", []any{tfgo.Const(bs, float32(0.5)), tfgo.Out(tfgo.Op(bs, "Tanh", []any{v[1]}, nil), 0)}, nil), 0)
+			return []tfgo.Output{tfgo.Out(tfgo.Op(bs, "AddV2", []any{v[0], tfgo.Const(bs, int32(1))}, nil), 0),
+				tfgo.Out(tfgo.Op(bs, "AddV2", []any{v[1], step}, nil), 0)}
+		}, nil)
+	out := tfgo.Out(tfgo.Op(s.SubScope("out"), "Identity", []any{loop[1]}, nil), 0)
+	init := tfgo.GlobalVariablesInitializer(s)
+	sess, err := tfgo.NewSession(s, nil)
+	require.NoError(t, err)
+	defer sess.Close()
+	_, err = sess.Run(nil, nil, init)
+	require.NoError(t, err)
+
+	dir := filepath.Join(t.TempDir(), "functions")
+	require.NoError(t, Export(dir, s.Graph(), sess, map[string]Signature{
+		"serving_default": {Inputs: map[string]tfgo.Output{"x": x}, Outputs: map[string]tfgo.Output{"y": out}},
+	}, nil))
+	sm, err := savedmodel.ReadSavedModel(dir)
+	require.NoError(t, err)
+	var fns []string
+	for _, f := range sm.GetMetaGraphs()[0].GetGraphDef().GetLibrary().GetFunction() {
+		fns = append(fns, f.GetSignature().GetName())
+	}
+	require.Contains(t, fns, "outer")
+	require.Contains(t, fns, "scale_by_w")
+	require.NotContains(t, fns, "unused")
+	require.Len(t, fns, 4, "outer, scale_by_w, the loop's cond and body: %v", fns)
+
+	xv := tensor(t, [][]float32{{1, -2, 0.5, 3}, {0, 1, 2, -1}})
+	want, err := sess.Run(map[tfgo.Output]any{x: xv}, []tfgo.Output{out})
+	require.NoError(t, err)
+	m, err := Load(dir)
+	require.NoError(t, err)
+	defer m.Close()
+	got, err := m.Run(context.Background(), "serving_default", map[string]any{"x": xv})
+	require.NoError(t, err)
+	closeTo(t, "functions, C++ loader", want[0], got["y"], 1e-6)
+	py := interop.Python(t, `
+m = tf.saved_model.load(inputs["dir"].item().decode())
+outputs["y"] = m.signatures["serving_default"](x=tf.constant(inputs["x"]))["y"]
+`, map[string]*cgo.Tensor{"dir": str(t, dir), "x": xv})
+	closeTo(t, "functions, Python", want[0], py["y"], 1e-6)
+}

@@ -109,8 +109,7 @@ func TestServingLayout(t *testing.T) {
 	out, err := m.Run(context.Background(), "serving_default", map[string]any{"x": x})
 	require.NoError(t, err)
 	m.Close()
-	// Version 12 was exported before the 12th update: undo nothing, just
-	// compare with version 11 and 12 differing.
+	// An update ran between the exports of versions 11 and 12.
 	m11, err := Load(filepath.Join(base, "11"))
 	require.NoError(t, err)
 	out11, err := m11.Run(context.Background(), "serving_default", map[string]any{"x": x})
@@ -160,4 +159,51 @@ func TestScannerCatchesPartialWrites(t *testing.T) {
 	}
 	require.Greater(t, caught, 0, "the scanner never saw a partial version written in place")
 	t.Logf("a version written in place was seen incomplete in %d scans", caught)
+}
+
+// TestConcurrentRuns runs a loaded model from several goroutines at once,
+// as a server does, and gets what sequential runs give.
+func TestConcurrentRuns(t *testing.T) {
+	b := newBlock(t)
+	dir := filepath.Join(t.TempDir(), "block")
+	require.NoError(t, Export(dir, b.s.Graph(), b.sess, b.signatures(), nil))
+	m, err := Load(dir)
+	require.NoError(t, err)
+	defer m.Close()
+	ctx := context.Background()
+	const workers, runs = 6, 15
+	inputs := make([][][][]float32, workers)
+	want := make([][]float32, workers)
+	for i := range inputs {
+		inputs[i] = b.randomInput(i+1, uint64(i))
+		out, err := m.Run(ctx, "serving_default", map[string]any{"x": inputs[i]})
+		require.NoError(t, err)
+		want[i], _ = tfgo.Float32s(out["y"])
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*runs)
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range runs {
+				out, err := m.Run(ctx, "serving_default", map[string]any{"x": inputs[i]})
+				if err != nil {
+					errs <- err
+					return
+				}
+				got, _ := tfgo.Float32s(out["y"])
+				out["y"].Close()
+				if fmt.Sprint(got) != fmt.Sprint(want[i]) {
+					errs <- fmt.Errorf("worker %d: another result", i)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
