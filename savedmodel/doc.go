@@ -61,6 +61,12 @@
 // Not implemented: DT_VARIANT and DT_RESOURCE tensors, the 4-bit integer
 // types, big-endian bundles (refused with ErrUnsupported), and data
 // alignment padding on write (TensorFlow's default is none; readers
-// ignore padding). SavedModel directories (saved_model.pb, signatures,
-// loading through the C API) are still to come.
+// ignore padding).
+//
+// SavedModel directories: ReadMetaGraph reads and checks one (saved_model.pb,
+// variables, assets), Write writes one atomically, Publish adds a version to
+// a TF Serving base directory without a server ever seeing half of it, and
+// Fingerprint computes fingerprint.pb as TensorFlow does. Loading a
+// SavedModel into the runtime, running its signatures and exporting a Go
+// graph live in package savedmodel/runner (which needs libtensorflow).
 package savedmodel

@@ -6,8 +6,9 @@
 // session run per step. It prints the TensorFlow version and devices, shows
 // a progress bar, logs TensorBoard events under DIR/logs, writes a
 // TensorFlow checkpoint per epoch under DIR/checkpoints (and resumes from the
-// latest one when run again), and samples text from the trained model. It
-// is what `make run` runs.
+// latest one when run again), exports the trained model for TensorFlow
+// Serving to DIR/saved_model/<step>/, and samples text from it. It is what
+// `make run` runs.
 //
 //	go run ./examples/transformer -steps 300 -out out/transformer        # the default: ~2 minutes on 2 cores
 //	go run ./examples/transformer -layers 8 -dmodel 512 -heads 8 -batch 32 -steps 5000   # large
@@ -166,6 +167,16 @@ func run(ctx context.Context, c config, w io.Writer) error {
 	if len(ck.Saved) > 0 {
 		fmt.Fprintf(w, "checkpoint: %s (tf.train.load_checkpoint reads it)\n", ck.Saved[len(ck.Saved)-1])
 	}
+	// The trained model for TensorFlow Serving: version = training step.
+	version, err := iterations(m)
+	if err != nil {
+		return err
+	}
+	exported, err := m.ExportVersion(filepath.Join(c.out, "saved_model"), version, keraslike.ExportOptions{InputName: "token_ids", OutputName: "logits"})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "SavedModel: %s (serving_default: token_ids int32 [batch, %d] -> logits float32 [batch, %d, 256])\n", exported, c.seq, c.seq)
 
 	text, err := sample(m, c, []byte("func (s *Scope) "))
 	if err != nil {

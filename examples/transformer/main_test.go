@@ -26,7 +26,7 @@ func TestMainJobTrainsAndSamples(t *testing.T) {
 	if val > math.Log(256)-1 {
 		t.Errorf("validation loss %.3f is not clearly below ln(256) = %.3f\n%s", val, math.Log(256), s)
 	}
-	for _, want := range []string{"TensorFlow 2.21.", "device: /job:localhost", "--- sampled from the trained model", "Epoch 2/2", "checkpoints/model_shard_2"} {
+	for _, want := range []string{"TensorFlow 2.21.", "device: /job:localhost", "--- sampled from the trained model", "Epoch 2/2", "checkpoints/model_shard_2", "saved_model/60 (serving_default"} {
 		if !bytes.Contains(out.Bytes(), []byte(want)) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}
@@ -38,7 +38,7 @@ func TestMainJobTrainsAndSamples(t *testing.T) {
 	if err := run(context.Background(), c, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	for _, want := range []string{"resumed from", "model_shard_2 (step 60, epoch 2)", "Epoch 3/3", "model_shard_3"} {
+	for _, want := range []string{"resumed from", "model_shard_2 (step 60, epoch 2)", "Epoch 3/3", "model_shard_3", "saved_model/90"} {
 		if !bytes.Contains(out.Bytes(), []byte(want)) {
 			t.Errorf("second run lacks %q:\n%s", want, out.String())
 		}
