@@ -8,8 +8,8 @@
 // limits (and, for datasets, against what the caller expects) before any
 // buffer is allocated; datatypes are accepted only when they equal a known
 // little-endian type; objects reached through an external link (another
-// file) are refused; HDF5's own error stack printing is off (gonum turns it
-// off when it loads), and every error names the file and the object's path.
+// file) are refused; HDF5's own error stack printing is off, and every
+// error names the file and the object's path.
 // A truncated file, or one whose tail or middle was zeroed, gives an error
 // and no crash (tested at every 61st byte). The HDF5 C library itself is
 // the limit beyond that: random byte flips in a file's metadata made
@@ -18,8 +18,8 @@
 // check on this side of the library can prevent; a file from an untrusted
 // source is best opened in a separate process with a time limit.
 //
-// HDF5's serial library is not thread-safe: every call into it holds one
-// package-wide lock.
+// Every call into HDF5 holds one package-wide lock (the serial library is
+// not thread-safe) on one locked OS thread.
 //
 // Known gaps, all from what gonum exposes: soft links inside the file are
 // followed (Keras refuses them; they cannot leave the file); reading an
@@ -34,6 +34,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -57,7 +58,24 @@ const (
 // DefaultMaxDatasetBytes bounds one dataset read when the caller gives no limit.
 const DefaultMaxDatasetBytes = int64(16) << 30
 
-var mu sync.Mutex // every HDF5 call
+var mu hdf5Lock // every HDF5 call
+
+// hdf5Lock serializes HDF5 calls and keeps them on one OS thread while
+// they run, with HDF5's automatic error printing off on that thread:
+// Debian's libhdf5 keeps that setting per thread, and gonum turns it off
+// only on the thread that loads it.
+type hdf5Lock struct{ m sync.Mutex }
+
+func (l *hdf5Lock) Lock() {
+	l.m.Lock()
+	runtime.LockOSThread()
+	hdf5.DisplayErrors(false)
+}
+
+func (l *hdf5Lock) Unlock() {
+	runtime.UnlockOSThread()
+	l.m.Unlock()
+}
 
 // DType is a dataset element type.
 type DType int

@@ -1,0 +1,372 @@
+package keraslike
+
+import (
+	"fmt"
+	"runtime"
+	"sort"
+	"sync"
+	"weak"
+
+	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/tfgo"
+)
+
+// KerasTensor is a symbolic tensor of a functional model, as in Keras: the
+// model's input (Input) or the output of a layer applied to KerasTensors
+// (Apply). NewFunctional turns an input and an output into a Model whose
+// connectivity is known, so that SaveKeras can write it as Keras'
+// functional config; LoadKerasModel builds models this way.
+type KerasTensor struct {
+	input *InputSpec // the model input, or
+	call  *layerCall // the call whose output this is
+
+	// static shape and dtype, recorded when the model is built.
+	shape []int64
+	dtype cgo.DataType
+}
+
+// layerCall is one call of a layer in a functional graph (a Keras node).
+type layerCall struct {
+	layer Layer
+	// args are the positional arguments: *KerasTensor, []*KerasTensor, or
+	// JSON values; kwargs likewise.
+	args   []any
+	kwargs map[string]any
+	out    *KerasTensor
+}
+
+// Input returns the input of a functional model (keras.Input(shape, dtype)).
+func Input(spec InputSpec) *KerasTensor {
+	s := spec
+	s.Shape = append([]int64(nil), spec.Shape...)
+	return &KerasTensor{input: &s}
+}
+
+// Apply calls layer on inputs in a functional graph: layer(x) for one
+// input, layer(query, value) for MultiHeadAttention, Add()([a, b]) for
+// merge layers.
+func Apply(layer Layer, inputs ...*KerasTensor) *KerasTensor {
+	var args []any
+	if _, ok := layer.(listInput); ok {
+		args = []any{append([]*KerasTensor(nil), inputs...)}
+	} else {
+		for _, x := range inputs {
+			args = append(args, x)
+		}
+	}
+	return ApplyKw(layer, args, nil)
+}
+
+// ApplyKw calls layer with Keras' positional and keyword arguments, e.g.
+// ApplyKw(mha, []any{x, x}, map[string]any{"use_causal_mask": true}).
+// Arguments are KerasTensors, lists of them, or plain values; which ones
+// a layer accepts is checked when the model is built.
+func ApplyKw(layer Layer, args []any, kwargs map[string]any) *KerasTensor {
+	c := &layerCall{layer: layer, args: args, kwargs: kwargs}
+	c.out = &KerasTensor{call: c}
+	return c.out
+}
+
+// functional is the known connectivity of a model (from NewFunctional).
+type functional struct {
+	input  *KerasTensor
+	output *KerasTensor
+	calls  []*layerCall // in execution order
+	// nodeIndex is each call's index among its layer's calls.
+	nodeIndex map[*layerCall]int
+}
+
+var graphs sync.Map // weak.Pointer[Model] -> *functional
+
+func setGraph(m *Model, g *functional) {
+	k := weak.Make(m)
+	graphs.Store(k, g)
+	runtime.AddCleanup(m, func(k weak.Pointer[Model]) { graphs.Delete(k) }, k)
+}
+
+func graphOf(m *Model) *functional {
+	g, ok := graphs.Load(weak.Make(m))
+	if !ok {
+		return nil
+	}
+	return g.(*functional)
+}
+
+// tensorsOf lists the KerasTensors in an argument (depth-first).
+func tensorsOf(v any, out []*KerasTensor) []*KerasTensor {
+	switch x := v.(type) {
+	case *KerasTensor:
+		out = append(out, x)
+	case []*KerasTensor:
+		out = append(out, x...)
+	case []any:
+		for _, e := range x {
+			out = tensorsOf(e, out)
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			out = tensorsOf(x[k], out)
+		}
+	}
+	return out
+}
+
+func (c *layerCall) inputs() []*KerasTensor {
+	var ts []*KerasTensor
+	for _, a := range c.args {
+		ts = tensorsOf(a, ts)
+	}
+	return tensorsOf(c.kwargs, ts)
+}
+
+// NewFunctional returns keras.Model(input, output, name=name): a model of
+// the layers between them, in Keras' order (by depth from the input, as
+// keras.Model orders model.layers).
+func NewFunctional(name string, input, output *KerasTensor) (*Model, error) {
+	if input == nil || input.input == nil {
+		return nil, fmt.Errorf("model %q: the input must come from keraslike.Input", name)
+	}
+	g, layers, err := mapGraph(input, output)
+	if err != nil {
+		return nil, fmt.Errorf("model %q: %w", name, err)
+	}
+	m := NewModel(name, *input.input, layers, nil)
+	m.apply = func(ctx *Context, x tfgo.Output) tfgo.Output {
+		return g.forward(ctx, x, func(l Layer, y tfgo.Output) { m.shapes[l.Name()] = staticShape(y) })
+	}
+	setGraph(m, g)
+	return m, nil
+}
+
+// mapGraph orders a graph's calls and layers as keras.src.ops.function.map_graph does.
+func mapGraph(input, output *KerasTensor) (*functional, []Layer, error) {
+	g := &functional{input: input, output: output, nodeIndex: map[*layerCall]int{}}
+	finished := map[*layerCall]bool{}
+	inProgress := map[*layerCall]bool{}
+	var order []*layerCall // inputs to outputs
+	layerIndex := map[Layer]int{}
+	var visit func(t *KerasTensor) error
+	visit = func(t *KerasTensor) error {
+		if t == nil {
+			return fmt.Errorf("a nil KerasTensor")
+		}
+		if t.input != nil {
+			if t != input {
+				return fmt.Errorf("graph disconnected: a second keraslike.Input (only one input is supported)")
+			}
+			return nil
+		}
+		c := t.call
+		if finished[c] {
+			return nil
+		}
+		if inProgress[c] {
+			return fmt.Errorf("layer %q is part of a cycle", c.layer.Name())
+		}
+		if _, ok := layerIndex[c.layer]; !ok {
+			layerIndex[c.layer] = len(layerIndex)
+		}
+		inProgress[c] = true
+		for _, x := range c.inputs() {
+			if err := visit(x); err != nil {
+				return err
+			}
+		}
+		delete(inProgress, c)
+		finished[c] = true
+		order = append(order, c)
+		return nil
+	}
+	if err := visit(output); err != nil {
+		return nil, nil, err
+	}
+	if output.input != nil {
+		return nil, nil, fmt.Errorf("the output is the input: no layers")
+	}
+	// Depths: the output's call is 0, each call's producers one more.
+	depth := map[*layerCall]int{}
+	layerDepth := map[Layer]int{}
+	for i := len(order) - 1; i >= 0; i-- {
+		c := order[i]
+		d := max(depth[c], layerDepth[c.layer])
+		layerDepth[c.layer], depth[c] = d, d
+		for _, x := range c.inputs() {
+			if x.call != nil {
+				depth[x.call] = max(depth[x.call], d+1)
+			}
+		}
+	}
+	var layers []Layer
+	for l := range layerDepth {
+		layers = append(layers, l)
+	}
+	sort.SliceStable(layers, func(i, j int) bool {
+		if layerDepth[layers[i]] != layerDepth[layers[j]] {
+			return layerDepth[layers[i]] > layerDepth[layers[j]]
+		}
+		return layerIndex[layers[i]] < layerIndex[layers[j]]
+	})
+	seen := map[string]Layer{}
+	for _, l := range layers {
+		if o, ok := seen[l.Name()]; ok && o != l {
+			return nil, nil, fmt.Errorf("two layers are named %q (layer names must be unique in a model)", l.Name())
+		}
+		seen[l.Name()] = l
+	}
+	g.calls = order
+	count := map[Layer]int{}
+	for _, c := range order {
+		g.nodeIndex[c] = count[c.layer]
+		count[c.layer]++
+	}
+	return g, layers, nil
+}
+
+// forward runs the graph (the Model's apply function); seen, if not nil,
+// sees each call's output (for Summary's shapes).
+func (g *functional) forward(ctx *Context, x tfgo.Output, seen func(Layer, tfgo.Output)) tfgo.Output {
+	vals := map[*KerasTensor]tfgo.Output{g.input: x}
+	record := func(t *KerasTensor, o tfgo.Output) {
+		vals[t] = o
+		if o.Op != nil {
+			t.shape, t.dtype = staticShape(o), o.DataType()
+		}
+	}
+	record(g.input, x)
+	for _, c := range g.calls {
+		y := invoke(ctx, c, vals)
+		if ctx.Scope.Err() != nil || y.Op == nil {
+			return tfgo.Output{}
+		}
+		record(c.out, y)
+		if seen != nil {
+			seen(c.layer, y)
+		}
+	}
+	return vals[g.output]
+}
+
+// KerasCallLayer is implemented by layers whose Keras call takes keyword
+// arguments beyond training (a registered custom layer can take them from
+// a functional config): args are the tensors of the positional arguments,
+// flattened; kwargs holds the keyword arguments, tensors as tfgo.Output.
+type KerasCallLayer interface {
+	Layer
+	CallKeras(ctx *Context, args []tfgo.Output, kwargs map[string]any) tfgo.Output
+}
+
+// invoke calls a layer as a functional node says.
+func invoke(ctx *Context, c *layerCall, vals map[*KerasTensor]tfgo.Output) tfgo.Output {
+	var args []tfgo.Output
+	for i, a := range c.args {
+		ts := tensorsOf(a, nil)
+		if len(ts) == 0 {
+			ctx.fail(c.layer, "positional argument %d (%v) is not a tensor", i, a)
+			return tfgo.Output{}
+		}
+		for _, t := range ts {
+			args = append(args, vals[t])
+		}
+	}
+	kw := map[string]any{}
+	for k, v := range c.kwargs {
+		if t, ok := v.(*KerasTensor); ok {
+			kw[k] = vals[t]
+		} else if v != nil {
+			kw[k] = v
+		}
+	}
+	delete(kw, "training") // the model's pass decides
+	if l, ok := c.layer.(KerasCallLayer); ok {
+		return l.CallKeras(ctx, args, kw)
+	}
+	switch l := c.layer.(type) {
+	case *MultiHeadAttention:
+		return callMHA(ctx, l, args, kw)
+	case *TransformerBlock:
+		mask, ok := kw["attention_mask"].(tfgo.Output)
+		delete(kw, "attention_mask")
+		if !checkKwargs(ctx, l, kw) {
+			return tfgo.Output{}
+		}
+		if len(args) != 1 {
+			ctx.fail(l, "takes 1 input, got %d", len(args))
+			return tfgo.Output{}
+		}
+		if ok {
+			return l.CallWithMask(ctx, args[0], mask)
+		}
+		return l.Call(ctx, args[0])
+	}
+	if !checkKwargs(ctx, c.layer, kw) {
+		return tfgo.Output{}
+	}
+	return c.layer.Call(ctx, args...)
+}
+
+func checkKwargs(ctx *Context, l Layer, kw map[string]any) bool {
+	for k, v := range kw {
+		ctx.fail(l, "keyword argument %s=%v is not supported", k, v)
+		return false
+	}
+	return true
+}
+
+// callMHA is MultiHeadAttention's Keras call: (query, value, key=None,
+// attention_mask=None, use_causal_mask=False), positionally or by keyword.
+func callMHA(ctx *Context, l *MultiHeadAttention, args []tfgo.Output, kw map[string]any) tfgo.Output {
+	names := []string{"query", "value", "key"}
+	ins := make([]tfgo.Output, 3)
+	if len(args) > 3 {
+		ctx.fail(l, "takes at most 3 positional inputs (query, value, key), got %d", len(args))
+		return tfgo.Output{}
+	}
+	copy(ins, args)
+	for i, n := range names {
+		if v, ok := kw[n]; ok {
+			t, isT := v.(tfgo.Output)
+			if !isT || ins[i].Op != nil {
+				ctx.fail(l, "argument %s given twice or not a tensor", n)
+				return tfgo.Output{}
+			}
+			ins[i] = t
+			delete(kw, n)
+		}
+	}
+	if ins[0].Op == nil || ins[1].Op == nil {
+		ctx.fail(l, "needs query and value")
+		return tfgo.Output{}
+	}
+	var mask tfgo.Output
+	if v, ok := kw["attention_mask"]; ok {
+		t, isT := v.(tfgo.Output)
+		if !isT {
+			ctx.fail(l, "attention_mask is not a tensor")
+			return tfgo.Output{}
+		}
+		mask = t
+		delete(kw, "attention_mask")
+	}
+	causal := false
+	if v, ok := kw["use_causal_mask"]; ok {
+		b, isB := v.(bool)
+		if !isB {
+			ctx.fail(l, "use_causal_mask=%v is not a bool", v)
+			return tfgo.Output{}
+		}
+		causal = b
+		delete(kw, "use_causal_mask")
+	}
+	if v, ok := kw["return_attention_scores"]; ok && v == false {
+		delete(kw, "return_attention_scores")
+	}
+	if !checkKwargs(ctx, l, kw) {
+		return tfgo.Output{}
+	}
+	return l.CallWithMask(ctx, ins[0], ins[1], ins[2], mask, causal)
+}
