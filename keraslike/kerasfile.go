@@ -713,6 +713,7 @@ func (m *Model) saveKeras(path string) error {
 	if err != nil {
 		return err
 	}
+	os.Chmod(ztmp.Name(), 0o644) // CreateTemp made it 0600
 	return os.Rename(ztmp.Name(), path)
 }
 

@@ -162,6 +162,9 @@ func mapGraph(input, output *KerasTensor) (*functional, []Layer, error) {
 			return nil
 		}
 		c := t.call
+		if c == nil || c.layer == nil {
+			return fmt.Errorf("a KerasTensor that is neither the input nor a layer's output")
+		}
 		if finished[c] {
 			return nil
 		}

@@ -80,6 +80,14 @@ def gpt(pre_ln=False):
         x = TransformerBlock(16, 2, 64, pre_ln=pre_ln, name="block_%d" % i)(x)
     return keras.Model(ids, keras.layers.Dense(256, name="lm_head")(x), name="gpt")
 
+def causal():
+    ids = keras.Input((8,), dtype="int32")
+    x = keras.layers.Embedding(50, 16, name="embedding")(ids)
+    a = keras.layers.MultiHeadAttention(4, 4, name="self_attention")(x, x, use_causal_mask=True)
+    x = keras.layers.Activation("gelu", name="act")(keras.layers.Add(name="residual")([x, a]))
+    x = keras.layers.Flatten(name="flat")(x)
+    return keras.Model(ids, keras.layers.Dense(5, name="out")(x), name="causal")
+
 def randomize(m, seed):
     rng = np.random.default_rng(seed)
     m.set_weights([rng.normal(0, 0.3, w.shape).astype("float32") for w in m.get_weights()])
@@ -108,6 +116,16 @@ func goGPT(preLN bool) (*Model, error) {
 		x = Apply(NewTransformerBlock(16, 2, 64, TransformerBlockOptions{Name: n, PreLN: preLN}), x)
 	}
 	return NewFunctional("gpt", ids, Apply(NewDense(256, DenseOptions{Name: "lm_head"}), x))
+}
+
+// goCausal is causal() above: a keyword argument in a functional node.
+func goCausal() (*Model, error) {
+	ids := Input(InputSpec{Shape: []int64{8}, DType: cgo.Int32})
+	x := Apply(NewEmbedding(50, 16, EmbeddingOptions{Name: "embedding"}), ids)
+	a := ApplyKw(NewMultiHeadAttention(4, 4, MultiHeadAttentionOptions{Name: "self_attention"}), []any{x, x}, map[string]any{"use_causal_mask": true})
+	x = Apply(NewActivation("gelu", ActivationOptions{Name: "act"}), Apply(NewAdd(AddOptions{Name: "residual"}), x, a))
+	x = Apply(NewFlatten(FlattenOptions{Name: "flat"}), x)
+	return NewFunctional("causal", ids, Apply(NewDense(5, DenseOptions{Name: "out"}), x))
 }
 
 func strTensor(t *testing.T, s string) *cgo.Tensor {
@@ -259,6 +277,28 @@ outputs["legacy"] = m.predict(inputs["x"], verbose=0)
 
 func TestKerasFilesTransformerClassifier(t *testing.T) {
 	roundTrips(t, "classifier()", goClassifier, 50, 1e-6)
+}
+
+func TestKerasFilesCausalAttention(t *testing.T) {
+	roundTrips(t, "causal()", goCausal, 50, 1e-6)
+}
+
+// Graphs that are not models are errors, not panics.
+func TestFunctionalGraphErrors(t *testing.T) {
+	in := Input(InputSpec{Shape: []int64{4}})
+	_, err := NewFunctional("m", in, in)
+	assert.ErrorContains(t, err, "no layers")
+	_, err = NewFunctional("m", in, Apply(NewDense(2, DenseOptions{Name: "d"}), Input(InputSpec{Shape: []int64{4}})))
+	assert.ErrorContains(t, err, "second keraslike.Input")
+	d := NewDense(2, DenseOptions{Name: "same"})
+	_, err = NewFunctional("m", in, Apply(NewDense(2, DenseOptions{Name: "same"}), Apply(d, in)))
+	assert.ErrorContains(t, err, `two layers are named "same"`)
+	_, err = NewFunctional("m", in, ApplyKw(nil, []any{in}, nil))
+	assert.Error(t, err)
+	m, err := NewFunctional("m", in, ApplyKw(NewDense(2, DenseOptions{Name: "k"}), []any{in}, map[string]any{"bogus": true}))
+	require.NoError(t, err)
+	err = m.Build()
+	assert.ErrorContains(t, err, "bogus")
 }
 
 func TestKerasFilesGPT(t *testing.T) {

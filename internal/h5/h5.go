@@ -279,6 +279,8 @@ func (f *File) Close() error {
 			os.Remove(f.tmp)
 			return &Error{File: f.path, Err: err}
 		}
+		// CreateTemp made it 0600; Keras' files are 0644 under the usual umask.
+		os.Chmod(f.tmp, 0o644)
 		if err := os.Rename(f.tmp, f.path); err != nil {
 			os.Remove(f.tmp)
 			return err
