@@ -23,7 +23,8 @@ import (
 func TestExportGPTSavedModel(t *testing.T) {
 	const seqLen = 16
 	ResetNames()
-	m := NewGPT("gpt", GPTConfig{SeqLen: seqLen, DModel: 32, Heads: 2, Layers: 1})
+	m, err := NewGPT("gpt", GPTConfig{SeqLen: seqLen, DModel: 32, Heads: 2, Layers: 1})
+	require.NoError(t, err)
 	defer m.Close()
 	r := rand.New(rand.NewSource(5))
 	x := make([][]int32, 3)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/gotf/gotf/cgo"
-	"github.com/gotf/gotf/tfgo"
 )
 
 // GPTConfig sizes a GPT-style decoder-only language model.
@@ -25,32 +24,21 @@ type GPTConfig struct {
 
 // NewGPT returns the functional model ids [B, SeqLen] (int32) -> logits
 // [B, SeqLen, Vocab]: token embedding + learned position embedding, Layers
-// causal TransformerBlocks ("block_0" ...), and a Dense head ("lm_head").
-func NewGPT(name string, c GPTConfig) *Model {
+// causal TransformerBlocks ("block_0" ...), and a Dense head ("lm_head"). It
+// is a functional graph, so SaveKeras can write it.
+func NewGPT(name string, c GPTConfig) (*Model, error) {
 	if c.Vocab == 0 {
 		c.Vocab = 256
 	}
 	if c.FFDim == 0 {
 		c.FFDim = 4 * c.DModel
 	}
-	emb := NewEmbedding(c.Vocab, c.DModel, EmbeddingOptions{Name: "token_embedding"})
-	pos := NewPositionalEmbedding(c.SeqLen, c.DModel, PositionalEmbeddingOptions{Name: "position_embedding"})
-	layers := []Layer{emb, pos}
-	var blocks []*TransformerBlock
+	ids := Input(InputSpec{Shape: []int64{int64(c.SeqLen)}, DType: cgo.Int32})
+	x := Apply(NewEmbedding(c.Vocab, c.DModel, EmbeddingOptions{Name: "token_embedding"}), ids)
+	x = Apply(NewPositionalEmbedding(c.SeqLen, c.DModel, PositionalEmbeddingOptions{Name: "position_embedding"}), x)
 	for i := 0; i < c.Layers; i++ {
-		b := NewTransformerBlock(c.DModel, c.Heads, c.FFDim, TransformerBlockOptions{
-			Name: fmt.Sprintf("block_%d", i), PreLN: c.PreLN, Epsilon: c.Epsilon, Dropout: c.Dropout})
-		blocks = append(blocks, b)
-		layers = append(layers, b)
+		x = Apply(NewTransformerBlock(c.DModel, c.Heads, c.FFDim, TransformerBlockOptions{
+			Name: fmt.Sprintf("block_%d", i), PreLN: c.PreLN, Epsilon: c.Epsilon, Dropout: c.Dropout}), x)
 	}
-	head := NewDense(c.Vocab, DenseOptions{Name: "lm_head"})
-	layers = append(layers, head)
-	return NewModel(name, InputSpec{Shape: []int64{int64(c.SeqLen)}, DType: cgo.Int32}, layers,
-		func(ctx *Context, x tfgo.Output) tfgo.Output {
-			h := pos.Call(ctx, emb.Call(ctx, x))
-			for _, b := range blocks {
-				h = b.Call(ctx, h)
-			}
-			return head.Call(ctx, h)
-		})
+	return NewFunctional(name, ids, Apply(NewDense(c.Vocab, DenseOptions{Name: "lm_head"}), x))
 }

@@ -47,7 +47,8 @@ def gpt(seq, d, h, layers, name="gpt"):
 // order and parameter count.
 func TestGPTWeightsMatchKeras(t *testing.T) {
 	ResetNames()
-	m := NewGPT("gpt", GPTConfig{SeqLen: 16, DModel: 32, Heads: 4, Layers: 2})
+	m, err := NewGPT("gpt", GPTConfig{SeqLen: 16, DModel: 32, Heads: 4, Layers: 2})
+	require.NoError(t, err)
 	defer m.Close()
 	require.NoError(t, m.Build())
 	ref := interop.Python(t, kerasGPT+`

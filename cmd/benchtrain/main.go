@@ -50,7 +50,10 @@ func main() {
 	}
 	c.gpt.Epsilon = 1e-6
 	keraslike.ResetNames()
-	m := keraslike.NewGPT("gpt", c.gpt)
+	m, err := keraslike.NewGPT("gpt", c.gpt)
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer m.Close()
 	m.SetXLA(*xla)
 	m.SetSessionOptions(&tfgo.SessionOptions{IntraOpThreads: *threads})

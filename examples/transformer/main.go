@@ -7,8 +7,8 @@
 // a progress bar, logs TensorBoard events under DIR/logs, writes a
 // TensorFlow checkpoint per epoch under DIR/checkpoints (and resumes from the
 // latest one when run again), exports the trained model for TensorFlow
-// Serving to DIR/saved_model/<step>/, and samples text from it. It is what
-// `make run` runs.
+// Serving to DIR/saved_model/<step>/ and as a Keras 3 file DIR/model.keras,
+// and samples text from it. It is what `make run` runs.
 //
 //	go run ./examples/transformer -steps 300 -out out/transformer        # the default: ~2 minutes on 2 cores
 //	go run ./examples/transformer -layers 8 -dmodel 512 -heads 8 -batch 32 -steps 5000   # large
@@ -92,7 +92,10 @@ func run(ctx context.Context, c config, w io.Writer) error {
 	fmt.Fprintf(w, "corpus: %d bytes of Go source from %s (%d training windows of %d tokens)\n", len(corpus), runtime.GOROOT(), len(train.X), c.seq)
 
 	keraslike.ResetNames()
-	m := keraslike.NewGPT("gpt", keraslike.GPTConfig{SeqLen: c.seq, DModel: c.dModel, Heads: c.heads, Layers: c.layers})
+	m, err := keraslike.NewGPT("gpt", keraslike.GPTConfig{SeqLen: c.seq, DModel: c.dModel, Heads: c.heads, Layers: c.layers})
+	if err != nil {
+		return err
+	}
 	defer m.Close()
 	opts := &tfgo.SessionOptions{IntraOpThreads: c.threads}
 	m.SetSessionOptions(opts)
@@ -177,6 +180,11 @@ func run(ctx context.Context, c config, w io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(w, "SavedModel: %s (serving_default: token_ids int32 [batch, %d] -> logits float32 [batch, %d, 256])\n", exported, c.seq, c.seq)
+	kerasFile := filepath.Join(c.out, "model.keras")
+	if err := m.SaveKeras(kerasFile); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "Keras 3 file: %s (keras.models.load_model with the TransformerBlock and PositionalEmbedding classes)\n", kerasFile)
 
 	text, err := sample(m, c, []byte("func (s *Scope) "))
 	if err != nil {

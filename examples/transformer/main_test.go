@@ -26,7 +26,7 @@ func TestMainJobTrainsAndSamples(t *testing.T) {
 	if val > math.Log(256)-1 {
 		t.Errorf("validation loss %.3f is not clearly below ln(256) = %.3f\n%s", val, math.Log(256), s)
 	}
-	for _, want := range []string{"TensorFlow 2.21.", "device: /job:localhost", "--- sampled from the trained model", "Epoch 2/2", "checkpoints/model_shard_2", "saved_model/60 (serving_default"} {
+	for _, want := range []string{"TensorFlow 2.21.", "device: /job:localhost", "--- sampled from the trained model", "Epoch 2/2", "checkpoints/model_shard_2", "saved_model/60 (serving_default", "model.keras"} {
 		if !bytes.Contains(out.Bytes(), []byte(want)) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}
