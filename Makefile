@@ -18,7 +18,7 @@ GO ?= go
 # go test's default 10m per package is too short for the interop packages on 2 cores.
 TESTFLAGS ?= -timeout 40m
 
-.PHONY: all setup setup-runtime run test vet env clean bench-train
+.PHONY: all setup setup-runtime run test vet env clean bench-train bench-checkpoint
 
 all: test
 
@@ -54,3 +54,7 @@ clean:
 ## bench-train: train-step time of two GPT configurations, Go vs Keras fit and tf.function (ratios)
 bench-train: setup
 	.venv/bin/python scripts/bench_train.py $(ARGS)
+
+## bench-checkpoint: save/restore of ~1 GB and ~4 GB of variables, Go vs tf.train.Checkpoint (ratios, peak RSS, disk speed)
+bench-checkpoint: setup
+	.venv/bin/python scripts/bench_checkpoint.py $(ARGS)
