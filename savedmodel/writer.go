@@ -37,6 +37,11 @@ type WriteOptions struct {
 	// and a full entry listing the slices. BundleWriter ignores it (use
 	// AddSlice).
 	Partitions map[string]Partition
+	// NoSync skips the fsyncs before the renames. The new bundle still
+	// replaces the old one only once completely written, so a crash of the
+	// process leaves a readable checkpoint, but a power loss may not;
+	// TensorFlow's own writer does not sync either.
+	NoSync bool
 }
 
 // Partition describes how WriteBundle splits a tensor: into Parts slices
@@ -367,7 +372,7 @@ func (w *BundleWriter) abort() {
 func (w *BundleWriter) commit() error {
 	for _, s := range w.shards {
 		err := s.bw.Flush()
-		if err == nil {
+		if err == nil && !w.opts.NoSync {
 			err = s.f.Sync()
 		}
 		if cerr := s.f.Close(); err == nil {
@@ -452,8 +457,10 @@ func (w *BundleWriter) writeIndex(index string) (string, error) {
 	if err := bw.Flush(); err != nil {
 		return fail(err)
 	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
+	if !w.opts.NoSync {
+		if err := f.Sync(); err != nil {
+			return fail(err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(f.Name())

@@ -62,23 +62,31 @@ def main():
         d = tempfile.mkdtemp(dir=args.dir)
         try:
             disk = dd_speed(d, min(gb, 2))
-            go = json.loads(subprocess.run([os.path.join(tempfile.gettempdir(), "benchckpt"), "-gb", str(gb),
-                                            "-var-mb", str(args.var_mb), "-dir", d],
-                                           check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-            for f in os.listdir(d):
-                os.remove(os.path.join(d, f))
+            def go_run(*extra):
+                out = subprocess.run([os.path.join(tempfile.gettempdir(), "benchckpt"), "-gb", str(gb),
+                                      "-var-mb", str(args.var_mb), "-dir", d, *extra],
+                                     check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+                for f in os.listdir(d):
+                    os.remove(os.path.join(d, f))
+                return json.loads(out)
+            go = go_run()
+            go_sync = go_run("-sync")
+            go_graph = go_run("-in-graph")
             py = json.loads(subprocess.run([sys.executable, "-c", PY_CHILD, str(gb), str(args.var_mb), d],
                                            check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
         finally:
             shutil.rmtree(d, ignore_errors=True)
-        rows.append((gb, disk, go, py))
+        rows.append((gb, disk, go, py, go_sync, go_graph))
     print(f"{'GiB':>5}{'disk GB/s':>11}{'Go save':>10}{'Py save':>10}{'save x':>8}{'Go rest.':>10}{'Py rest.':>10}{'rest. x':>9}"
-          f"{'Go RSS/peak':>14}{'Py RSS/peak':>14}")
-    for gb, disk, go, py in rows:
+          f"{'Go RSS/peak':>14}{'Py RSS/peak':>14}{'Go save+fsync':>15}{'SaveV2 from Go':>16}")
+    for gb, disk, go, py, go_sync, go_graph in rows:
         print(f"{gb:>5.1f}{disk:>11.2f}{go['save_s']:>9.2f}s{py['save_s']:>9.2f}s{py['save_s'] / go['save_s']:>7.2f}x"
               f"{go['restore_s']:>9.2f}s{py['restore_s']:>9.2f}s{py['restore_s'] / go['restore_s']:>8.2f}x"
-              f"{go['rss_before_save_gb']:>7.2f}/{go['peak_rss_gb']:<6.2f}{py['rss_before_save_gb']:>7.2f}/{py['peak_rss_gb']:<6.2f}")
+              f"{go['rss_before_save_gb']:>7.2f}/{go['peak_rss_gb']:<6.2f}{py['rss_before_save_gb']:>7.2f}/{py['peak_rss_gb']:<6.2f}"
+              f"{go_sync['save_s']:>14.2f}s{go_graph['save_s']:>8.2f}s/{go_graph['restore_s']:.2f}s")
     print("\nratios: Python time / Go time (> 1: Go is faster); RSS in GiB before the save / peak over save and restore.")
+    print("Go saves like TensorFlow's writer, without fsync; 'Go save+fsync' syncs every file before the renames (durable);")
+    print("'SaveV2 from Go' is save/restore with tfgo.Saver: TensorFlow's own kernels, run from Go.")
 
 
 if __name__ == "__main__":

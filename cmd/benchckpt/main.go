@@ -4,8 +4,10 @@
 // into a TensorFlow checkpoint (savedmodel.BundleWriter, shards written in
 // parallel), so memory beyond the variables stays at about one variable; a
 // restore reads the checkpoint (crc-checked) and assigns each variable. It
-// prints one JSON line with the times and the peak RSS. scripts/
-// bench_checkpoint.py runs it beside Python's tf.train.Checkpoint.
+// prints one JSON line with the times and the peak RSS. With -in-graph it
+// uses tfgo.Saver instead: TensorFlow's SaveV2/RestoreV2 kernels write and
+// read the variables' buffers directly. scripts/bench_checkpoint.py runs
+// both beside Python's tf.train.Checkpoint.
 //
 //	go run ./cmd/benchckpt -gb 1 -dir /tmp/ckpt
 package main
@@ -30,6 +32,8 @@ import (
 
 type result struct {
 	GB            float64 `json:"gb"`
+	Sync          bool    `json:"sync"`
+	InGraph       bool    `json:"in_graph"`
 	Variables     int     `json:"variables"`
 	SaveSeconds   float64 `json:"save_s"`
 	RestoreSecond float64 `json:"restore_s"`
@@ -54,6 +58,8 @@ func main() {
 	perVar := flag.Int("var-mb", 64, "size of each variable (MiB)")
 	shards := flag.Int("shards", 2, "data shards written in parallel")
 	dir := flag.String("dir", os.TempDir(), "where the checkpoint goes")
+	doSync := flag.Bool("sync", false, "fsync the files before committing (TensorFlow's writer does not)")
+	inGraph := flag.Bool("in-graph", false, "save and restore with tfgo.Saver (SaveV2/RestoreV2 kernels, no copy through Go)")
 	flag.Parse()
 	n := int(*gb * 1024 / float64(*perVar))
 	rows := int64(*perVar) * (1 << 20) / 4 / 1024
@@ -64,6 +70,7 @@ func main() {
 		vars = append(vars, tfgo.NewVariable(s, fmt.Sprintf("layer_%03d/kernel", i), cgo.Float, []int64{rows, 1024}, tfgo.RandomNormal(0, 1, int64(i))))
 	}
 	init := tfgo.GlobalVariablesInitializer(s)
+	saver := tfgo.NewSaver(s, vars)
 	// One placeholder + assign per variable for the restore.
 	var holders []tfgo.Output
 	var assigns []*cgo.Operation
@@ -81,10 +88,26 @@ func main() {
 		log.Fatal(err)
 	}
 	prefix := filepath.Join(*dir, "go_ckpt")
-	res := result{GB: *gb, Variables: n, RSSBeforeGB: statusGB("VmRSS")}
+	res := result{GB: *gb, Sync: *doSync, InGraph: *inGraph, Variables: n, RSSBeforeGB: statusGB("VmRSS")}
+	if *inGraph {
+		start := time.Now()
+		if err := saver.Save(sess, prefix); err != nil {
+			log.Fatal(err)
+		}
+		res.SaveSeconds = time.Since(start).Seconds()
+		start = time.Now()
+		if err := saver.Restore(sess, prefix); err != nil {
+			log.Fatal(err)
+		}
+		res.RestoreSecond = time.Since(start).Seconds()
+		res.PeakRSSGB = statusGB("VmHWM")
+		out, _ := json.Marshal(res)
+		fmt.Println(string(out))
+		return
+	}
 
 	start := time.Now()
-	w, err := savedmodel.NewBundleWriter(prefix, &savedmodel.WriteOptions{NumShards: *shards})
+	w, err := savedmodel.NewBundleWriter(prefix, &savedmodel.WriteOptions{NumShards: *shards, NoSync: !*doSync})
 	if err != nil {
 		log.Fatal(err)
 	}
