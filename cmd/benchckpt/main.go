@@ -69,7 +69,6 @@ func main() {
 	for i := 0; i < n; i++ {
 		vars = append(vars, tfgo.NewVariable(s, fmt.Sprintf("layer_%03d/kernel", i), cgo.Float, []int64{rows, 1024}, tfgo.RandomNormal(0, 1, int64(i))))
 	}
-	init := tfgo.GlobalVariablesInitializer(s)
 	saver := tfgo.NewSaver(s, vars)
 	// One placeholder + assign per variable for the restore.
 	var holders []tfgo.Output
@@ -84,8 +83,12 @@ func main() {
 		log.Fatal(err)
 	}
 	defer sess.Close()
-	if _, err := sess.Run(nil, nil, init); err != nil {
-		log.Fatal(err)
+	// One variable at a time, as Python creates them eagerly: running every
+	// initializer at once would hold all the initial values at the same time.
+	for _, v := range vars {
+		if _, err := sess.Run(nil, nil, v.Initializer()); err != nil {
+			log.Fatal(err)
+		}
 	}
 	prefix := filepath.Join(*dir, "go_ckpt")
 	res := result{GB: *gb, Sync: *doSync, InGraph: *inGraph, Variables: n, RSSBeforeGB: statusGB("VmRSS")}
