@@ -27,31 +27,13 @@ import (
 // much as the session does: Close the session, then the graph. opts may be
 // nil; its Target and XLA apply as in NewSession.
 func LoadSavedModel(exportDir string, tags []string, opts *SessionOptions) (*Session, *cpb.MetaGraphDef, error) {
-	if opts == nil {
-		opts = &SessionOptions{}
+	copts, err := opts.c()
+	if err != nil {
+		return nil, nil, err
 	}
-	copts := C.TF_NewSessionOptions()
 	defer C.TF_DeleteSessionOptions(copts)
-	if opts.Target != "" {
-		t := C.CString(opts.Target)
-		defer C.free(unsafe.Pointer(t))
-		C.TF_SetTarget(copts, t)
-	}
 	st := newStatus()
 	defer st.close()
-	if opts.Config != nil {
-		b, err := proto.Marshal(opts.Config)
-		if err != nil {
-			return nil, nil, fmt.Errorf("encoding ConfigProto: %w", err)
-		}
-		withBuffer(b, func(buf *C.TF_Buffer) { C.TF_SetConfig(copts, buf.data, buf.length, st.c) })
-		if err := st.err(""); err != nil {
-			return nil, nil, err
-		}
-	}
-	if opts.XLA {
-		C.TF_EnableXLACompilation(copts, 1)
-	}
 
 	cdir := C.CString(exportDir)
 	defer C.free(unsafe.Pointer(cdir))

@@ -41,31 +41,13 @@ type Session struct {
 
 // NewSession creates a session for g.
 func NewSession(g *Graph, opts *SessionOptions) (*Session, error) {
-	if opts == nil {
-		opts = &SessionOptions{}
+	copts, err := opts.c()
+	if err != nil {
+		return nil, err
 	}
-	copts := C.TF_NewSessionOptions()
 	defer C.TF_DeleteSessionOptions(copts)
-	if opts.Target != "" {
-		t := C.CString(opts.Target)
-		defer C.free(unsafe.Pointer(t))
-		C.TF_SetTarget(copts, t)
-	}
 	st := newStatus()
 	defer st.close()
-	if opts.Config != nil {
-		b, err := proto.Marshal(opts.Config)
-		if err != nil {
-			return nil, fmt.Errorf("encoding ConfigProto: %w", err)
-		}
-		withBuffer(b, func(buf *C.TF_Buffer) { C.TF_SetConfig(copts, buf.data, buf.length, st.c) })
-		if err := st.err(""); err != nil {
-			return nil, err
-		}
-	}
-	if opts.XLA {
-		C.TF_EnableXLACompilation(copts, 1)
-	}
 	c := C.TF_NewSession(g.c, copts, st.c)
 	if err := st.err(""); err != nil {
 		return nil, err
@@ -73,6 +55,37 @@ func NewSession(g *Graph, opts *SessionOptions) (*Session, error) {
 	s := &Session{c: c, g: g}
 	runtime.SetFinalizer(s, (*Session).Close)
 	return s, nil
+}
+
+// c builds the TF_SessionOptions of o (nil: the defaults); the caller deletes them.
+func (o *SessionOptions) c() (*C.TF_SessionOptions, error) {
+	if o == nil {
+		o = &SessionOptions{}
+	}
+	copts := C.TF_NewSessionOptions()
+	if o.Target != "" {
+		t := C.CString(o.Target)
+		C.TF_SetTarget(copts, t) // copies the string
+		C.free(unsafe.Pointer(t))
+	}
+	if o.Config != nil {
+		b, err := proto.Marshal(o.Config)
+		if err != nil {
+			C.TF_DeleteSessionOptions(copts)
+			return nil, fmt.Errorf("encoding ConfigProto: %w", err)
+		}
+		st := newStatus()
+		defer st.close()
+		withBuffer(b, func(buf *C.TF_Buffer) { C.TF_SetConfig(copts, buf.data, buf.length, st.c) })
+		if err := st.err(""); err != nil {
+			C.TF_DeleteSessionOptions(copts)
+			return nil, err
+		}
+	}
+	if o.XLA {
+		C.TF_EnableXLACompilation(copts, 1)
+	}
+	return copts, nil
 }
 
 // Graph is the graph the session runs.
