@@ -38,6 +38,7 @@ type Model struct {
 	sess        *tfgo.Session
 	sessOpts    *tfgo.SessionOptions
 	xla         bool
+	assigners   map[*tfgo.Variable]assigner
 	initialized bool
 	stop        bool
 }
@@ -235,16 +236,32 @@ func (m *Model) SetWeights(values []*cgo.Tensor) error {
 	return m.assign(sess, ws, values)
 }
 
-// assign sets weights through placeholders (one graph addition per weight,
-// reused by later calls).
+// assigner feeds a new value to one variable.
+type assigner struct {
+	value tfgo.Output
+	op    *cgo.Operation
+}
+
+// assign sets weights through placeholders: one graph addition per
+// variable, made on first use and reused by later calls.
 func (m *Model) assign(sess *tfgo.Session, ws []*Weight, values []*cgo.Tensor) error {
+	if m.assigners == nil {
+		m.assigners = map[*tfgo.Variable]assigner{}
+	}
 	s := m.Scope().SubScope("set_weights")
 	feeds := map[tfgo.Output]any{}
 	var ops []*cgo.Operation
 	for i, w := range ws {
-		p := tfgo.Placeholder(s, w.DType(), w.Shape()...)
-		ops = append(ops, w.Assign(s, p))
-		feeds[p] = values[i]
+		a, ok := m.assigners[w.Variable]
+		if !ok {
+			a.value = tfgo.Placeholder(s, w.DType(), w.Shape()...)
+			a.op = w.Assign(s, a.value)
+			if a.op != nil {
+				m.assigners[w.Variable] = a
+			}
+		}
+		ops = append(ops, a.op)
+		feeds[a.value] = values[i]
 	}
 	if err := m.Scope().Err(); err != nil {
 		return err
