@@ -153,13 +153,26 @@ func run(ctx context.Context, c config, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if len(hist.Epochs) == 0 {
-		return nil
+	if len(hist.Epochs) > 0 {
+		if err := report(w, c, m, hist, stepsPerEpoch, time.Since(start), tb, ck); err != nil {
+			return err
+		}
 	}
+	text, err := sample(m, c, []byte("func (s *Scope) "))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "--- sampled from the trained model (temperature %.1f) ---\n%s\n---\n", c.temperature, text)
+	return nil
+}
+
+// report prints what training did and exports the trained model: a
+// SavedModel for TensorFlow Serving (version = training step) and a Keras 3 file.
+func report(w io.Writer, c config, m *keraslike.Model, hist *keraslike.History, stepsPerEpoch int, elapsed time.Duration,
+	tb *keraslike.TensorBoard, ck *keraslike.ModelCheckpoint) error {
 	if tb.Err != nil {
 		fmt.Fprintf(w, "warning: TensorBoard logs: %v\n", tb.Err)
 	}
-	elapsed := time.Since(start)
 	last := hist.Epochs[len(hist.Epochs)-1]
 	steps := len(hist.Epochs) * stepsPerEpoch
 	tokens := float64(steps * c.batch * c.seq)
@@ -170,7 +183,6 @@ func run(ctx context.Context, c config, w io.Writer) error {
 	if len(ck.Saved) > 0 {
 		fmt.Fprintf(w, "checkpoint: %s (tf.train.load_checkpoint reads it)\n", ck.Saved[len(ck.Saved)-1])
 	}
-	// The trained model for TensorFlow Serving: version = training step.
 	version, err := iterations(m)
 	if err != nil {
 		return err
@@ -185,12 +197,6 @@ func run(ctx context.Context, c config, w io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(w, "Keras 3 file: %s (keras.models.load_model with the TransformerBlock and PositionalEmbedding classes)\n", kerasFile)
-
-	text, err := sample(m, c, []byte("func (s *Scope) "))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "--- sampled from the trained model (temperature %.1f) ---\n%s\n---\n", c.temperature, text)
 	return nil
 }
 

@@ -46,4 +46,15 @@ func TestMainJobTrainsAndSamples(t *testing.T) {
 	if bytes.Contains(out.Bytes(), []byte("Epoch 1/3")) {
 		t.Errorf("second run started over:\n%s", out.String())
 	}
+
+	// A third run with nothing left to train still samples from the model.
+	out.Reset()
+	if err := run(context.Background(), c, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{"already trained 3 epochs", "--- sampled from the trained model"} {
+		if !bytes.Contains(out.Bytes(), []byte(want)) {
+			t.Errorf("third run lacks %q:\n%s", want, out.String())
+		}
+	}
 }
