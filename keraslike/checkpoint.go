@@ -137,7 +137,8 @@ func fromBundleTensor(bt *savedmodel.Tensor) (*cgo.Tensor, error) {
 // template such as "ckpt/model_shard_{epoch}" or "ckpt/model-{epoch:02d}-{val_loss:.2f}"
 // ({epoch} counts from 1, as in Keras), as a TensorFlow checkpoint; the
 // directory's "checkpoint" state file names the latest (MaxToKeep keeps the
-// newest few).
+// newest few). A path ending in ".keras" saves the whole model as a Keras 3
+// file instead (unless WeightsOnly), as Keras' ModelCheckpoint does.
 type ModelCheckpoint struct {
 	NopCallback
 	Path string
@@ -207,6 +208,14 @@ func (c *ModelCheckpoint) save(m *Model, logs Logs) error {
 	prefix, err := formatPath(c.Path, c.epoch+1, c.batches, logs)
 	if err != nil {
 		return err
+	}
+	if strings.HasSuffix(prefix, ".keras") && !c.WeightsOnly {
+		// The whole model, as Keras' ModelCheckpoint writes a .keras path.
+		if err := m.SaveKeras(prefix); err != nil {
+			return err
+		}
+		c.Saved = append(c.Saved, prefix)
+		return nil
 	}
 	if err := m.SaveWeights(prefix, c.WeightsOnly); err != nil {
 		return err

@@ -117,3 +117,21 @@ func TestEarlyStoppingStops(t *testing.T) {
 	_, err = m.Fit(context.Background(), &ArrayDataset[[]float32, int32]{X: x, Y: y, BatchSize: 8}, FitOptions{Epochs: 1, Callbacks: []Callback{es2}})
 	require.ErrorContains(t, err, `metric "val_accuracy" is not in the logs`)
 }
+
+// A ".keras" path saves the whole model each epoch; it loads back with the
+// same predictions.
+func TestModelCheckpointKerasFiles(t *testing.T) {
+	dir := t.TempDir()
+	ck := &ModelCheckpoint{Path: filepath.Join(dir, "model-{epoch:02d}.keras")}
+	m, data := trainedClassifier(t, 2, ck)
+	defer m.Close()
+	require.Equal(t, []string{filepath.Join(dir, "model-01.keras"), filepath.Join(dir, "model-02.keras")}, ck.Saved)
+	loaded, err := LoadKerasModel(ck.Saved[1], LoadOptions{})
+	require.NoError(t, err)
+	defer loaded.Close()
+	a, err := m.Predict(data.X[:4])
+	require.NoError(t, err)
+	b, err := loaded.Predict(data.X[:4])
+	require.NoError(t, err)
+	assert.InDeltaSlice(t, floats(t, a), floats(t, b), 1e-6)
+}
