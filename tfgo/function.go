@@ -243,7 +243,6 @@ func cfOrUnknown(err error) error {
 type cfTrace struct {
 	fg   *cfBody
 	outs []Output
-	keep bool // the body graph must outlive the program (see close)
 }
 
 // cfTraceFunction runs body on a fresh graph with placeholders for specs.
@@ -263,35 +262,17 @@ func cfTraceFunction(parent *Scope, specs []TensorSpec, body func(fs *Scope, arg
 		tr.close()
 		return nil, err
 	}
-	// The enclosing graphs, and how many operations they had: a body built
-	// with an enclosing scope by mistake adds operations there.
-	outer := cfEnclosingGraphs(parent)
-	before := make([]int, len(outer))
-	for i, og := range outer {
-		before[i] = og.NumOperations()
-	}
 	cfBodies.Store(g, fg)
 	outs := func() []Output {
 		defer cfBodies.Delete(g)
 		return body(fg.root, append([]Output(nil), fg.args...))
 	}()
-	foreign := tr.checkForeignInputs(g, g.Operations())
-	for i, og := range outer {
-		if foreign != nil {
-			break
-		}
-		if err := tr.checkForeignInputs(og, og.Operations()[before[i]:]); err != nil {
-			foreign = fmt.Errorf("%w (build the body with the scope it is given)", err)
-		}
-	}
-	// The body's own error first: it is the more precise one.
+	// A value of an enclosing graph used without Capture, or a body built
+	// with an enclosing scope, fails where the op is added: package cgo
+	// refuses inputs from another graph.
 	if err := fg.root.Err(); err != nil {
 		tr.close()
 		return nil, err
-	}
-	if foreign != nil {
-		tr.close()
-		return nil, foreign
 	}
 	tr.outs = make([]Output, len(outs))
 	for i, o := range outs {
@@ -308,61 +289,8 @@ func cfTraceFunction(parent *Scope, specs []TensorSpec, body func(fs *Scope, arg
 	return tr, nil
 }
 
-// cfPinned keeps alive body graphs that are wired to operations of other
-// graphs (see checkForeignInputs).
-var cfPinned struct {
-	sync.Mutex
-	graphs []*cgo.Graph
-}
-
-// cfEnclosingGraphs lists the graph of s and those of the bodies it is in.
-func cfEnclosingGraphs(s *Scope) []*cgo.Graph {
-	var gs []*cgo.Graph
-	for g := s.Graph(); ; {
-		gs = append(gs, g)
-		v, ok := cfBodies.Load(g)
-		if !ok {
-			return gs
-		}
-		g = v.(*cfBody).parent.Graph()
-	}
-}
-
-// checkForeignInputs reports an operation of g among ops that takes an
-// input from another graph. TensorFlow
-// accepts such an edge when the operation is added and refuses it only when
-// a body becomes a function or a session runs; as the edge sits in both
-// graphs, the body graph is then kept for the life of the program.
-func (tr *cfTrace) checkForeignInputs(g *cgo.Graph, ops []*cgo.Operation) error {
-	foreign := func(op *cgo.Operation, what string) error {
-		tr.keep = true
-		cfPinned.Lock()
-		cfPinned.graphs = append(cfPinned.graphs, tr.fg.root.Graph())
-		cfPinned.Unlock()
-		return fmt.Errorf("op %q: %s comes from another graph; use tfgo.Capture(scope, value) for values from outside the body",
-			op.Name(), what)
-	}
-	for _, op := range ops {
-		for i := 0; i < op.NumInputs(); i++ {
-			if in := op.Input(i); g.Operation(in.Op.Name()) != in.Op {
-				return foreign(op, fmt.Sprintf("input %d (%s)", i, in.Name()))
-			}
-		}
-		for _, c := range op.ControlInputs() {
-			if g.Operation(c.Name()) != c {
-				return foreign(op, fmt.Sprintf("control input %s", c.Name()))
-			}
-		}
-	}
-	return nil
-}
-
-// close frees the body graph (unless it must be kept).
-func (tr *cfTrace) close() {
-	if !tr.keep {
-		tr.fg.root.Graph().Close()
-	}
-}
+// close frees the body graph.
+func (tr *cfTrace) close() { tr.fg.root.Graph().Close() }
 
 // toFunction converts the body: inputs are the arguments and then the
 // placeholders of extra (outer values, captured here if the body did not).
