@@ -147,21 +147,9 @@ func While(s *Scope, loopVars []Output, cond func(s *Scope, vars []Output) Outpu
 		return fail("body %q: %w", bodyName, err)
 	}
 	defer bf.Close()
-	stateful := false
-	for _, p := range []struct {
-		tr *cfTrace
-		f  *cgo.Function
-	}{{ctr, cf}, {btr, bf}} {
-		deps, err := cfInstall(s.Graph(), p.tr, p.f)
-		if err != nil {
-			return fail("%q: %w", p.f.Name(), err)
-		}
-		cfCloseAll(deps)
-		st, err := cfStateful(p.f)
-		if err != nil {
-			return fail("%q: %w", p.f.Name(), err)
-		}
-		stateful = stateful || st
+	stateful, err := cfInstallPair(s.Graph(), [2]*cfTrace{ctr, btr}, [2]*cgo.Function{cf, bf})
+	if err != nil {
+		return fail("%w", err)
 	}
 
 	all := append(vars, extra...)
@@ -291,21 +279,9 @@ func If(s *Scope, pred Output, inputs []Output, thenBranch, elseBranch func(s *S
 		return fail("else branch %q: %w", elseName, err)
 	}
 	defer ef.Close()
-	stateful := false
-	for _, p := range []struct {
-		tr *cfTrace
-		f  *cgo.Function
-	}{{ttr, tf}, {etr, ef}} {
-		deps, err := cfInstall(s.Graph(), p.tr, p.f)
-		if err != nil {
-			return fail("%q: %w", p.f.Name(), err)
-		}
-		cfCloseAll(deps)
-		st, err := cfStateful(p.f)
-		if err != nil {
-			return fail("%q: %w", p.f.Name(), err)
-		}
-		stateful = stateful || st
+	stateful, err := cfInstallPair(s.Graph(), [2]*cfTrace{ttr, etr}, [2]*cgo.Function{tf, ef})
+	if err != nil {
+		return fail("%w", err)
 	}
 
 	all := append(ins, extra...)
@@ -334,4 +310,24 @@ func If(s *Scope, pred Output, inputs []Output, thenBranch, elseBranch func(s *S
 		outs[i] = op.Output(i)
 	}
 	return outs
+}
+
+// cfInstallPair adds two traced functions (cond and body, or the two
+// branches) to g with the functions they call, and reports whether either
+// is stateful.
+func cfInstallPair(g *cgo.Graph, trs [2]*cfTrace, fs [2]*cgo.Function) (bool, error) {
+	stateful := false
+	for i, f := range fs {
+		deps, err := cfInstall(g, trs[i], f)
+		if err != nil {
+			return false, fmt.Errorf("%q: %w", f.Name(), err)
+		}
+		cfCloseAll(deps)
+		st, err := cfStateful(f)
+		if err != nil {
+			return false, fmt.Errorf("%q: %w", f.Name(), err)
+		}
+		stateful = stateful || st
+	}
+	return stateful, nil
 }
