@@ -79,6 +79,7 @@ func (m *Model) LoadWeights(prefix string) error {
 	keys, vars := m.checkpointVars(false)
 	var ws []*Weight
 	var vals []*cgo.Tensor
+	defer func() { closeTensors(vals) }() // copied into the variables by assign
 	for i, key := range keys {
 		if !r.Has(key) {
 			if i < len(m.Weights()) {

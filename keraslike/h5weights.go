@@ -304,6 +304,7 @@ func (m *Model) loadKeras3Weights(path string) error {
 	defer f.Close()
 	var ws []*Weight
 	var vals []*cgo.Tensor
+	defer func() { closeTensors(vals) }() // copied into the variables by assign
 	defer func() {
 		for _, v := range vals {
 			v.Close()
@@ -501,11 +502,7 @@ func (m *Model) loadLegacy(path string) error {
 	}
 	defer f.Close()
 	ws, vals, err := m.readLegacyWeights(f)
-	defer func() {
-		for _, v := range vals {
-			v.Close()
-		}
-	}()
+	defer closeTensors(vals)
 	if err != nil {
 		return err
 	}

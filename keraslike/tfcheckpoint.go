@@ -111,6 +111,7 @@ func (m *Model) LoadObjectCheckpoint(prefix string) error {
 	}
 	var ws []*Weight
 	var vals []*cgo.Tensor
+	defer func() { closeTensors(vals) }() // copied into the variables by assign
 	for key, w := range mapping {
 		t, err := readChecked(r, key, w)
 		if err != nil {

@@ -48,3 +48,10 @@ func outputShape(s *tfgo.Scope, x tfgo.Output, shape []int64, units int64) tfgo.
 	lead := tfgo.StridedSlice(s, tfgo.Shape(s, x), tfgo.Const(s, []int32{0}), tfgo.Const(s, []int32{-1}), tfgo.Const(s, []int32{1}))
 	return tfgo.ConcatV2(s, []tfgo.Output{lead, tfgo.Const(s, []int32{int32(units)})}, tfgo.Const(s, int32(0)))
 }
+
+// closeTensors frees tensors the caller owns.
+func closeTensors(ts []*cgo.Tensor) {
+	for _, t := range ts {
+		t.Close()
+	}
+}
