@@ -2,8 +2,10 @@
 // from Go: float32 resource variables of the given total size live in
 // TensorFlow's runtime; a save fetches one variable at a time and streams it
 // into a TensorFlow checkpoint (savedmodel.BundleWriter, shards written in
-// parallel), so memory beyond the variables stays at about one variable; a
-// restore reads the checkpoint (crc-checked) and assigns each variable. It
+// parallel, with O_DIRECT unless -direct=false), so memory beyond the
+// variables stays at about one variable per shard; a restore reads each
+// variable (crc-checked, O_DIRECT too) straight into a TensorFlow tensor and
+// assigns it. It
 // prints one JSON line with the times and the peak RSS. With -in-graph it
 // uses tfgo.Saver instead: TensorFlow's SaveV2/RestoreV2 kernels write and
 // read the variables' buffers directly. scripts/bench_checkpoint.py runs
@@ -30,15 +32,36 @@ import (
 	"github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
 )
 
+// removeBundle removes the files of the bundle at prefix.
+func removeBundle(prefix string) {
+	files, _ := filepath.Glob(prefix + ".*")
+	for _, f := range files {
+		os.Remove(f)
+	}
+}
+
+// fill is an io.Writer into a fixed buffer.
+type fill struct{ b []byte }
+
+func (f *fill) Write(p []byte) (int, error) {
+	if len(p) > len(f.b) {
+		return 0, fmt.Errorf("%d bytes more than the tensor holds", len(p)-len(f.b))
+	}
+	f.b = f.b[copy(f.b, p):]
+	return len(p), nil
+}
+
 type result struct {
-	GB            float64 `json:"gb"`
-	Sync          bool    `json:"sync"`
-	InGraph       bool    `json:"in_graph"`
-	Variables     int     `json:"variables"`
-	SaveSeconds   float64 `json:"save_s"`
-	RestoreSecond float64 `json:"restore_s"`
-	RSSBeforeGB   float64 `json:"rss_before_save_gb"`
-	PeakRSSGB     float64 `json:"peak_rss_gb"`
+	GB            float64   `json:"gb"`
+	Sync          bool      `json:"sync"`
+	Direct        bool      `json:"direct"`
+	InGraph       bool      `json:"in_graph"`
+	Variables     int       `json:"variables"`
+	SaveSeconds   float64   `json:"save_s,omitempty"` // -in-graph
+	Saves         []float64 `json:"saves_s,omitempty"`
+	RestoreSecond float64   `json:"restore_s"`
+	RSSBeforeGB   float64   `json:"rss_before_save_gb"`
+	PeakRSSGB     float64   `json:"peak_rss_gb"`
 }
 
 // statusGB reads a field of /proc/self/status (kB) in GB.
@@ -59,6 +82,8 @@ func main() {
 	shards := flag.Int("shards", 2, "data shards written in parallel")
 	dir := flag.String("dir", os.TempDir(), "where the checkpoint goes")
 	doSync := flag.Bool("sync", false, "fsync the files before committing (TensorFlow's writer does not)")
+	direct := flag.Bool("direct", true, "write the shards with O_DIRECT (savedmodel.WriteOptions.DirectIO)")
+	saves := flag.Int("saves", 3, "saves in a row, each removing the one before")
 	inGraph := flag.Bool("in-graph", false, "save and restore with tfgo.Saver (SaveV2/RestoreV2 kernels, no copy through Go)")
 	flag.Parse()
 	n := int(*gb * 1024 / float64(*perVar))
@@ -91,7 +116,7 @@ func main() {
 		}
 	}
 	prefix := filepath.Join(*dir, "go_ckpt")
-	res := result{GB: *gb, Sync: *doSync, InGraph: *inGraph, Variables: n, RSSBeforeGB: statusGB("VmRSS")}
+	res := result{GB: *gb, Sync: *doSync, Direct: *direct, InGraph: *inGraph, Variables: n, RSSBeforeGB: statusGB("VmRSS")}
 	if *inGraph {
 		start := time.Now()
 		if err := saver.Save(sess, prefix); err != nil {
@@ -109,63 +134,94 @@ func main() {
 		return
 	}
 
+	// Each save goes to a new prefix and then removes the one before, as a
+	// CheckpointManager with max_to_keep=1 does during training: the first
+	// save of a process and the steady state are reported apart.
+	save := func(prefix string) {
+		w, err := savedmodel.NewBundleWriter(prefix, &savedmodel.WriteOptions{NumShards: *shards, NoSync: !*doSync, DirectIO: *direct})
+		if err != nil {
+			log.Fatal(err)
+		}
+		// One goroutine per shard: each fetches a variable and streams it into
+		// the writer, which puts concurrent adds on different shards.
+		next := make(chan *tfgo.Variable)
+		var wg sync.WaitGroup
+		for g := 0; g < *shards; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for v := range next {
+					out, err := sess.Run(nil, []tfgo.Output{v.Value()})
+					if err != nil {
+						log.Fatal(err)
+					}
+					t := out[0]
+					// Written straight from TensorFlow's buffer, then freed.
+					err = w.Add(v.Name(), &savedmodel.Tensor{DType: types_go_proto.DataType_DT_FLOAT, Shape: t.Shape(), Data: t.Data()})
+					t.Close()
+					if err != nil {
+						log.Fatal(err)
+					}
+				}
+			}()
+		}
+		for _, v := range vars {
+			next <- v
+		}
+		close(next)
+		wg.Wait()
+		if err := w.Close(); err != nil {
+			log.Fatal(err)
+		}
+	}
+	var prev string
+	for k := range *saves {
+		p := fmt.Sprintf("%s-%d", prefix, k+1)
+		start := time.Now()
+		save(p)
+		res.Saves = append(res.Saves, time.Since(start).Seconds())
+		if prev != "" {
+			removeBundle(prev)
+		}
+		prefix, prev = p, p
+	}
+
 	start := time.Now()
-	w, err := savedmodel.NewBundleWriter(prefix, &savedmodel.WriteOptions{NumShards: *shards, NoSync: !*doSync})
+	r, err := savedmodel.OpenBundleWith(prefix, &savedmodel.ReadOptions{DirectIO: *direct})
 	if err != nil {
 		log.Fatal(err)
 	}
-	// One goroutine per shard: each fetches a variable and streams it into
-	// the writer, which puts concurrent adds on different shards.
-	next := make(chan *tfgo.Variable)
+	// Each goroutine reads variables straight into one TensorFlow tensor of
+	// its own (crc-checked) and feeds it to the variable's assign. The
+	// tensor stays referenced from Go, so AssignVariableOp copies it into
+	// the variable's existing buffer instead of adopting it: no memory is
+	// allocated per variable, on either side.
+	idx := make(chan int)
 	var wg sync.WaitGroup
 	for g := 0; g < *shards; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for v := range next {
-				out, err := sess.Run(nil, []tfgo.Output{v.Value()})
-				if err != nil {
+			t, err := cgo.AllocateTensor(cgo.Float, []int64{rows, 1024})
+			if err != nil {
+				log.Fatal(err)
+			}
+			defer t.Close()
+			for i := range idx {
+				if err := r.ReadInto(vars[i].Name(), &fill{b: t.Data()}); err != nil {
 					log.Fatal(err)
 				}
-				t := out[0]
-				// Written straight from TensorFlow's buffer, then freed.
-				err = w.Add(v.Name(), &savedmodel.Tensor{DType: types_go_proto.DataType_DT_FLOAT, Shape: t.Shape(), Data: t.Data()})
-				t.Close()
-				if err != nil {
+				if _, err := sess.Run(map[tfgo.Output]any{holders[i]: t}, nil, assigns[i]); err != nil {
 					log.Fatal(err)
 				}
 			}
 		}()
 	}
-	for _, v := range vars {
-		next <- v
+	for i := range vars {
+		idx <- i
 	}
-	close(next)
+	close(idx)
 	wg.Wait()
-	if err := w.Close(); err != nil {
-		log.Fatal(err)
-	}
-	res.SaveSeconds = time.Since(start).Seconds()
-
-	start = time.Now()
-	r, err := savedmodel.OpenBundle(prefix)
-	if err != nil {
-		log.Fatal(err)
-	}
-	for i, v := range vars {
-		bt, err := r.Read(v.Name())
-		if err != nil {
-			log.Fatal(err)
-		}
-		t, err := cgo.NewTensor(cgo.Float, bt.Shape, bt.Data)
-		if err != nil {
-			log.Fatal(err)
-		}
-		if _, err := sess.Run(map[tfgo.Output]any{holders[i]: t}, nil, assigns[i]); err != nil {
-			log.Fatal(err)
-		}
-		t.Close()
-	}
 	r.Close()
 	res.RestoreSecond = time.Since(start).Seconds()
 	res.PeakRSSGB = statusGB("VmHWM")
