@@ -98,7 +98,7 @@ func TestRoundTrip(t *testing.T) {
 		nil,
 		{NumShards: 4, Partitions: parts},
 		{NumShards: 2, Partitions: parts, Compression: SnappyCompression, IndexBlockSize: 64},
-		{NumShards: 3, Partitions: parts, DirectIO: true},
+		{NumShards: 3, Partitions: parts, IO: DirectIO},
 	} {
 		t.Run(fmt.Sprintf("%+v", opts), func(t *testing.T) {
 			prefix := filepath.Join(t.TempDir(), "sub", "dir", "ckpt")

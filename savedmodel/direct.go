@@ -1,51 +1,59 @@
 package savedmodel
 
 import (
-	"bufio"
 	"io"
 	"os"
 	"sync"
 	"unsafe"
 )
 
-// shardBuffer is what a data shard is written through: a bufio.Writer, or
-// a directWriter when WriteOptions.DirectIO is set and the file system
-// takes it. Flush is called once, when the shard is complete.
-type shardBuffer interface {
-	Write(p []byte) (int, error)
-	Flush() error
+// IOMode selects how a BundleWriter writes, and a BundleReader reads, the
+// bytes of data shards.
+//
+// Through the page cache, a large save runs at the speed the kernel finds
+// memory for it: fast where recently freed memory is at hand (a process
+// that saves every few minutes and removes its old checkpoints reuses
+// theirs), several times slower on a virtual machine that has handed its
+// free memory back to the host. Around it (O_DIRECT on Linux) I/O runs at
+// the disk's speed whatever the memory, and leaves the page cache to other
+// processes. The files are the same in both modes. Mixing the two within
+// one save was measured slower than either.
+type IOMode int
+
+const (
+	// BufferedIO goes through the page cache, as TensorFlow does.
+	BufferedIO IOMode = iota
+	// DirectIO writes whole 16 MiB chunks around the page cache through an
+	// aligned staging buffer (a shard's last, partial chunk goes through
+	// it), and reads tensors of 1 MiB and more by taking what the page
+	// cache already holds and the rest around it. Where the file system
+	// refuses O_DIRECT, and outside Linux, it falls back to BufferedIO.
+	DirectIO
+)
+
+func (m IOMode) String() string {
+	switch m {
+	case BufferedIO:
+		return "BufferedIO"
+	case DirectIO:
+		return "DirectIO"
+	}
+	return "IOMode(?)"
 }
 
 const (
 	// directAlign is the alignment O_DIRECT needs of buffers, offsets and
 	// lengths: 4096 covers every logical block size Linux disks report.
 	directAlign = 4096
-	// directStage is the staging buffer of each shard. Larger buffers
-	// mean fewer, larger requests; 16 MiB was within a few percent of the
-	// best on the benchmark machine while keeping memory bounded.
-	directStage = 16 << 20
+	// chunkSize is the unit of direct I/O.
+	// Larger chunks mean fewer, larger requests; 16 MiB was within a few
+	// percent of the best on the benchmark machine while keeping memory
+	// bounded.
+	chunkSize = 16 << 20
+	// bigWrite is the size from which a buffered write goes to the file at
+	// once instead of through the staging buffer.
+	bigWrite = 64 << 10
 )
-
-// directWriter writes a file opened with O_DIRECT, so the page cache never
-// holds it. Write copies into one of two aligned staging buffers; a full
-// buffer goes to the disk in the background while the other fills, so the
-// copy and the checksum overlap the disk's work. Flush writes the
-// unaligned tail padded to a block, truncates the file back to its true
-// size, and ends the writer.
-type directWriter struct {
-	f    *os.File
-	bufs [2][]byte
-	cur  int   // the buffer being filled
-	n    int   // bytes staged in it
-	off  int64 // file offset of its first byte
-	busy bool  // the other buffer is being written
-	done chan error
-	err  error // the first failed write
-}
-
-func newDirectWriter(f *os.File) *directWriter {
-	return &directWriter{f: f, bufs: [2][]byte{alignedBuffer(directStage), alignedBuffer(directStage)}, done: make(chan error, 1)}
-}
 
 func alignedBuffer(size int) []byte {
 	b := make([]byte, size+directAlign)
@@ -53,98 +61,120 @@ func alignedBuffer(size int) []byte {
 	return b[skip : skip+size : skip+size]
 }
 
-func (d *directWriter) Write(p []byte) (int, error) {
-	if d.err != nil {
-		return 0, d.err
+// chunkWriter writes a data shard. Under DirectIO the file is cut into
+// chunks of chunkSize at fixed offsets, each staged whole in the aligned
+// buffer and written with O_DIRECT; the last, partial chunk goes through
+// the page cache, so the file needs no padding. Under BufferedIO large
+// writes go to the file straight from the caller's memory and small ones
+// are gathered in the buffer.
+type chunkWriter struct {
+	f    *os.File // the shard
+	df   *os.File // the shard opened with O_DIRECT, or nil for BufferedIO
+	buf  []byte   // staged bytes; they end at off
+	n    int
+	off  int64  // bytes written so far
+	ways [2]int // chunks written buffered and direct
+}
+
+func newChunkWriter(f, df *os.File) *chunkWriter {
+	w := &chunkWriter{f: f, df: df}
+	if df == nil {
+		w.buf = make([]byte, 1<<20) // no alignment needed
+	} else {
+		w.buf = alignedBuffer(chunkSize)
 	}
+	return w
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	if w.df != nil {
+		return w.writeDirect(p)
+	}
+	if len(p) >= bigWrite || len(p) > len(w.buf)-w.n {
+		if err := w.flushStaged(); err != nil {
+			return 0, err
+		}
+	}
+	if len(p) >= bigWrite {
+		n, err := w.f.WriteAt(p, w.off)
+		w.off += int64(n)
+		return n, err
+	}
+	w.n += copy(w.buf[w.n:], p)
+	w.off += int64(len(p))
+	return len(p), nil
+}
+
+func (w *chunkWriter) writeDirect(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
-		c := copy(d.bufs[d.cur][d.n:], p)
-		d.n += c
+		c := copy(w.buf[w.n:], p)
+		w.n += c
+		w.off += int64(c)
 		written += c
 		p = p[c:]
-		if d.n == directStage {
-			if err := d.submit(d.n); err != nil {
+		if w.n == len(w.buf) {
+			if _, err := w.df.WriteAt(w.buf, w.off-int64(w.n)); err != nil {
 				return written, err
 			}
+			w.n = 0
+			w.ways[1]++
 		}
 	}
 	return written, nil
 }
 
-// submit starts writing the first n (aligned) bytes of the current buffer
-// and switches to the other one once its own write has finished.
-func (d *directWriter) submit(n int) error {
-	if err := d.wait(); err != nil {
-		return err
+// flushStaged writes the staged bytes through the page cache.
+func (w *chunkWriter) flushStaged() error {
+	if w.n == 0 {
+		return nil
 	}
-	b, off := d.bufs[d.cur][:n], d.off
-	d.busy = true
-	go func() {
-		_, err := d.f.WriteAt(b, off)
-		d.done <- err
-	}()
-	d.off += int64(n)
-	d.cur ^= 1
-	d.n = 0
-	return nil
+	_, err := w.f.WriteAt(w.buf[:w.n], w.off-int64(w.n))
+	w.n = 0
+	w.ways[0]++
+	return err
 }
 
-// wait waits for the write in flight, if any, and returns the first error.
-func (d *directWriter) wait() error {
-	if d.busy {
-		d.busy = false
-		if err := <-d.done; err != nil && d.err == nil {
-			d.err = err
-		}
-	}
-	return d.err
+// Flush writes the staged bytes through the page cache: under DirectIO
+// the last, partial chunk, which O_DIRECT cannot write. Nothing may be
+// written after Flush.
+func (w *chunkWriter) Flush() error {
+	return w.flushStaged()
 }
 
-func (d *directWriter) Flush() error {
-	size := d.off + int64(d.n)
-	if d.n > 0 {
-		padded := (d.n + directAlign - 1) / directAlign * directAlign
-		clear(d.bufs[d.cur][d.n:padded])
-		if err := d.submit(padded); err != nil {
-			return err
-		}
+// Close closes the O_DIRECT handle, if any; the caller closes the shard.
+func (w *chunkWriter) Close() {
+	if w.df != nil {
+		w.df.Close()
+		w.df = nil
 	}
-	if err := d.wait(); err != nil {
-		return err
-	}
-	return d.f.Truncate(size)
 }
 
-// newShardBuffer returns the writer for the shard file f.
-// With direct set it reopens the file with O_DIRECT where the system and
-// file system allow, and otherwise buffers as TensorFlow does; the
-// returned file is the one to sync and close.
-func newShardBuffer(f *os.File, direct bool) (*os.File, shardBuffer) {
-	if direct {
-		if df, ok := openDirect(f.Name()); ok {
-			f.Close()
-			return df, newDirectWriter(df)
-		}
+// newShardWriter returns the writer of the shard file f in the given mode,
+// falling back to BufferedIO where the system or file system refuses
+// O_DIRECT.
+func newShardWriter(f *os.File, mode IOMode) *chunkWriter {
+	var df *os.File
+	if mode == DirectIO {
+		df = openDirect(f.Name())
 	}
-	return f, bufio.NewWriterSize(f, 1<<20)
+	return newChunkWriter(f, df)
 }
 
-// minDirectRead is the smallest tensor read with O_DIRECT: below it the
-// page cache costs little and the block-aligned request would mostly read
-// bytes that are not wanted.
-const minDirectRead = 1 << 20
-
-// useDirect tells whether a tensor of size bytes in sh is read directly.
+// useDirect tells whether a tensor of size bytes in sh is read with
+// O_DIRECT: below a chunk the page cache costs little and a block-aligned
+// request would mostly read bytes that are not wanted.
 func (r *BundleReader) useDirect(sh *shardFile, size int64) bool {
-	return sh.direct != nil && size >= minDirectRead
+	return sh.direct != nil && size >= chunkSize/16
 }
 
-var stagePool = sync.Pool{New: func() any { b := alignedBuffer(directStage); return &b }}
+var stagePool = sync.Pool{New: func() any { b := alignedBuffer(chunkSize); return &b }}
 
-// readDirect reads size bytes at off from f (opened with O_DIRECT) in
-// block-aligned chunks and passes each wanted part, in order, to use.
-func readDirect(f *os.File, off, size int64, use func([]byte) error) error {
+// readDirect reads size bytes at off of sh in block-aligned chunks, each
+// first from what the page cache holds of it (reading cached data with
+// O_DIRECT would write dirty pages back and read them again) and the rest
+// with O_DIRECT, and passes each wanted part, in order, to use.
+func readDirect(sh *shardFile, off, size int64, use func([]byte) error) error {
 	bp := stagePool.Get().(*[]byte)
 	defer stagePool.Put(bp)
 	buf := *bp
@@ -152,22 +182,31 @@ func readDirect(f *os.File, off, size int64, use func([]byte) error) error {
 	end := off + size
 	for pos < end {
 		want := min(int64(len(buf)), (end-pos+directAlign-1)/directAlign*directAlign)
-		n, err := f.ReadAt(buf[:want], pos)
-		if int64(n) < min(want, end-pos) {
-			if err == nil || err == io.EOF {
-				err = io.ErrUnexpectedEOF
+		var got int64
+		if c := sh.direct.cached(pos, want); c > 0 {
+			n, err := sh.f.ReadAt(buf[:c], pos)
+			if err != nil && err != io.EOF {
+				return err
 			}
+			got = int64(n)
+		}
+		if need := min(want, end-pos); got < need {
+			from := got / directAlign * directAlign
+			n, err := sh.direct.f.ReadAt(buf[from:want], pos+from)
+			if got = from + int64(n); got < need {
+				if err == nil || err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+		}
+		if err := use(buf[max(off-pos, 0):min(got, end-pos)]); err != nil {
 			return err
 		}
-		lo := max(off-pos, 0)
-		hi := min(int64(n), end-pos)
-		if err := use(buf[lo:hi]); err != nil {
-			return err
-		}
-		pos += int64(n) / directAlign * directAlign
-		if int64(n) < want {
+		if got < want {
 			break // the data ends before the last block does
 		}
+		pos += want
 	}
 	return nil
 }

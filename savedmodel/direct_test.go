@@ -3,8 +3,8 @@ package savedmodel
 import (
 	"bytes"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -14,148 +14,6 @@ import (
 	tpb "github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
 )
 
-// TestDirectIO writes the same tensors in the same order with and without
-// DirectIO and expects identical files: sizes chosen to end mid-block,
-// to fill the staging buffer exactly, and to span it several times.
-func TestDirectIO(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	names := []string{"a_small", "b_odd", "c_exact", "d_big", "e_str", "f_tail"}
-	ts := map[string]*Tensor{
-		"a_small": randTensor(rng, tpb.DataType_DT_FLOAT, 3, 5),
-		"b_odd":   randTensor(rng, tpb.DataType_DT_INT8, 4097),
-		"c_exact": randTensor(rng, tpb.DataType_DT_UINT8, directStage-60-4097),
-		"d_big":   randTensor(rng, tpb.DataType_DT_DOUBLE, 5, directStage/8/2+3),
-		"e_str":   randTensor(rng, tpb.DataType_DT_STRING, 7),
-		"f_tail":  randTensor(rng, tpb.DataType_DT_BFLOAT16, 33),
-	}
-	write := func(direct bool) string {
-		prefix := filepath.Join(t.TempDir(), "ckpt")
-		w, err := NewBundleWriter(prefix, &WriteOptions{DirectIO: direct})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, used := w.shards[0].bw.(*directWriter); used != (direct && directWorks(t, filepath.Dir(prefix))) {
-			t.Errorf("DirectIO %v: shard written through %T", direct, w.shards[0].bw)
-		}
-		for _, n := range names {
-			if err := w.Add(n, ts[n]); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		checkBundle(t, prefix, ts)
-		noTempFiles(t, filepath.Dir(prefix))
-		return prefix
-	}
-	buffered, direct := write(false), write(true)
-	for _, f := range []string{DataFilename("", 0, 1), IndexFilename("")} {
-		a, err := os.ReadFile(buffered + f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := os.ReadFile(direct + f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(a, b) {
-			t.Errorf("%s: %d bytes with DirectIO, %d buffered, not the same", f, len(b), len(a))
-		}
-	}
-}
-
-// TestDirectRead reads a bundle back with ReadOptions.DirectIO: every
-// tensor equal, a flipped byte in a large tensor a crc32c mismatch, a
-// truncated shard an error naming the file, both through Read and ReadInto.
-func TestDirectRead(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 6))
-	ts := map[string]*Tensor{
-		"a_small": randTensor(rng, tpb.DataType_DT_FLOAT, 7),
-		"b_big":   randTensor(rng, tpb.DataType_DT_INT8, directStage+5*directAlign+3),
-		"c_mid":   randTensor(rng, tpb.DataType_DT_HALF, minDirectRead/2+1),
-		"d_str":   randTensor(rng, tpb.DataType_DT_STRING, 4),
-		"e_end":   randTensor(rng, tpb.DataType_DT_INT32, minDirectRead/4+13),
-	}
-	dir := t.TempDir()
-	prefix := filepath.Join(dir, "ckpt")
-	w, err := NewBundleWriter(prefix, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range sortedNames(ts) {
-		if err := w.Add(n, ts[n]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	open := func() *BundleReader {
-		r, err := OpenBundleWith(prefix, &ReadOptions{DirectIO: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	r := open()
-	for name, want := range ts {
-		got, err := r.Read(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !equalTensor(got, want) {
-			t.Errorf("%s: read back other values", name)
-		}
-		if want.DType != tpb.DataType_DT_STRING {
-			var buf bytes.Buffer
-			if err := r.ReadInto(name, &buf); err != nil || !bytes.Equal(buf.Bytes(), want.Data) {
-				t.Errorf("%s: ReadInto: %v", name, err)
-			}
-		}
-	}
-	sh, err := r.shard(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if (sh.direct != nil) != directWorks(t, dir) {
-		t.Errorf("shard opened with O_DIRECT: %v", sh.direct != nil)
-	}
-	r.Close()
-
-	data := DataFilename(prefix, 0, 1)
-	e, _ := open().Entry("b_big")
-	orig, _ := os.ReadFile(data)
-	bad := bytes.Clone(orig)
-	bad[e.Offset+e.Size-1] ^= 1
-	os.WriteFile(data, bad, 0o644)
-	r = open()
-	if _, err := r.Read("b_big"); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("flipped byte: Read gave %v", err)
-	}
-	if err := r.ReadInto("b_big", io.Discard); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("flipped byte: ReadInto gave %v", err)
-	}
-	r.Close()
-
-	// Truncated after the reader checked the shard's size: the short
-	// direct read itself must fail.
-	os.WriteFile(data, orig, 0o644)
-	r = open()
-	if _, err := r.Read("a_small"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(data, int64(len(orig)-100)); err != nil {
-		t.Fatal(err)
-	}
-	_, err = r.Read("e_end")
-	wantErr(t, "shard truncated while open", err, data, "e_end", "unexpected EOF")
-	if _, err := r.Read("b_big"); err != nil {
-		t.Errorf("b_big, before the cut: %v", err)
-	}
-	r.Close()
-}
-
 // directWorks tells whether O_DIRECT works in dir: on Linux it should on
 // the usual disk file systems, and only there.
 func directWorks(t *testing.T, dir string) bool {
@@ -164,33 +22,180 @@ func directWorks(t *testing.T, dir string) bool {
 		t.Fatal(err)
 	}
 	defer os.Remove(probe)
-	f, ok := openDirect(probe)
-	if ok {
+	f := openDirect(probe)
+	if f != nil {
 		f.Close()
 	}
-	if runtime.GOOS == "linux" && !ok {
+	if runtime.GOOS == "linux" && f == nil {
 		t.Logf("O_DIRECT is refused in %s: testing the fallback only", dir)
 	}
-	return ok
+	return f != nil
 }
 
-// TestDirectWriterTail: every tail length round-trips, padding is cut off.
-func TestDirectWriterTail(t *testing.T) {
+// ioFixtures are sized to end mid-block, to fill a chunk exactly, and to
+// span several chunks.
+func ioFixtures() ([]string, map[string]*Tensor) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	names := []string{"a_small", "b_odd", "c_exact", "d_big", "e_str", "f_tail"}
+	return names, map[string]*Tensor{
+		"a_small": randTensor(rng, tpb.DataType_DT_FLOAT, 3, 5),
+		"b_odd":   randTensor(rng, tpb.DataType_DT_INT8, 4097),
+		"c_exact": randTensor(rng, tpb.DataType_DT_UINT8, chunkSize-60-4097),
+		"d_big":   randTensor(rng, tpb.DataType_DT_DOUBLE, 5, chunkSize/8/2+3),
+		"e_str":   randTensor(rng, tpb.DataType_DT_STRING, 7),
+		"f_tail":  randTensor(rng, tpb.DataType_DT_BFLOAT16, 33),
+	}
+}
+
+// TestIOModes writes the same tensors in the same order in both IOModes
+// and expects identical files; DirectIO must have written its whole
+// chunks around the page cache where O_DIRECT works.
+func TestIOModes(t *testing.T) {
+	names, ts := ioFixtures()
+	files := map[IOMode][2][]byte{}
+	for _, mode := range []IOMode{BufferedIO, DirectIO} {
+		prefix := filepath.Join(t.TempDir(), "ckpt")
+		w, err := NewBundleWriter(prefix, &WriteOptions{IO: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cw := w.shards[0].bw
+		for _, n := range names {
+			if err := w.Add(n, ts[n]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ways := cw.ways
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		direct := mode != BufferedIO && directWorks(t, filepath.Dir(prefix))
+		// The fixtures fill 3 chunks and part of a fourth.
+		if want := 0; direct {
+			want = 3
+			if ways[1] != want {
+				t.Errorf("%v: %d chunks written directly, want %d", mode, ways[1], want)
+			}
+		} else if ways[1] != want {
+			t.Errorf("%v: %d chunks written directly, want %d", mode, ways[1], want)
+		}
+		checkBundle(t, prefix, ts)
+		noTempFiles(t, filepath.Dir(prefix))
+		data, _ := os.ReadFile(DataFilename(prefix, 0, 1))
+		index, _ := os.ReadFile(IndexFilename(prefix))
+		files[mode] = [2][]byte{data, index}
+	}
+	if d, b := files[DirectIO], files[BufferedIO]; !bytes.Equal(d[0], b[0]) || !bytes.Equal(d[1], b[1]) {
+		t.Errorf("DirectIO: files differ from the buffered ones (%d data bytes, buffered %d)", len(d[0]), len(b[0]))
+	}
+}
+
+// TestDirectRead reads a bundle back with DirectIO, all of it cached and
+// then half of it dropped from the page cache: every tensor equal, a
+// flipped byte in a large tensor a crc32c mismatch, a shard cut while open
+// an error naming the file, through Read and ReadInto.
+func TestDirectRead(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	ts := map[string]*Tensor{
+		"a_small": randTensor(rng, tpb.DataType_DT_FLOAT, 7),
+		"b_big":   randTensor(rng, tpb.DataType_DT_INT8, chunkSize+5*directAlign+3),
+		"c_mid":   randTensor(rng, tpb.DataType_DT_HALF, chunkSize/16+1),
+		"d_str":   randTensor(rng, tpb.DataType_DT_STRING, 4),
+		"e_end":   randTensor(rng, tpb.DataType_DT_INT32, chunkSize/32+13),
+	}
 	dir := t.TempDir()
-	for _, n := range []int{0, 1, directAlign - 1, directAlign, directAlign + 1, 3*directAlign + 17} {
-		name := filepath.Join(dir, fmt.Sprint(n))
+	prefix := filepath.Join(dir, "ckpt")
+	if err := WriteBundle(prefix, ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	data := DataFilename(prefix, 0, 1)
+	orig, _ := os.ReadFile(data)
+	for _, drop := range []int64{0, int64(len(orig)) / 2} {
+		mode := fmt.Sprintf("%d bytes not cached", drop)
+		dropCache(t, data, drop)
+		r, err := OpenBundleWith(prefix, &ReadOptions{IO: DirectIO})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sh, _ := r.shard(0); sh != nil && sh.direct != nil && runtime.GOOS == "linux" {
+			if c := sh.direct.cached(0, directAlign); (drop > 0) != (c == 0) {
+				t.Errorf("%s: the first page reads as %d bytes cached", mode, c)
+			}
+		}
+		for name, want := range ts {
+			got, err := r.Read(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalTensor(got, want) {
+				t.Errorf("%v: %s: read back other values", mode, name)
+			}
+			if want.DType != tpb.DataType_DT_STRING {
+				var buf bytes.Buffer
+				if err := r.ReadInto(name, &buf); err != nil || !bytes.Equal(buf.Bytes(), want.Data) {
+					t.Errorf("%v: %s: ReadInto: %v", mode, name, err)
+				}
+			}
+		}
+		sh, err := r.shard(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (sh.direct != nil) != directWorks(t, dir) {
+			t.Errorf("%v: shard opened with O_DIRECT: %v", mode, sh.direct != nil)
+		}
+		r.Close()
+	}
+
+	e, _ := func() (*Entry, error) { r, _ := OpenBundle(prefix); defer r.Close(); return r.Entry("b_big") }()
+	bad := bytes.Clone(orig)
+	bad[e.Offset+e.Size-1] ^= 1
+	os.WriteFile(data, bad, 0o644)
+	r, _ := OpenBundleWith(prefix, &ReadOptions{IO: DirectIO})
+	if _, err := r.Read("b_big"); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("flipped byte: Read gave %v", err)
+	}
+	if err := r.ReadInto("b_big", io.Discard); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("flipped byte: ReadInto gave %v", err)
+	}
+	r.Close()
+
+	// Cut after the reader checked the shard's size: the short read
+	// itself must fail.
+	os.WriteFile(data, orig, 0o644)
+	r, _ = OpenBundleWith(prefix, &ReadOptions{IO: DirectIO})
+	if _, err := r.Read("a_small"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(data, int64(len(orig)-100)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.Read("e_end")
+	wantErr(t, "shard cut while open", err, data, "e_end", "unexpected EOF")
+	if _, err := r.Read("b_big"); err != nil {
+		t.Errorf("b_big, before the cut: %v", err)
+	}
+	r.Close()
+}
+
+// TestChunkWriterTail: every tail length round-trips.
+func TestChunkWriterTail(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []int{0, 1, directAlign - 1, chunkSize, chunkSize + 1, 2*chunkSize + 3*directAlign + 17} {
+		name := filepath.Join(dir, "f")
 		f, err := os.Create(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		f, bw := newShardBuffer(f, true)
-		want := bytes.Repeat([]byte{0xab}, n)
-		if _, err := bw.Write(want); err != nil {
+		w := newShardWriter(f, DirectIO)
+		want := bytes.Repeat([]byte{0xab, 0xcd, 0xef}, n/3+1)[:n]
+		if _, err := w.Write(want); err != nil {
 			t.Fatal(err)
 		}
-		if err := bw.Flush(); err != nil {
+		if err := w.Flush(); err != nil {
 			t.Fatal(err)
 		}
+		w.Close()
 		f.Close()
 		if got, _ := os.ReadFile(name); !bytes.Equal(got, want) {
 			t.Errorf("%d bytes written, %d read back", n, len(got))

@@ -48,14 +48,9 @@
 // A BundleWriter with several shards takes concurrent Adds, one goroutine
 // per shard, and holds no tensor data beyond the staging buffers; ReadInto
 // streams a tensor into any io.Writer, such as a runtime tensor's buffer.
-// WriteOptions.DirectIO and ReadOptions.DirectIO move the data around the
-// page cache (O_DIRECT on Linux). Through the page cache, a save runs at
-// the speed the kernel can find memory for it: fast where recently freed
-// memory is at hand (a process that saves every few minutes and removes
-// old checkpoints), several times slower on a virtual machine that has
-// handed its free memory back to the host. Direct I/O runs at the disk's
-// speed whatever the memory, and leaves the page cache to other processes;
-// the files are the same.
+// WriteOptions.IO and ReadOptions.IO choose between the page cache
+// (BufferedIO, as TensorFlow) and O_DIRECT (DirectIO); IOMode says when
+// each is faster.
 //
 // # Partitioned tensors
 //

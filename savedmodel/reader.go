@@ -68,7 +68,7 @@ type BundleReader struct {
 	entries   map[string]*fcpb.BundleEntryProto
 	names     []string // keys that are not slices of a partitioned tensor
 
-	direct bool // ReadOptions.DirectIO
+	io IOMode // ReadOptions.IO
 
 	mu     sync.Mutex
 	shards map[int32]*shardFile
@@ -78,21 +78,16 @@ type BundleReader struct {
 type shardFile struct {
 	path   string
 	f      *os.File
-	direct *os.File // opened with O_DIRECT, or nil
+	direct *directFile // for DirectIO reads, or nil
 	size   int64
 }
 
 // ReadOptions configures OpenBundleWith. The zero value (or nil) reads as
 // OpenBundle does.
 type ReadOptions struct {
-	// DirectIO reads tensors of at least 1 MiB around the page cache
-	// (O_DIRECT on Linux) through aligned 16 MiB chunks. A large restore
-	// then neither fills the page cache nor waits for the kernel to find
-	// memory for it, which on a cold cache is several times faster; a
-	// checkpoint that is already cached is read from the disk again. Where
-	// the file system refuses O_DIRECT, and on other systems, reads are
-	// buffered as usual. String tensors are always read buffered.
-	DirectIO bool
+	// IO selects how tensors of 1 MiB and more are read (see IOMode).
+	// String tensors are always read buffered.
+	IO IOMode
 }
 
 // OpenBundle opens the bundle at prefix (the path without ".index"), reads
@@ -120,7 +115,9 @@ func OpenBundleWith(prefix string, opts *ReadOptions) (*BundleReader, error) {
 	}
 	r.prefix = prefix
 	r.indexPath = path
-	r.direct = opts != nil && opts.DirectIO
+	if opts != nil {
+		r.io = opts.IO
+	}
 	return r, nil
 }
 
@@ -306,7 +303,7 @@ func (r *BundleReader) ReadInto(name string, w io.Writer) error {
 	}
 	h := crc32.New(castagnoli)
 	if r.useDirect(sh, size) {
-		err = readDirect(sh.direct, e.GetOffset(), size, func(b []byte) error {
+		err = readDirect(sh, e.GetOffset(), size, func(b []byte) error {
 			h.Write(b)
 			_, err := w.Write(b)
 			return err
@@ -379,8 +376,8 @@ func (r *BundleReader) shard(id int32) (*shardFile, error) {
 		return nil, err
 	}
 	s := &shardFile{path: path, f: f, size: fi.Size()}
-	if r.direct {
-		s.direct = openDirectRead(path)
+	if r.io == DirectIO {
+		s.direct = openDirectRead(path, s.size)
 	}
 	r.shards[id] = s
 	return s, nil
@@ -441,7 +438,7 @@ func (r *BundleReader) readEntry(name string, e *fcpb.BundleEntryProto) (*Tensor
 		t.Data = make([]byte, size)
 		if r.useDirect(sh, size) {
 			rest := t.Data
-			err = readDirect(sh.direct, e.GetOffset(), size, func(b []byte) error {
+			err = readDirect(sh, e.GetOffset(), size, func(b []byte) error {
 				rest = rest[copy(rest, b):]
 				return nil
 			})

@@ -42,14 +42,10 @@ type WriteOptions struct {
 	// process leaves a readable checkpoint, but a power loss may not;
 	// TensorFlow's own writer does not sync either.
 	NoSync bool
-	// DirectIO writes the data shards around the page cache (O_DIRECT on
-	// Linux) through two aligned 16 MiB staging buffers per shard. A large
-	// save then neither waits for the kernel to find page-cache memory nor
-	// evicts what other processes cached, and the fsync before the commit
-	// has almost nothing left to write. Where the file system refuses
-	// O_DIRECT, and on other systems, the shards are buffered as usual.
-	// The files are the same either way.
-	DirectIO bool
+	// IO selects how the data shards are written (see IOMode): through
+	// the page cache as TensorFlow does (the zero value) or around it,
+	// with a 16 MiB staging buffer per shard.
+	IO IOMode
 }
 
 // Partition describes how WriteBundle splits a tensor: into Parts slices
@@ -97,7 +93,7 @@ type shardWriter struct {
 	tmp      string
 	final    string
 	f        *os.File
-	bw       shardBuffer
+	bw       *chunkWriter
 	size     int64
 	reserved int64 // bytes assigned to this shard, for balancing
 }
@@ -130,8 +126,7 @@ func NewBundleWriter(prefix string, opts *WriteOptions) (*BundleWriter, error) {
 			return nil, &Error{Op: "write", File: final, Err: err}
 		}
 		f.Chmod(0o644) // CreateTemp makes 0600; TensorFlow's files are 0644 (less umask)
-		f, bw := newShardBuffer(f, w.opts.DirectIO)
-		w.shards = append(w.shards, &shardWriter{tmp: f.Name(), final: final, f: f, bw: bw})
+		w.shards = append(w.shards, &shardWriter{tmp: f.Name(), final: final, f: f, bw: newShardWriter(f, w.opts.IO)})
 	}
 	return w, nil
 }
@@ -370,6 +365,7 @@ func (w *BundleWriter) abort() {
 	for _, s := range w.shards {
 		if s.f != nil {
 			s.f.Close()
+			s.bw.Close()
 			s.f = nil
 		}
 		if s.tmp != "" {
@@ -387,6 +383,7 @@ func (w *BundleWriter) commit() error {
 		if cerr := s.f.Close(); err == nil {
 			err = cerr
 		}
+		s.bw.Close()
 		s.f = nil
 		if err != nil {
 			return &Error{Op: "commit", File: s.tmp, Err: err}

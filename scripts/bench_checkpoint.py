@@ -1,5 +1,5 @@
 """Checkpoint save/restore benchmark: Go (cmd/benchckpt: streaming TensorBundle
-writer and reader, shards in parallel, O_DIRECT) vs Python's tf.train.Checkpoint on the same
+writer and reader, shards in parallel, savedmodel.IOMode) vs Python's tf.train.Checkpoint on the same
 machine, for ~1 GB and ~4 GB of float32 variables, with the peak RSS of each
 and the disk's raw write speed (dd ... conv=fdatasync) for reference.
 
@@ -79,17 +79,17 @@ def main():
         def go(*extra):
             return run([exe, "-gb", str(gb), "-var-mb", str(args.var_mb), "-dir", d, "-saves", str(args.saves), *extra])
 
-        sides = {"Python": [], "Go DirectIO": [], "Go buffered": []}
+        sides = {"Python": [], "Go DirectIO": [], "Go BufferedIO": []}
         try:
             disk = dd_speed(d, min(gb, 2))
             # Alternate the sides so that none always meets the memory the
             # one before freed: on a VM, memory the guest freed a few seconds
             # ago is fast to take again and older free memory is slow.
             for _ in range(args.reps):
-                sides["Go DirectIO"].append(go())
+                sides["Go DirectIO"].append(go("-io", "direct"))
                 sides["Python"].append(run([sys.executable, "-c", PY_CHILD, str(gb), str(args.var_mb), d, str(args.saves)]))
-                sides["Go buffered"].append(go("-direct=false"))
-            sides["Go DirectIO+fsync"] = [go("-sync")]
+                sides["Go BufferedIO"].append(go("-io", "buffered"))
+            sides["Go DirectIO+fsync"] = [go("-io", "direct", "-sync")]
             sides["SaveV2 from Go"] = [go("-in-graph")]
         finally:
             shutil.rmtree(d, ignore_errors=True)
@@ -117,9 +117,10 @@ def main():
         print(f"{'':>4} disk: dd conv=fdatasync {disk:.2f} GB/s")
     print(f"\nmedians of {args.reps} alternating runs of {args.saves} saves each; 'steady' is every save after the second (the")
     print("first two find no freed checkpoint memory to reuse); ratios: Python time / Go time (> 1: Go is faster). RSS in GiB.")
-    print("Go DirectIO writes and reads with O_DIRECT (WriteOptions/ReadOptions.DirectIO); Go buffered goes through the page")
-    print("cache like TensorFlow; neither fsyncs, as TensorFlow does not, except 'Go DirectIO+fsync' (durable). 'SaveV2 from")
-    print("Go' is tfgo.Saver: TensorFlow's own kernels run from Go.")
+    print("Go's rows are savedmodel.IOMode (WriteOptions.IO, ReadOptions.IO): DirectIO writes around the page cache with")
+    print("O_DIRECT and reads what the page cache holds from it, the rest with O_DIRECT; BufferedIO goes through it, like")
+    print("TensorFlow. None fsyncs, as TensorFlow does not, except 'Go DirectIO+fsync' (durable). 'SaveV2 from Go' is")
+    print("tfgo.Saver: TensorFlow's own kernels run from Go.")
 
 
 if __name__ == "__main__":

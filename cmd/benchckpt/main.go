@@ -2,10 +2,11 @@
 // from Go: float32 resource variables of the given total size live in
 // TensorFlow's runtime; a save fetches one variable at a time and streams it
 // into a TensorFlow checkpoint (savedmodel.BundleWriter, shards written in
-// parallel, with O_DIRECT unless -direct=false), so memory beyond the
-// variables stays at about one variable per shard; a restore reads each
-// variable (crc-checked, O_DIRECT too) straight into a TensorFlow tensor and
-// assigns it. It
+// parallel; -io picks savedmodel.IOMode), so memory beyond the variables
+// stays at about one variable per shard; a restore reads each variable
+// (crc-checked, in the same IOMode) straight into a TensorFlow tensor and
+// assigns it. It saves -saves times in a row, each save removing the one
+// before, and reports every save's time. It
 // prints one JSON line with the times and the peak RSS. With -in-graph it
 // uses tfgo.Saver instead: TensorFlow's SaveV2/RestoreV2 kernels write and
 // read the variables' buffers directly. scripts/bench_checkpoint.py runs
@@ -54,7 +55,7 @@ func (f *fill) Write(p []byte) (int, error) {
 type result struct {
 	GB            float64   `json:"gb"`
 	Sync          bool      `json:"sync"`
-	Direct        bool      `json:"direct"`
+	IO            string    `json:"io"`
 	InGraph       bool      `json:"in_graph"`
 	Variables     int       `json:"variables"`
 	SaveSeconds   float64   `json:"save_s,omitempty"` // -in-graph
@@ -82,10 +83,14 @@ func main() {
 	shards := flag.Int("shards", 2, "data shards written in parallel")
 	dir := flag.String("dir", os.TempDir(), "where the checkpoint goes")
 	doSync := flag.Bool("sync", false, "fsync the files before committing (TensorFlow's writer does not)")
-	direct := flag.Bool("direct", true, "write the shards with O_DIRECT (savedmodel.WriteOptions.DirectIO)")
+	ioName := flag.String("io", "direct", "how shards are written and read: buffered or direct (savedmodel.IOMode)")
 	saves := flag.Int("saves", 3, "saves in a row, each removing the one before")
 	inGraph := flag.Bool("in-graph", false, "save and restore with tfgo.Saver (SaveV2/RestoreV2 kernels, no copy through Go)")
 	flag.Parse()
+	mode, ok := map[string]savedmodel.IOMode{"buffered": savedmodel.BufferedIO, "direct": savedmodel.DirectIO}[*ioName]
+	if !ok {
+		log.Fatalf("-io %q: want buffered or direct", *ioName)
+	}
 	n := int(*gb * 1024 / float64(*perVar))
 	rows := int64(*perVar) * (1 << 20) / 4 / 1024
 
@@ -116,7 +121,7 @@ func main() {
 		}
 	}
 	prefix := filepath.Join(*dir, "go_ckpt")
-	res := result{GB: *gb, Sync: *doSync, Direct: *direct, InGraph: *inGraph, Variables: n, RSSBeforeGB: statusGB("VmRSS")}
+	res := result{GB: *gb, Sync: *doSync, IO: mode.String(), InGraph: *inGraph, Variables: n, RSSBeforeGB: statusGB("VmRSS")}
 	if *inGraph {
 		start := time.Now()
 		if err := saver.Save(sess, prefix); err != nil {
@@ -138,7 +143,7 @@ func main() {
 	// CheckpointManager with max_to_keep=1 does during training: the first
 	// save of a process and the steady state are reported apart.
 	save := func(prefix string) {
-		w, err := savedmodel.NewBundleWriter(prefix, &savedmodel.WriteOptions{NumShards: *shards, NoSync: !*doSync, DirectIO: *direct})
+		w, err := savedmodel.NewBundleWriter(prefix, &savedmodel.WriteOptions{NumShards: *shards, NoSync: !*doSync, IO: mode})
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -187,7 +192,7 @@ func main() {
 	}
 
 	start := time.Now()
-	r, err := savedmodel.OpenBundleWith(prefix, &savedmodel.ReadOptions{DirectIO: *direct})
+	r, err := savedmodel.OpenBundleWith(prefix, &savedmodel.ReadOptions{IO: mode})
 	if err != nil {
 		log.Fatal(err)
 	}
