@@ -1,11 +1,9 @@
 package savedmodel
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"sync"
-	"time"
 	"unsafe"
 )
 
@@ -18,7 +16,8 @@ import (
 // theirs), several times slower on a virtual machine that has handed its
 // free memory back to the host. Around it (O_DIRECT on Linux) I/O runs at
 // the disk's speed whatever the memory, and leaves the page cache to other
-// processes. The files are the same in every mode.
+// processes. The files are the same in both modes. Mixing the two within
+// one save was measured slower than either.
 type IOMode int
 
 const (
@@ -30,12 +29,6 @@ const (
 	// cache already holds and the rest around it. Where the file system
 	// refuses O_DIRECT, and outside Linux, it falls back to BufferedIO.
 	DirectIO
-	// AdaptiveIO writes a shard through the page cache while that is fast.
-	// When a 16 MiB chunk goes slower than 2 GB/s it writes the next chunk
-	// directly, and if that was faster it writes the rest of the shard
-	// directly; otherwise it stays with the page cache. It reads as
-	// DirectIO.
-	AdaptiveIO
 )
 
 func (m IOMode) String() string {
@@ -44,27 +37,22 @@ func (m IOMode) String() string {
 		return "BufferedIO"
 	case DirectIO:
 		return "DirectIO"
-	case AdaptiveIO:
-		return "AdaptiveIO"
 	}
-	return fmt.Sprintf("IOMode(%d)", int(m))
+	return "IOMode(?)"
 }
 
 const (
 	// directAlign is the alignment O_DIRECT needs of buffers, offsets and
 	// lengths: 4096 covers every logical block size Linux disks report.
 	directAlign = 4096
-	// chunkSize is the unit of direct I/O. Larger chunks mean fewer,
-	// larger requests; 16 MiB was within a few percent of the best on the
-	// benchmark machine while keeping memory bounded.
+	// chunkSize is the unit of direct I/O.
+	// Larger chunks mean fewer, larger requests; 16 MiB was within a few
+	// percent of the best on the benchmark machine while keeping memory
+	// bounded.
 	chunkSize = 16 << 20
 	// bigWrite is the size from which a buffered write goes to the file at
 	// once instead of through the staging buffer.
 	bigWrite = 64 << 10
-	// slowBuffered (bytes/s) is where AdaptiveIO tries a direct chunk:
-	// memory bandwidth with a page cache that has memory at hand is
-	// several times more, and a fast disk written directly about as much.
-	slowBuffered = 2e9
 )
 
 func alignedBuffer(size int) []byte {
@@ -73,129 +61,67 @@ func alignedBuffer(size int) []byte {
 	return b[skip : skip+size : skip+size]
 }
 
-// chunkWriter writes a data shard. With O_DIRECT the file is cut into
+// chunkWriter writes a data shard. Under DirectIO the file is cut into
 // chunks of chunkSize at fixed offsets, each staged whole in the aligned
-// buffer and written at once; the last, partial chunk goes through the
-// page cache, so the file needs no padding. Through the page cache, large
+// buffer and written with O_DIRECT; the last, partial chunk goes through
+// the page cache, so the file needs no padding. Under BufferedIO large
 // writes go to the file straight from the caller's memory and small ones
-// are gathered in the buffer. AdaptiveIO times its buffered chunks and
-// may move to direct ones at a chunk boundary, once for good.
+// are gathered in the buffer.
 type chunkWriter struct {
-	f      *os.File // the shard
-	df     *os.File // the shard opened with O_DIRECT, or nil
-	buf    []byte   // staged bytes; they end at off
-	n      int
-	off    int64  // bytes written so far
-	direct bool   // chunks go through df
-	adapt  bool   // AdaptiveIO has not decided yet
-	ways   [2]int // chunks written buffered and direct
-
-	// The current chunk's timing under AdaptiveIO, and the buffered rate
-	// that made it try a direct chunk (0: not tried yet).
-	timed    int64
-	spent    time.Duration
-	buffered float64
-	slow     float64 // slowBuffered; tests raise it to force a trial
+	f    *os.File // the shard
+	df   *os.File // the shard opened with O_DIRECT, or nil for BufferedIO
+	buf  []byte   // staged bytes; they end at off
+	n    int
+	off  int64  // bytes written so far
+	ways [2]int // chunks written buffered and direct
 }
 
-func newChunkWriter(f, df *os.File, mode IOMode) *chunkWriter {
+func newChunkWriter(f, df *os.File) *chunkWriter {
 	w := &chunkWriter{f: f, df: df}
 	if df == nil {
 		w.buf = make([]byte, 1<<20) // no alignment needed
-		return w
+	} else {
+		w.buf = alignedBuffer(chunkSize)
 	}
-	w.buf = alignedBuffer(chunkSize)
-	w.direct = mode == DirectIO
-	w.adapt = mode == AdaptiveIO
-	w.slow = slowBuffered
 	return w
 }
 
 func (w *chunkWriter) Write(p []byte) (int, error) {
-	written := 0
-	for len(p) > 0 {
-		take := len(p)
-		if w.adapt { // stop at the chunk's end, where the way may change
-			take = int(min(int64(take), (w.off/chunkSize+1)*chunkSize-w.off))
-		}
-		var err error
-		if w.direct {
-			err = w.writeDirect(p[:take])
-		} else {
-			err = w.writeBuffered(p[:take])
-		}
-		if err != nil {
-			return written, err
-		}
-		written += take
-		p = p[take:]
-		if w.adapt && w.off%chunkSize == 0 {
-			if err := w.decide(); err != nil {
-				return written, err
-			}
-		}
+	if w.df != nil {
+		return w.writeDirect(p)
 	}
-	return written, nil
-}
-
-func (w *chunkWriter) writeBuffered(p []byte) error {
 	if len(p) >= bigWrite || len(p) > len(w.buf)-w.n {
 		if err := w.flushStaged(); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	if len(p) < bigWrite {
-		w.n += copy(w.buf[w.n:], p)
-		w.off += int64(len(p))
-		return nil
+	if len(p) >= bigWrite {
+		n, err := w.f.WriteAt(p, w.off)
+		w.off += int64(n)
+		return n, err
 	}
-	start := time.Now()
-	n, err := w.f.WriteAt(p, w.off)
-	w.spent += time.Since(start)
-	w.timed += int64(n)
-	w.off += int64(n)
-	return err
+	w.n += copy(w.buf[w.n:], p)
+	w.off += int64(len(p))
+	return len(p), nil
 }
 
-func (w *chunkWriter) writeDirect(p []byte) error {
-	start := time.Now()
+func (w *chunkWriter) writeDirect(p []byte) (int, error) {
+	written := 0
 	for len(p) > 0 {
 		c := copy(w.buf[w.n:], p)
 		w.n += c
 		w.off += int64(c)
+		written += c
 		p = p[c:]
 		if w.n == len(w.buf) {
 			if _, err := w.df.WriteAt(w.buf, w.off-int64(w.n)); err != nil {
-				return err
+				return written, err
 			}
 			w.n = 0
 			w.ways[1]++
 		}
 	}
-	w.spent += time.Since(start)
-	return nil
-}
-
-// decide runs at the end of each chunk under AdaptiveIO: after a slow
-// buffered chunk it tries a direct one, after the direct one it keeps the
-// faster way for the rest of the shard.
-func (w *chunkWriter) decide() error {
-	if !w.direct {
-		if err := w.flushStaged(); err != nil {
-			return err
-		}
-	}
-	spent, timed := w.spent.Seconds(), w.timed
-	w.spent, w.timed = 0, 0
-	switch {
-	case w.direct: // the trial chunk
-		w.adapt = false
-		w.direct = chunkSize/spent > w.buffered
-	case timed >= chunkSize/2 && spent > 0 && float64(timed)/spent < w.slow:
-		w.buffered = float64(timed) / spent
-		w.direct = true
-	}
-	return nil
+	return written, nil
 }
 
 // flushStaged writes the staged bytes through the page cache.
@@ -209,7 +135,7 @@ func (w *chunkWriter) flushStaged() error {
 	return err
 }
 
-// Flush writes the staged bytes through the page cache: with O_DIRECT
+// Flush writes the staged bytes through the page cache: under DirectIO
 // the last, partial chunk, which O_DIRECT cannot write. Nothing may be
 // written after Flush.
 func (w *chunkWriter) Flush() error {
@@ -229,15 +155,15 @@ func (w *chunkWriter) Close() {
 // O_DIRECT.
 func newShardWriter(f *os.File, mode IOMode) *chunkWriter {
 	var df *os.File
-	if mode == DirectIO || mode == AdaptiveIO {
+	if mode == DirectIO {
 		df = openDirect(f.Name())
 	}
-	return newChunkWriter(f, df, mode)
+	return newChunkWriter(f, df)
 }
 
 // useDirect tells whether a tensor of size bytes in sh is read with
-// readDirect: below 1 MiB the page cache costs little, and a block-aligned
-// request would read many bytes that are not wanted.
+// O_DIRECT: below a chunk the page cache costs little and a block-aligned
+// request would mostly read bytes that are not wanted.
 func (r *BundleReader) useDirect(sh *shardFile, size int64) bool {
 	return sh.direct != nil && size >= chunkSize/16
 }

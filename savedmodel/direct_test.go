@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
-	"time"
 
 	tpb "github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
 )
@@ -55,7 +53,7 @@ func ioFixtures() ([]string, map[string]*Tensor) {
 func TestIOModes(t *testing.T) {
 	names, ts := ioFixtures()
 	files := map[IOMode][2][]byte{}
-	for _, mode := range []IOMode{BufferedIO, DirectIO, AdaptiveIO} {
+	for _, mode := range []IOMode{BufferedIO, DirectIO} {
 		prefix := filepath.Join(t.TempDir(), "ckpt")
 		w, err := NewBundleWriter(prefix, &WriteOptions{IO: mode})
 		if err != nil {
@@ -72,17 +70,14 @@ func TestIOModes(t *testing.T) {
 			t.Fatal(err)
 		}
 		direct := mode != BufferedIO && directWorks(t, filepath.Dir(prefix))
-		// The fixtures fill 3 chunks and part of a fourth; AdaptiveIO's
-		// choice depends on the machine.
-		if want := 0; mode != AdaptiveIO {
-			if mode == DirectIO && direct {
-				want = 3
-			}
+		// The fixtures fill 3 chunks and part of a fourth.
+		if want := 0; direct {
+			want = 3
 			if ways[1] != want {
 				t.Errorf("%v: %d chunks written directly, want %d", mode, ways[1], want)
 			}
-		} else if !direct && ways[1] != 0 {
-			t.Errorf("%v: %d chunks written directly without O_DIRECT", mode, ways[1])
+		} else if ways[1] != want {
+			t.Errorf("%v: %d chunks written directly, want %d", mode, ways[1], want)
 		}
 		checkBundle(t, prefix, ts)
 		noTempFiles(t, filepath.Dir(prefix))
@@ -90,84 +85,8 @@ func TestIOModes(t *testing.T) {
 		index, _ := os.ReadFile(IndexFilename(prefix))
 		files[mode] = [2][]byte{data, index}
 	}
-	for _, mode := range []IOMode{DirectIO, AdaptiveIO} {
-		if d, b := files[mode], files[BufferedIO]; !bytes.Equal(d[0], b[0]) || !bytes.Equal(d[1], b[1]) {
-			t.Errorf("%v: files differ from the buffered ones (%d data bytes, buffered %d)", mode, len(d[0]), len(b[0]))
-		}
-	}
-}
-
-// TestAdaptiveDecision: a fast buffered chunk keeps the page cache; a slow
-// one makes the next chunk direct, which is kept only if it was faster.
-func TestAdaptiveDecision(t *testing.T) {
-	chunk := func(w *chunkWriter, rate float64) {
-		w.timed, w.spent = chunkSize, time.Duration(chunkSize/rate*float64(time.Second))
-		if err := w.decide(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w := &chunkWriter{adapt: true, slow: slowBuffered}
-	chunk(w, 5e9)
-	if w.direct || !w.adapt {
-		t.Fatal("a fast buffered chunk left the page cache")
-	}
-	chunk(w, 0.5e9)
-	if !w.direct || !w.adapt {
-		t.Fatal("a slow buffered chunk did not try a direct one")
-	}
-	chunk(w, 2e9)
-	if !w.direct || w.adapt {
-		t.Fatal("a faster direct chunk was not kept for good")
-	}
-	w = &chunkWriter{adapt: true, slow: slowBuffered}
-	chunk(w, 0.5e9)
-	chunk(w, 0.2e9)
-	if w.direct || w.adapt {
-		t.Fatal("a slower direct chunk was kept, or the page cache not kept for good")
-	}
-}
-
-// TestAdaptiveSwitch writes through a forced switch (every buffered chunk
-// counts as slow) and expects the bytes a plain buffered write gives.
-func TestAdaptiveSwitch(t *testing.T) {
-	dir := t.TempDir()
-	if !directWorks(t, dir) {
-		t.Skip("O_DIRECT refused here")
-	}
-	rng := rand.New(rand.NewPCG(9, 9))
-	want := make([]byte, 5*chunkSize+12345)
-	for i := range want {
-		want[i] = byte(rng.Uint32())
-	}
-	name := filepath.Join(dir, "shard")
-	f, err := os.Create(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := newShardWriter(f, AdaptiveIO)
-	w.slow = math.Inf(1)
-	// Uneven pieces, some crossing chunk boundaries, some small.
-	for p := want; len(p) > 0; {
-		n := min(len(p), 1+rng.IntN(3*chunkSize/2))
-		if rng.IntN(4) == 0 {
-			n = min(len(p), 1+rng.IntN(bigWrite))
-		}
-		if _, err := w.Write(p[:n]); err != nil {
-			t.Fatal(err)
-		}
-		p = p[n:]
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	f.Close()
-	t.Logf("chunks buffered/direct %v, direct kept %v", w.ways, w.direct)
-	if w.ways[1] == 0 {
-		t.Error("no direct chunk tried")
-	}
-	if got, _ := os.ReadFile(name); !bytes.Equal(got, want) {
-		t.Errorf("%d bytes written, %d read back, or other bytes", len(want), len(got))
+	if d, b := files[DirectIO], files[BufferedIO]; !bytes.Equal(d[0], b[0]) || !bytes.Equal(d[1], b[1]) {
+		t.Errorf("DirectIO: files differ from the buffered ones (%d data bytes, buffered %d)", len(d[0]), len(b[0]))
 	}
 }
 

@@ -376,7 +376,7 @@ func (r *BundleReader) shard(id int32) (*shardFile, error) {
 		return nil, err
 	}
 	s := &shardFile{path: path, f: f, size: fi.Size()}
-	if r.io == DirectIO || r.io == AdaptiveIO {
+	if r.io == DirectIO {
 		s.direct = openDirectRead(path, s.size)
 	}
 	r.shards[id] = s

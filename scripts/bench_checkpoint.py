@@ -61,7 +61,7 @@ def main():
     ap.add_argument("--var-mb", type=int, default=64)
     ap.add_argument("--dir", default=None, help="where checkpoints go (default: a temp dir under /tmp)")
     ap.add_argument("--reps", type=int, default=3, help="alternating runs of each side")
-    ap.add_argument("--saves", type=int, default=5, help="saves in a row per run (each removes the one before)")
+    ap.add_argument("--saves", type=int, default=4, help="saves in a row per run (each removes the one before)")
     args = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     exe = os.path.join(tempfile.gettempdir(), "benchckpt")
@@ -79,18 +79,17 @@ def main():
         def go(*extra):
             return run([exe, "-gb", str(gb), "-var-mb", str(args.var_mb), "-dir", d, "-saves", str(args.saves), *extra])
 
-        sides = {"Python": [], "Go AdaptiveIO": [], "Go DirectIO": [], "Go BufferedIO": []}
+        sides = {"Python": [], "Go DirectIO": [], "Go BufferedIO": []}
         try:
             disk = dd_speed(d, min(gb, 2))
             # Alternate the sides so that none always meets the memory the
             # one before freed: on a VM, memory the guest freed a few seconds
             # ago is fast to take again and older free memory is slow.
             for _ in range(args.reps):
-                sides["Go AdaptiveIO"].append(go("-io", "adaptive"))
-                sides["Python"].append(run([sys.executable, "-c", PY_CHILD, str(gb), str(args.var_mb), d, str(args.saves)]))
                 sides["Go DirectIO"].append(go("-io", "direct"))
+                sides["Python"].append(run([sys.executable, "-c", PY_CHILD, str(gb), str(args.var_mb), d, str(args.saves)]))
                 sides["Go BufferedIO"].append(go("-io", "buffered"))
-            sides["Go Adaptive+fsync"] = [go("-io", "adaptive", "-sync")]
+            sides["Go DirectIO+fsync"] = [go("-io", "direct", "-sync")]
             sides["SaveV2 from Go"] = [go("-in-graph")]
         finally:
             shutil.rmtree(d, ignore_errors=True)
@@ -118,10 +117,9 @@ def main():
         print(f"{'':>4} disk: dd conv=fdatasync {disk:.2f} GB/s")
     print(f"\nmedians of {args.reps} alternating runs of {args.saves} saves each; 'steady' is every save after the second (the")
     print("first two find no freed checkpoint memory to reuse); ratios: Python time / Go time (> 1: Go is faster). RSS in GiB.")
-    print("Go's rows are savedmodel.IOMode (WriteOptions.IO, ReadOptions.IO): AdaptiveIO writes through the page cache while")
-    print("that is fast and moves a shard to O_DIRECT when that proves faster; DirectIO always writes with O_DIRECT; both read")
-    print("what the page cache holds from it and the rest with O_DIRECT. BufferedIO goes through the page cache, like")
-    print("TensorFlow. None fsyncs, as TensorFlow does not, except 'Go Adaptive+fsync' (durable). 'SaveV2 from Go' is")
+    print("Go's rows are savedmodel.IOMode (WriteOptions.IO, ReadOptions.IO): DirectIO writes around the page cache with")
+    print("O_DIRECT and reads what the page cache holds from it, the rest with O_DIRECT; BufferedIO goes through it, like")
+    print("TensorFlow. None fsyncs, as TensorFlow does not, except 'Go DirectIO+fsync' (durable). 'SaveV2 from Go' is")
     print("tfgo.Saver: TensorFlow's own kernels run from Go.")
 
 

@@ -83,13 +83,13 @@ func main() {
 	shards := flag.Int("shards", 2, "data shards written in parallel")
 	dir := flag.String("dir", os.TempDir(), "where the checkpoint goes")
 	doSync := flag.Bool("sync", false, "fsync the files before committing (TensorFlow's writer does not)")
-	ioName := flag.String("io", "adaptive", "how shards are written and read: buffered, direct or adaptive (savedmodel.IOMode)")
-	saves := flag.Int("saves", 5, "saves in a row, each removing the one before")
+	ioName := flag.String("io", "direct", "how shards are written and read: buffered or direct (savedmodel.IOMode)")
+	saves := flag.Int("saves", 3, "saves in a row, each removing the one before")
 	inGraph := flag.Bool("in-graph", false, "save and restore with tfgo.Saver (SaveV2/RestoreV2 kernels, no copy through Go)")
 	flag.Parse()
-	mode, ok := map[string]savedmodel.IOMode{"buffered": savedmodel.BufferedIO, "direct": savedmodel.DirectIO, "adaptive": savedmodel.AdaptiveIO}[*ioName]
+	mode, ok := map[string]savedmodel.IOMode{"buffered": savedmodel.BufferedIO, "direct": savedmodel.DirectIO}[*ioName]
 	if !ok {
-		log.Fatalf("-io %q: want buffered, direct or adaptive", *ioName)
+		log.Fatalf("-io %q: want buffered or direct", *ioName)
 	}
 	n := int(*gb * 1024 / float64(*perVar))
 	rows := int64(*perVar) * (1 << 20) / 4 / 1024
