@@ -3,6 +3,7 @@ package savedmodel
 import (
 	"io"
 	"os"
+	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -51,11 +52,13 @@ func openDirectRead(name string, size int64) *directFile {
 	d := &directFile{f: f}
 	if size > 0 && size == int64(int(size)) {
 		d.mapped, _ = unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+		runtime.SetFinalizer(d, (*directFile).Close) // a reader never closed
 	}
 	return d
 }
 
 func (d *directFile) Close() error {
+	runtime.SetFinalizer(d, nil)
 	if d.mapped != nil {
 		unix.Munmap(d.mapped)
 		d.mapped = nil

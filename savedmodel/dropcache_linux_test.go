@@ -8,7 +8,7 @@ import (
 )
 
 // dropCache writes back and drops the first n bytes of file from the page
-// cache, so that adaptive reads find part of it cached and part not.
+// cache, so that DirectIO reads find part of it cached and part not.
 func dropCache(t *testing.T, file string, n int64) {
 	f, err := os.Open(file)
 	if err != nil {

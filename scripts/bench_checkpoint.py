@@ -61,7 +61,7 @@ def main():
     ap.add_argument("--var-mb", type=int, default=64)
     ap.add_argument("--dir", default=None, help="where checkpoints go (default: a temp dir under /tmp)")
     ap.add_argument("--reps", type=int, default=3, help="alternating runs of each side")
-    ap.add_argument("--saves", type=int, default=4, help="saves in a row per run (each removes the one before)")
+    ap.add_argument("--saves", type=int, default=5, help="saves in a row per run (each removes the one before)")
     args = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     exe = os.path.join(tempfile.gettempdir(), "benchckpt")

@@ -84,7 +84,7 @@ func main() {
 	dir := flag.String("dir", os.TempDir(), "where the checkpoint goes")
 	doSync := flag.Bool("sync", false, "fsync the files before committing (TensorFlow's writer does not)")
 	ioName := flag.String("io", "direct", "how shards are written and read: buffered or direct (savedmodel.IOMode)")
-	saves := flag.Int("saves", 3, "saves in a row, each removing the one before")
+	saves := flag.Int("saves", 5, "saves in a row, each removing the one before")
 	inGraph := flag.Bool("in-graph", false, "save and restore with tfgo.Saver (SaveV2/RestoreV2 kernels, no copy through Go)")
 	flag.Parse()
 	mode, ok := map[string]savedmodel.IOMode{"buffered": savedmodel.BufferedIO, "direct": savedmodel.DirectIO}[*ioName]
