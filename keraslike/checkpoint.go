@@ -13,7 +13,6 @@ import (
 	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/savedmodel"
 	"github.com/gotf/gotf/tfgo"
-	"github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
 )
 
 // checkpointVars lists what a checkpoint of the model holds, by key: the
@@ -44,20 +43,8 @@ func (m *Model) SaveWeights(prefix string, weightsOnly bool) error {
 		return err
 	}
 	keys, vars := m.checkpointVars(weightsOnly)
-	outs := make([]tfgo.Output, len(vars))
-	for i, v := range vars {
-		outs[i] = v.Value()
-	}
-	vals, err := sess.Run(nil, outs)
-	if err != nil {
-		return fmt.Errorf("reading the weights of %q: %w", m.name, err)
-	}
-	tensors := make(map[string]*savedmodel.Tensor, len(vals))
-	for i, t := range vals {
-		tensors[keys[i]] = toBundleTensor(t)
-		t.Close()
-	}
-	if err := savedmodel.WriteBundle(prefix, tensors, nil); err != nil {
+	// Streamed one variable at a time: a large model is not copied whole.
+	if err := tfgo.SaveVariables(sess, prefix, keys, vars, nil); err != nil {
 		return fmt.Errorf("saving %q: %w", m.name, err)
 	}
 	return nil
@@ -113,16 +100,6 @@ func readChecked(r *savedmodel.BundleReader, key string, w *Weight) (*cgo.Tensor
 		return nil, fmt.Errorf("checkpoint %s: %q is %s%v, weight %s is %s%v", r.Prefix(), key, t.DataType(), t.Shape(), w.Path, w.DType(), w.Shape())
 	}
 	return t, nil
-}
-
-func toBundleTensor(t *cgo.Tensor) *savedmodel.Tensor {
-	bt := &savedmodel.Tensor{DType: types_go_proto.DataType(t.DataType()), Shape: t.Shape()}
-	if t.DataType() == cgo.String {
-		bt.Strings, _ = t.Strings()
-	} else {
-		bt.Data = append([]byte(nil), t.Data()...)
-	}
-	return bt
 }
 
 func fromBundleTensor(bt *savedmodel.Tensor) (*cgo.Tensor, error) {

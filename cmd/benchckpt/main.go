@@ -1,16 +1,14 @@
 // Command benchckpt times saving and restoring a large set of variables
 // from Go: float32 resource variables of the given total size live in
-// TensorFlow's runtime; a save fetches one variable at a time and streams it
-// into a TensorFlow checkpoint (savedmodel.BundleWriter, shards written in
+// TensorFlow's runtime, and tfgo.StreamingSaver saves them one variable at
+// a time per shard into a TensorFlow checkpoint (shards written in
 // parallel; -io picks savedmodel.IOMode), so memory beyond the variables
-// stays at about one variable per shard; a restore reads each variable
-// (crc-checked, in the same IOMode) straight into a TensorFlow tensor and
-// assigns it. It saves -saves times in a row, each save removing the one
-// before, and reports every save's time. It
-// prints one JSON line with the times and the peak RSS. With -in-graph it
-// uses tfgo.Saver instead: TensorFlow's SaveV2/RestoreV2 kernels write and
-// read the variables' buffers directly. scripts/bench_checkpoint.py runs
-// both beside Python's tf.train.Checkpoint.
+// stays at about one variable per shard, and restores them the same way.
+// It saves -saves times in a row, each save removing the one before, and
+// prints one JSON line with every save's time, the restore's and the peak
+// RSS. With -in-graph it uses tfgo.Saver instead: TensorFlow's
+// SaveV2/RestoreV2 kernels write and read the variables' buffers directly.
+// scripts/bench_checkpoint.py runs both beside Python's tf.train.Checkpoint.
 //
 //	go run ./cmd/benchckpt -gb 1 -dir /tmp/ckpt
 package main
@@ -24,13 +22,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/savedmodel"
 	"github.com/gotf/gotf/tfgo"
-	"github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
 )
 
 // removeBundle removes the files of the bundle at prefix.
@@ -39,17 +35,6 @@ func removeBundle(prefix string) {
 	for _, f := range files {
 		os.Remove(f)
 	}
-}
-
-// fill is an io.Writer into a fixed buffer.
-type fill struct{ b []byte }
-
-func (f *fill) Write(p []byte) (int, error) {
-	if len(p) > len(f.b) {
-		return 0, fmt.Errorf("%d bytes more than the tensor holds", len(p)-len(f.b))
-	}
-	f.b = f.b[copy(f.b, p):]
-	return len(p), nil
 }
 
 type result struct {
@@ -100,14 +85,7 @@ func main() {
 		vars = append(vars, tfgo.NewVariable(s, fmt.Sprintf("layer_%03d/kernel", i), cgo.Float, []int64{rows, 1024}, tfgo.RandomNormal(0, 1, int64(i))))
 	}
 	saver := tfgo.NewSaver(s, vars)
-	// One placeholder + assign per variable for the restore.
-	var holders []tfgo.Output
-	var assigns []*cgo.Operation
-	for _, v := range vars {
-		p := tfgo.Placeholder(s.SubScope("restore"), cgo.Float, rows, 1024)
-		holders = append(holders, p)
-		assigns = append(assigns, v.Assign(s.SubScope("restore"), p))
-	}
+	streaming := tfgo.NewStreamingSaver(s, vars, nil)
 	sess, err := tfgo.NewSession(s, nil)
 	if err != nil {
 		log.Fatal(err)
@@ -142,48 +120,13 @@ func main() {
 	// Each save goes to a new prefix and then removes the one before, as a
 	// CheckpointManager with max_to_keep=1 does during training: the first
 	// save of a process and the steady state are reported apart.
-	save := func(prefix string) {
-		w, err := savedmodel.NewBundleWriter(prefix, &savedmodel.WriteOptions{NumShards: *shards, NoSync: !*doSync, IO: mode})
-		if err != nil {
-			log.Fatal(err)
-		}
-		// One goroutine per shard: each fetches a variable and streams it into
-		// the writer, which puts concurrent adds on different shards.
-		next := make(chan *tfgo.Variable)
-		var wg sync.WaitGroup
-		for g := 0; g < *shards; g++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for v := range next {
-					out, err := sess.Run(nil, []tfgo.Output{v.Value()})
-					if err != nil {
-						log.Fatal(err)
-					}
-					t := out[0]
-					// Written straight from TensorFlow's buffer, then freed.
-					err = w.Add(v.Name(), &savedmodel.Tensor{DType: types_go_proto.DataType_DT_FLOAT, Shape: t.Shape(), Data: t.Data()})
-					t.Close()
-					if err != nil {
-						log.Fatal(err)
-					}
-				}
-			}()
-		}
-		for _, v := range vars {
-			next <- v
-		}
-		close(next)
-		wg.Wait()
-		if err := w.Close(); err != nil {
-			log.Fatal(err)
-		}
-	}
 	var prev string
 	for k := range *saves {
 		p := fmt.Sprintf("%s-%d", prefix, k+1)
 		start := time.Now()
-		save(p)
+		if err := streaming.Save(sess, p, &savedmodel.WriteOptions{NumShards: *shards, NoSync: !*doSync, IO: mode}); err != nil {
+			log.Fatal(err)
+		}
 		res.Saves = append(res.Saves, time.Since(start).Seconds())
 		if prev != "" {
 			removeBundle(prev)
@@ -192,42 +135,9 @@ func main() {
 	}
 
 	start := time.Now()
-	r, err := savedmodel.OpenBundleWith(prefix, &savedmodel.ReadOptions{IO: mode})
-	if err != nil {
+	if err := streaming.Restore(sess, prefix, &savedmodel.ReadOptions{IO: mode}); err != nil {
 		log.Fatal(err)
 	}
-	// Each goroutine reads variables straight into one TensorFlow tensor of
-	// its own (crc-checked) and feeds it to the variable's assign. The
-	// tensor stays referenced from Go, so AssignVariableOp copies it into
-	// the variable's existing buffer instead of adopting it: no memory is
-	// allocated per variable, on either side.
-	idx := make(chan int)
-	var wg sync.WaitGroup
-	for g := 0; g < *shards; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t, err := cgo.AllocateTensor(cgo.Float, []int64{rows, 1024})
-			if err != nil {
-				log.Fatal(err)
-			}
-			defer t.Close()
-			for i := range idx {
-				if err := r.ReadInto(vars[i].Name(), &fill{b: t.Data()}); err != nil {
-					log.Fatal(err)
-				}
-				if _, err := sess.Run(map[tfgo.Output]any{holders[i]: t}, nil, assigns[i]); err != nil {
-					log.Fatal(err)
-				}
-			}
-		}()
-	}
-	for i := range vars {
-		idx <- i
-	}
-	close(idx)
-	wg.Wait()
-	r.Close()
 	res.RestoreSecond = time.Since(start).Seconds()
 	res.PeakRSSGB = statusGB("VmHWM")
 	out, _ := json.Marshal(res)

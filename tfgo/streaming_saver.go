@@ -1,0 +1,227 @@
+package tfgo
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/savedmodel"
+	tpb "github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
+)
+
+// StreamingSaver saves and restores variables through Go, one variable at a
+// time per data shard, with package savedmodel's pure-Go TensorBundle writer
+// and reader: memory beyond the variables stays at about one variable per
+// shard, however large the model, and the shards are written and read in
+// parallel. The files are TensorFlow checkpoints, as Saver writes. Unlike
+// Saver it can restore from a checkpoint that holds more than its
+// variables (build one over the subset to restore) and takes
+// savedmodel.WriteOptions (shards, O_DIRECT).
+type StreamingSaver struct {
+	keys    []string
+	vars    []*Variable
+	holders []Output // one placeholder per variable, fed on restore
+	assigns []*cgo.Operation
+}
+
+// NewStreamingSaver adds a placeholder and an assign per variable of vars
+// (all the graph's variables when vars is nil) under the scope's
+// "streaming_saver" namespace. The checkpoint keys are keys, or the
+// variables' names when keys is nil.
+func NewStreamingSaver(s *Scope, vars []*Variable, keys []string) *StreamingSaver {
+	if vars == nil {
+		vars = Variables(s)
+	}
+	ss := s.SubScope("streaming_saver")
+	sv := &StreamingSaver{vars: vars, keys: keys}
+	if keys == nil {
+		for _, v := range vars {
+			sv.keys = append(sv.keys, v.Name())
+		}
+	}
+	if len(sv.keys) != len(vars) {
+		ss.UpdateErr("streaming_saver", fmt.Errorf("%d keys for %d variables", len(sv.keys), len(vars)))
+		return sv
+	}
+	for _, v := range vars {
+		p := Placeholder(ss, v.DType(), v.Shape()...)
+		sv.holders = append(sv.holders, p)
+		sv.assigns = append(sv.assigns, v.Assign(ss, p))
+	}
+	return sv
+}
+
+func (sv *StreamingSaver) usable() error {
+	if len(sv.assigns) != len(sv.vars) || slices.Contains(sv.assigns, nil) {
+		return fmt.Errorf("streaming saver was not built (see the scope's error)")
+	}
+	return nil
+}
+
+// Save writes the variables' current values as the checkpoint prefix
+// (see SaveVariables).
+func (sv *StreamingSaver) Save(sess *Session, prefix string, opts *savedmodel.WriteOptions) error {
+	if err := sv.usable(); err != nil {
+		return err
+	}
+	return SaveVariables(sess, prefix, sv.keys, sv.vars, opts)
+}
+
+// SaveVariables writes the current values of vars, under keys (keys[i] for
+// vars[i]), as the checkpoint prefix, adding nothing to the graph: one
+// goroutine per data shard reads a variable, writes it from TensorFlow's
+// buffer and frees it. A checkpoint already at prefix stays readable until
+// the new one is complete (see savedmodel.BundleWriter).
+func SaveVariables(sess *Session, prefix string, keys []string, vars []*Variable, opts *savedmodel.WriteOptions) error {
+	if len(keys) != len(vars) {
+		return fmt.Errorf("saving %s: %d keys for %d variables", prefix, len(keys), len(vars))
+	}
+	w, err := savedmodel.NewBundleWriter(prefix, opts)
+	if err != nil {
+		return err
+	}
+	err = parallel(max(1, optsShards(opts)), len(vars), func(i int, _ *cgo.Tensor) (*cgo.Tensor, error) {
+		out, err := sess.Run(nil, []Output{vars[i].Value()})
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", vars[i].Name(), err)
+		}
+		t := out[0]
+		defer t.Close()
+		bt := &savedmodel.Tensor{DType: tpb.DataType(t.DataType()), Shape: t.Shape()}
+		if t.DataType() == cgo.String {
+			if bt.Strings, err = t.Strings(); err != nil {
+				return nil, fmt.Errorf("reading %s: %w", vars[i].Name(), err)
+			}
+		} else {
+			bt.Data = t.Data()
+		}
+		return nil, w.Add(keys[i], bt)
+	})
+	if err != nil {
+		w.Abort()
+		return err
+	}
+	return w.Close()
+}
+
+func optsShards(o *savedmodel.WriteOptions) int {
+	if o == nil {
+		return 1
+	}
+	return o.NumShards
+}
+
+// Restore assigns every variable its value in the checkpoint prefix.
+// Every key is checked first (present, same dtype and shape, errors naming
+// the key and the checkpoint), so a mismatch changes nothing; a tensor
+// found corrupt while reading leaves the variables read before it
+// restored. Each goroutine reads into one tensor that it reuses while the
+// shapes repeat, and AssignVariableOp copies it into the variable's own
+// buffer: a restore allocates little.
+func (sv *StreamingSaver) Restore(sess *Session, prefix string, opts *savedmodel.ReadOptions) error {
+	if err := sv.usable(); err != nil {
+		return err
+	}
+	r, err := savedmodel.OpenBundleWith(prefix, opts)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for i, key := range sv.keys {
+		e, err := r.Entry(key)
+		if err != nil {
+			return err
+		}
+		v := sv.vars[i]
+		if cgo.DataType(e.DType) != v.DType() || !slices.Equal(e.Shape, v.Shape()) && !(len(e.Shape) == 0 && len(v.Shape()) == 0) {
+			return fmt.Errorf("checkpoint %s: %q is %s%v, variable %s is %s%v", prefix, key, cgo.DataType(e.DType), e.Shape, v.Name(), v.DType(), v.Shape())
+		}
+	}
+	return parallel(max(1, int(r.Header().GetNumShards())), len(sv.vars), func(i int, t *cgo.Tensor) (*cgo.Tensor, error) {
+		v, key := sv.vars[i], sv.keys[i]
+		if v.DType() == cgo.String {
+			bt, err := r.Read(key)
+			if err != nil {
+				return t, err
+			}
+			st, err := cgo.NewStringTensor(bt.Shape, bt.Strings)
+			if err != nil {
+				return t, fmt.Errorf("checkpoint %s: %q: %w", prefix, key, err)
+			}
+			defer st.Close()
+			_, err = sess.Run(map[Output]any{sv.holders[i]: st}, nil, sv.assigns[i])
+			return t, err
+		}
+		if t == nil || t.DataType() != v.DType() || !slices.Equal(t.Shape(), v.Shape()) {
+			if t != nil {
+				t.Close()
+			}
+			if t, err = cgo.AllocateTensor(v.DType(), v.Shape()); err != nil {
+				return nil, err
+			}
+		}
+		if err := r.ReadInto(key, &fill{b: t.Data()}); err != nil {
+			return t, err
+		}
+		if _, err := sess.Run(map[Output]any{sv.holders[i]: t}, nil, sv.assigns[i]); err != nil {
+			return t, fmt.Errorf("restoring %s: %w", v.Name(), err)
+		}
+		return t, nil
+	})
+}
+
+// parallel runs do for i in [0, count) on n goroutines, stopping at the
+// first error. do gets the tensor its goroutine kept from its last call
+// (nil at first) and returns the one to keep, which is closed at the end.
+func parallel(n, count int, do func(i int, kept *cgo.Tensor) (*cgo.Tensor, error)) error {
+	next := make(chan int)
+	errs := make(chan error, n)
+	var stop sync.Once
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range min(n, count) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var kept *cgo.Tensor
+			defer func() {
+				if kept != nil {
+					kept.Close()
+				}
+			}()
+			for i := range next {
+				t, err := do(i, kept)
+				kept = t
+				if err != nil {
+					errs <- err
+					stop.Do(func() { close(done) })
+					return
+				}
+			}
+		}()
+	}
+feed:
+	for i := range count {
+		select {
+		case next <- i:
+		case <-done:
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	return <-errs // nil when no goroutine failed
+}
+
+// fill is an io.Writer into a fixed buffer: a tensor's data.
+type fill struct{ b []byte }
+
+func (f *fill) Write(p []byte) (int, error) {
+	if len(p) > len(f.b) {
+		return 0, fmt.Errorf("%d bytes more than the tensor holds", len(p)-len(f.b))
+	}
+	f.b = f.b[copy(f.b, p):]
+	return len(p), nil
+}
