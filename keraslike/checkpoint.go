@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/savedmodel"
 	"github.com/gotf/gotf/tfgo"
 )
@@ -53,6 +52,7 @@ func (m *Model) SaveWeights(prefix string, weightsOnly bool) error {
 // LoadWeights restores what SaveWeights wrote at prefix: every weight (an
 // error naming any weight missing or of another shape or dtype, before
 // anything changes) and the optimizer's state when the checkpoint has it.
+// Weights are streamed one at a time (tfgo.StreamingSaver).
 func (m *Model) LoadWeights(prefix string) error {
 	sess, err := m.session()
 	if err != nil {
@@ -64,9 +64,8 @@ func (m *Model) LoadWeights(prefix string) error {
 	}
 	defer r.Close()
 	keys, vars := m.checkpointVars(false)
-	var ws []*Weight
-	var vals []*cgo.Tensor
-	defer func() { closeTensors(vals) }() // copied into the variables by assign
+	var ks []string
+	var vs []*tfgo.Variable
 	for i, key := range keys {
 		if !r.Has(key) {
 			if i < len(m.Weights()) {
@@ -74,40 +73,28 @@ func (m *Model) LoadWeights(prefix string) error {
 			}
 			continue // a weights-only checkpoint: the optimizer starts afresh
 		}
-		w := &Weight{Variable: vars[i], Path: key}
-		t, err := readChecked(r, key, w)
-		if err != nil {
+		ks, vs = append(ks, key), append(vs, vars[i])
+	}
+	return m.restore(sess, prefix, ks, vs)
+}
+
+// restore streams the tensors under keys at prefix into vars; every key's
+// dtype and shape is checked before anything is assigned. The savers are
+// kept per key list, so loading again adds nothing to the graph.
+func (m *Model) restore(sess *tfgo.Session, prefix string, keys []string, vars []*tfgo.Variable) error {
+	id := strings.Join(keys, "\x00")
+	sv := m.restorers[id]
+	if sv == nil {
+		sv = tfgo.NewStreamingSaver(m.Scope().SubScope("restore"), vars, keys)
+		if err := m.Scope().Err(); err != nil {
 			return err
 		}
-		ws, vals = append(ws, w), append(vals, t)
+		if m.restorers == nil {
+			m.restorers = map[string]*tfgo.StreamingSaver{}
+		}
+		m.restorers[id] = sv
 	}
-	return m.assign(sess, ws, vals)
-}
-
-// readChecked reads tensor key of a bundle for weight w, refusing one of
-// another dtype or shape (an error naming both) before anything is assigned.
-func readChecked(r *savedmodel.BundleReader, key string, w *Weight) (*cgo.Tensor, error) {
-	bt, err := r.Read(key)
-	if err != nil {
-		return nil, err
-	}
-	t, err := fromBundleTensor(bt)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s, tensor %q: %w", r.Prefix(), key, err)
-	}
-	if t.DataType() != w.DType() || !sameDims(t.Shape(), w.Shape()) {
-		t.Close()
-		return nil, fmt.Errorf("checkpoint %s: %q is %s%v, weight %s is %s%v", r.Prefix(), key, t.DataType(), t.Shape(), w.Path, w.DType(), w.Shape())
-	}
-	return t, nil
-}
-
-func fromBundleTensor(bt *savedmodel.Tensor) (*cgo.Tensor, error) {
-	dt := cgo.DataType(bt.DType)
-	if dt == cgo.String {
-		return cgo.NewStringTensor(bt.Shape, bt.Strings)
-	}
-	return cgo.NewTensor(dt, bt.Shape, bt.Data)
+	return sv.Restore(sess, prefix, nil)
 }
 
 // ModelCheckpoint saves the model during Fit (keras.callbacks.ModelCheckpoint):

@@ -39,6 +39,7 @@ type Model struct {
 	sessOpts    *tfgo.SessionOptions
 	xla         bool
 	assigners   map[*tfgo.Variable]assigner
+	restorers   map[string]*tfgo.StreamingSaver // by key list, see restore
 	initialized bool
 	stop        bool
 }

@@ -2,13 +2,15 @@ package keraslike
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/savedmodel"
+	"github.com/gotf/gotf/tfgo"
 )
 
 // objectPath matches the variables of a Keras 3 model in an object-graph
@@ -109,15 +111,10 @@ func (m *Model) LoadObjectCheckpoint(prefix string) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: %w", prefix, err)
 	}
-	var ws []*Weight
-	var vals []*cgo.Tensor
-	defer func() { closeTensors(vals) }() // copied into the variables by assign
-	for key, w := range mapping {
-		t, err := readChecked(r, key, w)
-		if err != nil {
-			return err
-		}
-		ws, vals = append(ws, w), append(vals, t)
+	keys := slices.Sorted(maps.Keys(mapping))
+	vars := make([]*tfgo.Variable, len(keys))
+	for i, key := range keys {
+		vars[i] = mapping[key].Variable
 	}
-	return m.assign(sess, ws, vals)
+	return m.restore(sess, prefix, keys, vars)
 }

@@ -81,22 +81,22 @@ func SaveVariables(sess *Session, prefix string, keys []string, vars []*Variable
 	if err != nil {
 		return err
 	}
-	err = parallel(max(1, optsShards(opts)), len(vars), func(i int, _ *cgo.Tensor) (*cgo.Tensor, error) {
+	err = parallel(max(1, optsShards(opts)), len(vars), func(i int) error {
 		out, err := sess.Run(nil, []Output{vars[i].Value()})
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", vars[i].Name(), err)
+			return fmt.Errorf("reading %s: %w", vars[i].Name(), err)
 		}
 		t := out[0]
 		defer t.Close()
 		bt := &savedmodel.Tensor{DType: tpb.DataType(t.DataType()), Shape: t.Shape()}
 		if t.DataType() == cgo.String {
 			if bt.Strings, err = t.Strings(); err != nil {
-				return nil, fmt.Errorf("reading %s: %w", vars[i].Name(), err)
+				return fmt.Errorf("reading %s: %w", vars[i].Name(), err)
 			}
 		} else {
 			bt.Data = t.Data()
 		}
-		return nil, w.Add(keys[i], bt)
+		return w.Add(keys[i], bt)
 	})
 	if err != nil {
 		w.Abort()
@@ -116,9 +116,8 @@ func optsShards(o *savedmodel.WriteOptions) int {
 // Every key is checked first (present, same dtype and shape, errors naming
 // the key and the checkpoint), so a mismatch changes nothing; a tensor
 // found corrupt while reading leaves the variables read before it
-// restored. Each goroutine reads into one tensor that it reuses while the
-// shapes repeat, and AssignVariableOp copies it into the variable's own
-// buffer: a restore allocates little.
+// restored. Each variable is read straight into a new TensorFlow tensor,
+// which the assign then adopts or copies.
 func (sv *StreamingSaver) Restore(sess *Session, prefix string, opts *savedmodel.ReadOptions) error {
 	if err := sv.usable(); err != nil {
 		return err
@@ -138,43 +137,42 @@ func (sv *StreamingSaver) Restore(sess *Session, prefix string, opts *savedmodel
 			return fmt.Errorf("checkpoint %s: %q is %s%v, variable %s is %s%v", prefix, key, cgo.DataType(e.DType), e.Shape, v.Name(), v.DType(), v.Shape())
 		}
 	}
-	return parallel(max(1, int(r.Header().GetNumShards())), len(sv.vars), func(i int, t *cgo.Tensor) (*cgo.Tensor, error) {
+	return parallel(max(1, int(r.Header().GetNumShards())), len(sv.vars), func(i int) error {
 		v, key := sv.vars[i], sv.keys[i]
 		if v.DType() == cgo.String {
 			bt, err := r.Read(key)
 			if err != nil {
-				return t, err
+				return err
 			}
 			st, err := cgo.NewStringTensor(bt.Shape, bt.Strings)
 			if err != nil {
-				return t, fmt.Errorf("checkpoint %s: %q: %w", prefix, key, err)
+				return fmt.Errorf("checkpoint %s: %q: %w", prefix, key, err)
 			}
 			defer st.Close()
 			_, err = sess.Run(map[Output]any{sv.holders[i]: st}, nil, sv.assigns[i])
-			return t, err
+			return err
 		}
-		if t == nil || t.DataType() != v.DType() || !slices.Equal(t.Shape(), v.Shape()) {
-			if t != nil {
-				t.Close()
-			}
-			if t, err = cgo.AllocateTensor(v.DType(), v.Shape()); err != nil {
-				return nil, err
-			}
+		// A new tensor each time: AssignVariableOp may adopt the fed
+		// buffer instead of copying it, so a reused one would alias
+		// variables.
+		t, err := cgo.AllocateTensor(v.DType(), v.Shape())
+		if err != nil {
+			return err
 		}
+		defer t.Close()
 		if err := r.ReadInto(key, &fill{b: t.Data()}); err != nil {
-			return t, err
+			return err
 		}
 		if _, err := sess.Run(map[Output]any{sv.holders[i]: t}, nil, sv.assigns[i]); err != nil {
-			return t, fmt.Errorf("restoring %s: %w", v.Name(), err)
+			return fmt.Errorf("restoring %s: %w", v.Name(), err)
 		}
-		return t, nil
+		return nil
 	})
 }
 
 // parallel runs do for i in [0, count) on n goroutines, stopping at the
-// first error. do gets the tensor its goroutine kept from its last call
-// (nil at first) and returns the one to keep, which is closed at the end.
-func parallel(n, count int, do func(i int, kept *cgo.Tensor) (*cgo.Tensor, error)) error {
+// first error.
+func parallel(n, count int, do func(i int) error) error {
 	next := make(chan int)
 	errs := make(chan error, n)
 	var stop sync.Once
@@ -184,16 +182,8 @@ func parallel(n, count int, do func(i int, kept *cgo.Tensor) (*cgo.Tensor, error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var kept *cgo.Tensor
-			defer func() {
-				if kept != nil {
-					kept.Close()
-				}
-			}()
 			for i := range next {
-				t, err := do(i, kept)
-				kept = t
-				if err != nil {
+				if err := do(i); err != nil {
 					errs <- err
 					stop.Do(func() { close(done) })
 					return

@@ -11,27 +11,32 @@ import (
 )
 
 // A StreamingSaver's checkpoint (3 shards, O_DIRECT) is read by Python with
-// equal values; it restores Go's variables after they changed; a saver over
+// equal values; it restores Go's variables after they changed (two of one
+// shape each to its own value); a saver over
 // a subset restores from a Python checkpoint that holds more; a variable of
 // another shape is refused, naming the key, before anything changes.
 func TestStreamingSaver(t *testing.T) {
 	s := NewScope()
 	dense := s.SubScope("dense")
 	k := NewVariable(dense, "kernel", cgo.Float, []int64{300, 700}, RandomNormal(0, 1, 3))
+	k2 := NewVariable(dense, "kernel2", cgo.Float, []int64{300, 700}, RandomNormal(0, 1, 5)) // k's shape, right after it
 	b := NewVariable(dense, "bias", cgo.Half, []int64{700}, RandomNormal(0, 1, 4))
 	step := NewVariable(s, "step", cgo.Int64, []int64{}, Constant(7), Trainable(false))
-	vars := []*Variable{k, b, step}
+	vars := []*Variable{k, b, step, k2}
 	saver := NewStreamingSaver(s, nil, nil)
 	renamed := NewStreamingSaver(s, []*Variable{k}, []string{"model/kernel/.ATTRIBUTES/VARIABLE_VALUE"})
 	init := GlobalVariablesInitializer(s)
-	zero := []*cgo.Operation{k.Assign(s, ZerosLike(s, k.Value())), b.Assign(s, ZerosLike(s, b.Value())), step.Assign(s, ZerosLike(s, step.Value()))}
+	var zero []*cgo.Operation
+	for _, v := range vars {
+		zero = append(zero, v.Assign(s, ZerosLike(s, v.Value())))
+	}
 	sess, err := NewSession(s, nil)
 	require.NoError(t, err)
 	defer sess.Close()
 	_, err = sess.Run(nil, nil, init)
 	require.NoError(t, err)
 	read := func() []*cgo.Tensor {
-		out, err := sess.Run(nil, []Output{k.Read(s), b.Read(s), step.Read(s)})
+		out, err := sess.Run(nil, []Output{k.Value(), b.Value(), step.Value(), k2.Value()})
 		require.NoError(t, err)
 		return out
 	}
@@ -65,11 +70,17 @@ with tf.compat.v1.Graph().as_default():
 	}
 	assert.Equal(t, want[0].Data(), ref["renamed"].Data())
 
-	_, err = sess.Run(nil, nil, zero...)
-	require.NoError(t, err)
-	require.NoError(t, saver.Restore(sess, prefix, &savedmodel.ReadOptions{IO: savedmodel.DirectIO}))
-	for i, got := range read() {
-		assert.Equal(t, want[i].Data(), got.Data(), vars[i].Name())
+	// From 3 shards read in parallel with O_DIRECT, and from 1 read by one
+	// goroutine (where k and k2 come one after the other).
+	one := filepath.Join(dir, "one")
+	require.NoError(t, saver.Save(sess, one, nil))
+	for _, p := range []string{prefix, one} {
+		_, err = sess.Run(nil, nil, zero...)
+		require.NoError(t, err)
+		require.NoError(t, saver.Restore(sess, p, &savedmodel.ReadOptions{IO: savedmodel.DirectIO}))
+		for i, got := range read() {
+			assert.Equal(t, want[i].Data(), got.Data(), vars[i].Name())
+		}
 	}
 
 	sub := NewStreamingSaver(s, []*Variable{k}, nil)
