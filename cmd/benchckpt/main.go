@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"hash/crc32"
 	"log"
 	"os"
 	"path/filepath"
@@ -99,6 +100,7 @@ func main() {
 		}
 	}
 	prefix := filepath.Join(*dir, "go_ckpt")
+	want := checksums(sess, vars)
 	res := result{GB: *gb, Sync: *doSync, IO: mode.String(), InGraph: *inGraph, Variables: n, RSSBeforeGB: statusGB("VmRSS")}
 	if *inGraph {
 		start := time.Now()
@@ -112,6 +114,7 @@ func main() {
 		}
 		res.RestoreSecond = time.Since(start).Seconds()
 		res.PeakRSSGB = statusGB("VmHWM")
+		verify(sess, vars, want)
 		out, _ := json.Marshal(res)
 		fmt.Println(string(out))
 		return
@@ -140,6 +143,32 @@ func main() {
 	}
 	res.RestoreSecond = time.Since(start).Seconds()
 	res.PeakRSSGB = statusGB("VmHWM")
+	verify(sess, vars, want)
 	out, _ := json.Marshal(res)
 	fmt.Println(string(out))
+}
+
+// checksums returns the crc32c of every variable's bytes, read one at a
+// time (ReadVariableOp shares the variable's buffer: nothing is copied).
+func checksums(sess *tfgo.Session, vars []*tfgo.Variable) []uint32 {
+	sums := make([]uint32, len(vars))
+	for i, v := range vars {
+		out, err := sess.Run(nil, []tfgo.Output{v.Value()})
+		if err != nil {
+			log.Fatal(err)
+		}
+		sums[i] = crc32.Checksum(out[0].Data(), crc32.MakeTable(crc32.Castagnoli))
+		out[0].Close()
+	}
+	return sums
+}
+
+// verify stops the benchmark if a restore left any variable with other
+// values than were saved: a fast restore must also be a correct one.
+func verify(sess *tfgo.Session, vars []*tfgo.Variable, want []uint32) {
+	for i, got := range checksums(sess, vars) {
+		if got != want[i] {
+			log.Fatalf("%s holds other values after the restore (crc32c %#08x, saved %#08x)", vars[i].Name(), got, want[i])
+		}
+	}
 }
