@@ -75,13 +75,13 @@ func (m *Model) LoadWeights(prefix string) error {
 		}
 		ks, vs = append(ks, key), append(vs, vars[i])
 	}
-	return m.restore(sess, prefix, ks, vs)
+	return m.restore(sess, r, ks, vs)
 }
 
-// restore streams the tensors under keys at prefix into vars; every key's
-// dtype and shape is checked before anything is assigned. The savers are
-// kept per key list, so loading again adds nothing to the graph.
-func (m *Model) restore(sess *tfgo.Session, prefix string, keys []string, vars []*tfgo.Variable) error {
+// restore streams the tensors under keys of the open bundle r into vars;
+// every key's dtype and shape is checked before anything is assigned. The
+// savers are kept per key list, so loading again adds nothing to the graph.
+func (m *Model) restore(sess *tfgo.Session, r *savedmodel.BundleReader, keys []string, vars []*tfgo.Variable) error {
 	id := strings.Join(keys, "\x00")
 	sv := m.restorers[id]
 	if sv == nil {
@@ -94,7 +94,7 @@ func (m *Model) restore(sess *tfgo.Session, prefix string, keys []string, vars [
 		}
 		m.restorers[id] = sv
 	}
-	return sv.Restore(sess, prefix, nil)
+	return sv.RestoreFrom(sess, r)
 }
 
 // ModelCheckpoint saves the model during Fit (keras.callbacks.ModelCheckpoint):

@@ -116,5 +116,5 @@ func (m *Model) LoadObjectCheckpoint(prefix string) error {
 	for i, key := range keys {
 		vars[i] = mapping[key].Variable
 	}
-	return m.restore(sess, prefix, keys, vars)
+	return m.restore(sess, r, keys, vars)
 }

@@ -127,6 +127,16 @@ func (sv *StreamingSaver) Restore(sess *Session, prefix string, opts *savedmodel
 		return err
 	}
 	defer r.Close()
+	return sv.RestoreFrom(sess, r)
+}
+
+// RestoreFrom is Restore from a bundle already open, for a caller that
+// looked at its keys first; r stays open.
+func (sv *StreamingSaver) RestoreFrom(sess *Session, r *savedmodel.BundleReader) error {
+	if err := sv.usable(); err != nil {
+		return err
+	}
+	prefix := r.Prefix()
 	for i, key := range sv.keys {
 		e, err := r.Entry(key)
 		if err != nil {

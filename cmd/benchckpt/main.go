@@ -151,13 +151,14 @@ func main() {
 // checksums returns the crc32c of every variable's bytes, read one at a
 // time (ReadVariableOp shares the variable's buffer: nothing is copied).
 func checksums(sess *tfgo.Session, vars []*tfgo.Variable) []uint32 {
+	table := crc32.MakeTable(crc32.Castagnoli)
 	sums := make([]uint32, len(vars))
 	for i, v := range vars {
 		out, err := sess.Run(nil, []tfgo.Output{v.Value()})
 		if err != nil {
 			log.Fatal(err)
 		}
-		sums[i] = crc32.Checksum(out[0].Data(), crc32.MakeTable(crc32.Castagnoli))
+		sums[i] = crc32.Checksum(out[0].Data(), table)
 		out[0].Close()
 	}
 	return sums
