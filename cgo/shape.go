@@ -1,6 +1,7 @@
 package cgo
 
 import (
+	"github.com/gotf/gotf/dtypes"
 	"strconv"
 	"strings"
 )
@@ -45,9 +46,9 @@ func (s Shape) NumElements() int64 {
 	if !s.IsFullyDefined() {
 		return -1
 	}
-	n := int64(1)
-	for _, d := range s.Dims {
-		n *= d
+	n, err := dtypes.NumElements(s.Dims)
+	if err != nil {
+		return -1
 	}
 	return n
 }

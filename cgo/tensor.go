@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"runtime"
 	"unsafe"
+
+	"github.com/gotf/gotf/dtypes"
 )
 
 // Tensor owns a TF_Tensor: a dense, host-memory n-dimensional array.
@@ -33,17 +35,6 @@ type Tensor struct {
 // sizeofTString is the size of one TF_TString element in a string tensor's buffer.
 const sizeofTString = C.sizeof_TF_TString
 
-func checkDims(dims []int64) (int64, error) {
-	n := int64(1)
-	for _, d := range dims {
-		if d < 0 {
-			return 0, fmt.Errorf("tensor shape %v has a negative dimension", dims)
-		}
-		n *= d
-	}
-	return n, nil
-}
-
 // AllocateTensor returns an uninitialised tensor of a fixed-size dtype. Fill
 // it through Data(): that is the one copy from Go values into TensorFlow's
 // buffer (no intermediate slice).
@@ -51,11 +42,11 @@ func AllocateTensor(dt DataType, dims []int64) (*Tensor, error) {
 	if dt.Size() == 0 {
 		return nil, fmt.Errorf("AllocateTensor: %s has no fixed element size (use NewStringTensor for strings)", dt)
 	}
-	n, err := checkDims(dims)
+	nbytes, err := dtypes.NumBytes(dt, dims)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("AllocateTensor: %w", err)
 	}
-	return allocate(dt, dims, n*int64(dt.Size())), nil
+	return allocate(dt, dims, nbytes), nil
 }
 
 func allocate(dt DataType, dims []int64, nbytes int64) *Tensor {
@@ -96,9 +87,9 @@ func NewTensor(dt DataType, dims []int64, data []byte) (*Tensor, error) {
 
 // NewStringTensor returns a string tensor; each element is an arbitrary byte string.
 func NewStringTensor(dims []int64, values [][]byte) (*Tensor, error) {
-	n, err := checkDims(dims)
+	n, err := dtypes.NumElements(dims)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("NewStringTensor: %w", err)
 	}
 	if n != int64(len(values)) {
 		return nil, fmt.Errorf("NewStringTensor: shape %v holds %d strings, got %d", dims, n, len(values))
@@ -136,10 +127,7 @@ func (t *Tensor) Shape() []int64 { return append([]int64(nil), t.dims...) }
 
 // NumElements is the number of elements.
 func (t *Tensor) NumElements() int64 {
-	n := int64(1)
-	for _, d := range t.dims {
-		n *= d
-	}
+	n, _ := dtypes.NumElements(t.dims) // the runtime made the dims, so they are valid
 	return n
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/gotf/gotf/dtypes"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -25,7 +26,7 @@ func TestTensorsOfEveryFixedSizeDtype(t *testing.T) {
 		assert.Equal(t, []int64{2, 3}, tn.Shape())
 		assert.Equal(t, int64(6), tn.NumElements())
 		assert.Equal(t, data, tn.Data())
-		parsed, err := ParseDataType(dt.String())
+		parsed, err := dtypes.Parse(dt.String())
 		require.NoError(t, err)
 		assert.Equal(t, dt, parsed)
 		require.NoError(t, tn.Close())
@@ -70,7 +71,7 @@ func TestTensorBadInput(t *testing.T) {
 	require.NoError(t, err)
 	_, err = f.Strings()
 	require.ErrorContains(t, err, "float32")
-	_, err = ParseDataType("float8")
+	_, err = dtypes.Parse("float8")
 	require.ErrorContains(t, err, "float8")
 }
 

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
@@ -40,7 +39,7 @@ func TestModelCheckpointWritesTensorFlowCheckpoints(t *testing.T) {
 
 	weights, err := m.GetWeights()
 	require.NoError(t, err)
-	dirT, err := cgo.NewStringTensor(nil, [][]byte{[]byte(dir)})
+	dirT, err := tfgo.NewStringTensor(nil, [][]byte{[]byte(dir)})
 	require.NoError(t, err)
 	ref := interop.Python(t, `
 d = inputs["dir"].item().decode()
@@ -52,7 +51,7 @@ outputs["names"] = np.array([n.encode() for n in names], dtype=object)
 for i, n in enumerate(["clf/dense/kernel", "clf/dense/bias", "clf/dense_1/kernel", "clf/dense_1/bias"]):
     outputs["w%d" % i] = r.get_tensor(n)
 outputs["iteration"] = r.get_tensor([n for n in names if n.endswith("iteration")][0])
-`, map[string]*cgo.Tensor{"dir": dirT})
+`, map[string]*tfgo.Tensor{"dir": dirT})
 	latest, _ := ref["latest"].Strings()
 	assert.Equal(t, filepath.Join(dir, "model_shard_3"), string(latest[0]))
 	for i := range weights {

@@ -1,7 +1,6 @@
 package keraslike
 
 import (
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -51,7 +50,7 @@ func (d *Dense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	}
 	shape := staticShape(x)
 	if len(shape) < 2 || shape[len(shape)-1] < 0 {
-		ctx.fail(d, "needs inputs of rank >= 2 with a known last dimension, got shape %v", cgo.Shape{Dims: shape, UnknownRank: shape == nil})
+		ctx.fail(d, "needs inputs of rank >= 2 with a known last dimension, got shape %v", tfgo.Shape{Dims: shape, UnknownRank: shape == nil})
 		return tfgo.Output{}
 	}
 	if !isFloat(x.DataType()) {
@@ -66,9 +65,9 @@ func (d *Dense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		if binit == nil {
 			binit = tfgo.Zeros()
 		}
-		d.kernel = d.addWeight("kernel", cgo.Float, []int64{shape[len(shape)-1], int64(d.Units)}, kinit, true)
+		d.kernel = d.addWeight("kernel", tfgo.Float, []int64{shape[len(shape)-1], int64(d.Units)}, kinit, true)
 		if !d.opts.NoBias {
-			d.bias = d.addWeight("bias", cgo.Float, []int64{int64(d.Units)}, binit, true)
+			d.bias = d.addWeight("bias", tfgo.Float, []int64{int64(d.Units)}, binit, true)
 		}
 	}
 	if in := d.kernel.Shape()[0]; in != shape[len(shape)-1] {

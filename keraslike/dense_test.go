@@ -4,7 +4,6 @@ import (
 	"math/rand"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
@@ -12,7 +11,7 @@ import (
 )
 
 // randTensor is a float32 tensor of N(0, 1) values.
-func randTensor(t *testing.T, r *rand.Rand, shape ...int64) *cgo.Tensor {
+func randTensor(t *testing.T, r *rand.Rand, shape ...int64) *tfgo.Tensor {
 	n := int64(1)
 	for _, d := range shape {
 		n *= d
@@ -24,19 +23,19 @@ func randTensor(t *testing.T, r *rand.Rand, shape ...int64) *cgo.Tensor {
 	flat, err := tfgo.NewTensor(v)
 	require.NoError(t, err)
 	defer flat.Close()
-	tn, err := cgo.NewTensor(cgo.Float, shape, flat.Data())
+	tn, err := tfgo.NewTensorFromBytes(tfgo.Float, shape, flat.Data())
 	require.NoError(t, err)
 	return tn
 }
 
-func floats(t *testing.T, tn *cgo.Tensor) []float32 {
+func floats(t *testing.T, tn *tfgo.Tensor) []float32 {
 	v, err := tfgo.Float32s(tn)
 	require.NoError(t, err)
 	return v
 }
 
 // run initializes the variables of s and evaluates outs.
-func run(t *testing.T, s *tfgo.Scope, feeds map[tfgo.Output]any, outs ...tfgo.Output) []*cgo.Tensor {
+func run(t *testing.T, s *tfgo.Scope, feeds map[tfgo.Output]any, outs ...tfgo.Output) []*tfgo.Tensor {
 	t.Helper()
 	init := tfgo.GlobalVariablesInitializer(s)
 	sess, err := tfgo.NewSession(s, nil)
@@ -73,7 +72,7 @@ d.build((None, 3, 5))
 d.set_weights([inputs["k"], inputs["b"]])
 outputs["y"] = d(inputs["x"])
 outputs["paths"] = np.array([v.path.encode() for v in d.weights], dtype=object)
-`, map[string]*cgo.Tensor{"x": x, "k": k, "b": b})
+`, map[string]*tfgo.Tensor{"x": x, "k": k, "b": b})
 			assert.InDeltaSlice(t, floats(t, ref["y"]), floats(t, got), 1e-5)
 			paths, err := ref["paths"].Strings()
 			require.NoError(t, err)
@@ -89,23 +88,23 @@ outputs["paths"] = np.array([v.path.encode() for v in d.weights], dtype=object)
 func TestDenseBadInput(t *testing.T) {
 	s := tfgo.NewScope()
 	d := NewDense(4, DenseOptions{Name: "head"})
-	d.Call(NewContext(s, false), tfgo.Placeholder(s, cgo.Float, 3))
+	d.Call(NewContext(s, false), tfgo.Placeholder(s, tfgo.Float, 3))
 	require.ErrorContains(t, s.Err(), `layer "head" (Dense): needs inputs of rank >= 2`)
 
 	s = tfgo.NewScope()
 	d = NewDense(4, DenseOptions{Name: "head"})
-	d.Call(NewContext(s, false), tfgo.Placeholder(s, cgo.Int32, 2, 3))
+	d.Call(NewContext(s, false), tfgo.Placeholder(s, tfgo.Int32, 2, 3))
 	require.ErrorContains(t, s.Err(), "floating-point")
 
 	s = tfgo.NewScope()
 	d = NewDense(4, DenseOptions{Name: "head", Activation: "swishy"})
-	d.Call(NewContext(s, false), tfgo.Placeholder(s, cgo.Float, 2, 3))
+	d.Call(NewContext(s, false), tfgo.Placeholder(s, tfgo.Float, 2, 3))
 	require.ErrorContains(t, s.Err(), `unknown activation "swishy"`)
 
 	s = tfgo.NewScope()
 	d = NewDense(4, DenseOptions{Name: "head"})
 	ctx := NewContext(s, false)
-	d.Call(ctx, tfgo.Placeholder(s, cgo.Float, 2, 3))
-	d.Call(ctx, tfgo.Placeholder(s, cgo.Float, 2, 5))
+	d.Call(ctx, tfgo.Placeholder(s, tfgo.Float, 2, 3))
+	d.Call(ctx, tfgo.Placeholder(s, tfgo.Float, 2, 5))
 	require.ErrorContains(t, s.Err(), "built for inputs with last dimension 3, got 5")
 }

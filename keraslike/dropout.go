@@ -3,7 +3,6 @@ package keraslike
 import (
 	"math"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -45,7 +44,7 @@ type Dropout struct {
 	opts DropoutOptions
 
 	state *tfgo.Variable
-	last  *cgo.Operation // the latest state update, which the next call's read follows
+	last  *tfgo.Operation // the latest state update, which the next call's read follows
 }
 
 // NewDropout returns keras.layers.Dropout(rate, ...).
@@ -85,7 +84,7 @@ func (d *Dropout) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	}
 	if d.build(ctx) && d.Rate > 0 {
 		// Keras creates its SeedGenerator whenever rate > 0.
-		d.state = tfgo.NewVariable(d.wscope, "seed_generator_state", cgo.Int64, []int64{2},
+		d.state = tfgo.NewVariable(d.wscope, "seed_generator_state", tfgo.Int64, []int64{2},
 			tfgo.InitialValue([]int64{d.seed(), 0}), tfgo.Trainable(false))
 	}
 	if !ctx.Training || d.Rate == 0 {
@@ -107,10 +106,10 @@ func (d *Dropout) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	update := d.state.AssignAdd(s.WithControlDependencies(seed.Op), tfgo.Const(s, []int64{0, 1}))
 	d.last = update
 	// keras.backend.tensorflow.random._cast_seed, then stateless_dropout.
-	seed32 := tfgo.Cast(s, tfgo.FloorMod(s, seed, tfgo.Const(s, int64(math.MaxInt32-1))), cgo.Int32)
+	seed32 := tfgo.Cast(s, tfgo.FloorMod(s, seed, tfgo.Const(s, int64(math.MaxInt32-1))), tfgo.Int32)
 	key, counter := tfgo.StatelessRandomGetKeyCounter(s, seed32)
 	dt := x.DataType()
-	draw := tfgo.StatelessRandomUniformV2(s, tfgo.Shape(s, x), key, counter, tfgo.Const(s, int32(3)),
+	draw := tfgo.StatelessRandomUniformV2(s, tfgo.ShapeOf(s, x), key, counter, tfgo.Const(s, int32(3)),
 		tfgo.StatelessRandomUniformV2Dtype(dt))
 	keep := tfgo.GreaterEqual(s, draw, scalarAs(s, d.Rate, dt))
 	kept := tfgo.Mul(s, x, scalarAs(s, 1/(1-d.Rate), dt))
@@ -134,9 +133,9 @@ func (d *Dropout) Config() map[string]any {
 
 // scalarAs is the constant v of float dtype dt, rounded as TensorFlow
 // converts a Python float to that dtype.
-func scalarAs(s *tfgo.Scope, v float64, dt cgo.DataType) tfgo.Output {
+func scalarAs(s *tfgo.Scope, v float64, dt tfgo.DataType) tfgo.Output {
 	c := tfgo.Const(s, v)
-	if dt == cgo.Double {
+	if dt == tfgo.Double {
 		return c
 	}
 	return tfgo.Cast(s, c, dt)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -61,7 +60,7 @@ func (e *Embedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		ctx.fail(e, "input_dim and output_dim must be positive, got %d and %d", e.InputDim, e.OutputDim)
 		return tfgo.Output{}
 	}
-	if dt := ids.DataType(); dt != cgo.Int32 && dt != cgo.Int64 {
+	if dt := ids.DataType(); dt != tfgo.Int32 && dt != tfgo.Int64 {
 		ctx.fail(e, "needs int32 or int64 ids, got %s", dt)
 		return tfgo.Output{}
 	}
@@ -70,19 +69,19 @@ func (e *Embedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		if init == nil {
 			init = uniformInitializer(-0.05, 0.05, seedFor(e.name))
 		}
-		e.embeddings = e.addWeight("embeddings", cgo.Float, []int64{int64(e.InputDim), int64(e.OutputDim)}, init, true)
+		e.embeddings = e.addWeight("embeddings", tfgo.Float, []int64{int64(e.InputDim), int64(e.OutputDim)}, init, true)
 	}
 	s := ctx.Scope.SubScope(e.name)
 	// keras ops.take: tf.where(ids < 0, ids + input_dim, ids).
 	n, zero := tfgo.Const(s, int64(e.InputDim)), tfgo.Const(s, int64(0))
-	if ids.DataType() == cgo.Int32 {
+	if ids.DataType() == tfgo.Int32 {
 		n, zero = tfgo.Const(s, int32(e.InputDim)), tfgo.Const(s, int32(0))
 	}
 	ids = tfgo.SelectV2(s, tfgo.Less(s, ids, zero), tfgo.AddV2(s, ids, n), ids)
-	y := tfgo.ResourceGather(s, e.embeddings.Handle(), ids, cgo.Float)
+	y := tfgo.ResourceGather(s, e.embeddings.Handle(), ids, tfgo.Float)
 	dt := ctx.DType
 	if dt == 0 {
-		dt = cgo.Float
+		dt = tfgo.Float
 	}
 	return castTo(s, y, dt)
 }
@@ -103,7 +102,7 @@ func (e *Embedding) Config() map[string]any {
 // StatelessRandomUniformV2 (alg 3), then draw*(maxval-minval)+minval with
 // the bounds cast from float32, so the values equal Keras' for the same seed.
 func uniformInitializer(minval, maxval float64, seed int64) tfgo.Initializer {
-	return tfgo.InitializerFunc(func(s *tfgo.Scope, shape []int64, dtype cgo.DataType) tfgo.Output {
+	return tfgo.InitializerFunc(func(s *tfgo.Scope, shape []int64, dtype tfgo.DataType) tfgo.Output {
 		if !isFloat(dtype) {
 			s.UpdateErr("stateless_random_uniform", fmt.Errorf("a uniform initializer needs a float dtype, not %s", dtype))
 			return tfgo.Output{}

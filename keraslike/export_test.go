@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/internal/setup"
 	"github.com/gotf/gotf/savedmodel/runner"
@@ -50,12 +49,12 @@ func TestExportGPTSavedModel(t *testing.T) {
 
 	idsT, err := tfgo.NewTensor(x)
 	require.NoError(t, err)
-	dirT, err := cgo.NewStringTensor(nil, [][]byte{[]byte(dir)})
+	dirT, err := tfgo.NewStringTensor(nil, [][]byte{[]byte(dir)})
 	require.NoError(t, err)
 	py := interop.Python(t, `
 m = tf.saved_model.load(inputs["dir"].item().decode())
 outputs["logits"] = m.signatures["serving_default"](token_ids=tf.constant(inputs["ids"]))["logits"]
-`, map[string]*cgo.Tensor{"dir": dirT, "ids": idsT})
+`, map[string]*tfgo.Tensor{"dir": dirT, "ids": idsT})
 	assert.InDeltaSlice(t, floats(t, want), floats(t, py["logits"]), 1e-5)
 
 	root, err := setup.ModuleRoot()

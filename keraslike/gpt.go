@@ -3,7 +3,7 @@ package keraslike
 import (
 	"fmt"
 
-	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/tfgo"
 )
 
 // GPTConfig sizes a GPT-style decoder-only language model.
@@ -33,7 +33,7 @@ func NewGPT(name string, c GPTConfig) (*Model, error) {
 	if c.FFDim == 0 {
 		c.FFDim = 4 * c.DModel
 	}
-	ids := Input(InputSpec{Shape: []int64{int64(c.SeqLen)}, DType: cgo.Int32})
+	ids := Input(InputSpec{Shape: []int64{int64(c.SeqLen)}, DType: tfgo.Int32})
 	x := Apply(NewEmbedding(c.Vocab, c.DModel, EmbeddingOptions{Name: "token_embedding"}), ids)
 	x = Apply(NewPositionalEmbedding(c.SeqLen, c.DModel, PositionalEmbeddingOptions{Name: "position_embedding"}), x)
 	for i := 0; i < c.Layers; i++ {

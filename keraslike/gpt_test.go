@@ -5,7 +5,6 @@ import (
 	"math/rand"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
@@ -121,7 +120,7 @@ func TestTransformerBlockOptimizerStepMatchesKeras(t *testing.T) {
 			slots, err := sess.Run(nil, slotOuts)
 			require.NoError(t, err)
 
-			in := map[string]*cgo.Tensor{"x": x, "y": y}
+			in := map[string]*tfgo.Tensor{"x": x, "y": y}
 			for i, w := range initial {
 				in[fmt.Sprintf("w%02d", i)] = w
 			}

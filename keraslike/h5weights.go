@@ -6,8 +6,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/internal/h5"
+	"github.com/gotf/gotf/tfgo"
 )
 
 // Keras' HDF5 weight layouts.
@@ -166,12 +166,12 @@ func (m *Model) kerasTree() *kerasNode {
 }
 
 // weightValues reads every weight of the model (built and initialized).
-func (m *Model) weightValues() (map[*Weight]*cgo.Tensor, func(), error) {
+func (m *Model) weightValues() (map[*Weight]*tfgo.Tensor, func(), error) {
 	vals, err := m.GetWeights()
 	if err != nil {
 		return nil, nil, err
 	}
-	byWeight := map[*Weight]*cgo.Tensor{}
+	byWeight := map[*Weight]*tfgo.Tensor{}
 	for i, w := range m.Weights() {
 		byWeight[w] = vals[i]
 	}
@@ -182,36 +182,36 @@ func (m *Model) weightValues() (map[*Weight]*cgo.Tensor, func(), error) {
 	}, nil
 }
 
-func h5DType(dt cgo.DataType) (h5.DType, error) {
+func h5DType(dt tfgo.DataType) (h5.DType, error) {
 	switch dt {
-	case cgo.Float:
+	case tfgo.Float:
 		return h5.Float32, nil
-	case cgo.Double:
+	case tfgo.Double:
 		return h5.Float64, nil
-	case cgo.Int32:
+	case tfgo.Int32:
 		return h5.Int32, nil
-	case cgo.Int64:
+	case tfgo.Int64:
 		return h5.Int64, nil
 	}
 	return h5.Invalid, fmt.Errorf("no HDF5 type for %s", dt)
 }
 
-func cgoDType(dt h5.DType) cgo.DataType {
+func cgoDType(dt h5.DType) tfgo.DataType {
 	switch dt {
 	case h5.Float32:
-		return cgo.Float
+		return tfgo.Float
 	case h5.Float64:
-		return cgo.Double
+		return tfgo.Double
 	case h5.Int32:
-		return cgo.Int32
+		return tfgo.Int32
 	case h5.Int64:
-		return cgo.Int64
+		return tfgo.Int64
 	}
 	return 0
 }
 
 // writeNode writes a saveable at path ("" for the root) into root.
-func writeNode(root *h5.Group, path string, n *kerasNode, vals map[*Weight]*cgo.Tensor) error {
+func writeNode(root *h5.Group, path string, n *kerasNode, vals map[*Weight]*tfgo.Tensor) error {
 	vp := "vars"
 	if path != "" {
 		vp = path + "/vars"
@@ -303,7 +303,7 @@ func (m *Model) loadKeras3Weights(path string) error {
 	}
 	defer f.Close()
 	var ws []*Weight
-	var vals []*cgo.Tensor
+	var vals []*tfgo.Tensor
 	defer func() { closeTensors(vals) }() // copied into the variables by assign
 	defer func() {
 		for _, v := range vals {
@@ -369,7 +369,7 @@ func weightPaths(ws []*Weight) string {
 
 // readWeight reads dataset name of g into a tensor for w, checking dtype
 // and shape before reading.
-func readWeight(g *h5.Group, name string, w *Weight, layer Layer) (*cgo.Tensor, error) {
+func readWeight(g *h5.Group, name string, w *Weight, layer Layer) (*tfgo.Tensor, error) {
 	want := w.Shape()
 	a, err := g.Read(name, func(i h5.Info) error {
 		if cgoDType(i.DType) != w.DType() || !sameDims(i.Shape, want) {
@@ -380,7 +380,7 @@ func readWeight(g *h5.Group, name string, w *Weight, layer Layer) (*cgo.Tensor, 
 	if err != nil {
 		return nil, err
 	}
-	return cgo.NewTensor(w.DType(), want, a.Data)
+	return tfgo.NewTensorFromBytes(w.DType(), want, a.Data)
 }
 
 // kerasFormatVersion is the Keras version whose file layouts this package
@@ -526,7 +526,7 @@ func legacyStrings(g *h5.Group, name string) ([]string, error) {
 	return out, nil
 }
 
-func (m *Model) readLegacyWeights(f *h5.File) ([]*Weight, []*cgo.Tensor, error) {
+func (m *Model) readLegacyWeights(f *h5.File) ([]*Weight, []*tfgo.Tensor, error) {
 	top := f.Root()
 	if !top.HasAttr("layer_names") && !top.HasAttr("layer_names0") {
 		if !top.Has("model_weights") {
@@ -575,7 +575,7 @@ func (m *Model) readLegacyWeights(f *h5.File) ([]*Weight, []*cgo.Tensor, error) 
 		return nil, nil, fmt.Errorf("%s has weights for %d layers, the model has %d layers with weights", f.Path(), len(fileLayers), len(layers))
 	}
 	var ws []*Weight
-	var vals []*cgo.Tensor
+	var vals []*tfgo.Tensor
 	for i, l := range layers {
 		fl := fileLayers[i]
 		lw := l.Weights()

@@ -12,8 +12,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/internal/h5"
+	"github.com/gotf/gotf/tfgo"
 )
 
 // LoadOptions are LoadKerasModel's options.
@@ -180,7 +180,7 @@ func loadLegacyModel(path string, opts LoadOptions) (*Model, error) {
 	sess, err := m.session()
 	if err == nil {
 		var ws []*Weight
-		var vals []*cgo.Tensor
+		var vals []*tfgo.Tensor
 		ws, vals, err = m.readLegacyWeights(f)
 		if err == nil {
 			err = m.assign(sess, ws, vals)
@@ -303,11 +303,11 @@ func inputSpecFromConfig(c map[string]any) (InputSpec, error) {
 	}
 	switch dt := r.string("dtype", "float32"); dt {
 	case "float32":
-		spec.DType = cgo.Float
+		spec.DType = tfgo.Float
 	case "int32":
-		spec.DType = cgo.Int32
+		spec.DType = tfgo.Int32
 	case "int64":
-		spec.DType = cgo.Int64
+		spec.DType = tfgo.Int64
 	default:
 		r.fail("dtype %q is not supported (float32, int32, int64)", dt)
 	}
@@ -731,9 +731,9 @@ func kerasShape(dims []int64) []any {
 func inputLayerEntry(spec InputSpec, name string) map[string]any {
 	dt := spec.DType
 	if dt == 0 {
-		dt = cgo.Float
+		dt = tfgo.Float
 	}
-	dtName := map[cgo.DataType]string{cgo.Float: "float32", cgo.Int32: "int32", cgo.Int64: "int64", cgo.Double: "float64"}[dt]
+	dtName := map[tfgo.DataType]string{tfgo.Float: "float32", tfgo.Int32: "int32", tfgo.Int64: "int64", tfgo.Double: "float64"}[dt]
 	return map[string]any{
 		"module":     "keras.layers",
 		"class_name": "InputLayer",
@@ -798,7 +798,7 @@ func (m *Model) kerasConfig() (map[string]any, error) {
 		}
 		dt := t.dtype
 		if dt == 0 {
-			dt = cgo.Float
+			dt = tfgo.Float
 		}
 		return map[string]any{
 			"class_name": "__keras_tensor__",

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"weak"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -22,7 +21,7 @@ type KerasTensor struct {
 
 	// static shape and dtype, recorded when the model is built.
 	shape []int64
-	dtype cgo.DataType
+	dtype tfgo.DataType
 }
 
 // layerCall is one call of a layer in a functional graph (a Keras node).

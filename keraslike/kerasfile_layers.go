@@ -1,7 +1,6 @@
 package keraslike
 
 import (
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -92,7 +91,7 @@ func (p *GlobalPooling1D) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output 
 		return tfgo.Output{}
 	}
 	if sh := staticShape(x); len(sh) != 3 {
-		ctx.fail(p, "needs inputs of rank 3 [batch, steps, features], got shape %v", cgo.Shape{Dims: sh, UnknownRank: sh == nil})
+		ctx.fail(p, "needs inputs of rank 3 [batch, steps, features], got shape %v", tfgo.Shape{Dims: sh, UnknownRank: sh == nil})
 		return tfgo.Output{}
 	}
 	if !isFloat(x.DataType()) {
@@ -137,13 +136,13 @@ func (f *Flatten) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	}
 	sh := staticShape(x)
 	if len(sh) < 1 {
-		ctx.fail(f, "needs inputs of rank >= 1, got shape %v", cgo.Shape{Dims: sh, UnknownRank: sh == nil})
+		ctx.fail(f, "needs inputs of rank >= 1, got shape %v", tfgo.Shape{Dims: sh, UnknownRank: sh == nil})
 		return tfgo.Output{}
 	}
 	n := int64(1)
 	for _, d := range sh[1:] {
 		if d < 0 {
-			ctx.fail(f, "needs the dimensions after the batch known, got shape %v", cgo.Shape{Dims: sh})
+			ctx.fail(f, "needs the dimensions after the batch known, got shape %v", tfgo.Shape{Dims: sh})
 			return tfgo.Output{}
 		}
 		n *= d

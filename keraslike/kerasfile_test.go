@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
@@ -95,7 +94,7 @@ def randomize(m, seed):
 
 // goClassifier is the classifier above, built in Go.
 func goClassifier() (*Model, error) {
-	ids := Input(InputSpec{Shape: []int64{8}, DType: cgo.Int32, Name: "ids"})
+	ids := Input(InputSpec{Shape: []int64{8}, DType: tfgo.Int32, Name: "ids"})
 	x := Apply(NewEmbedding(50, 16, EmbeddingOptions{Name: "embedding"}), ids)
 	a := Apply(NewMultiHeadAttention(2, 8, MultiHeadAttentionOptions{Name: "mha"}), x, x)
 	x = Apply(NewLayerNormalization(LayerNormalizationOptions{Name: "ln_1", Epsilon: 1e-6}), Apply(NewAdd(AddOptions{Name: "add_1"}), x, a))
@@ -109,7 +108,7 @@ func goClassifier() (*Model, error) {
 
 // goGPT is the GPT above, built in Go as a functional graph.
 func goGPT(preLN bool) (*Model, error) {
-	ids := Input(InputSpec{Shape: []int64{8}, DType: cgo.Int32})
+	ids := Input(InputSpec{Shape: []int64{8}, DType: tfgo.Int32})
 	x := Apply(NewEmbedding(256, 16, EmbeddingOptions{Name: "token_embedding"}), ids)
 	x = Apply(NewPositionalEmbedding(8, 16, PositionalEmbeddingOptions{Name: "position_embedding"}), x)
 	for _, n := range []string{"block_0", "block_1"} {
@@ -120,7 +119,7 @@ func goGPT(preLN bool) (*Model, error) {
 
 // goCausal is causal() above: a keyword argument in a functional node.
 func goCausal() (*Model, error) {
-	ids := Input(InputSpec{Shape: []int64{8}, DType: cgo.Int32})
+	ids := Input(InputSpec{Shape: []int64{8}, DType: tfgo.Int32})
 	x := Apply(NewEmbedding(50, 16, EmbeddingOptions{Name: "embedding"}), ids)
 	a := ApplyKw(NewMultiHeadAttention(4, 4, MultiHeadAttentionOptions{Name: "self_attention"}), []any{x, x}, map[string]any{"use_causal_mask": true})
 	x = Apply(NewActivation("gelu", ActivationOptions{Name: "act"}), Apply(NewAdd(AddOptions{Name: "residual"}), x, a))
@@ -128,13 +127,13 @@ func goCausal() (*Model, error) {
 	return NewFunctional("causal", ids, Apply(NewDense(5, DenseOptions{Name: "out"}), x))
 }
 
-func strTensor(t *testing.T, s string) *cgo.Tensor {
-	tn, err := cgo.NewStringTensor(nil, [][]byte{[]byte(s)})
+func strTensor(t *testing.T, s string) *tfgo.Tensor {
+	tn, err := tfgo.NewStringTensor(nil, [][]byte{[]byte(s)})
 	require.NoError(t, err)
 	return tn
 }
 
-func randIDs(t *testing.T, seed int64, vocab int32) *cgo.Tensor {
+func randIDs(t *testing.T, seed int64, vocab int32) *tfgo.Tensor {
 	r := rand.New(rand.NewSource(seed))
 	ids := make([][]int32, 4)
 	for i := range ids {
@@ -148,7 +147,7 @@ func randIDs(t *testing.T, seed int64, vocab int32) *cgo.Tensor {
 	return tn
 }
 
-func predict(t *testing.T, m *Model, x *cgo.Tensor) *cgo.Tensor {
+func predict(t *testing.T, m *Model, x *tfgo.Tensor) *tfgo.Tensor {
 	t.Helper()
 	y, err := m.Predict(x)
 	require.NoError(t, err)
@@ -161,7 +160,7 @@ func predict(t *testing.T, m *Model, x *cgo.Tensor) *cgo.Tensor {
 func randomizeGo(t *testing.T, m *Model, seed int64) {
 	t.Helper()
 	r := rand.New(rand.NewSource(seed))
-	var vals []*cgo.Tensor
+	var vals []*tfgo.Tensor
 	for _, w := range m.Weights() {
 		v := randTensor(t, r, w.Shape()...)
 		f := floats(t, v)
@@ -170,7 +169,7 @@ func randomizeGo(t *testing.T, m *Model, seed int64) {
 		}
 		s, err := tfgo.NewTensor(f)
 		require.NoError(t, err)
-		v, err = cgo.NewTensor(cgo.Float, w.Shape(), s.Data())
+		v, err = tfgo.NewTensorFromBytes(tfgo.Float, w.Shape(), s.Data())
 		require.NoError(t, err)
 		vals = append(vals, v)
 	}
@@ -178,7 +177,7 @@ func randomizeGo(t *testing.T, m *Model, seed int64) {
 }
 
 // samePredictions checks max |a - b| <= tol·max(1, max |a|) and logs it.
-func samePredictions(t *testing.T, want, got *cgo.Tensor, tol float64, what string) {
+func samePredictions(t *testing.T, want, got *tfgo.Tensor, tol float64, what string) {
 	t.Helper()
 	require.Equal(t, want.Shape(), got.Shape(), what)
 	w, g := floats(t, want), floats(t, got)
@@ -197,7 +196,7 @@ func samePredictions(t *testing.T, want, got *cgo.Tensor, tol float64, what stri
 func roundTrips(t *testing.T, pyModel string, build func() (*Model, error), vocab int32, tol float64) {
 	dir := t.TempDir()
 	x := randIDs(t, 5, vocab)
-	in := map[string]*cgo.Tensor{"dir": strTensor(t, dir), "x": x}
+	in := map[string]*tfgo.Tensor{"dir": strTensor(t, dir), "x": x}
 
 	// Python writes.
 	ref := interop.Python(t, kerasTwins+`
@@ -360,7 +359,7 @@ g.load_weights(os.path.join(d, "gpt.weights.h5"))
 outputs["gpt"] = g.predict(inputs["ids"], verbose=0)
 g = keras.models.load_model(os.path.join(d, "gpt.keras"), custom_objects=custom_objects)
 outputs["gpt_keras"] = g.predict(inputs["ids"], verbose=0)
-`, map[string]*cgo.Tensor{"dir": strTensor(t, dir), "x": x, "ids": ids})
+`, map[string]*tfgo.Tensor{"dir": strTensor(t, dir), "x": x, "ids": ids})
 	samePredictions(t, y, out["keras"], 1e-6, "Go Sequential .keras in Python")
 	samePredictions(t, y, out["weights"], 1e-6, "Go Sequential .weights.h5 in Python")
 	samePredictions(t, y, out["legacy"], 1e-6, "Go Sequential legacy weights in Python")
@@ -397,7 +396,7 @@ m.save_weights(os.path.join(d, "clf.weights.h5"))
 m = classifier(ff=40)
 m.save_weights(os.path.join(d, "wide.weights.h5"))
 m.save(os.path.join(d, "wide.h5"))
-`, map[string]*cgo.Tensor{"dir": strTensor(t, dir)})
+`, map[string]*tfgo.Tensor{"dir": strTensor(t, dir)})
 
 	_, err := LoadKerasModel(filepath.Join(dir, "lambda.keras"), LoadOptions{})
 	require.Error(t, err)

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -23,7 +22,7 @@ type Context struct {
 	Training bool
 	// DType is the compute dtype of the layers' ops (float32 unless a mixed
 	// precision policy says otherwise).
-	DType cgo.DataType
+	DType tfgo.DataType
 	// Path prefixes the Keras paths of the weights created in this context:
 	// a model's name ("sequential/dense/kernel"), a parent layer's path.
 	Path string
@@ -31,7 +30,7 @@ type Context struct {
 
 // NewContext returns a context adding ops and weights to s.
 func NewContext(s *tfgo.Scope, training bool) *Context {
-	return &Context{Scope: s, Weights: s, Training: training, DType: cgo.Float}
+	return &Context{Scope: s, Weights: s, Training: training, DType: tfgo.Float}
 }
 
 // in returns a copy of the context whose ops go under a sub-scope.
@@ -116,7 +115,7 @@ func (b *Base) build(ctx *Context) bool {
 }
 
 // addWeight creates a weight named name ("kernel") under the layer's path.
-func (b *Base) addWeight(name string, dtype cgo.DataType, shape []int64, init tfgo.Initializer, trainable bool) *Weight {
+func (b *Base) addWeight(name string, dtype tfgo.DataType, shape []int64, init tfgo.Initializer, trainable bool) *Weight {
 	v := tfgo.NewVariable(b.wscope, name, dtype, shape, init, tfgo.Trainable(trainable))
 	w := &Weight{Variable: v, Path: b.path + "/" + name}
 	b.weights = append(b.weights, w)

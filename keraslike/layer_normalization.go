@@ -1,7 +1,6 @@
 package keraslike
 
 import (
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -71,7 +70,7 @@ func (l *LayerNormalization) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Outp
 		axis += len(shape)
 	}
 	if shape == nil || axis < 0 || axis >= len(shape) || shape[axis] < 0 {
-		ctx.fail(l, "needs inputs with axis %d of known size, got shape %v", l.axis, cgo.Shape{Dims: shape, UnknownRank: shape == nil})
+		ctx.fail(l, "needs inputs with axis %d of known size, got shape %v", l.axis, tfgo.Shape{Dims: shape, UnknownRank: shape == nil})
 		return tfgo.Output{}
 	}
 	if l.build(ctx) {
@@ -83,10 +82,10 @@ func (l *LayerNormalization) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Outp
 			binit = tfgo.Zeros()
 		}
 		if !l.opts.NoScale {
-			l.gamma = l.addWeight("gamma", cgo.Float, []int64{shape[axis]}, ginit, true)
+			l.gamma = l.addWeight("gamma", tfgo.Float, []int64{shape[axis]}, ginit, true)
 		}
 		if !l.opts.NoCenter {
-			l.beta = l.addWeight("beta", cgo.Float, []int64{shape[axis]}, binit, true)
+			l.beta = l.addWeight("beta", tfgo.Float, []int64{shape[axis]}, binit, true)
 		}
 	}
 	for _, w := range []*Weight{l.gamma, l.beta} {

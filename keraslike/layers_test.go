@@ -7,7 +7,6 @@ import (
 	"math/rand"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
@@ -34,7 +33,7 @@ def weights():
 `
 
 // ltRandn is a float32 tensor of N(0, scale²) values.
-func ltRandn(t *testing.T, r *rand.Rand, scale float64, shape ...int64) *cgo.Tensor {
+func ltRandn(t *testing.T, r *rand.Rand, scale float64, shape ...int64) *tfgo.Tensor {
 	n := int64(1)
 	for _, d := range shape {
 		n *= d
@@ -46,7 +45,7 @@ func ltRandn(t *testing.T, r *rand.Rand, scale float64, shape ...int64) *cgo.Ten
 	flat, err := tfgo.NewTensor(v)
 	require.NoError(t, err)
 	defer flat.Close()
-	tn, err := cgo.NewTensor(cgo.Float, shape, flat.Data())
+	tn, err := tfgo.NewTensorFromBytes(tfgo.Float, shape, flat.Data())
 	require.NoError(t, err)
 	return tn
 }
@@ -55,10 +54,10 @@ func ltRandn(t *testing.T, r *rand.Rand, scale float64, shape ...int64) *cgo.Ten
 // initialized and then each weight of ws set to a random N(0, scale²)
 // value; it returns the session and the values, in the order of ws (as
 // Keras' set_weights takes them, named w0, w1 ... in inputs).
-func ltSession(t *testing.T, s *tfgo.Scope, ws []*Weight, r *rand.Rand, scale float64, inputs map[string]*cgo.Tensor) *tfgo.Session {
+func ltSession(t *testing.T, s *tfgo.Scope, ws []*Weight, r *rand.Rand, scale float64, inputs map[string]*tfgo.Tensor) *tfgo.Session {
 	t.Helper()
 	ss := s.SubScope("set_weights")
-	var assigns []*cgo.Operation
+	var assigns []*tfgo.Operation
 	for i, w := range ws {
 		v := ltRandn(t, r, scale, w.Shape()...)
 		if inputs != nil {
@@ -80,7 +79,7 @@ func ltSession(t *testing.T, s *tfgo.Scope, ws []*Weight, r *rand.Rand, scale fl
 	return sess
 }
 
-func ltRun(t *testing.T, sess *tfgo.Session, feeds map[tfgo.Output]any, outs ...tfgo.Output) []*cgo.Tensor {
+func ltRun(t *testing.T, sess *tfgo.Session, feeds map[tfgo.Output]any, outs ...tfgo.Output) []*tfgo.Tensor {
 	t.Helper()
 	res, err := sess.Run(feeds, outs)
 	require.NoError(t, err)
@@ -89,7 +88,7 @@ func ltRun(t *testing.T, sess *tfgo.Session, feeds map[tfgo.Output]any, outs ...
 
 // ltCheckWeights compares l's weights (paths, in order, and shapes) and
 // parameter count with those describe() reported for the Keras layer.
-func ltCheckWeights(t *testing.T, l Layer, ref map[string]*cgo.Tensor) {
+func ltCheckWeights(t *testing.T, l Layer, ref map[string]*tfgo.Tensor) {
 	t.Helper()
 	paths, err := ref["paths"].Strings()
 	require.NoError(t, err)
@@ -117,7 +116,7 @@ func ltCheckWeights(t *testing.T, l Layer, ref map[string]*cgo.Tensor) {
 
 // ltCheckConfig checks that every key of l's Config is a key of Keras'
 // get_config with the same value (dtype aside: Keras writes a policy dict).
-func ltCheckConfig(t *testing.T, l Layer, ref map[string]*cgo.Tensor) {
+func ltCheckConfig(t *testing.T, l Layer, ref map[string]*tfgo.Tensor) {
 	t.Helper()
 	raw, err := ref["config"].Strings()
 	require.NoError(t, err)
@@ -138,7 +137,7 @@ func ltCheckConfig(t *testing.T, l Layer, ref map[string]*cgo.Tensor) {
 	}
 }
 
-func ltFloats(t *testing.T, tn *cgo.Tensor) []float32 {
+func ltFloats(t *testing.T, tn *tfgo.Tensor) []float32 {
 	v, err := tfgo.Float32s(tn)
 	require.NoError(t, err)
 	return v
@@ -152,7 +151,7 @@ func ltMaxDiff(a, b []float32) float64 {
 	return m
 }
 
-func ltClose(t *testing.T, want, got *cgo.Tensor, tol float64, what string) {
+func ltClose(t *testing.T, want, got *tfgo.Tensor, tol float64, what string) {
 	t.Helper()
 	w, g := ltFloats(t, want), ltFloats(t, got)
 	require.Equal(t, want.Shape(), got.Shape(), "%s: shape", what)
@@ -169,7 +168,7 @@ func TestEmbeddingMatchesKeras(t *testing.T) {
 	require.NoError(t, err)
 	for _, tc := range []struct {
 		name string
-		ids  *cgo.Tensor
+		ids  *tfgo.Tensor
 	}{{"int32 rank 2", ids32}, {"int64 rank 3", ids64}} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tfgo.NewScope()
@@ -180,7 +179,7 @@ func TestEmbeddingMatchesKeras(t *testing.T) {
 			}
 			y := e.Call(NewContext(s, false), ph)
 			require.NoError(t, s.Err())
-			in := map[string]*cgo.Tensor{"ids": tc.ids}
+			in := map[string]*tfgo.Tensor{"ids": tc.ids}
 			sess := ltSession(t, s, e.Weights(), r, 1, in)
 			got := ltRun(t, sess, map[tfgo.Output]any{ph: tc.ids}, y)[0]
 			ref := interop.Python(t, ltPrelude+`
@@ -220,7 +219,7 @@ outputs["w"] = keras.initializers.RandomUniform(-0.05, 0.05, seed=1234)((50, 8))
 		loss := tfgo.Sum(s, tfgo.Mul(s, y, tfgo.Const(s, c)), tfgo.Const(s, []int32{0, 1, 2}))
 		g := tfgo.Gradients(s, []tfgo.Output{loss}, []tfgo.Output{e.Embeddings().Handle()}, nil)
 		require.NoError(t, s.Err())
-		in := map[string]*cgo.Tensor{"ids": ids32, "c": c}
+		in := map[string]*tfgo.Tensor{"ids": ids32, "c": c}
 		sess := ltSession(t, s, e.Weights(), r, 1, in)
 		got := ltRun(t, sess, nil, g[0])[0]
 		ref := interop.Python(t, ltPrelude+`
@@ -254,10 +253,10 @@ func TestLayerNormalizationMatchesKeras(t *testing.T) {
 			s := tfgo.NewScope()
 			tc.opts.Name = "layer_normalization"
 			l := NewLayerNormalization(tc.opts)
-			ph := tfgo.Placeholder(s, cgo.Float, -1, 5, 8)
+			ph := tfgo.Placeholder(s, tfgo.Float, -1, 5, 8)
 			y := l.Call(NewContext(s, false), ph)
 			require.NoError(t, s.Err())
-			in := map[string]*cgo.Tensor{"x": x}
+			in := map[string]*tfgo.Tensor{"x": x}
 			sess := ltSession(t, s, l.Weights(), r, 1, in)
 			got := ltRun(t, sess, map[tfgo.Output]any{ph: x}, y)[0]
 			ref := interop.Python(t, ltPrelude+fmt.Sprintf(`
@@ -344,14 +343,14 @@ func TestMultiHeadAttentionMatchesKeras(t *testing.T) {
 			opts := tc.opts
 			opts.Name = "multi_head_attention"
 			m := NewMultiHeadAttention(tc.heads, tc.keyDim, opts)
-			in := map[string]*cgo.Tensor{}
+			in := map[string]*tfgo.Tensor{}
 			feeds := map[tfgo.Output]any{}
 			input := func(name string, shape []int64) tfgo.Output {
 				v := ltRandn(t, r, 1, shape...)
 				in[name] = v
-				ph := tfgo.Placeholder(s.SubScope(name), cgo.Float, shape...)
+				ph := tfgo.Placeholder(s.SubScope(name), tfgo.Float, shape...)
 				if tc.dynamic {
-					ph = tfgo.Placeholder(s.SubScope(name), cgo.Float, -1, -1, shape[2])
+					ph = tfgo.Placeholder(s.SubScope(name), tfgo.Float, -1, -1, shape[2])
 				}
 				feeds[ph] = v
 				return ph
@@ -441,7 +440,7 @@ func TestDropout(t *testing.T) {
 	t.Run("inference is the identity", func(t *testing.T) {
 		s := tfgo.NewScope()
 		d := NewDropout(rate, DropoutOptions{Seed: &seed})
-		ph := tfgo.Placeholder(s, cgo.Float, -1, 500)
+		ph := tfgo.Placeholder(s, tfgo.Float, -1, 500)
 		y := d.Call(NewContext(s, false), ph)
 		require.NoError(t, s.Err())
 		assert.Equal(t, ph, y, "no op is added")
@@ -451,7 +450,7 @@ func TestDropout(t *testing.T) {
 	t.Run("training: statistics, the sequence of masks equals Keras'", func(t *testing.T) {
 		s := tfgo.NewScope()
 		d := NewDropout(rate, DropoutOptions{Name: "dropout", Seed: &seed})
-		ph := tfgo.Placeholder(s, cgo.Float, -1, 500)
+		ph := tfgo.Placeholder(s, tfgo.Float, -1, 500)
 		y := d.Call(NewContext(s, true), ph)
 		require.NoError(t, s.Err())
 		require.NotNil(t, d.SeedState())
@@ -483,7 +482,7 @@ d = keras.layers.Dropout(0.3, seed=7, name="dropout")
 for i in range(3):
     outputs["y%d" % i] = d(inputs["x"], training=True)
 outputs["config"] = json.dumps(d.get_config())
-`, map[string]*cgo.Tensor{"x": x})
+`, map[string]*tfgo.Tensor{"x": x})
 		for i := range runs {
 			assert.Equal(t, ltFloats(t, ref[fmt.Sprintf("y%d", i)]), runs[i], "call %d is bit-identical to Keras'", i)
 		}
@@ -514,7 +513,7 @@ outputs["config"] = json.dumps(d.get_config())
 	t.Run("rate 0 and 1", func(t *testing.T) {
 		s := tfgo.NewScope()
 		ctx := NewContext(s, true)
-		ph := tfgo.Placeholder(s, cgo.Float, -1, 500)
+		ph := tfgo.Placeholder(s, tfgo.Float, -1, 500)
 		assert.Equal(t, ph, NewDropout(0, DropoutOptions{}).Call(ctx, ph))
 		zero := NewDropout(1, DropoutOptions{}).Call(ctx, ph)
 		sess := ltSession(t, s, nil, r, 0, nil)
@@ -531,13 +530,13 @@ func TestPositionalEmbeddingMatchesKeras(t *testing.T) {
 			s := tfgo.NewScope()
 			p := NewPositionalEmbedding(10, 6, PositionalEmbeddingOptions{})
 			x := ltRandn(t, r, 1, 3, 7, 6)
-			ph := tfgo.Placeholder(s, cgo.Float, -1, 7, 6)
+			ph := tfgo.Placeholder(s, tfgo.Float, -1, 7, 6)
 			if dynamic {
-				ph = tfgo.Placeholder(s, cgo.Float, -1, -1, 6)
+				ph = tfgo.Placeholder(s, tfgo.Float, -1, -1, 6)
 			}
 			y := p.Call(NewContext(s, false), ph)
 			require.NoError(t, s.Err())
-			in := map[string]*cgo.Tensor{"x": x}
+			in := map[string]*tfgo.Tensor{"x": x}
 			sess := ltSession(t, s, p.Weights(), r, 1, in)
 			got := ltRun(t, sess, map[tfgo.Output]any{ph: x}, y)[0]
 			// keras_hub.layers.PositionEmbedding (not installed), transcribed, plus the addition.
@@ -581,7 +580,7 @@ func TestActivationLayerMatchesKeras(t *testing.T) {
 a = keras.layers.Activation(%q, name="activation")
 outputs["y"] = a(inputs["x"])
 describe(a)
-`, act), map[string]*cgo.Tensor{"x": x})
+`, act), map[string]*tfgo.Tensor{"x": x})
 			ltClose(t, ref["y"], got, 1e-6, act)
 			ltCheckWeights(t, a, ref)
 			ltCheckConfig(t, a, ref)
@@ -636,7 +635,7 @@ func ltBlockCases() []blockCase {
 // ltBlock builds a transformer_block on x (and a padding mask) in Go, and
 // returns the Python code building the same block of Keras layers (as b,
 // weights set) and computing it (as y, inside a GradientTape).
-func ltBlock(t *testing.T, s *tfgo.Scope, tc blockCase, x tfgo.Output, in map[string]*cgo.Tensor) (*TransformerBlock, tfgo.Output, string) {
+func ltBlock(t *testing.T, s *tfgo.Scope, tc blockCase, x tfgo.Output, in map[string]*tfgo.Tensor) (*TransformerBlock, tfgo.Output, string) {
 	const D, H, FF = 8, 2, 16
 	opts := tc.opts
 	opts.Name = "transformer_block"
@@ -684,8 +683,8 @@ func TestTransformerBlockMatchesKeras(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tfgo.NewScope()
 			xv := ltRandn(t, r, 1, 3, 6, 8)
-			in := map[string]*cgo.Tensor{"x": xv, "c": ltRandn(t, r, 1, 3, 6, 8)}
-			x := tfgo.Placeholder(s, cgo.Float, -1, -1, 8) // batch and length known only at run time
+			in := map[string]*tfgo.Tensor{"x": xv, "c": ltRandn(t, r, 1, 3, 6, 8)}
+			x := tfgo.Placeholder(s, tfgo.Float, -1, -1, 8) // batch and length known only at run time
 			b, y, py := ltBlock(t, s, tc, x, in)
 			sess := ltSession(t, s, b.Weights(), r, 0.4, in)
 			got := ltRun(t, sess, map[tfgo.Output]any{x: xv}, y)[0]
@@ -707,7 +706,7 @@ func TestTransformerBlockGradientsMatchKeras(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tfgo.NewScope()
 			xv, cv := ltRandn(t, r, 1, 3, 6, 8), ltRandn(t, r, 1, 3, 6, 8)
-			in := map[string]*cgo.Tensor{"x": xv, "c": cv}
+			in := map[string]*tfgo.Tensor{"x": xv, "c": cv}
 			x := tfgo.Const(s, xv)
 			b, y, py := ltBlock(t, s, tc, x, in)
 			loss := tfgo.Sum(s, tfgo.Mul(s, y, tfgo.Const(s, cv)), tfgo.Const(s, []int32{0, 1, 2}))
@@ -758,66 +757,66 @@ func TestLayersBadInput(t *testing.T) {
 		assert.Contains(t, err.Error(), prefix)
 		assert.Contains(t, err.Error(), want)
 	}
-	ph := func(dt cgo.DataType, dims ...int64) func(s *tfgo.Scope) tfgo.Output {
+	ph := func(dt tfgo.DataType, dims ...int64) func(s *tfgo.Scope) tfgo.Output {
 		return func(s *tfgo.Scope) tfgo.Output { return tfgo.Placeholder(s, dt, dims...) }
 	}
 	t.Run("Embedding", func(t *testing.T) {
-		check(t, NewEmbedding(10, 4, EmbeddingOptions{Name: "tokens"}), "needs int32 or int64 ids, got float", ph(cgo.Float, 2, 3))
-		check(t, NewEmbedding(0, 4, EmbeddingOptions{Name: "tokens"}), "must be positive", ph(cgo.Int32, 2, 3))
+		check(t, NewEmbedding(10, 4, EmbeddingOptions{Name: "tokens"}), "needs int32 or int64 ids, got float", ph(tfgo.Float, 2, 3))
+		check(t, NewEmbedding(0, 4, EmbeddingOptions{Name: "tokens"}), "must be positive", ph(tfgo.Int32, 2, 3))
 	})
 	t.Run("LayerNormalization", func(t *testing.T) {
-		check(t, NewLayerNormalization(LayerNormalizationOptions{Name: "ln"}), "floating-point", ph(cgo.Int32, 2, 3))
-		check(t, NewLayerNormalization(LayerNormalizationOptions{Name: "ln"}), "axis -1 of known size", ph(cgo.Float))
-		check(t, NewLayerNormalization(LayerNormalizationOptions{Name: "ln", Axis: 2}), "axis 2 of known size", ph(cgo.Float, 4, 3))
+		check(t, NewLayerNormalization(LayerNormalizationOptions{Name: "ln"}), "floating-point", ph(tfgo.Int32, 2, 3))
+		check(t, NewLayerNormalization(LayerNormalizationOptions{Name: "ln"}), "axis -1 of known size", ph(tfgo.Float))
+		check(t, NewLayerNormalization(LayerNormalizationOptions{Name: "ln", Axis: 2}), "axis 2 of known size", ph(tfgo.Float, 4, 3))
 	})
 	t.Run("MultiHeadAttention", func(t *testing.T) {
 		m := func() Layer { return NewMultiHeadAttention(2, 4, MultiHeadAttentionOptions{Name: "attn"}) }
-		check(t, m(), "needs query of rank 3", ph(cgo.Float, 2, 8))
-		check(t, m(), "needs value of rank 3", ph(cgo.Float, 2, 5, 8), ph(cgo.Float, 2, 5, 3, 8))
-		check(t, m(), "floating-point query", ph(cgo.Int32, 2, 5, 8))
-		check(t, m(), "floating-point key of the query's dtype float", ph(cgo.Float, 2, 5, 8), ph(cgo.Float, 2, 5, 8), ph(cgo.Double, 2, 5, 8))
-		check(t, m(), "value and key must have the same length, got 5 and 4", ph(cgo.Float, 2, 5, 8), ph(cgo.Float, 2, 5, 8), ph(cgo.Float, 2, 4, 8))
+		check(t, m(), "needs query of rank 3", ph(tfgo.Float, 2, 8))
+		check(t, m(), "needs value of rank 3", ph(tfgo.Float, 2, 5, 8), ph(tfgo.Float, 2, 5, 3, 8))
+		check(t, m(), "floating-point query", ph(tfgo.Int32, 2, 5, 8))
+		check(t, m(), "floating-point key of the query's dtype float", ph(tfgo.Float, 2, 5, 8), ph(tfgo.Float, 2, 5, 8), ph(tfgo.Double, 2, 5, 8))
+		check(t, m(), "value and key must have the same length, got 5 and 4", ph(tfgo.Float, 2, 5, 8), ph(tfgo.Float, 2, 5, 8), ph(tfgo.Float, 2, 4, 8))
 		check(t, m(), "takes 1 to 3 inputs")
 
 		s := tfgo.NewScope()
 		mm := NewMultiHeadAttention(2, 4, MultiHeadAttentionOptions{Name: "attn"})
-		x := tfgo.Placeholder(s, cgo.Float, 2, 5, 8)
-		mm.CallWithMask(NewContext(s, false), x, x, tfgo.Output{}, tfgo.Placeholder(s, cgo.Bool, 2, 5, 6), false)
+		x := tfgo.Placeholder(s, tfgo.Float, 2, 5, 8)
+		mm.CallWithMask(NewContext(s, false), x, x, tfgo.Output{}, tfgo.Placeholder(s, tfgo.Bool, 2, 5, 6), false)
 		require.ErrorContains(t, s.Err(), `layer "attn" (MultiHeadAttention): attention mask of shape [2 5 6] does not broadcast`)
 		s = tfgo.NewScope()
-		x = tfgo.Placeholder(s, cgo.Float, 2, 5, 8)
-		mm.CallWithMask(NewContext(s, false), x, x, tfgo.Output{}, tfgo.Placeholder(s, cgo.Bool, 5), false)
+		x = tfgo.Placeholder(s, tfgo.Float, 2, 5, 8)
+		mm.CallWithMask(NewContext(s, false), x, x, tfgo.Output{}, tfgo.Placeholder(s, tfgo.Bool, 5), false)
 		require.ErrorContains(t, s.Err(), "attention mask of rank 2 to 4")
 		s = tfgo.NewScope()
 		ctx := NewContext(s, false)
 		mm = NewMultiHeadAttention(2, 4, MultiHeadAttentionOptions{Name: "attn"})
-		mm.Call(ctx, tfgo.Placeholder(s, cgo.Float, 2, 5, 8))
-		mm.Call(ctx, tfgo.Placeholder(s, cgo.Float, 2, 5, 6))
+		mm.Call(ctx, tfgo.Placeholder(s, tfgo.Float, 2, 5, 8))
+		mm.Call(ctx, tfgo.Placeholder(s, tfgo.Float, 2, 5, 6))
 		require.ErrorContains(t, s.Err(), "was built for query with 8 features, got 6")
 	})
 	t.Run("Dropout", func(t *testing.T) {
-		check(t, NewDropout(0.5, DropoutOptions{Name: "drop"}), "floating-point", ph(cgo.Int64, 2, 3))
-		check(t, NewDropout(1.5, DropoutOptions{Name: "drop"}), "rate must be in [0, 1], got 1.5", ph(cgo.Float, 2, 3))
+		check(t, NewDropout(0.5, DropoutOptions{Name: "drop"}), "floating-point", ph(tfgo.Int64, 2, 3))
+		check(t, NewDropout(1.5, DropoutOptions{Name: "drop"}), "rate must be in [0, 1], got 1.5", ph(tfgo.Float, 2, 3))
 	})
 	t.Run("PositionalEmbedding", func(t *testing.T) {
 		p := func() Layer { return NewPositionalEmbedding(8, 4, PositionalEmbeddingOptions{Name: "pos"}) }
-		check(t, p(), "rank >= 2 with last dimension output_dim=4", ph(cgo.Float, 4))
-		check(t, p(), "rank >= 2 with last dimension output_dim=4, got shape (2, 3, 5)", ph(cgo.Float, 2, 3, 5))
-		check(t, p(), "longer than sequence_length=8", ph(cgo.Float, 2, 9, 4))
-		check(t, p(), "floating-point", ph(cgo.Int32, 2, 3, 4))
+		check(t, p(), "rank >= 2 with last dimension output_dim=4", ph(tfgo.Float, 4))
+		check(t, p(), "rank >= 2 with last dimension output_dim=4, got shape (2, 3, 5)", ph(tfgo.Float, 2, 3, 5))
+		check(t, p(), "longer than sequence_length=8", ph(tfgo.Float, 2, 9, 4))
+		check(t, p(), "floating-point", ph(tfgo.Int32, 2, 3, 4))
 	})
 	t.Run("Activation", func(t *testing.T) {
-		check(t, NewActivation("relu", ActivationOptions{Name: "act"}), "floating-point", ph(cgo.Int32, 2, 3))
-		check(t, NewActivation("swishy", ActivationOptions{Name: "act"}), `unknown activation "swishy"`, ph(cgo.Float, 2, 3))
+		check(t, NewActivation("relu", ActivationOptions{Name: "act"}), "floating-point", ph(tfgo.Int32, 2, 3))
+		check(t, NewActivation("swishy", ActivationOptions{Name: "act"}), `unknown activation "swishy"`, ph(tfgo.Float, 2, 3))
 		check(t, NewActivation("softmax", ActivationOptions{Name: "act"}), "rank >= 1", func(s *tfgo.Scope) tfgo.Output { return tfgo.Const(s, float32(1)) })
 	})
 	t.Run("TransformerBlock", func(t *testing.T) {
 		b := func() Layer { return NewTransformerBlock(8, 2, 16, TransformerBlockOptions{Name: "block"}) }
-		check(t, b(), "needs inputs of shape [batch, length, d_model=8], got shape (2, 8)", ph(cgo.Float, 2, 8))
-		check(t, b(), "needs inputs of shape [batch, length, d_model=8], got shape (2, 5, 6)", ph(cgo.Float, 2, 5, 6))
-		check(t, b(), "floating-point", ph(cgo.Int32, 2, 5, 8))
-		check(t, NewTransformerBlock(8, 3, 16, TransformerBlockOptions{Name: "block", KeyDim: -1}), "must be positive", ph(cgo.Float, 2, 5, 8))
-		check(t, NewTransformerBlock(8, 2, 16, TransformerBlockOptions{Name: "block", Activation: "swishy"}), "unknown activation", ph(cgo.Float, 2, 5, 8))
+		check(t, b(), "needs inputs of shape [batch, length, d_model=8], got shape (2, 8)", ph(tfgo.Float, 2, 8))
+		check(t, b(), "needs inputs of shape [batch, length, d_model=8], got shape (2, 5, 6)", ph(tfgo.Float, 2, 5, 6))
+		check(t, b(), "floating-point", ph(tfgo.Int32, 2, 5, 8))
+		check(t, NewTransformerBlock(8, 3, 16, TransformerBlockOptions{Name: "block", KeyDim: -1}), "must be positive", ph(tfgo.Float, 2, 5, 8))
+		check(t, NewTransformerBlock(8, 2, 16, TransformerBlockOptions{Name: "block", Activation: "swishy"}), "unknown activation", ph(tfgo.Float, 2, 5, 8))
 	})
 }
 
@@ -834,15 +833,15 @@ func TestTransformerBlockHalfPrecision(t *testing.T) {
 	block := NewTransformerBlock(8, 2, 16, TransformerBlockOptions{PreLN: true, Dropout: 0.1})
 	ln := NewLayerNormalization(LayerNormalizationOptions{})
 	act := NewActivation("softmax", ActivationOptions{})
-	forward := func(dt cgo.DataType, training bool) tfgo.Output {
+	forward := func(dt tfgo.DataType, training bool) tfgo.Output {
 		ctx := NewContext(s.SubScope(dt.String()), training)
 		ctx.DType = dt
 		x := pos.Call(ctx, emb.Call(ctx, tfgo.Const(s, ids)))
 		x = tfgo.AddV2(ctx.Scope, x, tfgo.Cast(ctx.Scope, tfgo.Const(s, xv), dt))
 		y := act.Call(ctx, ln.Call(ctx, block.Call(ctx, x)))
-		return tfgo.Cast(ctx.Scope, y, cgo.Float)
+		return tfgo.Cast(ctx.Scope, y, tfgo.Float)
 	}
-	outs := []tfgo.Output{forward(cgo.Float, false), forward(cgo.Half, false), forward(cgo.BFloat16, false), forward(cgo.Half, true), forward(cgo.BFloat16, true)}
+	outs := []tfgo.Output{forward(tfgo.Float, false), forward(tfgo.Half, false), forward(tfgo.BFloat16, false), forward(tfgo.Half, true), forward(tfgo.BFloat16, true)}
 	require.NoError(t, s.Err())
 	sess := ltSession(t, s, nil, r, 0, nil)
 	res := ltRun(t, sess, nil, outs...)

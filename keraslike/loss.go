@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -39,7 +38,7 @@ func (SparseCategoricalCrossentropy) Name() string { return "sparse_categorical_
 
 // Compute returns the mean cross-entropy.
 func (l SparseCategoricalCrossentropy) Compute(s *tfgo.Scope, yTrue, yPred tfgo.Output) (tfgo.Output, error) {
-	if yTrue.DataType() != cgo.Int32 && yTrue.DataType() != cgo.Int64 {
+	if yTrue.DataType() != tfgo.Int32 && yTrue.DataType() != tfgo.Int64 {
 		return tfgo.Output{}, fmt.Errorf("sparse_categorical_crossentropy needs integer targets, got %s", yTrue.DataType())
 	}
 	ss := s.SubScope("sparse_categorical_crossentropy")
@@ -54,7 +53,7 @@ func (l SparseCategoricalCrossentropy) Compute(s *tfgo.Scope, yTrue, yPred tfgo.
 	}
 	flat := tfgo.Reshape(ss, logits, tfgo.Const(ss, []int32{-1, int32(shape[len(shape)-1])}))
 	labels := tfgo.Reshape(ss, yTrue, tfgo.Const(ss, []int32{-1}))
-	ce, _ := tfgo.SparseSoftmaxCrossEntropyWithLogits(ss, castTo(ss, flat, cgo.Float), labels)
+	ce, _ := tfgo.SparseSoftmaxCrossEntropyWithLogits(ss, castTo(ss, flat, tfgo.Float), labels)
 	return tfgo.Mean(ss, ce, tfgo.Const(ss, []int32{0})), nil
 }
 
@@ -68,8 +67,8 @@ func (CategoricalCrossentropy) Name() string { return "categorical_crossentropy"
 // Compute returns the mean cross-entropy.
 func (l CategoricalCrossentropy) Compute(s *tfgo.Scope, yTrue, yPred tfgo.Output) (tfgo.Output, error) {
 	ss := s.SubScope("categorical_crossentropy")
-	yTrue = castTo(ss, yTrue, cgo.Float)
-	yPred = castTo(ss, yPred, cgo.Float)
+	yTrue = castTo(ss, yTrue, tfgo.Float)
+	yPred = castTo(ss, yPred, tfgo.Float)
 	var logp tfgo.Output
 	if l.FromLogits {
 		logp = tfgo.LogSoftmax(ss, yPred)
@@ -90,7 +89,7 @@ func (MeanSquaredError) Name() string { return "mean_squared_error" }
 // Compute returns the mean squared error.
 func (MeanSquaredError) Compute(s *tfgo.Scope, yTrue, yPred tfgo.Output) (tfgo.Output, error) {
 	ss := s.SubScope("mean_squared_error")
-	d := tfgo.Sub(ss, castTo(ss, yPred, cgo.Float), castTo(ss, yTrue, cgo.Float))
+	d := tfgo.Sub(ss, castTo(ss, yPred, tfgo.Float), castTo(ss, yTrue, tfgo.Float))
 	return meanAll(ss, tfgo.Square(ss, d)), nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -12,7 +11,7 @@ import (
 // (keras.Input(shape, dtype)); -1 is an unknown dimension.
 type InputSpec struct {
 	Shape []int64
-	DType cgo.DataType // default float32
+	DType tfgo.DataType // default float32
 	Name  string
 }
 
@@ -104,7 +103,7 @@ func (m *Model) inputPlaceholder(s *tfgo.Scope, name string) tfgo.Output {
 func (m *Model) placeholder(s *tfgo.Scope, name string, batch int64) tfgo.Output {
 	dt := m.input.DType
 	if dt == 0 {
-		dt = cgo.Float
+		dt = tfgo.Float
 	}
 	return tfgo.Placeholder(s.SubScope(name), dt, append([]int64{batch}, m.input.Shape...)...)
 }
@@ -204,7 +203,7 @@ func (m *Model) Close() error {
 }
 
 // GetWeights returns the current values of every weight (Keras order).
-func (m *Model) GetWeights() ([]*cgo.Tensor, error) {
+func (m *Model) GetWeights() ([]*tfgo.Tensor, error) {
 	sess, err := m.session()
 	if err != nil {
 		return nil, err
@@ -220,7 +219,7 @@ func (m *Model) GetWeights() ([]*cgo.Tensor, error) {
 // SetWeights assigns values (Keras order, as GetWeights returns them); a
 // value of the wrong shape or dtype is an error naming the weight, and no
 // weight changes.
-func (m *Model) SetWeights(values []*cgo.Tensor) error {
+func (m *Model) SetWeights(values []*tfgo.Tensor) error {
 	sess, err := m.session()
 	if err != nil {
 		return err
@@ -240,18 +239,18 @@ func (m *Model) SetWeights(values []*cgo.Tensor) error {
 // assigner feeds a new value to one variable.
 type assigner struct {
 	value tfgo.Output
-	op    *cgo.Operation
+	op    *tfgo.Operation
 }
 
 // assign sets weights through placeholders: one graph addition per
 // variable, made on first use and reused by later calls.
-func (m *Model) assign(sess *tfgo.Session, ws []*Weight, values []*cgo.Tensor) error {
+func (m *Model) assign(sess *tfgo.Session, ws []*Weight, values []*tfgo.Tensor) error {
 	if m.assigners == nil {
 		m.assigners = map[*tfgo.Variable]assigner{}
 	}
 	s := m.Scope().SubScope("set_weights")
 	feeds := map[tfgo.Output]any{}
-	var ops []*cgo.Operation
+	var ops []*tfgo.Operation
 	for i, w := range ws {
 		a, ok := m.assigners[w.Variable]
 		if !ok {
@@ -284,7 +283,7 @@ func sameDims(a, b []int64) bool {
 }
 
 // Predict runs the inference graph on a batch.
-func (m *Model) Predict(x any) (*cgo.Tensor, error) {
+func (m *Model) Predict(x any) (*tfgo.Tensor, error) {
 	sess, err := m.session()
 	if err != nil {
 		return nil, err
@@ -304,13 +303,13 @@ func (m *Model) Predict(x any) (*cgo.Tensor, error) {
 // batchTensor converts a batch to a tensor (the one conversion before it
 // is fed) and checks it against a placeholder before any run. release
 // frees it unless the caller passed a tensor of its own.
-func (m *Model) batchTensor(what string, v any, p tfgo.Output) (t *cgo.Tensor, release func(), err error) {
+func (m *Model) batchTensor(what string, v any, p tfgo.Output) (t *tfgo.Tensor, release func(), err error) {
 	t, err = tfgo.NewTensor(v)
 	if err != nil {
 		return nil, nil, fmt.Errorf("model %q: %s: %w", m.name, what, err)
 	}
 	release = func() {}
-	if _, given := v.(*cgo.Tensor); !given {
+	if _, given := v.(*tfgo.Tensor); !given {
 		release = func() { t.Close() }
 	}
 	want, _ := p.Shape()
@@ -354,7 +353,7 @@ func (m *Model) Summary() string {
 		total += n
 		shape := ""
 		if dims, ok := m.shapes[l.Name()]; ok {
-			shape = cgo.Shape{Dims: dims}.String()
+			shape = tfgo.Shape{Dims: dims}.String()
 		}
 		fmt.Fprintf(&b, "%-36s%-22s%14d\n", fmt.Sprintf("%s (%s)", l.Name(), l.ClassName()), shape, n)
 	}

@@ -3,7 +3,6 @@ package keraslike
 import (
 	"math"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -141,7 +140,7 @@ func (m *MultiHeadAttention) CallWithMask(ctx *Context, query, value, key, mask 
 		}
 		sh := staticShape(x)
 		if len(sh) != 3 || sh[2] < 0 {
-			ctx.fail(m, "needs %s of rank 3 [batch, length, features] with known features, got shape %v", what, cgo.Shape{Dims: sh, UnknownRank: sh == nil})
+			ctx.fail(m, "needs %s of rank 3 [batch, length, features] with known features, got shape %v", what, tfgo.Shape{Dims: sh, UnknownRank: sh == nil})
 			return tfgo.Output{}
 		}
 		shapes[i] = sh
@@ -155,7 +154,7 @@ func (m *MultiHeadAttention) CallWithMask(ctx *Context, query, value, key, mask 
 	if mask.Op != nil {
 		ms := staticShape(mask)
 		if ms == nil || len(ms) < 2 || len(ms) > 4 {
-			ctx.fail(m, "needs an attention mask of rank 2 to 4 ([T, S], [B, T, S] or [B, heads, T, S]), got shape %v", cgo.Shape{Dims: ms, UnknownRank: ms == nil})
+			ctx.fail(m, "needs an attention mask of rank 2 to 4 ([T, S], [B, T, S] or [B, heads, T, S]), got shape %v", tfgo.Shape{Dims: ms, UnknownRank: ms == nil})
 			return tfgo.Output{}
 		}
 		// Keras inserts the missing axes before [T, S].
@@ -206,8 +205,8 @@ func (m *MultiHeadAttention) CallWithMask(ctx *Context, query, value, key, mask 
 
 	as := s.SubScope("attention")
 	if mask.Op != nil {
-		if mask.DataType() != cgo.Bool {
-			mask = tfgo.Cast(as, mask, cgo.Bool)
+		if mask.DataType() != tfgo.Bool {
+			mask = tfgo.Cast(as, mask, tfgo.Bool)
 		}
 		for r := len(staticShape(mask)); r < 4; r++ {
 			mask = tfgo.ExpandDims(as, mask, tfgo.Const(as, int32(-3)))
@@ -227,14 +226,14 @@ func (m *MultiHeadAttention) CallWithMask(ctx *Context, query, value, key, mask 
 		// ops.dot_product_attention (_dot_product_attention_xla).
 		logits := tfgo.BatchMatMulV2(as, q, k, tfgo.BatchMatMulV2AdjY(true))
 		ldt := dt
-		if dt == cgo.Half || dt == cgo.BFloat16 {
-			ldt = cgo.Float
+		if dt == tfgo.Half || dt == tfgo.BFloat16 {
+			ldt = tfgo.Float
 			logits = tfgo.Cast(as, logits, ldt)
 		}
 		logits = tfgo.Mul(as, logits, scalarAs(as, scale, ldt))
 		if mask.Op != nil {
 			large := 3.38953e38
-			if ldt == cgo.Half {
+			if ldt == tfgo.Half {
 				large = 65500.0
 			}
 			logits = tfgo.SelectV2(as, mask, logits, scalarAs(as, large*-0.7, ldt))
@@ -270,9 +269,9 @@ func (m *MultiHeadAttention) addProjection(name string, kernelShape, biasShape [
 	if binit == nil {
 		binit = tfgo.Zeros()
 	}
-	p := mhaProjection{kernel: m.addWeight(name+"/kernel", cgo.Float, kernelShape, kinit, true)}
+	p := mhaProjection{kernel: m.addWeight(name+"/kernel", tfgo.Float, kernelShape, kinit, true)}
 	if !m.opts.NoBias {
-		p.bias = m.addWeight(name+"/bias", cgo.Float, biasShape, binit, true)
+		p.bias = m.addWeight(name+"/bias", tfgo.Float, biasShape, binit, true)
 	}
 	return p
 }
@@ -336,7 +335,7 @@ func seqLength(s *tfgo.Scope, x tfgo.Output) tfgo.Output {
 	if sh := staticShape(x); len(sh) > 1 && sh[1] >= 0 {
 		return tfgo.Const(s, int32(sh[1]))
 	}
-	return tfgo.Squeeze(s, tfgo.Slice(s, tfgo.Shape(s, x), tfgo.Const(s, []int32{1}), tfgo.Const(s, []int32{1})))
+	return tfgo.Squeeze(s, tfgo.Slice(s, tfgo.ShapeOf(s, x), tfgo.Const(s, []int32{1}), tfgo.Const(s, []int32{1})))
 }
 
 // leadingDimsWith is the int32 shape vector of x's first n dims followed
@@ -358,6 +357,6 @@ func leadingDimsWith(s *tfgo.Scope, x tfgo.Output, n int, tail ...int64) tfgo.Ou
 		}
 		return tfgo.Const(s, append(v, t...))
 	}
-	head := tfgo.Slice(s, tfgo.Shape(s, x), tfgo.Const(s, []int32{0}), tfgo.Const(s, []int32{int32(n)}))
+	head := tfgo.Slice(s, tfgo.ShapeOf(s, x), tfgo.Const(s, []int32{0}), tfgo.Const(s, []int32{int32(n)}))
 	return tfgo.ConcatV2(s, []tfgo.Output{head, tfgo.Const(s, t)}, tfgo.Const(s, int32(0)))
 }

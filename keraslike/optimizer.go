@@ -5,7 +5,6 @@ import (
 	"math"
 	"strings"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -18,7 +17,7 @@ type Optimizer interface {
 	Name() string
 	// Apply adds one update of every weight by its gradient and returns the
 	// op that runs it (and increments the iteration counter).
-	Apply(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) *cgo.Operation
+	Apply(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) *tfgo.Operation
 	// Iterations is the step counter (int64), as optimizer.iterations.
 	Iterations() *tfgo.Variable
 	// Variables lists the optimizer's own variables in Keras order.
@@ -67,7 +66,7 @@ func (o *optimizerBase) learningRateValue() float64  { return o.opts.LearningRat
 func (o *optimizerBase) begin(s *tfgo.Scope, grads []tfgo.Output) ([]tfgo.Output, tfgo.Output, tfgo.Output) {
 	if o.scope == nil {
 		o.scope = s.SubScope(o.name)
-		o.iters = tfgo.NewVariable(o.scope, "iteration", cgo.Int64, []int64{}, tfgo.Zeros(), tfgo.Trainable(false))
+		o.iters = tfgo.NewVariable(o.scope, "iteration", tfgo.Int64, []int64{}, tfgo.Zeros(), tfgo.Trainable(false))
 		o.vars = append(o.vars, o.iters)
 	}
 	ss := s.SubScope(o.name + "_update")
@@ -75,7 +74,7 @@ func (o *optimizerBase) begin(s *tfgo.Scope, grads []tfgo.Output) ([]tfgo.Output
 		grads, _ = tfgo.ClipByGlobalNorm(ss, grads, float32(o.opts.GlobalClipNorm))
 	}
 	// Keras computes the step's rate from the iteration count before the increment.
-	step := tfgo.Cast(ss, o.iters.Read(ss), cgo.Float)
+	step := tfgo.Cast(ss, o.iters.Read(ss), tfgo.Float)
 	var lr tfgo.Output
 	if o.opts.Schedule != nil {
 		lr = o.opts.Schedule.Rate(ss, step)
@@ -86,7 +85,7 @@ func (o *optimizerBase) begin(s *tfgo.Scope, grads []tfgo.Output) ([]tfgo.Output
 }
 
 // finish groups the updates and the counter increment into one op.
-func (o *optimizerBase) finish(s *tfgo.Scope, updates []*cgo.Operation) *cgo.Operation {
+func (o *optimizerBase) finish(s *tfgo.Scope, updates []*tfgo.Operation) *tfgo.Operation {
 	ss := s.SubScope(o.name + "_update")
 	deps := ss.WithControlDependencies(updates...)
 	inc := o.iters.AssignAdd(deps, tfgo.Const(deps, int64(1)))
@@ -127,10 +126,10 @@ func NewSGD(o SGDOptions) *SGD {
 }
 
 // Apply adds one SGD update.
-func (o *SGD) Apply(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) *cgo.Operation {
+func (o *SGD) Apply(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) *tfgo.Operation {
 	grads, lr, _ := o.begin(s, grads)
 	ss := s.SubScope("SGD_update")
-	var ups []*cgo.Operation
+	var ups []*tfgo.Operation
 	for i, w := range weights {
 		if grads[i].Op == nil {
 			continue
@@ -207,13 +206,13 @@ func NewAdam(o AdamOptions) *Adam { o.WeightDecay = 0; return newAdam("Adam", o)
 func NewAdamW(o AdamOptions) *Adam { return newAdam("AdamW", o) }
 
 // Apply adds one Adam (AdamW) update.
-func (o *Adam) Apply(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) *cgo.Operation {
+func (o *Adam) Apply(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) *tfgo.Operation {
 	grads, lr, step := o.begin(s, grads)
 	ss := s.SubScope(o.name + "_update")
 	t := tfgo.Add(ss, step, tfgo.Const(ss, float32(1)))
 	b1p := tfgo.Pow(ss, tfgo.Const(ss, float32(o.beta1)), t)
 	b2p := tfgo.Pow(ss, tfgo.Const(ss, float32(o.beta2)), t)
-	var ups []*cgo.Operation
+	var ups []*tfgo.Operation
 	for i, w := range weights {
 		if grads[i].Op == nil {
 			continue

@@ -1,7 +1,6 @@
 package keraslike
 
 import (
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -65,7 +64,7 @@ func (p *PositionalEmbedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Out
 	}
 	shape := staticShape(x)
 	if len(shape) < 2 || shape[len(shape)-1] != int64(p.OutputDim) {
-		ctx.fail(p, "needs inputs of rank >= 2 with last dimension output_dim=%d, got shape %v", p.OutputDim, cgo.Shape{Dims: shape, UnknownRank: shape == nil})
+		ctx.fail(p, "needs inputs of rank >= 2 with last dimension output_dim=%d, got shape %v", p.OutputDim, tfgo.Shape{Dims: shape, UnknownRank: shape == nil})
 		return tfgo.Output{}
 	}
 	if t := shape[len(shape)-2]; t > int64(p.SequenceLength) {
@@ -77,7 +76,7 @@ func (p *PositionalEmbedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Out
 		if init == nil {
 			init = tfgo.GlorotUniform(seedFor(p.name))
 		}
-		p.embeddings = p.addWeight("embeddings", cgo.Float, []int64{int64(p.SequenceLength), int64(p.OutputDim)}, init, true)
+		p.embeddings = p.addWeight("embeddings", tfgo.Float, []int64{int64(p.SequenceLength), int64(p.OutputDim)}, init, true)
 	}
 	s := ctx.Scope.SubScope(p.name)
 	var length tfgo.Output
@@ -85,7 +84,7 @@ func (p *PositionalEmbedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Out
 		length = tfgo.Const(s, []int32{int32(t)})
 	} else {
 		rank := int32(len(shape))
-		length = tfgo.Slice(s, tfgo.Shape(s, x), tfgo.Const(s, []int32{rank - 2}), tfgo.Const(s, []int32{1}))
+		length = tfgo.Slice(s, tfgo.ShapeOf(s, x), tfgo.Const(s, []int32{rank - 2}), tfgo.Const(s, []int32{1}))
 	}
 	size := tfgo.ConcatV2(s, []tfgo.Output{length, tfgo.Const(s, []int32{int32(p.OutputDim)})}, tfgo.Const(s, int32(0)))
 	emb := tfgo.Slice(s, p.embeddings.Read(s), tfgo.Const(s, []int32{0, 0}), size)

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
@@ -32,9 +31,9 @@ func TestTensorBoardEventsReadByTensorFlow(t *testing.T) {
 	require.Len(t, files, 1)
 	vfiles, _ := filepath.Glob(filepath.Join(dir, "validation", "events.out.tfevents.*"))
 	require.Len(t, vfiles, 1)
-	path, err := cgo.NewStringTensor(nil, [][]byte{[]byte(files[0])})
+	path, err := tfgo.NewStringTensor(nil, [][]byte{[]byte(files[0])})
 	require.NoError(t, err)
-	vpath, err := cgo.NewStringTensor(nil, [][]byte{[]byte(vfiles[0])})
+	vpath, err := tfgo.NewStringTensor(nil, [][]byte{[]byte(vfiles[0])})
 	require.NoError(t, err)
 	ref := interop.Python(t, `
 from tensorflow.core.framework import graph_pb2
@@ -57,7 +56,7 @@ outputs["version"] = version
 vt, vs, vv, _, _ = read(inputs["vpath"])
 outputs["vtags"] = np.array(vt, dtype=object)
 outputs["vvals"] = np.array(vv, np.float64)
-`, map[string]*cgo.Tensor{"path": path, "vpath": vpath})
+`, map[string]*tfgo.Tensor{"path": path, "vpath": vpath})
 	tags, _ := ref["tags"].Strings()
 	vals := floats64(t, ref["vals"])
 	version, _ := ref["version"].Strings()
@@ -86,13 +85,13 @@ outputs["vvals"] = np.array(vv, np.float64)
 	assert.Contains(t, stringsOf(vtags), "epoch_accuracy")
 }
 
-func floats64(t *testing.T, tn *cgo.Tensor) []float64 {
+func floats64(t *testing.T, tn *tfgo.Tensor) []float64 {
 	switch tn.DataType() {
-	case cgo.Double:
+	case tfgo.Double:
 		v, err := tfgo.Float64s(tn)
 		require.NoError(t, err)
 		return v
-	case cgo.Int64:
+	case tfgo.Int64:
 		v, err := tfgo.Int64s(tn)
 		require.NoError(t, err)
 		out := make([]float64, len(v))

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
@@ -27,7 +26,7 @@ func TestLoadObjectCheckpointFromPython(t *testing.T) {
 	idsT, err := tfgo.NewTensor(ids)
 	require.NoError(t, err)
 	prefix := filepath.Join(dir, "ckpt")
-	pT, err := cgo.NewStringTensor(nil, [][]byte{[]byte(prefix)})
+	pT, err := tfgo.NewStringTensor(nil, [][]byte{[]byte(prefix)})
 	require.NoError(t, err)
 	ref := interop.Python(t, `
 import keras
@@ -38,14 +37,14 @@ x = keras.layers.LayerNormalization(epsilon=1e-6)(x + keras.layers.MultiHeadAtte
 m = keras.Model(ids, keras.layers.Dense(3)(x))
 tf.train.Checkpoint(model=m).write(inputs["prefix"].item().decode())
 outputs["y"] = m(inputs["ids"])
-`, map[string]*cgo.Tensor{"prefix": pT, "ids": idsT})
+`, map[string]*tfgo.Tensor{"prefix": pT, "ids": idsT})
 
 	ResetNames()
 	emb := NewEmbedding(10, 8, EmbeddingOptions{})
 	mha := NewMultiHeadAttention(2, 4, MultiHeadAttentionOptions{})
 	ln := NewLayerNormalization(LayerNormalizationOptions{Epsilon: 1e-6})
 	head := NewDense(3, DenseOptions{})
-	m := NewModel("functional", InputSpec{Shape: []int64{5}, DType: cgo.Int32}, []Layer{emb, mha, ln, head},
+	m := NewModel("functional", InputSpec{Shape: []int64{5}, DType: tfgo.Int32}, []Layer{emb, mha, ln, head},
 		func(ctx *Context, x tfgo.Output) tfgo.Output {
 			h := emb.Call(ctx, x)
 			h = ln.Call(ctx, tfgo.Add(ctx.Scope, h, mha.Call(ctx, h)))

@@ -6,7 +6,6 @@ import (
 	"math"
 	"strings"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -18,7 +17,7 @@ type CompileOptions struct {
 	Metrics []string
 	// TargetDType is the dtype of the targets (default: int32 for sparse
 	// categorical cross-entropy, float32 otherwise).
-	TargetDType cgo.DataType
+	TargetDType tfgo.DataType
 	// TargetShape is the target's shape without the batch dimension
 	// (default: the output's, without its class axis for sparse targets).
 	TargetShape []int64
@@ -39,8 +38,8 @@ type trainGraph struct {
 	x, yTrue    tfgo.Output // training inputs
 	loss        tfgo.Output
 	metrics     map[string]tfgo.Output
-	step        *cgo.Operation // forward + backward + update
-	accumulate  *cgo.Operation // with AccumulationSteps: add this micro-batch's gradients
+	step        *tfgo.Operation // forward + backward + update
+	accumulate  *tfgo.Operation // with AccumulationSteps: add this micro-batch's gradients
 	evalY       tfgo.Output
 	evalLoss    tfgo.Output
 	evalMetrics map[string]tfgo.Output
@@ -67,9 +66,9 @@ func (m *Model) Compile(o CompileOptions) error {
 	s := m.Scope()
 	sparse := strings.HasPrefix(o.Loss.Name(), "sparse")
 	if o.TargetDType == 0 {
-		o.TargetDType = cgo.Float
+		o.TargetDType = tfgo.Float
 		if sparse {
-			o.TargetDType = cgo.Int32
+			o.TargetDType = tfgo.Int32
 		}
 	}
 	if o.TargetShape == nil {
@@ -140,12 +139,12 @@ func addMetrics(s *tfgo.Scope, out map[string]tfgo.Output, names []string, yTrue
 		ms := s.SubScope(name)
 		switch name {
 		case "accuracy":
-			if yTrue.DataType() == cgo.Int32 || yTrue.DataType() == cgo.Int64 {
+			if yTrue.DataType() == tfgo.Int32 || yTrue.DataType() == tfgo.Int64 {
 				hit := tfgo.Equal(ms, tfgo.ArgMax(ms, yPred, tfgo.Const(ms, int32(-1)), tfgo.ArgMaxOutputType(yTrue.DataType())), yTrue)
-				out[name] = meanAll(ms, tfgo.Cast(ms, hit, cgo.Float))
+				out[name] = meanAll(ms, tfgo.Cast(ms, hit, tfgo.Float))
 			} else {
 				hit := tfgo.Equal(ms, tfgo.ArgMax(ms, yPred, tfgo.Const(ms, int32(-1))), tfgo.ArgMax(ms, yTrue, tfgo.Const(ms, int32(-1))))
-				out[name] = meanAll(ms, tfgo.Cast(ms, hit, cgo.Float))
+				out[name] = meanAll(ms, tfgo.Cast(ms, hit, tfgo.Float))
 			}
 		case "perplexity":
 			out[name] = tfgo.Exp(ms, loss)
@@ -156,9 +155,9 @@ func addMetrics(s *tfgo.Scope, out map[string]tfgo.Output, names []string, yTrue
 // accumulate keeps a running sum of gradients over micro-batches: it returns
 // the op adding this micro-batch's gradients, and the averaged gradients
 // the optimizer applies (which also reset the sums).
-func accumulate(s *tfgo.Scope, ws []*Weight, grads []tfgo.Output, k int) (*cgo.Operation, []tfgo.Output) {
+func accumulate(s *tfgo.Scope, ws []*Weight, grads []tfgo.Output, k int) (*tfgo.Operation, []tfgo.Output) {
 	as := s.SubScope("gradient_accumulation")
-	var adds []*cgo.Operation
+	var adds []*tfgo.Operation
 	avg := make([]tfgo.Output, len(grads))
 	for i, w := range ws {
 		if grads[i].Op == nil {
@@ -183,7 +182,7 @@ type History struct {
 	Epochs []Logs
 }
 
-// Batch is one batch of inputs and targets (Go values or *cgo.Tensor).
+// Batch is one batch of inputs and targets (Go values or *tfgo.Tensor).
 type Batch struct {
 	X, Y any
 }
@@ -369,7 +368,7 @@ func (m *Model) Evaluate(data Dataset) (Logs, error) {
 }
 
 // scalarValue reads a float32/float64 scalar tensor.
-func scalarValue(t *cgo.Tensor) float64 {
+func scalarValue(t *tfgo.Tensor) float64 {
 	v, err := tfgo.Value(t)
 	if err != nil {
 		return math.NaN()

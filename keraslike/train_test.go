@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
@@ -15,7 +14,7 @@ import (
 )
 
 // mlp is Sequential([Input(8), Dense(16, relu), Dense(4)]) with given weights.
-func mlp(t *testing.T, w []*cgo.Tensor) *Model {
+func mlp(t *testing.T, w []*tfgo.Tensor) *Model {
 	ResetNames()
 	return NewSequential("mlp", InputSpec{Shape: []int64{8}},
 		NewDense(16, DenseOptions{Activation: "relu", KernelInitializer: tfgo.InitialValue(w[0]), BiasInitializer: tfgo.InitialValue(w[1])}),
@@ -40,7 +39,7 @@ func mlpData(r *rand.Rand, n int) ([][]float32, []int32) {
 // after two train steps (train_on_batch) from the same weights.
 func TestOptimizerStepsMatchKeras(t *testing.T) {
 	r := rand.New(rand.NewSource(5))
-	w := []*cgo.Tensor{randTensor(t, r, 8, 16), randTensor(t, r, 16), randTensor(t, r, 16, 4), randTensor(t, r, 4)}
+	w := []*tfgo.Tensor{randTensor(t, r, 8, 16), randTensor(t, r, 16), randTensor(t, r, 16, 4), randTensor(t, r, 4)}
 	x, y := mlpData(r, 16)
 	cases := []struct {
 		name string
@@ -80,7 +79,7 @@ func TestOptimizerStepsMatchKeras(t *testing.T) {
 				slotOuts = append(slotOuts, v.Value())
 				slotNames = append(slotNames, v.Name())
 			}
-			var slots []*cgo.Tensor
+			var slots []*tfgo.Tensor
 			if len(slotOuts) > 0 {
 				slots, err = sess.Run(nil, slotOuts)
 				require.NoError(t, err)
@@ -105,7 +104,7 @@ slots = [v for v in opt.variables if "iteration" not in v.path and "learning_rat
 for i, v in enumerate(slots):
     outputs["s%%d" %% i] = v.numpy()
 outputs["slot_names"] = np.array([v.path.encode() for v in slots], dtype=object)
-`, c.py), map[string]*cgo.Tensor{"w0": w[0], "w1": w[1], "w2": w[2], "w3": w[3], "x": xt, "y": yt})
+`, c.py), map[string]*tfgo.Tensor{"w0": w[0], "w1": w[1], "w2": w[2], "w3": w[3], "x": xt, "y": yt})
 			for i := range got {
 				assert.InDeltaSlice(t, floats(t, ref[fmt.Sprintf("w%d", i)]), floats(t, got[i]), 1e-5, "weight %d", i)
 			}
@@ -123,7 +122,7 @@ outputs["slot_names"] = np.array([v.path.encode() for v in slots], dtype=object)
 // Learning-rate schedules give Keras' values step by step.
 func TestSchedulesMatchKeras(t *testing.T) {
 	s := tfgo.NewScope()
-	step := tfgo.Placeholder(s, cgo.Float)
+	step := tfgo.Placeholder(s, tfgo.Float)
 	wc := WarmupCosine{Peak: 1e-3, WarmupSteps: 10, DecaySteps: 90, Alpha: 0.1}.Rate(s, step)
 	ed := ExponentialDecay{Initial: 0.1, DecaySteps: 7, DecayRate: 0.5, Staircase: true}.Rate(s, step)
 	sess, err := tfgo.NewSession(s, nil)
@@ -205,9 +204,9 @@ func TestBadTrainingInput(t *testing.T) {
 // one batch of 16 (the loss being a mean over the batch).
 func TestGradientAccumulationEqualsTheFullBatch(t *testing.T) {
 	r := rand.New(rand.NewSource(8))
-	w := []*cgo.Tensor{randTensor(t, r, 8, 16), randTensor(t, r, 16), randTensor(t, r, 16, 4), randTensor(t, r, 4)}
+	w := []*tfgo.Tensor{randTensor(t, r, 8, 16), randTensor(t, r, 16), randTensor(t, r, 16, 4), randTensor(t, r, 4)}
 	x, y := mlpData(r, 16)
-	train := func(batch, accumulate int) []*cgo.Tensor {
+	train := func(batch, accumulate int) []*tfgo.Tensor {
 		m := mlp(t, w)
 		defer m.Close()
 		require.NoError(t, m.Compile(CompileOptions{Optimizer: NewSGD(SGDOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.5}}),

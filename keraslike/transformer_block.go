@@ -1,7 +1,6 @@
 package keraslike
 
 import (
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -114,7 +113,7 @@ func (b *TransformerBlock) CallWithMask(ctx *Context, x, mask tfgo.Output) tfgo.
 		return tfgo.Output{}
 	}
 	if sh := staticShape(x); len(sh) != 3 || sh[2] != int64(b.DModel) {
-		ctx.fail(b, "needs inputs of shape [batch, length, d_model=%d], got shape %v", b.DModel, cgo.Shape{Dims: sh, UnknownRank: sh == nil})
+		ctx.fail(b, "needs inputs of shape [batch, length, d_model=%d], got shape %v", b.DModel, tfgo.Shape{Dims: sh, UnknownRank: sh == nil})
 		return tfgo.Output{}
 	}
 	if _, err := activation(b.opts.Activation); err != nil {

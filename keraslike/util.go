@@ -3,13 +3,12 @@ package keraslike
 import (
 	"hash/fnv"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/tfgo"
 )
 
-func isFloat(dt cgo.DataType) bool {
+func isFloat(dt tfgo.DataType) bool {
 	switch dt {
-	case cgo.Float, cgo.Double, cgo.Half, cgo.BFloat16:
+	case tfgo.Float, tfgo.Double, tfgo.Half, tfgo.BFloat16:
 		return true
 	}
 	return false
@@ -17,7 +16,7 @@ func isFloat(dt cgo.DataType) bool {
 
 // castTo casts x to dt unless it already is (mixed precision reads float32
 // variables into float16/bfloat16 compute).
-func castTo(s *tfgo.Scope, x tfgo.Output, dt cgo.DataType) tfgo.Output {
+func castTo(s *tfgo.Scope, x tfgo.Output, dt tfgo.DataType) tfgo.Output {
 	if x.Op == nil || x.DataType() == dt {
 		return x
 	}
@@ -45,12 +44,12 @@ func outputShape(s *tfgo.Scope, x tfgo.Output, shape []int64, units int64) tfgo.
 	if static {
 		return tfgo.Const(s, dims)
 	}
-	lead := tfgo.StridedSlice(s, tfgo.Shape(s, x), tfgo.Const(s, []int32{0}), tfgo.Const(s, []int32{-1}), tfgo.Const(s, []int32{1}))
+	lead := tfgo.StridedSlice(s, tfgo.ShapeOf(s, x), tfgo.Const(s, []int32{0}), tfgo.Const(s, []int32{-1}), tfgo.Const(s, []int32{1}))
 	return tfgo.ConcatV2(s, []tfgo.Output{lead, tfgo.Const(s, []int32{int32(units)})}, tfgo.Const(s, int32(0)))
 }
 
 // closeTensors frees tensors the caller owns.
-func closeTensors(ts []*cgo.Tensor) {
+func closeTensors(ts []*tfgo.Tensor) {
 	for _, t := range ts {
 		t.Close()
 	}

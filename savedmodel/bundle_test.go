@@ -15,9 +15,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gotf/gotf/dtypes"
 	"github.com/wamuir/graft/tensorflow/core/framework/tensor_shape_go_proto"
 	tsp "github.com/wamuir/graft/tensorflow/core/framework/tensor_slice_go_proto"
-	tpb "github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
 	"github.com/wamuir/graft/tensorflow/core/framework/versions_go_proto"
 	fcpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 	"google.golang.org/protobuf/proto"
@@ -66,7 +66,7 @@ func checkBundle(t *testing.T, prefix string, want map[string]*Tensor) {
 		if e.DType != w.DType || !slices.Equal(e.Shape, w.Shape) && len(w.Shape) > 0 {
 			t.Errorf("%s: entry %v %v", name, e.DType, e.Shape)
 		}
-		if w.DType != tpb.DataType_DT_STRING {
+		if w.DType != dtypes.String {
 			var buf bytes.Buffer
 			if err := r.ReadInto(name, &buf); err != nil {
 				t.Fatal(err)
@@ -90,8 +90,8 @@ func TestRoundTrip(t *testing.T) {
 		ts[k] = v
 	}
 	rng := rand.New(rand.NewPCG(7, 7))
-	ts["pstr"] = randTensor(rng, tpb.DataType_DT_STRING, 5, 2)
-	ts["pstr_empty"] = randTensor(rng, tpb.DataType_DT_STRING, 3, 0)
+	ts["pstr"] = randTensor(rng, dtypes.String, 5, 2)
+	ts["pstr_empty"] = randTensor(rng, dtypes.String, 3, 0)
 	parts["pstr"] = Partition{Axis: 0, Parts: 2}
 	parts["pstr_empty"] = Partition{Axis: 0, Parts: 3}
 	for _, opts := range []*WriteOptions{
@@ -196,7 +196,7 @@ func TestStreamingWriter(t *testing.T) {
 			errs <- w.Add(names[i], ts[names[i]])
 		}()
 	}
-	grid := randTensor(rand.New(rand.NewPCG(1, 1)), tpb.DataType_DT_INT16, 4, 6)
+	grid := randTensor(rand.New(rand.NewPCG(1, 1)), dtypes.Int16, 4, 6)
 	for _, sl := range gridSlices() {
 		wg.Add(1)
 		go func() {
@@ -228,8 +228,8 @@ func TestStreamingWriter(t *testing.T) {
 func TestOverwrite(t *testing.T) {
 	prefix := filepath.Join(t.TempDir(), "ckpt")
 	rng := rand.New(rand.NewPCG(2, 2))
-	a := map[string]*Tensor{"x": randTensor(rng, tpb.DataType_DT_FLOAT, 8), "y": randTensor(rng, tpb.DataType_DT_STRING, 2)}
-	b := map[string]*Tensor{"x": randTensor(rng, tpb.DataType_DT_FLOAT, 3), "z": randTensor(rng, tpb.DataType_DT_INT64, 2)}
+	a := map[string]*Tensor{"x": randTensor(rng, dtypes.Float, 8), "y": randTensor(rng, dtypes.String, 2)}
+	b := map[string]*Tensor{"x": randTensor(rng, dtypes.Float, 3), "z": randTensor(rng, dtypes.Int64, 2)}
 	if err := WriteBundle(prefix, a, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func TestEmptyBundle(t *testing.T) {
 func TestWriterErrors(t *testing.T) {
 	dir := t.TempDir()
 	f32 := func(shape ...int64) *Tensor {
-		return randTensor(rand.New(rand.NewPCG(1, 1)), tpb.DataType_DT_FLOAT, shape...)
+		return randTensor(rand.New(rand.NewPCG(1, 1)), dtypes.Float, shape...)
 	}
 	cases := map[string]struct {
 		name string
@@ -283,12 +283,12 @@ func TestWriterErrors(t *testing.T) {
 	}{
 		"empty name":      {"", f32(2), nil},
 		"nil tensor":      {"n", nil, nil},
-		"short data":      {"short", &Tensor{DType: tpb.DataType_DT_FLOAT, Shape: []int64{3}, Data: make([]byte, 8)}, nil},
-		"negative dim":    {"neg", &Tensor{DType: tpb.DataType_DT_FLOAT, Shape: []int64{-1}}, nil},
-		"overflow":        {"big", &Tensor{DType: tpb.DataType_DT_FLOAT, Shape: []int64{math.MaxInt64, 2}}, nil},
-		"string count":    {"s", &Tensor{DType: tpb.DataType_DT_STRING, Shape: []int64{2}, Strings: [][]byte{{1}}}, nil},
-		"string and data": {"sd", &Tensor{DType: tpb.DataType_DT_STRING, Shape: []int64{1}, Strings: [][]byte{{1}}, Data: []byte{1}}, nil},
-		"variant":         {"v", &Tensor{DType: tpb.DataType_DT_VARIANT, Shape: []int64{}}, nil},
+		"short data":      {"short", &Tensor{DType: dtypes.Float, Shape: []int64{3}, Data: make([]byte, 8)}, nil},
+		"negative dim":    {"neg", &Tensor{DType: dtypes.Float, Shape: []int64{-1}}, nil},
+		"overflow":        {"big", &Tensor{DType: dtypes.Float, Shape: []int64{math.MaxInt64, 2}}, nil},
+		"string count":    {"s", &Tensor{DType: dtypes.String, Shape: []int64{2}, Strings: [][]byte{{1}}}, nil},
+		"string and data": {"sd", &Tensor{DType: dtypes.String, Shape: []int64{1}, Strings: [][]byte{{1}}, Data: []byte{1}}, nil},
+		"variant":         {"v", &Tensor{DType: dtypes.Variant, Shape: []int64{}}, nil},
 		"bad axis":        {"p", f32(4), &WriteOptions{Partitions: map[string]Partition{"p": {Axis: 1, Parts: 2}}}},
 		"too many parts":  {"p", f32(2), &WriteOptions{Partitions: map[string]Partition{"p": {Axis: 0, Parts: 3}}}},
 	}
@@ -462,10 +462,10 @@ func wantErr(t *testing.T, what string, err error, file, tensor string, text ...
 func TestCorruptFiles(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
 	ts := map[string]*Tensor{
-		"a": randTensor(rng, tpb.DataType_DT_FLOAT, 64),
-		"b": randTensor(rng, tpb.DataType_DT_DOUBLE, 16),
-		"s": randTensor(rng, tpb.DataType_DT_STRING, 6),
-		"p": randTensor(rng, tpb.DataType_DT_INT32, 6, 2),
+		"a": randTensor(rng, dtypes.Float, 64),
+		"b": randTensor(rng, dtypes.Double, 16),
+		"s": randTensor(rng, dtypes.String, 6),
+		"p": randTensor(rng, dtypes.Int32, 6, 2),
 	}
 	fresh := func(t *testing.T) (string, *BundleReader) {
 		prefix := filepath.Join(t.TempDir(), "ckpt")
@@ -602,31 +602,31 @@ func TestMalformedEntries(t *testing.T) {
 	}
 	data := make([]byte, 64)
 	bigData := make([]byte, 4096)
-	f32 := tpb.DataType_DT_FLOAT
+	f32 := dtypes.Float
 	entry := func(dt DataType, shape *tensor_shape_go_proto.TensorShapeProto, off, size int64) *fcpb.BundleEntryProto {
-		return &fcpb.BundleEntryProto{Dtype: dt, Shape: shape, Offset: off, Size: size}
+		return &fcpb.BundleEntryProto{Dtype: dt.Proto(), Shape: shape, Offset: off, Size: size}
 	}
 	readCases := map[string]struct {
 		e    *fcpb.BundleEntryProto
 		text string
 	}{
-		"size mismatch":   {entry(f32, shp(4), 0, 12), "DT_FLOAT tensor of shape [4] has 16"},
+		"size mismatch":   {entry(f32, shp(4), 0, 12), "float32 tensor of shape [4] has 16"},
 		"huge":            {entry(f32, shp(1<<40), 0, 1<<42), "outside the 64-byte data file"},
 		"overflow":        {entry(f32, shp(1<<40, 1<<40), 0, 16), "too many elements"},
 		"negative dim":    {entry(f32, shp(-1), 0, 0), "negative dimension"},
 		"negative offset": {entry(f32, shp(1), -4, 4), "outside"},
 		"unknown rank":    {entry(f32, &tensor_shape_go_proto.TensorShapeProto{UnknownRank: true}, 0, 0), "unknown rank"},
-		"shard id":        {&fcpb.BundleEntryProto{Dtype: f32, Shape: shp(1), ShardId: 3, Size: 4}, "shard id 3"},
-		"variant":         {entry(tpb.DataType_DT_VARIANT, shp(), 0, 4), "unsupported"},
-		"many strings":    {entry(tpb.DataType_DT_STRING, shp(1<<50), 0, 64), "too few for"},
-		"string lengths":  {entry(tpb.DataType_DT_STRING, shp(2), 0, 64), "length"},
-		"slice missing": {&fcpb.BundleEntryProto{Dtype: f32, Shape: shp(4), Slices: []*tsp.TensorSliceProto{
+		"shard id":        {&fcpb.BundleEntryProto{Dtype: f32.Proto(), Shape: shp(1), ShardId: 3, Size: 4}, "shard id 3"},
+		"variant":         {entry(dtypes.Variant, shp(), 0, 4), "unsupported"},
+		"many strings":    {entry(dtypes.String, shp(1<<50), 0, 64), "too few for"},
+		"string lengths":  {entry(dtypes.String, shp(2), 0, 64), "length"},
+		"slice missing": {&fcpb.BundleEntryProto{Dtype: f32.Proto(), Shape: shp(4), Slices: []*tsp.TensorSliceProto{
 			extentsToProto([]Extent{{0, 2}}), extentsToProto([]Extent{{2, 2}})}}, "entry of this slice is missing"},
-		"slices short": {&fcpb.BundleEntryProto{Dtype: f32, Shape: shp(4), Slices: []*tsp.TensorSliceProto{
+		"slices short": {&fcpb.BundleEntryProto{Dtype: f32.Proto(), Shape: shp(4), Slices: []*tsp.TensorSliceProto{
 			extentsToProto([]Extent{{0, 2}})}}, ""},
-		"slice outside": {&fcpb.BundleEntryProto{Dtype: f32, Shape: shp(4), Slices: []*tsp.TensorSliceProto{
+		"slice outside": {&fcpb.BundleEntryProto{Dtype: f32.Proto(), Shape: shp(4), Slices: []*tsp.TensorSliceProto{
 			extentsToProto([]Extent{{3, 2}})}}, "outside"},
-		"slice rank": {&fcpb.BundleEntryProto{Dtype: f32, Shape: shp(4), Slices: []*tsp.TensorSliceProto{
+		"slice rank": {&fcpb.BundleEntryProto{Dtype: f32.Proto(), Shape: shp(4), Slices: []*tsp.TensorSliceProto{
 			extentsToProto([]Extent{{0, 2}, {0, 1}})}}, "dimensions"},
 	}
 	for what, c := range readCases {
@@ -654,7 +654,7 @@ func TestMalformedEntries(t *testing.T) {
 	// Overlapping slices, few and many (the bitmap check).
 	for _, n := range []int{2, 100} {
 		entries := map[string]*fcpb.BundleEntryProto{}
-		full := &fcpb.BundleEntryProto{Dtype: f32, Shape: shp(int64(n))}
+		full := &fcpb.BundleEntryProto{Dtype: f32.Proto(), Shape: shp(int64(n))}
 		for i := range n {
 			sl := []Extent{{int64(i), 1}}
 			if i == n-1 {
@@ -767,7 +767,7 @@ func TestSplit(t *testing.T) {
 		shape []int64
 		p     Partition
 	}{{[]int64{10, 4}, Partition{0, 3}}, {[]int64{3, 7}, Partition{1, 2}}, {[]int64{2, 5, 3}, Partition{1, 5}}, {[]int64{4}, Partition{0, 4}}} {
-		for _, dt := range []DataType{tpb.DataType_DT_FLOAT, tpb.DataType_DT_STRING, tpb.DataType_DT_COMPLEX128} {
+		for _, dt := range []DataType{dtypes.Float, dtypes.String, dtypes.Complex128} {
 			x := randTensor(rng, dt, c.shape...)
 			parts, err := split(x, c.p)
 			if err != nil {

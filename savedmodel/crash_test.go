@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	tpb "github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
+	"github.com/gotf/gotf/dtypes"
 )
 
 // The crash test re-executes the test binary: with crashChildEnv set to a
@@ -36,7 +36,7 @@ func crashTensor(seed uint64, i int) *Tensor {
 			data[j+k] = byte(v >> (8 * k))
 		}
 	}
-	return &Tensor{DType: tpb.DataType_DT_FLOAT, Shape: []int64{crashTensorMB << 18}, Data: data}
+	return &Tensor{DType: dtypes.Float, Shape: []int64{crashTensorMB << 18}, Data: data}
 }
 
 // crashChild overwrites the bundle at the prefix with other values and

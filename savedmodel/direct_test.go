@@ -11,7 +11,7 @@ import (
 	"runtime"
 	"testing"
 
-	tpb "github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
+	"github.com/gotf/gotf/dtypes"
 )
 
 // directWorks tells whether O_DIRECT works in dir: on Linux it should on
@@ -38,12 +38,12 @@ func ioFixtures() ([]string, map[string]*Tensor) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	names := []string{"a_small", "b_odd", "c_exact", "d_big", "e_str", "f_tail"}
 	return names, map[string]*Tensor{
-		"a_small": randTensor(rng, tpb.DataType_DT_FLOAT, 3, 5),
-		"b_odd":   randTensor(rng, tpb.DataType_DT_INT8, 4097),
-		"c_exact": randTensor(rng, tpb.DataType_DT_UINT8, chunkSize-60-4097),
-		"d_big":   randTensor(rng, tpb.DataType_DT_DOUBLE, 5, chunkSize/8/2+3),
-		"e_str":   randTensor(rng, tpb.DataType_DT_STRING, 7),
-		"f_tail":  randTensor(rng, tpb.DataType_DT_BFLOAT16, 33),
+		"a_small": randTensor(rng, dtypes.Float, 3, 5),
+		"b_odd":   randTensor(rng, dtypes.Int8, 4097),
+		"c_exact": randTensor(rng, dtypes.Uint8, chunkSize-60-4097),
+		"d_big":   randTensor(rng, dtypes.Double, 5, chunkSize/8/2+3),
+		"e_str":   randTensor(rng, dtypes.String, 7),
+		"f_tail":  randTensor(rng, dtypes.BFloat16, 33),
 	}
 }
 
@@ -97,11 +97,11 @@ func TestIOModes(t *testing.T) {
 func TestDirectRead(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	ts := map[string]*Tensor{
-		"a_small": randTensor(rng, tpb.DataType_DT_FLOAT, 7),
-		"b_big":   randTensor(rng, tpb.DataType_DT_INT8, chunkSize+5*directAlign+3),
-		"c_mid":   randTensor(rng, tpb.DataType_DT_HALF, chunkSize/16+1),
-		"d_str":   randTensor(rng, tpb.DataType_DT_STRING, 4),
-		"e_end":   randTensor(rng, tpb.DataType_DT_INT32, chunkSize/32+13),
+		"a_small": randTensor(rng, dtypes.Float, 7),
+		"b_big":   randTensor(rng, dtypes.Int8, chunkSize+5*directAlign+3),
+		"c_mid":   randTensor(rng, dtypes.Half, chunkSize/16+1),
+		"d_str":   randTensor(rng, dtypes.String, 4),
+		"e_end":   randTensor(rng, dtypes.Int32, chunkSize/32+13),
 	}
 	dir := t.TempDir()
 	prefix := filepath.Join(dir, "ckpt")
@@ -130,7 +130,7 @@ func TestDirectRead(t *testing.T) {
 			if !equalTensor(got, want) {
 				t.Errorf("%v: %s: read back other values", mode, name)
 			}
-			if want.DType != tpb.DataType_DT_STRING {
+			if want.DType != dtypes.String {
 				var buf bytes.Buffer
 				if err := r.ReadInto(name, &buf); err != nil || !bytes.Equal(buf.Bytes(), want.Data) {
 					t.Errorf("%v: %s: ReadInto: %v", mode, name, err)

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	tpb "github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
+	"github.com/gotf/gotf/dtypes"
 )
 
 // fuzzTensors is the bundle whose index the fuzzer mutates; its data shard
@@ -20,13 +20,13 @@ import (
 func fuzzTensors() (map[string]*Tensor, *WriteOptions) {
 	rng := rand.New(rand.NewPCG(10, 10))
 	return map[string]*Tensor{
-			"f32":          randTensor(rng, tpb.DataType_DT_FLOAT, 3, 2),
-			"i64":          randTensor(rng, tpb.DataType_DT_INT64),
-			"str":          randTensor(rng, tpb.DataType_DT_STRING, 3),
-			"bf16":         randTensor(rng, tpb.DataType_DT_BFLOAT16, 0),
-			"part":         randTensor(rng, tpb.DataType_DT_INT32, 4, 3),
-			"pstr":         randTensor(rng, tpb.DataType_DT_STRING, 2, 2),
-			ObjectGraphKey: {DType: tpb.DataType_DT_STRING, Strings: [][]byte{[]byte("graph")}},
+			"f32":          randTensor(rng, dtypes.Float, 3, 2),
+			"i64":          randTensor(rng, dtypes.Int64),
+			"str":          randTensor(rng, dtypes.String, 3),
+			"bf16":         randTensor(rng, dtypes.BFloat16, 0),
+			"part":         randTensor(rng, dtypes.Int32, 4, 3),
+			"pstr":         randTensor(rng, dtypes.String, 2, 2),
+			ObjectGraphKey: {DType: dtypes.String, Strings: [][]byte{[]byte("graph")}},
 		}, &WriteOptions{Partitions: map[string]Partition{
 			"part": {Axis: 1, Parts: 3}, "pstr": {Axis: 0, Parts: 2},
 		}}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gotf/gotf/dtypes"
 	tpb "github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
 	fcpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 	"google.golang.org/protobuf/proto"
@@ -28,7 +29,7 @@ func sameValue(t *Tensor, v pyValue) string {
 	if !slices.Equal(shape, v.Shape) {
 		return "shape " + fmtShape(shape) + " vs Python's " + fmtShape(v.Shape)
 	}
-	if t.DType == tpb.DataType_DT_STRING {
+	if t.DType == dtypes.String {
 		if len(t.Strings) != len(v.Strings) {
 			return "string count differs"
 		}
@@ -190,7 +191,7 @@ func TestGoReadsPythonSaver(t *testing.T) {
 				if d := sameValue(g, w.Values[n]); d != "" {
 					t.Errorf("%s (%v): %s", n, g.DType, d)
 				}
-				if g.DType != tpb.DataType_DT_STRING {
+				if g.DType != dtypes.String {
 					var buf bytes.Buffer
 					if err := r.ReadInto(n, &buf); err != nil {
 						t.Fatal(err)

@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	tpb "github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
+	"github.com/gotf/gotf/dtypes"
 )
 
 func scalarF32(v float32) map[string]*Tensor {
-	return map[string]*Tensor{"w": {DType: tpb.DataType_DT_FLOAT, Data: leFloat32(v)}}
+	return map[string]*Tensor{"w": {DType: dtypes.Float, Data: leFloat32(v)}}
 }
 
 func leFloat32(v float32) []byte {

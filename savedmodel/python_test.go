@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	tpb "github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
+	"github.com/gotf/gotf/dtypes"
 )
 
 // The interop tests compare with Python TensorFlow in the same run. Python
@@ -185,7 +185,7 @@ func runInterop() error {
 				return err
 			}
 		}
-		grid := randTensor(rand.New(rand.NewPCG(9, 9)), tpb.DataType_DT_DOUBLE, 4, 6)
+		grid := randTensor(rand.New(rand.NewPCG(9, 9)), dtypes.Double, 4, 6)
 		for _, sl := range gridSlices() {
 			if err := bw.AddSlice("grid", grid.Shape, sl, cut(grid, sl)); err != nil {
 				return err
@@ -256,12 +256,12 @@ func randTensor(rng *rand.Rand, dt DataType, shape ...int64) *Tensor {
 	if shape == nil {
 		shape = []int64{}
 	}
-	n, err := NumElements(shape)
+	n, err := dtypes.NumElements(shape)
 	if err != nil {
 		panic(err)
 	}
 	t := &Tensor{DType: dt, Shape: shape}
-	if dt == tpb.DataType_DT_STRING {
+	if dt == dtypes.String {
 		t.Strings = make([][]byte, n)
 		for i := range t.Strings {
 			s := make([]byte, rng.IntN(20))
@@ -272,19 +272,19 @@ func randTensor(rng *rand.Rand, dt DataType, shape ...int64) *Tensor {
 		}
 		return t
 	}
-	es, _ := DTypeSize(dt)
+	es, _ := dt.Size(), dt.Size() > 0
 	t.Data = make([]byte, 0, n*int64(es))
 	for range n {
 		switch dt {
-		case tpb.DataType_DT_FLOAT, tpb.DataType_DT_COMPLEX64:
+		case dtypes.Float, dtypes.Complex64:
 			for range es / 4 {
 				t.Data = appendU32(t.Data, math.Float32bits(float32(rng.NormFloat64())))
 			}
-		case tpb.DataType_DT_DOUBLE, tpb.DataType_DT_COMPLEX128:
+		case dtypes.Double, dtypes.Complex128:
 			for range es / 8 {
 				t.Data = appendU64(t.Data, math.Float64bits(rng.NormFloat64()))
 			}
-		case tpb.DataType_DT_BOOL:
+		case dtypes.Bool:
 			t.Data = append(t.Data, byte(rng.IntN(2)))
 		default:
 			for range es {
@@ -308,7 +308,7 @@ func appendU64(b []byte, v uint64) []byte {
 // and long strings, and names as object-based checkpoints spell them.
 func fixtures() map[string]*Tensor {
 	rng := rand.New(rand.NewPCG(1, 2))
-	f32 := randTensor(rng, tpb.DataType_DT_FLOAT, 3, 4)
+	f32 := randTensor(rng, dtypes.Float, 3, 4)
 	// Special values, checked bit for bit.
 	specials := []float32{float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), float32(math.Copysign(0, -1)), math.SmallestNonzeroFloat32, math.MaxFloat32}
 	for i, v := range specials {
@@ -324,32 +324,32 @@ func fixtures() map[string]*Tensor {
 	}
 	return map[string]*Tensor{
 		"f32":        f32,
-		"f64":        randTensor(rng, tpb.DataType_DT_DOUBLE, 5),
-		"i32":        randTensor(rng, tpb.DataType_DT_INT32, 2, 3),
-		"i64":        randTensor(rng, tpb.DataType_DT_INT64, 4),
-		"bool":       randTensor(rng, tpb.DataType_DT_BOOL, 7),
-		"u8":         randTensor(rng, tpb.DataType_DT_UINT8, 16),
-		"f16":        randTensor(rng, tpb.DataType_DT_HALF, 3, 3),
-		"bf16":       randTensor(rng, tpb.DataType_DT_BFLOAT16, 2, 5),
-		"c64":        randTensor(rng, tpb.DataType_DT_COMPLEX64, 3),
-		"c128":       randTensor(rng, tpb.DataType_DT_COMPLEX128, 2),
-		"i8":         randTensor(rng, tpb.DataType_DT_INT8, 5),
-		"i16":        randTensor(rng, tpb.DataType_DT_INT16, 5),
-		"u16":        randTensor(rng, tpb.DataType_DT_UINT16, 5),
-		"u32":        randTensor(rng, tpb.DataType_DT_UINT32, 5),
-		"u64":        randTensor(rng, tpb.DataType_DT_UINT64, 5),
-		"scalar_f32": randTensor(rng, tpb.DataType_DT_FLOAT),
-		"scalar_i64": randTensor(rng, tpb.DataType_DT_INT64),
-		"empty_f32":  randTensor(rng, tpb.DataType_DT_FLOAT, 0),
-		"empty_i32":  randTensor(rng, tpb.DataType_DT_INT32, 3, 0),
-		"str": {DType: tpb.DataType_DT_STRING, Shape: []int64{2, 4}, Strings: [][]byte{
+		"f64":        randTensor(rng, dtypes.Double, 5),
+		"i32":        randTensor(rng, dtypes.Int32, 2, 3),
+		"i64":        randTensor(rng, dtypes.Int64, 4),
+		"bool":       randTensor(rng, dtypes.Bool, 7),
+		"u8":         randTensor(rng, dtypes.Uint8, 16),
+		"f16":        randTensor(rng, dtypes.Half, 3, 3),
+		"bf16":       randTensor(rng, dtypes.BFloat16, 2, 5),
+		"c64":        randTensor(rng, dtypes.Complex64, 3),
+		"c128":       randTensor(rng, dtypes.Complex128, 2),
+		"i8":         randTensor(rng, dtypes.Int8, 5),
+		"i16":        randTensor(rng, dtypes.Int16, 5),
+		"u16":        randTensor(rng, dtypes.Uint16, 5),
+		"u32":        randTensor(rng, dtypes.Uint32, 5),
+		"u64":        randTensor(rng, dtypes.Uint64, 5),
+		"scalar_f32": randTensor(rng, dtypes.Float),
+		"scalar_i64": randTensor(rng, dtypes.Int64),
+		"empty_f32":  randTensor(rng, dtypes.Float, 0),
+		"empty_i32":  randTensor(rng, dtypes.Int32, 3, 0),
+		"str": {DType: dtypes.String, Shape: []int64{2, 4}, Strings: [][]byte{
 			{}, {0}, []byte("a\x00b\x00"), long, []byte("ü€😀"), all, bytes.Repeat([]byte("x"), 200), []byte("plain"),
 		}},
-		"str_scalar": {DType: tpb.DataType_DT_STRING, Shape: []int64{}, Strings: [][]byte{[]byte("hello\x00world")}},
-		"str_empty":  {DType: tpb.DataType_DT_STRING, Shape: []int64{0}, Strings: [][]byte{}},
-		"str_blank":  {DType: tpb.DataType_DT_STRING, Shape: []int64{3}, Strings: [][]byte{{}, {}, {}}},
-		"model/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE": randTensor(rng, tpb.DataType_DT_FLOAT, 3, 2),
-		"model/layer_with_weights-0/bias/.ATTRIBUTES/VARIABLE_VALUE":   randTensor(rng, tpb.DataType_DT_FLOAT, 2),
+		"str_scalar": {DType: dtypes.String, Shape: []int64{}, Strings: [][]byte{[]byte("hello\x00world")}},
+		"str_empty":  {DType: dtypes.String, Shape: []int64{0}, Strings: [][]byte{}},
+		"str_blank":  {DType: dtypes.String, Shape: []int64{3}, Strings: [][]byte{{}, {}, {}}},
+		"model/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE": randTensor(rng, dtypes.Float, 3, 2),
+		"model/layer_with_weights-0/bias/.ATTRIBUTES/VARIABLE_VALUE":   randTensor(rng, dtypes.Float, 2),
 	}
 }
 
@@ -358,7 +358,7 @@ func manyTensors() map[string]*Tensor {
 	rng := rand.New(rand.NewPCG(3, 4))
 	out := map[string]*Tensor{}
 	for i := range 300 {
-		out[fmt.Sprintf("layer_%03d/weights/.ATTRIBUTES/VARIABLE_VALUE", i)] = randTensor(rng, tpb.DataType_DT_FLOAT, int64(1+i%3), 2)
+		out[fmt.Sprintf("layer_%03d/weights/.ATTRIBUTES/VARIABLE_VALUE", i)] = randTensor(rng, dtypes.Float, int64(1+i%3), 2)
 	}
 	return out
 }
@@ -369,11 +369,11 @@ func manyTensors() map[string]*Tensor {
 func slicedFixtures() (map[string]*Tensor, map[string]Partition) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	ts := map[string]*Tensor{
-		"part0":  randTensor(rng, tpb.DataType_DT_FLOAT, 10, 4),
-		"part1":  randTensor(rng, tpb.DataType_DT_INT64, 3, 7),
-		"p3d":    randTensor(rng, tpb.DataType_DT_BFLOAT16, 2, 5, 3),
-		"whole":  randTensor(rng, tpb.DataType_DT_FLOAT, 4),
-		"single": randTensor(rng, tpb.DataType_DT_FLOAT, 4, 2),
+		"part0":  randTensor(rng, dtypes.Float, 10, 4),
+		"part1":  randTensor(rng, dtypes.Int64, 3, 7),
+		"p3d":    randTensor(rng, dtypes.BFloat16, 2, 5, 3),
+		"whole":  randTensor(rng, dtypes.Float, 4),
+		"single": randTensor(rng, dtypes.Float, 4, 2),
 	}
 	return ts, map[string]Partition{
 		"part0": {Axis: 0, Parts: 3}, "part1": {Axis: 1, Parts: 2},
@@ -400,13 +400,13 @@ func cut(t *Tensor, slice []Extent) *Tensor {
 	}
 	out := &Tensor{DType: t.DType, Shape: shape}
 	es := 1
-	if t.DType != tpb.DataType_DT_STRING {
-		es, _ = DTypeSize(t.DType)
+	if t.DType != dtypes.String {
+		es, _ = t.DType.Size(), t.DType.Size() > 0
 		out.Data = []byte{}
 	} else {
 		out.Strings = [][]byte{}
 	}
-	n, _ := NumElements(t.Shape)
+	n, _ := dtypes.NumElements(t.Shape)
 	idx := make([]int64, len(t.Shape))
 	for flat := range n {
 		rem := flat
@@ -423,7 +423,7 @@ func cut(t *Tensor, slice []Extent) *Tensor {
 		if !in {
 			continue
 		}
-		if t.DType == tpb.DataType_DT_STRING {
+		if t.DType == dtypes.String {
 			out.Strings = append(out.Strings, t.Strings[flat])
 		} else {
 			out.Data = append(out.Data, t.Data[flat*int64(es):(flat+1)*int64(es)]...)

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/gotf/gotf/dtypes"
+
 	fcpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 	"google.golang.org/protobuf/proto"
 )
@@ -230,7 +232,7 @@ func (r *BundleReader) Entry(name string) (*Entry, error) {
 		return nil, &Error{Op: "read", File: r.indexPath, Tensor: name, Err: err}
 	}
 	out := &Entry{
-		Name: name, DType: e.GetDtype(), Shape: shape,
+		Name: name, DType: dtypes.FromProto(e.GetDtype()), Shape: shape,
 		ShardID: e.GetShardId(), Offset: e.GetOffset(), Size: e.GetSize(), CRC32C: e.GetCrc32C(),
 	}
 	for _, s := range e.GetSlices() {
@@ -250,7 +252,7 @@ func entryShape(e *fcpb.BundleEntryProto) ([]int64, error) {
 	for i, d := range sp.GetDim() {
 		shape[i] = d.GetSize()
 	}
-	if _, err := NumElements(shape); err != nil {
+	if _, err := dtypes.NumElements(shape); err != nil {
 		return nil, corruptf("%v", err)
 	}
 	return shape, nil
@@ -281,7 +283,7 @@ func (r *BundleReader) ReadInto(name string, w io.Writer) error {
 	if !ok {
 		return r.notFound(name)
 	}
-	if e.GetDtype() == dtString {
+	if dtypes.FromProto(e.GetDtype()) == dtypes.String {
 		return &Error{Op: "read", File: r.indexPath, Tensor: name, Err: fmt.Errorf("%w: ReadInto of a string tensor (use Read)", ErrUnsupported)}
 	}
 	if len(e.GetSlices()) > 0 {
@@ -326,7 +328,7 @@ func (r *BundleReader) ObjectGraph() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.DType != dtString || len(t.Strings) != 1 {
+	if t.DType != dtypes.String || len(t.Strings) != 1 {
 		return nil, &Error{Op: "read", File: r.indexPath, Tensor: ObjectGraphKey, Err: corruptf("object graph is a %v tensor of shape %v, not a string scalar", t.DType, t.Shape)}
 	}
 	return t.Strings[0], nil
@@ -393,9 +395,9 @@ func (r *BundleReader) locate(name string, e *fcpb.BundleEntryProto) (int64, *sh
 	if err != nil {
 		return fail(r.indexPath, err)
 	}
-	n, _ := NumElements(shape)
-	if !supported(e.GetDtype()) {
-		return fail(r.indexPath, fmt.Errorf("%w: dtype %v", ErrUnsupported, e.GetDtype()))
+	n, _ := dtypes.NumElements(shape)
+	if !supported(dtypes.FromProto(e.GetDtype())) {
+		return fail(r.indexPath, fmt.Errorf("%w: dtype %v", ErrUnsupported, dtypes.FromProto(e.GetDtype())))
 	}
 	sh, err := r.shard(e.GetShardId())
 	if err != nil {
@@ -408,9 +410,9 @@ func (r *BundleReader) locate(name string, e *fcpb.BundleEntryProto) (int64, *sh
 	if off < 0 || size < 0 || off > sh.size || size > sh.size-off {
 		return fail(sh.path, corruptf("entry's %d bytes at offset %d are outside the %d-byte data file", size, off, sh.size))
 	}
-	if es, ok := DTypeSize(e.GetDtype()); ok {
+	if es := dtypes.FromProto(e.GetDtype()).Size(); es > 0 {
 		if n > math.MaxInt64/int64(es) || n*int64(es) != size {
-			return fail(sh.path, corruptf("entry has %d bytes, a %v tensor of shape %v has %d", size, e.GetDtype(), shape, n*int64(es)))
+			return fail(sh.path, corruptf("entry has %d bytes, a %v tensor of shape %v has %d", size, dtypes.FromProto(e.GetDtype()), shape, n*int64(es)))
 		}
 	} else if n > size {
 		// Every string takes at least its one-byte length.
@@ -433,8 +435,8 @@ func (r *BundleReader) readEntry(name string, e *fcpb.BundleEntryProto) (*Tensor
 		return nil, err
 	}
 	shape, _ := entryShape(e)
-	t := &Tensor{DType: e.GetDtype(), Shape: shape}
-	if t.DType != dtString {
+	t := &Tensor{DType: dtypes.FromProto(e.GetDtype()), Shape: shape}
+	if t.DType != dtypes.String {
 		t.Data = make([]byte, size)
 		if r.useDirect(sh, size) {
 			rest := t.Data
@@ -546,11 +548,11 @@ func (r *BundleReader) readSliced(name string, full *fcpb.BundleEntryProto) (*Te
 	if err != nil {
 		return fail(r.indexPath, name, err)
 	}
-	dt := full.GetDtype()
+	dt := dtypes.FromProto(full.GetDtype())
 	if !supported(dt) {
 		return fail(r.indexPath, name, fmt.Errorf("%w: dtype %v", ErrUnsupported, dt))
 	}
-	n, _ := NumElements(shape)
+	n, _ := dtypes.NumElements(shape)
 
 	// Check every slice before allocating anything: the slices must not
 	// overlap and must cover the tensor, and their bytes must lie in their
@@ -581,8 +583,8 @@ func (r *BundleReader) readSliced(name string, full *fcpb.BundleEntryProto) (*Te
 		if len(e.GetSlices()) > 0 {
 			return fail(r.indexPath, label, corruptf("a slice is itself partitioned"))
 		}
-		if e.GetDtype() != dt {
-			return fail(r.indexPath, label, corruptf("slice is %v, the partitioned tensor %v", e.GetDtype(), dt))
+		if dtypes.FromProto(e.GetDtype()) != dt {
+			return fail(r.indexPath, label, corruptf("slice is %v, the partitioned tensor %v", dtypes.FromProto(e.GetDtype()), dt))
 		}
 		eshape, err := entryShape(e)
 		if err != nil {
@@ -596,7 +598,7 @@ func (r *BundleReader) readSliced(name string, full *fcpb.BundleEntryProto) (*Te
 		} else {
 			files[e.GetShardId()] = sh.size
 		}
-		m, _ := NumElements(sshape)
+		m, _ := dtypes.NumElements(sshape)
 		covered += m
 		stored += e.GetSize()
 		starts := make([]int64, len(ext))
@@ -646,8 +648,8 @@ func (r *BundleReader) readSliced(name string, full *fcpb.BundleEntryProto) (*Te
 	}
 
 	t := &Tensor{DType: dt, Shape: shape}
-	es, _ := DTypeSize(dt)
-	if dt == dtString {
+	es := dt.Size()
+	if dt == dtypes.String {
 		t.Strings = make([][]byte, n)
 	} else {
 		t.Data = make([]byte, n*int64(es))
@@ -658,7 +660,7 @@ func (r *BundleReader) readSliced(name string, full *fcpb.BundleEntryProto) (*Te
 			return nil, err
 		}
 		a.runs(p.starts, p.shape, func(dst, src, cnt int64) {
-			if dt == dtString {
+			if dt == dtypes.String {
 				copy(t.Strings[dst:dst+cnt], st.Strings[src:src+cnt])
 			} else {
 				b := int64(es)

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/gotf/gotf/dtypes"
 	"github.com/stretchr/testify/require"
 	attrpb "github.com/wamuir/graft/tensorflow/core/framework/attr_value_go_proto"
 	graphpb "github.com/wamuir/graft/tensorflow/core/framework/graph_go_proto"
@@ -57,7 +58,7 @@ func testDirectory(t *testing.T) *Directory {
 	binary.LittleEndian.PutUint32(w[4:], math.Float32bits(-2))
 	return &Directory{
 		SavedModel: testSavedModel(),
-		Variables:  map[string]*Tensor{"w": {DType: tpb.DataType_DT_FLOAT, Shape: []int64{2}, Data: w}},
+		Variables:  map[string]*Tensor{"w": {DType: dtypes.Float, Shape: []int64{2}, Data: w}},
 		Assets:     []Asset{{Filename: "vocab.txt", Source: src}},
 	}
 }
@@ -126,7 +127,7 @@ func TestWriteFailureLeavesNothing(t *testing.T) {
 	d.Assets[0].Filename = "../escape.txt"
 	require.ErrorContains(t, Write(filepath.Join(parent, "m"), d), "plain file name")
 	d = testDirectory(t)
-	d.Variables["bad"] = &Tensor{DType: tpb.DataType_DT_FLOAT, Shape: []int64{3}, Data: []byte{1}}
+	d.Variables["bad"] = &Tensor{DType: dtypes.FromProto(tpb.DataType_DT_FLOAT), Shape: []int64{3}, Data: []byte{1}}
 	require.Error(t, Write(filepath.Join(parent, "m"), d))
 	entries, _ = os.ReadDir(parent)
 	require.Empty(t, entries)

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/wamuir/graft/tensorflow/core/framework/tensor_slice_go_proto"
-	"github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
 )
 
 // Extent is one dimension of a slice of a partitioned tensor: the elements
@@ -382,5 +381,3 @@ func overlaps(full []int64, a, b []Extent) bool {
 	}
 	return true
 }
-
-var dtString = types_go_proto.DataType_DT_STRING

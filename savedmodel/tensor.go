@@ -4,13 +4,12 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
+	"github.com/gotf/gotf/dtypes"
 )
 
-// DataType is TensorFlow's dtype enum (tensorflow.DataType), as generated
-// in graft's types_go_proto; use its constants, e.g.
-// types_go_proto.DataType_DT_FLOAT.
-type DataType = types_go_proto.DataType
+// DataType is TensorFlow's element type: the module's one DataType (package
+// dtypes), also what package tfgo's tensors use.
+type DataType = dtypes.DataType
 
 // Tensor is a tensor held in Go memory in the layout a bundle stores it.
 //
@@ -31,58 +30,13 @@ type Tensor struct {
 	Strings [][]byte
 }
 
-// NumElements returns the number of elements of a tensor of the given shape
-// (1 for a scalar), or an error if a dimension is negative or the product
-// overflows int64.
-func NumElements(shape []int64) (int64, error) {
-	n := int64(1)
-	for _, d := range shape {
-		if d < 0 {
-			return 0, fmt.Errorf("invalid shape %v: negative dimension", shape)
-		}
-		if d != 0 && n > math.MaxInt64/d {
-			return 0, fmt.Errorf("invalid shape %v: too many elements", shape)
-		}
-		n *= d
-	}
-	return n, nil
-}
-
-// DTypeSize returns the size in bytes of one element of dt and true for the
-// dtypes a bundle stores as raw fixed-size elements; it returns 0 and false
-// for DT_STRING and for dtypes this package does not support (DT_VARIANT,
-// DT_RESOURCE, the 4-bit integer types, invalid values).
-func DTypeSize(dt DataType) (int, bool) {
-	switch dt {
-	case types_go_proto.DataType_DT_BOOL,
-		types_go_proto.DataType_DT_INT8, types_go_proto.DataType_DT_UINT8,
-		types_go_proto.DataType_DT_QINT8, types_go_proto.DataType_DT_QUINT8,
-		types_go_proto.DataType_DT_FLOAT8_E5M2, types_go_proto.DataType_DT_FLOAT8_E4M3FN:
-		return 1, true
-	case types_go_proto.DataType_DT_INT16, types_go_proto.DataType_DT_UINT16,
-		types_go_proto.DataType_DT_QINT16, types_go_proto.DataType_DT_QUINT16,
-		types_go_proto.DataType_DT_HALF, types_go_proto.DataType_DT_BFLOAT16:
-		return 2, true
-	case types_go_proto.DataType_DT_INT32, types_go_proto.DataType_DT_UINT32,
-		types_go_proto.DataType_DT_QINT32, types_go_proto.DataType_DT_FLOAT:
-		return 4, true
-	case types_go_proto.DataType_DT_INT64, types_go_proto.DataType_DT_UINT64,
-		types_go_proto.DataType_DT_DOUBLE, types_go_proto.DataType_DT_COMPLEX64:
-		return 8, true
-	case types_go_proto.DataType_DT_COMPLEX128:
-		return 16, true
-	}
-	return 0, false
-}
-
 // supported reports whether a bundle entry of dtype dt can be read and
 // written by this package.
 func supported(dt DataType) bool {
-	if dt == types_go_proto.DataType_DT_STRING {
+	if dt == dtypes.String {
 		return true
 	}
-	_, ok := DTypeSize(dt)
-	return ok
+	return dt.Size() > 0
 }
 
 // check validates t: a supported dtype, a valid shape, and Data (or
@@ -92,11 +46,11 @@ func (t *Tensor) check() (int64, error) {
 	if t == nil {
 		return 0, fmt.Errorf("nil tensor")
 	}
-	n, err := NumElements(t.Shape)
+	n, err := dtypes.NumElements(t.Shape)
 	if err != nil {
 		return 0, err
 	}
-	if t.DType == types_go_proto.DataType_DT_STRING {
+	if t.DType == dtypes.String {
 		if t.Data != nil {
 			return 0, fmt.Errorf("string tensor has Data set (its elements go in Strings)")
 		}
@@ -105,8 +59,8 @@ func (t *Tensor) check() (int64, error) {
 		}
 		return n, nil
 	}
-	size, ok := DTypeSize(t.DType)
-	if !ok {
+	size := t.DType.Size()
+	if size == 0 {
 		return 0, fmt.Errorf("unsupported dtype %v", t.DType)
 	}
 	if t.Strings != nil {

@@ -13,6 +13,8 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/gotf/gotf/dtypes"
+
 	"github.com/wamuir/graft/tensorflow/core/framework/tensor_shape_go_proto"
 	"github.com/wamuir/graft/tensorflow/core/framework/versions_go_proto"
 	fcpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
@@ -154,7 +156,7 @@ func (w *BundleWriter) addSlice(name string, fullShape []int64, slice []Extent, 
 	if name == "" {
 		return bad(errors.New("empty tensor name (the empty key holds the bundle header)"))
 	}
-	if _, err := NumElements(fullShape); err != nil {
+	if _, err := dtypes.NumElements(fullShape); err != nil {
 		return bad(err)
 	}
 	sshape, err := checkSlice(fullShape, slice)
@@ -181,11 +183,11 @@ func (w *BundleWriter) addSlice(name string, fullShape []int64, slice []Extent, 
 	}
 	fe := w.full[name]
 	if fe == nil {
-		fe = &fcpb.BundleEntryProto{Dtype: part.DType, Shape: shapeProto(fullShape)}
+		fe = &fcpb.BundleEntryProto{Dtype: part.DType.Proto(), Shape: shapeProto(fullShape)}
 		w.full[name] = fe
-	} else if fe.GetDtype() != part.DType || !slices.Equal(shapeOf(fe), fullShape) {
+	} else if dtypes.FromProto(fe.GetDtype()) != part.DType || !slices.Equal(shapeOf(fe), fullShape) {
 		w.mu.Unlock()
-		return bad(fmt.Errorf("slice of a %v tensor of shape %v, earlier slices were %v of shape %v", part.DType, fullShape, fe.GetDtype(), shapeOf(fe)))
+		return bad(fmt.Errorf("slice of a %v tensor of shape %v, earlier slices were %v of shape %v", part.DType, fullShape, dtypes.FromProto(fe.GetDtype()), shapeOf(fe)))
 	}
 	fe.Slices = append(fe.Slices, extentsToProto(slice))
 	w.mu.Unlock()
@@ -283,7 +285,7 @@ func shapeOf(e *fcpb.BundleEntryProto) []int64 {
 
 // write appends t to the shard and returns its entry (without shard id).
 func (s *shardWriter) write(t *Tensor) (*fcpb.BundleEntryProto, error) {
-	e := &fcpb.BundleEntryProto{Dtype: t.DType, Shape: shapeProto(t.Shape), Offset: s.size}
+	e := &fcpb.BundleEntryProto{Dtype: t.DType.Proto(), Shape: shapeProto(t.Shape), Offset: s.size}
 	var crc uint32
 	put := func(b []byte) error {
 		crc = crc32.Update(crc, castagnoli, b)
@@ -291,7 +293,7 @@ func (s *shardWriter) write(t *Tensor) (*fcpb.BundleEntryProto, error) {
 		s.size += int64(len(b))
 		return err
 	}
-	if t.DType != dtString {
+	if t.DType != dtypes.String {
 		if err := put(t.Data); err != nil {
 			return nil, err
 		}
@@ -607,8 +609,8 @@ func split(t *Tensor, p Partition) ([]slicePart, error) {
 		return nil, fmt.Errorf("cannot split dimension %d of size %d into %d parts", p.Axis, dim, p.Parts)
 	}
 	elem := int64(1) // bytes (or strings) per element
-	if t.DType != dtString {
-		es, _ := DTypeSize(t.DType)
+	if t.DType != dtypes.String {
+		es := t.DType.Size()
 		elem = int64(es)
 	}
 	outer := int64(1)
@@ -637,16 +639,16 @@ func split(t *Tensor, p Partition) ([]slicePart, error) {
 		part := &Tensor{DType: t.DType, Shape: shape}
 		for o := range outer {
 			lo, hi := (o*dim+start)*inner, (o*dim+start+l)*inner
-			if t.DType == dtString {
+			if t.DType == dtypes.String {
 				part.Strings = append(part.Strings, t.Strings[lo:hi]...)
 			} else {
 				part.Data = append(part.Data, t.Data[lo:hi]...)
 			}
 		}
-		if part.DType == dtString && part.Strings == nil {
+		if part.DType == dtypes.String && part.Strings == nil {
 			part.Strings = [][]byte{}
 		}
-		if part.DType != dtString && part.Data == nil {
+		if part.DType != dtypes.String && part.Data == nil {
 			part.Data = []byte{}
 		}
 		out = append(out, slicePart{slice: slice, t: part})

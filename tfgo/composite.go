@@ -2,8 +2,6 @@ package tfgo
 
 import (
 	"fmt"
-
-	"github.com/gotf/gotf/cgo"
 )
 
 // Composites a transformer needs, built from TensorFlow ops exactly as
@@ -70,8 +68,8 @@ func LayerNormalize(s *Scope, x, gamma, beta Output, axis int, epsilon float32) 
 	}
 	ls := s.SubScope("LayerNorm")
 	dt := orig
-	if dt == cgo.Half || dt == cgo.BFloat16 {
-		dt = cgo.Float
+	if dt == Half || dt == BFloat16 {
+		dt = Float
 		x = castOp(ls, x, dt)
 	}
 	// Keras reshapes gamma and beta for broadcasting unless the axis is the last.
@@ -157,7 +155,7 @@ func MaskedSoftmax(s *Scope, logits, mask Output, axis int) Output {
 	}
 	ms := s.SubScope("MaskedSoftmax")
 	if mask.Op != nil {
-		if mdt := mask.DataType(); mdt != cgo.Bool {
+		if mdt := mask.DataType(); mdt != Bool {
 			half, err := scalarOfDType(0.5, mdt)
 			if err != nil {
 				s.UpdateErr(fullOpName(s, "MaskedSoftmax"), fmt.Errorf("mask of dtype %s: %w", mdt, err))
@@ -166,7 +164,7 @@ func MaskedSoftmax(s *Scope, logits, mask Output, axis int) Output {
 			mask = binOp(ms, "Greater", mask, Const(ms, half))
 		}
 		large := -1e9
-		if dt == cgo.Half {
+		if dt == Half {
 			large = -3e4
 		}
 		logits = Out(Op(ms, "SelectV2", []any{mask, logits, typedScalar(ms, large, dt)}, nil), 0)
@@ -223,9 +221,9 @@ func CausalMask(s *Scope, length Output) Output {
 	}
 	cs := s.SubScope("CausalMask")
 	switch length.DataType() {
-	case cgo.Int32:
-	case cgo.Int64:
-		length = castOp(cs, length, cgo.Int32)
+	case Int32:
+	case Int64:
+		length = castOp(cs, length, Int32)
 	default:
 		s.UpdateErr(fullOpName(s, "CausalMask"), fmt.Errorf("length must be an int32 or int64 scalar, got %s", length.DataType()))
 		return Output{}
@@ -320,8 +318,8 @@ func fullOpName(s *Scope, name string) string {
 	return s.namespace + "/" + name
 }
 
-func isFloatDType(dt cgo.DataType) bool {
-	return dt == cgo.Float || dt == cgo.Double || dt == cgo.Half || dt == cgo.BFloat16
+func isFloatDType(dt DataType) bool {
+	return dt == Float || dt == Double || dt == Half || dt == BFloat16
 }
 
 // binOp adds a two-input op named after its type.
@@ -329,12 +327,12 @@ func binOp(s *Scope, opType string, x, y Output) Output {
 	return Out(Op(s, opType, []any{x, y}, nil), 0)
 }
 
-func castOp(s *Scope, x Output, dt cgo.DataType) Output {
+func castOp(s *Scope, x Output, dt DataType) Output {
 	return Out(Op(s, "Cast", []any{x}, map[string]any{"DstT": dt}), 0)
 }
 
 // typedScalar is a constant scalar v of dtype dt.
-func typedScalar(s *Scope, v float64, dt cgo.DataType) Output {
+func typedScalar(s *Scope, v float64, dt DataType) Output {
 	x, err := scalarOfDType(v, dt)
 	if err != nil {
 		s.UpdateErr(fullOpName(s, "Const"), err)

@@ -6,26 +6,25 @@ import (
 	"math/rand"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // compRandTensor is a float32 tensor of the shape with N(0, scale²) values.
-func compRandTensor(t *testing.T, r *rand.Rand, scale float64, shape ...int64) *cgo.Tensor {
+func compRandTensor(t *testing.T, r *rand.Rand, scale float64, shape ...int64) *Tensor {
 	t.Helper()
 	n := numElements(shape)
 	buf := make([]byte, 4*n)
 	for i := int64(0); i < n; i++ {
 		endian.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(float32(r.NormFloat64()*scale)))
 	}
-	tn, err := cgo.NewTensor(cgo.Float, shape, buf)
+	tn, err := NewTensorFromBytes(Float, shape, buf)
 	require.NoError(t, err)
 	return tn
 }
 
 // compRun opens a session on s, runs targets, then fetches.
-func compRun(t *testing.T, s *Scope, feeds map[Output]any, fetches []Output, targets ...*cgo.Operation) []*cgo.Tensor {
+func compRun(t *testing.T, s *Scope, feeds map[Output]any, fetches []Output, targets ...*Operation) []*Tensor {
 	t.Helper()
 	sess, err := NewSession(s, nil)
 	require.NoError(t, err)
@@ -41,7 +40,7 @@ func compRun(t *testing.T, s *Scope, feeds map[Output]any, fetches []Output, tar
 
 // compAssertClose checks dtype, shape and every element within tol (abs),
 // and returns the largest difference.
-func compAssertClose(t *testing.T, want, got *cgo.Tensor, tol float64, what string) float64 {
+func compAssertClose(t *testing.T, want, got *Tensor, tol float64, what string) float64 {
 	t.Helper()
 	require.Equal(t, want.DataType(), got.DataType(), what)
 	require.Equal(t, want.Shape(), got.Shape(), what)
@@ -70,7 +69,7 @@ func TestCompositeGeluMatchesKeras(t *testing.T) {
 	r := rand.New(rand.NewSource(10))
 	x := compRandTensor(t, r, 1.5, 4, 7, 33)
 	s := NewScope()
-	px := Placeholder(s, cgo.Float, -1, 7, 33)
+	px := Placeholder(s, Float, -1, 7, 33)
 	exact := Gelu(s, px, false)
 	approx := Gelu(s, px, true)
 	got := compRun(t, s, map[Output]any{px: x}, []Output{exact, approx})
@@ -81,7 +80,7 @@ outputs["exact"] = keras.activations.gelu(x, approximate=False)
 outputs["approx"] = keras.activations.gelu(x, approximate=True)
 outputs["tf_exact"] = tf.nn.gelu(x, approximate=False)
 outputs["tf_approx"] = tf.nn.gelu(x, approximate=True)
-`, map[string]*cgo.Tensor{"x": x})
+`, map[string]*Tensor{"x": x})
 	compAssertClose(t, ref["exact"], got[0], 1e-6, "gelu exact vs keras")
 	compAssertClose(t, ref["approx"], got[1], 1e-6, "gelu approximate vs keras")
 	compAssertClose(t, ref["tf_exact"], got[0], 1e-6, "gelu exact vs tf.nn.gelu")
@@ -106,7 +105,7 @@ func TestCompositeLayerNormMatchesKeras(t *testing.T) {
 	const eps = float32(1e-3)
 
 	s := NewScope()
-	px := Placeholder(s, cgo.Float, -1, 5, 64)
+	px := Placeholder(s, Float, -1, 5, 64)
 	g, b := Const(s, gamma), Const(s, beta)
 	g5, b5 := Const(s, gamma5), Const(s, beta5)
 	fetch := []Output{
@@ -132,7 +131,7 @@ outputs["center_only"] = ln([b], scale=False)
 outputs["scale_only"] = ln([g], axis=2, center=False)
 outputs["plain"] = ln([], epsilon=float(np.float32(1e-5)), scale=False, center=False)
 outputs["axis1"] = ln([g5, b5], axis=1)
-`, map[string]*cgo.Tensor{"x": x, "g": gamma, "b": beta, "g5": gamma5, "b5": beta5})
+`, map[string]*Tensor{"x": x, "g": gamma, "b": beta, "g5": gamma5, "b5": beta5})
 	for i, k := range []string{"full", "center_only", "scale_only", "plain", "axis1"} {
 		compAssertClose(t, ref[k], got[i], 1e-5, "layer norm "+k)
 	}
@@ -152,7 +151,7 @@ func TestCompositeMaskedSoftmaxMatchesKeras(t *testing.T) {
 	for i := range pad {
 		pad[i] = !(i/T == 0 && i%T >= T-2)
 	}
-	padT, err := cgo.NewTensor(cgo.Bool, []int64{B, 1, 1, T}, boolBytes(pad))
+	padT, err := NewTensorFromBytes(Bool, []int64{B, 1, 1, T}, boolBytes(pad))
 	require.NoError(t, err)
 	// A float 0/1 mask of the logits' shape with one fully masked row.
 	fm := make([]byte, 4*B*H*T*T)
@@ -164,13 +163,13 @@ func TestCompositeMaskedSoftmaxMatchesKeras(t *testing.T) {
 		}
 		endian.LittleEndian.PutUint32(fm[4*i:], math.Float32bits(v))
 	}
-	floatMask, err := cgo.NewTensor(cgo.Float, []int64{B, H, T, T}, fm)
+	floatMask, err := NewTensorFromBytes(Float, []int64{B, H, T, T}, fm)
 	require.NoError(t, err)
 
 	s := NewScope()
-	pl := Placeholder(s, cgo.Float, B, H, T, T)
-	ppad := Placeholder(s, cgo.Bool, B, 1, 1, T)
-	pfm := Placeholder(s, cgo.Float, B, H, T, T)
+	pl := Placeholder(s, Float, B, H, T, T)
+	ppad := Placeholder(s, Bool, B, 1, 1, T)
+	pfm := Placeholder(s, Float, B, H, T, T)
 	causal := CausalMask(s, Const(s, int32(T)))
 	both := Out(Op(s, "LogicalAnd", []any{ppad, causal}, nil), 0)
 	fetch := []Output{
@@ -198,7 +197,7 @@ outputs["both"] = sm(x, mask=tf.logical_and(pad, causal))
 outputs["float"] = sm(x, mask=fm)
 outputs["float_axis1"] = keras.layers.Softmax(axis=1)(x, mask=fm)
 outputs["plain_axis2"] = tf.nn.softmax(x, axis=2)
-`, map[string]*cgo.Tensor{"x": logits, "pad": padT, "fm": floatMask})
+`, map[string]*Tensor{"x": logits, "pad": padT, "fm": floatMask})
 	for i, k := range []string{"plain", "pad", "causal", "both", "float", "float_axis1", "plain_axis2"} {
 		compAssertClose(t, ref[k], got[i], 1e-6, "softmax "+k)
 	}
@@ -236,8 +235,8 @@ func boolBytes(bs []bool) []byte {
 // leading 1) for several lengths fed at run time, exactly.
 func TestCompositeCausalMaskMatchesKeras(t *testing.T) {
 	s := NewScope()
-	n := Placeholder(s, cgo.Int32)
-	n64 := Placeholder(s, cgo.Int64)
+	n := Placeholder(s, Int32)
+	n64 := Placeholder(s, Int64)
 	mask := CausalMask(s, n)
 	mask64 := CausalMask(s, n64)
 	sess, err := NewSession(s, nil)
@@ -253,7 +252,7 @@ import keras
 T = int(inputs["T"])
 mha = keras.layers.MultiHeadAttention(num_heads=1, key_dim=2)
 outputs["mask"] = mha._compute_causal_mask(np.zeros((1, T, 2), np.float32))[0]
-`, map[string]*cgo.Tensor{"T": lt})
+`, map[string]*Tensor{"T": lt})
 		want, err := Value(ref["mask"])
 		require.NoError(t, err)
 		for i, o := range out {
@@ -296,7 +295,7 @@ kept, n2 = tf.clip_by_global_norm([a, b, c], 1000.0)
 outputs["ka"], outputs["kb"], outputs["kc"], outputs["norm2"] = kept[0], kept[1], kept[2], n2
 nan, n3 = tf.clip_by_global_norm([b, inf], 1.0)
 outputs["nb"], outputs["ninf"], outputs["norm3"] = nan[0], nan[1], n3
-`, map[string]*cgo.Tensor{"a": a, "b": b, "c": c, "inf": inf})
+`, map[string]*Tensor{"a": a, "b": b, "c": c, "inf": inf})
 	for i, k := range []string{"a", "b", "c", "norm", "ka", "kb", "kc", "norm2", "nb", "ninf", "norm3"} {
 		tol := 1e-6
 		if k == "norm" || k == "norm2" {

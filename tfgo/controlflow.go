@@ -2,8 +2,6 @@ package tfgo
 
 import (
 	"fmt"
-
-	"github.com/gotf/gotf/cgo"
 )
 
 // WhileOptions are the optional settings of While, as tf.while_loop's
@@ -12,9 +10,9 @@ type WhileOptions struct {
 	// ShapeInvariants, when not nil, give one shape per loop variable: the
 	// shape it keeps across iterations, with -1 for a dimension that may
 	// change (a sequence that grows by a token per step is
-	// cgo.MakeShape(-1)) or cgo.UnknownShape() for any shape. nil keeps
+	// MakeShape(-1)) or UnknownShape() for any shape. nil keeps
 	// each variable's static shape. They become the op's output_shapes.
-	ShapeInvariants []cgo.Shape
+	ShapeInvariants []Shape
 	// ParallelIterations is how many iterations may run at once (0: 10).
 	ParallelIterations int
 }
@@ -97,10 +95,10 @@ func While(s *Scope, loopVars []Output, cond func(s *Scope, vars []Output) Outpu
 	}
 	defer ctr.close()
 	c := ctr.outs[0]
-	if dt, sh := c.DataType(), cfShape(c); dt != cgo.Bool || !cfShapesCompatible(sh, cgo.Shape{}) {
+	if dt, sh := c.DataType(), cfShape(c); dt != Bool || !cfShapesCompatible(sh, Shape{}) {
 		return fail("cond %q returns %s of shape %s, want a scalar bool", condName, dt, sh)
 	}
-	c, _ = cfFitShape(ctr.fg.root, c, cgo.Shape{})
+	c, _ = cfFitShape(ctr.fg.root, c, Shape{})
 	if ctr.outs[0] = c; c.Op == nil {
 		return fail("cond %q: %w", condName, cfOrUnknown(ctr.fg.root.Err()))
 	}
@@ -147,14 +145,14 @@ func While(s *Scope, loopVars []Output, cond func(s *Scope, vars []Output) Outpu
 		return fail("body %q: %w", bodyName, err)
 	}
 	defer bf.Close()
-	stateful, err := cfInstallPair(s.Graph(), [2]*cfTrace{ctr, btr}, [2]*cgo.Function{cf, bf})
+	stateful, err := cfInstallPair(s.Graph(), [2]*cfTrace{ctr, btr}, [2]*Function{cf, bf})
 	if err != nil {
 		return fail("%w", err)
 	}
 
 	all := append(vars, extra...)
-	types := make([]cgo.DataType, len(all))
-	shapes := make([]cgo.Shape, len(all))
+	types := make([]DataType, len(all))
+	shapes := make([]Shape, len(all))
 	for i, v := range all {
 		types[i] = v.DataType()
 		if i < n {
@@ -173,8 +171,8 @@ func While(s *Scope, loopVars []Output, cond func(s *Scope, vars []Output) Outpu
 	}
 	op := s.AddOperation(OpSpec{Type: opType, Input: []any{all}, Attrs: map[string]any{
 		"T":                   types,
-		"cond":                cgo.Func{Name: cf.Name()},
-		"body":                cgo.Func{Name: bf.Name()},
+		"cond":                Func{Name: cf.Name()},
+		"body":                Func{Name: bf.Name()},
 		"output_shapes":       shapes,
 		"parallel_iterations": parallel,
 		// As tf.while_loop in a graph: the runtime rewrites the loop into
@@ -224,10 +222,10 @@ func If(s *Scope, pred Output, inputs []Output, thenBranch, elseBranch func(s *S
 	if pred = Capture(s, pred); pred.Op == nil {
 		return nil
 	}
-	if dt, sh := pred.DataType(), cfShape(pred); dt != cgo.Bool || !cfShapesCompatible(sh, cgo.Shape{}) {
+	if dt, sh := pred.DataType(), cfShape(pred); dt != Bool || !cfShapesCompatible(sh, Shape{}) {
 		return fail("the predicate %s is %s of shape %s, want a scalar bool", pred.Name(), dt, sh)
 	}
-	if pred, _ = cfFitShape(s, pred, cgo.Shape{}); pred.Op == nil {
+	if pred, _ = cfFitShape(s, pred, Shape{}); pred.Op == nil {
 		return nil
 	}
 	ins := make([]Output, len(inputs))
@@ -256,8 +254,8 @@ func If(s *Scope, pred Output, inputs []Output, thenBranch, elseBranch func(s *S
 		return fail("then branch %q returns %d values but else branch %q returns %d",
 			thenName, len(ttr.outs), elseName, len(etr.outs))
 	}
-	tout := make([]cgo.DataType, len(ttr.outs))
-	shapes := make([]cgo.Shape, len(ttr.outs))
+	tout := make([]DataType, len(ttr.outs))
+	shapes := make([]Shape, len(ttr.outs))
 	for i := range ttr.outs {
 		t, e := ttr.outs[i], etr.outs[i]
 		if t.DataType() != e.DataType() {
@@ -279,13 +277,13 @@ func If(s *Scope, pred Output, inputs []Output, thenBranch, elseBranch func(s *S
 		return fail("else branch %q: %w", elseName, err)
 	}
 	defer ef.Close()
-	stateful, err := cfInstallPair(s.Graph(), [2]*cfTrace{ttr, etr}, [2]*cgo.Function{tf, ef})
+	stateful, err := cfInstallPair(s.Graph(), [2]*cfTrace{ttr, etr}, [2]*Function{tf, ef})
 	if err != nil {
 		return fail("%w", err)
 	}
 
 	all := append(ins, extra...)
-	tin := make([]cgo.DataType, len(all))
+	tin := make([]DataType, len(all))
 	for i, v := range all {
 		tin[i] = v.DataType()
 	}
@@ -294,11 +292,11 @@ func If(s *Scope, pred Output, inputs []Output, thenBranch, elseBranch func(s *S
 		opType = "If"
 	}
 	op := s.AddOperation(OpSpec{Type: opType, Input: []any{pred, all}, Attrs: map[string]any{
-		"Tcond":                     cgo.Bool,
+		"Tcond":                     Bool,
 		"Tin":                       tin,
 		"Tout":                      tout,
-		"then_branch":               cgo.Func{Name: tf.Name()},
-		"else_branch":               cgo.Func{Name: ef.Name()},
+		"then_branch":               Func{Name: tf.Name()},
+		"else_branch":               Func{Name: ef.Name()},
 		"output_shapes":             shapes,
 		"_lower_using_switch_merge": true,
 	}})
@@ -315,7 +313,7 @@ func If(s *Scope, pred Output, inputs []Output, thenBranch, elseBranch func(s *S
 // cfInstallPair adds two traced functions (cond and body, or the two
 // branches) to g with the functions they call, and reports whether either
 // is stateful.
-func cfInstallPair(g *cgo.Graph, trs [2]*cfTrace, fs [2]*cgo.Function) (bool, error) {
+func cfInstallPair(g *Graph, trs [2]*cfTrace, fs [2]*Function) (bool, error) {
 	stateful := false
 	for i, f := range fs {
 		deps, err := cfInstall(g, trs[i], f)

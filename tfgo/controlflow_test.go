@@ -5,7 +5,6 @@ import (
 	"math/rand"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -15,9 +14,9 @@ func cfOp(s *Scope, opType string, attrs map[string]any, inputs ...any) Output {
 	return Out(Op(s, opType, inputs, attrs), 0)
 }
 
-func cfTensors(t *testing.T, vals map[string]any) map[string]*cgo.Tensor {
+func cfTensors(t *testing.T, vals map[string]any) map[string]*Tensor {
 	t.Helper()
-	out := map[string]*cgo.Tensor{}
+	out := map[string]*Tensor{}
 	for k, v := range vals {
 		tn, err := NewTensor(v)
 		require.NoError(t, err)
@@ -26,7 +25,7 @@ func cfTensors(t *testing.T, vals map[string]any) map[string]*cgo.Tensor {
 	return out
 }
 
-func cfRun(t *testing.T, s *Scope, feeds map[Output]any, fetches ...Output) []*cgo.Tensor {
+func cfRun(t *testing.T, s *Scope, feeds map[Output]any, fetches ...Output) []*Tensor {
 	t.Helper()
 	sess, err := NewSession(s, nil)
 	require.NoError(t, err)
@@ -36,7 +35,7 @@ func cfRun(t *testing.T, s *Scope, feeds map[Output]any, fetches ...Output) []*c
 	return out
 }
 
-func cfAssertClose(t *testing.T, want, got *cgo.Tensor, tol float64, what string) {
+func cfAssertClose(t *testing.T, want, got *Tensor, tol float64, what string) {
 	t.Helper()
 	require.Equal(t, want.DataType(), got.DataType(), what)
 	require.Equal(t, want.Shape(), got.Shape(), what)
@@ -53,9 +52,9 @@ func TestFunctionCalledTwiceMatchesPython(t *testing.T) {
 	w, b, x := toFloat32(randomMatrix(r, 4, 4)), toFloat32(randomMatrix(r, 1, 4))[0], toFloat32(randomMatrix(r, 3, 4))
 
 	s := NewScope()
-	pw := Placeholder(s, cgo.Float, 4, 4)
+	pw := Placeholder(s, Float, 4, 4)
 	cb := Const(s, b)
-	dense, err := DefineFunction(s, "dense_tanh", []TensorSpec{{cgo.Float, cgo.MakeShape(-1, 4)}},
+	dense, err := DefineFunction(s, "dense_tanh", []TensorSpec{{Float, MakeShape(-1, 4)}},
 		func(fs *Scope, args []Output) []Output {
 			y := cfOp(fs, "MatMul", nil, args[0], Capture(fs, pw))
 			y = cfOp(fs, "BiasAdd", nil, y, Capture(fs, cb))
@@ -63,14 +62,14 @@ func TestFunctionCalledTwiceMatchesPython(t *testing.T) {
 		})
 	require.NoError(t, err)
 	assert.Equal(t, "dense_tanh", dense.Name())
-	assert.Equal(t, []TensorSpec{{cgo.Float, cgo.MakeShape(-1, 4)}}, dense.Outputs)
+	assert.Equal(t, []TensorSpec{{Float, MakeShape(-1, 4)}}, dense.Outputs)
 	assert.Equal(t, []Output{pw, cb}, dense.Captures)
 	assert.False(t, dense.Stateful)
 	def, err := dense.FunctionDef()
 	require.NoError(t, err)
 	assert.Len(t, def.GetSignature().GetInputArg(), 3, "the argument and two captures")
 
-	px := Placeholder(s, cgo.Float, -1, 4)
+	px := Placeholder(s, Float, -1, 4)
 	h1 := Call(s, dense, px)
 	require.Len(t, h1, 1)
 	h2 := Call(s, dense, h1[0])
@@ -78,7 +77,7 @@ func TestFunctionCalledTwiceMatchesPython(t *testing.T) {
 	assert.Equal(t, "PartitionedCall", h1[0].Op.Type())
 	sh, err := h2[0].Shape()
 	require.NoError(t, err)
-	assert.Equal(t, cgo.MakeShape(-1, 4), sh, "shapes are inferred through the call")
+	assert.Equal(t, MakeShape(-1, 4), sh, "shapes are inferred through the call")
 	fns, err := s.Graph().Functions()
 	require.NoError(t, err)
 	require.Len(t, fns, 1)
@@ -100,9 +99,9 @@ outputs["h2"] = dense_tanh(outputs["h1"])
 // A body with a stateful op is called through StatefulPartitionedCall.
 func TestFunctionStatefulCall(t *testing.T) {
 	s := NewScope()
-	noise, err := DefineFunction(s, "noise", []TensorSpec{{cgo.Int32, cgo.MakeShape(2)}},
+	noise, err := DefineFunction(s, "noise", []TensorSpec{{Int32, MakeShape(2)}},
 		func(fs *Scope, args []Output) []Output {
-			return []Output{cfOp(fs, "RandomUniform", map[string]any{"dtype": cgo.Float}, args[0])}
+			return []Output{cfOp(fs, "RandomUniform", map[string]any{"dtype": Float}, args[0])}
 		})
 	require.NoError(t, err)
 	assert.True(t, noise.Stateful)
@@ -114,7 +113,7 @@ func TestFunctionStatefulCall(t *testing.T) {
 	loop := While(s, []Output{Const(s, int32(0)), Const(s, float32(0))},
 		func(fs *Scope, v []Output) Output { return cfOp(fs, "Less", nil, v[0], Const(fs, int32(4))) },
 		func(fs *Scope, v []Output) []Output {
-			u := cfOp(fs, "RandomUniform", map[string]any{"dtype": cgo.Float}, Const(fs, []int32{}))
+			u := cfOp(fs, "RandomUniform", map[string]any{"dtype": Float}, Const(fs, []int32{}))
 			return []Output{cfOp(fs, "AddV2", nil, v[0], Const(fs, int32(1))), cfOp(fs, "AddV2", nil, v[1], u)}
 		}, nil)
 	cond := If(s, Const(s, true), nil,
@@ -144,10 +143,10 @@ func TestFunctionStatefulCall(t *testing.T) {
 func TestWhileAffineRecurrenceMatchesPython(t *testing.T) {
 	x0, a, b := []float64{1, -0.5, 2}, []float64{0.9, 1.1, -0.7}, []float64{0.25, -1, 0.5}
 	s := NewScope()
-	px := Placeholder(s, cgo.Double, 3)
-	pa := Placeholder(s, cgo.Double, 3)
+	px := Placeholder(s, Double, 3)
+	pa := Placeholder(s, Double, 3)
 	cb := Const(s, b)
-	pn := Placeholder(s, cgo.Int32)
+	pn := Placeholder(s, Int32)
 	out := While(s, []Output{Const(s, int32(0)), px, cfOp(s, "ZerosLike", nil, px)},
 		func(fs *Scope, v []Output) Output {
 			return cfOp(fs, "Less", nil, v[0], Capture(fs, pn))
@@ -162,7 +161,7 @@ func TestWhileAffineRecurrenceMatchesPython(t *testing.T) {
 	assert.Equal(t, 3+3, out[0].Op.NumOutputs(), "the captures a, b and n ride along as loop variables")
 	sh, err := out[1].Shape()
 	require.NoError(t, err)
-	assert.Equal(t, cgo.MakeShape(3), sh)
+	assert.Equal(t, MakeShape(3), sh)
 
 	ns := []int32{0, 1, 5, 17}
 	ref := python(t, `
@@ -212,9 +211,9 @@ func TestWhileGreedyDecodingMatchesPython(t *testing.T) {
 	r := rand.New(rand.NewSource(7))
 	w := toFloat32(randomMatrix(r, V, V))
 	s := NewScope()
-	pw := Placeholder(s, cgo.Float, V, V)
-	start := Placeholder(s, cgo.Int32)
-	steps := Placeholder(s, cgo.Int32)
+	pw := Placeholder(s, Float, V, V)
+	start := Placeholder(s, Int32)
+	steps := Placeholder(s, Int32)
 	seq0 := cfOp(s, "Reshape", nil, start, Const(s, []int32{1}))
 
 	dec := s.SubScope("decode")
@@ -223,21 +222,21 @@ func TestWhileGreedyDecodingMatchesPython(t *testing.T) {
 		func(fs *Scope, v []Output) []Output {
 			oneHot := cfOp(fs, "OneHot", nil, v[1], Const(fs, int32(V)), Const(fs, float32(1)), Const(fs, float32(0)))
 			logits := cfOp(fs, "MatMul", nil, cfOp(fs, "ExpandDims", nil, oneHot, Const(fs, int32(0))), Capture(fs, pw))
-			next := cfOp(fs, "ArgMax", map[string]any{"output_type": cgo.Int32}, logits, Const(fs, int32(1))) // [1]
+			next := cfOp(fs, "ArgMax", map[string]any{"output_type": Int32}, logits, Const(fs, int32(1))) // [1]
 			tok := cfOp(fs, "Reshape", nil, next, Const(fs, []int32{}))
 			seq := cfOp(fs, "ConcatV2", nil, []Output{v[2], next}, Const(fs, int32(0)))
 			return []Output{cfOp(fs, "AddV2", nil, v[0], Const(fs, int32(1))), tok, seq}
 		},
-		&WhileOptions{ShapeInvariants: []cgo.Shape{{}, {}, cgo.MakeShape(-1)}})
+		&WhileOptions{ShapeInvariants: []Shape{{}, {}, MakeShape(-1)}})
 	require.NoError(t, s.Err())
 	seq := out[2]
 	sh, err := seq.Shape()
 	require.NoError(t, err)
-	assert.Equal(t, cgo.MakeShape(-1), sh, "the sequence's length is unknown until run time")
+	assert.Equal(t, MakeShape(-1), sh, "the sequence's length is unknown until run time")
 	assert.Equal(t, "decode/StatelessWhile", seq.Op.Name())
 	shapes, err := seq.Op.Attr("output_shapes")
 	require.NoError(t, err)
-	assert.Equal(t, []cgo.Shape{{}, {}, cgo.MakeShape(-1), cgo.UnknownShape(), cgo.MakeShape(V, V)}, shapes,
+	assert.Equal(t, []Shape{{}, {}, MakeShape(-1), UnknownShape(), MakeShape(V, V)}, shapes,
 		"the invariants, then the captured steps and W")
 
 	type run struct{ start, steps int32 }
@@ -283,9 +282,9 @@ for k, (start, steps) in enumerate(inputs["runs"]):
 	// it is a scalar (EnsureShape), and so does Reshape to [1].
 	_, err = sess.Run(map[Output]any{pw: w, start: []int32{1, 2}, steps: int32(3)}, []Output{out[1]})
 	require.Error(t, err)
-	var tfErr *cgo.Error
+	var tfErr *Error
 	require.True(t, errors.As(err, &tfErr))
-	assert.Equal(t, cgo.InvalidArgument, tfErr.Code)
+	assert.Equal(t, InvalidArgument, tfErr.Code)
 	assert.Contains(t, []string{"Reshape", "decode/EnsureShape"}, tfErr.Op)
 }
 
@@ -295,9 +294,9 @@ func TestIfMatchesPython(t *testing.T) {
 	r := rand.New(rand.NewSource(11))
 	x, y := toFloat32(randomMatrix(r, 2, 3)), toFloat32(randomMatrix(r, 2, 3))
 	s := NewScope()
-	px := Placeholder(s, cgo.Float, 2, 3)
+	px := Placeholder(s, Float, 2, 3)
 	cy := Const(s, y)
-	pred := Placeholder(s, cgo.Bool)
+	pred := Placeholder(s, Bool)
 	out := If(s, pred, []Output{px},
 		func(fs *Scope, in []Output) []Output {
 			flat := cfOp(fs, "Reshape", nil, in[0], Const(fs, []int32{-1}))
@@ -314,8 +313,8 @@ func TestIfMatchesPython(t *testing.T) {
 	require.NoError(t, err)
 	sh1, err := out[1].Shape()
 	require.NoError(t, err)
-	assert.Equal(t, cgo.MakeShape(2, 3), sh0)
-	assert.Equal(t, cgo.MakeShape(-1), sh1, "6 in one branch, 12 in the other")
+	assert.Equal(t, MakeShape(2, 3), sh0)
+	assert.Equal(t, MakeShape(-1), sh1, "6 in one branch, 12 in the other")
 
 	ref := python(t, `
 x, y = tf.constant(inputs["x"]), tf.constant(inputs["y"])
@@ -342,9 +341,9 @@ for p in (True, False):
 // a value two graphs out), an If and a call of a function of the root graph.
 func TestNestedControlFlowMatchesPython(t *testing.T) {
 	s := NewScope()
-	n := Placeholder(s, cgo.Int32)
-	scale := Placeholder(s, cgo.Float)
-	square, err := DefineFunction(s, "square", []TensorSpec{{cgo.Float, cgo.Shape{}}},
+	n := Placeholder(s, Int32)
+	scale := Placeholder(s, Float)
+	square, err := DefineFunction(s, "square", []TensorSpec{{Float, Shape{}}},
 		func(fs *Scope, a []Output) []Output { return []Output{cfOp(fs, "Mul", nil, a[0], a[0])} })
 	require.NoError(t, err)
 	out := While(s, []Output{Const(s, int32(0)), Const(s, float32(0))},
@@ -354,7 +353,7 @@ func TestNestedControlFlowMatchesPython(t *testing.T) {
 			inner := While(fs, []Output{Const(fs, int32(0)), Const(fs, float32(0))},
 				func(is *Scope, u []Output) Output { return cfOp(is, "Less", nil, u[0], Capture(is, i)) },
 				func(is *Scope, u []Output) []Output {
-					j := cfOp(is, "Cast", map[string]any{"DstT": cgo.Float}, u[0])
+					j := cfOp(is, "Cast", map[string]any{"DstT": Float}, u[0])
 					return []Output{
 						cfOp(is, "AddV2", nil, u[0], Const(is, int32(1))),
 						cfOp(is, "AddV2", nil, u[1], cfOp(is, "Mul", nil, j, Capture(is, scale))),
@@ -364,7 +363,7 @@ func TestNestedControlFlowMatchesPython(t *testing.T) {
 			acc = If(fs, even, []Output{acc, inner[1]},
 				func(bs *Scope, in []Output) []Output { return []Output{cfOp(bs, "AddV2", nil, in[0], in[1])} },
 				func(bs *Scope, in []Output) []Output { return []Output{cfOp(bs, "Sub", nil, in[0], in[1])} })[0]
-			fi := cfOp(fs, "Cast", map[string]any{"DstT": cgo.Float}, i)
+			fi := cfOp(fs, "Cast", map[string]any{"DstT": Float}, i)
 			acc = cfOp(fs, "AddV2", nil, acc, Call(fs, square, fi)[0])
 			return []Output{cfOp(fs, "AddV2", nil, i, Const(fs, int32(1))), acc}
 		}, nil)
@@ -436,7 +435,7 @@ func TestWhileIfCallErrors(t *testing.T) {
 		{"an invariant the initial value does not fit", func(s *Scope) {
 			While(s, []Output{ivar(s)}, lessThan3,
 				func(fs *Scope, v []Output) []Output { return []Output{inc(fs, v)} },
-				&WhileOptions{ShapeInvariants: []cgo.Shape{cgo.MakeShape(2)}})
+				&WhileOptions{ShapeInvariants: []Shape{MakeShape(2)}})
 		}, []string{`op "While"`, "loop variable 0 enters the loop with shape ()"}},
 		{"an error inside the body", func(s *Scope) {
 			While(s, []Output{ivar(s)}, lessThan3,
@@ -485,13 +484,13 @@ func TestWhileIfCallErrors(t *testing.T) {
 			require.Error(t, err)
 		}, []string{`function "has space"`, "does not match"}},
 		{"a call with a wrong argument", func(s *Scope) {
-			f, err := DefineFunction(s, "neg", []TensorSpec{{cgo.Float, cgo.UnknownShape()}},
+			f, err := DefineFunction(s, "neg", []TensorSpec{{Float, UnknownShape()}},
 				func(fs *Scope, a []Output) []Output { return []Output{cfOp(fs, "Neg", nil, a[0])} })
 			require.NoError(t, err)
 			Call(s, f, Const(s, int32(1)))
 		}, []string{`op "PartitionedCall"`, `argument 0 of "neg" is int32, want float`}},
 		{"a call with too many arguments", func(s *Scope) {
-			f, err := DefineFunction(s, "neg", []TensorSpec{{cgo.Float, cgo.UnknownShape()}},
+			f, err := DefineFunction(s, "neg", []TensorSpec{{Float, UnknownShape()}},
 				func(fs *Scope, a []Output) []Output { return []Output{cfOp(fs, "Neg", nil, a[0])} })
 			require.NoError(t, err)
 			Call(s, f, Const(s, float32(1)), Const(s, float32(1)))
@@ -511,11 +510,11 @@ func TestWhileIfCallErrors(t *testing.T) {
 		})
 	}
 
-	// An inner op's error stays a *cgo.Error underneath.
+	// An inner op's error stays a *Error underneath.
 	s := NewScope()
 	While(s, []Output{ivar(s)}, lessThan3,
 		func(fs *Scope, v []Output) []Output { return []Output{cfOp(fs, "MatMul", nil, v[0], v[0])} }, nil)
-	var tfErr *cgo.Error
+	var tfErr *Error
 	require.True(t, errors.As(s.Err(), &tfErr))
 	assert.Equal(t, "MatMul", tfErr.Op)
 

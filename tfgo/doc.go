@@ -11,9 +11,9 @@
 // naming the op:
 //
 //	s := tfgo.NewScope()
-//	x := tfgo.Placeholder(s, cgo.Float, -1, 2)
+//	x := tfgo.Placeholder(s, Float, -1, 2)
 //	dense := s.SubScope("dense")
-//	w := tfgo.NewVariable(dense, "kernel", cgo.Float, []int64{2, 1}, tfgo.GlorotUniform(1))
+//	w := tfgo.NewVariable(dense, "kernel", Float, []int64{2, 1}, tfgo.GlorotUniform(1))
 //	y := tfgo.Out(tfgo.Op(dense, "MatMul", []any{x, w.Value()}, nil), 0)
 //	grads := tfgo.Gradients(s, []tfgo.Output{y}, []tfgo.Output{x, w.Handle()}, nil)
 //	sess, err := tfgo.NewSession(s, nil) // the first build error, if any

@@ -3,7 +3,6 @@ package tfgo
 import (
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -26,7 +25,7 @@ func TestMistakesGiveErrorsNamingTheOp(t *testing.T) {
 			return s.Err()
 		}, "dense/MatMul", "Dimensions must be equal"},
 		{"missing gradient", func(s *Scope) error {
-			x := Placeholder(s, cgo.Float, 4)
+			x := Placeholder(s, Float, 4)
 			y := Out(Op(s.SubScope("odd"), "Cumprod", []any{x, Const(s, int32(0))}, nil), 0)
 			Gradients(s, []Output{y}, []Output{x}, nil)
 			return s.Err()

@@ -3,7 +3,6 @@ package tfgo_test
 import (
 	"fmt"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -11,11 +10,11 @@ import (
 // read the results.
 func Example() {
 	s := tfgo.NewScope()
-	x := tfgo.Placeholder(s, cgo.Float, -1, 2)
+	x := tfgo.Placeholder(s, tfgo.Float, -1, 2)
 	dense := s.SubScope("dense")
-	w := tfgo.NewVariable(dense, "kernel", cgo.Float, []int64{2, 1}, tfgo.InitialValue([][]float32{{3}, {4}}))
-	y := tfgo.Out(tfgo.Op(dense, "MatMul", []any{x, w.Value()}, nil), 0)
-	loss := tfgo.Out(tfgo.Op(s, "Sum", []any{tfgo.Out(tfgo.Op(s, "Square", []any{y}, nil), 0), tfgo.Const(s, []int32{0, 1})}, nil), 0)
+	w := tfgo.NewVariable(dense, "kernel", tfgo.Float, []int64{2, 1}, tfgo.InitialValue([][]float32{{3}, {4}}))
+	y := tfgo.MatMul(dense, x, w.Value())
+	loss := tfgo.Sum(s, tfgo.Square(s, y), tfgo.Const(s, []int32{0, 1}))
 	// d loss / d x and d loss / d kernel (through the variable's handle).
 	grads := tfgo.Gradients(s, []tfgo.Output{loss}, []tfgo.Output{x, w.Handle()}, nil)
 	init := tfgo.GlobalVariablesInitializer(s)
@@ -47,12 +46,35 @@ func Example() {
 	// dloss/dkernel [[22] [44]]
 }
 
+// Op is the escape hatch for ops without a typed wrapper (custom ops
+// registered in the runtime): inputs and attrs by name.
+func ExampleOp() {
+	s := tfgo.NewScope()
+	x := tfgo.Const(s, []float32{-1, 2})
+	y := tfgo.Out(tfgo.Op(s, "Relu", []any{x}, nil), 0)
+	sess, err := tfgo.NewSession(s, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer sess.Close()
+	out, err := sess.Run(nil, []tfgo.Output{y})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer out[0].Close()
+	v, _ := tfgo.Value(out[0])
+	fmt.Println(v)
+	// Output: [0 2]
+}
+
 // The first error sticks to the scope and names the op.
 func ExampleScope_Finalize() {
 	s := tfgo.NewScope()
 	a := tfgo.Const(s, [][]float32{{1, 2, 3}})
-	tfgo.Op(s.SubScope("layer"), "MatMul", []any{a, a}, nil) // [1,3]·[1,3]: incompatible
+	tfgo.MatMul(s.SubScope("layer"), a, a) // [1,3]·[1,3]: incompatible
 	_, err := s.Finalize()
-	fmt.Println(err.(*cgo.Error).Op)
+	fmt.Println(err.(*tfgo.Error).Op)
 	// Output: layer/MatMul
 }

@@ -11,21 +11,21 @@ import (
 
 // TensorSpec describes a value a function takes or returns, as
 // tf.TensorSpec does: its dtype and its (possibly partial) static shape. The
-// zero Shape is a scalar; cgo.UnknownShape() accepts any shape and
-// cgo.MakeShape(-1, 3) any number of rows of 3.
+// zero Shape is a scalar; UnknownShape() accepts any shape and
+// MakeShape(-1, 3) any number of rows of 3.
 type TensorSpec struct {
-	DType cgo.DataType
-	Shape cgo.Shape
+	DType DataType
+	Shape Shape
 }
 
 func (t TensorSpec) String() string { return fmt.Sprintf("%s%s", t.DType, t.Shape) }
 
 // ConcreteFunction is a function cfTrace once for fixed input specs, as
 // tf.function's get_concrete_function gives: its definition (the embedded
-// *cgo.Function: Name, FunctionDef, Close), its signature, and the values
+// *Function: Name, FunctionDef, Close), its signature, and the values
 // of the defining graph that the body captured.
 type ConcreteFunction struct {
-	*cgo.Function
+	*Function
 	// Inputs are the explicit arguments, in order.
 	Inputs []TensorSpec
 	// Outputs are the results, with the shapes inferred in the body.
@@ -37,7 +37,7 @@ type ConcreteFunction struct {
 	// numbers, variables, ...), which TensorFlow must not prune or merge.
 	Stateful bool
 
-	deps []*cgo.Function // the functions the body uses (its loops, conditionals, calls)
+	deps []*Function // the functions the body uses (its loops, conditionals, calls)
 }
 
 // DefineFunction traces body into a new function named name, as tf.function
@@ -117,7 +117,7 @@ func Call(s *Scope, fn *ConcreteFunction, args ...Output) []Output {
 		return nil
 	}
 	ins := make([]Output, 0, len(args)+len(fn.Captures))
-	tin := make([]cgo.DataType, 0, cap(ins))
+	tin := make([]DataType, 0, cap(ins))
 	for i, a := range args {
 		a = Capture(s, a)
 		if a.Op == nil {
@@ -148,16 +148,16 @@ func Call(s *Scope, fn *ConcreteFunction, args ...Output) []Output {
 		ins = append(ins, c)
 		tin = append(tin, c.DataType())
 	}
-	if err := cfAddAll(s.Graph(), append(append([]*cgo.Function(nil), fn.deps...), fn.Function)); err != nil {
+	if err := cfAddAll(s.Graph(), append(append([]*Function(nil), fn.deps...), fn.Function)); err != nil {
 		s.UpdateErr(label, err)
 		return nil
 	}
-	tout := make([]cgo.DataType, len(fn.Outputs))
+	tout := make([]DataType, len(fn.Outputs))
 	for i, o := range fn.Outputs {
 		tout[i] = o.DType
 	}
 	op := s.AddOperation(OpSpec{Type: opType, Input: []any{ins}, Attrs: map[string]any{
-		"Tin": tin, "Tout": tout, "f": cgo.Func{Name: fn.Name()},
+		"Tin": tin, "Tout": tout, "f": Func{Name: fn.Name()},
 	}})
 	if op == nil {
 		return nil
@@ -190,7 +190,7 @@ func Capture(fs *Scope, x Output) Output {
 }
 
 // cfBodies maps the graph of each function body being traced to its state.
-var cfBodies sync.Map // *cgo.Graph -> *cfBody
+var cfBodies sync.Map // *Graph -> *cfBody
 
 // cfBody is a function body being traced: a fresh graph whose
 // placeholders stand for the arguments and for captured outer values.
@@ -247,7 +247,7 @@ type cfTrace struct {
 
 // cfTraceFunction runs body on a fresh graph with placeholders for specs.
 func cfTraceFunction(parent *Scope, specs []TensorSpec, body func(fs *Scope, args []Output) []Output) (*cfTrace, error) {
-	g := cgo.NewGraph()
+	g := NewGraph()
 	fg := &cfBody{parent: parent, root: NewScopeWithGraph(g), byOuter: map[Output]Output{}}
 	tr := &cfTrace{fg: fg}
 	for i, sp := range specs {
@@ -294,7 +294,7 @@ func (tr *cfTrace) close() { tr.fg.root.Graph().Close() }
 
 // toFunction converts the body: inputs are the arguments and then the
 // placeholders of extra (outer values, captured here if the body did not).
-func (tr *cfTrace) toFunction(name string, hash bool, extra []Output, outs []Output) (*cgo.Function, error) {
+func (tr *cfTrace) toFunction(name string, hash bool, extra []Output, outs []Output) (*Function, error) {
 	inputs := append([]Output(nil), tr.fg.args...)
 	for _, e := range extra {
 		ph := tr.fg.capture(e)
@@ -316,7 +316,7 @@ func (tr *cfTrace) outSpecs() []TensorSpec {
 }
 
 // cfStateful reports whether f's body has stateful operations.
-func cfStateful(f *cgo.Function) (bool, error) {
+func cfStateful(f *Function) (bool, error) {
 	def, err := f.FunctionDef()
 	if err != nil {
 		return true, err
@@ -326,7 +326,7 @@ func cfStateful(f *cgo.Function) (bool, error) {
 
 // cfInstall copies the functions the body's graph holds (those its calls,
 // loops and conditionals use) and then f into g, and returns the former.
-func cfInstall(g *cgo.Graph, tr *cfTrace, f *cgo.Function) ([]*cgo.Function, error) {
+func cfInstall(g *Graph, tr *cfTrace, f *Function) ([]*Function, error) {
 	deps, err := tr.fg.root.Graph().Functions()
 	if err != nil {
 		return nil, err
@@ -339,7 +339,7 @@ func cfInstall(g *cgo.Graph, tr *cfTrace, f *cgo.Function) ([]*cgo.Function, err
 }
 
 // cfAddAll adds fs to g, in order.
-func cfAddAll(g *cgo.Graph, fs []*cgo.Function) error {
+func cfAddAll(g *Graph, fs []*Function) error {
 	for _, f := range fs {
 		if err := g.AddFunction(f, nil); err != nil {
 			return err
@@ -348,7 +348,7 @@ func cfAddAll(g *cgo.Graph, fs []*cgo.Function) error {
 	return nil
 }
 
-func cfCloseAll(fs []*cgo.Function) {
+func cfCloseAll(fs []*Function) {
 	for _, f := range fs {
 		f.Close()
 	}
@@ -386,16 +386,16 @@ func cfFuncPrefix(s *Scope) string {
 }
 
 // cfShape is the inferred shape of o, unknown when it cannot be read.
-func cfShape(o Output) cgo.Shape {
+func cfShape(o Output) Shape {
 	sh, err := o.Shape()
 	if err != nil {
-		return cgo.UnknownShape()
+		return UnknownShape()
 	}
 	return sh
 }
 
 // cfShapesCompatible reports whether a and b could describe the same tensor.
-func cfShapesCompatible(a, b cgo.Shape) bool {
+func cfShapesCompatible(a, b Shape) bool {
 	if a.UnknownRank || b.UnknownRank {
 		return true
 	}
@@ -413,7 +413,7 @@ func cfShapesCompatible(a, b cgo.Shape) bool {
 // cfShapeFits reports whether every tensor of shape a also has shape inv (inv
 // is as general as a, or more): what a loop variable's shape must be with
 // respect to its shape invariant.
-func cfShapeFits(a, inv cgo.Shape) bool {
+func cfShapeFits(a, inv Shape) bool {
 	if inv.UnknownRank {
 		return true
 	}
@@ -432,7 +432,7 @@ func cfShapeFits(a, inv cgo.Shape) bool {
 // already does, x through an EnsureShape op (checked at run time) when its
 // static shape is merely less specific (a Placeholder of unknown shape, say),
 // and ok=false when the two contradict each other.
-func cfFitShape(s *Scope, x Output, spec cgo.Shape) (out Output, ok bool) {
+func cfFitShape(s *Scope, x Output, spec Shape) (out Output, ok bool) {
 	sh := cfShape(x)
 	if cfShapeFits(sh, spec) {
 		return x, true
@@ -445,9 +445,9 @@ func cfFitShape(s *Scope, x Output, spec cgo.Shape) (out Output, ok bool) {
 
 // cfMostSpecific is the most precise shape both a and b have: dims
 // they agree on are kept, others unknown, and a rank mismatch is an unknown rank.
-func cfMostSpecific(a, b cgo.Shape) cgo.Shape {
+func cfMostSpecific(a, b Shape) Shape {
 	if a.UnknownRank || b.UnknownRank || len(a.Dims) != len(b.Dims) {
-		return cgo.UnknownShape()
+		return UnknownShape()
 	}
 	dims := make([]int64, len(a.Dims))
 	for i := range dims {
@@ -458,7 +458,7 @@ func cfMostSpecific(a, b cgo.Shape) cgo.Shape {
 		}
 	}
 	if len(dims) == 0 {
-		return cgo.Shape{}
+		return Shape{}
 	}
-	return cgo.MakeShape(dims...)
+	return MakeShape(dims...)
 }

@@ -3,7 +3,7 @@ package tfgo
 import (
 	"fmt"
 
-	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/dtypes/half"
 )
 
 // The gradient functions build their ops through these few helpers, by op
@@ -15,26 +15,26 @@ func op1(s *Scope, opType string, attrs map[string]any, inputs ...any) Output {
 }
 
 // zeroOf is a Go zero of a numeric dtype, for Const.
-func zeroOf(dt cgo.DataType) any { return scalarOf(dt, 0) }
+func zeroOf(dt DataType) any { return scalarOf(dt, 0) }
 
 // scalarOf is v as a Go scalar of a floating or integer dtype.
-func scalarOf(dt cgo.DataType, v float64) any {
+func scalarOf(dt DataType, v float64) any {
 	switch dt {
-	case cgo.Float:
+	case Float:
 		return float32(v)
-	case cgo.Double:
+	case Double:
 		return v
-	case cgo.Half:
-		return NewFloat16(float32(v))
-	case cgo.BFloat16:
-		return NewBFloat16(float32(v))
-	case cgo.Int32:
+	case Half:
+		return half.NewFloat16(float32(v))
+	case BFloat16:
+		return half.NewBFloat16(float32(v))
+	case Int32:
 		return int32(v)
-	case cgo.Int64:
+	case Int64:
 		return int64(v)
-	case cgo.Complex64:
+	case Complex64:
 		return complex64(complex(v, 0))
-	case cgo.Complex128:
+	case Complex128:
 		return complex(v, 0)
 	}
 	return float32(v)
@@ -46,7 +46,7 @@ func scalar(s *Scope, like Output, v float64) Output {
 }
 
 func shapeOfOutput(s *Scope, x Output) Output {
-	return op1(s, "Shape", map[string]any{"out_type": cgo.Int32}, x)
+	return op1(s, "Shape", map[string]any{"out_type": Int32}, x)
 }
 
 // staticDims returns x's shape when it is fully known at graph-build time.
@@ -108,7 +108,7 @@ func equalDims(a, b []int64) bool {
 }
 
 // attrBool reads a bool attr (false when absent).
-func attrBool(op *cgo.Operation, name string) bool {
+func attrBool(op *Operation, name string) bool {
 	v, err := op.Attr(name)
 	if err != nil {
 		return false
@@ -117,7 +117,7 @@ func attrBool(op *cgo.Operation, name string) bool {
 	return b
 }
 
-func attrInt(op *cgo.Operation, name string) (int64, error) {
+func attrInt(op *Operation, name string) (int64, error) {
 	v, err := op.Attr(name)
 	if err != nil {
 		return 0, err
@@ -138,17 +138,17 @@ func constInt64s(o Output) ([]int64, bool) {
 	if err != nil {
 		return nil, false
 	}
-	t := v.(*cgo.Tensor)
+	t := v.(*Tensor)
 	defer t.Close()
 	switch t.DataType() {
-	case cgo.Int32:
+	case Int32:
 		i, _ := Int32s(t)
 		out := make([]int64, len(i))
 		for k, x := range i {
 			out[k] = int64(x)
 		}
 		return out, true
-	case cgo.Int64:
+	case Int64:
 		i, _ := Int64s(t)
 		return i, true
 	}

@@ -3,8 +3,6 @@ package tfgo
 import (
 	"fmt"
 	"math"
-
-	"github.com/gotf/gotf/cgo"
 )
 
 // Gradients of element-wise math, matrix products and reductions, as
@@ -21,7 +19,7 @@ func init() {
 		"StatelessRandomNormalV2", "StatelessRandomUniformV2", "StatelessTruncatedNormalV2", "BroadcastGradientArgs"} {
 		RegisterNoGradient(t)
 	}
-	RegisterGradient("AddN", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	RegisterGradient("AddN", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		out := make([]Output, op.NumInputs())
 		for i := range out {
 			out[i] = g[0]
@@ -30,26 +28,26 @@ func init() {
 	})
 	RegisterGradient("Add", addGrad)
 	RegisterGradient("AddV2", addGrad)
-	RegisterGradient("Sub", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	RegisterGradient("Sub", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x, y := op.Input(0), op.Input(1)
 		return []Output{unbroadcast(s, g[0], x), unbroadcast(s, op1(s, "Neg", nil, g[0]), y)}, nil
 	})
-	RegisterGradient("Mul", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	RegisterGradient("Mul", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x, y := op.Input(0), op.Input(1)
 		return []Output{
 			unbroadcast(s, op1(s, "Mul", nil, g[0], y), x),
 			unbroadcast(s, op1(s, "Mul", nil, x, g[0]), y),
 		}, nil
 	})
-	RegisterGradient("RealDiv", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	RegisterGradient("RealDiv", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x, y := op.Input(0), op.Input(1)
 		gy := op1(s, "Mul", nil, g[0], op1(s, "RealDiv", nil, op1(s, "RealDiv", nil, op1(s, "Neg", nil, x), y), y))
 		return []Output{unbroadcast(s, op1(s, "RealDiv", nil, g[0], y), x), unbroadcast(s, gy, y)}, nil
 	})
-	RegisterGradient("Neg", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	RegisterGradient("Neg", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		return []Output{op1(s, "Neg", nil, g[0])}, nil
 	})
-	RegisterGradient("Square", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	RegisterGradient("Square", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x := op.Input(0)
 		return []Output{op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, x, scalar(s, x, 2)))}, nil
 	})
@@ -58,35 +56,35 @@ func init() {
 	for fwd, grad := range map[string]string{"Sqrt": "SqrtGrad", "Rsqrt": "RsqrtGrad", "Tanh": "TanhGrad",
 		"Sigmoid": "SigmoidGrad", "Reciprocal": "ReciprocalGrad", "Inv": "InvGrad"} {
 		grad := grad
-		RegisterGradient(fwd, func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+		RegisterGradient(fwd, func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 			return []Output{op1(s, grad, nil, op.Output(0), g[0])}, nil
 		})
 	}
-	RegisterGradient("Exp", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	RegisterGradient("Exp", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		return []Output{op1(s, "Mul", nil, g[0], op.Output(0))}, nil
 	})
-	RegisterGradient("Log", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	RegisterGradient("Log", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		return []Output{op1(s, "RealDiv", nil, g[0], op.Input(0))}, nil
 	})
-	RegisterGradient("Erf", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	RegisterGradient("Erf", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x := op.Input(0)
 		k := scalar(s, x, 2/math.Sqrt(math.Pi))
 		return []Output{op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, k, op1(s, "Exp", nil, op1(s, "Neg", nil, op1(s, "Square", nil, x)))))}, nil
 	})
-	RegisterGradient("Erfc", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	RegisterGradient("Erfc", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x := op.Input(0)
 		k := scalar(s, x, -2/math.Sqrt(math.Pi))
 		return []Output{op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, k, op1(s, "Exp", nil, op1(s, "Neg", nil, op1(s, "Square", nil, x)))))}, nil
 	})
-	RegisterGradient("SquaredDifference", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	RegisterGradient("SquaredDifference", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x, y := op.Input(0), op.Input(1)
 		d := op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, scalar(s, x, 2), op1(s, "Sub", nil, x, y)))
 		return []Output{unbroadcast(s, d, x), unbroadcast(s, op1(s, "Neg", nil, d), y)}, nil
 	})
-	RegisterGradient("L2Loss", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	RegisterGradient("L2Loss", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		return []Output{op1(s, "Mul", nil, op.Input(0), g[0])}, nil
 	})
-	RegisterGradient("Pow", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	RegisterGradient("Pow", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x, y, z := op.Input(0), op.Input(1), op.Output(0)
 		gx := op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, y, op1(s, "Pow", nil, x, op1(s, "Sub", nil, y, scalar(s, y, 1)))))
 		// log(x) where x > 0, else 0, as TensorFlow does.
@@ -98,14 +96,14 @@ func init() {
 	})
 	RegisterGradient("Maximum", maxMinGrad("GreaterEqual"))
 	RegisterGradient("Minimum", maxMinGrad("LessEqual"))
-	RegisterGradient("SelectV2", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	RegisterGradient("SelectV2", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		c, t, e := op.Input(0), op.Input(1), op.Input(2)
 		zero := scalar(s, g[0], 0)
 		return []Output{{},
 			unbroadcast(s, op1(s, "SelectV2", nil, c, g[0], zero), t),
 			unbroadcast(s, op1(s, "SelectV2", nil, c, zero, g[0]), e)}, nil
 	})
-	RegisterGradient("Cast", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	RegisterGradient("Cast", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		src, dst := op.Input(0).DataType(), op.Output(0).DataType()
 		if !isFloating(src) || !isFloating(dst) {
 			return nil, nil
@@ -115,10 +113,10 @@ func init() {
 	RegisterGradient("MatMul", matMulGrad("MatMul", "transpose_a", "transpose_b"))
 	RegisterGradient("BatchMatMulV2", matMulGrad("BatchMatMulV2", "adj_x", "adj_y"))
 	RegisterGradient("BatchMatMulV3", matMulGrad("BatchMatMulV3", "adj_x", "adj_y"))
-	RegisterGradient("Sum", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	RegisterGradient("Sum", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		return []Output{broadcastReduced(s, op, g[0])}, nil
 	})
-	RegisterGradient("Mean", func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	RegisterGradient("Mean", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x, y := op.Input(0), op.Output(0)
 		var count Output
 		xd, okx := staticDims(x)
@@ -137,16 +135,16 @@ func init() {
 	RegisterGradient("Min", minOrMaxGrad)
 }
 
-func passThrough(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+func passThrough(s *Scope, op *Operation, g []Output) ([]Output, error) {
 	return []Output{g[0]}, nil
 }
 
-func addGrad(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+func addGrad(s *Scope, op *Operation, g []Output) ([]Output, error) {
 	return []Output{unbroadcast(s, g[0], op.Input(0)), unbroadcast(s, g[0], op.Input(1))}, nil
 }
 
 func maxMinGrad(selector string) GradFunc {
-	return func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	return func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x, y := op.Input(0), op.Input(1)
 		mask := op1(s, selector, nil, x, y)
 		zero := scalar(s, g[0], 0)
@@ -157,9 +155,9 @@ func maxMinGrad(selector string) GradFunc {
 	}
 }
 
-func isFloating(dt cgo.DataType) bool {
+func isFloating(dt DataType) bool {
 	switch dt {
-	case cgo.Float, cgo.Double, cgo.Half, cgo.BFloat16, cgo.Complex64, cgo.Complex128:
+	case Float, Double, Half, BFloat16, Complex64, Complex128:
 		return true
 	}
 	return false
@@ -169,7 +167,7 @@ func isFloating(dt cgo.DataType) bool {
 // for C = op(A)·op(B), dA and dB are products of dC with A or B, chosen by
 // the two flags; batch dims that were broadcast are summed away.
 func matMulGrad(opType, ta, tb string) GradFunc {
-	return func(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+	return func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		a, b := op.Input(0), op.Input(1)
 		tA, tB := attrBool(op, ta), attrBool(op, tb)
 		mm := func(x, y Output, adjX, adjY bool) Output {
@@ -215,8 +213,8 @@ func keptDims(s *Scope, x, axes Output) Output {
 		return Const(s.SubScope("kept_shape"), int32s(kept))
 	}
 	shape := shapeOfOutput(s, x)
-	rank := op1(s, "Size", map[string]any{"out_type": cgo.Int32}, shape)
-	axes32 := op1(s, "Cast", map[string]any{"DstT": cgo.Int32}, axes)
+	rank := op1(s, "Size", map[string]any{"out_type": Int32}, shape)
+	axes32 := op1(s, "Cast", map[string]any{"DstT": Int32}, axes)
 	axes32 = op1(s, "FloorMod", nil, op1(s, "AddV2", nil, axes32, rank), rank)
 	ones := op1(s, "Fill", nil, shapeOfOutput(s, axes32), Const(s.SubScope("one"), int32(1)))
 	idx := op1(s, "Range", nil, Const(s.SubScope("zero"), int32(0)), rank, Const(s.SubScope("one"), int32(1)))
@@ -224,7 +222,7 @@ func keptDims(s *Scope, x, axes Output) Output {
 }
 
 // broadcastReduced spreads the gradient of a reduction back over its input.
-func broadcastReduced(s *Scope, op *cgo.Operation, g Output) Output {
+func broadcastReduced(s *Scope, op *Operation, g Output) Output {
 	x, axes := op.Input(0), op.Input(1)
 	r := op1(s, "Reshape", nil, g, keptDims(s, x, axes))
 	return op1(s, "BroadcastTo", nil, r, shapeOfOutput(s, x))
@@ -232,7 +230,7 @@ func broadcastReduced(s *Scope, op *cgo.Operation, g Output) Output {
 
 // minOrMaxGrad splits the gradient evenly between the elements that tie
 // for the extremum, as TensorFlow does.
-func minOrMaxGrad(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
+func minOrMaxGrad(s *Scope, op *Operation, g []Output) ([]Output, error) {
 	x, axes := op.Input(0), op.Input(1)
 	kept := keptDims(s, x, axes)
 	y := op1(s, "Reshape", nil, op.Output(0), kept)
@@ -244,6 +242,6 @@ func minOrMaxGrad(s *Scope, op *cgo.Operation, g []Output) ([]Output, error) {
 
 // errNoSecondOutputGrad is returned where a gradient through an auxiliary
 // output (such as the backprop of a fused cross-entropy) is not supported.
-func errNoSecondOutputGrad(op *cgo.Operation, i int) error {
+func errNoSecondOutputGrad(op *Operation, i int) error {
 	return fmt.Errorf("a gradient through output %d of %s is not supported", i, op.Type())
 }

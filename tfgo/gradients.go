@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sort"
 	"sync"
-
-	"github.com/gotf/gotf/cgo"
 )
 
 // GradFunc computes the gradients of an operation's inputs from the
@@ -13,7 +11,7 @@ import (
 // or the zero Output when nothing depends on that output. It returns one
 // gradient per input; the zero Output means "no gradient" (an integer
 // input, an index, a shape).
-type GradFunc func(s *Scope, op *cgo.Operation, grads []Output) ([]Output, error)
+type GradFunc func(s *Scope, op *Operation, grads []Output) ([]Output, error)
 
 var gradRegistry = struct {
 	sync.RWMutex
@@ -31,7 +29,7 @@ func RegisterGradient(opType string, fn GradFunc) {
 // RegisterNoGradient declares that an op type has no gradient: gradients
 // stop there without an error (as tf.no_gradient).
 func RegisterNoGradient(opType string) {
-	RegisterGradient(opType, func(*Scope, *cgo.Operation, []Output) ([]Output, error) { return nil, nil })
+	RegisterGradient(opType, func(*Scope, *Operation, []Output) ([]Output, error) { return nil, nil })
 }
 
 func lookupGradient(opType string) (GradFunc, bool) {
@@ -58,7 +56,7 @@ type GradientsOption func(*gradientsConfig)
 
 type gradientsConfig struct {
 	zeros bool
-	stop  map[*cgo.Operation]bool
+	stop  map[*Operation]bool
 }
 
 // UnconnectedZeros makes Gradients return zeros (shaped like x) for an x
@@ -67,7 +65,7 @@ type gradientsConfig struct {
 func UnconnectedZeros() GradientsOption { return func(c *gradientsConfig) { c.zeros = true } }
 
 // StopGradients treats the outputs of ops as constants (stop_gradients in tf.gradients).
-func StopGradients(ops ...*cgo.Operation) GradientsOption {
+func StopGradients(ops ...*Operation) GradientsOption {
 	return func(c *gradientsConfig) {
 		for _, op := range ops {
 			c.stop[op] = true
@@ -90,7 +88,7 @@ func Gradients(s *Scope, ys, xs, gradYs []Output, opts ...GradientsOption) []Out
 	if s.Err() != nil {
 		return out
 	}
-	cfg := gradientsConfig{stop: map[*cgo.Operation]bool{}}
+	cfg := gradientsConfig{stop: map[*Operation]bool{}}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -135,17 +133,17 @@ func Gradients(s *Scope, ys, xs, gradYs []Output, opts ...GradientsOption) []Out
 // backprop is the state of one Gradients call.
 type backprop struct {
 	s       *Scope
-	between map[*cgo.Operation]bool // ops on a path from some x to some y
-	stop    map[*cgo.Operation]bool
+	between map[*Operation]bool // ops on a path from some x to some y
+	stop    map[*Operation]bool
 	ys      []Output
 	partial map[Output][]Output // gradients flowing into each output, not yet summed
 }
 
-func newBackprop(s *Scope, ys, xs []Output, stop map[*cgo.Operation]bool) *backprop {
+func newBackprop(s *Scope, ys, xs []Output, stop map[*Operation]bool) *backprop {
 	// Ops reachable forward from xs ...
-	fwd := map[*cgo.Operation]bool{}
-	var visitFwd func(op *cgo.Operation)
-	visitFwd = func(op *cgo.Operation) {
+	fwd := map[*Operation]bool{}
+	var visitFwd func(op *Operation)
+	visitFwd = func(op *Operation) {
 		if fwd[op] {
 			return
 		}
@@ -160,10 +158,10 @@ func newBackprop(s *Scope, ys, xs []Output, stop map[*cgo.Operation]bool) *backp
 		visitFwd(x.Op)
 	}
 	// ... and backward from ys.
-	between := map[*cgo.Operation]bool{}
-	seen := map[*cgo.Operation]bool{}
-	var visitBwd func(op *cgo.Operation)
-	visitBwd = func(op *cgo.Operation) {
+	between := map[*Operation]bool{}
+	seen := map[*Operation]bool{}
+	var visitBwd func(op *Operation)
+	visitBwd = func(op *Operation) {
 		if seen[op] {
 			return
 		}
@@ -183,11 +181,11 @@ func newBackprop(s *Scope, ys, xs []Output, stop map[*cgo.Operation]bool) *backp
 
 // reverseTopo orders the ops between xs and ys so that every op comes
 // after all the ops that consume its outputs.
-func (b *backprop) reverseTopo() []*cgo.Operation {
-	var order []*cgo.Operation
-	done := map[*cgo.Operation]bool{}
-	var visit func(op *cgo.Operation)
-	visit = func(op *cgo.Operation) {
+func (b *backprop) reverseTopo() []*Operation {
+	var order []*Operation
+	done := map[*Operation]bool{}
+	var visit func(op *Operation)
+	visit = func(op *Operation) {
 		if done[op] || !b.between[op] {
 			return
 		}
@@ -226,7 +224,7 @@ func (b *backprop) sum(o Output) Output {
 	return sum
 }
 
-func (b *backprop) backprop(op *cgo.Operation) error {
+func (b *backprop) backprop(op *Operation) error {
 	grads := make([]Output, op.NumOutputs())
 	any := false
 	for i := range grads {
@@ -262,7 +260,7 @@ func (b *backprop) backprop(op *cgo.Operation) error {
 
 // feedsFromBetween reports whether some input of op depends on an x, i.e.
 // whether its gradient is needed at all.
-func (b *backprop) feedsFromBetween(op *cgo.Operation) bool {
+func (b *backprop) feedsFromBetween(op *Operation) bool {
 	for _, in := range op.Inputs() {
 		if b.between[in.Op] {
 			return true
@@ -272,7 +270,7 @@ func (b *backprop) feedsFromBetween(op *cgo.Operation) bool {
 }
 
 func zerosLike(s *Scope, x Output) Output {
-	if x.DataType() == cgo.Resource {
+	if x.DataType() == Resource {
 		// The gradient of a variable handle is shaped like the variable.
 		shape := Out(Op(s, "VariableShape", []any{x}, nil), 0)
 		dt, err := handleDType(x)
@@ -286,7 +284,7 @@ func zerosLike(s *Scope, x Output) Output {
 }
 
 // handleDType is the dtype of the variable a resource handle refers to.
-func handleDType(h Output) (cgo.DataType, error) {
+func handleDType(h Output) (DataType, error) {
 	if h.Op.Type() != "VarHandleOp" {
 		return 0, fmt.Errorf("cannot tell the dtype of resource %s (a %s)", h.Name(), h.Op.Type())
 	}
@@ -294,5 +292,5 @@ func handleDType(h Output) (cgo.DataType, error) {
 	if err != nil {
 		return 0, err
 	}
-	return v.(cgo.DataType), nil
+	return v.(DataType), nil
 }

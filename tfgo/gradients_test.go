@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -148,9 +147,9 @@ var gradCases = []gradCase{
 		return op1(s, "GatherV2", nil, x[0], c32(s, [][]int32{{2, 0}, {2, 4}}), c32(s, int32(0)))
 	}, py: "tf.gather(x[0], [[2, 0], [2, 4]])"},
 	{name: "Cast", shapes: [][]int64{{2, 3}}, build: func(s *Scope, x []Output) Output {
-		other := cgo.Float
-		if x[0].DataType() == cgo.Float {
-			other = cgo.Double
+		other := Float
+		if x[0].DataType() == Float {
+			other = Double
 		}
 		there := op1(s, "Cast", map[string]any{"DstT": other}, x[0])
 		return op1(s, "Cast", map[string]any{"DstT": x[0].DataType()}, op1(s, "Mul", nil, there, there))
@@ -221,7 +220,7 @@ type gradGraph struct {
 	opSeen map[string]bool
 }
 
-func buildGradGraph(t *testing.T, c gradCase, dt cgo.DataType) *gradGraph {
+func buildGradGraph(t *testing.T, c gradCase, dt DataType) *gradGraph {
 	s := NewScope()
 	xs := make([]Output, len(c.shapes))
 	for i, sh := range c.shapes {
@@ -247,7 +246,7 @@ func buildGradGraph(t *testing.T, c gradCase, dt cgo.DataType) *gradGraph {
 	return &gradGraph{sess: sess, xs: xs, gy: gy, y: y, grads: grads, opSeen: seen}
 }
 
-func (gg *gradGraph) feeds(t *testing.T, dt cgo.DataType, c gradCase, in [][]float64, gy *cgo.Tensor) map[Output]any {
+func (gg *gradGraph) feeds(t *testing.T, dt DataType, c gradCase, in [][]float64, gy *Tensor) map[Output]any {
 	f := map[Output]any{}
 	for i, v := range in {
 		tn := floatTensor(t, dt, c.shapes[i], v)
@@ -259,9 +258,9 @@ func (gg *gradGraph) feeds(t *testing.T, dt cgo.DataType, c gradCase, in [][]flo
 	return f
 }
 
-func floatTensor(t *testing.T, dt cgo.DataType, shape []int64, v []float64) *cgo.Tensor {
+func floatTensor(t *testing.T, dt DataType, shape []int64, v []float64) *Tensor {
 	var val any = v
-	if dt == cgo.Float {
+	if dt == Float {
 		f := make([]float32, len(v))
 		for i, x := range v {
 			f[i] = float32(x)
@@ -271,7 +270,7 @@ func floatTensor(t *testing.T, dt cgo.DataType, shape []int64, v []float64) *cgo
 	tn, err := NewTensor(val)
 	require.NoError(t, err)
 	if len(shape) != 1 || shape[0] != int64(len(v)) {
-		r, err := cgo.NewTensor(dt, shape, tn.Data())
+		r, err := NewTensorFromBytes(dt, shape, tn.Data())
 		require.NoError(t, err)
 		tn.Close()
 		tn = r
@@ -279,7 +278,7 @@ func floatTensor(t *testing.T, dt cgo.DataType, shape []int64, v []float64) *cgo
 	return tn
 }
 
-func closeClose(ts []*cgo.Tensor) {
+func closeClose(ts []*Tensor) {
 	for _, t := range ts {
 		t.Close()
 	}
@@ -293,7 +292,7 @@ func TestGradientsMatchTensorFlowAndFiniteDifferences(t *testing.T) {
 	r := rand.New(rand.NewSource(42))
 	for _, c := range gradCases {
 		in := sampleInputs(r, c)
-		for _, dt := range []cgo.DataType{cgo.Double, cgo.Float} {
+		for _, dt := range []DataType{Double, Float} {
 			t.Run(c.name+"/"+dt.String(), func(t *testing.T) {
 				gg := buildGradGraph(t, c, dt)
 				defer gg.sess.Close()
@@ -310,7 +309,7 @@ func TestGradientsMatchTensorFlowAndFiniteDifferences(t *testing.T) {
 				defer closeClose(out)
 
 				// Python TensorFlow's own gradient of the same computation.
-				pin := map[string]*cgo.Tensor{"gy": gy}
+				pin := map[string]*Tensor{"gy": gy}
 				for i, v := range in {
 					pin[fmt.Sprintf("x%d", i)] = floatTensor(t, dt, c.shapes[i], v)
 				}
@@ -326,14 +325,14 @@ for i, gi in enumerate(g):
     outputs["g%%d" %% i] = tf.zeros_like(x[i]) if gi is None else tf.convert_to_tensor(gi)
 `, len(c.shapes), c.py), pin)
 				tol := 1e-5
-				if dt == cgo.Float {
+				if dt == Float {
 					tol = 1e-4
 				}
 				assertClose(t, asFloat64s(t, ref["y"]), asFloat64s(t, out[0]), tol, "forward")
 				for i := range c.shapes {
 					assertClose(t, asFloat64s(t, ref[fmt.Sprintf("g%d", i)]), asFloat64s(t, out[1+i]), tol, fmt.Sprintf("d/dx%d vs GradientTape", i))
 				}
-				if dt == cgo.Double && c.noFD == "" {
+				if dt == Double && c.noFD == "" {
 					for i := range c.shapes {
 						fd := finiteDifferences(t, gg, c, in, gyVals, i)
 						assertClose(t, fd, asFloat64s(t, out[1+i]), 1e-5, fmt.Sprintf("d/dx%d vs finite differences", i))
@@ -349,7 +348,7 @@ for i, gi in enumerate(g):
 func TestGradientTableCoversRequiredOps(t *testing.T) {
 	covered := map[string]bool{"ResourceGather": true, "ReadVariableOp": true}
 	for _, c := range gradCases {
-		gg := buildGradGraph(t, c, cgo.Double)
+		gg := buildGradGraph(t, c, Double)
 		for k := range gg.opSeen {
 			covered[k] = true
 		}
@@ -371,7 +370,7 @@ func TestGradientTableCoversRequiredOps(t *testing.T) {
 func finiteDifferences(t *testing.T, gg *gradGraph, c gradCase, in [][]float64, gy []float64, i int) []float64 {
 	const eps = 1e-6
 	f := func(v [][]float64) float64 {
-		out, err := gg.sess.Run(gg.feeds(t, cgo.Double, c, v, nil), []Output{gg.y})
+		out, err := gg.sess.Run(gg.feeds(t, Double, c, v, nil), []Output{gg.y})
 		require.NoError(t, err)
 		defer closeClose(out)
 		y := asFloat64s(t, out[0])
@@ -423,14 +422,14 @@ func TestVariableHandleGradientsMatchTensorFlowAndFiniteDifferences(t *testing.T
 		}
 	}
 	s := NewScope()
-	h := op1(s, "VarHandleOp", map[string]any{"dtype": cgo.Double, "shape": cgo.MakeShape(5, 3), "shared_name": "emb"})
-	pv := Placeholder(s, cgo.Double, 5, 3)
-	assign := s.AddOperation(OpSpec{Type: "AssignVariableOp", Input: []any{h, pv}, Attrs: map[string]any{"dtype": cgo.Double}})
+	h := op1(s, "VarHandleOp", map[string]any{"dtype": Double, "shape": MakeShape(5, 3), "shared_name": "emb"})
+	pv := Placeholder(s, Double, 5, 3)
+	assign := s.AddOperation(OpSpec{Type: "AssignVariableOp", Input: []any{h, pv}, Attrs: map[string]any{"dtype": Double}})
 	f := s.SubScope("forward")
-	read := op1(f, "ReadVariableOp", map[string]any{"dtype": cgo.Double}, h)
-	c := floatTensor(t, cgo.Double, []int64{5, 3}, cs)
-	w := floatTensor(t, cgo.Double, []int64{2, 2, 3}, ws)
-	gathered := op1(f, "ResourceGather", map[string]any{"dtype": cgo.Double}, h, c32(f, [][]int32{{1, 3}, {1, 0}}))
+	read := op1(f, "ReadVariableOp", map[string]any{"dtype": Double}, h)
+	c := floatTensor(t, Double, []int64{5, 3}, cs)
+	w := floatTensor(t, Double, []int64{2, 2, 3}, ws)
+	gathered := op1(f, "ResourceGather", map[string]any{"dtype": Double}, h, c32(f, [][]int32{{1, 3}, {1, 0}}))
 	y := op1(f, "AddV2", nil,
 		op1(f, "Sum", nil, op1(f, "Mul", nil, read, c32(f, c)), c32(f, []int32{0, 1})),
 		op1(f, "Sum", nil, op1(f, "Mul", nil, gathered, c32(f, w)), c32(f, []int32{0, 1, 2})))
@@ -439,7 +438,7 @@ func TestVariableHandleGradientsMatchTensorFlowAndFiniteDifferences(t *testing.T
 	require.NoError(t, err)
 	defer sess.Close()
 	at := func(v []float64) float64 {
-		_, err := sess.Run(map[Output]any{pv: floatTensor(t, cgo.Double, []int64{5, 3}, v)}, nil, assign)
+		_, err := sess.Run(map[Output]any{pv: floatTensor(t, Double, []int64{5, 3}, v)}, nil, assign)
 		require.NoError(t, err)
 		out, err := sess.Run(nil, []Output{y})
 		require.NoError(t, err)
@@ -456,7 +455,7 @@ v = tf.Variable(inputs["v"])
 with tf.GradientTape() as tape:
     y = tf.reduce_sum(v * inputs["c"]) + tf.reduce_sum(tf.gather(v, [[1, 3], [1, 0]]) * inputs["w"])
 outputs["g"] = tf.convert_to_tensor(tape.gradient(y, v))
-`, map[string]*cgo.Tensor{"v": floatTensor(t, cgo.Double, []int64{5, 3}, vals), "c": c, "w": w})
+`, map[string]*Tensor{"v": floatTensor(t, Double, []int64{5, 3}, vals), "c": c, "w": w})
 	assertClose(t, asFloat64s(t, ref["g"]), got, 1e-5, "d/dv vs GradientTape")
 
 	fd := make([]float64, len(vals))
@@ -471,7 +470,7 @@ outputs["g"] = tf.convert_to_tensor(tape.gradient(y, v))
 
 func TestGradientErrorsNameTheOp(t *testing.T) {
 	s := NewScope()
-	x := Placeholder(s, cgo.Float, 3)
+	x := Placeholder(s, Float, 3)
 	y := op1(s.SubScope("model"), "Cumprod", nil, x, c32(s, int32(0)))
 	Gradients(s, []Output{y}, []Output{x}, nil)
 	_, err := s.Finalize()
@@ -481,7 +480,7 @@ func TestGradientErrorsNameTheOp(t *testing.T) {
 
 	// Unconnected xs: the zero Output by default, zeros on request.
 	s = NewScope()
-	a, b := Placeholder(s, cgo.Float, 2), Placeholder(s, cgo.Float, 2)
+	a, b := Placeholder(s, Float, 2), Placeholder(s, Float, 2)
 	y = op1(s, "Square", nil, a)
 	g := Gradients(s, []Output{y}, []Output{a, b}, nil)
 	assert.NotNil(t, g[0].Op)
@@ -497,7 +496,7 @@ func TestGradientErrorsNameTheOp(t *testing.T) {
 
 	// StopGradient stops; so do ops named in StopGradients.
 	s = NewScope()
-	x = Placeholder(s, cgo.Float, 2)
+	x = Placeholder(s, Float, 2)
 	sq := op1(s, "Square", nil, x)
 	y = op1(s, "AddV2", nil, op1(s, "StopGradient", nil, sq), x)
 	g = Gradients(s, []Output{y}, []Output{x}, nil)

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/dtypes/half"
 )
 
 // Initializer produces the initial value of a variable: an Output of the
@@ -29,14 +29,14 @@ import (
 // Unlike Keras there is no "unseeded" form: pass rand.Int63() for fresh
 // values.
 type Initializer interface {
-	Init(s *Scope, shape []int64, dtype cgo.DataType) Output
+	Init(s *Scope, shape []int64, dtype DataType) Output
 }
 
 // InitializerFunc adapts a function to the Initializer interface.
-type InitializerFunc func(s *Scope, shape []int64, dtype cgo.DataType) Output
+type InitializerFunc func(s *Scope, shape []int64, dtype DataType) Output
 
 // Init calls f.
-func (f InitializerFunc) Init(s *Scope, shape []int64, dtype cgo.DataType) Output {
+func (f InitializerFunc) Init(s *Scope, shape []int64, dtype DataType) Output {
 	return f(s, shape, dtype)
 }
 
@@ -52,7 +52,7 @@ func Constant(value float64) Initializer { return constantInit{value: value} }
 
 type constantInit struct{ value float64 }
 
-func (c constantInit) Init(s *Scope, shape []int64, dtype cgo.DataType) Output {
+func (c constantInit) Init(s *Scope, shape []int64, dtype DataType) Output {
 	v, err := scalarOfDType(c.value, dtype)
 	if err != nil {
 		s.UpdateErr(fullOpName(s, "Fill"), err)
@@ -62,11 +62,11 @@ func (c constantInit) Init(s *Scope, shape []int64, dtype cgo.DataType) Output {
 }
 
 // InitialValue is an initializer holding exactly value (any Go value
-// NewTensor accepts, or a *cgo.Tensor), e.g. weights loaded from elsewhere.
+// NewTensor accepts, or a *Tensor), e.g. weights loaded from elsewhere.
 // Its shape and dtype must be the variable's: NewVariable reports a
 // mismatch as an error naming the variable's Assign op.
 func InitialValue(value any) Initializer {
-	return InitializerFunc(func(s *Scope, _ []int64, _ cgo.DataType) Output { return Const(s, value) })
+	return InitializerFunc(func(s *Scope, _ []int64, _ DataType) Output { return Const(s, value) })
 }
 
 // RandomNormal is keras.initializers.RandomNormal(mean, stddev, seed): draws
@@ -140,7 +140,7 @@ type varianceScaling struct {
 	seed               int64
 }
 
-func (v varianceScaling) Init(s *Scope, shape []int64, dtype cgo.DataType) Output {
+func (v varianceScaling) Init(s *Scope, shape []int64, dtype DataType) Output {
 	if v.scale <= 0 {
 		s.UpdateErr(fullOpName(s, "VarianceScaling"), fmt.Errorf("scale must be positive, got %g", v.scale))
 		return Output{}
@@ -190,10 +190,10 @@ type randomInit struct {
 // autoSelectAlg is tf.random.Algorithm.AUTO_SELECT (Philox on CPU and GPU).
 const autoSelectAlg = int32(3)
 
-func (r randomInit) Init(s *Scope, shape []int64, dtype cgo.DataType) Output {
+func (r randomInit) Init(s *Scope, shape []int64, dtype DataType) Output {
 	name := map[distribution]string{distUniform: "stateless_random_uniform", distNormal: "stateless_random_normal", distTruncated: "stateless_truncated_normal"}[r.dist]
 	switch dtype {
-	case cgo.Float, cgo.Double, cgo.Half, cgo.BFloat16:
+	case Float, Double, Half, BFloat16:
 	default:
 		s.UpdateErr(fullOpName(s, name), fmt.Errorf("random initializers need a float dtype (float16, bfloat16, float32, float64), not %s", dtype))
 		return Output{}
@@ -248,37 +248,37 @@ func shapeConst(s *Scope, shape []int64) Output {
 }
 
 // scalarOfDType converts v to a Go scalar whose dtype is dt.
-func scalarOfDType(v float64, dt cgo.DataType) (any, error) {
+func scalarOfDType(v float64, dt DataType) (any, error) {
 	switch dt {
-	case cgo.Float:
+	case Float:
 		return float32(v), nil
-	case cgo.Double:
+	case Double:
 		return v, nil
-	case cgo.Half:
-		return NewFloat16(float32(v)), nil
-	case cgo.BFloat16:
-		return NewBFloat16(float32(v)), nil
-	case cgo.Int8:
+	case Half:
+		return half.NewFloat16(float32(v)), nil
+	case BFloat16:
+		return half.NewBFloat16(float32(v)), nil
+	case Int8:
 		return int8(v), nil
-	case cgo.Int16:
+	case Int16:
 		return int16(v), nil
-	case cgo.Int32:
+	case Int32:
 		return int32(v), nil
-	case cgo.Int64:
+	case Int64:
 		return int64(v), nil
-	case cgo.Uint8:
+	case Uint8:
 		return uint8(v), nil
-	case cgo.Uint16:
+	case Uint16:
 		return uint16(v), nil
-	case cgo.Uint32:
+	case Uint32:
 		return uint32(v), nil
-	case cgo.Uint64:
+	case Uint64:
 		return uint64(v), nil
-	case cgo.Bool:
+	case Bool:
 		return v != 0, nil
-	case cgo.Complex64:
+	case Complex64:
 		return complex(float32(v), 0), nil
-	case cgo.Complex128:
+	case Complex128:
 		return complex(v, 0), nil
 	}
 	return nil, fmt.Errorf("no scalar of dtype %s", dt)

@@ -7,7 +7,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/dtypes/half"
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/internal/pyref"
 	"github.com/stretchr/testify/assert"
@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func python(t *testing.T, code string, inputs map[string]*cgo.Tensor) map[string]*cgo.Tensor {
+func python(t *testing.T, code string, inputs map[string]*Tensor) map[string]*Tensor {
 	t.Helper()
 	w, err := pyref.Shared()
 	require.NoError(t, err)
@@ -38,7 +38,7 @@ func python(t *testing.T, code string, inputs map[string]*cgo.Tensor) map[string
 	}
 	out, err := w.Run(code, in)
 	require.NoError(t, err)
-	res := map[string]*cgo.Tensor{}
+	res := map[string]*Tensor{}
 	for k, a := range out {
 		tn, err := interop.ToTensor(a)
 		require.NoError(t, err)
@@ -73,10 +73,10 @@ func toFloat32(m [][]float64) [][]float32 {
 func TestDenseSoftmaxMatchesPython(t *testing.T) {
 	r := rand.New(rand.NewSource(1))
 	xs, ws, bs := randomMatrix(r, 4, 5), randomMatrix(r, 5, 3), randomMatrix(r, 1, 3)[0]
-	for _, dt := range []cgo.DataType{cgo.Float, cgo.Double} {
+	for _, dt := range []DataType{Float, Double} {
 		t.Run(dt.String(), func(t *testing.T) {
 			var x, w, b any = xs, ws, bs
-			if dt == cgo.Float {
+			if dt == Float {
 				x, w, b = toFloat32(xs), toFloat32(ws), toFloat32([][]float64{bs})[0]
 			}
 			s := NewScope()
@@ -91,7 +91,7 @@ func TestDenseSoftmaxMatchesPython(t *testing.T) {
 			out, err := sess.Run(map[Output]any{px: x, pw: w, pb: b}, []Output{y})
 			require.NoError(t, err)
 
-			in := map[string]*cgo.Tensor{}
+			in := map[string]*Tensor{}
 			for k, v := range map[string]any{"x": x, "w": w, "b": b} {
 				in[k], err = NewTensor(v)
 				require.NoError(t, err)
@@ -107,8 +107,8 @@ func TestDenseSoftmaxMatchesPython(t *testing.T) {
 	}
 }
 
-func asFloat64s(t *testing.T, tn *cgo.Tensor) []float64 {
-	if tn.DataType() == cgo.Double {
+func asFloat64s(t *testing.T, tn *Tensor) []float64 {
+	if tn.DataType() == Double {
 		v, err := Float64s(tn)
 		require.NoError(t, err)
 		return v
@@ -138,10 +138,10 @@ func halfTestValues() []float32 {
 // bit patterns cross between Go and Python (and through the runtime) unchanged.
 func TestHalfPrecisionTensorsMatchPythonExactly(t *testing.T) {
 	vals := halfTestValues()
-	h := make([]Float16, len(vals))
-	bf := make([]BFloat16, len(vals))
+	h := make([]half.Float16, len(vals))
+	bf := make([]half.BFloat16, len(vals))
 	for i, v := range vals {
-		h[i], bf[i] = NewFloat16(v), NewBFloat16(v)
+		h[i], bf[i] = half.NewFloat16(v), half.NewBFloat16(v)
 	}
 	f, err := NewTensor(vals)
 	require.NoError(t, err)
@@ -152,9 +152,9 @@ func TestHalfPrecisionTensorsMatchPythonExactly(t *testing.T) {
 
 	// The runtime's own Cast, run from Go.
 	s := NewScope()
-	pf := Placeholder(s, cgo.Float)
-	toH := Out(Op(s, "Cast", []any{pf}, map[string]any{"DstT": cgo.Half}), 0)
-	toB := Out(Op(s, "Cast", []any{pf}, map[string]any{"DstT": cgo.BFloat16}), 0)
+	pf := Placeholder(s, Float)
+	toH := Out(Op(s, "Cast", []any{pf}, map[string]any{"DstT": Half}), 0)
+	toB := Out(Op(s, "Cast", []any{pf}, map[string]any{"DstT": BFloat16}), 0)
 	sess, err := NewSession(s, nil)
 	require.NoError(t, err)
 	defer sess.Close()
@@ -174,10 +174,10 @@ outputs["h"] = tf.identity(tf.constant(inputs["h"]))
 outputs["b"] = tf.identity(tf.constant(inputs["b"]))
 outputs["h32"] = inputs["h"].astype(np.float32)
 outputs["b32"] = inputs["b"].astype(np.float32)
-`, map[string]*cgo.Tensor{"f": f, "h": ht, "b": bt})
+`, map[string]*Tensor{"f": f, "h": ht, "b": bt})
 
-	assert.Equal(t, cgo.Half, ref["h"].DataType())
-	assert.Equal(t, cgo.BFloat16, ref["b"].DataType())
+	assert.Equal(t, Half, ref["h"].DataType())
+	assert.Equal(t, BFloat16, ref["b"].DataType())
 	assert.Equal(t, ht.Data(), ref["h"].Data(), "float16 bits round trip")
 	assert.Equal(t, bt.Data(), ref["b"].Data(), "bfloat16 bits round trip")
 	assertSameHalf(t, ht.Data(), ref["np_h"].Data(), vals, "Go NewFloat16 vs numpy")
@@ -218,7 +218,7 @@ func TestStringTensorsMatchPythonExactly(t *testing.T) {
 	require.NoError(t, err)
 
 	s := NewScope()
-	p := Placeholder(s, cgo.String, 2, 3)
+	p := Placeholder(s, String, 2, 3)
 	upper := Out(Op(s, "StringUpper", []any{p}, nil), 0)
 	length := Out(Op(s, "StringLength", []any{p}, nil), 0)
 	sess, err := NewSession(s, nil)
@@ -233,7 +233,7 @@ outputs["same"] = tf.identity(s)
 outputs["upper"] = tf.strings.upper(s)
 outputs["length"] = tf.strings.length(s)
 outputs["made_in_python"] = tf.constant([b"py\x00thon", bytes(range(256))])
-`, map[string]*cgo.Tensor{"s": st})
+`, map[string]*Tensor{"s": st})
 
 	back, err := Value(ref["same"])
 	require.NoError(t, err)

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/dtypes/half"
 	"github.com/stretchr/testify/require"
 )
 
@@ -38,7 +38,7 @@ func flatRSS(t *testing.T, warm, n int, step func()) {
 
 func TestSessionRunsKeepRSSFlat(t *testing.T) {
 	s := NewScope()
-	x := Placeholder(s, cgo.Float, -1, 64)
+	x := Placeholder(s, Float, -1, 64)
 	kernel := make([][]float32, 64)
 	for i := range kernel {
 		kernel[i] = make([]float32, 64)
@@ -66,7 +66,7 @@ func TestTensorConversionsKeepRSSFlat(t *testing.T) {
 	for i := range f {
 		f[i] = make([]float32, 256)
 	}
-	h := make([]Float16, 1024)
+	h := make([]half.Float16, 1024)
 	strs := []string{"short", strings.Repeat("a heap-allocated TF_TString ", 8)}
 	flatRSS(t, 1000, 10000, func() {
 		for _, v := range []any{f, h, strs} {

@@ -2,8 +2,6 @@ package tfgo
 
 import (
 	"fmt"
-
-	"github.com/gotf/gotf/cgo"
 )
 
 // OpSpec describes an operation for Scope.AddOperation.
@@ -18,7 +16,7 @@ type OpSpec struct {
 
 // AddOperation adds an operation and returns it, or nil once the scope has
 // an error (this one's or an earlier one's).
-func (s *Scope) AddOperation(spec OpSpec) *cgo.Operation {
+func (s *Scope) AddOperation(spec OpSpec) *Operation {
 	if s.Err() != nil {
 		return nil
 	}
@@ -61,14 +59,14 @@ func (s *Scope) AddOperation(spec OpSpec) *cgo.Operation {
 
 // Op adds an operation of type opType with inputs and attrs, named after its
 // type, and returns it (nil once the scope has an error).
-func Op(s *Scope, opType string, inputs []any, attrs map[string]any) *cgo.Operation {
+func Op(s *Scope, opType string, inputs []any, attrs map[string]any) *Operation {
 	return s.AddOperation(OpSpec{Type: opType, Input: inputs, Attrs: attrs})
 }
 
 // Out returns the i-th output of op, or the zero Output when op is nil (an
 // earlier error), so that chained construction reaches the scope's error
 // instead of a nil-pointer panic.
-func Out(op *cgo.Operation, i int) Output {
+func Out(op *Operation, i int) Output {
 	if op == nil {
 		return Output{}
 	}

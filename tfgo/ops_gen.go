@@ -8,8 +8,6 @@
 
 package tfgo
 
-import "github.com/gotf/gotf/cgo"
-
 // optionalAttr collects the optional attrs of an operation; every op's
 // <Op>Attr options write into it.
 type optionalAttr map[string]any
@@ -21,7 +19,7 @@ func genOpAttr(name string, value any) func(optionalAttr) {
 
 // genOpOutputList returns the outputs of op's output list arg, which starts
 // at output start, and the index of the output after it.
-func genOpOutputList(op *cgo.Operation, start int, arg string) ([]Output, int, error) {
+func genOpOutputList(op *Operation, start int, arg string) ([]Output, int, error) {
 	n, err := op.OutputListLength(arg)
 	if err != nil {
 		return nil, start, err
@@ -39,6 +37,7 @@ func genOpOutputList(op *cgo.Operation, start int, arg string) ([]Output, int, e
 //   - Const: the name is hand-written in const.go
 //   - If: the name is hand-written in controlflow.go
 //   - Placeholder: the name is hand-written in const.go
+//   - Shape: the name is hand-written in types.go
 //   - Variable: the name is hand-written in variable.go
 //   - While: the name is hand-written in controlflow.go
 
@@ -67,7 +66,7 @@ func AbortExitWithoutError(value bool) AbortAttr { return genOpAttr("exit_withou
 // Optional attributes (AbortAttr): [AbortErrorMsg] and [AbortExitWithoutError].
 //
 // It returns the operation, which has no outputs.
-func Abort(scope *Scope, optional ...AbortAttr) *cgo.Operation {
+func Abort(scope *Scope, optional ...AbortAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -109,7 +108,7 @@ func Abs(scope *Scope, x Output) (y Output) {
 //
 // Returns:
 //   - sum: A tensor. Has the same type as `inputs`.
-func AccumulateNV2(scope *Scope, inputs []Output, shape cgo.Shape) (sum Output) {
+func AccumulateNV2(scope *Scope, inputs []Output, shape Shape) (sum Output) {
 	attrs := optionalAttr{"shape": shape}
 	op := scope.AddOperation(OpSpec{Type: "AccumulateNV2", Input: []any{inputs}, Attrs: attrs})
 	return Out(op, 0)
@@ -127,7 +126,7 @@ func AccumulateNV2(scope *Scope, inputs []Output, shape cgo.Shape) (sum Output) 
 //     A tensor of the gradient to be accumulated.
 //
 // It returns the operation, which has no outputs.
-func AccumulatorApplyGradient(scope *Scope, handle Output, localStep Output, gradient Output) *cgo.Operation {
+func AccumulatorApplyGradient(scope *Scope, handle Output, localStep Output, gradient Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "AccumulatorApplyGradient", Input: []any{handle, localStep, gradient}})
 }
 
@@ -154,7 +153,7 @@ func AccumulatorNumAccumulated(scope *Scope, handle Output) (numAccumulated Outp
 //     The new global_step value to set.
 //
 // It returns the operation, which has no outputs.
-func AccumulatorSetGlobalStep(scope *Scope, handle Output, newGlobalStep Output) *cgo.Operation {
+func AccumulatorSetGlobalStep(scope *Scope, handle Output, newGlobalStep Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "AccumulatorSetGlobalStep", Input: []any{handle, newGlobalStep}})
 }
 
@@ -171,11 +170,11 @@ func AccumulatorSetGlobalStep(scope *Scope, handle Output, newGlobalStep Output)
 //   - numRequired: A tensor of type `int32`.
 //     Number of gradients required before we return an aggregate.
 //   - dtype: The data type of accumulated gradients. Needs to correspond to the type
-//     of the accumulator. Allowed values: cgo.Float, cgo.Double, cgo.Int32, cgo.Uint8, cgo.Int16, cgo.Int8, cgo.Complex64, cgo.Int64, cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.BFloat16, cgo.Qint16, cgo.Quint16, cgo.Uint16, cgo.Complex128, cgo.Half, cgo.Uint32, cgo.Uint64.
+//     of the accumulator. Allowed values: Float, Double, Int32, Uint8, Int16, Int8, Complex64, Int64, Qint8, Quint8, Qint32, BFloat16, Qint16, Quint16, Uint16, Complex128, Half, Uint32, Uint64.
 //
 // Returns:
 //   - average: A tensor of type `dtype`.
-func AccumulatorTakeGradient(scope *Scope, handle Output, numRequired Output, dtype cgo.DataType) (average Output) {
+func AccumulatorTakeGradient(scope *Scope, handle Output, numRequired Output, dtype DataType) (average Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	op := scope.AddOperation(OpSpec{Type: "AccumulatorTakeGradient", Input: []any{handle, numRequired}, Attrs: attrs})
 	return Out(op, 0)
@@ -615,8 +614,8 @@ type AngleAttr func(optionalAttr)
 
 // AngleTout sets the optional Tout attribute of [Angle].
 //
-// Allowed values: cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func AngleTout(value cgo.DataType) AngleAttr { return genOpAttr("Tout", value) }
+// Allowed values: Float, Double. If not specified, defaults to Float.
+func AngleTout(value DataType) AngleAttr { return genOpAttr("Tout", value) }
 
 // Angle returns the argument of a complex number.
 //
@@ -669,7 +668,7 @@ func Angle(scope *Scope, input Output, optional ...AngleAttr) (output Output) {
 //
 // Returns:
 //   - tableHandle: A tensor of type `resource`.
-func AnonymousHashTable(scope *Scope, keyDtype cgo.DataType, valueDtype cgo.DataType) (tableHandle Output) {
+func AnonymousHashTable(scope *Scope, keyDtype DataType, valueDtype DataType) (tableHandle Output) {
 	attrs := optionalAttr{"key_dtype": keyDtype, "value_dtype": valueDtype}
 	op := scope.AddOperation(OpSpec{Type: "AnonymousHashTable", Attrs: attrs})
 	return Out(op, 0)
@@ -683,7 +682,7 @@ func AnonymousHashTable(scope *Scope, keyDtype cgo.DataType, valueDtype cgo.Data
 //
 // Returns:
 //   - handle: A tensor of type `resource`.
-func AnonymousIterator(scope *Scope, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func AnonymousIterator(scope *Scope, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "AnonymousIterator", Attrs: attrs})
 	return Out(op, 0)
@@ -698,7 +697,7 @@ func AnonymousIterator(scope *Scope, outputTypes []cgo.DataType, outputShapes []
 // Returns:
 //   - handle: A tensor of type `resource`.
 //   - deleter: A tensor of type `variant`.
-func AnonymousIteratorV2(scope *Scope, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output, deleter Output) {
+func AnonymousIteratorV2(scope *Scope, outputTypes []DataType, outputShapes []Shape) (handle Output, deleter Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "AnonymousIteratorV2", Attrs: attrs})
 	return Out(op, 0), Out(op, 1)
@@ -712,7 +711,7 @@ func AnonymousIteratorV2(scope *Scope, outputTypes []cgo.DataType, outputShapes 
 //
 // Returns:
 //   - handle: A tensor of type `resource`.
-func AnonymousIteratorV3(scope *Scope, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func AnonymousIteratorV3(scope *Scope, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "AnonymousIteratorV3", Attrs: attrs})
 	return Out(op, 0)
@@ -738,7 +737,7 @@ func AnonymousMemoryCache(scope *Scope) (handle Output, deleter Output) {
 // Returns:
 //   - handle: A tensor of type `resource`.
 //   - deleter: A tensor of type `variant`.
-func AnonymousMultiDeviceIterator(scope *Scope, devices []string, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output, deleter Output) {
+func AnonymousMultiDeviceIterator(scope *Scope, devices []string, outputTypes []DataType, outputShapes []Shape) (handle Output, deleter Output) {
 	attrs := optionalAttr{"devices": devices, "output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "AnonymousMultiDeviceIterator", Attrs: attrs})
 	return Out(op, 0), Out(op, 1)
@@ -753,7 +752,7 @@ func AnonymousMultiDeviceIterator(scope *Scope, devices []string, outputTypes []
 //
 // Returns:
 //   - handle: A tensor of type `resource`.
-func AnonymousMultiDeviceIteratorV3(scope *Scope, devices []string, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func AnonymousMultiDeviceIteratorV3(scope *Scope, devices []string, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"devices": devices, "output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "AnonymousMultiDeviceIteratorV3", Attrs: attrs})
 	return Out(op, 0)
@@ -766,8 +765,8 @@ type AnonymousMutableDenseHashTableAttr func(optionalAttr)
 //
 // The shape of each value.
 //
-// If not specified, defaults to cgo.MakeShape().
-func AnonymousMutableDenseHashTableValueShape(value cgo.Shape) AnonymousMutableDenseHashTableAttr {
+// If not specified, defaults to MakeShape().
+func AnonymousMutableDenseHashTableValueShape(value Shape) AnonymousMutableDenseHashTableAttr {
 	return genOpAttr("value_shape", value)
 }
 
@@ -818,7 +817,7 @@ func AnonymousMutableDenseHashTableMaxLoadFactor(value float32) AnonymousMutable
 //
 // Returns:
 //   - tableHandle: A tensor of type `resource`.
-func AnonymousMutableDenseHashTable(scope *Scope, emptyKey Output, deletedKey Output, valueDtype cgo.DataType, optional ...AnonymousMutableDenseHashTableAttr) (tableHandle Output) {
+func AnonymousMutableDenseHashTable(scope *Scope, emptyKey Output, deletedKey Output, valueDtype DataType, optional ...AnonymousMutableDenseHashTableAttr) (tableHandle Output) {
 	attrs := optionalAttr{"value_dtype": valueDtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -845,7 +844,7 @@ func AnonymousMutableDenseHashTable(scope *Scope, emptyKey Output, deletedKey Ou
 //
 // Returns:
 //   - tableHandle: A tensor of type `resource`.
-func AnonymousMutableHashTable(scope *Scope, keyDtype cgo.DataType, valueDtype cgo.DataType) (tableHandle Output) {
+func AnonymousMutableHashTable(scope *Scope, keyDtype DataType, valueDtype DataType) (tableHandle Output) {
 	attrs := optionalAttr{"key_dtype": keyDtype, "value_dtype": valueDtype}
 	op := scope.AddOperation(OpSpec{Type: "AnonymousMutableHashTable", Attrs: attrs})
 	return Out(op, 0)
@@ -856,8 +855,8 @@ type AnonymousMutableHashTableOfTensorsAttr func(optionalAttr)
 
 // AnonymousMutableHashTableOfTensorsValueShape sets the optional value_shape attribute of [AnonymousMutableHashTableOfTensors].
 //
-// If not specified, defaults to cgo.MakeShape().
-func AnonymousMutableHashTableOfTensorsValueShape(value cgo.Shape) AnonymousMutableHashTableOfTensorsAttr {
+// If not specified, defaults to MakeShape().
+func AnonymousMutableHashTableOfTensorsValueShape(value Shape) AnonymousMutableHashTableOfTensorsAttr {
 	return genOpAttr("value_shape", value)
 }
 
@@ -881,7 +880,7 @@ func AnonymousMutableHashTableOfTensorsValueShape(value cgo.Shape) AnonymousMuta
 //
 // Returns:
 //   - tableHandle: A tensor of type `resource`.
-func AnonymousMutableHashTableOfTensors(scope *Scope, keyDtype cgo.DataType, valueDtype cgo.DataType, optional ...AnonymousMutableHashTableOfTensorsAttr) (tableHandle Output) {
+func AnonymousMutableHashTableOfTensors(scope *Scope, keyDtype DataType, valueDtype DataType, optional ...AnonymousMutableHashTableOfTensorsAttr) (tableHandle Output) {
 	attrs := optionalAttr{"key_dtype": keyDtype, "value_dtype": valueDtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -1856,8 +1855,8 @@ type ArgMaxAttr func(optionalAttr)
 
 // ArgMaxOutputType sets the optional output_type attribute of [ArgMax].
 //
-// Allowed values: cgo.Int16, cgo.Uint16, cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int64.
-func ArgMaxOutputType(value cgo.DataType) ArgMaxAttr { return genOpAttr("output_type", value) }
+// Allowed values: Int16, Uint16, Int32, Int64. If not specified, defaults to Int64.
+func ArgMaxOutputType(value DataType) ArgMaxAttr { return genOpAttr("output_type", value) }
 
 // ArgMax returns the index with the largest value across dimensions of a tensor.
 //
@@ -1897,8 +1896,8 @@ type ArgMinAttr func(optionalAttr)
 
 // ArgMinOutputType sets the optional output_type attribute of [ArgMin].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int64.
-func ArgMinOutputType(value cgo.DataType) ArgMinAttr { return genOpAttr("output_type", value) }
+// Allowed values: Int32, Int64. If not specified, defaults to Int64.
+func ArgMinOutputType(value DataType) ArgMinAttr { return genOpAttr("output_type", value) }
 
 // ArgMin returns the index with the smallest value across dimensions of a tensor.
 //
@@ -2077,7 +2076,7 @@ func AssertSummarize(value int64) AssertAttr { return genOpAttr("summarize", val
 // Optional attributes (AssertAttr): [AssertSummarize].
 //
 // It returns the operation, which has no outputs.
-func Assert(scope *Scope, condition Output, data []Output, optional ...AssertAttr) *cgo.Operation {
+func Assert(scope *Scope, condition Output, data []Output, optional ...AssertAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -2095,7 +2094,7 @@ func Assert(scope *Scope, condition Output, data []Output, optional ...AssertAtt
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func AssertCardinalityDataset(scope *Scope, inputDataset Output, cardinality Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func AssertCardinalityDataset(scope *Scope, inputDataset Output, cardinality Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "AssertCardinalityDataset", Input: []any{inputDataset, cardinality}, Attrs: attrs})
 	return Out(op, 0)
@@ -2124,7 +2123,7 @@ func AssertCardinalityDataset(scope *Scope, inputDataset Output, cardinality Out
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func AssertNextDataset(scope *Scope, inputDataset Output, transformations Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func AssertNextDataset(scope *Scope, inputDataset Output, transformations Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "AssertNextDataset", Input: []any{inputDataset, transformations}, Attrs: attrs})
 	return Out(op, 0)
@@ -2153,7 +2152,7 @@ func AssertNextDataset(scope *Scope, inputDataset Output, transformations Output
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func AssertPrevDataset(scope *Scope, inputDataset Output, transformations Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func AssertPrevDataset(scope *Scope, inputDataset Output, transformations Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "AssertPrevDataset", Input: []any{inputDataset, transformations}, Attrs: attrs})
 	return Out(op, 0)
@@ -2249,7 +2248,7 @@ func AssignAdd(scope *Scope, ref Output, value Output, optional ...AssignAddAttr
 //   - value: A tensor. the value by which the variable will be incremented.
 //
 // It returns the operation, which has no outputs.
-func AssignAddVariableOp(scope *Scope, resource Output, value Output) *cgo.Operation {
+func AssignAddVariableOp(scope *Scope, resource Output, value Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "AssignAddVariableOp", Input: []any{resource, value}})
 }
 
@@ -2299,7 +2298,7 @@ func AssignSub(scope *Scope, ref Output, value Output, optional ...AssignSubAttr
 //   - value: A tensor. the value by which the variable will be incremented.
 //
 // It returns the operation, which has no outputs.
-func AssignSubVariableOp(scope *Scope, resource Output, value Output) *cgo.Operation {
+func AssignSubVariableOp(scope *Scope, resource Output, value Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "AssignSubVariableOp", Input: []any{resource, value}})
 }
 
@@ -2326,7 +2325,7 @@ func AssignVariableOpValidateShape(value bool) AssignVariableOpAttr {
 // Optional attributes (AssignVariableOpAttr): [AssignVariableOpValidateShape].
 //
 // It returns the operation, which has no outputs.
-func AssignVariableOp(scope *Scope, resource Output, value Output, optional ...AssignVariableOpAttr) *cgo.Operation {
+func AssignVariableOp(scope *Scope, resource Output, value Output, optional ...AssignVariableOpAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -2392,7 +2391,7 @@ func AssignVariableXlaConcatNDPaddings(value []int64) AssignVariableXlaConcatNDA
 // Optional attributes (AssignVariableXlaConcatNDAttr): [AssignVariableXlaConcatNDPaddings].
 //
 // It returns the operation, which has no outputs.
-func AssignVariableXlaConcatND(scope *Scope, resource Output, inputs []Output, numConcats []int64, optional ...AssignVariableXlaConcatNDAttr) *cgo.Operation {
+func AssignVariableXlaConcatND(scope *Scope, resource Output, inputs []Output, numConcats []int64, optional ...AssignVariableXlaConcatNDAttr) *Operation {
 	attrs := optionalAttr{"num_concats": numConcats}
 	for _, opt := range optional {
 		opt(attrs)
@@ -2663,7 +2662,7 @@ func AutoShardDatasetNumReplicas(value int64) AutoShardDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func AutoShardDataset(scope *Scope, inputDataset Output, numWorkers Output, index Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...AutoShardDatasetAttr) (handle Output) {
+func AutoShardDataset(scope *Scope, inputDataset Output, numWorkers Output, index Output, outputTypes []DataType, outputShapes []Shape, optional ...AutoShardDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -2889,7 +2888,7 @@ type BarrierAttr func(optionalAttr)
 // component_types.
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func BarrierShapes(value []cgo.Shape) BarrierAttr { return genOpAttr("shapes", value) }
+func BarrierShapes(value []Shape) BarrierAttr { return genOpAttr("shapes", value) }
 
 // BarrierCapacity sets the optional capacity attribute of [Barrier].
 //
@@ -2933,7 +2932,7 @@ func BarrierSharedName(value string) BarrierAttr { return genOpAttr("shared_name
 //
 // Returns:
 //   - handle: A tensor of type mutable `string`.
-func Barrier(scope *Scope, componentTypes []cgo.DataType, optional ...BarrierAttr) (handle Output) {
+func Barrier(scope *Scope, componentTypes []DataType, optional ...BarrierAttr) (handle Output) {
 	attrs := optionalAttr{"component_types": componentTypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -2971,7 +2970,7 @@ func BarrierCloseCancelPendingEnqueues(value bool) BarrierCloseAttr {
 // Optional attributes (BarrierCloseAttr): [BarrierCloseCancelPendingEnqueues].
 //
 // It returns the operation, which has no outputs.
-func BarrierClose(scope *Scope, handle Output, optional ...BarrierCloseAttr) *cgo.Operation {
+func BarrierClose(scope *Scope, handle Output, optional ...BarrierCloseAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -3008,7 +3007,7 @@ func BarrierIncompleteSize(scope *Scope, handle Output) (size Output) {
 //   - componentIndex: The component of the barrier elements that is being assigned.
 //
 // It returns the operation, which has no outputs.
-func BarrierInsertMany(scope *Scope, handle Output, keys Output, values Output, componentIndex int64) *cgo.Operation {
+func BarrierInsertMany(scope *Scope, handle Output, keys Output, values Output, componentIndex int64) *Operation {
 	attrs := optionalAttr{"component_index": componentIndex}
 	return scope.AddOperation(OpSpec{Type: "BarrierInsertMany", Input: []any{handle, keys, values}, Attrs: attrs})
 }
@@ -3077,7 +3076,7 @@ func BarrierTakeManyTimeoutMs(value int64) BarrierTakeManyAttr { return genOpAtt
 //   - indices: A tensor of type `int64`.
 //   - keys: A tensor of type `string`.
 //   - values: A list of tensors of type `component_types`.
-func BarrierTakeMany(scope *Scope, handle Output, numElements Output, componentTypes []cgo.DataType, optional ...BarrierTakeManyAttr) (indices Output, keys Output, values []Output) {
+func BarrierTakeMany(scope *Scope, handle Output, numElements Output, componentTypes []DataType, optional ...BarrierTakeManyAttr) (indices Output, keys Output, values []Output) {
 	attrs := optionalAttr{"component_types": componentTypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -3257,7 +3256,7 @@ func BatchDatasetMetadata(value string) BatchDatasetAttr { return genOpAttr("met
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func BatchDataset(scope *Scope, inputDataset Output, batchSize Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...BatchDatasetAttr) (handle Output) {
+func BatchDataset(scope *Scope, inputDataset Output, batchSize Output, outputTypes []DataType, outputShapes []Shape, optional ...BatchDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -3297,7 +3296,7 @@ func BatchDatasetV2Metadata(value string) BatchDatasetV2Attr { return genOpAttr(
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func BatchDatasetV2(scope *Scope, inputDataset Output, batchSize Output, dropRemainder Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...BatchDatasetV2Attr) (handle Output) {
+func BatchDatasetV2(scope *Scope, inputDataset Output, batchSize Output, dropRemainder Output, outputTypes []DataType, outputShapes []Shape, optional ...BatchDatasetV2Attr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -3502,7 +3501,7 @@ func BatchFunctionEnableLargeBatchSplitting(value bool) BatchFunctionAttr {
 //
 // Returns:
 //   - outTensors: A list of tensors of type `Tout`.
-func BatchFunction(scope *Scope, inTensors []Output, capturedTensors []Output, f cgo.Func, numBatchThreads int64, maxBatchSize int64, batchTimeoutMicros int64, tout []cgo.DataType, optional ...BatchFunctionAttr) (outTensors []Output) {
+func BatchFunction(scope *Scope, inTensors []Output, capturedTensors []Output, f Func, numBatchThreads int64, maxBatchSize int64, batchTimeoutMicros int64, tout []DataType, optional ...BatchFunctionAttr) (outTensors []Output) {
 	attrs := optionalAttr{"f": f, "num_batch_threads": numBatchThreads, "max_batch_size": maxBatchSize, "batch_timeout_micros": batchTimeoutMicros, "Tout": tout}
 	for _, opt := range optional {
 		opt(attrs)
@@ -3757,13 +3756,13 @@ func BatchMatMulV3GradY(value bool) BatchMatMulV3Attr { return genOpAttr("grad_y
 //     2-D or higher with shape `[..., r_x, c_x]`.
 //   - y: A tensor. Must be one of the following types: `bfloat16`, `half`, `float32`, `float64`, `uint8`, `int8`, `int16`, `int32`, `int64`, `complex64`, `complex128`.
 //     2-D or higher with shape `[..., r_y, c_y]`.
-//   - tout: If not spcified, Tout is the same type to input type. Allowed values: cgo.BFloat16, cgo.Half, cgo.Float, cgo.Double, cgo.Int16, cgo.Int32, cgo.Int64, cgo.Complex64, cgo.Complex128.
+//   - tout: If not spcified, Tout is the same type to input type. Allowed values: BFloat16, Half, Float, Double, Int16, Int32, Int64, Complex64, Complex128.
 //
 // Optional attributes (BatchMatMulV3Attr): [BatchMatMulV3AdjX], [BatchMatMulV3AdjY], [BatchMatMulV3GradX] and [BatchMatMulV3GradY].
 //
 // Returns:
 //   - output: A tensor of type `Tout`.
-func BatchMatMulV3(scope *Scope, x Output, y Output, tout cgo.DataType, optional ...BatchMatMulV3Attr) (output Output) {
+func BatchMatMulV3(scope *Scope, x Output, y Output, tout DataType, optional ...BatchMatMulV3Attr) (output Output) {
 	attrs := optionalAttr{"Tout": tout}
 	for _, opt := range optional {
 		opt(attrs)
@@ -4599,11 +4598,11 @@ func Bincount(scope *Scope, arr Output, size Output, weights Output) (bins Outpu
 //
 // Arguments:
 //   - input: A tensor. Must be one of the following types: `bfloat16`, `half`, `float32`, `float64`, `int64`, `int32`, `uint8`, `uint16`, `uint32`, `uint64`, `int8`, `int16`, `complex64`, `complex128`, `qint8`, `quint8`, `qint16`, `quint16`, `qint32`.
-//   - type_: Allowed values: cgo.BFloat16, cgo.Half, cgo.Float, cgo.Double, cgo.Int64, cgo.Int32, cgo.Uint8, cgo.Uint16, cgo.Uint32, cgo.Uint64, cgo.Int8, cgo.Int16, cgo.Complex64, cgo.Complex128, cgo.Qint8, cgo.Quint8, cgo.Qint16, cgo.Quint16, cgo.Qint32.
+//   - type_: Allowed values: BFloat16, Half, Float, Double, Int64, Int32, Uint8, Uint16, Uint32, Uint64, Int8, Int16, Complex64, Complex128, Qint8, Quint8, Qint16, Quint16, Qint32.
 //
 // Returns:
 //   - output: A tensor of type `type`.
-func Bitcast(scope *Scope, input Output, type_ cgo.DataType) (output Output) {
+func Bitcast(scope *Scope, input Output, type_ DataType) (output Output) {
 	attrs := optionalAttr{"type": type_}
 	op := scope.AddOperation(OpSpec{Type: "Bitcast", Input: []any{input}, Attrs: attrs})
 	return Out(op, 0)
@@ -5222,7 +5221,7 @@ func BoostedTreesCenterBias(scope *Scope, treeEnsembleHandle Output, meanGradien
 //     Serialized proto of the tree ensemble.
 //
 // It returns the operation, which has no outputs.
-func BoostedTreesCreateEnsemble(scope *Scope, treeEnsembleHandle Output, stampToken Output, treeEnsembleSerialized Output) *cgo.Operation {
+func BoostedTreesCreateEnsemble(scope *Scope, treeEnsembleHandle Output, stampToken Output, treeEnsembleSerialized Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "BoostedTreesCreateEnsemble", Input: []any{treeEnsembleHandle, stampToken, treeEnsembleSerialized}})
 }
 
@@ -5251,7 +5250,7 @@ func BoostedTreesCreateQuantileStreamResourceMaxElements(value int64) BoostedTre
 // Optional attributes (BoostedTreesCreateQuantileStreamResourceAttr): [BoostedTreesCreateQuantileStreamResourceMaxElements].
 //
 // It returns the operation, which has no outputs.
-func BoostedTreesCreateQuantileStreamResource(scope *Scope, quantileStreamResourceHandle Output, epsilon Output, numStreams Output, optional ...BoostedTreesCreateQuantileStreamResourceAttr) *cgo.Operation {
+func BoostedTreesCreateQuantileStreamResource(scope *Scope, quantileStreamResourceHandle Output, epsilon Output, numStreams Output, optional ...BoostedTreesCreateQuantileStreamResourceAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -5272,7 +5271,7 @@ func BoostedTreesCreateQuantileStreamResource(scope *Scope, quantileStreamResour
 //     Serialized proto of the ensemble.
 //
 // It returns the operation, which has no outputs.
-func BoostedTreesDeserializeEnsemble(scope *Scope, treeEnsembleHandle Output, stampToken Output, treeEnsembleSerialized Output) *cgo.Operation {
+func BoostedTreesDeserializeEnsemble(scope *Scope, treeEnsembleHandle Output, stampToken Output, treeEnsembleSerialized Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "BoostedTreesDeserializeEnsemble", Input: []any{treeEnsembleHandle, stampToken, treeEnsembleSerialized}})
 }
 
@@ -5462,7 +5461,7 @@ func BoostedTreesPredict(scope *Scope, treeEnsembleHandle Output, bucketizedFeat
 //     string; List of Rank 2 Tensor each containing the summaries for a single feature.
 //
 // It returns the operation, which has no outputs.
-func BoostedTreesQuantileStreamResourceAddSummaries(scope *Scope, quantileStreamResourceHandle Output, summaries []Output) *cgo.Operation {
+func BoostedTreesQuantileStreamResourceAddSummaries(scope *Scope, quantileStreamResourceHandle Output, summaries []Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "BoostedTreesQuantileStreamResourceAddSummaries", Input: []any{quantileStreamResourceHandle, summaries}})
 }
 
@@ -5477,7 +5476,7 @@ func BoostedTreesQuantileStreamResourceAddSummaries(scope *Scope, quantileStream
 //     float; List of Rank 1 Tensors each containing the bucket boundaries for a feature.
 //
 // It returns the operation, which has no outputs.
-func BoostedTreesQuantileStreamResourceDeserialize(scope *Scope, quantileStreamResourceHandle Output, bucketBoundaries []Output) *cgo.Operation {
+func BoostedTreesQuantileStreamResourceDeserialize(scope *Scope, quantileStreamResourceHandle Output, bucketBoundaries []Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "BoostedTreesQuantileStreamResourceDeserialize", Input: []any{quantileStreamResourceHandle, bucketBoundaries}})
 }
 
@@ -5511,7 +5510,7 @@ func BoostedTreesQuantileStreamResourceFlushGenerateQuantiles(value bool) Booste
 // Optional attributes (BoostedTreesQuantileStreamResourceFlushAttr): [BoostedTreesQuantileStreamResourceFlushGenerateQuantiles].
 //
 // It returns the operation, which has no outputs.
-func BoostedTreesQuantileStreamResourceFlush(scope *Scope, quantileStreamResourceHandle Output, numBuckets Output, optional ...BoostedTreesQuantileStreamResourceFlushAttr) *cgo.Operation {
+func BoostedTreesQuantileStreamResourceFlush(scope *Scope, quantileStreamResourceHandle Output, numBuckets Output, optional ...BoostedTreesQuantileStreamResourceFlushAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -5752,7 +5751,7 @@ func BoostedTreesTrainingPredict(scope *Scope, treeEnsembleHandle Output, cached
 //   - pruningMode: 0-No pruning, 1-Pre-pruning, 2-Post-pruning. Minimum value: 0.
 //
 // It returns the operation, which has no outputs.
-func BoostedTreesUpdateEnsemble(scope *Scope, treeEnsembleHandle Output, featureIds Output, nodeIds []Output, gains []Output, thresholds []Output, leftNodeContribs []Output, rightNodeContribs []Output, maxDepth Output, learningRate Output, pruningMode int64) *cgo.Operation {
+func BoostedTreesUpdateEnsemble(scope *Scope, treeEnsembleHandle Output, featureIds Output, nodeIds []Output, gains []Output, thresholds []Output, leftNodeContribs []Output, rightNodeContribs []Output, maxDepth Output, learningRate Output, pruningMode int64) *Operation {
 	attrs := optionalAttr{"pruning_mode": pruningMode}
 	return scope.AddOperation(OpSpec{Type: "BoostedTreesUpdateEnsemble", Input: []any{treeEnsembleHandle, featureIds, nodeIds, gains, thresholds, leftNodeContribs, rightNodeContribs, maxDepth, learningRate}, Attrs: attrs})
 }
@@ -5809,7 +5808,7 @@ func BoostedTreesUpdateEnsembleV2LogitsDimension(value int64) BoostedTreesUpdate
 // Optional attributes (BoostedTreesUpdateEnsembleV2Attr): [BoostedTreesUpdateEnsembleV2LogitsDimension].
 //
 // It returns the operation, which has no outputs.
-func BoostedTreesUpdateEnsembleV2(scope *Scope, treeEnsembleHandle Output, featureIds []Output, dimensionIds []Output, nodeIds []Output, gains []Output, thresholds []Output, leftNodeContribs []Output, rightNodeContribs []Output, splitTypes []Output, maxDepth Output, learningRate Output, pruningMode Output, optional ...BoostedTreesUpdateEnsembleV2Attr) *cgo.Operation {
+func BoostedTreesUpdateEnsembleV2(scope *Scope, treeEnsembleHandle Output, featureIds []Output, dimensionIds []Output, nodeIds []Output, gains []Output, thresholds []Output, leftNodeContribs []Output, rightNodeContribs []Output, splitTypes []Output, maxDepth Output, learningRate Output, pruningMode Output, optional ...BoostedTreesUpdateEnsembleV2Attr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -5933,7 +5932,7 @@ func Bucketize(scope *Scope, input Output, boundaries []float32) (output Output)
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func BytesProducedStatsDataset(scope *Scope, inputDataset Output, tag Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func BytesProducedStatsDataset(scope *Scope, inputDataset Output, tag Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "BytesProducedStatsDataset", Input: []any{inputDataset, tag}, Attrs: attrs})
 	return Out(op, 0)
@@ -5944,13 +5943,13 @@ func BytesProducedStatsDataset(scope *Scope, inputDataset Output, tag Output, ou
 // Arguments:
 //   - csrSparseMatrix: A tensor of type variant.
 //   - index: A tensor of type int32.
-//   - type_: Allowed values: cgo.Float, cgo.Double, cgo.Complex64, cgo.Complex128.
+//   - type_: Allowed values: Float, Double, Complex64, Complex128.
 //
 // Returns:
 //   - rowPtrs: A tensor of type int32.
 //   - colInds: A tensor of type int32.
 //   - values: A tensor of type type (float32, float64, complex64, complex128).
-func CSRSparseMatrixComponents(scope *Scope, csrSparseMatrix Output, index Output, type_ cgo.DataType) (rowPtrs Output, colInds Output, values Output) {
+func CSRSparseMatrixComponents(scope *Scope, csrSparseMatrix Output, index Output, type_ DataType) (rowPtrs Output, colInds Output, values Output) {
 	attrs := optionalAttr{"type": type_}
 	op := scope.AddOperation(OpSpec{Type: "CSRSparseMatrixComponents", Input: []any{csrSparseMatrix, index}, Attrs: attrs})
 	return Out(op, 0), Out(op, 1), Out(op, 2)
@@ -5960,11 +5959,11 @@ func CSRSparseMatrixComponents(scope *Scope, csrSparseMatrix Output, index Outpu
 //
 // Arguments:
 //   - sparseInput: A tensor of type variant.
-//   - type_: Allowed values: cgo.Float, cgo.Double, cgo.Complex64, cgo.Complex128.
+//   - type_: Allowed values: Float, Double, Complex64, Complex128.
 //
 // Returns:
 //   - denseOutput: A tensor of type type (float32, float64, complex64, complex128).
-func CSRSparseMatrixToDense(scope *Scope, sparseInput Output, type_ cgo.DataType) (denseOutput Output) {
+func CSRSparseMatrixToDense(scope *Scope, sparseInput Output, type_ DataType) (denseOutput Output) {
 	attrs := optionalAttr{"type": type_}
 	op := scope.AddOperation(OpSpec{Type: "CSRSparseMatrixToDense", Input: []any{sparseInput}, Attrs: attrs})
 	return Out(op, 0)
@@ -5974,13 +5973,13 @@ func CSRSparseMatrixToDense(scope *Scope, sparseInput Output, type_ cgo.DataType
 //
 // Arguments:
 //   - sparseMatrix: A tensor of type variant.
-//   - type_: Allowed values: cgo.Float, cgo.Double, cgo.Complex64, cgo.Complex128.
+//   - type_: Allowed values: Float, Double, Complex64, Complex128.
 //
 // Returns:
 //   - indices: A tensor of type int64.
 //   - values: A tensor of type type (float32, float64, complex64, complex128).
 //   - denseShape: A tensor of type int64.
-func CSRSparseMatrixToSparseTensor(scope *Scope, sparseMatrix Output, type_ cgo.DataType) (indices Output, values Output, denseShape Output) {
+func CSRSparseMatrixToSparseTensor(scope *Scope, sparseMatrix Output, type_ DataType) (indices Output, values Output, denseShape Output) {
 	attrs := optionalAttr{"type": type_}
 	op := scope.AddOperation(OpSpec{Type: "CSRSparseMatrixToSparseTensor", Input: []any{sparseMatrix}, Attrs: attrs})
 	return Out(op, 0), Out(op, 1), Out(op, 2)
@@ -6002,7 +6001,7 @@ func CSRSparseMatrixToSparseTensor(scope *Scope, sparseMatrix Output, type_ cgo.
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func CSVDataset(scope *Scope, filenames Output, compressionType Output, bufferSize Output, header Output, fieldDelim Output, useQuoteDelim Output, naValue Output, selectCols Output, recordDefaults []Output, outputShapes []cgo.Shape) (handle Output) {
+func CSVDataset(scope *Scope, filenames Output, compressionType Output, bufferSize Output, header Output, fieldDelim Output, useQuoteDelim Output, naValue Output, selectCols Output, recordDefaults []Output, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "CSVDataset", Input: []any{filenames, compressionType, bufferSize, header, fieldDelim, useQuoteDelim, naValue, selectCols, recordDefaults}, Attrs: attrs})
 	return Out(op, 0)
@@ -6025,7 +6024,7 @@ func CSVDataset(scope *Scope, filenames Output, compressionType Output, bufferSi
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func CSVDatasetV2(scope *Scope, filenames Output, compressionType Output, bufferSize Output, header Output, fieldDelim Output, useQuoteDelim Output, naValue Output, selectCols Output, recordDefaults []Output, excludeCols Output, outputShapes []cgo.Shape) (handle Output) {
+func CSVDatasetV2(scope *Scope, filenames Output, compressionType Output, bufferSize Output, header Output, fieldDelim Output, useQuoteDelim Output, naValue Output, selectCols Output, recordDefaults []Output, excludeCols Output, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "CSVDatasetV2", Input: []any{filenames, compressionType, bufferSize, header, fieldDelim, useQuoteDelim, naValue, selectCols, recordDefaults, excludeCols}, Attrs: attrs})
 	return Out(op, 0)
@@ -6304,7 +6303,7 @@ func CacheDatasetMetadata(value string) CacheDatasetAttr { return genOpAttr("met
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func CacheDataset(scope *Scope, inputDataset Output, filename Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...CacheDatasetAttr) (handle Output) {
+func CacheDataset(scope *Scope, inputDataset Output, filename Output, outputTypes []DataType, outputShapes []Shape, optional ...CacheDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -6334,7 +6333,7 @@ func CacheDatasetV2Metadata(value string) CacheDatasetV2Attr { return genOpAttr(
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func CacheDatasetV2(scope *Scope, inputDataset Output, filename Output, cache Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...CacheDatasetV2Attr) (handle Output) {
+func CacheDatasetV2(scope *Scope, inputDataset Output, filename Output, cache Output, outputTypes []DataType, outputShapes []Shape, optional ...CacheDatasetV2Attr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -6357,7 +6356,7 @@ func CacheDatasetV2(scope *Scope, inputDataset Output, filename Output, cache Ou
 //   - outputFilePath: The value of the output_file_path attribute.
 //
 // It returns the operation, which has no outputs.
-func CalibrationStatisticsSaver(scope *Scope, args []Output, ids []string, calibrationMethods []int64, outputFilePath string) *cgo.Operation {
+func CalibrationStatisticsSaver(scope *Scope, args []Output, ids []string, calibrationMethods []int64, outputFilePath string) *Operation {
 	attrs := optionalAttr{"ids": ids, "calibration_methods": calibrationMethods, "output_file_path": outputFilePath}
 	return scope.AddOperation(OpSpec{Type: "CalibrationStatisticsSaver", Input: []any{args}, Attrs: attrs})
 }
@@ -6368,7 +6367,7 @@ type CaseAttr func(optionalAttr)
 // CaseOutputShapes sets the optional output_shapes attribute of [Case].
 //
 // If not specified, defaults to an empty list.
-func CaseOutputShapes(value []cgo.Shape) CaseAttr { return genOpAttr("output_shapes", value) }
+func CaseOutputShapes(value []Shape) CaseAttr { return genOpAttr("output_shapes", value) }
 
 // Case is an n-way switch statement which calls a single branch function.
 //
@@ -6401,7 +6400,7 @@ func CaseOutputShapes(value []cgo.Shape) CaseAttr { return genOpAttr("output_sha
 //
 // Returns:
 //   - output: A list of tensors of type `Tout`.
-func Case(scope *Scope, branchIndex Output, input []Output, tout []cgo.DataType, branches []cgo.Func, optional ...CaseAttr) (output []Output) {
+func Case(scope *Scope, branchIndex Output, input []Output, tout []DataType, branches []Func, optional ...CaseAttr) (output []Output) {
 	attrs := optionalAttr{"Tout": tout, "branches": branches}
 	for _, opt := range optional {
 		opt(attrs)
@@ -6437,7 +6436,7 @@ func CastTruncate(value bool) CastAttr { return genOpAttr("Truncate", value) }
 //
 // Returns:
 //   - y: A tensor of type `DstT`.
-func Cast(scope *Scope, x Output, dstT cgo.DataType, optional ...CastAttr) (y Output) {
+func Cast(scope *Scope, x Output, dstT DataType, optional ...CastAttr) (y Output) {
 	attrs := optionalAttr{"DstT": dstT}
 	for _, opt := range optional {
 		opt(attrs)
@@ -6592,7 +6591,7 @@ func CholeskyGrad(scope *Scope, l Output, grad Output) (output Output) {
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func ChooseFastestBranchDataset(scope *Scope, inputDataset Output, ratioNumerator Output, ratioDenominator Output, otherArguments []Output, numElementsPerBranch int64, branches []cgo.Func, otherArgumentsLengths []int64, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ChooseFastestBranchDataset(scope *Scope, inputDataset Output, ratioNumerator Output, ratioDenominator Output, otherArguments []Output, numElementsPerBranch int64, branches []Func, otherArgumentsLengths []int64, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"num_elements_per_branch": numElementsPerBranch, "branches": branches, "other_arguments_lengths": otherArgumentsLengths, "output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ChooseFastestBranchDataset", Input: []any{inputDataset, ratioNumerator, ratioDenominator, otherArguments}, Attrs: attrs})
 	return Out(op, 0)
@@ -6608,7 +6607,7 @@ func ChooseFastestBranchDataset(scope *Scope, inputDataset Output, ratioNumerato
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func ChooseFastestDataset(scope *Scope, inputDatasets []Output, numExperiments int64, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ChooseFastestDataset(scope *Scope, inputDatasets []Output, numExperiments int64, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"num_experiments": numExperiments, "output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ChooseFastestDataset", Input: []any{inputDatasets}, Attrs: attrs})
 	return Out(op, 0)
@@ -6644,7 +6643,7 @@ func ClipByValue(scope *Scope, t Output, clipValueMin Output, clipValueMax Outpu
 //   - writer: A tensor of type resource.
 //
 // It returns the operation, which has no outputs.
-func CloseSummaryWriter(scope *Scope, writer Output) *cgo.Operation {
+func CloseSummaryWriter(scope *Scope, writer Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "CloseSummaryWriter", Input: []any{writer}})
 }
 
@@ -6775,7 +6774,7 @@ func CollectiveBcastRecvTimeoutSeconds(value float32) CollectiveBcastRecvAttr {
 // CollectiveBcastRecv receives a tensor value broadcast from another device.
 //
 // Arguments:
-//   - t: Allowed values: cgo.Bool, cgo.Float, cgo.Half, cgo.Double, cgo.Int32, cgo.Int64.
+//   - t: Allowed values: Bool, Float, Half, Double, Int32, Int64.
 //   - groupSize: The value of the group_size attribute.
 //   - groupKey: The value of the group_key attribute.
 //   - instanceKey: The value of the instance_key attribute.
@@ -6785,7 +6784,7 @@ func CollectiveBcastRecvTimeoutSeconds(value float32) CollectiveBcastRecvAttr {
 //
 // Returns:
 //   - data: A tensor of type `T`.
-func CollectiveBcastRecv(scope *Scope, t cgo.DataType, groupSize int64, groupKey int64, instanceKey int64, shape cgo.Shape, optional ...CollectiveBcastRecvAttr) (data Output) {
+func CollectiveBcastRecv(scope *Scope, t DataType, groupSize int64, groupKey int64, instanceKey int64, shape Shape, optional ...CollectiveBcastRecvAttr) (data Output) {
 	attrs := optionalAttr{"T": t, "group_size": groupSize, "group_key": groupKey, "instance_key": instanceKey, "shape": shape}
 	for _, opt := range optional {
 		opt(attrs)
@@ -6818,13 +6817,13 @@ func CollectiveBcastRecvV2TimeoutSeconds(value float32) CollectiveBcastRecvV2Att
 //   - groupKey: A tensor of type `int32`.
 //   - instanceKey: A tensor of type `int32`.
 //   - shape: A tensor. Must be one of the following types: `int32`, `int64`.
-//   - t: Allowed values: cgo.Bool, cgo.Float, cgo.Half, cgo.Double, cgo.Int32, cgo.Int64.
+//   - t: Allowed values: Bool, Float, Half, Double, Int32, Int64.
 //
 // Optional attributes (CollectiveBcastRecvV2Attr): [CollectiveBcastRecvV2CommunicationHint] and [CollectiveBcastRecvV2TimeoutSeconds].
 //
 // Returns:
 //   - data: A tensor of type `T`.
-func CollectiveBcastRecvV2(scope *Scope, groupSize Output, groupKey Output, instanceKey Output, shape Output, t cgo.DataType, optional ...CollectiveBcastRecvV2Attr) (data Output) {
+func CollectiveBcastRecvV2(scope *Scope, groupSize Output, groupKey Output, instanceKey Output, shape Output, t DataType, optional ...CollectiveBcastRecvV2Attr) (data Output) {
 	attrs := optionalAttr{"T": t}
 	for _, opt := range optional {
 		opt(attrs)
@@ -6863,7 +6862,7 @@ func CollectiveBcastSendTimeoutSeconds(value float32) CollectiveBcastSendAttr {
 //
 // Returns:
 //   - data: A tensor. Has the same type as `input`.
-func CollectiveBcastSend(scope *Scope, input Output, groupSize int64, groupKey int64, instanceKey int64, shape cgo.Shape, optional ...CollectiveBcastSendAttr) (data Output) {
+func CollectiveBcastSend(scope *Scope, input Output, groupSize int64, groupKey int64, instanceKey int64, shape Shape, optional ...CollectiveBcastSendAttr) (data Output) {
 	attrs := optionalAttr{"group_size": groupSize, "group_key": groupKey, "instance_key": instanceKey, "shape": shape}
 	for _, opt := range optional {
 		opt(attrs)
@@ -6940,7 +6939,7 @@ func CollectiveGatherTimeoutSeconds(value float32) CollectiveGatherAttr {
 //
 // Returns:
 //   - data: A tensor. Has the same type as `input`.
-func CollectiveGather(scope *Scope, input Output, groupSize int64, groupKey int64, instanceKey int64, shape cgo.Shape, optional ...CollectiveGatherAttr) (data Output) {
+func CollectiveGather(scope *Scope, input Output, groupSize int64, groupKey int64, instanceKey int64, shape Shape, optional ...CollectiveGatherAttr) (data Output) {
 	attrs := optionalAttr{"group_size": groupSize, "group_key": groupKey, "instance_key": instanceKey, "shape": shape}
 	for _, opt := range optional {
 		opt(attrs)
@@ -7339,8 +7338,8 @@ type ComplexAttr func(optionalAttr)
 
 // ComplexTout sets the optional Tout attribute of [Complex].
 //
-// Allowed values: cgo.Complex64, cgo.Complex128. If not specified, defaults to cgo.Complex64.
-func ComplexTout(value cgo.DataType) ComplexAttr { return genOpAttr("Tout", value) }
+// Allowed values: Complex64, Complex128. If not specified, defaults to Complex64.
+func ComplexTout(value DataType) ComplexAttr { return genOpAttr("Tout", value) }
 
 // Complex converts two real numbers to a complex number.
 //
@@ -7382,8 +7381,8 @@ type ComplexAbsAttr func(optionalAttr)
 // Need to be `tf.float32` when the type of `x` is `tf.complex64`.
 // Need to be `tf.float64` when the type of `x` is `tf.complex128`.
 //
-// Allowed values: cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func ComplexAbsTout(value cgo.DataType) ComplexAbsAttr { return genOpAttr("Tout", value) }
+// Allowed values: Float, Double. If not specified, defaults to Float.
+func ComplexAbsTout(value DataType) ComplexAbsAttr { return genOpAttr("Tout", value) }
 
 // ComplexAbs computes the complex absolute value of a tensor.
 //
@@ -7450,7 +7449,7 @@ func CompositeTensorVariantFromComponents(scope *Scope, components []Output, met
 //
 // Returns:
 //   - components: A list of tensors of type `Tcomponents`.
-func CompositeTensorVariantToComponents(scope *Scope, encoded Output, metadata string, tcomponents []cgo.DataType) (components []Output) {
+func CompositeTensorVariantToComponents(scope *Scope, encoded Output, metadata string, tcomponents []DataType) (components []Output) {
 	attrs := optionalAttr{"metadata": metadata, "Tcomponents": tcomponents}
 	op := scope.AddOperation(OpSpec{Type: "CompositeTensorVariantToComponents", Input: []any{encoded}, Attrs: attrs})
 	if op == nil {
@@ -7690,7 +7689,7 @@ func ConcatenateDatasetMetadata(value string) ConcatenateDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ConcatenateDataset(scope *Scope, inputDataset Output, anotherDataset Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ConcatenateDatasetAttr) (handle Output) {
+func ConcatenateDataset(scope *Scope, inputDataset Output, anotherDataset Output, outputTypes []DataType, outputShapes []Shape, optional ...ConcatenateDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -7739,14 +7738,14 @@ func ConditionalAccumulatorReductionType(value string) ConditionalAccumulatorAtt
 // the accumulator.
 //
 // Arguments:
-//   - dtype: The type of the value being accumulated. Allowed values: cgo.Float, cgo.Double, cgo.Int32, cgo.Uint8, cgo.Int16, cgo.Int8, cgo.Complex64, cgo.Int64, cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.BFloat16, cgo.Qint16, cgo.Quint16, cgo.Uint16, cgo.Complex128, cgo.Half, cgo.Uint32, cgo.Uint64.
+//   - dtype: The type of the value being accumulated. Allowed values: Float, Double, Int32, Uint8, Int16, Int8, Complex64, Int64, Qint8, Quint8, Qint32, BFloat16, Qint16, Quint16, Uint16, Complex128, Half, Uint32, Uint64.
 //   - shape: The shape of the values, can be [], in which case shape is unknown.
 //
 // Optional attributes (ConditionalAccumulatorAttr): [ConditionalAccumulatorContainer], [ConditionalAccumulatorSharedName] and [ConditionalAccumulatorReductionType].
 //
 // Returns:
 //   - handle: A tensor of type mutable `string`.
-func ConditionalAccumulator(scope *Scope, dtype cgo.DataType, shape cgo.Shape, optional ...ConditionalAccumulatorAttr) (handle Output) {
+func ConditionalAccumulator(scope *Scope, dtype DataType, shape Shape, optional ...ConditionalAccumulatorAttr) (handle Output) {
 	attrs := optionalAttr{"dtype": dtype, "shape": shape}
 	for _, opt := range optional {
 		opt(attrs)
@@ -7854,7 +7853,7 @@ func ConfigureDistributedTPU(scope *Scope, optional ...ConfigureDistributedTPUAt
 //     describes the embedding lookups of the program.
 //
 // It returns the operation, which has no outputs.
-func ConfigureTPUEmbedding(scope *Scope, config string) *cgo.Operation {
+func ConfigureTPUEmbedding(scope *Scope, config string) *Operation {
 	attrs := optionalAttr{"config": config}
 	return scope.AddOperation(OpSpec{Type: "ConfigureTPUEmbedding", Attrs: attrs})
 }
@@ -7934,7 +7933,7 @@ func ConjugateTranspose(scope *Scope, x Output, perm Output) (y Output) {
 //   - networkConfigs: A list of N tensors of type string.
 //
 // It returns the operation, which has no outputs.
-func ConnectTPUEmbeddingHosts(scope *Scope, networkConfigs []Output) *cgo.Operation {
+func ConnectTPUEmbeddingHosts(scope *Scope, networkConfigs []Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ConnectTPUEmbeddingHosts", Input: []any{networkConfigs}})
 }
 
@@ -7953,7 +7952,7 @@ func ConnectTPUEmbeddingHosts(scope *Scope, networkConfigs []Output) *cgo.Operat
 //     A tensor returned by `MutexLock`.
 //
 // It returns the operation, which has no outputs.
-func ConsumeMutexLock(scope *Scope, mutexLock Output) *cgo.Operation {
+func ConsumeMutexLock(scope *Scope, mutexLock Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ConsumeMutexLock", Input: []any{mutexLock}})
 }
 
@@ -7962,7 +7961,7 @@ func ConsumeMutexLock(scope *Scope, mutexLock Output) *cgo.Operation {
 // Only useful as a placeholder for control edges.
 //
 // It returns the operation, which has no outputs.
-func ControlTrigger(scope *Scope) *cgo.Operation {
+func ControlTrigger(scope *Scope) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ControlTrigger"})
 }
 
@@ -9006,7 +9005,7 @@ func CountUpTo(scope *Scope, ref Output, limit int64) (output Output) {
 //   - userName: A tensor of type string.
 //
 // It returns the operation, which has no outputs.
-func CreateSummaryDbWriter(scope *Scope, writer Output, dbUri Output, experimentName Output, runName Output, userName Output) *cgo.Operation {
+func CreateSummaryDbWriter(scope *Scope, writer Output, dbUri Output, experimentName Output, runName Output, userName Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "CreateSummaryDbWriter", Input: []any{writer, dbUri, experimentName, runName, userName}})
 }
 
@@ -9020,7 +9019,7 @@ func CreateSummaryDbWriter(scope *Scope, writer Output, dbUri Output, experiment
 //   - filenameSuffix: A tensor of type string.
 //
 // It returns the operation, which has no outputs.
-func CreateSummaryFileWriter(scope *Scope, writer Output, logdir Output, maxQueue Output, flushMillis Output, filenameSuffix Output) *cgo.Operation {
+func CreateSummaryFileWriter(scope *Scope, writer Output, logdir Output, maxQueue Output, flushMillis Output, filenameSuffix Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "CreateSummaryFileWriter", Input: []any{writer, logdir, maxQueue, flushMillis, filenameSuffix}})
 }
 
@@ -9185,13 +9184,13 @@ func CropAndResizeGradImageMethod(value string) CropAndResizeGradImageAttr {
 //     A 1-D tensor with value `[batch, image_height, image_width, depth]`
 //     containing the original image size. Both `image_height` and `image_width` need
 //     to be positive.
-//   - t: Allowed values: cgo.Float, cgo.Half, cgo.Double.
+//   - t: Allowed values: Float, Half, Double.
 //
 // Optional attributes (CropAndResizeGradImageAttr): [CropAndResizeGradImageMethod].
 //
 // Returns:
 //   - output: A tensor of type `T`.
-func CropAndResizeGradImage(scope *Scope, grads Output, boxes Output, boxInd Output, imageSize Output, t cgo.DataType, optional ...CropAndResizeGradImageAttr) (output Output) {
+func CropAndResizeGradImage(scope *Scope, grads Output, boxes Output, boxInd Output, imageSize Output, t DataType, optional ...CropAndResizeGradImageAttr) (output Output) {
 	attrs := optionalAttr{"T": t}
 	for _, opt := range optional {
 		opt(attrs)
@@ -10087,14 +10086,14 @@ func CudnnRNNParamsSizeNumProj(value int64) CudnnRNNParamsSizeAttr {
 //   - numLayers: A tensor of type `int32`.
 //   - numUnits: A tensor of type `int32`.
 //   - inputSize: A tensor of type `int32`.
-//   - t: Allowed values: cgo.BFloat16, cgo.Half, cgo.Float, cgo.Double.
-//   - s: Allowed values: cgo.Int32, cgo.Int64.
+//   - t: Allowed values: BFloat16, Half, Float, Double.
+//   - s: Allowed values: Int32, Int64.
 //
 // Optional attributes (CudnnRNNParamsSizeAttr): [CudnnRNNParamsSizeRnnMode], [CudnnRNNParamsSizeInputMode], [CudnnRNNParamsSizeDirection], [CudnnRNNParamsSizeDropout], [CudnnRNNParamsSizeSeed], [CudnnRNNParamsSizeSeed2] and [CudnnRNNParamsSizeNumProj].
 //
 // Returns:
 //   - paramsSize: A tensor of type `S`.
-func CudnnRNNParamsSize(scope *Scope, numLayers Output, numUnits Output, inputSize Output, t cgo.DataType, s cgo.DataType, optional ...CudnnRNNParamsSizeAttr) (paramsSize Output) {
+func CudnnRNNParamsSize(scope *Scope, numLayers Output, numUnits Output, inputSize Output, t DataType, s DataType, optional ...CudnnRNNParamsSizeAttr) (paramsSize Output) {
 	attrs := optionalAttr{"T": t, "S": s}
 	for _, opt := range optional {
 		opt(attrs)
@@ -10924,7 +10923,7 @@ func DTensorReduceScatter(scope *Scope, input Output, groupAssignment Output, sc
 //
 // Returns:
 //   - tensors: A list of tensors of the types dtypes.
-func DTensorRestoreV2(scope *Scope, prefix Output, tensorNames Output, shapeAndSlices Output, inputShapes []cgo.Shape, inputLayouts []string, dtypes []cgo.DataType) (tensors []Output) {
+func DTensorRestoreV2(scope *Scope, prefix Output, tensorNames Output, shapeAndSlices Output, inputShapes []Shape, inputLayouts []string, dtypes []DataType) (tensors []Output) {
 	attrs := optionalAttr{"input_shapes": inputShapes, "input_layouts": inputLayouts, "dtypes": dtypes}
 	op := scope.AddOperation(OpSpec{Type: "DTensorRestoreV2", Input: []any{prefix, tensorNames, shapeAndSlices}, Attrs: attrs})
 	if op == nil {
@@ -10945,7 +10944,7 @@ func DTensorRestoreV2(scope *Scope, prefix Output, tensorNames Output, shapeAndS
 //   - topology: A tensor of type string.
 //
 // It returns the operation, which has no outputs.
-func DTensorSetGlobalTPUArray(scope *Scope, topology Output) *cgo.Operation {
+func DTensorSetGlobalTPUArray(scope *Scope, topology Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "DTensorSetGlobalTPUArray", Input: []any{topology}})
 }
 
@@ -11111,7 +11110,7 @@ func DataServiceDatasetCrossTrainerCacheOptions(value string) DataServiceDataset
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func DataServiceDataset(scope *Scope, datasetId Output, processingMode Output, address Output, protocol Output, jobName Output, maxOutstandingRequests Output, iterationCounter Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...DataServiceDatasetAttr) (handle Output) {
+func DataServiceDataset(scope *Scope, datasetId Output, processingMode Output, address Output, protocol Output, jobName Output, maxOutstandingRequests Output, iterationCounter Output, outputTypes []DataType, outputShapes []Shape, optional ...DataServiceDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -11170,7 +11169,7 @@ func DataServiceDatasetV2CrossTrainerCacheOptions(value string) DataServiceDatas
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func DataServiceDatasetV2(scope *Scope, datasetId Output, processingMode Output, address Output, protocol Output, jobName Output, consumerIndex Output, numConsumers Output, maxOutstandingRequests Output, iterationCounter Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...DataServiceDatasetV2Attr) (handle Output) {
+func DataServiceDatasetV2(scope *Scope, datasetId Output, processingMode Output, address Output, protocol Output, jobName Output, consumerIndex Output, numConsumers Output, maxOutstandingRequests Output, iterationCounter Output, outputTypes []DataType, outputShapes []Shape, optional ...DataServiceDatasetV2Attr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -11237,7 +11236,7 @@ func DataServiceDatasetV3CrossTrainerCacheOptions(value string) DataServiceDatas
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func DataServiceDatasetV3(scope *Scope, datasetId Output, processingMode Output, address Output, protocol Output, jobName Output, consumerIndex Output, numConsumers Output, maxOutstandingRequests Output, iterationCounter Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, uncompressFn cgo.Func, optional ...DataServiceDatasetV3Attr) (handle Output) {
+func DataServiceDatasetV3(scope *Scope, datasetId Output, processingMode Output, address Output, protocol Output, jobName Output, consumerIndex Output, numConsumers Output, maxOutstandingRequests Output, iterationCounter Output, outputTypes []DataType, outputShapes []Shape, uncompressFn Func, optional ...DataServiceDatasetV3Attr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes, "uncompress_fn": uncompressFn}
 	for _, opt := range optional {
 		opt(attrs)
@@ -11304,7 +11303,7 @@ func DataServiceDatasetV4CrossTrainerCacheOptions(value string) DataServiceDatas
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func DataServiceDatasetV4(scope *Scope, datasetId Output, processingMode Output, address Output, protocol Output, jobName Output, consumerIndex Output, numConsumers Output, maxOutstandingRequests Output, iterationCounter Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, uncompressFn cgo.Func, optional ...DataServiceDatasetV4Attr) (handle Output) {
+func DataServiceDatasetV4(scope *Scope, datasetId Output, processingMode Output, address Output, protocol Output, jobName Output, consumerIndex Output, numConsumers Output, maxOutstandingRequests Output, iterationCounter Output, outputTypes []DataType, outputShapes []Shape, uncompressFn Func, optional ...DataServiceDatasetV4Attr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes, "uncompress_fn": uncompressFn}
 	for _, opt := range optional {
 		opt(attrs)
@@ -11479,7 +11478,7 @@ func DatasetToSingleElementMetadata(value string) DatasetToSingleElementAttr {
 //
 // Returns:
 //   - components: A list of tensors of type `output_types`.
-func DatasetToSingleElement(scope *Scope, dataset Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...DatasetToSingleElementAttr) (components []Output) {
+func DatasetToSingleElement(scope *Scope, dataset Output, outputTypes []DataType, outputShapes []Shape, optional ...DatasetToSingleElementAttr) (components []Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -11509,7 +11508,7 @@ func DatasetToSingleElement(scope *Scope, dataset Output, outputTypes []cgo.Data
 //     compression), (ii) "ZLIB", or (iii) "GZIP".
 //
 // It returns the operation, which has no outputs.
-func DatasetToTFRecord(scope *Scope, inputDataset Output, filename Output, compressionType Output) *cgo.Operation {
+func DatasetToTFRecord(scope *Scope, inputDataset Output, filename Output, compressionType Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "DatasetToTFRecord", Input: []any{inputDataset, filename, compressionType}})
 }
 
@@ -11990,8 +11989,8 @@ type DebugNumericSummaryV2Attr func(optionalAttr)
 //
 // Optional. The type of the output. Can be float32 or float64 (default: float32).
 //
-// Allowed values: cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func DebugNumericSummaryV2OutputDtype(value cgo.DataType) DebugNumericSummaryV2Attr {
+// Allowed values: Float, Double. If not specified, defaults to Float.
+func DebugNumericSummaryV2OutputDtype(value DataType) DebugNumericSummaryV2Attr {
 	return genOpAttr("output_dtype", value)
 }
 
@@ -12388,8 +12387,8 @@ func DecodeImageChannels(value int64) DecodeImageAttr { return genOpAttr("channe
 //
 // The desired DType of the returned Tensor.
 //
-// Allowed values: cgo.Uint8, cgo.Uint16, cgo.Float. If not specified, defaults to cgo.Uint8.
-func DecodeImageDtype(value cgo.DataType) DecodeImageAttr { return genOpAttr("dtype", value) }
+// Allowed values: Uint8, Uint16, Float. If not specified, defaults to Uint8.
+func DecodeImageDtype(value DataType) DecodeImageAttr { return genOpAttr("dtype", value) }
 
 // DecodeImageExpandAnimations sets the optional expand_animations attribute of [DecodeImage].
 //
@@ -12569,8 +12568,8 @@ func DecodeJxlChannels(value int64) DecodeJxlAttr { return genOpAttr("channels",
 
 // DecodeJxlDtype sets the optional dtype attribute of [DecodeJxl].
 //
-// Allowed values: cgo.Uint8. If not specified, defaults to cgo.Uint8.
-func DecodeJxlDtype(value cgo.DataType) DecodeJxlAttr { return genOpAttr("dtype", value) }
+// Allowed values: Uint8. If not specified, defaults to Uint8.
+func DecodeJxlDtype(value DataType) DecodeJxlAttr { return genOpAttr("dtype", value) }
 
 // DecodeJxl decodes a JPEG XL encoded image to a uint8 tensor.
 //
@@ -12622,13 +12621,13 @@ func DecodePaddedRawLittleEndian(value bool) DecodePaddedRawAttr {
 //   - fixedLength: A tensor of type `int32`.
 //     Length in bytes for each element of the decoded output. Must be a multiple
 //     of the size of the output type.
-//   - outType: Allowed values: cgo.Half, cgo.Float, cgo.Double, cgo.Int32, cgo.Uint16, cgo.Uint8, cgo.Int16, cgo.Int8, cgo.Int64, cgo.BFloat16.
+//   - outType: Allowed values: Half, Float, Double, Int32, Uint16, Uint8, Int16, Int8, Int64, BFloat16.
 //
 // Optional attributes (DecodePaddedRawAttr): [DecodePaddedRawLittleEndian].
 //
 // Returns:
 //   - output: A tensor of type `out_type`.
-func DecodePaddedRaw(scope *Scope, inputBytes Output, fixedLength Output, outType cgo.DataType, optional ...DecodePaddedRawAttr) (output Output) {
+func DecodePaddedRaw(scope *Scope, inputBytes Output, fixedLength Output, outType DataType, optional ...DecodePaddedRawAttr) (output Output) {
 	attrs := optionalAttr{"out_type": outType}
 	for _, opt := range optional {
 		opt(attrs)
@@ -12649,8 +12648,8 @@ func DecodePngChannels(value int64) DecodePngAttr { return genOpAttr("channels",
 
 // DecodePngDtype sets the optional dtype attribute of [DecodePng].
 //
-// Allowed values: cgo.Uint8, cgo.Uint16. If not specified, defaults to cgo.Uint8.
-func DecodePngDtype(value cgo.DataType) DecodePngAttr { return genOpAttr("dtype", value) }
+// Allowed values: Uint8, Uint16. If not specified, defaults to Uint8.
+func DecodePngDtype(value DataType) DecodePngAttr { return genOpAttr("dtype", value) }
 
 // DecodePng decodes a PNG-encoded image to a uint8 or uint16 tensor.
 //
@@ -12850,7 +12849,7 @@ func DecodeProtoV2Sanitize(value bool) DecodeProtoV2Attr { return genOpAttr("san
 // Returns:
 //   - sizes: A tensor of type `int32`.
 //   - values: A list of tensors of type `output_types`.
-func DecodeProtoV2(scope *Scope, bytes Output, messageType string, fieldNames []string, outputTypes []cgo.DataType, optional ...DecodeProtoV2Attr) (sizes Output, values []Output) {
+func DecodeProtoV2(scope *Scope, bytes Output, messageType string, fieldNames []string, outputTypes []DataType, optional ...DecodeProtoV2Attr) (sizes Output, values []Output) {
 	attrs := optionalAttr{"message_type": messageType, "field_names": fieldNames, "output_types": outputTypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -12886,13 +12885,13 @@ func DecodeRawLittleEndian(value bool) DecodeRawAttr { return genOpAttr("little_
 // Arguments:
 //   - bytes: A tensor of type `string`.
 //     All the elements must have the same length.
-//   - outType: Allowed values: cgo.Half, cgo.Float, cgo.Double, cgo.Int32, cgo.Uint16, cgo.Uint8, cgo.Int16, cgo.Int8, cgo.Int64, cgo.Complex64, cgo.Complex128, cgo.Bool, cgo.BFloat16.
+//   - outType: Allowed values: Half, Float, Double, Int32, Uint16, Uint8, Int16, Int8, Int64, Complex64, Complex128, Bool, BFloat16.
 //
 // Optional attributes (DecodeRawAttr): [DecodeRawLittleEndian].
 //
 // Returns:
 //   - output: A tensor of type `out_type`.
-func DecodeRaw(scope *Scope, bytes Output, outType cgo.DataType, optional ...DecodeRawAttr) (output Output) {
+func DecodeRaw(scope *Scope, bytes Output, outType DataType, optional ...DecodeRawAttr) (output Output) {
 	attrs := optionalAttr{"out_type": outType}
 	for _, opt := range optional {
 		opt(attrs)
@@ -12965,8 +12964,8 @@ func DecodeWebPChannels(value int64) DecodeWebPAttr { return genOpAttr("channels
 
 // DecodeWebPDtype sets the optional dtype attribute of [DecodeWebP].
 //
-// Allowed values: cgo.Uint8. If not specified, defaults to cgo.Uint8.
-func DecodeWebPDtype(value cgo.DataType) DecodeWebPAttr { return genOpAttr("dtype", value) }
+// Allowed values: Uint8. If not specified, defaults to Uint8.
+func DecodeWebPDtype(value DataType) DecodeWebPAttr { return genOpAttr("dtype", value) }
 
 // DecodeWebP decodes a WebP-encoded image to a uint8 tensor.
 //
@@ -13017,7 +13016,7 @@ func DeepCopy(scope *Scope, x Output) (y Output) {
 //   - deleter: A tensor of type `variant`. A variant deleter.
 //
 // It returns the operation, which has no outputs.
-func DeleteIterator(scope *Scope, handle Output, deleter Output) *cgo.Operation {
+func DeleteIterator(scope *Scope, handle Output, deleter Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "DeleteIterator", Input: []any{handle, deleter}})
 }
 
@@ -13028,7 +13027,7 @@ func DeleteIterator(scope *Scope, handle Output, deleter Output) *cgo.Operation 
 //   - deleter: A tensor of type variant.
 //
 // It returns the operation, which has no outputs.
-func DeleteMemoryCache(scope *Scope, handle Output, deleter Output) *cgo.Operation {
+func DeleteMemoryCache(scope *Scope, handle Output, deleter Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "DeleteMemoryCache", Input: []any{handle, deleter}})
 }
 
@@ -13042,7 +13041,7 @@ func DeleteMemoryCache(scope *Scope, handle Output, deleter Output) *cgo.Operati
 //   - deleter: A tensor of type `variant`. A variant deleter.
 //
 // It returns the operation, which has no outputs.
-func DeleteMultiDeviceIterator(scope *Scope, multiDeviceIterator Output, iterators []Output, deleter Output) *cgo.Operation {
+func DeleteMultiDeviceIterator(scope *Scope, multiDeviceIterator Output, iterators []Output, deleter Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "DeleteMultiDeviceIterator", Input: []any{multiDeviceIterator, iterators, deleter}})
 }
 
@@ -13053,7 +13052,7 @@ func DeleteMultiDeviceIterator(scope *Scope, multiDeviceIterator Output, iterato
 //   - deleter: A tensor of type variant.
 //
 // It returns the operation, which has no outputs.
-func DeleteRandomSeedGenerator(scope *Scope, handle Output, deleter Output) *cgo.Operation {
+func DeleteRandomSeedGenerator(scope *Scope, handle Output, deleter Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "DeleteRandomSeedGenerator", Input: []any{handle, deleter}})
 }
 
@@ -13064,7 +13063,7 @@ func DeleteRandomSeedGenerator(scope *Scope, handle Output, deleter Output) *cgo
 //   - deleter: A tensor of type variant.
 //
 // It returns the operation, which has no outputs.
-func DeleteRpcFutureResource(scope *Scope, handle Output, deleter Output) *cgo.Operation {
+func DeleteRpcFutureResource(scope *Scope, handle Output, deleter Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "DeleteRpcFutureResource", Input: []any{handle, deleter}})
 }
 
@@ -13075,7 +13074,7 @@ func DeleteRpcFutureResource(scope *Scope, handle Output, deleter Output) *cgo.O
 //   - deleter: A tensor of type variant.
 //
 // It returns the operation, which has no outputs.
-func DeleteSeedGenerator(scope *Scope, handle Output, deleter Output) *cgo.Operation {
+func DeleteSeedGenerator(scope *Scope, handle Output, deleter Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "DeleteSeedGenerator", Input: []any{handle, deleter}})
 }
 
@@ -13086,7 +13085,7 @@ func DeleteSeedGenerator(scope *Scope, handle Output, deleter Output) *cgo.Opera
 //     The handle for a tensor stored in the session state.
 //
 // It returns the operation, which has no outputs.
-func DeleteSessionTensor(scope *Scope, handle Output) *cgo.Operation {
+func DeleteSessionTensor(scope *Scope, handle Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "DeleteSessionTensor", Input: []any{handle}})
 }
 
@@ -13259,7 +13258,7 @@ func DenseToDenseSetOperation(scope *Scope, set1 Output, set2 Output, setOperati
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func DenseToSparseBatchDataset(scope *Scope, inputDataset Output, batchSize Output, rowShape Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func DenseToSparseBatchDataset(scope *Scope, inputDataset Output, batchSize Output, rowShape Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "DenseToSparseBatchDataset", Input: []any{inputDataset, batchSize, rowShape}, Attrs: attrs})
 	return Out(op, 0)
@@ -13672,8 +13671,8 @@ func DequantizeAxis(value int64) DequantizeAttr { return genOpAttr("axis", value
 // Type of the output tensor. Currently Dequantize supports float and bfloat16.
 // If 'dtype' is 'bfloat16', it only supports 'MIN_COMBINED' mode.
 //
-// Allowed values: cgo.BFloat16, cgo.Float. If not specified, defaults to cgo.Float.
-func DequantizeDtype(value cgo.DataType) DequantizeAttr { return genOpAttr("dtype", value) }
+// Allowed values: BFloat16, Float. If not specified, defaults to Float.
+func DequantizeDtype(value DataType) DequantizeAttr { return genOpAttr("dtype", value) }
 
 // Dequantize dequantizes the 'input' tensor into a float or bfloat16 Tensor.
 //
@@ -13754,7 +13753,7 @@ func Dequantize(scope *Scope, input Output, minRange Output, maxRange Output, op
 //     resource.
 //
 // It returns the operation, which has no outputs.
-func DeserializeIterator(scope *Scope, resourceHandle Output, serialized Output) *cgo.Operation {
+func DeserializeIterator(scope *Scope, resourceHandle Output, serialized Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "DeserializeIterator", Input: []any{resourceHandle, serialized}})
 }
 
@@ -13812,7 +13811,7 @@ func DeserializeIterator(scope *Scope, resourceHandle Output, serialized Output)
 //   - sparseIndices: A tensor of type `int64`.
 //   - sparseValues: A tensor of type `dtype`.
 //   - sparseShape: A tensor of type `int64`.
-func DeserializeManySparse(scope *Scope, serializedSparse Output, dtype cgo.DataType) (sparseIndices Output, sparseValues Output, sparseShape Output) {
+func DeserializeManySparse(scope *Scope, serializedSparse Output, dtype DataType) (sparseIndices Output, sparseValues Output, sparseShape Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	op := scope.AddOperation(OpSpec{Type: "DeserializeManySparse", Input: []any{serializedSparse}, Attrs: attrs})
 	return Out(op, 0), Out(op, 1), Out(op, 2)
@@ -13872,7 +13871,7 @@ func DeserializeManySparse(scope *Scope, serializedSparse Output, dtype cgo.Data
 //   - sparseIndices: A tensor of type `int64`.
 //   - sparseValues: A tensor of type `dtype`.
 //   - sparseShape: A tensor of type `int64`.
-func DeserializeSparse(scope *Scope, serializedSparse Output, dtype cgo.DataType) (sparseIndices Output, sparseValues Output, sparseShape Output) {
+func DeserializeSparse(scope *Scope, serializedSparse Output, dtype DataType) (sparseIndices Output, sparseValues Output, sparseShape Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	op := scope.AddOperation(OpSpec{Type: "DeserializeSparse", Input: []any{serializedSparse}, Attrs: attrs})
 	return Out(op, 0), Out(op, 1), Out(op, 2)
@@ -13902,7 +13901,7 @@ func DestroyResourceOpIgnoreLookupError(value bool) DestroyResourceOpAttr {
 // Optional attributes (DestroyResourceOpAttr): [DestroyResourceOpIgnoreLookupError].
 //
 // It returns the operation, which has no outputs.
-func DestroyResourceOp(scope *Scope, resource Output, optional ...DestroyResourceOpAttr) *cgo.Operation {
+func DestroyResourceOp(scope *Scope, resource Output, optional ...DestroyResourceOpAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -14141,7 +14140,7 @@ func DirectedInterleaveDatasetStopOnEmptyDataset(value bool) DirectedInterleaveD
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func DirectedInterleaveDataset(scope *Scope, selectorInputDataset Output, dataInputDatasets []Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...DirectedInterleaveDatasetAttr) (handle Output) {
+func DirectedInterleaveDataset(scope *Scope, selectorInputDataset Output, dataInputDatasets []Output, outputTypes []DataType, outputShapes []Shape, optional ...DirectedInterleaveDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -14159,7 +14158,7 @@ func DirectedInterleaveDataset(scope *Scope, selectorInputDataset Output, dataIn
 //     The resource handle of the resource variable.
 //
 // It returns the operation, which has no outputs.
-func DisableCopyOnRead(scope *Scope, resource Output) *cgo.Operation {
+func DisableCopyOnRead(scope *Scope, resource Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "DisableCopyOnRead", Input: []any{resource}})
 }
 
@@ -14181,7 +14180,7 @@ func DistributedSaveMetadata(value string) DistributedSaveAttr { return genOpAtt
 // Optional attributes (DistributedSaveAttr): [DistributedSaveMetadata].
 //
 // It returns the operation, which has no outputs.
-func DistributedSave(scope *Scope, dataset Output, directory Output, address Output, optional ...DistributedSaveAttr) *cgo.Operation {
+func DistributedSave(scope *Scope, dataset Output, directory Output, address Output, optional ...DistributedSaveAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -14317,7 +14316,7 @@ func DummySeedGenerator(scope *Scope) (handle Output) {
 //   - nodeName: The value of the node_name attribute.
 //
 // It returns the operation, which has no outputs.
-func DumpTensor(scope *Scope, tensorData Output, logDirPath string, fileName string, enabled bool, funcName string, nodeName string) *cgo.Operation {
+func DumpTensor(scope *Scope, tensorData Output, logDirPath string, fileName string, enabled bool, funcName string, nodeName string) *Operation {
 	attrs := optionalAttr{"log_dir_path": logDirPath, "file_name": fileName, "enabled": enabled, "func_name": funcName, "node_name": nodeName}
 	return scope.AddOperation(OpSpec{Type: "DumpTensor", Input: []any{tensorData}, Attrs: attrs})
 }
@@ -14383,7 +14382,7 @@ func DynamicEnqueueTPUEmbeddingArbitraryTensorBatchCombiners(value []string) Dyn
 // Optional attributes (DynamicEnqueueTPUEmbeddingArbitraryTensorBatchAttr): [DynamicEnqueueTPUEmbeddingArbitraryTensorBatchCombiners].
 //
 // It returns the operation, which has no outputs.
-func DynamicEnqueueTPUEmbeddingArbitraryTensorBatch(scope *Scope, sampleIndicesOrRowSplits []Output, embeddingIndices []Output, aggregationWeights []Output, modeOverride Output, deviceOrdinal Output, optional ...DynamicEnqueueTPUEmbeddingArbitraryTensorBatchAttr) *cgo.Operation {
+func DynamicEnqueueTPUEmbeddingArbitraryTensorBatch(scope *Scope, sampleIndicesOrRowSplits []Output, embeddingIndices []Output, aggregationWeights []Output, modeOverride Output, deviceOrdinal Output, optional ...DynamicEnqueueTPUEmbeddingArbitraryTensorBatchAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -14428,7 +14427,7 @@ func DynamicEnqueueTPUEmbeddingRaggedTensorBatchNumFeatures(value []int64) Dynam
 // Optional attributes (DynamicEnqueueTPUEmbeddingRaggedTensorBatchAttr): [DynamicEnqueueTPUEmbeddingRaggedTensorBatchCombiners], [DynamicEnqueueTPUEmbeddingRaggedTensorBatchMaxSequenceLengths] and [DynamicEnqueueTPUEmbeddingRaggedTensorBatchNumFeatures].
 //
 // It returns the operation, which has no outputs.
-func DynamicEnqueueTPUEmbeddingRaggedTensorBatch(scope *Scope, sampleSplits []Output, embeddingIndices []Output, aggregationWeights []Output, modeOverride Output, deviceOrdinal Output, tableIds []int64, optional ...DynamicEnqueueTPUEmbeddingRaggedTensorBatchAttr) *cgo.Operation {
+func DynamicEnqueueTPUEmbeddingRaggedTensorBatch(scope *Scope, sampleSplits []Output, embeddingIndices []Output, aggregationWeights []Output, modeOverride Output, deviceOrdinal Output, tableIds []int64, optional ...DynamicEnqueueTPUEmbeddingRaggedTensorBatchAttr) *Operation {
 	attrs := optionalAttr{"table_ids": tableIds}
 	for _, opt := range optional {
 		opt(attrs)
@@ -14585,7 +14584,7 @@ func EagerPyFuncIsAsync(value bool) EagerPyFuncAttr { return genOpAttr("is_async
 //
 // Returns:
 //   - output: A list of tensors of type `Tout`.
-func EagerPyFunc(scope *Scope, input []Output, token string, tout []cgo.DataType, optional ...EagerPyFuncAttr) (output []Output) {
+func EagerPyFunc(scope *Scope, input []Output, token string, tout []DataType, optional ...EagerPyFuncAttr) (output []Output) {
 	attrs := optionalAttr{"token": token, "Tout": tout}
 	for _, opt := range optional {
 		opt(attrs)
@@ -14684,14 +14683,14 @@ func EigComputeV(value bool) EigAttr { return genOpAttr("compute_v", value) }
 // Arguments:
 //   - input: A tensor. Must be one of the following types: `float32`, `float64`, `complex64`, `complex128`.
 //     tensor input of shape `[N, N]`.
-//   - tout: Allowed values: cgo.Complex64, cgo.Complex128.
+//   - tout: Allowed values: Complex64, Complex128.
 //
 // Optional attributes (EigAttr): [EigComputeV].
 //
 // Returns:
 //   - e: A tensor of type `Tout`.
 //   - v: A tensor of type `Tout`.
-func Eig(scope *Scope, input Output, tout cgo.DataType, optional ...EigAttr) (e Output, v Output) {
+func Eig(scope *Scope, input Output, tout DataType, optional ...EigAttr) (e Output, v Output) {
 	attrs := optionalAttr{"Tout": tout}
 	for _, opt := range optional {
 		opt(attrs)
@@ -14859,7 +14858,7 @@ func EmptyInit(value bool) EmptyAttr { return genOpAttr("init", value) }
 //
 // Returns:
 //   - output: A tensor of type `dtype`.
-func Empty(scope *Scope, shape Output, dtype cgo.DataType, optional ...EmptyAttr) (output Output) {
+func Empty(scope *Scope, shape Output, dtype DataType, optional ...EmptyAttr) (output Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -14884,7 +14883,7 @@ func Empty(scope *Scope, shape Output, dtype cgo.DataType, optional ...EmptyAttr
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func EmptyTensorList(scope *Scope, elementShape Output, maxNumElements Output, elementDtype cgo.DataType) (handle Output) {
+func EmptyTensorList(scope *Scope, elementShape Output, maxNumElements Output, elementDtype DataType) (handle Output) {
 	attrs := optionalAttr{"element_dtype": elementDtype}
 	op := scope.AddOperation(OpSpec{Type: "EmptyTensorList", Input: []any{elementShape, maxNumElements}, Attrs: attrs})
 	return Out(op, 0)
@@ -15262,7 +15261,7 @@ func EnqueueTPUEmbeddingArbitraryTensorBatchCombiners(value []string) EnqueueTPU
 // Optional attributes (EnqueueTPUEmbeddingArbitraryTensorBatchAttr): [EnqueueTPUEmbeddingArbitraryTensorBatchDeviceOrdinal] and [EnqueueTPUEmbeddingArbitraryTensorBatchCombiners].
 //
 // It returns the operation, which has no outputs.
-func EnqueueTPUEmbeddingArbitraryTensorBatch(scope *Scope, sampleIndicesOrRowSplits []Output, embeddingIndices []Output, aggregationWeights []Output, modeOverride Output, optional ...EnqueueTPUEmbeddingArbitraryTensorBatchAttr) *cgo.Operation {
+func EnqueueTPUEmbeddingArbitraryTensorBatch(scope *Scope, sampleIndicesOrRowSplits []Output, embeddingIndices []Output, aggregationWeights []Output, modeOverride Output, optional ...EnqueueTPUEmbeddingArbitraryTensorBatchAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -15296,7 +15295,7 @@ func EnqueueTPUEmbeddingBatchCombiners(value []string) EnqueueTPUEmbeddingBatchA
 // Optional attributes (EnqueueTPUEmbeddingBatchAttr): [EnqueueTPUEmbeddingBatchDeviceOrdinal] and [EnqueueTPUEmbeddingBatchCombiners].
 //
 // It returns the operation, which has no outputs.
-func EnqueueTPUEmbeddingBatch(scope *Scope, batch []Output, modeOverride Output, optional ...EnqueueTPUEmbeddingBatchAttr) *cgo.Operation {
+func EnqueueTPUEmbeddingBatch(scope *Scope, batch []Output, modeOverride Output, optional ...EnqueueTPUEmbeddingBatchAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -15332,7 +15331,7 @@ func EnqueueTPUEmbeddingIntegerBatchDeviceOrdinal(value int64) EnqueueTPUEmbeddi
 // Optional attributes (EnqueueTPUEmbeddingIntegerBatchAttr): [EnqueueTPUEmbeddingIntegerBatchDeviceOrdinal].
 //
 // It returns the operation, which has no outputs.
-func EnqueueTPUEmbeddingIntegerBatch(scope *Scope, batch []Output, modeOverride Output, optional ...EnqueueTPUEmbeddingIntegerBatchAttr) *cgo.Operation {
+func EnqueueTPUEmbeddingIntegerBatch(scope *Scope, batch []Output, modeOverride Output, optional ...EnqueueTPUEmbeddingIntegerBatchAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -15420,7 +15419,7 @@ func EnqueueTPUEmbeddingRaggedTensorBatchNumFeatures(value []int64) EnqueueTPUEm
 // Optional attributes (EnqueueTPUEmbeddingRaggedTensorBatchAttr): [EnqueueTPUEmbeddingRaggedTensorBatchDeviceOrdinal], [EnqueueTPUEmbeddingRaggedTensorBatchCombiners], [EnqueueTPUEmbeddingRaggedTensorBatchMaxSequenceLengths] and [EnqueueTPUEmbeddingRaggedTensorBatchNumFeatures].
 //
 // It returns the operation, which has no outputs.
-func EnqueueTPUEmbeddingRaggedTensorBatch(scope *Scope, sampleSplits []Output, embeddingIndices []Output, aggregationWeights []Output, modeOverride Output, tableIds []int64, optional ...EnqueueTPUEmbeddingRaggedTensorBatchAttr) *cgo.Operation {
+func EnqueueTPUEmbeddingRaggedTensorBatch(scope *Scope, sampleSplits []Output, embeddingIndices []Output, aggregationWeights []Output, modeOverride Output, tableIds []int64, optional ...EnqueueTPUEmbeddingRaggedTensorBatchAttr) *Operation {
 	attrs := optionalAttr{"table_ids": tableIds}
 	for _, opt := range optional {
 		opt(attrs)
@@ -15488,7 +15487,7 @@ func EnqueueTPUEmbeddingSparseBatchCombiners(value []string) EnqueueTPUEmbedding
 // Optional attributes (EnqueueTPUEmbeddingSparseBatchAttr): [EnqueueTPUEmbeddingSparseBatchDeviceOrdinal] and [EnqueueTPUEmbeddingSparseBatchCombiners].
 //
 // It returns the operation, which has no outputs.
-func EnqueueTPUEmbeddingSparseBatch(scope *Scope, sampleIndices []Output, embeddingIndices []Output, aggregationWeights []Output, modeOverride Output, optional ...EnqueueTPUEmbeddingSparseBatchAttr) *cgo.Operation {
+func EnqueueTPUEmbeddingSparseBatch(scope *Scope, sampleIndices []Output, embeddingIndices []Output, aggregationWeights []Output, modeOverride Output, optional ...EnqueueTPUEmbeddingSparseBatchAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -15574,7 +15573,7 @@ func EnqueueTPUEmbeddingSparseTensorBatchNumFeatures(value []int64) EnqueueTPUEm
 // Optional attributes (EnqueueTPUEmbeddingSparseTensorBatchAttr): [EnqueueTPUEmbeddingSparseTensorBatchDeviceOrdinal], [EnqueueTPUEmbeddingSparseTensorBatchCombiners], [EnqueueTPUEmbeddingSparseTensorBatchMaxSequenceLengths] and [EnqueueTPUEmbeddingSparseTensorBatchNumFeatures].
 //
 // It returns the operation, which has no outputs.
-func EnqueueTPUEmbeddingSparseTensorBatch(scope *Scope, sampleIndices []Output, embeddingIndices []Output, aggregationWeights []Output, modeOverride Output, tableIds []int64, optional ...EnqueueTPUEmbeddingSparseTensorBatchAttr) *cgo.Operation {
+func EnqueueTPUEmbeddingSparseTensorBatch(scope *Scope, sampleIndices []Output, embeddingIndices []Output, aggregationWeights []Output, modeOverride Output, tableIds []int64, optional ...EnqueueTPUEmbeddingSparseTensorBatchAttr) *Operation {
 	attrs := optionalAttr{"table_ids": tableIds}
 	for _, opt := range optional {
 		opt(attrs)
@@ -15593,7 +15592,7 @@ func EnqueueTPUEmbeddingSparseTensorBatch(scope *Scope, sampleIndices []Output, 
 //
 // Returns:
 //   - output: A tensor. Has the same type as `input`.
-func EnsureShape(scope *Scope, input Output, shape cgo.Shape) (output Output) {
+func EnsureShape(scope *Scope, input Output, shape Shape) (output Output) {
 	attrs := optionalAttr{"shape": shape}
 	op := scope.AddOperation(OpSpec{Type: "EnsureShape", Input: []any{input}, Attrs: attrs})
 	return Out(op, 0)
@@ -15876,7 +15875,7 @@ func ExpandDims(scope *Scope, input Output, dim Output) (output Output) {
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func ExperimentalAssertNextDataset(scope *Scope, inputDataset Output, transformations Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalAssertNextDataset(scope *Scope, inputDataset Output, transformations Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalAssertNextDataset", Input: []any{inputDataset, transformations}, Attrs: attrs})
 	return Out(op, 0)
@@ -15916,7 +15915,7 @@ func ExperimentalAutoShardDatasetAutoShardPolicy(value int64) ExperimentalAutoSh
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalAutoShardDataset(scope *Scope, inputDataset Output, numWorkers Output, index Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ExperimentalAutoShardDatasetAttr) (handle Output) {
+func ExperimentalAutoShardDataset(scope *Scope, inputDataset Output, numWorkers Output, index Output, outputTypes []DataType, outputShapes []Shape, optional ...ExperimentalAutoShardDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -15935,7 +15934,7 @@ func ExperimentalAutoShardDataset(scope *Scope, inputDataset Output, numWorkers 
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalBytesProducedStatsDataset(scope *Scope, inputDataset Output, tag Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalBytesProducedStatsDataset(scope *Scope, inputDataset Output, tag Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalBytesProducedStatsDataset", Input: []any{inputDataset, tag}, Attrs: attrs})
 	return Out(op, 0)
@@ -15957,7 +15956,7 @@ func ExperimentalBytesProducedStatsDataset(scope *Scope, inputDataset Output, ta
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func ExperimentalCSVDataset(scope *Scope, filenames Output, compressionType Output, bufferSize Output, header Output, fieldDelim Output, useQuoteDelim Output, naValue Output, selectCols Output, recordDefaults []Output, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalCSVDataset(scope *Scope, filenames Output, compressionType Output, bufferSize Output, header Output, fieldDelim Output, useQuoteDelim Output, naValue Output, selectCols Output, recordDefaults []Output, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalCSVDataset", Input: []any{filenames, compressionType, bufferSize, header, fieldDelim, useQuoteDelim, naValue, selectCols, recordDefaults}, Attrs: attrs})
 	return Out(op, 0)
@@ -15973,7 +15972,7 @@ func ExperimentalCSVDataset(scope *Scope, filenames Output, compressionType Outp
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func ExperimentalChooseFastestDataset(scope *Scope, inputDatasets []Output, numExperiments int64, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalChooseFastestDataset(scope *Scope, inputDatasets []Output, numExperiments int64, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"num_experiments": numExperiments, "output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalChooseFastestDataset", Input: []any{inputDatasets}, Attrs: attrs})
 	return Out(op, 0)
@@ -16006,7 +16005,7 @@ func ExperimentalDatasetCardinality(scope *Scope, inputDataset Output) (cardinal
 //     compression), (ii) "ZLIB", or (iii) "GZIP".
 //
 // It returns the operation, which has no outputs.
-func ExperimentalDatasetToTFRecord(scope *Scope, inputDataset Output, filename Output, compressionType Output) *cgo.Operation {
+func ExperimentalDatasetToTFRecord(scope *Scope, inputDataset Output, filename Output, compressionType Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ExperimentalDatasetToTFRecord", Input: []any{inputDataset, filename, compressionType}})
 }
 
@@ -16027,7 +16026,7 @@ func ExperimentalDatasetToTFRecord(scope *Scope, inputDataset Output, filename O
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalDenseToSparseBatchDataset(scope *Scope, inputDataset Output, batchSize Output, rowShape Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalDenseToSparseBatchDataset(scope *Scope, inputDataset Output, batchSize Output, rowShape Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalDenseToSparseBatchDataset", Input: []any{inputDataset, batchSize, rowShape}, Attrs: attrs})
 	return Out(op, 0)
@@ -16047,7 +16046,7 @@ func ExperimentalDenseToSparseBatchDataset(scope *Scope, inputDataset Output, ba
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalDirectedInterleaveDataset(scope *Scope, selectorInputDataset Output, dataInputDatasets []Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalDirectedInterleaveDataset(scope *Scope, selectorInputDataset Output, dataInputDatasets []Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalDirectedInterleaveDataset", Input: []any{selectorInputDataset, dataInputDatasets}, Attrs: attrs})
 	return Out(op, 0)
@@ -16084,7 +16083,7 @@ func ExperimentalDirectedInterleaveDataset(scope *Scope, selectorInputDataset Ou
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalGroupByReducerDataset(scope *Scope, inputDataset Output, keyFuncOtherArguments []Output, initFuncOtherArguments []Output, reduceFuncOtherArguments []Output, finalizeFuncOtherArguments []Output, keyFunc cgo.Func, initFunc cgo.Func, reduceFunc cgo.Func, finalizeFunc cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalGroupByReducerDataset(scope *Scope, inputDataset Output, keyFuncOtherArguments []Output, initFuncOtherArguments []Output, reduceFuncOtherArguments []Output, finalizeFuncOtherArguments []Output, keyFunc Func, initFunc Func, reduceFunc Func, finalizeFunc Func, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"key_func": keyFunc, "init_func": initFunc, "reduce_func": reduceFunc, "finalize_func": finalizeFunc, "output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalGroupByReducerDataset", Input: []any{inputDataset, keyFuncOtherArguments, initFuncOtherArguments, reduceFuncOtherArguments, finalizeFuncOtherArguments}, Attrs: attrs})
 	return Out(op, 0)
@@ -16108,7 +16107,7 @@ func ExperimentalGroupByReducerDataset(scope *Scope, inputDataset Output, keyFun
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalGroupByWindowDataset(scope *Scope, inputDataset Output, keyFuncOtherArguments []Output, reduceFuncOtherArguments []Output, windowSizeFuncOtherArguments []Output, keyFunc cgo.Func, reduceFunc cgo.Func, windowSizeFunc cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalGroupByWindowDataset(scope *Scope, inputDataset Output, keyFuncOtherArguments []Output, reduceFuncOtherArguments []Output, windowSizeFuncOtherArguments []Output, keyFunc Func, reduceFunc Func, windowSizeFunc Func, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"key_func": keyFunc, "reduce_func": reduceFunc, "window_size_func": windowSizeFunc, "output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalGroupByWindowDataset", Input: []any{inputDataset, keyFuncOtherArguments, reduceFuncOtherArguments, windowSizeFuncOtherArguments}, Attrs: attrs})
 	return Out(op, 0)
@@ -16135,7 +16134,7 @@ func ExperimentalIgnoreErrorsDatasetLogWarning(value bool) ExperimentalIgnoreErr
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalIgnoreErrorsDataset(scope *Scope, inputDataset Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ExperimentalIgnoreErrorsDatasetAttr) (handle Output) {
+func ExperimentalIgnoreErrorsDataset(scope *Scope, inputDataset Output, outputTypes []DataType, outputShapes []Shape, optional ...ExperimentalIgnoreErrorsDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -16165,7 +16164,7 @@ func ExperimentalIteratorGetDevice(scope *Scope, resource Output) (device Output
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func ExperimentalLMDBDataset(scope *Scope, filenames Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalLMDBDataset(scope *Scope, filenames Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalLMDBDataset", Input: []any{filenames}, Attrs: attrs})
 	return Out(op, 0)
@@ -16181,7 +16180,7 @@ func ExperimentalLMDBDataset(scope *Scope, filenames Output, outputTypes []cgo.D
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalLatencyStatsDataset(scope *Scope, inputDataset Output, tag Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalLatencyStatsDataset(scope *Scope, inputDataset Output, tag Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalLatencyStatsDataset", Input: []any{inputDataset, tag}, Attrs: attrs})
 	return Out(op, 0)
@@ -16230,7 +16229,7 @@ func ExperimentalMapAndBatchDatasetPreserveCardinality(value bool) ExperimentalM
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalMapAndBatchDataset(scope *Scope, inputDataset Output, otherArguments []Output, batchSize Output, numParallelCalls Output, dropRemainder Output, f cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ExperimentalMapAndBatchDatasetAttr) (handle Output) {
+func ExperimentalMapAndBatchDataset(scope *Scope, inputDataset Output, otherArguments []Output, batchSize Output, numParallelCalls Output, dropRemainder Output, f Func, outputTypes []DataType, outputShapes []Shape, optional ...ExperimentalMapAndBatchDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"f": f, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -16276,7 +16275,7 @@ func ExperimentalMapDatasetForceSynchronous(value bool) ExperimentalMapDatasetAt
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalMapDataset(scope *Scope, inputDataset Output, otherArguments []Output, f cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ExperimentalMapDatasetAttr) (handle Output) {
+func ExperimentalMapDataset(scope *Scope, inputDataset Output, otherArguments []Output, f Func, outputTypes []DataType, outputShapes []Shape, optional ...ExperimentalMapDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"f": f, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -16308,7 +16307,7 @@ func ExperimentalMatchingFilesDataset(scope *Scope, patterns Output) (handle Out
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalMaxIntraOpParallelismDataset(scope *Scope, inputDataset Output, maxIntraOpParallelism Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalMaxIntraOpParallelismDataset(scope *Scope, inputDataset Output, maxIntraOpParallelism Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalMaxIntraOpParallelismDataset", Input: []any{inputDataset, maxIntraOpParallelism}, Attrs: attrs})
 	return Out(op, 0)
@@ -16323,7 +16322,7 @@ func ExperimentalMaxIntraOpParallelismDataset(scope *Scope, inputDataset Output,
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func ExperimentalNonSerializableDataset(scope *Scope, inputDataset Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalNonSerializableDataset(scope *Scope, inputDataset Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalNonSerializableDataset", Input: []any{inputDataset}, Attrs: attrs})
 	return Out(op, 0)
@@ -16355,7 +16354,7 @@ func ExperimentalNonSerializableDataset(scope *Scope, inputDataset Output, outpu
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalParallelInterleaveDataset(scope *Scope, inputDataset Output, otherArguments []Output, cycleLength Output, blockLength Output, sloppy Output, bufferOutputElements Output, prefetchInputElements Output, f cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalParallelInterleaveDataset(scope *Scope, inputDataset Output, otherArguments []Output, cycleLength Output, blockLength Output, sloppy Output, bufferOutputElements Output, prefetchInputElements Output, f Func, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"f": f, "output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalParallelInterleaveDataset", Input: []any{inputDataset, otherArguments, cycleLength, blockLength, sloppy, bufferOutputElements, prefetchInputElements}, Attrs: attrs})
 	return Out(op, 0)
@@ -16385,7 +16384,7 @@ func ExperimentalParseExampleDatasetSloppy(value bool) ExperimentalParseExampleD
 //     The keys expected in the Examples features associated with dense values. The list has at least 0 elements.
 //   - sparseTypes: A list of `DTypes` of the same length as `sparse_keys`.
 //     Only `tf.float32` (`FloatList`), `tf.int64` (`Int64List`),
-//     and `tf.string` (`BytesList`) are supported. Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements.
+//     and `tf.string` (`BytesList`) are supported. Allowed values of the elements: Float, Int64, String. The list has at least 0 elements.
 //   - denseShapes: List of tuples with the same length as `dense_keys`.
 //     The shape of the data for each dense feature referenced by `dense_keys`.
 //     Required for any input tensors identified by `dense_keys`.  Must be
@@ -16402,7 +16401,7 @@ func ExperimentalParseExampleDatasetSloppy(value bool) ExperimentalParseExampleD
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalParseExampleDataset(scope *Scope, inputDataset Output, numParallelCalls Output, denseDefaults []Output, sparseKeys []string, denseKeys []string, sparseTypes []cgo.DataType, denseShapes []cgo.Shape, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ExperimentalParseExampleDatasetAttr) (handle Output) {
+func ExperimentalParseExampleDataset(scope *Scope, inputDataset Output, numParallelCalls Output, denseDefaults []Output, sparseKeys []string, denseKeys []string, sparseTypes []DataType, denseShapes []Shape, outputTypes []DataType, outputShapes []Shape, optional ...ExperimentalParseExampleDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"sparse_keys": sparseKeys, "dense_keys": denseKeys, "sparse_types": sparseTypes, "dense_shapes": denseShapes, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -16422,7 +16421,7 @@ func ExperimentalParseExampleDataset(scope *Scope, inputDataset Output, numParal
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalPrivateThreadPoolDataset(scope *Scope, inputDataset Output, numThreads Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalPrivateThreadPoolDataset(scope *Scope, inputDataset Output, numThreads Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalPrivateThreadPoolDataset", Input: []any{inputDataset, numThreads}, Attrs: attrs})
 	return Out(op, 0)
@@ -16442,7 +16441,7 @@ func ExperimentalPrivateThreadPoolDataset(scope *Scope, inputDataset Output, num
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalRandomDataset(scope *Scope, seed Output, seed2 Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalRandomDataset(scope *Scope, seed Output, seed2 Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalRandomDataset", Input: []any{seed, seed2}, Attrs: attrs})
 	return Out(op, 0)
@@ -16477,7 +16476,7 @@ func ExperimentalRebatchDatasetUseFallback(value bool) ExperimentalRebatchDatase
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalRebatchDataset(scope *Scope, inputDataset Output, numReplicas Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ExperimentalRebatchDatasetAttr) (handle Output) {
+func ExperimentalRebatchDataset(scope *Scope, inputDataset Output, numReplicas Output, outputTypes []DataType, outputShapes []Shape, optional ...ExperimentalRebatchDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -16510,7 +16509,7 @@ func ExperimentalScanDatasetPreserveCardinality(value bool) ExperimentalScanData
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalScanDataset(scope *Scope, inputDataset Output, initialState []Output, otherArguments []Output, f cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ExperimentalScanDatasetAttr) (handle Output) {
+func ExperimentalScanDataset(scope *Scope, inputDataset Output, initialState []Output, otherArguments []Output, f Func, outputTypes []DataType, outputShapes []Shape, optional ...ExperimentalScanDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"f": f, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -16531,7 +16530,7 @@ func ExperimentalScanDataset(scope *Scope, inputDataset Output, initialState []O
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func ExperimentalSetStatsAggregatorDataset(scope *Scope, inputDataset Output, statsAggregator Output, tag Output, counterPrefix Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalSetStatsAggregatorDataset(scope *Scope, inputDataset Output, statsAggregator Output, tag Output, counterPrefix Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalSetStatsAggregatorDataset", Input: []any{inputDataset, statsAggregator, tag, counterPrefix}, Attrs: attrs})
 	return Out(op, 0)
@@ -16547,7 +16546,7 @@ func ExperimentalSetStatsAggregatorDataset(scope *Scope, inputDataset Output, st
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func ExperimentalSleepDataset(scope *Scope, inputDataset Output, sleepMicroseconds Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalSleepDataset(scope *Scope, inputDataset Output, sleepMicroseconds Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalSleepDataset", Input: []any{inputDataset, sleepMicroseconds}, Attrs: attrs})
 	return Out(op, 0)
@@ -16571,7 +16570,7 @@ func ExperimentalSleepDataset(scope *Scope, inputDataset Output, sleepMicrosecon
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalSlidingWindowDataset(scope *Scope, inputDataset Output, windowSize Output, windowShift Output, windowStride Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalSlidingWindowDataset(scope *Scope, inputDataset Output, windowSize Output, windowShift Output, windowStride Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalSlidingWindowDataset", Input: []any{inputDataset, windowSize, windowShift, windowStride}, Attrs: attrs})
 	return Out(op, 0)
@@ -16590,7 +16589,7 @@ func ExperimentalSlidingWindowDataset(scope *Scope, inputDataset Output, windowS
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalSqlDataset(scope *Scope, driverName Output, dataSourceName Output, query Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalSqlDataset(scope *Scope, driverName Output, dataSourceName Output, query Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalSqlDataset", Input: []any{driverName, dataSourceName, query}, Attrs: attrs})
 	return Out(op, 0)
@@ -16659,7 +16658,7 @@ func ExperimentalStatsAggregatorSummary(scope *Scope, iterator Output) (summary 
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalTakeWhileDataset(scope *Scope, inputDataset Output, otherArguments []Output, predicate cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalTakeWhileDataset(scope *Scope, inputDataset Output, otherArguments []Output, predicate Func, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"predicate": predicate, "output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalTakeWhileDataset", Input: []any{inputDataset, otherArguments}, Attrs: attrs})
 	return Out(op, 0)
@@ -16676,7 +16675,7 @@ func ExperimentalTakeWhileDataset(scope *Scope, inputDataset Output, otherArgume
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalThreadPoolDataset(scope *Scope, inputDataset Output, threadPool Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalThreadPoolDataset(scope *Scope, inputDataset Output, threadPool Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalThreadPoolDataset", Input: []any{inputDataset, threadPool}, Attrs: attrs})
 	return Out(op, 0)
@@ -16741,7 +16740,7 @@ func ExperimentalThreadPoolHandle(scope *Scope, numThreads int64, displayName st
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalUnbatchDataset(scope *Scope, inputDataset Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalUnbatchDataset(scope *Scope, inputDataset Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalUnbatchDataset", Input: []any{inputDataset}, Attrs: attrs})
 	return Out(op, 0)
@@ -16756,7 +16755,7 @@ func ExperimentalUnbatchDataset(scope *Scope, inputDataset Output, outputTypes [
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ExperimentalUniqueDataset(scope *Scope, inputDataset Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ExperimentalUniqueDataset(scope *Scope, inputDataset Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ExperimentalUniqueDataset", Input: []any{inputDataset}, Attrs: attrs})
 	return Out(op, 0)
@@ -17008,8 +17007,8 @@ type ExtractJpegShapeAttr func(optionalAttr)
 // (Optional) The output type of the operation (int32 or int64).
 // Defaults to int32.
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int32.
-func ExtractJpegShapeOutputType(value cgo.DataType) ExtractJpegShapeAttr {
+// Allowed values: Int32, Int64. If not specified, defaults to Int32.
+func ExtractJpegShapeOutputType(value DataType) ExtractJpegShapeAttr {
 	return genOpAttr("output_type", value)
 }
 
@@ -17141,7 +17140,7 @@ type FIFOQueueAttr func(optionalAttr)
 // only one element may be dequeued at a time.
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func FIFOQueueShapes(value []cgo.Shape) FIFOQueueAttr { return genOpAttr("shapes", value) }
+func FIFOQueueShapes(value []Shape) FIFOQueueAttr { return genOpAttr("shapes", value) }
 
 // FIFOQueueCapacity sets the optional capacity attribute of [FIFOQueue].
 //
@@ -17176,7 +17175,7 @@ func FIFOQueueSharedName(value string) FIFOQueueAttr { return genOpAttr("shared_
 //
 // Returns:
 //   - handle: A tensor of type mutable `string`.
-func FIFOQueue(scope *Scope, componentTypes []cgo.DataType, optional ...FIFOQueueAttr) (handle Output) {
+func FIFOQueue(scope *Scope, componentTypes []DataType, optional ...FIFOQueueAttr) (handle Output) {
 	attrs := optionalAttr{"component_types": componentTypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -17196,7 +17195,7 @@ type FIFOQueueV2Attr func(optionalAttr)
 // only one element may be dequeued at a time.
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func FIFOQueueV2Shapes(value []cgo.Shape) FIFOQueueV2Attr { return genOpAttr("shapes", value) }
+func FIFOQueueV2Shapes(value []Shape) FIFOQueueV2Attr { return genOpAttr("shapes", value) }
 
 // FIFOQueueV2Capacity sets the optional capacity attribute of [FIFOQueueV2].
 //
@@ -17231,7 +17230,7 @@ func FIFOQueueV2SharedName(value string) FIFOQueueV2Attr { return genOpAttr("sha
 //
 // Returns:
 //   - handle: A tensor of type `resource`.
-func FIFOQueueV2(scope *Scope, componentTypes []cgo.DataType, optional ...FIFOQueueV2Attr) (handle Output) {
+func FIFOQueueV2(scope *Scope, componentTypes []DataType, optional ...FIFOQueueV2Attr) (handle Output) {
 	attrs := optionalAttr{"component_types": componentTypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -17258,7 +17257,7 @@ func Fact(scope *Scope) (fact Output) {
 //
 // Returns:
 //   - output: A tensor of type `dtype`.
-func FakeParam(scope *Scope, dtype cgo.DataType, shape cgo.Shape) (output Output) {
+func FakeParam(scope *Scope, dtype DataType, shape Shape) (output Output) {
 	attrs := optionalAttr{"dtype": dtype, "shape": shape}
 	op := scope.AddOperation(OpSpec{Type: "FakeParam", Attrs: attrs})
 	return Out(op, 0)
@@ -17659,7 +17658,7 @@ func FakeQueue(scope *Scope, resource Output) (handle Output) {
 //   - value: A tensor of type `string`. The value of the configuration option.
 //
 // It returns the operation, which has no outputs.
-func FileSystemSetConfiguration(scope *Scope, scheme Output, key Output, value Output) *cgo.Operation {
+func FileSystemSetConfiguration(scope *Scope, scheme Output, key Output, value Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "FileSystemSetConfiguration", Input: []any{scheme, key, value}})
 }
 
@@ -17707,7 +17706,7 @@ func Fill(scope *Scope, dims Output, value Output) (output Output) {
 //
 // Returns:
 //   - output: A tensor of type `variant`.
-func FilterByLastComponentDataset(scope *Scope, inputDataset Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (output Output) {
+func FilterByLastComponentDataset(scope *Scope, inputDataset Output, outputTypes []DataType, outputShapes []Shape) (output Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "FilterByLastComponentDataset", Input: []any{inputDataset}, Attrs: attrs})
 	return Out(op, 0)
@@ -17742,7 +17741,7 @@ func FilterDatasetMetadata(value string) FilterDatasetAttr { return genOpAttr("m
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func FilterDataset(scope *Scope, inputDataset Output, otherArguments []Output, predicate cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...FilterDatasetAttr) (handle Output) {
+func FilterDataset(scope *Scope, inputDataset Output, otherArguments []Output, predicate Func, outputTypes []DataType, outputShapes []Shape, optional ...FilterDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"predicate": predicate, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -17773,7 +17772,7 @@ func FinalizeDatasetHasCapturedRef(value bool) FinalizeDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func FinalizeDataset(scope *Scope, inputDataset Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...FinalizeDatasetAttr) (handle Output) {
+func FinalizeDataset(scope *Scope, inputDataset Output, outputTypes []DataType, outputShapes []Shape, optional ...FinalizeDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -17789,7 +17788,7 @@ func FinalizeDataset(scope *Scope, inputDataset Output, outputTypes []cgo.DataTy
 //   - memoryConfig: A tensor of type string.
 //
 // It returns the operation, which has no outputs.
-func FinalizeTPUEmbedding(scope *Scope, commonConfig Output, memoryConfig Output) *cgo.Operation {
+func FinalizeTPUEmbedding(scope *Scope, commonConfig Output, memoryConfig Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "FinalizeTPUEmbedding", Input: []any{commonConfig, memoryConfig}})
 }
 
@@ -18238,7 +18237,7 @@ func FlatMapDatasetMetadata(value string) FlatMapDatasetAttr { return genOpAttr(
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func FlatMapDataset(scope *Scope, inputDataset Output, otherArguments []Output, f cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...FlatMapDatasetAttr) (handle Output) {
+func FlatMapDataset(scope *Scope, inputDataset Output, otherArguments []Output, f Func, outputTypes []DataType, outputShapes []Shape, optional ...FlatMapDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"f": f, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -18301,7 +18300,7 @@ func FloorMod(scope *Scope, x Output, y Output) (z Output) {
 //   - writer: A tensor of type resource.
 //
 // It returns the operation, which has no outputs.
-func FlushSummaryWriter(scope *Scope, writer Output) *cgo.Operation {
+func FlushSummaryWriter(scope *Scope, writer Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "FlushSummaryWriter", Input: []any{writer}})
 }
 
@@ -18322,7 +18321,7 @@ func FlushSummaryWriter(scope *Scope, writer Output) *cgo.Operation {
 //
 // Returns:
 //   - output: A list of tensors. Has the same type as `input`.
-func For(scope *Scope, start Output, limit Output, delta Output, input []Output, body cgo.Func) (output []Output) {
+func For(scope *Scope, start Output, limit Output, delta Output, input []Output, body Func) (output []Output) {
 	attrs := optionalAttr{"body": body}
 	op := scope.AddOperation(OpSpec{Type: "For", Input: []any{start, limit, delta, input}, Attrs: attrs})
 	if op == nil {
@@ -19754,7 +19753,7 @@ func GeneratorDatasetMetadata(value string) GeneratorDatasetAttr { return genOpA
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func GeneratorDataset(scope *Scope, initFuncOtherArgs []Output, nextFuncOtherArgs []Output, finalizeFuncOtherArgs []Output, initFunc cgo.Func, nextFunc cgo.Func, finalizeFunc cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...GeneratorDatasetAttr) (handle Output) {
+func GeneratorDataset(scope *Scope, initFuncOtherArgs []Output, nextFuncOtherArgs []Output, finalizeFuncOtherArgs []Output, initFunc Func, nextFunc Func, finalizeFunc Func, outputTypes []DataType, outputShapes []Shape, optional ...GeneratorDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"init_func": initFunc, "next_func": nextFunc, "finalize_func": finalizeFunc, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -19773,7 +19772,7 @@ func GeneratorDataset(scope *Scope, initFuncOtherArgs []Output, nextFuncOtherArg
 //
 // Returns:
 //   - components: A list of tensors of type `output_types`.
-func GetElementAtIndex(scope *Scope, dataset Output, index Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (components []Output) {
+func GetElementAtIndex(scope *Scope, dataset Output, index Output, outputTypes []DataType, outputShapes []Shape) (components []Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "GetElementAtIndex", Input: []any{dataset, index}, Attrs: attrs})
 	if op == nil {
@@ -19896,7 +19895,7 @@ func GetSessionHandleV2(scope *Scope, value Output) (handle Output) {
 //
 // Returns:
 //   - value: A tensor of type `dtype`.
-func GetSessionTensor(scope *Scope, handle Output, dtype cgo.DataType) (value Output) {
+func GetSessionTensor(scope *Scope, handle Output, dtype DataType) (value Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	op := scope.AddOperation(OpSpec{Type: "GetSessionTensor", Input: []any{handle}, Attrs: attrs})
 	return Out(op, 0)
@@ -19974,7 +19973,7 @@ func GlobalShuffleDatasetMetadata(value string) GlobalShuffleDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func GlobalShuffleDataset(scope *Scope, inputDataset Output, seed Output, seed2 Output, seedGenerator Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...GlobalShuffleDatasetAttr) (handle Output) {
+func GlobalShuffleDataset(scope *Scope, inputDataset Output, seed Output, seed2 Output, seedGenerator Output, outputTypes []DataType, outputShapes []Shape, optional ...GlobalShuffleDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -20066,7 +20065,7 @@ func GreaterEqual(scope *Scope, x Output, y Output) (z Output) {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func GroupByReducerDataset(scope *Scope, inputDataset Output, keyFuncOtherArguments []Output, initFuncOtherArguments []Output, reduceFuncOtherArguments []Output, finalizeFuncOtherArguments []Output, keyFunc cgo.Func, initFunc cgo.Func, reduceFunc cgo.Func, finalizeFunc cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func GroupByReducerDataset(scope *Scope, inputDataset Output, keyFuncOtherArguments []Output, initFuncOtherArguments []Output, reduceFuncOtherArguments []Output, finalizeFuncOtherArguments []Output, keyFunc Func, initFunc Func, reduceFunc Func, finalizeFunc Func, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"key_func": keyFunc, "init_func": initFunc, "reduce_func": reduceFunc, "finalize_func": finalizeFunc, "output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "GroupByReducerDataset", Input: []any{inputDataset, keyFuncOtherArguments, initFuncOtherArguments, reduceFuncOtherArguments, finalizeFuncOtherArguments}, Attrs: attrs})
 	return Out(op, 0)
@@ -20102,7 +20101,7 @@ func GroupByWindowDatasetMetadata(value string) GroupByWindowDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func GroupByWindowDataset(scope *Scope, inputDataset Output, keyFuncOtherArguments []Output, reduceFuncOtherArguments []Output, windowSizeFuncOtherArguments []Output, keyFunc cgo.Func, reduceFunc cgo.Func, windowSizeFunc cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...GroupByWindowDatasetAttr) (handle Output) {
+func GroupByWindowDataset(scope *Scope, inputDataset Output, keyFuncOtherArguments []Output, reduceFuncOtherArguments []Output, windowSizeFuncOtherArguments []Output, keyFunc Func, reduceFunc Func, windowSizeFunc Func, outputTypes []DataType, outputShapes []Shape, optional ...GroupByWindowDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"key_func": keyFunc, "reduce_func": reduceFunc, "window_size_func": windowSizeFunc, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -20192,7 +20191,7 @@ func HashTableUseNodeNameSharing(value bool) HashTableAttr {
 //
 // Returns:
 //   - tableHandle: A tensor of type mutable `string`.
-func HashTable(scope *Scope, keyDtype cgo.DataType, valueDtype cgo.DataType, optional ...HashTableAttr) (tableHandle Output) {
+func HashTable(scope *Scope, keyDtype DataType, valueDtype DataType, optional ...HashTableAttr) (tableHandle Output) {
 	attrs := optionalAttr{"key_dtype": keyDtype, "value_dtype": valueDtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -20244,7 +20243,7 @@ func HashTableV2UseNodeNameSharing(value bool) HashTableV2Attr {
 //
 // Returns:
 //   - tableHandle: A tensor of type `resource`.
-func HashTableV2(scope *Scope, keyDtype cgo.DataType, valueDtype cgo.DataType, optional ...HashTableV2Attr) (tableHandle Output) {
+func HashTableV2(scope *Scope, keyDtype DataType, valueDtype DataType, optional ...HashTableV2Attr) (tableHandle Output) {
 	attrs := optionalAttr{"key_dtype": keyDtype, "value_dtype": valueDtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -20258,8 +20257,8 @@ type HistogramFixedWidthAttr func(optionalAttr)
 
 // HistogramFixedWidthDtype sets the optional dtype attribute of [HistogramFixedWidth].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int32.
-func HistogramFixedWidthDtype(value cgo.DataType) HistogramFixedWidthAttr {
+// Allowed values: Int32, Int64. If not specified, defaults to Int32.
+func HistogramFixedWidthDtype(value DataType) HistogramFixedWidthAttr {
 	return genOpAttr("dtype", value)
 }
 
@@ -20331,7 +20330,7 @@ func HistogramSummary(scope *Scope, tag Output, values Output) (summary Output) 
 //
 // Returns:
 //   - output: A tensor of type dtype.
-func HostConst(scope *Scope, value *cgo.Tensor, dtype cgo.DataType) (output Output) {
+func HostConst(scope *Scope, value *Tensor, dtype DataType) (output Output) {
 	attrs := optionalAttr{"value": value, "dtype": dtype}
 	op := scope.AddOperation(OpSpec{Type: "HostConst", Attrs: attrs})
 	return Out(op, 0)
@@ -20418,8 +20417,8 @@ type IRFFTAttr func(optionalAttr)
 
 // IRFFTTreal sets the optional Treal attribute of [IRFFT].
 //
-// Allowed values: cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func IRFFTTreal(value cgo.DataType) IRFFTAttr { return genOpAttr("Treal", value) }
+// Allowed values: Float, Double. If not specified, defaults to Float.
+func IRFFTTreal(value DataType) IRFFTAttr { return genOpAttr("Treal", value) }
 
 // IRFFT: Inverse real-valued fast Fourier transform.
 //
@@ -20461,8 +20460,8 @@ type IRFFT2DAttr func(optionalAttr)
 
 // IRFFT2DTreal sets the optional Treal attribute of [IRFFT2D].
 //
-// Allowed values: cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func IRFFT2DTreal(value cgo.DataType) IRFFT2DAttr { return genOpAttr("Treal", value) }
+// Allowed values: Float, Double. If not specified, defaults to Float.
+func IRFFT2DTreal(value DataType) IRFFT2DAttr { return genOpAttr("Treal", value) }
 
 // IRFFT2D: Inverse 2D real-valued fast Fourier transform.
 //
@@ -20505,8 +20504,8 @@ type IRFFT3DAttr func(optionalAttr)
 
 // IRFFT3DTreal sets the optional Treal attribute of [IRFFT3D].
 //
-// Allowed values: cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func IRFFT3DTreal(value cgo.DataType) IRFFT3DAttr { return genOpAttr("Treal", value) }
+// Allowed values: Float, Double. If not specified, defaults to Float.
+func IRFFT3DTreal(value DataType) IRFFT3DAttr { return genOpAttr("Treal", value) }
 
 // IRFFT3D: Inverse 3D real-valued fast Fourier transform.
 //
@@ -20549,8 +20548,8 @@ type IRFFTNDAttr func(optionalAttr)
 
 // IRFFTNDTreal sets the optional Treal attribute of [IRFFTND].
 //
-// Allowed values: cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func IRFFTNDTreal(value cgo.DataType) IRFFTNDAttr { return genOpAttr("Treal", value) }
+// Allowed values: Float, Double. If not specified, defaults to Float.
+func IRFFTNDTreal(value DataType) IRFFTNDAttr { return genOpAttr("Treal", value) }
 
 // IRFFTND: ND inverse real fast Fourier transform.
 //
@@ -20802,7 +20801,7 @@ func IgnoreErrorsDatasetLogWarning(value bool) IgnoreErrorsDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func IgnoreErrorsDataset(scope *Scope, inputDataset Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...IgnoreErrorsDatasetAttr) (handle Output) {
+func IgnoreErrorsDataset(scope *Scope, inputDataset Output, outputTypes []DataType, outputShapes []Shape, optional ...IgnoreErrorsDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -20819,8 +20818,8 @@ type ImagAttr func(optionalAttr)
 // Need to be `tf.float32` when the type of `x` is `tf.complex64`.
 // Need to be `tf.float64` when the type of `x` is `tf.complex128`.
 //
-// Allowed values: cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func ImagTout(value cgo.DataType) ImagAttr { return genOpAttr("Tout", value) }
+// Allowed values: Float, Double. If not specified, defaults to Float.
+func ImagTout(value DataType) ImagAttr { return genOpAttr("Tout", value) }
 
 // Imag returns the imaginary part of a complex number.
 //
@@ -20955,7 +20954,7 @@ func ImageSummaryMaxImages(value int64) ImageSummaryAttr { return genOpAttr("max
 // Color to use for pixels with non-finite values.
 //
 // If not specified, defaults to a uint8 tensor.
-func ImageSummaryBadColor(value *cgo.Tensor) ImageSummaryAttr { return genOpAttr("bad_color", value) }
+func ImageSummaryBadColor(value *Tensor) ImageSummaryAttr { return genOpAttr("bad_color", value) }
 
 // ImageSummary outputs a `Summary` protocol buffer with images.
 //
@@ -21025,7 +21024,7 @@ func ImageSummary(scope *Scope, tag Output, tensor Output, optional ...ImageSumm
 //
 // Returns:
 //   - tensor: A tensor of type `dtype`.
-func ImmutableConst(scope *Scope, dtype cgo.DataType, shape cgo.Shape, memoryRegionName string) (tensor Output) {
+func ImmutableConst(scope *Scope, dtype DataType, shape Shape, memoryRegionName string) (tensor Output) {
 	attrs := optionalAttr{"dtype": dtype, "shape": shape, "memory_region_name": memoryRegionName}
 	op := scope.AddOperation(OpSpec{Type: "ImmutableConst", Attrs: attrs})
 	return Out(op, 0)
@@ -21038,7 +21037,7 @@ func ImmutableConst(scope *Scope, dtype cgo.DataType, shape cgo.Shape, memoryReg
 //   - event: A tensor of type string.
 //
 // It returns the operation, which has no outputs.
-func ImportEvent(scope *Scope, writer Output, event Output) *cgo.Operation {
+func ImportEvent(scope *Scope, writer Output, event Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ImportEvent", Input: []any{writer, event}})
 }
 
@@ -21132,7 +21131,7 @@ func IndexFlatMapDatasetMetadata(value string) IndexFlatMapDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func IndexFlatMapDataset(scope *Scope, inputDataset Output, mapFuncOtherArgs []Output, indexMapFuncOtherArgs []Output, outputCardinality Output, mapFunc cgo.Func, indexMapFunc cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...IndexFlatMapDatasetAttr) (handle Output) {
+func IndexFlatMapDataset(scope *Scope, inputDataset Output, mapFuncOtherArgs []Output, indexMapFuncOtherArgs []Output, outputCardinality Output, mapFunc Func, indexMapFunc Func, outputTypes []DataType, outputShapes []Shape, optional ...IndexFlatMapDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"map_func": mapFunc, "index_map_func": indexMapFunc, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -21149,7 +21148,7 @@ func IndexFlatMapDataset(scope *Scope, inputDataset Output, mapFuncOtherArgs []O
 //
 // Returns:
 //   - output: A tensor of type `dtype`.
-func InfeedDequeue(scope *Scope, dtype cgo.DataType, shape cgo.Shape) (output Output) {
+func InfeedDequeue(scope *Scope, dtype DataType, shape Shape) (output Output) {
 	attrs := optionalAttr{"dtype": dtype, "shape": shape}
 	op := scope.AddOperation(OpSpec{Type: "InfeedDequeue", Attrs: attrs})
 	return Out(op, 0)
@@ -21163,7 +21162,7 @@ func InfeedDequeue(scope *Scope, dtype cgo.DataType, shape cgo.Shape) (output Ou
 //
 // Returns:
 //   - outputs: A list of tensors of type `dtypes`.
-func InfeedDequeueTuple(scope *Scope, dtypes []cgo.DataType, shapes []cgo.Shape) (outputs []Output) {
+func InfeedDequeueTuple(scope *Scope, dtypes []DataType, shapes []Shape) (outputs []Output) {
 	attrs := optionalAttr{"dtypes": dtypes, "shapes": shapes}
 	op := scope.AddOperation(OpSpec{Type: "InfeedDequeueTuple", Attrs: attrs})
 	if op == nil {
@@ -21185,8 +21184,8 @@ type InfeedEnqueueAttr func(optionalAttr)
 //
 // The shape of the tensor.
 //
-// If not specified, defaults to cgo.MakeShape().
-func InfeedEnqueueShape(value cgo.Shape) InfeedEnqueueAttr { return genOpAttr("shape", value) }
+// If not specified, defaults to MakeShape().
+func InfeedEnqueueShape(value Shape) InfeedEnqueueAttr { return genOpAttr("shape", value) }
 
 // InfeedEnqueueLayout sets the optional layout attribute of [InfeedEnqueue].
 //
@@ -21217,7 +21216,7 @@ func InfeedEnqueueDeviceOrdinal(value int64) InfeedEnqueueAttr {
 // Optional attributes (InfeedEnqueueAttr): [InfeedEnqueueShape], [InfeedEnqueueLayout] and [InfeedEnqueueDeviceOrdinal].
 //
 // It returns the operation, which has no outputs.
-func InfeedEnqueue(scope *Scope, input Output, optional ...InfeedEnqueueAttr) *cgo.Operation {
+func InfeedEnqueue(scope *Scope, input Output, optional ...InfeedEnqueueAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -21247,7 +21246,7 @@ func InfeedEnqueuePrelinearizedBufferDeviceOrdinal(value int64) InfeedEnqueuePre
 // Optional attributes (InfeedEnqueuePrelinearizedBufferAttr): [InfeedEnqueuePrelinearizedBufferDeviceOrdinal].
 //
 // It returns the operation, which has no outputs.
-func InfeedEnqueuePrelinearizedBuffer(scope *Scope, input Output, optional ...InfeedEnqueuePrelinearizedBufferAttr) *cgo.Operation {
+func InfeedEnqueuePrelinearizedBuffer(scope *Scope, input Output, optional ...InfeedEnqueuePrelinearizedBufferAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -21291,7 +21290,7 @@ func InfeedEnqueueTupleDeviceOrdinal(value int64) InfeedEnqueueTupleAttr {
 // Optional attributes (InfeedEnqueueTupleAttr): [InfeedEnqueueTupleLayouts] and [InfeedEnqueueTupleDeviceOrdinal].
 //
 // It returns the operation, which has no outputs.
-func InfeedEnqueueTuple(scope *Scope, inputs []Output, shapes []cgo.Shape, optional ...InfeedEnqueueTupleAttr) *cgo.Operation {
+func InfeedEnqueueTuple(scope *Scope, inputs []Output, shapes []Shape, optional ...InfeedEnqueueTupleAttr) *Operation {
 	attrs := optionalAttr{"shapes": shapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -21308,7 +21307,7 @@ func InfeedEnqueueTuple(scope *Scope, inputs []Output, shapes []cgo.Shape, optio
 //   - values: A tensor. Values of type Tval.
 //
 // It returns the operation, which has no outputs.
-func InitializeTable(scope *Scope, tableHandle Output, keys Output, values Output) *cgo.Operation {
+func InitializeTable(scope *Scope, tableHandle Output, keys Output, values Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "InitializeTable", Input: []any{tableHandle, keys, values}})
 }
 
@@ -21319,7 +21318,7 @@ func InitializeTable(scope *Scope, tableHandle Output, keys Output, values Outpu
 //   - dataset: A tensor of type variant.
 //
 // It returns the operation, which has no outputs.
-func InitializeTableFromDataset(scope *Scope, tableHandle Output, dataset Output) *cgo.Operation {
+func InitializeTableFromDataset(scope *Scope, tableHandle Output, dataset Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "InitializeTableFromDataset", Input: []any{tableHandle, dataset}})
 }
 
@@ -21375,7 +21374,7 @@ func InitializeTableFromTextFileOffset(value int64) InitializeTableFromTextFileA
 // Optional attributes (InitializeTableFromTextFileAttr): [InitializeTableFromTextFileVocabSize], [InitializeTableFromTextFileDelimiter] and [InitializeTableFromTextFileOffset].
 //
 // It returns the operation, which has no outputs.
-func InitializeTableFromTextFile(scope *Scope, tableHandle Output, filename Output, keyIndex int64, valueIndex int64, optional ...InitializeTableFromTextFileAttr) *cgo.Operation {
+func InitializeTableFromTextFile(scope *Scope, tableHandle Output, filename Output, keyIndex int64, valueIndex int64, optional ...InitializeTableFromTextFileAttr) *Operation {
 	attrs := optionalAttr{"key_index": keyIndex, "value_index": valueIndex}
 	for _, opt := range optional {
 		opt(attrs)
@@ -21435,7 +21434,7 @@ func InitializeTableFromTextFileV2Offset(value int64) InitializeTableFromTextFil
 // Optional attributes (InitializeTableFromTextFileV2Attr): [InitializeTableFromTextFileV2VocabSize], [InitializeTableFromTextFileV2Delimiter] and [InitializeTableFromTextFileV2Offset].
 //
 // It returns the operation, which has no outputs.
-func InitializeTableFromTextFileV2(scope *Scope, tableHandle Output, filename Output, keyIndex int64, valueIndex int64, optional ...InitializeTableFromTextFileV2Attr) *cgo.Operation {
+func InitializeTableFromTextFileV2(scope *Scope, tableHandle Output, filename Output, keyIndex int64, valueIndex int64, optional ...InitializeTableFromTextFileV2Attr) *Operation {
 	attrs := optionalAttr{"key_index": keyIndex, "value_index": valueIndex}
 	for _, opt := range optional {
 		opt(attrs)
@@ -21452,7 +21451,7 @@ func InitializeTableFromTextFileV2(scope *Scope, tableHandle Output, filename Ou
 //   - values: A tensor. Values of type Tval.
 //
 // It returns the operation, which has no outputs.
-func InitializeTableV2(scope *Scope, tableHandle Output, keys Output, values Output) *cgo.Operation {
+func InitializeTableV2(scope *Scope, tableHandle Output, keys Output, values Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "InitializeTableV2", Input: []any{tableHandle, keys, values}})
 }
 
@@ -21546,7 +21545,7 @@ func InterleaveDatasetMetadata(value string) InterleaveDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func InterleaveDataset(scope *Scope, inputDataset Output, otherArguments []Output, cycleLength Output, blockLength Output, f cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...InterleaveDatasetAttr) (handle Output) {
+func InterleaveDataset(scope *Scope, inputDataset Output, otherArguments []Output, cycleLength Output, blockLength Output, f Func, outputTypes []DataType, outputShapes []Shape, optional ...InterleaveDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"f": f, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -21808,8 +21807,8 @@ type IsotonicRegressionAttr func(optionalAttr)
 // Using unsupported dtype pairs (for example, input=float64 with output=float32)
 // will result in a "Could not find device for node" error.
 //
-// Allowed values: cgo.Half, cgo.BFloat16, cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func IsotonicRegressionOutputDtype(value cgo.DataType) IsotonicRegressionAttr {
+// Allowed values: Half, BFloat16, Float, Double. If not specified, defaults to Float.
+func IsotonicRegressionOutputDtype(value DataType) IsotonicRegressionAttr {
 	return genOpAttr("output_dtype", value)
 }
 
@@ -21843,7 +21842,7 @@ func IsotonicRegression(scope *Scope, input Output, optional ...IsotonicRegressi
 //
 // Returns:
 //   - handle: A tensor of type `resource`.
-func Iterator(scope *Scope, sharedName string, container string, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func Iterator(scope *Scope, sharedName string, container string, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"shared_name": sharedName, "container": container, "output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "Iterator", Attrs: attrs})
 	return Out(op, 0)
@@ -21858,7 +21857,7 @@ type IteratorFromStringHandleAttr func(optionalAttr)
 // element produced by the resulting iterator.
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func IteratorFromStringHandleOutputTypes(value []cgo.DataType) IteratorFromStringHandleAttr {
+func IteratorFromStringHandleOutputTypes(value []DataType) IteratorFromStringHandleAttr {
 	return genOpAttr("output_types", value)
 }
 
@@ -21868,7 +21867,7 @@ func IteratorFromStringHandleOutputTypes(value []cgo.DataType) IteratorFromStrin
 // element produced by the resulting iterator.
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func IteratorFromStringHandleOutputShapes(value []cgo.Shape) IteratorFromStringHandleAttr {
+func IteratorFromStringHandleOutputShapes(value []Shape) IteratorFromStringHandleAttr {
 	return genOpAttr("output_shapes", value)
 }
 
@@ -21897,14 +21896,14 @@ type IteratorFromStringHandleV2Attr func(optionalAttr)
 // IteratorFromStringHandleV2OutputTypes sets the optional output_types attribute of [IteratorFromStringHandleV2].
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func IteratorFromStringHandleV2OutputTypes(value []cgo.DataType) IteratorFromStringHandleV2Attr {
+func IteratorFromStringHandleV2OutputTypes(value []DataType) IteratorFromStringHandleV2Attr {
 	return genOpAttr("output_types", value)
 }
 
 // IteratorFromStringHandleV2OutputShapes sets the optional output_shapes attribute of [IteratorFromStringHandleV2].
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func IteratorFromStringHandleV2OutputShapes(value []cgo.Shape) IteratorFromStringHandleV2Attr {
+func IteratorFromStringHandleV2OutputShapes(value []Shape) IteratorFromStringHandleV2Attr {
 	return genOpAttr("output_shapes", value)
 }
 
@@ -21962,7 +21961,7 @@ func IteratorGetModelProto(scope *Scope, iterator Output) (modelProto Output) {
 //
 // Returns:
 //   - components: A list of tensors of type `output_types`.
-func IteratorGetNext(scope *Scope, iterator Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (components []Output) {
+func IteratorGetNext(scope *Scope, iterator Output, outputTypes []DataType, outputShapes []Shape) (components []Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "IteratorGetNext", Input: []any{iterator}, Attrs: attrs})
 	if op == nil {
@@ -21986,7 +21985,7 @@ func IteratorGetNext(scope *Scope, iterator Output, outputTypes []cgo.DataType, 
 //
 // Returns:
 //   - optional_: A tensor of type `variant`.
-func IteratorGetNextAsOptional(scope *Scope, iterator Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (optional_ Output) {
+func IteratorGetNextAsOptional(scope *Scope, iterator Output, outputTypes []DataType, outputShapes []Shape) (optional_ Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "IteratorGetNextAsOptional", Input: []any{iterator}, Attrs: attrs})
 	return Out(op, 0)
@@ -22006,7 +22005,7 @@ func IteratorGetNextAsOptional(scope *Scope, iterator Output, outputTypes []cgo.
 //
 // Returns:
 //   - components: A list of tensors of type `output_types`.
-func IteratorGetNextSync(scope *Scope, iterator Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (components []Output) {
+func IteratorGetNextSync(scope *Scope, iterator Output, outputTypes []DataType, outputShapes []Shape) (components []Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "IteratorGetNextSync", Input: []any{iterator}, Attrs: attrs})
 	if op == nil {
@@ -22044,7 +22043,7 @@ func IteratorToStringHandle(scope *Scope, resourceHandle Output) (stringHandle O
 //
 // Returns:
 //   - handle: A tensor of type resource.
-func IteratorV2(scope *Scope, sharedName string, container string, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func IteratorV2(scope *Scope, sharedName string, container string, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"shared_name": sharedName, "container": container, "output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "IteratorV2", Attrs: attrs})
 	return Out(op, 0)
@@ -22151,7 +22150,7 @@ func L2Loss(scope *Scope, t Output) (output Output) {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func LMDBDataset(scope *Scope, filenames Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func LMDBDataset(scope *Scope, filenames Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "LMDBDataset", Input: []any{filenames}, Attrs: attrs})
 	return Out(op, 0)
@@ -22444,7 +22443,7 @@ func LSTMBlockCellGrad(scope *Scope, x Output, csPrev Output, hPrev Output, w Ou
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func LatencyStatsDataset(scope *Scope, inputDataset Output, tag Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func LatencyStatsDataset(scope *Scope, inputDataset Output, tag Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "LatencyStatsDataset", Input: []any{inputDataset, tag}, Attrs: attrs})
 	return Out(op, 0)
@@ -22653,7 +22652,7 @@ func LegacyParallelInterleaveDatasetV2Metadata(value string) LegacyParallelInter
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func LegacyParallelInterleaveDatasetV2(scope *Scope, inputDataset Output, otherArguments []Output, cycleLength Output, blockLength Output, bufferOutputElements Output, prefetchInputElements Output, f cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...LegacyParallelInterleaveDatasetV2Attr) (handle Output) {
+func LegacyParallelInterleaveDatasetV2(scope *Scope, inputDataset Output, otherArguments []Output, cycleLength Output, blockLength Output, bufferOutputElements Output, prefetchInputElements Output, f Func, outputTypes []DataType, outputShapes []Shape, optional ...LegacyParallelInterleaveDatasetV2Attr) (handle Output) {
 	attrs := optionalAttr{"f": f, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -22778,7 +22777,7 @@ func ListDatasetMetadata(value string) ListDatasetAttr { return genOpAttr("metad
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ListDataset(scope *Scope, tensors []Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ListDatasetAttr) (handle Output) {
+func ListDataset(scope *Scope, tensors []Output, outputTypes []DataType, outputShapes []Shape, optional ...ListDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -22792,8 +22791,8 @@ type ListDiffAttr func(optionalAttr)
 
 // ListDiffOutIdx sets the optional out_idx attribute of [ListDiff].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int32.
-func ListDiffOutIdx(value cgo.DataType) ListDiffAttr { return genOpAttr("out_idx", value) }
+// Allowed values: Int32, Int64. If not specified, defaults to Int32.
+func ListDiffOutIdx(value DataType) ListDiffAttr { return genOpAttr("out_idx", value) }
 
 // ListDiff computes the difference between two lists of numbers or strings.
 //
@@ -22842,7 +22841,7 @@ func ListDiff(scope *Scope, x Output, y Output, optional ...ListDiffAttr) (out O
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func ListSnapshotChunksDataset(scope *Scope, snapshotPath Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ListSnapshotChunksDataset(scope *Scope, snapshotPath Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ListSnapshotChunksDataset", Input: []any{snapshotPath}, Attrs: attrs})
 	return Out(op, 0)
@@ -22864,7 +22863,7 @@ func ListSnapshotChunksDataset(scope *Scope, snapshotPath Output, outputTypes []
 //   - shardId: The value of the shard_id attribute.
 //
 // It returns the operation, which has no outputs.
-func LoadAllTPUEmbeddingParameters(scope *Scope, parameters []Output, auxiliary1 []Output, auxiliary2 []Output, auxiliary3 []Output, auxiliary4 []Output, auxiliary5 []Output, auxiliary6 []Output, auxiliary7 []Output, config string, numShards int64, shardId int64) *cgo.Operation {
+func LoadAllTPUEmbeddingParameters(scope *Scope, parameters []Output, auxiliary1 []Output, auxiliary2 []Output, auxiliary3 []Output, auxiliary4 []Output, auxiliary5 []Output, auxiliary6 []Output, auxiliary7 []Output, config string, numShards int64, shardId int64) *Operation {
 	attrs := optionalAttr{"config": config, "num_shards": numShards, "shard_id": shardId}
 	return scope.AddOperation(OpSpec{Type: "LoadAllTPUEmbeddingParameters", Input: []any{parameters, auxiliary1, auxiliary2, auxiliary3, auxiliary4, auxiliary5, auxiliary6, auxiliary7}, Attrs: attrs})
 }
@@ -22977,7 +22976,7 @@ func LoadDatasetCompression(value string) LoadDatasetAttr { return genOpAttr("co
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func LoadDataset(scope *Scope, path Output, readerFuncOtherArgs []Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, readerFunc cgo.Func, optional ...LoadDatasetAttr) (handle Output) {
+func LoadDataset(scope *Scope, path Output, readerFuncOtherArgs []Output, outputTypes []DataType, outputShapes []Shape, readerFunc Func, optional ...LoadDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes, "reader_func": readerFunc}
 	for _, opt := range optional {
 		opt(attrs)
@@ -23031,7 +23030,7 @@ func LoadTPUEmbeddingADAMParametersConfig(value string) LoadTPUEmbeddingADAMPara
 // Optional attributes (LoadTPUEmbeddingADAMParametersAttr): [LoadTPUEmbeddingADAMParametersTableId], [LoadTPUEmbeddingADAMParametersTableName] and [LoadTPUEmbeddingADAMParametersConfig].
 //
 // It returns the operation, which has no outputs.
-func LoadTPUEmbeddingADAMParameters(scope *Scope, parameters Output, momenta Output, velocities Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingADAMParametersAttr) *cgo.Operation {
+func LoadTPUEmbeddingADAMParameters(scope *Scope, parameters Output, momenta Output, velocities Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingADAMParametersAttr) *Operation {
 	attrs := optionalAttr{"num_shards": numShards, "shard_id": shardId}
 	for _, opt := range optional {
 		opt(attrs)
@@ -23084,7 +23083,7 @@ func LoadTPUEmbeddingAdadeltaParametersConfig(value string) LoadTPUEmbeddingAdad
 // Optional attributes (LoadTPUEmbeddingAdadeltaParametersAttr): [LoadTPUEmbeddingAdadeltaParametersTableId], [LoadTPUEmbeddingAdadeltaParametersTableName] and [LoadTPUEmbeddingAdadeltaParametersConfig].
 //
 // It returns the operation, which has no outputs.
-func LoadTPUEmbeddingAdadeltaParameters(scope *Scope, parameters Output, accumulators Output, updates Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingAdadeltaParametersAttr) *cgo.Operation {
+func LoadTPUEmbeddingAdadeltaParameters(scope *Scope, parameters Output, accumulators Output, updates Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingAdadeltaParametersAttr) *Operation {
 	attrs := optionalAttr{"num_shards": numShards, "shard_id": shardId}
 	for _, opt := range optional {
 		opt(attrs)
@@ -23137,7 +23136,7 @@ func LoadTPUEmbeddingAdagradMomentumParametersConfig(value string) LoadTPUEmbedd
 // Optional attributes (LoadTPUEmbeddingAdagradMomentumParametersAttr): [LoadTPUEmbeddingAdagradMomentumParametersTableId], [LoadTPUEmbeddingAdagradMomentumParametersTableName] and [LoadTPUEmbeddingAdagradMomentumParametersConfig].
 //
 // It returns the operation, which has no outputs.
-func LoadTPUEmbeddingAdagradMomentumParameters(scope *Scope, parameters Output, accumulators Output, momenta Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingAdagradMomentumParametersAttr) *cgo.Operation {
+func LoadTPUEmbeddingAdagradMomentumParameters(scope *Scope, parameters Output, accumulators Output, momenta Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingAdagradMomentumParametersAttr) *Operation {
 	attrs := optionalAttr{"num_shards": numShards, "shard_id": shardId}
 	for _, opt := range optional {
 		opt(attrs)
@@ -23188,7 +23187,7 @@ func LoadTPUEmbeddingAdagradParametersConfig(value string) LoadTPUEmbeddingAdagr
 // Optional attributes (LoadTPUEmbeddingAdagradParametersAttr): [LoadTPUEmbeddingAdagradParametersTableId], [LoadTPUEmbeddingAdagradParametersTableName] and [LoadTPUEmbeddingAdagradParametersConfig].
 //
 // It returns the operation, which has no outputs.
-func LoadTPUEmbeddingAdagradParameters(scope *Scope, parameters Output, accumulators Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingAdagradParametersAttr) *cgo.Operation {
+func LoadTPUEmbeddingAdagradParameters(scope *Scope, parameters Output, accumulators Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingAdagradParametersAttr) *Operation {
 	attrs := optionalAttr{"num_shards": numShards, "shard_id": shardId}
 	for _, opt := range optional {
 		opt(attrs)
@@ -23243,7 +23242,7 @@ func LoadTPUEmbeddingCenteredRMSPropParametersConfig(value string) LoadTPUEmbedd
 // Optional attributes (LoadTPUEmbeddingCenteredRMSPropParametersAttr): [LoadTPUEmbeddingCenteredRMSPropParametersTableId], [LoadTPUEmbeddingCenteredRMSPropParametersTableName] and [LoadTPUEmbeddingCenteredRMSPropParametersConfig].
 //
 // It returns the operation, which has no outputs.
-func LoadTPUEmbeddingCenteredRMSPropParameters(scope *Scope, parameters Output, ms Output, mom Output, mg Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingCenteredRMSPropParametersAttr) *cgo.Operation {
+func LoadTPUEmbeddingCenteredRMSPropParameters(scope *Scope, parameters Output, ms Output, mom Output, mg Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingCenteredRMSPropParametersAttr) *Operation {
 	attrs := optionalAttr{"num_shards": numShards, "shard_id": shardId}
 	for _, opt := range optional {
 		opt(attrs)
@@ -23296,7 +23295,7 @@ func LoadTPUEmbeddingFTRLParametersConfig(value string) LoadTPUEmbeddingFTRLPara
 // Optional attributes (LoadTPUEmbeddingFTRLParametersAttr): [LoadTPUEmbeddingFTRLParametersTableId], [LoadTPUEmbeddingFTRLParametersTableName] and [LoadTPUEmbeddingFTRLParametersConfig].
 //
 // It returns the operation, which has no outputs.
-func LoadTPUEmbeddingFTRLParameters(scope *Scope, parameters Output, accumulators Output, linears Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingFTRLParametersAttr) *cgo.Operation {
+func LoadTPUEmbeddingFTRLParameters(scope *Scope, parameters Output, accumulators Output, linears Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingFTRLParametersAttr) *Operation {
 	attrs := optionalAttr{"num_shards": numShards, "shard_id": shardId}
 	for _, opt := range optional {
 		opt(attrs)
@@ -23347,7 +23346,7 @@ func LoadTPUEmbeddingFrequencyEstimatorParametersConfig(value string) LoadTPUEmb
 // Optional attributes (LoadTPUEmbeddingFrequencyEstimatorParametersAttr): [LoadTPUEmbeddingFrequencyEstimatorParametersTableId], [LoadTPUEmbeddingFrequencyEstimatorParametersTableName] and [LoadTPUEmbeddingFrequencyEstimatorParametersConfig].
 //
 // It returns the operation, which has no outputs.
-func LoadTPUEmbeddingFrequencyEstimatorParameters(scope *Scope, parameters Output, lastHitStep Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingFrequencyEstimatorParametersAttr) *cgo.Operation {
+func LoadTPUEmbeddingFrequencyEstimatorParameters(scope *Scope, parameters Output, lastHitStep Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingFrequencyEstimatorParametersAttr) *Operation {
 	attrs := optionalAttr{"num_shards": numShards, "shard_id": shardId}
 	for _, opt := range optional {
 		opt(attrs)
@@ -23402,7 +23401,7 @@ func LoadTPUEmbeddingMDLAdagradLightParametersConfig(value string) LoadTPUEmbedd
 // Optional attributes (LoadTPUEmbeddingMDLAdagradLightParametersAttr): [LoadTPUEmbeddingMDLAdagradLightParametersTableId], [LoadTPUEmbeddingMDLAdagradLightParametersTableName] and [LoadTPUEmbeddingMDLAdagradLightParametersConfig].
 //
 // It returns the operation, which has no outputs.
-func LoadTPUEmbeddingMDLAdagradLightParameters(scope *Scope, parameters Output, accumulators Output, weights Output, benefits Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingMDLAdagradLightParametersAttr) *cgo.Operation {
+func LoadTPUEmbeddingMDLAdagradLightParameters(scope *Scope, parameters Output, accumulators Output, weights Output, benefits Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingMDLAdagradLightParametersAttr) *Operation {
 	attrs := optionalAttr{"num_shards": numShards, "shard_id": shardId}
 	for _, opt := range optional {
 		opt(attrs)
@@ -23453,7 +23452,7 @@ func LoadTPUEmbeddingMomentumParametersConfig(value string) LoadTPUEmbeddingMome
 // Optional attributes (LoadTPUEmbeddingMomentumParametersAttr): [LoadTPUEmbeddingMomentumParametersTableId], [LoadTPUEmbeddingMomentumParametersTableName] and [LoadTPUEmbeddingMomentumParametersConfig].
 //
 // It returns the operation, which has no outputs.
-func LoadTPUEmbeddingMomentumParameters(scope *Scope, parameters Output, momenta Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingMomentumParametersAttr) *cgo.Operation {
+func LoadTPUEmbeddingMomentumParameters(scope *Scope, parameters Output, momenta Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingMomentumParametersAttr) *Operation {
 	attrs := optionalAttr{"num_shards": numShards, "shard_id": shardId}
 	for _, opt := range optional {
 		opt(attrs)
@@ -23504,7 +23503,7 @@ func LoadTPUEmbeddingProximalAdagradParametersConfig(value string) LoadTPUEmbedd
 // Optional attributes (LoadTPUEmbeddingProximalAdagradParametersAttr): [LoadTPUEmbeddingProximalAdagradParametersTableId], [LoadTPUEmbeddingProximalAdagradParametersTableName] and [LoadTPUEmbeddingProximalAdagradParametersConfig].
 //
 // It returns the operation, which has no outputs.
-func LoadTPUEmbeddingProximalAdagradParameters(scope *Scope, parameters Output, accumulators Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingProximalAdagradParametersAttr) *cgo.Operation {
+func LoadTPUEmbeddingProximalAdagradParameters(scope *Scope, parameters Output, accumulators Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingProximalAdagradParametersAttr) *Operation {
 	attrs := optionalAttr{"num_shards": numShards, "shard_id": shardId}
 	for _, opt := range optional {
 		opt(attrs)
@@ -23548,7 +23547,7 @@ func LoadTPUEmbeddingProximalYogiParametersConfig(value string) LoadTPUEmbedding
 // Optional attributes (LoadTPUEmbeddingProximalYogiParametersAttr): [LoadTPUEmbeddingProximalYogiParametersTableId], [LoadTPUEmbeddingProximalYogiParametersTableName] and [LoadTPUEmbeddingProximalYogiParametersConfig].
 //
 // It returns the operation, which has no outputs.
-func LoadTPUEmbeddingProximalYogiParameters(scope *Scope, parameters Output, v Output, m Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingProximalYogiParametersAttr) *cgo.Operation {
+func LoadTPUEmbeddingProximalYogiParameters(scope *Scope, parameters Output, v Output, m Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingProximalYogiParametersAttr) *Operation {
 	attrs := optionalAttr{"num_shards": numShards, "shard_id": shardId}
 	for _, opt := range optional {
 		opt(attrs)
@@ -23601,7 +23600,7 @@ func LoadTPUEmbeddingRMSPropParametersConfig(value string) LoadTPUEmbeddingRMSPr
 // Optional attributes (LoadTPUEmbeddingRMSPropParametersAttr): [LoadTPUEmbeddingRMSPropParametersTableId], [LoadTPUEmbeddingRMSPropParametersTableName] and [LoadTPUEmbeddingRMSPropParametersConfig].
 //
 // It returns the operation, which has no outputs.
-func LoadTPUEmbeddingRMSPropParameters(scope *Scope, parameters Output, ms Output, mom Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingRMSPropParametersAttr) *cgo.Operation {
+func LoadTPUEmbeddingRMSPropParameters(scope *Scope, parameters Output, ms Output, mom Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingRMSPropParametersAttr) *Operation {
 	attrs := optionalAttr{"num_shards": numShards, "shard_id": shardId}
 	for _, opt := range optional {
 		opt(attrs)
@@ -23650,7 +23649,7 @@ func LoadTPUEmbeddingStochasticGradientDescentParametersConfig(value string) Loa
 // Optional attributes (LoadTPUEmbeddingStochasticGradientDescentParametersAttr): [LoadTPUEmbeddingStochasticGradientDescentParametersTableId], [LoadTPUEmbeddingStochasticGradientDescentParametersTableName] and [LoadTPUEmbeddingStochasticGradientDescentParametersConfig].
 //
 // It returns the operation, which has no outputs.
-func LoadTPUEmbeddingStochasticGradientDescentParameters(scope *Scope, parameters Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingStochasticGradientDescentParametersAttr) *cgo.Operation {
+func LoadTPUEmbeddingStochasticGradientDescentParameters(scope *Scope, parameters Output, numShards int64, shardId int64, optional ...LoadTPUEmbeddingStochasticGradientDescentParametersAttr) *Operation {
 	attrs := optionalAttr{"num_shards": numShards, "shard_id": shardId}
 	for _, opt := range optional {
 		opt(attrs)
@@ -23949,7 +23948,7 @@ func LogicalOr(scope *Scope, x Output, y Output) (z Output) {
 // Returns:
 //   - keys: A tensor of type `Tkeys`.
 //   - values: A tensor of type `Tvalues`.
-func LookupTableExport(scope *Scope, tableHandle Output, tkeys cgo.DataType, tvalues cgo.DataType) (keys Output, values Output) {
+func LookupTableExport(scope *Scope, tableHandle Output, tkeys DataType, tvalues DataType) (keys Output, values Output) {
 	attrs := optionalAttr{"Tkeys": tkeys, "Tvalues": tvalues}
 	op := scope.AddOperation(OpSpec{Type: "LookupTableExport", Input: []any{tableHandle}, Attrs: attrs})
 	return Out(op, 0), Out(op, 1)
@@ -23965,7 +23964,7 @@ func LookupTableExport(scope *Scope, tableHandle Output, tkeys cgo.DataType, tva
 // Returns:
 //   - keys: A tensor of type `Tkeys`.
 //   - values: A tensor of type `Tvalues`.
-func LookupTableExportV2(scope *Scope, tableHandle Output, tkeys cgo.DataType, tvalues cgo.DataType) (keys Output, values Output) {
+func LookupTableExportV2(scope *Scope, tableHandle Output, tkeys DataType, tvalues DataType) (keys Output, values Output) {
 	attrs := optionalAttr{"Tkeys": tkeys, "Tvalues": tvalues}
 	op := scope.AddOperation(OpSpec{Type: "LookupTableExportV2", Input: []any{tableHandle}, Attrs: attrs})
 	return Out(op, 0), Out(op, 1)
@@ -24022,7 +24021,7 @@ func LookupTableFindV2(scope *Scope, tableHandle Output, keys Output, defaultVal
 //   - values: A tensor. Values to associate with keys.
 //
 // It returns the operation, which has no outputs.
-func LookupTableImport(scope *Scope, tableHandle Output, keys Output, values Output) *cgo.Operation {
+func LookupTableImport(scope *Scope, tableHandle Output, keys Output, values Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "LookupTableImport", Input: []any{tableHandle, keys, values}})
 }
 
@@ -24037,7 +24036,7 @@ func LookupTableImport(scope *Scope, tableHandle Output, keys Output, values Out
 //   - values: A tensor. Values to associate with keys.
 //
 // It returns the operation, which has no outputs.
-func LookupTableImportV2(scope *Scope, tableHandle Output, keys Output, values Output) *cgo.Operation {
+func LookupTableImportV2(scope *Scope, tableHandle Output, keys Output, values Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "LookupTableImportV2", Input: []any{tableHandle, keys, values}})
 }
 
@@ -24052,7 +24051,7 @@ func LookupTableImportV2(scope *Scope, tableHandle Output, keys Output, values O
 //   - values: A tensor. Values to associate with keys.
 //
 // It returns the operation, which has no outputs.
-func LookupTableInsert(scope *Scope, tableHandle Output, keys Output, values Output) *cgo.Operation {
+func LookupTableInsert(scope *Scope, tableHandle Output, keys Output, values Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "LookupTableInsert", Input: []any{tableHandle, keys, values}})
 }
 
@@ -24067,7 +24066,7 @@ func LookupTableInsert(scope *Scope, tableHandle Output, keys Output, values Out
 //   - values: A tensor. Values to associate with keys.
 //
 // It returns the operation, which has no outputs.
-func LookupTableInsertV2(scope *Scope, tableHandle Output, keys Output, values Output) *cgo.Operation {
+func LookupTableInsertV2(scope *Scope, tableHandle Output, keys Output, values Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "LookupTableInsertV2", Input: []any{tableHandle, keys, values}})
 }
 
@@ -24081,7 +24080,7 @@ func LookupTableInsertV2(scope *Scope, tableHandle Output, keys Output, values O
 //   - keys: A tensor. Any shape.  Keys of the elements to remove.
 //
 // It returns the operation, which has no outputs.
-func LookupTableRemoveV2(scope *Scope, tableHandle Output, keys Output) *cgo.Operation {
+func LookupTableRemoveV2(scope *Scope, tableHandle Output, keys Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "LookupTableRemoveV2", Input: []any{tableHandle, keys}})
 }
 
@@ -24130,8 +24129,8 @@ type LowerBoundAttr func(optionalAttr)
 
 // LowerBoundOutType sets the optional out_type attribute of [LowerBound].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int32.
-func LowerBoundOutType(value cgo.DataType) LowerBoundAttr { return genOpAttr("out_type", value) }
+// Allowed values: Int32, Int64. If not specified, defaults to Int32.
+func LowerBoundOutType(value DataType) LowerBoundAttr { return genOpAttr("out_type", value) }
 
 // LowerBound applies lower_bound(sorted_search_values, values) along each row.
 //
@@ -24178,8 +24177,8 @@ type LuAttr func(optionalAttr)
 
 // LuOutputIdxType sets the optional output_idx_type attribute of [Lu].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int32.
-func LuOutputIdxType(value cgo.DataType) LuAttr { return genOpAttr("output_idx_type", value) }
+// Allowed values: Int32, Int64. If not specified, defaults to Int32.
+func LuOutputIdxType(value DataType) LuAttr { return genOpAttr("output_idx_type", value) }
 
 // Lu computes the LU decomposition of one or more square matrices.
 //
@@ -24230,7 +24229,7 @@ func Lu(scope *Scope, input Output, optional ...LuAttr) (lu Output, p Output) {
 //   - iterator: A tensor of type `resource`.
 //
 // It returns the operation, which has no outputs.
-func MakeIterator(scope *Scope, dataset Output, iterator Output) *cgo.Operation {
+func MakeIterator(scope *Scope, dataset Output, iterator Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "MakeIterator", Input: []any{dataset, iterator}})
 }
 
@@ -24296,7 +24295,7 @@ func MapAndBatchDatasetMetadata(value string) MapAndBatchDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func MapAndBatchDataset(scope *Scope, inputDataset Output, otherArguments []Output, batchSize Output, numParallelCalls Output, dropRemainder Output, f cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...MapAndBatchDatasetAttr) (handle Output) {
+func MapAndBatchDataset(scope *Scope, inputDataset Output, otherArguments []Output, batchSize Output, numParallelCalls Output, dropRemainder Output, f Func, outputTypes []DataType, outputShapes []Shape, optional ...MapAndBatchDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"f": f, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -24336,7 +24335,7 @@ func MapClearSharedName(value string) MapClearAttr { return genOpAttr("shared_na
 // Optional attributes (MapClearAttr): [MapClearCapacity], [MapClearMemoryLimit], [MapClearContainer] and [MapClearSharedName].
 //
 // It returns the operation, which has no outputs.
-func MapClear(scope *Scope, dtypes []cgo.DataType, optional ...MapClearAttr) *cgo.Operation {
+func MapClear(scope *Scope, dtypes []DataType, optional ...MapClearAttr) *Operation {
 	attrs := optionalAttr{"dtypes": dtypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -24386,7 +24385,7 @@ func MapDatasetMetadata(value string) MapDatasetAttr { return genOpAttr("metadat
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func MapDataset(scope *Scope, inputDataset Output, otherArguments []Output, f cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...MapDatasetAttr) (handle Output) {
+func MapDataset(scope *Scope, inputDataset Output, otherArguments []Output, f Func, outputTypes []DataType, outputShapes []Shape, optional ...MapDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"f": f, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -24430,7 +24429,7 @@ func MapDefunMaxIntraOpParallelism(value int64) MapDefunAttr {
 //
 // Returns:
 //   - output: A list of tensors of type `output_types`.
-func MapDefun(scope *Scope, arguments []Output, capturedInputs []Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, f cgo.Func, optional ...MapDefunAttr) (output []Output) {
+func MapDefun(scope *Scope, arguments []Output, capturedInputs []Output, outputTypes []DataType, outputShapes []Shape, f Func, optional ...MapDefunAttr) (output []Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes, "f": f}
 	for _, opt := range optional {
 		opt(attrs)
@@ -24488,7 +24487,7 @@ func MapIncompleteSizeSharedName(value string) MapIncompleteSizeAttr {
 //
 // Returns:
 //   - size: A tensor of type `int32`.
-func MapIncompleteSize(scope *Scope, dtypes []cgo.DataType, optional ...MapIncompleteSizeAttr) (size Output) {
+func MapIncompleteSize(scope *Scope, dtypes []DataType, optional ...MapIncompleteSizeAttr) (size Output) {
 	attrs := optionalAttr{"dtypes": dtypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -24534,7 +24533,7 @@ func MapPeekSharedName(value string) MapPeekAttr { return genOpAttr("shared_name
 //
 // Returns:
 //   - values: A list of tensors of type `dtypes`.
-func MapPeek(scope *Scope, key Output, indices Output, dtypes []cgo.DataType, optional ...MapPeekAttr) (values []Output) {
+func MapPeek(scope *Scope, key Output, indices Output, dtypes []DataType, optional ...MapPeekAttr) (values []Output) {
 	attrs := optionalAttr{"dtypes": dtypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -24584,7 +24583,7 @@ func MapSizeSharedName(value string) MapSizeAttr { return genOpAttr("shared_name
 //
 // Returns:
 //   - size: A tensor of type `int32`.
-func MapSize(scope *Scope, dtypes []cgo.DataType, optional ...MapSizeAttr) (size Output) {
+func MapSize(scope *Scope, dtypes []DataType, optional ...MapSizeAttr) (size Output) {
 	attrs := optionalAttr{"dtypes": dtypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -24636,7 +24635,7 @@ func MapStageSharedName(value string) MapStageAttr { return genOpAttr("shared_na
 // Optional attributes (MapStageAttr): [MapStageCapacity], [MapStageMemoryLimit], [MapStageContainer] and [MapStageSharedName].
 //
 // It returns the operation, which has no outputs.
-func MapStage(scope *Scope, key Output, indices Output, values []Output, dtypes []cgo.DataType, optional ...MapStageAttr) *cgo.Operation {
+func MapStage(scope *Scope, key Output, indices Output, values []Output, dtypes []DataType, optional ...MapStageAttr) *Operation {
 	attrs := optionalAttr{"dtypes": dtypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -24681,7 +24680,7 @@ func MapUnstageSharedName(value string) MapUnstageAttr { return genOpAttr("share
 //
 // Returns:
 //   - values: A list of tensors of type `dtypes`.
-func MapUnstage(scope *Scope, key Output, indices Output, dtypes []cgo.DataType, optional ...MapUnstageAttr) (values []Output) {
+func MapUnstage(scope *Scope, key Output, indices Output, dtypes []DataType, optional ...MapUnstageAttr) (values []Output) {
 	attrs := optionalAttr{"dtypes": dtypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -24740,7 +24739,7 @@ func MapUnstageNoKeySharedName(value string) MapUnstageNoKeyAttr {
 // Returns:
 //   - key: A tensor of type `int64`.
 //   - values: A list of tensors of type `dtypes`.
-func MapUnstageNoKey(scope *Scope, indices Output, dtypes []cgo.DataType, optional ...MapUnstageNoKeyAttr) (key Output, values []Output) {
+func MapUnstageNoKey(scope *Scope, indices Output, dtypes []DataType, optional ...MapUnstageNoKeyAttr) (key Output, values []Output) {
 	attrs := optionalAttr{"dtypes": dtypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -26092,7 +26091,7 @@ func Max(scope *Scope, input Output, reductionIndices Output, optional ...MaxAtt
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func MaxIntraOpParallelismDataset(scope *Scope, inputDataset Output, maxIntraOpParallelism Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func MaxIntraOpParallelismDataset(scope *Scope, inputDataset Output, maxIntraOpParallelism Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "MaxIntraOpParallelismDataset", Input: []any{inputDataset, maxIntraOpParallelism}, Attrs: attrs})
 	return Out(op, 0)
@@ -26594,8 +26593,8 @@ type MaxPoolWithArgmaxAttr func(optionalAttr)
 
 // MaxPoolWithArgmaxTargmax sets the optional Targmax attribute of [MaxPoolWithArgmax].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int64.
-func MaxPoolWithArgmaxTargmax(value cgo.DataType) MaxPoolWithArgmaxAttr {
+// Allowed values: Int32, Int64. If not specified, defaults to Int64.
+func MaxPoolWithArgmaxTargmax(value DataType) MaxPoolWithArgmaxAttr {
 	return genOpAttr("Targmax", value)
 }
 
@@ -26824,7 +26823,7 @@ func MergeV2CheckpointsAllowMissingFiles(value bool) MergeV2CheckpointsAttr {
 // Optional attributes (MergeV2CheckpointsAttr): [MergeV2CheckpointsDeleteOldDirs] and [MergeV2CheckpointsAllowMissingFiles].
 //
 // It returns the operation, which has no outputs.
-func MergeV2Checkpoints(scope *Scope, checkpointPrefixes Output, destinationPrefix Output, optional ...MergeV2CheckpointsAttr) *cgo.Operation {
+func MergeV2Checkpoints(scope *Scope, checkpointPrefixes Output, destinationPrefix Output, optional ...MergeV2CheckpointsAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -27057,7 +27056,7 @@ func MirrorPadGrad(scope *Scope, input Output, paddings Output, mode string) (ou
 //
 // Returns:
 //   - outputs: A list of tensors of the types Toutputs.
-func MlirPassthroughOp(scope *Scope, inputs []Output, mlirModule string, toutputs []cgo.DataType) (outputs []Output) {
+func MlirPassthroughOp(scope *Scope, inputs []Output, mlirModule string, toutputs []DataType) (outputs []Output) {
 	attrs := optionalAttr{"mlir_module": mlirModule, "Toutputs": toutputs}
 	op := scope.AddOperation(OpSpec{Type: "MlirPassthroughOp", Input: []any{inputs}, Attrs: attrs})
 	if op == nil {
@@ -27123,7 +27122,7 @@ func ModelDatasetRamBudget(value int64) ModelDatasetAttr { return genOpAttr("ram
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ModelDataset(scope *Scope, inputDataset Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ModelDatasetAttr) (handle Output) {
+func ModelDataset(scope *Scope, inputDataset Output, outputTypes []DataType, outputShapes []Shape, optional ...ModelDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -27177,7 +27176,7 @@ func MulNoNan(scope *Scope, x Output, y Output) (z Output) {
 //
 // Returns:
 //   - handle: A tensor of type `resource`.
-func MultiDeviceIterator(scope *Scope, devices []string, sharedName string, container string, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func MultiDeviceIterator(scope *Scope, devices []string, sharedName string, container string, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"devices": devices, "shared_name": sharedName, "container": container, "output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "MultiDeviceIterator", Attrs: attrs})
 	return Out(op, 0)
@@ -27191,7 +27190,7 @@ type MultiDeviceIteratorFromStringHandleAttr func(optionalAttr)
 // The type list for the return values.
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func MultiDeviceIteratorFromStringHandleOutputTypes(value []cgo.DataType) MultiDeviceIteratorFromStringHandleAttr {
+func MultiDeviceIteratorFromStringHandleOutputTypes(value []DataType) MultiDeviceIteratorFromStringHandleAttr {
 	return genOpAttr("output_types", value)
 }
 
@@ -27200,7 +27199,7 @@ func MultiDeviceIteratorFromStringHandleOutputTypes(value []cgo.DataType) MultiD
 // The list of shapes being produced.
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func MultiDeviceIteratorFromStringHandleOutputShapes(value []cgo.Shape) MultiDeviceIteratorFromStringHandleAttr {
+func MultiDeviceIteratorFromStringHandleOutputShapes(value []Shape) MultiDeviceIteratorFromStringHandleAttr {
 	return genOpAttr("output_shapes", value)
 }
 
@@ -27237,7 +27236,7 @@ func MultiDeviceIteratorFromStringHandle(scope *Scope, stringHandle Output, opti
 //
 // Returns:
 //   - components: A list of tensors of type `output_types`.
-func MultiDeviceIteratorGetNextFromShard(scope *Scope, multiDeviceIterator Output, shardNum Output, incarnationId Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (components []Output) {
+func MultiDeviceIteratorGetNextFromShard(scope *Scope, multiDeviceIterator Output, shardNum Output, incarnationId Output, outputTypes []DataType, outputShapes []Shape) (components []Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "MultiDeviceIteratorGetNextFromShard", Input: []any{multiDeviceIterator, shardNum, incarnationId}, Attrs: attrs})
 	if op == nil {
@@ -27301,10 +27300,8 @@ func MultinomialSeed2(value int64) MultinomialAttr { return genOpAttr("seed2", v
 
 // MultinomialOutputDtype sets the optional output_dtype attribute of [Multinomial].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int64.
-func MultinomialOutputDtype(value cgo.DataType) MultinomialAttr {
-	return genOpAttr("output_dtype", value)
-}
+// Allowed values: Int32, Int64. If not specified, defaults to Int64.
+func MultinomialOutputDtype(value DataType) MultinomialAttr { return genOpAttr("output_dtype", value) }
 
 // Multinomial draws samples from a multinomial distribution.
 //
@@ -27362,8 +27359,8 @@ func MutableDenseHashTableUseNodeNameSharing(value bool) MutableDenseHashTableAt
 //
 // The shape of each value.
 //
-// If not specified, defaults to cgo.MakeShape().
-func MutableDenseHashTableValueShape(value cgo.Shape) MutableDenseHashTableAttr {
+// If not specified, defaults to MakeShape().
+func MutableDenseHashTableValueShape(value Shape) MutableDenseHashTableAttr {
 	return genOpAttr("value_shape", value)
 }
 
@@ -27406,7 +27403,7 @@ func MutableDenseHashTableMaxLoadFactor(value float32) MutableDenseHashTableAttr
 //
 // Returns:
 //   - tableHandle: A tensor of type mutable `string`.
-func MutableDenseHashTable(scope *Scope, emptyKey Output, valueDtype cgo.DataType, optional ...MutableDenseHashTableAttr) (tableHandle Output) {
+func MutableDenseHashTable(scope *Scope, emptyKey Output, valueDtype DataType, optional ...MutableDenseHashTableAttr) (tableHandle Output) {
 	attrs := optionalAttr{"value_dtype": valueDtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -27449,8 +27446,8 @@ func MutableDenseHashTableV2UseNodeNameSharing(value bool) MutableDenseHashTable
 //
 // The shape of each value.
 //
-// If not specified, defaults to cgo.MakeShape().
-func MutableDenseHashTableV2ValueShape(value cgo.Shape) MutableDenseHashTableV2Attr {
+// If not specified, defaults to MakeShape().
+func MutableDenseHashTableV2ValueShape(value Shape) MutableDenseHashTableV2Attr {
 	return genOpAttr("value_shape", value)
 }
 
@@ -27494,7 +27491,7 @@ func MutableDenseHashTableV2MaxLoadFactor(value float32) MutableDenseHashTableV2
 //
 // Returns:
 //   - tableHandle: A tensor of type `resource`.
-func MutableDenseHashTableV2(scope *Scope, emptyKey Output, deletedKey Output, valueDtype cgo.DataType, optional ...MutableDenseHashTableV2Attr) (tableHandle Output) {
+func MutableDenseHashTableV2(scope *Scope, emptyKey Output, deletedKey Output, valueDtype DataType, optional ...MutableDenseHashTableV2Attr) (tableHandle Output) {
 	attrs := optionalAttr{"value_dtype": valueDtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -27550,7 +27547,7 @@ func MutableHashTableUseNodeNameSharing(value bool) MutableHashTableAttr {
 //
 // Returns:
 //   - tableHandle: A tensor of type mutable `string`.
-func MutableHashTable(scope *Scope, keyDtype cgo.DataType, valueDtype cgo.DataType, optional ...MutableHashTableAttr) (tableHandle Output) {
+func MutableHashTable(scope *Scope, keyDtype DataType, valueDtype DataType, optional ...MutableHashTableAttr) (tableHandle Output) {
 	attrs := optionalAttr{"key_dtype": keyDtype, "value_dtype": valueDtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -27591,8 +27588,8 @@ func MutableHashTableOfTensorsUseNodeNameSharing(value bool) MutableHashTableOfT
 
 // MutableHashTableOfTensorsValueShape sets the optional value_shape attribute of [MutableHashTableOfTensors].
 //
-// If not specified, defaults to cgo.MakeShape().
-func MutableHashTableOfTensorsValueShape(value cgo.Shape) MutableHashTableOfTensorsAttr {
+// If not specified, defaults to MakeShape().
+func MutableHashTableOfTensorsValueShape(value Shape) MutableHashTableOfTensorsAttr {
 	return genOpAttr("value_shape", value)
 }
 
@@ -27610,7 +27607,7 @@ func MutableHashTableOfTensorsValueShape(value cgo.Shape) MutableHashTableOfTens
 //
 // Returns:
 //   - tableHandle: A tensor of type mutable `string`.
-func MutableHashTableOfTensors(scope *Scope, keyDtype cgo.DataType, valueDtype cgo.DataType, optional ...MutableHashTableOfTensorsAttr) (tableHandle Output) {
+func MutableHashTableOfTensors(scope *Scope, keyDtype DataType, valueDtype DataType, optional ...MutableHashTableOfTensorsAttr) (tableHandle Output) {
 	attrs := optionalAttr{"key_dtype": keyDtype, "value_dtype": valueDtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -27651,8 +27648,8 @@ func MutableHashTableOfTensorsV2UseNodeNameSharing(value bool) MutableHashTableO
 
 // MutableHashTableOfTensorsV2ValueShape sets the optional value_shape attribute of [MutableHashTableOfTensorsV2].
 //
-// If not specified, defaults to cgo.MakeShape().
-func MutableHashTableOfTensorsV2ValueShape(value cgo.Shape) MutableHashTableOfTensorsV2Attr {
+// If not specified, defaults to MakeShape().
+func MutableHashTableOfTensorsV2ValueShape(value Shape) MutableHashTableOfTensorsV2Attr {
 	return genOpAttr("value_shape", value)
 }
 
@@ -27670,7 +27667,7 @@ func MutableHashTableOfTensorsV2ValueShape(value cgo.Shape) MutableHashTableOfTe
 //
 // Returns:
 //   - tableHandle: A tensor of type `resource`.
-func MutableHashTableOfTensorsV2(scope *Scope, keyDtype cgo.DataType, valueDtype cgo.DataType, optional ...MutableHashTableOfTensorsV2Attr) (tableHandle Output) {
+func MutableHashTableOfTensorsV2(scope *Scope, keyDtype DataType, valueDtype DataType, optional ...MutableHashTableOfTensorsV2Attr) (tableHandle Output) {
 	attrs := optionalAttr{"key_dtype": keyDtype, "value_dtype": valueDtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -27726,7 +27723,7 @@ func MutableHashTableV2UseNodeNameSharing(value bool) MutableHashTableV2Attr {
 //
 // Returns:
 //   - tableHandle: A tensor of type `resource`.
-func MutableHashTableV2(scope *Scope, keyDtype cgo.DataType, valueDtype cgo.DataType, optional ...MutableHashTableV2Attr) (tableHandle Output) {
+func MutableHashTableV2(scope *Scope, keyDtype DataType, valueDtype DataType, optional ...MutableHashTableV2Attr) (tableHandle Output) {
 	attrs := optionalAttr{"key_dtype": keyDtype, "value_dtype": valueDtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -27863,7 +27860,7 @@ func NcclAllReduce(scope *Scope, input Output, reduction string, numDevices int6
 //
 // Returns:
 //   - output: A tensor. Has the same type as `input`.
-func NcclBroadcast(scope *Scope, input Output, shape cgo.Shape) (output Output) {
+func NcclBroadcast(scope *Scope, input Output, shape Shape) (output Output) {
 	attrs := optionalAttr{"shape": shape}
 	op := scope.AddOperation(OpSpec{Type: "NcclBroadcast", Input: []any{input}, Attrs: attrs})
 	return Out(op, 0)
@@ -27955,7 +27952,7 @@ func Neg(scope *Scope, x Output) (y Output) {
 // It returns the operation, which has no outputs.
 //
 // Deprecated: NegTrain is not available from GraphDef version 19 on. Moving word2vec into tensorflow_models/tutorials and deprecating its ops here as a result.
-func NegTrain(scope *Scope, wIn Output, wOut Output, examples Output, labels Output, lr Output, vocabCount []int64, numNegativeSamples int64) *cgo.Operation {
+func NegTrain(scope *Scope, wIn Output, wOut Output, examples Output, labels Output, lr Output, vocabCount []int64, numNegativeSamples int64) *Operation {
 	attrs := optionalAttr{"vocab_count": vocabCount, "num_negative_samples": numNegativeSamples}
 	return scope.AddOperation(OpSpec{Type: "NegTrain", Input: []any{wIn, wOut, examples, labels, lr}, Attrs: attrs})
 }
@@ -27996,7 +27993,7 @@ func NextIteration(scope *Scope, data Output) (output Output) {
 // NoOp does nothing. Only useful as a placeholder for control edges.
 //
 // It returns the operation, which has no outputs.
-func NoOp(scope *Scope) *cgo.Operation {
+func NoOp(scope *Scope) *Operation {
 	return scope.AddOperation(OpSpec{Type: "NoOp"})
 }
 
@@ -28007,8 +28004,8 @@ type NonDeterministicIntsAttr func(optionalAttr)
 //
 // The type of the output.
 //
-// If not specified, defaults to cgo.Int64.
-func NonDeterministicIntsDtype(value cgo.DataType) NonDeterministicIntsAttr {
+// If not specified, defaults to Int64.
+func NonDeterministicIntsDtype(value DataType) NonDeterministicIntsAttr {
 	return genOpAttr("dtype", value)
 }
 
@@ -28362,7 +28359,7 @@ func NonMaxSuppressionWithOverlaps(scope *Scope, overlaps Output, scores Output,
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func NonSerializableDataset(scope *Scope, inputDataset Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func NonSerializableDataset(scope *Scope, inputDataset Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "NonSerializableDataset", Input: []any{inputDataset}, Attrs: attrs})
 	return Out(op, 0)
@@ -28600,7 +28597,7 @@ func OneShotIteratorSharedName(value string) OneShotIteratorAttr {
 //
 // Returns:
 //   - handle: A tensor of type `resource`.
-func OneShotIterator(scope *Scope, datasetFactory cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...OneShotIteratorAttr) (handle Output) {
+func OneShotIterator(scope *Scope, datasetFactory Func, outputTypes []DataType, outputShapes []Shape, optional ...OneShotIteratorAttr) (handle Output) {
 	attrs := optionalAttr{"dataset_factory": datasetFactory, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -28648,7 +28645,7 @@ func OptimizeDatasetOptimizationConfigs(value []string) OptimizeDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func OptimizeDataset(scope *Scope, inputDataset Output, optimizations Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...OptimizeDatasetAttr) (handle Output) {
+func OptimizeDataset(scope *Scope, inputDataset Output, optimizations Output, outputTypes []DataType, outputShapes []Shape, optional ...OptimizeDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -28687,7 +28684,7 @@ func OptimizeDatasetV2OptimizationConfigs(value []string) OptimizeDatasetV2Attr 
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func OptimizeDatasetV2(scope *Scope, inputDataset Output, optimizationsEnabled Output, optimizationsDisabled Output, optimizationsDefault Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...OptimizeDatasetV2Attr) (handle Output) {
+func OptimizeDatasetV2(scope *Scope, inputDataset Output, optimizationsEnabled Output, optimizationsDisabled Output, optimizationsDefault Output, outputTypes []DataType, outputShapes []Shape, optional ...OptimizeDatasetV2Attr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -28717,7 +28714,7 @@ func OptionalFromValue(scope *Scope, components []Output) (optional_ Output) {
 //
 // Returns:
 //   - components: A list of tensors of type `output_types`.
-func OptionalGetValue(scope *Scope, optional_ Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (components []Output) {
+func OptionalGetValue(scope *Scope, optional_ Output, outputTypes []DataType, outputShapes []Shape) (components []Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "OptionalGetValue", Input: []any{optional_}, Attrs: attrs})
 	if op == nil {
@@ -28774,7 +28771,7 @@ func OptionsDatasetMetadata(value string) OptionsDatasetAttr { return genOpAttr(
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func OptionsDataset(scope *Scope, inputDataset Output, serializedOptions string, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...OptionsDatasetAttr) (handle Output) {
+func OptionsDataset(scope *Scope, inputDataset Output, serializedOptions string, outputTypes []DataType, outputShapes []Shape, optional ...OptionsDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"serialized_options": serializedOptions, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -28818,7 +28815,7 @@ func OrderedMapClearSharedName(value string) OrderedMapClearAttr {
 // Optional attributes (OrderedMapClearAttr): [OrderedMapClearCapacity], [OrderedMapClearMemoryLimit], [OrderedMapClearContainer] and [OrderedMapClearSharedName].
 //
 // It returns the operation, which has no outputs.
-func OrderedMapClear(scope *Scope, dtypes []cgo.DataType, optional ...OrderedMapClearAttr) *cgo.Operation {
+func OrderedMapClear(scope *Scope, dtypes []DataType, optional ...OrderedMapClearAttr) *Operation {
 	attrs := optionalAttr{"dtypes": dtypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -28866,7 +28863,7 @@ func OrderedMapIncompleteSizeSharedName(value string) OrderedMapIncompleteSizeAt
 //
 // Returns:
 //   - size: A tensor of type `int32`.
-func OrderedMapIncompleteSize(scope *Scope, dtypes []cgo.DataType, optional ...OrderedMapIncompleteSizeAttr) (size Output) {
+func OrderedMapIncompleteSize(scope *Scope, dtypes []DataType, optional ...OrderedMapIncompleteSizeAttr) (size Output) {
 	attrs := optionalAttr{"dtypes": dtypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -28917,7 +28914,7 @@ func OrderedMapPeekSharedName(value string) OrderedMapPeekAttr {
 //
 // Returns:
 //   - values: A list of tensors of type `dtypes`.
-func OrderedMapPeek(scope *Scope, key Output, indices Output, dtypes []cgo.DataType, optional ...OrderedMapPeekAttr) (values []Output) {
+func OrderedMapPeek(scope *Scope, key Output, indices Output, dtypes []DataType, optional ...OrderedMapPeekAttr) (values []Output) {
 	attrs := optionalAttr{"dtypes": dtypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -28971,7 +28968,7 @@ func OrderedMapSizeSharedName(value string) OrderedMapSizeAttr {
 //
 // Returns:
 //   - size: A tensor of type `int32`.
-func OrderedMapSize(scope *Scope, dtypes []cgo.DataType, optional ...OrderedMapSizeAttr) (size Output) {
+func OrderedMapSize(scope *Scope, dtypes []DataType, optional ...OrderedMapSizeAttr) (size Output) {
 	attrs := optionalAttr{"dtypes": dtypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -29029,7 +29026,7 @@ func OrderedMapStageSharedName(value string) OrderedMapStageAttr {
 // Optional attributes (OrderedMapStageAttr): [OrderedMapStageCapacity], [OrderedMapStageMemoryLimit], [OrderedMapStageContainer] and [OrderedMapStageSharedName].
 //
 // It returns the operation, which has no outputs.
-func OrderedMapStage(scope *Scope, key Output, indices Output, values []Output, dtypes []cgo.DataType, optional ...OrderedMapStageAttr) *cgo.Operation {
+func OrderedMapStage(scope *Scope, key Output, indices Output, values []Output, dtypes []DataType, optional ...OrderedMapStageAttr) *Operation {
 	attrs := optionalAttr{"dtypes": dtypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -29082,7 +29079,7 @@ func OrderedMapUnstageSharedName(value string) OrderedMapUnstageAttr {
 //
 // Returns:
 //   - values: A list of tensors of type `dtypes`.
-func OrderedMapUnstage(scope *Scope, key Output, indices Output, dtypes []cgo.DataType, optional ...OrderedMapUnstageAttr) (values []Output) {
+func OrderedMapUnstage(scope *Scope, key Output, indices Output, dtypes []DataType, optional ...OrderedMapUnstageAttr) (values []Output) {
 	attrs := optionalAttr{"dtypes": dtypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -29145,7 +29142,7 @@ func OrderedMapUnstageNoKeySharedName(value string) OrderedMapUnstageNoKeyAttr {
 // Returns:
 //   - key: A tensor of type `int64`.
 //   - values: A list of tensors of type `dtypes`.
-func OrderedMapUnstageNoKey(scope *Scope, indices Output, dtypes []cgo.DataType, optional ...OrderedMapUnstageNoKeyAttr) (key Output, values []Output) {
+func OrderedMapUnstageNoKey(scope *Scope, indices Output, dtypes []DataType, optional ...OrderedMapUnstageNoKeyAttr) (key Output, values []Output) {
 	attrs := optionalAttr{"dtypes": dtypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -29190,7 +29187,7 @@ func OutfeedDequeueDeviceOrdinal(value int64) OutfeedDequeueAttr {
 //
 // Returns:
 //   - output: A tensor of type `dtype`.
-func OutfeedDequeue(scope *Scope, dtype cgo.DataType, shape cgo.Shape, optional ...OutfeedDequeueAttr) (output Output) {
+func OutfeedDequeue(scope *Scope, dtype DataType, shape Shape, optional ...OutfeedDequeueAttr) (output Output) {
 	attrs := optionalAttr{"dtype": dtype, "shape": shape}
 	for _, opt := range optional {
 		opt(attrs)
@@ -29226,7 +29223,7 @@ func OutfeedDequeueTupleDeviceOrdinal(value int64) OutfeedDequeueTupleAttr {
 //
 // Returns:
 //   - outputs: A list of tensors of type `dtypes`.
-func OutfeedDequeueTuple(scope *Scope, dtypes []cgo.DataType, shapes []cgo.Shape, optional ...OutfeedDequeueTupleAttr) (outputs []Output) {
+func OutfeedDequeueTuple(scope *Scope, dtypes []DataType, shapes []Shape, optional ...OutfeedDequeueTupleAttr) (outputs []Output) {
 	attrs := optionalAttr{"dtypes": dtypes, "shapes": shapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -29259,7 +29256,7 @@ func OutfeedDequeueTuple(scope *Scope, dtypes []cgo.DataType, shapes []cgo.Shape
 //
 // Returns:
 //   - outputs: A list of tensors of type `dtypes`.
-func OutfeedDequeueTupleV2(scope *Scope, deviceOrdinal Output, dtypes []cgo.DataType, shapes []cgo.Shape) (outputs []Output) {
+func OutfeedDequeueTupleV2(scope *Scope, deviceOrdinal Output, dtypes []DataType, shapes []Shape) (outputs []Output) {
 	attrs := optionalAttr{"dtypes": dtypes, "shapes": shapes}
 	op := scope.AddOperation(OpSpec{Type: "OutfeedDequeueTupleV2", Input: []any{deviceOrdinal}, Attrs: attrs})
 	if op == nil {
@@ -29288,7 +29285,7 @@ func OutfeedDequeueTupleV2(scope *Scope, deviceOrdinal Output, dtypes []cgo.Data
 //
 // Returns:
 //   - output: A tensor of type `dtype`.
-func OutfeedDequeueV2(scope *Scope, deviceOrdinal Output, dtype cgo.DataType, shape cgo.Shape) (output Output) {
+func OutfeedDequeueV2(scope *Scope, deviceOrdinal Output, dtype DataType, shape Shape) (output Output) {
 	attrs := optionalAttr{"dtype": dtype, "shape": shape}
 	op := scope.AddOperation(OpSpec{Type: "OutfeedDequeueV2", Input: []any{deviceOrdinal}, Attrs: attrs})
 	return Out(op, 0)
@@ -29300,7 +29297,7 @@ func OutfeedDequeueV2(scope *Scope, deviceOrdinal Output, dtype cgo.DataType, sh
 //   - input: A tensor. A tensor that will be inserted into the outfeed queue.
 //
 // It returns the operation, which has no outputs.
-func OutfeedEnqueue(scope *Scope, input Output) *cgo.Operation {
+func OutfeedEnqueue(scope *Scope, input Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "OutfeedEnqueue", Input: []any{input}})
 }
 
@@ -29312,7 +29309,7 @@ func OutfeedEnqueue(scope *Scope, input Output) *cgo.Operation {
 //     XLA tuple.
 //
 // It returns the operation, which has no outputs.
-func OutfeedEnqueueTuple(scope *Scope, inputs []Output) *cgo.Operation {
+func OutfeedEnqueueTuple(scope *Scope, inputs []Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "OutfeedEnqueueTuple", Input: []any{inputs}})
 }
 
@@ -29466,7 +29463,7 @@ func PaddedBatchDatasetMetadata(value string) PaddedBatchDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func PaddedBatchDataset(scope *Scope, inputDataset Output, batchSize Output, paddedShapes []Output, paddingValues []Output, outputShapes []cgo.Shape, optional ...PaddedBatchDatasetAttr) (handle Output) {
+func PaddedBatchDataset(scope *Scope, inputDataset Output, batchSize Output, paddedShapes []Output, paddingValues []Output, outputShapes []Shape, optional ...PaddedBatchDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -29516,7 +29513,7 @@ func PaddedBatchDatasetV2Metadata(value string) PaddedBatchDatasetV2Attr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func PaddedBatchDatasetV2(scope *Scope, inputDataset Output, batchSize Output, paddedShapes []Output, paddingValues []Output, dropRemainder Output, outputShapes []cgo.Shape, optional ...PaddedBatchDatasetV2Attr) (handle Output) {
+func PaddedBatchDatasetV2(scope *Scope, inputDataset Output, batchSize Output, paddedShapes []Output, paddingValues []Output, dropRemainder Output, outputShapes []Shape, optional ...PaddedBatchDatasetV2Attr) (handle Output) {
 	attrs := optionalAttr{"output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -29540,9 +29537,7 @@ type PaddingFIFOQueueAttr func(optionalAttr)
 // different ranks and shapes, but only one element may be dequeued at a time.
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func PaddingFIFOQueueShapes(value []cgo.Shape) PaddingFIFOQueueAttr {
-	return genOpAttr("shapes", value)
-}
+func PaddingFIFOQueueShapes(value []Shape) PaddingFIFOQueueAttr { return genOpAttr("shapes", value) }
 
 // PaddingFIFOQueueCapacity sets the optional capacity attribute of [PaddingFIFOQueue].
 //
@@ -29585,7 +29580,7 @@ func PaddingFIFOQueueSharedName(value string) PaddingFIFOQueueAttr {
 //
 // Returns:
 //   - handle: A tensor of type mutable `string`.
-func PaddingFIFOQueue(scope *Scope, componentTypes []cgo.DataType, optional ...PaddingFIFOQueueAttr) (handle Output) {
+func PaddingFIFOQueue(scope *Scope, componentTypes []DataType, optional ...PaddingFIFOQueueAttr) (handle Output) {
 	attrs := optionalAttr{"component_types": componentTypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -29609,7 +29604,7 @@ type PaddingFIFOQueueV2Attr func(optionalAttr)
 // different ranks and shapes, but only one element may be dequeued at a time.
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func PaddingFIFOQueueV2Shapes(value []cgo.Shape) PaddingFIFOQueueV2Attr {
+func PaddingFIFOQueueV2Shapes(value []Shape) PaddingFIFOQueueV2Attr {
 	return genOpAttr("shapes", value)
 }
 
@@ -29656,7 +29651,7 @@ func PaddingFIFOQueueV2SharedName(value string) PaddingFIFOQueueV2Attr {
 //
 // Returns:
 //   - handle: A tensor of type `resource`.
-func PaddingFIFOQueueV2(scope *Scope, componentTypes []cgo.DataType, optional ...PaddingFIFOQueueV2Attr) (handle Output) {
+func PaddingFIFOQueueV2(scope *Scope, componentTypes []DataType, optional ...PaddingFIFOQueueV2Attr) (handle Output) {
 	attrs := optionalAttr{"component_types": componentTypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -29703,7 +29698,7 @@ func ParallelBatchDatasetMetadata(value string) ParallelBatchDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func ParallelBatchDataset(scope *Scope, inputDataset Output, batchSize Output, numParallelCalls Output, dropRemainder Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ParallelBatchDatasetAttr) (handle Output) {
+func ParallelBatchDataset(scope *Scope, inputDataset Output, batchSize Output, numParallelCalls Output, dropRemainder Output, outputTypes []DataType, outputShapes []Shape, optional ...ParallelBatchDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -29738,7 +29733,7 @@ func ParallelBatchDataset(scope *Scope, inputDataset Output, batchSize Output, n
 //
 // Returns:
 //   - output: A tensor. Has the same type as `values`.
-func ParallelConcat(scope *Scope, values []Output, shape cgo.Shape) (output Output) {
+func ParallelConcat(scope *Scope, values []Output, shape Shape) (output Output) {
 	attrs := optionalAttr{"shape": shape}
 	op := scope.AddOperation(OpSpec{Type: "ParallelConcat", Input: []any{values}, Attrs: attrs})
 	return Out(op, 0)
@@ -29861,7 +29856,7 @@ func ParallelFilterDatasetMetadata(value string) ParallelFilterDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ParallelFilterDataset(scope *Scope, inputDataset Output, otherArguments []Output, numParallelCalls Output, predicate cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ParallelFilterDatasetAttr) (handle Output) {
+func ParallelFilterDataset(scope *Scope, inputDataset Output, otherArguments []Output, numParallelCalls Output, predicate Func, outputTypes []DataType, outputShapes []Shape, optional ...ParallelFilterDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"predicate": predicate, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -29932,7 +29927,7 @@ func ParallelInterleaveDatasetMetadata(value string) ParallelInterleaveDatasetAt
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ParallelInterleaveDataset(scope *Scope, inputDataset Output, otherArguments []Output, cycleLength Output, blockLength Output, sloppy Output, bufferOutputElements Output, prefetchInputElements Output, f cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ParallelInterleaveDatasetAttr) (handle Output) {
+func ParallelInterleaveDataset(scope *Scope, inputDataset Output, otherArguments []Output, cycleLength Output, blockLength Output, sloppy Output, bufferOutputElements Output, prefetchInputElements Output, f Func, outputTypes []DataType, outputShapes []Shape, optional ...ParallelInterleaveDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"f": f, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -30000,7 +29995,7 @@ func ParallelInterleaveDatasetV2Metadata(value string) ParallelInterleaveDataset
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ParallelInterleaveDatasetV2(scope *Scope, inputDataset Output, otherArguments []Output, cycleLength Output, blockLength Output, numParallelCalls Output, f cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ParallelInterleaveDatasetV2Attr) (handle Output) {
+func ParallelInterleaveDatasetV2(scope *Scope, inputDataset Output, otherArguments []Output, cycleLength Output, blockLength Output, numParallelCalls Output, f Func, outputTypes []DataType, outputShapes []Shape, optional ...ParallelInterleaveDatasetV2Attr) (handle Output) {
 	attrs := optionalAttr{"f": f, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -30075,7 +30070,7 @@ func ParallelInterleaveDatasetV3Metadata(value string) ParallelInterleaveDataset
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ParallelInterleaveDatasetV3(scope *Scope, inputDataset Output, otherArguments []Output, cycleLength Output, blockLength Output, numParallelCalls Output, f cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ParallelInterleaveDatasetV3Attr) (handle Output) {
+func ParallelInterleaveDatasetV3(scope *Scope, inputDataset Output, otherArguments []Output, cycleLength Output, blockLength Output, numParallelCalls Output, f Func, outputTypes []DataType, outputShapes []Shape, optional ...ParallelInterleaveDatasetV3Attr) (handle Output) {
 	attrs := optionalAttr{"f": f, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -30156,7 +30151,7 @@ func ParallelInterleaveDatasetV4Metadata(value string) ParallelInterleaveDataset
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ParallelInterleaveDatasetV4(scope *Scope, inputDataset Output, otherArguments []Output, cycleLength Output, blockLength Output, bufferOutputElements Output, prefetchInputElements Output, numParallelCalls Output, f cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ParallelInterleaveDatasetV4Attr) (handle Output) {
+func ParallelInterleaveDatasetV4(scope *Scope, inputDataset Output, otherArguments []Output, cycleLength Output, blockLength Output, bufferOutputElements Output, prefetchInputElements Output, numParallelCalls Output, f Func, outputTypes []DataType, outputShapes []Shape, optional ...ParallelInterleaveDatasetV4Attr) (handle Output) {
 	attrs := optionalAttr{"f": f, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -30213,7 +30208,7 @@ func ParallelMapDatasetMetadata(value string) ParallelMapDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ParallelMapDataset(scope *Scope, inputDataset Output, otherArguments []Output, numParallelCalls Output, f cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ParallelMapDatasetAttr) (handle Output) {
+func ParallelMapDataset(scope *Scope, inputDataset Output, otherArguments []Output, numParallelCalls Output, f Func, outputTypes []DataType, outputShapes []Shape, optional ...ParallelMapDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"f": f, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -30279,7 +30274,7 @@ func ParallelMapDatasetV2Metadata(value string) ParallelMapDatasetV2Attr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ParallelMapDatasetV2(scope *Scope, inputDataset Output, otherArguments []Output, numParallelCalls Output, f cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ParallelMapDatasetV2Attr) (handle Output) {
+func ParallelMapDatasetV2(scope *Scope, inputDataset Output, otherArguments []Output, numParallelCalls Output, f Func, outputTypes []DataType, outputShapes []Shape, optional ...ParallelMapDatasetV2Attr) (handle Output) {
 	attrs := optionalAttr{"f": f, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -30374,7 +30369,7 @@ func ParameterizedTruncatedNormal(scope *Scope, shape Output, means Output, stde
 //   - sparseTypes: A list of Nsparse types; the data types of data in each Feature
 //     given in sparse_keys.
 //     Currently the ParseExample supports DT_FLOAT (FloatList),
-//     DT_INT64 (Int64List), and DT_STRING (BytesList). Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements.
+//     DT_INT64 (Int64List), and DT_STRING (BytesList). Allowed values of the elements: Float, Int64, String. The list has at least 0 elements.
 //   - denseShapes: A list of Ndense shapes; the shapes of data in each Feature
 //     given in dense_keys.
 //     The number of elements in the Feature corresponding to dense_key[j]
@@ -30395,7 +30390,7 @@ func ParameterizedTruncatedNormal(scope *Scope, shape Output, means Output, stde
 //   - sparseValues: A list of tensors of type `sparse_types`.
 //   - sparseShapes: A list with the same length as `sparse_keys` of tensors with type `int64`.
 //   - denseValues: A list of tensors. Has the same type as `dense_defaults`.
-func ParseExample(scope *Scope, serialized Output, names Output, sparseKeys []Output, denseKeys []Output, denseDefaults []Output, sparseTypes []cgo.DataType, denseShapes []cgo.Shape) (sparseIndices []Output, sparseValues []Output, sparseShapes []Output, denseValues []Output) {
+func ParseExample(scope *Scope, serialized Output, names Output, sparseKeys []Output, denseKeys []Output, denseDefaults []Output, sparseTypes []DataType, denseShapes []Shape) (sparseIndices []Output, sparseValues []Output, sparseShapes []Output, denseValues []Output) {
 	attrs := optionalAttr{"sparse_types": sparseTypes, "dense_shapes": denseShapes}
 	op := scope.AddOperation(OpSpec{Type: "ParseExample", Input: []any{serialized, names, sparseKeys, denseKeys, denseDefaults}, Attrs: attrs})
 	if op == nil {
@@ -30439,15 +30434,15 @@ func ParseExampleDatasetRaggedKeys(value []string) ParseExampleDatasetAttr {
 
 // ParseExampleDatasetRaggedValueTypes sets the optional ragged_value_types attribute of [ParseExampleDataset].
 //
-// Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseExampleDatasetRaggedValueTypes(value []cgo.DataType) ParseExampleDatasetAttr {
+// Allowed values of the elements: Float, Int64, String. The list has at least 0 elements. If not specified, defaults to an empty list.
+func ParseExampleDatasetRaggedValueTypes(value []DataType) ParseExampleDatasetAttr {
 	return genOpAttr("ragged_value_types", value)
 }
 
 // ParseExampleDatasetRaggedSplitTypes sets the optional ragged_split_types attribute of [ParseExampleDataset].
 //
-// Allowed values of the elements: cgo.Int32, cgo.Int64. The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseExampleDatasetRaggedSplitTypes(value []cgo.DataType) ParseExampleDatasetAttr {
+// Allowed values of the elements: Int32, Int64. The list has at least 0 elements. If not specified, defaults to an empty list.
+func ParseExampleDatasetRaggedSplitTypes(value []DataType) ParseExampleDatasetAttr {
 	return genOpAttr("ragged_split_types", value)
 }
 
@@ -30465,7 +30460,7 @@ func ParseExampleDatasetRaggedSplitTypes(value []cgo.DataType) ParseExampleDatas
 //     The keys expected in the Examples features associated with dense values. The list has at least 0 elements.
 //   - sparseTypes: A list of `DTypes` of the same length as `sparse_keys`.
 //     Only `tf.float32` (`FloatList`), `tf.int64` (`Int64List`),
-//     and `tf.string` (`BytesList`) are supported. Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements.
+//     and `tf.string` (`BytesList`) are supported. Allowed values of the elements: Float, Int64, String. The list has at least 0 elements.
 //   - denseShapes: List of tuples with the same length as `dense_keys`.
 //     The shape of the data for each dense feature referenced by `dense_keys`.
 //     Required for any input tensors identified by `dense_keys`.  Must be
@@ -30482,7 +30477,7 @@ func ParseExampleDatasetRaggedSplitTypes(value []cgo.DataType) ParseExampleDatas
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ParseExampleDataset(scope *Scope, inputDataset Output, numParallelCalls Output, denseDefaults []Output, sparseKeys []string, denseKeys []string, sparseTypes []cgo.DataType, denseShapes []cgo.Shape, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ParseExampleDatasetAttr) (handle Output) {
+func ParseExampleDataset(scope *Scope, inputDataset Output, numParallelCalls Output, denseDefaults []Output, sparseKeys []string, denseKeys []string, sparseTypes []DataType, denseShapes []Shape, outputTypes []DataType, outputShapes []Shape, optional ...ParseExampleDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"sparse_keys": sparseKeys, "dense_keys": denseKeys, "sparse_types": sparseTypes, "dense_shapes": denseShapes, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -30516,15 +30511,15 @@ func ParseExampleDatasetV2RaggedKeys(value []string) ParseExampleDatasetV2Attr {
 
 // ParseExampleDatasetV2RaggedValueTypes sets the optional ragged_value_types attribute of [ParseExampleDatasetV2].
 //
-// Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseExampleDatasetV2RaggedValueTypes(value []cgo.DataType) ParseExampleDatasetV2Attr {
+// Allowed values of the elements: Float, Int64, String. The list has at least 0 elements. If not specified, defaults to an empty list.
+func ParseExampleDatasetV2RaggedValueTypes(value []DataType) ParseExampleDatasetV2Attr {
 	return genOpAttr("ragged_value_types", value)
 }
 
 // ParseExampleDatasetV2RaggedSplitTypes sets the optional ragged_split_types attribute of [ParseExampleDatasetV2].
 //
-// Allowed values of the elements: cgo.Int32, cgo.Int64. The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseExampleDatasetV2RaggedSplitTypes(value []cgo.DataType) ParseExampleDatasetV2Attr {
+// Allowed values of the elements: Int32, Int64. The list has at least 0 elements. If not specified, defaults to an empty list.
+func ParseExampleDatasetV2RaggedSplitTypes(value []DataType) ParseExampleDatasetV2Attr {
 	return genOpAttr("ragged_split_types", value)
 }
 
@@ -30542,7 +30537,7 @@ func ParseExampleDatasetV2RaggedSplitTypes(value []cgo.DataType) ParseExampleDat
 //     The keys expected in the Examples features associated with dense values. The list has at least 0 elements.
 //   - sparseTypes: A list of `DTypes` of the same length as `sparse_keys`.
 //     Only `tf.float32` (`FloatList`), `tf.int64` (`Int64List`),
-//     and `tf.string` (`BytesList`) are supported. Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements.
+//     and `tf.string` (`BytesList`) are supported. Allowed values of the elements: Float, Int64, String. The list has at least 0 elements.
 //   - denseShapes: List of tuples with the same length as `dense_keys`.
 //     The shape of the data for each dense feature referenced by `dense_keys`.
 //     Required for any input tensors identified by `dense_keys`.  Must be
@@ -30559,7 +30554,7 @@ func ParseExampleDatasetV2RaggedSplitTypes(value []cgo.DataType) ParseExampleDat
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ParseExampleDatasetV2(scope *Scope, inputDataset Output, numParallelCalls Output, denseDefaults []Output, sparseKeys []string, denseKeys []string, sparseTypes []cgo.DataType, denseShapes []cgo.Shape, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ParseExampleDatasetV2Attr) (handle Output) {
+func ParseExampleDatasetV2(scope *Scope, inputDataset Output, numParallelCalls Output, denseDefaults []Output, sparseKeys []string, denseKeys []string, sparseTypes []DataType, denseShapes []Shape, outputTypes []DataType, outputShapes []Shape, optional ...ParseExampleDatasetV2Attr) (handle Output) {
 	attrs := optionalAttr{"sparse_keys": sparseKeys, "dense_keys": denseKeys, "sparse_types": sparseTypes, "dense_shapes": denseShapes, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -30602,14 +30597,14 @@ func ParseExampleDatasetV2(scope *Scope, inputDataset Output, numParallelCalls O
 //   - sparseTypes: A list of `num_sparse` types; the data types of data in each Feature
 //     given in sparse_keys.
 //     Currently the ParseExample supports DT_FLOAT (FloatList),
-//     DT_INT64 (Int64List), and DT_STRING (BytesList). Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements.
+//     DT_INT64 (Int64List), and DT_STRING (BytesList). Allowed values of the elements: Float, Int64, String. The list has at least 0 elements.
 //   - raggedValueTypes: A list of `num_ragged` types; the data types of data in each Feature
 //     given in ragged_keys (where `num_ragged = sparse_keys.size()`).
 //     Currently the ParseExample supports DT_FLOAT (FloatList),
-//     DT_INT64 (Int64List), and DT_STRING (BytesList). Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements.
+//     DT_INT64 (Int64List), and DT_STRING (BytesList). Allowed values of the elements: Float, Int64, String. The list has at least 0 elements.
 //   - raggedSplitTypes: A list of `num_ragged` types; the data types of row_splits in each Feature
 //     given in ragged_keys (where `num_ragged = sparse_keys.size()`).
-//     May be DT_INT32 or DT_INT64. Allowed values of the elements: cgo.Int32, cgo.Int64. The list has at least 0 elements.
+//     May be DT_INT32 or DT_INT64. Allowed values of the elements: Int32, Int64. The list has at least 0 elements.
 //   - denseShapes: A list of `num_dense` shapes; the shapes of data in each Feature
 //     given in dense_keys (where `num_dense = dense_keys.size()`).
 //     The number of elements in the Feature corresponding to dense_key[j]
@@ -30632,7 +30627,7 @@ func ParseExampleDatasetV2(scope *Scope, inputDataset Output, numParallelCalls O
 //   - denseValues: A list of tensors. Has the same type as `dense_defaults`.
 //   - raggedValues: A list of tensors of type `ragged_value_types`.
 //   - raggedRowSplits: A list of tensors of type `ragged_split_types`.
-func ParseExampleV2(scope *Scope, serialized Output, names Output, sparseKeys Output, denseKeys Output, raggedKeys Output, denseDefaults []Output, numSparse int64, sparseTypes []cgo.DataType, raggedValueTypes []cgo.DataType, raggedSplitTypes []cgo.DataType, denseShapes []cgo.Shape) (sparseIndices []Output, sparseValues []Output, sparseShapes []Output, denseValues []Output, raggedValues []Output, raggedRowSplits []Output) {
+func ParseExampleV2(scope *Scope, serialized Output, names Output, sparseKeys Output, denseKeys Output, raggedKeys Output, denseDefaults []Output, numSparse int64, sparseTypes []DataType, raggedValueTypes []DataType, raggedSplitTypes []DataType, denseShapes []Shape) (sparseIndices []Output, sparseValues []Output, sparseShapes []Output, denseValues []Output, raggedValues []Output, raggedRowSplits []Output) {
 	attrs := optionalAttr{"num_sparse": numSparse, "sparse_types": sparseTypes, "ragged_value_types": raggedValueTypes, "ragged_split_types": raggedSplitTypes, "dense_shapes": denseShapes}
 	op := scope.AddOperation(OpSpec{Type: "ParseExampleV2", Input: []any{serialized, names, sparseKeys, denseKeys, raggedKeys, denseDefaults}, Attrs: attrs})
 	if op == nil {
@@ -30705,15 +30700,15 @@ func ParseSequenceExampleNfeatureListDense(value int64) ParseSequenceExampleAttr
 // Currently the ParseSingleSequenceExample supports DT_FLOAT (FloatList),
 // DT_INT64 (Int64List), and DT_STRING (BytesList).
 //
-// Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSequenceExampleContextSparseTypes(value []cgo.DataType) ParseSequenceExampleAttr {
+// Allowed values of the elements: Float, Int64, String. The list has at least 0 elements. If not specified, defaults to an empty list.
+func ParseSequenceExampleContextSparseTypes(value []DataType) ParseSequenceExampleAttr {
 	return genOpAttr("context_sparse_types", value)
 }
 
 // ParseSequenceExampleFeatureListDenseTypes sets the optional feature_list_dense_types attribute of [ParseSequenceExample].
 //
-// Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSequenceExampleFeatureListDenseTypes(value []cgo.DataType) ParseSequenceExampleAttr {
+// Allowed values of the elements: Float, Int64, String. The list has at least 0 elements. If not specified, defaults to an empty list.
+func ParseSequenceExampleFeatureListDenseTypes(value []DataType) ParseSequenceExampleAttr {
 	return genOpAttr("feature_list_dense_types", value)
 }
 
@@ -30726,7 +30721,7 @@ func ParseSequenceExampleFeatureListDenseTypes(value []cgo.DataType) ParseSequen
 // The shape of context_dense_values[j] will match context_dense_shapes[j].
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSequenceExampleContextDenseShapes(value []cgo.Shape) ParseSequenceExampleAttr {
+func ParseSequenceExampleContextDenseShapes(value []Shape) ParseSequenceExampleAttr {
 	return genOpAttr("context_dense_shapes", value)
 }
 
@@ -30737,8 +30732,8 @@ func ParseSequenceExampleContextDenseShapes(value []cgo.Shape) ParseSequenceExam
 // Currently the ParseSingleSequenceExample supports DT_FLOAT (FloatList),
 // DT_INT64 (Int64List), and DT_STRING (BytesList).
 //
-// Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSequenceExampleFeatureListSparseTypes(value []cgo.DataType) ParseSequenceExampleAttr {
+// Allowed values of the elements: Float, Int64, String. The list has at least 0 elements. If not specified, defaults to an empty list.
+func ParseSequenceExampleFeatureListSparseTypes(value []DataType) ParseSequenceExampleAttr {
 	return genOpAttr("feature_list_sparse_types", value)
 }
 
@@ -30751,7 +30746,7 @@ func ParseSequenceExampleFeatureListSparseTypes(value []cgo.DataType) ParseSeque
 // feature_list_dense_shapes[j].NumEntries().
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSequenceExampleFeatureListDenseShapes(value []cgo.Shape) ParseSequenceExampleAttr {
+func ParseSequenceExampleFeatureListDenseShapes(value []Shape) ParseSequenceExampleAttr {
 	return genOpAttr("feature_list_dense_shapes", value)
 }
 
@@ -30871,8 +30866,8 @@ func ParseSequenceExampleV2NcontextSparse(value int64) ParseSequenceExampleV2Att
 // Currently the ParseSingleSequenceExample supports DT_FLOAT (FloatList),
 // DT_INT64 (Int64List), and DT_STRING (BytesList).
 //
-// Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSequenceExampleV2ContextSparseTypes(value []cgo.DataType) ParseSequenceExampleV2Attr {
+// Allowed values of the elements: Float, Int64, String. The list has at least 0 elements. If not specified, defaults to an empty list.
+func ParseSequenceExampleV2ContextSparseTypes(value []DataType) ParseSequenceExampleV2Attr {
 	return genOpAttr("context_sparse_types", value)
 }
 
@@ -30880,8 +30875,8 @@ func ParseSequenceExampleV2ContextSparseTypes(value []cgo.DataType) ParseSequenc
 //
 // RaggedTensor.value dtypes for the ragged context features.
 //
-// Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSequenceExampleV2ContextRaggedValueTypes(value []cgo.DataType) ParseSequenceExampleV2Attr {
+// Allowed values of the elements: Float, Int64, String. The list has at least 0 elements. If not specified, defaults to an empty list.
+func ParseSequenceExampleV2ContextRaggedValueTypes(value []DataType) ParseSequenceExampleV2Attr {
 	return genOpAttr("context_ragged_value_types", value)
 }
 
@@ -30889,8 +30884,8 @@ func ParseSequenceExampleV2ContextRaggedValueTypes(value []cgo.DataType) ParseSe
 //
 // RaggedTensor.row_split dtypes for the ragged context features.
 //
-// Allowed values of the elements: cgo.Int32, cgo.Int64. The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSequenceExampleV2ContextRaggedSplitTypes(value []cgo.DataType) ParseSequenceExampleV2Attr {
+// Allowed values of the elements: Int32, Int64. The list has at least 0 elements. If not specified, defaults to an empty list.
+func ParseSequenceExampleV2ContextRaggedSplitTypes(value []DataType) ParseSequenceExampleV2Attr {
 	return genOpAttr("context_ragged_split_types", value)
 }
 
@@ -30903,7 +30898,7 @@ func ParseSequenceExampleV2ContextRaggedSplitTypes(value []cgo.DataType) ParseSe
 // The shape of context_dense_values[j] will match context_dense_shapes[j].
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSequenceExampleV2ContextDenseShapes(value []cgo.Shape) ParseSequenceExampleV2Attr {
+func ParseSequenceExampleV2ContextDenseShapes(value []Shape) ParseSequenceExampleV2Attr {
 	return genOpAttr("context_dense_shapes", value)
 }
 
@@ -30923,8 +30918,8 @@ func ParseSequenceExampleV2NfeatureListDense(value int64) ParseSequenceExampleV2
 
 // ParseSequenceExampleV2FeatureListDenseTypes sets the optional feature_list_dense_types attribute of [ParseSequenceExampleV2].
 //
-// Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSequenceExampleV2FeatureListDenseTypes(value []cgo.DataType) ParseSequenceExampleV2Attr {
+// Allowed values of the elements: Float, Int64, String. The list has at least 0 elements. If not specified, defaults to an empty list.
+func ParseSequenceExampleV2FeatureListDenseTypes(value []DataType) ParseSequenceExampleV2Attr {
 	return genOpAttr("feature_list_dense_types", value)
 }
 
@@ -30935,8 +30930,8 @@ func ParseSequenceExampleV2FeatureListDenseTypes(value []cgo.DataType) ParseSequ
 // Currently the ParseSingleSequenceExample supports DT_FLOAT (FloatList),
 // DT_INT64 (Int64List), and DT_STRING (BytesList).
 //
-// Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSequenceExampleV2FeatureListSparseTypes(value []cgo.DataType) ParseSequenceExampleV2Attr {
+// Allowed values of the elements: Float, Int64, String. The list has at least 0 elements. If not specified, defaults to an empty list.
+func ParseSequenceExampleV2FeatureListSparseTypes(value []DataType) ParseSequenceExampleV2Attr {
 	return genOpAttr("feature_list_sparse_types", value)
 }
 
@@ -30944,8 +30939,8 @@ func ParseSequenceExampleV2FeatureListSparseTypes(value []cgo.DataType) ParseSeq
 //
 // RaggedTensor.value dtypes for the ragged FeatureList features.
 //
-// Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSequenceExampleV2FeatureListRaggedValueTypes(value []cgo.DataType) ParseSequenceExampleV2Attr {
+// Allowed values of the elements: Float, Int64, String. The list has at least 0 elements. If not specified, defaults to an empty list.
+func ParseSequenceExampleV2FeatureListRaggedValueTypes(value []DataType) ParseSequenceExampleV2Attr {
 	return genOpAttr("feature_list_ragged_value_types", value)
 }
 
@@ -30953,8 +30948,8 @@ func ParseSequenceExampleV2FeatureListRaggedValueTypes(value []cgo.DataType) Par
 //
 // RaggedTensor.row_split dtypes for the ragged FeatureList features.
 //
-// Allowed values of the elements: cgo.Int32, cgo.Int64. The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSequenceExampleV2FeatureListRaggedSplitTypes(value []cgo.DataType) ParseSequenceExampleV2Attr {
+// Allowed values of the elements: Int32, Int64. The list has at least 0 elements. If not specified, defaults to an empty list.
+func ParseSequenceExampleV2FeatureListRaggedSplitTypes(value []DataType) ParseSequenceExampleV2Attr {
 	return genOpAttr("feature_list_ragged_split_types", value)
 }
 
@@ -30967,7 +30962,7 @@ func ParseSequenceExampleV2FeatureListRaggedSplitTypes(value []cgo.DataType) Par
 // feature_list_dense_shapes[j].NumEntries().
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSequenceExampleV2FeatureListDenseShapes(value []cgo.Shape) ParseSequenceExampleV2Attr {
+func ParseSequenceExampleV2FeatureListDenseShapes(value []Shape) ParseSequenceExampleV2Attr {
 	return genOpAttr("feature_list_dense_shapes", value)
 }
 
@@ -31124,7 +31119,7 @@ func ParseSequenceExampleV2(scope *Scope, serialized Output, debugName Output, c
 //   - sparseTypes: A list of `num_sparse` types; the data types of data in each
 //     Feature given in sparse_keys.
 //     Currently the ParseSingleExample op supports DT_FLOAT (FloatList),
-//     DT_INT64 (Int64List), and DT_STRING (BytesList). Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements.
+//     DT_INT64 (Int64List), and DT_STRING (BytesList). Allowed values of the elements: Float, Int64, String. The list has at least 0 elements.
 //   - denseShapes: The shapes of data in each Feature given in dense_keys.
 //     The length of this list must match the length of `dense_keys`.  The
 //     number of elements in the Feature corresponding to dense_key[j] must
@@ -31140,7 +31135,7 @@ func ParseSequenceExampleV2(scope *Scope, serialized Output, debugName Output, c
 //   - sparseValues: A list of tensors of type `sparse_types`.
 //   - sparseShapes: A list of `num_sparse` tensors with type `int64`.
 //   - denseValues: A list of tensors. Has the same type as `dense_defaults`.
-func ParseSingleExample(scope *Scope, serialized Output, denseDefaults []Output, numSparse int64, sparseKeys []string, denseKeys []string, sparseTypes []cgo.DataType, denseShapes []cgo.Shape) (sparseIndices []Output, sparseValues []Output, sparseShapes []Output, denseValues []Output) {
+func ParseSingleExample(scope *Scope, serialized Output, denseDefaults []Output, numSparse int64, sparseKeys []string, denseKeys []string, sparseTypes []DataType, denseShapes []Shape) (sparseIndices []Output, sparseValues []Output, sparseShapes []Output, denseValues []Output) {
 	attrs := optionalAttr{"num_sparse": numSparse, "sparse_keys": sparseKeys, "dense_keys": denseKeys, "sparse_types": sparseTypes, "dense_shapes": denseShapes}
 	op := scope.AddOperation(OpSpec{Type: "ParseSingleExample", Input: []any{serialized, denseDefaults}, Attrs: attrs})
 	if op == nil {
@@ -31177,15 +31172,15 @@ type ParseSingleSequenceExampleAttr func(optionalAttr)
 // Currently the ParseSingleSequenceExample supports DT_FLOAT (FloatList),
 // DT_INT64 (Int64List), and DT_STRING (BytesList).
 //
-// Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSingleSequenceExampleContextSparseTypes(value []cgo.DataType) ParseSingleSequenceExampleAttr {
+// Allowed values of the elements: Float, Int64, String. The list has at least 0 elements. If not specified, defaults to an empty list.
+func ParseSingleSequenceExampleContextSparseTypes(value []DataType) ParseSingleSequenceExampleAttr {
 	return genOpAttr("context_sparse_types", value)
 }
 
 // ParseSingleSequenceExampleFeatureListDenseTypes sets the optional feature_list_dense_types attribute of [ParseSingleSequenceExample].
 //
-// Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSingleSequenceExampleFeatureListDenseTypes(value []cgo.DataType) ParseSingleSequenceExampleAttr {
+// Allowed values of the elements: Float, Int64, String. The list has at least 0 elements. If not specified, defaults to an empty list.
+func ParseSingleSequenceExampleFeatureListDenseTypes(value []DataType) ParseSingleSequenceExampleAttr {
 	return genOpAttr("feature_list_dense_types", value)
 }
 
@@ -31198,7 +31193,7 @@ func ParseSingleSequenceExampleFeatureListDenseTypes(value []cgo.DataType) Parse
 // The shape of context_dense_values[j] will match context_dense_shapes[j].
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSingleSequenceExampleContextDenseShapes(value []cgo.Shape) ParseSingleSequenceExampleAttr {
+func ParseSingleSequenceExampleContextDenseShapes(value []Shape) ParseSingleSequenceExampleAttr {
 	return genOpAttr("context_dense_shapes", value)
 }
 
@@ -31209,8 +31204,8 @@ func ParseSingleSequenceExampleContextDenseShapes(value []cgo.Shape) ParseSingle
 // Currently the ParseSingleSequenceExample supports DT_FLOAT (FloatList),
 // DT_INT64 (Int64List), and DT_STRING (BytesList).
 //
-// Allowed values of the elements: cgo.Float, cgo.Int64, cgo.String. The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSingleSequenceExampleFeatureListSparseTypes(value []cgo.DataType) ParseSingleSequenceExampleAttr {
+// Allowed values of the elements: Float, Int64, String. The list has at least 0 elements. If not specified, defaults to an empty list.
+func ParseSingleSequenceExampleFeatureListSparseTypes(value []DataType) ParseSingleSequenceExampleAttr {
 	return genOpAttr("feature_list_sparse_types", value)
 }
 
@@ -31223,7 +31218,7 @@ func ParseSingleSequenceExampleFeatureListSparseTypes(value []cgo.DataType) Pars
 // feature_list_dense_shapes[j].NumEntries().
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func ParseSingleSequenceExampleFeatureListDenseShapes(value []cgo.Shape) ParseSingleSequenceExampleAttr {
+func ParseSingleSequenceExampleFeatureListDenseShapes(value []Shape) ParseSingleSequenceExampleAttr {
 	return genOpAttr("feature_list_dense_shapes", value)
 }
 
@@ -31336,7 +31331,7 @@ func ParseSingleSequenceExample(scope *Scope, serialized Output, featureListDens
 //
 // Returns:
 //   - output: A tensor of type `out_type`.
-func ParseTensor(scope *Scope, serialized Output, outType cgo.DataType) (output Output) {
+func ParseTensor(scope *Scope, serialized Output, outType DataType) (output Output) {
 	attrs := optionalAttr{"out_type": outType}
 	op := scope.AddOperation(OpSpec{Type: "ParseTensor", Input: []any{serialized}, Attrs: attrs})
 	return Out(op, 0)
@@ -31382,7 +31377,7 @@ func PartitionedCallExecutorType(value string) PartitionedCallAttr {
 //
 // Returns:
 //   - output: A list of tensors of type `Tout`.
-func PartitionedCall(scope *Scope, args []Output, tout []cgo.DataType, f cgo.Func, optional ...PartitionedCallAttr) (output []Output) {
+func PartitionedCall(scope *Scope, args []Output, tout []DataType, f Func, optional ...PartitionedCallAttr) (output []Output) {
 	attrs := optionalAttr{"Tout": tout, "f": f}
 	for _, opt := range optional {
 		opt(attrs)
@@ -31415,7 +31410,7 @@ func PartitionedCall(scope *Scope, args []Output, tout []cgo.DataType, f cgo.Fun
 //   - output: A tensor of type `dtype`.
 //
 // Deprecated: PlaceholderV2 is not available from GraphDef version 23 on. Placeholder now behaves the same as PlaceholderV2.
-func PlaceholderV2(scope *Scope, dtype cgo.DataType, shape cgo.Shape) (output Output) {
+func PlaceholderV2(scope *Scope, dtype DataType, shape Shape) (output Output) {
 	attrs := optionalAttr{"dtype": dtype, "shape": shape}
 	op := scope.AddOperation(OpSpec{Type: "PlaceholderV2", Attrs: attrs})
 	return Out(op, 0)
@@ -31429,7 +31424,7 @@ func PlaceholderV2(scope *Scope, dtype cgo.DataType, shape cgo.Shape) (output Ou
 //
 // Returns:
 //   - output: A tensor. Has the same type as `input`.
-func PlaceholderWithDefault(scope *Scope, input Output, shape cgo.Shape) (output Output) {
+func PlaceholderWithDefault(scope *Scope, input Output, shape Shape) (output Output) {
 	attrs := optionalAttr{"shape": shape}
 	op := scope.AddOperation(OpSpec{Type: "PlaceholderWithDefault", Input: []any{input}, Attrs: attrs})
 	return Out(op, 0)
@@ -31537,7 +31532,7 @@ func PrefetchDatasetMetadata(value string) PrefetchDatasetAttr { return genOpAtt
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func PrefetchDataset(scope *Scope, inputDataset Output, bufferSize Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...PrefetchDatasetAttr) (handle Output) {
+func PrefetchDataset(scope *Scope, inputDataset Output, bufferSize Output, outputTypes []DataType, outputShapes []Shape, optional ...PrefetchDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -31553,8 +31548,8 @@ type PrelinearizeAttr func(optionalAttr)
 //
 // The shape of the tensor.
 //
-// If not specified, defaults to cgo.MakeShape().
-func PrelinearizeShape(value cgo.Shape) PrelinearizeAttr { return genOpAttr("shape", value) }
+// If not specified, defaults to MakeShape().
+func PrelinearizeShape(value Shape) PrelinearizeAttr { return genOpAttr("shape", value) }
 
 // PrelinearizeLayout sets the optional layout attribute of [Prelinearize].
 //
@@ -31609,7 +31604,7 @@ func PrelinearizeTupleLayouts(value []int64) PrelinearizeTupleAttr {
 //
 // Returns:
 //   - output: A tensor of type `variant`.
-func PrelinearizeTuple(scope *Scope, inputs []Output, shapes []cgo.Shape, optional ...PrelinearizeTupleAttr) (output Output) {
+func PrelinearizeTuple(scope *Scope, inputs []Output, shapes []Shape, optional ...PrelinearizeTupleAttr) (output Output) {
 	attrs := optionalAttr{"shapes": shapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -31726,7 +31721,7 @@ func PrintV2End(value string) PrintV2Attr { return genOpAttr("end", value) }
 // Optional attributes (PrintV2Attr): [PrintV2OutputStream] and [PrintV2End].
 //
 // It returns the operation, which has no outputs.
-func PrintV2(scope *Scope, input Output, optional ...PrintV2Attr) *cgo.Operation {
+func PrintV2(scope *Scope, input Output, optional ...PrintV2Attr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -31742,7 +31737,7 @@ type PriorityQueueAttr func(optionalAttr)
 // The type of each component in a value.
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func PriorityQueueComponentTypes(value []cgo.DataType) PriorityQueueAttr {
+func PriorityQueueComponentTypes(value []DataType) PriorityQueueAttr {
 	return genOpAttr("component_types", value)
 }
 
@@ -31788,7 +31783,7 @@ func PriorityQueueSharedName(value string) PriorityQueueAttr { return genOpAttr(
 //
 // Returns:
 //   - handle: A tensor of type mutable `string`.
-func PriorityQueue(scope *Scope, shapes []cgo.Shape, optional ...PriorityQueueAttr) (handle Output) {
+func PriorityQueue(scope *Scope, shapes []Shape, optional ...PriorityQueueAttr) (handle Output) {
 	attrs := optionalAttr{"shapes": shapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -31805,7 +31800,7 @@ type PriorityQueueV2Attr func(optionalAttr)
 // The type of each component in a value.
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func PriorityQueueV2ComponentTypes(value []cgo.DataType) PriorityQueueV2Attr {
+func PriorityQueueV2ComponentTypes(value []DataType) PriorityQueueV2Attr {
 	return genOpAttr("component_types", value)
 }
 
@@ -31853,7 +31848,7 @@ func PriorityQueueV2SharedName(value string) PriorityQueueV2Attr {
 //
 // Returns:
 //   - handle: A tensor of type `resource`.
-func PriorityQueueV2(scope *Scope, shapes []cgo.Shape, optional ...PriorityQueueV2Attr) (handle Output) {
+func PriorityQueueV2(scope *Scope, shapes []Shape, optional ...PriorityQueueV2Attr) (handle Output) {
 	attrs := optionalAttr{"shapes": shapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -31873,7 +31868,7 @@ func PriorityQueueV2(scope *Scope, shapes []cgo.Shape, optional ...PriorityQueue
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func PrivateThreadPoolDataset(scope *Scope, inputDataset Output, numThreads Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func PrivateThreadPoolDataset(scope *Scope, inputDataset Output, numThreads Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "PrivateThreadPoolDataset", Input: []any{inputDataset, numThreads}, Attrs: attrs})
 	return Out(op, 0)
@@ -31930,7 +31925,7 @@ func Prod(scope *Scope, input Output, reductionIndices Output, optional ...ProdA
 //
 // Returns:
 //   - output: A list of tensors of type `Tout`.
-func PyFunc(scope *Scope, input []Output, token string, tout []cgo.DataType) (output []Output) {
+func PyFunc(scope *Scope, input []Output, token string, tout []DataType) (output []Output) {
 	attrs := optionalAttr{"token": token, "Tout": tout}
 	op := scope.AddOperation(OpSpec{Type: "PyFunc", Input: []any{input}, Attrs: attrs})
 	if op == nil {
@@ -31954,7 +31949,7 @@ func PyFunc(scope *Scope, input []Output, token string, tout []cgo.DataType) (ou
 //
 // Returns:
 //   - output: A list of tensors of type `Tout`.
-func PyFuncStateless(scope *Scope, input []Output, token string, tout []cgo.DataType) (output []Output) {
+func PyFuncStateless(scope *Scope, input []Output, token string, tout []DataType) (output []Output) {
 	attrs := optionalAttr{"token": token, "Tout": tout}
 	op := scope.AddOperation(OpSpec{Type: "PyFuncStateless", Input: []any{input}, Attrs: attrs})
 	if op == nil {
@@ -32441,13 +32436,13 @@ func QuantizeAndDequantizeV4Grad(scope *Scope, gradients Output, input Output, i
 //     The float value that the minimum quantized input value represents.
 //   - inputMax: A tensor of type `float32`.
 //     The float value that the maximum quantized input value represents.
-//   - outType: The type of the output. Should be a lower bit depth than Tinput. Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16.
+//   - outType: The type of the output. Should be a lower bit depth than Tinput. Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16.
 //
 // Returns:
 //   - output: A tensor of type `out_type`.
 //   - outputMin: A tensor of type `float32`.
 //   - outputMax: A tensor of type `float32`.
-func QuantizeDownAndShrinkRange(scope *Scope, input Output, inputMin Output, inputMax Output, outType cgo.DataType) (output Output, outputMin Output, outputMax Output) {
+func QuantizeDownAndShrinkRange(scope *Scope, input Output, inputMin Output, inputMax Output, outType DataType) (output Output, outputMin Output, outputMax Output) {
 	attrs := optionalAttr{"out_type": outType}
 	op := scope.AddOperation(OpSpec{Type: "QuantizeDownAndShrinkRange", Input: []any{input, inputMin, inputMax}, Attrs: attrs})
 	return Out(op, 0), Out(op, 1), Out(op, 2)
@@ -32608,7 +32603,7 @@ func QuantizeV2EnsureMinimumRange(value float32) QuantizeV2Attr {
 //     op depending on other parameters. The adjusted value is written to `output_max`.
 //     If the `axis` attribute is specified, this must be a 1-D tensor whose size
 //     matches the `axis` dimension of the input and output tensors.
-//   - t: Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16.
+//   - t: Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16.
 //
 // Optional attributes (QuantizeV2Attr): [QuantizeV2Mode], [QuantizeV2RoundMode], [QuantizeV2NarrowRange], [QuantizeV2Axis] and [QuantizeV2EnsureMinimumRange].
 //
@@ -32616,7 +32611,7 @@ func QuantizeV2EnsureMinimumRange(value float32) QuantizeV2Attr {
 //   - output: A tensor of type `T`.
 //   - outputMin: A tensor of type `float32`.
 //   - outputMax: A tensor of type `float32`.
-func QuantizeV2(scope *Scope, input Output, minRange Output, maxRange Output, t cgo.DataType, optional ...QuantizeV2Attr) (output Output, outputMin Output, outputMax Output) {
+func QuantizeV2(scope *Scope, input Output, minRange Output, maxRange Output, t DataType, optional ...QuantizeV2Attr) (output Output, outputMin Output, outputMax Output) {
 	attrs := optionalAttr{"T": t}
 	for _, opt := range optional {
 		opt(attrs)
@@ -32630,8 +32625,8 @@ type QuantizedAddAttr func(optionalAttr)
 
 // QuantizedAddToutput sets the optional Toutput attribute of [QuantizedAdd].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Qint32.
-func QuantizedAddToutput(value cgo.DataType) QuantizedAddAttr { return genOpAttr("Toutput", value) }
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Qint32.
+func QuantizedAddToutput(value DataType) QuantizedAddAttr { return genOpAttr("Toutput", value) }
 
 // QuantizedAdd returns x + y element-wise, working on quantized buffers.
 //
@@ -32730,7 +32725,7 @@ func QuantizedAvgPool(scope *Scope, input Output, minInput Output, maxInput Outp
 //     The value represented by the lowest quantized gamma.
 //   - gammaMax: A tensor of type `float32`.
 //     The value represented by the highest quantized gamma.
-//   - outType: Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16.
+//   - outType: Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16.
 //   - varianceEpsilon: A small float number to avoid dividing by 0.
 //   - scaleAfterNormalization: A bool indicating whether the resulted tensor
 //     needs to be multiplied with gamma.
@@ -32739,7 +32734,7 @@ func QuantizedAvgPool(scope *Scope, input Output, minInput Output, maxInput Outp
 //   - result: A tensor of type `out_type`.
 //   - resultMin: A tensor of type `float32`.
 //   - resultMax: A tensor of type `float32`.
-func QuantizedBatchNormWithGlobalNormalization(scope *Scope, t Output, tMin Output, tMax Output, m Output, mMin Output, mMax Output, v Output, vMin Output, vMax Output, beta Output, betaMin Output, betaMax Output, gamma Output, gammaMin Output, gammaMax Output, outType cgo.DataType, varianceEpsilon float32, scaleAfterNormalization bool) (result Output, resultMin Output, resultMax Output) {
+func QuantizedBatchNormWithGlobalNormalization(scope *Scope, t Output, tMin Output, tMax Output, m Output, mMin Output, mMax Output, v Output, vMin Output, vMax Output, beta Output, betaMin Output, betaMax Output, gamma Output, gammaMin Output, gammaMax Output, outType DataType, varianceEpsilon float32, scaleAfterNormalization bool) (result Output, resultMin Output, resultMax Output) {
 	attrs := optionalAttr{"out_type": outType, "variance_epsilon": varianceEpsilon, "scale_after_normalization": scaleAfterNormalization}
 	op := scope.AddOperation(OpSpec{Type: "QuantizedBatchNormWithGlobalNormalization", Input: []any{t, tMin, tMax, m, mMin, mMax, v, vMin, vMax, beta, betaMin, betaMax, gamma, gammaMin, gammaMax}, Attrs: attrs})
 	return Out(op, 0), Out(op, 1), Out(op, 2)
@@ -32761,13 +32756,13 @@ func QuantizedBatchNormWithGlobalNormalization(scope *Scope, t Output, tMin Outp
 //     The float value that the lowest quantized bias value represents.
 //   - maxBias: A tensor of type `float32`.
 //     The float value that the highest quantized bias value represents.
-//   - outType: Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16.
+//   - outType: Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16.
 //
 // Returns:
 //   - output: A tensor of type `out_type`.
 //   - minOut: A tensor of type `float32`.
 //   - maxOut: A tensor of type `float32`.
-func QuantizedBiasAdd(scope *Scope, input Output, bias Output, minInput Output, maxInput Output, minBias Output, maxBias Output, outType cgo.DataType) (output Output, minOut Output, maxOut Output) {
+func QuantizedBiasAdd(scope *Scope, input Output, bias Output, minInput Output, maxInput Output, minBias Output, maxBias Output, outType DataType) (output Output, minOut Output, maxOut Output) {
 	attrs := optionalAttr{"out_type": outType}
 	op := scope.AddOperation(OpSpec{Type: "QuantizedBiasAdd", Input: []any{input, bias, minInput, maxInput, minBias, maxBias}, Attrs: attrs})
 	return Out(op, 0), Out(op, 1), Out(op, 2)
@@ -32818,10 +32813,8 @@ type QuantizedConv2DAttr func(optionalAttr)
 
 // QuantizedConv2DOutType sets the optional out_type attribute of [QuantizedConv2D].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Qint32.
-func QuantizedConv2DOutType(value cgo.DataType) QuantizedConv2DAttr {
-	return genOpAttr("out_type", value)
-}
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Qint32.
+func QuantizedConv2DOutType(value DataType) QuantizedConv2DAttr { return genOpAttr("out_type", value) }
 
 // QuantizedConv2DDilations sets the optional dilations attribute of [QuantizedConv2D].
 //
@@ -32879,8 +32872,8 @@ type QuantizedConv2DAndReluAttr func(optionalAttr)
 
 // QuantizedConv2DAndReluOutType sets the optional out_type attribute of [QuantizedConv2DAndRelu].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Qint32.
-func QuantizedConv2DAndReluOutType(value cgo.DataType) QuantizedConv2DAndReluAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Qint32.
+func QuantizedConv2DAndReluOutType(value DataType) QuantizedConv2DAndReluAttr {
 	return genOpAttr("out_type", value)
 }
 
@@ -32930,8 +32923,8 @@ type QuantizedConv2DAndReluAndRequantizeAttr func(optionalAttr)
 
 // QuantizedConv2DAndReluAndRequantizeOutType sets the optional out_type attribute of [QuantizedConv2DAndReluAndRequantize].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Quint8.
-func QuantizedConv2DAndReluAndRequantizeOutType(value cgo.DataType) QuantizedConv2DAndReluAndRequantizeAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Quint8.
+func QuantizedConv2DAndReluAndRequantizeOutType(value DataType) QuantizedConv2DAndReluAndRequantizeAttr {
 	return genOpAttr("out_type", value)
 }
 
@@ -32983,8 +32976,8 @@ type QuantizedConv2DAndRequantizeAttr func(optionalAttr)
 
 // QuantizedConv2DAndRequantizeOutType sets the optional out_type attribute of [QuantizedConv2DAndRequantize].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Qint8.
-func QuantizedConv2DAndRequantizeOutType(value cgo.DataType) QuantizedConv2DAndRequantizeAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Qint8.
+func QuantizedConv2DAndRequantizeOutType(value DataType) QuantizedConv2DAndRequantizeAttr {
 	return genOpAttr("out_type", value)
 }
 
@@ -33038,8 +33031,8 @@ type QuantizedConv2DPerChannelAttr func(optionalAttr)
 //
 // The quantized type of output tensor that needs to be converted.
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Qint32.
-func QuantizedConv2DPerChannelOutType(value cgo.DataType) QuantizedConv2DPerChannelAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Qint32.
+func QuantizedConv2DPerChannelOutType(value DataType) QuantizedConv2DPerChannelAttr {
 	return genOpAttr("out_type", value)
 }
 
@@ -33090,8 +33083,8 @@ type QuantizedConv2DWithBiasAttr func(optionalAttr)
 
 // QuantizedConv2DWithBiasOutType sets the optional out_type attribute of [QuantizedConv2DWithBias].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Qint32.
-func QuantizedConv2DWithBiasOutType(value cgo.DataType) QuantizedConv2DWithBiasAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Qint32.
+func QuantizedConv2DWithBiasOutType(value DataType) QuantizedConv2DWithBiasAttr {
 	return genOpAttr("out_type", value)
 }
 
@@ -33142,8 +33135,8 @@ type QuantizedConv2DWithBiasAndReluAttr func(optionalAttr)
 
 // QuantizedConv2DWithBiasAndReluOutType sets the optional out_type attribute of [QuantizedConv2DWithBiasAndRelu].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Qint32.
-func QuantizedConv2DWithBiasAndReluOutType(value cgo.DataType) QuantizedConv2DWithBiasAndReluAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Qint32.
+func QuantizedConv2DWithBiasAndReluOutType(value DataType) QuantizedConv2DWithBiasAndReluAttr {
 	return genOpAttr("out_type", value)
 }
 
@@ -33194,8 +33187,8 @@ type QuantizedConv2DWithBiasAndReluAndRequantizeAttr func(optionalAttr)
 
 // QuantizedConv2DWithBiasAndReluAndRequantizeOutType sets the optional out_type attribute of [QuantizedConv2DWithBiasAndReluAndRequantize].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Quint8.
-func QuantizedConv2DWithBiasAndReluAndRequantizeOutType(value cgo.DataType) QuantizedConv2DWithBiasAndReluAndRequantizeAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Quint8.
+func QuantizedConv2DWithBiasAndReluAndRequantizeOutType(value DataType) QuantizedConv2DWithBiasAndReluAndRequantizeAttr {
 	return genOpAttr("out_type", value)
 }
 
@@ -33248,8 +33241,8 @@ type QuantizedConv2DWithBiasAndRequantizeAttr func(optionalAttr)
 
 // QuantizedConv2DWithBiasAndRequantizeOutType sets the optional out_type attribute of [QuantizedConv2DWithBiasAndRequantize].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Qint8.
-func QuantizedConv2DWithBiasAndRequantizeOutType(value cgo.DataType) QuantizedConv2DWithBiasAndRequantizeAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Qint8.
+func QuantizedConv2DWithBiasAndRequantizeOutType(value DataType) QuantizedConv2DWithBiasAndRequantizeAttr {
 	return genOpAttr("out_type", value)
 }
 
@@ -33302,8 +33295,8 @@ type QuantizedConv2DWithBiasSignedSumAndReluAndRequantizeAttr func(optionalAttr)
 
 // QuantizedConv2DWithBiasSignedSumAndReluAndRequantizeOutType sets the optional out_type attribute of [QuantizedConv2DWithBiasSignedSumAndReluAndRequantize].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Quint8.
-func QuantizedConv2DWithBiasSignedSumAndReluAndRequantizeOutType(value cgo.DataType) QuantizedConv2DWithBiasSignedSumAndReluAndRequantizeAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Quint8.
+func QuantizedConv2DWithBiasSignedSumAndReluAndRequantizeOutType(value DataType) QuantizedConv2DWithBiasSignedSumAndReluAndRequantizeAttr {
 	return genOpAttr("out_type", value)
 }
 
@@ -33359,8 +33352,8 @@ type QuantizedConv2DWithBiasSumAndReluAttr func(optionalAttr)
 
 // QuantizedConv2DWithBiasSumAndReluOutType sets the optional out_type attribute of [QuantizedConv2DWithBiasSumAndRelu].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Qint32.
-func QuantizedConv2DWithBiasSumAndReluOutType(value cgo.DataType) QuantizedConv2DWithBiasSumAndReluAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Qint32.
+func QuantizedConv2DWithBiasSumAndReluOutType(value DataType) QuantizedConv2DWithBiasSumAndReluAttr {
 	return genOpAttr("out_type", value)
 }
 
@@ -33412,8 +33405,8 @@ type QuantizedConv2DWithBiasSumAndReluAndRequantizeAttr func(optionalAttr)
 
 // QuantizedConv2DWithBiasSumAndReluAndRequantizeOutType sets the optional out_type attribute of [QuantizedConv2DWithBiasSumAndReluAndRequantize].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Quint8.
-func QuantizedConv2DWithBiasSumAndReluAndRequantizeOutType(value cgo.DataType) QuantizedConv2DWithBiasSumAndReluAndRequantizeAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Quint8.
+func QuantizedConv2DWithBiasSumAndReluAndRequantizeOutType(value DataType) QuantizedConv2DWithBiasSumAndReluAndRequantizeAttr {
 	return genOpAttr("out_type", value)
 }
 
@@ -33471,8 +33464,8 @@ type QuantizedDepthwiseConv2DAttr func(optionalAttr)
 //
 // The type of the output.
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Qint32.
-func QuantizedDepthwiseConv2DOutType(value cgo.DataType) QuantizedDepthwiseConv2DAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Qint32.
+func QuantizedDepthwiseConv2DOutType(value DataType) QuantizedDepthwiseConv2DAttr {
 	return genOpAttr("out_type", value)
 }
 
@@ -33525,8 +33518,8 @@ type QuantizedDepthwiseConv2DWithBiasAttr func(optionalAttr)
 //
 // The type of the output.
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Qint32.
-func QuantizedDepthwiseConv2DWithBiasOutType(value cgo.DataType) QuantizedDepthwiseConv2DWithBiasAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Qint32.
+func QuantizedDepthwiseConv2DWithBiasOutType(value DataType) QuantizedDepthwiseConv2DWithBiasAttr {
 	return genOpAttr("out_type", value)
 }
 
@@ -33580,8 +33573,8 @@ type QuantizedDepthwiseConv2DWithBiasAndReluAttr func(optionalAttr)
 //
 // The type of the output.
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Qint32.
-func QuantizedDepthwiseConv2DWithBiasAndReluOutType(value cgo.DataType) QuantizedDepthwiseConv2DWithBiasAndReluAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Qint32.
+func QuantizedDepthwiseConv2DWithBiasAndReluOutType(value DataType) QuantizedDepthwiseConv2DWithBiasAndReluAttr {
 	return genOpAttr("out_type", value)
 }
 
@@ -33642,8 +33635,8 @@ type QuantizedDepthwiseConv2DWithBiasAndReluAndRequantizeAttr func(optionalAttr)
 //
 // The type of the output.
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Quint8.
-func QuantizedDepthwiseConv2DWithBiasAndReluAndRequantizeOutType(value cgo.DataType) QuantizedDepthwiseConv2DWithBiasAndReluAndRequantizeAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Quint8.
+func QuantizedDepthwiseConv2DWithBiasAndReluAndRequantizeOutType(value DataType) QuantizedDepthwiseConv2DWithBiasAndReluAndRequantizeAttr {
 	return genOpAttr("out_type", value)
 }
 
@@ -33782,10 +33775,8 @@ type QuantizedMatMulAttr func(optionalAttr)
 
 // QuantizedMatMulToutput sets the optional Toutput attribute of [QuantizedMatMul].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Qint32.
-func QuantizedMatMulToutput(value cgo.DataType) QuantizedMatMulAttr {
-	return genOpAttr("Toutput", value)
-}
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Qint32.
+func QuantizedMatMulToutput(value DataType) QuantizedMatMulAttr { return genOpAttr("Toutput", value) }
 
 // QuantizedMatMulTransposeA sets the optional transpose_a attribute of [QuantizedMatMul].
 //
@@ -33810,8 +33801,8 @@ func QuantizedMatMulTransposeB(value bool) QuantizedMatMulAttr {
 // The type of output produced by activation function
 // following this operation.
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Quint8.
-func QuantizedMatMulTactivation(value cgo.DataType) QuantizedMatMulAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Quint8.
+func QuantizedMatMulTactivation(value DataType) QuantizedMatMulAttr {
 	return genOpAttr("Tactivation", value)
 }
 
@@ -33856,8 +33847,8 @@ type QuantizedMatMulWithBiasAttr func(optionalAttr)
 
 // QuantizedMatMulWithBiasToutput sets the optional Toutput attribute of [QuantizedMatMulWithBias].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Qint32.
-func QuantizedMatMulWithBiasToutput(value cgo.DataType) QuantizedMatMulWithBiasAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Qint32.
+func QuantizedMatMulWithBiasToutput(value DataType) QuantizedMatMulWithBiasAttr {
 	return genOpAttr("Toutput", value)
 }
 
@@ -33964,13 +33955,13 @@ func QuantizedMatMulWithBiasAndDequantizeInputQuantMode(value string) QuantizedM
 //   - maxB: A tensor of type float32.
 //   - minFreezedOutput: A tensor of type float32.
 //   - maxFreezedOutput: A tensor of type float32.
-//   - toutput: Allowed values: cgo.Float.
+//   - toutput: Allowed values: Float.
 //
 // Optional attributes (QuantizedMatMulWithBiasAndDequantizeAttr): [QuantizedMatMulWithBiasAndDequantizeTransposeA], [QuantizedMatMulWithBiasAndDequantizeTransposeB] and [QuantizedMatMulWithBiasAndDequantizeInputQuantMode].
 //
 // Returns:
 //   - out: A tensor of type Toutput (float32).
-func QuantizedMatMulWithBiasAndDequantize(scope *Scope, a Output, b Output, bias Output, minA Output, maxA Output, minB Output, maxB Output, minFreezedOutput Output, maxFreezedOutput Output, toutput cgo.DataType, optional ...QuantizedMatMulWithBiasAndDequantizeAttr) (out Output) {
+func QuantizedMatMulWithBiasAndDequantize(scope *Scope, a Output, b Output, bias Output, minA Output, maxA Output, minB Output, maxB Output, minFreezedOutput Output, maxFreezedOutput Output, toutput DataType, optional ...QuantizedMatMulWithBiasAndDequantizeAttr) (out Output) {
 	attrs := optionalAttr{"Toutput": toutput}
 	for _, opt := range optional {
 		opt(attrs)
@@ -33984,8 +33975,8 @@ type QuantizedMatMulWithBiasAndReluAttr func(optionalAttr)
 
 // QuantizedMatMulWithBiasAndReluToutput sets the optional Toutput attribute of [QuantizedMatMulWithBiasAndRelu].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Qint32.
-func QuantizedMatMulWithBiasAndReluToutput(value cgo.DataType) QuantizedMatMulWithBiasAndReluAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Qint32.
+func QuantizedMatMulWithBiasAndReluToutput(value DataType) QuantizedMatMulWithBiasAndReluAttr {
 	return genOpAttr("Toutput", value)
 }
 
@@ -34062,8 +34053,8 @@ type QuantizedMatMulWithBiasAndReluAndRequantizeAttr func(optionalAttr)
 
 // QuantizedMatMulWithBiasAndReluAndRequantizeToutput sets the optional Toutput attribute of [QuantizedMatMulWithBiasAndReluAndRequantize].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Quint8.
-func QuantizedMatMulWithBiasAndReluAndRequantizeToutput(value cgo.DataType) QuantizedMatMulWithBiasAndReluAndRequantizeAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Quint8.
+func QuantizedMatMulWithBiasAndReluAndRequantizeToutput(value DataType) QuantizedMatMulWithBiasAndReluAndRequantizeAttr {
 	return genOpAttr("Toutput", value)
 }
 
@@ -34144,8 +34135,8 @@ type QuantizedMatMulWithBiasAndRequantizeAttr func(optionalAttr)
 
 // QuantizedMatMulWithBiasAndRequantizeToutput sets the optional Toutput attribute of [QuantizedMatMulWithBiasAndRequantize].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Quint8.
-func QuantizedMatMulWithBiasAndRequantizeToutput(value cgo.DataType) QuantizedMatMulWithBiasAndRequantizeAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Quint8.
+func QuantizedMatMulWithBiasAndRequantizeToutput(value DataType) QuantizedMatMulWithBiasAndRequantizeAttr {
 	return genOpAttr("Toutput", value)
 }
 
@@ -34228,8 +34219,8 @@ type QuantizedMulAttr func(optionalAttr)
 
 // QuantizedMulToutput sets the optional Toutput attribute of [QuantizedMul].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Qint32.
-func QuantizedMulToutput(value cgo.DataType) QuantizedMulAttr { return genOpAttr("Toutput", value) }
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Qint32.
+func QuantizedMulToutput(value DataType) QuantizedMulAttr { return genOpAttr("Toutput", value) }
 
 // QuantizedMul returns x * y element-wise, working on quantized buffers.
 //
@@ -34265,8 +34256,8 @@ type QuantizedReluAttr func(optionalAttr)
 
 // QuantizedReluOutType sets the optional out_type attribute of [QuantizedRelu].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Quint8.
-func QuantizedReluOutType(value cgo.DataType) QuantizedReluAttr { return genOpAttr("out_type", value) }
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Quint8.
+func QuantizedReluOutType(value DataType) QuantizedReluAttr { return genOpAttr("out_type", value) }
 
 // QuantizedRelu computes Quantized Rectified Linear: `max(features, 0)`
 //
@@ -34297,10 +34288,8 @@ type QuantizedRelu6Attr func(optionalAttr)
 
 // QuantizedRelu6OutType sets the optional out_type attribute of [QuantizedRelu6].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Quint8.
-func QuantizedRelu6OutType(value cgo.DataType) QuantizedRelu6Attr {
-	return genOpAttr("out_type", value)
-}
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Quint8.
+func QuantizedRelu6OutType(value DataType) QuantizedRelu6Attr { return genOpAttr("out_type", value) }
 
 // QuantizedRelu6 computes Quantized Rectified Linear 6: `min(max(features, 0), 6)`
 //
@@ -34331,10 +34320,8 @@ type QuantizedReluXAttr func(optionalAttr)
 
 // QuantizedReluXOutType sets the optional out_type attribute of [QuantizedReluX].
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Quint8.
-func QuantizedReluXOutType(value cgo.DataType) QuantizedReluXAttr {
-	return genOpAttr("out_type", value)
-}
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Quint8.
+func QuantizedReluXOutType(value DataType) QuantizedReluXAttr { return genOpAttr("out_type", value) }
 
 // QuantizedReluX computes Quantized Rectified Linear X: `min(max(features, 0), max_value)`
 //
@@ -34453,7 +34440,7 @@ func QueueCloseCancelPendingEnqueues(value bool) QueueCloseAttr {
 // Optional attributes (QueueCloseAttr): [QueueCloseCancelPendingEnqueues].
 //
 // It returns the operation, which has no outputs.
-func QueueClose(scope *Scope, handle Output, optional ...QueueCloseAttr) *cgo.Operation {
+func QueueClose(scope *Scope, handle Output, optional ...QueueCloseAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -34488,7 +34475,7 @@ func QueueCloseV2CancelPendingEnqueues(value bool) QueueCloseV2Attr {
 // Optional attributes (QueueCloseV2Attr): [QueueCloseV2CancelPendingEnqueues].
 //
 // It returns the operation, which has no outputs.
-func QueueCloseV2(scope *Scope, handle Output, optional ...QueueCloseV2Attr) *cgo.Operation {
+func QueueCloseV2(scope *Scope, handle Output, optional ...QueueCloseV2Attr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -34525,7 +34512,7 @@ func QueueDequeueTimeoutMs(value int64) QueueDequeueAttr { return genOpAttr("tim
 //
 // Returns:
 //   - components: A list of tensors of type `component_types`.
-func QueueDequeue(scope *Scope, handle Output, componentTypes []cgo.DataType, optional ...QueueDequeueAttr) (components []Output) {
+func QueueDequeue(scope *Scope, handle Output, componentTypes []DataType, optional ...QueueDequeueAttr) (components []Output) {
 	attrs := optionalAttr{"component_types": componentTypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -34582,7 +34569,7 @@ func QueueDequeueManyTimeoutMs(value int64) QueueDequeueManyAttr {
 //
 // Returns:
 //   - components: A list of tensors of type `component_types`.
-func QueueDequeueMany(scope *Scope, handle Output, n Output, componentTypes []cgo.DataType, optional ...QueueDequeueManyAttr) (components []Output) {
+func QueueDequeueMany(scope *Scope, handle Output, n Output, componentTypes []DataType, optional ...QueueDequeueManyAttr) (components []Output) {
 	attrs := optionalAttr{"component_types": componentTypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -34639,7 +34626,7 @@ func QueueDequeueManyV2TimeoutMs(value int64) QueueDequeueManyV2Attr {
 //
 // Returns:
 //   - components: A list of tensors of type `component_types`.
-func QueueDequeueManyV2(scope *Scope, handle Output, n Output, componentTypes []cgo.DataType, optional ...QueueDequeueManyV2Attr) (components []Output) {
+func QueueDequeueManyV2(scope *Scope, handle Output, n Output, componentTypes []DataType, optional ...QueueDequeueManyV2Attr) (components []Output) {
 	attrs := optionalAttr{"component_types": componentTypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -34700,7 +34687,7 @@ func QueueDequeueUpToTimeoutMs(value int64) QueueDequeueUpToAttr {
 //
 // Returns:
 //   - components: A list of tensors of type `component_types`.
-func QueueDequeueUpTo(scope *Scope, handle Output, n Output, componentTypes []cgo.DataType, optional ...QueueDequeueUpToAttr) (components []Output) {
+func QueueDequeueUpTo(scope *Scope, handle Output, n Output, componentTypes []DataType, optional ...QueueDequeueUpToAttr) (components []Output) {
 	attrs := optionalAttr{"component_types": componentTypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -34761,7 +34748,7 @@ func QueueDequeueUpToV2TimeoutMs(value int64) QueueDequeueUpToV2Attr {
 //
 // Returns:
 //   - components: A list of tensors of type `component_types`.
-func QueueDequeueUpToV2(scope *Scope, handle Output, n Output, componentTypes []cgo.DataType, optional ...QueueDequeueUpToV2Attr) (components []Output) {
+func QueueDequeueUpToV2(scope *Scope, handle Output, n Output, componentTypes []DataType, optional ...QueueDequeueUpToV2Attr) (components []Output) {
 	attrs := optionalAttr{"component_types": componentTypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -34808,7 +34795,7 @@ func QueueDequeueV2TimeoutMs(value int64) QueueDequeueV2Attr { return genOpAttr(
 //
 // Returns:
 //   - components: A list of tensors of type `component_types`.
-func QueueDequeueV2(scope *Scope, handle Output, componentTypes []cgo.DataType, optional ...QueueDequeueV2Attr) (components []Output) {
+func QueueDequeueV2(scope *Scope, handle Output, componentTypes []DataType, optional ...QueueDequeueV2Attr) (components []Output) {
 	attrs := optionalAttr{"component_types": componentTypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -34854,7 +34841,7 @@ func QueueEnqueueTimeoutMs(value int64) QueueEnqueueAttr { return genOpAttr("tim
 // Optional attributes (QueueEnqueueAttr): [QueueEnqueueTimeoutMs].
 //
 // It returns the operation, which has no outputs.
-func QueueEnqueue(scope *Scope, handle Output, components []Output, optional ...QueueEnqueueAttr) *cgo.Operation {
+func QueueEnqueue(scope *Scope, handle Output, components []Output, optional ...QueueEnqueueAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -34897,7 +34884,7 @@ func QueueEnqueueManyTimeoutMs(value int64) QueueEnqueueManyAttr {
 // Optional attributes (QueueEnqueueManyAttr): [QueueEnqueueManyTimeoutMs].
 //
 // It returns the operation, which has no outputs.
-func QueueEnqueueMany(scope *Scope, handle Output, components []Output, optional ...QueueEnqueueManyAttr) *cgo.Operation {
+func QueueEnqueueMany(scope *Scope, handle Output, components []Output, optional ...QueueEnqueueManyAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -34940,7 +34927,7 @@ func QueueEnqueueManyV2TimeoutMs(value int64) QueueEnqueueManyV2Attr {
 // Optional attributes (QueueEnqueueManyV2Attr): [QueueEnqueueManyV2TimeoutMs].
 //
 // It returns the operation, which has no outputs.
-func QueueEnqueueManyV2(scope *Scope, handle Output, components []Output, optional ...QueueEnqueueManyV2Attr) *cgo.Operation {
+func QueueEnqueueManyV2(scope *Scope, handle Output, components []Output, optional ...QueueEnqueueManyV2Attr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -34976,7 +34963,7 @@ func QueueEnqueueV2TimeoutMs(value int64) QueueEnqueueV2Attr { return genOpAttr(
 // Optional attributes (QueueEnqueueV2Attr): [QueueEnqueueV2TimeoutMs].
 //
 // It returns the operation, which has no outputs.
-func QueueEnqueueV2(scope *Scope, handle Output, components []Output, optional ...QueueEnqueueV2Attr) *cgo.Operation {
+func QueueEnqueueV2(scope *Scope, handle Output, components []Output, optional ...QueueEnqueueV2Attr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -35046,8 +35033,8 @@ type RFFTAttr func(optionalAttr)
 // Should be `tf.complex64` when the type of `input` is `float32`.
 // Should be `tf.complex128` when the type of `input` is `float64`.
 //
-// Allowed values: cgo.Complex64, cgo.Complex128. If not specified, defaults to cgo.Complex64.
-func RFFTTcomplex(value cgo.DataType) RFFTAttr { return genOpAttr("Tcomplex", value) }
+// Allowed values: Complex64, Complex128. If not specified, defaults to Complex64.
+func RFFTTcomplex(value DataType) RFFTAttr { return genOpAttr("Tcomplex", value) }
 
 // RFFT: Real-valued fast Fourier transform.
 //
@@ -35089,8 +35076,8 @@ type RFFT2DAttr func(optionalAttr)
 // Should be `tf.complex64` when the type of `input` is `float32`.
 // Should be `tf.complex128` when the type of `input` is `float64`.
 //
-// Allowed values: cgo.Complex64, cgo.Complex128. If not specified, defaults to cgo.Complex64.
-func RFFT2DTcomplex(value cgo.DataType) RFFT2DAttr { return genOpAttr("Tcomplex", value) }
+// Allowed values: Complex64, Complex128. If not specified, defaults to Complex64.
+func RFFT2DTcomplex(value DataType) RFFT2DAttr { return genOpAttr("Tcomplex", value) }
 
 // RFFT2D: 2D real-valued fast Fourier transform.
 //
@@ -35133,8 +35120,8 @@ type RFFT3DAttr func(optionalAttr)
 // Should be `tf.complex64` when the type of `input` is `float32`.
 // Should be `tf.complex128` when the type of `input` is `float64`.
 //
-// Allowed values: cgo.Complex64, cgo.Complex128. If not specified, defaults to cgo.Complex64.
-func RFFT3DTcomplex(value cgo.DataType) RFFT3DAttr { return genOpAttr("Tcomplex", value) }
+// Allowed values: Complex64, Complex128. If not specified, defaults to Complex64.
+func RFFT3DTcomplex(value DataType) RFFT3DAttr { return genOpAttr("Tcomplex", value) }
 
 // RFFT3D: 3D real-valued fast Fourier transform.
 //
@@ -35177,8 +35164,8 @@ type RFFTNDAttr func(optionalAttr)
 // Should be `tf.complex64` when the type of `input` is `float32`.
 // Should be `tf.complex128` when the type of `input` is `float64`.
 //
-// Allowed values: cgo.Complex64, cgo.Complex128. If not specified, defaults to cgo.Complex64.
-func RFFTNDTcomplex(value cgo.DataType) RFFTNDAttr { return genOpAttr("Tcomplex", value) }
+// Allowed values: Complex64, Complex128. If not specified, defaults to Complex64.
+func RFFTNDTcomplex(value DataType) RFFTNDAttr { return genOpAttr("Tcomplex", value) }
 
 // RFFTND: ND fast real Fourier transform.
 //
@@ -35365,13 +35352,13 @@ func RaggedCountSparseOutput(scope *Scope, splits Output, values Output, weights
 //   - hashedOutput: The value of the hashed_output attribute.
 //   - numBuckets: Minimum value: 0.
 //   - hashKey: The value of the hash_key attribute.
-//   - outValuesType: Allowed values: cgo.Int64, cgo.String.
-//   - outRowSplitsType: Allowed values: cgo.Int32, cgo.Int64.
+//   - outValuesType: Allowed values: Int64, String.
+//   - outRowSplitsType: Allowed values: Int32, Int64.
 //
 // Returns:
 //   - outputValues: A tensor of type `out_values_type`.
 //   - outputRowSplits: A tensor of type `out_row_splits_type`.
-func RaggedCross(scope *Scope, raggedValues []Output, raggedRowSplits []Output, sparseIndices []Output, sparseValues []Output, sparseShape []Output, denseInputs []Output, inputOrder string, hashedOutput bool, numBuckets int64, hashKey int64, outValuesType cgo.DataType, outRowSplitsType cgo.DataType) (outputValues Output, outputRowSplits Output) {
+func RaggedCross(scope *Scope, raggedValues []Output, raggedRowSplits []Output, sparseIndices []Output, sparseValues []Output, sparseShape []Output, denseInputs []Output, inputOrder string, hashedOutput bool, numBuckets int64, hashKey int64, outValuesType DataType, outRowSplitsType DataType) (outputValues Output, outputRowSplits Output) {
 	attrs := optionalAttr{"input_order": inputOrder, "hashed_output": hashedOutput, "num_buckets": numBuckets, "hash_key": hashKey, "out_values_type": outValuesType, "out_row_splits_type": outRowSplitsType}
 	op := scope.AddOperation(OpSpec{Type: "RaggedCross", Input: []any{raggedValues, raggedRowSplits, sparseIndices, sparseValues, sparseShape, denseInputs}, Attrs: attrs})
 	return Out(op, 0), Out(op, 1)
@@ -35471,8 +35458,8 @@ type RaggedRangeAttr func(optionalAttr)
 
 // RaggedRangeTsplits sets the optional Tsplits attribute of [RaggedRange].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int64.
-func RaggedRangeTsplits(value cgo.DataType) RaggedRangeAttr { return genOpAttr("Tsplits", value) }
+// Allowed values: Int32, Int64. If not specified, defaults to Int64.
+func RaggedRangeTsplits(value DataType) RaggedRangeAttr { return genOpAttr("Tsplits", value) }
 
 // RaggedRange returns a `RaggedTensor` containing the specified sequences of numbers.
 //
@@ -35517,8 +35504,8 @@ type RaggedTensorFromVariantAttr func(optionalAttr)
 
 // RaggedTensorFromVariantTsplits sets the optional Tsplits attribute of [RaggedTensorFromVariant].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int64.
-func RaggedTensorFromVariantTsplits(value cgo.DataType) RaggedTensorFromVariantAttr {
+// Allowed values: Int32, Int64. If not specified, defaults to Int64.
+func RaggedTensorFromVariantTsplits(value DataType) RaggedTensorFromVariantAttr {
 	return genOpAttr("Tsplits", value)
 }
 
@@ -35550,7 +35537,7 @@ func RaggedTensorFromVariantTsplits(value cgo.DataType) RaggedTensorFromVariantA
 // Returns:
 //   - outputNestedSplits: A list of `output_ragged_rank` tensors with type `Tsplits`.
 //   - outputDenseValues: A tensor of type `Tvalues`.
-func RaggedTensorFromVariant(scope *Scope, encodedRagged Output, inputRaggedRank int64, outputRaggedRank int64, tvalues cgo.DataType, optional ...RaggedTensorFromVariantAttr) (outputNestedSplits []Output, outputDenseValues Output) {
+func RaggedTensorFromVariant(scope *Scope, encodedRagged Output, inputRaggedRank int64, outputRaggedRank int64, tvalues DataType, optional ...RaggedTensorFromVariantAttr) (outputNestedSplits []Output, outputDenseValues Output) {
 	attrs := optionalAttr{"input_ragged_rank": inputRaggedRank, "output_ragged_rank": outputRaggedRank, "Tvalues": tvalues}
 	for _, opt := range optional {
 		opt(attrs)
@@ -35699,7 +35686,7 @@ func RaggedTensorToVariant(scope *Scope, rtNestedSplits []Output, rtDenseValues 
 //
 // Returns:
 //   - denseValuesGrad: A tensor of type `Tvalues`.
-func RaggedTensorToVariantGradient(scope *Scope, encodedRaggedGrad Output, rowSplits Output, denseValuesShape Output, tvalues cgo.DataType) (denseValuesGrad Output) {
+func RaggedTensorToVariantGradient(scope *Scope, encodedRaggedGrad Output, rowSplits Output, denseValuesShape Output, tvalues DataType) (denseValuesGrad Output) {
 	attrs := optionalAttr{"Tvalues": tvalues}
 	op := scope.AddOperation(OpSpec{Type: "RaggedTensorToVariantGradient", Input: []any{encodedRaggedGrad, rowSplits, denseValuesShape}, Attrs: attrs})
 	return Out(op, 0)
@@ -35789,7 +35776,7 @@ func RandomDatasetMetadata(value string) RandomDatasetAttr { return genOpAttr("m
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func RandomDataset(scope *Scope, seed Output, seed2 Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...RandomDatasetAttr) (handle Output) {
+func RandomDataset(scope *Scope, seed Output, seed2 Output, outputTypes []DataType, outputShapes []Shape, optional ...RandomDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -35845,7 +35832,7 @@ func RandomDatasetV2Metadata(value string) RandomDatasetV2Attr { return genOpAtt
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func RandomDatasetV2(scope *Scope, seed Output, seed2 Output, seedGenerator Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...RandomDatasetV2Attr) (handle Output) {
+func RandomDatasetV2(scope *Scope, seed Output, seed2 Output, seedGenerator Output, outputTypes []DataType, outputShapes []Shape, optional ...RandomDatasetV2Attr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -36008,8 +35995,8 @@ func RandomPoissonV2Seed2(value int64) RandomPoissonV2Attr { return genOpAttr("s
 
 // RandomPoissonV2Dtype sets the optional dtype attribute of [RandomPoissonV2].
 //
-// Allowed values: cgo.Half, cgo.Float, cgo.Double, cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int64.
-func RandomPoissonV2Dtype(value cgo.DataType) RandomPoissonV2Attr { return genOpAttr("dtype", value) }
+// Allowed values: Half, Float, Double, Int32, Int64. If not specified, defaults to Int64.
+func RandomPoissonV2Dtype(value DataType) RandomPoissonV2Attr { return genOpAttr("dtype", value) }
 
 // RandomPoissonV2 outputs random values from the Poisson distribution(s) described by rate.
 //
@@ -36100,7 +36087,7 @@ type RandomShuffleQueueAttr func(optionalAttr)
 // only one element may be dequeued at a time.
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func RandomShuffleQueueShapes(value []cgo.Shape) RandomShuffleQueueAttr {
+func RandomShuffleQueueShapes(value []Shape) RandomShuffleQueueAttr {
 	return genOpAttr("shapes", value)
 }
 
@@ -36169,7 +36156,7 @@ func RandomShuffleQueueSharedName(value string) RandomShuffleQueueAttr {
 //
 // Returns:
 //   - handle: A tensor of type mutable `string`.
-func RandomShuffleQueue(scope *Scope, componentTypes []cgo.DataType, optional ...RandomShuffleQueueAttr) (handle Output) {
+func RandomShuffleQueue(scope *Scope, componentTypes []DataType, optional ...RandomShuffleQueueAttr) (handle Output) {
 	attrs := optionalAttr{"component_types": componentTypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -36189,7 +36176,7 @@ type RandomShuffleQueueV2Attr func(optionalAttr)
 // only one element may be dequeued at a time.
 //
 // The list has at least 0 elements. If not specified, defaults to an empty list.
-func RandomShuffleQueueV2Shapes(value []cgo.Shape) RandomShuffleQueueV2Attr {
+func RandomShuffleQueueV2Shapes(value []Shape) RandomShuffleQueueV2Attr {
 	return genOpAttr("shapes", value)
 }
 
@@ -36260,7 +36247,7 @@ func RandomShuffleQueueV2SharedName(value string) RandomShuffleQueueV2Attr {
 //
 // Returns:
 //   - handle: A tensor of type `resource`.
-func RandomShuffleQueueV2(scope *Scope, componentTypes []cgo.DataType, optional ...RandomShuffleQueueV2Attr) (handle Output) {
+func RandomShuffleQueueV2(scope *Scope, componentTypes []DataType, optional ...RandomShuffleQueueV2Attr) (handle Output) {
 	attrs := optionalAttr{"component_types": componentTypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -36297,13 +36284,13 @@ func RandomStandardNormalSeed2(value int64) RandomStandardNormalAttr {
 // Arguments:
 //   - shape: A tensor. Must be one of the following types: `int32`, `int64`.
 //     The shape of the output tensor.
-//   - dtype: The type of the output. Allowed values: cgo.Half, cgo.BFloat16, cgo.Float, cgo.Double.
+//   - dtype: The type of the output. Allowed values: Half, BFloat16, Float, Double.
 //
 // Optional attributes (RandomStandardNormalAttr): [RandomStandardNormalSeed] and [RandomStandardNormalSeed2].
 //
 // Returns:
 //   - output: A tensor of type `dtype`.
-func RandomStandardNormal(scope *Scope, shape Output, dtype cgo.DataType, optional ...RandomStandardNormalAttr) (output Output) {
+func RandomStandardNormal(scope *Scope, shape Output, dtype DataType, optional ...RandomStandardNormalAttr) (output Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -36339,13 +36326,13 @@ func RandomUniformSeed2(value int64) RandomUniformAttr { return genOpAttr("seed2
 // Arguments:
 //   - shape: A tensor. Must be one of the following types: `int32`, `int64`.
 //     The shape of the output tensor.
-//   - dtype: The type of the output. Allowed values: cgo.Half, cgo.BFloat16, cgo.Float, cgo.Double.
+//   - dtype: The type of the output. Allowed values: Half, BFloat16, Float, Double.
 //
 // Optional attributes (RandomUniformAttr): [RandomUniformSeed] and [RandomUniformSeed2].
 //
 // Returns:
 //   - output: A tensor of type `dtype`.
-func RandomUniform(scope *Scope, shape Output, dtype cgo.DataType, optional ...RandomUniformAttr) (output Output) {
+func RandomUniform(scope *Scope, shape Output, dtype DataType, optional ...RandomUniformAttr) (output Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -36462,7 +36449,7 @@ func RangeDatasetReplicateOnSplit(value bool) RangeDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func RangeDataset(scope *Scope, start Output, stop Output, step Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...RangeDatasetAttr) (handle Output) {
+func RangeDataset(scope *Scope, start Output, stop Output, step Output, outputTypes []DataType, outputShapes []Shape, optional ...RangeDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -36523,7 +36510,7 @@ func ReadFile(scope *Scope, filename Output) (contents Output) {
 //
 // Returns:
 //   - value: A tensor of type `dtype`.
-func ReadVariableOp(scope *Scope, resource Output, dtype cgo.DataType) (value Output) {
+func ReadVariableOp(scope *Scope, resource Output, dtype DataType) (value Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	op := scope.AddOperation(OpSpec{Type: "ReadVariableOp", Input: []any{resource}, Attrs: attrs})
 	return Out(op, 0)
@@ -36587,7 +36574,7 @@ func ReadVariableXlaSplitNDPaddings(value []int64) ReadVariableXlaSplitNDAttr {
 //
 // Returns:
 //   - outputs: A list of `N` tensors with type `T`.
-func ReadVariableXlaSplitND(scope *Scope, resource Output, t cgo.DataType, n int64, numSplits []int64, optional ...ReadVariableXlaSplitNDAttr) (outputs []Output) {
+func ReadVariableXlaSplitND(scope *Scope, resource Output, t DataType, n int64, numSplits []int64, optional ...ReadVariableXlaSplitNDAttr) (outputs []Output) {
 	attrs := optionalAttr{"T": t, "N": n, "num_splits": numSplits}
 	for _, opt := range optional {
 		opt(attrs)
@@ -36747,7 +36734,7 @@ func ReaderReadV2(scope *Scope, readerHandle Output, queueHandle Output) (key Ou
 //   - readerHandle: A tensor of type mutable `string`. Handle to a Reader.
 //
 // It returns the operation, which has no outputs.
-func ReaderReset(scope *Scope, readerHandle Output) *cgo.Operation {
+func ReaderReset(scope *Scope, readerHandle Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ReaderReset", Input: []any{readerHandle}})
 }
 
@@ -36757,7 +36744,7 @@ func ReaderReset(scope *Scope, readerHandle Output) *cgo.Operation {
 //   - readerHandle: A tensor of type `resource`. Handle to a Reader.
 //
 // It returns the operation, which has no outputs.
-func ReaderResetV2(scope *Scope, readerHandle Output) *cgo.Operation {
+func ReaderResetV2(scope *Scope, readerHandle Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ReaderResetV2", Input: []any{readerHandle}})
 }
 
@@ -36773,7 +36760,7 @@ func ReaderResetV2(scope *Scope, readerHandle Output) *cgo.Operation {
 //     matching reader_handle.
 //
 // It returns the operation, which has no outputs.
-func ReaderRestoreState(scope *Scope, readerHandle Output, state Output) *cgo.Operation {
+func ReaderRestoreState(scope *Scope, readerHandle Output, state Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ReaderRestoreState", Input: []any{readerHandle, state}})
 }
 
@@ -36789,7 +36776,7 @@ func ReaderRestoreState(scope *Scope, readerHandle Output, state Output) *cgo.Op
 //     matching reader_handle.
 //
 // It returns the operation, which has no outputs.
-func ReaderRestoreStateV2(scope *Scope, readerHandle Output, state Output) *cgo.Operation {
+func ReaderRestoreStateV2(scope *Scope, readerHandle Output, state Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ReaderRestoreStateV2", Input: []any{readerHandle, state}})
 }
 
@@ -36828,8 +36815,8 @@ type RealAttr func(optionalAttr)
 
 // RealTout sets the optional Tout attribute of [Real].
 //
-// Allowed values: cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func RealTout(value cgo.DataType) RealAttr { return genOpAttr("Tout", value) }
+// Allowed values: Float, Double. If not specified, defaults to Float.
+func RealTout(value DataType) RealAttr { return genOpAttr("Tout", value) }
 
 // Real returns the real part of a complex number.
 //
@@ -36907,7 +36894,7 @@ func RebatchDatasetUseFallback(value bool) RebatchDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func RebatchDataset(scope *Scope, inputDataset Output, numReplicas Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...RebatchDatasetAttr) (handle Output) {
+func RebatchDataset(scope *Scope, inputDataset Output, numReplicas Output, outputTypes []DataType, outputShapes []Shape, optional ...RebatchDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -36933,7 +36920,7 @@ func RebatchDataset(scope *Scope, inputDataset Output, numReplicas Output, outpu
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func RebatchDatasetV2(scope *Scope, inputDataset Output, batchSizes Output, dropRemainder Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func RebatchDatasetV2(scope *Scope, inputDataset Output, batchSizes Output, dropRemainder Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "RebatchDatasetV2", Input: []any{inputDataset, batchSizes, dropRemainder}, Attrs: attrs})
 	return Out(op, 0)
@@ -37070,7 +37057,7 @@ func RecvClientTerminated(value bool) RecvAttr { return genOpAttr("client_termin
 //
 // Returns:
 //   - tensor: A tensor of type `tensor_type`.
-func Recv(scope *Scope, tensorType cgo.DataType, tensorName string, sendDevice string, sendDeviceIncarnation int64, recvDevice string, optional ...RecvAttr) (tensor Output) {
+func Recv(scope *Scope, tensorType DataType, tensorName string, sendDevice string, sendDeviceIncarnation int64, recvDevice string, optional ...RecvAttr) (tensor Output) {
 	attrs := optionalAttr{"tensor_type": tensorType, "tensor_name": tensorName, "send_device": sendDevice, "send_device_incarnation": sendDeviceIncarnation, "recv_device": recvDevice}
 	for _, opt := range optional {
 		opt(attrs)
@@ -37144,7 +37131,7 @@ func ReduceDatasetMetadata(value string) ReduceDatasetAttr { return genOpAttr("m
 //
 // Returns:
 //   - components: A list of tensors of type `output_types`.
-func ReduceDataset(scope *Scope, inputDataset Output, initialState []Output, otherArguments []Output, f cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ReduceDatasetAttr) (components []Output) {
+func ReduceDataset(scope *Scope, inputDataset Output, initialState []Output, otherArguments []Output, f Func, outputTypes []DataType, outputShapes []Shape, optional ...ReduceDatasetAttr) (components []Output) {
 	attrs := optionalAttr{"f": f, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -37612,7 +37599,7 @@ func ReluGrad(scope *Scope, gradients Output, features Output) (backprops Output
 //
 // Returns:
 //   - output: A list of tensors of type `Tout`.
-func RemoteCall(scope *Scope, target Output, args []Output, tout []cgo.DataType, f cgo.Func) (output []Output) {
+func RemoteCall(scope *Scope, target Output, args []Output, tout []DataType, f Func) (output []Output) {
 	attrs := optionalAttr{"Tout": tout, "f": f}
 	op := scope.AddOperation(OpSpec{Type: "RemoteCall", Input: []any{target, args}, Attrs: attrs})
 	if op == nil {
@@ -37649,7 +37636,7 @@ func RepeatDatasetMetadata(value string) RepeatDatasetAttr { return genOpAttr("m
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func RepeatDataset(scope *Scope, inputDataset Output, count Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...RepeatDatasetAttr) (handle Output) {
+func RepeatDataset(scope *Scope, inputDataset Output, count Output, outputTypes []DataType, outputShapes []Shape, optional ...RepeatDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -37721,13 +37708,13 @@ func RequantizationRangePerChannel(scope *Scope, input Output, inputMin Output, 
 //     The float value that the minimum quantized output value represents.
 //   - requestedOutputMax: A tensor of type `float32`.
 //     The float value that the maximum quantized output value represents.
-//   - outType: The type of the output. Should be a lower bit depth than Tinput. Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16.
+//   - outType: The type of the output. Should be a lower bit depth than Tinput. Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16.
 //
 // Returns:
 //   - output: A tensor of type `out_type`.
 //   - outputMin: A tensor of type `float32`.
 //   - outputMax: A tensor of type `float32`.
-func Requantize(scope *Scope, input Output, inputMin Output, inputMax Output, requestedOutputMin Output, requestedOutputMax Output, outType cgo.DataType) (output Output, outputMin Output, outputMax Output) {
+func Requantize(scope *Scope, input Output, inputMin Output, inputMax Output, requestedOutputMin Output, requestedOutputMax Output, outType DataType) (output Output, outputMin Output, outputMax Output) {
 	attrs := optionalAttr{"out_type": outType}
 	op := scope.AddOperation(OpSpec{Type: "Requantize", Input: []any{input, inputMin, inputMax, requestedOutputMin, requestedOutputMax}, Attrs: attrs})
 	return Out(op, 0), Out(op, 1), Out(op, 2)
@@ -37740,8 +37727,8 @@ type RequantizePerChannelAttr func(optionalAttr)
 //
 // The quantized type of output tensor that needs to be converted.
 //
-// Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.Qint16, cgo.Quint16. If not specified, defaults to cgo.Quint8.
-func RequantizePerChannelOutType(value cgo.DataType) RequantizePerChannelAttr {
+// Allowed values: Qint8, Quint8, Qint32, Qint16, Quint16. If not specified, defaults to Quint8.
+func RequantizePerChannelOutType(value DataType) RequantizePerChannelAttr {
 	return genOpAttr("out_type", value)
 }
 
@@ -38154,7 +38141,7 @@ func ResizeNearestNeighborGrad(scope *Scope, grads Output, size Output, optional
 //     A tensor of the gradient to be accumulated.
 //
 // It returns the operation, which has no outputs.
-func ResourceAccumulatorApplyGradient(scope *Scope, handle Output, localStep Output, gradient Output) *cgo.Operation {
+func ResourceAccumulatorApplyGradient(scope *Scope, handle Output, localStep Output, gradient Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ResourceAccumulatorApplyGradient", Input: []any{handle, localStep, gradient}})
 }
 
@@ -38181,7 +38168,7 @@ func ResourceAccumulatorNumAccumulated(scope *Scope, handle Output) (numAccumula
 //     The new global_step value to set.
 //
 // It returns the operation, which has no outputs.
-func ResourceAccumulatorSetGlobalStep(scope *Scope, handle Output, newGlobalStep Output) *cgo.Operation {
+func ResourceAccumulatorSetGlobalStep(scope *Scope, handle Output, newGlobalStep Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ResourceAccumulatorSetGlobalStep", Input: []any{handle, newGlobalStep}})
 }
 
@@ -38198,11 +38185,11 @@ func ResourceAccumulatorSetGlobalStep(scope *Scope, handle Output, newGlobalStep
 //   - numRequired: A tensor of type `int32`.
 //     Number of gradients required before we return an aggregate.
 //   - dtype: The data type of accumulated gradients. Needs to correspond to the type
-//     of the accumulator. Allowed values: cgo.Float, cgo.Double, cgo.Int32, cgo.Uint8, cgo.Int16, cgo.Int8, cgo.Complex64, cgo.Int64, cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.BFloat16, cgo.Qint16, cgo.Quint16, cgo.Uint16, cgo.Complex128, cgo.Half, cgo.Uint32, cgo.Uint64.
+//     of the accumulator. Allowed values: Float, Double, Int32, Uint8, Int16, Int8, Complex64, Int64, Qint8, Quint8, Qint32, BFloat16, Qint16, Quint16, Uint16, Complex128, Half, Uint32, Uint64.
 //
 // Returns:
 //   - average: A tensor of type `dtype`.
-func ResourceAccumulatorTakeGradient(scope *Scope, handle Output, numRequired Output, dtype cgo.DataType) (average Output) {
+func ResourceAccumulatorTakeGradient(scope *Scope, handle Output, numRequired Output, dtype DataType) (average Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	op := scope.AddOperation(OpSpec{Type: "ResourceAccumulatorTakeGradient", Input: []any{handle, numRequired}, Attrs: attrs})
 	return Out(op, 0)
@@ -38247,7 +38234,7 @@ func ResourceApplyAdaMaxUseLocking(value bool) ResourceApplyAdaMaxAttr {
 // Optional attributes (ResourceApplyAdaMaxAttr): [ResourceApplyAdaMaxUseLocking].
 //
 // It returns the operation, which has no outputs.
-func ResourceApplyAdaMax(scope *Scope, var_ Output, m Output, v Output, beta1Power Output, lr Output, beta1 Output, beta2 Output, epsilon Output, grad Output, optional ...ResourceApplyAdaMaxAttr) *cgo.Operation {
+func ResourceApplyAdaMax(scope *Scope, var_ Output, m Output, v Output, beta1Power Output, lr Output, beta1 Output, beta2 Output, epsilon Output, grad Output, optional ...ResourceApplyAdaMaxAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -38290,7 +38277,7 @@ func ResourceApplyAdadeltaUseLocking(value bool) ResourceApplyAdadeltaAttr {
 // Optional attributes (ResourceApplyAdadeltaAttr): [ResourceApplyAdadeltaUseLocking].
 //
 // It returns the operation, which has no outputs.
-func ResourceApplyAdadelta(scope *Scope, var_ Output, accum Output, accumUpdate Output, lr Output, rho Output, epsilon Output, grad Output, optional ...ResourceApplyAdadeltaAttr) *cgo.Operation {
+func ResourceApplyAdadelta(scope *Scope, var_ Output, accum Output, accumUpdate Output, lr Output, rho Output, epsilon Output, grad Output, optional ...ResourceApplyAdadeltaAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -38334,7 +38321,7 @@ func ResourceApplyAdagradUpdateSlots(value bool) ResourceApplyAdagradAttr {
 // Optional attributes (ResourceApplyAdagradAttr): [ResourceApplyAdagradUseLocking] and [ResourceApplyAdagradUpdateSlots].
 //
 // It returns the operation, which has no outputs.
-func ResourceApplyAdagrad(scope *Scope, var_ Output, accum Output, lr Output, grad Output, optional ...ResourceApplyAdagradAttr) *cgo.Operation {
+func ResourceApplyAdagrad(scope *Scope, var_ Output, accum Output, lr Output, grad Output, optional ...ResourceApplyAdagradAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -38377,7 +38364,7 @@ func ResourceApplyAdagradDAUseLocking(value bool) ResourceApplyAdagradDAAttr {
 // Optional attributes (ResourceApplyAdagradDAAttr): [ResourceApplyAdagradDAUseLocking].
 //
 // It returns the operation, which has no outputs.
-func ResourceApplyAdagradDA(scope *Scope, var_ Output, gradientAccumulator Output, gradientSquaredAccumulator Output, grad Output, lr Output, l1 Output, l2 Output, globalStep Output, optional ...ResourceApplyAdagradDAAttr) *cgo.Operation {
+func ResourceApplyAdagradDA(scope *Scope, var_ Output, gradientAccumulator Output, gradientSquaredAccumulator Output, grad Output, lr Output, l1 Output, l2 Output, globalStep Output, optional ...ResourceApplyAdagradDAAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -38423,7 +38410,7 @@ func ResourceApplyAdagradV2UpdateSlots(value bool) ResourceApplyAdagradV2Attr {
 // Optional attributes (ResourceApplyAdagradV2Attr): [ResourceApplyAdagradV2UseLocking] and [ResourceApplyAdagradV2UpdateSlots].
 //
 // It returns the operation, which has no outputs.
-func ResourceApplyAdagradV2(scope *Scope, var_ Output, accum Output, lr Output, epsilon Output, grad Output, optional ...ResourceApplyAdagradV2Attr) *cgo.Operation {
+func ResourceApplyAdagradV2(scope *Scope, var_ Output, accum Output, lr Output, epsilon Output, grad Output, optional ...ResourceApplyAdagradV2Attr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -38482,7 +38469,7 @@ func ResourceApplyAdamUseNesterov(value bool) ResourceApplyAdamAttr {
 // Optional attributes (ResourceApplyAdamAttr): [ResourceApplyAdamUseLocking] and [ResourceApplyAdamUseNesterov].
 //
 // It returns the operation, which has no outputs.
-func ResourceApplyAdam(scope *Scope, var_ Output, m Output, v Output, beta1Power Output, beta2Power Output, lr Output, beta1 Output, beta2 Output, epsilon Output, grad Output, optional ...ResourceApplyAdamAttr) *cgo.Operation {
+func ResourceApplyAdam(scope *Scope, var_ Output, m Output, v Output, beta1Power Output, beta2Power Output, lr Output, beta1 Output, beta2 Output, epsilon Output, grad Output, optional ...ResourceApplyAdamAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -38534,7 +38521,7 @@ func ResourceApplyAdamWithAmsgradUseLocking(value bool) ResourceApplyAdamWithAms
 // Optional attributes (ResourceApplyAdamWithAmsgradAttr): [ResourceApplyAdamWithAmsgradUseLocking].
 //
 // It returns the operation, which has no outputs.
-func ResourceApplyAdamWithAmsgrad(scope *Scope, var_ Output, m Output, v Output, vhat Output, beta1Power Output, beta2Power Output, lr Output, beta1 Output, beta2 Output, epsilon Output, grad Output, optional ...ResourceApplyAdamWithAmsgradAttr) *cgo.Operation {
+func ResourceApplyAdamWithAmsgrad(scope *Scope, var_ Output, m Output, v Output, vhat Output, beta1Power Output, beta2Power Output, lr Output, beta1 Output, beta2 Output, epsilon Output, grad Output, optional ...ResourceApplyAdamWithAmsgradAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -38575,7 +38562,7 @@ func ResourceApplyAddSignUseLocking(value bool) ResourceApplyAddSignAttr {
 // Optional attributes (ResourceApplyAddSignAttr): [ResourceApplyAddSignUseLocking].
 //
 // It returns the operation, which has no outputs.
-func ResourceApplyAddSign(scope *Scope, var_ Output, m Output, lr Output, alpha Output, signDecay Output, beta Output, grad Output, optional ...ResourceApplyAddSignAttr) *cgo.Operation {
+func ResourceApplyAddSign(scope *Scope, var_ Output, m Output, lr Output, alpha Output, signDecay Output, beta Output, grad Output, optional ...ResourceApplyAddSignAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -38636,7 +38623,7 @@ func ResourceApplyCenteredRMSPropUseLocking(value bool) ResourceApplyCenteredRMS
 // Optional attributes (ResourceApplyCenteredRMSPropAttr): [ResourceApplyCenteredRMSPropUseLocking].
 //
 // It returns the operation, which has no outputs.
-func ResourceApplyCenteredRMSProp(scope *Scope, var_ Output, mg Output, ms Output, mom Output, lr Output, rho Output, momentum Output, epsilon Output, grad Output, optional ...ResourceApplyCenteredRMSPropAttr) *cgo.Operation {
+func ResourceApplyCenteredRMSProp(scope *Scope, var_ Output, mg Output, ms Output, mom Output, lr Output, rho Output, momentum Output, epsilon Output, grad Output, optional ...ResourceApplyCenteredRMSPropAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -38691,7 +38678,7 @@ func ResourceApplyFtrlMultiplyLinearByLr(value bool) ResourceApplyFtrlAttr {
 // Optional attributes (ResourceApplyFtrlAttr): [ResourceApplyFtrlUseLocking] and [ResourceApplyFtrlMultiplyLinearByLr].
 //
 // It returns the operation, which has no outputs.
-func ResourceApplyFtrl(scope *Scope, var_ Output, accum Output, linear Output, grad Output, lr Output, l1 Output, l2 Output, lrPower Output, optional ...ResourceApplyFtrlAttr) *cgo.Operation {
+func ResourceApplyFtrl(scope *Scope, var_ Output, accum Output, linear Output, grad Output, lr Output, l1 Output, l2 Output, lrPower Output, optional ...ResourceApplyFtrlAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -38751,7 +38738,7 @@ func ResourceApplyFtrlV2MultiplyLinearByLr(value bool) ResourceApplyFtrlV2Attr {
 // Optional attributes (ResourceApplyFtrlV2Attr): [ResourceApplyFtrlV2UseLocking] and [ResourceApplyFtrlV2MultiplyLinearByLr].
 //
 // It returns the operation, which has no outputs.
-func ResourceApplyFtrlV2(scope *Scope, var_ Output, accum Output, linear Output, grad Output, lr Output, l1 Output, l2 Output, l2Shrinkage Output, lrPower Output, optional ...ResourceApplyFtrlV2Attr) *cgo.Operation {
+func ResourceApplyFtrlV2(scope *Scope, var_ Output, accum Output, linear Output, grad Output, lr Output, l1 Output, l2 Output, l2Shrinkage Output, lrPower Output, optional ...ResourceApplyFtrlV2Attr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -38783,7 +38770,7 @@ func ResourceApplyGradientDescentUseLocking(value bool) ResourceApplyGradientDes
 // Optional attributes (ResourceApplyGradientDescentAttr): [ResourceApplyGradientDescentUseLocking].
 //
 // It returns the operation, which has no outputs.
-func ResourceApplyGradientDescent(scope *Scope, var_ Output, alpha Output, delta Output, optional ...ResourceApplyGradientDescentAttr) *cgo.Operation {
+func ResourceApplyGradientDescent(scope *Scope, var_ Output, alpha Output, delta Output, optional ...ResourceApplyGradientDescentAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -38835,7 +38822,7 @@ func ResourceApplyKerasMomentumUseNesterov(value bool) ResourceApplyKerasMomentu
 // Optional attributes (ResourceApplyKerasMomentumAttr): [ResourceApplyKerasMomentumUseLocking] and [ResourceApplyKerasMomentumUseNesterov].
 //
 // It returns the operation, which has no outputs.
-func ResourceApplyKerasMomentum(scope *Scope, var_ Output, accum Output, lr Output, grad Output, momentum Output, optional ...ResourceApplyKerasMomentumAttr) *cgo.Operation {
+func ResourceApplyKerasMomentum(scope *Scope, var_ Output, accum Output, lr Output, grad Output, momentum Output, optional ...ResourceApplyKerasMomentumAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -38887,7 +38874,7 @@ func ResourceApplyMomentumUseNesterov(value bool) ResourceApplyMomentumAttr {
 // Optional attributes (ResourceApplyMomentumAttr): [ResourceApplyMomentumUseLocking] and [ResourceApplyMomentumUseNesterov].
 //
 // It returns the operation, which has no outputs.
-func ResourceApplyMomentum(scope *Scope, var_ Output, accum Output, lr Output, grad Output, momentum Output, optional ...ResourceApplyMomentumAttr) *cgo.Operation {
+func ResourceApplyMomentum(scope *Scope, var_ Output, accum Output, lr Output, grad Output, momentum Output, optional ...ResourceApplyMomentumAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -38928,7 +38915,7 @@ func ResourceApplyPowerSignUseLocking(value bool) ResourceApplyPowerSignAttr {
 // Optional attributes (ResourceApplyPowerSignAttr): [ResourceApplyPowerSignUseLocking].
 //
 // It returns the operation, which has no outputs.
-func ResourceApplyPowerSign(scope *Scope, var_ Output, m Output, lr Output, logbase Output, signDecay Output, beta Output, grad Output, optional ...ResourceApplyPowerSignAttr) *cgo.Operation {
+func ResourceApplyPowerSign(scope *Scope, var_ Output, m Output, lr Output, logbase Output, signDecay Output, beta Output, grad Output, optional ...ResourceApplyPowerSignAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -38969,7 +38956,7 @@ func ResourceApplyProximalAdagradUseLocking(value bool) ResourceApplyProximalAda
 // Optional attributes (ResourceApplyProximalAdagradAttr): [ResourceApplyProximalAdagradUseLocking].
 //
 // It returns the operation, which has no outputs.
-func ResourceApplyProximalAdagrad(scope *Scope, var_ Output, accum Output, lr Output, l1 Output, l2 Output, grad Output, optional ...ResourceApplyProximalAdagradAttr) *cgo.Operation {
+func ResourceApplyProximalAdagrad(scope *Scope, var_ Output, accum Output, lr Output, l1 Output, l2 Output, grad Output, optional ...ResourceApplyProximalAdagradAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -39008,7 +38995,7 @@ func ResourceApplyProximalGradientDescentUseLocking(value bool) ResourceApplyPro
 // Optional attributes (ResourceApplyProximalGradientDescentAttr): [ResourceApplyProximalGradientDescentUseLocking].
 //
 // It returns the operation, which has no outputs.
-func ResourceApplyProximalGradientDescent(scope *Scope, var_ Output, alpha Output, l1 Output, l2 Output, delta Output, optional ...ResourceApplyProximalGradientDescentAttr) *cgo.Operation {
+func ResourceApplyProximalGradientDescent(scope *Scope, var_ Output, alpha Output, l1 Output, l2 Output, delta Output, optional ...ResourceApplyProximalGradientDescentAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -39059,7 +39046,7 @@ func ResourceApplyRMSPropUseLocking(value bool) ResourceApplyRMSPropAttr {
 // Optional attributes (ResourceApplyRMSPropAttr): [ResourceApplyRMSPropUseLocking].
 //
 // It returns the operation, which has no outputs.
-func ResourceApplyRMSProp(scope *Scope, var_ Output, ms Output, mom Output, lr Output, rho Output, momentum Output, epsilon Output, grad Output, optional ...ResourceApplyRMSPropAttr) *cgo.Operation {
+func ResourceApplyRMSProp(scope *Scope, var_ Output, ms Output, mom Output, lr Output, rho Output, momentum Output, epsilon Output, grad Output, optional ...ResourceApplyRMSPropAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -39109,14 +39096,14 @@ func ResourceConditionalAccumulatorReductionType(value string) ResourceCondition
 // with tf.cond version 2.
 //
 // Arguments:
-//   - dtype: The type of the value being accumulated. Allowed values: cgo.Float, cgo.Double, cgo.Int32, cgo.Uint8, cgo.Int16, cgo.Int8, cgo.Complex64, cgo.Int64, cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.BFloat16, cgo.Qint16, cgo.Quint16, cgo.Uint16, cgo.Complex128, cgo.Half, cgo.Uint32, cgo.Uint64.
+//   - dtype: The type of the value being accumulated. Allowed values: Float, Double, Int32, Uint8, Int16, Int8, Complex64, Int64, Qint8, Quint8, Qint32, BFloat16, Qint16, Quint16, Uint16, Complex128, Half, Uint32, Uint64.
 //   - shape: The shape of the values, can be [], in which case shape is unknown.
 //
 // Optional attributes (ResourceConditionalAccumulatorAttr): [ResourceConditionalAccumulatorContainer], [ResourceConditionalAccumulatorSharedName] and [ResourceConditionalAccumulatorReductionType].
 //
 // Returns:
 //   - handle: A tensor of type `resource`.
-func ResourceConditionalAccumulator(scope *Scope, dtype cgo.DataType, shape cgo.Shape, optional ...ResourceConditionalAccumulatorAttr) (handle Output) {
+func ResourceConditionalAccumulator(scope *Scope, dtype DataType, shape Shape, optional ...ResourceConditionalAccumulatorAttr) (handle Output) {
 	attrs := optionalAttr{"dtype": dtype, "shape": shape}
 	for _, opt := range optional {
 		opt(attrs)
@@ -39132,11 +39119,11 @@ func ResourceConditionalAccumulator(scope *Scope, dtype cgo.DataType, shape cgo.
 //     Should be from a scalar `Variable` node.
 //   - limit: If incrementing ref would bring it above limit, instead generates an
 //     'OutOfRange' error.
-//   - t: Allowed values: cgo.Int32, cgo.Int64.
+//   - t: Allowed values: Int32, Int64.
 //
 // Returns:
 //   - output: A tensor of type `T`.
-func ResourceCountUpTo(scope *Scope, resource Output, limit int64, t cgo.DataType) (output Output) {
+func ResourceCountUpTo(scope *Scope, resource Output, limit int64, t DataType) (output Output) {
 	attrs := optionalAttr{"limit": limit, "T": t}
 	op := scope.AddOperation(OpSpec{Type: "ResourceCountUpTo", Input: []any{resource}, Attrs: attrs})
 	return Out(op, 0)
@@ -39180,7 +39167,7 @@ func ResourceGatherValidateIndices(value bool) ResourceGatherAttr {
 //
 // Returns:
 //   - output: A tensor of type `dtype`.
-func ResourceGather(scope *Scope, resource Output, indices Output, dtype cgo.DataType, optional ...ResourceGatherAttr) (output Output) {
+func ResourceGather(scope *Scope, resource Output, indices Output, dtype DataType, optional ...ResourceGatherAttr) (output Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -39198,7 +39185,7 @@ func ResourceGather(scope *Scope, resource Output, indices Output, dtype cgo.Dat
 //
 // Returns:
 //   - output: A tensor of type dtype.
-func ResourceGatherNd(scope *Scope, resource Output, indices Output, dtype cgo.DataType) (output Output) {
+func ResourceGatherNd(scope *Scope, resource Output, indices Output, dtype DataType) (output Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	op := scope.AddOperation(OpSpec{Type: "ResourceGatherNd", Input: []any{resource, indices}, Attrs: attrs})
 	return Out(op, 0)
@@ -39234,7 +39221,7 @@ func ResourceGatherNd(scope *Scope, resource Output, indices Output, dtype cgo.D
 //     A tensor of updated values to add to `ref`.
 //
 // It returns the operation, which has no outputs.
-func ResourceScatterAdd(scope *Scope, resource Output, indices Output, updates Output) *cgo.Operation {
+func ResourceScatterAdd(scope *Scope, resource Output, indices Output, updates Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ResourceScatterAdd", Input: []any{resource, indices, updates}})
 }
 
@@ -39268,7 +39255,7 @@ func ResourceScatterAdd(scope *Scope, resource Output, indices Output, updates O
 //     A tensor of updated values to add to `ref`.
 //
 // It returns the operation, which has no outputs.
-func ResourceScatterDiv(scope *Scope, resource Output, indices Output, updates Output) *cgo.Operation {
+func ResourceScatterDiv(scope *Scope, resource Output, indices Output, updates Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ResourceScatterDiv", Input: []any{resource, indices, updates}})
 }
 
@@ -39302,7 +39289,7 @@ func ResourceScatterDiv(scope *Scope, resource Output, indices Output, updates O
 //     A tensor of updated values to add to `ref`.
 //
 // It returns the operation, which has no outputs.
-func ResourceScatterMax(scope *Scope, resource Output, indices Output, updates Output) *cgo.Operation {
+func ResourceScatterMax(scope *Scope, resource Output, indices Output, updates Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ResourceScatterMax", Input: []any{resource, indices, updates}})
 }
 
@@ -39336,7 +39323,7 @@ func ResourceScatterMax(scope *Scope, resource Output, indices Output, updates O
 //     A tensor of updated values to add to `ref`.
 //
 // It returns the operation, which has no outputs.
-func ResourceScatterMin(scope *Scope, resource Output, indices Output, updates Output) *cgo.Operation {
+func ResourceScatterMin(scope *Scope, resource Output, indices Output, updates Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ResourceScatterMin", Input: []any{resource, indices, updates}})
 }
 
@@ -39370,7 +39357,7 @@ func ResourceScatterMin(scope *Scope, resource Output, indices Output, updates O
 //     A tensor of updated values to add to `ref`.
 //
 // It returns the operation, which has no outputs.
-func ResourceScatterMul(scope *Scope, resource Output, indices Output, updates Output) *cgo.Operation {
+func ResourceScatterMul(scope *Scope, resource Output, indices Output, updates Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ResourceScatterMul", Input: []any{resource, indices, updates}})
 }
 
@@ -39439,7 +39426,7 @@ func ResourceScatterNdAddBadIndicesPolicy(value string) ResourceScatterNdAddAttr
 // Optional attributes (ResourceScatterNdAddAttr): [ResourceScatterNdAddUseLocking] and [ResourceScatterNdAddBadIndicesPolicy].
 //
 // It returns the operation, which has no outputs.
-func ResourceScatterNdAdd(scope *Scope, ref Output, indices Output, updates Output, optional ...ResourceScatterNdAddAttr) *cgo.Operation {
+func ResourceScatterNdAdd(scope *Scope, ref Output, indices Output, updates Output, optional ...ResourceScatterNdAddAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -39474,7 +39461,7 @@ func ResourceScatterNdMaxBadIndicesPolicy(value string) ResourceScatterNdMaxAttr
 // Optional attributes (ResourceScatterNdMaxAttr): [ResourceScatterNdMaxUseLocking] and [ResourceScatterNdMaxBadIndicesPolicy].
 //
 // It returns the operation, which has no outputs.
-func ResourceScatterNdMax(scope *Scope, ref Output, indices Output, updates Output, optional ...ResourceScatterNdMaxAttr) *cgo.Operation {
+func ResourceScatterNdMax(scope *Scope, ref Output, indices Output, updates Output, optional ...ResourceScatterNdMaxAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -39509,7 +39496,7 @@ func ResourceScatterNdMinBadIndicesPolicy(value string) ResourceScatterNdMinAttr
 // Optional attributes (ResourceScatterNdMinAttr): [ResourceScatterNdMinUseLocking] and [ResourceScatterNdMinBadIndicesPolicy].
 //
 // It returns the operation, which has no outputs.
-func ResourceScatterNdMin(scope *Scope, ref Output, indices Output, updates Output, optional ...ResourceScatterNdMinAttr) *cgo.Operation {
+func ResourceScatterNdMin(scope *Scope, ref Output, indices Output, updates Output, optional ...ResourceScatterNdMinAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -39582,7 +39569,7 @@ func ResourceScatterNdSubBadIndicesPolicy(value string) ResourceScatterNdSubAttr
 // Optional attributes (ResourceScatterNdSubAttr): [ResourceScatterNdSubUseLocking] and [ResourceScatterNdSubBadIndicesPolicy].
 //
 // It returns the operation, which has no outputs.
-func ResourceScatterNdSub(scope *Scope, ref Output, indices Output, updates Output, optional ...ResourceScatterNdSubAttr) *cgo.Operation {
+func ResourceScatterNdSub(scope *Scope, ref Output, indices Output, updates Output, optional ...ResourceScatterNdSubAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -39658,7 +39645,7 @@ func ResourceScatterNdUpdateBadIndicesPolicy(value string) ResourceScatterNdUpda
 // Optional attributes (ResourceScatterNdUpdateAttr): [ResourceScatterNdUpdateUseLocking] and [ResourceScatterNdUpdateBadIndicesPolicy].
 //
 // It returns the operation, which has no outputs.
-func ResourceScatterNdUpdate(scope *Scope, ref Output, indices Output, updates Output, optional ...ResourceScatterNdUpdateAttr) *cgo.Operation {
+func ResourceScatterNdUpdate(scope *Scope, ref Output, indices Output, updates Output, optional ...ResourceScatterNdUpdateAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -39696,7 +39683,7 @@ func ResourceScatterNdUpdate(scope *Scope, ref Output, indices Output, updates O
 //     A tensor of updated values to add to `ref`.
 //
 // It returns the operation, which has no outputs.
-func ResourceScatterSub(scope *Scope, resource Output, indices Output, updates Output) *cgo.Operation {
+func ResourceScatterSub(scope *Scope, resource Output, indices Output, updates Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ResourceScatterSub", Input: []any{resource, indices, updates}})
 }
 
@@ -39720,7 +39707,7 @@ func ResourceScatterSub(scope *Scope, resource Output, indices Output, updates O
 //   - updates: A tensor. A tensor of updated values to add to `ref`.
 //
 // It returns the operation, which has no outputs.
-func ResourceScatterUpdate(scope *Scope, resource Output, indices Output, updates Output) *cgo.Operation {
+func ResourceScatterUpdate(scope *Scope, resource Output, indices Output, updates Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ResourceScatterUpdate", Input: []any{resource, indices, updates}})
 }
 
@@ -39757,7 +39744,7 @@ func ResourceSparseApplyAdadeltaUseLocking(value bool) ResourceSparseApplyAdadel
 // Optional attributes (ResourceSparseApplyAdadeltaAttr): [ResourceSparseApplyAdadeltaUseLocking].
 //
 // It returns the operation, which has no outputs.
-func ResourceSparseApplyAdadelta(scope *Scope, var_ Output, accum Output, accumUpdate Output, lr Output, rho Output, epsilon Output, grad Output, indices Output, optional ...ResourceSparseApplyAdadeltaAttr) *cgo.Operation {
+func ResourceSparseApplyAdadelta(scope *Scope, var_ Output, accum Output, accumUpdate Output, lr Output, rho Output, epsilon Output, grad Output, indices Output, optional ...ResourceSparseApplyAdadeltaAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -39804,7 +39791,7 @@ func ResourceSparseApplyAdagradUpdateSlots(value bool) ResourceSparseApplyAdagra
 // Optional attributes (ResourceSparseApplyAdagradAttr): [ResourceSparseApplyAdagradUseLocking] and [ResourceSparseApplyAdagradUpdateSlots].
 //
 // It returns the operation, which has no outputs.
-func ResourceSparseApplyAdagrad(scope *Scope, var_ Output, accum Output, lr Output, grad Output, indices Output, optional ...ResourceSparseApplyAdagradAttr) *cgo.Operation {
+func ResourceSparseApplyAdagrad(scope *Scope, var_ Output, accum Output, lr Output, grad Output, indices Output, optional ...ResourceSparseApplyAdagradAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -39849,7 +39836,7 @@ func ResourceSparseApplyAdagradDAUseLocking(value bool) ResourceSparseApplyAdagr
 // Optional attributes (ResourceSparseApplyAdagradDAAttr): [ResourceSparseApplyAdagradDAUseLocking].
 //
 // It returns the operation, which has no outputs.
-func ResourceSparseApplyAdagradDA(scope *Scope, var_ Output, gradientAccumulator Output, gradientSquaredAccumulator Output, grad Output, indices Output, lr Output, l1 Output, l2 Output, globalStep Output, optional ...ResourceSparseApplyAdagradDAAttr) *cgo.Operation {
+func ResourceSparseApplyAdagradDA(scope *Scope, var_ Output, gradientAccumulator Output, gradientSquaredAccumulator Output, grad Output, indices Output, lr Output, l1 Output, l2 Output, globalStep Output, optional ...ResourceSparseApplyAdagradDAAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -39898,7 +39885,7 @@ func ResourceSparseApplyAdagradV2UpdateSlots(value bool) ResourceSparseApplyAdag
 // Optional attributes (ResourceSparseApplyAdagradV2Attr): [ResourceSparseApplyAdagradV2UseLocking] and [ResourceSparseApplyAdagradV2UpdateSlots].
 //
 // It returns the operation, which has no outputs.
-func ResourceSparseApplyAdagradV2(scope *Scope, var_ Output, accum Output, lr Output, epsilon Output, grad Output, indices Output, optional ...ResourceSparseApplyAdagradV2Attr) *cgo.Operation {
+func ResourceSparseApplyAdagradV2(scope *Scope, var_ Output, accum Output, lr Output, epsilon Output, grad Output, indices Output, optional ...ResourceSparseApplyAdagradV2Attr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -39958,7 +39945,7 @@ func ResourceSparseApplyCenteredRMSPropUseLocking(value bool) ResourceSparseAppl
 // Optional attributes (ResourceSparseApplyCenteredRMSPropAttr): [ResourceSparseApplyCenteredRMSPropUseLocking].
 //
 // It returns the operation, which has no outputs.
-func ResourceSparseApplyCenteredRMSProp(scope *Scope, var_ Output, mg Output, ms Output, mom Output, lr Output, rho Output, momentum Output, epsilon Output, grad Output, indices Output, optional ...ResourceSparseApplyCenteredRMSPropAttr) *cgo.Operation {
+func ResourceSparseApplyCenteredRMSProp(scope *Scope, var_ Output, mg Output, ms Output, mom Output, lr Output, rho Output, momentum Output, epsilon Output, grad Output, indices Output, optional ...ResourceSparseApplyCenteredRMSPropAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -40016,7 +40003,7 @@ func ResourceSparseApplyFtrlMultiplyLinearByLr(value bool) ResourceSparseApplyFt
 // Optional attributes (ResourceSparseApplyFtrlAttr): [ResourceSparseApplyFtrlUseLocking] and [ResourceSparseApplyFtrlMultiplyLinearByLr].
 //
 // It returns the operation, which has no outputs.
-func ResourceSparseApplyFtrl(scope *Scope, var_ Output, accum Output, linear Output, grad Output, indices Output, lr Output, l1 Output, l2 Output, lrPower Output, optional ...ResourceSparseApplyFtrlAttr) *cgo.Operation {
+func ResourceSparseApplyFtrl(scope *Scope, var_ Output, accum Output, linear Output, grad Output, indices Output, lr Output, l1 Output, l2 Output, lrPower Output, optional ...ResourceSparseApplyFtrlAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -40079,7 +40066,7 @@ func ResourceSparseApplyFtrlV2MultiplyLinearByLr(value bool) ResourceSparseApply
 // Optional attributes (ResourceSparseApplyFtrlV2Attr): [ResourceSparseApplyFtrlV2UseLocking] and [ResourceSparseApplyFtrlV2MultiplyLinearByLr].
 //
 // It returns the operation, which has no outputs.
-func ResourceSparseApplyFtrlV2(scope *Scope, var_ Output, accum Output, linear Output, grad Output, indices Output, lr Output, l1 Output, l2 Output, l2Shrinkage Output, lrPower Output, optional ...ResourceSparseApplyFtrlV2Attr) *cgo.Operation {
+func ResourceSparseApplyFtrlV2(scope *Scope, var_ Output, accum Output, linear Output, grad Output, indices Output, lr Output, l1 Output, l2 Output, l2Shrinkage Output, lrPower Output, optional ...ResourceSparseApplyFtrlV2Attr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -40135,7 +40122,7 @@ func ResourceSparseApplyKerasMomentumUseNesterov(value bool) ResourceSparseApply
 // Optional attributes (ResourceSparseApplyKerasMomentumAttr): [ResourceSparseApplyKerasMomentumUseLocking] and [ResourceSparseApplyKerasMomentumUseNesterov].
 //
 // It returns the operation, which has no outputs.
-func ResourceSparseApplyKerasMomentum(scope *Scope, var_ Output, accum Output, lr Output, grad Output, indices Output, momentum Output, optional ...ResourceSparseApplyKerasMomentumAttr) *cgo.Operation {
+func ResourceSparseApplyKerasMomentum(scope *Scope, var_ Output, accum Output, lr Output, grad Output, indices Output, momentum Output, optional ...ResourceSparseApplyKerasMomentumAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -40191,7 +40178,7 @@ func ResourceSparseApplyMomentumUseNesterov(value bool) ResourceSparseApplyMomen
 // Optional attributes (ResourceSparseApplyMomentumAttr): [ResourceSparseApplyMomentumUseLocking] and [ResourceSparseApplyMomentumUseNesterov].
 //
 // It returns the operation, which has no outputs.
-func ResourceSparseApplyMomentum(scope *Scope, var_ Output, accum Output, lr Output, grad Output, indices Output, momentum Output, optional ...ResourceSparseApplyMomentumAttr) *cgo.Operation {
+func ResourceSparseApplyMomentum(scope *Scope, var_ Output, accum Output, lr Output, grad Output, indices Output, momentum Output, optional ...ResourceSparseApplyMomentumAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -40236,7 +40223,7 @@ func ResourceSparseApplyProximalAdagradUseLocking(value bool) ResourceSparseAppl
 // Optional attributes (ResourceSparseApplyProximalAdagradAttr): [ResourceSparseApplyProximalAdagradUseLocking].
 //
 // It returns the operation, which has no outputs.
-func ResourceSparseApplyProximalAdagrad(scope *Scope, var_ Output, accum Output, lr Output, l1 Output, l2 Output, grad Output, indices Output, optional ...ResourceSparseApplyProximalAdagradAttr) *cgo.Operation {
+func ResourceSparseApplyProximalAdagrad(scope *Scope, var_ Output, accum Output, lr Output, l1 Output, l2 Output, grad Output, indices Output, optional ...ResourceSparseApplyProximalAdagradAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -40278,7 +40265,7 @@ func ResourceSparseApplyProximalGradientDescentUseLocking(value bool) ResourceSp
 // Optional attributes (ResourceSparseApplyProximalGradientDescentAttr): [ResourceSparseApplyProximalGradientDescentUseLocking].
 //
 // It returns the operation, which has no outputs.
-func ResourceSparseApplyProximalGradientDescent(scope *Scope, var_ Output, alpha Output, l1 Output, l2 Output, grad Output, indices Output, optional ...ResourceSparseApplyProximalGradientDescentAttr) *cgo.Operation {
+func ResourceSparseApplyProximalGradientDescent(scope *Scope, var_ Output, alpha Output, l1 Output, l2 Output, grad Output, indices Output, optional ...ResourceSparseApplyProximalGradientDescentAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -40331,7 +40318,7 @@ func ResourceSparseApplyRMSPropUseLocking(value bool) ResourceSparseApplyRMSProp
 // Optional attributes (ResourceSparseApplyRMSPropAttr): [ResourceSparseApplyRMSPropUseLocking].
 //
 // It returns the operation, which has no outputs.
-func ResourceSparseApplyRMSProp(scope *Scope, var_ Output, ms Output, mom Output, lr Output, rho Output, momentum Output, epsilon Output, grad Output, indices Output, optional ...ResourceSparseApplyRMSPropAttr) *cgo.Operation {
+func ResourceSparseApplyRMSProp(scope *Scope, var_ Output, ms Output, mom Output, lr Output, rho Output, momentum Output, epsilon Output, grad Output, indices Output, optional ...ResourceSparseApplyRMSPropAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -40396,7 +40383,7 @@ func ResourceStridedSliceAssignShrinkAxisMask(value int64) ResourceStridedSliceA
 // Optional attributes (ResourceStridedSliceAssignAttr): [ResourceStridedSliceAssignBeginMask], [ResourceStridedSliceAssignEndMask], [ResourceStridedSliceAssignEllipsisMask], [ResourceStridedSliceAssignNewAxisMask] and [ResourceStridedSliceAssignShrinkAxisMask].
 //
 // It returns the operation, which has no outputs.
-func ResourceStridedSliceAssign(scope *Scope, ref Output, begin Output, end Output, strides Output, value Output, optional ...ResourceStridedSliceAssignAttr) *cgo.Operation {
+func ResourceStridedSliceAssign(scope *Scope, ref Output, begin Output, end Output, strides Output, value Output, optional ...ResourceStridedSliceAssignAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -40447,7 +40434,7 @@ func RestorePreferredShard(value int64) RestoreAttr { return genOpAttr("preferre
 //
 // Returns:
 //   - tensor: A tensor of type `dt`.
-func Restore(scope *Scope, filePattern Output, tensorName Output, dt cgo.DataType, optional ...RestoreAttr) (tensor Output) {
+func Restore(scope *Scope, filePattern Output, tensorName Output, dt DataType, optional ...RestoreAttr) (tensor Output) {
 	attrs := optionalAttr{"dt": dt}
 	for _, opt := range optional {
 		opt(attrs)
@@ -40494,7 +40481,7 @@ func RestoreSlicePreferredShard(value int64) RestoreSliceAttr {
 //
 // Returns:
 //   - tensor: A tensor of type `dt`.
-func RestoreSlice(scope *Scope, filePattern Output, tensorName Output, shapeAndSlice Output, dt cgo.DataType, optional ...RestoreSliceAttr) (tensor Output) {
+func RestoreSlice(scope *Scope, filePattern Output, tensorName Output, shapeAndSlice Output, dt DataType, optional ...RestoreSliceAttr) (tensor Output) {
 	attrs := optionalAttr{"dt": dt}
 	for _, opt := range optional {
 		opt(attrs)
@@ -40533,7 +40520,7 @@ func RestoreSlice(scope *Scope, filePattern Output, tensorName Output, shapeAndS
 //
 // Returns:
 //   - tensors: A list of tensors of type `dtypes`.
-func RestoreV2(scope *Scope, prefix Output, tensorNames Output, shapeAndSlices Output, dtypes []cgo.DataType) (tensors []Output) {
+func RestoreV2(scope *Scope, prefix Output, tensorNames Output, shapeAndSlices Output, dtypes []DataType) (tensors []Output) {
 	attrs := optionalAttr{"dtypes": dtypes}
 	op := scope.AddOperation(OpSpec{Type: "RestoreV2", Input: []any{prefix, tensorNames, shapeAndSlices}, Attrs: attrs})
 	if op == nil {
@@ -41457,7 +41444,7 @@ func ReverseV2(scope *Scope, tensor Output, axis Output) (output Output) {
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func RewriteDataset(scope *Scope, inputDataset Output, rewriteName Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func RewriteDataset(scope *Scope, inputDataset Output, rewriteName Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "RewriteDataset", Input: []any{inputDataset, rewriteName}, Attrs: attrs})
 	return Out(op, 0)
@@ -41591,7 +41578,7 @@ func RiscBinaryComparison(scope *Scope, x Output, y Output, opType string) (z Ou
 //
 // Returns:
 //   - y: A tensor of type DstT.
-func RiscBitcast(scope *Scope, x Output, dstT cgo.DataType) (y Output) {
+func RiscBitcast(scope *Scope, x Output, dstT DataType) (y Output) {
 	attrs := optionalAttr{"DstT": dstT}
 	op := scope.AddOperation(OpSpec{Type: "RiscBitcast", Input: []any{x}, Attrs: attrs})
 	return Out(op, 0)
@@ -41618,7 +41605,7 @@ func RiscBroadcast(scope *Scope, input Output, shape Output) (output Output) {
 //
 // Returns:
 //   - y: A tensor of type DstT.
-func RiscCast(scope *Scope, x Output, dstT cgo.DataType) (y Output) {
+func RiscCast(scope *Scope, x Output, dstT DataType) (y Output) {
 	attrs := optionalAttr{"DstT": dstT}
 	op := scope.AddOperation(OpSpec{Type: "RiscCast", Input: []any{x}, Attrs: attrs})
 	return Out(op, 0)
@@ -41669,11 +41656,11 @@ func RiscConcat(scope *Scope, values []Output, axis Output) (output Output) {
 //   - inputFalse: A tensor of type SrcT (bfloat16, float16, float32, float64).
 //   - funcTrue: The value of the func_true attribute.
 //   - funcFalse: The value of the func_false attribute.
-//   - dstT: Allowed values: cgo.BFloat16, cgo.Half, cgo.Float, cgo.Double.
+//   - dstT: Allowed values: BFloat16, Half, Float, Double.
 //
 // Returns:
 //   - output: A tensor of type DstT (bfloat16, float16, float32, float64).
-func RiscCondition(scope *Scope, pred Output, inputTrue Output, inputFalse Output, funcTrue cgo.Func, funcFalse cgo.Func, dstT cgo.DataType) (output Output) {
+func RiscCondition(scope *Scope, pred Output, inputTrue Output, inputFalse Output, funcTrue Func, funcFalse Func, dstT DataType) (output Output) {
 	attrs := optionalAttr{"func_true": funcTrue, "func_false": funcFalse, "DstT": dstT}
 	op := scope.AddOperation(OpSpec{Type: "RiscCondition", Input: []any{pred, inputTrue, inputFalse}, Attrs: attrs})
 	return Out(op, 0)
@@ -41838,8 +41825,8 @@ type RiscImagAttr func(optionalAttr)
 
 // RiscImagTout sets the optional Tout attribute of [RiscImag].
 //
-// Allowed values: cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func RiscImagTout(value cgo.DataType) RiscImagAttr { return genOpAttr("Tout", value) }
+// Allowed values: Float, Double. If not specified, defaults to Float.
+func RiscImagTout(value DataType) RiscImagAttr { return genOpAttr("Tout", value) }
 
 // RiscImag adds a RiscImag operation to the graph taking input and returning output (TensorFlow documents no summary for it).
 //
@@ -42059,8 +42046,8 @@ type RiscRealAttr func(optionalAttr)
 
 // RiscRealTout sets the optional Tout attribute of [RiscReal].
 //
-// Allowed values: cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func RiscRealTout(value cgo.DataType) RiscRealAttr { return genOpAttr("Tout", value) }
+// Allowed values: Float, Double. If not specified, defaults to Float.
+func RiscRealTout(value DataType) RiscRealAttr { return genOpAttr("Tout", value) }
 
 // RiscReal adds a RiscReal operation to the graph taking input and returning output (TensorFlow documents no summary for it).
 //
@@ -42153,8 +42140,8 @@ type RiscShapeAttr func(optionalAttr)
 
 // RiscShapeOutType sets the optional out_type attribute of [RiscShape].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int32.
-func RiscShapeOutType(value cgo.DataType) RiscShapeAttr { return genOpAttr("out_type", value) }
+// Allowed values: Int32, Int64. If not specified, defaults to Int32.
+func RiscShapeOutType(value DataType) RiscShapeAttr { return genOpAttr("out_type", value) }
 
 // RiscShape adds a RiscShape operation to the graph taking input and returning output (TensorFlow documents no summary for it).
 //
@@ -42321,7 +42308,7 @@ type RiscWhileAttr func(optionalAttr)
 // RiscWhileOutputShapes sets the optional output_shapes attribute of [RiscWhile].
 //
 // If not specified, defaults to an empty list.
-func RiscWhileOutputShapes(value []cgo.Shape) RiscWhileAttr { return genOpAttr("output_shapes", value) }
+func RiscWhileOutputShapes(value []Shape) RiscWhileAttr { return genOpAttr("output_shapes", value) }
 
 // RiscWhileParallelIterations sets the optional parallel_iterations attribute of [RiscWhile].
 //
@@ -42341,7 +42328,7 @@ func RiscWhileParallelIterations(value int64) RiscWhileAttr {
 //
 // Returns:
 //   - output: A list of tensors of the types T.
-func RiscWhile(scope *Scope, input []Output, cond cgo.Func, body cgo.Func, optional ...RiscWhileAttr) (output []Output) {
+func RiscWhile(scope *Scope, input []Output, cond Func, body Func, optional ...RiscWhileAttr) (output []Output) {
 	attrs := optionalAttr{"cond": cond, "body": body}
 	for _, opt := range optional {
 		opt(attrs)
@@ -42395,7 +42382,7 @@ func RngReadAndSkip(scope *Scope, resource Output, alg Output, delta Output) (va
 //   - delta: A tensor of type `int64`. The amount of advancement.
 //
 // It returns the operation, which has no outputs.
-func RngSkip(scope *Scope, resource Output, algorithm Output, delta Output) *cgo.Operation {
+func RngSkip(scope *Scope, resource Output, algorithm Output, delta Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "RngSkip", Input: []any{resource, algorithm, delta}})
 }
 
@@ -42527,7 +42514,7 @@ func RpcClient(scope *Scope, serverAddress Output, timeoutInMs Output, optional 
 //
 // Returns:
 //   - output: A list of tensors of the types Tout.
-func RpcGetValue(scope *Scope, statusOr Output, tout []cgo.DataType) (output []Output) {
+func RpcGetValue(scope *Scope, statusOr Output, tout []DataType) (output []Output) {
 	attrs := optionalAttr{"Tout": tout}
 	op := scope.AddOperation(OpSpec{Type: "RpcGetValue", Input: []any{statusOr}, Attrs: attrs})
 	if op == nil {
@@ -42576,7 +42563,7 @@ func RpcServerRegisterInputSpecs(value string) RpcServerRegisterAttr {
 // Optional attributes (RpcServerRegisterAttr): [RpcServerRegisterInputSpecs].
 //
 // It returns the operation, which has no outputs.
-func RpcServerRegister(scope *Scope, server Output, methodName Output, capturedInputs []Output, f cgo.Func, outputSpecs string, optional ...RpcServerRegisterAttr) *cgo.Operation {
+func RpcServerRegister(scope *Scope, server Output, methodName Output, capturedInputs []Output, f Func, outputSpecs string, optional ...RpcServerRegisterAttr) *Operation {
 	attrs := optionalAttr{"f": f, "output_specs": outputSpecs}
 	for _, opt := range optional {
 		opt(attrs)
@@ -42590,7 +42577,7 @@ func RpcServerRegister(scope *Scope, server Output, methodName Output, capturedI
 //   - server: A tensor of type resource.
 //
 // It returns the operation, which has no outputs.
-func RpcServerStart(scope *Scope, server Output) *cgo.Operation {
+func RpcServerStart(scope *Scope, server Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "RpcServerStart", Input: []any{server}})
 }
 
@@ -42915,7 +42902,7 @@ func SampleDistortedBoundingBoxV2(scope *Scope, imageSize Output, boundingBoxes 
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func SamplingDataset(scope *Scope, inputDataset Output, rate Output, seed Output, seed2 Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func SamplingDataset(scope *Scope, inputDataset Output, rate Output, seed Output, seed2 Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "SamplingDataset", Input: []any{inputDataset, rate, seed, seed2}, Attrs: attrs})
 	return Out(op, 0)
@@ -42937,7 +42924,7 @@ func SamplingDataset(scope *Scope, inputDataset Output, rate Output, seed Output
 //   - data: A list of tensors. `N` tensors to save.
 //
 // It returns the operation, which has no outputs.
-func Save(scope *Scope, filename Output, tensorNames Output, data []Output) *cgo.Operation {
+func Save(scope *Scope, filename Output, tensorNames Output, data []Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "Save", Input: []any{filename, tensorNames, data}})
 }
 
@@ -42965,7 +42952,7 @@ func SaveDatasetUseShardFunc(value bool) SaveDatasetAttr { return genOpAttr("use
 // Optional attributes (SaveDatasetAttr): [SaveDatasetCompression] and [SaveDatasetUseShardFunc].
 //
 // It returns the operation, which has no outputs.
-func SaveDataset(scope *Scope, inputDataset Output, path Output, shardFuncOtherArgs []Output, shardFunc cgo.Func, optional ...SaveDatasetAttr) *cgo.Operation {
+func SaveDataset(scope *Scope, inputDataset Output, path Output, shardFuncOtherArgs []Output, shardFunc Func, optional ...SaveDatasetAttr) *Operation {
 	attrs := optionalAttr{"shard_func": shardFunc}
 	for _, opt := range optional {
 		opt(attrs)
@@ -43002,7 +42989,7 @@ func SaveDatasetV2UseShardFunc(value bool) SaveDatasetV2Attr {
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func SaveDatasetV2(scope *Scope, inputDataset Output, path Output, shardFuncOtherArgs []Output, shardFunc cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...SaveDatasetV2Attr) (handle Output) {
+func SaveDatasetV2(scope *Scope, inputDataset Output, path Output, shardFuncOtherArgs []Output, shardFunc Func, outputTypes []DataType, outputShapes []Shape, optional ...SaveDatasetV2Attr) (handle Output) {
 	attrs := optionalAttr{"shard_func": shardFunc, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -43047,7 +43034,7 @@ func SaveDatasetV2(scope *Scope, inputDataset Output, path Output, shardFuncOthe
 //   - data: A list of tensors. `N` tensors to save.
 //
 // It returns the operation, which has no outputs.
-func SaveSlices(scope *Scope, filename Output, tensorNames Output, shapesAndSlices Output, data []Output) *cgo.Operation {
+func SaveSlices(scope *Scope, filename Output, tensorNames Output, shapesAndSlices Output, data []Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "SaveSlices", Input: []any{filename, tensorNames, shapesAndSlices, data}})
 }
 
@@ -43069,7 +43056,7 @@ func SaveSlices(scope *Scope, filename Output, tensorNames Output, shapesAndSlic
 //   - tensors: A list of tensors. `N` tensors to save.
 //
 // It returns the operation, which has no outputs.
-func SaveV2(scope *Scope, prefix Output, tensorNames Output, shapeAndSlices Output, tensors []Output) *cgo.Operation {
+func SaveV2(scope *Scope, prefix Output, tensorNames Output, shapeAndSlices Output, tensors []Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "SaveV2", Input: []any{prefix, tensorNames, shapeAndSlices, tensors}})
 }
 
@@ -43202,7 +43189,7 @@ func ScanDatasetMetadata(value string) ScanDatasetAttr { return genOpAttr("metad
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ScanDataset(scope *Scope, inputDataset Output, initialState []Output, otherArguments []Output, f cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ScanDatasetAttr) (handle Output) {
+func ScanDataset(scope *Scope, inputDataset Output, initialState []Output, otherArguments []Output, f Func, outputTypes []DataType, outputShapes []Shape, optional ...ScanDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"f": f, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -44320,7 +44307,7 @@ func SdcaOptimizerV2(scope *Scope, sparseExampleIndices []Output, sparseFeatureI
 //   - l2: Symmetric l2 regularization strength. Should be a positive float.
 //
 // It returns the operation, which has no outputs.
-func SdcaShrinkL1(scope *Scope, weights []Output, l1 float32, l2 float32) *cgo.Operation {
+func SdcaShrinkL1(scope *Scope, weights []Output, l1 float32, l2 float32) *Operation {
 	attrs := optionalAttr{"l1": l1, "l2": l2}
 	return scope.AddOperation(OpSpec{Type: "SdcaShrinkL1", Input: []any{weights}, Attrs: attrs})
 }
@@ -44936,7 +44923,7 @@ func SendClientTerminated(value bool) SendAttr { return genOpAttr("client_termin
 // Optional attributes (SendAttr): [SendClientTerminated].
 //
 // It returns the operation, which has no outputs.
-func Send(scope *Scope, tensor Output, tensorName string, sendDevice string, sendDeviceIncarnation int64, recvDevice string, optional ...SendAttr) *cgo.Operation {
+func Send(scope *Scope, tensor Output, tensorName string, sendDevice string, sendDeviceIncarnation int64, recvDevice string, optional ...SendAttr) *Operation {
 	attrs := optionalAttr{"tensor_name": tensorName, "send_device": sendDevice, "send_device_incarnation": sendDeviceIncarnation, "recv_device": recvDevice}
 	for _, opt := range optional {
 		opt(attrs)
@@ -44964,7 +44951,7 @@ func Send(scope *Scope, tensor Output, tensorName string, sendDevice string, sen
 //   - config: Serialized TPUEmbeddingConfiguration proto.
 //
 // It returns the operation, which has no outputs.
-func SendTPUEmbeddingGradients(scope *Scope, inputs []Output, learningRates []Output, config string) *cgo.Operation {
+func SendTPUEmbeddingGradients(scope *Scope, inputs []Output, learningRates []Output, config string) *Operation {
 	attrs := optionalAttr{"config": config}
 	return scope.AddOperation(OpSpec{Type: "SendTPUEmbeddingGradients", Input: []any{inputs, learningRates}, Attrs: attrs})
 }
@@ -45006,8 +44993,8 @@ type SerializeManySparseAttr func(optionalAttr)
 // The `dtype` to use for serialization; the supported types are `string`
 // (default) and `variant`.
 //
-// Allowed values: cgo.String, cgo.Variant. If not specified, defaults to cgo.String.
-func SerializeManySparseOutType(value cgo.DataType) SerializeManySparseAttr {
+// Allowed values: String, Variant. If not specified, defaults to String.
+func SerializeManySparseOutType(value DataType) SerializeManySparseAttr {
 	return genOpAttr("out_type", value)
 }
 
@@ -45050,10 +45037,8 @@ type SerializeSparseAttr func(optionalAttr)
 // The `dtype` to use for serialization; the supported types are `string`
 // (default) and `variant`.
 //
-// Allowed values: cgo.String, cgo.Variant. If not specified, defaults to cgo.String.
-func SerializeSparseOutType(value cgo.DataType) SerializeSparseAttr {
-	return genOpAttr("out_type", value)
-}
+// Allowed values: String, Variant. If not specified, defaults to String.
+func SerializeSparseOutType(value DataType) SerializeSparseAttr { return genOpAttr("out_type", value) }
 
 // SerializeSparse serializes a `SparseTensor` into a `[3]` `Tensor` object.
 //
@@ -45140,42 +45125,9 @@ func SetSize(scope *Scope, setIndices Output, setValues Output, setShape Output,
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func SetStatsAggregatorDataset(scope *Scope, inputDataset Output, statsAggregator Output, tag Output, counterPrefix Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func SetStatsAggregatorDataset(scope *Scope, inputDataset Output, statsAggregator Output, tag Output, counterPrefix Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "SetStatsAggregatorDataset", Input: []any{inputDataset, statsAggregator, tag, counterPrefix}, Attrs: attrs})
-	return Out(op, 0)
-}
-
-// ShapeAttr is an optional argument to [Shape].
-type ShapeAttr func(optionalAttr)
-
-// ShapeOutType sets the optional out_type attribute of [Shape].
-//
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int32.
-func ShapeOutType(value cgo.DataType) ShapeAttr { return genOpAttr("out_type", value) }
-
-// Shape returns the shape of a tensor.
-//
-// This operation returns a 1-D integer tensor representing the shape of `input`.
-//
-// For example:
-//
-//	# 't' is [[[1, 1, 1], [2, 2, 2]], [[3, 3, 3], [4, 4, 4]]]
-//	shape(t) ==> [2, 2, 3]
-//
-// Arguments:
-//   - input: A tensor.
-//
-// Optional attributes (ShapeAttr): [ShapeOutType].
-//
-// Returns:
-//   - output: A tensor of type `out_type`.
-func Shape(scope *Scope, input Output, optional ...ShapeAttr) (output Output) {
-	attrs := optionalAttr{}
-	for _, opt := range optional {
-		opt(attrs)
-	}
-	op := scope.AddOperation(OpSpec{Type: "Shape", Input: []any{input}, Attrs: attrs})
 	return Out(op, 0)
 }
 
@@ -45184,8 +45136,8 @@ type ShapeNAttr func(optionalAttr)
 
 // ShapeNOutType sets the optional out_type attribute of [ShapeN].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int32.
-func ShapeNOutType(value cgo.DataType) ShapeNAttr { return genOpAttr("out_type", value) }
+// Allowed values: Int32, Int64. If not specified, defaults to Int32.
+func ShapeNOutType(value DataType) ShapeNAttr { return genOpAttr("out_type", value) }
 
 // ShapeN returns shape of tensors.
 //
@@ -45246,7 +45198,7 @@ func ShardDatasetMetadata(value string) ShardDatasetAttr { return genOpAttr("met
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ShardDataset(scope *Scope, inputDataset Output, numShards Output, index Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ShardDatasetAttr) (handle Output) {
+func ShardDataset(scope *Scope, inputDataset Output, numShards Output, index Output, outputTypes []DataType, outputShapes []Shape, optional ...ShardDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -45327,7 +45279,7 @@ func ShuffleAndRepeatDatasetMetadata(value string) ShuffleAndRepeatDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ShuffleAndRepeatDataset(scope *Scope, inputDataset Output, bufferSize Output, seed Output, seed2 Output, count Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ShuffleAndRepeatDatasetAttr) (handle Output) {
+func ShuffleAndRepeatDataset(scope *Scope, inputDataset Output, bufferSize Output, seed Output, seed2 Output, count Output, outputTypes []DataType, outputShapes []Shape, optional ...ShuffleAndRepeatDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -45369,7 +45321,7 @@ func ShuffleAndRepeatDatasetV2Metadata(value string) ShuffleAndRepeatDatasetV2At
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func ShuffleAndRepeatDatasetV2(scope *Scope, inputDataset Output, bufferSize Output, seed Output, seed2 Output, count Output, seedGenerator Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ShuffleAndRepeatDatasetV2Attr) (handle Output) {
+func ShuffleAndRepeatDatasetV2(scope *Scope, inputDataset Output, bufferSize Output, seed Output, seed2 Output, count Output, seedGenerator Output, outputTypes []DataType, outputShapes []Shape, optional ...ShuffleAndRepeatDatasetV2Attr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -45420,7 +45372,7 @@ func ShuffleDatasetMetadata(value string) ShuffleDatasetAttr { return genOpAttr(
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ShuffleDataset(scope *Scope, inputDataset Output, bufferSize Output, seed Output, seed2 Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ShuffleDatasetAttr) (handle Output) {
+func ShuffleDataset(scope *Scope, inputDataset Output, bufferSize Output, seed Output, seed2 Output, outputTypes []DataType, outputShapes []Shape, optional ...ShuffleDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -45450,7 +45402,7 @@ func ShuffleDatasetV2Metadata(value string) ShuffleDatasetV2Attr { return genOpA
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func ShuffleDatasetV2(scope *Scope, inputDataset Output, bufferSize Output, seedGenerator Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ShuffleDatasetV2Attr) (handle Output) {
+func ShuffleDatasetV2(scope *Scope, inputDataset Output, bufferSize Output, seedGenerator Output, outputTypes []DataType, outputShapes []Shape, optional ...ShuffleDatasetV2Attr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -45489,7 +45441,7 @@ func ShuffleDatasetV3Metadata(value string) ShuffleDatasetV3Attr { return genOpA
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func ShuffleDatasetV3(scope *Scope, inputDataset Output, bufferSize Output, seed Output, seed2 Output, seedGenerator Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ShuffleDatasetV3Attr) (handle Output) {
+func ShuffleDatasetV3(scope *Scope, inputDataset Output, bufferSize Output, seed Output, seed2 Output, seedGenerator Output, outputTypes []DataType, outputShapes []Shape, optional ...ShuffleDatasetV3Attr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -45503,7 +45455,7 @@ func ShuffleDatasetV3(scope *Scope, inputDataset Output, bufferSize Output, seed
 // The op returns an error if no system is running.
 //
 // It returns the operation, which has no outputs.
-func ShutdownDistributedTPU(scope *Scope) *cgo.Operation {
+func ShutdownDistributedTPU(scope *Scope) *Operation {
 	return scope.AddOperation(OpSpec{Type: "ShutdownDistributedTPU"})
 }
 
@@ -45609,8 +45561,8 @@ type SizeAttr func(optionalAttr)
 
 // SizeOutType sets the optional out_type attribute of [Size].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int32.
-func SizeOutType(value cgo.DataType) SizeAttr { return genOpAttr("out_type", value) }
+// Allowed values: Int32, Int64. If not specified, defaults to Int32.
+func SizeOutType(value DataType) SizeAttr { return genOpAttr("out_type", value) }
 
 // Size returns the size of a tensor.
 //
@@ -45660,7 +45612,7 @@ func SkipDatasetMetadata(value string) SkipDatasetAttr { return genOpAttr("metad
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func SkipDataset(scope *Scope, inputDataset Output, count Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...SkipDatasetAttr) (handle Output) {
+func SkipDataset(scope *Scope, inputDataset Output, count Output, outputTypes []DataType, outputShapes []Shape, optional ...SkipDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -45724,7 +45676,7 @@ func Skipgram(scope *Scope, filename string, batchSize int64, optional ...Skipgr
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func SleepDataset(scope *Scope, inputDataset Output, sleepMicroseconds Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func SleepDataset(scope *Scope, inputDataset Output, sleepMicroseconds Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "SleepDataset", Input: []any{inputDataset, sleepMicroseconds}, Attrs: attrs})
 	return Out(op, 0)
@@ -45788,7 +45740,7 @@ func SlidingWindowDatasetDropRemainder(value bool) SlidingWindowDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func SlidingWindowDataset(scope *Scope, inputDataset Output, windowSize Output, windowShift Output, windowStride Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...SlidingWindowDatasetAttr) (handle Output) {
+func SlidingWindowDataset(scope *Scope, inputDataset Output, windowSize Output, windowShift Output, windowStride Output, outputTypes []DataType, outputShapes []Shape, optional ...SlidingWindowDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -45830,7 +45782,7 @@ func SnapshotChunkDatasetCompression(value string) SnapshotChunkDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func SnapshotChunkDataset(scope *Scope, chunkFile Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...SnapshotChunkDatasetAttr) (handle Output) {
+func SnapshotChunkDataset(scope *Scope, chunkFile Output, outputTypes []DataType, outputShapes []Shape, optional ...SnapshotChunkDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -45953,7 +45905,7 @@ func SnapshotDatasetSnapshotName(value string) SnapshotDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func SnapshotDataset(scope *Scope, inputDataset Output, path Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...SnapshotDatasetAttr) (handle Output) {
+func SnapshotDataset(scope *Scope, inputDataset Output, path Output, outputTypes []DataType, outputShapes []Shape, optional ...SnapshotDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -45985,7 +45937,7 @@ func SnapshotDatasetReaderCompression(value string) SnapshotDatasetReaderAttr {
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func SnapshotDatasetReader(scope *Scope, shardDir Output, startIndex Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, version int64, optional ...SnapshotDatasetReaderAttr) (handle Output) {
+func SnapshotDatasetReader(scope *Scope, shardDir Output, startIndex Output, outputTypes []DataType, outputShapes []Shape, version int64, optional ...SnapshotDatasetReaderAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes, "version": version}
 	for _, opt := range optional {
 		opt(attrs)
@@ -46062,7 +46014,7 @@ func SnapshotDatasetV2Metadata(value string) SnapshotDatasetV2Attr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func SnapshotDatasetV2(scope *Scope, inputDataset Output, path Output, readerFuncOtherArgs []Output, shardFuncOtherArgs []Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, readerFunc cgo.Func, shardFunc cgo.Func, optional ...SnapshotDatasetV2Attr) (handle Output) {
+func SnapshotDatasetV2(scope *Scope, inputDataset Output, path Output, readerFuncOtherArgs []Output, shardFuncOtherArgs []Output, outputTypes []DataType, outputShapes []Shape, readerFunc Func, shardFunc Func, optional ...SnapshotDatasetV2Attr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes, "reader_func": readerFunc, "shard_func": shardFunc}
 	for _, opt := range optional {
 		opt(attrs)
@@ -46080,7 +46032,7 @@ func SnapshotDatasetV2(scope *Scope, inputDataset Output, path Output, readerFun
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func SnapshotNestedDatasetReader(scope *Scope, inputs []Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func SnapshotNestedDatasetReader(scope *Scope, inputs []Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "SnapshotNestedDatasetReader", Input: []any{inputs}, Attrs: attrs})
 	return Out(op, 0)
@@ -46093,8 +46045,8 @@ type SobolSampleAttr func(optionalAttr)
 //
 // The type of the sample. One of: `float32` or `float64`.
 //
-// Allowed values: cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func SobolSampleDtype(value cgo.DataType) SobolSampleAttr { return genOpAttr("dtype", value) }
+// Allowed values: Float, Double. If not specified, defaults to Float.
+func SobolSampleDtype(value DataType) SobolSampleAttr { return genOpAttr("dtype", value) }
 
 // SobolSample generates points from the Sobol sequence.
 //
@@ -46576,7 +46528,7 @@ func SpaceToDepth(scope *Scope, input Output, blockSize int64, optional ...Space
 //     case the input is ignored during validation.
 //
 // It returns the operation, which has no outputs.
-func SparseAccumulatorApplyGradient(scope *Scope, handle Output, localStep Output, gradientIndices Output, gradientValues Output, gradientShape Output, hasKnownShape bool) *cgo.Operation {
+func SparseAccumulatorApplyGradient(scope *Scope, handle Output, localStep Output, gradientIndices Output, gradientValues Output, gradientShape Output, hasKnownShape bool) *Operation {
 	attrs := optionalAttr{"has_known_shape": hasKnownShape}
 	return scope.AddOperation(OpSpec{Type: "SparseAccumulatorApplyGradient", Input: []any{handle, localStep, gradientIndices, gradientValues, gradientShape}, Attrs: attrs})
 }
@@ -46596,13 +46548,13 @@ func SparseAccumulatorApplyGradient(scope *Scope, handle Output, localStep Outpu
 //   - numRequired: A tensor of type `int32`.
 //     Number of gradients required before we return an aggregate.
 //   - dtype: The data type of accumulated gradients. Needs to correspond to the type
-//     of the accumulator. Allowed values: cgo.Float, cgo.Double, cgo.Int32, cgo.Uint8, cgo.Int16, cgo.Int8, cgo.Complex64, cgo.Int64, cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.BFloat16, cgo.Qint16, cgo.Quint16, cgo.Uint16, cgo.Complex128, cgo.Half, cgo.Uint32, cgo.Uint64.
+//     of the accumulator. Allowed values: Float, Double, Int32, Uint8, Int16, Int8, Complex64, Int64, Qint8, Quint8, Qint32, BFloat16, Qint16, Quint16, Uint16, Complex128, Half, Uint32, Uint64.
 //
 // Returns:
 //   - indices: A tensor of type `int64`.
 //   - values: A tensor of type `dtype`.
 //   - shape: A tensor of type `int64`.
-func SparseAccumulatorTakeGradient(scope *Scope, handle Output, numRequired Output, dtype cgo.DataType) (indices Output, values Output, shape Output) {
+func SparseAccumulatorTakeGradient(scope *Scope, handle Output, numRequired Output, dtype DataType) (indices Output, values Output, shape Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	op := scope.AddOperation(OpSpec{Type: "SparseAccumulatorTakeGradient", Input: []any{handle, numRequired}, Attrs: attrs})
 	return Out(op, 0), Out(op, 1), Out(op, 2)
@@ -47430,14 +47382,14 @@ func SparseConditionalAccumulatorReductionType(value string) SparseConditionalAc
 // the accumulator.
 //
 // Arguments:
-//   - dtype: The type of the value being accumulated. Allowed values: cgo.Float, cgo.Double, cgo.Int32, cgo.Uint8, cgo.Int16, cgo.Int8, cgo.Complex64, cgo.Int64, cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.BFloat16, cgo.Qint16, cgo.Quint16, cgo.Uint16, cgo.Complex128, cgo.Half, cgo.Uint32, cgo.Uint64.
+//   - dtype: The type of the value being accumulated. Allowed values: Float, Double, Int32, Uint8, Int16, Int8, Complex64, Int64, Qint8, Quint8, Qint32, BFloat16, Qint16, Quint16, Uint16, Complex128, Half, Uint32, Uint64.
 //   - shape: The shape of the values.
 //
 // Optional attributes (SparseConditionalAccumulatorAttr): [SparseConditionalAccumulatorContainer], [SparseConditionalAccumulatorSharedName] and [SparseConditionalAccumulatorReductionType].
 //
 // Returns:
 //   - handle: A tensor of type mutable `string`.
-func SparseConditionalAccumulator(scope *Scope, dtype cgo.DataType, shape cgo.Shape, optional ...SparseConditionalAccumulatorAttr) (handle Output) {
+func SparseConditionalAccumulator(scope *Scope, dtype DataType, shape Shape, optional ...SparseConditionalAccumulatorAttr) (handle Output) {
 	attrs := optionalAttr{"dtype": dtype, "shape": shape}
 	for _, opt := range optional {
 		opt(attrs)
@@ -47552,14 +47504,14 @@ func SparseCountSparseOutput(scope *Scope, indices Output, values Output, denseS
 //     output = hashed_value%num_buckets if num_buckets > 0 else hashed_value. Minimum value: 0.
 //   - hashKey: Specify the hash_key that will be used by the `FingerprintCat64`
 //     function to combine the crosses fingerprints.
-//   - outType: Allowed values: cgo.Int64, cgo.String.
-//   - internalType: Allowed values: cgo.Int64, cgo.String.
+//   - outType: Allowed values: Int64, String.
+//   - internalType: Allowed values: Int64, String.
 //
 // Returns:
 //   - outputIndices: A tensor of type `int64`.
 //   - outputValues: A tensor of type `out_type`.
 //   - outputShape: A tensor of type `int64`.
-func SparseCross(scope *Scope, indices []Output, values []Output, shapes []Output, denseInputs []Output, hashedOutput bool, numBuckets int64, hashKey int64, outType cgo.DataType, internalType cgo.DataType) (outputIndices Output, outputValues Output, outputShape Output) {
+func SparseCross(scope *Scope, indices []Output, values []Output, shapes []Output, denseInputs []Output, hashedOutput bool, numBuckets int64, hashKey int64, outType DataType, internalType DataType) (outputIndices Output, outputValues Output, outputShape Output) {
 	attrs := optionalAttr{"hashed_output": hashedOutput, "num_buckets": numBuckets, "hash_key": hashKey, "out_type": outType, "internal_type": internalType}
 	op := scope.AddOperation(OpSpec{Type: "SparseCross", Input: []any{indices, values, shapes, denseInputs}, Attrs: attrs})
 	return Out(op, 0), Out(op, 1), Out(op, 2)
@@ -48028,11 +47980,11 @@ func SparseMatrixOrderingAMD(scope *Scope, input Output) (output Output) {
 //
 // Arguments:
 //   - logits: A tensor of type variant.
-//   - type_: Allowed values: cgo.Float, cgo.Double.
+//   - type_: Allowed values: Float, Double.
 //
 // Returns:
 //   - softmax: A tensor of type variant.
-func SparseMatrixSoftmax(scope *Scope, logits Output, type_ cgo.DataType) (softmax Output) {
+func SparseMatrixSoftmax(scope *Scope, logits Output, type_ DataType) (softmax Output) {
 	attrs := optionalAttr{"type": type_}
 	op := scope.AddOperation(OpSpec{Type: "SparseMatrixSoftmax", Input: []any{logits}, Attrs: attrs})
 	return Out(op, 0)
@@ -48043,11 +47995,11 @@ func SparseMatrixSoftmax(scope *Scope, logits Output, type_ cgo.DataType) (softm
 // Arguments:
 //   - softmax: A tensor of type variant.
 //   - gradSoftmax: A tensor of type variant.
-//   - type_: Allowed values: cgo.Float, cgo.Double.
+//   - type_: Allowed values: Float, Double.
 //
 // Returns:
 //   - gradient: A tensor of type variant.
-func SparseMatrixSoftmaxGrad(scope *Scope, softmax Output, gradSoftmax Output, type_ cgo.DataType) (gradient Output) {
+func SparseMatrixSoftmaxGrad(scope *Scope, softmax Output, gradSoftmax Output, type_ DataType) (gradient Output) {
 	attrs := optionalAttr{"type": type_}
 	op := scope.AddOperation(OpSpec{Type: "SparseMatrixSoftmaxGrad", Input: []any{softmax, gradSoftmax}, Attrs: attrs})
 	return Out(op, 0)
@@ -48058,11 +48010,11 @@ func SparseMatrixSoftmaxGrad(scope *Scope, softmax Output, gradSoftmax Output, t
 // Arguments:
 //   - input: A tensor of type variant.
 //   - permutation: A tensor of type int32.
-//   - type_: Allowed values: cgo.Float, cgo.Double, cgo.Complex64, cgo.Complex128.
+//   - type_: Allowed values: Float, Double, Complex64, Complex128.
 //
 // Returns:
 //   - output: A tensor of type variant.
-func SparseMatrixSparseCholesky(scope *Scope, input Output, permutation Output, type_ cgo.DataType) (output Output) {
+func SparseMatrixSparseCholesky(scope *Scope, input Output, permutation Output, type_ DataType) (output Output) {
 	attrs := optionalAttr{"type": type_}
 	op := scope.AddOperation(OpSpec{Type: "SparseMatrixSparseCholesky", Input: []any{input, permutation}, Attrs: attrs})
 	return Out(op, 0)
@@ -48104,13 +48056,13 @@ func SparseMatrixSparseMatMulAdjointB(value bool) SparseMatrixSparseMatMulAttr {
 // Arguments:
 //   - a: A tensor of type variant.
 //   - b: A tensor of type variant.
-//   - type_: Allowed values: cgo.Float, cgo.Double, cgo.Complex64, cgo.Complex128.
+//   - type_: Allowed values: Float, Double, Complex64, Complex128.
 //
 // Optional attributes (SparseMatrixSparseMatMulAttr): [SparseMatrixSparseMatMulTransposeA], [SparseMatrixSparseMatMulTransposeB], [SparseMatrixSparseMatMulAdjointA] and [SparseMatrixSparseMatMulAdjointB].
 //
 // Returns:
 //   - c: A tensor of type variant.
-func SparseMatrixSparseMatMul(scope *Scope, a Output, b Output, type_ cgo.DataType, optional ...SparseMatrixSparseMatMulAttr) (c Output) {
+func SparseMatrixSparseMatMul(scope *Scope, a Output, b Output, type_ DataType, optional ...SparseMatrixSparseMatMulAttr) (c Output) {
 	attrs := optionalAttr{"type": type_}
 	for _, opt := range optional {
 		opt(attrs)
@@ -48133,13 +48085,13 @@ func SparseMatrixTransposeConjugate(value bool) SparseMatrixTransposeAttr {
 //
 // Arguments:
 //   - input: A tensor of type variant.
-//   - type_: Allowed values: cgo.Float, cgo.Double, cgo.Complex64, cgo.Complex128.
+//   - type_: Allowed values: Float, Double, Complex64, Complex128.
 //
 // Optional attributes (SparseMatrixTransposeAttr): [SparseMatrixTransposeConjugate].
 //
 // Returns:
 //   - output: A tensor of type variant.
-func SparseMatrixTranspose(scope *Scope, input Output, type_ cgo.DataType, optional ...SparseMatrixTransposeAttr) (output Output) {
+func SparseMatrixTranspose(scope *Scope, input Output, type_ DataType, optional ...SparseMatrixTransposeAttr) (output Output) {
 	attrs := optionalAttr{"type": type_}
 	for _, opt := range optional {
 		opt(attrs)
@@ -48152,11 +48104,11 @@ func SparseMatrixTranspose(scope *Scope, input Output, type_ cgo.DataType, optio
 //
 // Arguments:
 //   - denseShape: A tensor of type int64.
-//   - type_: Allowed values: cgo.Float, cgo.Double, cgo.Complex64, cgo.Complex128.
+//   - type_: Allowed values: Float, Double, Complex64, Complex128.
 //
 // Returns:
 //   - sparseMatrix: A tensor of type variant.
-func SparseMatrixZeros(scope *Scope, denseShape Output, type_ cgo.DataType) (sparseMatrix Output) {
+func SparseMatrixZeros(scope *Scope, denseShape Output, type_ DataType) (sparseMatrix Output) {
 	attrs := optionalAttr{"type": type_}
 	op := scope.AddOperation(OpSpec{Type: "SparseMatrixZeros", Input: []any{denseShape}, Attrs: attrs})
 	return Out(op, 0)
@@ -49374,8 +49326,8 @@ func SplitDedupDataConfig(value string) SplitDedupDataAttr { return genOpAttr("c
 //
 // Arguments:
 //   - input: A tensor of type variant.
-//   - integerType: Allowed values: cgo.Int32, cgo.Int64, cgo.Uint32, cgo.Uint64.
-//   - floatType: Allowed values: cgo.Half, cgo.BFloat16, cgo.Float.
+//   - integerType: Allowed values: Int32, Int64, Uint32, Uint64.
+//   - floatType: Allowed values: Half, BFloat16, Float.
 //   - tupleMask: The value of the tuple_mask attribute.
 //
 // Optional attributes (SplitDedupDataAttr): [SplitDedupDataConfig].
@@ -49383,7 +49335,7 @@ func SplitDedupDataConfig(value string) SplitDedupDataAttr { return genOpAttr("c
 // Returns:
 //   - integerTensor: A tensor of type integer_type (int32, int64, uint32, uint64).
 //   - floatTensor: A tensor of type float_type (float16, bfloat16, float32).
-func SplitDedupData(scope *Scope, input Output, integerType cgo.DataType, floatType cgo.DataType, tupleMask string, optional ...SplitDedupDataAttr) (integerTensor Output, floatTensor Output) {
+func SplitDedupData(scope *Scope, input Output, integerType DataType, floatType DataType, tupleMask string, optional ...SplitDedupDataAttr) (integerTensor Output, floatTensor Output) {
 	attrs := optionalAttr{"integer_type": integerType, "float_type": floatType, "tuple_mask": tupleMask}
 	for _, opt := range optional {
 		opt(attrs)
@@ -49435,7 +49387,7 @@ func SplitV(scope *Scope, value Output, sizeSplits Output, splitDim Output, numS
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func SqlDataset(scope *Scope, driverName Output, dataSourceName Output, query Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func SqlDataset(scope *Scope, driverName Output, dataSourceName Output, query Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "SqlDataset", Input: []any{driverName, dataSourceName, query}, Attrs: attrs})
 	return Out(op, 0)
@@ -49566,7 +49518,7 @@ func StackStackName(value string) StackAttr { return genOpAttr("stack_name", val
 //
 // Returns:
 //   - handle: A tensor of type mutable `string`.
-func Stack(scope *Scope, elemType cgo.DataType, optional ...StackAttr) (handle Output) {
+func Stack(scope *Scope, elemType DataType, optional ...StackAttr) (handle Output) {
 	attrs := optionalAttr{"elem_type": elemType}
 	for _, opt := range optional {
 		opt(attrs)
@@ -49581,7 +49533,7 @@ func Stack(scope *Scope, elemType cgo.DataType, optional ...StackAttr) (handle O
 //   - handle: A tensor of type mutable `string`.
 //
 // It returns the operation, which has no outputs.
-func StackClose(scope *Scope, handle Output) *cgo.Operation {
+func StackClose(scope *Scope, handle Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "StackClose", Input: []any{handle}})
 }
 
@@ -49591,7 +49543,7 @@ func StackClose(scope *Scope, handle Output) *cgo.Operation {
 //   - handle: A tensor of type `resource`. The handle to a stack.
 //
 // It returns the operation, which has no outputs.
-func StackCloseV2(scope *Scope, handle Output) *cgo.Operation {
+func StackCloseV2(scope *Scope, handle Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "StackCloseV2", Input: []any{handle}})
 }
 
@@ -49603,7 +49555,7 @@ func StackCloseV2(scope *Scope, handle Output) *cgo.Operation {
 //
 // Returns:
 //   - elem: A tensor of type `elem_type`.
-func StackPop(scope *Scope, handle Output, elemType cgo.DataType) (elem Output) {
+func StackPop(scope *Scope, handle Output, elemType DataType) (elem Output) {
 	attrs := optionalAttr{"elem_type": elemType}
 	op := scope.AddOperation(OpSpec{Type: "StackPop", Input: []any{handle}, Attrs: attrs})
 	return Out(op, 0)
@@ -49617,7 +49569,7 @@ func StackPop(scope *Scope, handle Output, elemType cgo.DataType) (elem Output) 
 //
 // Returns:
 //   - elem: A tensor of type `elem_type`.
-func StackPopV2(scope *Scope, handle Output, elemType cgo.DataType) (elem Output) {
+func StackPopV2(scope *Scope, handle Output, elemType DataType) (elem Output) {
 	attrs := optionalAttr{"elem_type": elemType}
 	op := scope.AddOperation(OpSpec{Type: "StackPopV2", Input: []any{handle}, Attrs: attrs})
 	return Out(op, 0)
@@ -49702,7 +49654,7 @@ func StackV2StackName(value string) StackV2Attr { return genOpAttr("stack_name",
 //
 // Returns:
 //   - handle: A tensor of type `resource`.
-func StackV2(scope *Scope, maxSize Output, elemType cgo.DataType, optional ...StackV2Attr) (handle Output) {
+func StackV2(scope *Scope, maxSize Output, elemType DataType, optional ...StackV2Attr) (handle Output) {
 	attrs := optionalAttr{"elem_type": elemType}
 	for _, opt := range optional {
 		opt(attrs)
@@ -49757,7 +49709,7 @@ func StageSharedName(value string) StageAttr { return genOpAttr("shared_name", v
 // Optional attributes (StageAttr): [StageCapacity], [StageMemoryLimit], [StageContainer] and [StageSharedName].
 //
 // It returns the operation, which has no outputs.
-func Stage(scope *Scope, values []Output, optional ...StageAttr) *cgo.Operation {
+func Stage(scope *Scope, values []Output, optional ...StageAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -49796,7 +49748,7 @@ func StageClearSharedName(value string) StageClearAttr { return genOpAttr("share
 // Optional attributes (StageClearAttr): [StageClearCapacity], [StageClearMemoryLimit], [StageClearContainer] and [StageClearSharedName].
 //
 // It returns the operation, which has no outputs.
-func StageClear(scope *Scope, dtypes []cgo.DataType, optional ...StageClearAttr) *cgo.Operation {
+func StageClear(scope *Scope, dtypes []DataType, optional ...StageClearAttr) *Operation {
 	attrs := optionalAttr{"dtypes": dtypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -49841,7 +49793,7 @@ func StagePeekSharedName(value string) StagePeekAttr { return genOpAttr("shared_
 //
 // Returns:
 //   - values: A list of tensors of type `dtypes`.
-func StagePeek(scope *Scope, index Output, dtypes []cgo.DataType, optional ...StagePeekAttr) (values []Output) {
+func StagePeek(scope *Scope, index Output, dtypes []DataType, optional ...StagePeekAttr) (values []Output) {
 	attrs := optionalAttr{"dtypes": dtypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -49891,7 +49843,7 @@ func StageSizeSharedName(value string) StageSizeAttr { return genOpAttr("shared_
 //
 // Returns:
 //   - size: A tensor of type `int32`.
-func StageSize(scope *Scope, dtypes []cgo.DataType, optional ...StageSizeAttr) (size Output) {
+func StageSize(scope *Scope, dtypes []DataType, optional ...StageSizeAttr) (size Output) {
 	attrs := optionalAttr{"dtypes": dtypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -49939,7 +49891,7 @@ func StatefulPartitionedCallExecutorType(value string) StatefulPartitionedCallAt
 //
 // Returns:
 //   - output: A list of tensors of type `Tout`.
-func StatefulPartitionedCall(scope *Scope, args []Output, tout []cgo.DataType, f cgo.Func, optional ...StatefulPartitionedCallAttr) (output []Output) {
+func StatefulPartitionedCall(scope *Scope, args []Output, tout []DataType, f Func, optional ...StatefulPartitionedCallAttr) (output []Output) {
 	attrs := optionalAttr{"Tout": tout, "f": f}
 	for _, opt := range optional {
 		opt(attrs)
@@ -49962,8 +49914,8 @@ type StatefulRandomBinomialAttr func(optionalAttr)
 
 // StatefulRandomBinomialDtype sets the optional dtype attribute of [StatefulRandomBinomial].
 //
-// Allowed values: cgo.Half, cgo.Float, cgo.Double, cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int64.
-func StatefulRandomBinomialDtype(value cgo.DataType) StatefulRandomBinomialAttr {
+// Allowed values: Half, Float, Double, Int32, Int64. If not specified, defaults to Int64.
+func StatefulRandomBinomialDtype(value DataType) StatefulRandomBinomialAttr {
 	return genOpAttr("dtype", value)
 }
 
@@ -49996,8 +49948,8 @@ type StatefulStandardNormalAttr func(optionalAttr)
 //
 // The type of the output.
 //
-// If not specified, defaults to cgo.Float.
-func StatefulStandardNormalDtype(value cgo.DataType) StatefulStandardNormalAttr {
+// If not specified, defaults to Float.
+func StatefulStandardNormalDtype(value DataType) StatefulStandardNormalAttr {
 	return genOpAttr("dtype", value)
 }
 
@@ -50032,8 +49984,8 @@ type StatefulStandardNormalV2Attr func(optionalAttr)
 //
 // The type of the output.
 //
-// If not specified, defaults to cgo.Float.
-func StatefulStandardNormalV2Dtype(value cgo.DataType) StatefulStandardNormalV2Attr {
+// If not specified, defaults to Float.
+func StatefulStandardNormalV2Dtype(value DataType) StatefulStandardNormalV2Attr {
 	return genOpAttr("dtype", value)
 }
 
@@ -50067,8 +50019,8 @@ type StatefulTruncatedNormalAttr func(optionalAttr)
 //
 // The type of the output.
 //
-// If not specified, defaults to cgo.Float.
-func StatefulTruncatedNormalDtype(value cgo.DataType) StatefulTruncatedNormalAttr {
+// If not specified, defaults to Float.
+func StatefulTruncatedNormalDtype(value DataType) StatefulTruncatedNormalAttr {
 	return genOpAttr("dtype", value)
 }
 
@@ -50104,8 +50056,8 @@ type StatefulUniformAttr func(optionalAttr)
 //
 // The type of the output.
 //
-// If not specified, defaults to cgo.Float.
-func StatefulUniformDtype(value cgo.DataType) StatefulUniformAttr { return genOpAttr("dtype", value) }
+// If not specified, defaults to Float.
+func StatefulUniformDtype(value DataType) StatefulUniformAttr { return genOpAttr("dtype", value) }
 
 // StatefulUniform outputs random values from a uniform distribution.
 //
@@ -50138,8 +50090,8 @@ type StatefulUniformFullIntAttr func(optionalAttr)
 //
 // The type of the output.
 //
-// If not specified, defaults to cgo.Uint64.
-func StatefulUniformFullIntDtype(value cgo.DataType) StatefulUniformFullIntAttr {
+// If not specified, defaults to Uint64.
+func StatefulUniformFullIntDtype(value DataType) StatefulUniformFullIntAttr {
 	return genOpAttr("dtype", value)
 }
 
@@ -50198,7 +50150,7 @@ type StatelessCaseAttr func(optionalAttr)
 // StatelessCaseOutputShapes sets the optional output_shapes attribute of [StatelessCase].
 //
 // If not specified, defaults to an empty list.
-func StatelessCaseOutputShapes(value []cgo.Shape) StatelessCaseAttr {
+func StatelessCaseOutputShapes(value []Shape) StatelessCaseAttr {
 	return genOpAttr("output_shapes", value)
 }
 
@@ -50235,7 +50187,7 @@ func StatelessCaseOutputShapes(value []cgo.Shape) StatelessCaseAttr {
 //
 // Returns:
 //   - output: A list of tensors of type `Tout`.
-func StatelessCase(scope *Scope, branchIndex Output, input []Output, tout []cgo.DataType, branches []cgo.Func, optional ...StatelessCaseAttr) (output []Output) {
+func StatelessCase(scope *Scope, branchIndex Output, input []Output, tout []DataType, branches []Func, optional ...StatelessCaseAttr) (output []Output) {
 	attrs := optionalAttr{"Tout": tout, "branches": branches}
 	for _, opt := range optional {
 		opt(attrs)
@@ -50259,9 +50211,7 @@ type StatelessIfAttr func(optionalAttr)
 // StatelessIfOutputShapes sets the optional output_shapes attribute of [StatelessIf].
 //
 // If not specified, defaults to an empty list.
-func StatelessIfOutputShapes(value []cgo.Shape) StatelessIfAttr {
-	return genOpAttr("output_shapes", value)
-}
+func StatelessIfOutputShapes(value []Shape) StatelessIfAttr { return genOpAttr("output_shapes", value) }
 
 // StatelessIf: output = cond ? then_branch(input) : else_branch(input)
 //
@@ -50286,7 +50236,7 @@ func StatelessIfOutputShapes(value []cgo.Shape) StatelessIfAttr {
 //
 // Returns:
 //   - output: A list of tensors of type `Tout`.
-func StatelessIf(scope *Scope, cond Output, input []Output, tout []cgo.DataType, thenBranch cgo.Func, elseBranch cgo.Func, optional ...StatelessIfAttr) (output []Output) {
+func StatelessIf(scope *Scope, cond Output, input []Output, tout []DataType, thenBranch Func, elseBranch Func, optional ...StatelessIfAttr) (output []Output) {
 	attrs := optionalAttr{"Tout": tout, "then_branch": thenBranch, "else_branch": elseBranch}
 	for _, opt := range optional {
 		opt(attrs)
@@ -50309,8 +50259,8 @@ type StatelessMultinomialAttr func(optionalAttr)
 
 // StatelessMultinomialOutputDtype sets the optional output_dtype attribute of [StatelessMultinomial].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int64.
-func StatelessMultinomialOutputDtype(value cgo.DataType) StatelessMultinomialAttr {
+// Allowed values: Int32, Int64. If not specified, defaults to Int64.
+func StatelessMultinomialOutputDtype(value DataType) StatelessMultinomialAttr {
 	return genOpAttr("output_dtype", value)
 }
 
@@ -50362,8 +50312,8 @@ type StatelessRandomBinomialAttr func(optionalAttr)
 //
 // The type of the output.
 //
-// Allowed values: cgo.Half, cgo.Float, cgo.Double, cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int64.
-func StatelessRandomBinomialDtype(value cgo.DataType) StatelessRandomBinomialAttr {
+// Allowed values: Half, Float, Double, Int32, Int64. If not specified, defaults to Int64.
+func StatelessRandomBinomialDtype(value DataType) StatelessRandomBinomialAttr {
 	return genOpAttr("dtype", value)
 }
 
@@ -50496,8 +50446,8 @@ type StatelessRandomNormalAttr func(optionalAttr)
 //
 // The type of the output.
 //
-// Allowed values: cgo.Half, cgo.BFloat16, cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func StatelessRandomNormalDtype(value cgo.DataType) StatelessRandomNormalAttr {
+// Allowed values: Half, BFloat16, Float, Double. If not specified, defaults to Float.
+func StatelessRandomNormalDtype(value DataType) StatelessRandomNormalAttr {
 	return genOpAttr("dtype", value)
 }
 
@@ -50533,8 +50483,8 @@ type StatelessRandomNormalV2Attr func(optionalAttr)
 //
 // The type of the output.
 //
-// Allowed values: cgo.Half, cgo.BFloat16, cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func StatelessRandomNormalV2Dtype(value cgo.DataType) StatelessRandomNormalV2Attr {
+// Allowed values: Half, BFloat16, Float, Double. If not specified, defaults to Float.
+func StatelessRandomNormalV2Dtype(value DataType) StatelessRandomNormalV2Attr {
 	return genOpAttr("dtype", value)
 }
 
@@ -50580,11 +50530,11 @@ func StatelessRandomNormalV2(scope *Scope, shape Output, key Output, counter Out
 //   - lam: A tensor. Must be one of the following types: `half`, `float32`, `float64`, `int32`, `int64`.
 //     The rate of the Poisson distribution. Shape must match the rightmost dimensions
 //     of `shape`.
-//   - dtype: The type of the output. Allowed values: cgo.Half, cgo.Float, cgo.Double, cgo.Int32, cgo.Int64.
+//   - dtype: The type of the output. Allowed values: Half, Float, Double, Int32, Int64.
 //
 // Returns:
 //   - output: A tensor of type `dtype`.
-func StatelessRandomPoisson(scope *Scope, shape Output, seed Output, lam Output, dtype cgo.DataType) (output Output) {
+func StatelessRandomPoisson(scope *Scope, shape Output, seed Output, lam Output, dtype DataType) (output Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	op := scope.AddOperation(OpSpec{Type: "StatelessRandomPoisson", Input: []any{shape, seed, lam}, Attrs: attrs})
 	return Out(op, 0)
@@ -50597,8 +50547,8 @@ type StatelessRandomUniformAttr func(optionalAttr)
 //
 // The type of the output.
 //
-// Allowed values: cgo.Half, cgo.BFloat16, cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func StatelessRandomUniformDtype(value cgo.DataType) StatelessRandomUniformAttr {
+// Allowed values: Half, BFloat16, Float, Double. If not specified, defaults to Float.
+func StatelessRandomUniformDtype(value DataType) StatelessRandomUniformAttr {
 	return genOpAttr("dtype", value)
 }
 
@@ -50635,8 +50585,8 @@ type StatelessRandomUniformFullIntAttr func(optionalAttr)
 //
 // The type of the output.
 //
-// Allowed values: cgo.Int32, cgo.Int64, cgo.Uint32, cgo.Uint64. If not specified, defaults to cgo.Uint64.
-func StatelessRandomUniformFullIntDtype(value cgo.DataType) StatelessRandomUniformFullIntAttr {
+// Allowed values: Int32, Int64, Uint32, Uint64. If not specified, defaults to Uint64.
+func StatelessRandomUniformFullIntDtype(value DataType) StatelessRandomUniformFullIntAttr {
 	return genOpAttr("dtype", value)
 }
 
@@ -50672,8 +50622,8 @@ type StatelessRandomUniformFullIntV2Attr func(optionalAttr)
 //
 // The type of the output.
 //
-// Allowed values: cgo.Int32, cgo.Int64, cgo.Uint32, cgo.Uint64. If not specified, defaults to cgo.Uint64.
-func StatelessRandomUniformFullIntV2Dtype(value cgo.DataType) StatelessRandomUniformFullIntV2Attr {
+// Allowed values: Int32, Int64, Uint32, Uint64. If not specified, defaults to Uint64.
+func StatelessRandomUniformFullIntV2Dtype(value DataType) StatelessRandomUniformFullIntV2Attr {
 	return genOpAttr("dtype", value)
 }
 
@@ -50761,8 +50711,8 @@ type StatelessRandomUniformV2Attr func(optionalAttr)
 //
 // The type of the output.
 //
-// Allowed values: cgo.Half, cgo.BFloat16, cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func StatelessRandomUniformV2Dtype(value cgo.DataType) StatelessRandomUniformV2Attr {
+// Allowed values: Half, BFloat16, Float, Double. If not specified, defaults to Float.
+func StatelessRandomUniformV2Dtype(value DataType) StatelessRandomUniformV2Attr {
 	return genOpAttr("dtype", value)
 }
 
@@ -50965,8 +50915,8 @@ type StatelessTruncatedNormalAttr func(optionalAttr)
 //
 // The type of the output.
 //
-// Allowed values: cgo.Half, cgo.BFloat16, cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func StatelessTruncatedNormalDtype(value cgo.DataType) StatelessTruncatedNormalAttr {
+// Allowed values: Half, BFloat16, Float, Double. If not specified, defaults to Float.
+func StatelessTruncatedNormalDtype(value DataType) StatelessTruncatedNormalAttr {
 	return genOpAttr("dtype", value)
 }
 
@@ -51004,8 +50954,8 @@ type StatelessTruncatedNormalV2Attr func(optionalAttr)
 //
 // The type of the output.
 //
-// Allowed values: cgo.Half, cgo.BFloat16, cgo.Float, cgo.Double. If not specified, defaults to cgo.Float.
-func StatelessTruncatedNormalV2Dtype(value cgo.DataType) StatelessTruncatedNormalV2Attr {
+// Allowed values: Half, BFloat16, Float, Double. If not specified, defaults to Float.
+func StatelessTruncatedNormalV2Dtype(value DataType) StatelessTruncatedNormalV2Attr {
 	return genOpAttr("dtype", value)
 }
 
@@ -51045,7 +50995,7 @@ type StatelessWhileAttr func(optionalAttr)
 // StatelessWhileOutputShapes sets the optional output_shapes attribute of [StatelessWhile].
 //
 // If not specified, defaults to an empty list.
-func StatelessWhileOutputShapes(value []cgo.Shape) StatelessWhileAttr {
+func StatelessWhileOutputShapes(value []Shape) StatelessWhileAttr {
 	return genOpAttr("output_shapes", value)
 }
 
@@ -51078,7 +51028,7 @@ func StatelessWhileParallelIterations(value int64) StatelessWhileAttr {
 //
 // Returns:
 //   - output: A list of tensors. Has the same type as `input`.
-func StatelessWhile(scope *Scope, input []Output, cond cgo.Func, body cgo.Func, optional ...StatelessWhileAttr) (output []Output) {
+func StatelessWhile(scope *Scope, input []Output, cond Func, body Func, optional ...StatelessWhileAttr) (output []Output) {
 	attrs := optionalAttr{"cond": cond, "body": body}
 	for _, opt := range optional {
 		opt(attrs)
@@ -51224,7 +51174,7 @@ func StatsAggregatorHandleV2(scope *Scope, optional ...StatsAggregatorHandleV2At
 //   - summary: A tensor of type `resource`.
 //
 // It returns the operation, which has no outputs.
-func StatsAggregatorSetSummaryWriter(scope *Scope, statsAggregator Output, summary Output) *cgo.Operation {
+func StatsAggregatorSetSummaryWriter(scope *Scope, statsAggregator Output, summary Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "StatsAggregatorSetSummaryWriter", Input: []any{statsAggregator, summary}})
 }
 
@@ -51247,11 +51197,11 @@ func StatsAggregatorSummary(scope *Scope, iterator Output) (summary Output) {
 //   - key: A tensor of type uint64.
 //   - counter: A tensor of type uint64.
 //   - alg: A tensor of type int32.
-//   - tout: Allowed values: cgo.Int8, cgo.Int16, cgo.Int32.
+//   - tout: Allowed values: Int8, Int16, Int32.
 //
 // Returns:
 //   - output: A tensor of type Tout (int8, int16, int32).
-func StochasticCastToInt(scope *Scope, input Output, key Output, counter Output, alg Output, tout cgo.DataType) (output Output) {
+func StochasticCastToInt(scope *Scope, input Output, key Output, counter Output, alg Output, tout DataType) (output Output) {
 	attrs := optionalAttr{"Tout": tout}
 	op := scope.AddOperation(OpSpec{Type: "StochasticCastToInt", Input: []any{input, key, counter, alg}, Attrs: attrs})
 	return Out(op, 0)
@@ -51332,7 +51282,7 @@ func StopGradient(scope *Scope, input Output) (output Output) {
 //   - miniBatchSplits: The value of the mini_batch_splits attribute.
 //
 // It returns the operation, which has no outputs.
-func StoreMinibatchStatisticsInFdo(scope *Scope, programKey Output, maxIds Output, maxUniques Output, sampleCount int64, numReplica int64, featureWidth int64, numScPerChip int64, tableName string, miniBatchSplits string) *cgo.Operation {
+func StoreMinibatchStatisticsInFdo(scope *Scope, programKey Output, maxIds Output, maxUniques Output, sampleCount int64, numReplica int64, featureWidth int64, numScPerChip int64, tableName string, miniBatchSplits string) *Operation {
 	attrs := optionalAttr{"sample_count": sampleCount, "num_replica": numReplica, "feature_width": featureWidth, "num_sc_per_chip": numScPerChip, "table_name": tableName, "mini_batch_splits": miniBatchSplits}
 	return scope.AddOperation(OpSpec{Type: "StoreMinibatchStatisticsInFdo", Input: []any{programKey, maxIds, maxUniques}, Attrs: attrs})
 }
@@ -52057,10 +52007,8 @@ type StringToNumberAttr func(optionalAttr)
 //
 // The numeric type to interpret each string in `string_tensor` as.
 //
-// Allowed values: cgo.Float, cgo.Double, cgo.Int32, cgo.Int64, cgo.Uint32, cgo.Uint64. If not specified, defaults to cgo.Float.
-func StringToNumberOutType(value cgo.DataType) StringToNumberAttr {
-	return genOpAttr("out_type", value)
-}
+// Allowed values: Float, Double, Int32, Int64, Uint32, Uint64. If not specified, defaults to Float.
+func StringToNumberOutType(value DataType) StringToNumberAttr { return genOpAttr("out_type", value) }
 
 // StringToNumber converts each string in the input Tensor to the specified numeric type.
 //
@@ -52476,7 +52424,7 @@ func Switch(scope *Scope, data Output, pred Output) (outputFalse Output, outputT
 //
 // Returns:
 //   - output: A list of tensors of type `Tout`.
-func SymbolicGradient(scope *Scope, input []Output, tout []cgo.DataType, f cgo.Func) (output []Output) {
+func SymbolicGradient(scope *Scope, input []Output, tout []DataType, f Func) (output []Output) {
 	attrs := optionalAttr{"Tout": tout, "f": f}
 	op := scope.AddOperation(OpSpec{Type: "SymbolicGradient", Input: []any{input}, Attrs: attrs})
 	if op == nil {
@@ -52497,7 +52445,7 @@ func SymbolicGradient(scope *Scope, input []Output, tout []cgo.DataType, f cgo.F
 // run on GPUs. On GPUs, this op synchronizes the GPU's compute stream.
 //
 // It returns the operation, which has no outputs.
-func SyncDevice(scope *Scope) *cgo.Operation {
+func SyncDevice(scope *Scope) *Operation {
 	return scope.AddOperation(OpSpec{Type: "SyncDevice"})
 }
 
@@ -52711,7 +52659,7 @@ func TPUCompilationResult(scope *Scope) (output Output) {
 //   - compilationStatus: A tensor of type string.
 //   - program: A list of num_computations tensors of type string.
 //   - mayModifyVariables: A list of num_computations tensors of type bool.
-func TPUCompile(scope *Scope, dynamicShapes []Output, guaranteedConstants []Output, numComputations int64, function cgo.Func, metadata string) (compilationStatus Output, program []Output, mayModifyVariables []Output) {
+func TPUCompile(scope *Scope, dynamicShapes []Output, guaranteedConstants []Output, numComputations int64, function Func, metadata string) (compilationStatus Output, program []Output, mayModifyVariables []Output) {
 	attrs := optionalAttr{"num_computations": numComputations, "function": function, "metadata": metadata}
 	op := scope.AddOperation(OpSpec{Type: "TPUCompile", Input: []any{dynamicShapes, guaranteedConstants}, Attrs: attrs})
 	if op == nil {
@@ -52737,7 +52685,7 @@ func TPUCompile(scope *Scope, dynamicShapes []Output, guaranteedConstants []Outp
 //   - compilationStatus: A tensor of type string.
 //
 // It returns the operation, which has no outputs.
-func TPUCompileSucceededAssert(scope *Scope, compilationStatus Output) *cgo.Operation {
+func TPUCompileSucceededAssert(scope *Scope, compilationStatus Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "TPUCompileSucceededAssert", Input: []any{compilationStatus}})
 }
 
@@ -52768,12 +52716,12 @@ func TPUCopyWithDynamicShape(scope *Scope, tensors []Output, unpaddedSizes []Out
 // For the internal use of the TF2XLA bridge in the XLA Broadcast pass. This op
 //
 // Arguments:
-//   - dtype: The element type of the produced tensor. Allowed values: cgo.Float, cgo.BFloat16.
+//   - dtype: The element type of the produced tensor. Allowed values: Float, BFloat16.
 //   - shape: The shape of the produced tensor.
 //
 // Returns:
 //   - output: A tensor of type `dtype`.
-func TPUDummyInput(scope *Scope, dtype cgo.DataType, shape cgo.Shape) (output Output) {
+func TPUDummyInput(scope *Scope, dtype DataType, shape Shape) (output Output) {
 	attrs := optionalAttr{"dtype": dtype, "shape": shape}
 	op := scope.AddOperation(OpSpec{Type: "TPUDummyInput", Attrs: attrs})
 	return Out(op, 0)
@@ -52814,7 +52762,7 @@ func TPUEmbeddingActivations(scope *Scope, embeddingVariable Output, slicedActiv
 //
 // Returns:
 //   - results: A list of tensors of the types Tresults.
-func TPUExecute(scope *Scope, args []Output, key Output, tresults []cgo.DataType) (results []Output) {
+func TPUExecute(scope *Scope, args []Output, key Output, tresults []DataType) (results []Output) {
 	attrs := optionalAttr{"Tresults": tresults}
 	op := scope.AddOperation(OpSpec{Type: "TPUExecute", Input: []any{args, key}, Attrs: attrs})
 	if op == nil {
@@ -52840,7 +52788,7 @@ func TPUExecute(scope *Scope, args []Output, key Output, tresults []cgo.DataType
 //
 // Returns:
 //   - results: A list of tensors of the types Tresults.
-func TPUExecuteAndUpdateVariables(scope *Scope, args []Output, key Output, tresults []cgo.DataType, deviceVarReadsIndices []int64, deviceVarUpdatesIndices []int64) (results []Output) {
+func TPUExecuteAndUpdateVariables(scope *Scope, args []Output, key Output, tresults []DataType, deviceVarReadsIndices []int64, deviceVarUpdatesIndices []int64) (results []Output) {
 	attrs := optionalAttr{"Tresults": tresults, "device_var_reads_indices": deviceVarReadsIndices, "device_var_updates_indices": deviceVarUpdatesIndices}
 	op := scope.AddOperation(OpSpec{Type: "TPUExecuteAndUpdateVariables", Input: []any{args, key}, Attrs: attrs})
 	if op == nil {
@@ -52891,7 +52839,7 @@ func TPUPartitionedCallAutotunerThresh(value int64) TPUPartitionedCallAttr {
 //
 // Returns:
 //   - output: A list of tensors of type `Tout`.
-func TPUPartitionedCall(scope *Scope, args []Output, deviceOrdinal Output, tout []cgo.DataType, f cgo.Func, optional ...TPUPartitionedCallAttr) (output []Output) {
+func TPUPartitionedCall(scope *Scope, args []Output, deviceOrdinal Output, tout []DataType, f Func, optional ...TPUPartitionedCallAttr) (output []Output) {
 	attrs := optionalAttr{"Tout": tout, "f": f}
 	for _, opt := range optional {
 		opt(attrs)
@@ -53152,7 +53100,7 @@ func TPUReplicateMetadataTpuCompileOptionsProto(value string) TPUReplicateMetada
 // Optional attributes (TPUReplicateMetadataAttr): [TPUReplicateMetadataNumCoresPerReplica], [TPUReplicateMetadataTopology], [TPUReplicateMetadataUseTpu], [TPUReplicateMetadataDeviceAssignment], [TPUReplicateMetadataComputationShape], [TPUReplicateMetadataHostComputeCore], [TPUReplicateMetadataPaddingMap], [TPUReplicateMetadataStepMarkerLocation], [TPUReplicateMetadataAllowSoftPlacement], [TPUReplicateMetadataUseSpmdForXlaPartitioning], [TPUReplicateMetadataUseShardyPartitioner] and [TPUReplicateMetadataTpuCompileOptionsProto].
 //
 // It returns the operation, which has no outputs.
-func TPUReplicateMetadata(scope *Scope, numReplicas int64, optional ...TPUReplicateMetadataAttr) *cgo.Operation {
+func TPUReplicateMetadata(scope *Scope, numReplicas int64, optional ...TPUReplicateMetadataAttr) *Operation {
 	attrs := optionalAttr{"num_replicas": numReplicas}
 	for _, opt := range optional {
 		opt(attrs)
@@ -53253,7 +53201,7 @@ func TPUReplicatedOutput(scope *Scope, input Output, numReplicas int64) (outputs
 //   - formatStateVar: A tensor of type resource.
 //
 // It returns the operation, which has no outputs.
-func TPUReshardVariables(scope *Scope, vars []Output, newFormatKey Output, formatStateVar Output) *cgo.Operation {
+func TPUReshardVariables(scope *Scope, vars []Output, newFormatKey Output, formatStateVar Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "TPUReshardVariables", Input: []any{vars, newFormatKey, formatStateVar}})
 }
 
@@ -53289,7 +53237,7 @@ func TakeDatasetMetadata(value string) TakeDatasetAttr { return genOpAttr("metad
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func TakeDataset(scope *Scope, inputDataset Output, count Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...TakeDatasetAttr) (handle Output) {
+func TakeDataset(scope *Scope, inputDataset Output, count Output, outputTypes []DataType, outputShapes []Shape, optional ...TakeDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -53379,7 +53327,7 @@ func TakeManySparseFromTensorsMapSharedName(value string) TakeManySparseFromTens
 //   - sparseIndices: A tensor of type `int64`.
 //   - sparseValues: A tensor of type `dtype`.
 //   - sparseShape: A tensor of type `int64`.
-func TakeManySparseFromTensorsMap(scope *Scope, sparseHandles Output, dtype cgo.DataType, optional ...TakeManySparseFromTensorsMapAttr) (sparseIndices Output, sparseValues Output, sparseShape Output) {
+func TakeManySparseFromTensorsMap(scope *Scope, sparseHandles Output, dtype DataType, optional ...TakeManySparseFromTensorsMapAttr) (sparseIndices Output, sparseValues Output, sparseShape Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -53417,7 +53365,7 @@ func TakeWhileDatasetMetadata(value string) TakeWhileDatasetAttr { return genOpA
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func TakeWhileDataset(scope *Scope, inputDataset Output, otherArguments []Output, predicate cgo.Func, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...TakeWhileDatasetAttr) (handle Output) {
+func TakeWhileDataset(scope *Scope, inputDataset Output, otherArguments []Output, predicate Func, outputTypes []DataType, outputShapes []Shape, optional ...TakeWhileDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"predicate": predicate, "output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -53522,7 +53470,7 @@ func TemporaryVariableVarName(value string) TemporaryVariableAttr {
 //
 // Returns:
 //   - ref: A mutable tensor of type `dtype`.
-func TemporaryVariable(scope *Scope, shape cgo.Shape, dtype cgo.DataType, optional ...TemporaryVariableAttr) (ref Output) {
+func TemporaryVariable(scope *Scope, shape Shape, dtype DataType, optional ...TemporaryVariableAttr) (ref Output) {
 	attrs := optionalAttr{"shape": shape, "dtype": dtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -53555,10 +53503,8 @@ func TensorArrayTensorArrayName(value string) TensorArrayAttr {
 
 // TensorArrayElementShape sets the optional element_shape attribute of [TensorArray].
 //
-// If not specified, defaults to cgo.UnknownShape().
-func TensorArrayElementShape(value cgo.Shape) TensorArrayAttr {
-	return genOpAttr("element_shape", value)
-}
+// If not specified, defaults to UnknownShape().
+func TensorArrayElementShape(value Shape) TensorArrayAttr { return genOpAttr("element_shape", value) }
 
 // TensorArray adds a TensorArray operation to the graph taking size and returning handle (TensorFlow documents no summary for it).
 //
@@ -53572,7 +53518,7 @@ func TensorArrayElementShape(value cgo.Shape) TensorArrayAttr {
 //   - handle: A mutable tensor of type string.
 //
 // Deprecated: TensorArray is not available from GraphDef version 16 on. Use TensorArrayV3.
-func TensorArray(scope *Scope, size Output, dtype cgo.DataType, optional ...TensorArrayAttr) (handle Output) {
+func TensorArray(scope *Scope, size Output, dtype DataType, optional ...TensorArrayAttr) (handle Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -53589,7 +53535,7 @@ func TensorArray(scope *Scope, size Output, dtype cgo.DataType, optional ...Tens
 // It returns the operation, which has no outputs.
 //
 // Deprecated: TensorArrayClose is not available from GraphDef version 16 on. Use TensorArrayCloseV3.
-func TensorArrayClose(scope *Scope, handle Output) *cgo.Operation {
+func TensorArrayClose(scope *Scope, handle Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "TensorArrayClose", Input: []any{handle}})
 }
 
@@ -53601,7 +53547,7 @@ func TensorArrayClose(scope *Scope, handle Output) *cgo.Operation {
 // It returns the operation, which has no outputs.
 //
 // Deprecated: TensorArrayCloseV2 is not available from GraphDef version 26 on. Use TensorArrayCloseV3.
-func TensorArrayCloseV2(scope *Scope, handle Output) *cgo.Operation {
+func TensorArrayCloseV2(scope *Scope, handle Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "TensorArrayCloseV2", Input: []any{handle}})
 }
 
@@ -53615,7 +53561,7 @@ func TensorArrayCloseV2(scope *Scope, handle Output) *cgo.Operation {
 //     The handle to a TensorArray (output of TensorArray or TensorArrayGrad).
 //
 // It returns the operation, which has no outputs.
-func TensorArrayCloseV3(scope *Scope, handle Output) *cgo.Operation {
+func TensorArrayCloseV3(scope *Scope, handle Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "TensorArrayCloseV3", Input: []any{handle}})
 }
 
@@ -53624,8 +53570,8 @@ type TensorArrayConcatAttr func(optionalAttr)
 
 // TensorArrayConcatElementShapeExcept0 sets the optional element_shape_except0 attribute of [TensorArrayConcat].
 //
-// If not specified, defaults to cgo.UnknownShape().
-func TensorArrayConcatElementShapeExcept0(value cgo.Shape) TensorArrayConcatAttr {
+// If not specified, defaults to UnknownShape().
+func TensorArrayConcatElementShapeExcept0(value Shape) TensorArrayConcatAttr {
 	return genOpAttr("element_shape_except0", value)
 }
 
@@ -53643,7 +53589,7 @@ func TensorArrayConcatElementShapeExcept0(value cgo.Shape) TensorArrayConcatAttr
 //   - lengths: A tensor of type int64.
 //
 // Deprecated: TensorArrayConcat is not available from GraphDef version 16 on. Use TensorArrayGradV3.
-func TensorArrayConcat(scope *Scope, handle Output, flowIn Output, dtype cgo.DataType, optional ...TensorArrayConcatAttr) (value Output, lengths Output) {
+func TensorArrayConcat(scope *Scope, handle Output, flowIn Output, dtype DataType, optional ...TensorArrayConcatAttr) (value Output, lengths Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -53657,8 +53603,8 @@ type TensorArrayConcatV2Attr func(optionalAttr)
 
 // TensorArrayConcatV2ElementShapeExcept0 sets the optional element_shape_except0 attribute of [TensorArrayConcatV2].
 //
-// If not specified, defaults to cgo.UnknownShape().
-func TensorArrayConcatV2ElementShapeExcept0(value cgo.Shape) TensorArrayConcatV2Attr {
+// If not specified, defaults to UnknownShape().
+func TensorArrayConcatV2ElementShapeExcept0(value Shape) TensorArrayConcatV2Attr {
 	return genOpAttr("element_shape_except0", value)
 }
 
@@ -53674,7 +53620,7 @@ func TensorArrayConcatV2ElementShapeExcept0(value cgo.Shape) TensorArrayConcatV2
 // Returns:
 //   - value: A tensor of type `dtype`.
 //   - lengths: A tensor of type `int64`.
-func TensorArrayConcatV2(scope *Scope, handle Output, flowIn Output, dtype cgo.DataType, optional ...TensorArrayConcatV2Attr) (value Output, lengths Output) {
+func TensorArrayConcatV2(scope *Scope, handle Output, flowIn Output, dtype DataType, optional ...TensorArrayConcatV2Attr) (value Output, lengths Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -53693,8 +53639,8 @@ type TensorArrayConcatV3Attr func(optionalAttr)
 // TensorArray elements. If this shape is not fully specified, concatenating
 // zero-size TensorArrays is an error.
 //
-// If not specified, defaults to cgo.UnknownShape().
-func TensorArrayConcatV3ElementShapeExcept0(value cgo.Shape) TensorArrayConcatV3Attr {
+// If not specified, defaults to UnknownShape().
+func TensorArrayConcatV3ElementShapeExcept0(value Shape) TensorArrayConcatV3Attr {
 	return genOpAttr("element_shape_except0", value)
 }
 
@@ -53721,7 +53667,7 @@ func TensorArrayConcatV3ElementShapeExcept0(value cgo.Shape) TensorArrayConcatV3
 // Returns:
 //   - value: A tensor of type `dtype`.
 //   - lengths: A tensor of type `int64`.
-func TensorArrayConcatV3(scope *Scope, handle Output, flowIn Output, dtype cgo.DataType, optional ...TensorArrayConcatV3Attr) (value Output, lengths Output) {
+func TensorArrayConcatV3(scope *Scope, handle Output, flowIn Output, dtype DataType, optional ...TensorArrayConcatV3Attr) (value Output, lengths Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -53735,8 +53681,8 @@ type TensorArrayGatherAttr func(optionalAttr)
 
 // TensorArrayGatherElementShape sets the optional element_shape attribute of [TensorArrayGather].
 //
-// If not specified, defaults to cgo.UnknownShape().
-func TensorArrayGatherElementShape(value cgo.Shape) TensorArrayGatherAttr {
+// If not specified, defaults to UnknownShape().
+func TensorArrayGatherElementShape(value Shape) TensorArrayGatherAttr {
 	return genOpAttr("element_shape", value)
 }
 
@@ -53754,7 +53700,7 @@ func TensorArrayGatherElementShape(value cgo.Shape) TensorArrayGatherAttr {
 //   - value: A tensor of type dtype.
 //
 // Deprecated: TensorArrayGather is not available from GraphDef version 16 on. Use TensorArrayGatherV3.
-func TensorArrayGather(scope *Scope, handle Output, indices Output, flowIn Output, dtype cgo.DataType, optional ...TensorArrayGatherAttr) (value Output) {
+func TensorArrayGather(scope *Scope, handle Output, indices Output, flowIn Output, dtype DataType, optional ...TensorArrayGatherAttr) (value Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -53768,8 +53714,8 @@ type TensorArrayGatherV2Attr func(optionalAttr)
 
 // TensorArrayGatherV2ElementShape sets the optional element_shape attribute of [TensorArrayGatherV2].
 //
-// If not specified, defaults to cgo.UnknownShape().
-func TensorArrayGatherV2ElementShape(value cgo.Shape) TensorArrayGatherV2Attr {
+// If not specified, defaults to UnknownShape().
+func TensorArrayGatherV2ElementShape(value Shape) TensorArrayGatherV2Attr {
 	return genOpAttr("element_shape", value)
 }
 
@@ -53787,7 +53733,7 @@ func TensorArrayGatherV2ElementShape(value cgo.Shape) TensorArrayGatherV2Attr {
 //   - value: A tensor of type `dtype`.
 //
 // Deprecated: TensorArrayGatherV2 is not available from GraphDef version 26 on. Use TensorArrayGatherV3.
-func TensorArrayGatherV2(scope *Scope, handle Output, indices Output, flowIn Output, dtype cgo.DataType, optional ...TensorArrayGatherV2Attr) (value Output) {
+func TensorArrayGatherV2(scope *Scope, handle Output, indices Output, flowIn Output, dtype DataType, optional ...TensorArrayGatherV2Attr) (value Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -53805,8 +53751,8 @@ type TensorArrayGatherV3Attr func(optionalAttr)
 // validate the shapes of TensorArray elements. If this shape is not
 // fully specified, gathering zero-size TensorArrays is an error.
 //
-// If not specified, defaults to cgo.UnknownShape().
-func TensorArrayGatherV3ElementShape(value cgo.Shape) TensorArrayGatherV3Attr {
+// If not specified, defaults to UnknownShape().
+func TensorArrayGatherV3ElementShape(value Shape) TensorArrayGatherV3Attr {
 	return genOpAttr("element_shape", value)
 }
 
@@ -53826,7 +53772,7 @@ func TensorArrayGatherV3ElementShape(value cgo.Shape) TensorArrayGatherV3Attr {
 //
 // Returns:
 //   - value: A tensor of type `dtype`.
-func TensorArrayGatherV3(scope *Scope, handle Output, indices Output, flowIn Output, dtype cgo.DataType, optional ...TensorArrayGatherV3Attr) (value Output) {
+func TensorArrayGatherV3(scope *Scope, handle Output, indices Output, flowIn Output, dtype DataType, optional ...TensorArrayGatherV3Attr) (value Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -53958,8 +53904,8 @@ type TensorArrayPackAttr func(optionalAttr)
 
 // TensorArrayPackElementShape sets the optional element_shape attribute of [TensorArrayPack].
 //
-// If not specified, defaults to cgo.UnknownShape().
-func TensorArrayPackElementShape(value cgo.Shape) TensorArrayPackAttr {
+// If not specified, defaults to UnknownShape().
+func TensorArrayPackElementShape(value Shape) TensorArrayPackAttr {
 	return genOpAttr("element_shape", value)
 }
 
@@ -53976,7 +53922,7 @@ func TensorArrayPackElementShape(value cgo.Shape) TensorArrayPackAttr {
 //   - value: A tensor of type dtype.
 //
 // Deprecated: TensorArrayPack is not available from GraphDef version 16 on. Use TensorArrayGatherV3 with RangeOp.
-func TensorArrayPack(scope *Scope, handle Output, flowIn Output, dtype cgo.DataType, optional ...TensorArrayPackAttr) (value Output) {
+func TensorArrayPack(scope *Scope, handle Output, flowIn Output, dtype DataType, optional ...TensorArrayPackAttr) (value Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -53997,7 +53943,7 @@ func TensorArrayPack(scope *Scope, handle Output, flowIn Output, dtype cgo.DataT
 //   - value: A tensor of type dtype.
 //
 // Deprecated: TensorArrayRead is not available from GraphDef version 16 on. Use TensorArrayReadV3.
-func TensorArrayRead(scope *Scope, handle Output, index Output, flowIn Output, dtype cgo.DataType) (value Output) {
+func TensorArrayRead(scope *Scope, handle Output, index Output, flowIn Output, dtype DataType) (value Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	op := scope.AddOperation(OpSpec{Type: "TensorArrayRead", Input: []any{handle, index, flowIn}, Attrs: attrs})
 	return Out(op, 0)
@@ -54015,7 +53961,7 @@ func TensorArrayRead(scope *Scope, handle Output, index Output, flowIn Output, d
 //   - value: A tensor of type `dtype`.
 //
 // Deprecated: TensorArrayReadV2 is not available from GraphDef version 26 on. Use TensorArrayReadV3.
-func TensorArrayReadV2(scope *Scope, handle Output, index Output, flowIn Output, dtype cgo.DataType) (value Output) {
+func TensorArrayReadV2(scope *Scope, handle Output, index Output, flowIn Output, dtype DataType) (value Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	op := scope.AddOperation(OpSpec{Type: "TensorArrayReadV2", Input: []any{handle, index, flowIn}, Attrs: attrs})
 	return Out(op, 0)
@@ -54032,7 +53978,7 @@ func TensorArrayReadV2(scope *Scope, handle Output, index Output, flowIn Output,
 //
 // Returns:
 //   - value: A tensor of type `dtype`.
-func TensorArrayReadV3(scope *Scope, handle Output, index Output, flowIn Output, dtype cgo.DataType) (value Output) {
+func TensorArrayReadV3(scope *Scope, handle Output, index Output, flowIn Output, dtype DataType) (value Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	op := scope.AddOperation(OpSpec{Type: "TensorArrayReadV3", Input: []any{handle, index, flowIn}, Attrs: attrs})
 	return Out(op, 0)
@@ -54227,8 +54173,8 @@ type TensorArrayV2Attr func(optionalAttr)
 
 // TensorArrayV2ElementShape sets the optional element_shape attribute of [TensorArrayV2].
 //
-// If not specified, defaults to cgo.UnknownShape().
-func TensorArrayV2ElementShape(value cgo.Shape) TensorArrayV2Attr {
+// If not specified, defaults to UnknownShape().
+func TensorArrayV2ElementShape(value Shape) TensorArrayV2Attr {
 	return genOpAttr("element_shape", value)
 }
 
@@ -54263,7 +54209,7 @@ func TensorArrayV2TensorArrayName(value string) TensorArrayV2Attr {
 //   - handle: A tensor of type `string`.
 //
 // Deprecated: TensorArrayV2 is not available from GraphDef version 26 on. Use TensorArrayV3.
-func TensorArrayV2(scope *Scope, size Output, dtype cgo.DataType, optional ...TensorArrayV2Attr) (handle Output) {
+func TensorArrayV2(scope *Scope, size Output, dtype DataType, optional ...TensorArrayV2Attr) (handle Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -54281,8 +54227,8 @@ type TensorArrayV3Attr func(optionalAttr)
 // validate the shapes of TensorArray elements. If this shape is not
 // fully specified, gathering zero-size TensorArrays is an error.
 //
-// If not specified, defaults to cgo.UnknownShape().
-func TensorArrayV3ElementShape(value cgo.Shape) TensorArrayV3Attr {
+// If not specified, defaults to UnknownShape().
+func TensorArrayV3ElementShape(value Shape) TensorArrayV3Attr {
 	return genOpAttr("element_shape", value)
 }
 
@@ -54343,7 +54289,7 @@ func TensorArrayV3TensorArrayName(value string) TensorArrayV3Attr {
 // Returns:
 //   - handle: A tensor of type `resource`.
 //   - flow: A tensor of type `float32`.
-func TensorArrayV3(scope *Scope, size Output, dtype cgo.DataType, optional ...TensorArrayV3Attr) (handle Output, flow Output) {
+func TensorArrayV3(scope *Scope, size Output, dtype DataType, optional ...TensorArrayV3Attr) (handle Output, flow Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -54421,7 +54367,7 @@ func TensorDatasetMetadata(value string) TensorDatasetAttr { return genOpAttr("m
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func TensorDataset(scope *Scope, components []Output, outputShapes []cgo.Shape, optional ...TensorDatasetAttr) (handle Output) {
+func TensorDataset(scope *Scope, components []Output, outputShapes []Shape, optional ...TensorDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -54435,8 +54381,8 @@ type TensorListConcatAttr func(optionalAttr)
 
 // TensorListConcatElementShape sets the optional element_shape attribute of [TensorListConcat].
 //
-// If not specified, defaults to cgo.UnknownShape().
-func TensorListConcatElementShape(value cgo.Shape) TensorListConcatAttr {
+// If not specified, defaults to UnknownShape().
+func TensorListConcatElementShape(value Shape) TensorListConcatAttr {
 	return genOpAttr("element_shape", value)
 }
 
@@ -54457,7 +54403,7 @@ func TensorListConcatElementShape(value cgo.Shape) TensorListConcatAttr {
 // Returns:
 //   - tensor: A tensor of type `element_dtype`.
 //   - lengths: A tensor of type `int64`.
-func TensorListConcat(scope *Scope, inputHandle Output, elementDtype cgo.DataType, optional ...TensorListConcatAttr) (tensor Output, lengths Output) {
+func TensorListConcat(scope *Scope, inputHandle Output, elementDtype DataType, optional ...TensorListConcatAttr) (tensor Output, lengths Output) {
 	attrs := optionalAttr{"element_dtype": elementDtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -54475,7 +54421,7 @@ func TensorListConcat(scope *Scope, inputHandle Output, elementDtype cgo.DataTyp
 //
 // Returns:
 //   - output: A tensor of type variant.
-func TensorListConcatLists(scope *Scope, inputA Output, inputB Output, elementDtype cgo.DataType) (output Output) {
+func TensorListConcatLists(scope *Scope, inputA Output, inputB Output, elementDtype DataType) (output Output) {
 	attrs := optionalAttr{"element_dtype": elementDtype}
 	op := scope.AddOperation(OpSpec{Type: "TensorListConcatLists", Input: []any{inputA, inputB}, Attrs: attrs})
 	return Out(op, 0)
@@ -54508,7 +54454,7 @@ func TensorListConcatLists(scope *Scope, inputA Output, inputB Output, elementDt
 // Returns:
 //   - tensor: A tensor of type `element_dtype`.
 //   - lengths: A tensor of type `int64`.
-func TensorListConcatV2(scope *Scope, inputHandle Output, elementShape Output, leadingDims Output, elementDtype cgo.DataType) (tensor Output, lengths Output) {
+func TensorListConcatV2(scope *Scope, inputHandle Output, elementShape Output, leadingDims Output, elementDtype DataType) (tensor Output, lengths Output) {
 	attrs := optionalAttr{"element_dtype": elementDtype}
 	op := scope.AddOperation(OpSpec{Type: "TensorListConcatV2", Input: []any{inputHandle, elementShape, leadingDims}, Attrs: attrs})
 	return Out(op, 0), Out(op, 1)
@@ -54521,11 +54467,11 @@ func TensorListConcatV2(scope *Scope, inputHandle Output, elementShape Output, l
 //
 // Arguments:
 //   - inputHandle: A tensor of type `variant`.
-//   - shapeType: Allowed values: cgo.Int32, cgo.Int64.
+//   - shapeType: Allowed values: Int32, Int64.
 //
 // Returns:
 //   - elementShape: A tensor of type `shape_type`.
-func TensorListElementShape(scope *Scope, inputHandle Output, shapeType cgo.DataType) (elementShape Output) {
+func TensorListElementShape(scope *Scope, inputHandle Output, shapeType DataType) (elementShape Output) {
 	attrs := optionalAttr{"shape_type": shapeType}
 	op := scope.AddOperation(OpSpec{Type: "TensorListElementShape", Input: []any{inputHandle}, Attrs: attrs})
 	return Out(op, 0)
@@ -54566,7 +54512,7 @@ func TensorListFromTensor(scope *Scope, tensor Output, elementShape Output) (out
 //
 // Returns:
 //   - values: A tensor of type `element_dtype`.
-func TensorListGather(scope *Scope, inputHandle Output, indices Output, elementShape Output, elementDtype cgo.DataType) (values Output) {
+func TensorListGather(scope *Scope, inputHandle Output, indices Output, elementShape Output, elementDtype DataType) (values Output) {
 	attrs := optionalAttr{"element_dtype": elementDtype}
 	op := scope.AddOperation(OpSpec{Type: "TensorListGather", Input: []any{inputHandle, indices, elementShape}, Attrs: attrs})
 	return Out(op, 0)
@@ -54586,7 +54532,7 @@ func TensorListGather(scope *Scope, inputHandle Output, indices Output, elementS
 //
 // Returns:
 //   - item: A tensor of type `element_dtype`.
-func TensorListGetItem(scope *Scope, inputHandle Output, index Output, elementShape Output, elementDtype cgo.DataType) (item Output) {
+func TensorListGetItem(scope *Scope, inputHandle Output, index Output, elementShape Output, elementDtype DataType) (item Output) {
 	attrs := optionalAttr{"element_dtype": elementDtype}
 	op := scope.AddOperation(OpSpec{Type: "TensorListGetItem", Input: []any{inputHandle, index, elementShape}, Attrs: attrs})
 	return Out(op, 0)
@@ -54624,7 +54570,7 @@ func TensorListLength(scope *Scope, inputHandle Output) (length Output) {
 // Returns:
 //   - outputHandle: A tensor of type `variant`.
 //   - tensor: A tensor of type `element_dtype`.
-func TensorListPopBack(scope *Scope, inputHandle Output, elementShape Output, elementDtype cgo.DataType) (outputHandle Output, tensor Output) {
+func TensorListPopBack(scope *Scope, inputHandle Output, elementShape Output, elementDtype DataType) (outputHandle Output, tensor Output) {
 	attrs := optionalAttr{"element_dtype": elementDtype}
 	op := scope.AddOperation(OpSpec{Type: "TensorListPopBack", Input: []any{inputHandle, elementShape}, Attrs: attrs})
 	return Out(op, 0), Out(op, 1)
@@ -54676,7 +54622,7 @@ func TensorListPushBackBatch(scope *Scope, inputHandles Output, tensor Output) (
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func TensorListReserve(scope *Scope, elementShape Output, numElements Output, elementDtype cgo.DataType) (handle Output) {
+func TensorListReserve(scope *Scope, elementShape Output, numElements Output, elementDtype DataType) (handle Output) {
 	attrs := optionalAttr{"element_dtype": elementDtype}
 	op := scope.AddOperation(OpSpec{Type: "TensorListReserve", Input: []any{elementShape, numElements}, Attrs: attrs})
 	return Out(op, 0)
@@ -54860,7 +54806,7 @@ func TensorListStackNumElements(value int64) TensorListStackAttr {
 //
 // Returns:
 //   - tensor: A tensor of type `element_dtype`.
-func TensorListStack(scope *Scope, inputHandle Output, elementShape Output, elementDtype cgo.DataType, optional ...TensorListStackAttr) (tensor Output) {
+func TensorListStack(scope *Scope, inputHandle Output, elementShape Output, elementDtype DataType, optional ...TensorListStackAttr) (tensor Output) {
 	attrs := optionalAttr{"element_dtype": elementDtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -54882,7 +54828,7 @@ func TensorListStack(scope *Scope, inputHandle Output, elementShape Output, elem
 //
 // Returns:
 //   - outputHandle: A tensor of type `variant`.
-func TensorMapErase(scope *Scope, inputHandle Output, key Output, valueDtype cgo.DataType) (outputHandle Output) {
+func TensorMapErase(scope *Scope, inputHandle Output, key Output, valueDtype DataType) (outputHandle Output) {
 	attrs := optionalAttr{"value_dtype": valueDtype}
 	op := scope.AddOperation(OpSpec{Type: "TensorMapErase", Input: []any{inputHandle, key}, Attrs: attrs})
 	return Out(op, 0)
@@ -54937,7 +54883,7 @@ func TensorMapInsert(scope *Scope, inputHandle Output, key Output, value Output)
 //
 // Returns:
 //   - value: A tensor of type `value_dtype`.
-func TensorMapLookup(scope *Scope, inputHandle Output, key Output, valueDtype cgo.DataType) (value Output) {
+func TensorMapLookup(scope *Scope, inputHandle Output, key Output, valueDtype DataType) (value Output) {
 	attrs := optionalAttr{"value_dtype": valueDtype}
 	op := scope.AddOperation(OpSpec{Type: "TensorMapLookup", Input: []any{inputHandle, key}, Attrs: attrs})
 	return Out(op, 0)
@@ -54969,7 +54915,7 @@ func TensorMapSize(scope *Scope, inputHandle Output) (size Output) {
 //
 // Returns:
 //   - keys: A tensor of type `key_dtype`.
-func TensorMapStackKeys(scope *Scope, inputHandle Output, keyDtype cgo.DataType) (keys Output) {
+func TensorMapStackKeys(scope *Scope, inputHandle Output, keyDtype DataType) (keys Output) {
 	attrs := optionalAttr{"key_dtype": keyDtype}
 	op := scope.AddOperation(OpSpec{Type: "TensorMapStackKeys", Input: []any{inputHandle}, Attrs: attrs})
 	return Out(op, 0)
@@ -55340,7 +55286,7 @@ func TensorSliceDatasetReplicateOnSplit(value bool) TensorSliceDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func TensorSliceDataset(scope *Scope, components []Output, outputShapes []cgo.Shape, optional ...TensorSliceDatasetAttr) (handle Output) {
+func TensorSliceDataset(scope *Scope, components []Output, outputShapes []Shape, optional ...TensorSliceDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -55619,7 +55565,7 @@ func TextLineReaderV2(scope *Scope, optional ...TextLineReaderV2Attr) (readerHan
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ThreadPoolDataset(scope *Scope, inputDataset Output, threadPool Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func ThreadPoolDataset(scope *Scope, inputDataset Output, threadPool Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "ThreadPoolDataset", Input: []any{inputDataset, threadPool}, Attrs: attrs})
 	return Out(op, 0)
@@ -55918,8 +55864,8 @@ func TopKV2Sorted(value bool) TopKV2Attr { return genOpAttr("sorted", value) }
 
 // TopKV2IndexType sets the optional index_type attribute of [TopKV2].
 //
-// Allowed values: cgo.Int16, cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int32.
-func TopKV2IndexType(value cgo.DataType) TopKV2Attr { return genOpAttr("index_type", value) }
+// Allowed values: Int16, Int32, Int64. If not specified, defaults to Int32.
+func TopKV2IndexType(value DataType) TopKV2Attr { return genOpAttr("index_type", value) }
 
 // TopKV2 finds values and indices of the `k` largest elements for the last dimension.
 //
@@ -56145,13 +56091,13 @@ func TruncatedNormalSeed2(value int64) TruncatedNormalAttr { return genOpAttr("s
 // Arguments:
 //   - shape: A tensor. Must be one of the following types: `int32`, `int64`.
 //     The shape of the output tensor.
-//   - dtype: The type of the output. Allowed values: cgo.Half, cgo.BFloat16, cgo.Float, cgo.Double.
+//   - dtype: The type of the output. Allowed values: Half, BFloat16, Float, Double.
 //
 // Optional attributes (TruncatedNormalAttr): [TruncatedNormalSeed] and [TruncatedNormalSeed2].
 //
 // Returns:
 //   - output: A tensor of type `dtype`.
-func TruncatedNormal(scope *Scope, shape Output, dtype cgo.DataType, optional ...TruncatedNormalAttr) (output Output) {
+func TruncatedNormal(scope *Scope, shape Output, dtype DataType, optional ...TruncatedNormalAttr) (output Output) {
 	attrs := optionalAttr{"dtype": dtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -56237,7 +56183,7 @@ func UnbatchDatasetMetadata(value string) UnbatchDatasetAttr { return genOpAttr(
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func UnbatchDataset(scope *Scope, inputDataset Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...UnbatchDatasetAttr) (handle Output) {
+func UnbatchDataset(scope *Scope, inputDataset Output, outputTypes []DataType, outputShapes []Shape, optional ...UnbatchDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -56305,7 +56251,7 @@ func UnbatchGrad(scope *Scope, originalInput Output, batchIndex Output, grad Out
 //
 // Returns:
 //   - components: A list of tensors of type `output_types`.
-func UncompressElement(scope *Scope, compressed Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (components []Output) {
+func UncompressElement(scope *Scope, compressed Output, outputTypes []DataType, outputShapes []Shape) (components []Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "UncompressElement", Input: []any{compressed}, Attrs: attrs})
 	if op == nil {
@@ -56360,8 +56306,8 @@ func UnicodeDecodeReplaceControlCharacters(value bool) UnicodeDecodeAttr {
 
 // UnicodeDecodeTsplits sets the optional Tsplits attribute of [UnicodeDecode].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int64.
-func UnicodeDecodeTsplits(value cgo.DataType) UnicodeDecodeAttr { return genOpAttr("Tsplits", value) }
+// Allowed values: Int32, Int64. If not specified, defaults to Int64.
+func UnicodeDecodeTsplits(value DataType) UnicodeDecodeAttr { return genOpAttr("Tsplits", value) }
 
 // UnicodeDecode decodes each string in `input` into a sequence of Unicode code points.
 //
@@ -56442,8 +56388,8 @@ func UnicodeDecodeWithOffsetsReplaceControlCharacters(value bool) UnicodeDecodeW
 
 // UnicodeDecodeWithOffsetsTsplits sets the optional Tsplits attribute of [UnicodeDecodeWithOffsets].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int64.
-func UnicodeDecodeWithOffsetsTsplits(value cgo.DataType) UnicodeDecodeWithOffsetsAttr {
+// Allowed values: Int32, Int64. If not specified, defaults to Int64.
+func UnicodeDecodeWithOffsetsTsplits(value DataType) UnicodeDecodeWithOffsetsAttr {
 	return genOpAttr("Tsplits", value)
 }
 
@@ -56776,7 +56722,7 @@ func UniformDequantizeQuantizationAxis(value int64) UniformDequantizeAttr {
 //   - zeroPoints: A tensor of type `int32`.
 //     The int32 value(s) used as zero_point(s) when quantizing original data that input represents.
 //     Same shape condition as scales.
-//   - tout: The type of output Tensor. A tf.DType from: tf.qint8, tf.qint32. Allowed values: cgo.Float.
+//   - tout: The type of output Tensor. A tf.DType from: tf.qint8, tf.qint32. Allowed values: Float.
 //   - quantizationMinVal: The quantization min value that was used when input was quantized.
 //     The purpose of this attribute is typically (but not limited to) to indicate narrow range, where this is set to:
 //     `(Tin lowest) + 1` if narrow range, and `(Tin lowest)` otherwise.
@@ -56790,7 +56736,7 @@ func UniformDequantizeQuantizationAxis(value int64) UniformDequantizeAttr {
 //
 // Returns:
 //   - output: A tensor of type `Tout`.
-func UniformDequantize(scope *Scope, input Output, scales Output, zeroPoints Output, tout cgo.DataType, quantizationMinVal int64, quantizationMaxVal int64, optional ...UniformDequantizeAttr) (output Output) {
+func UniformDequantize(scope *Scope, input Output, scales Output, zeroPoints Output, tout DataType, quantizationMinVal int64, quantizationMaxVal int64, optional ...UniformDequantizeAttr) (output Output) {
 	attrs := optionalAttr{"Tout": tout, "quantization_min_val": quantizationMinVal, "quantization_max_val": quantizationMaxVal}
 	for _, opt := range optional {
 		opt(attrs)
@@ -56826,7 +56772,7 @@ func UniformQuantizeQuantizationAxis(value int64) UniformQuantizeAttr {
 //   - zeroPoints: A tensor of type `int32`.
 //     The int32 value(s) to use as zero_point(s) to quantize `input`.
 //     Same shape condition as scales.
-//   - tout: The type of output Tensor. A tf.DType from: tf.float32. Allowed values: cgo.Qint8, cgo.Quint8, cgo.Qint32.
+//   - tout: The type of output Tensor. A tf.DType from: tf.float32. Allowed values: Qint8, Quint8, Qint32.
 //   - quantizationMinVal: The quantization min value to quantize `input`.
 //     The purpose of this attribute is typically (but not limited to) to indicate narrow range, where this is set to:
 //     `(Tin lowest) + 1` if narrow range, and `(Tin lowest)` otherwise.
@@ -56840,7 +56786,7 @@ func UniformQuantizeQuantizationAxis(value int64) UniformQuantizeAttr {
 //
 // Returns:
 //   - output: A tensor of type `Tout`.
-func UniformQuantize(scope *Scope, input Output, scales Output, zeroPoints Output, tout cgo.DataType, quantizationMinVal int64, quantizationMaxVal int64, optional ...UniformQuantizeAttr) (output Output) {
+func UniformQuantize(scope *Scope, input Output, scales Output, zeroPoints Output, tout DataType, quantizationMinVal int64, quantizationMaxVal int64, optional ...UniformQuantizeAttr) (output Output) {
 	attrs := optionalAttr{"Tout": tout, "quantization_min_val": quantizationMinVal, "quantization_max_val": quantizationMaxVal}
 	for _, opt := range optional {
 		opt(attrs)
@@ -57179,7 +57125,7 @@ func UniformQuantizedConvolutionOutputQuantizationAxis(value int64) UniformQuant
 //   - outputZeroPoints: A tensor of type `int32`.
 //     The int32 value(s) used as zero points when quantizing original data that output represents.
 //     Same shape condition as `output_scales`.
-//   - tout: The type of `output` `Tensor`. Allowed values: cgo.Qint32.
+//   - tout: The type of `output` `Tensor`. Allowed values: Qint32.
 //   - padding: string from: `"SAME"`, `"VALID"`, or `"EXPLICIT"`, indicating the type of padding algorithm to use.
 //   - lhsQuantizationMinVal: The min value of the quantized data stored in `lhs`.
 //     For example, if `Tin` is `qint8`, this must be set to -127 if narrow range quantized or -128 if not.
@@ -57198,7 +57144,7 @@ func UniformQuantizedConvolutionOutputQuantizationAxis(value int64) UniformQuant
 //
 // Returns:
 //   - output: A tensor of type `Tout`.
-func UniformQuantizedConvolution(scope *Scope, lhs Output, rhs Output, lhsScales Output, lhsZeroPoints Output, rhsScales Output, rhsZeroPoints Output, outputScales Output, outputZeroPoints Output, tout cgo.DataType, padding string, lhsQuantizationMinVal int64, lhsQuantizationMaxVal int64, rhsQuantizationMinVal int64, rhsQuantizationMaxVal int64, outputQuantizationMinVal int64, outputQuantizationMaxVal int64, optional ...UniformQuantizedConvolutionAttr) (output Output) {
+func UniformQuantizedConvolution(scope *Scope, lhs Output, rhs Output, lhsScales Output, lhsZeroPoints Output, rhsScales Output, rhsZeroPoints Output, outputScales Output, outputZeroPoints Output, tout DataType, padding string, lhsQuantizationMinVal int64, lhsQuantizationMaxVal int64, rhsQuantizationMinVal int64, rhsQuantizationMaxVal int64, outputQuantizationMinVal int64, outputQuantizationMaxVal int64, optional ...UniformQuantizedConvolutionAttr) (output Output) {
 	attrs := optionalAttr{"Tout": tout, "padding": padding, "lhs_quantization_min_val": lhsQuantizationMinVal, "lhs_quantization_max_val": lhsQuantizationMaxVal, "rhs_quantization_min_val": rhsQuantizationMinVal, "rhs_quantization_max_val": rhsQuantizationMaxVal, "output_quantization_min_val": outputQuantizationMinVal, "output_quantization_max_val": outputQuantizationMaxVal}
 	for _, opt := range optional {
 		opt(attrs)
@@ -57335,7 +57281,7 @@ func UniformQuantizedConvolutionHybridRhsQuantizationAxis(value int64) UniformQu
 //   - rhsZeroPoints: A tensor of type `int32`.
 //     The int32 value(s) used as zero_point when quantizing original data that `rhs` represents.
 //     Same shape condition as `rhs_scales`.
-//   - tout: The type of output Tensor. Allowed values: cgo.Float.
+//   - tout: The type of output Tensor. Allowed values: Float.
 //   - padding: string from: `"SAME"`, `"VALID"`, or `"EXPLICIT"`, indicating the type of padding algorithm to use.
 //   - rhsQuantizationMinVal: The min value of the quantized data stored in `rhs`.
 //     For example, if `Trhs` is qint8, this must be set to -127 if narrow range quantized or -128 if not.
@@ -57346,7 +57292,7 @@ func UniformQuantizedConvolutionHybridRhsQuantizationAxis(value int64) UniformQu
 //
 // Returns:
 //   - output: A tensor of type `Tout`.
-func UniformQuantizedConvolutionHybrid(scope *Scope, lhs Output, rhs Output, rhsScales Output, rhsZeroPoints Output, tout cgo.DataType, padding string, rhsQuantizationMinVal int64, rhsQuantizationMaxVal int64, optional ...UniformQuantizedConvolutionHybridAttr) (output Output) {
+func UniformQuantizedConvolutionHybrid(scope *Scope, lhs Output, rhs Output, rhsScales Output, rhsZeroPoints Output, tout DataType, padding string, rhsQuantizationMinVal int64, rhsQuantizationMaxVal int64, optional ...UniformQuantizedConvolutionHybridAttr) (output Output) {
 	attrs := optionalAttr{"Tout": tout, "padding": padding, "rhs_quantization_min_val": rhsQuantizationMinVal, "rhs_quantization_max_val": rhsQuantizationMaxVal}
 	for _, opt := range optional {
 		opt(attrs)
@@ -57428,7 +57374,7 @@ func UniformQuantizedDotOutputQuantizationAxis(value int64) UniformQuantizedDotA
 //   - outputZeroPoints: A tensor of type `int32`.
 //     The int32 value(s) used as zero_point when quantizing original data that output represents.
 //     Same shape condition as rhs_scales.
-//   - tout: The type of output Tensor. Allowed values: cgo.Qint32.
+//   - tout: The type of output Tensor. Allowed values: Qint32.
 //   - lhsQuantizationMinVal: The min value of the quantized data stored in lhs.
 //     For example, if Tin is qint8, this must be set to -127 if narrow range quantized or -128 if not.
 //   - lhsQuantizationMaxVal: The max value of the quantized data stored in rhs.
@@ -57446,7 +57392,7 @@ func UniformQuantizedDotOutputQuantizationAxis(value int64) UniformQuantizedDotA
 //
 // Returns:
 //   - output: A tensor of type `Tout`.
-func UniformQuantizedDot(scope *Scope, lhs Output, rhs Output, lhsScales Output, lhsZeroPoints Output, rhsScales Output, rhsZeroPoints Output, outputScales Output, outputZeroPoints Output, tout cgo.DataType, lhsQuantizationMinVal int64, lhsQuantizationMaxVal int64, rhsQuantizationMinVal int64, rhsQuantizationMaxVal int64, outputQuantizationMinVal int64, outputQuantizationMaxVal int64, optional ...UniformQuantizedDotAttr) (output Output) {
+func UniformQuantizedDot(scope *Scope, lhs Output, rhs Output, lhsScales Output, lhsZeroPoints Output, rhsScales Output, rhsZeroPoints Output, outputScales Output, outputZeroPoints Output, tout DataType, lhsQuantizationMinVal int64, lhsQuantizationMaxVal int64, rhsQuantizationMinVal int64, rhsQuantizationMaxVal int64, outputQuantizationMinVal int64, outputQuantizationMaxVal int64, optional ...UniformQuantizedDotAttr) (output Output) {
 	attrs := optionalAttr{"Tout": tout, "lhs_quantization_min_val": lhsQuantizationMinVal, "lhs_quantization_max_val": lhsQuantizationMaxVal, "rhs_quantization_min_val": rhsQuantizationMinVal, "rhs_quantization_max_val": rhsQuantizationMaxVal, "output_quantization_min_val": outputQuantizationMinVal, "output_quantization_max_val": outputQuantizationMaxVal}
 	for _, opt := range optional {
 		opt(attrs)
@@ -57489,7 +57435,7 @@ func UniformQuantizedDotHybridRhsQuantizationAxis(value int64) UniformQuantizedD
 //   - rhsZeroPoints: A tensor of type `int32`.
 //     The int32 value(s) used as zero_point when quantizing original data that rhs represents.
 //     Same shape condition as rhs_scales.
-//   - tout: The type of output Tensor. Allowed values: cgo.Float.
+//   - tout: The type of output Tensor. Allowed values: Float.
 //   - rhsQuantizationMinVal: The min value of the quantized data stored in rhs.
 //     For example, if Trhs is qint8, this must be set to -127 if narrow range quantized or -128 if not.
 //   - rhsQuantizationMaxVal: The max value of the quantized data stored in rhs.
@@ -57499,7 +57445,7 @@ func UniformQuantizedDotHybridRhsQuantizationAxis(value int64) UniformQuantizedD
 //
 // Returns:
 //   - output: A tensor of type `Tout`.
-func UniformQuantizedDotHybrid(scope *Scope, lhs Output, rhs Output, rhsScales Output, rhsZeroPoints Output, tout cgo.DataType, rhsQuantizationMinVal int64, rhsQuantizationMaxVal int64, optional ...UniformQuantizedDotHybridAttr) (output Output) {
+func UniformQuantizedDotHybrid(scope *Scope, lhs Output, rhs Output, rhsScales Output, rhsZeroPoints Output, tout DataType, rhsQuantizationMinVal int64, rhsQuantizationMaxVal int64, optional ...UniformQuantizedDotHybridAttr) (output Output) {
 	attrs := optionalAttr{"Tout": tout, "rhs_quantization_min_val": rhsQuantizationMinVal, "rhs_quantization_max_val": rhsQuantizationMaxVal}
 	for _, opt := range optional {
 		opt(attrs)
@@ -57563,7 +57509,7 @@ func UniformRequantizeOutputQuantizationAxis(value int64) UniformRequantizeAttr 
 //   - outputZeroPoints: A tensor of type `int32`.
 //     The int32 value(s) to use as new zero_point(s) to quantize original data that `input` represents.
 //     Same shape condition as scales.
-//   - tout: The type of output Tensor. A tf.DType from: tf.qint8, tf.qint32. Allowed values: cgo.Qint8, cgo.Qint32.
+//   - tout: The type of output Tensor. A tf.DType from: tf.qint8, tf.qint32. Allowed values: Qint8, Qint32.
 //   - inputQuantizationMinVal: The quantization min value that was used when quantizing original data that `input` represents.
 //     The purpose of this attribute is typically (but not limited to) to indicate narrow range, where this is set to:
 //     `(Tin lowest) + 1` if narrow range, and `(Tin lowest)` otherwise.
@@ -57579,7 +57525,7 @@ func UniformRequantizeOutputQuantizationAxis(value int64) UniformRequantizeAttr 
 //
 // Returns:
 //   - output: A tensor of type `Tout`.
-func UniformRequantize(scope *Scope, input Output, inputScales Output, inputZeroPoints Output, outputScales Output, outputZeroPoints Output, tout cgo.DataType, inputQuantizationMinVal int64, inputQuantizationMaxVal int64, outputQuantizationMinVal int64, outputQuantizationMaxVal int64, optional ...UniformRequantizeAttr) (output Output) {
+func UniformRequantize(scope *Scope, input Output, inputScales Output, inputZeroPoints Output, outputScales Output, outputZeroPoints Output, tout DataType, inputQuantizationMinVal int64, inputQuantizationMaxVal int64, outputQuantizationMinVal int64, outputQuantizationMaxVal int64, optional ...UniformRequantizeAttr) (output Output) {
 	attrs := optionalAttr{"Tout": tout, "input_quantization_min_val": inputQuantizationMinVal, "input_quantization_max_val": inputQuantizationMaxVal, "output_quantization_min_val": outputQuantizationMinVal, "output_quantization_max_val": outputQuantizationMaxVal}
 	for _, opt := range optional {
 		opt(attrs)
@@ -57593,8 +57539,8 @@ type UniqueAttr func(optionalAttr)
 
 // UniqueOutIdx sets the optional out_idx attribute of [Unique].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int32.
-func UniqueOutIdx(value cgo.DataType) UniqueAttr { return genOpAttr("out_idx", value) }
+// Allowed values: Int32, Int64. If not specified, defaults to Int32.
+func UniqueOutIdx(value DataType) UniqueAttr { return genOpAttr("out_idx", value) }
 
 // Unique finds unique elements in a 1-D tensor.
 //
@@ -57653,7 +57599,7 @@ func UniqueDatasetMetadata(value string) UniqueDatasetAttr { return genOpAttr("m
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func UniqueDataset(scope *Scope, inputDataset Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...UniqueDatasetAttr) (handle Output) {
+func UniqueDataset(scope *Scope, inputDataset Output, outputTypes []DataType, outputShapes []Shape, optional ...UniqueDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -57667,8 +57613,8 @@ type UniqueV2Attr func(optionalAttr)
 
 // UniqueV2OutIdx sets the optional out_idx attribute of [UniqueV2].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int32.
-func UniqueV2OutIdx(value cgo.DataType) UniqueV2Attr { return genOpAttr("out_idx", value) }
+// Allowed values: Int32, Int64. If not specified, defaults to Int32.
+func UniqueV2OutIdx(value DataType) UniqueV2Attr { return genOpAttr("out_idx", value) }
 
 // UniqueV2 finds unique elements along an axis of a tensor.
 //
@@ -57735,10 +57681,8 @@ type UniqueWithCountsAttr func(optionalAttr)
 
 // UniqueWithCountsOutIdx sets the optional out_idx attribute of [UniqueWithCounts].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int32.
-func UniqueWithCountsOutIdx(value cgo.DataType) UniqueWithCountsAttr {
-	return genOpAttr("out_idx", value)
-}
+// Allowed values: Int32, Int64. If not specified, defaults to Int32.
+func UniqueWithCountsOutIdx(value DataType) UniqueWithCountsAttr { return genOpAttr("out_idx", value) }
 
 // UniqueWithCounts finds unique elements in a 1-D tensor.
 //
@@ -57781,8 +57725,8 @@ type UniqueWithCountsV2Attr func(optionalAttr)
 
 // UniqueWithCountsV2OutIdx sets the optional out_idx attribute of [UniqueWithCountsV2].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int32.
-func UniqueWithCountsV2OutIdx(value cgo.DataType) UniqueWithCountsV2Attr {
+// Allowed values: Int32, Int64. If not specified, defaults to Int32.
+func UniqueWithCountsV2OutIdx(value DataType) UniqueWithCountsV2Attr {
 	return genOpAttr("out_idx", value)
 }
 
@@ -58206,7 +58150,7 @@ func UnstageSharedName(value string) UnstageAttr { return genOpAttr("shared_name
 //
 // Returns:
 //   - values: A list of tensors of type `dtypes`.
-func Unstage(scope *Scope, dtypes []cgo.DataType, optional ...UnstageAttr) (values []Output) {
+func Unstage(scope *Scope, dtypes []DataType, optional ...UnstageAttr) (values []Output) {
 	attrs := optionalAttr{"dtypes": dtypes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -58242,7 +58186,7 @@ func UnwrapDatasetVariant(scope *Scope, inputHandle Output) (outputHandle Output
 //   - tpuTaskIdToShardId: A list of task_count tensors of type int32.
 //
 // It returns the operation, which has no outputs.
-func UpdateTaskIdAndGlobalCoreArray(scope *Scope, tpuTaskIdToShardId []Output) *cgo.Operation {
+func UpdateTaskIdAndGlobalCoreArray(scope *Scope, tpuTaskIdToShardId []Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "UpdateTaskIdAndGlobalCoreArray", Input: []any{tpuTaskIdToShardId}})
 }
 
@@ -58251,8 +58195,8 @@ type UpperBoundAttr func(optionalAttr)
 
 // UpperBoundOutType sets the optional out_type attribute of [UpperBound].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int32.
-func UpperBoundOutType(value cgo.DataType) UpperBoundAttr { return genOpAttr("out_type", value) }
+// Allowed values: Int32, Int64. If not specified, defaults to Int32.
+func UpperBoundOutType(value DataType) UpperBoundAttr { return genOpAttr("out_type", value) }
 
 // UpperBound applies upper_bound(sorted_search_values, values) along each row.
 //
@@ -58339,7 +58283,7 @@ func VarHandleOpAllowedDevices(value []string) VarHandleOpAttr {
 //
 // Returns:
 //   - resource: A tensor of type `resource`.
-func VarHandleOp(scope *Scope, dtype cgo.DataType, shape cgo.Shape, optional ...VarHandleOpAttr) (resource Output) {
+func VarHandleOp(scope *Scope, dtype DataType, shape Shape, optional ...VarHandleOpAttr) (resource Output) {
 	attrs := optionalAttr{"dtype": dtype, "shape": shape}
 	for _, opt := range optional {
 		opt(attrs)
@@ -58365,8 +58309,8 @@ type VariableShapeAttr func(optionalAttr)
 
 // VariableShapeOutType sets the optional out_type attribute of [VariableShape].
 //
-// Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int32.
-func VariableShapeOutType(value cgo.DataType) VariableShapeAttr { return genOpAttr("out_type", value) }
+// Allowed values: Int32, Int64. If not specified, defaults to Int32.
+func VariableShapeOutType(value DataType) VariableShapeAttr { return genOpAttr("out_type", value) }
 
 // VariableShape returns the shape of the variable pointed to by `resource`.
 //
@@ -58426,7 +58370,7 @@ func VariableV2SharedName(value string) VariableV2Attr { return genOpAttr("share
 //
 // Returns:
 //   - ref: A mutable tensor of type `dtype`.
-func VariableV2(scope *Scope, shape cgo.Shape, dtype cgo.DataType, optional ...VariableV2Attr) (ref Output) {
+func VariableV2(scope *Scope, shape Shape, dtype DataType, optional ...VariableV2Attr) (ref Output) {
 	attrs := optionalAttr{"shape": shape, "dtype": dtype}
 	for _, opt := range optional {
 		opt(attrs)
@@ -58457,7 +58401,7 @@ func WeightedFlatMapDatasetMetadata(value string) WeightedFlatMapDatasetAttr {
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func WeightedFlatMapDataset(scope *Scope, inputDatasets []Output, weights []Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...WeightedFlatMapDatasetAttr) (handle Output) {
+func WeightedFlatMapDataset(scope *Scope, inputDatasets []Output, weights []Output, outputTypes []DataType, outputShapes []Shape, optional ...WeightedFlatMapDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -58689,7 +58633,7 @@ func WindowDatasetMetadata(value string) WindowDatasetAttr { return genOpAttr("m
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func WindowDataset(scope *Scope, inputDataset Output, size Output, shift Output, stride Output, dropRemainder Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...WindowDatasetAttr) (handle Output) {
+func WindowDataset(scope *Scope, inputDataset Output, size Output, shift Output, stride Output, dropRemainder Output, outputTypes []DataType, outputShapes []Shape, optional ...WindowDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)
@@ -58707,7 +58651,7 @@ func WindowDataset(scope *Scope, inputDataset Output, size Output, shift Output,
 //
 // Returns:
 //   - handle: A tensor of type variant.
-func WindowOp(scope *Scope, inputs []Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape) (handle Output) {
+func WindowOp(scope *Scope, inputs []Output, outputTypes []DataType, outputShapes []Shape) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	op := scope.AddOperation(OpSpec{Type: "WindowOp", Input: []any{inputs}, Attrs: attrs})
 	return Out(op, 0)
@@ -58766,7 +58710,7 @@ func WriteAudioSummaryMaxOutputs(value int64) WriteAudioSummaryAttr {
 // Optional attributes (WriteAudioSummaryAttr): [WriteAudioSummaryMaxOutputs].
 //
 // It returns the operation, which has no outputs.
-func WriteAudioSummary(scope *Scope, writer Output, step Output, tag Output, tensor Output, sampleRate Output, optional ...WriteAudioSummaryAttr) *cgo.Operation {
+func WriteAudioSummary(scope *Scope, writer Output, step Output, tag Output, tensor Output, sampleRate Output, optional ...WriteAudioSummaryAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -58785,7 +58729,7 @@ func WriteAudioSummary(scope *Scope, writer Output, step Output, tag Output, ten
 //     scalar. The content to be written to the output file.
 //
 // It returns the operation, which has no outputs.
-func WriteFile(scope *Scope, filename Output, contents Output) *cgo.Operation {
+func WriteFile(scope *Scope, filename Output, contents Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "WriteFile", Input: []any{filename, contents}})
 }
 
@@ -58799,7 +58743,7 @@ func WriteFile(scope *Scope, filename Output, contents Output) *cgo.Operation {
 //   - tensor: A tensor of type `string`.
 //
 // It returns the operation, which has no outputs.
-func WriteGraphSummary(scope *Scope, writer Output, step Output, tensor Output) *cgo.Operation {
+func WriteGraphSummary(scope *Scope, writer Output, step Output, tensor Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "WriteGraphSummary", Input: []any{writer, step, tensor}})
 }
 
@@ -58814,7 +58758,7 @@ func WriteGraphSummary(scope *Scope, writer Output, step Output, tensor Output) 
 //   - values: A tensor. Must be one of the following types: `float32`, `float64`, `int32`, `uint8`, `int16`, `int8`, `int64`, `bfloat16`, `uint16`, `half`, `uint32`, `uint64`, `bool`.
 //
 // It returns the operation, which has no outputs.
-func WriteHistogramSummary(scope *Scope, writer Output, step Output, tag Output, values Output) *cgo.Operation {
+func WriteHistogramSummary(scope *Scope, writer Output, step Output, tag Output, values Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "WriteHistogramSummary", Input: []any{writer, step, tag, values}})
 }
 
@@ -58843,7 +58787,7 @@ func WriteImageSummaryMaxImages(value int64) WriteImageSummaryAttr {
 // Optional attributes (WriteImageSummaryAttr): [WriteImageSummaryMaxImages].
 //
 // It returns the operation, which has no outputs.
-func WriteImageSummary(scope *Scope, writer Output, step Output, tag Output, tensor Output, badColor Output, optional ...WriteImageSummaryAttr) *cgo.Operation {
+func WriteImageSummary(scope *Scope, writer Output, step Output, tag Output, tensor Output, badColor Output, optional ...WriteImageSummaryAttr) *Operation {
 	attrs := optionalAttr{}
 	for _, opt := range optional {
 		opt(attrs)
@@ -58861,7 +58805,7 @@ func WriteImageSummary(scope *Scope, writer Output, step Output, tag Output, ten
 //   - tensor: A tensor of type `string`.
 //
 // It returns the operation, which has no outputs.
-func WriteRawProtoSummary(scope *Scope, writer Output, step Output, tensor Output) *cgo.Operation {
+func WriteRawProtoSummary(scope *Scope, writer Output, step Output, tensor Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "WriteRawProtoSummary", Input: []any{writer, step, tensor}})
 }
 
@@ -58876,7 +58820,7 @@ func WriteRawProtoSummary(scope *Scope, writer Output, step Output, tensor Outpu
 //   - value: A tensor. Must be one of the following types: `float32`, `float64`, `int32`, `uint8`, `int16`, `int8`, `int64`, `bfloat16`, `uint16`, `half`, `uint32`, `uint64`.
 //
 // It returns the operation, which has no outputs.
-func WriteScalarSummary(scope *Scope, writer Output, step Output, tag Output, value Output) *cgo.Operation {
+func WriteScalarSummary(scope *Scope, writer Output, step Output, tag Output, value Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "WriteScalarSummary", Input: []any{writer, step, tag, value}})
 }
 
@@ -58892,7 +58836,7 @@ func WriteScalarSummary(scope *Scope, writer Output, step Output, tag Output, va
 //   - summaryMetadata: A tensor of type `string`.
 //
 // It returns the operation, which has no outputs.
-func WriteSummary(scope *Scope, writer Output, step Output, tensor Output, tag Output, summaryMetadata Output) *cgo.Operation {
+func WriteSummary(scope *Scope, writer Output, step Output, tensor Output, tag Output, summaryMetadata Output) *Operation {
 	return scope.AddOperation(OpSpec{Type: "WriteSummary", Input: []any{writer, step, tensor, tag, summaryMetadata}})
 }
 
@@ -58989,7 +58933,7 @@ func XlaCallModulePlatforms(value []string) XlaCallModuleAttr { return genOpAttr
 // XLACallModule on those functions. This attribute was added in version 5.
 //
 // If not specified, defaults to an empty list.
-func XlaCallModuleFunctionList(value []cgo.Func) XlaCallModuleAttr {
+func XlaCallModuleFunctionList(value []Func) XlaCallModuleAttr {
 	return genOpAttr("function_list", value)
 }
 
@@ -59062,7 +59006,7 @@ func XlaCallModuleUseShardyPartitioner(value bool) XlaCallModuleAttr {
 //
 // Returns:
 //   - output: A list of tensors of the types Tout.
-func XlaCallModule(scope *Scope, args []Output, version int64, module string, sout []cgo.Shape, tout []cgo.DataType, optional ...XlaCallModuleAttr) (output []Output) {
+func XlaCallModule(scope *Scope, args []Output, version int64, module string, sout []Shape, tout []DataType, optional ...XlaCallModuleAttr) (output []Output) {
 	attrs := optionalAttr{"version": version, "module": module, "Sout": sout, "Tout": tout}
 	for _, opt := range optional {
 		opt(attrs)
@@ -59209,13 +59153,13 @@ func XlaConvV2BatchGroupCount(value int64) XlaConvV2Attr {
 //   - featureGroupCount: A tensor of type Tindices (int32, int64). number of feature groups for grouped convolution.
 //   - dimensionNumbers: serialized xla::ConvolutionDimensionNumbers proto.
 //   - precisionConfig: serialized xla::PrecisionConfig proto.
-//   - preferredElementType: type of the tensor. Allowed values: cgo.Float, cgo.Double, cgo.Int32, cgo.Uint8, cgo.Int16, cgo.Int8, cgo.Complex64, cgo.Int64, cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.BFloat16, cgo.Qint16, cgo.Quint16, cgo.Uint16, cgo.Complex128, cgo.Half, cgo.Uint32, cgo.Uint64.
+//   - preferredElementType: type of the tensor. Allowed values: Float, Double, Int32, Uint8, Int16, Int8, Complex64, Int64, Qint8, Quint8, Qint32, BFloat16, Qint16, Quint16, Uint16, Complex128, Half, Uint32, Uint64.
 //
 // Optional attributes (XlaConvV2Attr): [XlaConvV2BatchGroupCount].
 //
 // Returns:
 //   - output: A tensor of type preferred_element_type (float32, float64, int32, uint8, int16, int8, complex64, int64, qint8, quint8, qint32, bfloat16, qint16, quint16, uint16, complex128, float16, uint32, uint64).
-func XlaConvV2(scope *Scope, lhs Output, rhs Output, windowStrides Output, padding Output, lhsDilation Output, rhsDilation Output, featureGroupCount Output, dimensionNumbers string, precisionConfig string, preferredElementType cgo.DataType, optional ...XlaConvV2Attr) (output Output) {
+func XlaConvV2(scope *Scope, lhs Output, rhs Output, windowStrides Output, padding Output, lhsDilation Output, rhsDilation Output, featureGroupCount Output, dimensionNumbers string, precisionConfig string, preferredElementType DataType, optional ...XlaConvV2Attr) (output Output) {
 	attrs := optionalAttr{"dimension_numbers": dimensionNumbers, "precision_config": precisionConfig, "preferred_element_type": preferredElementType}
 	for _, opt := range optional {
 		opt(attrs)
@@ -59238,7 +59182,7 @@ func XlaConvV2(scope *Scope, lhs Output, rhs Output, windowStrides Output, paddi
 //
 // Returns:
 //   - output: A tensor of type dtype.
-func XlaCustomCall(scope *Scope, args []Output, targetName string, backendConfig string, dtype cgo.DataType, shape cgo.Shape) (output Output) {
+func XlaCustomCall(scope *Scope, args []Output, targetName string, backendConfig string, dtype DataType, shape Shape) (output Output) {
 	attrs := optionalAttr{"target_name": targetName, "backend_config": backendConfig, "dtype": dtype, "shape": shape}
 	op := scope.AddOperation(OpSpec{Type: "XlaCustomCall", Input: []any{args}, Attrs: attrs})
 	return Out(op, 0)
@@ -59268,7 +59212,7 @@ func XlaCustomCall(scope *Scope, args []Output, targetName string, backendConfig
 //
 // Returns:
 //   - results: A list of tensors of the types result_dtypes.
-func XlaCustomCallV2(scope *Scope, operands []Output, callTargetName string, backendConfig string, hasSideEffect bool, resultDtypes []cgo.DataType, resultShapes []cgo.Shape) (results []Output) {
+func XlaCustomCallV2(scope *Scope, operands []Output, callTargetName string, backendConfig string, hasSideEffect bool, resultDtypes []DataType, resultShapes []Shape) (results []Output) {
 	attrs := optionalAttr{"call_target_name": callTargetName, "backend_config": backendConfig, "has_side_effect": hasSideEffect, "result_dtypes": resultDtypes, "result_shapes": resultShapes}
 	op := scope.AddOperation(OpSpec{Type: "XlaCustomCallV2", Input: []any{operands}, Attrs: attrs})
 	if op == nil {
@@ -59337,11 +59281,11 @@ func XlaDot(scope *Scope, lhs Output, rhs Output, dimensionNumbers string, preci
 //   - rhs: A tensor of type RhsT (float32, float64, int32, uint8, int16, int8, complex64, int64, qint8, quint8, qint32, bfloat16, qint16, quint16, uint16, complex128, float16, uint32, uint64). the RHS tensor.
 //   - dimensionNumbers: a serialized xla::DotDimensionNumbers proto.
 //   - precisionConfig: a serialized xla::PrecisionConfig proto.
-//   - preferredElementType: The type of the tensor. Allowed values: cgo.Float, cgo.Double, cgo.Int32, cgo.Uint8, cgo.Int16, cgo.Int8, cgo.Complex64, cgo.Int64, cgo.Qint8, cgo.Quint8, cgo.Qint32, cgo.BFloat16, cgo.Qint16, cgo.Quint16, cgo.Uint16, cgo.Complex128, cgo.Half, cgo.Uint32, cgo.Uint64.
+//   - preferredElementType: The type of the tensor. Allowed values: Float, Double, Int32, Uint8, Int16, Int8, Complex64, Int64, Qint8, Quint8, Qint32, BFloat16, Qint16, Quint16, Uint16, Complex128, Half, Uint32, Uint64.
 //
 // Returns:
 //   - output: A tensor of type preferred_element_type (float32, float64, int32, uint8, int16, int8, complex64, int64, qint8, quint8, qint32, bfloat16, qint16, quint16, uint16, complex128, float16, uint32, uint64).
-func XlaDotV2(scope *Scope, lhs Output, rhs Output, dimensionNumbers string, precisionConfig string, preferredElementType cgo.DataType) (output Output) {
+func XlaDotV2(scope *Scope, lhs Output, rhs Output, dimensionNumbers string, precisionConfig string, preferredElementType DataType) (output Output) {
 	attrs := optionalAttr{"dimension_numbers": dimensionNumbers, "precision_config": precisionConfig, "preferred_element_type": preferredElementType}
 	op := scope.AddOperation(OpSpec{Type: "XlaDotV2", Input: []any{lhs, rhs}, Attrs: attrs})
 	return Out(op, 0)
@@ -59477,7 +59421,7 @@ func XlaHostComputeTpuCore(value int64) XlaHostComputeAttr { return genOpAttr("t
 //
 // Returns:
 //   - outputs: A list of tensors of the types Toutputs.
-func XlaHostCompute(scope *Scope, inputs []Output, toutputs []cgo.DataType, ancestors []string, shapes []cgo.Shape, shapeInferenceGraph cgo.Func, key string, optional ...XlaHostComputeAttr) (outputs []Output) {
+func XlaHostCompute(scope *Scope, inputs []Output, toutputs []DataType, ancestors []string, shapes []Shape, shapeInferenceGraph Func, key string, optional ...XlaHostComputeAttr) (outputs []Output) {
 	attrs := optionalAttr{"Toutputs": toutputs, "ancestors": ancestors, "shapes": shapes, "shape_inference_graph": shapeInferenceGraph, "key": key}
 	for _, opt := range optional {
 		opt(attrs)
@@ -59511,7 +59455,7 @@ func XlaHostCompute(scope *Scope, inputs []Output, toutputs []cgo.DataType, ance
 //     A list of tensors returned by either then_branch(inputs) or
 //     else_branch(inputs). The input shapes of the then_branch and
 //     else_branch must match.
-func XlaIf(scope *Scope, cond Output, inputs []Output, thenBranch cgo.Func, elseBranch cgo.Func, tout []cgo.DataType) (output []Output) {
+func XlaIf(scope *Scope, cond Output, inputs []Output, thenBranch Func, elseBranch Func, tout []DataType) (output []Output) {
 	attrs := optionalAttr{"then_branch": thenBranch, "else_branch": elseBranch, "Tout": tout}
 	op := scope.AddOperation(OpSpec{Type: "XlaIf", Input: []any{cond, inputs}, Attrs: attrs})
 	if op == nil {
@@ -59559,7 +59503,7 @@ func XlaKeyValueSort(scope *Scope, keys Output, values Output) (sortedKeys Outpu
 //
 // Returns:
 //   - results: A list of tensors of the types Tresults.
-func XlaLaunch(scope *Scope, constants []Output, args []Output, resources []Output, tresults []cgo.DataType, function cgo.Func) (results []Output) {
+func XlaLaunch(scope *Scope, constants []Output, args []Output, resources []Output, tresults []DataType, function Func) (results []Output) {
 	attrs := optionalAttr{"Tresults": tresults, "function": function}
 	op := scope.AddOperation(OpSpec{Type: "XlaLaunch", Input: []any{constants, args, resources}, Attrs: attrs})
 	if op == nil {
@@ -59585,7 +59529,7 @@ func XlaLaunch(scope *Scope, constants []Output, args []Output, resources []Outp
 //
 // Returns:
 //   - results: A list of tensors of the types Tresults.
-func XlaLaunchV2(scope *Scope, args []Output, tresults []cgo.DataType, constants []int64, resources []int64, function cgo.Func) (results []Output) {
+func XlaLaunchV2(scope *Scope, args []Output, tresults []DataType, constants []int64, resources []int64, function Func) (results []Output) {
 	attrs := optionalAttr{"Tresults": tresults, "constants": constants, "resources": resources, "function": function}
 	op := scope.AddOperation(OpSpec{Type: "XlaLaunchV2", Input: []any{args}, Attrs: attrs})
 	if op == nil {
@@ -59662,7 +59606,7 @@ func XlaPad(scope *Scope, input Output, paddingValue Output, paddingLow Output, 
 // Returns:
 //   - tensor: A tensor of type dtype.
 //     The tensor to receive.
-func XlaRecv(scope *Scope, dtype cgo.DataType, tensorName string, shape cgo.Shape) (tensor Output) {
+func XlaRecv(scope *Scope, dtype DataType, tensorName string, shape Shape) (tensor Output) {
 	attrs := optionalAttr{"dtype": dtype, "tensor_name": tensorName, "shape": shape}
 	op := scope.AddOperation(OpSpec{Type: "XlaRecv", Attrs: attrs})
 	return Out(op, 0)
@@ -59677,7 +59621,7 @@ func XlaRecv(scope *Scope, dtype cgo.DataType, tensorName string, shape cgo.Shap
 //
 // Returns:
 //   - output: A tensor of type Toutput.
-func XlaRecvFromHost(scope *Scope, toutput cgo.DataType, shape cgo.Shape, key string) (output Output) {
+func XlaRecvFromHost(scope *Scope, toutput DataType, shape Shape, key string) (output Output) {
 	attrs := optionalAttr{"Toutput": toutput, "shape": shape, "key": key}
 	op := scope.AddOperation(OpSpec{Type: "XlaRecvFromHost", Attrs: attrs})
 	return Out(op, 0)
@@ -59775,7 +59719,7 @@ func XlaRecvTPUEmbeddingDeduplicationDataV2(scope *Scope, config string, embeddi
 //
 // Returns:
 //   - output: A tensor of type T (float32, float64, int32, uint8, int16, int8, complex64, int64, qint8, quint8, qint32, bfloat16, qint16, quint16, uint16, complex128, float16, uint32, uint64, bool).
-func XlaReduce(scope *Scope, input Output, initValue Output, dimensionsToReduce []int64, reducer cgo.Func) (output Output) {
+func XlaReduce(scope *Scope, input Output, initValue Output, dimensionsToReduce []int64, reducer Func) (output Output) {
 	attrs := optionalAttr{"dimensions_to_reduce": dimensionsToReduce, "reducer": reducer}
 	op := scope.AddOperation(OpSpec{Type: "XlaReduce", Input: []any{input, initValue}, Attrs: attrs})
 	return Out(op, 0)
@@ -59832,7 +59776,7 @@ func XlaReduceScatter(scope *Scope, input Output, groupAssignment Output, scatte
 //
 // Returns:
 //   - output: A tensor of type T (float32, float64, int32, uint8, int16, int8, complex64, int64, qint8, quint8, qint32, bfloat16, qint16, quint16, uint16, complex128, float16, uint32, uint64, bool).
-func XlaReduceWindow(scope *Scope, input Output, initValue Output, windowDimensions Output, windowStrides Output, baseDilations Output, windowDilations Output, padding Output, computation cgo.Func) (output Output) {
+func XlaReduceWindow(scope *Scope, input Output, initValue Output, windowDimensions Output, windowStrides Output, baseDilations Output, windowDilations Output, padding Output, computation Func) (output Output) {
 	attrs := optionalAttr{"computation": computation}
 	op := scope.AddOperation(OpSpec{Type: "XlaReduceWindow", Input: []any{input, initValue, windowDimensions, windowStrides, baseDilations, windowDilations, padding}, Attrs: attrs})
 	return Out(op, 0)
@@ -59870,10 +59814,8 @@ type XlaRngBitGeneratorAttr func(optionalAttr)
 //
 // The type of the tensor.
 //
-// Allowed values: cgo.Uint8, cgo.Int8, cgo.Int32, cgo.Int64, cgo.Uint32, cgo.Uint64. If not specified, defaults to cgo.Uint64.
-func XlaRngBitGeneratorDtype(value cgo.DataType) XlaRngBitGeneratorAttr {
-	return genOpAttr("dtype", value)
-}
+// Allowed values: Uint8, Int8, Int32, Int64, Uint32, Uint64. If not specified, defaults to Uint64.
+func XlaRngBitGeneratorDtype(value DataType) XlaRngBitGeneratorAttr { return genOpAttr("dtype", value) }
 
 // XlaRngBitGenerator: Stateless PRNG bit generator.
 //
@@ -59918,7 +59860,7 @@ func XlaRngBitGenerator(scope *Scope, algorithm Output, initialState Output, sha
 //
 // Returns:
 //   - output: A tensor of type T (float32, float64, int32, uint8, int16, int8, complex64, int64, qint8, quint8, qint32, bfloat16, qint16, quint16, uint16, complex128, float16, uint32, uint64, bool).
-func XlaScatter(scope *Scope, operand Output, scatterIndices Output, updates Output, updateComputation cgo.Func, dimensionNumbers string, indicesAreSorted bool) (output Output) {
+func XlaScatter(scope *Scope, operand Output, scatterIndices Output, updates Output, updateComputation Func, dimensionNumbers string, indicesAreSorted bool) (output Output) {
 	attrs := optionalAttr{"update_computation": updateComputation, "dimension_numbers": dimensionNumbers, "indices_are_sorted": indicesAreSorted}
 	op := scope.AddOperation(OpSpec{Type: "XlaScatter", Input: []any{operand, scatterIndices, updates}, Attrs: attrs})
 	return Out(op, 0)
@@ -59942,7 +59884,7 @@ func XlaScatter(scope *Scope, operand Output, scatterIndices Output, updates Out
 //
 // Returns:
 //   - output: A tensor of type T (float32, float64, int32, uint8, int16, int8, complex64, int64, qint8, quint8, qint32, bfloat16, qint16, quint16, uint16, complex128, float16, uint32, uint64).
-func XlaSelectAndScatter(scope *Scope, operand Output, windowDimensions Output, windowStrides Output, padding Output, source Output, initValue Output, select_ cgo.Func, scatter cgo.Func) (output Output) {
+func XlaSelectAndScatter(scope *Scope, operand Output, windowDimensions Output, windowStrides Output, padding Output, source Output, initValue Output, select_ Func, scatter Func) (output Output) {
 	attrs := optionalAttr{"select": select_, "scatter": scatter}
 	op := scope.AddOperation(OpSpec{Type: "XlaSelectAndScatter", Input: []any{operand, windowDimensions, windowStrides, padding, source, initValue}, Attrs: attrs})
 	return Out(op, 0)
@@ -59990,7 +59932,7 @@ func XlaSelfAdjointEig(scope *Scope, a Output, lower bool, maxIter int64, epsilo
 //   - tensorName: A string key that identifies the channel.
 //
 // It returns the operation, which has no outputs.
-func XlaSend(scope *Scope, tensor Output, tensorName string) *cgo.Operation {
+func XlaSend(scope *Scope, tensor Output, tensorName string) *Operation {
 	attrs := optionalAttr{"tensor_name": tensorName}
 	return scope.AddOperation(OpSpec{Type: "XlaSend", Input: []any{tensor}, Attrs: attrs})
 }
@@ -60004,7 +59946,7 @@ func XlaSend(scope *Scope, tensor Output, tensorName string) *cgo.Operation {
 //   - config: The value of the config attribute.
 //
 // It returns the operation, which has no outputs.
-func XlaSendTPUEmbeddingGradients(scope *Scope, gradients []Output, learningRates []Output, deduplicationData Output, config string) *cgo.Operation {
+func XlaSendTPUEmbeddingGradients(scope *Scope, gradients []Output, learningRates []Output, deduplicationData Output, config string) *Operation {
 	attrs := optionalAttr{"config": config}
 	return scope.AddOperation(OpSpec{Type: "XlaSendTPUEmbeddingGradients", Input: []any{gradients, learningRates, deduplicationData}, Attrs: attrs})
 }
@@ -60021,7 +59963,7 @@ func XlaSendTPUEmbeddingGradients(scope *Scope, gradients []Output, learningRate
 //   - tpuTopology: The value of the tpu_topology attribute.
 //
 // It returns the operation, which has no outputs.
-func XlaSendTPUEmbeddingGradientsV2(scope *Scope, gradients []Output, learningRates []Output, deduplicationData Output, config string, embeddingPartitions string, hbmBuffersConfig string, tpuTopology string) *cgo.Operation {
+func XlaSendTPUEmbeddingGradientsV2(scope *Scope, gradients []Output, learningRates []Output, deduplicationData Output, config string, embeddingPartitions string, hbmBuffersConfig string, tpuTopology string) *Operation {
 	attrs := optionalAttr{"config": config, "embedding_partitions": embeddingPartitions, "hbm_buffers_config": hbmBuffersConfig, "tpu_topology": tpuTopology}
 	return scope.AddOperation(OpSpec{Type: "XlaSendTPUEmbeddingGradientsV2", Input: []any{gradients, learningRates, deduplicationData}, Attrs: attrs})
 }
@@ -60033,7 +59975,7 @@ func XlaSendTPUEmbeddingGradientsV2(scope *Scope, gradients []Output, learningRa
 //   - key: The value of the key attribute.
 //
 // It returns the operation, which has no outputs.
-func XlaSendToHost(scope *Scope, input Output, key string) *cgo.Operation {
+func XlaSendToHost(scope *Scope, input Output, key string) *Operation {
 	attrs := optionalAttr{"key": key}
 	return scope.AddOperation(OpSpec{Type: "XlaSendToHost", Input: []any{input}, Attrs: attrs})
 }
@@ -60137,7 +60079,7 @@ func XlaSort(scope *Scope, input Output) (output Output) {
 //
 // Returns:
 //   - unstackedActivations: A list of num_tables tensors of type dtype.
-func XlaSparseActivationsUnstack(scope *Scope, stackedActivations Output, numTables int64, sampleCounts []int64, features []int64, interleaved bool, dtype cgo.DataType) (unstackedActivations []Output) {
+func XlaSparseActivationsUnstack(scope *Scope, stackedActivations Output, numTables int64, sampleCounts []int64, features []int64, interleaved bool, dtype DataType) (unstackedActivations []Output) {
 	attrs := optionalAttr{"num_tables": numTables, "sample_counts": sampleCounts, "features": features, "interleaved": interleaved, "dtype": dtype}
 	op := scope.AddOperation(OpSpec{Type: "XlaSparseActivationsUnstack", Input: []any{stackedActivations}, Attrs: attrs})
 	if op == nil {
@@ -60342,7 +60284,7 @@ func XlaSparseDenseMatmulCustomCombinerOnTcGradWithAdagradAndCsrInputNumSparseco
 //   - updatedEmbeddingTable: A tensor of type float32.
 //   - updatedAccumulator: A tensor of type float32.
 //   - updatedWeights: A tensor of type float32.
-func XlaSparseDenseMatmulCustomCombinerOnTcGradWithAdagradAndCsrInput(scope *Scope, rowPointers Output, sortedSampleIds Output, sortedTokenIds Output, sortedPosIds Output, sortedGains Output, weights Output, preservedValencies Output, preservedVectors Output, preservedWeights Output, activationGradients Output, learningRate Output, combinerWeightsLearningRate Output, embeddingTable Output, accumulator Output, maxValency int64, numWeights int64, combinerTableVjpComputation cgo.Func, combinerWeightsVjpComputation cgo.Func, tableName string, optional ...XlaSparseDenseMatmulCustomCombinerOnTcGradWithAdagradAndCsrInputAttr) (updatedEmbeddingTable Output, updatedAccumulator Output, updatedWeights Output) {
+func XlaSparseDenseMatmulCustomCombinerOnTcGradWithAdagradAndCsrInput(scope *Scope, rowPointers Output, sortedSampleIds Output, sortedTokenIds Output, sortedPosIds Output, sortedGains Output, weights Output, preservedValencies Output, preservedVectors Output, preservedWeights Output, activationGradients Output, learningRate Output, combinerWeightsLearningRate Output, embeddingTable Output, accumulator Output, maxValency int64, numWeights int64, combinerTableVjpComputation Func, combinerWeightsVjpComputation Func, tableName string, optional ...XlaSparseDenseMatmulCustomCombinerOnTcGradWithAdagradAndCsrInputAttr) (updatedEmbeddingTable Output, updatedAccumulator Output, updatedWeights Output) {
 	attrs := optionalAttr{"max_valency": maxValency, "num_weights": numWeights, "combiner_table_vjp_computation": combinerTableVjpComputation, "combiner_weights_vjp_computation": combinerWeightsVjpComputation, "table_name": tableName}
 	for _, opt := range optional {
 		opt(attrs)
@@ -60411,7 +60353,7 @@ func XlaSparseDenseMatmulCustomCombinerOnTcGradWithAdagradMomentumAndCsrInputNum
 //   - updatedAccumulator: A tensor of type float32.
 //   - updatedMomenta: A tensor of type float32.
 //   - updatedWeights: A tensor of type float32.
-func XlaSparseDenseMatmulCustomCombinerOnTcGradWithAdagradMomentumAndCsrInput(scope *Scope, rowPointers Output, sortedSampleIds Output, sortedTokenIds Output, sortedPosIds Output, sortedGains Output, weights Output, preservedValencies Output, preservedVectors Output, preservedWeights Output, activationGradients Output, learningRate Output, combinerWeightsLearningRate Output, embeddingTable Output, accumulator Output, momenta Output, useNesterov bool, exponent float32, beta1 float32, beta2 float32, epsilon float32, maxValency int64, numWeights int64, combinerTableVjpComputation cgo.Func, combinerWeightsVjpComputation cgo.Func, tableName string, optional ...XlaSparseDenseMatmulCustomCombinerOnTcGradWithAdagradMomentumAndCsrInputAttr) (updatedEmbeddingTable Output, updatedAccumulator Output, updatedMomenta Output, updatedWeights Output) {
+func XlaSparseDenseMatmulCustomCombinerOnTcGradWithAdagradMomentumAndCsrInput(scope *Scope, rowPointers Output, sortedSampleIds Output, sortedTokenIds Output, sortedPosIds Output, sortedGains Output, weights Output, preservedValencies Output, preservedVectors Output, preservedWeights Output, activationGradients Output, learningRate Output, combinerWeightsLearningRate Output, embeddingTable Output, accumulator Output, momenta Output, useNesterov bool, exponent float32, beta1 float32, beta2 float32, epsilon float32, maxValency int64, numWeights int64, combinerTableVjpComputation Func, combinerWeightsVjpComputation Func, tableName string, optional ...XlaSparseDenseMatmulCustomCombinerOnTcGradWithAdagradMomentumAndCsrInputAttr) (updatedEmbeddingTable Output, updatedAccumulator Output, updatedMomenta Output, updatedWeights Output) {
 	attrs := optionalAttr{"use_nesterov": useNesterov, "exponent": exponent, "beta1": beta1, "beta2": beta2, "epsilon": epsilon, "max_valency": maxValency, "num_weights": numWeights, "combiner_table_vjp_computation": combinerTableVjpComputation, "combiner_weights_vjp_computation": combinerWeightsVjpComputation, "table_name": tableName}
 	for _, opt := range optional {
 		opt(attrs)
@@ -60479,7 +60421,7 @@ func XlaSparseDenseMatmulCustomCombinerOnTcGradWithAdamAndCsrInputNumSparsecores
 //   - updatedMomenta: A tensor of type float32.
 //   - updatedVelocity: A tensor of type float32.
 //   - updatedWeights: A tensor of type float32.
-func XlaSparseDenseMatmulCustomCombinerOnTcGradWithAdamAndCsrInput(scope *Scope, rowPointers Output, sortedSampleIds Output, sortedTokenIds Output, sortedPosIds Output, sortedGains Output, weights Output, preservedValencies Output, preservedVectors Output, preservedWeights Output, activationGradients Output, learningRate Output, combinerWeightsLearningRate Output, embeddingTable Output, momenta Output, velocity Output, useSumInsideSqrt bool, beta1 float32, beta2 float32, epsilon float32, maxValency int64, numWeights int64, combinerTableVjpComputation cgo.Func, combinerWeightsVjpComputation cgo.Func, tableName string, optional ...XlaSparseDenseMatmulCustomCombinerOnTcGradWithAdamAndCsrInputAttr) (updatedEmbeddingTable Output, updatedMomenta Output, updatedVelocity Output, updatedWeights Output) {
+func XlaSparseDenseMatmulCustomCombinerOnTcGradWithAdamAndCsrInput(scope *Scope, rowPointers Output, sortedSampleIds Output, sortedTokenIds Output, sortedPosIds Output, sortedGains Output, weights Output, preservedValencies Output, preservedVectors Output, preservedWeights Output, activationGradients Output, learningRate Output, combinerWeightsLearningRate Output, embeddingTable Output, momenta Output, velocity Output, useSumInsideSqrt bool, beta1 float32, beta2 float32, epsilon float32, maxValency int64, numWeights int64, combinerTableVjpComputation Func, combinerWeightsVjpComputation Func, tableName string, optional ...XlaSparseDenseMatmulCustomCombinerOnTcGradWithAdamAndCsrInputAttr) (updatedEmbeddingTable Output, updatedMomenta Output, updatedVelocity Output, updatedWeights Output) {
 	attrs := optionalAttr{"use_sum_inside_sqrt": useSumInsideSqrt, "beta1": beta1, "beta2": beta2, "epsilon": epsilon, "max_valency": maxValency, "num_weights": numWeights, "combiner_table_vjp_computation": combinerTableVjpComputation, "combiner_weights_vjp_computation": combinerWeightsVjpComputation, "table_name": tableName}
 	for _, opt := range optional {
 		opt(attrs)
@@ -60526,7 +60468,7 @@ func XlaSparseDenseMatmulCustomCombinerOnTcGradWithCsrInputNumSparsecoresPerDevi
 // Returns:
 //   - updatedTables: A list of N tensors of type float32.
 //   - updatedWeights: A tensor of type float32.
-func XlaSparseDenseMatmulCustomCombinerOnTcGradWithCsrInput(scope *Scope, rowPointers Output, sortedSampleIds Output, sortedTokenIds Output, sortedPosIds Output, sortedGains Output, weights Output, preservedValencies Output, preservedVectors Output, preservedWeights Output, activationGradients Output, tables []Output, hyperparameters []Output, combinerWeightsLearningRate Output, maxValency int64, numWeights int64, combinerTableVjpComputation cgo.Func, combinerWeightsVjpComputation cgo.Func, optimizerCustomComputation cgo.Func, tableName string, optional ...XlaSparseDenseMatmulCustomCombinerOnTcGradWithCsrInputAttr) (updatedTables []Output, updatedWeights Output) {
+func XlaSparseDenseMatmulCustomCombinerOnTcGradWithCsrInput(scope *Scope, rowPointers Output, sortedSampleIds Output, sortedTokenIds Output, sortedPosIds Output, sortedGains Output, weights Output, preservedValencies Output, preservedVectors Output, preservedWeights Output, activationGradients Output, tables []Output, hyperparameters []Output, combinerWeightsLearningRate Output, maxValency int64, numWeights int64, combinerTableVjpComputation Func, combinerWeightsVjpComputation Func, optimizerCustomComputation Func, tableName string, optional ...XlaSparseDenseMatmulCustomCombinerOnTcGradWithCsrInputAttr) (updatedTables []Output, updatedWeights Output) {
 	attrs := optionalAttr{"max_valency": maxValency, "num_weights": numWeights, "combiner_table_vjp_computation": combinerTableVjpComputation, "combiner_weights_vjp_computation": combinerWeightsVjpComputation, "optimizer_custom_computation": optimizerCustomComputation, "table_name": tableName}
 	for _, opt := range optional {
 		opt(attrs)
@@ -60605,7 +60547,7 @@ func XlaSparseDenseMatmulCustomCombinerOnTcGradWithFtrlAndCsrInputNumSparsecores
 //   - updatedAccumulator: A tensor of type float32.
 //   - updatedLinear: A tensor of type float32.
 //   - updatedWeights: A tensor of type float32.
-func XlaSparseDenseMatmulCustomCombinerOnTcGradWithFtrlAndCsrInput(scope *Scope, rowPointers Output, sortedSampleIds Output, sortedTokenIds Output, sortedPosIds Output, sortedGains Output, weights Output, preservedValencies Output, preservedVectors Output, preservedWeights Output, activationGradients Output, learningRate Output, combinerWeightsLearningRate Output, embeddingTable Output, accumulator Output, linear Output, multiplyLinearByLearningRate bool, beta float32, learningRatePower float32, l1RegularizationStrength float32, l2RegularizationStrength float32, maxValency int64, numWeights int64, combinerTableVjpComputation cgo.Func, combinerWeightsVjpComputation cgo.Func, tableName string, optional ...XlaSparseDenseMatmulCustomCombinerOnTcGradWithFtrlAndCsrInputAttr) (updatedEmbeddingTable Output, updatedAccumulator Output, updatedLinear Output, updatedWeights Output) {
+func XlaSparseDenseMatmulCustomCombinerOnTcGradWithFtrlAndCsrInput(scope *Scope, rowPointers Output, sortedSampleIds Output, sortedTokenIds Output, sortedPosIds Output, sortedGains Output, weights Output, preservedValencies Output, preservedVectors Output, preservedWeights Output, activationGradients Output, learningRate Output, combinerWeightsLearningRate Output, embeddingTable Output, accumulator Output, linear Output, multiplyLinearByLearningRate bool, beta float32, learningRatePower float32, l1RegularizationStrength float32, l2RegularizationStrength float32, maxValency int64, numWeights int64, combinerTableVjpComputation Func, combinerWeightsVjpComputation Func, tableName string, optional ...XlaSparseDenseMatmulCustomCombinerOnTcGradWithFtrlAndCsrInputAttr) (updatedEmbeddingTable Output, updatedAccumulator Output, updatedLinear Output, updatedWeights Output) {
 	attrs := optionalAttr{"multiply_linear_by_learning_rate": multiplyLinearByLearningRate, "beta": beta, "learning_rate_power": learningRatePower, "l1_regularization_strength": l1RegularizationStrength, "l2_regularization_strength": l2RegularizationStrength, "max_valency": maxValency, "num_weights": numWeights, "combiner_table_vjp_computation": combinerTableVjpComputation, "combiner_weights_vjp_computation": combinerWeightsVjpComputation, "table_name": tableName}
 	for _, opt := range optional {
 		opt(attrs)
@@ -60665,7 +60607,7 @@ func XlaSparseDenseMatmulCustomCombinerOnTcGradWithSgdAndCsrInputNumSparsecoresP
 // Returns:
 //   - updatedEmbeddingTable: A tensor of type float32.
 //   - updatedWeights: A tensor of type float32.
-func XlaSparseDenseMatmulCustomCombinerOnTcGradWithSgdAndCsrInput(scope *Scope, rowPointers Output, sortedSampleIds Output, sortedTokenIds Output, sortedPosIds Output, sortedGains Output, weights Output, preservedValencies Output, preservedVectors Output, preservedWeights Output, activationGradients Output, learningRate Output, combinerWeightsLearningRate Output, embeddingTable Output, maxValency int64, numWeights int64, combinerTableVjpComputation cgo.Func, combinerWeightsVjpComputation cgo.Func, tableName string, optional ...XlaSparseDenseMatmulCustomCombinerOnTcGradWithSgdAndCsrInputAttr) (updatedEmbeddingTable Output, updatedWeights Output) {
+func XlaSparseDenseMatmulCustomCombinerOnTcGradWithSgdAndCsrInput(scope *Scope, rowPointers Output, sortedSampleIds Output, sortedTokenIds Output, sortedPosIds Output, sortedGains Output, weights Output, preservedValencies Output, preservedVectors Output, preservedWeights Output, activationGradients Output, learningRate Output, combinerWeightsLearningRate Output, embeddingTable Output, maxValency int64, numWeights int64, combinerTableVjpComputation Func, combinerWeightsVjpComputation Func, tableName string, optional ...XlaSparseDenseMatmulCustomCombinerOnTcGradWithSgdAndCsrInputAttr) (updatedEmbeddingTable Output, updatedWeights Output) {
 	attrs := optionalAttr{"max_valency": maxValency, "num_weights": numWeights, "combiner_table_vjp_computation": combinerTableVjpComputation, "combiner_weights_vjp_computation": combinerWeightsVjpComputation, "table_name": tableName}
 	for _, opt := range optional {
 		opt(attrs)
@@ -60709,7 +60651,7 @@ func XlaSparseDenseMatmulCustomCombinerOnTcWithCsrInputNumSparsecoresPerDevice(v
 //   - activations: A tensor of type float32.
 //   - preservedValencies: A tensor of type int32.
 //   - preservedVectors: A tensor of type float32.
-func XlaSparseDenseMatmulCustomCombinerOnTcWithCsrInput(scope *Scope, rowPointers Output, sortedSampleIds Output, sortedTokenIds Output, sortedPosIds Output, sortedGains Output, embeddingTable Output, weights Output, inputSize int64, maxValency int64, numWeights int64, combinerComputation cgo.Func, quantizationConfigLow float32, quantizationConfigHigh float32, quantizationConfigNumBuckets int64, tableName string, optional ...XlaSparseDenseMatmulCustomCombinerOnTcWithCsrInputAttr) (activations Output, preservedValencies Output, preservedVectors Output) {
+func XlaSparseDenseMatmulCustomCombinerOnTcWithCsrInput(scope *Scope, rowPointers Output, sortedSampleIds Output, sortedTokenIds Output, sortedPosIds Output, sortedGains Output, embeddingTable Output, weights Output, inputSize int64, maxValency int64, numWeights int64, combinerComputation Func, quantizationConfigLow float32, quantizationConfigHigh float32, quantizationConfigNumBuckets int64, tableName string, optional ...XlaSparseDenseMatmulCustomCombinerOnTcWithCsrInputAttr) (activations Output, preservedValencies Output, preservedVectors Output) {
 	attrs := optionalAttr{"input_size": inputSize, "max_valency": maxValency, "num_weights": numWeights, "combiner_computation": combinerComputation, "quantization_config_low": quantizationConfigLow, "quantization_config_high": quantizationConfigHigh, "quantization_config_num_buckets": quantizationConfigNumBuckets, "table_name": tableName}
 	for _, opt := range optional {
 		opt(attrs)
@@ -61090,7 +61032,7 @@ func XlaSparseDenseMatmulGradWithCsrInputNumSparsecoresPerDevice(value int64) Xl
 //
 // Returns:
 //   - updatedTables: A list of N tensors of type T (int32, float32).
-func XlaSparseDenseMatmulGradWithCsrInput(scope *Scope, rowPointers Output, sortedSampleIds Output, sortedTokenIds Output, sortedGains Output, activationGradients Output, tables []Output, hyperparameters []Output, numMinibatchesPerPhysicalSparseCore Output, customComputation cgo.Func, tableName string, optional ...XlaSparseDenseMatmulGradWithCsrInputAttr) (updatedTables []Output) {
+func XlaSparseDenseMatmulGradWithCsrInput(scope *Scope, rowPointers Output, sortedSampleIds Output, sortedTokenIds Output, sortedGains Output, activationGradients Output, tables []Output, hyperparameters []Output, numMinibatchesPerPhysicalSparseCore Output, customComputation Func, tableName string, optional ...XlaSparseDenseMatmulGradWithCsrInputAttr) (updatedTables []Output) {
 	attrs := optionalAttr{"custom_computation": customComputation, "table_name": tableName}
 	for _, opt := range optional {
 		opt(attrs)
@@ -61417,7 +61359,7 @@ func XlaSparseDenseMatmulWithStaticBufferSize(scope *Scope, rowPointers Output, 
 //
 // Returns:
 //   - stackedGradients: A tensor of type dtype.
-func XlaSparseGradientsStack(scope *Scope, unstackedGradients []Output, interleaved bool, dtype cgo.DataType) (stackedGradients Output) {
+func XlaSparseGradientsStack(scope *Scope, unstackedGradients []Output, interleaved bool, dtype DataType) (stackedGradients Output) {
 	attrs := optionalAttr{"interleaved": interleaved, "dtype": dtype}
 	op := scope.AddOperation(OpSpec{Type: "XlaSparseGradientsStack", Input: []any{unstackedGradients}, Attrs: attrs})
 	return Out(op, 0)
@@ -61571,7 +61513,7 @@ func XlaSpmdShardToFullShapeUnspecifiedDims(value []int64) XlaSpmdShardToFullSha
 //
 // Returns:
 //   - output: A tensor of type T.
-func XlaSpmdShardToFullShape(scope *Scope, input Output, manualSharding string, fullShape cgo.Shape, optional ...XlaSpmdShardToFullShapeAttr) (output Output) {
+func XlaSpmdShardToFullShape(scope *Scope, input Output, manualSharding string, fullShape Shape, optional ...XlaSpmdShardToFullShapeAttr) (output Output) {
 	attrs := optionalAttr{"manual_sharding": manualSharding, "full_shape": fullShape}
 	for _, opt := range optional {
 		opt(attrs)
@@ -61627,7 +61569,7 @@ func XlaSvd(scope *Scope, a Output, maxIter int64, epsilon float32, precisionCon
 //
 // Returns:
 //   - output: A list of N tensors of type T (float32, float64, int32, uint8, int16, int8, complex64, int64, qint8, quint8, qint32, bfloat16, qint16, quint16, uint16, complex128, float16, uint32, uint64, bool).
-func XlaVariadicReduce(scope *Scope, input []Output, initValue []Output, dimensionsToReduce []int64, reducer cgo.Func) (output []Output) {
+func XlaVariadicReduce(scope *Scope, input []Output, initValue []Output, dimensionsToReduce []int64, reducer Func) (output []Output) {
 	attrs := optionalAttr{"dimensions_to_reduce": dimensionsToReduce, "reducer": reducer}
 	op := scope.AddOperation(OpSpec{Type: "XlaVariadicReduce", Input: []any{input, initValue}, Attrs: attrs})
 	if op == nil {
@@ -61659,7 +61601,7 @@ func XlaVariadicReduce(scope *Scope, input []Output, initValue []Output, dimensi
 //
 // Returns:
 //   - outputs: A list of tensors of the types T.
-func XlaVariadicReduceV2(scope *Scope, inputs []Output, initValues []Output, dimensionsToReduce []int64, reducer cgo.Func) (outputs []Output) {
+func XlaVariadicReduceV2(scope *Scope, inputs []Output, initValues []Output, dimensionsToReduce []int64, reducer Func) (outputs []Output) {
 	attrs := optionalAttr{"dimensions_to_reduce": dimensionsToReduce, "reducer": reducer}
 	op := scope.AddOperation(OpSpec{Type: "XlaVariadicReduceV2", Input: []any{inputs, initValues}, Attrs: attrs})
 	if op == nil {
@@ -61694,7 +61636,7 @@ func XlaVariadicReduceV2(scope *Scope, inputs []Output, initValues []Output, dim
 // Returns:
 //   - outputs: A list of tensors of the types T.
 //     A list of tensor of same shape and types as the `input`.
-func XlaVariadicSort(scope *Scope, inputs []Output, dimension Output, comparator cgo.Func, isStable bool) (outputs []Output) {
+func XlaVariadicSort(scope *Scope, inputs []Output, dimension Output, comparator Func, isStable bool) (outputs []Output) {
 	attrs := optionalAttr{"comparator": comparator, "is_stable": isStable}
 	op := scope.AddOperation(OpSpec{Type: "XlaVariadicSort", Input: []any{inputs, dimension}, Attrs: attrs})
 	if op == nil {
@@ -61726,7 +61668,7 @@ func XlaVariadicSort(scope *Scope, inputs []Output, dimension Output, comparator
 // Returns:
 //   - output: A list of tensors of the types T.
 //     A list of output tensors whose types are T.
-func XlaWhile(scope *Scope, input []Output, cond cgo.Func, body cgo.Func) (output []Output) {
+func XlaWhile(scope *Scope, input []Output, cond Func, body Func) (output []Output) {
 	attrs := optionalAttr{"cond": cond, "body": body}
 	op := scope.AddOperation(OpSpec{Type: "XlaWhile", Input: []any{input}, Attrs: attrs})
 	if op == nil {
@@ -61822,7 +61764,7 @@ func ZipDatasetMetadata(value string) ZipDatasetAttr { return genOpAttr("metadat
 //
 // Returns:
 //   - handle: A tensor of type `variant`.
-func ZipDataset(scope *Scope, inputDatasets []Output, outputTypes []cgo.DataType, outputShapes []cgo.Shape, optional ...ZipDatasetAttr) (handle Output) {
+func ZipDataset(scope *Scope, inputDatasets []Output, outputTypes []DataType, outputShapes []Shape, optional ...ZipDatasetAttr) (handle Output) {
 	attrs := optionalAttr{"output_types": outputTypes, "output_shapes": outputShapes}
 	for _, opt := range optional {
 		opt(attrs)

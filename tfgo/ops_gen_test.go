@@ -108,7 +108,7 @@ func wrapperCases() []wrapperCase {
 			name:   "Cast DstT (required attr)",
 			inputs: map[string]any{"x": []float32{-2.7, -0.5, 0, 0.5, 1.9, 300.25}},
 			build: func(s *Scope, in map[string]Output) []Output {
-				return []Output{Cast(s, in["x"], cgo.Int32), Cast(s, in["x"], cgo.Double)}
+				return []Output{Cast(s, in["x"], Int32), Cast(s, in["x"], Double)}
 			},
 			py: `[tf.cast(x, tf.int32), tf.cast(x, tf.float64)]`,
 		},
@@ -170,7 +170,7 @@ func wrapperCases() []wrapperCase {
 			name:   "Unique (two outputs, out_idx option)",
 			inputs: map[string]any{"x": []int32{4, 5, 1, 2, 3, 3, 4, 5, 9}},
 			build: func(s *Scope, in map[string]Output) []Output {
-				y, idx := Unique(s, in["x"], UniqueOutIdx(cgo.Int64))
+				y, idx := Unique(s, in["x"], UniqueOutIdx(Int64))
 				return []Output{y, idx}
 			},
 			py: `tf.unique(x, out_idx=tf.int64)`,
@@ -246,7 +246,7 @@ func wrapperCases() []wrapperCase {
 			inputs: map[string]any{"x": randFloats(r, 0, 4, 5)},
 			build: func(s *Scope, in map[string]Output) []Output {
 				return []Output{
-					ArgMax(s, in["x"], scalar(s, 1), ArgMaxOutputType(cgo.Int32)),
+					ArgMax(s, in["x"], scalar(s, 1), ArgMaxOutputType(Int32)),
 					ArgMax(s, in["x"], scalar(s, 0)),
 				}
 			},
@@ -274,7 +274,7 @@ func TestGeneratedWrappersMatchPython(t *testing.T) {
 			s := NewScope()
 			in := map[string]Output{}
 			feeds := map[Output]any{}
-			tensors := map[string]*cgo.Tensor{}
+			tensors := map[string]*Tensor{}
 			names := make([]string, 0, len(c.inputs))
 			for k := range c.inputs {
 				names = append(names, k)
@@ -314,12 +314,12 @@ func TestGeneratedWrappersMatchPython(t *testing.T) {
 
 // assertSameTensor compares dtype, shape and values: floats within 1e-6
 // (relative to the magnitude beyond 1), everything else exactly.
-func assertSameTensor(t *testing.T, want, got *cgo.Tensor, what string) {
+func assertSameTensor(t *testing.T, want, got *Tensor, what string) {
 	t.Helper()
 	require.Equal(t, want.DataType(), got.DataType(), "%s: dtype", what)
 	require.Equal(t, want.Shape(), got.Shape(), "%s: shape", what)
 	switch want.DataType() {
-	case cgo.Float, cgo.Double:
+	case Float, Double:
 		w, g := asFloat64s(t, want), asFloat64s(t, got)
 		for i := range w {
 			assert.InDelta(t, w[i], g[i], 1e-6*math.Max(1, math.Abs(w[i])), "%s: element %d", what, i)
@@ -412,7 +412,7 @@ func TestGeneratedDocComments(t *testing.T) {
 	// Python renames Split's split_dim to axis; the doc follows the op's name.
 	assert.Regexp(t, "(?m)^  - splitDim: A tensor of type `int32`.\n    0-D.  The dimension along which to split.", funcs["Split"].Doc.Text())
 	assert.Contains(t, funcs["Cast"].Doc.Text(), "Cast casts x of type SrcT to y of DstT.")
-	assert.Contains(t, funcs["UniqueOutIdx"].Doc.Text(), "Allowed values: cgo.Int32, cgo.Int64. If not specified, defaults to cgo.Int32.")
+	assert.Contains(t, funcs["UniqueOutIdx"].Doc.Text(), "Allowed values: Int32, Int64. If not specified, defaults to Int32.")
 	assert.Contains(t, funcs["TopK"].Doc.Text(), "Deprecated: TopK is not available from GraphDef version 7 on.")
 }
 

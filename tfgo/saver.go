@@ -2,8 +2,6 @@ package tfgo
 
 import (
 	"fmt"
-
-	"github.com/gotf/gotf/cgo"
 )
 
 // Saver saves and restores variables inside the session, with TensorFlow's
@@ -12,8 +10,8 @@ import (
 // variables' names. Build it once; Save and Restore run one op each.
 type Saver struct {
 	prefix  Output // the checkpoint prefix to feed
-	save    *cgo.Operation
-	restore *cgo.Operation
+	save    *Operation
+	restore *Operation
 }
 
 // NewSaver adds save and restore ops for vars (all the graph's variables
@@ -23,14 +21,14 @@ func NewSaver(s *Scope, vars []*Variable) *Saver {
 		vars = Variables(s)
 	}
 	ss := s.SubScope("save")
-	sv := &Saver{prefix: Placeholder(ss.SubScope("filename"), cgo.String)}
+	sv := &Saver{prefix: Placeholder(ss.SubScope("filename"), String)}
 	if len(vars) == 0 {
 		ss.UpdateErr("save", fmt.Errorf("no variables to save"))
 		return sv
 	}
 	names := make([]string, len(vars))
 	slices := make([]string, len(vars))
-	dtypes := make([]cgo.DataType, len(vars))
+	dtypes := make([]DataType, len(vars))
 	values := make([]Output, len(vars))
 	for i, v := range vars {
 		names[i], dtypes[i], values[i] = v.Name(), v.DType(), v.Read(ss)
@@ -40,7 +38,7 @@ func NewSaver(s *Scope, vars []*Variable) *Saver {
 	sv.save = ss.AddOperation(OpSpec{Type: "SaveV2", Input: []any{sv.prefix, nameT, sliceT, values}})
 	restored := ss.AddOperation(OpSpec{Type: "RestoreV2", Input: []any{sv.prefix, nameT, sliceT},
 		Attrs: map[string]any{"dtypes": dtypes}})
-	var assigns []*cgo.Operation
+	var assigns []*Operation
 	for i, v := range vars {
 		assigns = append(assigns, v.Assign(ss, Out(restored, i)))
 	}

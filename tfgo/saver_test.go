@@ -4,7 +4,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -15,9 +14,9 @@ import (
 func TestSaverInGraphInteroperatesWithPython(t *testing.T) {
 	s := NewScope()
 	dense := s.SubScope("dense")
-	k := NewVariable(dense, "kernel", cgo.Float, []int64{2, 3}, RandomNormal(0, 1, 3))
-	b := NewVariable(dense, "bias", cgo.Half, []int64{3}, Constant(0.5))
-	step := NewVariable(s, "step", cgo.Int64, []int64{}, Constant(7), Trainable(false))
+	k := NewVariable(dense, "kernel", Float, []int64{2, 3}, RandomNormal(0, 1, 3))
+	b := NewVariable(dense, "bias", Half, []int64{3}, Constant(0.5))
+	step := NewVariable(s, "step", Int64, []int64{}, Constant(7), Trainable(false))
 	saver := NewSaver(s, nil)
 	init := GlobalVariablesInitializer(s)
 	sess, err := NewSession(s, nil)
@@ -50,7 +49,7 @@ with tf.compat.v1.Graph().as_default():
         sess.run(tf.compat.v1.global_variables_initializer())
         tf.compat.v1.train.Saver().save(sess, inputs["py"].item().decode(), write_meta_graph=False)
         outputs["pk"], outputs["pb"], outputs["ps"] = sess.run([kv, bv, sv])
-`, map[string]*cgo.Tensor{"prefix": pre, "py": pyPrefix})
+`, map[string]*Tensor{"prefix": pre, "py": pyPrefix})
 	assert.Equal(t, vals[0].Data(), ref["k"].Data())
 	assert.Equal(t, vals[1].Data(), ref["b"].Data())
 	assert.Equal(t, vals[2].Data(), ref["step"].Data())
@@ -64,7 +63,7 @@ with tf.compat.v1.Graph().as_default():
 
 	// A checkpoint without these variables: the error names one.
 	s2 := NewScope()
-	NewVariable(s2.SubScope("other"), "w", cgo.Float, []int64{2}, Zeros())
+	NewVariable(s2.SubScope("other"), "w", Float, []int64{2}, Zeros())
 	sv2 := NewSaver(s2, nil)
 	sess2, err := NewSession(s2, nil)
 	require.NoError(t, err)

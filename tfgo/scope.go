@@ -19,12 +19,12 @@ type Scope struct {
 	state       *scopeState
 	namespace   string
 	device      string
-	controlDeps []*cgo.Operation
+	controlDeps []*Operation
 	jitScope    string
 }
 
 type scopeState struct {
-	graph *cgo.Graph
+	graph *Graph
 	mu    sync.Mutex
 	names map[string]int
 	err   error
@@ -33,15 +33,15 @@ type scopeState struct {
 }
 
 // NewScope returns a root scope on a new, empty graph.
-func NewScope() *Scope { return NewScopeWithGraph(cgo.NewGraph()) }
+func NewScope() *Scope { return NewScopeWithGraph(NewGraph()) }
 
 // NewScopeWithGraph returns a root scope that adds to an existing graph.
-func NewScopeWithGraph(g *cgo.Graph) *Scope {
+func NewScopeWithGraph(g *Graph) *Scope {
 	return &Scope{state: &scopeState{graph: g, names: map[string]int{}}}
 }
 
 // Graph is the scope's graph.
-func (s *Scope) Graph() *cgo.Graph { return s.state.graph }
+func (s *Scope) Graph() *Graph { return s.state.graph }
 
 // SubScope returns a scope whose operation names are prefixed with
 // namespace ("block_0/attention/..."); a namespace used twice gets a suffix
@@ -61,9 +61,9 @@ func (s *Scope) WithDevice(device string) *Scope {
 }
 
 // WithControlDependencies returns a scope whose operations run after ops.
-func (s *Scope) WithControlDependencies(ops ...*cgo.Operation) *Scope {
+func (s *Scope) WithControlDependencies(ops ...*Operation) *Scope {
 	c := *s
-	c.controlDeps = append(append([]*cgo.Operation(nil), s.controlDeps...), ops...)
+	c.controlDeps = append(append([]*Operation(nil), s.controlDeps...), ops...)
 	return &c
 }
 
@@ -86,7 +86,7 @@ func (s *Scope) Err() error {
 }
 
 // Finalize returns the graph, or the first error met while building it.
-func (s *Scope) Finalize() (*cgo.Graph, error) {
+func (s *Scope) Finalize() (*Graph, error) {
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
@@ -102,7 +102,7 @@ func (s *Scope) UpdateErr(op string, err error) {
 	s.state.mu.Lock()
 	defer s.state.mu.Unlock()
 	if s.state.err == nil {
-		if _, ok := err.(*cgo.Error); !ok && op != "" {
+		if _, ok := err.(*Error); !ok && op != "" {
 			err = fmt.Errorf("op %q: %w", op, err)
 		}
 		s.state.err = err

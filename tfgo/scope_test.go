@@ -3,7 +3,6 @@ package tfgo
 import (
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -65,9 +64,9 @@ func TestScopeErrorSticksAndNamesTheOp(t *testing.T) {
 
 func TestRunGoFeedsAndFetches(t *testing.T) {
 	s := NewScope()
-	x := Placeholder(s, cgo.Float, -1, 2)
+	x := Placeholder(s, Float, -1, 2)
 	y := Out(Op(s, "Mul", []any{x, Const(s, float32(2))}, nil), 0)
-	names := Placeholder(s, cgo.String)
+	names := Placeholder(s, String)
 	upper := Out(Op(s, "StringUpper", []any{names}, nil), 0)
 	sess, err := NewSession(s, &SessionOptions{IntraOpThreads: 1, InterOpThreads: 1})
 	require.NoError(t, err)

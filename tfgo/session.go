@@ -45,9 +45,11 @@ func (o SessionOptions) configProto() *cpb.ConfigProto {
 	return c
 }
 
-// Session runs the graph of a scope.
+// Session runs the graph of a scope. It owns a TF_Session: Close it when
+// done (a finalizer is the safety net).
 type Session struct {
-	*cgo.Session
+	sess      *cgo.Session
+	ownsGraph bool // a loaded SavedModel's graph, made by the loader
 }
 
 // NewSession finalizes the scope and opens a session on its graph; the
@@ -57,26 +59,67 @@ func NewSession(s *Scope, opts *SessionOptions) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts == nil {
-		opts = &SessionOptions{}
-	}
-	cs, err := cgo.NewSession(g, &cgo.SessionOptions{Target: opts.Target, Config: opts.configProto(), XLA: opts.XLA})
+	cs, err := cgo.NewSession(g, opts.binding())
 	if err != nil {
 		return nil, err
 	}
-	return &Session{cs}, nil
+	return &Session{sess: cs}, nil
 }
 
-// Run feeds Go values or *cgo.Tensor values, evaluates fetches and runs
+// binding is o as the binding's options (nil o: TensorFlow's defaults).
+func (o *SessionOptions) binding() *cgo.SessionOptions {
+	if o == nil {
+		o = &SessionOptions{}
+	}
+	return &cgo.SessionOptions{Target: o.Target, Config: o.configProto(), XLA: o.XLA}
+}
+
+// LoadSavedModel loads the meta graph tagged with every one of tags (e.g.
+// "serve") of the SavedModel in dir with TensorFlow's C++ loader
+// (TF_LoadSessionFromSavedModel, as TensorFlow Serving does): it imports the
+// graph into a new Graph, restores the variables, runs the init op, and
+// returns the session with the MetaGraphDef it loaded. Closing the session
+// also frees its graph. Package savedmodel/runner builds signatures on it.
+func LoadSavedModel(dir string, tags []string, opts *SessionOptions) (*Session, *cpb.MetaGraphDef, error) {
+	cs, meta, err := cgo.LoadSavedModel(dir, tags, opts.binding())
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Session{sess: cs, ownsGraph: true}, meta, nil
+}
+
+// Graph is the graph the session runs.
+func (s *Session) Graph() *Graph { return s.sess.Graph() }
+
+// ListDevices lists the devices the session can place operations on.
+func (s *Session) ListDevices() ([]Device, error) { return s.sess.ListDevices() }
+
+// Close frees the session (and the graph of a loaded SavedModel); it is
+// safe to call more than once.
+func (s *Session) Close() error {
+	err := s.sess.Close()
+	if s.ownsGraph {
+		s.sess.Graph().Close()
+	}
+	return err
+}
+
+// Run feeds Go values or *Tensor values, evaluates fetches and runs
 // targets. The tensors it returns belong to the caller (Close them, or let
 // the finalizer do it); tensors it made from Go feeds are freed before it returns.
-func (s *Session) Run(feeds map[Output]any, fetches []Output, targets ...*cgo.Operation) ([]*cgo.Tensor, error) {
+func (s *Session) Run(feeds map[Output]any, fetches []Output, targets ...*Operation) ([]*Tensor, error) {
 	outs, _, err := s.run(nil, feeds, fetches, targets)
 	return outs, err
 }
 
-func (s *Session) run(opts *cpb.RunOptions, feeds map[Output]any, fetches []Output, targets []*cgo.Operation) ([]*cgo.Tensor, *cpb.RunMetadata, error) {
-	tfeeds := make(map[Output]*cgo.Tensor, len(feeds))
+// RunWithOptions is Run with TensorFlow's RunOptions (a timeout, tracing,
+// partition graphs) and the RunMetadata they asked for. opts may be nil.
+func (s *Session) RunWithOptions(opts *cpb.RunOptions, feeds map[Output]any, fetches []Output, targets ...*Operation) ([]*Tensor, *cpb.RunMetadata, error) {
+	return s.run(opts, feeds, fetches, targets)
+}
+
+func (s *Session) run(opts *cpb.RunOptions, feeds map[Output]any, fetches []Output, targets []*Operation) ([]*Tensor, *cpb.RunMetadata, error) {
+	tfeeds := make(map[Output]*Tensor, len(feeds))
 	for o, v := range feeds {
 		if o.Op == nil {
 			return nil, nil, fmt.Errorf("feed: not an operation's output")
@@ -90,5 +133,5 @@ func (s *Session) run(opts *cpb.RunOptions, feeds map[Output]any, fetches []Outp
 		}
 		tfeeds[o] = t
 	}
-	return s.Session.RunWithOptions(opts, tfeeds, fetches, targets)
+	return s.sess.RunWithOptions(opts, tfeeds, fetches, targets)
 }

@@ -3,14 +3,13 @@ package tfgo
 import (
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // denseTanh is a small MLP block with enough element-wise ops for XLA to cluster.
 func denseTanh(s *Scope) (x, y Output) {
-	x = Placeholder(s, cgo.Float, -1, 16)
+	x = Placeholder(s, Float, -1, 16)
 	w := Const(s, make16x16())
 	h := op1(s, "Tanh", nil, op1(s, "MatMul", nil, x, w))
 	h = op1(s, "Sigmoid", nil, op1(s, "Mul", nil, op1(s, "MatMul", nil, h, w), h))
@@ -50,7 +49,7 @@ func TestRunTracedReportsOpsAndXLAClusters(t *testing.T) {
 	xsess, err := NewSession(sx, &SessionOptions{XLA: true})
 	require.NoError(t, err)
 	defer xsess.Close()
-	var xla []*cgo.Tensor
+	var xla []*Tensor
 	var types map[string]int
 	for i := 0; i < 2; i++ { // clustering happens on the first run
 		xla, tr, err = xsess.RunTraced(map[Output]any{x2: batch}, []Output{y2})

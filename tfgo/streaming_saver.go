@@ -5,9 +5,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/savedmodel"
-	tpb "github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
 )
 
 // StreamingSaver saves and restores variables through Go, one variable at a
@@ -22,7 +20,7 @@ type StreamingSaver struct {
 	keys    []string
 	vars    []*Variable
 	holders []Output // one placeholder per variable, fed on restore
-	assigns []*cgo.Operation
+	assigns []*Operation
 }
 
 // NewStreamingSaver adds a placeholder and an assign per variable of vars
@@ -88,8 +86,8 @@ func SaveVariables(sess *Session, prefix string, keys []string, vars []*Variable
 		}
 		t := out[0]
 		defer t.Close()
-		bt := &savedmodel.Tensor{DType: tpb.DataType(t.DataType()), Shape: t.Shape()}
-		if t.DataType() == cgo.String {
+		bt := &savedmodel.Tensor{DType: t.DataType(), Shape: t.Shape()}
+		if t.DataType() == String {
 			if bt.Strings, err = t.Strings(); err != nil {
 				return fmt.Errorf("reading %s: %w", vars[i].Name(), err)
 			}
@@ -143,18 +141,18 @@ func (sv *StreamingSaver) RestoreFrom(sess *Session, r *savedmodel.BundleReader)
 			return err
 		}
 		v := sv.vars[i]
-		if cgo.DataType(e.DType) != v.DType() || !slices.Equal(e.Shape, v.Shape()) && !(len(e.Shape) == 0 && len(v.Shape()) == 0) {
-			return fmt.Errorf("checkpoint %s: %q is %s%v, variable %s is %s%v", prefix, key, cgo.DataType(e.DType), e.Shape, v.Name(), v.DType(), v.Shape())
+		if e.DType != v.DType() || !slices.Equal(e.Shape, v.Shape()) && !(len(e.Shape) == 0 && len(v.Shape()) == 0) {
+			return fmt.Errorf("checkpoint %s: %q is %s%v, variable %s is %s%v", prefix, key, e.DType, e.Shape, v.Name(), v.DType(), v.Shape())
 		}
 	}
 	return parallel(max(1, int(r.Header().GetNumShards())), len(sv.vars), func(i int) error {
 		v, key := sv.vars[i], sv.keys[i]
-		if v.DType() == cgo.String {
+		if v.DType() == String {
 			bt, err := r.Read(key)
 			if err != nil {
 				return err
 			}
-			st, err := cgo.NewStringTensor(bt.Shape, bt.Strings)
+			st, err := NewStringTensor(bt.Shape, bt.Strings)
 			if err != nil {
 				return fmt.Errorf("checkpoint %s: %q: %w", prefix, key, err)
 			}
@@ -165,7 +163,7 @@ func (sv *StreamingSaver) RestoreFrom(sess *Session, r *savedmodel.BundleReader)
 		// A new tensor each time: AssignVariableOp may adopt the fed
 		// buffer instead of copying it, so a reused one would alias
 		// variables.
-		t, err := cgo.AllocateTensor(v.DType(), v.Shape())
+		t, err := AllocateTensor(v.DType(), v.Shape())
 		if err != nil {
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/savedmodel"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -18,15 +17,15 @@ import (
 func TestStreamingSaver(t *testing.T) {
 	s := NewScope()
 	dense := s.SubScope("dense")
-	k := NewVariable(dense, "kernel", cgo.Float, []int64{300, 700}, RandomNormal(0, 1, 3))
-	k2 := NewVariable(dense, "kernel2", cgo.Float, []int64{300, 700}, RandomNormal(0, 1, 5)) // k's shape, right after it
-	b := NewVariable(dense, "bias", cgo.Half, []int64{700}, RandomNormal(0, 1, 4))
-	step := NewVariable(s, "step", cgo.Int64, []int64{}, Constant(7), Trainable(false))
+	k := NewVariable(dense, "kernel", Float, []int64{300, 700}, RandomNormal(0, 1, 3))
+	k2 := NewVariable(dense, "kernel2", Float, []int64{300, 700}, RandomNormal(0, 1, 5)) // k's shape, right after it
+	b := NewVariable(dense, "bias", Half, []int64{700}, RandomNormal(0, 1, 4))
+	step := NewVariable(s, "step", Int64, []int64{}, Constant(7), Trainable(false))
 	vars := []*Variable{k, b, step, k2}
 	saver := NewStreamingSaver(s, nil, nil)
 	renamed := NewStreamingSaver(s, []*Variable{k}, []string{"model/kernel/.ATTRIBUTES/VARIABLE_VALUE"})
 	init := GlobalVariablesInitializer(s)
-	var zero []*cgo.Operation
+	var zero []*Operation
 	for _, v := range vars {
 		zero = append(zero, v.Assign(s, ZerosLike(s, v.Value())))
 	}
@@ -35,7 +34,7 @@ func TestStreamingSaver(t *testing.T) {
 	defer sess.Close()
 	_, err = sess.Run(nil, nil, init)
 	require.NoError(t, err)
-	read := func() []*cgo.Tensor {
+	read := func() []*Tensor {
 		out, err := sess.Run(nil, []Output{k.Value(), b.Value(), step.Value(), k2.Value()})
 		require.NoError(t, err)
 		return out
@@ -64,7 +63,7 @@ with tf.compat.v1.Graph().as_default():
         sess.run(tf.compat.v1.global_variables_initializer())
         tf.compat.v1.train.Saver().save(sess, inputs["py"].item().decode(), write_meta_graph=False)
         outputs["pk"] = sess.run(kv)
-`, map[string]*cgo.Tensor{"prefix": pre, "py": py, "renamed": ren})
+`, map[string]*Tensor{"prefix": pre, "py": py, "renamed": ren})
 	for i, key := range []string{"k", "b", "step"} {
 		assert.Equal(t, want[i].Data(), ref[key].Data(), key)
 	}
@@ -89,8 +88,8 @@ with tf.compat.v1.Graph().as_default():
 
 	// Another shape under the same key: refused before any assign.
 	s2 := NewScope()
-	NewVariable(s2, "step", cgo.Int64, []int64{}, Constant(1))
-	odd := NewVariable(s2.SubScope("dense"), "kernel", cgo.Float, []int64{700, 300}, Zeros())
+	NewVariable(s2, "step", Int64, []int64{}, Constant(1))
+	odd := NewVariable(s2.SubScope("dense"), "kernel", Float, []int64{700, 300}, Zeros())
 	sv2 := NewStreamingSaver(s2, nil, nil)
 	sess2, err := NewSession(s2, nil)
 	require.NoError(t, err)

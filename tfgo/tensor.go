@@ -5,31 +5,31 @@ import (
 	"reflect"
 	"unsafe"
 
-	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/dtypes/half"
 )
 
 // Go element types and the dtypes they map to. A Go string holds any bytes,
 // so string tensors are Go strings; []byte is a uint8 vector.
-var goTypes = map[reflect.Type]cgo.DataType{
-	reflect.TypeOf(float32(0)):    cgo.Float,
-	reflect.TypeOf(float64(0)):    cgo.Double,
-	reflect.TypeOf(int8(0)):       cgo.Int8,
-	reflect.TypeOf(int16(0)):      cgo.Int16,
-	reflect.TypeOf(int32(0)):      cgo.Int32,
-	reflect.TypeOf(int64(0)):      cgo.Int64,
-	reflect.TypeOf(uint8(0)):      cgo.Uint8,
-	reflect.TypeOf(uint16(0)):     cgo.Uint16,
-	reflect.TypeOf(uint32(0)):     cgo.Uint32,
-	reflect.TypeOf(uint64(0)):     cgo.Uint64,
-	reflect.TypeOf(false):         cgo.Bool,
-	reflect.TypeOf(complex64(0)):  cgo.Complex64,
-	reflect.TypeOf(complex128(0)): cgo.Complex128,
-	reflect.TypeOf(Float16(0)):    cgo.Half,
-	reflect.TypeOf(BFloat16(0)):   cgo.BFloat16,
-	reflect.TypeOf(""):            cgo.String,
+var goTypes = map[reflect.Type]DataType{
+	reflect.TypeOf(float32(0)):       Float,
+	reflect.TypeOf(float64(0)):       Double,
+	reflect.TypeOf(int8(0)):          Int8,
+	reflect.TypeOf(int16(0)):         Int16,
+	reflect.TypeOf(int32(0)):         Int32,
+	reflect.TypeOf(int64(0)):         Int64,
+	reflect.TypeOf(uint8(0)):         Uint8,
+	reflect.TypeOf(uint16(0)):        Uint16,
+	reflect.TypeOf(uint32(0)):        Uint32,
+	reflect.TypeOf(uint64(0)):        Uint64,
+	reflect.TypeOf(false):            Bool,
+	reflect.TypeOf(complex64(0)):     Complex64,
+	reflect.TypeOf(complex128(0)):    Complex128,
+	reflect.TypeOf(half.Float16(0)):  Half,
+	reflect.TypeOf(half.BFloat16(0)): BFloat16,
+	reflect.TypeOf(""):               String,
 }
 
-func elemType(dt cgo.DataType) (reflect.Type, bool) {
+func elemType(dt DataType) (reflect.Type, bool) {
 	for t, d := range goTypes {
 		if d == dt {
 			return t, true
@@ -41,8 +41,8 @@ func elemType(dt cgo.DataType) (reflect.Type, bool) {
 // NewTensor converts a Go value to a tensor: a scalar, or a (nested,
 // rectangular) slice or array of float32, float64, Float16, BFloat16, the
 // sized ints and uints, bool, complex64/128, or string for string tensors. Numeric data is copied once, straight into TensorFlow's buffer.
-func NewTensor(value any) (*cgo.Tensor, error) {
-	if t, ok := value.(*cgo.Tensor); ok {
+func NewTensor(value any) (*Tensor, error) {
+	if t, ok := value.(*Tensor); ok {
 		return t, nil
 	}
 	v := reflect.ValueOf(value)
@@ -57,12 +57,12 @@ func NewTensor(value any) (*cgo.Tensor, error) {
 	if !ok {
 		return nil, fmt.Errorf("NewTensor: unsupported element type %s", et)
 	}
-	if dt == cgo.String {
+	if dt == String {
 		strs := make([][]byte, 0, numElements(shape))
 		walk(v, len(shape), func(leaf reflect.Value) { strs = append(strs, []byte(leaf.String())) })
-		return cgo.NewStringTensor(shape, strs)
+		return NewStringTensor(shape, strs)
 	}
-	t, err := cgo.AllocateTensor(dt, shape)
+	t, err := AllocateTensor(dt, shape)
 	if err != nil {
 		return nil, err
 	}
@@ -156,9 +156,9 @@ func numElements(shape []int64) int64 {
 
 // Value converts a tensor to nested Go slices of its element type, or a
 // scalar for a rank-0 tensor.
-func Value(t *cgo.Tensor) (any, error) {
+func Value(t *Tensor) (any, error) {
 	shape := t.Shape()
-	if t.DataType() == cgo.String {
+	if t.DataType() == String {
 		strs, err := t.Strings()
 		if err != nil {
 			return nil, err
@@ -204,18 +204,18 @@ func reshape(flat reflect.Value, shape []int64) any {
 }
 
 // Float32s returns a copy of a float32 tensor's elements, flat.
-func Float32s(t *cgo.Tensor) ([]float32, error) { return flatAs[float32](t, cgo.Float) }
+func Float32s(t *Tensor) ([]float32, error) { return flatAs[float32](t, Float) }
 
 // Float64s returns a copy of a float64 tensor's elements, flat.
-func Float64s(t *cgo.Tensor) ([]float64, error) { return flatAs[float64](t, cgo.Double) }
+func Float64s(t *Tensor) ([]float64, error) { return flatAs[float64](t, Double) }
 
 // Int32s returns a copy of an int32 tensor's elements, flat.
-func Int32s(t *cgo.Tensor) ([]int32, error) { return flatAs[int32](t, cgo.Int32) }
+func Int32s(t *Tensor) ([]int32, error) { return flatAs[int32](t, Int32) }
 
 // Int64s returns a copy of an int64 tensor's elements, flat.
-func Int64s(t *cgo.Tensor) ([]int64, error) { return flatAs[int64](t, cgo.Int64) }
+func Int64s(t *Tensor) ([]int64, error) { return flatAs[int64](t, Int64) }
 
-func flatAs[T any](t *cgo.Tensor, want cgo.DataType) ([]T, error) {
+func flatAs[T any](t *Tensor, want DataType) ([]T, error) {
 	if t.DataType() != want {
 		return nil, fmt.Errorf("tensor is %s, not %s", t.DataType(), want)
 	}

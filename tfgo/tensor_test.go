@@ -4,7 +4,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/dtypes/half"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -12,28 +12,28 @@ import (
 func TestGoValuesRoundTripThroughTensors(t *testing.T) {
 	cases := []struct {
 		value any
-		dtype cgo.DataType
+		dtype DataType
 		shape []int64
 	}{
-		{float32(1.5), cgo.Float, nil},
-		{[]float64{1, 2}, cgo.Double, []int64{2}},
-		{[][]int32{{1, 2, 3}, {4, 5, 6}}, cgo.Int32, []int64{2, 3}},
-		{[][][]int64{{{1}, {2}}}, cgo.Int64, []int64{1, 2, 1}},
-		{[]int8{-1, 2}, cgo.Int8, []int64{2}},
-		{[]int16{-300}, cgo.Int16, []int64{1}},
-		{[]uint8{255, 0}, cgo.Uint8, []int64{2}},
-		{[]uint16{65535}, cgo.Uint16, []int64{1}},
-		{[]uint32{1 << 31}, cgo.Uint32, []int64{1}},
-		{[]uint64{1 << 63}, cgo.Uint64, []int64{1}},
-		{[]bool{true, false, true}, cgo.Bool, []int64{3}},
-		{[]complex64{1 + 2i}, cgo.Complex64, []int64{1}},
-		{[][]complex128{{3 - 1i}}, cgo.Complex128, []int64{1, 1}},
-		{[]Float16{NewFloat16(1.5), NewFloat16(-2)}, cgo.Half, []int64{2}},
-		{[][]BFloat16{{NewBFloat16(3)}}, cgo.BFloat16, []int64{1, 1}},
-		{[]string{"a\x00b", ""}, cgo.String, []int64{2}},
-		{"scalar", cgo.String, nil},
-		{[][]float32{}, cgo.Float, []int64{0, 0}},
-		{[][]float32{{}, {}}, cgo.Float, []int64{2, 0}},
+		{float32(1.5), Float, nil},
+		{[]float64{1, 2}, Double, []int64{2}},
+		{[][]int32{{1, 2, 3}, {4, 5, 6}}, Int32, []int64{2, 3}},
+		{[][][]int64{{{1}, {2}}}, Int64, []int64{1, 2, 1}},
+		{[]int8{-1, 2}, Int8, []int64{2}},
+		{[]int16{-300}, Int16, []int64{1}},
+		{[]uint8{255, 0}, Uint8, []int64{2}},
+		{[]uint16{65535}, Uint16, []int64{1}},
+		{[]uint32{1 << 31}, Uint32, []int64{1}},
+		{[]uint64{1 << 63}, Uint64, []int64{1}},
+		{[]bool{true, false, true}, Bool, []int64{3}},
+		{[]complex64{1 + 2i}, Complex64, []int64{1}},
+		{[][]complex128{{3 - 1i}}, Complex128, []int64{1, 1}},
+		{[]half.Float16{half.NewFloat16(1.5), half.NewFloat16(-2)}, Half, []int64{2}},
+		{[][]half.BFloat16{{half.NewBFloat16(3)}}, BFloat16, []int64{1, 1}},
+		{[]string{"a\x00b", ""}, String, []int64{2}},
+		{"scalar", String, nil},
+		{[][]float32{}, Float, []int64{0, 0}},
+		{[][]float32{{}, {}}, Float, []int64{2, 0}},
 	}
 	for _, c := range cases {
 		tn, err := NewTensor(c.value)
@@ -63,19 +63,19 @@ func TestGoValuesRoundTripThroughTensors(t *testing.T) {
 func TestHalfPrecisionConversions(t *testing.T) {
 	exact := []float32{0, 1, -2, 0.5, 65504, 6.103515625e-05, 5.960464477539063e-08}
 	for _, f := range exact {
-		assert.Equal(t, f, NewFloat16(f).Float32(), "float16 %g", f)
+		assert.Equal(t, f, half.NewFloat16(f).Float32(), "float16 %g", f)
 	}
-	assert.True(t, math.IsInf(float64(NewFloat16(1e6).Float32()), 1))
-	assert.True(t, math.IsNaN(float64(NewFloat16(float32(math.NaN())).Float32())))
-	assert.Equal(t, Float16(0x3c00), NewFloat16(1))
+	assert.True(t, math.IsInf(float64(half.NewFloat16(1e6).Float32()), 1))
+	assert.True(t, math.IsNaN(float64(half.NewFloat16(float32(math.NaN())).Float32())))
+	assert.Equal(t, half.Float16(0x3c00), half.NewFloat16(1))
 	// Ties go to even: 1 + 2^-11 is halfway between 1 and the next float16.
-	assert.Equal(t, Float16(0x3c00), NewFloat16(1+1.0/2048))
-	assert.Equal(t, Float16(0x3c02), NewFloat16(1+3.0/2048))
+	assert.Equal(t, half.Float16(0x3c00), half.NewFloat16(1+1.0/2048))
+	assert.Equal(t, half.Float16(0x3c02), half.NewFloat16(1+3.0/2048))
 
 	for _, f := range []float32{0, 1, -2, 3.140625, float32(math.Ldexp(1, 100))} {
-		assert.Equal(t, f, NewBFloat16(f).Float32(), "bfloat16 %g", f)
+		assert.Equal(t, f, half.NewBFloat16(f).Float32(), "bfloat16 %g", f)
 	}
-	assert.Equal(t, BFloat16(0x3f80), NewBFloat16(1+1.0/256)) // tie to even
-	assert.Equal(t, BFloat16(0x3f82), NewBFloat16(1+3.0/256))
-	assert.True(t, math.IsNaN(float64(NewBFloat16(float32(math.NaN())).Float32())))
+	assert.Equal(t, half.BFloat16(0x3f80), half.NewBFloat16(1+1.0/256)) // tie to even
+	assert.Equal(t, half.BFloat16(0x3f82), half.NewBFloat16(1+3.0/256))
+	assert.True(t, math.IsNaN(float64(half.NewBFloat16(float32(math.NaN())).Float32())))
 }

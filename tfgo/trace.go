@@ -3,7 +3,6 @@ package tfgo
 import (
 	"sort"
 
-	"github.com/gotf/gotf/cgo"
 	cpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 )
 
@@ -24,7 +23,7 @@ type Trace struct {
 // RunTraced is Run with a full trace: the step stats (time and memory per
 // op) and the partition graphs as the runtime executed them (after
 // Grappler and, with XLA, clustering).
-func (s *Session) RunTraced(feeds map[Output]any, fetches []Output, targets ...*cgo.Operation) ([]*cgo.Tensor, *Trace, error) {
+func (s *Session) RunTraced(feeds map[Output]any, fetches []Output, targets ...*Operation) ([]*Tensor, *Trace, error) {
 	opts := &cpb.RunOptions{TraceLevel: cpb.RunOptions_FULL_TRACE, OutputPartitionGraphs: true}
 	outs, md, err := s.run(opts, feeds, fetches, targets)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/stretchr/testify/require"
 )
 
@@ -22,13 +21,13 @@ type parityModel struct {
 	pyLoss  string // Python: def loss(w, d): ... (w, d: dicts of tensors/arrays)
 }
 
-func randn(r *rand.Rand, shape []int64, scale float64) *cgo.Tensor {
+func randn(r *rand.Rand, shape []int64, scale float64) *Tensor {
 	n := numElements(shape)
 	v := make([]float32, n)
 	for i := range v {
 		v[i] = float32(r.NormFloat64() * scale)
 	}
-	t, err := cgo.AllocateTensor(cgo.Float, shape)
+	t, err := AllocateTensor(Float, shape)
 	if err != nil {
 		panic(err)
 	}
@@ -49,7 +48,7 @@ func putFloat32(b []byte, f float32) {
 // every step and after the last one.
 func trainAndCompare(t *testing.T, m parityModel, steps int, lr float32) {
 	r := rand.New(rand.NewSource(3))
-	init := map[string]*cgo.Tensor{}
+	init := map[string]*Tensor{}
 	for _, name := range m.order {
 		init[name] = randn(r, m.weights[name], m.scale)
 	}
@@ -59,7 +58,7 @@ func trainAndCompare(t *testing.T, m parityModel, steps int, lr float32) {
 	w := map[string]Output{}
 	var vars []*Variable
 	for _, name := range m.order {
-		v := NewVariable(model, name, cgo.Float, m.weights[name], InitialValue(init[name]))
+		v := NewVariable(model, name, Float, m.weights[name], InitialValue(init[name]))
 		vars = append(vars, v)
 		w[name] = v.Value()
 	}
@@ -74,7 +73,7 @@ func trainAndCompare(t *testing.T, m parityModel, steps int, lr float32) {
 	}
 	grads := Gradients(s, []Output{loss}, handles, nil)
 	train := s.SubScope("sgd")
-	var updates []*cgo.Operation
+	var updates []*Operation
 	for i, v := range vars {
 		updates = append(updates, v.AssignSub(train, op1(train, "Mul", nil, Const(train, lr), grads[i])))
 	}
@@ -97,7 +96,7 @@ func trainAndCompare(t *testing.T, m parityModel, steps int, lr float32) {
 	require.NoError(t, err)
 	goLosses = append(goLosses, asFloat64s(t, out[0])[0])
 
-	in := map[string]*cgo.Tensor{}
+	in := map[string]*Tensor{}
 	for k, v := range init {
 		in["w_"+k] = v
 	}

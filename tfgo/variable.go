@@ -2,8 +2,6 @@ package tfgo
 
 import (
 	"fmt"
-
-	"github.com/gotf/gotf/cgo"
 )
 
 // Variable is a resource variable, built as TensorFlow's ResourceVariable
@@ -19,12 +17,12 @@ import (
 // GlobalVariablesInitializer) once per session before reading.
 type Variable struct {
 	name      string
-	dtype     cgo.DataType
+	dtype     DataType
 	shape     []int64
 	trainable bool
 	handle    Output
 	value     Output
-	initOp    *cgo.Operation
+	initOp    *Operation
 }
 
 // variableCollection lists the variables of one graph in creation order.
@@ -55,7 +53,7 @@ func Trainable(trainable bool) VariableOption {
 // a value of another dtype or shape (reported naming "<name>/Assign"). The
 // returned Variable is never nil; after an error it is not added to the
 // collection, and its methods add nothing (they return zero Outputs / nil).
-func NewVariable(s *Scope, name string, dtype cgo.DataType, shape []int64, init Initializer, opts ...VariableOption) *Variable {
+func NewVariable(s *Scope, name string, dtype DataType, shape []int64, init Initializer, opts ...VariableOption) *Variable {
 	o := variableOptions{trainable: true}
 	for _, opt := range opts {
 		opt(&o)
@@ -85,7 +83,7 @@ func NewVariable(s *Scope, name string, dtype cgo.DataType, shape []int64, init 
 	full := s.uniqueName(name)
 	b := s.state.graph.NewOperation("VarHandleOp", full).
 		SetAttr("dtype", dtype).
-		SetAttr("shape", cgo.MakeShape(v.shape...)).
+		SetAttr("shape", MakeShape(v.shape...)).
 		SetAttr("shared_name", full).
 		SetAttr("container", "")
 	if s.device != "" {
@@ -124,12 +122,12 @@ func NewVariable(s *Scope, name string, dtype cgo.DataType, shape []int64, init 
 
 // checkInitialValue reports an initial value whose dtype or static shape
 // differs from the variable's.
-func checkInitialValue(initial Output, dtype cgo.DataType, shape []int64) error {
+func checkInitialValue(initial Output, dtype DataType, shape []int64) error {
 	if dt := initial.DataType(); dt != dtype {
 		return fmt.Errorf("initial value %s is %s, the variable is %s", initial.Name(), dt, dtype)
 	}
 	if got, err := initial.Shape(); err == nil && !compatibleShape(got, shape) {
-		return fmt.Errorf("initial value %s has shape %s, the variable has shape %s", initial.Name(), got, cgo.MakeShape(shape...))
+		return fmt.Errorf("initial value %s has shape %s, the variable has shape %s", initial.Name(), got, MakeShape(shape...))
 	}
 	return nil
 }
@@ -139,7 +137,7 @@ func checkInitialValue(initial Output, dtype cgo.DataType, shape []int64) error 
 func (v *Variable) Name() string { return v.name }
 
 // DType is the variable's element type.
-func (v *Variable) DType() cgo.DataType { return v.dtype }
+func (v *Variable) DType() DataType { return v.dtype }
 
 // Shape is the variable's shape (a copy).
 func (v *Variable) Shape() []int64 { return append([]int64{}, v.shape...) }
@@ -157,7 +155,7 @@ func (v *Variable) Handle() Output { return v.handle }
 func (v *Variable) Value() Output { return v.value }
 
 // Initializer is the op that assigns the initial value ("<name>/Assign").
-func (v *Variable) Initializer() *cgo.Operation { return v.initOp }
+func (v *Variable) Initializer() *Operation { return v.initOp }
 
 // Read adds a fresh ReadVariableOp in scope s (with s's control
 // dependencies), as tf.Variable.value() does.
@@ -173,21 +171,21 @@ func (v *Variable) Read(s *Scope) Output {
 // variable's, is an error naming the op (TensorFlow's own checks when the
 // op is added; a shape known only at run time is not checked, as in
 // TensorFlow).
-func (v *Variable) Assign(s *Scope, value Output) *cgo.Operation {
+func (v *Variable) Assign(s *Scope, value Output) *Operation {
 	return v.update(s, "AssignVariableOp", value)
 }
 
 // AssignAdd adds an AssignAddVariableOp: variable += value.
-func (v *Variable) AssignAdd(s *Scope, value Output) *cgo.Operation {
+func (v *Variable) AssignAdd(s *Scope, value Output) *Operation {
 	return v.update(s, "AssignAddVariableOp", value)
 }
 
 // AssignSub adds an AssignSubVariableOp: variable -= value.
-func (v *Variable) AssignSub(s *Scope, value Output) *cgo.Operation {
+func (v *Variable) AssignSub(s *Scope, value Output) *Operation {
 	return v.update(s, "AssignSubVariableOp", value)
 }
 
-func (v *Variable) update(s *Scope, opType string, value Output) *cgo.Operation {
+func (v *Variable) update(s *Scope, opType string, value Output) *Operation {
 	if !v.usable(s, opType) {
 		return nil
 	}
@@ -200,7 +198,7 @@ func (v *Variable) update(s *Scope, opType string, value Output) *cgo.Operation 
 
 // compatibleShape reports whether a (possibly partly known) static shape
 // can be the fully known shape want.
-func compatibleShape(got cgo.Shape, want []int64) bool {
+func compatibleShape(got Shape, want []int64) bool {
 	if got.UnknownRank {
 		return true
 	}
@@ -252,9 +250,9 @@ func TrainableVariables(s *Scope) []*Variable {
 // tf.compat.v1.global_variables_initializer) that runs after the
 // initializer of every variable created so far in s's graph. Run it as a
 // target once per session.
-func GlobalVariablesInitializer(s *Scope) *cgo.Operation {
+func GlobalVariablesInitializer(s *Scope) *Operation {
 	vars := Variables(s)
-	inits := make([]*cgo.Operation, 0, len(vars))
+	inits := make([]*Operation, 0, len(vars))
 	for _, v := range vars {
 		inits = append(inits, v.initOp)
 	}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -21,7 +20,7 @@ func varNames(vs []*Variable) []string {
 	return out
 }
 
-func varStrings(t *testing.T, tn *cgo.Tensor) []string {
+func varStrings(t *testing.T, tn *Tensor) []string {
 	t.Helper()
 	v, err := Value(tn)
 	require.NoError(t, err)
@@ -34,23 +33,23 @@ func varStrings(t *testing.T, tn *cgo.Tensor) []string {
 func TestVariableNamesAndCollectionsMatchPython(t *testing.T) {
 	s := NewScope()
 	d := s.SubScope("dense")
-	k := NewVariable(d, "kernel", cgo.Float, []int64{2, 3}, GlorotUniform(1))
-	NewVariable(d, "bias", cgo.Float, []int64{3}, Zeros())
-	NewVariable(s.SubScope("dense"), "kernel", cgo.Float, []int64{3, 3}, GlorotUniform(2))
-	NewVariable(d, "kernel", cgo.Float, []int64{2, 3}, Ones())
-	step := NewVariable(s, "step", cgo.Int64, nil, Zeros(), Trainable(false))
+	k := NewVariable(d, "kernel", Float, []int64{2, 3}, GlorotUniform(1))
+	NewVariable(d, "bias", Float, []int64{3}, Zeros())
+	NewVariable(s.SubScope("dense"), "kernel", Float, []int64{3, 3}, GlorotUniform(2))
+	NewVariable(d, "kernel", Float, []int64{2, 3}, Ones())
+	step := NewVariable(s, "step", Int64, nil, Zeros(), Trainable(false))
 	require.NoError(t, s.Err())
 
 	all := Variables(s)
 	assert.Equal(t, varNames(all), varNames(Variables(d)), "one collection per graph, whatever the scope")
 	assert.Equal(t, "dense/kernel", k.Name())
 	assert.Equal(t, []int64{2, 3}, k.Shape())
-	assert.Equal(t, cgo.Float, k.DType())
+	assert.Equal(t, Float, k.DType())
 	assert.True(t, k.Trainable())
 	assert.False(t, step.Trainable())
-	assert.Equal(t, cgo.Int64, step.DType())
+	assert.Equal(t, Int64, step.DType())
 	assert.Equal(t, "VarHandleOp", k.Handle().Op.Type())
-	assert.Equal(t, cgo.Resource, k.Handle().DataType())
+	assert.Equal(t, Resource, k.Handle().DataType())
 	assert.Equal(t, "AssignVariableOp", k.Initializer().Type())
 	assert.Equal(t, "ReadVariableOp", k.Value().Op.Type())
 	sh, err := k.Value().Shape()
@@ -117,9 +116,9 @@ func TestVariableAssignMatchesPython(t *testing.T) {
 	a, b, c, d := compRandTensor(t, r, 1, 2, 3), compRandTensor(t, r, 1, 2, 3), compRandTensor(t, r, 1, 2, 3), compRandTensor(t, r, 1, 2, 3)
 
 	s := NewScope()
-	v := NewVariable(s.SubScope("layer"), "w", cgo.Float, []int64{2, 3}, InitialValue(a))
-	step := NewVariable(s, "step", cgo.Int64, nil, Zeros(), Trainable(false))
-	pv := Placeholder(s, cgo.Float, 2, 3)
+	v := NewVariable(s.SubScope("layer"), "w", Float, []int64{2, 3}, InitialValue(a))
+	step := NewVariable(s, "step", Int64, nil, Zeros(), Trainable(false))
+	pv := Placeholder(s, Float, 2, 3)
 	assign := v.Assign(s, pv)
 	afterAssign := v.Read(s.WithControlDependencies(assign))
 	add := v.AssignAdd(s, Const(s, c))
@@ -134,7 +133,7 @@ func TestVariableAssignMatchesPython(t *testing.T) {
 	sess, err := NewSession(s, nil)
 	require.NoError(t, err)
 	defer sess.Close()
-	run := func(feeds map[Output]any, fetch []Output, targets ...*cgo.Operation) []*cgo.Tensor {
+	run := func(feeds map[Output]any, fetch []Output, targets ...*Operation) []*Tensor {
 		t.Helper()
 		out, err := sess.Run(feeds, fetch, targets...)
 		require.NoError(t, err)
@@ -159,7 +158,7 @@ v.assign(inputs["b"]); outputs["assigned"] = v.read_value()
 v.assign_add(inputs["c"]); outputs["added"] = v.read_value()
 v.assign_sub(inputs["d"]); outputs["subbed"] = v.read_value()
 step.assign_add(1); step.assign_add(1); outputs["steps"] = step.read_value()
-`, map[string]*cgo.Tensor{"a": a, "b": b, "c": c, "d": d})
+`, map[string]*Tensor{"a": a, "b": b, "c": c, "d": d})
 	compAssertClose(t, ref["initial"], initial[0], 0, "initial value")
 	compAssertClose(t, ref["assigned"], assigned, 0, "after assign (read depending on it)")
 	compAssertClose(t, ref["added"], added, 1e-6, "after assign_add")
@@ -184,23 +183,23 @@ func TestInitializerMatchesKerasExactly(t *testing.T) {
 		init  Initializer
 		keras string
 		shape []int64
-		dtype cgo.DataType
+		dtype DataType
 	}
 	cases := []initCase{
-		{"zeros", Zeros(), "keras.initializers.Zeros()", []int64{4, 5}, cgo.Float},
-		{"ones", Ones(), "keras.initializers.Ones()", []int64{7}, cgo.Double},
-		{"constant", Constant(2.5), "keras.initializers.Constant(2.5)", []int64{3, 2}, cgo.Float},
-		{"glorot_uniform", GlorotUniform(42), "keras.initializers.GlorotUniform(seed=42)", []int64{64, 32}, cgo.Float},
-		{"glorot_uniform_conv", GlorotUniform(-3), "keras.initializers.GlorotUniform(seed=-3)", []int64{3, 3, 8, 16}, cgo.Float},
-		{"glorot_uniform_f64", GlorotUniform(42), "keras.initializers.GlorotUniform(seed=42)", []int64{64, 32}, cgo.Double},
-		{"glorot_normal", GlorotNormal(5), "keras.initializers.GlorotNormal(seed=5)", []int64{20, 30}, cgo.Float},
-		{"he_normal", HeNormal(7), "keras.initializers.HeNormal(seed=7)", []int64{128, 16}, cgo.Float},
-		{"he_uniform", HeUniform(8), "keras.initializers.HeUniform(seed=8)", []int64{5, 5, 3, 4}, cgo.Float},
-		{"truncated_normal", TruncatedNormalInitializer(0.5, 2, 3), "keras.initializers.TruncatedNormal(mean=0.5, stddev=2.0, seed=3)", []int64{50, 40}, cgo.Float},
-		{"random_normal", RandomNormal(-1, 0.25, 11), "keras.initializers.RandomNormal(mean=-1.0, stddev=0.25, seed=11)", []int64{1000}, cgo.Float},
-		{"random_normal_f64", RandomNormal(-1, 0.25, 1<<40), "keras.initializers.RandomNormal(mean=-1.0, stddev=0.25, seed=1<<40)", []int64{10, 10}, cgo.Double},
-		{"variance_scaling", VarianceScaling(0.3, "fan_out", "untruncated_normal", 9), `keras.initializers.VarianceScaling(scale=0.3, mode="fan_out", distribution="untruncated_normal", seed=9)`, []int64{6, 9}, cgo.Float},
-		{"variance_scaling_scalar", VarianceScaling(1, "fan_avg", "uniform", 1), `keras.initializers.VarianceScaling(mode="fan_avg", distribution="uniform", seed=1)`, []int64{}, cgo.Float},
+		{"zeros", Zeros(), "keras.initializers.Zeros()", []int64{4, 5}, Float},
+		{"ones", Ones(), "keras.initializers.Ones()", []int64{7}, Double},
+		{"constant", Constant(2.5), "keras.initializers.Constant(2.5)", []int64{3, 2}, Float},
+		{"glorot_uniform", GlorotUniform(42), "keras.initializers.GlorotUniform(seed=42)", []int64{64, 32}, Float},
+		{"glorot_uniform_conv", GlorotUniform(-3), "keras.initializers.GlorotUniform(seed=-3)", []int64{3, 3, 8, 16}, Float},
+		{"glorot_uniform_f64", GlorotUniform(42), "keras.initializers.GlorotUniform(seed=42)", []int64{64, 32}, Double},
+		{"glorot_normal", GlorotNormal(5), "keras.initializers.GlorotNormal(seed=5)", []int64{20, 30}, Float},
+		{"he_normal", HeNormal(7), "keras.initializers.HeNormal(seed=7)", []int64{128, 16}, Float},
+		{"he_uniform", HeUniform(8), "keras.initializers.HeUniform(seed=8)", []int64{5, 5, 3, 4}, Float},
+		{"truncated_normal", TruncatedNormalInitializer(0.5, 2, 3), "keras.initializers.TruncatedNormal(mean=0.5, stddev=2.0, seed=3)", []int64{50, 40}, Float},
+		{"random_normal", RandomNormal(-1, 0.25, 11), "keras.initializers.RandomNormal(mean=-1.0, stddev=0.25, seed=11)", []int64{1000}, Float},
+		{"random_normal_f64", RandomNormal(-1, 0.25, 1<<40), "keras.initializers.RandomNormal(mean=-1.0, stddev=0.25, seed=1<<40)", []int64{10, 10}, Double},
+		{"variance_scaling", VarianceScaling(0.3, "fan_out", "untruncated_normal", 9), `keras.initializers.VarianceScaling(scale=0.3, mode="fan_out", distribution="untruncated_normal", seed=9)`, []int64{6, 9}, Float},
+		{"variance_scaling_scalar", VarianceScaling(1, "fan_avg", "uniform", 1), `keras.initializers.VarianceScaling(mode="fan_avg", distribution="uniform", seed=1)`, []int64{}, Float},
 	}
 	s := NewScope()
 	fetch := make([]Output, len(cases))
@@ -261,7 +260,7 @@ func TestInitializerStatistics(t *testing.T) {
 	s := NewScope()
 	fetch := make([]Output, len(cases))
 	for i, c := range cases {
-		fetch[i] = NewVariable(s, c.name, cgo.Float, shape, c.init).Value()
+		fetch[i] = NewVariable(s, c.name, Float, shape, c.init).Value()
 	}
 	got := compRun(t, s, nil, fetch, GlobalVariablesInitializer(s))
 	for i, c := range cases {
@@ -286,11 +285,11 @@ func TestInitializerStatistics(t *testing.T) {
 // and in two variables of one graph (as a Keras integer seed does); another
 // seed gives other values.
 func TestInitializerSeedDeterminism(t *testing.T) {
-	build := func(seed int64) []*cgo.Tensor {
+	build := func(seed int64) []*Tensor {
 		s := NewScope()
-		a := NewVariable(s, "a", cgo.Float, []int64{16, 8}, HeNormal(seed))
-		b := NewVariable(s, "b", cgo.Float, []int64{16, 8}, HeNormal(seed))
-		u := NewVariable(s, "u", cgo.Float, []int64{16, 8}, GlorotUniform(seed))
+		a := NewVariable(s, "a", Float, []int64{16, 8}, HeNormal(seed))
+		b := NewVariable(s, "b", Float, []int64{16, 8}, HeNormal(seed))
+		u := NewVariable(s, "u", Float, []int64{16, 8}, GlorotUniform(seed))
 		return compRun(t, s, nil, []Output{a.Value(), b.Value(), u.Value()}, GlobalVariablesInitializer(s))
 	}
 	first, second, other := build(99), build(99), build(100)
@@ -310,40 +309,40 @@ func TestVariableErrors(t *testing.T) {
 		msg   string
 	}{
 		"initial value of the wrong shape": {func(s *Scope) {
-			NewVariable(s.SubScope("dense"), "kernel", cgo.Float, []int64{2, 3}, InitialValue([][]float32{{1, 2}, {3, 4}, {5, 6}}))
+			NewVariable(s.SubScope("dense"), "kernel", Float, []int64{2, 3}, InitialValue([][]float32{{1, 2}, {3, 4}, {5, 6}}))
 		}, "dense/kernel/Assign", "shape"},
 		"initial value of the wrong dtype": {func(s *Scope) {
-			NewVariable(s, "w", cgo.Float, []int64{2}, InitialValue([]float64{1, 2}))
+			NewVariable(s, "w", Float, []int64{2}, InitialValue([]float64{1, 2}))
 		}, "w/Assign", "float64"},
 		"initializer func of the wrong dtype": {func(s *Scope) {
-			NewVariable(s, "w", cgo.Float, []int64{2}, InitializerFunc(func(s *Scope, shape []int64, _ cgo.DataType) Output {
-				return Zeros().Init(s, shape, cgo.Int32)
+			NewVariable(s, "w", Float, []int64{2}, InitializerFunc(func(s *Scope, shape []int64, _ DataType) Output {
+				return Zeros().Init(s, shape, Int32)
 			}))
 		}, "w/Assign", "int32"},
 		"random initializer of an int variable": {func(s *Scope) {
-			NewVariable(s, "ids", cgo.Int32, []int64{4}, GlorotUniform(1))
+			NewVariable(s, "ids", Int32, []int64{4}, GlorotUniform(1))
 		}, "ids/Initializer/stateless_random_uniform", "float dtype"},
 		"bad variance scaling mode": {func(s *Scope) {
-			NewVariable(s, "w", cgo.Float, []int64{4}, VarianceScaling(1, "fan_sideways", "uniform", 1))
+			NewVariable(s, "w", Float, []int64{4}, VarianceScaling(1, "fan_sideways", "uniform", 1))
 		}, "w/Initializer/VarianceScaling", "fan_sideways"},
 		"unknown dimension": {func(s *Scope) {
-			NewVariable(s.SubScope("x"), "w", cgo.Float, []int64{-1, 4}, Zeros())
+			NewVariable(s.SubScope("x"), "w", Float, []int64{-1, 4}, Zeros())
 		}, "x/w", "unknown"},
-		"nil initializer": {func(s *Scope) { NewVariable(s, "w", cgo.Float, []int64{1}, nil) }, "w", "nil initializer"},
+		"nil initializer": {func(s *Scope) { NewVariable(s, "w", Float, []int64{1}, nil) }, "w", "nil initializer"},
 		"assign of the wrong dtype": {func(s *Scope) {
-			v := NewVariable(s, "w", cgo.Float, []int64{2}, Zeros())
+			v := NewVariable(s, "w", Float, []int64{2}, Zeros())
 			v.Assign(s.SubScope("train"), Const(s, []float64{1, 2}))
 		}, "train/AssignVariableOp", "DT_DOUBLE vs. DT_FLOAT"},
 		"assign of the wrong shape": {func(s *Scope) {
-			v := NewVariable(s, "w", cgo.Float, []int64{2}, Zeros())
+			v := NewVariable(s, "w", Float, []int64{2}, Zeros())
 			v.Assign(s, Const(s, []float32{1, 2, 3}))
 		}, "AssignVariableOp", "Shapes are [2] and [3]"},
 		"assign_add of the wrong dtype": {func(s *Scope) {
-			v := NewVariable(s, "w", cgo.Float, []int64{2}, Zeros())
+			v := NewVariable(s, "w", Float, []int64{2}, Zeros())
 			v.AssignAdd(s, Const(s, []int32{1, 2}))
 		}, "AssignAddVariableOp", "DT_INT32 vs. DT_FLOAT"},
 		"using a variable whose creation failed": {func(s *Scope) {
-			v := NewVariable(s, "w", cgo.Float, []int64{2}, nil)
+			v := NewVariable(s, "w", Float, []int64{2}, nil)
 			assert.Nil(t, v.Value().Op)
 			assert.Nil(t, v.Read(s).Op)
 			assert.Nil(t, v.Assign(s, Const(s, []float32{1, 2})))
@@ -369,8 +368,8 @@ func TestVariableErrors(t *testing.T) {
 // assignment sees it in the same run.
 func TestVariableAssignRuntimeShape(t *testing.T) {
 	s := NewScope()
-	v := NewVariable(s, "w", cgo.Float, []int64{2}, Zeros())
-	p := Placeholder(s, cgo.Float)
+	v := NewVariable(s, "w", Float, []int64{2}, Zeros())
+	p := Placeholder(s, Float)
 	assign := v.Assign(s, p)
 	read := v.Read(s.WithControlDependencies(assign))
 	require.NoError(t, s.Err())

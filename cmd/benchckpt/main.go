@@ -25,7 +25,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/savedmodel"
 	"github.com/gotf/gotf/tfgo"
 )
@@ -83,7 +82,7 @@ func main() {
 	s := tfgo.NewScope()
 	var vars []*tfgo.Variable
 	for i := 0; i < n; i++ {
-		vars = append(vars, tfgo.NewVariable(s, fmt.Sprintf("layer_%03d/kernel", i), cgo.Float, []int64{rows, 1024}, tfgo.RandomNormal(0, 1, int64(i))))
+		vars = append(vars, tfgo.NewVariable(s, fmt.Sprintf("layer_%03d/kernel", i), tfgo.Float, []int64{rows, 1024}, tfgo.RandomNormal(0, 1, int64(i))))
 	}
 	saver := tfgo.NewSaver(s, vars)
 	streaming := tfgo.NewStreamingSaver(s, vars, nil)

@@ -9,7 +9,6 @@ import (
 	"log"
 	"os"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -20,10 +19,10 @@ func main() {
 }
 
 func run(w io.Writer) error {
-	fmt.Fprintln(w, "TensorFlow", cgo.Version())
+	fmt.Fprintln(w, "TensorFlow", tfgo.Version())
 
 	s := tfgo.NewScope()
-	x := tfgo.Placeholder(s, cgo.Float, -1, 3)
+	x := tfgo.Placeholder(s, tfgo.Float, -1, 3)
 	dense := s.SubScope("dense")
 	kernel := tfgo.Const(dense.SubScope("kernel"), [][]float32{{0.5, -1, 2}, {1, 0, -0.5}, {-1, 1, 0.25}})
 	b := tfgo.Const(dense.SubScope("bias"), []float32{0.1, 0.2, 0.3})

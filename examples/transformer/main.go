@@ -29,7 +29,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/keraslike"
 	"github.com/gotf/gotf/savedmodel"
 	"github.com/gotf/gotf/tfgo"
@@ -72,7 +71,7 @@ func main() {
 }
 
 func run(ctx context.Context, c config, w io.Writer) error {
-	fmt.Fprintf(w, "TensorFlow %s (Go %s, %d CPUs)\n", cgo.Version(), runtime.Version(), runtime.NumCPU())
+	fmt.Fprintf(w, "TensorFlow %s (Go %s, %d CPUs)\n", tfgo.Version(), runtime.Version(), runtime.NumCPU())
 	corpus, err := keraslike.GoSourceCorpus(runtime.GOROOT(), c.corpusBytes)
 	if err != nil {
 		return err

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/internal/interop"
+	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -25,10 +25,10 @@ func f32bytes(v ...float32) []byte {
 	return b
 }
 
-func pathTensor(t *testing.T, p string) map[string]*cgo.Tensor {
-	s, err := cgo.NewStringTensor(nil, [][]byte{[]byte(p)})
+func pathTensor(t *testing.T, p string) map[string]*tfgo.Tensor {
+	s, err := tfgo.NewStringTensor(nil, [][]byte{[]byte(p)})
 	require.NoError(t, err)
-	return map[string]*cgo.Tensor{"path": s}
+	return map[string]*tfgo.Tensor{"path": s}
 }
 
 // writeSample writes a file with what Keras files hold.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/gotf/gotf/cgo"
+	"github.com/gotf/gotf/dtypes"
 	"github.com/gotf/gotf/internal/pyref"
 )
 
@@ -23,7 +24,7 @@ func ToArray(t *cgo.Tensor) (*pyref.Array, error) {
 
 // ToTensor copies an Array from Python into a tensor.
 func ToTensor(a *pyref.Array) (*cgo.Tensor, error) {
-	dt, err := cgo.ParseDataType(a.DType)
+	dt, err := dtypes.Parse(a.DType)
 	if err != nil {
 		return nil, fmt.Errorf("array from Python: %w", err)
 	}

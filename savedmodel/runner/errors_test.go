@@ -20,13 +20,13 @@ import (
 func counterModel(t *testing.T) string {
 	t.Helper()
 	s := tfgo.NewScope()
-	x := tfgo.Placeholder(s.SubScope("x"), cgo.Float, -1, 3)
-	scale := tfgo.Placeholder(s.SubScope("scale"), cgo.Double, []int64{}...) // a scalar
-	n := tfgo.NewVariable(s, "runs", cgo.Int64, nil, tfgo.Zeros())
+	x := tfgo.Placeholder(s.SubScope("x"), tfgo.Float, -1, 3)
+	scale := tfgo.Placeholder(s.SubScope("scale"), tfgo.Double, []int64{}...) // a scalar
+	n := tfgo.NewVariable(s, "runs", tfgo.Int64, nil, tfgo.Zeros())
 	inc := n.AssignAdd(s, tfgo.Const(s, int64(1)))
 	count := n.Read(s.WithControlDependencies(inc).SubScope("count"))
 	sum := tfgo.Out(tfgo.Op(s, "Sum", []any{x, tfgo.Const(s, int32(1))}, nil), 0)
-	y := tfgo.Out(tfgo.Op(s, "Mul", []any{sum, tfgo.Out(tfgo.Op(s, "Cast", []any{scale}, map[string]any{"DstT": cgo.Float}), 0)}, nil), 0)
+	y := tfgo.Out(tfgo.Op(s, "Mul", []any{sum, tfgo.Out(tfgo.Op(s, "Cast", []any{scale}, map[string]any{"DstT": tfgo.Float}), 0)}, nil), 0)
 	init := tfgo.GlobalVariablesInitializer(s)
 	sess, err := tfgo.NewSession(s, nil)
 	require.NoError(t, err)

@@ -6,12 +6,10 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/savedmodel"
 	"github.com/gotf/gotf/tfgo"
 	oppb "github.com/wamuir/graft/tensorflow/core/framework/op_def_go_proto"
 	tspb "github.com/wamuir/graft/tensorflow/core/framework/tensor_shape_go_proto"
-	"github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
 	cpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 )
 
@@ -38,7 +36,7 @@ type ExportOptions struct {
 	// InitOp, if set, is run by loaders once the variables are restored
 	// (e.g. a group of table initializers), recorded as the
 	// "__saved_model_init_op" signature.
-	InitOp *cgo.Operation
+	InitOp *tfgo.Operation
 	// ClearDevices drops the device placements of the exported nodes.
 	ClearDevices bool
 }
@@ -66,7 +64,7 @@ type ExportOptions struct {
 // signature's inputs is an error naming both, reported before anything is
 // written. Variables must be initialized in sess. Export may add a
 // ReadVariableOp to g for a variable that has no plain read to fetch.
-func Export(dir string, g *cgo.Graph, sess *tfgo.Session, signatures map[string]Signature, opts *ExportOptions) error {
+func Export(dir string, g *tfgo.Graph, sess *tfgo.Session, signatures map[string]Signature, opts *ExportOptions) error {
 	d, err := prepareExport(g, sess, signatures, opts)
 	if err != nil {
 		return fmt.Errorf("exporting SavedModel %s: %w", dir, err)
@@ -80,7 +78,7 @@ func Export(dir string, g *cgo.Graph, sess *tfgo.Session, signatures map[string]
 // ExportVersion exports as Export does to BASE/<version>/, TensorFlow
 // Serving's layout, publishing the version only when it is complete (see
 // savedmodel.Publish). It returns the version's directory.
-func ExportVersion(base string, version int64, g *cgo.Graph, sess *tfgo.Session, signatures map[string]Signature, opts *ExportOptions) (string, error) {
+func ExportVersion(base string, version int64, g *tfgo.Graph, sess *tfgo.Session, signatures map[string]Signature, opts *ExportOptions) (string, error) {
 	d, err := prepareExport(g, sess, signatures, opts)
 	if err != nil {
 		return "", fmt.Errorf("exporting version %d to %s: %w", version, base, err)
@@ -96,15 +94,15 @@ func ExportVersion(base string, version int64, g *cgo.Graph, sess *tfgo.Session,
 type exportVar struct {
 	key    string // shared name: the checkpoint key
 	handle string // VarHandleOp node name
-	dtype  cgo.DataType
-	read   cgo.Output // a read in the source graph, fetched from sess
+	dtype  tfgo.DataType
+	read   tfgo.Output // a read in the source graph, fetched from sess
 }
 
-func prepareExport(g *cgo.Graph, sess *tfgo.Session, signatures map[string]Signature, opts *ExportOptions) (*savedmodel.Directory, error) {
+func prepareExport(g *tfgo.Graph, sess *tfgo.Session, signatures map[string]Signature, opts *ExportOptions) (*savedmodel.Directory, error) {
 	if opts == nil {
 		opts = &ExportOptions{}
 	}
-	if g == nil || sess == nil || sess.Session == nil {
+	if g == nil || sess == nil {
 		return nil, errors.New("a graph and a session on it are required")
 	}
 	if sess.Graph() != g {
@@ -149,7 +147,7 @@ func prepareExport(g *cgo.Graph, sess *tfgo.Session, signatures map[string]Signa
 				return nil, err
 			}
 			switch o.DataType() {
-			case cgo.Resource, cgo.Variant:
+			case tfgo.Resource, tfgo.Variant:
 				return nil, fmt.Errorf("signature %q: output %q (%s) is a %s tensor, which a signature cannot return", name, k, o.Name(), o.DataType())
 			}
 			if fed[o.Name()] {
@@ -211,7 +209,7 @@ func prepareExport(g *cgo.Graph, sess *tfgo.Session, signatures map[string]Signa
 	pruned := ix.prune(keep, opts.ClearDevices)
 
 	// The exported graph: the pruned nodes and the saver's ops.
-	eg := cgo.NewGraph()
+	eg := tfgo.NewGraph()
 	defer eg.Close()
 	if err := eg.Import(pruned, ""); err != nil {
 		return nil, fmt.Errorf("importing the pruned graph: %w", err)
@@ -271,7 +269,7 @@ func prepareExport(g *cgo.Graph, sess *tfgo.Session, signatures map[string]Signa
 	mg := &cpb.MetaGraphDef{
 		MetaInfoDef: &cpb.MetaGraphDef_MetaInfoDef{
 			Tags:              tags,
-			TensorflowVersion: cgo.Version(),
+			TensorflowVersion: tfgo.Version(),
 			StrippedOpList:    ops,
 		},
 		GraphDef:      egd,
@@ -294,7 +292,7 @@ func prepareExport(g *cgo.Graph, sess *tfgo.Session, signatures map[string]Signa
 }
 
 // checkTensor checks a signature tensor belongs to g.
-func checkTensor(g *cgo.Graph, sig, kind, key string, o tfgo.Output) error {
+func checkTensor(g *tfgo.Graph, sig, kind, key string, o tfgo.Output) error {
 	if key == "" {
 		return fmt.Errorf("signature %q: an %s has an empty key", sig, kind)
 	}
@@ -309,7 +307,7 @@ func checkTensor(g *cgo.Graph, sig, kind, key string, o tfgo.Output) error {
 
 // assetSource returns the path a scalar string Const holds.
 func assetSource(a tfgo.Output) (string, error) {
-	if a.Op.Type() != "Const" || a.DataType() != cgo.String {
+	if a.Op.Type() != "Const" || a.DataType() != tfgo.String {
 		return "", fmt.Errorf("asset %s is a %s of %s: want a string Const holding a file's path", a.Name(), a.Op.Type(), a.DataType())
 	}
 	nd, err := a.Op.NodeDef()
@@ -325,7 +323,7 @@ func assetSource(a tfgo.Output) (string, error) {
 
 // exportVariables lists the resource variables among the kept nodes, by
 // checkpoint key, with a read of each in g to fetch its value.
-func exportVariables(g *cgo.Graph, ix *graphIndex, keep map[string]bool) ([]*exportVar, error) {
+func exportVariables(g *tfgo.Graph, ix *graphIndex, keep map[string]bool) ([]*exportVar, error) {
 	byKey := map[string]*exportVar{}
 	var reader *tfgo.Scope
 	for _, n := range ix.gd.GetNode() {
@@ -339,8 +337,8 @@ func exportVariables(g *cgo.Graph, ix *graphIndex, keep map[string]bool) ([]*exp
 		if _, dup := byKey[key]; dup {
 			continue // another handle on the same resource
 		}
-		dt := cgo.DataType(n.GetAttr()["dtype"].GetType())
-		if dt.Size() == 0 && dt != cgo.String {
+		dt := tfgo.DataType(n.GetAttr()["dtype"].GetType())
+		if dt.Size() == 0 && dt != tfgo.String {
 			return nil, fmt.Errorf("variable %q is %s, which a checkpoint cannot hold", key, dt)
 		}
 		h := g.Operation(n.GetName())
@@ -365,18 +363,18 @@ func exportVariables(g *cgo.Graph, ix *graphIndex, keep map[string]bool) ([]*exp
 
 // plainRead finds a ReadVariableOp of handle h without control inputs (so
 // that fetching it runs nothing else), or returns the zero Output.
-func plainRead(h *cgo.Operation) cgo.Output {
+func plainRead(h *tfgo.Operation) tfgo.Output {
 	for _, c := range h.Consumers(0) {
 		if c.Op.Type() == "ReadVariableOp" && c.Index == 0 && len(c.Op.ControlInputs()) == 0 {
 			return c.Op.Output(0)
 		}
 	}
-	return cgo.Output{}
+	return tfgo.Output{}
 }
 
 // addSaver adds to eg the ops tf.compat.v1.train.Saver (V2 format, not
 // sharded) builds for resource variables, and returns its SaverDef.
-func addSaver(eg *cgo.Graph, vars []*exportVar) (*cpb.SaverDef, error) {
+func addSaver(eg *tfgo.Graph, vars []*exportVar) (*cpb.SaverDef, error) {
 	s := tfgo.NewScopeWithGraph(eg).SubScope("save")
 	str := func(name string, v any) tfgo.Output {
 		t, err := tfgo.NewTensor(v)
@@ -385,19 +383,19 @@ func addSaver(eg *cgo.Graph, vars []*exportVar) (*cpb.SaverDef, error) {
 			return tfgo.Output{}
 		}
 		defer t.Close()
-		return tfgo.Out(s.AddOperation(tfgo.OpSpec{Type: "Const", Name: name, Attrs: map[string]any{"dtype": cgo.String, "value": t}}), 0)
+		return tfgo.Out(s.AddOperation(tfgo.OpSpec{Type: "Const", Name: name, Attrs: map[string]any{"dtype": tfgo.String, "value": t}}), 0)
 	}
-	scalar := cgo.MakeShape()
+	scalar := tfgo.MakeShape()
 	fname := tfgo.Out(s.AddOperation(tfgo.OpSpec{Type: "PlaceholderWithDefault", Name: "filename",
-		Input: []any{str("filename/input", "model")}, Attrs: map[string]any{"dtype": cgo.String, "shape": scalar}}), 0)
+		Input: []any{str("filename/input", "model")}, Attrs: map[string]any{"dtype": tfgo.String, "shape": scalar}}), 0)
 	filename := tfgo.Out(s.AddOperation(tfgo.OpSpec{Type: "PlaceholderWithDefault", Name: "Const",
-		Input: []any{fname}, Attrs: map[string]any{"dtype": cgo.String, "shape": scalar}}), 0)
+		Input: []any{fname}, Attrs: map[string]any{"dtype": tfgo.String, "shape": scalar}}), 0)
 
 	keys := make([]string, len(vars))
 	slices := make([]string, len(vars))
 	handles := make([]tfgo.Output, len(vars))
 	values := make([]tfgo.Output, len(vars))
-	dtypes := make([]cgo.DataType, len(vars))
+	dtypes := make([]tfgo.DataType, len(vars))
 	for i, v := range vars {
 		keys[i] = v.key
 		h := eg.Operation(v.handle)
@@ -415,12 +413,12 @@ func addSaver(eg *cgo.Graph, vars []*exportVar) (*cpb.SaverDef, error) {
 	var saveTensor tfgo.Output
 	if save != nil {
 		saveTensor = tfgo.Out(s.WithControlDependencies(save).AddOperation(tfgo.OpSpec{Type: "Identity", Name: "control_dependency",
-			Input: []any{filename}, Attrs: map[string]any{"T": cgo.String}}), 0)
+			Input: []any{filename}, Attrs: map[string]any{"T": tfgo.String}}), 0)
 	}
 	restore := s.AddOperation(tfgo.OpSpec{Type: "RestoreV2", Name: "RestoreV2",
 		Input: []any{filename, str("RestoreV2/tensor_names", keys), str("RestoreV2/shape_and_slices", slices)},
 		Attrs: map[string]any{"dtypes": dtypes}})
-	var assigns []*cgo.Operation
+	var assigns []*tfgo.Operation
 	for i, v := range vars {
 		id := tfgo.Out(s.AddOperation(tfgo.OpSpec{Type: "Identity", Input: []any{tfgo.Out(restore, i)},
 			Attrs: map[string]any{"T": v.dtype}}), 0)
@@ -428,7 +426,7 @@ func addSaver(eg *cgo.Graph, vars []*exportVar) (*cpb.SaverDef, error) {
 			Attrs: map[string]any{"dtype": v.dtype}})
 		assigns = append(assigns, a)
 	}
-	var restoreAll *cgo.Operation
+	var restoreAll *tfgo.Operation
 	if s.Err() == nil {
 		restoreAll = s.WithControlDependencies(assigns...).AddOperation(tfgo.OpSpec{Type: "NoOp", Name: "restore_all"})
 	}
@@ -446,7 +444,7 @@ func addSaver(eg *cgo.Graph, vars []*exportVar) (*cpb.SaverDef, error) {
 }
 
 // tensorInfo describes the tensor name of eg for a SignatureDef.
-func tensorInfo(eg *cgo.Graph, name string) (*cpb.TensorInfo, error) {
+func tensorInfo(eg *tfgo.Graph, name string) (*cpb.TensorInfo, error) {
 	o, err := eg.OutputByName(name)
 	if err != nil {
 		return nil, err
@@ -457,12 +455,12 @@ func tensorInfo(eg *cgo.Graph, name string) (*cpb.TensorInfo, error) {
 	}
 	return &cpb.TensorInfo{
 		Encoding:    &cpb.TensorInfo_Name{Name: name},
-		Dtype:       types_go_proto.DataType(o.DataType()),
+		Dtype:       o.DataType().Proto(),
 		TensorShape: shapeProto(shape),
 	}, nil
 }
 
-func shapeProto(s cgo.Shape) *tspb.TensorShapeProto {
+func shapeProto(s tfgo.Shape) *tspb.TensorShapeProto {
 	if s.UnknownRank {
 		return &tspb.TensorShapeProto{UnknownRank: true}
 	}
@@ -477,13 +475,13 @@ func shapeProto(s cgo.Shape) *tspb.TensorShapeProto {
 // time.
 func writeVariables(w *savedmodel.BundleWriter, sess *tfgo.Session, vars []*exportVar) error {
 	for _, v := range vars {
-		outs, err := sess.Session.Run(nil, []cgo.Output{v.read}, nil)
+		outs, err := sess.Run(nil, []tfgo.Output{v.read})
 		if err != nil {
 			return fmt.Errorf("reading variable %q (is it initialized?): %w", v.key, err)
 		}
 		t := outs[0]
-		bt := &savedmodel.Tensor{DType: types_go_proto.DataType(t.DataType()), Shape: t.Shape()}
-		if t.DataType() == cgo.String {
+		bt := &savedmodel.Tensor{DType: t.DataType(), Shape: t.Shape()}
+		if t.DataType() == tfgo.String {
 			bt.Strings, err = t.Strings()
 		} else {
 			bt.Data = append([]byte(nil), t.Data()...)

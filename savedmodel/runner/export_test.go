@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/savedmodel"
 	"github.com/gotf/gotf/tfgo"
@@ -45,9 +44,9 @@ func TestExportTransformerBlock(t *testing.T) {
 	require.Equal(t, savedmodel.PredictMethodName, def.MethodName)
 	require.Equal(t, []string{"x"}, def.InputNames())
 	require.Equal(t, []string{"y"}, def.OutputNames())
-	require.Equal(t, TensorInfo{Name: "x/Placeholder:0", DType: cgo.Float, Shape: cgo.MakeShape(-1, b.T, b.D)}, def.Inputs["x"])
-	require.Equal(t, TensorInfo{Name: b.y.Name(), DType: cgo.Float, Shape: cgo.MakeShape(-1, b.T, b.D)}, def.Outputs["y"])
-	require.Equal(t, cgo.MakeShape(-1, b.T, b.T), sigs[0].Outputs["probs"].Shape)
+	require.Equal(t, TensorInfo{Name: "x/Placeholder:0", DType: tfgo.Float, Shape: tfgo.MakeShape(-1, b.T, b.D)}, def.Inputs["x"])
+	require.Equal(t, TensorInfo{Name: b.y.Name(), DType: tfgo.Float, Shape: tfgo.MakeShape(-1, b.T, b.D)}, def.Outputs["y"])
+	require.Equal(t, tfgo.MakeShape(-1, b.T, b.T), sigs[0].Outputs["probs"].Shape)
 	t.Logf("signatures:\n%s\n%s", sigs[0], sigs[1])
 
 	out, err := m.Run(context.Background(), "serving_default", map[string]any{"x": x})
@@ -91,7 +90,7 @@ with g.as_default(), tf.compat.v1.Session(graph=g) as s:
     outputs["y1"] = s.run(sig.outputs["y"].name, {sig.inputs["x"].name: inputs["x"]})
     saver = tf.compat.v1.train.Saver(saver_def=mg.saver_def)
     saver.save(s, inputs["ckpt"].item().decode(), write_meta_graph=False, write_state=False)
-`, map[string]*cgo.Tensor{"dir": str(t, dir), "x": x, "ckpt": str(t, ckpt)})
+`, map[string]*tfgo.Tensor{"dir": str(t, dir), "x": x, "ckpt": str(t, ckpt)})
 	sigNames, _ := py["sigs"].Strings()
 	require.Equal(t, [][]byte{[]byte("attention"), []byte("serving_default")}, sigNames)
 	keys, _ := py["keys"].Strings()
@@ -196,10 +195,10 @@ func TestExportAssetsAndInitOp(t *testing.T) {
 	vocabSrc := filepath.Join(t.TempDir(), "vocab.txt")
 	require.NoError(t, os.WriteFile(vocabSrc, []byte("the\nquick\nbrown\nfox\n"), 0o644))
 	vocab := tfgo.Const(s.SubScope("vocab"), vocabSrc)
-	table := tfgo.Out(tfgo.Op(s, "HashTableV2", nil, map[string]any{"key_dtype": cgo.String, "value_dtype": cgo.Int64, "shared_name": "vocab_table"}), 0)
+	table := tfgo.Out(tfgo.Op(s, "HashTableV2", nil, map[string]any{"key_dtype": tfgo.String, "value_dtype": tfgo.Int64, "shared_name": "vocab_table"}), 0)
 	initTable := tfgo.Op(s, "InitializeTableFromTextFileV2", []any{table, vocab}, map[string]any{"key_index": -2, "value_index": -1})
 	initOp := s.WithControlDependencies(initTable).AddOperation(tfgo.OpSpec{Type: "NoOp", Name: "init_all_tables"})
-	words := tfgo.Placeholder(s.SubScope("words"), cgo.String, -1)
+	words := tfgo.Placeholder(s.SubScope("words"), tfgo.String, -1)
 	ids := tfgo.Out(tfgo.Op(s.SubScope("lookup"), "LookupTableFindV2", []any{table, words, tfgo.Const(s, int64(-1))}, nil), 0)
 	sess, err := tfgo.NewSession(s, nil)
 	require.NoError(t, err)
@@ -230,7 +229,7 @@ func TestExportAssetsAndInitOp(t *testing.T) {
 	py := interop.Python(t, `
 m = tf.saved_model.load(inputs["dir"].item().decode())
 outputs["ids"] = m.signatures["serving_default"](words=tf.constant(inputs["words"]))["ids"]
-`, map[string]*cgo.Tensor{"dir": str(t, dir), "words": tensor(t, query)})
+`, map[string]*tfgo.Tensor{"dir": str(t, dir), "words": tensor(t, query)})
 	want, err := tfgo.Int64s(py["ids"])
 	require.NoError(t, err)
 	require.Equal(t, want, got)
@@ -257,9 +256,9 @@ outputs["ids"] = m.signatures["serving_default"](words=tf.constant(inputs["words
 // exported calls.
 func TestExportFunctions(t *testing.T) {
 	s := tfgo.NewScope()
-	x := tfgo.Placeholder(s.SubScope("x"), cgo.Float, -1, 4)
-	w := tfgo.NewVariable(s, "w", cgo.Float, []int64{4}, tfgo.RandomNormal(0, 1, 3))
-	spec := []tfgo.TensorSpec{{DType: cgo.Float, Shape: cgo.MakeShape(-1, 4)}}
+	x := tfgo.Placeholder(s.SubScope("x"), tfgo.Float, -1, 4)
+	w := tfgo.NewVariable(s, "w", tfgo.Float, []int64{4}, tfgo.RandomNormal(0, 1, 3))
+	spec := []tfgo.TensorSpec{{DType: tfgo.Float, Shape: tfgo.MakeShape(-1, 4)}}
 	inner, err := tfgo.DefineFunction(s, "scale_by_w", spec, func(fs *tfgo.Scope, args []tfgo.Output) []tfgo.Output {
 		return []tfgo.Output{tfgo.Out(tfgo.Op(fs, "Mul", []any{args[0], tfgo.Capture(fs, w.Value())}, nil), 0)}
 	})
@@ -319,6 +318,6 @@ func TestExportFunctions(t *testing.T) {
 	py := interop.Python(t, `
 m = tf.saved_model.load(inputs["dir"].item().decode())
 outputs["y"] = m.signatures["serving_default"](x=tf.constant(inputs["x"]))["y"]
-`, map[string]*cgo.Tensor{"dir": str(t, dir), "x": xv})
+`, map[string]*tfgo.Tensor{"dir": str(t, dir), "x": xv})
 	closeTo(t, "functions, Python", want[0], py["y"], 1e-6)
 }

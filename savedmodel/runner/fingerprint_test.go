@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/savedmodel"
 	"github.com/gotf/gotf/tfgo"
@@ -27,10 +26,10 @@ func TestFingerprint64MatchesTensorFlow(t *testing.T) {
 		}
 		data = append(data, b)
 	}
-	in, err := cgo.NewStringTensor([]int64{int64(len(data))}, data)
+	in, err := tfgo.NewStringTensor([]int64{int64(len(data))}, data)
 	require.NoError(t, err)
 	py := interop.Python(t, `outputs["fp"] = tf.fingerprint(tf.constant(inputs["s"]), method="farmhash64")`,
-		map[string]*cgo.Tensor{"s": in})
+		map[string]*tfgo.Tensor{"s": in})
 	fp := py["fp"].Data()
 	require.Equal(t, []int64{int64(len(data)), 8}, py["fp"].Shape())
 	for i, b := range data {
@@ -69,7 +68,7 @@ from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting as f
 fp = fingerprint_pb2.FingerprintDef.FromString(fingerprinting_pywrap.CreateFingerprintDef(inputs["dir"].item().decode()))
 `+pyFingerprint+`
 outputs["singleprint"] = tf.saved_model.experimental.read_fingerprint(inputs["dir"].item().decode()).singleprint()
-`, map[string]*cgo.Tensor{"dir": str(t, dir)})
+`, map[string]*tfgo.Tensor{"dir": str(t, dir)})
 	want, err := tfgo.Value(py["fields"])
 	require.NoError(t, err)
 	require.Equal(t, want, fields(ours), "TensorFlow's fingerprint of the Go export")
@@ -92,7 +91,7 @@ m = M()
 d = inputs["dir"].item().decode()
 tf.saved_model.save(m, d, signatures=m.f)
 fp = fingerprint_pb2.FingerprintDef.FromString(open(d + "/fingerprint.pb", "rb").read())
-`+pyFingerprint, map[string]*cgo.Tensor{"dir": str(t, pdir)})
+`+pyFingerprint, map[string]*tfgo.Tensor{"dir": str(t, pdir)})
 	want, err = tfgo.Value(py["fields"])
 	require.NoError(t, err)
 	got, err := savedmodel.Fingerprint(pdir)

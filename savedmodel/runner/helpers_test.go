@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/internal/setup"
 	"github.com/gotf/gotf/tfgo"
@@ -33,7 +32,7 @@ type block struct {
 	y       tfgo.Output // the block's output
 	probs   tfgo.Output // the attention probabilities [batch, T, T]
 	loss    tfgo.Output
-	train   *cgo.Operation
+	train   *tfgo.Operation
 	wq      *tfgo.Variable
 	T, D, F int64
 }
@@ -42,9 +41,9 @@ func newBlock(t *testing.T) *block {
 	t.Helper()
 	b := &block{s: tfgo.NewScope(), T: 8, D: 16, F: 32}
 	s := b.s
-	b.x = tfgo.Placeholder(s.SubScope("x"), cgo.Float, -1, b.T, b.D)
+	b.x = tfgo.Placeholder(s.SubScope("x"), tfgo.Float, -1, b.T, b.D)
 	v := func(ss *tfgo.Scope, name string, init tfgo.Initializer, shape ...int64) *tfgo.Variable {
-		return tfgo.NewVariable(ss, name, cgo.Float, shape, init)
+		return tfgo.NewVariable(ss, name, tfgo.Float, shape, init)
 	}
 	att := s.SubScope("attention")
 	b.wq = v(att, "query", tfgo.GlorotUniform(1), b.D, b.D)
@@ -80,7 +79,7 @@ func newBlock(t *testing.T) *block {
 	b.y = tfgo.Out(tfgo.Op(s.SubScope("output"), "Identity", []any{b.y}, nil), 0)
 
 	// Training-only parts.
-	b.labels = tfgo.Placeholder(s.SubScope("labels"), cgo.Float, -1, b.T, b.D)
+	b.labels = tfgo.Placeholder(s.SubScope("labels"), tfgo.Float, -1, b.T, b.D)
 	diff := tfgo.Out(tfgo.Op(s, "Sub", []any{b.y, b.labels}, nil), 0)
 	b.loss = tfgo.Out(tfgo.Op(s.SubScope("loss"), "L2Loss", []any{diff}, nil), 0)
 	b.train = b.wq.AssignSub(s.SubScope("train"), tfgo.Out(tfgo.Op(s, "Mul", []any{b.wq.Value(), tfgo.Const(s, float32(1e-3))}, nil), 0))
@@ -120,7 +119,7 @@ func (b *block) randomInput(batch int, seed uint64) [][][]float32 {
 
 // closeTo checks two float32 tensors have the same shape and agree to tol
 // (absolute plus relative).
-func closeTo(t *testing.T, what string, want, got *cgo.Tensor, tol float64) {
+func closeTo(t *testing.T, what string, want, got *tfgo.Tensor, tol float64) {
 	t.Helper()
 	require.Equal(t, want.Shape(), got.Shape(), what)
 	w, err := tfgo.Float32s(want)
@@ -138,14 +137,14 @@ func closeTo(t *testing.T, what string, want, got *cgo.Tensor, tol float64) {
 	t.Logf("%s: %d values agree (max |diff| %.2g)", what, len(w), worst)
 }
 
-func str(t *testing.T, s string) *cgo.Tensor {
+func str(t *testing.T, s string) *tfgo.Tensor {
 	t.Helper()
 	tn, err := tfgo.NewTensor(s)
 	require.NoError(t, err)
 	return tn
 }
 
-func tensor(t *testing.T, v any) *cgo.Tensor {
+func tensor(t *testing.T, v any) *tfgo.Tensor {
 	t.Helper()
 	tn, err := tfgo.NewTensor(v)
 	require.NoError(t, err)
@@ -215,7 +214,7 @@ func parseCLI(t *testing.T, out string) (tensors []string, ops []string) {
 // cliLines formats a model's signatures as parseCLI returns them.
 func cliLines(m *Model) []string {
 	var lines []string
-	shape := func(s cgo.Shape) string {
+	shape := func(s tfgo.Shape) string {
 		if s.UnknownRank {
 			return "unknown_rank"
 		}

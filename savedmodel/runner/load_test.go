@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/require"
@@ -35,7 +34,7 @@ outputs["sigs"] = np.array(sorted(_lines), dtype=object)
 // describe formats a model's signatures as describeSignatures does.
 func describe(m *Model) []string {
 	var lines []string
-	dims := func(s cgo.Shape) string {
+	dims := func(s tfgo.Shape) string {
 		if s.UnknownRank {
 			return "?"
 		}
@@ -57,7 +56,7 @@ func describe(m *Model) []string {
 	return lines
 }
 
-func stringsOf(t *testing.T, tn *cgo.Tensor) []string {
+func stringsOf(t *testing.T, tn *tfgo.Tensor) []string {
 	t.Helper()
 	b, err := tn.Strings()
 	require.NoError(t, err)
@@ -88,7 +87,7 @@ d = inputs["dir"].item().decode()
 model.export(d, verbose=False)
 outputs["want"] = model(inputs["x"], training=False)
 m = tf.saved_model.load(d)
-`+describeSignatures, map[string]*cgo.Tensor{"dir": str(t, dir), "x": x})
+`+describeSignatures, map[string]*tfgo.Tensor{"dir": str(t, dir), "x": x})
 
 	m, err := Load(dir)
 	require.NoError(t, err)
@@ -137,7 +136,7 @@ r = mod.scaled(inputs["n"], inputs["scale"])
 for k in r:
     outputs[k] = r[k]
 m = tf.saved_model.load(d)
-`+describeSignatures, map[string]*cgo.Tensor{"dir": str(t, dir), "x": x, "n": n, "scale": scale})
+`+describeSignatures, map[string]*tfgo.Tensor{"dir": str(t, dir), "x": x, "n": n, "scale": scale})
 
 	m, err := Load(dir)
 	require.NoError(t, err)

@@ -38,7 +38,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/savedmodel"
 	"github.com/gotf/gotf/tfgo"
 	tspb "github.com/wamuir/graft/tensorflow/core/framework/tensor_shape_go_proto"
@@ -62,10 +61,10 @@ var (
 type TensorInfo struct {
 	// Name is the tensor in the graph, "op:index".
 	Name  string
-	DType cgo.DataType
+	DType tfgo.DataType
 	// Shape is the static shape; -1 is a dimension of any size (usually
 	// the batch), and UnknownRank admits any shape.
-	Shape cgo.Shape
+	Shape tfgo.Shape
 }
 
 // SignatureInfo describes a signature of a loaded model.
@@ -113,9 +112,9 @@ func sortedKeys[V any](m map[string]V) []string {
 // signature is a SignatureDef resolved against the loaded graph.
 type signature struct {
 	info        SignatureInfo
-	inputs      map[string]cgo.Output
+	inputs      map[string]tfgo.Output
 	outputKeys  []string
-	outputs     []cgo.Output
+	outputs     []tfgo.Output
 	unsupported error // a non-dense TensorInfo: Run refuses the signature
 }
 
@@ -124,7 +123,7 @@ type signature struct {
 type Model struct {
 	dir  string
 	tags []string
-	sess *cgo.Session
+	sess *tfgo.Session
 	meta *cpb.MetaGraphDef
 	sigs map[string]*signature
 
@@ -139,7 +138,7 @@ type LoadOptions struct {
 	Tags []string
 	// Session configures the session (threads, devices, XLA); nil is
 	// TensorFlow's default.
-	Session *cgo.SessionOptions
+	Session *tfgo.SessionOptions
 }
 
 // Load loads the meta graph tagged tags (default "serve") of the
@@ -158,7 +157,7 @@ func LoadWithOptions(dir string, opts LoadOptions) (*Model, error) {
 	if _, err := savedmodel.ReadMetaGraph(dir, tags...); err != nil {
 		return nil, fmt.Errorf("loading SavedModel %s: %w", dir, err)
 	}
-	sess, meta, err := cgo.LoadSavedModel(dir, tags, opts.Session)
+	sess, meta, err := tfgo.LoadSavedModel(dir, tags, opts.Session)
 	if err != nil {
 		return nil, fmt.Errorf("loading SavedModel %s (tags %s): %w", dir, strings.Join(tags, ","), err)
 	}
@@ -181,11 +180,11 @@ func (m *Model) resolve(name string, def *cpb.SignatureDef) (*signature, error) 
 	s := &signature{
 		info: SignatureInfo{Name: name, MethodName: def.GetMethodName(),
 			Inputs: map[string]TensorInfo{}, Outputs: map[string]TensorInfo{}},
-		inputs: map[string]cgo.Output{},
+		inputs: map[string]tfgo.Output{},
 	}
 	g := m.sess.Graph()
-	do := func(kind, key string, ti *cpb.TensorInfo) (TensorInfo, cgo.Output, error) {
-		info := TensorInfo{Name: ti.GetName(), DType: cgo.DataType(ti.GetDtype()), Shape: shapeFromProto(ti.GetTensorShape())}
+	do := func(kind, key string, ti *cpb.TensorInfo) (TensorInfo, tfgo.Output, error) {
+		info := TensorInfo{Name: ti.GetName(), DType: tfgo.DataType(ti.GetDtype()), Shape: shapeFromProto(ti.GetTensorShape())}
 		if _, dense := ti.GetEncoding().(*cpb.TensorInfo_Name); !dense {
 			if s.unsupported == nil {
 				enc := "composite"
@@ -194,7 +193,7 @@ func (m *Model) resolve(name string, def *cpb.SignatureDef) (*signature, error) 
 				}
 				s.unsupported = fmt.Errorf("signature %q: %s %q is a %s tensor: %w (only dense tensors are)", name, kind, key, enc, ErrUnsupported)
 			}
-			return info, cgo.Output{}, nil
+			return info, tfgo.Output{}, nil
 		}
 		o, err := g.OutputByName(ti.GetName())
 		if err != nil {
@@ -222,9 +221,9 @@ func (m *Model) resolve(name string, def *cpb.SignatureDef) (*signature, error) 
 	return s, nil
 }
 
-func shapeFromProto(sp *tspb.TensorShapeProto) cgo.Shape {
+func shapeFromProto(sp *tspb.TensorShapeProto) tfgo.Shape {
 	if sp == nil || sp.GetUnknownRank() {
-		return cgo.UnknownShape()
+		return tfgo.UnknownShape()
 	}
 	dims := make([]int64, len(sp.GetDim()))
 	for i, d := range sp.GetDim() {
@@ -233,7 +232,7 @@ func shapeFromProto(sp *tspb.TensorShapeProto) cgo.Shape {
 	if len(dims) == 0 {
 		dims = nil
 	}
-	return cgo.MakeShape(dims...)
+	return tfgo.MakeShape(dims...)
 }
 
 // Dir is the directory the model was loaded from.
@@ -246,7 +245,7 @@ func (m *Model) Tags() []string { return append([]string(nil), m.tags...) }
 func (m *Model) MetaGraph() *cpb.MetaGraphDef { return m.meta }
 
 // Session is the session the model runs in (its Graph is the loaded graph).
-func (m *Model) Session() *cgo.Session { return m.sess }
+func (m *Model) Session() *tfgo.Session { return m.sess }
 
 // Signatures lists the model's signatures in name order (without the
 // internal "__saved_model_init_op").
@@ -268,7 +267,7 @@ func (m *Model) Signature(name string) (SignatureInfo, bool) {
 }
 
 // Run runs a signature: inputs maps each of its input keys to a Go value
-// (as tfgo.NewTensor takes: a scalar or nested slices) or a *cgo.Tensor.
+// (as tfgo.NewTensor takes: a scalar or nested slices) or a *tfgo.Tensor.
 // Every input is checked against the SignatureDef before anything runs
 // (see the package doc for the errors). It returns a tensor per output
 // key; they belong to the caller.
@@ -276,7 +275,7 @@ func (m *Model) Signature(name string) (SignatureInfo, bool) {
 // A deadline of ctx becomes the run's timeout; a run under way is not
 // interrupted by cancelling ctx (the C API cannot), but a cancelled ctx
 // stops Run before it starts.
-func (m *Model) Run(ctx context.Context, sig string, inputs map[string]any) (map[string]*cgo.Tensor, error) {
+func (m *Model) Run(ctx context.Context, sig string, inputs map[string]any) (map[string]*tfgo.Tensor, error) {
 	s, ok := m.sigs[sig]
 	if !ok {
 		return nil, fmt.Errorf("signature %q: %w; the model has %s", sig, ErrUnknownSignature, quoteList(sortedKeys(m.sigs)))
@@ -289,8 +288,8 @@ func (m *Model) Run(ctx context.Context, sig string, inputs map[string]any) (map
 			return nil, fmt.Errorf("signature %q: input %q: %w; its inputs are %s", sig, k, ErrUnexpectedInput, quoteList(s.info.InputNames()))
 		}
 	}
-	feeds := make(map[cgo.Output]*cgo.Tensor, len(s.inputs))
-	var owned []*cgo.Tensor
+	feeds := make(map[tfgo.Output]any, len(s.inputs))
+	var owned []*tfgo.Tensor
 	defer func() {
 		for _, t := range owned {
 			t.Close()
@@ -324,11 +323,11 @@ func (m *Model) Run(ctx context.Context, sig string, inputs map[string]any) (map
 		}
 		opts = &cpb.RunOptions{TimeoutInMs: ms}
 	}
-	outs, _, err := m.sess.RunWithOptions(opts, feeds, s.outputs, nil)
+	outs, _, err := m.sess.RunWithOptions(opts, feeds, s.outputs)
 	if err != nil {
 		return nil, fmt.Errorf("running signature %q of %s: %w", sig, m.dir, err)
 	}
-	res := make(map[string]*cgo.Tensor, len(outs))
+	res := make(map[string]*tfgo.Tensor, len(outs))
 	for i, t := range outs {
 		res[s.outputKeys[i]] = t
 	}
@@ -336,7 +335,7 @@ func (m *Model) Run(ctx context.Context, sig string, inputs map[string]any) (map
 }
 
 // checkInput checks a tensor against a signature's TensorInfo.
-func checkInput(t *cgo.Tensor, want TensorInfo) error {
+func checkInput(t *tfgo.Tensor, want TensorInfo) error {
 	if t.DataType() != want.DType {
 		return fmt.Errorf("%w: got %s, the signature takes %s", ErrDType, t.DataType(), want.DType)
 	}
@@ -349,7 +348,7 @@ func checkInput(t *cgo.Tensor, want TensorInfo) error {
 		ok = want.Shape.Dims[i] < 0 || want.Shape.Dims[i] == got[i]
 	}
 	if !ok {
-		return fmt.Errorf("%w: got %s, the signature takes %s", ErrShape, cgo.MakeShape(got...), want.Shape)
+		return fmt.Errorf("%w: got %s, the signature takes %s", ErrShape, tfgo.MakeShape(got...), want.Shape)
 	}
 	return nil
 }
@@ -370,7 +369,6 @@ func quoteList(ss []string) string {
 func (m *Model) Close() error {
 	m.closeOnce.Do(func() {
 		m.closeErr = m.sess.Close()
-		m.sess.Graph().Close()
 	})
 	return m.closeErr
 }

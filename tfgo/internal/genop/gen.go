@@ -16,10 +16,10 @@ import (
 // The Go type of each attr kind, as cgo.OpBuilder.SetAttr takes it.
 var attrGoTypes = map[string]string{
 	"int": "int64", "float": "float32", "bool": "bool", "string": "string",
-	"type": "cgo.DataType", "shape": "cgo.Shape", "tensor": "*cgo.Tensor", "func": "cgo.Func",
+	"type": "DataType", "shape": "Shape", "tensor": "*Tensor", "func": "Func",
 	"list(int)": "[]int64", "list(float)": "[]float32", "list(bool)": "[]bool",
-	"list(string)": "[]string", "list(type)": "[]cgo.DataType", "list(shape)": "[]cgo.Shape",
-	"list(tensor)": "[]*cgo.Tensor", "list(func)": "[]cgo.Func",
+	"list(string)": "[]string", "list(type)": "[]DataType", "list(shape)": "[]Shape",
+	"list(tensor)": "[]*Tensor", "list(func)": "[]Func",
 }
 
 // The names generated code declares besides the wrappers.
@@ -215,8 +215,6 @@ func (g *generator) generate() ([]byte, error) {
 
 package tfgo
 
-import "github.com/gotf/gotf/cgo"
-
 // optionalAttr collects the optional attrs of an operation; every op's
 // <Op>Attr options write into it.
 type optionalAttr map[string]any
@@ -228,7 +226,7 @@ func genOpAttr(name string, value any) func(optionalAttr) {
 
 // genOpOutputList returns the outputs of op's output list arg, which starts
 // at output start, and the index of the output after it.
-func genOpOutputList(op *cgo.Operation, start int, arg string) ([]Output, int, error) {
+func genOpOutputList(op *Operation, start int, arg string) ([]Output, int, error) {
 	n, err := op.OutputListLength(arg)
 	if err != nil {
 		return nil, start, err
@@ -299,7 +297,7 @@ func (g *generator) writeOp(b *strings.Builder, op *genOp) {
 	if op.attrType != "" {
 		params = append(params, "optional ..."+op.attrType)
 	}
-	results := "*cgo.Operation"
+	results := "*Operation"
 	if len(op.outputs) > 0 {
 		var rs []string
 		for _, o := range op.outputs {
@@ -650,7 +648,7 @@ func renderValue(kind string, v *attrpb.AttrValue) string {
 	case "tensor":
 		return "a " + dtypeName(v.GetTensor().GetDtype()) + " tensor"
 	case "func":
-		return fmt.Sprintf("cgo.Func{Name: %q}", v.GetFunc().GetName())
+		return fmt.Sprintf("Func{Name: %q}", v.GetFunc().GetName())
 	}
 	l := v.GetList()
 	var items []string
@@ -685,7 +683,7 @@ func renderValue(kind string, v *attrpb.AttrValue) string {
 		}
 	case "list(func)":
 		for _, x := range l.GetFunc() {
-			items = append(items, fmt.Sprintf("cgo.Func{Name: %q}", x.GetName()))
+			items = append(items, fmt.Sprintf("Func{Name: %q}", x.GetName()))
 		}
 	}
 	if len(items) == 0 {
@@ -696,16 +694,16 @@ func renderValue(kind string, v *attrpb.AttrValue) string {
 
 func renderShape(s *shapepb.TensorShapeProto) string {
 	if s.GetUnknownRank() {
-		return "cgo.UnknownShape()"
+		return "UnknownShape()"
 	}
 	var dims []string
 	for _, d := range s.GetDim() {
 		dims = append(dims, strconv.FormatInt(d.GetSize(), 10))
 	}
-	return "cgo.MakeShape(" + strings.Join(dims, ", ") + ")"
+	return "MakeShape(" + strings.Join(dims, ", ") + ")"
 }
 
-// The cgo constants of the dtypes.
+// The tfgo constants of the dtypes.
 var dtypeConsts = map[typespb.DataType]string{
 	typespb.DataType_DT_FLOAT: "Float", typespb.DataType_DT_DOUBLE: "Double", typespb.DataType_DT_INT32: "Int32",
 	typespb.DataType_DT_UINT8: "Uint8", typespb.DataType_DT_INT16: "Int16", typespb.DataType_DT_INT8: "Int8",
@@ -717,13 +715,13 @@ var dtypeConsts = map[typespb.DataType]string{
 	typespb.DataType_DT_UINT32: "Uint32", typespb.DataType_DT_UINT64: "Uint64",
 }
 
-// dtypeGo names a dtype as Go code: cgo.Float, or cgo.DataType(24) for
-// types cgo has no constant for.
+// dtypeGo names a dtype as Go code: Float, or DataType(24) for
+// types tfgo has no constant for.
 func dtypeGo(t typespb.DataType) string {
 	if c, ok := dtypeConsts[t]; ok {
-		return "cgo." + c
+		return c
 	}
-	return fmt.Sprintf("cgo.DataType(%d) (%s)", int32(t), dtypeName(t))
+	return fmt.Sprintf("DataType(%d) (%s)", int32(t), dtypeName(t))
 }
 
 // dtypeName is Python's name of a dtype: float32, int64, bfloat16...

@@ -244,10 +244,10 @@ func TestGenSkipsAndDisambiguates(t *testing.T) {
 	assert.Contains(t, sigs, "FooBar")
 	assert.Contains(t, sigs, "FooAttr")
 	// List input, outputs after a list output.
-	assert.Contains(t, code, "func Lists(scope *Scope, in []Output, tout []cgo.DataType) (a Output, parts []Output, idx Output)")
+	assert.Contains(t, code, "func Lists(scope *Scope, in []Output, tout []DataType) (a Output, parts []Output, idx Output)")
 	assert.Contains(t, code, "\ta = op.Output(0)\n\tnext := 1\n")
 	assert.Contains(t, code, `if parts, next, err = genOpOutputList(op, next, "parts"); err != nil {`)
 	assert.Contains(t, code, "\tidx = op.Output(next)\n\treturn a, parts, idx\n")
-	assert.Contains(t, code, "func FooAttr(scope *Scope) *cgo.Operation {")
+	assert.Contains(t, code, "func FooAttr(scope *Scope) *Operation {")
 	assert.Contains(t, code, "// FooAttr adds a FooAttr operation to the graph (TensorFlow documents no summary for it).")
 }

@@ -1,4 +1,6 @@
-package tfgo
+// Package half holds the Go element types of float16 and bfloat16 tensors,
+// with the rounding numpy, ml_dtypes and TensorFlow use, in pure Go.
+package half
 
 import "math"
 
