@@ -3,6 +3,7 @@ package cgo
 import (
 	"testing"
 
+	"github.com/gotf/gotf/dtypes"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -12,7 +13,7 @@ import (
 func TestEveryAttrKindRoundTrips(t *testing.T) {
 	g := NewGraph()
 	defer g.Close()
-	t1, err := NewTensor(Float, []int64{2}, f32bytes(1.5, -2))
+	t1, err := NewTensor(dtypes.Float, []int64{2}, f32bytes(1.5, -2))
 	require.NoError(t, err)
 	t2, err := NewStringTensor([]int64{1}, [][]byte{[]byte("tensor attr")})
 	require.NoError(t, err)
@@ -25,8 +26,8 @@ func TestEveryAttrKindRoundTrips(t *testing.T) {
 		"_float_list_val":  []float32{0.5, -1},
 		"_bool_val":        true,
 		"_bool_list_val":   []bool{true, false, true},
-		"_type_val":        BFloat16,
-		"_type_list_val":   []DataType{Half, String, Int8},
+		"_type_val":        dtypes.BFloat16,
+		"_type_list_val":   []DataType{dtypes.Half, dtypes.String, dtypes.Int8},
 		"_shape_val":       MakeShape(-1, 3),
 		"_shape_list_val":  []Shape{UnknownShape(), MakeShape(), MakeShape(2, -1, 4)},
 	}
@@ -63,7 +64,7 @@ func TestFuncAttrOfACall(t *testing.T) {
 	g := NewGraph()
 	defer g.Close()
 	call, err := g.NewOperation("PartitionedCall", "call").AddInputList(nil).
-		SetAttr("Tin", []DataType{}).SetAttr("Tout", []DataType{Float}).SetAttr("f", Func{Name: "my_fn"}).Finish()
+		SetAttr("Tin", []DataType{}).SetAttr("Tout", []DataType{dtypes.Float}).SetAttr("f", Func{Name: "my_fn"}).Finish()
 	require.NoError(t, err)
 	f, err := call.Attr("f")
 	require.NoError(t, err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/gotf/gotf/dtypes"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -27,8 +28,8 @@ func affineFunction(t *testing.T, name string) *Function {
 	t.Helper()
 	body := NewGraph()
 	defer body.Close()
-	x := placeholderOp(t, body, "x", Float, MakeShape(-1))
-	a := placeholderOp(t, body, "a", Float, MakeShape(-1))
+	x := placeholderOp(t, body, "x", dtypes.Float, MakeShape(-1))
+	a := placeholderOp(t, body, "a", dtypes.Float, MakeShape(-1))
 	one := constOp(t, body, "one", nil, 1)
 	y := binaryOp(t, body, "AddV2", "y", binaryOp(t, body, "Mul", "xa", x, a), one.Output(0))
 	d := binaryOp(t, body, "Sub", "d", x, a)
@@ -72,7 +73,7 @@ func TestFunctionDefinition(t *testing.T) {
 	// A hashed name keeps the prefix.
 	body := NewGraph()
 	defer body.Close()
-	x := placeholderOp(t, body, "x", Float, UnknownShape())
+	x := placeholderOp(t, body, "x", dtypes.Float, UnknownShape())
 	neg, err := body.NewOperation("Neg", "neg").AddInput(x).Finish()
 	require.NoError(t, err)
 	h, err := GraphToFunction(body, "NegFn", []Output{x}, []Output{neg.Output(0)}, &FunctionOptions{AppendHashToName: true})
@@ -103,13 +104,13 @@ func TestFunctionCalledWithPartitionedCall(t *testing.T) {
 	assert.Equal(t, "AffineFn", fs[0].Name())
 	require.NoError(t, fs[0].Close())
 
-	x := placeholderOp(t, g, "x", Float, MakeShape(3))
+	x := placeholderOp(t, g, "x", dtypes.Float, MakeShape(3))
 	a := constOp(t, g, "a", []int64{3}, 2, 3, 4)
 	call := func(name string, in0, in1 Output) *Operation {
 		op, err := g.NewOperation("PartitionedCall", name).
 			AddInputList([]Output{in0, in1}).
-			SetAttr("Tin", []DataType{Float, Float}).
-			SetAttr("Tout", []DataType{Float, Float}).
+			SetAttr("Tin", []DataType{dtypes.Float, dtypes.Float}).
+			SetAttr("Tout", []DataType{dtypes.Float, dtypes.Float}).
 			SetAttr("f", Func{Name: "AffineFn"}).
 			Finish()
 		require.NoError(t, err)
@@ -122,7 +123,7 @@ func TestFunctionCalledWithPartitionedCall(t *testing.T) {
 	s, err := NewSession(g, nil)
 	require.NoError(t, err)
 	defer s.Close()
-	in, err := NewTensor(Float, []int64{3}, f32bytes(1, 2, 3))
+	in, err := NewTensor(dtypes.Float, []int64{3}, f32bytes(1, 2, 3))
 	require.NoError(t, err)
 	defer in.Close()
 	out, err := s.Run(map[Output]*Tensor{x: in}, []Output{c1.Output(0), c1.Output(1), c2.Output(0), c2.Output(1)}, nil)
@@ -140,7 +141,7 @@ func TestFunctionCalledWithPartitionedCall(t *testing.T) {
 func TestFunctionErrors(t *testing.T) {
 	body := NewGraph()
 	defer body.Close()
-	x := placeholderOp(t, body, "x", Float, UnknownShape())
+	x := placeholderOp(t, body, "x", dtypes.Float, UnknownShape())
 	neg, err := body.NewOperation("Neg", "neg").AddInput(x).Finish()
 	require.NoError(t, err)
 	var tfErr *Error
@@ -170,8 +171,8 @@ func TestFunctionErrors(t *testing.T) {
 	assert.Contains(t, err.Error(), "x:0")
 	b2 := NewGraph()
 	defer b2.Close()
-	x2 := placeholderOp(t, b2, "X-2/in", Float, UnknownShape())
-	y2 := placeholderOp(t, b2, "x_2_in", Float, UnknownShape())
+	x2 := placeholderOp(t, b2, "X-2/in", dtypes.Float, UnknownShape())
+	y2 := placeholderOp(t, b2, "x_2_in", dtypes.Float, UnknownShape())
 	sum2 := binaryOp(t, b2, "AddV2", "sum", x2, y2)
 	f, err := GraphToFunction(b2, "Normalised", []Output{x2, y2}, []Output{sum2}, nil)
 	require.NoError(t, err)
@@ -197,8 +198,8 @@ func TestFunctionErrors(t *testing.T) {
 	// function and the missing tensor with one.
 	b3 := NewGraph()
 	defer b3.Close()
-	p := placeholderOp(t, b3, "p", Float, UnknownShape())
-	q := placeholderOp(t, b3, "q", Float, UnknownShape())
+	p := placeholderOp(t, b3, "p", dtypes.Float, UnknownShape())
+	q := placeholderOp(t, b3, "q", dtypes.Float, UnknownShape())
 	sum := binaryOp(t, b3, "AddV2", "sum", p, q)
 	_ = binaryOp(t, b3, "Sub", "unused", p, q)
 	only := &FunctionOptions{Operations: []*Operation{sum.Op}}
@@ -219,7 +220,7 @@ func TestFunctionErrors(t *testing.T) {
 	defer g.Close()
 	in := constOp(t, g, "in", nil, 1)
 	_, err = g.NewOperation("PartitionedCall", "call").AddInputList([]Output{in.Output(0)}).
-		SetAttr("Tin", []DataType{Float}).SetAttr("Tout", []DataType{Float}).
+		SetAttr("Tin", []DataType{dtypes.Float}).SetAttr("Tout", []DataType{dtypes.Float}).
 		SetAttr("f", Func{Name: "NoSuchFunction"}).Finish()
 	if err == nil {
 		// Shape inference may not look the function up; running it must fail.
@@ -263,7 +264,7 @@ func TestFunctionErrors(t *testing.T) {
 	require.NoError(t, g2.AddFunction(broken, nil))
 	in2 := constOp(t, g2, "in", nil, 1)
 	call, err := g2.NewOperation("PartitionedCall", "call").AddInputList([]Output{in2.Output(0)}).
-		SetAttr("Tin", []DataType{Float}).SetAttr("Tout", []DataType{Float}).
+		SetAttr("Tin", []DataType{dtypes.Float}).SetAttr("Tout", []DataType{dtypes.Float}).
 		SetAttr("f", Func{Name: "Broken"}).Finish()
 	if err == nil {
 		s, serr := NewSession(g2, nil)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gotf/gotf/dtypes"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -30,8 +31,8 @@ func TestGraphIntrospection(t *testing.T) {
 	assert.Same(t, a, mm.Input(0).Op, "one *Operation per C operation")
 	assert.Same(t, mm, g.Operation("block_0/mm"))
 	assert.Equal(t, "b", mm.Input(1).Op.Name())
-	assert.Equal(t, Float, mm.OutputType(0))
-	assert.Equal(t, Float, mm.InputType(1))
+	assert.Equal(t, dtypes.Float, mm.OutputType(0))
+	assert.Equal(t, dtypes.Float, mm.InputType(1))
 	require.Len(t, mm.ControlInputs(), 1)
 	assert.Equal(t, "b", mm.ControlInputs()[0].Name())
 	cons := a.Consumers(0)
@@ -71,9 +72,9 @@ func TestSplitListLengths(t *testing.T) {
 	g := NewGraph()
 	defer g.Close()
 	x := constOp(t, g, "x", []int64{4}, 1, 2, 3, 4)
-	axis, err := NewTensor(Int32, nil, []byte{0, 0, 0, 0})
+	axis, err := NewTensor(dtypes.Int32, nil, []byte{0, 0, 0, 0})
 	require.NoError(t, err)
-	ax, err := g.NewOperation("Const", "axis").SetAttr("dtype", Int32).SetAttr("value", axis).Finish()
+	ax, err := g.NewOperation("Const", "axis").SetAttr("dtype", dtypes.Int32).SetAttr("value", axis).Finish()
 	require.NoError(t, err)
 	split, err := g.NewOperation("Split", "split").AddInput(ax.Output(0)).AddInput(x.Output(0)).SetAttr("num_split", 2).Finish()
 	require.NoError(t, err)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/gotf/gotf/dtypes"
 	"github.com/stretchr/testify/require"
 )
 
@@ -27,10 +28,10 @@ func bytesf32(b []byte) []float32 {
 // constOp adds a float32 Const of the given dims and values.
 func constOp(t *testing.T, g *Graph, name string, dims []int64, vals ...float32) *Operation {
 	t.Helper()
-	v, err := NewTensor(Float, dims, f32bytes(vals...))
+	v, err := NewTensor(dtypes.Float, dims, f32bytes(vals...))
 	require.NoError(t, err)
 	defer v.Close()
-	op, err := g.NewOperation("Const", name).SetAttr("dtype", Float).SetAttr("value", v).Finish()
+	op, err := g.NewOperation("Const", name).SetAttr("dtype", dtypes.Float).SetAttr("value", v).Finish()
 	require.NoError(t, err)
 	return op
 }

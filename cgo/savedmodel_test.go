@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gotf/gotf/dtypes"
 	"github.com/stretchr/testify/require"
 	cpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 	"google.golang.org/protobuf/proto"
@@ -35,13 +36,13 @@ func writeSavedModel(t *testing.T, dir string) []float32 {
 		tn, err := NewStringTensor(dims, bs)
 		require.NoError(t, err)
 		defer tn.Close()
-		return op(g.NewOperation("Const", name).SetAttr("dtype", String).SetAttr("value", tn))
+		return op(g.NewOperation("Const", name).SetAttr("dtype", dtypes.String).SetAttr("value", tn))
 	}
-	x := op(g.NewOperation("Placeholder", "x").SetAttr("dtype", Float).SetAttr("shape", MakeShape(-1, 2)))
-	w := op(g.NewOperation("VarHandleOp", "w").SetAttr("dtype", Float).SetAttr("shape", MakeShape(2, 2)).SetAttr("shared_name", "w"))
+	x := op(g.NewOperation("Placeholder", "x").SetAttr("dtype", dtypes.Float).SetAttr("shape", MakeShape(-1, 2)))
+	w := op(g.NewOperation("VarHandleOp", "w").SetAttr("dtype", dtypes.Float).SetAttr("shape", MakeShape(2, 2)).SetAttr("shared_name", "w"))
 	initial := constOp(t, g, "w/initial", []int64{2, 2}, 1, 2, 3, 4)
-	assign := op(g.NewOperation("AssignVariableOp", "w/Assign").AddInput(w.Output(0)).AddInput(initial.Output(0)).SetAttr("dtype", Float))
-	read := op(g.NewOperation("ReadVariableOp", "w/Read").AddInput(w.Output(0)).SetAttr("dtype", Float))
+	assign := op(g.NewOperation("AssignVariableOp", "w/Assign").AddInput(w.Output(0)).AddInput(initial.Output(0)).SetAttr("dtype", dtypes.Float))
+	read := op(g.NewOperation("ReadVariableOp", "w/Read").AddInput(w.Output(0)).SetAttr("dtype", dtypes.Float))
 	y := op(g.NewOperation("MatMul", "y").AddInput(x.Output(0)).AddInput(read.Output(0)))
 
 	filename := str("save/Const", "model")
@@ -49,8 +50,8 @@ func writeSavedModel(t *testing.T, dir string) []float32 {
 	save := op(g.NewOperation("SaveV2", "save/SaveV2").AddInput(filename.Output(0)).AddInput(names.Output(0)).
 		AddInput(slices.Output(0)).AddInputList([]Output{read.Output(0)}))
 	restore := op(g.NewOperation("RestoreV2", "save/RestoreV2").AddInput(filename.Output(0)).AddInput(names.Output(0)).
-		AddInput(slices.Output(0)).SetAttr("dtypes", []DataType{Float}))
-	restoreAssign := op(g.NewOperation("AssignVariableOp", "save/Assign").AddInput(w.Output(0)).AddInput(restore.Output(0)).SetAttr("dtype", Float))
+		AddInput(slices.Output(0)).SetAttr("dtypes", []DataType{dtypes.Float}))
+	restoreAssign := op(g.NewOperation("AssignVariableOp", "save/Assign").AddInput(w.Output(0)).AddInput(restore.Output(0)).SetAttr("dtype", dtypes.Float))
 	op(g.NewOperation("NoOp", "save/restore_all").AddControlInput(restoreAssign))
 
 	s, err := NewSession(g, nil)
@@ -62,7 +63,7 @@ func writeSavedModel(t *testing.T, dir string) []float32 {
 	require.NoError(t, err)
 	_, err = s.Run(map[Output]*Tensor{filename.Output(0): prefix}, nil, []*Operation{save})
 	require.NoError(t, err)
-	xv, err := NewTensor(Float, []int64{1, 2}, f32bytes(1, 1))
+	xv, err := NewTensor(dtypes.Float, []int64{1, 2}, f32bytes(1, 1))
 	require.NoError(t, err)
 	out, err := s.Run(map[Output]*Tensor{x.Output(0): xv}, []Output{y.Output(0)}, nil)
 	require.NoError(t, err)
@@ -105,7 +106,7 @@ func TestLoadSavedModel(t *testing.T) {
 	require.NoError(t, err)
 	y, err := g.OutputByName("y:0")
 	require.NoError(t, err)
-	xv, err := NewTensor(Float, []int64{1, 2}, f32bytes(1, 1))
+	xv, err := NewTensor(dtypes.Float, []int64{1, 2}, f32bytes(1, 1))
 	require.NoError(t, err)
 	// The variable was restored from variables/ by the loader: no
 	// initializer runs here.

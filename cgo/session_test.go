@@ -3,6 +3,7 @@ package cgo
 import (
 	"testing"
 
+	"github.com/gotf/gotf/dtypes"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	cpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
@@ -11,7 +12,7 @@ import (
 // placeholderMatMul builds y = x · w for a [?, 2] placeholder x.
 func placeholderMatMul(t *testing.T) (*Graph, Output, Output) {
 	g := NewGraph()
-	x, err := g.NewOperation("Placeholder", "x").SetAttr("dtype", Float).SetAttr("shape", MakeShape(-1, 2)).Finish()
+	x, err := g.NewOperation("Placeholder", "x").SetAttr("dtype", dtypes.Float).SetAttr("shape", MakeShape(-1, 2)).Finish()
 	require.NoError(t, err)
 	w := constOp(t, g, "w", []int64{2, 2}, 1, 2, 3, 4)
 	y, err := g.NewOperation("MatMul", "y").AddInput(x.Output(0)).AddInput(w.Output(0)).Finish()
@@ -28,7 +29,7 @@ func TestSessionRunWithMetadata(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 
-	in, err := NewTensor(Float, []int64{1, 2}, f32bytes(1, 1))
+	in, err := NewTensor(dtypes.Float, []int64{1, 2}, f32bytes(1, 1))
 	require.NoError(t, err)
 	defer in.Close()
 	outs, md, err := s.RunWithOptions(&cpb.RunOptions{TraceLevel: cpb.RunOptions_FULL_TRACE},
@@ -71,7 +72,7 @@ func TestSessionRunErrors(t *testing.T) {
 	require.NoError(t, err)
 
 	// A feed of the wrong shape: the error names the op that rejected it.
-	bad, err := NewTensor(Float, []int64{1, 3}, f32bytes(1, 2, 3))
+	bad, err := NewTensor(dtypes.Float, []int64{1, 3}, f32bytes(1, 2, 3))
 	require.NoError(t, err)
 	defer bad.Close()
 	_, err = s.Run(map[Output]*Tensor{x: bad}, []Output{y}, nil)

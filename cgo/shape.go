@@ -1,9 +1,10 @@
 package cgo
 
 import (
-	"github.com/gotf/gotf/dtypes"
 	"strconv"
 	"strings"
+
+	"github.com/gotf/gotf/dtypes"
 )
 
 // Shape is a (possibly partial) tensor shape: a dimension of -1 is unknown,

@@ -94,7 +94,7 @@ func NewStringTensor(dims []int64, values [][]byte) (*Tensor, error) {
 	if n != int64(len(values)) {
 		return nil, fmt.Errorf("NewStringTensor: shape %v holds %d strings, got %d", dims, n, len(values))
 	}
-	t := allocate(String, dims, n*sizeofTString)
+	t := allocate(dtypes.String, dims, n*sizeofTString)
 	if n == 0 {
 		return t, nil
 	}
@@ -146,7 +146,7 @@ func (t *Tensor) Data() []byte {
 
 // Strings returns copies of the elements of a string tensor, in row-major order.
 func (t *Tensor) Strings() ([][]byte, error) {
-	if t.dtype != String {
+	if t.dtype != dtypes.String {
 		return nil, fmt.Errorf("Strings: tensor is %s, not string", t.dtype)
 	}
 	if t.c == nil {

@@ -11,8 +11,8 @@ import (
 
 func TestTensorsOfEveryFixedSizeDtype(t *testing.T) {
 	sizes := map[DataType]int{
-		Float: 4, Double: 8, Int32: 4, Uint8: 1, Int16: 2, Int8: 1, Complex64: 8, Int64: 8,
-		Bool: 1, BFloat16: 2, Uint16: 2, Complex128: 16, Half: 2, Uint32: 4, Uint64: 8,
+		dtypes.Float: 4, dtypes.Double: 8, dtypes.Int32: 4, dtypes.Uint8: 1, dtypes.Int16: 2, dtypes.Int8: 1, dtypes.Complex64: 8, dtypes.Int64: 8,
+		dtypes.Bool: 1, dtypes.BFloat16: 2, dtypes.Uint16: 2, dtypes.Complex128: 16, dtypes.Half: 2, dtypes.Uint32: 4, dtypes.Uint64: 8,
 	}
 	for dt, size := range sizes {
 		assert.Equal(t, size, dt.Size(), dt.String())
@@ -59,15 +59,15 @@ func TestStringTensors(t *testing.T) {
 }
 
 func TestTensorBadInput(t *testing.T) {
-	_, err := NewTensor(Float, []int64{2, 2}, make([]byte, 12))
+	_, err := NewTensor(dtypes.Float, []int64{2, 2}, make([]byte, 12))
 	require.ErrorContains(t, err, "needs 16 bytes, got 12")
-	_, err = NewTensor(Float, []int64{-1}, nil)
+	_, err = NewTensor(dtypes.Float, []int64{-1}, nil)
 	require.ErrorContains(t, err, "negative dimension")
-	_, err = AllocateTensor(String, []int64{1})
+	_, err = AllocateTensor(dtypes.String, []int64{1})
 	require.ErrorContains(t, err, "NewStringTensor")
 	_, err = NewStringTensor([]int64{2}, [][]byte{[]byte("one")})
 	require.ErrorContains(t, err, "holds 2 strings, got 1")
-	f, err := NewTensor(Float, nil, f32bytes(1))
+	f, err := NewTensor(dtypes.Float, nil, f32bytes(1))
 	require.NoError(t, err)
 	_, err = f.Strings()
 	require.ErrorContains(t, err, "float32")

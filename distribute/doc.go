@@ -3,6 +3,6 @@
 // placement, parameter sharding, gradient checkpointing, and multi-worker
 // training on TensorFlow's gRPC runtime.
 //
-// Nothing is implemented yet; the package exists so the module has the
-// layout of DESIGN.md from the start.
+// Nothing is implemented yet: the package holds its place in the module's
+// layout (cgo <- tfgo <- mixedprecision, distribute <- keraslike).
 package distribute

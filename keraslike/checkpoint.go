@@ -43,7 +43,7 @@ func (m *Model) SaveWeights(prefix string, weightsOnly bool) error {
 	}
 	keys, vars := m.checkpointVars(weightsOnly)
 	// Streamed one variable at a time: a large model is not copied whole.
-	if err := tfgo.SaveVariables(sess, prefix, keys, vars, nil); err != nil {
+	if err := tfgo.SaveVariables(sess, prefix, keys, vars, savedmodel.WriteOptions{}); err != nil {
 		return fmt.Errorf("saving %q: %w", m.name, err)
 	}
 	return nil

@@ -38,7 +38,7 @@ func floats(t *testing.T, tn *tfgo.Tensor) []float32 {
 func run(t *testing.T, s *tfgo.Scope, feeds map[tfgo.Output]any, outs ...tfgo.Output) []*tfgo.Tensor {
 	t.Helper()
 	init := tfgo.GlobalVariablesInitializer(s)
-	sess, err := tfgo.NewSession(s, nil)
+	sess, err := tfgo.NewSession(s, tfgo.SessionOptions{})
 	require.NoError(t, err)
 	t.Cleanup(func() { sess.Close() })
 	_, err = sess.Run(nil, nil, init)

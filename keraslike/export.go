@@ -36,7 +36,7 @@ func (m *Model) Export(dir string, o ExportOptions) error {
 	if err != nil {
 		return err
 	}
-	return runner.Export(dir, m.Scope().Graph(), sess, sig, &runner.ExportOptions{Assets: o.Assets, ClearDevices: true})
+	return runner.Export(dir, m.Scope().Graph(), sess, sig, runner.ExportOptions{Assets: o.Assets, ClearDevices: true})
 }
 
 // ExportVersion publishes the model as version of a TF Serving base
@@ -50,7 +50,7 @@ func (m *Model) ExportVersion(base string, version int64, o ExportOptions) (stri
 	if err != nil {
 		return "", err
 	}
-	return runner.ExportVersion(base, version, m.Scope().Graph(), sess, sig, &runner.ExportOptions{Assets: o.Assets, ClearDevices: true})
+	return runner.ExportVersion(base, version, m.Scope().Graph(), sess, sig, runner.ExportOptions{Assets: o.Assets, ClearDevices: true})
 }
 
 func (m *Model) exportSignature(o ExportOptions) (map[string]runner.Signature, error) {

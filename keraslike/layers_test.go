@@ -67,7 +67,7 @@ func ltSession(t *testing.T, s *tfgo.Scope, ws []*Weight, r *rand.Rand, scale fl
 	}
 	init := tfgo.GlobalVariablesInitializer(s)
 	require.NoError(t, s.Err())
-	sess, err := tfgo.NewSession(s, nil)
+	sess, err := tfgo.NewSession(s, tfgo.SessionOptions{})
 	require.NoError(t, err)
 	t.Cleanup(func() { sess.Close() })
 	_, err = sess.Run(nil, nil, init)
@@ -489,7 +489,7 @@ outputs["config"] = json.dumps(d.get_config())
 		ltCheckConfig(t, d, ref)
 
 		// A new session starts the sequence again.
-		sess2, err := tfgo.NewSession(s, nil)
+		sess2, err := tfgo.NewSession(s, tfgo.SessionOptions{})
 		require.NoError(t, err)
 		defer sess2.Close()
 		_, err = sess2.Run(nil, nil, tfgo.GlobalVariablesInitializer(s))

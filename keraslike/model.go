@@ -35,7 +35,7 @@ type Model struct {
 
 	train       *trainGraph
 	sess        *tfgo.Session
-	sessOpts    *tfgo.SessionOptions
+	sessOpts    tfgo.SessionOptions
 	xla         bool
 	assigners   map[*tfgo.Variable]assigner
 	restorers   map[string]*tfgo.StreamingSaver // by key list, see restore
@@ -73,7 +73,7 @@ func (m *Model) Layers() []Layer { return m.layers }
 
 // SetSessionOptions sets the options of the session the model creates
 // (threads, devices, XLA); call it before the first Fit, Predict or Build.
-func (m *Model) SetSessionOptions(o *tfgo.SessionOptions) { m.sessOpts = o }
+func (m *Model) SetSessionOptions(o tfgo.SessionOptions) { m.sessOpts = o }
 
 // SetXLA makes XLA compile the model's forward and backward passes
 // (jit_compile=True in Keras); call it before Build or Compile.

@@ -125,7 +125,7 @@ func TestSchedulesMatchKeras(t *testing.T) {
 	step := tfgo.Placeholder(s, tfgo.Float)
 	wc := WarmupCosine{Peak: 1e-3, WarmupSteps: 10, DecaySteps: 90, Alpha: 0.1}.Rate(s, step)
 	ed := ExponentialDecay{Initial: 0.1, DecaySteps: 7, DecayRate: 0.5, Staircase: true}.Rate(s, step)
-	sess, err := tfgo.NewSession(s, nil)
+	sess, err := tfgo.NewSession(s, tfgo.SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	var got [2][]float32

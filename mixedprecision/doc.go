@@ -3,6 +3,6 @@
 // loss scaling for float16 training, applied by tfgo graphs and keraslike
 // layers.
 //
-// Nothing is implemented yet; the package exists so the module has the
-// layout of DESIGN.md from the start.
+// Nothing is implemented yet: the package holds its place in the module's
+// layout (cgo <- tfgo <- mixedprecision, distribute <- keraslike).
 package mixedprecision

@@ -94,8 +94,8 @@ func TestRoundTrip(t *testing.T) {
 	ts["pstr_empty"] = randTensor(rng, dtypes.String, 3, 0)
 	parts["pstr"] = Partition{Axis: 0, Parts: 2}
 	parts["pstr_empty"] = Partition{Axis: 0, Parts: 3}
-	for _, opts := range []*WriteOptions{
-		nil,
+	for _, opts := range []WriteOptions{
+		{},
 		{NumShards: 4, Partitions: parts},
 		{NumShards: 2, Partitions: parts, Compression: SnappyCompression, IndexBlockSize: 64},
 		{NumShards: 3, Partitions: parts, IO: DirectIO},
@@ -119,7 +119,7 @@ func TestRoundTrip(t *testing.T) {
 					t.Error(err)
 				}
 			}
-			if opts != nil && opts.Partitions != nil {
+			if opts.Partitions != nil {
 				e, _ := r.Entry("pstr")
 				if len(e.Slices) != 2 {
 					t.Errorf("pstr stored with %d slices", len(e.Slices))
@@ -155,7 +155,7 @@ func TestIndexBlocks(t *testing.T) {
 	sizes := map[Compression]int64{}
 	for _, c := range []Compression{NoCompression, SnappyCompression} {
 		prefix := filepath.Join(t.TempDir(), "ckpt")
-		if err := WriteBundle(prefix, ts, &WriteOptions{Compression: c, IndexBlockSize: 256}); err != nil {
+		if err := WriteBundle(prefix, ts, WriteOptions{Compression: c, IndexBlockSize: 256}); err != nil {
 			t.Fatal(err)
 		}
 		data, err := os.ReadFile(IndexFilename(prefix))
@@ -182,7 +182,7 @@ func TestIndexBlocks(t *testing.T) {
 func TestStreamingWriter(t *testing.T) {
 	ts := fixtures()
 	prefix := filepath.Join(t.TempDir(), "ckpt")
-	w, err := NewBundleWriter(prefix, &WriteOptions{NumShards: 3})
+	w, err := NewBundleWriter(prefix, WriteOptions{NumShards: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,17 +230,17 @@ func TestOverwrite(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 2))
 	a := map[string]*Tensor{"x": randTensor(rng, dtypes.Float, 8), "y": randTensor(rng, dtypes.String, 2)}
 	b := map[string]*Tensor{"x": randTensor(rng, dtypes.Float, 3), "z": randTensor(rng, dtypes.Int64, 2)}
-	if err := WriteBundle(prefix, a, nil); err != nil {
+	if err := WriteBundle(prefix, a, WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	checkBundle(t, prefix, a)
-	if err := WriteBundle(prefix, b, nil); err != nil {
+	if err := WriteBundle(prefix, b, WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	checkBundle(t, prefix, b)
 	noTempFiles(t, filepath.Dir(prefix))
 	// An aborted writer leaves the bundle as it was.
-	w, err := NewBundleWriter(prefix, nil)
+	w, err := NewBundleWriter(prefix, WriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestOverwrite(t *testing.T) {
 // TestEmptyBundle: a bundle without tensors is a header and an empty shard.
 func TestEmptyBundle(t *testing.T) {
 	prefix := filepath.Join(t.TempDir(), "ckpt")
-	if err := WriteBundle(prefix, nil, nil); err != nil {
+	if err := WriteBundle(prefix, nil, WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	checkBundle(t, prefix, map[string]*Tensor{})
@@ -279,18 +279,18 @@ func TestWriterErrors(t *testing.T) {
 	cases := map[string]struct {
 		name string
 		t    *Tensor
-		opts *WriteOptions
+		opts WriteOptions
 	}{
-		"empty name":      {"", f32(2), nil},
-		"nil tensor":      {"n", nil, nil},
-		"short data":      {"short", &Tensor{DType: dtypes.Float, Shape: []int64{3}, Data: make([]byte, 8)}, nil},
-		"negative dim":    {"neg", &Tensor{DType: dtypes.Float, Shape: []int64{-1}}, nil},
-		"overflow":        {"big", &Tensor{DType: dtypes.Float, Shape: []int64{math.MaxInt64, 2}}, nil},
-		"string count":    {"s", &Tensor{DType: dtypes.String, Shape: []int64{2}, Strings: [][]byte{{1}}}, nil},
-		"string and data": {"sd", &Tensor{DType: dtypes.String, Shape: []int64{1}, Strings: [][]byte{{1}}, Data: []byte{1}}, nil},
-		"variant":         {"v", &Tensor{DType: dtypes.Variant, Shape: []int64{}}, nil},
-		"bad axis":        {"p", f32(4), &WriteOptions{Partitions: map[string]Partition{"p": {Axis: 1, Parts: 2}}}},
-		"too many parts":  {"p", f32(2), &WriteOptions{Partitions: map[string]Partition{"p": {Axis: 0, Parts: 3}}}},
+		"empty name":      {"", f32(2), WriteOptions{}},
+		"nil tensor":      {"n", nil, WriteOptions{}},
+		"short data":      {"short", &Tensor{DType: dtypes.Float, Shape: []int64{3}, Data: make([]byte, 8)}, WriteOptions{}},
+		"negative dim":    {"neg", &Tensor{DType: dtypes.Float, Shape: []int64{-1}}, WriteOptions{}},
+		"overflow":        {"big", &Tensor{DType: dtypes.Float, Shape: []int64{math.MaxInt64, 2}}, WriteOptions{}},
+		"string count":    {"s", &Tensor{DType: dtypes.String, Shape: []int64{2}, Strings: [][]byte{{1}}}, WriteOptions{}},
+		"string and data": {"sd", &Tensor{DType: dtypes.String, Shape: []int64{1}, Strings: [][]byte{{1}}, Data: []byte{1}}, WriteOptions{}},
+		"variant":         {"v", &Tensor{DType: dtypes.Variant, Shape: []int64{}}, WriteOptions{}},
+		"bad axis":        {"p", f32(4), WriteOptions{Partitions: map[string]Partition{"p": {Axis: 1, Parts: 2}}}},
+		"too many parts":  {"p", f32(2), WriteOptions{Partitions: map[string]Partition{"p": {Axis: 0, Parts: 3}}}},
 	}
 	for what, c := range cases {
 		prefix := filepath.Join(dir, strings.ReplaceAll(what, " ", "_"))
@@ -305,7 +305,7 @@ func TestWriterErrors(t *testing.T) {
 	}
 
 	prefix := filepath.Join(dir, "dups")
-	w, err := NewBundleWriter(prefix, nil)
+	w, err := NewBundleWriter(prefix, WriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,11 +333,11 @@ func TestWriterErrors(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err) // rejected input does not spoil the writer
 	}
-	if _, err := NewBundleWriter(prefix, &WriteOptions{Compression: 7}); err == nil {
+	if _, err := NewBundleWriter(prefix, WriteOptions{Compression: 7}); err == nil {
 		t.Error("unknown compression accepted")
 	}
 	// A failing shard (its file closed under the writer) spoils the bundle.
-	w, err = NewBundleWriter(filepath.Join(dir, "broken"), nil)
+	w, err = NewBundleWriter(filepath.Join(dir, "broken"), WriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,7 +469,7 @@ func TestCorruptFiles(t *testing.T) {
 	}
 	fresh := func(t *testing.T) (string, *BundleReader) {
 		prefix := filepath.Join(t.TempDir(), "ckpt")
-		if err := WriteBundle(prefix, ts, &WriteOptions{Partitions: map[string]Partition{"p": {Axis: 0, Parts: 2}}}); err != nil {
+		if err := WriteBundle(prefix, ts, WriteOptions{Partitions: map[string]Partition{"p": {Axis: 0, Parts: 2}}}); err != nil {
 			t.Fatal(err)
 		}
 		r, err := OpenBundle(prefix)

@@ -49,7 +49,7 @@ func crashChild() {
 	}
 	switch os.Getenv(crashModeEnv) {
 	case "stream":
-		w, err := NewBundleWriter(prefix, &WriteOptions{NumShards: 2})
+		w, err := NewBundleWriter(prefix, WriteOptions{NumShards: 2})
 		if err != nil {
 			fail(err)
 		}
@@ -73,7 +73,7 @@ func crashChild() {
 			ts[fmt.Sprintf("t%02d", i)] = crashTensor(2, i)
 		}
 		fmt.Println("WRITING")
-		if err := WriteBundle(prefix, ts, &WriteOptions{NumShards: 3}); err != nil {
+		if err := WriteBundle(prefix, ts, WriteOptions{NumShards: 3}); err != nil {
 			fail(err)
 		}
 	}
@@ -94,7 +94,7 @@ func TestCrashWhileWriting(t *testing.T) {
 			for i := range crashTensors {
 				old[fmt.Sprintf("t%02d", i)] = crashTensor(1, i)
 			}
-			if err := WriteBundle(prefix, old, &WriteOptions{NumShards: 2}); err != nil {
+			if err := WriteBundle(prefix, old, WriteOptions{NumShards: 2}); err != nil {
 				t.Fatal(err)
 			}
 

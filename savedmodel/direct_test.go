@@ -55,7 +55,7 @@ func TestIOModes(t *testing.T) {
 	files := map[IOMode][2][]byte{}
 	for _, mode := range []IOMode{BufferedIO, DirectIO} {
 		prefix := filepath.Join(t.TempDir(), "ckpt")
-		w, err := NewBundleWriter(prefix, &WriteOptions{IO: mode})
+		w, err := NewBundleWriter(prefix, WriteOptions{IO: mode})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +105,7 @@ func TestDirectRead(t *testing.T) {
 	}
 	dir := t.TempDir()
 	prefix := filepath.Join(dir, "ckpt")
-	if err := WriteBundle(prefix, ts, nil); err != nil {
+	if err := WriteBundle(prefix, ts, WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	data := DataFilename(prefix, 0, 1)
@@ -113,7 +113,7 @@ func TestDirectRead(t *testing.T) {
 	for _, drop := range []int64{0, int64(len(orig)) / 2} {
 		mode := fmt.Sprintf("%d bytes not cached", drop)
 		dropCache(t, data, drop)
-		r, err := OpenBundleWith(prefix, &ReadOptions{IO: DirectIO})
+		r, err := OpenBundleWithOptions(prefix, ReadOptions{IO: DirectIO})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,7 +151,7 @@ func TestDirectRead(t *testing.T) {
 	bad := bytes.Clone(orig)
 	bad[e.Offset+e.Size-1] ^= 1
 	os.WriteFile(data, bad, 0o644)
-	r, _ := OpenBundleWith(prefix, &ReadOptions{IO: DirectIO})
+	r, _ := OpenBundleWithOptions(prefix, ReadOptions{IO: DirectIO})
 	if _, err := r.Read("b_big"); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("flipped byte: Read gave %v", err)
 	}
@@ -163,7 +163,7 @@ func TestDirectRead(t *testing.T) {
 	// Cut after the reader checked the shard's size: the short read
 	// itself must fail.
 	os.WriteFile(data, orig, 0o644)
-	r, _ = OpenBundleWith(prefix, &ReadOptions{IO: DirectIO})
+	r, _ = OpenBundleWithOptions(prefix, ReadOptions{IO: DirectIO})
 	if _, err := r.Read("a_small"); err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 
 // fuzzTensors is the bundle whose index the fuzzer mutates; its data shard
 // stays in place under every mutated index.
-func fuzzTensors() (map[string]*Tensor, *WriteOptions) {
+func fuzzTensors() (map[string]*Tensor, WriteOptions) {
 	rng := rand.New(rand.NewPCG(10, 10))
 	return map[string]*Tensor{
 			"f32":          randTensor(rng, dtypes.Float, 3, 2),
@@ -27,7 +27,7 @@ func fuzzTensors() (map[string]*Tensor, *WriteOptions) {
 			"part":         randTensor(rng, dtypes.Int32, 4, 3),
 			"pstr":         randTensor(rng, dtypes.String, 2, 2),
 			ObjectGraphKey: {DType: dtypes.String, Strings: [][]byte{[]byte("graph")}},
-		}, &WriteOptions{Partitions: map[string]Partition{
+		}, WriteOptions{Partitions: map[string]Partition{
 			"part": {Axis: 1, Parts: 3}, "pstr": {Axis: 0, Parts: 2},
 		}}
 }
@@ -49,9 +49,9 @@ func FuzzOpenBundle(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(index)
-	snappyOpts := *opts
+	snappyOpts := opts
 	snappyOpts.Compression, snappyOpts.IndexBlockSize = SnappyCompression, 32
-	if err := WriteBundle(seed+"2", ts, &snappyOpts); err != nil {
+	if err := WriteBundle(seed+"2", ts, snappyOpts); err != nil {
 		f.Fatal(err)
 	}
 	if index, err = os.ReadFile(IndexFilename(seed + "2")); err != nil {

@@ -309,7 +309,7 @@ func TestIndexMatchesPython(t *testing.T) {
 		}
 	}
 	prefix := filepath.Join(t.TempDir(), "model.ckpt")
-	err = WriteBundle(prefix, tensors, &WriteOptions{Partitions: map[string]Partition{
+	err = WriteBundle(prefix, tensors, WriteOptions{Partitions: map[string]Partition{
 		"part": {Axis: 0, Parts: 3}, "part_axis1": {Axis: 1, Parts: 2},
 	}})
 	if err != nil {

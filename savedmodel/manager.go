@@ -20,7 +20,7 @@ type ManagerOptions struct {
 	// hours among those MaxToKeep would delete (0: off).
 	KeepEveryNHours float64
 	// Write sets how bundles are written (shards, compression).
-	Write *WriteOptions
+	Write WriteOptions
 	// now is the clock (tests).
 	now func() time.Time
 }

@@ -151,31 +151,31 @@ func runInterop() error {
 
 	// Go writes its checkpoints first.
 	fx := fixtures()
-	write := func(name string, tensors map[string]*Tensor, opts *WriteOptions) error {
+	write := func(name string, tensors map[string]*Tensor, opts WriteOptions) error {
 		prefix := filepath.Join(root, "go", name, "ckpt")
 		interop.goCkpts[name] = prefix
 		interop.goValues[name] = tensors
 		return WriteBundle(prefix, tensors, opts)
 	}
-	if err := write("single", fx, nil); err != nil {
+	if err := write("single", fx, WriteOptions{}); err != nil {
 		return err
 	}
-	if err := write("sharded", fx, &WriteOptions{NumShards: 3}); err != nil {
+	if err := write("sharded", fx, WriteOptions{NumShards: 3}); err != nil {
 		return err
 	}
 	many := manyTensors()
-	if err := write("snappy", many, &WriteOptions{Compression: SnappyCompression, IndexBlockSize: 512, NumShards: 2}); err != nil {
+	if err := write("snappy", many, WriteOptions{Compression: SnappyCompression, IndexBlockSize: 512, NumShards: 2}); err != nil {
 		return err
 	}
 	sliced, parts := slicedFixtures()
-	if err := write("sliced", sliced, &WriteOptions{Partitions: parts, NumShards: 2}); err != nil {
+	if err := write("sliced", sliced, WriteOptions{Partitions: parts, NumShards: 2}); err != nil {
 		return err
 	}
 	// A streaming writer, tensors added in reverse order, plus a grid of
 	// slices added one by one with AddSlice.
 	{
 		prefix := filepath.Join(root, "go", "stream", "ckpt")
-		bw, err := NewBundleWriter(prefix, &WriteOptions{NumShards: 2})
+		bw, err := NewBundleWriter(prefix, WriteOptions{NumShards: 2})
 		if err != nil {
 			return err
 		}
@@ -212,7 +212,7 @@ func runInterop() error {
 		stateDirs[name] = dir
 	}
 	// The latest checkpoint of the "plain" state exists.
-	if err := WriteBundle(filepath.Join(stateDirs["plain"], "ckpt-2"), map[string]*Tensor{"x": fx["f32"]}, nil); err != nil {
+	if err := WriteBundle(filepath.Join(stateDirs["plain"], "ckpt-2"), map[string]*Tensor{"x": fx["f32"]}, WriteOptions{}); err != nil {
 		return err
 	}
 

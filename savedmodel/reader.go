@@ -101,11 +101,11 @@ type ReadOptions struct {
 // mismatch), has no BundleHeaderProto under the empty key, has an entry
 // that is not a BundleEntryProto, or needs a newer reader.
 func OpenBundle(prefix string) (*BundleReader, error) {
-	return OpenBundleWith(prefix, nil)
+	return OpenBundleWithOptions(prefix, ReadOptions{})
 }
 
-// OpenBundleWith is OpenBundle with options.
-func OpenBundleWith(prefix string, opts *ReadOptions) (*BundleReader, error) {
+// OpenBundleWithOptions is OpenBundle with options.
+func OpenBundleWithOptions(prefix string, opts ReadOptions) (*BundleReader, error) {
 	path := IndexFilename(prefix)
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -117,9 +117,7 @@ func OpenBundleWith(prefix string, opts *ReadOptions) (*BundleReader, error) {
 	}
 	r.prefix = prefix
 	r.indexPath = path
-	if opts != nil {
-		r.io = opts.IO
-	}
+	r.io = opts.IO
 	return r, nil
 }
 

@@ -208,7 +208,7 @@ func WriteContents(dir string, d *Directory) error {
 		return &Error{Op: "write", File: vdir, Err: err}
 	}
 	if d.WriteVariables != nil || len(d.Variables) > 0 {
-		w, err := NewBundleWriter(VariablesPrefix(dir), nil)
+		w, err := NewBundleWriter(VariablesPrefix(dir), WriteOptions{})
 		if err != nil {
 			return err
 		}

@@ -58,8 +58,8 @@ type Partition struct {
 	Parts int
 }
 
-func (o *WriteOptions) numShards() int {
-	if o == nil || o.NumShards <= 0 {
+func (o WriteOptions) numShards() int {
+	if o.NumShards <= 0 {
 		return 1
 	}
 	return o.NumShards
@@ -102,15 +102,13 @@ type shardWriter struct {
 
 // NewBundleWriter creates the directory of prefix if needed and starts a
 // bundle there. Call Close to commit it, or Abort to drop it.
-func NewBundleWriter(prefix string, opts *WriteOptions) (*BundleWriter, error) {
+func NewBundleWriter(prefix string, opts WriteOptions) (*BundleWriter, error) {
 	w := &BundleWriter{
 		prefix:  prefix,
 		entries: map[string]*fcpb.BundleEntryProto{},
 		full:    map[string]*fcpb.BundleEntryProto{},
 	}
-	if opts != nil {
-		w.opts = *opts
-	}
+	w.opts = opts
 	n := opts.numShards()
 	w.opts.NumShards = n
 	if w.opts.Compression != NoCompression && w.opts.Compression != SnappyCompression {
@@ -492,7 +490,7 @@ func syncDir(dir string) {
 // writes temporary files and renames them into place only once everything
 // is on disk, so an existing bundle at prefix stays readable until the new
 // one is complete.
-func WriteBundle(prefix string, tensors map[string]*Tensor, opts *WriteOptions) error {
+func WriteBundle(prefix string, tensors map[string]*Tensor, opts WriteOptions) error {
 	type item struct {
 		key       string // the entry's key (the slice key for a slice)
 		name      string // the tensor's name
@@ -518,10 +516,7 @@ func WriteBundle(prefix string, tensors map[string]*Tensor, opts *WriteOptions) 
 		if err := t.Validate(); err != nil {
 			return bad(err)
 		}
-		p, ok := Partition{}, false
-		if opts != nil {
-			p, ok = opts.Partitions[name]
-		}
+		p, ok := opts.Partitions[name]
 		if !ok {
 			items = append(items, item{key: name, name: name, t: t, size: approxSize(t)})
 			continue

@@ -26,7 +26,7 @@ func compRandTensor(t *testing.T, r *rand.Rand, scale float64, shape ...int64) *
 // compRun opens a session on s, runs targets, then fetches.
 func compRun(t *testing.T, s *Scope, feeds map[Output]any, fetches []Output, targets ...*Operation) []*Tensor {
 	t.Helper()
-	sess, err := NewSession(s, nil)
+	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	t.Cleanup(func() { sess.Close() })
 	if len(targets) > 0 {
@@ -239,7 +239,7 @@ func TestCompositeCausalMaskMatchesKeras(t *testing.T) {
 	n64 := Placeholder(s, Int64)
 	mask := CausalMask(s, n)
 	mask64 := CausalMask(s, n64)
-	sess, err := NewSession(s, nil)
+	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	for _, length := range []int{1, 2, 5, 9} {
@@ -341,7 +341,7 @@ func TestCompositeErrors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := NewScope()
 			require.NotPanics(t, func() { c.build(s) })
-			_, err := NewSession(s, nil)
+			_, err := NewSession(s, SessionOptions{})
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), `"`+c.op+`"`)
 			t.Log(err)

@@ -39,12 +39,9 @@ type WhileOptions struct {
 // that does not fit its invariant, a cond that is not a scalar bool) are
 // errors naming the op and the function, recorded on s.
 func While(s *Scope, loopVars []Output, cond func(s *Scope, vars []Output) Output,
-	body func(s *Scope, vars []Output) []Output, opts *WhileOptions) []Output {
+	body func(s *Scope, vars []Output) []Output, opts WhileOptions) []Output {
 	if s.Err() != nil {
 		return nil
-	}
-	if opts == nil {
-		opts = &WhileOptions{}
 	}
 	label := cfOpLabel(s, "While")
 	pfx := cfFuncPrefix(s)

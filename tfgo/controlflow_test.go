@@ -27,7 +27,7 @@ func cfTensors(t *testing.T, vals map[string]any) map[string]*Tensor {
 
 func cfRun(t *testing.T, s *Scope, feeds map[Output]any, fetches ...Output) []*Tensor {
 	t.Helper()
-	sess, err := NewSession(s, nil)
+	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	out, err := sess.Run(feeds, fetches)
@@ -115,7 +115,7 @@ func TestFunctionStatefulCall(t *testing.T) {
 		func(fs *Scope, v []Output) []Output {
 			u := cfOp(fs, "RandomUniform", map[string]any{"dtype": Float}, Const(fs, []int32{}))
 			return []Output{cfOp(fs, "AddV2", nil, v[0], Const(fs, int32(1))), cfOp(fs, "AddV2", nil, v[1], u)}
-		}, nil)
+		}, WhileOptions{})
 	cond := If(s, Const(s, true), nil,
 		func(fs *Scope, _ []Output) []Output { return Call(fs, noise, Const(fs, []int32{1, 1})) },
 		func(fs *Scope, _ []Output) []Output { return []Output{Const(fs, [][]float32{{-1}})} })
@@ -154,7 +154,7 @@ func TestWhileAffineRecurrenceMatchesPython(t *testing.T) {
 		func(fs *Scope, v []Output) []Output {
 			x := cfOp(fs, "AddV2", nil, cfOp(fs, "Mul", nil, v[1], Capture(fs, pa)), Capture(fs, cb))
 			return []Output{cfOp(fs, "AddV2", nil, v[0], Const(fs, int32(1))), x, cfOp(fs, "AddV2", nil, v[2], x)}
-		}, nil)
+		}, WhileOptions{})
 	require.NoError(t, s.Err())
 	require.Len(t, out, 3)
 	assert.Equal(t, "StatelessWhile", out[0].Op.Type())
@@ -175,7 +175,7 @@ for n in inputs["ns"]:
     i, x, acc = recur(tf.constant(inputs["x"]), tf.constant(n))
     outputs[f"i{n}"], outputs[f"x{n}"], outputs[f"acc{n}"] = i, x, acc
 `, cfTensors(t, map[string]any{"x": x0, "a": a, "b": b, "ns": ns}))
-	sess, err := NewSession(s, nil)
+	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	for _, n := range ns {
@@ -227,7 +227,7 @@ func TestWhileGreedyDecodingMatchesPython(t *testing.T) {
 			seq := cfOp(fs, "ConcatV2", nil, []Output{v[2], next}, Const(fs, int32(0)))
 			return []Output{cfOp(fs, "AddV2", nil, v[0], Const(fs, int32(1))), tok, seq}
 		},
-		&WhileOptions{ShapeInvariants: []Shape{{}, {}, MakeShape(-1)}})
+		WhileOptions{ShapeInvariants: []Shape{{}, {}, MakeShape(-1)}})
 	require.NoError(t, s.Err())
 	seq := out[2]
 	sh, err := seq.Shape()
@@ -261,7 +261,7 @@ for k, (start, steps) in enumerate(inputs["runs"]):
 	// With a wrong output_shapes TensorFlow would fold Size to the static
 	// length; the unknown dim keeps it a run-time value.
 	size := cfOp(s, "Size", nil, seq)
-	sess, err := NewSession(s, nil)
+	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	for k, rn := range runs {
@@ -325,7 +325,7 @@ def f(p):
 for p in (True, False):
     outputs[f"{p}0"], outputs[f"{p}1"] = f(tf.constant(p))
 `, cfTensors(t, map[string]any{"x": x, "y": y}))
-	sess, err := NewSession(s, nil)
+	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	for _, p := range []bool{true, false} {
@@ -358,7 +358,7 @@ func TestNestedControlFlowMatchesPython(t *testing.T) {
 						cfOp(is, "AddV2", nil, u[0], Const(is, int32(1))),
 						cfOp(is, "AddV2", nil, u[1], cfOp(is, "Mul", nil, j, Capture(is, scale))),
 					}
-				}, nil)
+				}, WhileOptions{})
 			even := cfOp(fs, "Equal", nil, cfOp(fs, "FloorMod", nil, i, Const(fs, int32(2))), Const(fs, int32(0)))
 			acc = If(fs, even, []Output{acc, inner[1]},
 				func(bs *Scope, in []Output) []Output { return []Output{cfOp(bs, "AddV2", nil, in[0], in[1])} },
@@ -366,7 +366,7 @@ func TestNestedControlFlowMatchesPython(t *testing.T) {
 			fi := cfOp(fs, "Cast", map[string]any{"DstT": Float}, i)
 			acc = cfOp(fs, "AddV2", nil, acc, Call(fs, square, fi)[0])
 			return []Output{cfOp(fs, "AddV2", nil, i, Const(fs, int32(1))), acc}
-		}, nil)
+		}, WhileOptions{})
 	require.NoError(t, s.Err())
 
 	ref := python(t, `
@@ -385,7 +385,7 @@ def f(n, scale):
 for n in (0, 1, 6, 9):
     outputs[str(n)] = f(tf.constant(n), tf.constant(0.5))
 `, nil)
-	sess, err := NewSession(s, nil)
+	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	for _, k := range []int32{0, 1, 6, 9} {
@@ -412,46 +412,46 @@ func TestWhileIfCallErrors(t *testing.T) {
 	}{
 		{"body returns too few values", func(s *Scope) {
 			While(s, []Output{ivar(s), Const(s, float32(1))}, lessThan3,
-				func(fs *Scope, v []Output) []Output { return []Output{inc(fs, v)} }, nil)
+				func(fs *Scope, v []Output) []Output { return []Output{inc(fs, v)} }, WhileOptions{})
 		}, []string{`op "While"`, `body "while_body"`, "returns 1 values for 2 loop variables"}},
 		{"body returns a wrong dtype", func(s *Scope) {
 			While(s.SubScope("loop"), []Output{ivar(s)}, lessThan3,
-				func(fs *Scope, v []Output) []Output { return []Output{Const(fs, float32(1))} }, nil)
+				func(fs *Scope, v []Output) []Output { return []Output{Const(fs, float32(1))} }, WhileOptions{})
 		}, []string{`op "loop/While"`, `body "loop_while_body"`, "returns float32 for loop variable 0, which is int32"}},
 		{"cond returns an int", func(s *Scope) {
 			While(s, []Output{ivar(s)}, func(fs *Scope, v []Output) Output { return v[0] },
-				func(fs *Scope, v []Output) []Output { return []Output{inc(fs, v)} }, nil)
+				func(fs *Scope, v []Output) []Output { return []Output{inc(fs, v)} }, WhileOptions{})
 		}, []string{`op "While"`, `cond "while_cond"`, "want a scalar bool"}},
 		{"cond returns a bool vector", func(s *Scope) {
 			While(s, []Output{ivar(s)}, func(fs *Scope, v []Output) Output { return Const(fs, []bool{true, false}) },
-				func(fs *Scope, v []Output) []Output { return []Output{inc(fs, v)} }, nil)
+				func(fs *Scope, v []Output) []Output { return []Output{inc(fs, v)} }, WhileOptions{})
 		}, []string{`op "While"`, `cond "while_cond"`, "want a scalar bool"}},
 		{"a variable grows without a shape invariant", func(s *Scope) {
 			While(s, []Output{ivar(s), Const(s, []int32{1})}, lessThan3,
 				func(fs *Scope, v []Output) []Output {
 					return []Output{inc(fs, v), cfOp(fs, "ConcatV2", nil, []Output{v[1], v[1]}, Const(fs, int32(0)))}
-				}, nil)
+				}, WhileOptions{})
 		}, []string{`op "While"`, "loop variable 1 enters the loop with shape (1,) but has shape (2,) after one iteration", "ShapeInvariants"}},
 		{"an invariant the initial value does not fit", func(s *Scope) {
 			While(s, []Output{ivar(s)}, lessThan3,
 				func(fs *Scope, v []Output) []Output { return []Output{inc(fs, v)} },
-				&WhileOptions{ShapeInvariants: []Shape{MakeShape(2)}})
+				WhileOptions{ShapeInvariants: []Shape{MakeShape(2)}})
 		}, []string{`op "While"`, "loop variable 0 enters the loop with shape ()"}},
 		{"an error inside the body", func(s *Scope) {
 			While(s, []Output{ivar(s)}, lessThan3,
 				func(fs *Scope, v []Output) []Output {
 					return []Output{cfOp(fs.SubScope("bad"), "MatMul", nil, v[0], v[0])}
-				}, nil)
+				}, WhileOptions{})
 		}, []string{`op "While"`, `body "while_body"`, `op "bad/MatMul"`}},
 		{"an outer value used without Capture", func(s *Scope) {
 			outer := Const(s, int32(5))
 			While(s, []Output{ivar(s)},
 				func(fs *Scope, v []Output) Output { return cfOp(fs, "Less", nil, v[0], outer) },
-				func(fs *Scope, v []Output) []Output { return []Output{inc(fs, v)} }, nil)
+				func(fs *Scope, v []Output) []Output { return []Output{inc(fs, v)} }, WhileOptions{})
 		}, []string{`op "Less"`, "another graph", "Capture"}},
 		{"a body built with the enclosing scope", func(s *Scope) {
 			While(s, []Output{ivar(s)}, lessThan3,
-				func(fs *Scope, v []Output) []Output { return []Output{cfOp(s, "AddV2", nil, v[0], v[0])} }, nil)
+				func(fs *Scope, v []Output) []Output { return []Output{cfOp(s, "AddV2", nil, v[0], v[0])} }, WhileOptions{})
 		}, []string{`op "AddV2"`, "another graph", "built with the scope it is given"}},
 		{"a nested body built with the outermost scope", func(s *Scope) {
 			While(s, []Output{ivar(s)}, lessThan3,
@@ -459,7 +459,7 @@ func TestWhileIfCallErrors(t *testing.T) {
 					return If(fs, Const(fs, true), v,
 						func(bs *Scope, in []Output) []Output { return []Output{cfOp(s, "Neg", nil, in[0])} },
 						func(bs *Scope, in []Output) []Output { return in })
-				}, nil)
+				}, WhileOptions{})
 		}, []string{`op "Neg"`, "another graph"}},
 		{"If on an int predicate", func(s *Scope) {
 			id := func(fs *Scope, in []Output) []Output { return in }
@@ -505,7 +505,7 @@ func TestWhileIfCallErrors(t *testing.T) {
 			for _, w := range c.want {
 				assert.Contains(t, err.Error(), w)
 			}
-			_, serr := NewSession(s, nil)
+			_, serr := NewSession(s, SessionOptions{})
 			assert.Equal(t, err, serr, "the error sticks to the scope")
 		})
 	}
@@ -513,7 +513,7 @@ func TestWhileIfCallErrors(t *testing.T) {
 	// An inner op's error stays a *Error underneath.
 	s := NewScope()
 	While(s, []Output{ivar(s)}, lessThan3,
-		func(fs *Scope, v []Output) []Output { return []Output{cfOp(fs, "MatMul", nil, v[0], v[0])} }, nil)
+		func(fs *Scope, v []Output) []Output { return []Output{cfOp(fs, "MatMul", nil, v[0], v[0])} }, WhileOptions{})
 	var tfErr *Error
 	require.True(t, errors.As(s.Err(), &tfErr))
 	assert.Equal(t, "MatMul", tfErr.Op)

@@ -19,7 +19,7 @@ func Example() {
 	grads := tfgo.Gradients(s, []tfgo.Output{loss}, []tfgo.Output{x, w.Handle()}, nil)
 	init := tfgo.GlobalVariablesInitializer(s)
 
-	sess, err := tfgo.NewSession(s, nil)
+	sess, err := tfgo.NewSession(s, tfgo.SessionOptions{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -52,7 +52,7 @@ func ExampleOp() {
 	s := tfgo.NewScope()
 	x := tfgo.Const(s, []float32{-1, 2})
 	y := tfgo.Out(tfgo.Op(s, "Relu", []any{x}, nil), 0)
-	sess, err := tfgo.NewSession(s, nil)
+	sess, err := tfgo.NewSession(s, tfgo.SessionOptions{})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -241,7 +241,7 @@ func buildGradGraph(t *testing.T, c gradCase, dt DataType) *gradGraph {
 			seen[op.Type()] = true
 		}
 	}
-	sess, err := NewSession(s, &SessionOptions{IntraOpThreads: 1, InterOpThreads: 1})
+	sess, err := NewSession(s, SessionOptions{IntraOpThreads: 1, InterOpThreads: 1})
 	require.NoError(t, err)
 	return &gradGraph{sess: sess, xs: xs, gy: gy, y: y, grads: grads, opSeen: seen}
 }
@@ -434,7 +434,7 @@ func TestVariableHandleGradientsMatchTensorFlowAndFiniteDifferences(t *testing.T
 		op1(f, "Sum", nil, op1(f, "Mul", nil, read, c32(f, c)), c32(f, []int32{0, 1})),
 		op1(f, "Sum", nil, op1(f, "Mul", nil, gathered, c32(f, w)), c32(f, []int32{0, 1, 2})))
 	grad := Gradients(s, []Output{y}, []Output{h}, nil)[0]
-	sess, err := NewSession(s, nil)
+	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	at := func(v []float64) float64 {
@@ -486,7 +486,7 @@ func TestGradientErrorsNameTheOp(t *testing.T) {
 	assert.NotNil(t, g[0].Op)
 	assert.Nil(t, g[1].Op)
 	g = Gradients(s, []Output{y}, []Output{b}, nil, UnconnectedZeros())
-	sess, err := NewSession(s, nil)
+	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	out, err := sess.Run(map[Output]any{b: []float32{1, 2}}, []Output{g[0]})
@@ -500,7 +500,7 @@ func TestGradientErrorsNameTheOp(t *testing.T) {
 	sq := op1(s, "Square", nil, x)
 	y = op1(s, "AddV2", nil, op1(s, "StopGradient", nil, sq), x)
 	g = Gradients(s, []Output{y}, []Output{x}, nil)
-	sess2, err := NewSession(s, nil)
+	sess2, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess2.Close()
 	out, err = sess2.Run(map[Output]any{x: []float32{3, 4}}, []Output{op1(s, "Identity", nil, g[0])})

@@ -45,7 +45,7 @@ func TestSessionRunsKeepRSSFlat(t *testing.T) {
 	}
 	w := Const(s, kernel)
 	y := Out(Op(s, "Softmax", []any{Out(Op(s, "MatMul", []any{x, w}, nil), 0)}, nil), 0)
-	sess, err := NewSession(s, nil)
+	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	batch := make([][]float32, 8)

@@ -288,7 +288,7 @@ func TestGeneratedWrappersMatchPython(t *testing.T) {
 				feeds[in[k]] = tn
 			}
 			fetches := c.build(s, in)
-			sess, err := NewSession(s, nil)
+			sess, err := NewSession(s, SessionOptions{})
 			require.NoError(t, err)
 			defer sess.Close()
 			got, err := sess.Run(feeds, fetches)

@@ -46,7 +46,7 @@ func TestScopeErrorSticksAndNamesTheOp(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "layer/MatMul")
 	assert.Contains(t, err.Error(), "Dimensions must be equal")
-	_, err = NewSession(s, nil)
+	_, err = NewSession(s, SessionOptions{})
 	require.ErrorContains(t, err, "layer/MatMul")
 
 	s2 := NewScope()
@@ -68,7 +68,7 @@ func TestRunGoFeedsAndFetches(t *testing.T) {
 	y := Out(Op(s, "Mul", []any{x, Const(s, float32(2))}, nil), 0)
 	names := Placeholder(s, String)
 	upper := Out(Op(s, "StringUpper", []any{names}, nil), 0)
-	sess, err := NewSession(s, &SessionOptions{IntraOpThreads: 1, InterOpThreads: 1})
+	sess, err := NewSession(s, SessionOptions{IntraOpThreads: 1, InterOpThreads: 1})
 	require.NoError(t, err)
 	defer sess.Close()
 	out, err := sess.Run(map[Output]any{x: [][]float32{{1, 2}, {3, 4}}, names: []string{"go", "tf"}}, []Output{y, upper})

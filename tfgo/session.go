@@ -54,7 +54,7 @@ type Session struct {
 
 // NewSession finalizes the scope and opens a session on its graph; the
 // scope's first error, if any, is returned instead.
-func NewSession(s *Scope, opts *SessionOptions) (*Session, error) {
+func NewSession(s *Scope, opts SessionOptions) (*Session, error) {
 	g, err := s.Finalize()
 	if err != nil {
 		return nil, err
@@ -67,10 +67,7 @@ func NewSession(s *Scope, opts *SessionOptions) (*Session, error) {
 }
 
 // binding is o as the binding's options (nil o: TensorFlow's defaults).
-func (o *SessionOptions) binding() *cgo.SessionOptions {
-	if o == nil {
-		o = &SessionOptions{}
-	}
+func (o SessionOptions) binding() *cgo.SessionOptions {
 	return &cgo.SessionOptions{Target: o.Target, Config: o.configProto(), XLA: o.XLA}
 }
 
@@ -80,7 +77,7 @@ func (o *SessionOptions) binding() *cgo.SessionOptions {
 // graph into a new Graph, restores the variables, runs the init op, and
 // returns the session with the MetaGraphDef it loaded. Closing the session
 // also frees its graph. Package savedmodel/runner builds signatures on it.
-func LoadSavedModel(dir string, tags []string, opts *SessionOptions) (*Session, *cpb.MetaGraphDef, error) {
+func LoadSavedModel(dir string, tags []string, opts SessionOptions) (*Session, *cpb.MetaGraphDef, error) {
 	cs, meta, err := cgo.LoadSavedModel(dir, tags, opts.binding())
 	if err != nil {
 		return nil, nil, err

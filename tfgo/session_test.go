@@ -32,7 +32,7 @@ func TestRunTracedReportsOpsAndXLAClusters(t *testing.T) {
 
 	s := NewScope()
 	x, y := denseTanh(s)
-	sess, err := NewSession(s, &SessionOptions{IntraOpThreads: 1})
+	sess, err := NewSession(s, SessionOptions{IntraOpThreads: 1})
 	require.NoError(t, err)
 	defer sess.Close()
 	plain, tr, err := sess.RunTraced(map[Output]any{x: batch}, []Output{y})
@@ -46,7 +46,7 @@ func TestRunTracedReportsOpsAndXLAClusters(t *testing.T) {
 
 	sx := NewScope()
 	x2, y2 := denseTanh(sx.WithXLA())
-	xsess, err := NewSession(sx, &SessionOptions{XLA: true})
+	xsess, err := NewSession(sx, SessionOptions{XLA: true})
 	require.NoError(t, err)
 	defer xsess.Close()
 	var xla []*Tensor
@@ -72,7 +72,7 @@ func TestFetchByNameOfMissingOpNamesIt(t *testing.T) {
 	assert.Contains(t, err.Error(), "layer/nope")
 	o, err := g.OutputByName("layer/Const")
 	require.NoError(t, err)
-	sess, err := NewSession(s, nil)
+	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	out, err := sess.Run(nil, []Output{o})

@@ -59,7 +59,7 @@ func (sv *StreamingSaver) usable() error {
 
 // Save writes the variables' current values as the checkpoint prefix
 // (see SaveVariables).
-func (sv *StreamingSaver) Save(sess *Session, prefix string, opts *savedmodel.WriteOptions) error {
+func (sv *StreamingSaver) Save(sess *Session, prefix string, opts savedmodel.WriteOptions) error {
 	if err := sv.usable(); err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func (sv *StreamingSaver) Save(sess *Session, prefix string, opts *savedmodel.Wr
 // goroutine per data shard reads a variable, writes it from TensorFlow's
 // buffer and frees it. A checkpoint already at prefix stays readable until
 // the new one is complete (see savedmodel.BundleWriter).
-func SaveVariables(sess *Session, prefix string, keys []string, vars []*Variable, opts *savedmodel.WriteOptions) error {
+func SaveVariables(sess *Session, prefix string, keys []string, vars []*Variable, opts savedmodel.WriteOptions) error {
 	if len(keys) != len(vars) {
 		return fmt.Errorf("saving %s: %d keys for %d variables", prefix, len(keys), len(vars))
 	}
@@ -79,7 +79,7 @@ func SaveVariables(sess *Session, prefix string, keys []string, vars []*Variable
 	if err != nil {
 		return err
 	}
-	err = parallel(max(1, optsShards(opts)), len(vars), func(i int) error {
+	err = parallel(max(1, opts.NumShards), len(vars), func(i int) error {
 		out, err := sess.Run(nil, []Output{vars[i].Value()})
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", vars[i].Name(), err)
@@ -103,24 +103,17 @@ func SaveVariables(sess *Session, prefix string, keys []string, vars []*Variable
 	return w.Close()
 }
 
-func optsShards(o *savedmodel.WriteOptions) int {
-	if o == nil {
-		return 1
-	}
-	return o.NumShards
-}
-
 // Restore assigns every variable its value in the checkpoint prefix.
 // Every key is checked first (present, same dtype and shape, errors naming
 // the key and the checkpoint), so a mismatch changes nothing; a tensor
 // found corrupt while reading leaves the variables read before it
 // restored. Each variable is read straight into a new TensorFlow tensor,
 // which the assign then adopts or copies.
-func (sv *StreamingSaver) Restore(sess *Session, prefix string, opts *savedmodel.ReadOptions) error {
+func (sv *StreamingSaver) Restore(sess *Session, prefix string, opts savedmodel.ReadOptions) error {
 	if err := sv.usable(); err != nil {
 		return err
 	}
-	r, err := savedmodel.OpenBundleWith(prefix, opts)
+	r, err := savedmodel.OpenBundleWithOptions(prefix, opts)
 	if err != nil {
 		return err
 	}

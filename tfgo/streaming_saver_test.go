@@ -29,7 +29,7 @@ func TestStreamingSaver(t *testing.T) {
 	for _, v := range vars {
 		zero = append(zero, v.Assign(s, ZerosLike(s, v.Value())))
 	}
-	sess, err := NewSession(s, nil)
+	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	_, err = sess.Run(nil, nil, init)
@@ -43,8 +43,8 @@ func TestStreamingSaver(t *testing.T) {
 
 	dir := t.TempDir()
 	prefix := filepath.Join(dir, "go")
-	require.NoError(t, saver.Save(sess, prefix, &savedmodel.WriteOptions{NumShards: 3, IO: savedmodel.DirectIO}))
-	require.NoError(t, renamed.Save(sess, filepath.Join(dir, "renamed"), nil))
+	require.NoError(t, saver.Save(sess, prefix, savedmodel.WriteOptions{NumShards: 3, IO: savedmodel.DirectIO}))
+	require.NoError(t, renamed.Save(sess, filepath.Join(dir, "renamed"), savedmodel.WriteOptions{}))
 	pre, err := NewTensor(prefix)
 	require.NoError(t, err)
 	py, err := NewTensor(filepath.Join(dir, "py"))
@@ -72,18 +72,18 @@ with tf.compat.v1.Graph().as_default():
 	// From 3 shards read in parallel with O_DIRECT, and from 1 read by one
 	// goroutine (where k and k2 come one after the other).
 	one := filepath.Join(dir, "one")
-	require.NoError(t, saver.Save(sess, one, nil))
+	require.NoError(t, saver.Save(sess, one, savedmodel.WriteOptions{}))
 	for _, p := range []string{prefix, one} {
 		_, err = sess.Run(nil, nil, zero...)
 		require.NoError(t, err)
-		require.NoError(t, saver.Restore(sess, p, &savedmodel.ReadOptions{IO: savedmodel.DirectIO}))
+		require.NoError(t, saver.Restore(sess, p, savedmodel.ReadOptions{IO: savedmodel.DirectIO}))
 		for i, got := range read() {
 			assert.Equal(t, want[i].Data(), got.Data(), vars[i].Name())
 		}
 	}
 
 	sub := NewStreamingSaver(s, []*Variable{k}, nil)
-	require.NoError(t, sub.Restore(sess, filepath.Join(dir, "py"), nil))
+	require.NoError(t, sub.Restore(sess, filepath.Join(dir, "py"), savedmodel.ReadOptions{}))
 	assert.Equal(t, ref["pk"].Data(), read()[0].Data())
 
 	// Another shape under the same key: refused before any assign.
@@ -91,12 +91,12 @@ with tf.compat.v1.Graph().as_default():
 	NewVariable(s2, "step", Int64, []int64{}, Constant(1))
 	odd := NewVariable(s2.SubScope("dense"), "kernel", Float, []int64{700, 300}, Zeros())
 	sv2 := NewStreamingSaver(s2, nil, nil)
-	sess2, err := NewSession(s2, nil)
+	sess2, err := NewSession(s2, SessionOptions{})
 	require.NoError(t, err)
 	defer sess2.Close()
 	_, err = sess2.Run(nil, nil, GlobalVariablesInitializer(s2))
 	require.NoError(t, err)
-	err = sv2.Restore(sess2, prefix, nil)
+	err = sv2.Restore(sess2, prefix, savedmodel.ReadOptions{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `"dense/kernel"`)
 	assert.Contains(t, err.Error(), "[700 300]")
@@ -105,7 +105,7 @@ with tf.compat.v1.Graph().as_default():
 	v, err := Value(got[0])
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), v, "step changed by a refused restore")
-	err = sv2.Restore(sess2, filepath.Join(dir, "missing"), nil)
+	err = sv2.Restore(sess2, filepath.Join(dir, "missing"), savedmodel.ReadOptions{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "missing.index")
 }

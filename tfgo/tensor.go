@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"unsafe"
 
+	"github.com/gotf/gotf/dtypes"
 	"github.com/gotf/gotf/dtypes/half"
 )
 
@@ -147,10 +148,7 @@ func checkRect(v reflect.Value, shape []int64, d int) error {
 }
 
 func numElements(shape []int64) int64 {
-	n := int64(1)
-	for _, d := range shape {
-		n *= d
-	}
+	n, _ := dtypes.NumElements(shape) // shapes of Go values and tensors: valid
 	return n
 }
 

@@ -130,7 +130,7 @@ func TestVariableAssignMatchesPython(t *testing.T) {
 	assert.Equal(t, "AssignAddVariableOp", add.Type())
 	assert.Equal(t, "AssignSubVariableOp", sub.Type())
 
-	sess, err := NewSession(s, nil)
+	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	run := func(feeds map[Output]any, fetch []Output, targets ...*Operation) []*Tensor {
@@ -354,7 +354,7 @@ func TestVariableErrors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := NewScope()
 			require.NotPanics(t, func() { c.build(s) })
-			_, err := NewSession(s, nil)
+			_, err := NewSession(s, SessionOptions{})
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), `op "`+c.op+`"`)
 			assert.Contains(t, err.Error(), c.msg)

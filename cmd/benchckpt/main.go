@@ -86,7 +86,7 @@ func main() {
 	}
 	saver := tfgo.NewSaver(s, vars)
 	streaming := tfgo.NewStreamingSaver(s, vars, nil)
-	sess, err := tfgo.NewSession(s, nil)
+	sess, err := tfgo.NewSession(s, tfgo.SessionOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func main() {
 	for k := range *saves {
 		p := fmt.Sprintf("%s-%d", prefix, k+1)
 		start := time.Now()
-		if err := streaming.Save(sess, p, &savedmodel.WriteOptions{NumShards: *shards, NoSync: !*doSync, IO: mode}); err != nil {
+		if err := streaming.Save(sess, p, savedmodel.WriteOptions{NumShards: *shards, NoSync: !*doSync, IO: mode}); err != nil {
 			log.Fatal(err)
 		}
 		res.Saves = append(res.Saves, time.Since(start).Seconds())
@@ -137,7 +137,7 @@ func main() {
 	}
 
 	start := time.Now()
-	if err := streaming.Restore(sess, prefix, &savedmodel.ReadOptions{IO: mode}); err != nil {
+	if err := streaming.Restore(sess, prefix, savedmodel.ReadOptions{IO: mode}); err != nil {
 		log.Fatal(err)
 	}
 	res.RestoreSecond = time.Since(start).Seconds()

@@ -56,7 +56,7 @@ func main() {
 	}
 	defer m.Close()
 	m.SetXLA(*xla)
-	m.SetSessionOptions(&tfgo.SessionOptions{IntraOpThreads: *threads})
+	m.SetSessionOptions(tfgo.SessionOptions{IntraOpThreads: *threads})
 	opt := keraslike.NewAdam(keraslike.AdamOptions{OptimizerOptions: keraslike.OptimizerOptions{LearningRate: 1e-3}})
 	if err := m.Compile(keraslike.CompileOptions{Optimizer: opt, Loss: keraslike.SparseCategoricalCrossentropy{FromLogits: true}, BatchSize: c.batch}); err != nil {
 		log.Fatal(err)

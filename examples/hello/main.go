@@ -1,6 +1,7 @@
 // Command hello builds softmax(x·W + b) op by op, runs it on TensorFlow's C
-// runtime and prints the TensorFlow version, the devices and the result.
-// It is what `make run` runs until the transformer language model lands.
+// runtime and prints the TensorFlow version, the devices and the result:
+// the smallest program on the graph API (`make run` trains the transformer
+// language model of examples/transformer instead).
 package main
 
 import (
@@ -26,11 +27,10 @@ func run(w io.Writer) error {
 	dense := s.SubScope("dense")
 	kernel := tfgo.Const(dense.SubScope("kernel"), [][]float32{{0.5, -1, 2}, {1, 0, -0.5}, {-1, 1, 0.25}})
 	b := tfgo.Const(dense.SubScope("bias"), []float32{0.1, 0.2, 0.3})
-	mm := tfgo.Out(tfgo.Op(dense, "MatMul", []any{x, kernel}, nil), 0)
-	logits := tfgo.Out(tfgo.Op(dense, "BiasAdd", []any{mm, b}, nil), 0)
-	probs := tfgo.Out(tfgo.Op(s, "Softmax", []any{logits}, nil), 0)
+	logits := tfgo.BiasAdd(dense, tfgo.MatMul(dense, x, kernel), b)
+	probs := tfgo.Softmax(s, logits)
 
-	sess, err := tfgo.NewSession(s, nil)
+	sess, err := tfgo.NewSession(s, tfgo.SessionOptions{})
 	if err != nil {
 		return err
 	}

@@ -96,8 +96,7 @@ func run(ctx context.Context, c config, w io.Writer) error {
 		return err
 	}
 	defer m.Close()
-	opts := &tfgo.SessionOptions{IntraOpThreads: c.threads}
-	m.SetSessionOptions(opts)
+	m.SetSessionOptions(tfgo.SessionOptions{IntraOpThreads: c.threads})
 	warmup := max(c.steps/20, 1)
 	opt := keraslike.NewAdam(keraslike.AdamOptions{OptimizerOptions: keraslike.OptimizerOptions{
 		Schedule: keraslike.WarmupCosine{Peak: c.lr, WarmupSteps: warmup, DecaySteps: c.steps - warmup, Alpha: 0.1}, GlobalClipNorm: 1}})

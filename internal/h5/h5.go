@@ -40,6 +40,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/gotf/gotf/dtypes"
 	"gonum.org/v1/hdf5"
 )
 
@@ -489,15 +490,6 @@ type Info struct {
 	Shape []int64 // empty for a scalar
 }
 
-// NumElems is the number of elements.
-func (i Info) NumElems() int64 {
-	n := int64(1)
-	for _, d := range i.Shape {
-		n *= d
-	}
-	return n
-}
-
 // Array is a dataset's contents: little-endian element bytes in row-major order.
 type Array struct {
 	Info
@@ -623,7 +615,10 @@ func (g *Group) Read(name string, check func(Info) error, maxBytes int64) (*Arra
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxDatasetBytes
 	}
-	n := info.NumElems()
+	n, err := dtypes.NumElements(info.Shape)
+	if err != nil {
+		return nil, g.err(full, "%v", err)
+	}
 	if n > maxBytes/int64(info.DType.Size()) {
 		return nil, g.err(full, "%s%v is %d elements, more than the limit of %d bytes", info.DType, info.Shape, n, maxBytes)
 	}

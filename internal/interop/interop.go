@@ -12,7 +12,7 @@ import (
 
 // ToArray copies a tensor into an Array for Python.
 func ToArray(t *cgo.Tensor) (*pyref.Array, error) {
-	if t.DataType() == cgo.String {
+	if t.DataType() == dtypes.String {
 		s, err := t.Strings()
 		if err != nil {
 			return nil, err
@@ -28,7 +28,7 @@ func ToTensor(a *pyref.Array) (*cgo.Tensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("array from Python: %w", err)
 	}
-	if dt == cgo.String {
+	if dt == dtypes.String {
 		return cgo.NewStringTensor(a.Shape, a.Strings)
 	}
 	return cgo.NewTensor(dt, a.Shape, a.Data)

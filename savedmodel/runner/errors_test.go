@@ -28,7 +28,7 @@ func counterModel(t *testing.T) string {
 	sum := tfgo.Out(tfgo.Op(s, "Sum", []any{x, tfgo.Const(s, int32(1))}, nil), 0)
 	y := tfgo.Out(tfgo.Op(s, "Mul", []any{sum, tfgo.Out(tfgo.Op(s, "Cast", []any{scale}, map[string]any{"DstT": tfgo.Float}), 0)}, nil), 0)
 	init := tfgo.GlobalVariablesInitializer(s)
-	sess, err := tfgo.NewSession(s, nil)
+	sess, err := tfgo.NewSession(s, tfgo.SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	_, err = sess.Run(nil, nil, init)
@@ -36,7 +36,7 @@ func counterModel(t *testing.T) string {
 	dir := filepath.Join(t.TempDir(), "counter")
 	require.NoError(t, Export(dir, s.Graph(), sess, map[string]Signature{
 		"serving_default": {Inputs: map[string]tfgo.Output{"x": x, "scale": scale}, Outputs: map[string]tfgo.Output{"y": y, "count": count}},
-	}, nil))
+	}, ExportOptions{}))
 	return dir
 }
 

@@ -64,7 +64,7 @@ type ExportOptions struct {
 // signature's inputs is an error naming both, reported before anything is
 // written. Variables must be initialized in sess. Export may add a
 // ReadVariableOp to g for a variable that has no plain read to fetch.
-func Export(dir string, g *tfgo.Graph, sess *tfgo.Session, signatures map[string]Signature, opts *ExportOptions) error {
+func Export(dir string, g *tfgo.Graph, sess *tfgo.Session, signatures map[string]Signature, opts ExportOptions) error {
 	d, err := prepareExport(g, sess, signatures, opts)
 	if err != nil {
 		return fmt.Errorf("exporting SavedModel %s: %w", dir, err)
@@ -78,7 +78,7 @@ func Export(dir string, g *tfgo.Graph, sess *tfgo.Session, signatures map[string
 // ExportVersion exports as Export does to BASE/<version>/, TensorFlow
 // Serving's layout, publishing the version only when it is complete (see
 // savedmodel.Publish). It returns the version's directory.
-func ExportVersion(base string, version int64, g *tfgo.Graph, sess *tfgo.Session, signatures map[string]Signature, opts *ExportOptions) (string, error) {
+func ExportVersion(base string, version int64, g *tfgo.Graph, sess *tfgo.Session, signatures map[string]Signature, opts ExportOptions) (string, error) {
 	d, err := prepareExport(g, sess, signatures, opts)
 	if err != nil {
 		return "", fmt.Errorf("exporting version %d to %s: %w", version, base, err)
@@ -98,10 +98,7 @@ type exportVar struct {
 	read   tfgo.Output // a read in the source graph, fetched from sess
 }
 
-func prepareExport(g *tfgo.Graph, sess *tfgo.Session, signatures map[string]Signature, opts *ExportOptions) (*savedmodel.Directory, error) {
-	if opts == nil {
-		opts = &ExportOptions{}
-	}
+func prepareExport(g *tfgo.Graph, sess *tfgo.Session, signatures map[string]Signature, opts ExportOptions) (*savedmodel.Directory, error) {
 	if g == nil || sess == nil {
 		return nil, errors.New("a graph and a session on it are required")
 	}

@@ -26,7 +26,7 @@ func TestExportTransformerBlock(t *testing.T) {
 	_, err := b.sess.Run(nil, nil, b.train)
 	require.NoError(t, err)
 	dir := filepath.Join(t.TempDir(), "block")
-	require.NoError(t, Export(dir, b.s.Graph(), b.sess, b.signatures(), nil))
+	require.NoError(t, Export(dir, b.s.Graph(), b.sess, b.signatures(), ExportOptions{}))
 
 	x := tensor(t, b.randomInput(3, 1))
 	goOut, err := b.sess.Run(map[tfgo.Output]any{b.x: x}, []tfgo.Output{b.y, b.probs})
@@ -172,7 +172,7 @@ func TestExportChecksSignatures(t *testing.T) {
 		{"another graph", map[string]Signature{"s": {Outputs: map[string]tfgo.Output{"c": tfgo.Const(tfgo.NewScope(), float32(1))}}},
 			[]string{`output "c"`, "another graph"}},
 	} {
-		err := Export(dir, b.s.Graph(), b.sess, c.sigs, nil)
+		err := Export(dir, b.s.Graph(), b.sess, c.sigs, ExportOptions{})
 		require.Error(t, err, c.name)
 		for _, w := range c.want {
 			require.Contains(t, err.Error(), w, c.name)
@@ -183,7 +183,7 @@ func TestExportChecksSignatures(t *testing.T) {
 	}
 	// An existing directory is not overwritten.
 	require.NoError(t, os.Mkdir(dir, 0o755))
-	err := Export(dir, b.s.Graph(), b.sess, b.signatures(), nil)
+	err := Export(dir, b.s.Graph(), b.sess, b.signatures(), ExportOptions{})
 	require.ErrorIs(t, err, os.ErrExist)
 }
 
@@ -200,7 +200,7 @@ func TestExportAssetsAndInitOp(t *testing.T) {
 	initOp := s.WithControlDependencies(initTable).AddOperation(tfgo.OpSpec{Type: "NoOp", Name: "init_all_tables"})
 	words := tfgo.Placeholder(s.SubScope("words"), tfgo.String, -1)
 	ids := tfgo.Out(tfgo.Op(s.SubScope("lookup"), "LookupTableFindV2", []any{table, words, tfgo.Const(s, int64(-1))}, nil), 0)
-	sess, err := tfgo.NewSession(s, nil)
+	sess, err := tfgo.NewSession(s, tfgo.SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	_, err = sess.Run(nil, nil, initOp)
@@ -208,7 +208,7 @@ func TestExportAssetsAndInitOp(t *testing.T) {
 
 	dir := filepath.Join(t.TempDir(), "vocab_model")
 	sigs := map[string]Signature{"serving_default": {Inputs: map[string]tfgo.Output{"words": words}, Outputs: map[string]tfgo.Output{"ids": ids}}}
-	require.NoError(t, Export(dir, s.Graph(), sess, sigs, &ExportOptions{Assets: []tfgo.Output{vocab}, InitOp: initOp}))
+	require.NoError(t, Export(dir, s.Graph(), sess, sigs, ExportOptions{Assets: []tfgo.Output{vocab}, InitOp: initOp}))
 	require.NoError(t, os.Remove(vocabSrc))
 	copied, err := os.ReadFile(filepath.Join(dir, "assets", "vocab.txt"))
 	require.NoError(t, err)
@@ -282,10 +282,10 @@ func TestExportFunctions(t *testing.T) {
 			step := tfgo.Out(tfgo.Op(bs, "Mul", []any{tfgo.Const(bs, float32(0.5)), tfgo.Out(tfgo.Op(bs, "Tanh", []any{v[1]}, nil), 0)}, nil), 0)
 			return []tfgo.Output{tfgo.Out(tfgo.Op(bs, "AddV2", []any{v[0], tfgo.Const(bs, int32(1))}, nil), 0),
 				tfgo.Out(tfgo.Op(bs, "AddV2", []any{v[1], step}, nil), 0)}
-		}, nil)
+		}, tfgo.WhileOptions{})
 	out := tfgo.Out(tfgo.Op(s.SubScope("out"), "Identity", []any{loop[1]}, nil), 0)
 	init := tfgo.GlobalVariablesInitializer(s)
-	sess, err := tfgo.NewSession(s, nil)
+	sess, err := tfgo.NewSession(s, tfgo.SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	_, err = sess.Run(nil, nil, init)
@@ -294,7 +294,7 @@ func TestExportFunctions(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "functions")
 	require.NoError(t, Export(dir, s.Graph(), sess, map[string]Signature{
 		"serving_default": {Inputs: map[string]tfgo.Output{"x": x}, Outputs: map[string]tfgo.Output{"y": out}},
-	}, nil))
+	}, ExportOptions{}))
 	sm, err := savedmodel.ReadSavedModel(dir)
 	require.NoError(t, err)
 	var fns []string

@@ -56,7 +56,7 @@ func fields(fp *cpb.FingerprintDef) []uint64 {
 func TestFingerprintMatchesTensorFlow(t *testing.T) {
 	b := newBlock(t)
 	dir := filepath.Join(t.TempDir(), "go")
-	require.NoError(t, Export(dir, b.s.Graph(), b.sess, b.signatures(), nil))
+	require.NoError(t, Export(dir, b.s.Graph(), b.sess, b.signatures(), ExportOptions{}))
 	ours, err := savedmodel.ReadFingerprint(dir)
 	require.NoError(t, err)
 	require.NotZero(t, ours.GetCheckpointHash())

@@ -85,7 +85,7 @@ func newBlock(t *testing.T) *block {
 	b.train = b.wq.AssignSub(s.SubScope("train"), tfgo.Out(tfgo.Op(s, "Mul", []any{b.wq.Value(), tfgo.Const(s, float32(1e-3))}, nil), 0))
 
 	init := tfgo.GlobalVariablesInitializer(s)
-	sess, err := tfgo.NewSession(s, nil)
+	sess, err := tfgo.NewSession(s, tfgo.SessionOptions{})
 	require.NoError(t, err)
 	t.Cleanup(func() { sess.Close() })
 	_, err = sess.Run(nil, nil, init)

@@ -136,9 +136,9 @@ type LoadOptions struct {
 	// Tags select the meta graph (its tag set must equal them); default
 	// {"serve"}.
 	Tags []string
-	// Session configures the session (threads, devices, XLA); nil is
+	// Session configures the session (threads, devices, XLA); the zero value is
 	// TensorFlow's default.
-	Session *tfgo.SessionOptions
+	Session tfgo.SessionOptions
 }
 
 // Load loads the meta graph tagged tags (default "serve") of the

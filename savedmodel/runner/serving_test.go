@@ -76,7 +76,7 @@ func TestServingLayout(t *testing.T) {
 		}
 	}()
 	for v := int64(1); v <= versions; v++ {
-		dir, err := ExportVersion(base, v, b.s.Graph(), b.sess, b.signatures(), nil)
+		dir, err := ExportVersion(base, v, b.s.Graph(), b.sess, b.signatures(), ExportOptions{})
 		require.NoError(t, err)
 		require.Equal(t, filepath.Join(base, strconv.FormatInt(v, 10)), dir)
 		// Each version has other weights, as after more training.
@@ -91,7 +91,7 @@ func TestServingLayout(t *testing.T) {
 		versions, scans.Load(), sightings.Load())
 
 	// Publishing an existing version is refused and changes nothing.
-	_, err := ExportVersion(base, 2, b.s.Graph(), b.sess, b.signatures(), nil)
+	_, err := ExportVersion(base, 2, b.s.Graph(), b.sess, b.signatures(), ExportOptions{})
 	require.ErrorIs(t, err, os.ErrExist)
 	entries, err := os.ReadDir(base)
 	require.NoError(t, err)
@@ -135,7 +135,7 @@ func TestServingLayout(t *testing.T) {
 // version directory filled by WriteContents directly.
 func TestScannerCatchesPartialWrites(t *testing.T) {
 	b := newBlock(t)
-	d, err := prepareExport(b.s.Graph(), b.sess, b.signatures(), nil)
+	d, err := prepareExport(b.s.Graph(), b.sess, b.signatures(), ExportOptions{})
 	require.NoError(t, err)
 	base := t.TempDir()
 	caught := 0
@@ -166,7 +166,7 @@ func TestScannerCatchesPartialWrites(t *testing.T) {
 func TestConcurrentRuns(t *testing.T) {
 	b := newBlock(t)
 	dir := filepath.Join(t.TempDir(), "block")
-	require.NoError(t, Export(dir, b.s.Graph(), b.sess, b.signatures(), nil))
+	require.NoError(t, Export(dir, b.s.Graph(), b.sess, b.signatures(), ExportOptions{}))
 	m, err := Load(dir)
 	require.NoError(t, err)
 	defer m.Close()
