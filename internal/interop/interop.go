@@ -1,5 +1,7 @@
 // Package interop converts between the runtime's tensors and the arrays the
 // Python reference worker (internal/pyref) exchanges, for interop tests.
+// It speaks the binding's types (package cgo) rather than tfgo's aliases of
+// them because tfgo's own tests use it: importing tfgo would be a cycle.
 package interop
 
 import (
