@@ -28,19 +28,19 @@ func Gelu(s *Scope, x Output, approximate bool) Output {
 	}
 	gs := s.SubScope("Gelu")
 	c := func(v float64) Output { return typedScalar(gs, v, dt) }
-	half := binOp(gs, "Mul", c(0.5), x)
+	half := Mul(gs, c(0.5), x)
 	if approximate {
 		// tf.nn.gelu casts 0.044715 from a float32 tensor; the other
 		// constants are converted to x's dtype directly.
 		coeff := typedScalar(gs, float64(float32(0.044715)), dt)
-		cube := binOp(gs, "Pow", x, c(3))
-		inner := binOp(gs, "AddV2", x, binOp(gs, "Mul", coeff, cube))
-		th := Out(Op(gs, "Tanh", []any{binOp(gs, "Mul", c(0.7978845608028654), inner)}, nil), 0)
-		return binOp(gs, "Mul", half, binOp(gs, "AddV2", c(1), th))
+		cube := Pow(gs, x, c(3))
+		inner := AddV2(gs, x, Mul(gs, coeff, cube))
+		th := Tanh(gs, Mul(gs, c(0.7978845608028654), inner))
+		return Mul(gs, half, AddV2(gs, c(1), th))
 	}
-	negX := Out(Op(gs, "Neg", []any{x}, nil), 0)
-	erfc := Out(Op(gs, "Erfc", []any{binOp(gs, "Mul", negX, c(0.7071067811865476))}, nil), 0)
-	return binOp(gs, "Mul", half, erfc)
+	negX := Neg(gs, x)
+	erfc := Erfc(gs, Mul(gs, negX, c(0.7071067811865476)))
+	return Mul(gs, half, erfc)
 }
 
 // LayerNormalize normalizes x over one axis as keras.layers.LayerNormalization
@@ -70,7 +70,7 @@ func LayerNormalize(s *Scope, x, gamma, beta Output, axis int, epsilon float32) 
 	dt := orig
 	if dt == Half || dt == BFloat16 {
 		dt = Float
-		x = castOp(ls, x, dt)
+		x = Cast(ls, x, dt)
 	}
 	// Keras reshapes gamma and beta for broadcasting unless the axis is the last.
 	var bshape []int64
@@ -104,11 +104,11 @@ func LayerNormalize(s *Scope, x, gamma, beta Output, axis int, epsilon float32) 
 			return p
 		}
 		if p.DataType() != dt {
-			p = castOp(ls, p, dt)
+			p = Cast(ls, p, dt)
 		}
 		if bshape != nil {
 			if sh, err := p.Shape(); err != nil || sh.UnknownRank || sh.Rank() != len(bshape) {
-				p = Out(Op(ls, "Reshape", []any{p, Const(ls, bshape)}, nil), 0)
+				p = Reshape(ls, p, Const(ls, bshape))
 			}
 		}
 		return p
@@ -118,20 +118,20 @@ func LayerNormalize(s *Scope, x, gamma, beta Output, axis int, epsilon float32) 
 	axes := Const(ls, []int32{int32(axis)})
 	ms := ls.SubScope("moments")
 	mean := Out(ms.AddOperation(OpSpec{Type: "Mean", Name: "mean", Input: []any{x, axes}, Attrs: map[string]any{"keep_dims": true}}), 0)
-	sq := binOp(ms, "SquaredDifference", x, Out(Op(ms, "StopGradient", []any{mean}, nil), 0))
+	sq := SquaredDifference(ms, x, StopGradient(ms, mean))
 	variance := Out(ms.AddOperation(OpSpec{Type: "Mean", Name: "variance", Input: []any{sq, axes}, Attrs: map[string]any{"keep_dims": true}}), 0)
 
-	inv := Out(Op(ls, "Rsqrt", []any{binOp(ls, "AddV2", variance, typedScalar(ls, float64(epsilon), dt))}, nil), 0)
+	inv := Rsqrt(ls, AddV2(ls, variance, typedScalar(ls, float64(epsilon), dt)))
 	if gamma.Op != nil {
-		inv = binOp(ls, "Mul", inv, gamma)
+		inv = Mul(ls, inv, gamma)
 	}
-	res := binOp(ls, "Mul", Out(Op(ls, "Neg", []any{mean}, nil), 0), inv)
+	res := Mul(ls, Neg(ls, mean), inv)
 	if beta.Op != nil {
-		res = binOp(ls, "AddV2", res, beta)
+		res = AddV2(ls, res, beta)
 	}
-	out := binOp(ls, "AddV2", binOp(ls, "Mul", x, inv), res)
+	out := AddV2(ls, Mul(ls, x, inv), res)
 	if dt != orig {
-		out = castOp(ls, out, orig)
+		out = Cast(ls, out, orig)
 	}
 	return out
 }
@@ -161,17 +161,17 @@ func MaskedSoftmax(s *Scope, logits, mask Output, axis int) Output {
 				s.UpdateErr(fullOpName(s, "MaskedSoftmax"), fmt.Errorf("mask of dtype %s: %w", mdt, err))
 				return Output{}
 			}
-			mask = binOp(ms, "Greater", mask, Const(ms, half))
+			mask = Greater(ms, mask, Const(ms, half))
 		}
 		large := -1e9
 		if dt == Half {
 			large = -3e4
 		}
-		logits = Out(Op(ms, "SelectV2", []any{mask, logits, typedScalar(ms, large, dt)}, nil), 0)
+		logits = SelectV2(ms, mask, logits, typedScalar(ms, large, dt))
 	}
 	out := softmaxOverAxis(s, ms, logits, axis)
 	if mask.Op != nil && out.Op != nil {
-		out = Out(Op(ms, "SelectV2", []any{mask, out, typedScalar(ms, 0, dt)}, nil), 0)
+		out = SelectV2(ms, mask, out, typedScalar(ms, 0, dt))
 	}
 	return out
 }
@@ -180,7 +180,7 @@ func MaskedSoftmax(s *Scope, logits, mask Output, axis int) Output {
 // last axis, so another axis is swapped with the last one and back.
 func softmaxOverAxis(root, s *Scope, x Output, axis int) Output {
 	if axis == -1 {
-		return Out(Op(s, "Softmax", []any{x}, nil), 0)
+		return Softmax(s, x)
 	}
 	sh, err := x.Shape()
 	if err != nil || sh.UnknownRank {
@@ -197,7 +197,7 @@ func softmaxOverAxis(root, s *Scope, x Output, axis int) Output {
 		return Output{}
 	}
 	if a == rank-1 {
-		return Out(Op(s, "Softmax", []any{x}, nil), 0)
+		return Softmax(s, x)
 	}
 	perm := make([]int32, rank)
 	for i := range perm {
@@ -205,8 +205,8 @@ func softmaxOverAxis(root, s *Scope, x Output, axis int) Output {
 	}
 	perm[a], perm[rank-1] = int32(rank-1), int32(a)
 	p := Const(s, perm)
-	t := Out(Op(s, "Transpose", []any{x, p}, nil), 0)
-	return Out(Op(s, "Transpose", []any{Out(Op(s, "Softmax", []any{t}, nil), 0), p}, nil), 0)
+	t := Transpose(s, x, p)
+	return Transpose(s, Softmax(s, t), p)
 }
 
 // CausalMask is the [T, T] bool lower-triangular mask (true where the key
@@ -223,16 +223,16 @@ func CausalMask(s *Scope, length Output) Output {
 	switch length.DataType() {
 	case Int32:
 	case Int64:
-		length = castOp(cs, length, Int32)
+		length = Cast(cs, length, Int32)
 	default:
 		s.UpdateErr(fullOpName(s, "CausalMask"), fmt.Errorf("length must be an int32 or int64 scalar, got %s", length.DataType()))
 		return Output{}
 	}
-	shape := Out(Op(cs, "Pack", []any{[]Output{length, length}}, map[string]any{"axis": 0}), 0)
-	ones := Out(Op(cs, "Fill", []any{shape, Const(cs, int32(1))}, nil), 0)
-	row := Out(Op(cs, "Cumsum", []any{ones, Const(cs, int32(0))}, nil), 0)
-	col := Out(Op(cs, "Cumsum", []any{ones, Const(cs, int32(1))}, nil), 0)
-	return binOp(cs, "GreaterEqual", row, col)
+	shape := Pack(cs, []Output{length, length}, PackAxis(0))
+	ones := Fill(cs, shape, Const(cs, int32(1)))
+	row := Cumsum(cs, ones, Const(cs, int32(0)))
+	col := Cumsum(cs, ones, Const(cs, int32(1)))
+	return GreaterEqual(cs, row, col)
 }
 
 // ClipByGlobalNorm is tf.clip_by_global_norm(ts, clipNorm): with
@@ -266,28 +266,28 @@ func ClipByGlobalNorm(s *Scope, ts []Output, clipNorm float32) ([]Output, Output
 	gs := s.SubScope("global_norm")
 	halves := make([]Output, len(present))
 	for i, t := range present {
-		halves[i] = Out(Op(gs, "L2Loss", []any{t}, nil), 0)
+		halves[i] = L2Loss(gs, t)
 	}
-	stacked := Out(Op(gs, "Pack", []any{halves}, map[string]any{"axis": 0}), 0)
-	sum := Out(Op(gs, "Sum", []any{stacked, Const(gs, []int32{0})}, nil), 0)
-	norm := Out(gs.AddOperation(OpSpec{Type: "Sqrt", Name: "global_norm", Input: []any{binOp(gs, "Mul", sum, typedScalar(gs, 2, dt))}}), 0)
+	stacked := Pack(gs, halves, PackAxis(0))
+	sum := Sum(gs, stacked, Const(gs, []int32{0}))
+	norm := Out(gs.AddOperation(OpSpec{Type: "Sqrt", Name: "global_norm", Input: []any{Mul(gs, sum, typedScalar(gs, 2, dt))}}), 0)
 
 	cs := s.SubScope("clip_by_global_norm")
 	clip := typedScalar(cs, float64(clipNorm), dt)
 	one := func() Output { return typedScalar(cs, 1, dt) }
-	minimum := binOp(cs, "Minimum", binOp(cs, "RealDiv", one(), norm), binOp(cs, "RealDiv", one(), clip))
-	scaleFinite := binOp(cs, "Mul", clip, minimum)
-	scale := binOp(cs, "AddV2", scaleFinite, binOp(cs, "Sub", norm, norm))
+	minimum := Minimum(cs, RealDiv(cs, one(), norm), RealDiv(cs, one(), clip))
+	scaleFinite := Mul(cs, clip, minimum)
+	scale := AddV2(cs, scaleFinite, Sub(cs, norm, norm))
 	for i, t := range ts {
 		if t.Op == nil {
 			continue
 		}
 		sc := scale
 		if t.DataType() != dt {
-			sc = castOp(cs, scale, t.DataType())
+			sc = Cast(cs, scale, t.DataType())
 		}
 		out[i] = Out(cs.AddOperation(OpSpec{Type: "Identity", Name: fmt.Sprintf("clip_by_global_norm_%d", i),
-			Input: []any{binOp(cs, "Mul", t, sc)}}), 0)
+			Input: []any{Mul(cs, t, sc)}}), 0)
 	}
 	if s.Err() != nil {
 		return make([]Output, len(ts)), Output{}
@@ -320,15 +320,6 @@ func fullOpName(s *Scope, name string) string {
 
 func isFloatDType(dt DataType) bool {
 	return dt == Float || dt == Double || dt == Half || dt == BFloat16
-}
-
-// binOp adds a two-input op named after its type.
-func binOp(s *Scope, opType string, x, y Output) Output {
-	return Out(Op(s, opType, []any{x, y}, nil), 0)
-}
-
-func castOp(s *Scope, x Output, dt DataType) Output {
-	return Out(Op(s, "Cast", []any{x}, map[string]any{"DstT": dt}), 0)
 }
 
 // typedScalar is a constant scalar v of dtype dt.

@@ -171,7 +171,7 @@ func TestCompositeMaskedSoftmaxMatchesKeras(t *testing.T) {
 	ppad := Placeholder(s, Bool, B, 1, 1, T)
 	pfm := Placeholder(s, Float, B, H, T, T)
 	causal := CausalMask(s, Const(s, int32(T)))
-	both := Out(Op(s, "LogicalAnd", []any{ppad, causal}, nil), 0)
+	both := LogicalAnd(s, ppad, causal)
 	fetch := []Output{
 		MaskedSoftmax(s, pl, Output{}, -1),
 		MaskedSoftmax(s, pl, ppad, -1),

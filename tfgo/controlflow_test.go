@@ -9,11 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// cfOp adds an op of type opType and returns its first output.
-func cfOp(s *Scope, opType string, attrs map[string]any, inputs ...any) Output {
-	return Out(Op(s, opType, inputs, attrs), 0)
-}
-
 func cfTensors(t *testing.T, vals map[string]any) map[string]*Tensor {
 	t.Helper()
 	out := map[string]*Tensor{}
@@ -56,9 +51,9 @@ func TestFunctionCalledTwiceMatchesPython(t *testing.T) {
 	cb := Const(s, b)
 	dense, err := DefineFunction(s, "dense_tanh", []TensorSpec{{Float, MakeShape(-1, 4)}},
 		func(fs *Scope, args []Output) []Output {
-			y := cfOp(fs, "MatMul", nil, args[0], Capture(fs, pw))
-			y = cfOp(fs, "BiasAdd", nil, y, Capture(fs, cb))
-			return []Output{cfOp(fs, "Tanh", nil, y)}
+			y := MatMul(fs, args[0], Capture(fs, pw))
+			y = BiasAdd(fs, y, Capture(fs, cb))
+			return []Output{Tanh(fs, y)}
 		})
 	require.NoError(t, err)
 	assert.Equal(t, "dense_tanh", dense.Name())
@@ -101,7 +96,7 @@ func TestFunctionStatefulCall(t *testing.T) {
 	s := NewScope()
 	noise, err := DefineFunction(s, "noise", []TensorSpec{{Int32, MakeShape(2)}},
 		func(fs *Scope, args []Output) []Output {
-			return []Output{cfOp(fs, "RandomUniform", map[string]any{"dtype": Float}, args[0])}
+			return []Output{RandomUniform(fs, args[0], Float)}
 		})
 	require.NoError(t, err)
 	assert.True(t, noise.Stateful)
@@ -111,10 +106,10 @@ func TestFunctionStatefulCall(t *testing.T) {
 
 	// Loops and conditionals with a stateful function use While and If.
 	loop := While(s, []Output{Const(s, int32(0)), Const(s, float32(0))},
-		func(fs *Scope, v []Output) Output { return cfOp(fs, "Less", nil, v[0], Const(fs, int32(4))) },
+		func(fs *Scope, v []Output) Output { return Less(fs, v[0], Const(fs, int32(4))) },
 		func(fs *Scope, v []Output) []Output {
-			u := cfOp(fs, "RandomUniform", map[string]any{"dtype": Float}, Const(fs, []int32{}))
-			return []Output{cfOp(fs, "AddV2", nil, v[0], Const(fs, int32(1))), cfOp(fs, "AddV2", nil, v[1], u)}
+			u := RandomUniform(fs, Const(fs, []int32{}), Float)
+			return []Output{AddV2(fs, v[0], Const(fs, int32(1))), AddV2(fs, v[1], u)}
 		}, WhileOptions{})
 	cond := If(s, Const(s, true), nil,
 		func(fs *Scope, _ []Output) []Output { return Call(fs, noise, Const(fs, []int32{1, 1})) },
@@ -147,13 +142,13 @@ func TestWhileAffineRecurrenceMatchesPython(t *testing.T) {
 	pa := Placeholder(s, Double, 3)
 	cb := Const(s, b)
 	pn := Placeholder(s, Int32)
-	out := While(s, []Output{Const(s, int32(0)), px, cfOp(s, "ZerosLike", nil, px)},
+	out := While(s, []Output{Const(s, int32(0)), px, ZerosLike(s, px)},
 		func(fs *Scope, v []Output) Output {
-			return cfOp(fs, "Less", nil, v[0], Capture(fs, pn))
+			return Less(fs, v[0], Capture(fs, pn))
 		},
 		func(fs *Scope, v []Output) []Output {
-			x := cfOp(fs, "AddV2", nil, cfOp(fs, "Mul", nil, v[1], Capture(fs, pa)), Capture(fs, cb))
-			return []Output{cfOp(fs, "AddV2", nil, v[0], Const(fs, int32(1))), x, cfOp(fs, "AddV2", nil, v[2], x)}
+			x := AddV2(fs, Mul(fs, v[1], Capture(fs, pa)), Capture(fs, cb))
+			return []Output{AddV2(fs, v[0], Const(fs, int32(1))), x, AddV2(fs, v[2], x)}
 		}, WhileOptions{})
 	require.NoError(t, s.Err())
 	require.Len(t, out, 3)
@@ -214,18 +209,18 @@ func TestWhileGreedyDecodingMatchesPython(t *testing.T) {
 	pw := Placeholder(s, Float, V, V)
 	start := Placeholder(s, Int32)
 	steps := Placeholder(s, Int32)
-	seq0 := cfOp(s, "Reshape", nil, start, Const(s, []int32{1}))
+	seq0 := Reshape(s, start, Const(s, []int32{1}))
 
 	dec := s.SubScope("decode")
 	out := While(dec, []Output{Const(dec, int32(0)), start, seq0},
-		func(fs *Scope, v []Output) Output { return cfOp(fs, "Less", nil, v[0], Capture(fs, steps)) },
+		func(fs *Scope, v []Output) Output { return Less(fs, v[0], Capture(fs, steps)) },
 		func(fs *Scope, v []Output) []Output {
-			oneHot := cfOp(fs, "OneHot", nil, v[1], Const(fs, int32(V)), Const(fs, float32(1)), Const(fs, float32(0)))
-			logits := cfOp(fs, "MatMul", nil, cfOp(fs, "ExpandDims", nil, oneHot, Const(fs, int32(0))), Capture(fs, pw))
-			next := cfOp(fs, "ArgMax", map[string]any{"output_type": Int32}, logits, Const(fs, int32(1))) // [1]
-			tok := cfOp(fs, "Reshape", nil, next, Const(fs, []int32{}))
-			seq := cfOp(fs, "ConcatV2", nil, []Output{v[2], next}, Const(fs, int32(0)))
-			return []Output{cfOp(fs, "AddV2", nil, v[0], Const(fs, int32(1))), tok, seq}
+			oneHot := OneHot(fs, v[1], Const(fs, int32(V)), Const(fs, float32(1)), Const(fs, float32(0)))
+			logits := MatMul(fs, ExpandDims(fs, oneHot, Const(fs, int32(0))), Capture(fs, pw))
+			next := ArgMax(fs, logits, Const(fs, int32(1)), ArgMaxOutputType(Int32)) // [1]
+			tok := Reshape(fs, next, Const(fs, []int32{}))
+			seq := ConcatV2(fs, []Output{v[2], next}, Const(fs, int32(0)))
+			return []Output{AddV2(fs, v[0], Const(fs, int32(1))), tok, seq}
 		},
 		WhileOptions{ShapeInvariants: []Shape{{}, {}, MakeShape(-1)}})
 	require.NoError(t, s.Err())
@@ -260,7 +255,7 @@ for k, (start, steps) in enumerate(inputs["runs"]):
 
 	// With a wrong output_shapes TensorFlow would fold Size to the static
 	// length; the unknown dim keeps it a run-time value.
-	size := cfOp(s, "Size", nil, seq)
+	size := Size(s, seq)
 	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
@@ -299,12 +294,12 @@ func TestIfMatchesPython(t *testing.T) {
 	pred := Placeholder(s, Bool)
 	out := If(s, pred, []Output{px},
 		func(fs *Scope, in []Output) []Output {
-			flat := cfOp(fs, "Reshape", nil, in[0], Const(fs, []int32{-1}))
-			return []Output{cfOp(fs, "AddV2", nil, cfOp(fs, "Mul", nil, in[0], Const(fs, float32(2))), Capture(fs, cy)), flat}
+			flat := Reshape(fs, in[0], Const(fs, []int32{-1}))
+			return []Output{AddV2(fs, Mul(fs, in[0], Const(fs, float32(2))), Capture(fs, cy)), flat}
 		},
 		func(fs *Scope, in []Output) []Output {
-			flat := cfOp(fs, "Reshape", nil, in[0], Const(fs, []int32{-1}))
-			return []Output{cfOp(fs, "Sub", nil, in[0], Capture(fs, cy)), cfOp(fs, "ConcatV2", nil, []Output{flat, flat}, Const(fs, int32(0)))}
+			flat := Reshape(fs, in[0], Const(fs, []int32{-1}))
+			return []Output{Sub(fs, in[0], Capture(fs, cy)), ConcatV2(fs, []Output{flat, flat}, Const(fs, int32(0)))}
 		})
 	require.NoError(t, s.Err())
 	require.Len(t, out, 2)
@@ -344,28 +339,28 @@ func TestNestedControlFlowMatchesPython(t *testing.T) {
 	n := Placeholder(s, Int32)
 	scale := Placeholder(s, Float)
 	square, err := DefineFunction(s, "square", []TensorSpec{{Float, Shape{}}},
-		func(fs *Scope, a []Output) []Output { return []Output{cfOp(fs, "Mul", nil, a[0], a[0])} })
+		func(fs *Scope, a []Output) []Output { return []Output{Mul(fs, a[0], a[0])} })
 	require.NoError(t, err)
 	out := While(s, []Output{Const(s, int32(0)), Const(s, float32(0))},
-		func(fs *Scope, v []Output) Output { return cfOp(fs, "Less", nil, v[0], Capture(fs, n)) },
+		func(fs *Scope, v []Output) Output { return Less(fs, v[0], Capture(fs, n)) },
 		func(fs *Scope, v []Output) []Output {
 			i, acc := v[0], v[1]
 			inner := While(fs, []Output{Const(fs, int32(0)), Const(fs, float32(0))},
-				func(is *Scope, u []Output) Output { return cfOp(is, "Less", nil, u[0], Capture(is, i)) },
+				func(is *Scope, u []Output) Output { return Less(is, u[0], Capture(is, i)) },
 				func(is *Scope, u []Output) []Output {
-					j := cfOp(is, "Cast", map[string]any{"DstT": Float}, u[0])
+					j := Cast(is, u[0], Float)
 					return []Output{
-						cfOp(is, "AddV2", nil, u[0], Const(is, int32(1))),
-						cfOp(is, "AddV2", nil, u[1], cfOp(is, "Mul", nil, j, Capture(is, scale))),
+						AddV2(is, u[0], Const(is, int32(1))),
+						AddV2(is, u[1], Mul(is, j, Capture(is, scale))),
 					}
 				}, WhileOptions{})
-			even := cfOp(fs, "Equal", nil, cfOp(fs, "FloorMod", nil, i, Const(fs, int32(2))), Const(fs, int32(0)))
+			even := Equal(fs, FloorMod(fs, i, Const(fs, int32(2))), Const(fs, int32(0)))
 			acc = If(fs, even, []Output{acc, inner[1]},
-				func(bs *Scope, in []Output) []Output { return []Output{cfOp(bs, "AddV2", nil, in[0], in[1])} },
-				func(bs *Scope, in []Output) []Output { return []Output{cfOp(bs, "Sub", nil, in[0], in[1])} })[0]
-			fi := cfOp(fs, "Cast", map[string]any{"DstT": Float}, i)
-			acc = cfOp(fs, "AddV2", nil, acc, Call(fs, square, fi)[0])
-			return []Output{cfOp(fs, "AddV2", nil, i, Const(fs, int32(1))), acc}
+				func(bs *Scope, in []Output) []Output { return []Output{AddV2(bs, in[0], in[1])} },
+				func(bs *Scope, in []Output) []Output { return []Output{Sub(bs, in[0], in[1])} })[0]
+			fi := Cast(fs, i, Float)
+			acc = AddV2(fs, acc, Call(fs, square, fi)[0])
+			return []Output{AddV2(fs, i, Const(fs, int32(1))), acc}
 		}, WhileOptions{})
 	require.NoError(t, s.Err())
 
@@ -403,8 +398,8 @@ for n in (0, 1, 6, 9):
 func TestWhileIfCallErrors(t *testing.T) {
 	type build func(s *Scope)
 	ivar := func(s *Scope) Output { return Const(s, int32(0)) }
-	lessThan3 := func(fs *Scope, v []Output) Output { return cfOp(fs, "Less", nil, v[0], Const(fs, int32(3))) }
-	inc := func(fs *Scope, v []Output) Output { return cfOp(fs, "AddV2", nil, v[0], Const(fs, int32(1))) }
+	lessThan3 := func(fs *Scope, v []Output) Output { return Less(fs, v[0], Const(fs, int32(3))) }
+	inc := func(fs *Scope, v []Output) Output { return AddV2(fs, v[0], Const(fs, int32(1))) }
 	cases := []struct {
 		name  string
 		build build
@@ -429,7 +424,7 @@ func TestWhileIfCallErrors(t *testing.T) {
 		{"a variable grows without a shape invariant", func(s *Scope) {
 			While(s, []Output{ivar(s), Const(s, []int32{1})}, lessThan3,
 				func(fs *Scope, v []Output) []Output {
-					return []Output{inc(fs, v), cfOp(fs, "ConcatV2", nil, []Output{v[1], v[1]}, Const(fs, int32(0)))}
+					return []Output{inc(fs, v), ConcatV2(fs, []Output{v[1], v[1]}, Const(fs, int32(0)))}
 				}, WhileOptions{})
 		}, []string{`op "While"`, "loop variable 1 enters the loop with shape (1,) but has shape (2,) after one iteration", "ShapeInvariants"}},
 		{"an invariant the initial value does not fit", func(s *Scope) {
@@ -440,24 +435,24 @@ func TestWhileIfCallErrors(t *testing.T) {
 		{"an error inside the body", func(s *Scope) {
 			While(s, []Output{ivar(s)}, lessThan3,
 				func(fs *Scope, v []Output) []Output {
-					return []Output{cfOp(fs.SubScope("bad"), "MatMul", nil, v[0], v[0])}
+					return []Output{MatMul(fs.SubScope("bad"), v[0], v[0])}
 				}, WhileOptions{})
 		}, []string{`op "While"`, `body "while_body"`, `op "bad/MatMul"`}},
 		{"an outer value used without Capture", func(s *Scope) {
 			outer := Const(s, int32(5))
 			While(s, []Output{ivar(s)},
-				func(fs *Scope, v []Output) Output { return cfOp(fs, "Less", nil, v[0], outer) },
+				func(fs *Scope, v []Output) Output { return Less(fs, v[0], outer) },
 				func(fs *Scope, v []Output) []Output { return []Output{inc(fs, v)} }, WhileOptions{})
 		}, []string{`op "Less"`, "another graph", "Capture"}},
 		{"a body built with the enclosing scope", func(s *Scope) {
 			While(s, []Output{ivar(s)}, lessThan3,
-				func(fs *Scope, v []Output) []Output { return []Output{cfOp(s, "AddV2", nil, v[0], v[0])} }, WhileOptions{})
+				func(fs *Scope, v []Output) []Output { return []Output{AddV2(s, v[0], v[0])} }, WhileOptions{})
 		}, []string{`op "AddV2"`, "another graph", "built with the scope it is given"}},
 		{"a nested body built with the outermost scope", func(s *Scope) {
 			While(s, []Output{ivar(s)}, lessThan3,
 				func(fs *Scope, v []Output) []Output {
 					return If(fs, Const(fs, true), v,
-						func(bs *Scope, in []Output) []Output { return []Output{cfOp(s, "Neg", nil, in[0])} },
+						func(bs *Scope, in []Output) []Output { return []Output{Neg(s, in[0])} },
 						func(bs *Scope, in []Output) []Output { return in })
 				}, WhileOptions{})
 		}, []string{`op "Neg"`, "another graph"}},
@@ -485,13 +480,13 @@ func TestWhileIfCallErrors(t *testing.T) {
 		}, []string{`function "has space"`, "does not match"}},
 		{"a call with a wrong argument", func(s *Scope) {
 			f, err := DefineFunction(s, "neg", []TensorSpec{{Float, UnknownShape()}},
-				func(fs *Scope, a []Output) []Output { return []Output{cfOp(fs, "Neg", nil, a[0])} })
+				func(fs *Scope, a []Output) []Output { return []Output{Neg(fs, a[0])} })
 			require.NoError(t, err)
 			Call(s, f, Const(s, int32(1)))
 		}, []string{`op "PartitionedCall"`, `argument 0 of "neg" is int32, want float`}},
 		{"a call with too many arguments", func(s *Scope) {
 			f, err := DefineFunction(s, "neg", []TensorSpec{{Float, UnknownShape()}},
-				func(fs *Scope, a []Output) []Output { return []Output{cfOp(fs, "Neg", nil, a[0])} })
+				func(fs *Scope, a []Output) []Output { return []Output{Neg(fs, a[0])} })
 			require.NoError(t, err)
 			Call(s, f, Const(s, float32(1)), Const(s, float32(1)))
 		}, []string{`function "neg" takes 1 arguments, got 2`}},
@@ -513,7 +508,7 @@ func TestWhileIfCallErrors(t *testing.T) {
 	// An inner op's error stays a *Error underneath.
 	s := NewScope()
 	While(s, []Output{ivar(s)}, lessThan3,
-		func(fs *Scope, v []Output) []Output { return []Output{cfOp(fs, "MatMul", nil, v[0], v[0])} }, WhileOptions{})
+		func(fs *Scope, v []Output) []Output { return []Output{MatMul(fs, v[0], v[0])} }, WhileOptions{})
 	var tfErr *Error
 	require.True(t, errors.As(s.Err(), &tfErr))
 	assert.Equal(t, "MatMul", tfErr.Op)

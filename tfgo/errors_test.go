@@ -21,12 +21,12 @@ func TestMistakesGiveErrorsNamingTheOp(t *testing.T) {
 		}, "input/Placeholder", "dtype"},
 		{"shape mismatch", func(s *Scope) error {
 			a := Const(s, [][]float32{{1, 2, 3}})
-			Op(s.SubScope("dense"), "MatMul", []any{a, a}, nil)
+			MatMul(s.SubScope("dense"), a, a)
 			return s.Err()
 		}, "dense/MatMul", "Dimensions must be equal"},
 		{"missing gradient", func(s *Scope) error {
 			x := Placeholder(s, Float, 4)
-			y := Out(Op(s.SubScope("odd"), "Cumprod", []any{x, Const(s, int32(0))}, nil), 0)
+			y := Cumprod(s.SubScope("odd"), x, Const(s, int32(0)))
 			Gradients(s, []Output{y}, []Output{x}, nil)
 			return s.Err()
 		}, "odd/Cumprod", "no gradient registered for op type Cumprod"},

@@ -440,7 +440,7 @@ func cfFitShape(s *Scope, x Output, spec Shape) (out Output, ok bool) {
 	if !cfShapesCompatible(sh, spec) {
 		return x, false
 	}
-	return Out(s.AddOperation(OpSpec{Type: "EnsureShape", Input: []any{x}, Attrs: map[string]any{"shape": spec}}), 0), true
+	return EnsureShape(s, x, spec), true
 }
 
 // cfMostSpecific is the most precise shape both a and b have: dims

@@ -6,14 +6,6 @@ import (
 	"github.com/gotf/gotf/dtypes/half"
 )
 
-// The gradient functions build their ops through these few helpers, by op
-// type, so that they do not depend on the generated wrappers.
-
-// op1 adds an op and returns its first output.
-func op1(s *Scope, opType string, attrs map[string]any, inputs ...any) Output {
-	return Out(s.AddOperation(OpSpec{Type: opType, Input: inputs, Attrs: attrs}), 0)
-}
-
 // zeroOf is a Go zero of a numeric dtype, for Const.
 func zeroOf(dt DataType) any { return scalarOf(dt, 0) }
 
@@ -46,7 +38,7 @@ func scalar(s *Scope, like Output, v float64) Output {
 }
 
 func shapeOfOutput(s *Scope, x Output) Output {
-	return op1(s, "Shape", map[string]any{"out_type": Int32}, x)
+	return ShapeOf(s, x, ShapeOutType(Int32))
 }
 
 // staticDims returns x's shape when it is fully known at graph-build time.
@@ -85,14 +77,14 @@ func unbroadcast(s *Scope, grad, x Output) Output {
 		}
 		sum := grad
 		if len(axes) > 0 {
-			sum = op1(s, "Sum", map[string]any{"keep_dims": false}, grad, Const(s.SubScope("axes"), axes))
+			sum = Sum(s, grad, Const(s.SubScope("axes"), axes), SumKeepDims(false))
 		}
-		return op1(s, "Reshape", nil, sum, Const(s.SubScope("shape"), int32s(xd)))
+		return Reshape(s, sum, Const(s.SubScope("shape"), int32s(xd)))
 	}
 	sx, sg := shapeOfOutput(s, x), shapeOfOutput(s, grad)
-	args := s.AddOperation(OpSpec{Type: "BroadcastGradientArgs", Input: []any{sx, sg}})
-	sum := op1(s, "Sum", map[string]any{"keep_dims": false}, grad, Out(args, 0))
-	return op1(s, "Reshape", nil, sum, sx)
+	r0, _ := BroadcastGradientArgs(s, sx, sg)
+	sum := Sum(s, grad, r0, SumKeepDims(false))
+	return Reshape(s, sum, sx)
 }
 
 func equalDims(a, b []int64) bool {

@@ -30,85 +30,85 @@ func init() {
 	RegisterGradient("AddV2", addGrad)
 	RegisterGradient("Sub", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x, y := op.Input(0), op.Input(1)
-		return []Output{unbroadcast(s, g[0], x), unbroadcast(s, op1(s, "Neg", nil, g[0]), y)}, nil
+		return []Output{unbroadcast(s, g[0], x), unbroadcast(s, Neg(s, g[0]), y)}, nil
 	})
 	RegisterGradient("Mul", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x, y := op.Input(0), op.Input(1)
 		return []Output{
-			unbroadcast(s, op1(s, "Mul", nil, g[0], y), x),
-			unbroadcast(s, op1(s, "Mul", nil, x, g[0]), y),
+			unbroadcast(s, Mul(s, g[0], y), x),
+			unbroadcast(s, Mul(s, x, g[0]), y),
 		}, nil
 	})
 	RegisterGradient("RealDiv", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x, y := op.Input(0), op.Input(1)
-		gy := op1(s, "Mul", nil, g[0], op1(s, "RealDiv", nil, op1(s, "RealDiv", nil, op1(s, "Neg", nil, x), y), y))
-		return []Output{unbroadcast(s, op1(s, "RealDiv", nil, g[0], y), x), unbroadcast(s, gy, y)}, nil
+		gy := Mul(s, g[0], RealDiv(s, RealDiv(s, Neg(s, x), y), y))
+		return []Output{unbroadcast(s, RealDiv(s, g[0], y), x), unbroadcast(s, gy, y)}, nil
 	})
 	RegisterGradient("Neg", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
-		return []Output{op1(s, "Neg", nil, g[0])}, nil
+		return []Output{Neg(s, g[0])}, nil
 	})
 	RegisterGradient("Square", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x := op.Input(0)
-		return []Output{op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, x, scalar(s, x, 2)))}, nil
+		return []Output{Mul(s, g[0], Mul(s, x, scalar(s, x, 2)))}, nil
 	})
 	// d sqrt(x) = 0.5 / y, d rsqrt(x) = -0.5 y^3, d tanh = 1 - y^2, d sigmoid = y (1 - y),
 	// d (1/x) = -y^2: the runtime has fused kernels taking (y, dy).
-	for fwd, grad := range map[string]string{"Sqrt": "SqrtGrad", "Rsqrt": "RsqrtGrad", "Tanh": "TanhGrad",
-		"Sigmoid": "SigmoidGrad", "Reciprocal": "ReciprocalGrad", "Inv": "InvGrad"} {
+	for fwd, grad := range map[string]func(s *Scope, y, dy Output) Output{"Sqrt": SqrtGrad, "Rsqrt": RsqrtGrad, "Tanh": TanhGrad,
+		"Sigmoid": SigmoidGrad, "Reciprocal": ReciprocalGrad, "Inv": InvGrad} {
 		grad := grad
 		RegisterGradient(fwd, func(s *Scope, op *Operation, g []Output) ([]Output, error) {
-			return []Output{op1(s, grad, nil, op.Output(0), g[0])}, nil
+			return []Output{grad(s, op.Output(0), g[0])}, nil
 		})
 	}
 	RegisterGradient("Exp", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
-		return []Output{op1(s, "Mul", nil, g[0], op.Output(0))}, nil
+		return []Output{Mul(s, g[0], op.Output(0))}, nil
 	})
 	RegisterGradient("Log", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
-		return []Output{op1(s, "RealDiv", nil, g[0], op.Input(0))}, nil
+		return []Output{RealDiv(s, g[0], op.Input(0))}, nil
 	})
 	RegisterGradient("Erf", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x := op.Input(0)
 		k := scalar(s, x, 2/math.Sqrt(math.Pi))
-		return []Output{op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, k, op1(s, "Exp", nil, op1(s, "Neg", nil, op1(s, "Square", nil, x)))))}, nil
+		return []Output{Mul(s, g[0], Mul(s, k, Exp(s, Neg(s, Square(s, x)))))}, nil
 	})
 	RegisterGradient("Erfc", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x := op.Input(0)
 		k := scalar(s, x, -2/math.Sqrt(math.Pi))
-		return []Output{op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, k, op1(s, "Exp", nil, op1(s, "Neg", nil, op1(s, "Square", nil, x)))))}, nil
+		return []Output{Mul(s, g[0], Mul(s, k, Exp(s, Neg(s, Square(s, x)))))}, nil
 	})
 	RegisterGradient("SquaredDifference", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x, y := op.Input(0), op.Input(1)
-		d := op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, scalar(s, x, 2), op1(s, "Sub", nil, x, y)))
-		return []Output{unbroadcast(s, d, x), unbroadcast(s, op1(s, "Neg", nil, d), y)}, nil
+		d := Mul(s, g[0], Mul(s, scalar(s, x, 2), Sub(s, x, y)))
+		return []Output{unbroadcast(s, d, x), unbroadcast(s, Neg(s, d), y)}, nil
 	})
 	RegisterGradient("L2Loss", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
-		return []Output{op1(s, "Mul", nil, op.Input(0), g[0])}, nil
+		return []Output{Mul(s, op.Input(0), g[0])}, nil
 	})
 	RegisterGradient("Pow", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x, y, z := op.Input(0), op.Input(1), op.Output(0)
-		gx := op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, y, op1(s, "Pow", nil, x, op1(s, "Sub", nil, y, scalar(s, y, 1)))))
+		gx := Mul(s, g[0], Mul(s, y, Pow(s, x, Sub(s, y, scalar(s, y, 1)))))
 		// log(x) where x > 0, else 0, as TensorFlow does.
-		pos := op1(s, "Greater", nil, x, scalar(s, x, 0))
-		safe := op1(s, "SelectV2", nil, pos, x, op1(s, "OnesLike", nil, x))
-		logx := op1(s, "SelectV2", nil, pos, op1(s, "Log", nil, safe), op1(s, "ZerosLike", nil, x))
-		gy := op1(s, "Mul", nil, g[0], op1(s, "Mul", nil, z, logx))
+		pos := Greater(s, x, scalar(s, x, 0))
+		safe := SelectV2(s, pos, x, OnesLike(s, x))
+		logx := SelectV2(s, pos, Log(s, safe), ZerosLike(s, x))
+		gy := Mul(s, g[0], Mul(s, z, logx))
 		return []Output{unbroadcast(s, gx, x), unbroadcast(s, gy, y)}, nil
 	})
-	RegisterGradient("Maximum", maxMinGrad("GreaterEqual"))
-	RegisterGradient("Minimum", maxMinGrad("LessEqual"))
+	RegisterGradient("Maximum", maxMinGrad(GreaterEqual))
+	RegisterGradient("Minimum", maxMinGrad(LessEqual))
 	RegisterGradient("SelectV2", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		c, t, e := op.Input(0), op.Input(1), op.Input(2)
 		zero := scalar(s, g[0], 0)
 		return []Output{{},
-			unbroadcast(s, op1(s, "SelectV2", nil, c, g[0], zero), t),
-			unbroadcast(s, op1(s, "SelectV2", nil, c, zero, g[0]), e)}, nil
+			unbroadcast(s, SelectV2(s, c, g[0], zero), t),
+			unbroadcast(s, SelectV2(s, c, zero, g[0]), e)}, nil
 	})
 	RegisterGradient("Cast", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		src, dst := op.Input(0).DataType(), op.Output(0).DataType()
 		if !isFloating(src) || !isFloating(dst) {
 			return nil, nil
 		}
-		return []Output{op1(s, "Cast", map[string]any{"DstT": src}, g[0])}, nil
+		return []Output{Cast(s, g[0], src)}, nil
 	})
 	RegisterGradient("MatMul", matMulGrad("MatMul", "transpose_a", "transpose_b"))
 	RegisterGradient("BatchMatMulV2", matMulGrad("BatchMatMulV2", "adj_x", "adj_y"))
@@ -124,12 +124,12 @@ func init() {
 		if okx && oky {
 			count = scalar(s, g[0], float64(numElements(xd))/float64(max(numElements(yd), 1)))
 		} else {
-			px := op1(s, "Prod", nil, shapeOfOutput(s, x), Const(s.SubScope("axis"), int32(0)))
-			py := op1(s, "Prod", nil, shapeOfOutput(s, y), Const(s.SubScope("axis"), int32(0)))
-			ratio := op1(s, "Maximum", nil, op1(s, "FloorDiv", nil, px, op1(s, "Maximum", nil, py, Const(s.SubScope("one"), int32(1)))), Const(s.SubScope("one"), int32(1)))
-			count = op1(s, "Cast", map[string]any{"DstT": g[0].DataType()}, ratio)
+			px := Prod(s, shapeOfOutput(s, x), Const(s.SubScope("axis"), int32(0)))
+			py := Prod(s, shapeOfOutput(s, y), Const(s.SubScope("axis"), int32(0)))
+			ratio := Maximum(s, FloorDiv(s, px, Maximum(s, py, Const(s.SubScope("one"), int32(1)))), Const(s.SubScope("one"), int32(1)))
+			count = Cast(s, ratio, g[0].DataType())
 		}
-		return []Output{op1(s, "RealDiv", nil, broadcastReduced(s, op, g[0]), count)}, nil
+		return []Output{RealDiv(s, broadcastReduced(s, op, g[0]), count)}, nil
 	})
 	RegisterGradient("Max", minOrMaxGrad)
 	RegisterGradient("Min", minOrMaxGrad)
@@ -143,14 +143,14 @@ func addGrad(s *Scope, op *Operation, g []Output) ([]Output, error) {
 	return []Output{unbroadcast(s, g[0], op.Input(0)), unbroadcast(s, g[0], op.Input(1))}, nil
 }
 
-func maxMinGrad(selector string) GradFunc {
+func maxMinGrad(selector func(s *Scope, x, y Output) Output) GradFunc {
 	return func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		x, y := op.Input(0), op.Input(1)
-		mask := op1(s, selector, nil, x, y)
+		mask := selector(s, x, y)
 		zero := scalar(s, g[0], 0)
 		return []Output{
-			unbroadcast(s, op1(s, "SelectV2", nil, mask, g[0], zero), x),
-			unbroadcast(s, op1(s, "SelectV2", nil, mask, zero, g[0]), y),
+			unbroadcast(s, SelectV2(s, mask, g[0], zero), x),
+			unbroadcast(s, SelectV2(s, mask, zero, g[0]), y),
 		}, nil
 	}
 }
@@ -171,11 +171,13 @@ func matMulGrad(opType, ta, tb string) GradFunc {
 		a, b := op.Input(0), op.Input(1)
 		tA, tB := attrBool(op, ta), attrBool(op, tb)
 		mm := func(x, y Output, adjX, adjY bool) Output {
-			attrs := map[string]any{ta: adjX, tb: adjY}
-			if opType == "BatchMatMulV3" {
-				attrs["Tout"] = g[0].DataType()
+			switch opType {
+			case "BatchMatMulV2":
+				return BatchMatMulV2(s, x, y, BatchMatMulV2AdjX(adjX), BatchMatMulV2AdjY(adjY))
+			case "BatchMatMulV3":
+				return BatchMatMulV3(s, x, y, g[0].DataType(), BatchMatMulV3AdjX(adjX), BatchMatMulV3AdjY(adjY))
 			}
-			return op1(s, opType, attrs, x, y)
+			return MatMul(s, x, y, MatMulTransposeA(adjX), MatMulTransposeB(adjY))
 		}
 		var ga, gb Output
 		switch {
@@ -213,19 +215,19 @@ func keptDims(s *Scope, x, axes Output) Output {
 		return Const(s.SubScope("kept_shape"), int32s(kept))
 	}
 	shape := shapeOfOutput(s, x)
-	rank := op1(s, "Size", map[string]any{"out_type": Int32}, shape)
-	axes32 := op1(s, "Cast", map[string]any{"DstT": Int32}, axes)
-	axes32 = op1(s, "FloorMod", nil, op1(s, "AddV2", nil, axes32, rank), rank)
-	ones := op1(s, "Fill", nil, shapeOfOutput(s, axes32), Const(s.SubScope("one"), int32(1)))
-	idx := op1(s, "Range", nil, Const(s.SubScope("zero"), int32(0)), rank, Const(s.SubScope("one"), int32(1)))
-	return op1(s, "DynamicStitch", nil, []Output{idx, axes32}, []Output{shape, ones})
+	rank := Size(s, shape, SizeOutType(Int32))
+	axes32 := Cast(s, axes, Int32)
+	axes32 = FloorMod(s, AddV2(s, axes32, rank), rank)
+	ones := Fill(s, shapeOfOutput(s, axes32), Const(s.SubScope("one"), int32(1)))
+	idx := Range(s, Const(s.SubScope("zero"), int32(0)), rank, Const(s.SubScope("one"), int32(1)))
+	return DynamicStitch(s, []Output{idx, axes32}, []Output{shape, ones})
 }
 
 // broadcastReduced spreads the gradient of a reduction back over its input.
 func broadcastReduced(s *Scope, op *Operation, g Output) Output {
 	x, axes := op.Input(0), op.Input(1)
-	r := op1(s, "Reshape", nil, g, keptDims(s, x, axes))
-	return op1(s, "BroadcastTo", nil, r, shapeOfOutput(s, x))
+	r := Reshape(s, g, keptDims(s, x, axes))
+	return BroadcastTo(s, r, shapeOfOutput(s, x))
 }
 
 // minOrMaxGrad splits the gradient evenly between the elements that tie
@@ -233,11 +235,11 @@ func broadcastReduced(s *Scope, op *Operation, g Output) Output {
 func minOrMaxGrad(s *Scope, op *Operation, g []Output) ([]Output, error) {
 	x, axes := op.Input(0), op.Input(1)
 	kept := keptDims(s, x, axes)
-	y := op1(s, "Reshape", nil, op.Output(0), kept)
-	gr := op1(s, "Reshape", nil, g[0], kept)
-	ind := op1(s, "Cast", map[string]any{"DstT": g[0].DataType()}, op1(s, "Equal", nil, y, x))
-	n := op1(s, "Reshape", nil, op1(s, "Sum", nil, ind, axes), kept)
-	return []Output{op1(s, "Mul", nil, op1(s, "RealDiv", nil, ind, n), gr)}, nil
+	y := Reshape(s, op.Output(0), kept)
+	gr := Reshape(s, g[0], kept)
+	ind := Cast(s, Equal(s, y, x), g[0].DataType())
+	n := Reshape(s, Sum(s, ind, axes), kept)
+	return []Output{Mul(s, RealDiv(s, ind, n), gr)}, nil
 }
 
 // errNoSecondOutputGrad is returned where a gradient through an auxiliary

@@ -111,7 +111,7 @@ func Gradients(s *Scope, ys, xs, gradYs []Output, opts ...GradientsOption) []Out
 			g = gradYs[i]
 		}
 		if g.Op == nil {
-			g = Out(Op(gs, "OnesLike", []any{y}, nil), 0)
+			g = OnesLike(gs, y)
 		}
 		b.add(y, g)
 	}
@@ -219,7 +219,7 @@ func (b *backprop) sum(o Output) Output {
 	case 1:
 		return ps[0]
 	}
-	sum := Out(Op(b.s, "AddN", []any{ps}, nil), 0)
+	sum := AddN(b.s, ps)
 	b.partial[o] = []Output{sum}
 	return sum
 }
@@ -272,15 +272,15 @@ func (b *backprop) feedsFromBetween(op *Operation) bool {
 func zerosLike(s *Scope, x Output) Output {
 	if x.DataType() == Resource {
 		// The gradient of a variable handle is shaped like the variable.
-		shape := Out(Op(s, "VariableShape", []any{x}, nil), 0)
+		shape := VariableShape(s, x)
 		dt, err := handleDType(x)
 		if err != nil {
 			s.UpdateErr(x.Op.Name(), err)
 			return Output{}
 		}
-		return Out(Op(s, "Fill", []any{shape, Const(s.SubScope("zero"), zeroOf(dt))}, nil), 0)
+		return Fill(s, shape, Const(s.SubScope("zero"), zeroOf(dt)))
 	}
-	return Out(Op(s, "ZerosLike", []any{x}, nil), 0)
+	return ZerosLike(s, x)
 }
 
 // handleDType is the dtype of the variable a resource handle refers to.

@@ -36,144 +36,151 @@ var requiredGradOps = []string{
 	"BroadcastTo", "Pad", "ReadVariableOp",
 }
 
-func unaryOp(opType string, attrs map[string]any) func(*Scope, []Output) Output {
-	return func(s *Scope, x []Output) Output { return op1(s, opType, attrs, x[0]) }
+func unaryOp(op func(*Scope, Output) Output) func(*Scope, []Output) Output {
+	return func(s *Scope, x []Output) Output { return op(s, x[0]) }
 }
 
-func binaryOp(opType string, attrs map[string]any) func(*Scope, []Output) Output {
-	return func(s *Scope, x []Output) Output { return op1(s, opType, attrs, x[0], x[1]) }
+func binaryOp(op func(*Scope, Output, Output) Output) func(*Scope, []Output) Output {
+	return func(s *Scope, x []Output) Output { return op(s, x[0], x[1]) }
+}
+
+// binaryOpWith is binaryOp for a wrapper with optional attributes.
+func binaryOpWith[A any](op func(*Scope, Output, Output, ...A) Output, optional ...A) func(*Scope, []Output) Output {
+	return func(s *Scope, x []Output) Output { return op(s, x[0], x[1], optional...) }
 }
 
 var gradCases = []gradCase{
-	{name: "MatMul", shapes: [][]int64{{3, 4}, {4, 2}}, build: binaryOp("MatMul", nil), py: "tf.matmul(x[0], x[1])"},
-	{name: "MatMul_ta_tb", shapes: [][]int64{{4, 3}, {2, 4}}, build: binaryOp("MatMul", map[string]any{"transpose_a": true, "transpose_b": true}),
+	{name: "MatMul", shapes: [][]int64{{3, 4}, {4, 2}}, build: binaryOpWith(MatMul), py: "tf.matmul(x[0], x[1])"},
+	{name: "MatMul_ta_tb", shapes: [][]int64{{4, 3}, {2, 4}}, build: binaryOpWith(MatMul, MatMulTransposeA(true), MatMulTransposeB(true)),
 		py: "tf.matmul(x[0], x[1], transpose_a=True, transpose_b=True)"},
-	{name: "MatMul_tb", shapes: [][]int64{{3, 4}, {2, 4}}, build: binaryOp("MatMul", map[string]any{"transpose_b": true}),
+	{name: "MatMul_tb", shapes: [][]int64{{3, 4}, {2, 4}}, build: binaryOpWith(MatMul, MatMulTransposeB(true)),
 		py: "tf.matmul(x[0], x[1], transpose_b=True)"},
-	{name: "MatMul_ta", shapes: [][]int64{{4, 3}, {4, 2}}, build: binaryOp("MatMul", map[string]any{"transpose_a": true}),
+	{name: "MatMul_ta", shapes: [][]int64{{4, 3}, {4, 2}}, build: binaryOpWith(MatMul, MatMulTransposeA(true)),
 		py: "tf.matmul(x[0], x[1], transpose_a=True)"},
-	{name: "BatchMatMulV2_broadcast", shapes: [][]int64{{2, 1, 3, 4}, {3, 4, 2}}, build: binaryOp("BatchMatMulV2", nil),
+	{name: "BatchMatMulV2_broadcast", shapes: [][]int64{{2, 1, 3, 4}, {3, 4, 2}}, build: binaryOpWith(BatchMatMulV2),
 		py: "tf.linalg.matmul(x[0], x[1])"},
-	{name: "BatchMatMulV2_adj_y", shapes: [][]int64{{2, 3, 4}, {2, 5, 4}}, build: binaryOp("BatchMatMulV2", map[string]any{"adj_y": true}),
+	{name: "BatchMatMulV2_adj_y", shapes: [][]int64{{2, 3, 4}, {2, 5, 4}}, build: binaryOpWith(BatchMatMulV2, BatchMatMulV2AdjY(true)),
 		py: "tf.linalg.matmul(x[0], x[1], adjoint_b=True)"},
-	{name: "Add", shapes: [][]int64{{2, 3}, {3}}, build: binaryOp("Add", nil), py: "tf.raw_ops.Add(x=x[0], y=x[1])"},
-	{name: "AddV2", shapes: [][]int64{{2, 1}, {1, 3}}, build: binaryOp("AddV2", nil), py: "x[0] + x[1]"},
+	{name: "Add", shapes: [][]int64{{2, 3}, {3}}, build: binaryOp(Add), py: "tf.raw_ops.Add(x=x[0], y=x[1])"},
+	{name: "AddV2", shapes: [][]int64{{2, 1}, {1, 3}}, build: binaryOp(AddV2), py: "x[0] + x[1]"},
 	{name: "AddN", shapes: [][]int64{{2, 3}, {2, 3}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "AddN", nil, []Output{x[0], x[1], x[0]})
+		return AddN(s, []Output{x[0], x[1], x[0]})
 	}, py: "tf.add_n([x[0], x[1], x[0]])"},
-	{name: "Sub", shapes: [][]int64{{2, 1}, {1, 3}}, build: binaryOp("Sub", nil), py: "x[0] - x[1]"},
-	{name: "Mul", shapes: [][]int64{{2, 3}, {2, 1}}, build: binaryOp("Mul", nil), py: "x[0] * x[1]"},
-	{name: "RealDiv", shapes: [][]int64{{2, 3}, {3}}, domain: "positive", build: binaryOp("RealDiv", nil), py: "x[0] / x[1]"},
-	{name: "Neg", shapes: [][]int64{{2, 3}}, build: unaryOp("Neg", nil), py: "-x[0]"},
-	{name: "Square", shapes: [][]int64{{2, 3}}, build: unaryOp("Square", nil), py: "tf.square(x[0])"},
-	{name: "Sqrt", shapes: [][]int64{{2, 3}}, domain: "positive", build: unaryOp("Sqrt", nil), py: "tf.sqrt(x[0])"},
-	{name: "Rsqrt", shapes: [][]int64{{2, 3}}, domain: "positive", build: unaryOp("Rsqrt", nil), py: "tf.math.rsqrt(x[0])"},
-	{name: "Erfc", shapes: [][]int64{{2, 3}}, build: unaryOp("Erfc", nil), py: "tf.math.erfc(x[0])"},
-	{name: "SquaredDifference", shapes: [][]int64{{2, 3}, {3}}, build: binaryOp("SquaredDifference", nil), py: "tf.math.squared_difference(x[0], x[1])"},
-	{name: "L2Loss", shapes: [][]int64{{2, 3}}, build: unaryOp("L2Loss", nil), py: "tf.nn.l2_loss(x[0])"},
-	{name: "Pow", shapes: [][]int64{{2, 3}, {3}}, domain: "positive", build: binaryOp("Pow", nil), py: "tf.pow(x[0], x[1])"},
-	{name: "Exp", shapes: [][]int64{{2, 3}}, build: unaryOp("Exp", nil), py: "tf.exp(x[0])"},
-	{name: "Log", shapes: [][]int64{{2, 3}}, domain: "positive", build: unaryOp("Log", nil), py: "tf.math.log(x[0])"},
-	{name: "Tanh", shapes: [][]int64{{2, 3}}, build: unaryOp("Tanh", nil), py: "tf.tanh(x[0])"},
-	{name: "Erf", shapes: [][]int64{{2, 3}}, build: unaryOp("Erf", nil), py: "tf.math.erf(x[0])"},
-	{name: "Relu", shapes: [][]int64{{2, 3}}, domain: "nonzero", build: unaryOp("Relu", nil), py: "tf.nn.relu(x[0])"},
-	{name: "Sigmoid", shapes: [][]int64{{2, 3}}, build: unaryOp("Sigmoid", nil), py: "tf.sigmoid(x[0])"},
-	{name: "Softmax", shapes: [][]int64{{3, 5}}, build: unaryOp("Softmax", nil), py: "tf.nn.softmax(x[0])"},
-	{name: "LogSoftmax", shapes: [][]int64{{3, 5}}, build: unaryOp("LogSoftmax", nil), py: "tf.nn.log_softmax(x[0])"},
+	{name: "Sub", shapes: [][]int64{{2, 1}, {1, 3}}, build: binaryOp(Sub), py: "x[0] - x[1]"},
+	{name: "Mul", shapes: [][]int64{{2, 3}, {2, 1}}, build: binaryOp(Mul), py: "x[0] * x[1]"},
+	{name: "RealDiv", shapes: [][]int64{{2, 3}, {3}}, domain: "positive", build: binaryOp(RealDiv), py: "x[0] / x[1]"},
+	{name: "Neg", shapes: [][]int64{{2, 3}}, build: unaryOp(Neg), py: "-x[0]"},
+	{name: "Square", shapes: [][]int64{{2, 3}}, build: unaryOp(Square), py: "tf.square(x[0])"},
+	{name: "Sqrt", shapes: [][]int64{{2, 3}}, domain: "positive", build: unaryOp(Sqrt), py: "tf.sqrt(x[0])"},
+	{name: "Rsqrt", shapes: [][]int64{{2, 3}}, domain: "positive", build: unaryOp(Rsqrt), py: "tf.math.rsqrt(x[0])"},
+	{name: "Erfc", shapes: [][]int64{{2, 3}}, build: unaryOp(Erfc), py: "tf.math.erfc(x[0])"},
+	{name: "SquaredDifference", shapes: [][]int64{{2, 3}, {3}}, build: binaryOp(SquaredDifference), py: "tf.math.squared_difference(x[0], x[1])"},
+	{name: "L2Loss", shapes: [][]int64{{2, 3}}, build: unaryOp(L2Loss), py: "tf.nn.l2_loss(x[0])"},
+	{name: "Pow", shapes: [][]int64{{2, 3}, {3}}, domain: "positive", build: binaryOp(Pow), py: "tf.pow(x[0], x[1])"},
+	{name: "Exp", shapes: [][]int64{{2, 3}}, build: unaryOp(Exp), py: "tf.exp(x[0])"},
+	{name: "Log", shapes: [][]int64{{2, 3}}, domain: "positive", build: unaryOp(Log), py: "tf.math.log(x[0])"},
+	{name: "Tanh", shapes: [][]int64{{2, 3}}, build: unaryOp(Tanh), py: "tf.tanh(x[0])"},
+	{name: "Erf", shapes: [][]int64{{2, 3}}, build: unaryOp(Erf), py: "tf.math.erf(x[0])"},
+	{name: "Relu", shapes: [][]int64{{2, 3}}, domain: "nonzero", build: unaryOp(Relu), py: "tf.nn.relu(x[0])"},
+	{name: "Sigmoid", shapes: [][]int64{{2, 3}}, build: unaryOp(Sigmoid), py: "tf.sigmoid(x[0])"},
+	{name: "Softmax", shapes: [][]int64{{3, 5}}, build: unaryOp(Softmax), py: "tf.nn.softmax(x[0])"},
+	{name: "LogSoftmax", shapes: [][]int64{{3, 5}}, build: unaryOp(LogSoftmax), py: "tf.nn.log_softmax(x[0])"},
 	{name: "SparseSoftmaxCrossEntropyWithLogits", shapes: [][]int64{{4, 5}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "SparseSoftmaxCrossEntropyWithLogits", nil, x[0], c32(s, []int32{1, 0, 4, 2}))
+		loss, _ := SparseSoftmaxCrossEntropyWithLogits(s, x[0], c32(s, []int32{1, 0, 4, 2}))
+		return loss
 	}, py: "tf.nn.sparse_softmax_cross_entropy_with_logits(labels=[1, 0, 4, 2], logits=x[0])"},
 	// Labels are a distribution, which the fused kernel's gradient assumes.
 	{name: "SoftmaxCrossEntropyWithLogits", shapes: [][]int64{{3, 4}, {3, 4}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "SoftmaxCrossEntropyWithLogits", nil, x[0], op1(s, "Softmax", nil, x[1]))
+		loss, _ := SoftmaxCrossEntropyWithLogits(s, x[0], Softmax(s, x[1]))
+		return loss
 	}, py: "tf.nn.softmax_cross_entropy_with_logits(labels=tf.nn.softmax(x[1]), logits=x[0])"},
-	{name: "BiasAdd", shapes: [][]int64{{3, 4}, {4}}, build: binaryOp("BiasAdd", nil), py: "tf.nn.bias_add(x[0], x[1])"},
+	{name: "BiasAdd", shapes: [][]int64{{3, 4}, {4}}, build: binaryOpWith(BiasAdd), py: "tf.nn.bias_add(x[0], x[1])"},
 	{name: "Sum", shapes: [][]int64{{2, 3}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "Sum", nil, x[0], c32(s, []int32{1}))
+		return Sum(s, x[0], c32(s, []int32{1}))
 	}, py: "tf.reduce_sum(x[0], axis=[1])"},
 	{name: "Sum_keepdims", shapes: [][]int64{{2, 3, 4}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "Sum", map[string]any{"keep_dims": true}, x[0], c32(s, []int32{0, -1}))
+		return Sum(s, x[0], c32(s, []int32{0, -1}), SumKeepDims(true))
 	}, py: "tf.reduce_sum(x[0], axis=[0, -1], keepdims=True)"},
 	{name: "Sum_dynamic_axis", shapes: [][]int64{{2, 3}}, build: func(s *Scope, x []Output) Output {
-		axis := op1(s, "Identity", nil, c32(s, []int32{0}))
-		return op1(s, "Sum", nil, x[0], axis)
+		axis := Identity(s, c32(s, []int32{0}))
+		return Sum(s, x[0], axis)
 	}, py: "tf.reduce_sum(x[0], axis=[0])"},
 	{name: "Mean", shapes: [][]int64{{2, 3, 4}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "Mean", nil, x[0], c32(s, []int32{-1}))
+		return Mean(s, x[0], c32(s, []int32{-1}))
 	}, py: "tf.reduce_mean(x[0], axis=-1)"},
 	{name: "Max", shapes: [][]int64{{3, 4}}, domain: "distinct", build: func(s *Scope, x []Output) Output {
-		return op1(s, "Max", nil, x[0], c32(s, []int32{1}))
+		return Max(s, x[0], c32(s, []int32{1}))
 	}, py: "tf.reduce_max(x[0], axis=1)"},
 	{name: "Reshape", shapes: [][]int64{{2, 6}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "Reshape", nil, x[0], c32(s, []int32{3, 4}))
+		return Reshape(s, x[0], c32(s, []int32{3, 4}))
 	}, py: "tf.reshape(x[0], [3, 4])"},
 	{name: "Transpose", shapes: [][]int64{{2, 3, 4}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "Transpose", nil, x[0], c32(s, []int32{1, 2, 0}))
+		return Transpose(s, x[0], c32(s, []int32{1, 2, 0}))
 	}, py: "tf.transpose(x[0], [1, 2, 0])"},
 	{name: "ExpandDims", shapes: [][]int64{{2, 3}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "ExpandDims", nil, x[0], c32(s, int32(1)))
+		return ExpandDims(s, x[0], c32(s, int32(1)))
 	}, py: "tf.expand_dims(x[0], 1)"},
 	{name: "Squeeze", shapes: [][]int64{{2, 1, 3}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "Squeeze", map[string]any{"squeeze_dims": []int64{1}}, x[0])
+		return Squeeze(s, x[0], SqueezeSqueezeDims([]int64{1}))
 	}, py: "tf.squeeze(x[0], [1])"},
 	{name: "ConcatV2", shapes: [][]int64{{2, 3}, {2, 2}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "ConcatV2", nil, []Output{x[0], x[1], x[0]}, c32(s, int32(1)))
+		return ConcatV2(s, []Output{x[0], x[1], x[0]}, c32(s, int32(1)))
 	}, py: "tf.concat([x[0], x[1], x[0]], axis=1)"},
 	{name: "Split", shapes: [][]int64{{4, 3}}, build: func(s *Scope, x []Output) Output {
-		sp := s.AddOperation(OpSpec{Type: "Split", Input: []any{c32(s, int32(0)), x[0]}, Attrs: map[string]any{"num_split": 2}})
-		return op1(s, "ConcatV2", nil, []Output{Out(sp, 1), op1(s, "Square", nil, Out(sp, 0))}, c32(s, int32(0)))
+		sp := Split(s, c32(s, int32(0)), x[0], 2)
+		return ConcatV2(s, []Output{sp[1], Square(s, sp[0])}, c32(s, int32(0)))
 	}, py: "tf.concat([tf.split(x[0], 2, axis=0)[1], tf.square(tf.split(x[0], 2, axis=0)[0])], 0)"},
 	{name: "SplitV_one_output_used", shapes: [][]int64{{2, 3}}, build: func(s *Scope, x []Output) Output {
-		sp := s.AddOperation(OpSpec{Type: "SplitV", Input: []any{x[0], c32(s, []int32{1, 2}), c32(s, int32(1))}, Attrs: map[string]any{"num_split": 2}})
-		return Out(sp, 1)
+		sp := SplitV(s, x[0], c32(s, []int32{1, 2}), c32(s, int32(1)), 2)
+		return sp[1]
 	}, py: "tf.split(x[0], [1, 2], axis=1)[1]"},
 	{name: "Pack_Unpack", shapes: [][]int64{{2, 3}, {2, 3}}, build: func(s *Scope, x []Output) Output {
-		p := op1(s, "Pack", map[string]any{"axis": int64(1)}, []Output{x[0], x[1]})
-		un := s.AddOperation(OpSpec{Type: "Unpack", Input: []any{p}, Attrs: map[string]any{"num": int64(2), "axis": int64(0)}})
-		return op1(s, "Mul", nil, Out(un, 0), Out(un, 0))
+		p := Pack(s, []Output{x[0], x[1]}, PackAxis(1))
+		un := Unpack(s, p, 2, UnpackAxis(0))
+		return Mul(s, un[0], un[0])
 	}, py: "tf.unstack(tf.stack([x[0], x[1]], axis=1), axis=0)[0] ** 2"},
 	{name: "Slice", shapes: [][]int64{{3, 4}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "Slice", nil, x[0], c32(s, []int32{1, 1}), c32(s, []int32{2, 2}))
+		return Slice(s, x[0], c32(s, []int32{1, 1}), c32(s, []int32{2, 2}))
 	}, py: "tf.slice(x[0], [1, 1], [2, 2])"},
 	{name: "StridedSlice", shapes: [][]int64{{4, 5}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "StridedSlice", map[string]any{"end_mask": int64(2)}, x[0],
-			c32(s, []int32{1, 1}), c32(s, []int32{4, 0}), c32(s, []int32{2, 1}))
+		return StridedSlice(s, x[0],
+			c32(s, []int32{1, 1}), c32(s, []int32{4, 0}), c32(s, []int32{2, 1}), StridedSliceEndMask(2))
 	}, py: "x[0][1:4:2, 1:]"},
 	{name: "StridedSlice_shrink", shapes: [][]int64{{4, 3}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "StridedSlice", map[string]any{"shrink_axis_mask": int64(1)}, x[0],
-			c32(s, []int32{2}), c32(s, []int32{3}), c32(s, []int32{1}))
+		return StridedSlice(s, x[0],
+			c32(s, []int32{2}), c32(s, []int32{3}), c32(s, []int32{1}), StridedSliceShrinkAxisMask(1))
 	}, py: "x[0][2]"},
 	{name: "GatherV2", shapes: [][]int64{{5, 3}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "GatherV2", nil, x[0], c32(s, [][]int32{{2, 0}, {2, 4}}), c32(s, int32(0)))
+		return GatherV2(s, x[0], c32(s, [][]int32{{2, 0}, {2, 4}}), c32(s, int32(0)))
 	}, py: "tf.gather(x[0], [[2, 0], [2, 4]])"},
 	{name: "Cast", shapes: [][]int64{{2, 3}}, build: func(s *Scope, x []Output) Output {
 		other := Float
 		if x[0].DataType() == Float {
 			other = Double
 		}
-		there := op1(s, "Cast", map[string]any{"DstT": other}, x[0])
-		return op1(s, "Cast", map[string]any{"DstT": x[0].DataType()}, op1(s, "Mul", nil, there, there))
+		there := Cast(s, x[0], other)
+		return Cast(s, Mul(s, there, there), x[0].DataType())
 	}, py: "tf.cast(tf.square(tf.cast(x[0], tf.float64 if x[0].dtype == tf.float32 else tf.float32)), x[0].dtype)",
 		noFD: "the float64 run rounds through float32, far coarser than the finite-difference step"},
-	{name: "Identity", shapes: [][]int64{{2, 3}}, build: unaryOp("Identity", nil), py: "tf.identity(x[0])"},
+	{name: "Identity", shapes: [][]int64{{2, 3}}, build: unaryOp(Identity), py: "tf.identity(x[0])"},
 	{name: "SelectV2", shapes: [][]int64{{2, 3}, {3}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "SelectV2", nil, c32(s, [][]bool{{true, false, true}, {false, true, true}}), x[0], x[1])
+		return SelectV2(s, c32(s, [][]bool{{true, false, true}, {false, true, true}}), x[0], x[1])
 	}, py: "tf.where([[True, False, True], [False, True, True]], x[0], x[1])"},
-	{name: "Maximum", shapes: [][]int64{{2, 3}, {3}}, domain: "distinct", build: binaryOp("Maximum", nil), py: "tf.maximum(x[0], x[1])"},
-	{name: "Minimum", shapes: [][]int64{{2, 3}, {2, 1}}, domain: "distinct", build: binaryOp("Minimum", nil), py: "tf.minimum(x[0], x[1])"},
+	{name: "Maximum", shapes: [][]int64{{2, 3}, {3}}, domain: "distinct", build: binaryOp(Maximum), py: "tf.maximum(x[0], x[1])"},
+	{name: "Minimum", shapes: [][]int64{{2, 3}, {2, 1}}, domain: "distinct", build: binaryOp(Minimum), py: "tf.minimum(x[0], x[1])"},
 	{name: "Tile", shapes: [][]int64{{2, 3}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "Tile", nil, x[0], c32(s, []int32{2, 3}))
+		return Tile(s, x[0], c32(s, []int32{2, 3}))
 	}, py: "tf.tile(x[0], [2, 3])"},
 	{name: "BroadcastTo", shapes: [][]int64{{3, 1}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "BroadcastTo", nil, x[0], c32(s, []int32{2, 3, 4}))
+		return BroadcastTo(s, x[0], c32(s, []int32{2, 3, 4}))
 	}, py: "tf.broadcast_to(x[0], [2, 3, 4])"},
 	{name: "Pad", shapes: [][]int64{{2, 3}}, build: func(s *Scope, x []Output) Output {
-		return op1(s, "Pad", nil, x[0], c32(s, [][]int32{{1, 0}, {0, 2}}))
+		return Pad(s, x[0], c32(s, [][]int32{{1, 0}, {0, 2}}))
 	}, py: "tf.pad(x[0], [[1, 0], [0, 2]])"},
 	{name: "masked_softmax_without_where", shapes: [][]int64{{2, 4}}, build: func(s *Scope, x []Output) Output {
 		mask := c32(s, [][]bool{{true, true, false, true}, {true, false, false, true}})
-		neg := op1(s, "Fill", nil, c32(s, []int32{2, 4}), scalar(s, x[0], -1e9))
-		return op1(s, "Softmax", nil, op1(s, "SelectV2", nil, mask, x[0], neg))
+		neg := Fill(s, c32(s, []int32{2, 4}), scalar(s, x[0], -1e9))
+		return Softmax(s, SelectV2(s, mask, x[0], neg))
 	}, py: "tf.nn.softmax(tf.where([[True, True, False, True], [True, False, False, True]], x[0], tf.fill([2, 4], tf.constant(-1e9, x[0].dtype))))"},
 }
 
@@ -231,7 +238,7 @@ func buildGradGraph(t *testing.T, c gradCase, dt DataType) *gradGraph {
 	gy := Placeholder(s.SubScope("gy"), dt)
 	grads := Gradients(s, []Output{y}, xs, []Output{gy}, UnconnectedZeros())
 	for i, g := range grads { // a gradient may be gy itself, which cannot be fed and fetched
-		grads[i] = op1(s.SubScope("fetch"), "Identity", nil, g)
+		grads[i] = Identity(s.SubScope("fetch"), g)
 	}
 	g, err := s.Finalize()
 	require.NoError(t, err, c.name)
@@ -422,17 +429,17 @@ func TestVariableHandleGradientsMatchTensorFlowAndFiniteDifferences(t *testing.T
 		}
 	}
 	s := NewScope()
-	h := op1(s, "VarHandleOp", map[string]any{"dtype": Double, "shape": MakeShape(5, 3), "shared_name": "emb"})
+	h := VarHandleOp(s, Double, MakeShape(5, 3), VarHandleOpSharedName("emb"))
 	pv := Placeholder(s, Double, 5, 3)
-	assign := s.AddOperation(OpSpec{Type: "AssignVariableOp", Input: []any{h, pv}, Attrs: map[string]any{"dtype": Double}})
+	assign := AssignVariableOp(s, h, pv)
 	f := s.SubScope("forward")
-	read := op1(f, "ReadVariableOp", map[string]any{"dtype": Double}, h)
+	read := ReadVariableOp(f, h, Double)
 	c := floatTensor(t, Double, []int64{5, 3}, cs)
 	w := floatTensor(t, Double, []int64{2, 2, 3}, ws)
-	gathered := op1(f, "ResourceGather", map[string]any{"dtype": Double}, h, c32(f, [][]int32{{1, 3}, {1, 0}}))
-	y := op1(f, "AddV2", nil,
-		op1(f, "Sum", nil, op1(f, "Mul", nil, read, c32(f, c)), c32(f, []int32{0, 1})),
-		op1(f, "Sum", nil, op1(f, "Mul", nil, gathered, c32(f, w)), c32(f, []int32{0, 1, 2})))
+	gathered := ResourceGather(f, h, c32(f, [][]int32{{1, 3}, {1, 0}}), Double)
+	y := AddV2(f,
+		Sum(f, Mul(f, read, c32(f, c)), c32(f, []int32{0, 1})),
+		Sum(f, Mul(f, gathered, c32(f, w)), c32(f, []int32{0, 1, 2})))
 	grad := Gradients(s, []Output{y}, []Output{h}, nil)[0]
 	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
@@ -471,7 +478,7 @@ outputs["g"] = tf.convert_to_tensor(tape.gradient(y, v))
 func TestGradientErrorsNameTheOp(t *testing.T) {
 	s := NewScope()
 	x := Placeholder(s, Float, 3)
-	y := op1(s.SubScope("model"), "Cumprod", nil, x, c32(s, int32(0)))
+	y := Cumprod(s.SubScope("model"), x, c32(s, int32(0)))
 	Gradients(s, []Output{y}, []Output{x}, nil)
 	_, err := s.Finalize()
 	require.Error(t, err)
@@ -481,7 +488,7 @@ func TestGradientErrorsNameTheOp(t *testing.T) {
 	// Unconnected xs: the zero Output by default, zeros on request.
 	s = NewScope()
 	a, b := Placeholder(s, Float, 2), Placeholder(s, Float, 2)
-	y = op1(s, "Square", nil, a)
+	y = Square(s, a)
 	g := Gradients(s, []Output{y}, []Output{a, b}, nil)
 	assert.NotNil(t, g[0].Op)
 	assert.Nil(t, g[1].Op)
@@ -497,13 +504,13 @@ func TestGradientErrorsNameTheOp(t *testing.T) {
 	// StopGradient stops; so do ops named in StopGradients.
 	s = NewScope()
 	x = Placeholder(s, Float, 2)
-	sq := op1(s, "Square", nil, x)
-	y = op1(s, "AddV2", nil, op1(s, "StopGradient", nil, sq), x)
+	sq := Square(s, x)
+	y = AddV2(s, StopGradient(s, sq), x)
 	g = Gradients(s, []Output{y}, []Output{x}, nil)
 	sess2, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess2.Close()
-	out, err = sess2.Run(map[Output]any{x: []float32{3, 4}}, []Output{op1(s, "Identity", nil, g[0])})
+	out, err = sess2.Run(map[Output]any{x: []float32{3, 4}}, []Output{Identity(s, g[0])})
 	require.NoError(t, err)
 	v, _ = Float32s(out[0])
 	assert.Equal(t, []float32{1, 1}, v)

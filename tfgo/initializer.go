@@ -58,7 +58,7 @@ func (c constantInit) Init(s *Scope, shape []int64, dtype DataType) Output {
 		s.UpdateErr(fullOpName(s, "Fill"), err)
 		return Output{}
 	}
-	return Out(Op(s, "Fill", []any{shapeConst(s, shape), Const(s, v)}, nil), 0)
+	return Fill(s, shapeConst(s, shape), Const(s, v))
 }
 
 // InitialValue is an initializer holding exactly value (any Go value
@@ -203,8 +203,7 @@ func (r randomInit) Init(s *Scope, shape []int64, dtype DataType) Output {
 	const m = math.MaxInt32 - 1
 	seed0 := ((r.seed % m) + m) % m
 	seed := Const(rs, []int32{int32(seed0), 0})
-	kc := Op(rs, "StatelessRandomGetKeyCounter", []any{seed}, nil)
-	key, counter := Out(kc, 0), Out(kc, 1)
+	key, counter := StatelessRandomGetKeyCounter(rs, seed)
 	alg := Const(rs, autoSelectAlg)
 	shp := shapeConst(rs, shape)
 	pa, pb := r.a, r.b
@@ -215,21 +214,21 @@ func (r randomInit) Init(s *Scope, shape []int64, dtype DataType) Output {
 	}
 	a, _ := scalarOfDType(pa, dtype) // dtype is a float type: no error
 	b, _ := scalarOfDType(pb, dtype)
-	attrs := map[string]any{"dtype": dtype}
 	switch r.dist {
 	case distUniform:
 		minval, maxval := Const(rs, a), Const(rs, b)
-		rnd := Out(Op(rs, "StatelessRandomUniformV2", []any{shp, key, counter, alg}, attrs), 0)
-		width := Out(Op(rs, "Sub", []any{maxval, minval}, nil), 0)
-		return Out(Op(rs, "AddV2", []any{Out(Op(rs, "Mul", []any{rnd, width}, nil), 0), minval}, nil), 0)
+		rnd := StatelessRandomUniformV2(rs, shp, key, counter, alg, StatelessRandomUniformV2Dtype(dtype))
+		width := Sub(rs, maxval, minval)
+		return AddV2(rs, Mul(rs, rnd, width), minval)
 	case distNormal, distTruncated:
-		opType := "StatelessRandomNormalV2"
-		if r.dist == distTruncated {
-			opType = "StatelessTruncatedNormalV2"
-		}
 		mean, stddev := Const(rs, a), Const(rs, b)
-		rnd := Out(Op(rs, opType, []any{shp, key, counter, alg}, attrs), 0)
-		return Out(Op(rs, "AddV2", []any{Out(Op(rs, "Mul", []any{rnd, stddev}, nil), 0), mean}, nil), 0)
+		var rnd Output
+		if r.dist == distTruncated {
+			rnd = StatelessTruncatedNormalV2(rs, shp, key, counter, alg, StatelessTruncatedNormalV2Dtype(dtype))
+		} else {
+			rnd = StatelessRandomNormalV2(rs, shp, key, counter, alg, StatelessRandomNormalV2Dtype(dtype))
+		}
+		return AddV2(rs, Mul(rs, rnd, stddev), mean)
 	}
 	return Output{}
 }

@@ -44,7 +44,7 @@ func TestSessionRunsKeepRSSFlat(t *testing.T) {
 		kernel[i] = make([]float32, 64)
 	}
 	w := Const(s, kernel)
-	y := Out(Op(s, "Softmax", []any{Out(Op(s, "MatMul", []any{x, w}, nil), 0)}, nil), 0)
+	y := Softmax(s, MatMul(s, x, w))
 	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()

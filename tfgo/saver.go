@@ -35,12 +35,14 @@ func NewSaver(s *Scope, vars []*Variable) *Saver {
 	}
 	nameT := Const(ss.SubScope("tensor_names"), names)
 	sliceT := Const(ss.SubScope("shape_and_slices"), slices)
-	sv.save = ss.AddOperation(OpSpec{Type: "SaveV2", Input: []any{sv.prefix, nameT, sliceT, values}})
-	restored := ss.AddOperation(OpSpec{Type: "RestoreV2", Input: []any{sv.prefix, nameT, sliceT},
-		Attrs: map[string]any{"dtypes": dtypes}})
+	sv.save = SaveV2(ss, sv.prefix, nameT, sliceT, values)
+	restored := RestoreV2(ss, sv.prefix, nameT, sliceT, dtypes)
+	if len(restored) != len(vars) { // nil: the scope has the error
+		return sv
+	}
 	var assigns []*Operation
 	for i, v := range vars {
-		assigns = append(assigns, v.Assign(ss, Out(restored, i)))
+		assigns = append(assigns, v.Assign(ss, restored[i]))
 	}
 	sv.restore = ss.WithControlDependencies(assigns...).AddOperation(OpSpec{Type: "NoOp", Name: "restore_all"})
 	return sv

@@ -24,7 +24,7 @@ func TestScopeNamesDevicesAndControlDeps(t *testing.T) {
 	assert.Equal(t, "/device:CPU:1", d.Op.Device())
 
 	after := s.WithControlDependencies(c.Op, c2.Op)
-	id := Out(Op(after, "Identity", []any{q}, nil), 0)
+	id := Identity(after, q)
 	deps := id.Op.ControlInputs()
 	require.Len(t, deps, 2)
 	assert.ElementsMatch(t, []string{"Const", "Const_1"}, []string{deps[0].Name(), deps[1].Name()})
@@ -37,10 +37,10 @@ func TestScopeNamesDevicesAndControlDeps(t *testing.T) {
 func TestScopeErrorSticksAndNamesTheOp(t *testing.T) {
 	s := NewScope()
 	a := Const(s, [][]float32{{1, 2, 3}})
-	bad := Out(Op(s.SubScope("layer"), "MatMul", []any{a, a}, nil), 0)
+	bad := MatMul(s.SubScope("layer"), a, a)
 	assert.Nil(t, bad.Op)
 	// Ops built on the failed one do not panic and do not replace the error.
-	Op(s, "Softmax", []any{bad}, nil)
+	Softmax(s, bad)
 	Op(s, "NoSuchOp", nil, nil)
 	_, err := s.Finalize()
 	require.Error(t, err)
@@ -65,9 +65,9 @@ func TestScopeErrorSticksAndNamesTheOp(t *testing.T) {
 func TestRunGoFeedsAndFetches(t *testing.T) {
 	s := NewScope()
 	x := Placeholder(s, Float, -1, 2)
-	y := Out(Op(s, "Mul", []any{x, Const(s, float32(2))}, nil), 0)
+	y := Mul(s, x, Const(s, float32(2)))
 	names := Placeholder(s, String)
-	upper := Out(Op(s, "StringUpper", []any{names}, nil), 0)
+	upper := StringUpper(s, names)
 	sess, err := NewSession(s, SessionOptions{IntraOpThreads: 1, InterOpThreads: 1})
 	require.NoError(t, err)
 	defer sess.Close()

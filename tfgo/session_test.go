@@ -11,9 +11,9 @@ import (
 func denseTanh(s *Scope) (x, y Output) {
 	x = Placeholder(s, Float, -1, 16)
 	w := Const(s, make16x16())
-	h := op1(s, "Tanh", nil, op1(s, "MatMul", nil, x, w))
-	h = op1(s, "Sigmoid", nil, op1(s, "Mul", nil, op1(s, "MatMul", nil, h, w), h))
-	y = op1(s, "AddV2", nil, op1(s, "Exp", nil, h), op1(s, "Square", nil, x))
+	h := Tanh(s, MatMul(s, x, w))
+	h = Sigmoid(s, Mul(s, MatMul(s, h, w), h))
+	y = AddV2(s, Exp(s, h), Square(s, x))
 	return x, y
 }
 

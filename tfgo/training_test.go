@@ -75,7 +75,7 @@ func trainAndCompare(t *testing.T, m parityModel, steps int, lr float32) {
 	train := s.SubScope("sgd")
 	var updates []*Operation
 	for i, v := range vars {
-		updates = append(updates, v.AssignSub(train, op1(train, "Mul", nil, Const(train, lr), grads[i])))
+		updates = append(updates, v.AssignSub(train, Mul(train, Const(train, lr), grads[i])))
 	}
 	step := train.WithControlDependencies(updates...).AddOperation(OpSpec{Type: "NoOp", Name: "step"})
 	initAll := GlobalVariablesInitializer(s)
@@ -162,10 +162,10 @@ func TestMLPTrainingMatchesPython(t *testing.T) {
 		scale:   0.5,
 		data:    map[string]any{"x": matrixData(r, 32, 8), "y": labels},
 		loss: func(s *Scope, w, d map[string]Output) Output {
-			h := op1(s, "Relu", nil, op1(s, "BiasAdd", nil, op1(s, "MatMul", nil, d["x"], w["w1"]), w["b1"]))
-			logits := op1(s, "AddV2", nil, op1(s, "MatMul", nil, h, w["w2"]), w["b2"])
-			ce := op1(s, "SparseSoftmaxCrossEntropyWithLogits", nil, logits, d["y"])
-			return op1(s, "Mean", nil, ce, Const(s, []int32{0}))
+			h := Relu(s, BiasAdd(s, MatMul(s, d["x"], w["w1"]), w["b1"]))
+			logits := AddV2(s, MatMul(s, h, w["w2"]), w["b2"])
+			ce, _ := SparseSoftmaxCrossEntropyWithLogits(s, logits, d["y"])
+			return Mean(s, ce, Const(s, []int32{0}))
 		},
 		pyLoss: `
 def loss(w, d):
@@ -199,27 +199,27 @@ func TestTransformerBlockTrainingMatchesPython(t *testing.T) {
 		scale: 0.3,
 		data:  map[string]any{"x": seq(), "target": seq()},
 		loss: func(s *Scope, w, d map[string]Output) Output {
-			flat := func(x Output, cols int) Output { return op1(s, "Reshape", nil, x, Const(s, []int32{-1, int32(cols)})) }
+			flat := func(x Output, cols int) Output { return Reshape(s, x, Const(s, []int32{-1, int32(cols)})) }
 			dense := func(x Output, k, b string) Output {
-				return op1(s, "BiasAdd", nil, op1(s, "MatMul", nil, x, w[k]), w[b])
+				return BiasAdd(s, MatMul(s, x, w[k]), w[b])
 			}
 			heads := func(x Output) Output { // [B*T, H*K] -> [B, H, T, K]
-				x = op1(s, "Reshape", nil, x, Const(s, []int32{B, T, H, K}))
-				return op1(s, "Transpose", nil, x, Const(s, []int32{0, 2, 1, 3}))
+				x = Reshape(s, x, Const(s, []int32{B, T, H, K}))
+				return Transpose(s, x, Const(s, []int32{0, 2, 1, 3}))
 			}
 			x := d["x"]
 			xf := flat(x, D)
 			q, k, v := heads(dense(xf, "wq", "bq")), heads(dense(xf, "wk", "bk")), heads(dense(xf, "wv", "bv"))
-			scores := op1(s, "Mul", nil, op1(s, "BatchMatMulV2", map[string]any{"adj_y": true}, q, k), Const(s, float32(1/math.Sqrt(K))))
-			mask := op1(s, "Reshape", nil, CausalMask(s, Const(s, int32(T))), Const(s, []int32{1, 1, T, T}))
+			scores := Mul(s, BatchMatMulV2(s, q, k, BatchMatMulV2AdjY(true)), Const(s, float32(1/math.Sqrt(K))))
+			mask := Reshape(s, CausalMask(s, Const(s, int32(T))), Const(s, []int32{1, 1, T, T}))
 			probs := MaskedSoftmax(s, scores, mask, -1)
-			att := op1(s, "Transpose", nil, op1(s, "BatchMatMulV2", nil, probs, v), Const(s, []int32{0, 2, 1, 3}))
+			att := Transpose(s, BatchMatMulV2(s, probs, v), Const(s, []int32{0, 2, 1, 3}))
 			att = dense(flat(att, H*K), "wo", "bo")
-			x1 := LayerNormalize(s, op1(s, "AddV2", nil, xf, att), w["g1"], w["be1"], -1, 1e-6)
+			x1 := LayerNormalize(s, AddV2(s, xf, att), w["g1"], w["be1"], -1, 1e-6)
 			ff := dense(Gelu(s, dense(x1, "w1", "c1"), false), "w2", "c2")
-			x2 := LayerNormalize(s, op1(s, "AddV2", nil, x1, ff), w["g2"], w["be2"], -1, 1e-6)
-			diff := op1(s, "Sub", nil, x2, flat(d["target"], D))
-			return op1(s, "Mean", nil, op1(s, "Square", nil, diff), Const(s, []int32{0, 1}))
+			x2 := LayerNormalize(s, AddV2(s, x1, ff), w["g2"], w["be2"], -1, 1e-6)
+			diff := Sub(s, x2, flat(d["target"], D))
+			return Mean(s, Square(s, diff), Const(s, []int32{0, 1}))
 		},
 		pyLoss: fmt.Sprintf(`
 B, T, D, H, K = %d, %d, %d, %d, %d

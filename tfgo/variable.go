@@ -110,7 +110,7 @@ func NewVariable(s *Scope, name string, dtype DataType, shape []int64, init Init
 	}
 	v.initOp = vs.AddOperation(OpSpec{Type: "AssignVariableOp", Name: "Assign",
 		Input: []any{v.handle, initial}, Attrs: map[string]any{"dtype": dtype}})
-	v.value = Out(Op(vs.SubScope("Read"), "ReadVariableOp", []any{v.handle}, map[string]any{"dtype": dtype}), 0)
+	v.value = ReadVariableOp(vs.SubScope("Read"), v.handle, dtype)
 	if s.Err() != nil {
 		return v
 	}
@@ -163,7 +163,7 @@ func (v *Variable) Read(s *Scope) Output {
 	if !v.usable(s, "ReadVariableOp") {
 		return Output{}
 	}
-	return Out(Op(s, "ReadVariableOp", []any{v.handle}, map[string]any{"dtype": v.dtype}), 0)
+	return ReadVariableOp(s, v.handle, v.dtype)
 }
 
 // Assign adds an AssignVariableOp setting the variable to value in scope s.

@@ -344,7 +344,7 @@ func exportVariables(g *tfgo.Graph, ix *graphIndex, keep map[string]bool) ([]*ex
 			if reader == nil {
 				reader = tfgo.NewScopeWithGraph(g).SubScope("export_read")
 			}
-			v.read = tfgo.Out(tfgo.Op(reader, "ReadVariableOp", []any{h.Output(0)}, map[string]any{"dtype": dt}), 0)
+			v.read = tfgo.ReadVariableOp(reader, h.Output(0), dt)
 			if err := reader.Err(); err != nil {
 				return nil, fmt.Errorf("reading variable %q: %w", key, err)
 			}
@@ -402,25 +402,20 @@ func addSaver(eg *tfgo.Graph, vars []*exportVar) (*cpb.SaverDef, error) {
 		handles[i] = h.Output(0)
 		dtypes[i] = v.dtype
 		if values[i] = plainRead(h); values[i].Op == nil {
-			values[i] = tfgo.Out(tfgo.Op(s, "ReadVariableOp", []any{handles[i]}, map[string]any{"dtype": v.dtype}), 0)
+			values[i] = tfgo.ReadVariableOp(s, handles[i], v.dtype)
 		}
 	}
-	save := s.AddOperation(tfgo.OpSpec{Type: "SaveV2", Name: "SaveV2",
-		Input: []any{filename, str("SaveV2/tensor_names", keys), str("SaveV2/shape_and_slices", slices), values}})
+	save := tfgo.SaveV2(s, filename, str("SaveV2/tensor_names", keys), str("SaveV2/shape_and_slices", slices), values)
 	var saveTensor tfgo.Output
 	if save != nil {
 		saveTensor = tfgo.Out(s.WithControlDependencies(save).AddOperation(tfgo.OpSpec{Type: "Identity", Name: "control_dependency",
 			Input: []any{filename}, Attrs: map[string]any{"T": tfgo.String}}), 0)
 	}
-	restore := s.AddOperation(tfgo.OpSpec{Type: "RestoreV2", Name: "RestoreV2",
-		Input: []any{filename, str("RestoreV2/tensor_names", keys), str("RestoreV2/shape_and_slices", slices)},
-		Attrs: map[string]any{"dtypes": dtypes}})
+	restored := tfgo.RestoreV2(s, filename, str("RestoreV2/tensor_names", keys), str("RestoreV2/shape_and_slices", slices), dtypes)
 	var assigns []*tfgo.Operation
-	for i, v := range vars {
-		id := tfgo.Out(s.AddOperation(tfgo.OpSpec{Type: "Identity", Input: []any{tfgo.Out(restore, i)},
-			Attrs: map[string]any{"T": v.dtype}}), 0)
-		a := s.AddOperation(tfgo.OpSpec{Type: "AssignVariableOp", Input: []any{handles[i], id},
-			Attrs: map[string]any{"dtype": v.dtype}})
+	for i, r := range restored { // none when the scope has an error
+		id := tfgo.Identity(s, r)
+		a := tfgo.AssignVariableOp(s, handles[i], id)
 		assigns = append(assigns, a)
 	}
 	var restoreAll *tfgo.Operation

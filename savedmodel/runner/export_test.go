@@ -195,11 +195,11 @@ func TestExportAssetsAndInitOp(t *testing.T) {
 	vocabSrc := filepath.Join(t.TempDir(), "vocab.txt")
 	require.NoError(t, os.WriteFile(vocabSrc, []byte("the\nquick\nbrown\nfox\n"), 0o644))
 	vocab := tfgo.Const(s.SubScope("vocab"), vocabSrc)
-	table := tfgo.Out(tfgo.Op(s, "HashTableV2", nil, map[string]any{"key_dtype": tfgo.String, "value_dtype": tfgo.Int64, "shared_name": "vocab_table"}), 0)
-	initTable := tfgo.Op(s, "InitializeTableFromTextFileV2", []any{table, vocab}, map[string]any{"key_index": -2, "value_index": -1})
+	table := tfgo.HashTableV2(s, tfgo.String, tfgo.Int64, tfgo.HashTableV2SharedName("vocab_table"))
+	initTable := tfgo.InitializeTableFromTextFileV2(s, table, vocab, -2, -1)
 	initOp := s.WithControlDependencies(initTable).AddOperation(tfgo.OpSpec{Type: "NoOp", Name: "init_all_tables"})
 	words := tfgo.Placeholder(s.SubScope("words"), tfgo.String, -1)
-	ids := tfgo.Out(tfgo.Op(s.SubScope("lookup"), "LookupTableFindV2", []any{table, words, tfgo.Const(s, int64(-1))}, nil), 0)
+	ids := tfgo.LookupTableFindV2(s.SubScope("lookup"), table, words, tfgo.Const(s, int64(-1)))
 	sess, err := tfgo.NewSession(s, tfgo.SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
@@ -260,30 +260,30 @@ func TestExportFunctions(t *testing.T) {
 	w := tfgo.NewVariable(s, "w", tfgo.Float, []int64{4}, tfgo.RandomNormal(0, 1, 3))
 	spec := []tfgo.TensorSpec{{DType: tfgo.Float, Shape: tfgo.MakeShape(-1, 4)}}
 	inner, err := tfgo.DefineFunction(s, "scale_by_w", spec, func(fs *tfgo.Scope, args []tfgo.Output) []tfgo.Output {
-		return []tfgo.Output{tfgo.Out(tfgo.Op(fs, "Mul", []any{args[0], tfgo.Capture(fs, w.Value())}, nil), 0)}
+		return []tfgo.Output{tfgo.Mul(fs, args[0], tfgo.Capture(fs, w.Value()))}
 	})
 	require.NoError(t, err)
 	outer, err := tfgo.DefineFunction(s, "outer", spec, func(fs *tfgo.Scope, args []tfgo.Output) []tfgo.Output {
 		y := tfgo.Call(fs, inner, args[0])[0]
-		return []tfgo.Output{tfgo.Out(tfgo.Op(fs, "Tanh", []any{y}, nil), 0)}
+		return []tfgo.Output{tfgo.Tanh(fs, y)}
 	})
 	require.NoError(t, err)
 	_, err = tfgo.DefineFunction(s, "unused", spec, func(fs *tfgo.Scope, args []tfgo.Output) []tfgo.Output {
-		return []tfgo.Output{tfgo.Out(tfgo.Op(fs, "Neg", []any{args[0]}, nil), 0)}
+		return []tfgo.Output{tfgo.Neg(fs, args[0])}
 	})
 	require.NoError(t, err)
 	y := tfgo.Call(s, outer, x)[0]
 	// Three times y <- y + 0.5*tanh(y), in a While loop.
 	loop := tfgo.While(s, []tfgo.Output{tfgo.Const(s, int32(0)), y},
 		func(cs *tfgo.Scope, v []tfgo.Output) tfgo.Output {
-			return tfgo.Out(tfgo.Op(cs, "Less", []any{v[0], tfgo.Const(cs, int32(3))}, nil), 0)
+			return tfgo.Less(cs, v[0], tfgo.Const(cs, int32(3)))
 		},
 		func(bs *tfgo.Scope, v []tfgo.Output) []tfgo.Output {
-			step := tfgo.Out(tfgo.Op(bs, "Mul", []any{tfgo.Const(bs, float32(0.5)), tfgo.Out(tfgo.Op(bs, "Tanh", []any{v[1]}, nil), 0)}, nil), 0)
-			return []tfgo.Output{tfgo.Out(tfgo.Op(bs, "AddV2", []any{v[0], tfgo.Const(bs, int32(1))}, nil), 0),
-				tfgo.Out(tfgo.Op(bs, "AddV2", []any{v[1], step}, nil), 0)}
+			step := tfgo.Mul(bs, tfgo.Const(bs, float32(0.5)), tfgo.Tanh(bs, v[1]))
+			return []tfgo.Output{tfgo.AddV2(bs, v[0], tfgo.Const(bs, int32(1))),
+				tfgo.AddV2(bs, v[1], step)}
 		}, tfgo.WhileOptions{})
-	out := tfgo.Out(tfgo.Op(s.SubScope("out"), "Identity", []any{loop[1]}, nil), 0)
+	out := tfgo.Identity(s.SubScope("out"), loop[1])
 	init := tfgo.GlobalVariablesInitializer(s)
 	sess, err := tfgo.NewSession(s, tfgo.SessionOptions{})
 	require.NoError(t, err)
