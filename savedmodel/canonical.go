@@ -18,9 +18,18 @@ import (
 // Go's proto.Marshal writes oneof fields after the other fields (so a
 // TensorInfo, whose name is field 1 of a oneof, comes out in another byte
 // order than TensorFlow writes it). TensorFlow hashes such serializations
-// for a SavedModel's fingerprint, and writes saved_model.pb this way;
-// Write uses MarshalCanonical for both, so that a SavedModel written in Go
-// is byte for byte what TensorFlow writes for the same proto.
+// for a SavedModel's fingerprint, and Write uses MarshalCanonical for
+// fingerprint.pb's hashes and for saved_model.pb.
+//
+// TensorFlow writes saved_model.pb from Python, with protobuf's (upb's)
+// SerializeToString(deterministic=True), which orders map entries
+// otherwise than C++ in two cases: integer keys come in descending order
+// (FunctionDef.arg_attr, resource_arg_unique_id), and a string key comes
+// after the keys it is a prefix of (a node's attr "Tidx" before "T").
+// Without such maps, a saved_model.pb written in Go is byte for byte what
+// TensorFlow writes for the same proto; with them, the bytes differ in the
+// order of those map entries only, and parse to the same proto (the
+// savedmodel interop tests check both against Python TensorFlow).
 func MarshalCanonical(m proto.Message) ([]byte, error) {
 	return appendMessage(nil, m.ProtoReflect())
 }

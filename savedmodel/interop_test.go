@@ -3,6 +3,7 @@ package savedmodel
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,7 +14,10 @@ import (
 	"github.com/gotf/gotf/dtypes"
 	tpb "github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
 	fcpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
 )
 
 // sameValue reports how a Go tensor differs from a Python value ("" if
@@ -130,8 +134,11 @@ func TestPythonReadsGoCheckpoints(t *testing.T) {
 // by key (same partitioning) or assembling them (another partitioning).
 func TestPythonRestoresGoPartitioned(t *testing.T) {
 	out := python(t)
+	if out.GoPartError != "" {
+		t.Fatalf("Python could not restore Go's partitioned tensors:\n%s", out.GoPartError)
+	}
 	if out.GoPart == nil {
-		t.Fatalf("Python could not restore: %v", out)
+		t.Fatal("Python reported neither the restored tensors nor an error")
 	}
 	want := interop.goValues["sliced"]
 	for _, n := range []string{"part0", "part1", "p3d"} {
@@ -434,4 +441,280 @@ func TestCheckpointStateInterop(t *testing.T) {
 			r.Close()
 		}
 	}
+}
+
+// TestSavedModelBytesMatchTensorFlow checks saved_model.pb against what
+// TensorFlow writes for the same proto. TensorFlow writes it from Python,
+// with protobuf's (upb's) SerializeToString(deterministic=True), while
+// MarshalCanonical follows C++'s deterministic serialization (which the
+// fingerprint hashes). The two agree but for the order of map entries:
+// upb puts integer keys in descending order and a string key after the
+// keys it is a prefix of ("Tidx" before "T"). So:
+//
+//   - Python parses each Go-written saved_model.pb and re-serializes it: the
+//     same bytes for a model without such maps; for one with them, the same
+//     bytes once the map entries are put in C++'s order (cppMapOrder).
+//   - Go parses the files TensorFlow wrote (the TF1 builder, and
+//     tf.saved_model.save with a function library) and MarshalCanonical
+//     gives back TensorFlow's bytes, once in C++'s map order.
+func TestSavedModelBytesMatchTensorFlow(t *testing.T) {
+	out := python(t)
+	smd := (&fcpb.SavedModel{}).ProtoReflect().Descriptor()
+	for _, name := range []string{"plain", "maps"} {
+		t.Run("go_"+name, func(t *testing.T) {
+			py := out.GoSM[name]
+			if py == nil || py.Error != "" {
+				t.Fatalf("Python could not re-serialize Go's saved_model.pb: %+v", py)
+			}
+			raw, err := os.ReadFile(filepath.Join(interop.goSM[name], SavedModelFilename))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if py.MetaGraphs != 1 {
+				t.Errorf("Python parsed %d meta graphs", py.MetaGraphs)
+			}
+			ordered, moved, err := cppMapOrder(py.Bytes, smd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(ordered, raw) {
+				t.Fatalf("Go wrote %d bytes; Python re-serializes them to %d other bytes, even in C++'s map order (first difference at %d)",
+					len(raw), len(py.Bytes), firstDiff(raw, ordered))
+			}
+			switch {
+			case name == "plain" && !bytes.Equal(py.Bytes, raw):
+				t.Errorf("Python re-serializes the plain model otherwise (%d maps in another order)", moved)
+			case name == "maps" && moved == 0:
+				t.Logf("Python's writer now orders the maps as C++ does: the doc comment of MarshalCanonical can say so")
+			}
+			t.Logf("%d bytes: Python's serialization is Go's, %d maps in another order", len(raw), moved)
+		})
+	}
+	for _, name := range []string{"tf1", "tf2"} {
+		t.Run(name, func(t *testing.T) {
+			py := out.PySM[name]
+			if py == nil || py.Error != "" {
+				t.Fatalf("Python could not write the SavedModel: %+v", py)
+			}
+			raw, err := os.ReadFile(filepath.Join(py.Dir, SavedModelFilename))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// TensorFlow's file is its own deterministic serialization.
+			if !bytes.Equal(raw, py.Bytes) {
+				t.Fatalf("TensorFlow's saved_model.pb (%d bytes) is not SerializeToString(deterministic=True) of itself (%d)", len(raw), len(py.Bytes))
+			}
+			sm, err := ReadSavedModel(py.Dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sm.GetMetaGraphs()) != py.MetaGraphs {
+				t.Errorf("Go reads %d meta graphs, Python %d", len(sm.GetMetaGraphs()), py.MetaGraphs)
+			}
+			canon, err := MarshalCanonical(sm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ordered, moved, err := cppMapOrder(raw, smd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(canon, ordered) {
+				t.Fatalf("TensorFlow wrote %d bytes, MarshalCanonical of what Go read gives %d, other even in C++'s map order (first difference at %d)",
+					len(raw), len(canon), firstDiff(ordered, canon))
+			}
+			if name == "tf1" && !bytes.Equal(canon, raw) {
+				t.Errorf("the TF1 model has no maps upb orders otherwise, yet the bytes differ (%d maps moved)", moved)
+			}
+			t.Logf("%d bytes: MarshalCanonical gives TensorFlow's, %d maps in another order", len(raw), moved)
+		})
+	}
+}
+
+// cppMapOrder puts the entries of every map in the serialized message b
+// (of descriptor md), at every depth, in the order of C++'s deterministic
+// serialization: by key, integers by value and strings bytewise. Nothing
+// else changes. It returns the new bytes and how many maps it re-ordered.
+func cppMapOrder(b []byte, md protoreflect.MessageDescriptor) ([]byte, int, error) {
+	var out []byte
+	moved := 0
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, 0, protowire.ParseError(n)
+		}
+		fd := md.Fields().ByNumber(num)
+		if fd == nil || typ != protowire.BytesType || fd.Kind() != protoreflect.MessageKind {
+			m := protowire.ConsumeFieldValue(num, typ, b[n:])
+			if m < 0 {
+				return nil, 0, protowire.ParseError(m)
+			}
+			out = append(out, b[:n+m]...)
+			b = b[n+m:]
+			continue
+		}
+		// A submessage, or a run of entries of one map.
+		type entry struct {
+			key  protoreflect.MapKey
+			data []byte
+		}
+		var run []entry
+		for len(b) > 0 {
+			num2, typ2, n2 := protowire.ConsumeTag(b)
+			if num2 != num || typ2 != protowire.BytesType || len(run) > 0 && !fd.IsMap() {
+				break
+			}
+			v, m := protowire.ConsumeBytes(b[n2:])
+			if m < 0 {
+				return nil, 0, protowire.ParseError(m)
+			}
+			data, k, err := cppMapOrder(v, fd.Message())
+			if err != nil {
+				return nil, 0, err
+			}
+			moved += k
+			e := entry{data: data}
+			if fd.IsMap() {
+				msg := dynamicpb.NewMessage(fd.Message())
+				if err := (proto.UnmarshalOptions{}).Unmarshal(data, msg); err != nil {
+					return nil, 0, err
+				}
+				e.key = msg.Get(fd.MapKey()).MapKey()
+			}
+			run = append(run, e)
+			b = b[n2+m:]
+			if !fd.IsMap() {
+				break
+			}
+		}
+		less := func(a, c protoreflect.MapKey) int {
+			switch fd.MapKey().Kind() {
+			case protoreflect.StringKind:
+				return strings.Compare(a.String(), c.String())
+			case protoreflect.BoolKind:
+				return cmpBool(a.Bool(), c.Bool())
+			case protoreflect.Uint32Kind, protoreflect.Uint64Kind, protoreflect.Fixed32Kind, protoreflect.Fixed64Kind:
+				return cmpOrdered(a.Uint(), c.Uint())
+			default:
+				return cmpOrdered(a.Int(), c.Int())
+			}
+		}
+		if fd.IsMap() && !slices.IsSortedFunc(run, func(a, c entry) int { return less(a.key, c.key) }) {
+			slices.SortStableFunc(run, func(a, c entry) int { return less(a.key, c.key) })
+			moved++
+		}
+		for _, e := range run {
+			out = protowire.AppendTag(out, num, protowire.BytesType)
+			out = protowire.AppendBytes(out, e.data)
+		}
+	}
+	return out, moved, nil
+}
+
+func cmpOrdered[T int64 | uint64](a, b T) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
+}
+
+// TestCppMapOrder: cppMapOrder turns upb's order of map entries (integer
+// keys descending, a prefix after its extensions) into MarshalCanonical's,
+// at depth, and leaves a message without maps as it is.
+func TestCppMapOrder(t *testing.T) {
+	sm := mapsSavedModel()
+	canon, err := MarshalCanonical(sm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smd := sm.ProtoReflect().Descriptor()
+	same, moved, err := cppMapOrder(canon, smd)
+	if err != nil || moved != 0 || !bytes.Equal(same, canon) {
+		t.Fatalf("canonical bytes changed: %d maps moved, %v", moved, err)
+	}
+	// Reverse every map: each is then out of order, and put back.
+	rev, err := reverseMaps(canon, smd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(rev, canon) {
+		t.Fatal("reversing the maps changed nothing")
+	}
+	back, moved, err := cppMapOrder(rev, smd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(back, canon) {
+		t.Fatalf("cppMapOrder did not restore the canonical bytes (first difference at %d)", firstDiff(back, canon))
+	}
+	// signature_def, the node's attr, arg_attr and each ArgAttrs' attr,
+	// resource_arg_unique_id, ret.
+	if moved < 6 {
+		t.Errorf("%d maps moved, want at least 6", moved)
+	}
+}
+
+// reverseMaps reverses the order of the entries of every map (a test of
+// cppMapOrder).
+func reverseMaps(b []byte, md protoreflect.MessageDescriptor) ([]byte, error) {
+	var out []byte
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if n < 0 || m < 0 {
+			return nil, errors.New("bad wire data")
+		}
+		fd := md.Fields().ByNumber(num)
+		if fd == nil || typ != protowire.BytesType || fd.Kind() != protoreflect.MessageKind {
+			out = append(out, b[:n+m]...)
+			b = b[n+m:]
+			continue
+		}
+		var run [][]byte
+		for len(b) > 0 {
+			num2, typ2, n2 := protowire.ConsumeTag(b)
+			if num2 != num || typ2 != protowire.BytesType || len(run) > 0 && !fd.IsMap() {
+				break
+			}
+			v, m2 := protowire.ConsumeBytes(b[n2:])
+			sub, err := reverseMaps(v, fd.Message())
+			if err != nil {
+				return nil, err
+			}
+			run = append(run, sub)
+			b = b[n2+m2:]
+		}
+		if fd.IsMap() {
+			slices.Reverse(run)
+		}
+		for _, e := range run {
+			out = protowire.AppendTag(out, num, protowire.BytesType)
+			out = protowire.AppendBytes(out, e)
+		}
+	}
+	return out, nil
+}
+
+// firstDiff is the first index where a and b differ (len of the shorter
+// if one is a prefix of the other).
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }

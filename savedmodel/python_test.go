@@ -16,6 +16,13 @@ import (
 	"time"
 
 	"github.com/gotf/gotf/dtypes"
+	attrpb "github.com/wamuir/graft/tensorflow/core/framework/attr_value_go_proto"
+	fnpb "github.com/wamuir/graft/tensorflow/core/framework/function_go_proto"
+	ndpb "github.com/wamuir/graft/tensorflow/core/framework/node_def_go_proto"
+	opdefpb "github.com/wamuir/graft/tensorflow/core/framework/op_def_go_proto"
+	tpb "github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
+	cpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
+	"google.golang.org/protobuf/proto"
 )
 
 // The interop tests compare with Python TensorFlow in the same run. Python
@@ -80,11 +87,39 @@ type pyWritten struct {
 	NumShards int                `json:"num_shards"`
 }
 
+// pySavedModel is a SavedModel directory on the Python side: Go's, as
+// Python re-serialized its saved_model.pb, or one Python wrote.
+type pySavedModel struct {
+	Error      string `json:"error"`
+	Dir        string `json:"dir"`
+	Bytes      []byte `json:"bytes"` // SerializeToString(deterministic=True) of the parsed saved_model.pb
+	MetaGraphs int    `json:"meta_graphs"`
+}
+
 type pyOutput struct {
-	Go      map[string]*pyRead    `json:"go"`
-	GoState map[string]*pyState   `json:"go_state"`
-	GoPart  map[string]pyValue    `json:"go_part"` // Go's partitioned tensors restored by a Saver
-	Py      map[string]*pyWritten `json:"py"`
+	Go      map[string]*pyRead  `json:"go"`
+	GoState map[string]*pyState `json:"go_state"`
+	GoPart  map[string]pyValue  `json:"go_part"` // Go's partitioned tensors restored by a Saver
+	// GoPartError is the traceback of the Saver's restore, if it raised.
+	GoPartError string                `json:"go_part_error"`
+	Py          map[string]*pyWritten `json:"py"`
+	// GoSM is Go's SavedModel as Python parses and re-serializes it; PySM
+	// the SavedModels Python wrote (tf.saved_model.save and the TF1
+	// builder).
+	GoSM map[string]*pySavedModel `json:"go_sm"`
+	PySM map[string]*pySavedModel `json:"py_sm"`
+}
+
+// decodePyOutput decodes Python's out.json. A key Go does not decode is an
+// error: Python's results (its tracebacks included) must not be dropped.
+func decodePyOutput(data []byte) (*pyOutput, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	out := &pyOutput{}
+	if err := dec.Decode(out); err != nil {
+		return nil, fmt.Errorf("decoding Python's results: %v", err)
+	}
+	return out, nil
 }
 
 var interop struct {
@@ -93,6 +128,7 @@ var interop struct {
 	goCkpts  map[string]string             // name -> prefix of the Go-written checkpoints
 	goValues map[string]map[string]*Tensor // name -> tensors written
 	states   map[string]*CheckpointState   // the state files written
+	goSM     map[string]string             // name -> Go-written SavedModel directory
 	out      *pyOutput
 	err      error
 	took     time.Duration
@@ -216,9 +252,31 @@ func runInterop() error {
 		return err
 	}
 
+	// SavedModel directories, for Python to re-serialize their
+	// saved_model.pb: the plain test model, and one with the maps whose
+	// order Python's writer does not share with C++ (see mapsSavedModel).
+	vocab := filepath.Join(root, "go_sm", "vocab.txt")
+	if err := os.MkdirAll(filepath.Dir(vocab), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(vocab, []byte("a\nb\n"), 0o644); err != nil {
+		return err
+	}
+	interop.goSM = map[string]string{}
+	for name, sm := range map[string]*cpb.SavedModel{"plain": testSavedModel(), "maps": mapsSavedModel()} {
+		interop.goSM[name] = filepath.Join(root, "go_sm", name)
+		if err := Write(interop.goSM[name], &Directory{
+			SavedModel: sm,
+			Variables:  map[string]*Tensor{"w": fx["f32"]},
+			Assets:     []Asset{{Filename: "vocab.txt", Source: vocab}},
+		}); err != nil {
+			return err
+		}
+	}
+
 	manifest, err := json.Marshal(map[string]any{
 		"go": interop.goCkpts, "go_state": stateDirs, "go_part": interop.goCkpts["sliced"],
-		"py": filepath.Join(root, "py"),
+		"py": filepath.Join(root, "py"), "go_sm": interop.goSM,
 	})
 	if err != nil {
 		return err
@@ -233,9 +291,9 @@ func runInterop() error {
 	if err != nil {
 		return err
 	}
-	out := &pyOutput{}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("decoding Python's results: %v", err)
+	out, err := decodePyOutput(data)
+	if err != nil {
+		return err
 	}
 	interop.out = out
 	return nil
@@ -432,6 +490,34 @@ func cut(t *Tensor, slice []Extent) *Tensor {
 	return out
 }
 
+// mapsSavedModel is testSavedModel with the maps whose entries TensorFlow's
+// Python writer orders otherwise than C++: a node's attrs "T" and "Tidx"
+// (a key that is a prefix of another), a signature "serving" next to
+// "serving_default", and a function with integer-keyed maps (arg_attr,
+// resource_arg_unique_id).
+func mapsSavedModel() *cpb.SavedModel {
+	sm := testSavedModel()
+	mg := sm.GetMetaGraphs()[0]
+	typ := func(t int32) *attrpb.AttrValue {
+		return &attrpb.AttrValue{Value: &attrpb.AttrValue_Type{Type: tpb.DataType(t)}}
+	}
+	b := &attrpb.AttrValue{Value: &attrpb.AttrValue_B{B: true}}
+	gd := mg.GetGraphDef()
+	gd.Node = append(gd.Node, &ndpb.NodeDef{Name: "sum", Op: "Sum", Input: []string{"x", "axis"},
+		Attr: map[string]*attrpb.AttrValue{"T": typ(1), "Tidx": typ(3), "keep_dims": b}})
+	argAttr := func(name string) *fnpb.FunctionDef_ArgAttrs {
+		return &fnpb.FunctionDef_ArgAttrs{Attr: map[string]*attrpb.AttrValue{"_user_specified_name": {Value: &attrpb.AttrValue_S{S: []byte(name)}}, "_output_shapes": b}}
+	}
+	gd.Library = &fnpb.FunctionDefLibrary{Function: []*fnpb.FunctionDef{{
+		Signature:           &opdefpb.OpDef{Name: "f", InputArg: []*opdefpb.OpDef_ArgDef{{Name: "a"}, {Name: "b"}, {Name: "c"}}},
+		ArgAttr:             map[uint32]*fnpb.FunctionDef_ArgAttrs{0: argAttr("a"), 2: argAttr("c"), 1: argAttr("b"), 300: argAttr("z")},
+		ResourceArgUniqueId: map[uint32]uint32{1: 7, 0: 3, 129: 1},
+		Ret:                 map[string]string{"y": "a", "y1": "b", "": "c"},
+	}}}
+	mg.SignatureDef["serving"] = proto.Clone(mg.GetSignatureDef()[DefaultServingSignature]).(*cpb.SignatureDef)
+	return sm
+}
+
 // goStates are the checkpoint state files Go writes for Python to read.
 func goStates() map[string]*CheckpointState {
 	now := float64(time.Now().UnixMicro()) / 1e6
@@ -622,6 +708,55 @@ def managed(d):
     return {"dir": d, "state": read_state(d), "values": {"v/.ATTRIBUTES/VARIABLE_VALUE": dump(v.numpy())}}
 
 out["py"]["manager"] = managed(os.path.join(pyroot, "manager"))
+
+# 4. saved_model.pb. TensorFlow writes it with Python's
+#    SerializeToString(deterministic=True) (save.py, builder_impl.py): Python
+#    re-serializes Go's so, and writes two of its own for Go to re-serialize.
+from tensorflow.core.protobuf import saved_model_pb2
+
+def reserialize(d):
+    sm = saved_model_pb2.SavedModel.FromString(open(os.path.join(d, "saved_model.pb"), "rb").read())
+    return {"dir": d, "bytes": b64(sm.SerializeToString(deterministic=True)), "meta_graphs": len(sm.meta_graphs)}
+
+out["go_sm"] = {k: guarded(reserialize, d) for k, d in man["go_sm"].items()}
+
+class Affine(tf.Module):
+    def __init__(self, rng):
+        super().__init__()
+        self.w = tf.Variable(rng.standard_normal((3, 2)).astype(np.float32), name="w")
+        self.b = tf.Variable(rng.standard_normal((2,)).astype(np.float32), name="b")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+    def __call__(self, x):
+        return {"y": tf.nn.relu(tf.matmul(x, self.w) + self.b)}
+
+def tf2_savedmodel(d):
+    m = Affine(np.random.default_rng(31))
+    tf.saved_model.save(m, d, signatures={"serving_default": m.__call__})
+    return reserialize(d)
+
+def tf1_savedmodel(d):
+    os.makedirs(os.path.dirname(d), exist_ok=True)
+    vocab = os.path.join(os.path.dirname(d), "vocab.txt")
+    open(vocab, "w").write("a\nb\n")
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")
+        w = tf.compat.v1.get_variable("w", initializer=tf.constant(np.random.default_rng(32).standard_normal((3, 2)).astype(np.float32)))
+        y = tf.identity(tf.matmul(x, w), name="y")
+        asset = tf.constant(vocab, name="vocab")
+        tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.ASSET_FILEPATHS, asset)
+        with tf.compat.v1.Session() as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            b = tf.compat.v1.saved_model.Builder(d)
+            sig = tf.compat.v1.saved_model.predict_signature_def({"x": x}, {"y": y})
+            b.add_meta_graph_and_variables(s, ["serve"], signature_def_map={"serving_default": sig},
+                                           assets_collection=tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.ASSET_FILEPATHS))
+            b.save()
+    return reserialize(d)
+
+out["py_sm"] = {"tf2": guarded(tf2_savedmodel, os.path.join(pyroot, "sm_tf2")),
+                "tf1": guarded(tf1_savedmodel, os.path.join(pyroot, "sm_tf1", "m"))}
 
 json.dump(out, open(os.path.join(root, "out.json"), "w"))
 `

@@ -3,15 +3,18 @@ package savedmodel
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gotf/gotf/dtypes"
 	"github.com/stretchr/testify/require"
@@ -201,44 +204,115 @@ func TestReadSavedModelErrors(t *testing.T) {
 	require.ErrorContains(t, err, filepath.Join(d, AssetsDirectory, "vocab.txt"))
 }
 
-// TestPublishVersions publishes versions while scanners list base: each
-// version they see is complete.
+// TestPublishVersions publishes versions while scanners list base as a
+// server does, and counts what they saw. Each Publish waits, part-way
+// through writing the version, until every scanner has made a whole scan
+// of base (so every scanner looks at every version while it is being
+// written), and after Publish until every scanner has read the new version
+// complete. Nothing removes versions meanwhile, so every listing must
+// succeed and every version a scanner lists must read: an error, or a
+// version listed but incomplete or missing, fails.
 func TestPublishVersions(t *testing.T) {
 	d := testDirectory(t)
 	base := filepath.Join(t.TempDir(), "model")
+	const versions, scanners = 8, 2
+	// waitTimeout bounds each wait for the scanners, which normally takes
+	// microseconds: a scanner that stops seeing versions fails the test
+	// instead of hanging it.
+	const waitTimeout = 20 * time.Second
+	type scanner struct {
+		scans atomic.Int64              // whole scans of base made
+		seen  [versions + 1]atomic.Bool // versions read complete
+		reads atomic.Int64              // versions read complete, all scans
+	}
+	sc := make([]*scanner, scanners)
 	var stop atomic.Bool
-	var bad atomic.Int64
+	var mu sync.Mutex
+	var bad []string
+	report := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(bad) < 20 {
+			bad = append(bad, fmt.Sprintf(format, args...))
+		}
+	}
+	// base exists from the start, so that every listing must succeed.
+	require.NoError(t, os.MkdirAll(base, 0o755))
 	var wg sync.WaitGroup
-	for range 2 {
+	for i := range sc {
+		s := &scanner{}
+		sc[i] = s
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for !stop.Load() {
 				vs, err := Versions(base)
 				if err != nil {
-					continue
+					report("scanner %d: %v", i, err)
 				}
 				for _, v := range vs {
 					dir := filepath.Join(base, strconv.FormatInt(v, 10))
-					if _, err := ReadMetaGraph(dir, TagServe); err != nil && !errors.Is(err, fs.ErrNotExist) {
-						bad.Add(1)
-					} else if err != nil {
-						if _, serr := os.Stat(dir); serr == nil {
-							bad.Add(1)
-						}
+					if _, err := ReadMetaGraph(dir, TagServe); err != nil {
+						report("scanner %d: version %d listed but does not read: %v", i, v, err)
+					} else if v < 1 || v > versions {
+						report("scanner %d: version %d was never published", i, v)
+					} else {
+						s.seen[v].Store(true)
+						s.reads.Add(1)
 					}
 				}
+				s.scans.Add(1)
 			}
 		}()
 	}
-	for v := int64(1); v <= 8; v++ {
-		dir, err := Publish(base, v, d)
+	defer func() { stop.Store(true); wg.Wait() }()
+	// waitFor waits until cond holds for every scanner.
+	waitFor := func(what string, cond func(i int, s *scanner) bool) error {
+		deadline := time.Now().Add(waitTimeout)
+		for i, s := range sc {
+			for !cond(i, s) {
+				if time.Now().After(deadline) {
+					return fmt.Errorf("the scanners did not %s within %v", what, waitTimeout)
+				}
+				runtime.Gosched()
+			}
+		}
+		return nil
+	}
+	// wholeScans waits until every scanner has made a scan that started
+	// after the call: two more completed scans than when it was called.
+	wholeScans := func(what string) error {
+		start := make([]int64, len(sc))
+		for i, s := range sc {
+			start[i] = s.scans.Load()
+		}
+		return waitFor("scan base while "+what, func(i int, s *scanner) bool {
+			return s.scans.Load() >= start[i]+2
+		})
+	}
+	for v := int64(1); v <= versions; v++ {
+		dv := *d
+		dv.WriteVariables = func(*BundleWriter) error {
+			// Half-way: variables/ exists, nothing else does yet.
+			return wholeScans(fmt.Sprintf("version %d was being written", v))
+		}
+		dir, err := Publish(base, v, &dv)
 		require.NoError(t, err)
 		require.Equal(t, filepath.Join(base, strconv.FormatInt(v, 10)), dir)
+		require.NoError(t, waitFor(fmt.Sprintf("read version %d", v), func(_ int, s *scanner) bool { return s.seen[v].Load() }))
 	}
 	stop.Store(true)
 	wg.Wait()
-	require.Zero(t, bad.Load())
+	require.Empty(t, bad, "scanners saw incomplete or missing versions")
+	for i, s := range sc {
+		for v := 1; v <= versions; v++ {
+			require.True(t, s.seen[v].Load(), "scanner %d never read version %d", i, v)
+		}
+		// Each scanner scanned at least twice per version while it was
+		// being written, and once after.
+		require.GreaterOrEqual(t, s.scans.Load(), int64(3*versions), "scanner %d", i)
+		t.Logf("scanner %d: %d scans, %d complete versions read, all %d versions seen", i, s.scans.Load(), s.reads.Load(), versions)
+	}
 
 	// Temporary or non-numeric entries are not versions.
 	require.NoError(t, os.Mkdir(filepath.Join(base, ".9.tmp-123"), 0o755))

@@ -188,6 +188,44 @@ func TestPythonException(t *testing.T) {
 	require.Equal(t, []int32{7}, n)
 }
 
+// TestPythonErrorCarriesTraceback: a snippet that fails makes Run return
+// the Python exception, message and traceback (chained causes included),
+// and no outputs, even when it had set some: the caller sees why, not a
+// missing or misshapen output later.
+func TestPythonErrorCarriesTraceback(t *testing.T) {
+	w := worker(t)
+	for _, tc := range []struct {
+		code string
+		want []string
+	}{
+		{"outputs['y'] = np.zeros(3)\n" +
+			"def load(d):\n" +
+			"    try:\n" +
+			"        return d['kernel']\n" +
+			"    except KeyError as e:\n" +
+			"        raise RuntimeError('no kernel among %s' % sorted(d)) from e\n" +
+			"load({'bias': 1})",
+			[]string{"Traceback (most recent call last)", "KeyError: 'kernel'",
+				"The above exception was the direct cause of the following exception",
+				`File "<pyref>", line 7`, "raise RuntimeError", "RuntimeError: no kernel among ['bias']"}},
+		{"outputs['y'] = tf.reshape(tf.zeros([3]), [2, 2])",
+			[]string{"InvalidArgumentError", "Input to reshape is a tensor with 3 values", `File "<pyref>", line 1`}},
+		{"x = 1\nassert x + 1 == 3, 'arithmetic is broken'",
+			[]string{"AssertionError: arithmetic is broken", `File "<pyref>", line 2`}},
+		{"outputs['bad'] = object()",
+			[]string{"output 'bad'", "object"}},
+	} {
+		out, err := w.Run(tc.code, nil)
+		var perr *pyref.PythonError
+		require.True(t, errors.As(err, &perr), "%q: %v is not a *PythonError", tc.code, err)
+		require.Nil(t, out, "%q: outputs returned with the error", tc.code)
+		for _, s := range tc.want {
+			require.Contains(t, perr.Traceback, s, "%q", tc.code)
+			require.Contains(t, err.Error(), s, "%q", tc.code)
+		}
+	}
+}
+
 func TestPrintDoesNotBreakProtocol(t *testing.T) {
 	w := worker(t)
 	code := `
