@@ -21,7 +21,7 @@ type Activation struct {
 
 // NewActivation returns keras.layers.Activation(activation, ...).
 func NewActivation(activationName string, opts ActivationOptions) *Activation {
-	a := &Activation{Base: newBase("Activation", opts.Name), Activation: activationName}
+	a := &Activation{Base: NewBase("Activation", opts.Name), Activation: activationName}
 	a.act, a.err = activation(activationName)
 	return a
 }
@@ -29,7 +29,7 @@ func NewActivation(activationName string, opts ActivationOptions) *Activation {
 // Call applies the activation to x.
 func (a *Activation) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	if len(inputs) != 1 {
-		ctx.fail(a, "takes 1 input, got %d", len(inputs))
+		ctx.Fail(a, "takes 1 input, got %d", len(inputs))
 		return tfgo.Output{}
 	}
 	x := inputs[0]
@@ -37,28 +37,41 @@ func (a *Activation) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		return tfgo.Output{}
 	}
 	if a.err != nil {
-		ctx.fail(a, "%v", a.err)
+		ctx.Fail(a, "%v", a.err)
 		return tfgo.Output{}
 	}
 	if !isFloat(x.DataType()) {
-		ctx.fail(a, "needs floating-point inputs, got %s", x.DataType())
+		ctx.Fail(a, "needs floating-point inputs, got %s", x.DataType())
 		return tfgo.Output{}
 	}
 	if sh, err := x.Shape(); a.Activation == "softmax" && err == nil && !sh.UnknownRank && sh.Rank() == 0 {
-		ctx.fail(a, "softmax needs inputs of rank >= 1, got a scalar")
+		ctx.Fail(a, "softmax needs inputs of rank >= 1, got a scalar")
 		return tfgo.Output{}
 	}
-	a.build(ctx)
+	a.Build(ctx)
 	return a.act(ctx.Scope.SubScope(a.name), x)
 }
 
 // Config is Activation's get_config.
 func (a *Activation) Config() map[string]any {
-	c := a.baseConfig()
+	c := a.BaseConfig()
 	name := a.Activation
 	if name == "" {
 		name = "linear"
 	}
 	c["activation"] = name
 	return c
+}
+
+func init() { registerBuiltin("Activation", activationFromConfig) }
+
+// activationFromConfig is Activation.from_config.
+func activationFromConfig(c map[string]any) (Layer, error) {
+	r := &cfg{c: c}
+	name := r.name()
+	if !r.has("activation") {
+		r.fail("activation: missing")
+	}
+	act := r.activation("activation")
+	return r.done(NewActivation(act, ActivationOptions{Name: name}))
 }

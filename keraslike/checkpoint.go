@@ -31,17 +31,27 @@ func (m *Model) checkpointVars(weightsOnly bool) ([]string, []*tfgo.Variable) {
 	return keys, vars
 }
 
-// SaveWeights writes the model's weights (and, unless weightsOnly, the
-// optimizer's state) as a TensorFlow checkpoint at prefix
+// CheckpointOptions are SaveCheckpoint's options; the zero value saves
+// the weights and the optimizer's state.
+type CheckpointOptions struct {
+	// WeightsOnly leaves the optimizer's state (iteration counter and
+	// slots) out: LoadCheckpoint then restores the weights, and the
+	// optimizer starts afresh.
+	WeightsOnly bool
+}
+
+// SaveCheckpoint writes the model's weights (and, unless opts.WeightsOnly,
+// the optimizer's state) as a TensorFlow checkpoint at prefix
 // (prefix.index + prefix.data-00000-of-00001), which tf.train.load_checkpoint
 // reads; keys are the Keras weight paths. The previous checkpoint at prefix
-// stays valid until the new one is complete.
-func (m *Model) SaveWeights(prefix string, weightsOnly bool) error {
+// stays valid until the new one is complete. (Keras' save_weights format,
+// .weights.h5, is SaveWeightsH5's.)
+func (m *Model) SaveCheckpoint(prefix string, opts CheckpointOptions) error {
 	sess, err := m.session()
 	if err != nil {
 		return err
 	}
-	keys, vars := m.checkpointVars(weightsOnly)
+	keys, vars := m.checkpointVars(opts.WeightsOnly)
 	// Streamed one variable at a time: a large model is not copied whole.
 	if err := tfgo.SaveVariables(sess, prefix, keys, vars, savedmodel.WriteOptions{}); err != nil {
 		return fmt.Errorf("saving %q: %w", m.name, err)
@@ -49,11 +59,11 @@ func (m *Model) SaveWeights(prefix string, weightsOnly bool) error {
 	return nil
 }
 
-// LoadWeights restores what SaveWeights wrote at prefix: every weight (an
-// error naming any weight missing or of another shape or dtype, before
+// LoadCheckpoint restores what SaveCheckpoint wrote at prefix: every weight
+// (an error naming any weight missing or of another shape or dtype, before
 // anything changes) and the optimizer's state when the checkpoint has it.
 // Weights are streamed one at a time (tfgo.StreamingSaver).
-func (m *Model) LoadWeights(prefix string) error {
+func (m *Model) LoadCheckpoint(prefix string) error {
 	sess, err := m.session()
 	if err != nil {
 		return err
@@ -182,7 +192,7 @@ func (c *ModelCheckpoint) save(m *Model, logs Logs) error {
 		c.Saved = append(c.Saved, prefix)
 		return nil
 	}
-	if err := m.SaveWeights(prefix, c.WeightsOnly); err != nil {
+	if err := m.SaveCheckpoint(prefix, CheckpointOptions{WeightsOnly: c.WeightsOnly}); err != nil {
 		return err
 	}
 	c.Saved = append(c.Saved, prefix)

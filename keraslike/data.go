@@ -3,10 +3,6 @@ package keraslike
 import (
 	"fmt"
 	"math/rand"
-	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 )
 
 // ArrayDataset batches in-memory examples (the Go counterpart of fit(x, y,
@@ -109,43 +105,4 @@ func NextTokenDataset(tokens []int32, seqLen, batchSize int, seed int64) (*Array
 		d.Y = append(d.Y, w[1:])
 	}
 	return d, nil
-}
-
-// GoSourceCorpus reads the .go files of Go's own source tree (GOROOT/src,
-// present wherever Go is installed) in a stable order until maxBytes: a
-// text corpus every machine with this project has.
-func GoSourceCorpus(goroot string, maxBytes int) ([]byte, error) {
-	root := filepath.Join(goroot, "src")
-	var files []string
-	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && (d.Name() == "testdata" || d.Name() == "vendor") {
-			return filepath.SkipDir
-		}
-		if !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
-			files = append(files, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading the Go source corpus under %s: %w", root, err)
-	}
-	sort.Strings(files)
-	var corpus []byte
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", f, err)
-		}
-		corpus = append(corpus, b...)
-		if len(corpus) >= maxBytes {
-			return corpus[:maxBytes], nil
-		}
-	}
-	if len(corpus) == 0 {
-		return nil, fmt.Errorf("no .go files under %s", root)
-	}
-	return corpus, nil
 }

@@ -29,7 +29,7 @@ type Dense struct {
 
 // NewDense returns keras.layers.Dense(units, ...).
 func NewDense(units int, opts DenseOptions) *Dense {
-	d := &Dense{Base: newBase("Dense", opts.Name), Units: units, opts: opts}
+	d := &Dense{Base: NewBase("Dense", opts.Name), Units: units, opts: opts}
 	d.act, d.err = activation(opts.Activation)
 	return d
 }
@@ -37,7 +37,7 @@ func NewDense(units int, opts DenseOptions) *Dense {
 // Call computes the layer on x.
 func (d *Dense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	if len(inputs) != 1 {
-		ctx.fail(d, "takes 1 input, got %d", len(inputs))
+		ctx.Fail(d, "takes 1 input, got %d", len(inputs))
 		return tfgo.Output{}
 	}
 	x := inputs[0]
@@ -45,19 +45,19 @@ func (d *Dense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		return tfgo.Output{}
 	}
 	if d.err != nil {
-		ctx.fail(d, "%v", d.err)
+		ctx.Fail(d, "%v", d.err)
 		return tfgo.Output{}
 	}
 	shape := staticShape(x)
 	if len(shape) < 2 || shape[len(shape)-1] < 0 {
-		ctx.fail(d, "needs inputs of rank >= 2 with a known last dimension, got shape %v", tfgo.Shape{Dims: shape, UnknownRank: shape == nil})
+		ctx.Fail(d, "needs inputs of rank >= 2 with a known last dimension, got shape %v", tfgo.Shape{Dims: shape, UnknownRank: shape == nil})
 		return tfgo.Output{}
 	}
 	if !isFloat(x.DataType()) {
-		ctx.fail(d, "needs floating-point inputs, got %s", x.DataType())
+		ctx.Fail(d, "needs floating-point inputs, got %s", x.DataType())
 		return tfgo.Output{}
 	}
-	if d.build(ctx) {
+	if d.Build(ctx) {
 		kinit, binit := d.opts.KernelInitializer, d.opts.BiasInitializer
 		if kinit == nil {
 			kinit = tfgo.GlorotUniform(seedFor(d.name))
@@ -65,13 +65,13 @@ func (d *Dense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		if binit == nil {
 			binit = tfgo.Zeros()
 		}
-		d.kernel = d.addWeight("kernel", tfgo.Float, []int64{shape[len(shape)-1], int64(d.Units)}, kinit, true)
+		d.kernel = d.AddWeight("kernel", tfgo.Float, []int64{shape[len(shape)-1], int64(d.Units)}, kinit, true)
 		if !d.opts.NoBias {
-			d.bias = d.addWeight("bias", tfgo.Float, []int64{int64(d.Units)}, binit, true)
+			d.bias = d.AddWeight("bias", tfgo.Float, []int64{int64(d.Units)}, binit, true)
 		}
 	}
 	if in := d.kernel.Shape()[0]; in != shape[len(shape)-1] {
-		ctx.fail(d, "was built for inputs with last dimension %d, got %d", in, shape[len(shape)-1])
+		ctx.Fail(d, "was built for inputs with last dimension %d, got %d", in, shape[len(shape)-1])
 		return tfgo.Output{}
 	}
 	s := ctx.Scope.SubScope(d.name)
@@ -94,7 +94,7 @@ func (d *Dense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 
 // Config is Dense's get_config.
 func (d *Dense) Config() map[string]any {
-	c := d.baseConfig()
+	c := d.BaseConfig()
 	act := d.opts.Activation
 	if act == "" {
 		act = "linear"
@@ -103,4 +103,18 @@ func (d *Dense) Config() map[string]any {
 	c["activation"] = act
 	c["use_bias"] = !d.opts.NoBias
 	return c
+}
+
+func init() { registerBuiltin("Dense", denseFromConfig) }
+
+// denseFromConfig is Dense.from_config.
+func denseFromConfig(c map[string]any) (Layer, error) {
+	r := &cfg{c: c}
+	name := r.name()
+	units := r.required("units", 1, maxDim)
+	act := r.activation("activation")
+	useBias := r.bool("use_bias", true)
+	r.want("lora_rank", 0)
+	r.want("quantization_config")
+	return r.done(NewDense(units, DenseOptions{Name: name, Activation: act, NoBias: !useBias}))
 }

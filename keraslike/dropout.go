@@ -49,7 +49,7 @@ type Dropout struct {
 
 // NewDropout returns keras.layers.Dropout(rate, ...).
 func NewDropout(rate float64, opts DropoutOptions) *Dropout {
-	return &Dropout{Base: newBase("Dropout", opts.Name), Rate: rate, opts: opts}
+	return &Dropout{Base: NewBase("Dropout", opts.Name), Rate: rate, opts: opts}
 }
 
 // SeedState is the seed generator's state variable (nil before the first
@@ -67,7 +67,7 @@ func (d *Dropout) seed() int64 {
 // Call applies dropout to x in training, and is the identity otherwise.
 func (d *Dropout) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	if len(inputs) != 1 {
-		ctx.fail(d, "takes 1 input, got %d", len(inputs))
+		ctx.Fail(d, "takes 1 input, got %d", len(inputs))
 		return tfgo.Output{}
 	}
 	x := inputs[0]
@@ -75,14 +75,14 @@ func (d *Dropout) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		return tfgo.Output{}
 	}
 	if !(d.Rate >= 0 && d.Rate <= 1) {
-		ctx.fail(d, "rate must be in [0, 1], got %g", d.Rate)
+		ctx.Fail(d, "rate must be in [0, 1], got %g", d.Rate)
 		return tfgo.Output{}
 	}
 	if !isFloat(x.DataType()) {
-		ctx.fail(d, "needs floating-point inputs, got %s", x.DataType())
+		ctx.Fail(d, "needs floating-point inputs, got %s", x.DataType())
 		return tfgo.Output{}
 	}
-	if d.build(ctx) && d.Rate > 0 {
+	if d.Build(ctx) && d.Rate > 0 {
 		// Keras creates its SeedGenerator whenever rate > 0.
 		d.state = tfgo.NewVariable(d.wscope, "seed_generator_state", tfgo.Int64, []int64{2},
 			tfgo.InitialValue([]int64{d.seed(), 0}), tfgo.Trainable(false))
@@ -120,7 +120,7 @@ func (d *Dropout) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 
 // Config is Dropout's get_config.
 func (d *Dropout) Config() map[string]any {
-	c := d.baseConfig()
+	c := d.BaseConfig()
 	c["rate"] = d.Rate
 	if d.opts.Seed != nil {
 		c["seed"] = *d.opts.Seed
@@ -139,4 +139,19 @@ func scalarAs(s *tfgo.Scope, v float64, dt tfgo.DataType) tfgo.Output {
 		return c
 	}
 	return tfgo.Cast(s, c, dt)
+}
+
+func init() { registerBuiltin("Dropout", dropoutFromConfig) }
+
+// dropoutFromConfig is Dropout.from_config.
+func dropoutFromConfig(c map[string]any) (Layer, error) {
+	r := &cfg{c: c}
+	name := r.name()
+	rate := r.float("rate", 0, 0, 1)
+	if !r.has("rate") {
+		r.fail("rate: missing")
+	}
+	r.want("noise_shape")
+	seed := r.optSeed("seed")
+	return r.done(NewDropout(rate, DropoutOptions{Name: name, Seed: seed}))
 }

@@ -40,7 +40,7 @@ type Embedding struct {
 
 // NewEmbedding returns keras.layers.Embedding(input_dim, output_dim, ...).
 func NewEmbedding(inputDim, outputDim int, opts EmbeddingOptions) *Embedding {
-	return &Embedding{Base: newBase("Embedding", opts.Name), InputDim: inputDim, OutputDim: outputDim, opts: opts}
+	return &Embedding{Base: NewBase("Embedding", opts.Name), InputDim: inputDim, OutputDim: outputDim, opts: opts}
 }
 
 // Embeddings is the weight "<name>/embeddings" (nil before the first call).
@@ -49,7 +49,7 @@ func (e *Embedding) Embeddings() *Weight { return e.embeddings }
 // Call looks up the embeddings of the ids in inputs[0].
 func (e *Embedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	if len(inputs) != 1 {
-		ctx.fail(e, "takes 1 input, got %d", len(inputs))
+		ctx.Fail(e, "takes 1 input, got %d", len(inputs))
 		return tfgo.Output{}
 	}
 	ids := inputs[0]
@@ -57,19 +57,19 @@ func (e *Embedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		return tfgo.Output{}
 	}
 	if e.InputDim <= 0 || e.OutputDim <= 0 {
-		ctx.fail(e, "input_dim and output_dim must be positive, got %d and %d", e.InputDim, e.OutputDim)
+		ctx.Fail(e, "input_dim and output_dim must be positive, got %d and %d", e.InputDim, e.OutputDim)
 		return tfgo.Output{}
 	}
 	if dt := ids.DataType(); dt != tfgo.Int32 && dt != tfgo.Int64 {
-		ctx.fail(e, "needs int32 or int64 ids, got %s", dt)
+		ctx.Fail(e, "needs int32 or int64 ids, got %s", dt)
 		return tfgo.Output{}
 	}
-	if e.build(ctx) {
+	if e.Build(ctx) {
 		init := e.opts.EmbeddingsInitializer
 		if init == nil {
 			init = uniformInitializer(-0.05, 0.05, seedFor(e.name))
 		}
-		e.embeddings = e.addWeight("embeddings", tfgo.Float, []int64{int64(e.InputDim), int64(e.OutputDim)}, init, true)
+		e.embeddings = e.AddWeight("embeddings", tfgo.Float, []int64{int64(e.InputDim), int64(e.OutputDim)}, init, true)
 	}
 	s := ctx.Scope.SubScope(e.name)
 	// keras ops.take: tf.where(ids < 0, ids + input_dim, ids).
@@ -88,7 +88,7 @@ func (e *Embedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 
 // Config is Embedding's get_config.
 func (e *Embedding) Config() map[string]any {
-	c := e.baseConfig()
+	c := e.BaseConfig()
 	c["input_dim"] = e.InputDim
 	c["output_dim"] = e.OutputDim
 	c["mask_zero"] = false
@@ -120,4 +120,19 @@ func uniformInitializer(minval, maxval float64, seed int64) tfgo.Initializer {
 		hi := scalarAs(rs, float64(float32(maxval)), dtype)
 		return tfgo.AddV2(rs, tfgo.Mul(rs, draw, tfgo.Sub(rs, hi, lo)), lo)
 	})
+}
+
+func init() { registerBuiltin("Embedding", embeddingFromConfig) }
+
+// embeddingFromConfig is Embedding.from_config.
+func embeddingFromConfig(c map[string]any) (Layer, error) {
+	r := &cfg{c: c}
+	name := r.name()
+	in := r.required("input_dim", 1, math.MaxInt32)
+	out := r.required("output_dim", 1, maxDim)
+	r.want("mask_zero", false)
+	r.want("lora_rank", 0)
+	r.want("quantization_config")
+	r.want("input_length")
+	return r.done(NewEmbedding(in, out, EmbeddingOptions{Name: name}))
 }

@@ -2,7 +2,6 @@ package keraslike
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -10,7 +9,7 @@ import (
 	"github.com/gotf/gotf/tfgo"
 )
 
-// Keras' HDF5 weight layouts.
+// Keras 3's HDF5 weight layout.
 //
 // Keras 3 (.weights.h5, and model.weights.h5 inside .keras) writes what
 // keras.src.saving.saving_lib's _save_state walk finds: every saveable
@@ -21,24 +20,12 @@ import (
 // "layers/<snake_case(class name)>", suffixed _1, _2 ... for later layers of
 // the same class (the layer's name plays no part). A functional model's
 // layers include its InputLayer; a Sequential's do not. A layer's
-// sublayers are found by attribute name: MultiHeadAttention's projections
-// at query_dense, key_dense, value_dense and output_dense (their vars
-// named "query", ...), and its _dropout_layer and _softmax (no variables).
+// sublayers are found by attribute name: what its KerasSublayers says
+// (MultiHeadAttention's projections at query_dense, key_dense, value_dense
+// and output_dense, their vars named "query", ..., and its _dropout_layer
+// and _softmax, without variables).
 //
-// Legacy Keras (.h5; keras.src.legacy.saving.legacy_h5_format) has, under
-// model_weights for a full model or at the root for a weights file, the
-// attribute layer_names and one group per layer, named as the layer, with
-// the attribute weight_names (the variables' paths, "dense/kernel") and a
-// dataset at each of those paths; weights are matched to layers in order.
-
-// KerasSublayers is implemented by composite layers (registered custom
-// layers) whose Python twin tracks sublayers as attributes: the attribute
-// names and the sublayers. Their weights are saved under
-// "layers/<layer>/<attribute>/..." as Keras' saving walk does, and the
-// layer's own weights that belong to no sublayer go to its vars.
-type KerasSublayers interface {
-	KerasSublayers() map[string]Layer
-}
+// The legacy layout is in h5weights_legacy.go.
 
 // kerasNode is a Keras saveable: its own variables and its children.
 type kerasNode struct {
@@ -53,68 +40,34 @@ type kerasChild struct {
 	node *kerasNode
 }
 
-var snake1, snake2 = regexp.MustCompile(`(.)([A-Z][a-z]+)`), regexp.MustCompile(`([a-z])([A-Z])`)
-var nonWord = regexp.MustCompile(`\W+`)
-
-// snakeCase is keras.src.utils.naming.to_snake_case.
-func snakeCase(s string) string {
-	s = nonWord.ReplaceAllString(s, "")
-	s = snake1.ReplaceAllString(s, "${1}_${2}")
-	return strings.ToLower(snake2.ReplaceAllString(s, "${1}_${2}"))
-}
-
 // layerNode is the saveable tree of a layer; top is the model's layer
-// the node belongs to.
+// the node belongs to. A layer that implements KerasSublayers has its
+// sublayers as children, under their attribute names, and keeps as its
+// own variables the weights no sublayer has; any other layer's weights
+// are its variables.
 func layerNode(l Layer, top Layer) *kerasNode {
 	n := &kerasNode{name: l.Name(), layer: top}
-	leaf := func(name string, ws ...*Weight) *kerasNode {
-		k := &kerasNode{name: name, layer: top}
-		for _, w := range ws {
-			if w != nil {
-				k.vars = append(k.vars, w)
-			}
-		}
-		return k
-	}
-	switch l := l.(type) {
-	case *MultiHeadAttention:
-		if !l.built {
-			return n
-		}
-		n.children = []kerasChild{
-			{"key_dense", leaf("key", l.key.kernel, l.key.bias)},
-			{"output_dense", leaf("attention_output", l.output.kernel, l.output.bias)},
-			{"query_dense", leaf("query", l.query.kernel, l.query.bias)},
-			{"value_dense", leaf("value", l.value.kernel, l.value.bias)},
-			{"_dropout_layer", leaf("dropout")},
-			{"_softmax", leaf("softmax")},
-		}
-		return n
-	case *TransformerBlock:
-		for _, sub := range l.Sublayers() {
-			n.children = append(n.children, kerasChild{sub.Name(), layerNode(sub, top)})
-		}
-		sortChildren(n.children)
-		return n
-	case KerasSublayers:
-		subs := l.KerasSublayers()
-		all := l.(Layer).Weights()
-		owned := map[*Weight]bool{}
-		for attr, sub := range subs {
-			n.children = append(n.children, kerasChild{attr, layerNode(sub, top)})
-			for _, w := range sub.Weights() {
-				owned[w] = true
-			}
-		}
-		sortChildren(n.children)
-		for _, w := range all {
-			if !owned[w] {
-				n.vars = append(n.vars, w)
-			}
-		}
+	ks, ok := l.(KerasSublayers)
+	if !ok {
+		n.vars = append(n.vars, l.Weights()...)
 		return n
 	}
-	n.vars = append(n.vars, l.Weights()...)
+	owned := map[*Weight]bool{}
+	for attr, sub := range ks.KerasSublayers() {
+		if sub == nil {
+			continue
+		}
+		n.children = append(n.children, kerasChild{attr, layerNode(sub, top)})
+		for _, w := range sub.Weights() {
+			owned[w] = true
+		}
+	}
+	sortChildren(n.children)
+	for _, w := range l.Weights() {
+		if !owned[w] {
+			n.vars = append(n.vars, w)
+		}
+	}
 	return n
 }
 
@@ -132,7 +85,7 @@ func sortChildren(cs []kerasChild) {
 
 // isSequential reports whether m came from NewSequential (whose weight
 // paths carry the model's name).
-func (m *Model) isSequential() bool { return graphOf(m) == nil && m.path != "" }
+func (m *Model) isSequential() bool { return m.graph == nil && m.path != "" }
 
 // inputLayerName is the name of the model's InputLayer in Keras files.
 func (m *Model) inputLayerName() string {
@@ -147,7 +100,7 @@ func (m *Model) kerasTree() *kerasNode {
 	root := &kerasNode{name: m.name}
 	used := map[string]int{}
 	add := func(class string, n *kerasNode) {
-		name := snakeCase(class)
+		name := toSnakeCase(class)
 		if c, ok := used[name]; ok {
 			used[name] = c + 1
 			name = fmt.Sprintf("%s_%d", name, c+1)
@@ -386,215 +339,3 @@ func readWeight(g *h5.Group, name string, w *Weight, layer Layer) (*tfgo.Tensor,
 // kerasFormatVersion is the Keras version whose file layouts this package
 // writes (the keras_version attributes and metadata).
 const kerasFormatVersion = "3.15.1"
-
-// legacyLayers is the model's layers as legacy Keras lists them
-// (model.layers: a functional model's InputLayer included).
-func (m *Model) legacyLayerNames() []string {
-	var names []string
-	if !m.isSequential() {
-		names = append(names, m.inputLayerName())
-	}
-	for _, l := range m.layers {
-		names = append(names, l.Name())
-	}
-	return names
-}
-
-// SaveWeightsLegacyH5 writes the model's weights in legacy Keras' HDF5
-// layout (Keras 2's model.save_weights("x.h5"), the model_weights part of
-// model.save("x.h5")) at the file's root; Keras 3's model.load_weights
-// ("x.h5") reads it into the model's twin.
-func (m *Model) SaveWeightsLegacyH5(path string) error {
-	if err := m.saveLegacy(path); err != nil {
-		return fmt.Errorf("saving the weights of %q: %w", m.name, err)
-	}
-	return nil
-}
-
-func (m *Model) saveLegacy(path string) error {
-	if _, err := m.session(); err != nil {
-		return err
-	}
-	vals, release, err := m.weightValues()
-	if err != nil {
-		return err
-	}
-	defer release()
-	f, err := h5.Create(path)
-	if err != nil {
-		return err
-	}
-	fail := func(err error) error { f.Abort(); return err }
-	root := f.Root()
-	if err := root.SetStringsAttr("layer_names", m.legacyLayerNames()); err != nil {
-		return fail(err)
-	}
-	if err := root.SetStringAttr("backend", "tensorflow"); err != nil {
-		return fail(err)
-	}
-	if err := root.SetStringAttr("keras_version", kerasFormatVersion); err != nil {
-		return fail(err)
-	}
-	groups := map[string][]*Weight{}
-	for _, n := range m.legacyLayerNames() {
-		groups[n] = nil
-	}
-	for _, l := range m.layers {
-		groups[l.Name()] = l.Weights()
-	}
-	groups["top_level_model_weights"] = nil
-	names := make([]string, 0, len(groups))
-	for n := range groups {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		g, err := root.CreateGroup(n)
-		if err != nil {
-			return fail(err)
-		}
-		ws := groups[n]
-		paths := make([]string, len(ws))
-		for i, w := range ws {
-			paths[i] = w.Path
-		}
-		err = g.SetStringsAttr("weight_names", paths)
-		for _, w := range ws {
-			if err != nil {
-				break
-			}
-			t := vals[w]
-			var dt h5.DType
-			if dt, err = h5DType(t.DataType()); err == nil {
-				err = g.Write(w.Path, dt, t.Shape(), t.Data())
-			}
-		}
-		g.Close()
-		if err != nil {
-			return fail(err)
-		}
-	}
-	return f.Close()
-}
-
-// LoadWeightsLegacyH5 reads legacy Keras HDF5 weights into the model: a
-// full model saved with model.save("x.h5") (its model_weights group) or a
-// weights file in that layout (SaveWeightsLegacyH5, Keras 2's
-// save_weights). As Keras does, the file's layers that have weights are
-// matched in order to the model's layers that have weights, and each
-// layer's weights in order; counts, dtypes and shapes are checked before
-// any weight changes, and errors name the layer and the weight.
-func (m *Model) LoadWeightsLegacyH5(path string) error {
-	if err := m.loadLegacy(path); err != nil {
-		return fmt.Errorf("loading weights into %q: %w", m.name, err)
-	}
-	return nil
-}
-
-func (m *Model) loadLegacy(path string) error {
-	sess, err := m.session()
-	if err != nil {
-		return err
-	}
-	f, err := h5.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	ws, vals, err := m.readLegacyWeights(f)
-	defer closeTensors(vals)
-	if err != nil {
-		return err
-	}
-	return m.assign(sess, ws, vals)
-}
-
-// legacyStrings reads a possibly chunked list attribute (name, or name0,
-// name1 ... when Keras split it).
-func legacyStrings(g *h5.Group, name string) ([]string, error) {
-	if g.HasAttr(name) {
-		return g.StringsAttr(name)
-	}
-	var out []string
-	for i := 0; g.HasAttr(fmt.Sprint(name, i)); i++ {
-		ss, err := g.StringsAttr(fmt.Sprint(name, i))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ss...)
-	}
-	return out, nil
-}
-
-func (m *Model) readLegacyWeights(f *h5.File) ([]*Weight, []*tfgo.Tensor, error) {
-	top := f.Root()
-	if !top.HasAttr("layer_names") && !top.HasAttr("layer_names0") {
-		if !top.Has("model_weights") {
-			return nil, nil, fmt.Errorf("%s is not a legacy Keras HDF5 weights file (no layer_names attribute, no model_weights group)", f.Path())
-		}
-		g, err := top.Group("model_weights")
-		if err != nil {
-			return nil, nil, err
-		}
-		defer g.Close()
-		top = g
-	}
-	names, err := legacyStrings(top, "layer_names")
-	if err != nil {
-		return nil, nil, err
-	}
-	type fileLayer struct {
-		name    string
-		weights []string
-	}
-	var fileLayers []fileLayer
-	for _, n := range names {
-		if n == "" || strings.Contains(n, "/") {
-			return nil, nil, fmt.Errorf("%s: invalid layer name %q in layer_names", f.Path(), n)
-		}
-		g, err := top.Group(n)
-		if err != nil {
-			return nil, nil, err
-		}
-		wn, err := legacyStrings(g, "weight_names")
-		g.Close()
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(wn) > 0 {
-			fileLayers = append(fileLayers, fileLayer{n, wn})
-		}
-	}
-	var layers []Layer
-	for _, l := range m.layers {
-		if len(l.Weights()) > 0 {
-			layers = append(layers, l)
-		}
-	}
-	if len(layers) != len(fileLayers) {
-		return nil, nil, fmt.Errorf("%s has weights for %d layers, the model has %d layers with weights", f.Path(), len(fileLayers), len(layers))
-	}
-	var ws []*Weight
-	var vals []*tfgo.Tensor
-	for i, l := range layers {
-		fl := fileLayers[i]
-		lw := l.Weights()
-		if len(lw) != len(fl.weights) {
-			return ws, vals, fmt.Errorf("layer %q (%s) has %d weights, %s has %d for its layer %q (%s)", l.Name(), l.ClassName(), len(lw), f.Path(), len(fl.weights), fl.name, strings.Join(fl.weights, ", "))
-		}
-		g, err := top.Group(fl.name)
-		if err != nil {
-			return ws, vals, err
-		}
-		for j, w := range lw {
-			t, err := readWeight(g, fl.weights[j], w, l)
-			if err != nil {
-				g.Close()
-				return ws, vals, err
-			}
-			ws, vals = append(ws, w), append(vals, t)
-		}
-		g.Close()
-	}
-	return ws, vals, nil
-}

@@ -407,7 +407,7 @@ m.save(os.path.join(d, "wide.h5"))
 	// With a Go implementation registered for this load, it loads.
 	double := func(c map[string]any) (Layer, error) {
 		name, _ := c["name"].(string)
-		return &goLambda{Base: newBase("Lambda", name), f: func(s *tfgo.Scope, x tfgo.Output) tfgo.Output {
+		return &goLambda{Base: NewBase("Lambda", name), f: func(s *tfgo.Scope, x tfgo.Output) tfgo.Output {
 			return tfgo.Mul(s, x, tfgo.Const(s, float32(2)))
 		}}, nil
 	}
@@ -482,11 +482,11 @@ type goLambda struct {
 }
 
 func (l *goLambda) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
-	l.build(ctx)
+	l.Build(ctx)
 	return l.f(ctx.Scope.SubScope(l.name), inputs[0])
 }
 
-func (l *goLambda) Config() map[string]any { return l.baseConfig() }
+func (l *goLambda) Config() map[string]any { return l.BaseConfig() }
 
 // Keras' snake_case of class names, which names .weights.h5 groups.
 func TestSnakeCase(t *testing.T) {
@@ -495,6 +495,6 @@ func TestSnakeCase(t *testing.T) {
 		"GlobalAveragePooling1D": "global_average_pooling1d", "LayerNormalization": "layer_normalization",
 		"TransformerBlock": "transformer_block", "EinsumDense": "einsum_dense", "HTTPLayer": "http_layer",
 	} {
-		assert.Equal(t, want, snakeCase(in), in)
+		assert.Equal(t, want, toSnakeCase(in), in)
 	}
 }

@@ -33,15 +33,11 @@ func NewContext(s *tfgo.Scope, training bool) *Context {
 	return &Context{Scope: s, Weights: s, Training: training, DType: tfgo.Float}
 }
 
-// in returns a copy of the context whose ops go under a sub-scope.
-func (c *Context) in(name string) *Context {
-	cc := *c
-	cc.Scope = c.Scope.SubScope(name)
-	return &cc
-}
-
-// fail records an error on the context's scope, naming the layer.
-func (c *Context) fail(layer Layer, format string, args ...any) {
+// Fail records an error on the context's scope, naming the layer and its
+// class: how a layer's Call reports a wrong input (rank, dtype, count) or
+// configuration. The error sticks to the scope (Model.Build returns it);
+// the layer then returns the zero Output.
+func (c *Context) Fail(layer Layer, format string, args ...any) {
 	c.Scope.UpdateErr(layer.Name(), fmt.Errorf("layer %q (%s): %s", layer.Name(), layer.ClassName(), fmt.Sprintf(format, args...)))
 }
 
@@ -62,6 +58,40 @@ type Layer interface {
 	Config() map[string]any
 }
 
+// KerasSublayers is implemented by composite layers, built-in
+// (MultiHeadAttention, TransformerBlock) or not, whose Keras twin keeps
+// sublayers as attributes: it maps the attribute names to the sublayers
+// (nil before the layer has made them). Keras' saving walk, which .weights.h5 files and the weights of
+// .keras files follow, saves a sublayer at "<layer>/<attribute>/vars";
+// the layer's own weights that belong to no sublayer go to "<layer>/vars"
+// in the order of its Weights (the order of the twin's own variables).
+type KerasSublayers interface {
+	KerasSublayers() map[string]Layer
+}
+
+// KerasCallLayer is implemented by layers whose Keras call takes keyword
+// arguments beyond training, or positional arguments Call does not
+// (MultiHeadAttention's key and attention_mask, a registered custom layer's
+// own): a functional model (Apply, ApplyKw, or a functional config read
+// from a file) calls CallKeras with the tensors of the positional
+// arguments, flattened, and the keyword arguments, tensors as tfgo.Output
+// (training left out: the model's pass decides it). A keyword argument the
+// layer does not take is an error (Context.Fail).
+type KerasCallLayer interface {
+	Layer
+	CallKeras(ctx *Context, args []tfgo.Output, kwargs map[string]any) tfgo.Output
+}
+
+// checkKwargs fails on the first keyword argument left in kw (one a
+// layer's CallKeras does not take), naming it.
+func checkKwargs(ctx *Context, l Layer, kw map[string]any) bool {
+	for k, v := range kw {
+		ctx.Fail(l, "keyword argument %s=%v is not supported", k, v)
+		return false
+	}
+	return true
+}
+
 // Weight is a layer variable with its Keras path.
 type Weight struct {
 	*tfgo.Variable
@@ -70,17 +100,25 @@ type Weight struct {
 }
 
 // Base holds what every layer has: a name, the Keras class, whether it is
-// built and its weights. Layers embed it.
+// built, its weights and its tracked sublayers. Layers embed it, built-in
+// and user-defined alike (a layer written in another package embeds it
+// too); it gives them Name, ClassName, Weights and Built, and the helpers
+// of Keras' Layer: Build, AddWeight, SublayerContext, Track and BaseConfig.
 type Base struct {
-	name    string
-	class   string
-	built   bool
-	weights []*Weight
-	wscope  *tfgo.Scope
-	path    string
+	name      string
+	class     string
+	built     bool
+	weights   []*Weight
+	sublayers []Layer
+	wscope    *tfgo.Scope
+	path      string
 }
 
-func newBase(class, name string) Base {
+// NewBase returns the Base of a layer of Keras class class ("Dense",
+// "MyLayer"): named name, or, when name is "", Keras' default name for the
+// class (its snake_case, suffixed _1, _2 ... for later layers of the same
+// class: "my_layer", "my_layer_1"), as keras.layers.Layer(name=None) does.
+func NewBase(class, name string) Base {
 	if name == "" {
 		name = autoName(class)
 	}
@@ -93,15 +131,32 @@ func (b *Base) Name() string { return b.name }
 // ClassName is the Keras class name.
 func (b *Base) ClassName() string { return b.class }
 
-// Weights lists the layer's weights in creation (Keras) order.
-func (b *Base) Weights() []*Weight { return b.weights }
+// Weights lists the layer's weights in Keras order: its own, in creation
+// order, then those of its tracked sublayers (Track), in tracking order.
+func (b *Base) Weights() []*Weight {
+	if len(b.sublayers) == 0 {
+		return b.weights
+	}
+	ws := append([]*Weight(nil), b.weights...)
+	for _, sub := range b.sublayers {
+		ws = append(ws, sub.Weights()...)
+	}
+	return ws
+}
 
 // Built reports whether the layer has created its weights.
 func (b *Base) Built() bool { return b.built }
 
-// build marks the layer built and fixes where its weights live; it returns
-// false when it already was.
-func (b *Base) build(ctx *Context) bool {
+// Build is the first step of a layer's Call, Keras' build(input_shape):
+// the first time, it marks the layer built, fixes where its weights live
+// (under ctx.Weights and ctx.Path, named after the layer) and returns true,
+// and the layer then creates its weights with AddWeight (and its
+// sublayers); later calls return false and the layer reuses them.
+//
+//	if l.Build(ctx) {
+//		l.kernel = l.AddWeight("kernel", tfgo.Float, []int64{in, units}, tfgo.GlorotUniform(seed), true)
+//	}
+func (b *Base) Build(ctx *Context) bool {
 	if b.built {
 		return false
 	}
@@ -114,31 +169,47 @@ func (b *Base) build(ctx *Context) bool {
 	return true
 }
 
-// addWeight creates a weight named name ("kernel") under the layer's path.
-func (b *Base) addWeight(name string, dtype tfgo.DataType, shape []int64, init tfgo.Initializer, trainable bool) *Weight {
+// AddWeight is Keras' add_weight: it creates a variable named name
+// ("kernel") of dtype and shape, initialized by init, under the layer's
+// path ("dense/kernel", "model/dense/kernel"), and appends it to the
+// layer's Weights. Call it after Build returned true; trainable false
+// keeps the optimizer off it.
+func (b *Base) AddWeight(name string, dtype tfgo.DataType, shape []int64, init tfgo.Initializer, trainable bool) *Weight {
 	v := tfgo.NewVariable(b.wscope, name, dtype, shape, init, tfgo.Trainable(trainable))
 	w := &Weight{Variable: v, Path: b.path + "/" + name}
 	b.weights = append(b.weights, w)
 	return w
 }
 
-// sublayerContext is the context in which a layer calls its sublayers:
-// their weights live under this layer's path ("multi_head_attention/query").
-func (b *Base) sublayerContext(ctx *Context) *Context {
+// SublayerContext is the context in which a built layer calls its
+// sublayers: their weights live under this layer's path
+// ("multi_head_attention/query/kernel"), as in Keras, where a layer's
+// sublayers are built inside it. Ops still go to ctx.Scope.
+func (b *Base) SublayerContext(ctx *Context) *Context {
 	cc := *ctx
 	cc.Weights = b.wscope
 	cc.Path = b.path
 	return &cc
 }
 
-// adopt appends a built sublayer's weights (whose paths are already under
-// this layer's) to this layer's.
-func (b *Base) adopt(sub Layer) {
-	b.weights = append(b.weights, sub.Weights()...)
+// Track makes sub a sublayer of the layer, as assigning a layer to an
+// attribute does in Keras: the layer's Weights list sub's weights after its
+// own. sub is called in SublayerContext, so that its weights' paths are
+// under this layer's. Tracking a layer again has no effect. (Which
+// attribute a sublayer is saved under in .weights.h5 files is what the
+// layer's KerasSublayers says.)
+func (b *Base) Track(sub Layer) {
+	for _, s := range b.sublayers {
+		if s == sub {
+			return
+		}
+	}
+	b.sublayers = append(b.sublayers, sub)
 }
 
-// baseConfig is the part of get_config every layer has.
-func (b *Base) baseConfig() map[string]any {
+// BaseConfig is the part of get_config every layer has (name, trainable,
+// dtype); a layer's Config adds its own keys to it.
+func (b *Base) BaseConfig() map[string]any {
 	return map[string]any{"name": b.name, "trainable": true, "dtype": "float32"}
 }
 
@@ -147,12 +218,11 @@ var names = struct {
 	count map[string]int
 }{count: map[string]int{}}
 
-var camel = regexp.MustCompile(`([a-z0-9])([A-Z])`)
-
-// autoName gives a layer Keras' default name: the snake_case class name,
-// suffixed _1, _2 ... for later layers of the same class ("dense", "dense_1").
+// autoName gives a layer (or optimizer) Keras' default name,
+// keras.src.utils.naming.auto_name: the snake_case class name, suffixed
+// _1, _2 ... for later objects of the same class ("dense", "dense_1").
 func autoName(class string) string {
-	base := strings.ToLower(camel.ReplaceAllString(class, "${1}_${2}"))
+	base := toSnakeCase(class)
 	names.Lock()
 	defer names.Unlock()
 	n := names.count[base]
@@ -161,6 +231,22 @@ func autoName(class string) string {
 		return base
 	}
 	return fmt.Sprintf("%s_%d", base, n)
+}
+
+var (
+	snakeNonWord = regexp.MustCompile(`\W+`)
+	snakeWord    = regexp.MustCompile(`(.)([A-Z][a-z]+)`)
+	snakeLower   = regexp.MustCompile(`([a-z])([A-Z])`)
+)
+
+// toSnakeCase is keras.src.utils.naming.to_snake_case ("MultiHeadAttention"
+// is "multi_head_attention", "GlobalAveragePooling1D"
+// "global_average_pooling1d"): default names and the groups of
+// .weights.h5 files are made with it.
+func toSnakeCase(s string) string {
+	s = snakeNonWord.ReplaceAllString(s, "")
+	s = snakeWord.ReplaceAllString(s, "${1}_${2}")
+	return strings.ToLower(snakeLower.ReplaceAllString(s, "${1}_${2}"))
 }
 
 // ResetNames restarts default layer names ("dense" again), as

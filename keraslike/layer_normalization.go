@@ -40,7 +40,7 @@ type LayerNormalization struct {
 
 // NewLayerNormalization returns keras.layers.LayerNormalization(...).
 func NewLayerNormalization(opts LayerNormalizationOptions) *LayerNormalization {
-	l := &LayerNormalization{Base: newBase("LayerNormalization", opts.Name), opts: opts, axis: opts.Axis, epsilon: opts.Epsilon}
+	l := &LayerNormalization{Base: NewBase("LayerNormalization", opts.Name), opts: opts, axis: opts.Axis, epsilon: opts.Epsilon}
 	if l.axis == 0 {
 		l.axis = -1
 	}
@@ -53,7 +53,7 @@ func NewLayerNormalization(opts LayerNormalizationOptions) *LayerNormalization {
 // Call normalizes x.
 func (l *LayerNormalization) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	if len(inputs) != 1 {
-		ctx.fail(l, "takes 1 input, got %d", len(inputs))
+		ctx.Fail(l, "takes 1 input, got %d", len(inputs))
 		return tfgo.Output{}
 	}
 	x := inputs[0]
@@ -61,7 +61,7 @@ func (l *LayerNormalization) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Outp
 		return tfgo.Output{}
 	}
 	if !isFloat(x.DataType()) {
-		ctx.fail(l, "needs floating-point inputs, got %s", x.DataType())
+		ctx.Fail(l, "needs floating-point inputs, got %s", x.DataType())
 		return tfgo.Output{}
 	}
 	shape := staticShape(x)
@@ -70,10 +70,10 @@ func (l *LayerNormalization) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Outp
 		axis += len(shape)
 	}
 	if shape == nil || axis < 0 || axis >= len(shape) || shape[axis] < 0 {
-		ctx.fail(l, "needs inputs with axis %d of known size, got shape %v", l.axis, tfgo.Shape{Dims: shape, UnknownRank: shape == nil})
+		ctx.Fail(l, "needs inputs with axis %d of known size, got shape %v", l.axis, tfgo.Shape{Dims: shape, UnknownRank: shape == nil})
 		return tfgo.Output{}
 	}
-	if l.build(ctx) {
+	if l.Build(ctx) {
 		ginit, binit := l.opts.GammaInitializer, l.opts.BetaInitializer
 		if ginit == nil {
 			ginit = tfgo.Ones()
@@ -82,15 +82,15 @@ func (l *LayerNormalization) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Outp
 			binit = tfgo.Zeros()
 		}
 		if !l.opts.NoScale {
-			l.gamma = l.addWeight("gamma", tfgo.Float, []int64{shape[axis]}, ginit, true)
+			l.gamma = l.AddWeight("gamma", tfgo.Float, []int64{shape[axis]}, ginit, true)
 		}
 		if !l.opts.NoCenter {
-			l.beta = l.addWeight("beta", tfgo.Float, []int64{shape[axis]}, binit, true)
+			l.beta = l.AddWeight("beta", tfgo.Float, []int64{shape[axis]}, binit, true)
 		}
 	}
 	for _, w := range []*Weight{l.gamma, l.beta} {
 		if w != nil && w.Shape()[0] != shape[axis] {
-			ctx.fail(l, "was built for inputs with axis %d of size %d, got %d", l.axis, w.Shape()[0], shape[axis])
+			ctx.Fail(l, "was built for inputs with axis %d of size %d, got %d", l.axis, w.Shape()[0], shape[axis])
 			return tfgo.Output{}
 		}
 	}
@@ -114,7 +114,7 @@ func (l *LayerNormalization) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Outp
 // Config is LayerNormalization's get_config. Like Keras, axis is an int
 // before the layer is built and a one-element list after.
 func (l *LayerNormalization) Config() map[string]any {
-	c := l.baseConfig()
+	c := l.BaseConfig()
 	if l.built {
 		c["axis"] = []int{l.axis}
 	} else {
@@ -125,4 +125,36 @@ func (l *LayerNormalization) Config() map[string]any {
 	c["scale"] = !l.opts.NoScale
 	c["rms_scaling"] = false
 	return c
+}
+
+func init() { registerBuiltin("LayerNormalization", layerNormalizationFromConfig) }
+
+// layerNormalizationFromConfig is LayerNormalization.from_config.
+func layerNormalizationFromConfig(c map[string]any) (Layer, error) {
+	r := &cfg{c: c}
+	name := r.name()
+	axis := -1
+	switch a := c["axis"].(type) {
+	case nil:
+	case float64:
+		axis = r.intValue("axis", a, -64, 64)
+	case []any:
+		if len(a) != 1 {
+			r.fail("axis=%v: only one axis is supported", a)
+		} else {
+			axis = r.intValue("axis", a[0], -64, 64)
+		}
+	default:
+		r.fail("axis: unreadable %v", a)
+	}
+	if axis == 0 {
+		r.fail("axis=0 (the batch axis) is not supported")
+	}
+	eps := r.float("epsilon", 1e-3, 0, 1)
+	center, scale := r.bool("center", true), r.bool("scale", true)
+	r.want("rms_scaling", false)
+	if eps == 0 {
+		r.fail("epsilon=0 is not supported")
+	}
+	return r.done(NewLayerNormalization(LayerNormalizationOptions{Name: name, Axis: axis, Epsilon: eps, NoCenter: !center, NoScale: !scale}))
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/gotf/gotf/dtypes"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -28,6 +29,10 @@ type Model struct {
 	// name ("sequential/dense/kernel"); a functional model's layers are
 	// built where they are called, without it ("dense/kernel").
 	path string
+	// graph is the connectivity of a model from NewFunctional (or read
+	// from a functional config): what SaveKeras writes; nil for a
+	// Sequential and for a model from NewModel.
+	graph *functional
 
 	scope *tfgo.Scope
 	x, y  tfgo.Output // inference graph
@@ -151,15 +156,18 @@ func (m *Model) TrainableWeights() []*Weight {
 func (m *Model) CountParams() int64 {
 	var n int64
 	for _, w := range m.Weights() {
-		n += numElems(w.Shape())
+		n += weightSize(w)
 	}
 	return n
 }
 
-func numElems(shape []int64) int64 {
-	n := int64(1)
-	for _, d := range shape {
-		n *= d
+// weightSize is the number of scalars in w. A variable's shape is known
+// and not negative (tfgo.NewVariable checks it); one whose count would
+// overflow int64 cannot have been allocated and counts 0.
+func weightSize(w *Weight) int64 {
+	n, err := dtypes.NumElements(w.Shape())
+	if err != nil {
+		return 0
 	}
 	return n
 }
@@ -345,9 +353,9 @@ func (m *Model) Summary() string {
 	for _, l := range m.layers {
 		var n int64
 		for _, w := range l.Weights() {
-			n += numElems(w.Shape())
+			n += weightSize(w)
 			if w.Trainable() {
-				trainable += numElems(w.Shape())
+				trainable += weightSize(w)
 			}
 		}
 		total += n

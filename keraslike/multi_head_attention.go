@@ -1,6 +1,7 @@
 package keraslike
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/gotf/gotf/tfgo"
@@ -77,18 +78,15 @@ type MultiHeadAttention struct {
 	// TransformerBlock sets it to its own path so that blocks differ.
 	seedPrefix string
 
-	query, key, value, output mhaProjection
+	// The sublayers, as Keras names its attributes (made on the first call).
+	query, key, value, output *einsumDense
 	dropout                   *Dropout
-}
-
-// mhaProjection is one of Keras' EinsumDense sublayers of MultiHeadAttention.
-type mhaProjection struct {
-	kernel, bias *Weight
+	softmax                   *softmaxLayer
 }
 
 // NewMultiHeadAttention returns keras.layers.MultiHeadAttention(num_heads, key_dim, ...).
 func NewMultiHeadAttention(numHeads, keyDim int, opts MultiHeadAttentionOptions) *MultiHeadAttention {
-	m := &MultiHeadAttention{Base: newBase("MultiHeadAttention", opts.Name), NumHeads: numHeads, KeyDim: keyDim, ValueDim: opts.ValueDim, opts: opts}
+	m := &MultiHeadAttention{Base: NewBase("MultiHeadAttention", opts.Name), NumHeads: numHeads, KeyDim: keyDim, ValueDim: opts.ValueDim, opts: opts}
 	if m.ValueDim == 0 {
 		m.ValueDim = keyDim
 	}
@@ -108,7 +106,7 @@ func (m *MultiHeadAttention) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Outp
 	case 3:
 		return m.CallWithMask(ctx, inputs[0], inputs[1], inputs[2], tfgo.Output{}, false)
 	}
-	ctx.fail(m, "takes 1 to 3 inputs (query, value, key), got %d", len(inputs))
+	ctx.Fail(m, "takes 1 to 3 inputs (query, value, key), got %d", len(inputs))
 	return tfgo.Output{}
 }
 
@@ -123,11 +121,11 @@ func (m *MultiHeadAttention) CallWithMask(ctx *Context, query, value, key, mask 
 		return tfgo.Output{}
 	}
 	if m.NumHeads <= 0 || m.KeyDim <= 0 || m.ValueDim <= 0 || m.opts.OutputShape < 0 {
-		ctx.fail(m, "num_heads, key_dim, value_dim and output_shape must be positive, got %d, %d, %d and %d", m.NumHeads, m.KeyDim, m.ValueDim, m.opts.OutputShape)
+		ctx.Fail(m, "num_heads, key_dim, value_dim and output_shape must be positive, got %d, %d, %d and %d", m.NumHeads, m.KeyDim, m.ValueDim, m.opts.OutputShape)
 		return tfgo.Output{}
 	}
 	if !(m.opts.Dropout >= 0 && m.opts.Dropout < 1) {
-		ctx.fail(m, "dropout must be in [0, 1), got %g", m.opts.Dropout)
+		ctx.Fail(m, "dropout must be in [0, 1), got %g", m.opts.Dropout)
 		return tfgo.Output{}
 	}
 	dt := query.DataType()
@@ -135,26 +133,26 @@ func (m *MultiHeadAttention) CallWithMask(ctx *Context, query, value, key, mask 
 	for i, x := range []tfgo.Output{query, value, key} {
 		what := [3]string{"query", "value", "key"}[i]
 		if !isFloat(x.DataType()) || x.DataType() != dt {
-			ctx.fail(m, "needs floating-point %s of the query's dtype %s, got %s", what, dt, x.DataType())
+			ctx.Fail(m, "needs floating-point %s of the query's dtype %s, got %s", what, dt, x.DataType())
 			return tfgo.Output{}
 		}
 		sh := staticShape(x)
 		if len(sh) != 3 || sh[2] < 0 {
-			ctx.fail(m, "needs %s of rank 3 [batch, length, features] with known features, got shape %v", what, tfgo.Shape{Dims: sh, UnknownRank: sh == nil})
+			ctx.Fail(m, "needs %s of rank 3 [batch, length, features] with known features, got shape %v", what, tfgo.Shape{Dims: sh, UnknownRank: sh == nil})
 			return tfgo.Output{}
 		}
 		shapes[i] = sh
 	}
 	qs, vs, ks := shapes[0], shapes[1], shapes[2]
 	if vs[1] >= 0 && ks[1] >= 0 && vs[1] != ks[1] {
-		ctx.fail(m, "value and key must have the same length, got %d and %d", vs[1], ks[1])
+		ctx.Fail(m, "value and key must have the same length, got %d and %d", vs[1], ks[1])
 		return tfgo.Output{}
 	}
 	heads, kd, vd := int64(m.NumHeads), int64(m.KeyDim), int64(m.ValueDim)
 	if mask.Op != nil {
 		ms := staticShape(mask)
 		if ms == nil || len(ms) < 2 || len(ms) > 4 {
-			ctx.fail(m, "needs an attention mask of rank 2 to 4 ([T, S], [B, T, S] or [B, heads, T, S]), got shape %v", tfgo.Shape{Dims: ms, UnknownRank: ms == nil})
+			ctx.Fail(m, "needs an attention mask of rank 2 to 4 ([T, S], [B, T, S] or [B, heads, T, S]), got shape %v", tfgo.Shape{Dims: ms, UnknownRank: ms == nil})
 			return tfgo.Output{}
 		}
 		// Keras inserts the missing axes before [T, S].
@@ -168,40 +166,46 @@ func (m *MultiHeadAttention) CallWithMask(ctx *Context, query, value, key, mask 
 		want := []int64{qs[0], heads, qs[1], vs[1]}
 		for i := range full {
 			if full[i] >= 0 && want[i] >= 0 && full[i] != 1 && full[i] != want[i] {
-				ctx.fail(m, "attention mask of shape %v does not broadcast to the scores [batch, heads, T, S] = %v", ms, want)
+				ctx.Fail(m, "attention mask of shape %v does not broadcast to the scores [batch, heads, T, S] = %v", ms, want)
 				return tfgo.Output{}
 			}
 		}
 	}
 
-	if m.build(ctx) {
+	if m.Build(ctx) {
 		out := int64(m.opts.OutputShape)
 		if out == 0 {
 			out = qs[2]
 		}
-		m.query = m.addProjection("query", []int64{qs[2], heads, kd}, []int64{heads, kd})
-		m.key = m.addProjection("key", []int64{ks[2], heads, kd}, []int64{heads, kd})
-		m.value = m.addProjection("value", []int64{vs[2], heads, vd}, []int64{heads, vd})
-		m.output = m.addProjection("attention_output", []int64{heads, vd, out}, []int64{out})
-		if m.opts.Dropout > 0 {
-			seed := seedFor(m.seedPrefix + "/dropout")
-			if m.opts.Seed != nil {
-				seed = *m.opts.Seed
-			}
-			m.dropout = NewDropout(m.opts.Dropout, DropoutOptions{Name: "dropout", Seed: &seed})
+		sctx := m.SublayerContext(ctx)
+		m.query = m.addProjection(sctx, "query", "abc,cde->abde", []int64{qs[2], heads, kd}, 2)
+		m.key = m.addProjection(sctx, "key", "abc,cde->abde", []int64{ks[2], heads, kd}, 2)
+		m.value = m.addProjection(sctx, "value", "abc,cde->abde", []int64{vs[2], heads, vd}, 2)
+		m.output = m.addProjection(sctx, "attention_output", "abcd,cde->abe", []int64{heads, vd, out}, 1)
+		// Keras makes its dropout and softmax sublayers whatever the rate;
+		// they are used (and built) with dropout > 0 only.
+		seed := seedFor(m.seedPrefix + "/dropout")
+		if m.opts.Seed != nil {
+			seed = *m.opts.Seed
 		}
+		m.dropout = NewDropout(m.opts.Dropout, DropoutOptions{Name: "dropout", Seed: &seed})
+		m.softmax = &softmaxLayer{Base: NewBase("Softmax", "softmax")}
+		m.Track(m.dropout)
+		m.Track(m.softmax)
 	}
-	for i, p := range []mhaProjection{m.query, m.value, m.key} {
+	for i, p := range []*einsumDense{m.query, m.value, m.key} {
 		if in := p.kernel.Shape()[0]; in != shapes[i][2] {
-			ctx.fail(m, "was built for %s with %d features, got %d", [3]string{"query", "value", "key"}[i], in, shapes[i][2])
+			ctx.Fail(m, "was built for %s with %d features, got %d", [3]string{"query", "value", "key"}[i], in, shapes[i][2])
 			return tfgo.Output{}
 		}
 	}
 
 	s := ctx.Scope.SubScope(m.name)
-	q := m.project(s.SubScope("query"), query, m.query, heads, kd) // [B, heads, T, key_dim]
-	k := m.project(s.SubScope("key"), key, m.key, heads, kd)       // [B, heads, S, key_dim]
-	v := m.project(s.SubScope("value"), value, m.value, heads, vd) // [B, heads, S, value_dim]
+	pctx := m.SublayerContext(ctx)
+	pctx.Scope = s
+	q := m.splitHeads(s, m.query.Call(pctx, query)) // [B, heads, T, key_dim]
+	k := m.splitHeads(s, m.key.Call(pctx, key))     // [B, heads, S, key_dim]
+	v := m.splitHeads(s, m.value.Call(pctx, value)) // [B, heads, S, value_dim]
 
 	as := s.SubScope("attention")
 	if mask.Op != nil {
@@ -242,26 +246,20 @@ func (m *MultiHeadAttention) CallWithMask(ctx *Context, query, value, key, mask 
 	} else {
 		q = tfgo.Mul(as, q, scalarAs(as, scale, dt))
 		scores := tfgo.BatchMatMulV2(as, q, k, tfgo.BatchMatMulV2AdjY(true))
-		probs = tfgo.MaskedSoftmax(as, scores, mask, -1)
-		dctx := m.sublayerContext(ctx)
-		dctx.Scope = as
-		probs = m.dropout.Call(dctx, probs)
+		sctx := m.SublayerContext(ctx)
+		sctx.Scope = as
+		probs = m.softmax.Call(sctx, scores, mask)
+		probs = m.dropout.Call(sctx, probs)
 	}
 	o := tfgo.BatchMatMulV2(as, probs, v) // [B, heads, T, value_dim]
-
-	os := s.SubScope("attention_output")
-	o = tfgo.Transpose(os, o, tfgo.Const(os, []int32{0, 2, 1, 3}))
-	out := m.output.kernel.Shape()[2]
-	kernel := tfgo.Reshape(os, castTo(os, m.output.kernel.Read(os), dt), tfgo.Const(os, []int32{int32(heads * vd), int32(out)}))
-	y := tfgo.MatMul(os, tfgo.Reshape(os, o, tfgo.Const(os, []int32{-1, int32(heads * vd)})), kernel)
-	if m.output.bias != nil {
-		y = tfgo.BiasAdd(os, y, castTo(os, m.output.bias.Read(os), dt))
-	}
-	return tfgo.Reshape(os, y, leadingDimsWith(os, query, 2, out))
+	o = tfgo.Transpose(as, o, tfgo.Const(as, []int32{0, 2, 1, 3}))
+	return m.output.Call(pctx, o)
 }
 
-// addProjection creates the kernel and bias of one EinsumDense sublayer.
-func (m *MultiHeadAttention) addProjection(name string, kernelShape, biasShape []int64) mhaProjection {
+// addProjection makes and builds one of the EinsumDense sublayers, named
+// name, with a kernel of kernelShape whose last outDims dimensions are the
+// output's (and the bias').
+func (m *MultiHeadAttention) addProjection(ctx *Context, name, equation string, kernelShape []int64, outDims int) *einsumDense {
 	kinit, binit := m.opts.KernelInitializer, m.opts.BiasInitializer
 	if kinit == nil {
 		kinit = tfgo.GlorotUniform(seedFor(m.seedPrefix + "/" + name + "/kernel"))
@@ -269,31 +267,27 @@ func (m *MultiHeadAttention) addProjection(name string, kernelShape, biasShape [
 	if binit == nil {
 		binit = tfgo.Zeros()
 	}
-	p := mhaProjection{kernel: m.addWeight(name+"/kernel", tfgo.Float, kernelShape, kinit, true)}
+	p := &einsumDense{Base: NewBase("EinsumDense", name), equation: equation, outDims: outDims}
+	p.Build(ctx)
+	p.kernel = p.AddWeight("kernel", tfgo.Float, kernelShape, kinit, true)
 	if !m.opts.NoBias {
-		p.bias = m.addWeight(name+"/bias", tfgo.Float, biasShape, binit, true)
+		p.bias = p.AddWeight("bias", tfgo.Float, kernelShape[len(kernelShape)-outDims:], binit, true)
 	}
+	m.Track(p)
 	return p
 }
 
-// project computes x·W + b for x [B, L, d] and W [d, heads, dim] as one
-// MatMul, and returns the heads first: [B, heads, L, dim].
-func (m *MultiHeadAttention) project(s *tfgo.Scope, x tfgo.Output, p mhaProjection, heads, dim int64) tfgo.Output {
-	dt := x.DataType()
-	in := p.kernel.Shape()[0]
-	kernel := tfgo.Reshape(s, castTo(s, p.kernel.Read(s), dt), tfgo.Const(s, []int32{int32(in), int32(heads * dim)}))
-	y := tfgo.MatMul(s, tfgo.Reshape(s, x, tfgo.Const(s, []int32{-1, int32(in)})), kernel)
-	if p.bias != nil {
-		bias := tfgo.Reshape(s, castTo(s, p.bias.Read(s), dt), tfgo.Const(s, []int32{int32(heads * dim)}))
-		y = tfgo.BiasAdd(s, y, bias)
+// splitHeads turns a projection [B, L, heads, dim] into [B, heads, L, dim].
+func (m *MultiHeadAttention) splitHeads(s *tfgo.Scope, y tfgo.Output) tfgo.Output {
+	if y.Op == nil {
+		return y
 	}
-	y = tfgo.Reshape(s, y, leadingDimsWith(s, x, 2, heads, dim))
 	return tfgo.Transpose(s, y, tfgo.Const(s, []int32{0, 2, 1, 3}))
 }
 
 // Config is MultiHeadAttention's get_config.
 func (m *MultiHeadAttention) Config() map[string]any {
-	c := m.baseConfig()
+	c := m.BaseConfig()
 	c["num_heads"] = m.NumHeads
 	c["key_dim"] = m.KeyDim
 	c["value_dim"] = m.ValueDim
@@ -317,6 +311,230 @@ func (m *MultiHeadAttention) Config() map[string]any {
 	} else {
 		c["seed"] = nil
 	}
+	return c
+}
+
+// KerasSublayers is MultiHeadAttention's attributes in Keras' saving walk:
+// the EinsumDense projections query_dense, key_dense, value_dense and
+// output_dense (their variables named query, key, value and
+// attention_output), and _dropout_layer and _softmax, which have no
+// variables.
+func (m *MultiHeadAttention) KerasSublayers() map[string]Layer {
+	if !m.built {
+		return nil
+	}
+	return map[string]Layer{
+		"query_dense": m.query, "key_dense": m.key, "value_dense": m.value, "output_dense": m.output,
+		"_dropout_layer": m.dropout, "_softmax": m.softmax,
+	}
+}
+
+// CallKeras is MultiHeadAttention's Keras call: (query, value, key=None,
+// attention_mask=None, use_causal_mask=False), positionally or by keyword;
+// return_attention_scores=False is accepted.
+func (m *MultiHeadAttention) CallKeras(ctx *Context, args []tfgo.Output, kw map[string]any) tfgo.Output {
+	names := []string{"query", "value", "key"}
+	ins := make([]tfgo.Output, 3)
+	if len(args) > 3 {
+		ctx.Fail(m, "takes at most 3 positional inputs (query, value, key), got %d", len(args))
+		return tfgo.Output{}
+	}
+	copy(ins, args)
+	for i, n := range names {
+		if v, ok := kw[n]; ok {
+			t, isT := v.(tfgo.Output)
+			if !isT || ins[i].Op != nil {
+				ctx.Fail(m, "argument %s given twice or not a tensor", n)
+				return tfgo.Output{}
+			}
+			ins[i] = t
+			delete(kw, n)
+		}
+	}
+	if ins[0].Op == nil || ins[1].Op == nil {
+		ctx.Fail(m, "needs query and value")
+		return tfgo.Output{}
+	}
+	var mask tfgo.Output
+	if v, ok := kw["attention_mask"]; ok {
+		t, isT := v.(tfgo.Output)
+		if !isT {
+			ctx.Fail(m, "attention_mask is not a tensor")
+			return tfgo.Output{}
+		}
+		mask = t
+		delete(kw, "attention_mask")
+	}
+	causal := false
+	if v, ok := kw["use_causal_mask"]; ok {
+		b, isB := v.(bool)
+		if !isB {
+			ctx.Fail(m, "use_causal_mask=%v is not a bool", v)
+			return tfgo.Output{}
+		}
+		causal = b
+		delete(kw, "use_causal_mask")
+	}
+	if v, ok := kw["return_attention_scores"]; ok && v == false {
+		delete(kw, "return_attention_scores")
+	}
+	if !checkKwargs(ctx, m, kw) {
+		return tfgo.Output{}
+	}
+	return m.CallWithMask(ctx, ins[0], ins[1], ins[2], mask, causal)
+}
+
+func init() { registerBuiltin("MultiHeadAttention", multiHeadAttentionFromConfig) }
+
+// multiHeadAttentionFromConfig is MultiHeadAttention.from_config.
+func multiHeadAttentionFromConfig(c map[string]any) (Layer, error) {
+	r := &cfg{c: c}
+	name := r.name()
+	heads := r.required("num_heads", 1, maxDim)
+	keyDim := r.required("key_dim", 1, maxDim)
+	valueDim := r.int("value_dim", keyDim, 1, maxDim)
+	dropout := r.float("dropout", 0, 0, 0.999999)
+	useBias := r.bool("use_bias", true)
+	out := 0
+	switch o := c["output_shape"].(type) {
+	case nil:
+	case float64:
+		out = r.intValue("output_shape", o, 1, maxDim)
+	case []any:
+		if len(o) != 1 {
+			r.fail("output_shape=%v: only a single dimension is supported", o)
+		} else {
+			out = r.intValue("output_shape", o[0], 1, maxDim)
+		}
+	default:
+		r.fail("output_shape: unreadable %v", o)
+	}
+	switch a := c["attention_axes"].(type) {
+	case nil:
+	case float64:
+		if a != 1 && a != -2 {
+			r.fail("attention_axes=%v is not supported (only the sequence axis of [batch, length, features])", a)
+		}
+	case []any:
+		if len(a) != 1 || (fmt.Sprint(a[0]) != "1" && fmt.Sprint(a[0]) != "-2") {
+			r.fail("attention_axes=%v is not supported (only the sequence axis of [batch, length, features])", a)
+		}
+	default:
+		r.fail("attention_axes: unreadable %v", a)
+	}
+	r.want("use_gate", false)
+	r.want("sliding_window")
+	r.want("flash_attention", false)
+	seed := r.optSeed("seed")
+	return r.done(NewMultiHeadAttention(heads, keyDim, MultiHeadAttentionOptions{Name: name, ValueDim: valueDim, Dropout: dropout, NoBias: !useBias, OutputShape: out, Seed: seed}))
+}
+
+// einsumDense is one of MultiHeadAttention's projections, Keras'
+// EinsumDense sublayers (equation "abc,cde->abde" for query, key and
+// value, "abcd,cde->abe" for the output): it contracts the last dimensions
+// of its input with the first of its kernel (all but the last outDims),
+// adds the bias (over the output dimensions) and keeps the input's leading
+// dimensions. MultiHeadAttention builds it (its weights "kernel" and
+// "bias" under "<attention>/<name>") and calls it.
+type einsumDense struct {
+	Base
+	equation     string
+	outDims      int
+	kernel, bias *Weight
+}
+
+// Call projects x, whose last dimensions must be the kernel's first ones.
+func (e *einsumDense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
+	if len(inputs) != 1 {
+		ctx.Fail(e, "takes 1 input, got %d", len(inputs))
+		return tfgo.Output{}
+	}
+	x := inputs[0]
+	if ctx.Scope.Err() != nil || x.Op == nil {
+		return tfgo.Output{}
+	}
+	if e.kernel == nil {
+		ctx.Fail(e, "is built by its MultiHeadAttention")
+		return tfgo.Output{}
+	}
+	ks := e.kernel.Shape()
+	k := len(ks) - e.outDims // contracted dimensions
+	sh := staticShape(x)
+	fits := len(sh) > k
+	for i := 0; fits && i < k; i++ {
+		d := sh[len(sh)-k+i]
+		fits = d < 0 || d == ks[i]
+	}
+	if !fits {
+		ctx.Fail(e, "needs inputs of known rank > %d ending in %v, got shape %v", k, ks[:k], tfgo.Shape{Dims: sh, UnknownRank: sh == nil})
+		return tfgo.Output{}
+	}
+	in, out := int64(1), int64(1)
+	for _, d := range ks[:k] {
+		in *= d
+	}
+	for _, d := range ks[k:] {
+		out *= d
+	}
+	s := ctx.Scope.SubScope(e.name)
+	dt := x.DataType()
+	kernel := tfgo.Reshape(s, castTo(s, e.kernel.Read(s), dt), tfgo.Const(s, []int32{int32(in), int32(out)}))
+	y := tfgo.MatMul(s, tfgo.Reshape(s, x, tfgo.Const(s, []int32{-1, int32(in)})), kernel)
+	if e.bias != nil {
+		bias := castTo(s, e.bias.Read(s), dt)
+		if e.outDims > 1 {
+			bias = tfgo.Reshape(s, bias, tfgo.Const(s, []int32{int32(out)}))
+		}
+		y = tfgo.BiasAdd(s, y, bias)
+	}
+	return tfgo.Reshape(s, y, leadingDimsWith(s, x, len(sh)-k, ks[k:]...))
+}
+
+// Config is EinsumDense's get_config.
+func (e *einsumDense) Config() map[string]any {
+	c := e.BaseConfig()
+	c["equation"] = e.equation
+	var out []any
+	if e.kernel != nil {
+		out = append(out, nil)
+		for _, d := range e.kernel.Shape()[len(e.kernel.Shape())-e.outDims:] {
+			out = append(out, d)
+		}
+	}
+	c["output_shape"] = out
+	c["bias_axes"] = nil
+	if e.bias != nil {
+		c["bias_axes"] = e.equation[len(e.equation)-e.outDims:]
+	}
+	return c
+}
+
+// softmaxLayer is MultiHeadAttention's Softmax sublayer (keras.layers.Softmax
+// over the last axis, with its mask: masked logits become -1e9, a fully
+// masked row all zeros).
+type softmaxLayer struct{ Base }
+
+// Call is the softmax of inputs[0], masked by inputs[1] when given.
+func (l *softmaxLayer) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
+	if len(inputs) < 1 || len(inputs) > 2 {
+		ctx.Fail(l, "takes the logits and an optional mask, got %d inputs", len(inputs))
+		return tfgo.Output{}
+	}
+	if ctx.Scope.Err() != nil || inputs[0].Op == nil {
+		return tfgo.Output{}
+	}
+	var mask tfgo.Output
+	if len(inputs) == 2 {
+		mask = inputs[1]
+	}
+	l.Build(ctx)
+	return tfgo.MaskedSoftmax(ctx.Scope.SubScope(l.name), inputs[0], mask, -1)
+}
+
+// Config is Softmax's get_config.
+func (l *softmaxLayer) Config() map[string]any {
+	c := l.BaseConfig()
+	c["axis"] = -1
 	return c
 }
 

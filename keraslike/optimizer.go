@@ -59,7 +59,6 @@ type optimizerBase struct {
 func (o *optimizerBase) Name() string                { return o.name }
 func (o *optimizerBase) Iterations() *tfgo.Variable  { return o.iters }
 func (o *optimizerBase) Variables() []*tfgo.Variable { return o.vars }
-func (o *optimizerBase) learningRateValue() float64  { return o.opts.LearningRate }
 
 // begin creates the optimizer's scope and counter on first use and returns
 // the clipped gradients and the learning rate for this step (float32).

@@ -1,6 +1,8 @@
 package keraslike
 
 import (
+	"math"
+
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -38,7 +40,7 @@ type PositionalEmbedding struct {
 
 // NewPositionalEmbedding returns a PositionalEmbedding(sequence_length, output_dim).
 func NewPositionalEmbedding(sequenceLength, outputDim int, opts PositionalEmbeddingOptions) *PositionalEmbedding {
-	return &PositionalEmbedding{Base: newBase("PositionalEmbedding", opts.Name), SequenceLength: sequenceLength, OutputDim: outputDim, opts: opts}
+	return &PositionalEmbedding{Base: NewBase("PositionalEmbedding", opts.Name), SequenceLength: sequenceLength, OutputDim: outputDim, opts: opts}
 }
 
 // Embeddings is the weight "<name>/embeddings" (nil before the first call).
@@ -47,7 +49,7 @@ func (p *PositionalEmbedding) Embeddings() *Weight { return p.embeddings }
 // Call adds the position embeddings to x.
 func (p *PositionalEmbedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	if len(inputs) != 1 {
-		ctx.fail(p, "takes 1 input, got %d", len(inputs))
+		ctx.Fail(p, "takes 1 input, got %d", len(inputs))
 		return tfgo.Output{}
 	}
 	x := inputs[0]
@@ -55,28 +57,28 @@ func (p *PositionalEmbedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Out
 		return tfgo.Output{}
 	}
 	if p.SequenceLength <= 0 || p.OutputDim <= 0 {
-		ctx.fail(p, "sequence_length and output_dim must be positive, got %d and %d", p.SequenceLength, p.OutputDim)
+		ctx.Fail(p, "sequence_length and output_dim must be positive, got %d and %d", p.SequenceLength, p.OutputDim)
 		return tfgo.Output{}
 	}
 	if !isFloat(x.DataType()) {
-		ctx.fail(p, "needs floating-point inputs, got %s", x.DataType())
+		ctx.Fail(p, "needs floating-point inputs, got %s", x.DataType())
 		return tfgo.Output{}
 	}
 	shape := staticShape(x)
 	if len(shape) < 2 || shape[len(shape)-1] != int64(p.OutputDim) {
-		ctx.fail(p, "needs inputs of rank >= 2 with last dimension output_dim=%d, got shape %v", p.OutputDim, tfgo.Shape{Dims: shape, UnknownRank: shape == nil})
+		ctx.Fail(p, "needs inputs of rank >= 2 with last dimension output_dim=%d, got shape %v", p.OutputDim, tfgo.Shape{Dims: shape, UnknownRank: shape == nil})
 		return tfgo.Output{}
 	}
 	if t := shape[len(shape)-2]; t > int64(p.SequenceLength) {
-		ctx.fail(p, "got sequences of length %d, longer than sequence_length=%d", t, p.SequenceLength)
+		ctx.Fail(p, "got sequences of length %d, longer than sequence_length=%d", t, p.SequenceLength)
 		return tfgo.Output{}
 	}
-	if p.build(ctx) {
+	if p.Build(ctx) {
 		init := p.opts.Initializer
 		if init == nil {
 			init = tfgo.GlorotUniform(seedFor(p.name))
 		}
-		p.embeddings = p.addWeight("embeddings", tfgo.Float, []int64{int64(p.SequenceLength), int64(p.OutputDim)}, init, true)
+		p.embeddings = p.AddWeight("embeddings", tfgo.Float, []int64{int64(p.SequenceLength), int64(p.OutputDim)}, init, true)
 	}
 	s := ctx.Scope.SubScope(p.name)
 	var length tfgo.Output
@@ -93,8 +95,21 @@ func (p *PositionalEmbedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Out
 
 // Config is PositionalEmbedding's get_config (keras_hub's keys plus output_dim).
 func (p *PositionalEmbedding) Config() map[string]any {
-	c := p.baseConfig()
+	c := p.BaseConfig()
 	c["sequence_length"] = p.SequenceLength
 	c["output_dim"] = p.OutputDim
 	return c
+}
+
+// PositionalEmbedding's Python twin is a custom class: it is registered as
+// "PositionalEmbedding" and "gotf>PositionalEmbedding".
+func init() { registerCustom("PositionalEmbedding", positionalEmbeddingFromConfig) }
+
+// positionalEmbeddingFromConfig is PositionalEmbedding.from_config.
+func positionalEmbeddingFromConfig(c map[string]any) (Layer, error) {
+	r := &cfg{c: c}
+	name := r.name()
+	seq := r.required("sequence_length", 1, math.MaxInt32)
+	d := r.required("output_dim", 1, maxDim)
+	return r.done(NewPositionalEmbedding(seq, d, PositionalEmbeddingOptions{Name: name}))
 }

@@ -42,30 +42,20 @@ func RegisterLayer(className string, f LayerFactory) {
 	registry.custom[className] = f
 }
 
-func init() {
-	for _, c := range []struct {
-		name string
-		f    LayerFactory
-	}{{"TransformerBlock", transformerBlockFromConfig}, {"PositionalEmbedding", positionalEmbeddingFromConfig}} {
-		RegisterLayer(c.name, c.f)
-		RegisterLayer("gotf>"+c.name, c.f)
-	}
-}
+// builtins are the Keras classes read from files, by class name: each
+// layer's file registers its from-config constructor (registerBuiltin).
+var builtins = map[string]LayerFactory{}
 
-// builtins are the Keras classes read from files, by class name.
-var builtins = map[string]LayerFactory{
-	"Dense":              denseFromConfig,
-	"Embedding":          embeddingFromConfig,
-	"LayerNormalization": layerNormalizationFromConfig,
-	"MultiHeadAttention": multiHeadAttentionFromConfig,
-	"Dropout":            dropoutFromConfig,
-	"Activation":         activationFromConfig,
-	"Add": func(c map[string]any) (Layer, error) {
-		return weightless(c, func(n string) Layer { return NewAdd(AddOptions{Name: n}) })
-	},
-	"Flatten":                flattenFromConfig,
-	"GlobalAveragePooling1D": func(c map[string]any) (Layer, error) { return poolingFromConfig(c, false) },
-	"GlobalMaxPooling1D":     func(c map[string]any) (Layer, error) { return poolingFromConfig(c, true) },
+// registerBuiltin makes a built-in Keras class loadable: f is the class'
+// from_config. Only the init functions of keraslike's layers call it.
+func registerBuiltin(className string, f LayerFactory) { builtins[className] = f }
+
+// registerCustom registers one of keraslike's layers whose Python twin is a
+// custom class (not part of Keras): under its class name and with the
+// "gotf>" package prefix.
+func registerCustom(className string, f LayerFactory) {
+	RegisterLayer(className, f)
+	RegisterLayer("gotf>"+className, f)
 }
 
 // layerSpec is how a file names a layer's class.
@@ -293,122 +283,8 @@ const (
 	maxDim = 1 << 24
 )
 
-func denseFromConfig(c map[string]any) (Layer, error) {
-	r := &cfg{c: c}
-	name := r.name()
-	units := r.required("units", 1, maxDim)
-	act := r.activation("activation")
-	useBias := r.bool("use_bias", true)
-	r.want("lora_rank", 0)
-	r.want("quantization_config")
-	return r.done(NewDense(units, DenseOptions{Name: name, Activation: act, NoBias: !useBias}))
-}
-
-func embeddingFromConfig(c map[string]any) (Layer, error) {
-	r := &cfg{c: c}
-	name := r.name()
-	in := r.required("input_dim", 1, math.MaxInt32)
-	out := r.required("output_dim", 1, maxDim)
-	r.want("mask_zero", false)
-	r.want("lora_rank", 0)
-	r.want("quantization_config")
-	r.want("input_length")
-	return r.done(NewEmbedding(in, out, EmbeddingOptions{Name: name}))
-}
-
-func layerNormalizationFromConfig(c map[string]any) (Layer, error) {
-	r := &cfg{c: c}
-	name := r.name()
-	axis := -1
-	switch a := c["axis"].(type) {
-	case nil:
-	case float64:
-		axis = r.intValue("axis", a, -64, 64)
-	case []any:
-		if len(a) != 1 {
-			r.fail("axis=%v: only one axis is supported", a)
-		} else {
-			axis = r.intValue("axis", a[0], -64, 64)
-		}
-	default:
-		r.fail("axis: unreadable %v", a)
-	}
-	if axis == 0 {
-		r.fail("axis=0 (the batch axis) is not supported")
-	}
-	eps := r.float("epsilon", 1e-3, 0, 1)
-	center, scale := r.bool("center", true), r.bool("scale", true)
-	r.want("rms_scaling", false)
-	if eps == 0 {
-		r.fail("epsilon=0 is not supported")
-	}
-	return r.done(NewLayerNormalization(LayerNormalizationOptions{Name: name, Axis: axis, Epsilon: eps, NoCenter: !center, NoScale: !scale}))
-}
-
-func multiHeadAttentionFromConfig(c map[string]any) (Layer, error) {
-	r := &cfg{c: c}
-	name := r.name()
-	heads := r.required("num_heads", 1, maxDim)
-	keyDim := r.required("key_dim", 1, maxDim)
-	valueDim := r.int("value_dim", keyDim, 1, maxDim)
-	dropout := r.float("dropout", 0, 0, 0.999999)
-	useBias := r.bool("use_bias", true)
-	out := 0
-	switch o := c["output_shape"].(type) {
-	case nil:
-	case float64:
-		out = r.intValue("output_shape", o, 1, maxDim)
-	case []any:
-		if len(o) != 1 {
-			r.fail("output_shape=%v: only a single dimension is supported", o)
-		} else {
-			out = r.intValue("output_shape", o[0], 1, maxDim)
-		}
-	default:
-		r.fail("output_shape: unreadable %v", o)
-	}
-	switch a := c["attention_axes"].(type) {
-	case nil:
-	case float64:
-		if a != 1 && a != -2 {
-			r.fail("attention_axes=%v is not supported (only the sequence axis of [batch, length, features])", a)
-		}
-	case []any:
-		if len(a) != 1 || (fmt.Sprint(a[0]) != "1" && fmt.Sprint(a[0]) != "-2") {
-			r.fail("attention_axes=%v is not supported (only the sequence axis of [batch, length, features])", a)
-		}
-	default:
-		r.fail("attention_axes: unreadable %v", a)
-	}
-	r.want("use_gate", false)
-	r.want("sliding_window")
-	r.want("flash_attention", false)
-	seed := r.optSeed("seed")
-	return r.done(NewMultiHeadAttention(heads, keyDim, MultiHeadAttentionOptions{Name: name, ValueDim: valueDim, Dropout: dropout, NoBias: !useBias, OutputShape: out, Seed: seed}))
-}
-
-func dropoutFromConfig(c map[string]any) (Layer, error) {
-	r := &cfg{c: c}
-	name := r.name()
-	rate := r.float("rate", 0, 0, 1)
-	if !r.has("rate") {
-		r.fail("rate: missing")
-	}
-	r.want("noise_shape")
-	seed := r.optSeed("seed")
-	return r.done(NewDropout(rate, DropoutOptions{Name: name, Seed: seed}))
-}
-
-func activationFromConfig(c map[string]any) (Layer, error) {
-	r := &cfg{c: c}
-	name := r.name()
-	if !r.has("activation") {
-		r.fail("activation: missing")
-	}
-	act := r.activation("activation")
-	return r.done(NewActivation(act, ActivationOptions{Name: name}))
-}
-
+// weightless reads the config of a layer that has nothing but a name
+// (Add) and makes it with mk.
 func weightless(c map[string]any, mk func(name string) Layer) (Layer, error) {
 	r := &cfg{c: c}
 	name := r.name()
@@ -416,52 +292,4 @@ func weightless(c map[string]any, mk func(name string) Layer) (Layer, error) {
 		return nil, r.err
 	}
 	return mk(name), nil
-}
-
-func flattenFromConfig(c map[string]any) (Layer, error) {
-	r := &cfg{c: c}
-	name := r.name()
-	r.want("data_format", "channels_last")
-	return r.done(NewFlatten(FlattenOptions{Name: name}))
-}
-
-func poolingFromConfig(c map[string]any, max bool) (Layer, error) {
-	r := &cfg{c: c}
-	name := r.name()
-	r.want("data_format", "channels_last")
-	opts := GlobalPooling1DOptions{Name: name, KeepDims: r.bool("keepdims", false)}
-	if max {
-		return r.done(NewGlobalMaxPooling1D(opts))
-	}
-	return r.done(NewGlobalAveragePooling1D(opts))
-}
-
-func transformerBlockFromConfig(c map[string]any) (Layer, error) {
-	r := &cfg{c: c}
-	name := r.name()
-	d := r.required("d_model", 1, maxDim)
-	heads := r.required("num_heads", 1, maxDim)
-	ff := r.required("ff_dim", 1, maxDim)
-	opts := TransformerBlockOptions{
-		Name:         name,
-		KeyDim:       r.int("key_dim", 0, 0, maxDim),
-		Dropout:      r.float("dropout", 0, 0, 0.999999),
-		Epsilon:      r.float("epsilon", 1e-6, 1e-12, 1),
-		PreLN:        r.bool("pre_ln", false),
-		Activation:   r.activation("activation"),
-		NoCausalMask: !r.bool("causal", true),
-		Seed:         r.optSeed("seed"),
-	}
-	if !r.has("activation") {
-		opts.Activation = "gelu"
-	}
-	return r.done(NewTransformerBlock(d, heads, ff, opts))
-}
-
-func positionalEmbeddingFromConfig(c map[string]any) (Layer, error) {
-	r := &cfg{c: c}
-	name := r.name()
-	seq := r.required("sequence_length", 1, math.MaxInt32)
-	d := r.required("output_dim", 1, maxDim)
-	return r.done(NewPositionalEmbedding(seq, d, PositionalEmbeddingOptions{Name: name}))
 }

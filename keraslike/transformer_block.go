@@ -76,7 +76,7 @@ func NewTransformerBlock(dModel, numHeads, ffDim int, opts TransformerBlockOptio
 	if opts.KeyDim == 0 && numHeads > 0 {
 		opts.KeyDim = dModel / numHeads
 	}
-	return &TransformerBlock{Base: newBase("TransformerBlock", opts.Name), DModel: dModel, NumHeads: numHeads, FFDim: ffDim, opts: opts}
+	return &TransformerBlock{Base: NewBase("TransformerBlock", opts.Name), DModel: dModel, NumHeads: numHeads, FFDim: ffDim, opts: opts}
 }
 
 // Sublayers lists the block's layers in weight order, then its dropouts
@@ -91,7 +91,7 @@ func (b *TransformerBlock) Sublayers() []Layer {
 // Call applies the block to x [B, T, d_model].
 func (b *TransformerBlock) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	if len(inputs) != 1 {
-		ctx.fail(b, "takes 1 input, got %d", len(inputs))
+		ctx.Fail(b, "takes 1 input, got %d", len(inputs))
 		return tfgo.Output{}
 	}
 	return b.CallWithMask(ctx, inputs[0], tfgo.Output{})
@@ -105,22 +105,22 @@ func (b *TransformerBlock) CallWithMask(ctx *Context, x, mask tfgo.Output) tfgo.
 		return tfgo.Output{}
 	}
 	if b.DModel <= 0 || b.NumHeads <= 0 || b.FFDim <= 0 || b.opts.KeyDim <= 0 {
-		ctx.fail(b, "d_model, num_heads, ff_dim and key_dim must be positive, got %d, %d, %d and %d", b.DModel, b.NumHeads, b.FFDim, b.opts.KeyDim)
+		ctx.Fail(b, "d_model, num_heads, ff_dim and key_dim must be positive, got %d, %d, %d and %d", b.DModel, b.NumHeads, b.FFDim, b.opts.KeyDim)
 		return tfgo.Output{}
 	}
 	if !isFloat(x.DataType()) {
-		ctx.fail(b, "needs floating-point inputs, got %s", x.DataType())
+		ctx.Fail(b, "needs floating-point inputs, got %s", x.DataType())
 		return tfgo.Output{}
 	}
 	if sh := staticShape(x); len(sh) != 3 || sh[2] != int64(b.DModel) {
-		ctx.fail(b, "needs inputs of shape [batch, length, d_model=%d], got shape %v", b.DModel, tfgo.Shape{Dims: sh, UnknownRank: sh == nil})
+		ctx.Fail(b, "needs inputs of shape [batch, length, d_model=%d], got shape %v", b.DModel, tfgo.Shape{Dims: sh, UnknownRank: sh == nil})
 		return tfgo.Output{}
 	}
 	if _, err := activation(b.opts.Activation); err != nil {
-		ctx.fail(b, "%v", err)
+		ctx.Fail(b, "%v", err)
 		return tfgo.Output{}
 	}
-	first := b.build(ctx)
+	first := b.Build(ctx)
 	if first {
 		seed := seedFor(b.name + "/seed")
 		if b.opts.Seed != nil {
@@ -137,7 +137,7 @@ func (b *TransformerBlock) CallWithMask(ctx *Context, x, mask tfgo.Output) tfgo.
 		b.dropout = NewDropout(b.opts.Dropout, DropoutOptions{Name: "dropout", Seed: &seed1})
 		b.dropout1 = NewDropout(b.opts.Dropout, DropoutOptions{Name: "dropout_1", Seed: &seed2})
 	}
-	sctx := b.sublayerContext(ctx)
+	sctx := b.SublayerContext(ctx)
 	sctx.Scope = ctx.Scope.SubScope(b.name)
 	s := sctx.Scope
 	causal := !b.opts.NoCausalMask
@@ -155,7 +155,7 @@ func (b *TransformerBlock) CallWithMask(ctx *Context, x, mask tfgo.Output) tfgo.
 	}
 	if first {
 		for _, l := range []Layer{b.mha, b.ln, b.ln1, b.dense, b.dense1} {
-			b.adopt(l)
+			b.Track(l)
 		}
 	}
 	if ctx.Scope.Err() != nil {
@@ -164,9 +164,42 @@ func (b *TransformerBlock) CallWithMask(ctx *Context, x, mask tfgo.Output) tfgo.
 	return y
 }
 
+// KerasSublayers is the block's sublayers by the attribute names of its
+// Python twin, which are their names (multi_head_attention,
+// layer_normalization, layer_normalization_1, dense, dense_1, dropout,
+// dropout_1); nil before the first call.
+func (b *TransformerBlock) KerasSublayers() map[string]Layer {
+	subs := b.Sublayers()
+	if subs == nil {
+		return nil
+	}
+	m := make(map[string]Layer, len(subs))
+	for _, sub := range subs {
+		m[sub.Name()] = sub
+	}
+	return m
+}
+
+// CallKeras is the block's Keras call: (x, attention_mask=None).
+func (b *TransformerBlock) CallKeras(ctx *Context, args []tfgo.Output, kw map[string]any) tfgo.Output {
+	mask, ok := kw["attention_mask"].(tfgo.Output)
+	delete(kw, "attention_mask")
+	if !checkKwargs(ctx, b, kw) {
+		return tfgo.Output{}
+	}
+	if len(args) != 1 {
+		ctx.Fail(b, "takes 1 input, got %d", len(args))
+		return tfgo.Output{}
+	}
+	if ok {
+		return b.CallWithMask(ctx, args[0], mask)
+	}
+	return b.Call(ctx, args[0])
+}
+
 // Config is the block's configuration, with the argument names above.
 func (b *TransformerBlock) Config() map[string]any {
-	c := b.baseConfig()
+	c := b.BaseConfig()
 	c["d_model"] = b.DModel
 	c["num_heads"] = b.NumHeads
 	c["ff_dim"] = b.FFDim
@@ -182,4 +215,31 @@ func (b *TransformerBlock) Config() map[string]any {
 		c["seed"] = nil
 	}
 	return c
+}
+
+// TransformerBlock's Python twin is a custom class: it is registered as
+// "TransformerBlock" and "gotf>TransformerBlock".
+func init() { registerCustom("TransformerBlock", transformerBlockFromConfig) }
+
+// transformerBlockFromConfig is TransformerBlock.from_config.
+func transformerBlockFromConfig(c map[string]any) (Layer, error) {
+	r := &cfg{c: c}
+	name := r.name()
+	d := r.required("d_model", 1, maxDim)
+	heads := r.required("num_heads", 1, maxDim)
+	ff := r.required("ff_dim", 1, maxDim)
+	opts := TransformerBlockOptions{
+		Name:         name,
+		KeyDim:       r.int("key_dim", 0, 0, maxDim),
+		Dropout:      r.float("dropout", 0, 0, 0.999999),
+		Epsilon:      r.float("epsilon", 1e-6, 1e-12, 1),
+		PreLN:        r.bool("pre_ln", false),
+		Activation:   r.activation("activation"),
+		NoCausalMask: !r.bool("causal", true),
+		Seed:         r.optSeed("seed"),
+	}
+	if !r.has("activation") {
+		opts.Activation = "gelu"
+	}
+	return r.done(NewTransformerBlock(d, heads, ff, opts))
 }

@@ -72,7 +72,7 @@ func main() {
 
 func run(ctx context.Context, c config, w io.Writer) error {
 	fmt.Fprintf(w, "TensorFlow %s (Go %s, %d CPUs)\n", tfgo.Version(), runtime.Version(), runtime.NumCPU())
-	corpus, err := keraslike.GoSourceCorpus(runtime.GOROOT(), c.corpusBytes)
+	corpus, err := goSourceCorpus(runtime.GOROOT(), c.corpusBytes)
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func run(ctx context.Context, c config, w io.Writer) error {
 	stepsPerEpoch := max(c.steps/c.epochs, 1)
 	initialEpoch := 0
 	if latest, err := savedmodel.LatestCheckpoint(ckptDir); err == nil {
-		if err := m.LoadWeights(latest); err != nil {
+		if err := m.LoadCheckpoint(latest); err != nil {
 			return fmt.Errorf("resuming from %s: %w", latest, err)
 		}
 		done, err := iterations(m)

@@ -2,10 +2,7 @@ package keraslike
 
 import (
 	"fmt"
-	"runtime"
 	"sort"
-	"sync"
-	"weak"
 
 	"github.com/gotf/gotf/tfgo"
 )
@@ -33,6 +30,10 @@ type layerCall struct {
 	kwargs map[string]any
 	out    *KerasTensor
 }
+
+// listInput marks layers whose Keras call takes its inputs as one list
+// (Add()([a, b])), so that functional configs say so.
+type listInput interface{ takesList() }
 
 // Input returns the input of a functional model (keras.Input(shape, dtype)).
 func Input(spec InputSpec) *KerasTensor {
@@ -73,22 +74,6 @@ type functional struct {
 	calls  []*layerCall // in execution order
 	// nodeIndex is each call's index among its layer's calls.
 	nodeIndex map[*layerCall]int
-}
-
-var graphs sync.Map // weak.Pointer[Model] -> *functional
-
-func setGraph(m *Model, g *functional) {
-	k := weak.Make(m)
-	graphs.Store(k, g)
-	runtime.AddCleanup(m, func(k weak.Pointer[Model]) { graphs.Delete(k) }, k)
-}
-
-func graphOf(m *Model) *functional {
-	g, ok := graphs.Load(weak.Make(m))
-	if !ok {
-		return nil
-	}
-	return g.(*functional)
 }
 
 // tensorsOf lists the KerasTensors in an argument (depth-first).
@@ -138,7 +123,7 @@ func NewFunctional(name string, input, output *KerasTensor) (*Model, error) {
 	m.apply = func(ctx *Context, x tfgo.Output) tfgo.Output {
 		return g.forward(ctx, x, func(l Layer, y tfgo.Output) { m.shapes[l.Name()] = staticShape(y) })
 	}
-	setGraph(m, g)
+	m.graph = g
 	return m, nil
 }
 
@@ -253,22 +238,13 @@ func (g *functional) forward(ctx *Context, x tfgo.Output, seen func(Layer, tfgo.
 	return vals[g.output]
 }
 
-// KerasCallLayer is implemented by layers whose Keras call takes keyword
-// arguments beyond training (a registered custom layer can take them from
-// a functional config): args are the tensors of the positional arguments,
-// flattened; kwargs holds the keyword arguments, tensors as tfgo.Output.
-type KerasCallLayer interface {
-	Layer
-	CallKeras(ctx *Context, args []tfgo.Output, kwargs map[string]any) tfgo.Output
-}
-
 // invoke calls a layer as a functional node says.
 func invoke(ctx *Context, c *layerCall, vals map[*KerasTensor]tfgo.Output) tfgo.Output {
 	var args []tfgo.Output
 	for i, a := range c.args {
 		ts := tensorsOf(a, nil)
 		if len(ts) == 0 {
-			ctx.fail(c.layer, "positional argument %d (%v) is not a tensor", i, a)
+			ctx.Fail(c.layer, "positional argument %d (%v) is not a tensor", i, a)
 			return tfgo.Output{}
 		}
 		for _, t := range ts {
@@ -287,88 +263,8 @@ func invoke(ctx *Context, c *layerCall, vals map[*KerasTensor]tfgo.Output) tfgo.
 	if l, ok := c.layer.(KerasCallLayer); ok {
 		return l.CallKeras(ctx, args, kw)
 	}
-	switch l := c.layer.(type) {
-	case *MultiHeadAttention:
-		return callMHA(ctx, l, args, kw)
-	case *TransformerBlock:
-		mask, ok := kw["attention_mask"].(tfgo.Output)
-		delete(kw, "attention_mask")
-		if !checkKwargs(ctx, l, kw) {
-			return tfgo.Output{}
-		}
-		if len(args) != 1 {
-			ctx.fail(l, "takes 1 input, got %d", len(args))
-			return tfgo.Output{}
-		}
-		if ok {
-			return l.CallWithMask(ctx, args[0], mask)
-		}
-		return l.Call(ctx, args[0])
-	}
 	if !checkKwargs(ctx, c.layer, kw) {
 		return tfgo.Output{}
 	}
 	return c.layer.Call(ctx, args...)
-}
-
-func checkKwargs(ctx *Context, l Layer, kw map[string]any) bool {
-	for k, v := range kw {
-		ctx.fail(l, "keyword argument %s=%v is not supported", k, v)
-		return false
-	}
-	return true
-}
-
-// callMHA is MultiHeadAttention's Keras call: (query, value, key=None,
-// attention_mask=None, use_causal_mask=False), positionally or by keyword.
-func callMHA(ctx *Context, l *MultiHeadAttention, args []tfgo.Output, kw map[string]any) tfgo.Output {
-	names := []string{"query", "value", "key"}
-	ins := make([]tfgo.Output, 3)
-	if len(args) > 3 {
-		ctx.fail(l, "takes at most 3 positional inputs (query, value, key), got %d", len(args))
-		return tfgo.Output{}
-	}
-	copy(ins, args)
-	for i, n := range names {
-		if v, ok := kw[n]; ok {
-			t, isT := v.(tfgo.Output)
-			if !isT || ins[i].Op != nil {
-				ctx.fail(l, "argument %s given twice or not a tensor", n)
-				return tfgo.Output{}
-			}
-			ins[i] = t
-			delete(kw, n)
-		}
-	}
-	if ins[0].Op == nil || ins[1].Op == nil {
-		ctx.fail(l, "needs query and value")
-		return tfgo.Output{}
-	}
-	var mask tfgo.Output
-	if v, ok := kw["attention_mask"]; ok {
-		t, isT := v.(tfgo.Output)
-		if !isT {
-			ctx.fail(l, "attention_mask is not a tensor")
-			return tfgo.Output{}
-		}
-		mask = t
-		delete(kw, "attention_mask")
-	}
-	causal := false
-	if v, ok := kw["use_causal_mask"]; ok {
-		b, isB := v.(bool)
-		if !isB {
-			ctx.fail(l, "use_causal_mask=%v is not a bool", v)
-			return tfgo.Output{}
-		}
-		causal = b
-		delete(kw, "use_causal_mask")
-	}
-	if v, ok := kw["return_attention_scores"]; ok && v == false {
-		delete(kw, "return_attention_scores")
-	}
-	if !checkKwargs(ctx, l, kw) {
-		return tfgo.Output{}
-	}
-	return l.CallWithMask(ctx, ins[0], ins[1], ins[2], mask, causal)
 }

@@ -1,0 +1,230 @@
+package keraslike
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/gotf/gotf/internal/h5"
+	"github.com/gotf/gotf/tfgo"
+)
+
+// Legacy Keras' HDF5 weight layout.
+//
+// Legacy Keras (.h5; keras.src.legacy.saving.legacy_h5_format) has, under
+// model_weights for a full model or at the root for a weights file, the
+// attribute layer_names and one group per layer, named as the layer, with
+// the attribute weight_names (the variables' paths, "dense/kernel") and a
+// dataset at each of those paths; weights are matched to layers in order.
+
+// legacyLayerNames is the model's layers as legacy Keras lists them
+// (model.layers: a functional model's InputLayer included).
+func (m *Model) legacyLayerNames() []string {
+	var names []string
+	if !m.isSequential() {
+		names = append(names, m.inputLayerName())
+	}
+	for _, l := range m.layers {
+		names = append(names, l.Name())
+	}
+	return names
+}
+
+// SaveWeightsLegacyH5 writes the model's weights in legacy Keras' HDF5
+// layout (Keras 2's model.save_weights("x.h5"), the model_weights part of
+// model.save("x.h5")) at the file's root; Keras 3's model.load_weights
+// ("x.h5") reads it into the model's twin.
+func (m *Model) SaveWeightsLegacyH5(path string) error {
+	if err := m.saveLegacy(path); err != nil {
+		return fmt.Errorf("saving the weights of %q: %w", m.name, err)
+	}
+	return nil
+}
+
+func (m *Model) saveLegacy(path string) error {
+	if _, err := m.session(); err != nil {
+		return err
+	}
+	vals, release, err := m.weightValues()
+	if err != nil {
+		return err
+	}
+	defer release()
+	f, err := h5.Create(path)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error { f.Abort(); return err }
+	root := f.Root()
+	if err := root.SetStringsAttr("layer_names", m.legacyLayerNames()); err != nil {
+		return fail(err)
+	}
+	if err := root.SetStringAttr("backend", "tensorflow"); err != nil {
+		return fail(err)
+	}
+	if err := root.SetStringAttr("keras_version", kerasFormatVersion); err != nil {
+		return fail(err)
+	}
+	groups := map[string][]*Weight{}
+	for _, n := range m.legacyLayerNames() {
+		groups[n] = nil
+	}
+	for _, l := range m.layers {
+		groups[l.Name()] = l.Weights()
+	}
+	groups["top_level_model_weights"] = nil
+	names := make([]string, 0, len(groups))
+	for n := range groups {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		g, err := root.CreateGroup(n)
+		if err != nil {
+			return fail(err)
+		}
+		ws := groups[n]
+		paths := make([]string, len(ws))
+		for i, w := range ws {
+			paths[i] = w.Path
+		}
+		err = g.SetStringsAttr("weight_names", paths)
+		for _, w := range ws {
+			if err != nil {
+				break
+			}
+			t := vals[w]
+			var dt h5.DType
+			if dt, err = h5DType(t.DataType()); err == nil {
+				err = g.Write(w.Path, dt, t.Shape(), t.Data())
+			}
+		}
+		g.Close()
+		if err != nil {
+			return fail(err)
+		}
+	}
+	return f.Close()
+}
+
+// LoadWeightsLegacyH5 reads legacy Keras HDF5 weights into the model: a
+// full model saved with model.save("x.h5") (its model_weights group) or a
+// weights file in that layout (SaveWeightsLegacyH5, Keras 2's
+// save_weights). As Keras does, the file's layers that have weights are
+// matched in order to the model's layers that have weights, and each
+// layer's weights in order; counts, dtypes and shapes are checked before
+// any weight changes, and errors name the layer and the weight.
+func (m *Model) LoadWeightsLegacyH5(path string) error {
+	if err := m.loadLegacy(path); err != nil {
+		return fmt.Errorf("loading weights into %q: %w", m.name, err)
+	}
+	return nil
+}
+
+func (m *Model) loadLegacy(path string) error {
+	sess, err := m.session()
+	if err != nil {
+		return err
+	}
+	f, err := h5.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ws, vals, err := m.readLegacyWeights(f)
+	defer closeTensors(vals)
+	if err != nil {
+		return err
+	}
+	return m.assign(sess, ws, vals)
+}
+
+// legacyStrings reads a possibly chunked list attribute (name, or name0,
+// name1 ... when Keras split it).
+func legacyStrings(g *h5.Group, name string) ([]string, error) {
+	if g.HasAttr(name) {
+		return g.StringsAttr(name)
+	}
+	var out []string
+	for i := 0; g.HasAttr(fmt.Sprint(name, i)); i++ {
+		ss, err := g.StringsAttr(fmt.Sprint(name, i))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ss...)
+	}
+	return out, nil
+}
+
+func (m *Model) readLegacyWeights(f *h5.File) ([]*Weight, []*tfgo.Tensor, error) {
+	top := f.Root()
+	if !top.HasAttr("layer_names") && !top.HasAttr("layer_names0") {
+		if !top.Has("model_weights") {
+			return nil, nil, fmt.Errorf("%s is not a legacy Keras HDF5 weights file (no layer_names attribute, no model_weights group)", f.Path())
+		}
+		g, err := top.Group("model_weights")
+		if err != nil {
+			return nil, nil, err
+		}
+		defer g.Close()
+		top = g
+	}
+	names, err := legacyStrings(top, "layer_names")
+	if err != nil {
+		return nil, nil, err
+	}
+	type fileLayer struct {
+		name    string
+		weights []string
+	}
+	var fileLayers []fileLayer
+	for _, n := range names {
+		if n == "" || strings.Contains(n, "/") {
+			return nil, nil, fmt.Errorf("%s: invalid layer name %q in layer_names", f.Path(), n)
+		}
+		g, err := top.Group(n)
+		if err != nil {
+			return nil, nil, err
+		}
+		wn, err := legacyStrings(g, "weight_names")
+		g.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(wn) > 0 {
+			fileLayers = append(fileLayers, fileLayer{n, wn})
+		}
+	}
+	var layers []Layer
+	for _, l := range m.layers {
+		if len(l.Weights()) > 0 {
+			layers = append(layers, l)
+		}
+	}
+	if len(layers) != len(fileLayers) {
+		return nil, nil, fmt.Errorf("%s has weights for %d layers, the model has %d layers with weights", f.Path(), len(fileLayers), len(layers))
+	}
+	var ws []*Weight
+	var vals []*tfgo.Tensor
+	for i, l := range layers {
+		fl := fileLayers[i]
+		lw := l.Weights()
+		if len(lw) != len(fl.weights) {
+			return ws, vals, fmt.Errorf("layer %q (%s) has %d weights, %s has %d for its layer %q (%s)", l.Name(), l.ClassName(), len(lw), f.Path(), len(fl.weights), fl.name, strings.Join(fl.weights, ", "))
+		}
+		g, err := top.Group(fl.name)
+		if err != nil {
+			return ws, vals, err
+		}
+		for j, w := range lw {
+			t, err := readWeight(g, fl.weights[j], w, l)
+			if err != nil {
+				g.Close()
+				return ws, vals, err
+			}
+			ws, vals = append(ws, w), append(vals, t)
+		}
+		g.Close()
+	}
+	return ws, vals, nil
+}

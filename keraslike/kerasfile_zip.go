@@ -1,0 +1,189 @@
+package keraslike
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// The Keras 3 .keras archive: a zip of config.json (config_read.go,
+// config_write.go), metadata.json and model.weights.h5 (h5weights.go).
+
+// Limits on the members of a .keras archive.
+const (
+	maxConfigBytes = 64 << 20
+	// A member that declares more than this and more than zipMaxExpansion
+	// times what it stores is refused as a decompression bomb (as Keras does).
+	zipBombFloor    = 1 << 28
+	zipMaxExpansion = 100
+)
+
+func loadKerasZip(path string, opts LoadOptions) (*Model, error) {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return nil, fmt.Errorf("not a readable zip archive: %w", err)
+	}
+	defer zr.Close()
+	members := map[string]*zip.File{}
+	for _, zf := range zr.File {
+		if zf.UncompressedSize64 > zipBombFloor && zf.UncompressedSize64 > zipMaxExpansion*zf.CompressedSize64 {
+			return nil, fmt.Errorf("archive member %q declares %d bytes but stores %d: refused as a decompression bomb", zf.Name, zf.UncompressedSize64, zf.CompressedSize64)
+		}
+		members[zf.Name] = zf
+	}
+	cf := members["config.json"]
+	if cf == nil {
+		return nil, errors.New("the archive has no config.json")
+	}
+	if cf.UncompressedSize64 > maxConfigBytes {
+		return nil, fmt.Errorf("config.json declares %d bytes, more than the limit %d", cf.UncompressedSize64, maxConfigBytes)
+	}
+	raw, err := readMember(cf, maxConfigBytes)
+	if err != nil {
+		return nil, err
+	}
+	m, err := modelFromJSON(raw, opts, false)
+	if err != nil {
+		return nil, err
+	}
+	wf := members["model.weights.h5"]
+	if wf == nil {
+		if members["model.weights.json"] != nil {
+			return nil, errors.New("sharded weights (model.weights.json) are not supported")
+		}
+		return nil, errors.New("the archive has no model.weights.h5")
+	}
+	tmp, err := os.CreateTemp("", "gotf-keras-*.weights.h5")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	rc, err := wf.Open()
+	if err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("model.weights.h5: %w", err)
+	}
+	n, err := io.Copy(tmp, io.LimitReader(rc, int64(wf.UncompressedSize64)+1))
+	rc.Close()
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("extracting model.weights.h5: %w", err)
+	}
+	if uint64(n) != wf.UncompressedSize64 {
+		return nil, fmt.Errorf("model.weights.h5 holds %d bytes, its header says %d", n, wf.UncompressedSize64)
+	}
+	if err := m.loadKeras3Weights(tmp.Name()); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("model.weights.h5: %w", err)
+	}
+	return m, nil
+}
+
+func readMember(zf *zip.File, limit int64) ([]byte, error) {
+	rc, err := zf.Open()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", zf.Name, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", zf.Name, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than the limit of %d bytes", zf.Name, limit)
+	}
+	return b, nil
+}
+
+// SaveKeras writes the model as a Keras 3 .keras archive (config.json,
+// metadata.json, model.weights.h5) that keras.models.load_model opens: a
+// Sequential model, or a functional one from NewFunctional or
+// LoadKerasModel. Layers whose Keras twin is not a built-in Keras class
+// (TransformerBlock, PositionalEmbedding, classes registered with
+// RegisterLayer) are written with module "gotf.keraslike" and their class
+// name as registered_name, so Python needs the class in custom_objects:
+//
+//	keras.models.load_model("m.keras", custom_objects={"TransformerBlock": TransformerBlock})
+//
+// A model from NewModel (a Go forward function) has no known connectivity:
+// build it with Input/Apply/NewFunctional, or save its weights only
+// (SaveWeightsH5). The file appears complete or not at all.
+func (m *Model) SaveKeras(path string) error {
+	if err := m.saveKeras(path); err != nil {
+		return fmt.Errorf("saving %q as %s: %w", m.name, path, err)
+	}
+	return nil
+}
+
+func (m *Model) saveKeras(path string) error {
+	if _, err := m.session(); err != nil {
+		return err
+	}
+	conf, err := m.kerasConfig()
+	if err != nil {
+		return err
+	}
+	confJSON, err := json.Marshal(conf)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	meta, _ := json.Marshal(map[string]any{
+		"keras_version": kerasFormatVersion,
+		"date_saved":    time.Now().Format("2006-01-02@15:04:05"),
+		"producer":      "gotf keraslike",
+	})
+	dir := filepath.Dir(path)
+	wtmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".weights*.h5")
+	if err != nil {
+		return err
+	}
+	wtmp.Close()
+	defer os.Remove(wtmp.Name())
+	if err := m.writeKeras3Weights(wtmp.Name()); err != nil {
+		return err
+	}
+	ztmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(ztmp.Name())
+	zw := zip.NewWriter(ztmp)
+	add := func(name string, method uint16, r io.Reader) error {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: method, Modified: time.Now()})
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(w, r)
+		return err
+	}
+	err = add("metadata.json", zip.Deflate, bytes.NewReader(meta))
+	if err == nil {
+		err = add("config.json", zip.Deflate, bytes.NewReader(confJSON))
+	}
+	if err == nil {
+		var wf *os.File
+		if wf, err = os.Open(wtmp.Name()); err == nil {
+			err = add("model.weights.h5", zip.Store, wf)
+			wf.Close()
+		}
+	}
+	if err == nil {
+		err = zw.Close()
+	}
+	if cerr := ztmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	os.Chmod(ztmp.Name(), 0o644) // CreateTemp made it 0600
+	return os.Rename(ztmp.Name(), path)
+}
