@@ -212,6 +212,17 @@ func (o *Adam) Apply(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) *tfg
 	b1p := tfgo.Pow(ss, tfgo.Const(ss, float32(o.beta1)), t)
 	b2p := tfgo.Pow(ss, tfgo.Const(ss, float32(o.beta2)), t)
 	var ups []*tfgo.Operation
+	// The decay reads and writes each weight outside the Adam op; ordered
+	// after every gradient (and so after the forward reads they depend on),
+	// as Keras computes all gradients, then decays, then applies. Without
+	// this edge the executor may decay a weight before the forward pass reads it.
+	var gradOps []*tfgo.Operation
+	for _, g := range grads {
+		if g.Op != nil {
+			gradOps = append(gradOps, g.Op)
+		}
+	}
+	afterGrads := ss.WithControlDependencies(gradOps...)
 	for i, w := range weights {
 		if grads[i].Op == nil {
 			continue
@@ -225,8 +236,8 @@ func (o *Adam) Apply(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) *tfg
 		dt := w.DType()
 		ws := ss
 		if o.decay > 0 {
-			wd := tfgo.Mul(ss, tfgo.Mul(ss, castTo(ss, lr, dt), castTo(ss, tfgo.Const(ss, float32(o.decay)), dt)), w.Read(ss))
-			ws = ss.WithControlDependencies(w.AssignSub(ss, wd))
+			wd := tfgo.Mul(ss, tfgo.Mul(ss, castTo(ss, lr, dt), castTo(ss, tfgo.Const(ss, float32(o.decay)), dt)), w.Read(afterGrads))
+			ws = ss.WithControlDependencies(w.AssignSub(afterGrads, wd))
 		}
 		ups = append(ups, ws.AddOperation(tfgo.OpSpec{Type: "ResourceApplyAdam", Input: []any{
 			w.Handle(), m.Handle(), v.Handle(),
