@@ -2,6 +2,7 @@ package keraslike
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/gotf/gotf/dtypes"
@@ -278,17 +279,7 @@ func (m *Model) assign(sess *tfgo.Session, ws []*Weight, values []*tfgo.Tensor) 
 	return err
 }
 
-func sameDims(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+func sameDims(a, b []int64) bool { return slices.Equal(a, b) }
 
 // Predict runs the inference graph on a batch.
 func (m *Model) Predict(x any) (*tfgo.Tensor, error) {

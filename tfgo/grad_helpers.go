@@ -2,6 +2,7 @@ package tfgo
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/gotf/gotf/dtypes/half"
 )
@@ -87,17 +88,7 @@ func unbroadcast(s *Scope, grad, x Output) Output {
 	return Reshape(s, sum, sx)
 }
 
-func equalDims(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+func equalDims(a, b []int64) bool { return slices.Equal(a, b) }
 
 // attrBool reads a bool attr (false when absent).
 func attrBool(op *Operation, name string) bool {

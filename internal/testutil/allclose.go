@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gotf/gotf/dtypes"
 )
 
 // Float is the element type of the compared slices.
@@ -82,14 +84,8 @@ func AllCloseShapeTol[T Float](t testing.TB, what string, wantShape []int64, wan
 }
 
 func numElements(shape []int64) (int64, bool) {
-	n := int64(1)
-	for _, d := range shape {
-		if d < 0 || d > 0 && n > math.MaxInt64/d {
-			return 0, false
-		}
-		n *= d
-	}
-	return n, true
+	n, err := dtypes.NumElements(shape)
+	return n, err == nil
 }
 
 func fmtShape(s []int64) string {
