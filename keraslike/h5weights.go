@@ -258,11 +258,6 @@ func (m *Model) loadKeras3Weights(path string) error {
 	var ws []*Weight
 	var vals []*tfgo.Tensor
 	defer func() { closeTensors(vals) }() // copied into the variables by assign
-	defer func() {
-		for _, v := range vals {
-			v.Close()
-		}
-	}()
 	var read func(path string, n *kerasNode) error
 	read = func(path string, n *kerasNode) error {
 		vp := "vars"

@@ -86,14 +86,27 @@ func LoadSavedModel(dir string, tags []string, opts SessionOptions) (*Session, *
 }
 
 // Graph is the graph the session runs.
-func (s *Session) Graph() *Graph { return s.sess.Graph() }
+func (s *Session) Graph() *Graph {
+	if s == nil || s.sess == nil {
+		return nil
+	}
+	return s.sess.Graph()
+}
 
 // ListDevices lists the devices the session can place operations on.
-func (s *Session) ListDevices() ([]Device, error) { return s.sess.ListDevices() }
+func (s *Session) ListDevices() ([]Device, error) {
+	if s == nil || s.sess == nil {
+		return nil, fmt.Errorf("list devices: not a session from NewSession or LoadSavedModel")
+	}
+	return s.sess.ListDevices()
+}
 
 // Close frees the session (and the graph of a loaded SavedModel); it is
 // safe to call more than once.
 func (s *Session) Close() error {
+	if s == nil || s.sess == nil {
+		return nil
+	}
 	err := s.sess.Close()
 	if s.ownsGraph {
 		s.sess.Graph().Close()
@@ -116,6 +129,9 @@ func (s *Session) RunWithOptions(opts *cpb.RunOptions, feeds map[Output]any, fet
 }
 
 func (s *Session) run(opts *cpb.RunOptions, feeds map[Output]any, fetches []Output, targets []*Operation) ([]*Tensor, *cpb.RunMetadata, error) {
+	if s == nil || s.sess == nil {
+		return nil, nil, fmt.Errorf("run: not a session from NewSession or LoadSavedModel")
+	}
 	tfeeds := make(map[Output]*Tensor, len(feeds))
 	for o, v := range feeds {
 		if o.Op == nil {

@@ -80,3 +80,19 @@ func TestFetchByNameOfMissingOpNamesIt(t *testing.T) {
 	v, _ := Value(out[0])
 	assert.Equal(t, float32(1), v)
 }
+
+func TestZeroSessionErrorsInsteadOfPanicking(t *testing.T) {
+	var s Session
+	if _, err := s.Run(nil, nil); err == nil {
+		t.Error("Run on a zero Session: no error")
+	}
+	if _, err := s.ListDevices(); err == nil {
+		t.Error("ListDevices on a zero Session: no error")
+	}
+	if s.Graph() != nil {
+		t.Error("Graph of a zero Session is not nil")
+	}
+	if err := s.Close(); err != nil {
+		t.Error(err)
+	}
+}
