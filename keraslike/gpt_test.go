@@ -2,7 +2,9 @@ package keraslike
 
 import (
 	"fmt"
+	"math"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"github.com/gotf/gotf/internal/interop"
@@ -131,22 +133,34 @@ m.set_weights([inputs[k] for k in sorted(inputs) if k.startswith("w")])
 opt = %s
 m.compile(optimizer=opt, loss="mse")
 m.train_on_batch(inputs["x"], inputs["y"])
-for i, v in enumerate(m.get_weights()):
-    outputs["w%%02d" %% i] = v
-slots = [v for v in opt.variables if "iteration" not in v.path and "learning_rate" not in v.path]
-for i, v in enumerate(slots):
-    outputs["s%%02d" %% i] = v.numpy()
-outputs["slot_names"] = np.array([v.path.encode() for v in slots], dtype=object)
-`, T, D, D, H, 4*D, c.py), in)
+`, T, D, D, H, 4*D, c.py)+pyTrainedState, in)
+			// The gradients differ from Keras' by rounding relative to the
+			// largest gradient (~1e-7 of it: TestTransformerBlockGradients
+			// MatchKeras). Adam's first step is lr·g/(|g|+ε), about ±lr:
+			// where |g| approaches ε (the key bias, whose gradient is zero in
+			// exact arithmetic) that rounding moves the step by up to
+			// lr·Δg/ε, observed 2e-6 = 2e-4·lr; elsewhere <= 6.4e-7.
 			require.Len(t, after, len(initial))
 			for i := range after {
-				assert.InDeltaSlice(t, floats(t, ref[fmt.Sprintf("w%02d", i)]), floats(t, after[i]), 1e-5, "weight %s", m.Weights()[i].Path)
+				allClose(t, "weight "+m.Weights()[i].Path, ref[fmt.Sprintf("w%02d", i)], after[i], 1e-3*0.01, 0)
 			}
-			names, _ := ref["slot_names"].Strings()
+			names, err := ref["slot_names"].Strings()
+			require.NoError(t, err)
 			require.Len(t, slots, len(names))
+			// The slots are (1-β1)·g and (1-β2)·g²: their rounding follows
+			// the largest momentum (velocity) of the model, as the
+			// gradients' does; observed < 1e-7 of it.
+			scale := map[bool]float64{}
+			for i := range slots {
+				kind := strings.HasSuffix(slotNames[i], "_velocity")
+				for _, v := range floats(t, ref[fmt.Sprintf("s%02d", i)]) {
+					scale[kind] = math.Max(scale[kind], math.Abs(float64(v)))
+				}
+			}
 			for i := range slots {
 				assert.Equal(t, string(names[i]), slotNames[i])
-				assert.InDeltaSlice(t, floats(t, ref[fmt.Sprintf("s%02d", i)]), floats(t, slots[i]), 1e-5, "slot %s", names[i])
+				kind := strings.HasSuffix(slotNames[i], "_velocity")
+				allClose(t, "slot "+string(names[i]), ref[fmt.Sprintf("s%02d", i)], slots[i], 2e-6*scale[kind], 0)
 			}
 		})
 	}

@@ -137,27 +137,12 @@ func ltCheckConfig(t *testing.T, l Layer, ref map[string]*tfgo.Tensor) {
 	}
 }
 
-func ltFloats(t *testing.T, tn *tfgo.Tensor) []float32 {
-	v, err := tfgo.Float32s(tn)
-	require.NoError(t, err)
-	return v
-}
-
 func ltMaxDiff(a, b []float32) float64 {
 	m := 0.0
 	for i := range a {
 		m = math.Max(m, math.Abs(float64(a[i])-float64(b[i])))
 	}
 	return m
-}
-
-func ltClose(t *testing.T, want, got *tfgo.Tensor, tol float64, what string) {
-	t.Helper()
-	w, g := ltFloats(t, want), ltFloats(t, got)
-	require.Equal(t, want.Shape(), got.Shape(), "%s: shape", what)
-	d := ltMaxDiff(w, g)
-	t.Logf("%s: max |Go - Keras| = %.3g over %d values", what, d, len(w))
-	assert.LessOrEqual(t, d, tol, what)
 }
 
 func TestEmbeddingMatchesKeras(t *testing.T) {
@@ -189,7 +174,7 @@ e.set_weights(weights())
 outputs["y"] = e(inputs["ids"])
 describe(e)
 `, in)
-			ltClose(t, ref["y"], got, 0, "embedding lookup")
+			allCloseTol(t, "embedding lookup", ref["y"], got, kerasTol)
 			ltCheckWeights(t, e, ref)
 			ltCheckConfig(t, e, ref)
 		})
@@ -205,8 +190,8 @@ describe(e)
 import keras
 outputs["w"] = keras.initializers.RandomUniform(-0.05, 0.05, seed=1234)((50, 8))
 `, nil)
-		assert.Equal(t, ltFloats(t, ref["w"]), ltFloats(t, got), "bit-identical to Keras")
-		for _, v := range ltFloats(t, got) {
+		assert.Equal(t, floats(t, ref["w"]), floats(t, got), "bit-identical to Keras")
+		for _, v := range floats(t, got) {
 			require.True(t, v >= -0.05 && v < 0.05)
 		}
 	})
@@ -230,7 +215,7 @@ with tf.GradientTape() as tape:
     loss = tf.reduce_sum(e(inputs["ids"]) * inputs["c"])
 outputs["g"] = tf.convert_to_tensor(tape.gradient(loss, e.embeddings))
 `, in)
-		ltClose(t, ref["g"], got, 1e-6, "d loss / d embeddings")
+		allCloseTol(t, "d loss / d embeddings", ref["g"], got, kerasTol)
 	})
 }
 
@@ -266,7 +251,7 @@ l.set_weights(weights())
 outputs["y"] = l(inputs["x"])
 describe(l)
 `, pyArgs(tc.py)), in)
-			ltClose(t, ref["y"], got, 1e-5, "layer normalization")
+			allCloseTol(t, "layer normalization", ref["y"], got, kerasTol)
 			ltCheckWeights(t, l, ref)
 			ltCheckConfig(t, l, ref)
 		})
@@ -409,7 +394,7 @@ m.set_weights(weights())
 outputs["y"] = %s
 describe(m)
 `, tc.heads, tc.keyDim, pyArgs(tc.pyArgs), buildArgs, vshape[1], vshape[2], kshape[1], kshape[2], pyCall), in)
-			ltClose(t, ref["y"], got, 1e-5, "attention output")
+			allCloseTol(t, "attention output", ref["y"], got, kerasTol)
 			ltCheckWeights(t, m, ref)
 			ltCheckConfig(t, m, ref)
 		})
@@ -458,11 +443,11 @@ func TestDropout(t *testing.T) {
 		assert.False(t, d.SeedState().Trainable())
 		assert.Empty(t, d.Weights(), "the seed state is not a weight, as in Keras")
 		sess := ltSession(t, s, nil, r, 0, nil)
-		xs := ltFloats(t, x)
+		xs := floats(t, x)
 		scale := float32(1 / (1 - rate))
 		var runs [][]float32
 		for step := 0; step < 3; step++ {
-			ys := ltFloats(t, ltRun(t, sess, map[tfgo.Output]any{ph: x}, y)[0])
+			ys := floats(t, ltRun(t, sess, map[tfgo.Output]any{ph: x}, y)[0])
 			dropped := 0
 			for i, v := range ys {
 				if v == 0 {
@@ -484,7 +469,7 @@ for i in range(3):
 outputs["config"] = json.dumps(d.get_config())
 `, map[string]*tfgo.Tensor{"x": x})
 		for i := range runs {
-			assert.Equal(t, ltFloats(t, ref[fmt.Sprintf("y%d", i)]), runs[i], "call %d is bit-identical to Keras'", i)
+			assert.Equal(t, floats(t, ref[fmt.Sprintf("y%d", i)]), runs[i], "call %d is bit-identical to Keras'", i)
 		}
 		ltCheckConfig(t, d, ref)
 
@@ -496,7 +481,7 @@ outputs["config"] = json.dumps(d.get_config())
 		require.NoError(t, err)
 		again, err := sess2.Run(map[tfgo.Output]any{ph: x}, []tfgo.Output{y})
 		require.NoError(t, err)
-		assert.Equal(t, runs[0], ltFloats(t, again[0]))
+		assert.Equal(t, runs[0], floats(t, again[0]))
 	})
 
 	t.Run("two calls in one graph draw different masks", func(t *testing.T) {
@@ -507,7 +492,7 @@ outputs["config"] = json.dumps(d.get_config())
 		a, b := d.Call(ctx, one), d.Call(ctx, one)
 		sess := ltSession(t, s, nil, r, 0, nil)
 		out := ltRun(t, sess, nil, a, b)
-		assert.NotEqual(t, ltFloats(t, out[0]), ltFloats(t, out[1]))
+		assert.NotEqual(t, floats(t, out[0]), floats(t, out[1]))
 	})
 
 	t.Run("rate 0 and 1", func(t *testing.T) {
@@ -517,7 +502,7 @@ outputs["config"] = json.dumps(d.get_config())
 		assert.Equal(t, ph, NewDropout(0, DropoutOptions{}).Call(ctx, ph))
 		zero := NewDropout(1, DropoutOptions{}).Call(ctx, ph)
 		sess := ltSession(t, s, nil, r, 0, nil)
-		for _, v := range ltFloats(t, ltRun(t, sess, map[tfgo.Output]any{ph: x}, zero)[0]) {
+		for _, v := range floats(t, ltRun(t, sess, map[tfgo.Output]any{ph: x}, zero)[0]) {
 			require.Zero(t, v)
 		}
 	})
@@ -559,7 +544,7 @@ p.set_weights(weights())
 outputs["y"] = p(inputs["x"])
 describe(p)
 `, p.Name()), in)
-			ltClose(t, ref["y"], got, 1e-6, "x + position embeddings")
+			allCloseTol(t, "x + position embeddings", ref["y"], got, kerasTol)
 			ltCheckWeights(t, p, ref)
 		})
 	}
@@ -581,7 +566,7 @@ a = keras.layers.Activation(%q, name="activation")
 outputs["y"] = a(inputs["x"])
 describe(a)
 `, act), map[string]*tfgo.Tensor{"x": x})
-			ltClose(t, ref["y"], got, 1e-6, act)
+			allCloseTol(t, act, ref["y"], got, kerasTol)
 			ltCheckWeights(t, a, ref)
 			ltCheckConfig(t, a, ref)
 		})
@@ -692,7 +677,7 @@ func TestTransformerBlockMatchesKeras(t *testing.T) {
 outputs["y"] = y
 describe(b)
 `, in)
-			ltClose(t, ref["y"], got, 1e-5, "block output")
+			allCloseTol(t, "block output", ref["y"], got, kerasTol)
 			ltCheckWeights(t, b, ref)
 		})
 	}
@@ -726,17 +711,29 @@ outputs["loss"] = loss
 for i, g in enumerate(tape.gradient(loss, b.weights)):
     outputs["g%d" % i] = tf.convert_to_tensor(g)
 `, in)
-			ltClose(t, ref["loss"], got[0], 1e-4, "loss")
+			// The loss: one float32 sum, both sides rounding each product
+			// the same way but summing in another order: a few ulps.
+			allClose(t, "loss", ref["loss"], got[0], 0, 1e-6)
+			// The gradients: both are sums over the same backward graph,
+			// built from different but equivalent ops (Keras' einsums, our
+			// matmuls), so their rounding follows the largest magnitudes
+			// flowing through the block, not each element (the key bias'
+			// gradient is zero in exact arithmetic and is that rounding
+			// alone). The bound is relative to the largest gradient element.
+			scale := 0.0
+			for i := range b.Weights() {
+				scale = math.Max(scale, ltMaxDiff(floats(t, ref[fmt.Sprintf("g%d", i)]), make([]float32, ref[fmt.Sprintf("g%d", i)].NumElements())))
+			}
 			worst, worstName := 0.0, ""
 			for i, w := range b.Weights() {
-				want, g := ltFloats(t, ref[fmt.Sprintf("g%d", i)]), ltFloats(t, got[i+1])
-				require.Len(t, g, len(want), w.Path)
-				if d := ltMaxDiff(want, g); d > worst {
+				want := ref[fmt.Sprintf("g%d", i)]
+				allClose(t, "gradient of "+w.Path, want, got[i+1], 1e-6*scale, 0)
+				if d := ltMaxDiff(floats(t, want), floats(t, got[i+1])); d > worst {
 					worst, worstName = d, w.Path
 				}
-				assert.InDeltaSlice(t, want, g, 1e-4, "gradient of %s", w.Path)
 			}
-			t.Logf("%d weight gradients: max |Go - TF| = %.3g (%s)", len(grads), worst, worstName)
+			worst /= scale
+			t.Logf("%d weight gradients: max |Go - TF| / max |gradient| = %.3g (%s)", len(grads), worst, worstName)
 		})
 	}
 }
@@ -845,14 +842,14 @@ func TestTransformerBlockHalfPrecision(t *testing.T) {
 	require.NoError(t, s.Err())
 	sess := ltSession(t, s, nil, r, 0, nil)
 	res := ltRun(t, sess, nil, outs...)
-	want := ltFloats(t, res[0])
+	want := floats(t, res[0])
 	for i, tol := range []float64{2e-3, 2e-2} {
-		d := ltMaxDiff(want, ltFloats(t, res[i+1]))
+		d := ltMaxDiff(want, floats(t, res[i+1]))
 		t.Logf("%s: max |y - y_float32| = %.3g", []string{"float16", "bfloat16"}[i], d)
 		assert.LessOrEqual(t, d, tol)
 	}
 	for _, out := range res[3:] {
-		for _, v := range ltFloats(t, out) {
+		for _, v := range floats(t, out) {
 			require.False(t, math.IsNaN(float64(v)))
 		}
 	}

@@ -201,8 +201,11 @@ func (m *Model) session() (*tfgo.Session, error) {
 // Session is the model's session (opened and initialized on first use).
 func (m *Model) Session() (*tfgo.Session, error) { return m.session() }
 
-// Close frees the model's session.
+// Close frees the model's session. The model stays usable: its next
+// session starts again from the initializers (the weights' values are
+// those of a fresh model).
 func (m *Model) Close() error {
+	m.initialized = false
 	if m.sess != nil {
 		err := m.sess.Close()
 		m.sess = nil

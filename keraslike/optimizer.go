@@ -16,7 +16,11 @@ type Optimizer interface {
 	// name made unique ("adam", "adam_w", "sgd", "adam_1").
 	Name() string
 	// Apply adds one update of every weight by its gradient and returns the
-	// op that runs it (and increments the iteration counter).
+	// op that runs it (and increments the iteration counter). Every read and
+	// write of a weight or slot it adds runs after every gradient and after
+	// the control dependencies of s (Compile passes the loss, so the forward
+	// pass has read each weight before any is written, as Keras' traced
+	// train step orders them); variables it creates do not wait for them.
 	Apply(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) *tfgo.Operation
 	// Iterations is the step counter (int64), as optimizer.iterations.
 	Iterations() *tfgo.Variable
@@ -61,34 +65,73 @@ func (o *optimizerBase) Iterations() *tfgo.Variable  { return o.iters }
 func (o *optimizerBase) Variables() []*tfgo.Variable { return o.vars }
 
 // begin creates the optimizer's scope and counter on first use and returns
-// the clipped gradients and the learning rate for this step (float32).
-func (o *optimizerBase) begin(s *tfgo.Scope, grads []tfgo.Output) ([]tfgo.Output, tfgo.Output, tfgo.Output) {
+// the update scope, the clipped gradients and the learning rate for this
+// step (float32). Everything in the update scope runs after every gradient
+// and after s's control dependencies: without those edges the executor may
+// write a weight before the forward pass or another gradient has read it
+// (the AdamW decay once did).
+func (o *optimizerBase) begin(s *tfgo.Scope, grads []tfgo.Output) (ss *tfgo.Scope, clipped []tfgo.Output, lr, step tfgo.Output) {
 	if o.scope == nil {
-		o.scope = s.SubScope(o.name)
+		o.scope = s.WithoutControlDependencies().SubScope(o.name)
 		o.iters = tfgo.NewVariable(o.scope, "iteration", tfgo.Int64, []int64{}, tfgo.Zeros(), tfgo.Trainable(false))
 		o.vars = append(o.vars, o.iters)
 	}
-	ss := s.SubScope(o.name + "_update")
+	var gradOps []*tfgo.Operation
+	for _, g := range grads {
+		if g.Op != nil {
+			gradOps = append(gradOps, g.Op)
+		}
+	}
+	ss = s.SubScope(o.name + "_update").WithControlDependencies(gradOps...)
 	if o.opts.GlobalClipNorm > 0 {
-		grads, _ = tfgo.ClipByGlobalNorm(ss, grads, float32(o.opts.GlobalClipNorm))
+		grads = clipByGlobalNorm(ss, grads, o.opts.GlobalClipNorm)
 	}
 	// Keras computes the step's rate from the iteration count before the increment.
-	step := tfgo.Cast(ss, o.iters.Read(ss), tfgo.Float)
-	var lr tfgo.Output
+	step = tfgo.Cast(ss, o.iters.Read(ss), tfgo.Float)
 	if o.opts.Schedule != nil {
 		lr = o.opts.Schedule.Rate(ss, step)
 	} else {
 		lr = tfgo.Const(ss, float32(o.opts.LearningRate))
 	}
-	return grads, lr, step
+	return ss, grads, lr, step
 }
 
 // finish groups the updates and the counter increment into one op.
-func (o *optimizerBase) finish(s *tfgo.Scope, updates []*tfgo.Operation) *tfgo.Operation {
-	ss := s.SubScope(o.name + "_update")
+func (o *optimizerBase) finish(ss *tfgo.Scope, updates []*tfgo.Operation) *tfgo.Operation {
 	deps := ss.WithControlDependencies(updates...)
 	inc := o.iters.AssignAdd(deps, tfgo.Const(deps, int64(1)))
 	return ss.WithControlDependencies(inc).AddOperation(tfgo.OpSpec{Type: "NoOp", Name: "apply"})
+}
+
+// clipByGlobalNorm is Keras 3's clip_by_global_norm, in its arithmetic
+// (a sum of squares, not tf.clip_by_global_norm's 2·L2Loss) so that a
+// clipped step rounds as Keras' does: norm = sqrt(Σ sum(g²)), each g times
+// c·min(1/norm, 1/c) + (norm - norm), the last term making the scale NaN
+// when the norm is not finite. The norm is summed in float32.
+func clipByGlobalNorm(s *tfgo.Scope, grads []tfgo.Output, c float64) []tfgo.Output {
+	cs := s.SubScope("clip_by_global_norm")
+	var sq []tfgo.Output
+	for _, g := range grads {
+		if g.Op != nil {
+			all := tfgo.Range(cs, tfgo.Const(cs, int32(0)), tfgo.Rank(cs, g), tfgo.Const(cs, int32(1)))
+			sq = append(sq, castTo(cs, tfgo.Sum(cs, tfgo.Square(cs, g), all), tfgo.Float))
+		}
+	}
+	if len(sq) == 0 {
+		return grads
+	}
+	norm := tfgo.Sqrt(cs, tfgo.Sum(cs, tfgo.Pack(cs, sq), tfgo.Const(cs, int32(0))))
+	clip := tfgo.Const(cs, float32(c))
+	one := tfgo.Const(cs, float32(1))
+	scale := tfgo.Mul(cs, clip, tfgo.Minimum(cs, tfgo.RealDiv(cs, one, norm), tfgo.RealDiv(cs, one, clip)))
+	scale = tfgo.Add(cs, scale, tfgo.Sub(cs, norm, norm))
+	out := make([]tfgo.Output, len(grads))
+	for i, g := range grads {
+		if g.Op != nil {
+			out[i] = tfgo.Mul(cs, g, castTo(cs, scale, g.DataType()))
+		}
+	}
+	return out
 }
 
 // slot creates a zero-initialised slot variable for w, named as Keras 3
@@ -126,8 +169,7 @@ func NewSGD(o SGDOptions) *SGD {
 
 // Apply adds one SGD update.
 func (o *SGD) Apply(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) *tfgo.Operation {
-	grads, lr, _ := o.begin(s, grads)
-	ss := s.SubScope("SGD_update")
+	ss, grads, lr, _ := o.begin(s, grads)
 	var ups []*tfgo.Operation
 	for i, w := range weights {
 		if grads[i].Op == nil {
@@ -154,7 +196,7 @@ func (o *SGD) Apply(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) *tfgo
 			ups = append(ups, w.AssignAdd(deps, newM))
 		}
 	}
-	return o.finish(s, ups)
+	return o.finish(ss, ups)
 }
 
 // AdamOptions are keras.optimizers.Adam's (and AdamW's) arguments; zero
@@ -168,10 +210,13 @@ type AdamOptions struct {
 
 // Adam is keras.optimizers.Adam:
 //
-//	m = m + (g - m)(1 - β1);  v = v + (g² - v)(1 - β2)
-//	w -= lr·sqrt(1 - β2^t)/(1 - β1^t) · m / (sqrt(v) + ε)
+//	m += (g - m)(1 - β1);  v += (g² - v)(1 - β2)
+//	w -= m·α / (sqrt(v) + ε),  α = lr·sqrt(1 - β2^t)/(1 - β1^t)
 //
-// computed by TensorFlow's fused ResourceApplyAdam kernel.
+// op for op as Keras 3 computes it, so a step rounds as Keras' does.
+// TensorFlow's fused ResourceApplyAdam computes 1 - β in float32 instead
+// (0.100000024, not 0.1): one ulp that Adam's second step amplifies to
+// 1e-5 relative where consecutive gradients nearly cancel.
 type Adam struct {
 	optimizerBase
 	beta1, beta2, eps, decay float64
@@ -206,23 +251,11 @@ func NewAdamW(o AdamOptions) *Adam { return newAdam("AdamW", o) }
 
 // Apply adds one Adam (AdamW) update.
 func (o *Adam) Apply(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) *tfgo.Operation {
-	grads, lr, step := o.begin(s, grads)
-	ss := s.SubScope(o.name + "_update")
+	ss, grads, lr, step := o.begin(s, grads)
 	t := tfgo.Add(ss, step, tfgo.Const(ss, float32(1)))
 	b1p := tfgo.Pow(ss, tfgo.Const(ss, float32(o.beta1)), t)
 	b2p := tfgo.Pow(ss, tfgo.Const(ss, float32(o.beta2)), t)
 	var ups []*tfgo.Operation
-	// The decay reads and writes each weight outside the Adam op; ordered
-	// after every gradient (and so after the forward reads they depend on),
-	// as Keras computes all gradients, then decays, then applies. Without
-	// this edge the executor may decay a weight before the forward pass reads it.
-	var gradOps []*tfgo.Operation
-	for _, g := range grads {
-		if g.Op != nil {
-			gradOps = append(gradOps, g.Op)
-		}
-	}
-	afterGrads := ss.WithControlDependencies(gradOps...)
 	for i, w := range weights {
 		if grads[i].Op == nil {
 			continue
@@ -234,19 +267,24 @@ func (o *Adam) Apply(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) *tfg
 		}
 		v := o.v[w]
 		dt := w.DType()
+		c := func(x float64) tfgo.Output { return castTo(ss, tfgo.Const(ss, float32(x)), dt) }
+		g := castTo(ss, grads[i], dt)
+		// Keras applies every weight's decay (w·wd·lr, in its order) before
+		// the Adam steps.
 		ws := ss
 		if o.decay > 0 {
-			wd := tfgo.Mul(ss, tfgo.Mul(ss, castTo(ss, lr, dt), castTo(ss, tfgo.Const(ss, float32(o.decay)), dt)), w.Read(afterGrads))
-			ws = ss.WithControlDependencies(w.AssignSub(afterGrads, wd))
+			wd := tfgo.Mul(ss, tfgo.Mul(ss, w.Read(ss), c(o.decay)), castTo(ss, lr, dt))
+			ws = ss.WithControlDependencies(w.AssignSub(ss, wd))
 		}
-		ups = append(ups, ws.AddOperation(tfgo.OpSpec{Type: "ResourceApplyAdam", Input: []any{
-			w.Handle(), m.Handle(), v.Handle(),
-			castTo(ws, b1p, dt), castTo(ws, b2p, dt), castTo(ws, lr, dt),
-			castTo(ws, tfgo.Const(ws, float32(o.beta1)), dt), castTo(ws, tfgo.Const(ws, float32(o.beta2)), dt),
-			castTo(ws, tfgo.Const(ws, float32(o.eps)), dt), castTo(ws, grads[i], dt),
-		}}))
+		alpha := tfgo.RealDiv(ss, tfgo.Mul(ss, castTo(ss, lr, dt), tfgo.Sqrt(ss, tfgo.Sub(ss, c(1), castTo(ss, b2p, dt)))),
+			tfgo.Sub(ss, c(1), castTo(ss, b1p, dt)))
+		am := m.AssignAdd(ss, tfgo.Mul(ss, tfgo.Sub(ss, g, m.Read(ss)), c(1-o.beta1)))
+		av := v.AssignAdd(ss, tfgo.Mul(ss, tfgo.Sub(ss, tfgo.Square(ss, g), v.Read(ss)), c(1-o.beta2)))
+		after := ws.WithControlDependencies(am, av)
+		step := tfgo.RealDiv(after, tfgo.Mul(after, m.Read(after), alpha), tfgo.Add(after, tfgo.Sqrt(after, v.Read(after)), c(o.eps)))
+		ups = append(ups, w.AssignSub(after, step))
 	}
-	return o.finish(s, ups)
+	return o.finish(ss, ups)
 }
 
 // Schedule is a learning-rate schedule (keras.optimizers.schedules): the

@@ -7,7 +7,6 @@ import (
 
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/tfgo"
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -54,5 +53,5 @@ outputs["y"] = m(inputs["ids"])
 	require.NoError(t, m.LoadObjectCheckpoint(prefix))
 	got, err := m.Predict(ids)
 	require.NoError(t, err)
-	assert.InDeltaSlice(t, floats(t, ref["y"]), floats(t, got), 1e-5)
+	allCloseTol(t, "predictions", ref["y"], got, kerasTol)
 }

@@ -114,8 +114,10 @@ func (m *Model) Compile(o CompileOptions) error {
 	if o.AccumulationSteps > 1 {
 		tg.accumulate, grads = accumulate(ts, ws, grads, o.AccumulationSteps)
 	}
-	// The optimizer's variables live at the graph's root, as Keras names them ("adam/...").
-	tg.step = o.Optimizer.Apply(s, ws, grads)
+	// The optimizer's variables live at the graph's root, as Keras names them
+	// ("adam/..."). Its updates wait for the loss, so every weight the
+	// forward pass reads is read before any is written.
+	tg.step = o.Optimizer.Apply(s.WithControlDependencies(loss.Op), ws, grads)
 
 	es := s.SubScope("evaluate")
 	tg.evalY = tfgo.Placeholder(es.SubScope("target"), o.TargetDType, append([]int64{-1}, o.TargetShape...)...)

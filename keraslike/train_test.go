@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gotf/gotf/internal/interop"
+	"github.com/gotf/gotf/internal/testutil"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -35,90 +36,6 @@ func mlpData(r *rand.Rand, n int) ([][]float32, []int32) {
 	return x, y
 }
 
-// Optimizer steps equal Keras 3's: updated weights and optimizer slots
-// after two train steps (train_on_batch) from the same weights.
-func TestOptimizerStepsMatchKeras(t *testing.T) {
-	r := rand.New(rand.NewSource(5))
-	w := []*tfgo.Tensor{randTensor(t, r, 8, 16), randTensor(t, r, 16), randTensor(t, r, 16, 4), randTensor(t, r, 4)}
-	x, y := mlpData(r, 16)
-	cases := []struct {
-		name string
-		opt  func() Optimizer
-		py   string
-	}{
-		{"adam", func() Optimizer { return NewAdam(AdamOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.01}}) },
-			"keras.optimizers.Adam(learning_rate=0.01)"},
-		{"adamw", func() Optimizer {
-			return NewAdamW(AdamOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.01}, WeightDecay: 0.1})
-		}, "keras.optimizers.AdamW(learning_rate=0.01, weight_decay=0.1)"},
-		{"sgd", func() Optimizer { return NewSGD(SGDOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.1}}) },
-			"keras.optimizers.SGD(learning_rate=0.1)"},
-		{"sgd_nesterov", func() Optimizer {
-			return NewSGD(SGDOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.1}, Momentum: 0.9, Nesterov: true})
-		}, "keras.optimizers.SGD(learning_rate=0.1, momentum=0.9, nesterov=True)"},
-		{"adam_clipped_warmup_cosine", func() Optimizer {
-			return NewAdam(AdamOptions{OptimizerOptions: OptimizerOptions{GlobalClipNorm: 0.5,
-				Schedule: WarmupCosine{Peak: 0.01, WarmupSteps: 1, DecaySteps: 10}}})
-		}, "keras.optimizers.Adam(learning_rate=keras.optimizers.schedules.CosineDecay(0.0, 10, warmup_target=0.01, warmup_steps=1), global_clipnorm=0.5)"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			m := mlp(t, w)
-			defer m.Close()
-			opt := c.opt()
-			require.NoError(t, m.Compile(CompileOptions{Optimizer: opt, Loss: SparseCategoricalCrossentropy{FromLogits: true}}))
-			data := &ArrayDataset[[]float32, int32]{X: x, Y: y, BatchSize: 8}
-			_, err := m.Fit(context.Background(), data, FitOptions{Epochs: 1})
-			require.NoError(t, err)
-			got, err := m.GetWeights()
-			require.NoError(t, err)
-			sess, _ := m.Session()
-			var slotOuts []tfgo.Output
-			var slotNames []string
-			for _, v := range opt.Variables()[1:] {
-				slotOuts = append(slotOuts, v.Value())
-				slotNames = append(slotNames, v.Name())
-			}
-			var slots []*tfgo.Tensor
-			if len(slotOuts) > 0 {
-				slots, err = sess.Run(nil, slotOuts)
-				require.NoError(t, err)
-			}
-
-			xt, err := tfgo.NewTensor(x)
-			require.NoError(t, err)
-			yt, err := tfgo.NewTensor(y)
-			require.NoError(t, err)
-			ref := interop.Python(t, fmt.Sprintf(`
-import keras
-keras.backend.clear_session()
-m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(4)], name="mlp")
-m.set_weights([inputs["w0"], inputs["w1"], inputs["w2"], inputs["w3"]])
-opt = %s
-m.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-for i in range(2):
-    m.train_on_batch(inputs["x"][8*i:8*i+8], inputs["y"][8*i:8*i+8])
-for i, v in enumerate(m.get_weights()):
-    outputs["w%%d" %% i] = v
-slots = [v for v in opt.variables if "iteration" not in v.path and "learning_rate" not in v.path]
-for i, v in enumerate(slots):
-    outputs["s%%d" %% i] = v.numpy()
-outputs["slot_names"] = np.array([v.path.encode() for v in slots], dtype=object)
-`, c.py), map[string]*tfgo.Tensor{"w0": w[0], "w1": w[1], "w2": w[2], "w3": w[3], "x": xt, "y": yt})
-			for i := range got {
-				assert.InDeltaSlice(t, floats(t, ref[fmt.Sprintf("w%d", i)]), floats(t, got[i]), 1e-5, "weight %d", i)
-			}
-			names, err := ref["slot_names"].Strings()
-			require.NoError(t, err)
-			require.Len(t, slots, len(names), "optimizer slots")
-			for i := range slots {
-				assert.Equal(t, string(names[i]), slotNames[i], "slot name")
-				assert.InDeltaSlice(t, floats(t, ref[fmt.Sprintf("s%d", i)]), floats(t, slots[i]), 1e-5, "slot %s", names[i])
-			}
-		})
-	}
-}
-
 // Learning-rate schedules give Keras' values step by step.
 func TestSchedulesMatchKeras(t *testing.T) {
 	s := tfgo.NewScope()
@@ -142,8 +59,10 @@ ed = keras.optimizers.schedules.ExponentialDecay(0.1, 7, 0.5, staircase=True)
 outputs["wc"] = np.array([float(wc(i)) for i in range(0, 120, 3)], np.float32)
 outputs["ed"] = np.array([float(ed(i)) for i in range(0, 120, 3)], np.float32)
 `, nil)
-	assert.InDeltaSlice(t, floats(t, ref["wc"]), got[0], 1e-7)
-	assert.InDeltaSlice(t, floats(t, ref["ed"]), got[1], 1e-7)
+	// The same float32 formula as Keras'; the cosine rounds differently in
+	// a graph and in Keras' eager call by up to 4e-7 relative (3 ulps).
+	testutil.AllClose(t, "warm-up cosine", floats(t, ref["wc"]), got[0], 0, 1e-6)
+	testutil.AllClose(t, "exponential decay", floats(t, ref["ed"]), got[1], 0, 0) // the same ops: exact
 }
 
 func TestFitLearnsAndReportsMetrics(t *testing.T) {
@@ -219,7 +138,10 @@ func TestGradientAccumulationEqualsTheFullBatch(t *testing.T) {
 	}
 	full, accumulated := train(16, 0), train(8, 2)
 	for i := range full {
-		assert.InDeltaSlice(t, floats(t, full[i]), floats(t, accumulated[i]), 1e-6)
+		// (g1+g2)/2 and the gradient of the batch's mean sum the same
+		// products in another order: rounding that follows the weight's
+		// magnitude, observed 5e-8 of max|w|.
+		allCloseTol(t, fmt.Sprintf("weight %d", i), full[i], accumulated[i], testutil.Tol{Scaled: 5e-7})
 		assert.NotEqual(t, floats(t, w[i]), floats(t, accumulated[i]), "weights moved")
 	}
 }

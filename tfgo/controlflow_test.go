@@ -30,16 +30,6 @@ func cfRun(t *testing.T, s *Scope, feeds map[Output]any, fetches ...Output) []*T
 	return out
 }
 
-func cfAssertClose(t *testing.T, want, got *Tensor, tol float64, what string) {
-	t.Helper()
-	require.Equal(t, want.DataType(), got.DataType(), what)
-	require.Equal(t, want.Shape(), got.Shape(), what)
-	w, g := asFloat64s(t, want), asFloat64s(t, got)
-	for i := range w {
-		assert.InDelta(t, w[i], g[i], tol, "%s: element %d", what, i)
-	}
-}
-
 // (a) A function traced once and called twice, its weights captured from
 // the calling graph, equals the same tf.function in Python.
 func TestFunctionCalledTwiceMatchesPython(t *testing.T) {
@@ -87,8 +77,8 @@ def dense_tanh(x):
 outputs["h1"] = dense_tanh(inputs["x"])
 outputs["h2"] = dense_tanh(outputs["h1"])
 `, cfTensors(t, map[string]any{"w": w, "b": b, "x": x}))
-	cfAssertClose(t, ref["h1"], got[0], 1e-6, "first call")
-	cfAssertClose(t, ref["h2"], got[1], 1e-6, "second call")
+	allClose(t, "first call", ref["h1"], got[0], ulps(ref["h1"].DataType(), 4))
+	allClose(t, "second call", ref["h2"], got[1], ulps(ref["h2"].DataType(), 4))
 }
 
 // A body with a stateful op is called through StatefulPartitionedCall.
@@ -182,8 +172,8 @@ for n in inputs["ns"]:
 		want, err := Int32s(ref[name("i")])
 		require.NoError(t, err)
 		assert.Equal(t, want, is)
-		cfAssertClose(t, ref[name("x")], got[1], 1e-12, name("x"))
-		cfAssertClose(t, ref[name("acc")], got[2], 1e-12, name("acc"))
+		allClose(t, name("x"), ref[name("x")], got[1], ulps(ref[name("x")].DataType(), 4))
+		allClose(t, name("acc"), ref[name("acc")], got[2], ulps(ref[name("acc")].DataType(), 4))
 	}
 }
 
@@ -327,8 +317,8 @@ for p in (True, False):
 		got, err := sess.Run(map[Output]any{px: x, pred: p}, out)
 		require.NoError(t, err)
 		name := map[bool]string{true: "True", false: "False"}[p]
-		cfAssertClose(t, ref[name+"0"], got[0], 1e-6, name+"0")
-		cfAssertClose(t, ref[name+"1"], got[1], 1e-6, name+"1")
+		allClose(t, name+"0", ref[name+"0"], got[0], ulps(ref[name+"0"].DataType(), 4))
+		allClose(t, name+"1", ref[name+"1"], got[1], ulps(ref[name+"1"].DataType(), 4))
 	}
 }
 
@@ -386,7 +376,7 @@ for n in (0, 1, 6, 9):
 	for _, k := range []int32{0, 1, 6, 9} {
 		got, err := sess.Run(map[Output]any{n: k, scale: float32(0.5)}, []Output{out[1]})
 		require.NoError(t, err)
-		cfAssertClose(t, ref[cfItoa(k)], got[0], 1e-5, cfItoa(k))
+		allClose(t, cfItoa(k), ref[cfItoa(k)], got[0], ulps(ref[cfItoa(k)].DataType(), 4))
 	}
 	// The inner loop's, the branches' and the square's functions all reached the root graph.
 	fns, err := s.Graph().Functions()

@@ -10,6 +10,7 @@ import (
 	"github.com/gotf/gotf/dtypes/half"
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/internal/pyref"
+	"github.com/gotf/gotf/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -97,14 +98,31 @@ func TestDenseSoftmaxMatchesPython(t *testing.T) {
 				require.NoError(t, err)
 			}
 			ref := python(t, `outputs["y"] = tf.nn.softmax(inputs["x"] @ inputs["w"] + inputs["b"])`, in)["y"]
-			require.Equal(t, dt, ref.DataType())
-			require.Equal(t, out[0].Shape(), ref.Shape())
-			got, want := asFloat64s(t, out[0]), asFloat64s(t, ref)
-			for i := range want {
-				assert.InDelta(t, want[i], got[i], 1e-6, "element %d", i)
-			}
+			allClose(t, "softmax", ref, out[0], ulps(dt, 16)) // a matmul, exp and sum: observed 4 ulps (float64)
 		})
 	}
+}
+
+// allClose compares two float32 or float64 tensors: the same dtype and
+// shape, no NaN, and testutil.AllClose's rule at every element.
+func allClose(t *testing.T, what string, want, got *Tensor, tol testutil.Tol) bool {
+	t.Helper()
+	if want.DataType() != got.DataType() {
+		t.Errorf("%s: dtype %s, want %s", what, got.DataType(), want.DataType())
+		return false
+	}
+	return testutil.AllCloseShapeTol(t, what, want.Shape(), asFloat64s(t, want), got.Shape(), asFloat64s(t, got), tol)
+}
+
+// ulps is a relative tolerance of n units in the last place of dt (float32
+// or float64): for results of the same kernels that grappler or XLA may
+// fuse or reorder differently, rounding a few times more or less.
+func ulps(dt DataType, n float64) testutil.Tol {
+	eps := 0x1p-23 // float32
+	if dt == Double {
+		eps = 0x1p-52
+	}
+	return testutil.Tol{Rtol: n * eps}
 }
 
 func asFloat64s(t *testing.T, tn *Tensor) []float64 {

@@ -312,18 +312,15 @@ func TestGeneratedWrappersMatchPython(t *testing.T) {
 	}
 }
 
-// assertSameTensor compares dtype, shape and values: floats within 1e-6
-// (relative to the magnitude beyond 1), everything else exactly.
+// assertSameTensor compares dtype, shape and values: floats within 4 ulps
+// (the same kernels as Python's; observed exact), everything else exactly.
 func assertSameTensor(t *testing.T, want, got *Tensor, what string) {
 	t.Helper()
 	require.Equal(t, want.DataType(), got.DataType(), "%s: dtype", what)
 	require.Equal(t, want.Shape(), got.Shape(), "%s: shape", what)
 	switch want.DataType() {
 	case Float, Double:
-		w, g := asFloat64s(t, want), asFloat64s(t, got)
-		for i := range w {
-			assert.InDelta(t, w[i], g[i], 1e-6*math.Max(1, math.Abs(w[i])), "%s: element %d", what, i)
-		}
+		allClose(t, what, want, got, ulps(want.DataType(), 4))
 	default:
 		assert.Equal(t, want.Data(), got.Data(), "%s: values", what)
 	}

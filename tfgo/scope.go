@@ -67,6 +67,16 @@ func (s *Scope) WithControlDependencies(ops ...*Operation) *Scope {
 	return &c
 }
 
+// WithoutControlDependencies returns s without its control dependencies,
+// as tf.control_dependencies(None) clears them: for state that must not
+// wait for the ops s waits for (a variable created while building an
+// update that runs after the forward pass is initialised on its own).
+func (s *Scope) WithoutControlDependencies() *Scope {
+	c := *s
+	c.controlDeps = nil
+	return &c
+}
+
 // WithXLA returns a scope whose operations XLA compiles into one cluster
 // where it can (the ops are marked _XlaCompile, as TF1's
 // tf.xla.experimental.jit_scope marks them). This is how XLA fuses ops on

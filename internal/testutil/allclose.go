@@ -28,6 +28,11 @@ type Float interface{ ~float32 | ~float64 }
 // Rtol*|want[i]|. Zero Atol and Rtol ask for exact equality.
 type Tol struct {
 	Atol, Rtol float64
+	// Scaled adds Scaled·max|want| to Atol: for results whose rounding
+	// follows the magnitude of the whole tensor rather than each element's
+	// (a gradient element near zero is a sum of large terms of mixed signs
+	// and carries their rounding).
+	Scaled float64
 	// NaNEqual accepts a NaN in got where want has a NaN at the same
 	// index. By default any NaN, in either slice, is a failure.
 	NaNEqual bool
@@ -98,9 +103,16 @@ func fmtShape(s []int64) string {
 // compare returns "" if got matches want within tol, else a description
 // of how it does not.
 func compare[T Float](want, got []T, tol Tol) string {
-	if tol.Atol < 0 || tol.Rtol < 0 || math.IsNaN(tol.Atol) || math.IsNaN(tol.Rtol) {
-		return fmt.Sprintf("invalid tolerance atol=%g rtol=%g", tol.Atol, tol.Rtol)
+	if tol.Atol < 0 || tol.Rtol < 0 || tol.Scaled < 0 || math.IsNaN(tol.Atol) || math.IsNaN(tol.Rtol) || math.IsNaN(tol.Scaled) {
+		return fmt.Sprintf("invalid tolerance atol=%g rtol=%g scaled=%g", tol.Atol, tol.Rtol, tol.Scaled)
 	}
+	scale := 0.0 // max |want| over the finite elements
+	for _, w := range want {
+		if a := math.Abs(float64(w)); a > scale && !math.IsInf(a, 0) {
+			scale = a
+		}
+	}
+	atol := tol.Atol + tol.Scaled*scale
 	if len(want) != len(got) {
 		return fmt.Sprintf("got %d elements, want %d%s", len(got), len(want), emptyNote(len(want), len(got)))
 	}
@@ -137,7 +149,7 @@ func compare[T Float](want, got []T, tol Tol) string {
 			if rel > maxRel || maxRelAt < 0 {
 				maxRel, maxRelAt = rel, i
 			}
-			if abs > tol.Atol+tol.Rtol*math.Abs(w) {
+			if abs > atol+tol.Rtol*math.Abs(w) {
 				why = fmt.Sprintf("abs err %.3g, rel err %.3g", abs, rel)
 			}
 		}
@@ -153,9 +165,16 @@ func compare[T Float](want, got []T, tol Tol) string {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d of %d elements differ (atol %g, rtol %g)", nBad, len(want), tol.Atol, tol.Rtol)
+	fmt.Fprintf(&b, "%d of %d elements differ (atol %g, rtol %g", nBad, len(want), tol.Atol, tol.Rtol)
+	if tol.Scaled > 0 {
+		fmt.Fprintf(&b, ", scaled %g", tol.Scaled)
+	}
+	b.WriteString(")")
 	if maxAbsAt >= 0 {
 		fmt.Fprintf(&b, "; max abs err %.3g at [%d], max rel err %.3g at [%d]", maxAbs, maxAbsAt, maxRel, maxRelAt)
+		if scale > 0 {
+			fmt.Fprintf(&b, ", max abs err / max|want| %.3g", maxAbs/scale)
+		}
 	}
 	b.WriteString(":")
 	for _, s := range bad {

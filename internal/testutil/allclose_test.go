@@ -36,6 +36,7 @@ func TestAllClosePasses(t *testing.T) {
 		"same infinities": {[]float64{inf, -inf}, []float64{inf, -inf}, Tol{}},
 		"NaN opted in":    {[]float64{nan, 1}, []float64{nan, 1}, Tol{NaNEqual: true}},
 		"signed zeros":    {[]float64{0}, []float64{math.Copysign(0, -1)}, Tol{}},
+		"within scaled":   {[]float64{100, 1e-3}, []float64{100, 1e-3 + 9e-5}, Tol{Scaled: 1e-6}},
 	} {
 		if failed, msg := check(t, c.want, c.got, c.tol); failed {
 			t.Errorf("%s: failed: %s", name, msg)
@@ -53,6 +54,7 @@ func TestAllCloseFails(t *testing.T) {
 		tol       Tol
 		text      []string
 	}{
+		"beyond scaled":    {[]float64{100, 1e-3}, []float64{100, 1e-3 + 2e-4}, Tol{Scaled: 1e-6}, []string{"1 of 2", "scaled 1e-06", "max|want| 2e-06"}},
 		"short":            {[]float64{1, 2, 3}, []float64{1, 2}, Tol{Atol: 1}, []string{"got 2 elements, want 3"}},
 		"empty got":        {[]float64{1, 2, 3}, nil, Tol{Atol: 1}, []string{"got 0 elements, want 3", "got is empty"}},
 		"empty want":       {nil, []float64{1}, Tol{Atol: 1}, []string{"got 1 elements, want 0", "want is empty"}},
