@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gotf/gotf/internal/interop"
+	"github.com/gotf/gotf/internal/testutil"
 	"github.com/gotf/gotf/keraslike"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
@@ -182,12 +183,15 @@ func maxDiff(t *testing.T, a, b *tfgo.Tensor) (d, scale float64) {
 	return d, scale
 }
 
-// same checks max |want - got| <= tol·max(1, max |want|) and logs it.
+// same checks |want - got| <= tol·(1 + max |want|) at every element, with
+// equal shapes and no NaN.
 func same(t *testing.T, want, got *tfgo.Tensor, tol float64, what string) {
 	t.Helper()
-	d, scale := maxDiff(t, want, got)
-	t.Logf("%s: max |difference| = %.3g (max |value| %.3g)", what, d, scale)
-	assert.LessOrEqual(t, d, tol*math.Max(1, scale), what)
+	fw, err := tfgo.Float32s(want)
+	require.NoError(t, err)
+	fg, err := tfgo.Float32s(got)
+	require.NoError(t, err)
+	testutil.AllCloseShapeTol(t, what, want.Shape(), fw, got.Shape(), fg, testutil.Tol{Atol: tol, Scaled: tol})
 }
 
 // A layer defined outside keraslike, registered with RegisterLayer,

@@ -34,6 +34,10 @@ ids = keras.Input((5,), dtype="int32")
 x = keras.layers.Embedding(10, 8)(ids)
 x = keras.layers.LayerNormalization(epsilon=1e-6)(x + keras.layers.MultiHeadAttention(2, 4)(x, x))
 m = keras.Model(ids, keras.layers.Dense(3)(x))
+# Seeded random weights: Keras' initial zero biases and unit gammas would
+# let a loader that skips them pass.
+rng = np.random.default_rng(3)
+m.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in m.get_weights()])
 tf.train.Checkpoint(model=m).write(inputs["prefix"].item().decode())
 outputs["y"] = m(inputs["ids"])
 `, map[string]*tfgo.Tensor{"prefix": pT, "ids": idsT})
