@@ -372,13 +372,17 @@ outputs["gpt_keras"] = g.predict(inputs["ids"], verbose=0)
 // Files that must be refused: clear errors naming the layer, no crash.
 func TestKerasFilesRefused(t *testing.T) {
 	dir := t.TempDir()
-	interop.Python(t, kerasTwins+`
+	lx := randTensor(t, rand.New(rand.NewSource(6)), 3, 4)
+	ref := interop.Python(t, kerasTwins+`
 import os
 d = inputs["dir"].item().decode()
 keras.backend.clear_session()
 x = keras.Input((4,))
 y = keras.layers.Lambda(lambda v: v * 2.0, name="doubler")(keras.layers.Dense(3, name="dense")(x))
-keras.Model(x, y).save(os.path.join(d, "lambda.keras"), )
+lam = keras.Model(x, y)
+lam.set_weights([np.random.default_rng(5).normal(0, 0.5, w.shape).astype("float32") for w in lam.get_weights()])
+lam.save(os.path.join(d, "lambda.keras"))
+outputs["lambda_y"] = lam(inputs["lx"])
 class MyScale(keras.layers.Layer):
     def call(self, v):
         return v * 3.0
@@ -391,7 +395,7 @@ m.save_weights(os.path.join(d, "clf.weights.h5"))
 m = classifier(ff=40)
 m.save_weights(os.path.join(d, "wide.weights.h5"))
 m.save(os.path.join(d, "wide.h5"))
-`, map[string]*tfgo.Tensor{"dir": strTensor(t, dir)})
+`, map[string]*tfgo.Tensor{"dir": strTensor(t, dir), "lx": lx})
 
 	_, err := LoadKerasModel(filepath.Join(dir, "lambda.keras"), LoadOptions{})
 	require.Error(t, err)
@@ -408,6 +412,9 @@ m.save(os.path.join(d, "wide.h5"))
 	}
 	m, err := LoadKerasModel(filepath.Join(dir, "lambda.keras"), LoadOptions{CustomLayers: map[string]LayerFactory{"Lambda": double}})
 	require.NoError(t, err)
+	got, err := m.Predict(lx)
+	require.NoError(t, err)
+	allCloseTol(t, "the Go Lambda's model", ref["lambda_y"], got, kerasTol) // Keras' v * 2.0 after its Dense
 	m.Close()
 
 	_, err = LoadKerasModel(filepath.Join(dir, "custom.keras"), LoadOptions{})

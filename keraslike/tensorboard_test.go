@@ -56,10 +56,13 @@ outputs["version"] = version
 vt, vs, vv, _, _ = read(inputs["vpath"])
 outputs["vtags"] = np.array(vt, dtype=object)
 outputs["vvals"] = np.array(vv, np.float64)
+outputs["vsteps"] = np.array(vs, np.int64)
 `, map[string]*tfgo.Tensor{"path": path, "vpath": vpath})
-	tags, _ := ref["tags"].Strings()
+	tags, err := ref["tags"].Strings()
+	require.NoError(t, err)
 	vals := floats64(t, ref["vals"])
-	version, _ := ref["version"].Strings()
+	version, err := ref["version"].Strings()
+	require.NoError(t, err)
 	assert.Equal(t, "brain.Event:2", string(version[0]))
 	g, err := m.Scope().Graph().GraphDef()
 	require.NoError(t, err)
@@ -78,11 +81,41 @@ outputs["vvals"] = np.array(vv, np.float64)
 	}
 	require.Len(t, epochLoss, 3)
 	for e := range epochLoss {
-		assert.InDelta(t, hist.Epochs[e]["loss"], epochLoss[e], 1e-6)
+		// simple_value is a float32: the logged value rounded once.
+		assert.Equal(t, float64(float32(hist.Epochs[e]["loss"])), epochLoss[e], "epoch_loss of epoch %d", e+1)
 	}
 	assert.Equal(t, 6, batchTags, "12 batches, every 2nd logged")
-	vtags, _ := ref["vtags"].Strings()
-	assert.Contains(t, stringsOf(vtags), "epoch_accuracy")
+
+	// The validation writer logs val_loss and val_accuracy of every epoch,
+	// under Keras' tags, at the epoch's step, with History's values.
+	vtags, err := ref["vtags"].Strings()
+	require.NoError(t, err)
+	vvals, vsteps := floats64(t, ref["vvals"]), floats64(t, ref["vsteps"])
+	var wantTags []string
+	var wantVals, wantSteps []float64
+	for e, logs := range hist.Epochs {
+		for _, k := range []string{"loss", "accuracy"} {
+			wantTags = append(wantTags, "epoch_"+k)
+			wantVals = append(wantVals, float64(float32(logs["val_"+k])))
+			wantSteps = append(wantSteps, float64(e))
+		}
+	}
+	assert.ElementsMatch(t, wantTags, stringsOf(vtags))
+	require.Len(t, vvals, len(wantVals))
+	type point struct {
+		tag  string
+		step float64
+	}
+	got := map[point]float64{}
+	for i, tag := range vtags {
+		got[point{string(tag), vsteps[i]}] = vvals[i]
+	}
+	for i := range wantTags {
+		v, ok := got[point{wantTags[i], wantSteps[i]}]
+		if assert.True(t, ok, "%s at step %v not logged", wantTags[i], wantSteps[i]) {
+			assert.Equal(t, wantVals[i], v, "%s at step %v", wantTags[i], wantSteps[i])
+		}
+	}
 }
 
 func floats64(t *testing.T, tn *tfgo.Tensor) []float64 {
