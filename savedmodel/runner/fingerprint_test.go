@@ -72,8 +72,8 @@ outputs["singleprint"] = tf.saved_model.experimental.read_fingerprint(inputs["di
 	want, err := tfgo.Value(py["fields"])
 	require.NoError(t, err)
 	require.Equal(t, want, fields(ours), "TensorFlow's fingerprint of the Go export")
-	single, _ := py["singleprint"].Strings()
-	require.Equal(t, savedmodel.Singleprint(ours), string(single[0]), "Python reads fingerprint.pb")
+	single := stringsOf(t, py["singleprint"])
+	require.Equal(t, savedmodel.Singleprint(ours), single[0], "Python reads fingerprint.pb")
 	t.Logf("fingerprint of the Go export: %s (uuid %s)", savedmodel.Singleprint(ours), savedmodel.FingerprintUUID(ours))
 
 	// A Python export (with an object graph and functions).
@@ -99,7 +99,7 @@ fp = fingerprint_pb2.FingerprintDef.FromString(open(d + "/fingerprint.pb", "rb")
 	require.Equal(t, want, fields(got), "Fingerprint of a Python export")
 	read, err := savedmodel.ReadFingerprint(pdir)
 	require.NoError(t, err)
-	uuid, _ := py["uuid"].Strings()
-	require.Equal(t, string(uuid[0]), savedmodel.FingerprintUUID(read))
+	uuid := stringsOf(t, py["uuid"])
+	require.Equal(t, uuid[0], savedmodel.FingerprintUUID(read))
 	t.Logf("fingerprint of the Python export: %s", savedmodel.Singleprint(got))
 }
