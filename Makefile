@@ -18,7 +18,7 @@ GO ?= go
 # go test's default 10m per package is too short for the interop packages on 2 cores.
 TESTFLAGS ?= -timeout 40m
 
-.PHONY: all setup setup-runtime run test vet env clean bench-train bench-checkpoint
+.PHONY: all setup setup-runtime run test vet env clean bench-train bench-checkpoint fuzz
 
 all: test
 
@@ -32,12 +32,27 @@ setup-runtime:
 run: setup-runtime
 	$(GO) run ./examples/transformer $(ARGS)
 
-## test: every test tier (unit, runtime, interop with Python TensorFlow), plus vet and gofmt
+# Run again under the race detector: the pure-Go packages and those with
+# concurrency (savedmodel's parallel writers and publication scanners,
+# runner's concurrent runs, the Python worker's pipes, the binding's
+# finalizers and tfgo's shared scopes).
+RACE_PKGS ?= ./dtypes/... ./internal/testutil/... ./internal/pyref ./savedmodel/... ./cgo ./tfgo
+# How long each fuzzer runs beyond its seed corpus.
+FUZZTIME ?= 10s
+
+## test: every test tier (unit, runtime, interop with Python TensorFlow), plus vet and gofmt,
+## then the tests skipped and why, the race detector on RACE_PKGS and each fuzzer for FUZZTIME
 test: setup
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) test $(TESTFLAGS) ./...
+	@report=$$(mktemp) && trap 'rm -f "$$report"' EXIT; \
+	  echo "$(GO) test $(TESTFLAGS) ./..."; \
+	  GOTF_SKIP_REPORT="$$report" $(GO) test $(TESTFLAGS) ./...; status=$$?; \
+	  if [ -s "$$report" ]; then echo "Skipped (testutil.Skip):"; sort "$$report" | sed 's/^/  /'; fi; \
+	  exit $$status
+	$(GO) test -race $(TESTFLAGS) $(RACE_PKGS)
+	GO="$(GO)" bash scripts/fuzz.sh $(FUZZTIME)
 
 vet: setup-runtime
 	$(GO) vet ./...
@@ -58,3 +73,8 @@ bench-train: setup
 ## bench-checkpoint: save/restore of ~1 GB and ~4 GB of variables, Go vs tf.train.Checkpoint (ratios, peak RSS, disk speed)
 bench-checkpoint: setup
 	.venv/bin/python scripts/bench_checkpoint.py $(ARGS)
+
+## fuzz: each fuzzer for FUZZTIME (default 10m here: make fuzz FUZZTIME=1h for a long campaign)
+fuzz: FUZZTIME = 10m
+fuzz: setup
+	GO="$(GO)" bash scripts/fuzz.sh $(FUZZTIME)

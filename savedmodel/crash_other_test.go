@@ -2,8 +2,12 @@
 
 package savedmodel
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/gotf/gotf/internal/testutil"
+)
 
 func testCrashWriteBundle(t *testing.T) {
-	t.Skip("freezing the child mid-WriteBundle needs SIGSTOP and Linux's /proc; the stream and parallel cases cover the crash")
+	testutil.Skip(t, "freezing the child mid-WriteBundle needs SIGSTOP and Linux's /proc; the stream and parallel cases cover the crash")
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/gotf/gotf/dtypes"
+	"github.com/gotf/gotf/internal/testutil"
 )
 
 // directWorks tells whether O_DIRECT works in dir: on Linux it should on
@@ -40,7 +41,7 @@ func directWorks(t *testing.T, dir string) bool {
 func skipUnlessDirect(t *testing.T, dir string) {
 	t.Helper()
 	if !directWorks(t, dir) {
-		t.Skipf("O_DIRECT path not tested, only the buffered fallback: %s", directRefusal(t, dir))
+		testutil.Skip(t, "O_DIRECT path not tested, only the buffered fallback: %s", directRefusal(t, dir))
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/gotf/gotf/dtypes"
+	"github.com/gotf/gotf/internal/testutil"
 )
 
 // fuzzTensors is the bundle whose index the fuzzer mutates; its data shard
@@ -168,7 +169,7 @@ func FuzzBundleEntries(f *testing.F) {
 // this run.
 func TestWriteFuzzCorpus(t *testing.T) {
 	if os.Getenv("GOTF_SAVEDMODEL_WRITE_CORPUS") != "1" {
-		t.Skip("set GOTF_SAVEDMODEL_WRITE_CORPUS=1 to regenerate testdata/fuzz/FuzzOpenBundle")
+		testutil.Skip(t, "set GOTF_SAVEDMODEL_WRITE_CORPUS=1 to regenerate testdata/fuzz/FuzzOpenBundle")
 	}
 	out := python(t)
 	dir := filepath.Join("testdata", "fuzz", "FuzzOpenBundle")

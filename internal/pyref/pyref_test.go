@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gotf/gotf/internal/pyref"
+	"github.com/gotf/gotf/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -336,7 +337,7 @@ func TestMissingPython(t *testing.T) {
 
 func TestWorkerDeath(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a second Python worker")
+		testutil.Skip(t, "starts a second Python worker")
 	}
 	w, err := pyref.Start()
 	require.NoError(t, err)
