@@ -2,12 +2,12 @@ package tfgo
 
 import (
 	"fmt"
-	"math"
 	"math/rand"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/gotf/gotf/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -331,9 +331,14 @@ outputs["y"] = y
 for i, gi in enumerate(g):
     outputs["g%%d" %% i] = tf.zeros_like(x[i]) if gi is None else tf.convert_to_tensor(gi)
 `, len(c.shapes), c.py), pin)
-				tol := 1e-5
+				// The same kernels as tf.GradientTape's, composed by our
+				// gradient functions instead of TensorFlow's: a few roundings
+				// apart (observed <= 2 ulps), relative to each element or, for
+				// sums of mixed signs, to the largest (Scaled). 64 ulps leave
+				// room for another CPU's vector widths.
+				tol := testutil.Tol{Rtol: 64 * 0x1p-52, Scaled: 64 * 0x1p-52}
 				if dt == Float {
-					tol = 1e-4
+					tol = testutil.Tol{Rtol: 64 * 0x1p-23, Scaled: 64 * 0x1p-23}
 				}
 				assertClose(t, asFloat64s(t, ref["y"]), asFloat64s(t, out[0]), tol, "forward")
 				for i := range c.shapes {
@@ -342,7 +347,7 @@ for i, gi in enumerate(g):
 				if dt == Double && c.noFD == "" {
 					for i := range c.shapes {
 						fd := finiteDifferences(t, gg, c, in, gyVals, i)
-						assertClose(t, fd, asFloat64s(t, out[1+i]), 1e-5, fmt.Sprintf("d/dx%d vs finite differences", i))
+						assertClose(t, fd, asFloat64s(t, out[1+i]), finiteDiffTol, fmt.Sprintf("d/dx%d vs finite differences", i))
 					}
 				}
 			})
@@ -405,15 +410,17 @@ func clone2(v [][]float64) [][]float64 {
 	return out
 }
 
-func assertClose(t *testing.T, want, got []float64, tol float64, what string) {
+// assertClose compares got with want by testutil's rule (equal lengths, no
+// NaN, |got-want| <= Atol + Scaled*max|want| + Rtol*|want|).
+func assertClose(t *testing.T, want, got []float64, tol testutil.Tol, what string) {
 	t.Helper()
-	require.Equal(t, len(want), len(got), what)
-	for i := range want {
-		if d := math.Abs(want[i] - got[i]); d > tol*(1+math.Abs(want[i])) || math.IsNaN(got[i]) != math.IsNaN(want[i]) {
-			t.Errorf("%s: element %d: got %.9g, want %.9g (|diff| %.3g > %.0e)", what, i, got[i], want[i], d, tol)
-		}
-	}
+	testutil.AllCloseTol(t, what, want, got, tol)
 }
+
+// finiteDiffTol bounds central differences in float64 against the
+// gradient: truncation O(h^2 f”') plus cancellation O(eps |f| / h) with
+// h = 1e-6.
+var finiteDiffTol = testutil.Tol{Rtol: 1e-5, Atol: 1e-5}
 
 // The gradient w.r.t. a variable handle flows through ReadVariableOp and
 // ResourceGather (an embedding lookup) and comes back dense, as
@@ -463,7 +470,7 @@ with tf.GradientTape() as tape:
     y = tf.reduce_sum(v * inputs["c"]) + tf.reduce_sum(tf.gather(v, [[1, 3], [1, 0]]) * inputs["w"])
 outputs["g"] = tf.convert_to_tensor(tape.gradient(y, v))
 `, map[string]*Tensor{"v": floatTensor(t, Double, []int64{5, 3}, vals), "c": c, "w": w})
-	assertClose(t, asFloat64s(t, ref["g"]), got, 1e-5, "d/dv vs GradientTape")
+	assertClose(t, asFloat64s(t, ref["g"]), got, testutil.Tol{Rtol: 64 * 0x1p-52, Scaled: 64 * 0x1p-52}, "d/dv vs GradientTape")
 
 	fd := make([]float64, len(vals))
 	for j := range vals {
@@ -472,7 +479,7 @@ outputs["g"] = tf.convert_to_tensor(tape.gradient(y, v))
 		minus[j] -= 1e-6
 		fd[j] = (at(plus) - at(minus)) / 2e-6
 	}
-	assertClose(t, fd, got, 1e-5, "d/dv vs finite differences")
+	assertClose(t, fd, got, finiteDiffTol, "d/dv vs finite differences")
 }
 
 func TestGradientErrorsNameTheOp(t *testing.T) {
