@@ -119,6 +119,10 @@ func (t *Tensor) Close() error {
 	return nil
 }
 
+// Closed reports whether Close freed the tensor (a nil tensor counts as
+// closed): its data can no longer be read or fed.
+func (t *Tensor) Closed() bool { return t == nil || t.c == nil }
+
 // DataType is the element type.
 func (t *Tensor) DataType() DataType { return t.dtype }
 

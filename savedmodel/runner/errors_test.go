@@ -70,6 +70,10 @@ func TestRunChecksInputs(t *testing.T) {
 			[]string{`signature "serving_default"`, `input "x"`, "(1, 4)", "(None, 3)"}},
 		{"wrong rank", "serving_default", map[string]any{"x": x, "scale": []float64{2}}, ErrShape,
 			[]string{`input "scale"`, "(1,)", "()"}},
+		{"nil tensor", "serving_default", map[string]any{"x": x, "scale": (*tfgo.Tensor)(nil)}, ErrNilInput,
+			[]string{`input "scale"`, "nil or closed"}},
+		{"closed tensor", "serving_default", map[string]any{"x": x, "scale": closedTensor(t)}, ErrNilInput,
+			[]string{`input "scale"`, "nil or closed"}},
 		{"not a tensor value", "serving_default", map[string]any{"x": x, "scale": struct{}{}}, nil,
 			[]string{`signature "serving_default"`, `input "scale"`, "unsupported"}},
 	} {
@@ -104,6 +108,21 @@ func TestRunChecksInputs(t *testing.T) {
 	_, err = m.Run(ctx, "serving_default", map[string]any{"x": x, "scale": 2.0})
 	require.Error(t, err, "a closed model does not run")
 	require.NoError(t, m.Close())
+
+	// A bound on the inputs' bytes, checked before the graph runs.
+	small, err := LoadWithOptions(dir, LoadOptions{MaxInputBytes: 16})
+	require.NoError(t, err)
+	defer small.Close()
+	_, err = small.Run(ctx, "serving_default", map[string]any{"x": x, "scale": 2.0})
+	require.ErrorIs(t, err, ErrInputTooLarge)
+	require.ErrorContains(t, err, "MaxInputBytes")
+}
+
+// closedTensor is a float64 scalar tensor, already closed.
+func closedTensor(t *testing.T) *tfgo.Tensor {
+	tn := tensor(t, float64(2))
+	tn.Close()
+	return tn
 }
 
 // copyDir copies a directory tree.

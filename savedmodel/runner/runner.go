@@ -52,6 +52,11 @@ var (
 	ErrUnexpectedInput  = errors.New("unexpected input")
 	ErrDType            = errors.New("wrong dtype")
 	ErrShape            = errors.New("wrong shape")
+	// ErrNilInput: a nil or closed *tfgo.Tensor given as an input.
+	ErrNilInput = errors.New("nil or closed tensor")
+	// ErrInputTooLarge: a Run's inputs hold more bytes than
+	// LoadOptions.MaxInputBytes allows.
+	ErrInputTooLarge = errors.New("inputs too large")
 	// ErrUnsupported: a signature input or output that is not a dense
 	// tensor (a sparse or composite TensorInfo encoding).
 	ErrUnsupported = errors.New("unsupported")
@@ -126,6 +131,8 @@ type Model struct {
 	sess *tfgo.Session
 	meta *cpb.MetaGraphDef
 	sigs map[string]*signature
+	// maxInput bounds the bytes of one Run's inputs (< 0: no bound).
+	maxInput int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -139,7 +146,17 @@ type LoadOptions struct {
 	// Session configures the session (threads, devices, XLA); the zero value is
 	// TensorFlow's default.
 	Session tfgo.SessionOptions
+	// MaxInputBytes bounds the bytes of one Run's input tensors together
+	// (their buffers; a string element counts its header), checked before
+	// the graph runs: a request
+	// from outside cannot make the model allocate activations for a batch
+	// of any size. 0 means DefaultMaxInputBytes; negative, no bound.
+	MaxInputBytes int64
 }
+
+// DefaultMaxInputBytes is the bound on a Run's inputs when
+// LoadOptions.MaxInputBytes is 0: 1 GiB.
+const DefaultMaxInputBytes = 1 << 30
 
 // Load loads the meta graph tagged tags (default "serve") of the
 // SavedModel in dir, as TensorFlow Serving does, with a default session.
@@ -161,7 +178,10 @@ func LoadWithOptions(dir string, opts LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading SavedModel %s (tags %s): %w", dir, strings.Join(tags, ","), err)
 	}
-	m := &Model{dir: dir, tags: tags, sess: sess, meta: meta, sigs: map[string]*signature{}}
+	m := &Model{dir: dir, tags: tags, sess: sess, meta: meta, sigs: map[string]*signature{}, maxInput: opts.MaxInputBytes}
+	if m.maxInput == 0 {
+		m.maxInput = DefaultMaxInputBytes
+	}
 	for name, def := range meta.GetSignatureDef() {
 		if name == savedmodel.InitOpSignatureKey {
 			continue
@@ -289,6 +309,7 @@ func (m *Model) Run(ctx context.Context, sig string, inputs map[string]any) (map
 		}
 	}
 	feeds := make(map[tfgo.Output]any, len(s.inputs))
+	var total int64 // the inputs' bytes, against m.maxInput
 	var owned []*tfgo.Tensor
 	defer func() {
 		for _, t := range owned {
@@ -300,12 +321,18 @@ func (m *Model) Run(ctx context.Context, sig string, inputs map[string]any) (map
 		if !ok {
 			return nil, fmt.Errorf("signature %q: input %q: %w (%s %s)", sig, k, ErrMissingInput, s.info.Inputs[k].DType, s.info.Inputs[k].Shape)
 		}
+		if tv, isTensor := v.(*tfgo.Tensor); isTensor && tv.Closed() {
+			return nil, fmt.Errorf("signature %q: input %q: %w", sig, k, ErrNilInput)
+		}
 		t, err := tfgo.NewTensor(v)
 		if err != nil {
 			return nil, fmt.Errorf("signature %q: input %q: %w", sig, k, err)
 		}
 		if t != v {
 			owned = append(owned, t)
+		}
+		if total += int64(len(t.Data())); m.maxInput >= 0 && total > m.maxInput {
+			return nil, fmt.Errorf("signature %q: input %q: %w: %d bytes so far, the bound is %d (LoadOptions.MaxInputBytes)", sig, k, ErrInputTooLarge, total, m.maxInput)
 		}
 		if err := checkInput(t, s.info.Inputs[k]); err != nil {
 			return nil, fmt.Errorf("signature %q: input %q: %w", sig, k, err)
