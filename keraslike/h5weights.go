@@ -246,18 +246,33 @@ func (m *Model) LoadWeightsH5(path string) error {
 }
 
 func (m *Model) loadKeras3Weights(path string) error {
-	sess, err := m.session()
-	if err != nil {
-		return err
-	}
 	f, err := h5.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	var ws []*Weight
-	var vals []*tfgo.Tensor
-	defer func() { closeTensors(vals) }() // copied into the variables by assign
+	return m.assignFromH5(f, m.readKeras3Weights)
+}
+
+// assignFromH5 reads f's weights with read, which checks each against its
+// weight, and assigns them all in one run; the read tensors (also those of
+// a read that failed half-way) are freed.
+func (m *Model) assignFromH5(f *h5.File, read func(*h5.File) ([]*Weight, []*tfgo.Tensor, error)) error {
+	sess, err := m.session()
+	if err != nil {
+		return err
+	}
+	ws, vals, err := read(f)
+	defer closeTensors(vals)
+	if err != nil {
+		return err
+	}
+	return m.assign(sess, ws, vals)
+}
+
+// readKeras3Weights reads the weights of a Keras 3 weights file: layer by
+// layer along the model's Keras tree, "<path>/vars/<i>".
+func (m *Model) readKeras3Weights(f *h5.File) (ws []*Weight, vals []*tfgo.Tensor, err error) {
 	var read func(path string, n *kerasNode) error
 	read = func(path string, n *kerasNode) error {
 		vp := "vars"
@@ -266,7 +281,7 @@ func (m *Model) loadKeras3Weights(path string) error {
 		}
 		if len(n.vars) > 0 {
 			if !f.Root().Has(vp) {
-				return fmt.Errorf("layer %q (%s): %s has no group /%s for its %d weights (%s ...)", n.layer.Name(), n.layer.ClassName(), path0(f), vp, len(n.vars), n.vars[0].Path)
+				return fmt.Errorf("layer %q (%s): %s has no group /%s for its %d weights (%s ...)", n.layer.Name(), n.layer.ClassName(), f.Path(), vp, len(n.vars), n.vars[0].Path)
 			}
 			g, err := f.Root().Group(vp)
 			if err != nil {
@@ -278,7 +293,7 @@ func (m *Model) loadKeras3Weights(path string) error {
 				return err
 			}
 			if len(ms) != len(n.vars) {
-				return fmt.Errorf("layer %q (%s): %s /%s holds %d variables, the layer has %d (%s)", n.layer.Name(), n.layer.ClassName(), path0(f), vp, len(ms), len(n.vars), weightPaths(n.vars))
+				return fmt.Errorf("layer %q (%s): %s /%s holds %d variables, the layer has %d (%s)", n.layer.Name(), n.layer.ClassName(), f.Path(), vp, len(ms), len(n.vars), weightPaths(n.vars))
 			}
 			for i, w := range n.vars {
 				t, err := readWeight(g, fmt.Sprint(i), w, n.layer)
@@ -299,13 +314,9 @@ func (m *Model) loadKeras3Weights(path string) error {
 		}
 		return nil
 	}
-	if err := read("", m.kerasTree()); err != nil {
-		return err
-	}
-	return m.assign(sess, ws, vals)
+	err = read("", m.kerasTree())
+	return ws, vals, err
 }
-
-func path0(f *h5.File) string { return f.Path() }
 
 func weightPaths(ws []*Weight) string {
 	ps := make([]string, len(ws))

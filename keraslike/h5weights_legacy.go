@@ -122,21 +122,12 @@ func (m *Model) LoadWeightsLegacyH5(path string) error {
 }
 
 func (m *Model) loadLegacy(path string) error {
-	sess, err := m.session()
-	if err != nil {
-		return err
-	}
 	f, err := h5.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	ws, vals, err := m.readLegacyWeights(f)
-	defer closeTensors(vals)
-	if err != nil {
-		return err
-	}
-	return m.assign(sess, ws, vals)
+	return m.assignFromH5(f, m.readLegacyWeights)
 }
 
 // legacyStrings reads a possibly chunked list attribute (name, or name0,

@@ -8,7 +8,6 @@ import (
 	"os"
 
 	"github.com/gotf/gotf/internal/h5"
-	"github.com/gotf/gotf/tfgo"
 )
 
 // Loading Keras files: LoadKerasModel tells a .keras archive
@@ -89,19 +88,7 @@ func loadLegacyModel(path string, opts LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := m.session()
-	if err == nil {
-		var ws []*Weight
-		var vals []*tfgo.Tensor
-		ws, vals, err = m.readLegacyWeights(f)
-		if err == nil {
-			err = m.assign(sess, ws, vals)
-		}
-		for _, v := range vals {
-			v.Close()
-		}
-	}
-	if err != nil {
+	if err := m.assignFromH5(f, m.readLegacyWeights); err != nil {
 		m.Close()
 		return nil, err
 	}
