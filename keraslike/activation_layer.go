@@ -28,12 +28,8 @@ func NewActivation(activationName string, opts ActivationOptions) *Activation {
 
 // Call applies the activation to x.
 func (a *Activation) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
-	if len(inputs) != 1 {
-		ctx.Fail(a, "takes 1 input, got %d", len(inputs))
-		return tfgo.Output{}
-	}
-	x := inputs[0]
-	if ctx.Scope.Err() != nil || x.Op == nil {
+	x, ok := ctx.OneInput(a, inputs)
+	if !ok {
 		return tfgo.Output{}
 	}
 	if a.err != nil {

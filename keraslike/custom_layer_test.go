@@ -42,12 +42,8 @@ func newScaledResidualDense(name, activation string, epsilon float64) *scaledRes
 }
 
 func (l *scaledResidualDense) Call(ctx *keraslike.Context, inputs ...tfgo.Output) tfgo.Output {
-	if len(inputs) != 1 {
-		ctx.Fail(l, "takes 1 input, got %d", len(inputs))
-		return tfgo.Output{}
-	}
-	x := inputs[0]
-	if ctx.Scope.Err() != nil || x.Op == nil {
+	x, ok := ctx.OneInput(l, inputs)
+	if !ok {
 		return tfgo.Output{}
 	}
 	sh, err := x.Shape()

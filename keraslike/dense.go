@@ -36,12 +36,8 @@ func NewDense(units int, opts DenseOptions) *Dense {
 
 // Call computes the layer on x.
 func (d *Dense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
-	if len(inputs) != 1 {
-		ctx.Fail(d, "takes 1 input, got %d", len(inputs))
-		return tfgo.Output{}
-	}
-	x := inputs[0]
-	if ctx.Scope.Err() != nil || x.Op == nil {
+	x, ok := ctx.OneInput(d, inputs)
+	if !ok {
 		return tfgo.Output{}
 	}
 	if d.err != nil {

@@ -66,12 +66,8 @@ func (d *Dropout) seed() int64 {
 
 // Call applies dropout to x in training, and is the identity otherwise.
 func (d *Dropout) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
-	if len(inputs) != 1 {
-		ctx.Fail(d, "takes 1 input, got %d", len(inputs))
-		return tfgo.Output{}
-	}
-	x := inputs[0]
-	if ctx.Scope.Err() != nil || x.Op == nil {
+	x, ok := ctx.OneInput(d, inputs)
+	if !ok {
 		return tfgo.Output{}
 	}
 	if !(d.Rate >= 0 && d.Rate <= 1) {

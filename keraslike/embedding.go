@@ -48,12 +48,8 @@ func (e *Embedding) Embeddings() *Weight { return e.embeddings }
 
 // Call looks up the embeddings of the ids in inputs[0].
 func (e *Embedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
-	if len(inputs) != 1 {
-		ctx.Fail(e, "takes 1 input, got %d", len(inputs))
-		return tfgo.Output{}
-	}
-	ids := inputs[0]
-	if ctx.Scope.Err() != nil || ids.Op == nil {
+	ids, ok := ctx.OneInput(e, inputs)
+	if !ok {
 		return tfgo.Output{}
 	}
 	if e.InputDim <= 0 || e.OutputDim <= 0 {

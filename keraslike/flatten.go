@@ -16,12 +16,8 @@ func NewFlatten(opts FlattenOptions) *Flatten { return &Flatten{Base: NewBase("F
 
 // Call flattens x.
 func (f *Flatten) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
-	if len(inputs) != 1 {
-		ctx.Fail(f, "takes 1 input, got %d", len(inputs))
-		return tfgo.Output{}
-	}
-	x := inputs[0]
-	if ctx.Scope.Err() != nil || x.Op == nil {
+	x, ok := ctx.OneInput(f, inputs)
+	if !ok {
 		return tfgo.Output{}
 	}
 	sh := staticShape(x)

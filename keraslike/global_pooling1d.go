@@ -33,12 +33,8 @@ func NewGlobalMaxPooling1D(opts GlobalPooling1DOptions) *GlobalPooling1D {
 
 // Call pools x over its steps.
 func (p *GlobalPooling1D) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
-	if len(inputs) != 1 {
-		ctx.Fail(p, "takes 1 input, got %d", len(inputs))
-		return tfgo.Output{}
-	}
-	x := inputs[0]
-	if ctx.Scope.Err() != nil || x.Op == nil {
+	x, ok := ctx.OneInput(p, inputs)
+	if !ok {
 		return tfgo.Output{}
 	}
 	if sh := staticShape(x); len(sh) != 3 {

@@ -41,6 +41,21 @@ func (c *Context) Fail(layer Layer, format string, args ...any) {
 	c.Scope.UpdateErr(layer.Name(), fmt.Errorf("layer %q (%s): %s", layer.Name(), layer.ClassName(), fmt.Sprintf(format, args...)))
 }
 
+// OneInput is the input of a layer that takes exactly one: it fails with
+// "takes 1 input" for another count, and reports false (the layer then
+// returns the zero Output) after that or an earlier error in the scope, or
+// when the input was never built.
+func (c *Context) OneInput(layer Layer, inputs []tfgo.Output) (tfgo.Output, bool) {
+	if len(inputs) != 1 {
+		c.Fail(layer, "takes 1 input, got %d", len(inputs))
+		return tfgo.Output{}, false
+	}
+	if c.Scope.Err() != nil || inputs[0].Op == nil {
+		return tfgo.Output{}, false
+	}
+	return inputs[0], true
+}
+
 // Layer is a Keras layer: it creates its weights on its first call (Keras'
 // build(input_shape)) and adds its computation to the graph on every call.
 type Layer interface {

@@ -52,12 +52,8 @@ func NewLayerNormalization(opts LayerNormalizationOptions) *LayerNormalization {
 
 // Call normalizes x.
 func (l *LayerNormalization) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
-	if len(inputs) != 1 {
-		ctx.Fail(l, "takes 1 input, got %d", len(inputs))
-		return tfgo.Output{}
-	}
-	x := inputs[0]
-	if ctx.Scope.Err() != nil || x.Op == nil {
+	x, ok := ctx.OneInput(l, inputs)
+	if !ok {
 		return tfgo.Output{}
 	}
 	if !isFloat(x.DataType()) {

@@ -445,12 +445,8 @@ type einsumDense struct {
 
 // Call projects x, whose last dimensions must be the kernel's first ones.
 func (e *einsumDense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
-	if len(inputs) != 1 {
-		ctx.Fail(e, "takes 1 input, got %d", len(inputs))
-		return tfgo.Output{}
-	}
-	x := inputs[0]
-	if ctx.Scope.Err() != nil || x.Op == nil {
+	x, ok := ctx.OneInput(e, inputs)
+	if !ok {
 		return tfgo.Output{}
 	}
 	if e.kernel == nil {

@@ -48,12 +48,8 @@ func (p *PositionalEmbedding) Embeddings() *Weight { return p.embeddings }
 
 // Call adds the position embeddings to x.
 func (p *PositionalEmbedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
-	if len(inputs) != 1 {
-		ctx.Fail(p, "takes 1 input, got %d", len(inputs))
-		return tfgo.Output{}
-	}
-	x := inputs[0]
-	if ctx.Scope.Err() != nil || x.Op == nil {
+	x, ok := ctx.OneInput(p, inputs)
+	if !ok {
 		return tfgo.Output{}
 	}
 	if p.SequenceLength <= 0 || p.OutputDim <= 0 {
