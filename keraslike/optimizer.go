@@ -70,7 +70,7 @@ func (o *optimizerBase) Variables() []*tfgo.Variable { return o.vars }
 // and after s's control dependencies: without those edges the executor may
 // write a weight before the forward pass or another gradient has read it
 // (the AdamW decay once did).
-func (o *optimizerBase) begin(s *tfgo.Scope, grads []tfgo.Output) (ss *tfgo.Scope, clipped []tfgo.Output, lr, step tfgo.Output) {
+func (o *optimizerBase) begin(s *tfgo.Scope, grads []tfgo.Output) (ss *tfgo.Scope, g []tfgo.Output, lr, step tfgo.Output) {
 	if o.scope == nil {
 		o.scope = s.WithoutControlDependencies().SubScope(o.name)
 		o.iters = tfgo.NewVariable(o.scope, "iteration", tfgo.Int64, []int64{}, tfgo.Zeros(), tfgo.Trainable(false))

@@ -146,6 +146,8 @@ func requireSameInFreshSessions(t *testing.T, m *Model, opt Optimizer, x [][]flo
 		require.NoError(t, err)
 		yt, err := tfgo.NewTensor(y[i : i+8])
 		require.NoError(t, err)
+		defer xt.Close()
+		defer yt.Close()
 		feeds = append(feeds, map[tfgo.Output]any{m.train.x: xt, m.train.yTrue: yt})
 	}
 	var fetches []tfgo.Output
