@@ -16,6 +16,27 @@ import (
 type FitInfo struct {
 	Epochs int
 	Steps  int // batches per epoch, -1 if unknown
+	// Start is where Fit begins: FitOptions.InitialEpoch, or the position
+	// a Resumer restored.
+	Start FitPosition
+}
+
+// FitPosition is a point in a Fit run: the epoch (from 0) and how many of
+// its batches are done.
+type FitPosition struct {
+	Epoch, Batch int
+}
+
+// Resumer is a callback that restores an interrupted run
+// (BackupAndRestore). Fit calls Resume on each callback that implements
+// it, in order, after opening the session and before OnTrainBegin: the
+// Resumer restores the model's state and returns where the run stopped,
+// or nil when there is nothing to resume. Fit then starts there instead
+// of at FitOptions.InitialEpoch (as Keras' fit prefers the
+// model._initial_epoch BackupAndRestore sets), skipping the epoch's done
+// batches without running them. An error stops Fit before any step.
+type Resumer interface {
+	Resume(m *Model) (*FitPosition, error)
 }
 
 // Callback hooks into Fit, as keras.callbacks.Callback. Embed

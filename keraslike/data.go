@@ -32,6 +32,27 @@ func (d *ArrayDataset[X, Y]) Len() int {
 
 // Batches yields the epoch's batches.
 func (d *ArrayDataset[X, Y]) Batches(epoch int, fn func(Batch) bool) error {
+	return d.BatchesFrom(epoch, 0, fn)
+}
+
+// SkippingDataset is a Dataset that can start an epoch at a later batch
+// without producing the ones before it: a resumed Fit (see Resumer) uses it
+// to skip the batches a backup already covers. Fit skips the batches of
+// any other Dataset by taking and dropping them.
+type SkippingDataset interface {
+	Dataset
+	// BatchesFrom is Batches from the batch numbered first (from 0); the
+	// batches are those Batches yields for the epoch, the same every time.
+	BatchesFrom(epoch, first int, fn func(Batch) bool) error
+}
+
+// BatchesFrom yields the epoch's batches from the batch numbered first:
+// the epoch's order depends only on Seed and epoch, so a resumed run sees
+// exactly the batches the interrupted one had left.
+func (d *ArrayDataset[X, Y]) BatchesFrom(epoch, first int, fn func(Batch) bool) error {
+	if first < 0 {
+		return fmt.Errorf("dataset: first batch must not be negative, got %d", first)
+	}
 	if len(d.X) != len(d.Y) {
 		return fmt.Errorf("dataset has %d inputs but %d targets", len(d.X), len(d.Y))
 	}
@@ -46,7 +67,8 @@ func (d *ArrayDataset[X, Y]) Batches(epoch int, fn func(Batch) bool) error {
 		r := rand.New(rand.NewSource(d.Seed + int64(epoch)*7919))
 		r.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 	}
-	for start := 0; start < len(order); start += d.BatchSize {
+	// Capped so that a huge first cannot overflow the product.
+	for start := min(first, len(order)/d.BatchSize+1) * d.BatchSize; start < len(order); start += d.BatchSize {
 		end := min(start+d.BatchSize, len(order))
 		if d.DropRemainder && end-start < d.BatchSize {
 			break

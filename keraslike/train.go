@@ -212,6 +212,14 @@ type FitOptions struct {
 // Fit trains the model (model.fit): one session run per batch, callbacks
 // at batch and epoch ends. It stops early when ctx is done or a callback
 // asks (EarlyStopping).
+//
+// A callback that is a Resumer (BackupAndRestore) may move the start to
+// where an interrupted run stopped: a later epoch and, within it, after
+// the batches already done, which are skipped without running them (see
+// SkippingDataset). The logs of that first, partial epoch average only the
+// batches this Fit runs (Keras restarts the epoch instead, with its
+// metrics reset); batch indices passed to OnBatchEnd keep counting from
+// the epoch's start.
 func (m *Model) Fit(ctx context.Context, data Dataset, o FitOptions) (*History, error) {
 	if m.train == nil {
 		return nil, fmt.Errorf("model %q must be compiled before fit", m.name)
@@ -229,19 +237,52 @@ func (m *Model) Fit(ctx context.Context, data Dataset, o FitOptions) (*History, 
 		steps = o.StepsPerEpoch
 	}
 	cbs := callbackList(o.Callbacks)
-	cbs.onTrainBegin(m, FitInfo{Epochs: o.Epochs, Steps: steps})
+	start := FitPosition{Epoch: o.InitialEpoch}
+	for _, c := range o.Callbacks {
+		r, ok := c.(Resumer)
+		if !ok {
+			continue
+		}
+		p, err := r.Resume(m)
+		if err != nil {
+			return nil, fmt.Errorf("fit %q: resuming: %w", m.name, err)
+		}
+		if p != nil {
+			start = *p
+		}
+	}
+	if steps >= 0 && start.Batch >= steps {
+		// Saved after the epoch's last batch: nothing of it is left.
+		start = FitPosition{Epoch: start.Epoch + 1}
+	}
+	cbs.onTrainBegin(m, FitInfo{Epochs: o.Epochs, Steps: steps, Start: start})
 	hist := &History{}
 	m.stop = false
 	fetches := make([]tfgo.Output, 0, len(tg.metricNames))
 	for _, n := range tg.metricNames {
 		fetches = append(fetches, tg.metrics[n])
 	}
-	for epoch := o.InitialEpoch; epoch < o.Epochs && !m.stop; epoch++ {
+	for epoch := start.Epoch; epoch < o.Epochs && !m.stop; epoch++ {
 		cbs.onEpochBegin(m, epoch)
 		sums := make([]float64, len(fetches))
-		n := 0
+		// n numbers the epoch's batches from its start (the accumulation
+		// phase and StepsPerEpoch count them); run counts those this Fit ran.
+		n, run, skip := 0, 0, 0
+		if epoch == start.Epoch {
+			n, skip = start.Batch, start.Batch
+		}
+		batches := data.Batches
+		if sd, ok := data.(SkippingDataset); ok && skip > 0 {
+			first := skip
+			batches = func(e int, fn func(Batch) bool) error { return sd.BatchesFrom(e, first, fn) }
+			skip = 0
+		}
 		var runErr error
-		err := data.Batches(epoch, func(b Batch) bool {
+		err := batches(epoch, func(b Batch) bool {
+			if skip > 0 {
+				skip--
+				return true
+			}
 			if ctx.Err() != nil || (o.StepsPerEpoch > 0 && n >= o.StepsPerEpoch) {
 				return false
 			}
@@ -271,9 +312,10 @@ func (m *Model) Fit(ctx context.Context, data Dataset, o FitOptions) (*History, 
 				v := scalarValue(t)
 				t.Close()
 				sums[i] += v
-				logs[tg.metricNames[i]] = sums[i] / float64(n+1)
+				logs[tg.metricNames[i]] = sums[i] / float64(run+1)
 			}
 			n++
+			run++
 			cbs.onBatchEnd(m, n-1, logs)
 			return !m.stop
 		})
@@ -288,7 +330,7 @@ func (m *Model) Fit(ctx context.Context, data Dataset, o FitOptions) (*History, 
 		}
 		logs := Logs{}
 		for i, name := range tg.metricNames {
-			logs[name] = sums[i] / math.Max(float64(n), 1)
+			logs[name] = sums[i] / math.Max(float64(run), 1)
 		}
 		if o.Validation != nil {
 			val, err := m.Evaluate(o.Validation)
