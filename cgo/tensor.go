@@ -35,27 +35,70 @@ type Tensor struct {
 // sizeofTString is the size of one TF_TString element in a string tensor's buffer.
 const sizeofTString = C.sizeof_TF_TString
 
+// MaxDims is the largest rank TensorFlow's TensorShape holds (kMaxDims):
+// the runtime aborts the process on a higher one, so constructors refuse it.
+const MaxDims = 254
+
+// checkDims refuses, before anything reaches C, the shapes that would make
+// TensorFlow abort (a negative dimension, a rank over MaxDims, an element
+// count overflowing int64) and returns the element count.
+func checkDims(dims []int64) (int64, error) {
+	if len(dims) > MaxDims {
+		return 0, fmt.Errorf("invalid shape: rank %d is over TensorFlow's maximum of %d", len(dims), MaxDims)
+	}
+	return dtypes.NumElements(dims)
+}
+
+// tensorBytes is the buffer size of a fixed-size dtype tensor of dims,
+// overflow-checked.
+func tensorBytes(dt DataType, dims []int64) (int64, error) {
+	if dt.Size() == 0 {
+		return 0, fmt.Errorf("%s has no fixed element size (use NewStringTensor for strings)", dt)
+	}
+	if _, err := checkDims(dims); err != nil {
+		return 0, err
+	}
+	return dtypes.NumBytes(dt, dims)
+}
+
 // AllocateTensor returns an uninitialised tensor of a fixed-size dtype. Fill
 // it through Data(): that is the one copy from Go values into TensorFlow's
-// buffer (no intermediate slice).
+// buffer (no intermediate slice). A shape TensorFlow cannot hold, or a
+// buffer the allocator cannot provide, is an error.
 func AllocateTensor(dt DataType, dims []int64) (*Tensor, error) {
-	if dt.Size() == 0 {
-		return nil, fmt.Errorf("AllocateTensor: %s has no fixed element size (use NewStringTensor for strings)", dt)
-	}
-	nbytes, err := dtypes.NumBytes(dt, dims)
+	nbytes, err := tensorBytes(dt, dims)
 	if err != nil {
 		return nil, fmt.Errorf("AllocateTensor: %w", err)
 	}
-	return allocate(dt, dims, nbytes), nil
+	t, err := allocate(dt, dims, nbytes)
+	if err != nil {
+		return nil, fmt.Errorf("AllocateTensor: %w", err)
+	}
+	return t, nil
 }
 
-func allocate(dt DataType, dims []int64, nbytes int64) *Tensor {
+// allocate calls TF_AllocateTensor with dims already checked. TensorFlow's
+// CPU allocator answers a request it cannot meet with a tensor whose data
+// pointer is NULL (logging a warning), which Data would turn into a crash:
+// that is an error here.
+func allocate(dt DataType, dims []int64, nbytes int64) (*Tensor, error) {
+	if uint64(nbytes) > uint64(^C.size_t(0)) {
+		return nil, fmt.Errorf("%s%v: %d bytes do not fit a size_t", dt, dims, nbytes)
+	}
 	var pdims *C.int64_t
 	if len(dims) > 0 {
 		pdims = (*C.int64_t)(unsafe.Pointer(&dims[0]))
 	}
 	c := C.TF_AllocateTensor(C.TF_DataType(dt), pdims, C.int(len(dims)), C.size_t(nbytes))
-	return newTensor(c)
+	runtime.KeepAlive(dims)
+	if c == nil {
+		return nil, fmt.Errorf("%s%v: TensorFlow could not create the tensor", dt, dims)
+	}
+	if nbytes > 0 && C.TF_TensorData(c) == nil {
+		C.TF_DeleteTensor(c)
+		return nil, fmt.Errorf("%s%v: cannot allocate %d bytes", dt, dims, nbytes)
+	}
+	return newTensor(c), nil
 }
 
 // newTensor takes ownership of c.
@@ -71,15 +114,20 @@ func newTensor(c *C.TF_Tensor) *Tensor {
 }
 
 // NewTensor returns a tensor of a fixed-size dtype holding a copy of data,
-// the little-endian bytes of its elements in row-major order.
+// the little-endian bytes of its elements in row-major order. data must
+// hold exactly the shape's bytes; that is checked before anything is
+// allocated.
 func NewTensor(dt DataType, dims []int64, data []byte) (*Tensor, error) {
-	t, err := AllocateTensor(dt, dims)
+	nbytes, err := tensorBytes(dt, dims)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("NewTensor: %w", err)
 	}
-	if want := len(t.Data()); want != len(data) {
-		t.Close()
-		return nil, fmt.Errorf("NewTensor: %s%v needs %d bytes, got %d", dt, dims, want, len(data))
+	if nbytes != int64(len(data)) {
+		return nil, fmt.Errorf("NewTensor: %s%v needs %d bytes, got %d", dt, dims, nbytes, len(data))
+	}
+	t, err := allocate(dt, dims, nbytes)
+	if err != nil {
+		return nil, fmt.Errorf("NewTensor: %w", err)
 	}
 	copy(t.Data(), data)
 	return t, nil
@@ -87,14 +135,18 @@ func NewTensor(dt DataType, dims []int64, data []byte) (*Tensor, error) {
 
 // NewStringTensor returns a string tensor; each element is an arbitrary byte string.
 func NewStringTensor(dims []int64, values [][]byte) (*Tensor, error) {
-	n, err := dtypes.NumElements(dims)
+	n, err := checkDims(dims)
 	if err != nil {
 		return nil, fmt.Errorf("NewStringTensor: %w", err)
 	}
 	if n != int64(len(values)) {
 		return nil, fmt.Errorf("NewStringTensor: shape %v holds %d strings, got %d", dims, n, len(values))
 	}
-	t := allocate(dtypes.String, dims, n*sizeofTString)
+	// n is the length of a Go slice, so n*sizeofTString cannot overflow.
+	t, err := allocate(dtypes.String, dims, n*sizeofTString)
+	if err != nil {
+		return nil, fmt.Errorf("NewStringTensor: %w", err)
+	}
 	if n == 0 {
 		return t, nil
 	}

@@ -84,3 +84,55 @@ func TestShapeString(t *testing.T) {
 	assert.Equal(t, int64(-1), MakeShape(2, -1).NumElements())
 	assert.Equal(t, -1, UnknownShape().Rank())
 }
+
+// Shapes and buffers from outside are refused with an error before they
+// reach TensorFlow, which aborts the process on a rank over 254 and hands
+// back a tensor without data when its allocator cannot meet a request.
+func TestTensorShapesFromOutside(t *testing.T) {
+	deep := make([]int64, MaxDims+1)
+	for i := range deep {
+		deep[i] = 1
+	}
+	_, err := AllocateTensor(dtypes.Float, deep)
+	require.ErrorContains(t, err, "rank 255")
+	_, err = NewTensor(dtypes.Float, deep, f32bytes(1))
+	require.ErrorContains(t, err, "rank 255")
+	_, err = NewStringTensor(deep, [][]byte{[]byte("x")})
+	require.ErrorContains(t, err, "rank 255")
+	ok, err := AllocateTensor(dtypes.Float, deep[:MaxDims])
+	require.NoError(t, err)
+	assert.Len(t, ok.Shape(), MaxDims)
+	ok.Close()
+
+	for _, dims := range [][]int64{{1 << 62}, {1 << 31, 1 << 31}, {-1}, {1 << 62, 0, -1}, {1 << 40, 1 << 40, 0, 1 << 40}} {
+		_, err = NewTensor(dtypes.Float, dims, nil)
+		require.Error(t, err, "%v", dims)
+		_, err = AllocateTensor(dtypes.Complex128, dims)
+		require.Error(t, err, "%v", dims)
+		_, err = NewStringTensor(dims, nil)
+		require.Error(t, err, "%v", dims)
+	}
+
+	// 1 PiB: more than the machine has; the byte count itself is valid.
+	const huge = 1 << 50
+	_, err = AllocateTensor(dtypes.Uint8, []int64{huge})
+	require.ErrorContains(t, err, "cannot allocate")
+	// A short buffer is refused before anything is allocated.
+	_, err = NewTensor(dtypes.Uint8, []int64{huge}, []byte{1, 2})
+	require.ErrorContains(t, err, "needs 1125899906842624 bytes, got 2")
+	_, err = NewTensor(dtypes.Float, []int64{2}, make([]byte, 12))
+	require.ErrorContains(t, err, "needs 8 bytes, got 12")
+
+	// Zero elements under huge dimensions: a valid, empty tensor.
+	empty, err := NewTensor(dtypes.Float, []int64{1 << 62, 0}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), empty.NumElements())
+	assert.Empty(t, empty.Data())
+	empty.Close()
+	es, err := NewStringTensor([]int64{0, 1 << 62}, nil)
+	require.NoError(t, err)
+	strs, err := es.Strings()
+	require.NoError(t, err)
+	assert.Empty(t, strs)
+	es.Close()
+}

@@ -58,14 +58,22 @@ func NewTensor(value any) (*Tensor, error) {
 	if !ok {
 		return nil, fmt.Errorf("NewTensor: unsupported element type %s", et)
 	}
+	n := numElements(shape)
 	if dt == String {
-		strs := make([][]byte, 0, numElements(shape))
-		walk(v, len(shape), func(leaf reflect.Value) { strs = append(strs, []byte(leaf.String())) })
+		strs := make([][]byte, 0, n)
+		if n > 0 {
+			walk(v, len(shape), func(leaf reflect.Value) { strs = append(strs, []byte(leaf.String())) })
+		}
 		return NewStringTensor(shape, strs)
 	}
 	t, err := AllocateTensor(dt, shape)
 	if err != nil {
 		return nil, err
+	}
+	if n == 0 {
+		// A slice of empty arrays may be of any length: walking its rows
+		// would take as long as the length says, for nothing to copy.
+		return t, nil
 	}
 	buf := t.Data()
 	size := dt.Size()
@@ -126,6 +134,9 @@ func shapeOf(v reflect.Value) ([]int64, reflect.Type, error) {
 			cur = reflect.Zero(t)
 		}
 	}
+	if _, err := dtypes.NumElements(shape); err != nil {
+		return nil, nil, fmt.Errorf("NewTensor: %w", err)
+	}
 	if err := checkRect(v, shape, 0); err != nil {
 		return nil, nil, err
 	}
@@ -139,6 +150,12 @@ func checkRect(v reflect.Value, shape []int64, d int) error {
 	if int64(v.Len()) != shape[d] {
 		return fmt.Errorf("NewTensor: ragged slice: dimension %d has lengths %d and %d", d, shape[d], v.Len())
 	}
+	if !hasSlice(v.Type().Elem(), len(shape)-d-1) {
+		// Nested arrays are rectangular by their type: not looking at
+		// their elements keeps a slice of zero-size arrays, which can be
+		// of any length, from taking as long as that length.
+		return nil
+	}
 	for i := 0; i < v.Len(); i++ {
 		if err := checkRect(v.Index(i), shape, d+1); err != nil {
 			return err
@@ -147,15 +164,53 @@ func checkRect(v reflect.Value, shape []int64, d int) error {
 	return nil
 }
 
+// hasSlice reports whether the depth levels of nesting of t hold a slice.
+func hasSlice(t reflect.Type, depth int) bool {
+	for ; depth > 0; depth-- {
+		if t.Kind() == reflect.Slice {
+			return true
+		}
+		t = t.Elem()
+	}
+	return false
+}
+
 func numElements(shape []int64) int64 {
 	n, _ := dtypes.NumElements(shape) // shapes of Go values and tensors: valid
 	return n
 }
 
+// maxEmptySlices bounds the nested slices Value makes for a tensor without
+// elements, whose outer dimensions may be of any size: [1<<40, 0] would
+// otherwise ask for 2^40 slice headers (24 TiB) to say "nothing".
+const maxEmptySlices = 1 << 20
+
 // Value converts a tensor to nested Go slices of its element type, or a
 // scalar for a rank-0 tensor.
 func Value(t *Tensor) (any, error) {
+	if t.Closed() {
+		return nil, fmt.Errorf("Value: tensor is closed")
+	}
 	shape := t.Shape()
+	if t.NumElements() == 0 && len(shape) > 1 {
+		// With elements, every nested slice holds at least one, so there
+		// are fewer slices than elements; without, only the dimensions
+		// before the first zero bound them.
+		slices, level := int64(0), int64(1)
+		for _, d := range shape[:len(shape)-1] {
+			if d == 0 {
+				break
+			}
+			if d > maxEmptySlices || level > maxEmptySlices/d {
+				return nil, fmt.Errorf("Value: a %s tensor of shape %v has no elements but would need over %d nested slices", t.DataType(), shape, maxEmptySlices)
+			}
+			level *= d
+			slices += level
+		}
+		if slices > maxEmptySlices {
+			return nil, fmt.Errorf("Value: a %s tensor of shape %v has no elements but would need over %d nested slices", t.DataType(), shape, maxEmptySlices)
+		}
+	}
 	if t.DataType() == String {
 		strs, err := t.Strings()
 		if err != nil {
@@ -184,6 +239,13 @@ func reshape(flat reflect.Value, shape []int64) any {
 	if len(shape) == 0 {
 		return flat.Index(0).Interface()
 	}
+	// types[d] is the type of the slices at depth d; taken from the type,
+	// not from a built slice, as an empty dimension builds none.
+	types := make([]reflect.Type, len(shape))
+	types[len(shape)-1] = flat.Type()
+	for d := len(shape) - 2; d >= 0; d-- {
+		types[d] = reflect.SliceOf(types[d+1])
+	}
 	var build func(off, d int) reflect.Value
 	build = func(off, d int) reflect.Value {
 		n := int(shape[d])
@@ -191,8 +253,7 @@ func reshape(flat reflect.Value, shape []int64) any {
 			return flat.Slice(off, off+n)
 		}
 		stride := int(numElements(shape[d+1:]))
-		inner := build(0, d+1).Type()
-		out := reflect.MakeSlice(reflect.SliceOf(inner), n, n)
+		out := reflect.MakeSlice(types[d], n, n)
 		for i := 0; i < n; i++ {
 			out.Index(i).Set(build(off+i*stride, d+1))
 		}

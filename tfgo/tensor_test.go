@@ -2,7 +2,9 @@ package tfgo
 
 import (
 	"math"
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/gotf/gotf/dtypes/half"
 	"github.com/stretchr/testify/assert"
@@ -78,4 +80,66 @@ func TestHalfPrecisionConversions(t *testing.T) {
 	assert.Equal(t, half.BFloat16(0x3f80), half.NewBFloat16(1+1.0/256)) // tie to even
 	assert.Equal(t, half.BFloat16(0x3f82), half.NewBFloat16(1+3.0/256))
 	assert.True(t, math.IsNaN(float64(half.NewBFloat16(float32(math.NaN())).Float32())))
+}
+
+// within runs f and fails the test if it takes over 20 s: the old
+// converters walked every row of a slice of empty arrays, 2^40 of them.
+func within(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s: still running after 20 s", what)
+	}
+}
+
+// Go values and tensors whose shapes say more than their memory holds
+// convert quickly or fail with an error, never hang, crash or allocate
+// what the shape says.
+func TestTensorConversionsOfExtremeShapes(t *testing.T) {
+	const huge = 1 << 40
+	within(t, "NewTensor of 2^40 empty float rows", func() {
+		tn, err := NewTensor(make([][0]float32, huge))
+		require.NoError(t, err)
+		assert.Equal(t, []int64{huge, 0}, []int64(tn.Shape()))
+		// Value would need 2^40 slice headers to say "nothing".
+		_, err = Value(tn)
+		require.ErrorContains(t, err, "no elements but would need over")
+		tn.Close()
+	})
+	within(t, "NewTensor of 2^40 empty string rows", func() {
+		tn, err := NewTensor(make([][0]string, huge))
+		require.NoError(t, err)
+		assert.Equal(t, int64(0), tn.NumElements())
+		tn.Close()
+	})
+	// Ragged rows are still found below arrays of slices.
+	_, err := NewTensor([2][]float32{{1}, {1, 2}})
+	require.ErrorContains(t, err, "ragged")
+
+	// Empty tensors of any shape come back as empty nested slices.
+	for _, shape := range [][]int64{{0, 5}, {2, 0, 3}, {3, 0}, {0}} {
+		tn, err := AllocateTensor(Float, shape)
+		require.NoError(t, err)
+		v, err := Value(tn)
+		require.NoError(t, err, "%v", shape)
+		assert.Equal(t, int(shape[0]), reflect.ValueOf(v).Len(), "%v", shape)
+		tn.Close()
+	}
+
+	// Rank 255, over TensorFlow's 254, from a nested array type.
+	typ := reflect.TypeOf(float32(0))
+	for range 255 {
+		typ = reflect.ArrayOf(1, typ)
+	}
+	_, err = NewTensor(reflect.New(typ).Elem().Interface())
+	require.ErrorContains(t, err, "rank 255")
+
+	closed, err := NewTensor([]float32{1})
+	require.NoError(t, err)
+	closed.Close()
+	_, err = Value(closed)
+	require.ErrorContains(t, err, "closed")
 }
