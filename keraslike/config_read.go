@@ -16,7 +16,13 @@ import (
 // (registry.go).
 
 // modelFromJSON builds (and checks the size of) a model from Keras' config.
+// The JSON's size, depth and strings are checked before it is decoded
+// (config_limits.go), every layer's options by its from-config, and the
+// model's weights against opts.MaxParams before anything is allocated.
 func modelFromJSON(raw []byte, opts LoadOptions, legacy bool) (*Model, error) {
+	if err := checkConfigJSON(raw); err != nil {
+		return nil, err
+	}
 	var top map[string]any
 	if err := json.Unmarshal(raw, &top); err != nil {
 		return nil, fmt.Errorf("model config: %w", err)
@@ -24,24 +30,40 @@ func modelFromJSON(raw []byte, opts LoadOptions, legacy bool) (*Model, error) {
 	class, _ := top["class_name"].(string)
 	conf, _ := top["config"].(map[string]any)
 	if conf == nil {
-		return nil, fmt.Errorf("model config: no config dict for class %q", class)
+		return nil, fmt.Errorf("model config: no config dict for class %s", quoted(class))
 	}
-	name, _ := conf["name"].(string)
-	if name == "" {
-		name = "model"
+	if _, ok := conf["name"]; !ok {
+		conf["name"] = "model"
+	}
+	r := &cfg{c: conf}
+	name := r.name()
+	if r.err != nil {
+		return nil, fmt.Errorf("model config: %w", r.err)
 	}
 	var m *Model
 	var err error
 	switch class {
 	case "Sequential":
-		m, err = sequentialFromConfig(name, conf, opts)
+		m, err = sequentialFromConfig(name, r, opts)
 	case "Functional", "Model":
-		m, err = functionalFromConfig(name, conf, opts)
+		m, err = functionalFromConfig(name, r, opts)
 	default:
-		return nil, fmt.Errorf("model class %q is not supported (Sequential or Functional)", class)
+		return nil, fmt.Errorf("model class %s is not supported (Sequential or Functional)", quoted(class))
+	}
+	if err == nil {
+		r.unread()
+		err = r.err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("model %q: %w", name, err)
+		return nil, fmt.Errorf("model %s: %w", quoted(name), err)
+	}
+	if r.frozen {
+		// Keras' model.trainable = False freezes every layer.
+		for _, l := range m.layers {
+			if err := freeze(l); err != nil {
+				return nil, fmt.Errorf("model %s: layer %s: %w", quoted(name), quoted(l.Name()), err)
+			}
+		}
 	}
 	if err := m.Build(); err != nil {
 		return nil, err
@@ -72,6 +94,13 @@ func layerFromEntry(e map[string]any, opts LoadOptions) (Layer, layerSpec, error
 	if spec.name == "" && c != nil {
 		spec.name, _ = c["name"].(string)
 	}
+	for _, n := range []struct{ what, s string }{
+		{"name", spec.name}, {"class name", spec.className}, {"module", spec.module}, {"registered name", spec.registeredName},
+	} {
+		if err := checkName("layer "+n.what, n.s); err != nil {
+			return nil, spec, err
+		}
+	}
 	if spec.className == "" || c == nil {
 		return nil, spec, fmt.Errorf("%s: no class_name or config", spec)
 	}
@@ -87,32 +116,65 @@ func layerFromEntry(e map[string]any, opts LoadOptions) (Layer, layerSpec, error
 		return nil, spec, fmt.Errorf("%s: the registered constructor returned no layer", spec)
 	}
 	if spec.name != "" && l.Name() != spec.name {
-		return nil, spec, fmt.Errorf("%s: the constructor named the layer %q", spec, l.Name())
+		return nil, spec, fmt.Errorf("%s: the constructor named the layer %s", spec, quoted(l.Name()))
+	}
+	// A registered constructor need not read trainable: a frozen layer is
+	// frozen here whatever made it.
+	if c["trainable"] == false {
+		if err := freeze(l); err != nil {
+			return nil, spec, fmt.Errorf("%s: %w", spec, err)
+		}
 	}
 	return l, spec, nil
 }
 
-// inputSpecFromConfig reads an InputLayer config (Keras 3 batch_shape,
-// legacy batch_input_shape).
-func inputSpecFromConfig(c map[string]any) (InputSpec, error) {
+// inputLayerFromConfig reads an InputLayer's config, refusing options it
+// does not implement.
+func inputLayerFromConfig(c map[string]any) (InputSpec, error) {
 	r := &cfg{c: c}
+	spec, err := inputSpecFromConfig(r)
+	if err == nil {
+		r.mark("name")
+		r.unread()
+		err = r.err
+	}
+	if err != nil {
+		return spec, fmt.Errorf("InputLayer %s: %w", quoted(spec.Name), err)
+	}
+	return spec, nil
+}
+
+// inputSpecFromConfig reads the input shape and dtype of an InputLayer
+// config (Keras 3 batch_shape, legacy batch_input_shape).
+func inputSpecFromConfig(r *cfg) (InputSpec, error) {
 	spec := InputSpec{Name: r.string("name", "")}
-	shape, ok := c["batch_shape"].([]any)
+	if err := checkName("name", spec.Name); err != nil {
+		return InputSpec{}, err
+	}
+	shape, ok := r.raw("batch_shape").([]any)
 	if !ok {
-		shape, ok = c["batch_input_shape"].([]any)
+		shape, ok = r.raw("batch_input_shape").([]any)
 	}
 	if !ok || len(shape) < 1 {
-		return spec, fmt.Errorf("InputLayer %q: no batch_shape", spec.Name)
+		return spec, errors.New("no batch_shape")
 	}
 	if len(shape) > 8 {
-		return spec, fmt.Errorf("InputLayer %q: rank %d is too large", spec.Name, len(shape))
+		return spec, fmt.Errorf("rank %d is too large", len(shape))
 	}
+	elements := int64(1)
 	for _, d := range shape[1:] {
 		if d == nil {
 			spec.Shape = append(spec.Shape, -1)
 			continue
 		}
-		spec.Shape = append(spec.Shape, int64(r.intValue("batch_shape", d, 0, maxDim)))
+		n := int64(r.intValue("batch_shape", d, 0, maxDim))
+		spec.Shape = append(spec.Shape, n)
+		if n > 0 && elements <= maxWeightElements {
+			elements *= n
+		}
+	}
+	if elements > maxWeightElements {
+		r.fail("batch_shape %s: one example has more than %d elements", excerpt(shape), int64(maxWeightElements))
 	}
 	switch dt := r.string("dtype", "float32"); dt {
 	case "float32":
@@ -126,11 +188,24 @@ func inputSpecFromConfig(c map[string]any) (InputSpec, error) {
 	}
 	r.want("sparse", false)
 	r.want("ragged", false)
+	r.want("optional", false)
 	return spec, r.err
 }
 
-func sequentialFromConfig(name string, conf map[string]any, opts LoadOptions) (*Model, error) {
-	entries, _ := conf["layers"].([]any)
+// layerList is a model config's layer list, refused when longer than maxLayers.
+func layerList(r *cfg) ([]any, error) {
+	entries, _ := r.raw("layers").([]any)
+	if len(entries) > maxLayers {
+		return nil, fmt.Errorf("%d layers, more than the limit of %d", len(entries), maxLayers)
+	}
+	return entries, nil
+}
+
+func sequentialFromConfig(name string, r *cfg, opts LoadOptions) (*Model, error) {
+	entries, err := layerList(r)
+	if err != nil {
+		return nil, err
+	}
 	var input *InputSpec
 	var layers []Layer
 	seen := map[string]bool{}
@@ -144,7 +219,7 @@ func sequentialFromConfig(name string, conf map[string]any, opts LoadOptions) (*
 				return nil, fmt.Errorf("layer %d: an InputLayer after other layers", i)
 			}
 			c, _ := e["config"].(map[string]any)
-			s, err := inputSpecFromConfig(c)
+			s, err := inputLayerFromConfig(c)
 			if err != nil {
 				return nil, err
 			}
@@ -164,23 +239,21 @@ func sequentialFromConfig(name string, conf map[string]any, opts LoadOptions) (*
 			// Legacy configs put the input shape on the first layer.
 			c, _ := e["config"].(map[string]any)
 			if _, ok := c["batch_input_shape"]; ok {
-				s, err := inputSpecFromConfig(c)
+				s, err := inputSpecFromConfig(&cfg{c: c})
 				if err != nil {
-					return nil, err
+					return nil, fmt.Errorf("%s: %w", spec, err)
 				}
 				s.Name = ""
 				input = &s
 			}
 		}
 	}
-	if input == nil {
-		if bs, ok := conf["build_input_shape"].([]any); ok {
-			s, err := inputSpecFromConfig(map[string]any{"batch_shape": bs})
-			if err != nil {
-				return nil, err
-			}
-			input = &s
+	if bs, ok := r.raw("build_input_shape").([]any); ok && input == nil {
+		s, err := inputSpecFromConfig(&cfg{c: map[string]any{"batch_shape": bs}})
+		if err != nil {
+			return nil, fmt.Errorf("build_input_shape: %w", err)
 		}
+		input = &s
 	}
 	if input == nil {
 		return nil, errors.New("no input shape (no InputLayer, build_input_shape or batch_input_shape)")
@@ -210,7 +283,7 @@ func history(v any) (name string, node, index int, ok bool) {
 // functional_from_config does: the layers first, then their calls (inbound
 // nodes) as the tensors they take become available, then the model from
 // its input and output.
-func functionalFromConfig(name string, conf map[string]any, opts LoadOptions) (*Model, error) {
+func functionalFromConfig(name string, conf *cfg, opts LoadOptions) (*Model, error) {
 	r := &functionalReader{byName: map[string]*configLayer{}}
 	if err := r.readLayers(conf, opts); err != nil {
 		return nil, err
@@ -247,6 +320,7 @@ type functionalReader struct {
 	byName map[string]*configLayer
 	order  []*configLayer // as listed
 	input  *KerasTensor   // the InputLayer's output
+	calls  int            // inbound nodes of all layers
 }
 
 // configLayer is one entry of a functional config's layer list.
@@ -256,11 +330,26 @@ type configLayer struct {
 	spec    layerSpec
 	nodes   []any          // the inbound nodes: the layer's calls
 	outputs []*KerasTensor // by node index, as the calls are built
+	// refs are, per node, the outputs the node takes (from the
+	// keras_history of its tensors); refs[k][:built[k]] are known built,
+	// so that checking whether a node is ready costs, over all passes,
+	// one look per reference plus one per pass.
+	refs  [][]tensorRef
+	built []int
+}
+
+// tensorRef is a keras_history: output node of layer src.
+type tensorRef struct {
+	src  *configLayer
+	node int
 }
 
 // readLayers makes the layers of the config's layer list.
-func (r *functionalReader) readLayers(conf map[string]any, opts LoadOptions) error {
-	entries, _ := conf["layers"].([]any)
+func (r *functionalReader) readLayers(conf *cfg, opts LoadOptions) error {
+	entries, err := layerList(conf)
+	if err != nil {
+		return err
+	}
 	for i, v := range entries {
 		e, _ := v.(map[string]any)
 		if e == nil {
@@ -287,14 +376,17 @@ func (r *functionalReader) readLayer(i int, e map[string]any, opts LoadOptions) 
 	if en.name == "" {
 		return fmt.Errorf("layer %d: no name", i)
 	}
+	if err := checkName(fmt.Sprintf("layer %d: name", i), en.name); err != nil {
+		return err
+	}
 	if r.byName[en.name] != nil {
-		return fmt.Errorf("layer %q: two layers have this name", en.name)
+		return fmt.Errorf("layer %s: two layers have this name", quoted(en.name))
 	}
 	if cn, _ := e["class_name"].(string); cn == "InputLayer" {
 		if r.input != nil {
 			return errors.New("more than one InputLayer (only single-input models are supported)")
 		}
-		s, err := inputSpecFromConfig(c)
+		s, err := inputLayerFromConfig(c)
 		if err != nil {
 			return err
 		}
@@ -307,8 +399,8 @@ func (r *functionalReader) readLayer(i int, e map[string]any, opts LoadOptions) 
 		}
 		en.layer, en.spec = l, spec
 		en.nodes, _ = e["inbound_nodes"].([]any)
-		if len(en.nodes) > 1<<16 {
-			return fmt.Errorf("%s: too many inbound nodes", spec)
+		if r.calls += len(en.nodes); r.calls > maxCalls {
+			return fmt.Errorf("%s: the layers' inbound nodes are more than the limit of %d", spec, maxCalls)
 		}
 	}
 	r.byName[en.name] = en
@@ -319,16 +411,22 @@ func (r *functionalReader) readLayer(i int, e map[string]any, opts LoadOptions) 
 // callLayers builds the layers' calls as their inputs become available
 // (Keras' functional_from_config), until none can be built.
 func (r *functionalReader) callLayers() error {
+	for _, en := range r.order {
+		if err := r.collectRefs(en); err != nil {
+			return err
+		}
+	}
 	for progress := true; progress; {
 		progress = false
 		for _, en := range r.order {
-			for len(en.outputs) < len(en.nodes) && en.layer != nil {
-				t, ready, err := r.node(en, en.nodes[len(en.outputs)])
+			for len(en.outputs) < len(en.nodes) && en.layer != nil && r.ready(en, len(en.outputs)) {
+				k := len(en.outputs)
+				t, ready, err := r.node(en, en.nodes[k])
 				if err != nil {
-					return fmt.Errorf("%s, inbound node %d: %w", en.spec, len(en.outputs), err)
+					return fmt.Errorf("%s, inbound node %d: %w", en.spec, k, err)
 				}
-				if !ready {
-					break
+				if !ready { // ready said otherwise: never, but never loop on it
+					return fmt.Errorf("%s, inbound node %d: unreadable", en.spec, k)
 				}
 				en.outputs = append(en.outputs, t)
 				progress = true
@@ -343,19 +441,105 @@ func (r *functionalReader) callLayers() error {
 	return nil
 }
 
+// collectRefs finds the tensors each inbound node of en takes, once.
+func (r *functionalReader) collectRefs(en *configLayer) error {
+	en.refs = make([][]tensorRef, len(en.nodes))
+	en.built = make([]int, len(en.nodes))
+	for k, nv := range en.nodes {
+		var refs []tensorRef
+		add := func(v any) error {
+			name, node, index, ok := history(v)
+			if !ok {
+				return fmt.Errorf("unreadable keras_history %s", excerpt(v))
+			}
+			src := r.byName[name]
+			if src == nil {
+				return fmt.Errorf("keras_history names an unknown layer %s", quoted(name))
+			}
+			if index != 0 {
+				return fmt.Errorf("keras_history %s: layer %s has a single output", excerpt(v), quoted(name))
+			}
+			refs = append(refs, tensorRef{src, node})
+			return nil
+		}
+		var err error
+		if n, ok := nv.(map[string]any); ok {
+			if err = walkTensors(n["args"], 0, add); err == nil {
+				err = walkTensors(n["kwargs"], 0, add)
+			}
+		} else if legacy, ok := nv.([]any); ok {
+			for _, ref := range legacy {
+				if err = add(ref); err != nil {
+					break
+				}
+				if rl, _ := ref.([]any); len(rl) > 3 {
+					if err = walkTensors(rl[3], 0, add); err != nil {
+						break
+					}
+				}
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s, inbound node %d: %w", en.spec, k, err)
+		}
+		en.refs[k] = refs
+	}
+	return nil
+}
+
+// walkTensors calls f with the keras_history of every __keras_tensor__ in
+// a node argument, as deserialize would meet them.
+func walkTensors(v any, depth int, f func(any) error) error {
+	if depth > 16 {
+		return errors.New("arguments nested too deeply")
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		if x["class_name"] == "__keras_tensor__" {
+			c, _ := x["config"].(map[string]any)
+			return f(c["keras_history"])
+		}
+		for _, e := range x {
+			if err := walkTensors(e, depth+1, f); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if err := walkTensors(e, depth+1, f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ready reports whether every tensor node k of en takes is built.
+func (r *functionalReader) ready(en *configLayer, k int) bool {
+	refs := en.refs[k]
+	for en.built[k] < len(refs) {
+		ref := refs[en.built[k]]
+		if ref.node >= len(ref.src.outputs) {
+			return false
+		}
+		en.built[k]++
+	}
+	return true
+}
+
 // tensor is the output a keras_history names; ready is false while the
 // call making it is not built yet.
 func (r *functionalReader) tensor(v any) (t *KerasTensor, ready bool, err error) {
 	name, node, index, ok := history(v)
 	if !ok {
-		return nil, false, fmt.Errorf("unreadable keras_history %v", v)
+		return nil, false, fmt.Errorf("unreadable keras_history %s", excerpt(v))
 	}
 	src := r.byName[name]
 	if src == nil {
-		return nil, false, fmt.Errorf("keras_history names an unknown layer %q", name)
+		return nil, false, fmt.Errorf("keras_history names an unknown layer %s", quoted(name))
 	}
 	if index != 0 {
-		return nil, false, fmt.Errorf("keras_history %v: layer %q has a single output", v, name)
+		return nil, false, fmt.Errorf("keras_history %s: layer %s has a single output", excerpt(v), quoted(name))
 	}
 	if node >= len(src.outputs) || src.outputs[node] == nil {
 		return nil, false, nil // not built yet
@@ -433,7 +617,7 @@ func (r *functionalReader) kerasNode(en *configLayer, n map[string]any) (*KerasT
 		}
 	case nil:
 	default:
-		return nil, false, fmt.Errorf("unreadable args %v", n["args"])
+		return nil, false, fmt.Errorf("unreadable args %s", excerpt(n["args"]))
 	}
 	var kwargs map[string]any
 	if n["kwargs"] != nil {
@@ -450,7 +634,7 @@ func (r *functionalReader) kerasNode(en *configLayer, n map[string]any) (*KerasT
 func (r *functionalReader) legacyNode(en *configLayer, nv any) (*KerasTensor, bool, error) {
 	refs, ok := nv.([]any)
 	if !ok || len(refs) == 0 {
-		return nil, false, fmt.Errorf("unreadable inbound node %v", nv)
+		return nil, false, fmt.Errorf("unreadable inbound node %s", excerpt(nv))
 	}
 	var ts []*KerasTensor
 	var kwargs map[string]any
@@ -481,8 +665,8 @@ func (r *functionalReader) legacyNode(en *configLayer, nv any) (*KerasTensor, bo
 
 // endpoint is the tensor the model's input_layers or output_layers names
 // (one tensor: [name, node, index], or a list of one).
-func (r *functionalReader) endpoint(conf map[string]any, key string) (*KerasTensor, error) {
-	v := conf[key]
+func (r *functionalReader) endpoint(conf *cfg, key string) (*KerasTensor, error) {
+	v := conf.raw(key)
 	if l, ok := v.([]any); ok && len(l) == 1 {
 		if inner, ok := l[0].([]any); ok {
 			v = inner
@@ -493,7 +677,7 @@ func (r *functionalReader) endpoint(conf map[string]any, key string) (*KerasTens
 		return nil, fmt.Errorf("%s: %w (only single-input, single-output models are supported)", key, err)
 	}
 	if !ready {
-		return nil, fmt.Errorf("%s: %v is never computed", key, v)
+		return nil, fmt.Errorf("%s: %s is never computed", key, excerpt(v))
 	}
 	return t, nil
 }

@@ -103,14 +103,15 @@ func (d *Dense) Config() map[string]any {
 
 func init() { registerBuiltin("Dense", denseFromConfig) }
 
-// denseFromConfig is Dense.from_config.
+// denseFromConfig is Dense.from_config. Regularizers, constraints and a
+// quantization_config are not implemented: a non-null one is refused.
 func denseFromConfig(c map[string]any) (Layer, error) {
 	r := &cfg{c: c}
 	name := r.name()
 	units := r.required("units", 1, maxDim)
 	act := r.activation("activation")
 	useBias := r.bool("use_bias", true)
+	r.initializers("kernel_initializer", "bias_initializer")
 	r.want("lora_rank", 0)
-	r.want("quantization_config")
 	return r.done(NewDense(units, DenseOptions{Name: name, Activation: act, NoBias: !useBias}))
 }

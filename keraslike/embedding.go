@@ -120,15 +120,17 @@ func uniformInitializer(minval, maxval float64, seed int64) tfgo.Initializer {
 
 func init() { registerBuiltin("Embedding", embeddingFromConfig) }
 
-// embeddingFromConfig is Embedding.from_config.
+// embeddingFromConfig is Embedding.from_config. Regularizers,
+// constraints, a quantization_config and the legacy input_length are not
+// implemented: a non-null one is refused.
 func embeddingFromConfig(c map[string]any) (Layer, error) {
 	r := &cfg{c: c}
 	name := r.name()
 	in := r.required("input_dim", 1, math.MaxInt32)
 	out := r.required("output_dim", 1, maxDim)
+	r.elements("input_dim, output_dim", in, out)
+	r.initializers("embeddings_initializer")
 	r.want("mask_zero", false)
 	r.want("lora_rank", 0)
-	r.want("quantization_config")
-	r.want("input_length")
 	return r.done(NewEmbedding(in, out, EmbeddingOptions{Name: name}))
 }

@@ -33,7 +33,7 @@ func loadKerasZip(path string, opts LoadOptions) (*Model, error) {
 	members := map[string]*zip.File{}
 	for _, zf := range zr.File {
 		if zf.UncompressedSize64 > zipBombFloor && zf.UncompressedSize64 > zipMaxExpansion*zf.CompressedSize64 {
-			return nil, fmt.Errorf("archive member %q declares %d bytes but stores %d: refused as a decompression bomb", zf.Name, zf.UncompressedSize64, zf.CompressedSize64)
+			return nil, fmt.Errorf("archive member %s declares %d bytes but stores %d: refused as a decompression bomb", quoted(zf.Name), zf.UncompressedSize64, zf.CompressedSize64)
 		}
 		members[zf.Name] = zf
 	}
@@ -52,12 +52,24 @@ func loadKerasZip(path string, opts LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			m.Close()
+		}
+	}()
 	wf := members["model.weights.h5"]
 	if wf == nil {
 		if members["model.weights.json"] != nil {
 			return nil, errors.New("sharded weights (model.weights.json) are not supported")
 		}
 		return nil, errors.New("the archive has no model.weights.h5")
+	}
+	// The model's weights in the widest dtype, with up to four optimizer
+	// slots each, and room for HDF5's metadata: a larger member is not
+	// this model's weights file, and is not copied to disk.
+	if limit := 5*8*uint64(m.CountParams()) + 64<<20; wf.UncompressedSize64 > limit {
+		return nil, fmt.Errorf("model.weights.h5 declares %d bytes, more than the %d a model of %d parameters needs", wf.UncompressedSize64, limit, m.CountParams())
 	}
 	tmp, err := os.CreateTemp("", "gotf-keras-*.weights.h5")
 	if err != nil {
@@ -81,9 +93,9 @@ func loadKerasZip(path string, opts LoadOptions) (*Model, error) {
 		return nil, fmt.Errorf("model.weights.h5 holds %d bytes, its header says %d", n, wf.UncompressedSize64)
 	}
 	if err := m.loadKeras3Weights(tmp.Name()); err != nil {
-		m.Close()
 		return nil, fmt.Errorf("model.weights.h5: %w", err)
 	}
+	ok = true
 	return m, nil
 }
 

@@ -127,6 +127,7 @@ type Base struct {
 	sublayers []Layer
 	wscope    *tfgo.Scope
 	path      string
+	frozen    bool // trainable false: training leaves the weights alone
 }
 
 // NewBase returns the Base of a layer of Keras class class ("Dense",
@@ -155,6 +156,58 @@ func (b *Base) Weights() []*Weight {
 	ws := append([]*Weight(nil), b.weights...)
 	for _, sub := range b.sublayers {
 		ws = append(ws, sub.Weights()...)
+	}
+	return ws
+}
+
+// Trainable reports whether training updates the layer's weights (Keras'
+// layer.trainable; true unless SetTrainable(false)).
+func (b *Base) Trainable() bool { return !b.frozen }
+
+// SetTrainable freezes (false) or unfreezes the layer and its tracked
+// sublayers, as setting Keras' layer.trainable does: a frozen layer's
+// weights are not in TrainableWeights, so Fit leaves them alone (compile
+// after changing it: the training step is built by Compile), and its
+// config says trainable: false. Weights created non-trainable
+// (AddWeight's trainable false) stay so when the layer is unfrozen.
+func (b *Base) SetTrainable(trainable bool) {
+	b.frozen = !trainable
+	for _, sub := range b.sublayers {
+		if t, ok := sub.(interface{ SetTrainable(bool) }); ok {
+			t.SetTrainable(trainable)
+		}
+	}
+}
+
+// TrainableWeights lists the weights training updates: none when the
+// layer is frozen, else those of its Weights created trainable, minus the
+// weights of frozen sublayers.
+func (b *Base) TrainableWeights() []*Weight {
+	if b.frozen {
+		return nil
+	}
+	var ws []*Weight
+	for _, w := range b.weights {
+		if w.Trainable() {
+			ws = append(ws, w)
+		}
+	}
+	for _, sub := range b.sublayers {
+		ws = append(ws, trainableWeights(sub)...)
+	}
+	return ws
+}
+
+// trainableWeights is l's weights that training updates.
+func trainableWeights(l Layer) []*Weight {
+	if t, ok := l.(interface{ TrainableWeights() []*Weight }); ok {
+		return t.TrainableWeights()
+	}
+	var ws []*Weight
+	for _, w := range l.Weights() {
+		if w.Trainable() {
+			ws = append(ws, w)
+		}
 	}
 	return ws
 }
@@ -220,12 +273,17 @@ func (b *Base) Track(sub Layer) {
 		}
 	}
 	b.sublayers = append(b.sublayers, sub)
+	// A sublayer made after its parent was frozen (MultiHeadAttention makes
+	// its projections when it is built) is frozen with it, as in Keras.
+	if t, ok := sub.(interface{ SetTrainable(bool) }); ok && b.frozen {
+		t.SetTrainable(false)
+	}
 }
 
 // BaseConfig is the part of get_config every layer has (name, trainable,
 // dtype); a layer's Config adds its own keys to it.
 func (b *Base) BaseConfig() map[string]any {
-	return map[string]any{"name": b.name, "trainable": true, "dtype": "float32"}
+	return map[string]any{"name": b.name, "trainable": !b.frozen, "dtype": "float32"}
 }
 
 var names = struct {

@@ -126,22 +126,24 @@ func (l *LayerNormalization) Config() map[string]any {
 func init() { registerBuiltin("LayerNormalization", layerNormalizationFromConfig) }
 
 // layerNormalizationFromConfig is LayerNormalization.from_config.
+// Regularizers and constraints are not implemented: a non-null one is
+// refused.
 func layerNormalizationFromConfig(c map[string]any) (Layer, error) {
 	r := &cfg{c: c}
 	name := r.name()
 	axis := -1
-	switch a := c["axis"].(type) {
+	switch a := r.raw("axis").(type) {
 	case nil:
 	case float64:
-		axis = r.intValue("axis", a, -64, 64)
+		axis = r.intValue("axis", a, -8, 8)
 	case []any:
 		if len(a) != 1 {
-			r.fail("axis=%v: only one axis is supported", a)
+			r.fail("axis=%s: only one axis is supported", excerpt(a))
 		} else {
-			axis = r.intValue("axis", a[0], -64, 64)
+			axis = r.intValue("axis", a[0], -8, 8)
 		}
 	default:
-		r.fail("axis: unreadable %v", a)
+		r.fail("axis: unreadable %s", excerpt(a))
 	}
 	if axis == 0 {
 		r.fail("axis=0 (the batch axis) is not supported")
@@ -149,6 +151,7 @@ func layerNormalizationFromConfig(c map[string]any) (Layer, error) {
 	eps := r.float("epsilon", 1e-3, 0, 1)
 	center, scale := r.bool("center", true), r.bool("scale", true)
 	r.want("rms_scaling", false)
+	r.initializers("beta_initializer", "gamma_initializer")
 	if eps == 0 {
 		r.fail("epsilon=0 is not supported")
 	}

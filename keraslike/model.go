@@ -142,13 +142,13 @@ func (m *Model) Weights() []*Weight {
 	return ws
 }
 
-// TrainableWeights lists the trainable weights.
+// TrainableWeights lists the weights training updates, layer by layer:
+// those created trainable, of layers that are not frozen (Keras' model.
+// trainable_weights; Base.SetTrainable, a config's trainable: false).
 func (m *Model) TrainableWeights() []*Weight {
 	var ws []*Weight
-	for _, w := range m.Weights() {
-		if w.Trainable() {
-			ws = append(ws, w)
-		}
+	for _, l := range m.layers {
+		ws = append(ws, trainableWeights(l)...)
 	}
 	return ws
 }
@@ -348,9 +348,9 @@ func (m *Model) Summary() string {
 		var n int64
 		for _, w := range l.Weights() {
 			n += weightSize(w)
-			if w.Trainable() {
-				trainable += weightSize(w)
-			}
+		}
+		for _, w := range trainableWeights(l) {
+			trainable += weightSize(w)
 		}
 		total += n
 		shape := ""

@@ -387,44 +387,56 @@ func (m *MultiHeadAttention) CallKeras(ctx *Context, args []tfgo.Output, kw map[
 func init() { registerBuiltin("MultiHeadAttention", multiHeadAttentionFromConfig) }
 
 // multiHeadAttentionFromConfig is MultiHeadAttention.from_config.
+// Regularizers and constraints are not implemented: a non-null one is
+// refused.
 func multiHeadAttentionFromConfig(c map[string]any) (Layer, error) {
 	r := &cfg{c: c}
 	name := r.name()
 	heads := r.required("num_heads", 1, maxDim)
 	keyDim := r.required("key_dim", 1, maxDim)
 	valueDim := r.int("value_dim", keyDim, 1, maxDim)
+	// The projections' widths: heads·key_dim and heads·value_dim.
+	if heads*keyDim > maxDim || heads*valueDim > maxDim {
+		r.fail("num_heads·key_dim (%d·%d) or num_heads·value_dim (%d·%d) is more than %d", heads, keyDim, heads, valueDim, maxDim)
+	}
 	dropout := r.float("dropout", 0, 0, 0.999999)
 	useBias := r.bool("use_bias", true)
 	out := 0
-	switch o := c["output_shape"].(type) {
+	switch o := r.raw("output_shape").(type) {
 	case nil:
 	case float64:
 		out = r.intValue("output_shape", o, 1, maxDim)
 	case []any:
 		if len(o) != 1 {
-			r.fail("output_shape=%v: only a single dimension is supported", o)
+			r.fail("output_shape=%s: only a single dimension is supported", excerpt(o))
 		} else {
 			out = r.intValue("output_shape", o[0], 1, maxDim)
 		}
 	default:
-		r.fail("output_shape: unreadable %v", o)
+		r.fail("output_shape: unreadable %s", excerpt(o))
 	}
-	switch a := c["attention_axes"].(type) {
+	switch a := r.raw("attention_axes").(type) {
 	case nil:
 	case float64:
 		if a != 1 && a != -2 {
-			r.fail("attention_axes=%v is not supported (only the sequence axis of [batch, length, features])", a)
+			r.fail("attention_axes=%s is not supported (only the sequence axis of [batch, length, features])", excerpt(a))
 		}
 	case []any:
 		if len(a) != 1 || (fmt.Sprint(a[0]) != "1" && fmt.Sprint(a[0]) != "-2") {
-			r.fail("attention_axes=%v is not supported (only the sequence axis of [batch, length, features])", a)
+			r.fail("attention_axes=%s is not supported (only the sequence axis of [batch, length, features])", excerpt(a))
 		}
 	default:
-		r.fail("attention_axes: unreadable %v", a)
+		r.fail("attention_axes: unreadable %s", excerpt(a))
 	}
 	r.want("use_gate", false)
 	r.want("sliding_window")
 	r.want("flash_attention", false)
+	r.initializers("kernel_initializer", "bias_initializer")
+	// Keras 2 recorded the shapes the layer was built for; the Go layer is
+	// built for (and checks) the inputs the model gives it.
+	r.raw("query_shape")
+	r.raw("key_shape")
+	r.raw("value_shape")
 	seed := r.optSeed("seed")
 	return r.done(NewMultiHeadAttention(heads, keyDim, MultiHeadAttentionOptions{Name: name, ValueDim: valueDim, Dropout: dropout, NoBias: !useBias, OutputShape: out, Seed: seed}))
 }

@@ -107,5 +107,6 @@ func positionalEmbeddingFromConfig(c map[string]any) (Layer, error) {
 	name := r.name()
 	seq := r.required("sequence_length", 1, math.MaxInt32)
 	d := r.required("output_dim", 1, maxDim)
+	r.elements("sequence_length, output_dim", seq, d)
 	return r.done(NewPositionalEmbedding(seq, d, PositionalEmbeddingOptions{Name: name}))
 }

@@ -1,6 +1,7 @@
 package keraslike
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -65,12 +66,12 @@ type layerSpec struct {
 
 func (s layerSpec) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "layer %q (class %s", s.name, s.className)
+	fmt.Fprintf(&b, "layer %s (class %s", quoted(s.name), excerpt(s.className))
 	if s.module != "" {
-		fmt.Fprintf(&b, ", module %s", s.module)
+		fmt.Fprintf(&b, ", module %s", excerpt(s.module))
 	}
 	if s.registeredName != "" && s.registeredName != s.className {
-		fmt.Fprintf(&b, ", registered name %q", s.registeredName)
+		fmt.Fprintf(&b, ", registered name %s", quoted(s.registeredName))
 	}
 	b.WriteString(")")
 	return b.String()
@@ -105,7 +106,7 @@ func lookupFactory(spec layerSpec, local map[string]LayerFactory) (LayerFactory,
 		}
 	}
 	if spec.className == "Lambda" {
-		return nil, fmt.Errorf("%s: refused: a Lambda layer holds Python code, which loading never runs; register a Go implementation with keraslike.RegisterLayer(%q, ...)", spec, key)
+		return nil, fmt.Errorf("%s: refused: a Lambda layer holds Python code, which loading never runs; register a Go implementation with keraslike.RegisterLayer(%s, ...)", spec, quoted(key))
 	}
 	if spec.className == "Functional" || spec.className == "Sequential" || spec.className == "Model" {
 		return nil, fmt.Errorf("%s: nested models are not supported", spec)
@@ -115,13 +116,22 @@ func lookupFactory(spec layerSpec, local map[string]LayerFactory) (LayerFactory,
 		known = append(known, k)
 	}
 	sort.Strings(known)
-	return nil, fmt.Errorf("%s: unknown class (built-in: %s); register a Go implementation with keraslike.RegisterLayer(%q, ...)", spec, strings.Join(known, ", "), key)
+	return nil, fmt.Errorf("%s: unknown class (built-in: %s); register a Go implementation with keraslike.RegisterLayer(%s, ...)", spec, strings.Join(known, ", "), quoted(key))
 }
 
-// cfg reads a layer config, keeping the first error.
+// cfg reads a layer config, keeping the first error. It is each layer's
+// from-config contract: every key the layer understands is read through
+// one of its methods (which check the value is one the Go layer
+// implements), and done refuses any other key whose value is not null —
+// an option keraslike does not implement (a regularizer, a constraint, a
+// key of a newer Keras) is an error naming the key, never ignored. Keys a
+// layer does not implement but whose Keras default is not null (false, 0,
+// "channels_last") are read with want.
 type cfg struct {
-	c   map[string]any
-	err error
+	c      map[string]any
+	err    error
+	read   map[string]bool // the keys the layer's from-config understood
+	frozen bool            // trainable: false
 }
 
 func (r *cfg) fail(format string, args ...any) {
@@ -130,11 +140,27 @@ func (r *cfg) fail(format string, args ...any) {
 	}
 }
 
+// mark records that the layer understands key.
+func (r *cfg) mark(key string) {
+	if r.read == nil {
+		r.read = map[string]bool{}
+	}
+	r.read[key] = true
+}
+
+// raw is the value of key (nil when absent), for a layer that reads a
+// value of several forms itself.
+func (r *cfg) raw(key string) any {
+	r.mark(key)
+	return r.c[key]
+}
+
 // has reports whether key is present and not null.
 func (r *cfg) has(key string) bool { v, ok := r.c[key]; return ok && v != nil }
 
 // int reads an integer in [lo, hi]; def when absent or null.
 func (r *cfg) int(key string, def, lo, hi int) int {
+	r.mark(key)
 	v, ok := r.c[key]
 	if !ok || v == nil {
 		return def
@@ -143,9 +169,10 @@ func (r *cfg) int(key string, def, lo, hi int) int {
 }
 
 func (r *cfg) intValue(key string, v any, lo, hi int) int {
+	r.mark(key)
 	f, ok := v.(float64)
 	if !ok || f != math.Trunc(f) || math.IsInf(f, 0) {
-		r.fail("%s: want an integer, got %v", key, v)
+		r.fail("%s: want an integer, got %s", key, excerpt(v))
 		return lo
 	}
 	if f < float64(lo) || f > float64(hi) {
@@ -157,6 +184,7 @@ func (r *cfg) intValue(key string, v any, lo, hi int) int {
 
 // required reads a required integer in [lo, hi].
 func (r *cfg) required(key string, lo, hi int) int {
+	r.mark(key)
 	if !r.has(key) {
 		r.fail("%s: missing", key)
 		return lo
@@ -164,45 +192,67 @@ func (r *cfg) required(key string, lo, hi int) int {
 	return r.int(key, lo, lo, hi)
 }
 
+// elements checks that a weight whose shape the config alone fixes (the
+// product of the named fields' values) stays under maxWeightElements, so
+// that it is refused before anything is built.
+func (r *cfg) elements(fields string, dims ...int) {
+	n := int64(1)
+	for _, d := range dims {
+		if d <= 0 {
+			return // refused already, or not a weight's dimension
+		}
+		if n > maxWeightElements/int64(d) {
+			r.fail("%s: %v make a weight of more than %d elements", fields, dims, int64(maxWeightElements))
+			return
+		}
+		n *= int64(d)
+	}
+}
+
 func (r *cfg) float(key string, def, lo, hi float64) float64 {
+	r.mark(key)
 	v, ok := r.c[key]
 	if !ok || v == nil {
 		return def
 	}
 	f, ok := v.(float64)
 	if !ok || math.IsNaN(f) || f < lo || f > hi {
-		r.fail("%s: want a number in [%g, %g], got %v", key, lo, hi, v)
+		r.fail("%s: want a number in [%g, %g], got %s", key, lo, hi, excerpt(v))
 		return def
 	}
 	return f
 }
 
 func (r *cfg) bool(key string, def bool) bool {
+	r.mark(key)
 	v, ok := r.c[key]
 	if !ok || v == nil {
 		return def
 	}
 	b, ok := v.(bool)
 	if !ok {
-		r.fail("%s: want a bool, got %v", key, v)
+		r.fail("%s: want a bool, got %s", key, excerpt(v))
+		return def
 	}
 	return b
 }
 
 func (r *cfg) string(key, def string) string {
+	r.mark(key)
 	v, ok := r.c[key]
 	if !ok || v == nil {
 		return def
 	}
 	s, ok := v.(string)
 	if !ok {
-		r.fail("%s: want a string, got %v", key, v)
+		r.fail("%s: want a string, got %s", key, excerpt(v))
 	}
 	return s
 }
 
 // optSeed reads an optional integer seed.
 func (r *cfg) optSeed(key string) *int64 {
+	r.mark(key)
 	if !r.has(key) {
 		return nil
 	}
@@ -213,28 +263,47 @@ func (r *cfg) optSeed(key string) *int64 {
 // want requires key absent, null or equal to one of the values the Go
 // layer implements (an unsupported option is an error, never ignored).
 func (r *cfg) want(key string, values ...any) {
+	r.mark(key)
 	v, ok := r.c[key]
 	if !ok || v == nil {
 		return
 	}
-	for _, w := range values {
-		if fmt.Sprint(v) == fmt.Sprint(w) {
-			return
+	switch v.(type) {
+	case map[string]any, []any:
+	default:
+		for _, w := range values {
+			if fmt.Sprint(v) == fmt.Sprint(w) {
+				return
+			}
 		}
 	}
-	r.fail("%s=%v is not supported", key, v)
+	r.fail("%s=%s is not supported", key, excerpt(v))
+}
+
+// initializers accepts the named initializer keys whatever they hold: a
+// loaded layer's weights come from the file, so its initializers never
+// run (they are not executed either way: an initializer is data here).
+func (r *cfg) initializers(keys ...string) {
+	for _, k := range keys {
+		r.mark(k)
+	}
 }
 
 // activation reads an activation: a Keras name (a serialized function
 // object is refused: it could name code).
 func (r *cfg) activation(key string) string {
+	r.mark(key)
 	v, ok := r.c[key]
 	if !ok || v == nil {
 		return "linear"
 	}
 	s, ok := v.(string)
 	if !ok {
-		r.fail("%s: want the name of a Keras activation, got %v", key, v)
+		r.fail("%s: want the name of a Keras activation, got %s", key, excerpt(v))
+		return "linear"
+	}
+	if len(s) > maxNameBytes {
+		r.fail("%s: %s is not a Keras activation", key, quoted(s))
 		return "linear"
 	}
 	if _, err := activation(s); err != nil {
@@ -243,45 +312,84 @@ func (r *cfg) activation(key string) string {
 	return s
 }
 
-// common checks what every layer config has: a name and a float32 dtype policy.
+// name reads what every layer's config has (Keras' Layer.get_config): a
+// name, trainable, and a float32 dtype policy; and accepts the legacy
+// batch_input_shape of a Sequential's first layer, which the model reader
+// takes as its input.
 func (r *cfg) name() string {
 	n := r.string("name", "")
 	if n == "" {
 		r.fail("name: missing")
 	}
-	if strings.ContainsAny(n, "/\x00") {
-		r.fail("name %q: contains '/' or NUL", n)
+	if err := checkName("name", n); err != nil {
+		r.fail("%v", err)
+		n = ""
+	} else if strings.ContainsAny(n, "/\x00") {
+		r.fail("name %s: contains '/' or NUL", quoted(n))
 	}
-	switch d := r.c["dtype"].(type) {
+	r.frozen = !r.bool("trainable", true)
+	r.want("autocast", true)
+	r.mark("batch_input_shape")
+	switch d := r.raw("dtype").(type) {
 	case nil:
 	case string:
 		if d != "float32" {
-			r.fail("dtype %q is not supported (float32 only)", d)
+			r.fail("dtype %s is not supported (float32 only)", quoted(d))
 		}
 	case map[string]any:
 		c, _ := d["config"].(map[string]any)
 		if n, _ := c["name"].(string); n != "float32" {
-			r.fail("dtype policy %v is not supported (float32 only)", d["config"])
+			r.fail("dtype policy %s is not supported (float32 only)", excerpt(d["config"]))
 		}
 	default:
-		r.fail("dtype: unreadable %v", d)
+		r.fail("dtype: unreadable %s", excerpt(d))
 	}
 	return n
 }
 
+// unread refuses the keys of the config the reader did not understand
+// (those whose value is not null), naming the first in sorted order.
+func (r *cfg) unread() {
+	var keys []string
+	for k, v := range r.c {
+		if !r.read[k] && v != nil {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	sort.Strings(keys)
+	k := keys[0]
+	r.fail("%s=%s is not supported (keraslike does not implement this option)", excerpt(k), excerpt(r.c[k]))
+}
+
+// done finishes a from-config: it refuses the options the layer did not
+// understand, and freezes the layer when its config says trainable: false.
 func (r *cfg) done(l Layer) (Layer, error) {
+	r.unread()
 	if r.err != nil {
 		return nil, r.err
+	}
+	if r.frozen {
+		if err := freeze(l); err != nil {
+			return nil, err
+		}
 	}
 	return l, nil
 }
 
-// Size limits of configs: a dimension, and a weight's element count (a
-// file declaring a larger model is refused before anything is allocated;
-// LoadOptions.MaxParams bounds the whole model).
-const (
-	maxDim = 1 << 24
-)
+// freeze makes a layer read from a file with trainable: false frozen, or
+// refuses it when the layer has no way to be (a registered layer that does
+// not embed Base nor implement SetTrainable).
+func freeze(l Layer) error {
+	t, ok := l.(interface{ SetTrainable(bool) })
+	if !ok {
+		return errors.New("trainable=false: the layer cannot be frozen (it has no SetTrainable method)")
+	}
+	t.SetTrainable(false)
+	return nil
+}
 
 // weightless reads the config of a layer that has nothing but a name
 // (Add) and makes it with mk.
@@ -291,5 +399,5 @@ func weightless(c map[string]any, mk func(name string) Layer) (Layer, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	return mk(name), nil
+	return r.done(mk(name))
 }
