@@ -1,12 +1,18 @@
 package keraslike
 
 import (
+	"bufio"
 	"context"
+	"encoding/gob"
 	"errors"
+	"fmt"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
@@ -237,4 +243,240 @@ func TestBackupAndRestoreResumesExactly(t *testing.T) {
 		assert.Equal(t, n, count.ran, "every step runs again")
 		requireSameState(t, want, got)
 	})
+}
+
+// corrupt flips bytes in the middle of the bundle's data file, which its
+// checksums catch on reading.
+func corrupt(t *testing.T, prefix string) {
+	t.Helper()
+	path := prefix + ".data-00000-of-00001"
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	for i := len(b) / 3; i < len(b)/3+16; i++ {
+		b[i] ^= 0xff
+	}
+	require.NoError(t, os.WriteFile(path, b, 0o644))
+}
+
+// A corrupt latest backup is an error naming it, before any step; with
+// DoubleCheckpoint the previous backup is restored instead, and the run
+// still ends bit-identical (it redoes the steps since that backup). Either
+// way the result depends on what the backup holds, not on a fresh start.
+func TestBackupAndRestoreCorruptBackup(t *testing.T) {
+	s := newResumeSetup(t)
+	want := s.uninterrupted(t)
+
+	t.Run("single", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "backup")
+		s.interrupt(t, &BackupAndRestore{BackupDir: dir, SaveFreq: 3}, 13)
+		corrupt(t, filepath.Join(dir, "ckpt-3"))
+		m := s.model(t)
+		defer m.Close()
+		count := &stopAfter{}
+		_, err := m.Fit(context.Background(), s.data(), FitOptions{Epochs: resumeEpochs,
+			Callbacks: []Callback{&BackupAndRestore{BackupDir: dir, SaveFreq: 3}, count}})
+		require.Error(t, err)
+		assert.ErrorContains(t, err, "ckpt-3")
+		assert.ErrorContains(t, err, "corrupt")
+		assert.Zero(t, count.ran, "no step runs")
+	})
+
+	t.Run("double", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "backup")
+		s.interrupt(t, &BackupAndRestore{BackupDir: dir, SaveFreq: 3, DoubleCheckpoint: true}, 13)
+		for _, p := range []string{"ckpt-2", "ckpt-3"} {
+			_, err := os.Stat(filepath.Join(dir, p+".index"))
+			require.NoError(t, err, "DoubleCheckpoint keeps the latest two backups")
+		}
+		_, err := os.Stat(filepath.Join(dir, "ckpt-1.index"))
+		require.True(t, errors.Is(err, os.ErrNotExist), "older backups are deleted")
+		corrupt(t, filepath.Join(dir, "ckpt-3"))
+		got, count, _ := s.resume(t, &BackupAndRestore{BackupDir: dir, SaveFreq: 3, DoubleCheckpoint: true, KeepCheckpoint: true}, s.data())
+		assert.Equal(t, FitPosition{Epoch: 1, Batch: 1}, count.start, "the previous backup, after 9 steps")
+		assert.Equal(t, 24-9, count.ran)
+		requireSameState(t, want, got)
+		names, err := filepath.Glob(filepath.Join(dir, "*"))
+		require.NoError(t, err)
+		assert.ElementsMatch(t, []string{"checkpoint", "ckpt-7.index", "ckpt-7.data-00000-of-00001", "ckpt-8.index", "ckpt-8.data-00000-of-00001"},
+			baseNames(names), "KeepCheckpoint keeps the last two; the corrupt one went with the first new backup")
+	})
+}
+
+func baseNames(paths []string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = filepath.Base(p)
+	}
+	return out
+}
+
+// The kill test re-executes the test binary: with backupChildEnv set to a
+// backup directory, TestBackupAndRestoreSurvivesKill trains as a restarted
+// program would (a new process, model and session, BackupAndRestore every
+// 3 batches), reports "START <epoch> <batch>" and "STEP <epoch> <batch>"
+// on stdout, and at the end writes its training state to
+// backupResultEnv's file and says "DONE". With backupHookEnv "<stage>:<n>"
+// it says "HOOK" at that stage of its n-th backup ("writing": half-way
+// through the tensors; "written": the bundle complete, not yet the latest)
+// and waits on stdin, where the parent kills it.
+const (
+	backupChildEnv  = "GOTF_KERASLIKE_BACKUP_DIR"
+	backupResultEnv = "GOTF_KERASLIKE_BACKUP_RESULT"
+	backupHookEnv   = "GOTF_KERASLIKE_BACKUP_HOOK"
+)
+
+// progress reports Fit's position on stdout, slowly enough (2 ms a step)
+// that a kill lands in the middle of the run.
+type progress struct{ NopCallback }
+
+func (progress) OnTrainBegin(_ *Model, i FitInfo) {
+	fmt.Printf("START %d %d\n", i.Start.Epoch, i.Start.Batch)
+}
+func (progress) OnEpochBegin(_ *Model, e int) { progressEpoch = e }
+func (progress) OnBatchEnd(_ *Model, b int, _ Logs) {
+	fmt.Printf("STEP %d %d\n", progressEpoch, b+1)
+	time.Sleep(2 * time.Millisecond)
+}
+
+var progressEpoch int
+
+func backupChild(t *testing.T, dir string) {
+	s := newResumeSetup(t)
+	bk := &BackupAndRestore{BackupDir: dir, SaveFreq: 3}
+	if h := os.Getenv(backupHookEnv); h != "" {
+		var stage string
+		var n, saves int
+		_, err := fmt.Sscanf(strings.Replace(h, ":", " ", 1), "%s %d", &stage, &n)
+		require.NoError(t, err, "hook %q", h)
+		bk.hook = func(at string) {
+			if at == "writing" {
+				saves++
+			}
+			if at == stage && saves == n {
+				fmt.Println("HOOK " + at)
+				bufio.NewReader(os.Stdin).ReadString('\n')
+				fmt.Println("ABANDONED") // the parent is gone
+				os.Exit(3)
+			}
+		}
+	}
+	m := s.model(t)
+	defer m.Close()
+	_, err := m.Fit(context.Background(), s.data(), FitOptions{Epochs: resumeEpochs, Callbacks: []Callback{bk, progress{}}})
+	require.NoError(t, err)
+	f, err := os.Create(os.Getenv(backupResultEnv))
+	require.NoError(t, err)
+	require.NoError(t, gob.NewEncoder(f).Encode(trainingState(t, m)))
+	require.NoError(t, f.Close())
+	fmt.Println("DONE")
+}
+
+// backupProc is a child's run: where it started, the steps it reported,
+// whether it said DONE, and its last line.
+type backupProc struct {
+	start, steps int // start in steps from the beginning
+	done         bool
+	last         string
+}
+
+// runBackupChild runs a child on dir; it kills it (SIGKILL) once stop
+// returns true for a line of its output, else waits for it to finish.
+func runBackupChild(t *testing.T, dir, result, hook string, stop func(line string, p *backupProc) bool) *backupProc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBackupAndRestoreSurvivesKill$")
+	cmd.Env = append(os.Environ(), backupChildEnv+"="+dir, backupResultEnv+"="+result, backupHookEnv+"="+hook)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	defer stdin.Close()
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	killed := false
+	defer func() {
+		if !killed {
+			cmd.Process.Kill()
+		}
+	}()
+	p := &backupProc{start: -1}
+	lines := bufio.NewScanner(out)
+	for lines.Scan() {
+		line := lines.Text()
+		p.last = line
+		var e, b int
+		if _, err := fmt.Sscanf(line, "START %d %d", &e, &b); err == nil {
+			p.start = e*resumeExamples/resumeBatch + b
+		}
+		if strings.HasPrefix(line, "STEP ") {
+			p.steps++
+		}
+		p.done = p.done || line == "DONE"
+		if stop != nil && stop(line, p) {
+			require.NoError(t, cmd.Process.Kill())
+			killed = true
+			break
+		}
+	}
+	err = cmd.Wait()
+	if killed {
+		require.ErrorContains(t, err, "killed")
+	} else {
+		require.NoError(t, err, "child ended with %q", p.last)
+		killed = true
+	}
+	return p
+}
+
+func readState(t *testing.T, path string) map[string][]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var st map[string][]byte
+	require.NoError(t, gob.NewDecoder(f).Decode(&st))
+	return st
+}
+
+// A training process SIGKILLed at any point (between steps, half-way
+// through writing a backup, after a backup's bundle is complete but before
+// it is the latest) and started again resumes from the latest complete
+// backup and ends with the state of a process that ran uninterrupted, bit
+// for bit.
+func TestBackupAndRestoreSurvivesKill(t *testing.T) {
+	if dir := os.Getenv(backupChildEnv); dir != "" {
+		backupChild(t, dir)
+		return
+	}
+	tmp := t.TempDir()
+	const n = resumeEpochs * resumeExamples / resumeBatch
+	whole := runBackupChild(t, filepath.Join(tmp, "whole"), filepath.Join(tmp, "whole.gob"), "", nil)
+	require.Equal(t, 0, whole.start)
+	require.Equal(t, n, whole.steps)
+	require.True(t, whole.done)
+	want := readState(t, filepath.Join(tmp, "whole.gob"))
+
+	dir, result := filepath.Join(tmp, "backup"), filepath.Join(tmp, "resumed.gob")
+	// 1. Killed between steps, after at least 7 (backups every 3).
+	p1 := runBackupChild(t, dir, result, "", func(line string, p *backupProc) bool { return p.steps >= 7 })
+	require.Equal(t, 0, p1.start)
+	// 2. Killed half-way through writing its second backup: the temporary
+	// files show the kill landed there.
+	p2 := runBackupChild(t, dir, result, "writing:2", func(line string, _ *backupProc) bool { return line == "HOOK writing" })
+	require.GreaterOrEqual(t, p2.start, 6, "resumed from the first child's backups")
+	require.Equal(t, 5, p2.steps, "killed in the backup after its sixth step; the fifth was reported")
+	torn, err := filepath.Glob(filepath.Join(dir, "*.tempstate*"))
+	require.NoError(t, err)
+	require.NotEmpty(t, torn, "the kill left a torn backup")
+	// 3. Killed once its first backup is complete but not the latest.
+	p3 := runBackupChild(t, dir, result, "written:1", func(line string, _ *backupProc) bool { return line == "HOOK written" })
+	require.Equal(t, p2.start+3, p3.start, "resumed from the second child's first backup, not its torn second")
+	// 4. Runs to the end from the third child's start: its complete
+	// backup was never made the latest.
+	p4 := runBackupChild(t, dir, result, "", nil)
+	require.True(t, p4.done, "the last child finished")
+	require.Equal(t, p3.start, p4.start)
+	require.Equal(t, n-p4.start, p4.steps)
+	requireSameState(t, want, readState(t, result))
+	_, err = os.Stat(dir)
+	require.True(t, errors.Is(err, os.ErrNotExist), "the backup is deleted at the end: %v", err)
 }
