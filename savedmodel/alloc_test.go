@@ -4,9 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gotf/gotf/dtypes"
 	tsp "github.com/wamuir/graft/tensorflow/core/framework/tensor_slice_go_proto"
@@ -105,5 +108,116 @@ func TestHugeClaimsAllocateNothing(t *testing.T) {
 			}
 			t.Logf("%s, %v: %d bytes allocated", what, opts.IO, n)
 		}
+	}
+}
+
+// TestFilesOverTheirBoundsAreRefused: every file read whole (a bundle's
+// .index, saved_model.pb and .pbtxt, fingerprint.pb, the checkpoint state)
+// is refused with an error wrapping ErrTooLarge and naming it when it is
+// over its bound, before its bytes are read: the files here are sparse,
+// one byte over, and refusing them allocates almost nothing. A FIFO in a
+// file's place is refused instead of blocking the reader.
+func TestFilesOverTheirBoundsAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "ckpt")
+	if err := WriteBundle(prefix, scalarF32(1), WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sparse := func(path string, size int64) {
+		t.Helper()
+		os.Remove(path)
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(size); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	check := func(what, file string, read func() error) {
+		t.Helper()
+		var err error
+		n := allocated(func() { err = read() })
+		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), file) {
+			t.Errorf("%s: got %v, want an ErrTooLarge naming %s", what, err, file)
+		}
+		if n > 64<<10 {
+			t.Errorf("%s: refusing the file allocated %d bytes", what, n)
+		}
+		t.Logf("%s: %v (%d bytes allocated)", what, err, n)
+	}
+
+	// A genuine index under a bound set below its size.
+	check("index over ReadOptions.MaxIndexBytes", IndexFilename(prefix), func() error {
+		_, err := OpenBundleWithOptions(prefix, ReadOptions{MaxIndexBytes: 16})
+		return err
+	})
+	sparse(IndexFilename(prefix), DefaultMaxIndexBytes+1)
+	check("index over the default bound", IndexFilename(prefix), func() error {
+		_, err := OpenBundle(prefix)
+		return err
+	})
+
+	sm := filepath.Join(dir, "sm")
+	if err := os.MkdirAll(filepath.Join(sm, VariablesDirectory), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sparse(filepath.Join(sm, SavedModelFilename), MaxSavedModelBytes+1)
+	check("saved_model.pb", filepath.Join(sm, SavedModelFilename), func() error {
+		_, err := ReadSavedModel(sm)
+		return err
+	})
+	check("saved_model.pb, for ReadMetaGraph", filepath.Join(sm, SavedModelFilename), func() error {
+		_, err := ReadMetaGraph(sm, TagServe)
+		return err
+	})
+	check("saved_model.pb, for Fingerprint", filepath.Join(sm, SavedModelFilename), func() error {
+		_, err := Fingerprint(sm)
+		return err
+	})
+	os.Remove(filepath.Join(sm, SavedModelFilename))
+	sparse(filepath.Join(sm, SavedModelFilenameText), MaxSavedModelBytes+1)
+	check("saved_model.pbtxt", filepath.Join(sm, SavedModelFilenameText), func() error {
+		_, err := ReadSavedModel(sm)
+		return err
+	})
+	sparse(filepath.Join(sm, FingerprintFilename), MaxFingerprintBytes+1)
+	check("fingerprint.pb", filepath.Join(sm, FingerprintFilename), func() error {
+		_, err := ReadFingerprint(sm)
+		return err
+	})
+	sparse(filepath.Join(dir, CheckpointStateFilename), MaxCheckpointStateBytes+1)
+	check("checkpoint state", filepath.Join(dir, CheckpointStateFilename), func() error {
+		_, err := ReadCheckpointState(dir)
+		return err
+	})
+	check("checkpoint state, for LatestCheckpoint", filepath.Join(dir, CheckpointStateFilename), func() error {
+		_, err := LatestCheckpoint(dir)
+		return err
+	})
+	check("checkpoint state, for NewCheckpointManager", filepath.Join(dir, CheckpointStateFilename), func() error {
+		_, err := NewCheckpointManager(dir, ManagerOptions{})
+		return err
+	})
+
+	// A FIFO where the index should be: refused at once, not waited on.
+	fifo := filepath.Join(dir, "fifo")
+	if err := mkfifo(IndexFilename(fifo)); err != nil {
+		t.Skipf("no FIFOs here: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := OpenBundle(fifo); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("index that is a FIFO: got %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		// Unblock the reader before failing.
+		if w, err := os.OpenFile(IndexFilename(fifo), os.O_WRONLY, 0); err == nil {
+			w.Close()
+		}
+		t.Error("OpenBundle blocked on an index that is a FIFO")
 	}
 }

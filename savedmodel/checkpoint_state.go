@@ -110,7 +110,7 @@ func (st *CheckpointState) MarshalText() ([]byte, error) {
 // joined to dir, as tf.train.get_checkpoint_state does.
 func ReadCheckpointState(dir string) (*CheckpointState, error) {
 	path := filepath.Join(dir, CheckpointStateFilename)
-	data, err := os.ReadFile(path)
+	data, err := readFileLimited(path, MaxCheckpointStateBytes)
 	if err != nil {
 		return nil, &Error{Op: "read", File: path, Err: err}
 	}

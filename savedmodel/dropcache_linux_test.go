@@ -25,3 +25,5 @@ func dropCache(t *testing.T, file string, n int64) {
 		t.Fatal(err)
 	}
 }
+
+func mkfifo(path string) error { return unix.Mkfifo(path, 0o644) }

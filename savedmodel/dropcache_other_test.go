@@ -2,6 +2,11 @@
 
 package savedmodel
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 func dropCache(t *testing.T, file string, n int64) {}
+
+func mkfifo(path string) error { return errors.ErrUnsupported }

@@ -15,6 +15,9 @@ var (
 	// ErrUnsupported: the bundle uses something this package does not
 	// implement (a DT_VARIANT tensor, a big-endian bundle, ...).
 	ErrUnsupported = errors.New("unsupported")
+	// ErrTooLarge: a file is larger than the bound this package reads it
+	// under (see DefaultMaxIndexBytes, MaxSavedModelBytes and the others).
+	ErrTooLarge = errors.New("too large")
 )
 
 // Error is the error type of this package's file operations. It names the

@@ -3,10 +3,11 @@ package savedmodel
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"math/bits"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -56,7 +57,7 @@ const fingerprintUUIDField = 7
 // taken of their canonical serialization, MarshalCanonical).
 func Fingerprint(dir string) (*cpb.FingerprintDef, error) {
 	path := filepath.Join(dir, SavedModelFilename)
-	data, err := os.ReadFile(path)
+	data, err := readFileLimited(path, MaxSavedModelBytes)
 	if err != nil {
 		return nil, &Error{Op: "fingerprint", File: path, Err: err}
 	}
@@ -113,8 +114,12 @@ func fingerprintOf(sm *cpb.SavedModel, dir string) (*cpb.FingerprintDef, error) 
 	if fp.SavedObjectGraphHash, err = hashObjectGraph(mg.GetObjectGraphDef()); err != nil {
 		return nil, err
 	}
-	if index, err := os.ReadFile(IndexFilename(VariablesPrefix(dir))); err == nil {
+	index, err := readFileLimited(IndexFilename(VariablesPrefix(dir)), DefaultMaxIndexBytes)
+	switch {
+	case err == nil:
 		fp.CheckpointHash = Fingerprint64(index)
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, &Error{Op: "fingerprint", File: IndexFilename(VariablesPrefix(dir)), Err: err}
 	}
 	// TensorFlow's uuid is a random 128-bit number in decimal.
 	var id [16]byte
@@ -156,7 +161,7 @@ func FingerprintUUID(fp *cpb.FingerprintDef) string {
 // ReadFingerprint reads dir/fingerprint.pb.
 func ReadFingerprint(dir string) (*cpb.FingerprintDef, error) {
 	path := filepath.Join(dir, FingerprintFilename)
-	data, err := os.ReadFile(path)
+	data, err := readFileLimited(path, MaxFingerprintBytes)
 	if err != nil {
 		return nil, &Error{Op: "read", File: path, Err: err}
 	}

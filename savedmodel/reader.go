@@ -90,6 +90,17 @@ type ReadOptions struct {
 	// IO selects how tensors of 1 MiB and more are read (see IOMode).
 	// String tensors are always read buffered.
 	IO IOMode
+	// MaxIndexBytes bounds the size of the .index file, which is read
+	// whole: a larger one is an error wrapping ErrTooLarge. 0 means
+	// DefaultMaxIndexBytes (1 GiB); negative, no bound.
+	MaxIndexBytes int64
+}
+
+func (o ReadOptions) maxIndexBytes() int64 {
+	if o.MaxIndexBytes == 0 {
+		return DefaultMaxIndexBytes
+	}
+	return o.MaxIndexBytes
 }
 
 // OpenBundle opens the bundle at prefix (the path without ".index"), reads
@@ -107,7 +118,7 @@ func OpenBundle(prefix string) (*BundleReader, error) {
 // OpenBundleWithOptions is OpenBundle with options.
 func OpenBundleWithOptions(prefix string, opts ReadOptions) (*BundleReader, error) {
 	path := IndexFilename(prefix)
-	data, err := os.ReadFile(path)
+	data, err := readFileLimited(path, opts.maxIndexBytes())
 	if err != nil {
 		return nil, &Error{Op: "open", File: path, Err: err}
 	}

@@ -68,7 +68,8 @@ func VariablesPrefix(dir string) string {
 // saved_model.pb or else saved_model.pbtxt. A missing directory or file, a
 // file that does not parse, and a SavedModel without meta graphs are
 // *Error values naming the file (errors.Is finds fs.ErrNotExist,
-// ErrCorrupt or ErrUnsupported).
+// ErrCorrupt, ErrUnsupported, or ErrTooLarge for a file over
+// MaxSavedModelBytes).
 func ReadSavedModel(dir string) (*cpb.SavedModel, error) {
 	if fi, err := os.Stat(dir); err != nil {
 		return nil, &Error{Op: "open", File: dir, Err: err}
@@ -76,11 +77,12 @@ func ReadSavedModel(dir string) (*cpb.SavedModel, error) {
 		return nil, &Error{Op: "open", File: dir, Err: errors.New("not a directory")}
 	}
 	path := filepath.Join(dir, SavedModelFilename)
-	data, err := os.ReadFile(path)
+	data, err := readFileLimited(path, MaxSavedModelBytes)
 	text := false
 	if errors.Is(err, fs.ErrNotExist) {
-		if d, terr := os.ReadFile(filepath.Join(dir, SavedModelFilenameText)); terr == nil {
-			path, data, err, text = filepath.Join(dir, SavedModelFilenameText), d, nil, true
+		tpath := filepath.Join(dir, SavedModelFilenameText)
+		if d, terr := readFileLimited(tpath, MaxSavedModelBytes); terr == nil || !errors.Is(terr, fs.ErrNotExist) {
+			path, data, err, text = tpath, d, terr, true
 		} else if _, cerr := os.Stat(filepath.Join(dir, SavedModelFilenameChunked)); cerr == nil {
 			return nil, &Error{Op: "read", File: filepath.Join(dir, SavedModelFilenameChunked),
 				Err: fmt.Errorf("%w: chunked SavedModels (over 2 GiB) are not supported", ErrUnsupported)}
