@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"unsafe"
+	"weak"
 
 	fpb "github.com/wamuir/graft/tensorflow/core/framework/graph_go_proto"
 	oppb "github.com/wamuir/graft/tensorflow/core/framework/op_def_go_proto"
@@ -24,13 +25,18 @@ type Graph struct {
 
 	// ops gives each C operation one Go *Operation, so that Operations and
 	// Outputs compare equal (and work as map keys) however they were reached.
+	// The pointers are weak: an Operation keeps its graph alive, and a
+	// strong map back to the operations would make a cycle through the
+	// graph's finalizer, which the collector never frees (every graph with
+	// an operation leaked its TF_Graph). Equality only matters between live
+	// Operations, so a collected one is simply made again when reached.
 	mu  sync.Mutex
-	ops map[*C.TF_Operation]*Operation
+	ops map[*C.TF_Operation]weak.Pointer[Operation]
 }
 
 // NewGraph returns an empty graph.
 func NewGraph() *Graph {
-	g := &Graph{c: C.TF_NewGraph(), ops: map[*C.TF_Operation]*Operation{}}
+	g := &Graph{c: C.TF_NewGraph(), ops: map[*C.TF_Operation]weak.Pointer[Operation]{}}
 	runtime.SetFinalizer(g, (*Graph).Close)
 	return g
 }
@@ -59,12 +65,23 @@ func (g *Graph) op(c *C.TF_Operation) *Operation {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	op, ok := g.ops[c]
-	if !ok {
-		op = &Operation{c: c, g: g}
-		g.ops[c] = op
+	if op := g.ops[c].Value(); op != nil {
+		return op
 	}
+	op := &Operation{c: c, g: g}
+	g.ops[c] = weak.Make(op)
+	runtime.AddCleanup(op, g.forget, c)
 	return op
+}
+
+// forget drops the map entry of a collected Operation, unless the entry
+// already points to a newer one.
+func (g *Graph) forget(c *C.TF_Operation) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ops[c].Value() == nil {
+		delete(g.ops, c)
+	}
 }
 
 // Operations lists the graph's operations in the order they were added.

@@ -1,0 +1,138 @@
+package testutil
+
+import (
+	"math"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// RSS is the resident set size of this process in bytes, after a
+// collection that also returns the freed Go heap to the OS: what stays
+// resident is live memory (Go's or C's), not the heap's slack, which moves
+// by megabytes with the timing of the collections.
+func RSS(t testing.TB) int64 {
+	t.Helper()
+	// Objects holding C memory are freed by finalizers and cleanups, which
+	// run after a collection and can make more garbage (a graph is freed
+	// one cycle after its last operation): a few cycles let the chain end.
+	for i := 0; i < 4; i++ {
+		runtime.GC()
+		time.Sleep(5 * time.Millisecond)
+	}
+	debug.FreeOSMemory()
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		t.Fatalf("reading RSS: %v", err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		t.Fatalf("reading RSS: /proc/self/statm is %q", b)
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		t.Fatalf("reading RSS: %v", err)
+	}
+	return pages * int64(os.Getpagesize())
+}
+
+// MaxGrowthPerIteration bounds how much RSS may grow per iteration of a
+// loop that should hold no memory: far below any per-iteration object of
+// the module's leak loops (their smallest output is 2 KiB), far above the
+// noise of the Go heap and malloc's arenas (observed ~0-64 B per iteration).
+const MaxGrowthPerIteration = 256
+
+// MaxGrowthFraction bounds a leak loop's total RSS growth after warm-up,
+// relative to the RSS at its start.
+const MaxGrowthFraction = 0.05
+
+// Growth is what RSSGrowth measured.
+type Growth struct {
+	// PerIteration is the smallest window's growth in bytes per iteration.
+	PerIteration float64
+	// Fraction is the growth from the first window's start to the last
+	// window's end, relative to the RSS at the start.
+	Fraction float64
+}
+
+// RSSGrowth runs step warm times, then three windows of n/3 iterations.
+// A leak grows every window, while a one-time step of the heap or of
+// malloc's arenas (other test binaries run alongside) lands in one, so
+// the per-iteration figure is the smallest window's.
+func RSSGrowth(t testing.TB, warm, n int, step func()) Growth {
+	t.Helper()
+	for i := 0; i < warm; i++ {
+		step()
+	}
+	per := math.Inf(1)
+	start := RSS(t)
+	before := start
+	for w := 0; w < 3; w++ {
+		for i := 0; i < n/3; i++ {
+			step()
+		}
+		after := RSS(t)
+		g := float64(after-before) / float64(n/3)
+		t.Logf("window %d: RSS %.1f -> %.1f MiB over %d iterations: %+.1f bytes per iteration",
+			w+1, float64(before)/(1<<20), float64(after)/(1<<20), n/3, g)
+		per = math.Min(per, g)
+		before = after
+	}
+	return Growth{PerIteration: per, Fraction: float64(before-start) / float64(start)}
+}
+
+// FlatRSS fails if step grows RSS by more than MaxGrowthPerIteration per
+// iteration or by more than MaxGrowthFraction over the whole loop.
+func FlatRSS(t testing.TB, warm, n int, step func()) {
+	t.Helper()
+	FlatRSSWithin(t, warm, n, MaxGrowthPerIteration, step)
+}
+
+// FlatRSSWithin is FlatRSS with another bound per iteration, for steps
+// that allocate megabytes (a model load): malloc's arenas then move RSS by
+// kilobytes per iteration with nothing leaking, while what such a step
+// could leak (a graph, a session) is tens of kilobytes or more.
+func FlatRSSWithin(t testing.TB, warm, n int, perIteration float64, step func()) {
+	t.Helper()
+	g := RSSGrowth(t, warm, n, step)
+	if g.PerIteration > perIteration {
+		t.Errorf("RSS grew %.0f bytes per iteration (bound %.0f): a leak", g.PerIteration, perIteration)
+	}
+	if g.Fraction > MaxGrowthFraction {
+		t.Errorf("RSS grew %.1f%% over %d iterations (bound %.0f%%): a leak", 100*g.Fraction, n, 100*MaxGrowthFraction)
+	}
+}
+
+// LeakIterations is the iteration count of a slow leak loop: def, or
+// GOTF_LEAK_ITERS when set (make leak runs every loop 10,000 times).
+func LeakIterations(def int) int {
+	if v, err := strconv.Atoi(os.Getenv("GOTF_LEAK_ITERS")); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// Goroutines fails unless the number of goroutines comes back to at most
+// baseline within a few seconds: goroutines a closed object started
+// (finalizer-driven or background loaders) may take a moment to exit.
+func Goroutines(t testing.TB, baseline int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= baseline {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Errorf("%d goroutines remain, %d before the loop:\n%s", n, baseline, buf)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
