@@ -3,9 +3,11 @@ package keraslike
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -14,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotf/gotf/internal/interop"
+	"github.com/gotf/gotf/internal/testutil"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -479,4 +483,152 @@ func TestBackupAndRestoreSurvivesKill(t *testing.T) {
 	requireSameState(t, want, readState(t, result))
 	_, err = os.Stat(dir)
 	require.True(t, errors.Is(err, os.ErrNotExist), "the backup is deleted at the end: %v", err)
+}
+
+// pyContinue is the Python half of the Go -> Python -> Go resume: it builds
+// the Keras twin of resumeSetup.model, restores Go's backup into it by
+// name (weights and Adam's variables by their Keras paths, the Dropout
+// layer's seed generator state by Go's key; Keras' learning_rate variable
+// is not in Go's backup and keeps the value both sides are built with),
+// trains on the batches Go would have run next (train_on_batch) and writes
+// the state back as the next backup in the same directory (a name-keyed
+// checkpoint through SaveV2, the position advanced, the state file
+// pointing at it), outputting the values it wrote.
+const pyContinue = `
+import os
+import keras
+keras.backend.clear_session()
+d = inputs["dir"].item().decode()
+latest = tf.train.latest_checkpoint(d)
+r = tf.train.load_checkpoint(latest)
+keys = sorted(n for n, _ in tf.train.list_variables(latest))
+m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+    keras.layers.Dropout(0.5, seed=7), keras.layers.Dense(4)], name="resume")
+opt = keras.optimizers.Adam(learning_rate=0.01)
+m.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+opt.build(m.trainable_variables)
+by_key = {v.path: v for v in m.weights + opt.variables}
+seed_key = [k for k in keys if k.endswith("/seed_generator_state")]
+assert len(seed_key) == 1, keys
+by_key[seed_key[0]] = m.layers[1].seed_generator.state
+meta = {"_training_metadata/epoch", "_training_metadata/step_in_epoch"}
+missing = [k for k in keys if k not in by_key and k not in meta]
+assert not missing, missing
+for k in keys:
+    if k not in meta:
+        by_key[k].assign(r.get_tensor(k))
+x, y = inputs["x"], inputs["y"]
+for i in range(x.shape[0]):
+    m.train_on_batch(x[i], y[i])
+values = {k: by_key[k].numpy() for k in keys if k not in meta}
+values["_training_metadata/epoch"] = np.array(inputs["epoch"].item(), np.int64)
+values["_training_metadata/step_in_epoch"] = np.array(inputs["step"].item(), np.int64)
+prefix = os.path.join(d, "ckpt-100")
+tf.raw_ops.SaveV2(prefix=prefix, tensor_names=keys, shape_and_slices=[""] * len(keys),
+    tensors=[tf.constant(values[k]) for k in keys])
+tf.compat.v1.train.update_checkpoint_state(d, prefix)
+outputs["keys"] = np.array([k.encode() for k in keys], dtype=object)
+for i, k in enumerate(keys):
+    outputs["v%02d" % i] = values[k]
+`
+
+// compareStates requires got to equal want within tol for float32
+// variables and exactly for the others (counters, seed states), and
+// reports how many float elements differ in their bits and the largest
+// differences.
+func compareStates(t *testing.T, what string, want, got map[string][]byte, tol testutil.Tol) {
+	t.Helper()
+	require.Equal(t, len(want), len(got), "%s: number of variables", what)
+	var differ, total int
+	var maxAbs, maxRel float64
+	for k, w := range want {
+		g := got[k]
+		require.Len(t, g, len(w), "%s: %s", what, k)
+		if strings.HasSuffix(k, "iteration") || strings.HasSuffix(k, "seed_generator_state") {
+			require.Equal(t, w, g, "%s: %s must be equal", what, k)
+			continue
+		}
+		wf, gf := make([]float32, len(w)/4), make([]float32, len(g)/4)
+		for i := range wf {
+			wf[i] = math.Float32frombits(binary.LittleEndian.Uint32(w[4*i:]))
+			gf[i] = math.Float32frombits(binary.LittleEndian.Uint32(g[4*i:]))
+			total++
+			if wf[i] != gf[i] {
+				differ++
+				d := math.Abs(float64(wf[i]) - float64(gf[i]))
+				maxAbs = max(maxAbs, d)
+				maxRel = max(maxRel, d/math.Abs(float64(wf[i])))
+			}
+		}
+		testutil.AllCloseTol(t, what+": "+k, wf, gf, tol)
+	}
+	t.Logf("%s: %d of %d float elements differ in their bits; max |diff| %.3g, max relative %.3g", what, differ, total, maxAbs, maxRel)
+}
+
+// Go -> Python -> Go: Go trains 12 steps and is interrupted; Keras restores
+// Go's backup (weights, Adam's slots and iteration, Dropout's seed state),
+// trains the next 6 steps on the batches Go would have run, and writes the
+// state back as a backup; Go resumes from it and finishes. Keras' steps
+// end where Go's own would (counters and seed state exactly, floats within
+// tolerance), and so does the whole run. See the package's resume notes
+// (BackupAndRestore) for what cannot be carried across.
+//
+// Tolerance: the same float32 kernels on the same inputs and masks; the
+// order of a few reductions differs between Keras' traced step and Go's
+// graph (see TestOptimizerStepsMatchKeras), and 6 to 12 Adam steps carry
+// such ulps forward: rtol 1e-5 with atol 1e-7 for elements near zero.
+func TestBackupAndRestoreThroughPython(t *testing.T) {
+	s := newResumeSetup(t)
+	want := s.uninterrupted(t)
+	const pyFrom, pyTo = 12, 18 // steps
+	perEpoch := resumeExamples / resumeBatch
+
+	// Go's own state after pyTo steps, to compare Keras' steps with.
+	m := s.model(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := m.Fit(ctx, s.data(), FitOptions{Epochs: resumeEpochs, Callbacks: []Callback{&stopAfter{steps: pyTo, cancel: cancel}}})
+	require.ErrorIs(t, err, context.Canceled)
+	goAt18 := trainingState(t, m)
+	m.Close()
+
+	dir := filepath.Join(t.TempDir(), "backup")
+	s.interrupt(t, &BackupAndRestore{BackupDir: dir, SaveFreq: 3}, pyFrom+1) // the last backup: after step 12
+
+	// The batches of steps 13..18, as the dataset yields them.
+	var xs [][][]float32
+	var ys [][]int32
+	data := s.data()
+	for e := pyFrom / perEpoch; len(xs) < pyTo-pyFrom; e++ {
+		first := 0
+		if e == pyFrom/perEpoch {
+			first = pyFrom % perEpoch
+		}
+		require.NoError(t, data.BatchesFrom(e, first, func(bt Batch) bool {
+			xs, ys = append(xs, bt.X.([][]float32)), append(ys, bt.Y.([]int32))
+			return len(xs) < pyTo-pyFrom
+		}))
+	}
+	in := map[string]*tfgo.Tensor{}
+	for k, v := range map[string]any{"x": xs, "y": ys, "epoch": int64(pyTo / perEpoch), "step": int64(pyTo % perEpoch)} {
+		in[k], err = tfgo.NewTensor(v)
+		require.NoError(t, err)
+	}
+	in["dir"], err = tfgo.NewStringTensor(nil, [][]byte{[]byte(dir)})
+	require.NoError(t, err)
+	ref := interop.Python(t, pyContinue, in)
+	names, err := ref["keys"].Strings()
+	require.NoError(t, err)
+	pyAt18 := map[string][]byte{}
+	for i, k := range names {
+		if !strings.HasPrefix(string(k), "_training_metadata/") {
+			pyAt18[string(k)] = append([]byte{}, ref[fmt.Sprintf("v%02d", i)].Data()...)
+		}
+	}
+	tol := testutil.Tol{Rtol: 1e-5, Atol: 1e-7}
+	compareStates(t, "Keras' 6 steps vs Go's", goAt18, pyAt18, tol)
+
+	got, count, _ := s.resume(t, &BackupAndRestore{BackupDir: dir, SaveFreq: 3}, s.data())
+	require.Equal(t, FitPosition{Epoch: pyTo / perEpoch, Batch: pyTo % perEpoch}, count.start, "Go resumed from Keras' backup")
+	require.Equal(t, resumeEpochs*perEpoch-pyTo, count.ran)
+	compareStates(t, "Go -> Keras -> Go vs Go alone", want, got, tol)
 }
