@@ -270,7 +270,7 @@ func (w *writer) globalHeaps(m *meta) error {
 		if count == 0 {
 			return
 		}
-		size := uint64(len(coll.b)) + 16
+		size := 16 + uint64(len(coll.b)) + 16 // header, objects, free space
 		if size < gheapMin {
 			size = gheapMin
 		}
