@@ -64,6 +64,7 @@ func (m *Model) Compile(o CompileOptions) error {
 		return err
 	}
 	s := m.Scope()
+	before := len(tfgo.Variables(s))
 	sparse := strings.HasPrefix(o.Loss.Name(), "sparse")
 	if o.TargetDType == 0 {
 		o.TargetDType = tfgo.Float
@@ -130,7 +131,22 @@ func (m *Model) Compile(o CompileOptions) error {
 		return fmt.Errorf("compile %q: %w", m.name, err)
 	}
 	m.train = tg
-	m.initialized = false // the optimizer's variables need initializing
+	if !m.initialized || m.sess == nil {
+		return nil // the session's first use initializes every variable
+	}
+	// The weights may hold values loaded or trained since the session
+	// started, which Keras' compile keeps: initialize only the variables
+	// Compile made (the optimizer's, the accumulators).
+	var inits []*tfgo.Operation
+	for _, v := range tfgo.Variables(s)[before:] {
+		inits = append(inits, v.Initializer())
+	}
+	if len(inits) > 0 {
+		if _, err := m.sess.Run(nil, nil, inits...); err != nil {
+			m.initialized = false
+			return fmt.Errorf("compile %q: initializing the optimizer's variables: %w", m.name, err)
+		}
+	}
 	return nil
 }
 
