@@ -143,10 +143,12 @@ func WriteCheckpointState(dir string, st *CheckpointState) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return &Error{Op: "write", File: dir, Err: err}
 	}
+	removeStale(dir, stateTempRE.MatchString)
 	f, err := os.CreateTemp(dir, CheckpointStateFilename+".tmp*")
 	if err != nil {
 		return &Error{Op: "write", File: path, Err: err}
 	}
+	defer unlockTemp(lockTemp(f.Name()))
 	f.Chmod(0o644)
 	_, err = f.Write(text)
 	if err == nil {

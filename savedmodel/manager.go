@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -31,10 +32,19 @@ type ManagerOptions struct {
 // CheckpointManager read what it writes and it continues what they wrote.
 // Each save is atomic: until the new bundle is complete the previous one
 // stays the latest and readable.
+//
+// Paths are those a caller in the current working directory can open: a
+// relative directory gives relative prefixes ("runs/ckpt-3"), as
+// tf.train.CheckpointManager's do. The state file stores paths inside the
+// directory relative to it (TensorFlow's save_relative_paths), so the
+// directory can be moved and Python reads it from anywhere.
+//
+// One manager (of this package or TensorFlow's) saves into a directory at
+// a time, as TensorFlow requires.
 type CheckpointManager struct {
 	dir   string
 	opts  ManagerOptions
-	state *CheckpointState
+	state *CheckpointState // paths as ReadCheckpointState gives them
 	next  int
 }
 
@@ -88,28 +98,38 @@ func unwrapAll(err error) error {
 // Directory is the managed directory.
 func (m *CheckpointManager) Directory() string { return m.dir }
 
-// Latest is the newest checkpoint's prefix, or "" when there is none.
-func (m *CheckpointManager) Latest() string {
-	if m.state.ModelCheckpointPath == "" {
-		return ""
-	}
-	return m.abs(m.state.ModelCheckpointPath)
-}
+// Latest is the newest checkpoint's prefix, or "" when there is none (as
+// tf.train.CheckpointManager.latest_checkpoint).
+func (m *CheckpointManager) Latest() string { return m.state.ModelCheckpointPath }
 
 // Checkpoints lists the kept checkpoints' prefixes, oldest first.
 func (m *CheckpointManager) Checkpoints() []string {
-	out := make([]string, len(m.state.AllModelCheckpointPaths))
-	for i, p := range m.state.AllModelCheckpointPaths {
-		out[i] = m.abs(p)
-	}
-	return out
+	return append([]string(nil), m.state.AllModelCheckpointPaths...)
 }
 
-func (m *CheckpointManager) abs(p string) string {
-	if filepath.IsAbs(p) {
+// stored is p as the state file records it: relative to the directory
+// when it is inside it, else as it is.
+func (m *CheckpointManager) stored(p string) string {
+	absDir, err1 := filepath.Abs(m.dir)
+	absP, err2 := filepath.Abs(p)
+	if err1 != nil || err2 != nil {
 		return p
 	}
-	return filepath.Join(m.dir, p)
+	rel, err := filepath.Rel(absDir, absP)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return p
+	}
+	return rel
+}
+
+// samePath reports whether two prefixes name the same file path.
+func samePath(a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && aa == bb
 }
 
 // Save writes tensors as checkpoint number step (the next number when step
@@ -120,8 +140,8 @@ func (m *CheckpointManager) Save(tensors map[string]*Tensor, step int) (string, 
 		step = m.next
 	}
 	m.next = step + 1
-	rel := fmt.Sprintf("%s-%d", m.opts.Name, step)
-	prefix := filepath.Join(m.dir, rel)
+	prefix := filepath.Join(m.dir, fmt.Sprintf("%s-%d", m.opts.Name, step))
+	m.removeStale()
 	if err := WriteBundle(prefix, tensors, m.opts.Write); err != nil {
 		return "", err
 	}
@@ -130,7 +150,7 @@ func (m *CheckpointManager) Save(tensors map[string]*Tensor, step int) (string, 
 	var paths []string
 	var stamps []float64
 	for i, p := range st.AllModelCheckpointPaths {
-		if p == rel {
+		if samePath(p, prefix) {
 			continue
 		}
 		paths = append(paths, p)
@@ -140,7 +160,7 @@ func (m *CheckpointManager) Save(tensors map[string]*Tensor, step int) (string, 
 			stamps = append(stamps, now)
 		}
 	}
-	paths, stamps = append(paths, rel), append(stamps, now)
+	paths, stamps = append(paths, prefix), append(stamps, now)
 	var doomed []string
 	if m.opts.MaxToKeep > 0 {
 		for len(paths) > m.opts.MaxToKeep {
@@ -154,17 +174,30 @@ func (m *CheckpointManager) Save(tensors map[string]*Tensor, step int) (string, 
 			doomed = append(doomed, old)
 		}
 	}
-	next := &CheckpointState{ModelCheckpointPath: rel, AllModelCheckpointPaths: paths,
+	next := &CheckpointState{ModelCheckpointPath: prefix, AllModelCheckpointPaths: paths,
 		AllModelCheckpointTimestamps: stamps, LastPreservedTimestamp: st.LastPreservedTimestamp}
-	if err := WriteCheckpointState(m.dir, next); err != nil {
+	onDisk := *next
+	onDisk.ModelCheckpointPath = m.stored(prefix)
+	onDisk.AllModelCheckpointPaths = make([]string, len(paths))
+	for i, p := range paths {
+		onDisk.AllModelCheckpointPaths[i] = m.stored(p)
+	}
+	if err := WriteCheckpointState(m.dir, &onDisk); err != nil {
 		return "", err
 	}
 	m.state = next
 	// Deleted only once the state no longer names them.
 	for _, old := range doomed {
-		removeBundleFiles(m.abs(old))
+		removeBundleFiles(old)
 	}
 	return prefix, nil
+}
+
+// removeStale removes what saves of this manager's checkpoints killed
+// before their commit left in the directory (see removeStale).
+func (m *CheckpointManager) removeStale() {
+	own := regexp.MustCompile(`^` + regexp.QuoteMeta(m.opts.Name) + `-\d+$`)
+	removeStaleBundleTemps(m.dir, own.MatchString)
 }
 
 func removeBundleFiles(prefix string) {

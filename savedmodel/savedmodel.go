@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -291,10 +292,15 @@ func publishDir(final string, fill func(dir string) error) error {
 	if _, err := os.Lstat(final); err == nil {
 		return &Error{Op: "write", File: final, Err: fmt.Errorf("the export directory already exists: %w", fs.ErrExist)}
 	}
+	own := regexp.MustCompile(`^\.` + regexp.QuoteMeta(filepath.Base(final)) + `\.tmp-\d+$`)
+	removeStale(parent, own.MatchString)
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(final)+".tmp-")
 	if err != nil {
 		return &Error{Op: "write", File: final, Err: err}
 	}
+	// Held until the rename: the temporary directory is a live writer's.
+	lock := lockTemp(tmp)
+	defer unlockTemp(lock)
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		os.RemoveAll(tmp)
 		return &Error{Op: "write", File: tmp, Err: err}

@@ -33,6 +33,8 @@ func PublishFunc(base string, version int64, fill func(dir string) error) (strin
 		return "", &Error{Op: "write", File: base, Err: fmt.Errorf("version %d: versions are non-negative integers", version)}
 	}
 	dir := filepath.Join(base, strconv.FormatInt(version, 10))
+	// Exports and removals of other versions killed before their end.
+	removeStale(base, versionTempRE.MatchString)
 	if err := publishDir(dir, fill); err != nil {
 		return "", err
 	}
@@ -106,13 +108,17 @@ func RemoveOldVersions(base string, keep int) ([]int64, error) {
 		if err != nil {
 			return removed, &Error{Op: "remove", File: dir, Err: err}
 		}
+		lock := lockTemp(tmp)
 		// Move the version inside a hidden directory, then delete it.
 		if err := os.Rename(dir, filepath.Join(tmp, "v")); err != nil {
 			os.Remove(tmp)
+			unlockTemp(lock)
 			return removed, &Error{Op: "remove", File: dir, Err: err}
 		}
 		syncDir(base)
-		if err := os.RemoveAll(tmp); err != nil {
+		err = os.RemoveAll(tmp)
+		unlockTemp(lock)
+		if err != nil {
 			return removed, &Error{Op: "remove", File: tmp, Err: err}
 		}
 		removed = append(removed, vs[i])

@@ -93,6 +93,7 @@ type BundleWriter struct {
 type shardWriter struct {
 	mu       sync.Mutex
 	tmp      string
+	lock     *os.File // lockTemp's, while tmp exists
 	final    string
 	f        *os.File
 	bw       *chunkWriter
@@ -118,6 +119,8 @@ func NewBundleWriter(prefix string, opts WriteOptions) (*BundleWriter, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, &Error{Op: "write", File: dir, Err: err}
 	}
+	base := filepath.Base(prefix)
+	removeStaleBundleTemps(dir, func(b string) bool { return b == base })
 	for i := range n {
 		final := DataFilename(prefix, i, n)
 		f, err := os.CreateTemp(dir, filepath.Base(final)+".tempstate*")
@@ -126,7 +129,7 @@ func NewBundleWriter(prefix string, opts WriteOptions) (*BundleWriter, error) {
 			return nil, &Error{Op: "write", File: final, Err: err}
 		}
 		f.Chmod(0o644) // CreateTemp makes 0600; TensorFlow's files are 0644 (less umask)
-		w.shards = append(w.shards, &shardWriter{tmp: f.Name(), final: final, f: f, bw: newShardWriter(f, w.opts.IO)})
+		w.shards = append(w.shards, &shardWriter{tmp: f.Name(), lock: lockTemp(f.Name()), final: final, f: f, bw: newShardWriter(f, w.opts.IO)})
 	}
 	return w, nil
 }
@@ -370,7 +373,10 @@ func (w *BundleWriter) abort() {
 		}
 		if s.tmp != "" {
 			os.Remove(s.tmp)
+			s.tmp = ""
 		}
+		unlockTemp(s.lock)
+		s.lock = nil
 	}
 }
 
@@ -390,16 +396,19 @@ func (w *BundleWriter) commit() error {
 		}
 	}
 	index := IndexFilename(w.prefix)
-	tmp, err := w.writeIndex(index)
+	tmp, lock, err := w.writeIndex(index)
 	if err != nil {
 		return err
 	}
+	defer unlockTemp(lock)
 	for _, s := range w.shards {
 		if err := os.Rename(s.tmp, s.final); err != nil {
 			os.Remove(tmp)
 			return &Error{Op: "commit", File: s.final, Err: err}
 		}
 		s.tmp = ""
+		unlockTemp(s.lock)
+		s.lock = nil
 	}
 	if err := os.Rename(tmp, index); err != nil {
 		os.Remove(tmp)
@@ -410,17 +419,19 @@ func (w *BundleWriter) commit() error {
 }
 
 // writeIndex writes the sorted index to a temporary file and returns its
-// name.
-func (w *BundleWriter) writeIndex(index string) (string, error) {
+// name and the lock that marks it as this writer's.
+func (w *BundleWriter) writeIndex(index string) (string, *os.File, error) {
 	f, err := os.CreateTemp(filepath.Dir(index), filepath.Base(index)+".tempstate*")
 	if err != nil {
-		return "", &Error{Op: "commit", File: index, Err: err}
+		return "", nil, &Error{Op: "commit", File: index, Err: err}
 	}
+	lock := lockTemp(f.Name())
 	f.Chmod(0o644)
-	fail := func(err error) (string, error) {
+	fail := func(err error) (string, *os.File, error) {
 		f.Close()
 		os.Remove(f.Name())
-		return "", &Error{Op: "commit", File: f.Name(), Err: err}
+		unlockTemp(lock)
+		return "", nil, &Error{Op: "commit", File: f.Name(), Err: err}
 	}
 	keys := make([]string, 0, len(w.entries)+len(w.full))
 	for k := range w.entries {
@@ -470,9 +481,10 @@ func (w *BundleWriter) writeIndex(index string) (string, error) {
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(f.Name())
-		return "", &Error{Op: "commit", File: f.Name(), Err: err}
+		unlockTemp(lock)
+		return "", nil, &Error{Op: "commit", File: f.Name(), Err: err}
 	}
-	return f.Name(), nil
+	return f.Name(), lock, nil
 }
 
 // syncDir makes the renames in dir durable (best effort: not every
