@@ -39,6 +39,8 @@ type resumeSetup struct {
 	x    [][]float32
 	y    []int32
 	seed int64
+	// accumulation is CompileOptions.AccumulationSteps.
+	accumulation int
 }
 
 func newResumeSetup(t *testing.T) *resumeSetup {
@@ -60,7 +62,7 @@ func (s *resumeSetup) model(t *testing.T) *Model {
 		NewDense(4, DenseOptions{KernelInitializer: tfgo.InitialValue(s.w[2]), BiasInitializer: tfgo.InitialValue(s.w[3])}),
 	)
 	require.NoError(t, m.Compile(CompileOptions{Optimizer: NewAdam(AdamOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.01}}),
-		Loss: SparseCategoricalCrossentropy{FromLogits: true}}))
+		Loss: SparseCategoricalCrossentropy{FromLogits: true}, AccumulationSteps: s.accumulation}))
 	return m
 }
 
@@ -224,6 +226,21 @@ func TestBackupAndRestoreResumesExactly(t *testing.T) {
 			assert.True(t, errors.Is(err, os.ErrNotExist), "the backup is deleted at the end: %v", err)
 		})
 	}
+
+	// Backups every 3 batches with updates every 2: half of them are
+	// taken between the two micro-batches of an update, and hold the
+	// gradient sums (graph variables too).
+	t.Run("gradient_accumulation", func(t *testing.T) {
+		acc := *s
+		acc.accumulation = 2
+		want := acc.uninterrupted(t)
+		dir := filepath.Join(t.TempDir(), "backup")
+		acc.interrupt(t, &BackupAndRestore{BackupDir: dir, SaveFreq: 3}, 10) // the last backup: after 9 batches
+		got, count, _ := acc.resume(t, &BackupAndRestore{BackupDir: dir, SaveFreq: 3}, acc.data())
+		assert.Equal(t, FitPosition{Epoch: 1, Batch: 1}, count.start)
+		requireSameState(t, want, got)
+		assert.Equal(t, want["adam/iteration"], binary.LittleEndian.AppendUint64(nil, n/2), "one update per two batches")
+	})
 
 	t.Run("rng_state_matters", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "backup")
