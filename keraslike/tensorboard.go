@@ -1,14 +1,13 @@
 package keraslike
 
 import (
-	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/gotf/gotf/savedmodel"
 	spb "github.com/wamuir/graft/tensorflow/core/framework/summary_go_proto"
 	epb "github.com/wamuir/graft/tensorflow/core/util/event_go_proto"
 	"google.golang.org/protobuf/proto"
@@ -21,14 +20,6 @@ type EventWriter struct {
 	mu   sync.Mutex
 	f    *os.File
 	path string
-}
-
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
-
-// maskedCRC is TensorFlow's masked crc32c.
-func maskedCRC(b []byte) uint32 {
-	c := crc32.Checksum(b, crcTable)
-	return ((c >> 15) | (c << 17)) + 0xa282ead8
 }
 
 // NewEventWriter creates dir and a new events.out.tfevents.* file in it.
@@ -63,11 +54,7 @@ func (w *EventWriter) Write(e *epb.Event) error {
 	if err != nil {
 		return err
 	}
-	rec := make([]byte, 12, 12+len(data)+4)
-	binary.LittleEndian.PutUint64(rec, uint64(len(data)))
-	binary.LittleEndian.PutUint32(rec[8:], maskedCRC(rec[:8]))
-	rec = append(rec, data...)
-	rec = binary.LittleEndian.AppendUint32(rec, maskedCRC(data))
+	rec := savedmodel.AppendRecord(make([]byte, 0, 16+len(data)), data)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if _, err := w.f.Write(rec); err != nil {
