@@ -15,9 +15,12 @@ import (
 	"github.com/gotf/gotf/tfgo"
 )
 
-// The backup's training metadata (Keras keeps it in training_metadata.json
-// next to the weights). It is stored in the bundle itself, so that the
-// position and the state it belongs to are committed together.
+// The backup's training metadata, int64 scalars: the epoch to continue
+// (Keras' "epoch") and the batches of it already done (Keras stores
+// "batch", the index of the last batch seen, and does not use it on
+// restore). Keras keeps them in training_metadata.json next to the
+// weights; here they are in the bundle itself, so that the position and
+// the state it belongs to are committed together.
 const (
 	backupEpochKey = "_training_metadata/epoch"
 	backupBatchKey = "_training_metadata/step_in_epoch"
@@ -51,6 +54,22 @@ const (
 // point leaves a readable backup (a torn file at worst leaves temporary
 // files, cleaned up by the next save). BackupDir is the callback's own, as
 // in Keras: no other callback or run may use it.
+//
+// Between Go and Python: a backup is a name-keyed TensorFlow checkpoint,
+// not Keras' backup (latest.weights.h5 and training_metadata.json), so
+// keras.callbacks.BackupAndRestore does not resume it, nor does this
+// callback resume Keras'. Python reads it with tf.train.load_checkpoint and
+// restores a Keras twin by variable path: the weights and the optimizer's
+// iteration and slots have Keras' paths as keys; Dropout's seed generator
+// state has Go's key (Keras names that variable with a process-wide
+// counter), and Keras' learning_rate variable is not in it (Go's rate is
+// a constant, or a schedule of the iteration). A checkpoint written back
+// under the same keys, with the position advanced (tf.raw_ops.SaveV2 and
+// the state file), resumes here; TestBackupAndRestoreThroughPython does
+// both ways, bit-identical today for Dense, Dropout and Adam. Keras alone
+// cannot resume bit for bit with dropout: its .weights.h5 holds the
+// optimizer's variables but no seed generator state, and its
+// BackupAndRestore runs a partly done epoch again from its start.
 type BackupAndRestore struct {
 	NopCallback
 	// BackupDir is the directory of the backups (required).

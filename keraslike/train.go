@@ -267,7 +267,7 @@ func (m *Model) Fit(ctx context.Context, data Dataset, o FitOptions) (*History, 
 			start = *p
 		}
 	}
-	if steps >= 0 && start.Batch >= steps {
+	if start.Batch > 0 && steps >= 0 && start.Batch >= steps {
 		// Saved after the epoch's last batch: nothing of it is left.
 		start = FitPosition{Epoch: start.Epoch + 1}
 	}
