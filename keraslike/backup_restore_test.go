@@ -266,6 +266,65 @@ func TestBackupAndRestoreResumesExactly(t *testing.T) {
 	})
 }
 
+// sabotage puts a file where the backup directory is, after the first batch.
+type sabotage struct {
+	NopCallback
+	dir string
+}
+
+func (s sabotage) OnBatchEnd(_ *Model, b int, _ Logs) {
+	if b == 0 {
+		os.RemoveAll(s.dir)
+		os.WriteFile(s.dir, nil, 0o644)
+	}
+}
+
+// Bad arguments, a backup of another model and a backup that cannot be
+// written are errors naming the problem; none trains on silently.
+func TestBackupAndRestoreErrors(t *testing.T) {
+	s := newResumeSetup(t)
+	m := s.model(t)
+	defer m.Close()
+	fit := func(bk *BackupAndRestore) (*stopAfter, error) {
+		count := &stopAfter{}
+		_, err := m.Fit(context.Background(), s.data(), FitOptions{Epochs: 1, Callbacks: []Callback{bk, count}})
+		return count, err
+	}
+	_, err := fit(&BackupAndRestore{})
+	require.ErrorContains(t, err, "empty BackupDir")
+	_, err = fit(&BackupAndRestore{BackupDir: t.TempDir(), SaveFreq: -1})
+	require.ErrorContains(t, err, "SaveFreq")
+
+	// A file where the directory should be: an error before any step.
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o644))
+	count, err := fit(&BackupAndRestore{BackupDir: file, SaveFreq: 2})
+	require.ErrorContains(t, err, file)
+	assert.Zero(t, count.ran)
+
+	// The directory replaced by a file during the run: the first backup
+	// fails, Fit stops after that batch and returns the error.
+	dir := filepath.Join(t.TempDir(), "backup")
+	count = &stopAfter{}
+	_, err = m.Fit(context.Background(), s.data(), FitOptions{Epochs: 1, Callbacks: []Callback{
+		sabotage{dir: dir}, &BackupAndRestore{BackupDir: dir, SaveFreq: 2}, count}})
+	require.ErrorContains(t, err, dir)
+	assert.Equal(t, 2, count.ran, "stopped after the batch whose backup failed")
+
+	// A backup of a model with other layers names the variable.
+	dir = filepath.Join(t.TempDir(), "backup")
+	ResetNames()
+	other := NewSequential("resume", InputSpec{Shape: []int64{8}}, NewDense(16, DenseOptions{}), NewDense(4, DenseOptions{}))
+	defer other.Close()
+	require.NoError(t, other.Compile(CompileOptions{Optimizer: NewAdam(AdamOptions{}), Loss: SparseCategoricalCrossentropy{FromLogits: true}}))
+	_, err = other.Fit(context.Background(), s.data(), FitOptions{Epochs: 1, Callbacks: []Callback{&BackupAndRestore{BackupDir: dir, KeepCheckpoint: true}}})
+	require.NoError(t, err)
+	count, err = fit(&BackupAndRestore{BackupDir: dir})
+	require.ErrorContains(t, err, "ckpt-0")
+	require.ErrorContains(t, err, "seed_generator_state")
+	assert.Zero(t, count.ran)
+}
+
 // corrupt flips bytes in the middle of the bundle's data file, which its
 // checksums catch on reading.
 func corrupt(t *testing.T, prefix string) {
