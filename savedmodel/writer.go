@@ -74,8 +74,11 @@ func (o WriteOptions) numShards() int {
 // (NAME.tempstate*) that Close renames into place, data shards first and
 // the index last, after syncing them to disk: until then an existing
 // bundle at the same prefix stays intact and readable, and a crash leaves
-// at worst stray temporary files. (The renames themselves are not one
-// atomic step; TensorFlow's BundleWriter commits the same way.)
+// at worst stray temporary files, which the next writer of the prefix
+// removes. The renames themselves are not one atomic step: an old index
+// at the prefix is removed before them, so a crash during the commit
+// leaves no bundle rather than an old index over new data (TensorFlow's
+// BundleWriter renames in the same order, without that removal).
 //
 // Add and AddSlice may be called concurrently.
 type BundleWriter struct {
@@ -401,6 +404,16 @@ func (w *BundleWriter) commit() error {
 		return err
 	}
 	defer unlockTemp(lock)
+	// Overwriting a bundle: its index goes first. The data shards cannot
+	// all be replaced in one step, and the old index over new data would
+	// be a bundle that opens and then fails its checksums; a crash
+	// between the renames leaves no bundle at the prefix instead. (No
+	// directory sync in between: it would widen that window from
+	// microseconds to milliseconds.)
+	if err := os.Remove(index); err != nil && !errors.Is(err, os.ErrNotExist) {
+		os.Remove(tmp)
+		return &Error{Op: "commit", File: index, Err: err}
+	}
 	for _, s := range w.shards {
 		if err := os.Rename(s.tmp, s.final); err != nil {
 			os.Remove(tmp)

@@ -12,12 +12,18 @@ import (
 
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/internal/setup"
+	"github.com/gotf/gotf/savedmodel/internal/killtest"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/require"
 	"github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
 )
 
-func TestMain(m *testing.M) { interop.Main(m) }
+func TestMain(m *testing.M) {
+	if writer, dir := killtest.Child(); writer == "export" {
+		killChild(dir) // a child process of TestKillExport
+	}
+	interop.Main(m)
+}
 
 // block is a small transformer block built op by op with tfgo: causal
 // single-head self-attention with a residual and LayerNorm, then a GELU
