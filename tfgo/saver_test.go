@@ -1,8 +1,13 @@
 package tfgo
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/gotf/gotf/internal/killtest"
+	"github.com/gotf/gotf/savedmodel"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -72,4 +77,82 @@ with tf.compat.v1.Graph().as_default():
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "other/w")
 	require.Error(t, sv2.Restore(sess2, filepath.Join(dir, "missing")))
+}
+
+// Successive saves at one prefix alternate between one data shard and two
+// (SaveV2 per half and MergeV2Checkpoints; a single variable through Go),
+// so that a save never renames a data file over one the previous index
+// references; each checkpoint restores, Python reads the two-shard ones,
+// and only the current checkpoint's files stay.
+func TestSaverAlternatesShards(t *testing.T) {
+	for _, count := range []int{3, 1} {
+		s := NewScope()
+		var vars []*Variable
+		var holders []Output
+		var assigns []*Operation
+		for i := range count {
+			v := NewVariable(s, fmt.Sprintf("v%d", i), Float, []int64{int64(i + 2)}, Zeros())
+			p := Placeholder(s, Float, int64(i+2))
+			vars, holders, assigns = append(vars, v), append(holders, p), append(assigns, v.Assign(s, p))
+		}
+		saver := NewSaver(s, vars)
+		init := GlobalVariablesInitializer(s)
+		sess, err := NewSession(s, SessionOptions{})
+		require.NoError(t, err)
+		defer sess.Close()
+		_, err = sess.Run(nil, nil, init)
+		require.NoError(t, err)
+		dir := t.TempDir()
+		prefix := filepath.Join(dir, "ckpt")
+		values := func(gen int) map[Output]any {
+			feeds := map[Output]any{}
+			for i, p := range holders {
+				feeds[p] = killtest.Values(gen, i, i+2)
+			}
+			return feeds
+		}
+		for gen, shards := range []int{1, 2, 1, 2} {
+			_, err = sess.Run(values(gen), nil, assigns...)
+			require.NoError(t, err)
+			require.NoError(t, saver.Save(sess, prefix))
+			var want []string
+			for i := range shards {
+				want = append(want, filepath.Base(savedmodel.DataFilename(prefix, i, shards)))
+			}
+			want = append(want, "ckpt.index")
+			ents, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			var got []string
+			for _, e := range ents {
+				got = append(got, e.Name())
+			}
+			require.Equal(t, want, got, "%d variables, save %d", count, gen)
+
+			_, err = sess.Run(values(99), nil, assigns...)
+			require.NoError(t, err)
+			require.NoError(t, saver.Restore(sess, prefix))
+			for i, v := range vars {
+				out, err := sess.Run(nil, []Output{v.Value()})
+				require.NoError(t, err)
+				got, err := Float32s(out[0])
+				require.NoError(t, err)
+				require.Equal(t, killtest.Values(gen, i, i+2), got, "%d variables, save %d, %s", count, gen, v.Name())
+			}
+			if shards == 2 && gen < 2 {
+				pre, err := NewTensor(prefix)
+				require.NoError(t, err)
+				ref := python(t, `
+r = tf.train.load_checkpoint(inputs["prefix"].item().decode())
+for i, name in enumerate(sorted(r.get_variable_to_shape_map())):
+    outputs[name] = r.get_tensor(name)
+`, map[string]*Tensor{"prefix": pre})
+				require.Len(t, ref, count)
+				for i, v := range vars {
+					got, err := Float32s(ref[v.Name()])
+					require.NoError(t, err)
+					require.Equal(t, killtest.Values(gen, i, i+2), got, "Python reading %s", v.Name())
+				}
+			}
+		}
+	}
 }

@@ -1,0 +1,14 @@
+//go:build !linux
+
+package killtest
+
+import "errors"
+
+type watcher struct{}
+
+func newWatcher(string) (*watcher, error) {
+	return nil, errors.New("file-event kills need Linux's inotify")
+}
+func (*watcher) arm(int, func(string) bool) {}
+func (*watcher) disarm()                    {}
+func (*watcher) close()                     {}
