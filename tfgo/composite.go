@@ -312,7 +312,7 @@ func compositeInputs(s *Scope, op string, xs ...Output) bool {
 
 // fullOpName is name in s's namespace, for errors about ops not (yet) added.
 func fullOpName(s *Scope, name string) string {
-	if s.namespace == "" {
+	if s == nil || s.namespace == "" {
 		return name
 	}
 	return s.namespace + "/" + name

@@ -1,6 +1,7 @@
 package tfgo
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -35,8 +36,12 @@ type Initializer interface {
 // InitializerFunc adapts a function to the Initializer interface.
 type InitializerFunc func(s *Scope, shape []int64, dtype DataType) Output
 
-// Init calls f.
+// Init calls f; a nil f records an error on s.
 func (f InitializerFunc) Init(s *Scope, shape []int64, dtype DataType) Output {
+	if f == nil {
+		s.UpdateErr("", errors.New("nil InitializerFunc"))
+		return Output{}
+	}
 	return f(s, shape, dtype)
 }
 

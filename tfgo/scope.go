@@ -1,6 +1,7 @@
 package tfgo
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -40,13 +41,28 @@ func NewScopeWithGraph(g *Graph) *Scope {
 	return &Scope{state: &scopeState{graph: g, names: map[string]int{}}}
 }
 
-// Graph is the scope's graph.
-func (s *Scope) Graph() *Graph { return s.state.graph }
+// ErrInvalidScope is the error of a nil or zero Scope: every method works
+// on one, builds nothing and reports this error.
+var ErrInvalidScope = errors.New("tfgo: a nil or zero Scope (make one with tfgo.NewScope)")
+
+// valid reports whether s was made by NewScope (or derived from one).
+func (s *Scope) valid() bool { return s != nil && s.state != nil }
+
+// Graph is the scope's graph (nil for a nil or zero Scope).
+func (s *Scope) Graph() *Graph {
+	if !s.valid() {
+		return nil
+	}
+	return s.state.graph
+}
 
 // SubScope returns a scope whose operation names are prefixed with
 // namespace ("block_0/attention/..."); a namespace used twice gets a suffix
 // ("dense_1"), as TensorFlow's name scopes do.
 func (s *Scope) SubScope(namespace string) *Scope {
+	if !s.valid() {
+		return s
+	}
 	c := *s
 	c.namespace = s.uniqueName(namespace)
 	return &c
@@ -55,6 +71,9 @@ func (s *Scope) SubScope(namespace string) *Scope {
 // WithDevice returns a scope that places its operations on device, e.g.
 // "/device:CPU:1", "/device:GPU:0" or "/job:worker/task:1/device:CPU:0".
 func (s *Scope) WithDevice(device string) *Scope {
+	if !s.valid() {
+		return s
+	}
 	c := *s
 	c.device = device
 	return &c
@@ -62,6 +81,9 @@ func (s *Scope) WithDevice(device string) *Scope {
 
 // WithControlDependencies returns a scope whose operations run after ops.
 func (s *Scope) WithControlDependencies(ops ...*Operation) *Scope {
+	if !s.valid() {
+		return s
+	}
 	c := *s
 	c.controlDeps = append(append([]*Operation(nil), s.controlDeps...), ops...)
 	return &c
@@ -72,6 +94,9 @@ func (s *Scope) WithControlDependencies(ops ...*Operation) *Scope {
 // wait for the ops s waits for (a variable created while building an
 // update that runs after the forward pass is initialised on its own).
 func (s *Scope) WithoutControlDependencies() *Scope {
+	if !s.valid() {
+		return s
+	}
 	c := *s
 	c.controlDeps = nil
 	return &c
@@ -83,6 +108,9 @@ func (s *Scope) WithoutControlDependencies() *Scope {
 // CPUs, where auto-clustering of unmarked ops is off unless the process
 // starts with TF_XLA_FLAGS=--tf_xla_cpu_global_jit.
 func (s *Scope) WithXLA() *Scope {
+	if !s.valid() {
+		return s
+	}
 	c := *s
 	c.jitScope = s.uniqueName("jit_scope")
 	return &c
@@ -90,6 +118,9 @@ func (s *Scope) WithXLA() *Scope {
 
 // Err is the first error of any operation added through this scope's tree.
 func (s *Scope) Err() error {
+	if !s.valid() {
+		return ErrInvalidScope
+	}
 	s.state.mu.Lock()
 	defer s.state.mu.Unlock()
 	return s.state.err
@@ -106,7 +137,7 @@ func (s *Scope) Finalize() (*Graph, error) {
 // UpdateErr records err as the scope's error unless one is already recorded.
 // Helpers built on Scope use it for errors of their own.
 func (s *Scope) UpdateErr(op string, err error) {
-	if err == nil {
+	if err == nil || !s.valid() {
 		return
 	}
 	s.state.mu.Lock()

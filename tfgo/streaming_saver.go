@@ -1,6 +1,7 @@
 package tfgo
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -51,6 +52,9 @@ func NewStreamingSaver(s *Scope, vars []*Variable, keys []string) *StreamingSave
 }
 
 func (sv *StreamingSaver) usable() error {
+	if sv == nil {
+		return errors.New("nil StreamingSaver (make one with NewStreamingSaver)")
+	}
 	if len(sv.assigns) != len(sv.vars) || slices.Contains(sv.assigns, nil) {
 		return fmt.Errorf("streaming saver was not built (see the scope's error)")
 	}
@@ -126,6 +130,9 @@ func (sv *StreamingSaver) Restore(sess *Session, prefix string, opts savedmodel.
 func (sv *StreamingSaver) RestoreFrom(sess *Session, r *savedmodel.BundleReader) error {
 	if err := sv.usable(); err != nil {
 		return err
+	}
+	if r == nil {
+		return errors.New("restoring from a nil BundleReader")
 	}
 	prefix := r.Prefix()
 	for i, key := range sv.keys {

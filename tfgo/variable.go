@@ -227,6 +227,9 @@ func (v *Variable) usable(s *Scope, op string) bool {
 // derived from the same root), in creation order, as
 // tf.compat.v1.global_variables().
 func Variables(s *Scope) []*Variable {
+	if !s.valid() {
+		return nil
+	}
 	s.state.mu.Lock()
 	defer s.state.mu.Unlock()
 	return append([]*Variable{}, s.state.variables.all...)
@@ -235,6 +238,9 @@ func Variables(s *Scope) []*Variable {
 // TrainableVariables lists the trainable variables of s's graph in
 // creation order, as tf.compat.v1.trainable_variables().
 func TrainableVariables(s *Scope) []*Variable {
+	if !s.valid() {
+		return nil
+	}
 	s.state.mu.Lock()
 	defer s.state.mu.Unlock()
 	var out []*Variable
