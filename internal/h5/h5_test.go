@@ -32,7 +32,7 @@ func pathTensor(t *testing.T, p string) map[string]*tfgo.Tensor {
 }
 
 // writeSample writes a file with what Keras files hold.
-func writeSample(t *testing.T, path string) {
+func writeSample(t testing.TB, path string) {
 	f, err := Create(path)
 	require.NoError(t, err)
 	root := f.Root()
