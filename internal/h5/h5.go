@@ -28,7 +28,10 @@
 // extensible-array chunk index (an unlimited dimension under libver
 // 'latest'), other filters and datatypes, shared (committed) datatypes and
 // attributes, and any address outside the file. Chunks not stored read as
-// zeros (a user-defined fill value is not applied). Checksums of v2
+// zeros (a user-defined fill value is not applied); a chunked dataset
+// larger than 1,100 times the file is refused before its buffer is
+// allocated (deflate compresses at most ~1032:1, so only chunks never
+// written could fill it). Checksums of v2
 // metadata and fletcher32 are verified.
 //
 // Writing produces libhdf5's default ('earliest') format: superblock 0,
@@ -65,6 +68,9 @@ const (
 
 // DefaultMaxDatasetBytes bounds one dataset read when the caller gives no limit.
 const DefaultMaxDatasetBytes = int64(16) << 30
+
+// maxInflation bounds a chunked dataset's size relative to the file's.
+const maxInflation = 1100
 
 // DType is a dataset element type.
 type DType int
@@ -646,6 +652,14 @@ func (g *Group) Read(name string, check func(Info) error, maxBytes int64) (a *Ar
 				return g.errf(full, "cannot read data (corrupt or truncated?): %v", err)
 			}
 		}
+		if ds != nil && ds.layout == layoutCompact && int64(len(ds.compact)) < n*int64(info.DType.Size()) {
+			return g.errf(full, "compact data of %d bytes for %s%v", len(ds.compact), info.DType, info.Shape)
+		}
+		if ds != nil && ds.layout == layoutChunked && n*int64(info.DType.Size()) > maxInflation*g.file.r.size+1<<20 {
+			// Deflate compresses at most ~1032:1: more can only come
+			// from chunks never written, which Keras files do not have.
+			return g.errf(full, "%s%v is more than %d times the file's size", info.DType, info.Shape, maxInflation)
+		}
 		data := make([]byte, n*int64(info.DType.Size()))
 		if n > 0 {
 			if wn != nil {
@@ -717,12 +731,6 @@ func (g *Group) findAttr(name string) (*attribute, error) {
 			return a, nil
 		}
 	}
-	for _, err := range errs {
-		if err != nil {
-			// An attribute that could not be decoded might be this one.
-			return nil, fmt.Errorf("attribute not found, and another one is unreadable: %v", err)
-		}
-	}
 	return nil, ErrNotFound
 }
 
@@ -752,7 +760,7 @@ func (g *Group) HasAttr(name string) bool {
 			return nil
 		}
 		_, err := g.findAttr(name)
-		found = err == nil || !errors.Is(err, ErrNotFound)
+		found = err == nil
 		return nil
 	})
 	return found
