@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gotf/gotf/internal/atomicfile"
 	"github.com/gotf/gotf/savedmodel"
 	"github.com/gotf/gotf/tfgo"
 )
@@ -43,9 +44,11 @@ type CheckpointOptions struct {
 // SaveCheckpoint writes the model's weights (and, unless opts.WeightsOnly,
 // the optimizer's state) as a TensorFlow checkpoint at prefix
 // (prefix.index + prefix.data-00000-of-00001), which tf.train.load_checkpoint
-// reads; keys are the Keras weight paths. The previous checkpoint at prefix
-// stays valid until the new one is complete. (Keras' save_weights format,
-// .weights.h5, is SaveWeightsH5's.)
+// reads; keys are the Keras weight paths. A process killed at any instant
+// of the save leaves at prefix the previous checkpoint or the new one,
+// complete, and the next save removes what it left (the data shards
+// alternate between one and two: see tfgo.Saver.Save). (Keras'
+// save_weights format, .weights.h5, is SaveWeightsH5's.)
 func (m *Model) SaveCheckpoint(prefix string, opts CheckpointOptions) error {
 	sess, err := m.session()
 	if err != nil {
@@ -53,7 +56,11 @@ func (m *Model) SaveCheckpoint(prefix string, opts CheckpointOptions) error {
 	}
 	keys, vars := m.checkpointVars(opts.WeightsOnly)
 	// Streamed one variable at a time: a large model is not copied whole.
-	if err := tfgo.SaveVariables(sess, prefix, keys, vars, savedmodel.WriteOptions{}); err != nil {
+	// ReplaceBundle syncs the files before renaming them into place.
+	err = atomicfile.ReplaceBundle(prefix, func(tmp string, numShards int) error {
+		return tfgo.SaveVariables(sess, tmp, keys, vars, savedmodel.WriteOptions{NumShards: numShards, NoSync: true})
+	})
+	if err != nil {
 		return fmt.Errorf("saving %q: %w", m.name, err)
 	}
 	return nil
@@ -189,14 +196,35 @@ func (c *ModelCheckpoint) save(m *Model, logs Logs) error {
 		if err := m.SaveKeras(prefix); err != nil {
 			return err
 		}
+		c.removeStale()
 		c.Saved = append(c.Saved, prefix)
 		return nil
 	}
 	if err := m.SaveCheckpoint(prefix, CheckpointOptions{WeightsOnly: c.WeightsOnly}); err != nil {
 		return err
 	}
+	c.removeStale()
 	c.Saved = append(c.Saved, prefix)
 	return c.updateState(prefix)
+}
+
+// removeStale removes what saves killed before their end left next to the
+// checkpoints: each save cleans up after its own prefix, but a template
+// such as "ckpt/model-{epoch}" gives every save another one.
+func (c *ModelCheckpoint) removeStale() {
+	dir, tmpl := filepath.Split(c.Path)
+	if fieldRE.MatchString(dir) {
+		return
+	}
+	var re strings.Builder
+	last := 0
+	for _, loc := range fieldRE.FindAllStringIndex(tmpl, -1) {
+		re.WriteString(regexp.QuoteMeta(tmpl[last:loc[0]]) + ".+")
+		last = loc[1]
+	}
+	re.WriteString(regexp.QuoteMeta(tmpl[last:]))
+	match := regexp.MustCompile("^" + re.String() + "$")
+	atomicfile.RemoveStaleIn(dir, match.MatchString)
 }
 
 // updateState records prefix as the latest in its directory's "checkpoint"
@@ -220,17 +248,25 @@ func (c *ModelCheckpoint) updateState(prefix string) error {
 	}
 	all = append(all, rel)
 	stamps = append(stamps, float64(time.Now().UnixNano())/1e9)
+	var doomed []string
 	if c.MaxToKeep > 0 && len(all) > c.MaxToKeep {
-		for _, old := range all[:len(all)-c.MaxToKeep] {
-			removeBundle(filepath.Join(dir, old))
-		}
+		doomed = all[:len(all)-c.MaxToKeep]
 		all, stamps = all[len(all)-c.MaxToKeep:], stamps[len(stamps)-c.MaxToKeep:]
 	}
 	if len(stamps) != len(all) {
 		stamps = nil
 	}
-	return savedmodel.WriteCheckpointState(dir, &savedmodel.CheckpointState{
+	err = savedmodel.WriteCheckpointState(dir, &savedmodel.CheckpointState{
 		ModelCheckpointPath: rel, AllModelCheckpointPaths: all, AllModelCheckpointTimestamps: stamps})
+	if err != nil {
+		return err
+	}
+	// Deleted only once the state no longer names them: killed before,
+	// the state would list checkpoints that are gone.
+	for _, old := range doomed {
+		removeBundle(filepath.Join(dir, old))
+	}
+	return nil
 }
 
 func removeBundle(prefix string) {

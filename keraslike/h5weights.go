@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gotf/gotf/internal/atomicfile"
 	"github.com/gotf/gotf/internal/h5"
 	"github.com/gotf/gotf/tfgo"
 )
@@ -202,7 +203,8 @@ func writeNode(root *h5.Group, path string, n *kerasNode, vals map[*Weight]*tfgo
 	return nil
 }
 
-// writeKeras3Weights writes the model's weights in Keras 3's layout to a new file.
+// writeKeras3Weights writes the model's weights in Keras 3's layout to a
+// new file at path (inside a temporary directory: see SaveWeightsH5).
 func (m *Model) writeKeras3Weights(path string) error {
 	if _, err := m.session(); err != nil {
 		return err
@@ -226,9 +228,11 @@ func (m *Model) writeKeras3Weights(path string) error {
 // SaveWeightsH5 writes the model's weights as Keras 3's
 // model.save_weights("x.weights.h5") does; model.load_weights reads the
 // file into the model's Keras twin (its layers of the same classes in the
-// same order). The file appears complete or not at all.
+// same order). The file appears complete or not at all: a save killed
+// half-way leaves the previous file in place, and its temporary directory
+// (".<name>.tmp-<random>" beside it) is removed by the next save.
 func (m *Model) SaveWeightsH5(path string) error {
-	if err := m.writeKeras3Weights(path); err != nil {
+	if err := atomicfile.WriteFile(path, m.writeKeras3Weights); err != nil {
 		return fmt.Errorf("saving the weights of %q: %w", m.name, err)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gotf/gotf/internal/atomicfile"
 	"github.com/gotf/gotf/internal/h5"
 	"github.com/gotf/gotf/tfgo"
 )
@@ -33,14 +34,17 @@ func (m *Model) legacyLayerNames() []string {
 // SaveWeightsLegacyH5 writes the model's weights in legacy Keras' HDF5
 // layout (Keras 2's model.save_weights("x.h5"), the model_weights part of
 // model.save("x.h5")) at the file's root; Keras 3's model.load_weights
-// ("x.h5") reads it into the model's twin.
+// ("x.h5") reads it into the model's twin. As with SaveWeightsH5, the file
+// appears complete or not at all.
 func (m *Model) SaveWeightsLegacyH5(path string) error {
-	if err := m.saveLegacy(path); err != nil {
+	if err := atomicfile.WriteFile(path, m.saveLegacy); err != nil {
 		return fmt.Errorf("saving the weights of %q: %w", m.name, err)
 	}
 	return nil
 }
 
+// saveLegacy writes the legacy layout to a new file at path (inside a
+// temporary directory: see SaveWeightsLegacyH5).
 func (m *Model) saveLegacy(path string) error {
 	if _, err := m.session(); err != nil {
 		return err

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/gotf/gotf/internal/atomicfile"
 )
 
 // The Keras 3 .keras archive: a zip of config.json (config_read.go,
@@ -127,7 +129,9 @@ func readMember(zf *zip.File, limit int64) ([]byte, error) {
 //
 // A model from NewModel (a Go forward function) has no known connectivity:
 // build it with Input/Apply/NewFunctional, or save its weights only
-// (SaveWeightsH5). The file appears complete or not at all.
+// (SaveWeightsH5). The file appears complete or not at all: a save killed
+// half-way leaves the previous file in place, and its temporary directory
+// (".<name>.tmp-<random>" beside it) is removed by the next save.
 func (m *Model) SaveKeras(path string) error {
 	if err := m.saveKeras(path); err != nil {
 		return fmt.Errorf("saving %q as %s: %w", m.name, path, err)
@@ -152,50 +156,46 @@ func (m *Model) saveKeras(path string) error {
 		"date_saved":    time.Now().Format("2006-01-02@15:04:05"),
 		"producer":      "gotf keraslike",
 	})
-	dir := filepath.Dir(path)
-	wtmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".weights*.h5")
-	if err != nil {
-		return err
-	}
-	wtmp.Close()
-	defer os.Remove(wtmp.Name())
-	if err := m.writeKeras3Weights(wtmp.Name()); err != nil {
-		return err
-	}
-	ztmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(ztmp.Name())
-	zw := zip.NewWriter(ztmp)
-	add := func(name string, method uint16, r io.Reader) error {
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: method, Modified: time.Now()})
+	// The weights and the archive are written in a temporary directory
+	// next to path, which a killed save leaves for the next one to remove.
+	return atomicfile.WriteFile(path, func(zpath string) error {
+		wpath := filepath.Join(filepath.Dir(zpath), "model.weights.h5")
+		if err := m.writeKeras3Weights(wpath); err != nil {
+			return err
+		}
+		zf, err := os.OpenFile(zpath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(w, r)
-		return err
-	}
-	err = add("metadata.json", zip.Deflate, bytes.NewReader(meta))
-	if err == nil {
-		err = add("config.json", zip.Deflate, bytes.NewReader(confJSON))
-	}
-	if err == nil {
-		var wf *os.File
-		if wf, err = os.Open(wtmp.Name()); err == nil {
-			err = add("model.weights.h5", zip.Store, wf)
-			wf.Close()
+		zw := zip.NewWriter(zf)
+		add := func(name string, method uint16, r io.Reader) error {
+			w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: method, Modified: time.Now()})
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(w, r)
+			return err
 		}
-	}
-	if err == nil {
-		err = zw.Close()
-	}
-	if cerr := ztmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	os.Chmod(ztmp.Name(), 0o644) // CreateTemp made it 0600
-	return os.Rename(ztmp.Name(), path)
+		err = add("metadata.json", zip.Deflate, bytes.NewReader(meta))
+		if err == nil {
+			err = add("config.json", zip.Deflate, bytes.NewReader(confJSON))
+		}
+		if err == nil {
+			var wf *os.File
+			if wf, err = os.Open(wpath); err == nil {
+				err = add("model.weights.h5", zip.Store, wf)
+				wf.Close()
+			}
+		}
+		if err == nil {
+			err = zw.Close()
+		}
+		if cerr := zf.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("writing the archive: %w", err)
+		}
+		return nil
+	})
 }

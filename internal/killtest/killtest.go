@@ -15,7 +15,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -360,6 +359,6 @@ func Run(t *testing.T, w Writer, kills int) Stats {
 		st.Failures++
 		t.Errorf("after the final save: generation %d (found %v), %v; want %d", got, ok, err, gen)
 	}
-	t.Logf("%s in %s: %s", w.Child, filepath.Base(dir), st)
+	t.Logf("%s: %s", t.Name(), st)
 	return st
 }
