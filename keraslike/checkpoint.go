@@ -43,7 +43,7 @@ type CheckpointOptions struct {
 
 // SaveCheckpoint writes the model's weights (and, unless opts.WeightsOnly,
 // the optimizer's state) as a TensorFlow checkpoint at prefix
-// (prefix.index + prefix.data-00000-of-00001), which tf.train.load_checkpoint
+// (prefix.index + prefix.data-0000S-of-0000N), which tf.train.load_checkpoint
 // reads; keys are the Keras weight paths. A process killed at any instant
 // of the save leaves at prefix the previous checkpoint or the new one,
 // complete, and the next save removes what it left (the data shards

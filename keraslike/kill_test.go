@@ -3,6 +3,7 @@ package keraslike
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -208,5 +209,33 @@ func TestKerasWritersKilledAtTemporary(t *testing.T) {
 			w.Trigger = trigger
 			killtest.Run(t, w, killtest.Kills(t, 3))
 		})
+	}
+}
+
+// ModelCheckpoint's saves go to a new prefix each epoch, so each removes
+// the dead temporaries of every prefix its template makes, and only those.
+func TestModelCheckpointRemovesStaleOfTemplate(t *testing.T) {
+	dir := t.TempDir()
+	c := &ModelCheckpoint{Path: filepath.Join(dir, "model-{epoch:02d}-{val_loss:.2f}")}
+	stale := []string{".model-03-0.25.tmp-123", ".model-04-1.50.tmp-9"}
+	keep := []string{".model.tmp-1", ".other-03-0.25.tmp-5", ".model-03-0.25.tmp-x", "model-03-0.25.index"}
+	for _, n := range append(append([]string{}, stale...), keep...) {
+		if err := os.Mkdir(filepath.Join(dir, n), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.removeStale()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	want := append([]string{}, keep...)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("after removeStale: %v, want %v", got, want)
 	}
 }

@@ -186,3 +186,22 @@ func TestReplaceBundleAlternatesShards(t *testing.T) {
 		t.Errorf("failed saves left %v", got)
 	}
 }
+
+func TestTempBase(t *testing.T) {
+	for name, want := range map[string]string{
+		".m.keras.tmp-123":    "m.keras",
+		".a.tmp-5.tmp-77":     "a.tmp-5",
+		".ckpt.tmp-0":         "ckpt",
+		".ckpt.tmp-":          "",
+		".ckpt.tmp-1a":        "",
+		"ckpt.tmp-1":          "",
+		".tmp-1":              "",
+		".ckpt.tmp1":          "",
+		".ckpt.index.tmp-12x": "",
+	} {
+		got, ok := tempBase(name)
+		if ok != (want != "") || got != want {
+			t.Errorf("tempBase(%q) = %q, %v; want %q", name, got, ok, want)
+		}
+	}
+}
