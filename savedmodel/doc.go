@@ -27,15 +27,21 @@
 // synced to disk, so a bundle already at the prefix stays readable while
 // the new one is written, and a crash leaves it intact; only the final
 // renames (data shards, then the index) are not one atomic step, as with
-// TensorFlow's own writer.
+// TensorFlow's own writer: a crash between them leaves no bundle at the
+// prefix (the old index goes first), never an old index over new data.
+// The next writer of a prefix removes what a killed one left behind (see
+// CheckpointManager for numbered checkpoints, which have no such window).
 //
 // Read one with OpenBundle: Names lists the tensors (as
 // tf.train.list_variables does), Entry describes one, Read returns it as a
 // Tensor after checking its crc32c, and ReadInto streams its bytes to an
 // io.Writer. Errors are *Error values naming the file and the tensor;
-// errors.Is finds ErrCorrupt, ErrNotFound and ErrUnsupported through them.
-// Nothing is allocated from a size read from a file before that size is
-// checked against the file's.
+// errors.Is finds ErrCorrupt, ErrNotFound, ErrUnsupported and ErrTooLarge
+// through them. Nothing is allocated from a size read from a file before
+// that size is checked against the file's, and the files read whole (the
+// .index, saved_model.pb, fingerprint.pb, the checkpoint state) are
+// refused over a bound (ReadOptions.MaxIndexBytes, MaxSavedModelBytes,
+// MaxFingerprintBytes, MaxCheckpointStateBytes) before they are read.
 //
 // Object-based checkpoints (tf.train.Checkpoint) name their variables by
 // their path in the object graph, e.g.
