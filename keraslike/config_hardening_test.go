@@ -251,8 +251,8 @@ func TestConfigSizesAreBounded(t *testing.T) {
 		}
 	}
 
-	// The number of layers: refused before any is made.
-	layers := make([]any, maxLayers+1)
+	// The number of layers (over the limit, 8192): refused before any is made.
+	layers := make([]any, 10000)
 	for i := range layers {
 		layers[i] = entry("Activation", map[string]any{"name": fmt.Sprintf("a%d", i), "activation": "relu"})
 	}
