@@ -7,7 +7,6 @@ require (
 	github.com/stretchr/testify v1.12.1
 	github.com/wamuir/graft v0.7.0
 	golang.org/x/sys v0.35.0
-	gonum.org/v1/hdf5 v0.0.0-20210714002203-8c5d23bc6946
 	google.golang.org/protobuf v1.36.12
 )
 
