@@ -76,7 +76,7 @@ func modelFromJSON(raw []byte, opts LoadOptions, legacy bool) (*Model, error) {
 	for _, w := range m.Weights() {
 		n, err := dtypes.NumElements(w.Shape())
 		if err != nil || n > limit-total {
-			return nil, fmt.Errorf("model %q declares more than %d weight scalars (LoadOptions.MaxParams)", name, limit)
+			return nil, fmt.Errorf("model %s declares more than %d weight scalars (LoadOptions.MaxParams)", quoted(name), limit)
 		}
 		total += n
 	}
@@ -184,7 +184,7 @@ func inputSpecFromConfig(r *cfg) (InputSpec, error) {
 	case "int64":
 		spec.DType = tfgo.Int64
 	default:
-		r.fail("dtype %q is not supported (float32, int32, int64)", dt)
+		r.fail("dtype %s is not supported (float32, int32, int64)", quoted(dt))
 	}
 	r.want("sparse", false)
 	r.want("ragged", false)

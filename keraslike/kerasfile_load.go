@@ -39,10 +39,22 @@ type LoadOptions struct {
 //
 // Loading never runs code from the file: a Lambda layer, an unknown or
 // custom class without a Go implementation, or a serialized function
-// (e.g. a custom activation) is an error naming the layer and its class;
-// an option of a known class that keraslike does not implement is an
-// error too, never ignored. Sizes from the file are checked before
-// allocation, and every weight's dtype and shape against its layer's.
+// (e.g. a custom activation) is an error naming the layer and its class.
+// A file loads with its meaning intact or not at all: an option of a known
+// class that keraslike does not implement (a regularizer, a constraint,
+// rms_scaling, a key it does not know) is an error naming the layer and
+// the option, never ignored; initializers are accepted, since the file's
+// weights replace them. A layer saved frozen (trainable: false) loads
+// frozen (Base.SetTrainable). The compile config (optimizer, loss) is not
+// read: compile the loaded model in Go.
+//
+// Sizes from the file are checked before they are used: the config's
+// JSON (64 MiB, 2^21 values, nesting 64, strings 64 KiB), names (1 KiB),
+// the number of layers (8192) and of calls (32768), dimensions (2^24),
+// weights whose shape the config alone fixes (2^31 elements), the whole
+// model (opts.MaxParams) and the weights member of a .keras archive; then
+// every weight's dtype and shape against its layer's. Errors quote at most
+// 200 bytes of any value from the file.
 func LoadKerasModel(path string, opts LoadOptions) (*Model, error) {
 	m, err := loadKerasModel(path, opts)
 	if err != nil {

@@ -101,7 +101,7 @@ type KerasCallLayer interface {
 // layer's CallKeras does not take), naming it.
 func checkKwargs(ctx *Context, l Layer, kw map[string]any) bool {
 	for k, v := range kw {
-		ctx.Fail(l, "keyword argument %s=%v is not supported", k, v)
+		ctx.Fail(l, "keyword argument %s=%s is not supported", excerpt(k), excerpt(v))
 		return false
 	}
 	return true

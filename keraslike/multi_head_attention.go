@@ -369,7 +369,7 @@ func (m *MultiHeadAttention) CallKeras(ctx *Context, args []tfgo.Output, kw map[
 	if v, ok := kw["use_causal_mask"]; ok {
 		b, isB := v.(bool)
 		if !isB {
-			ctx.Fail(m, "use_causal_mask=%v is not a bool", v)
+			ctx.Fail(m, "use_causal_mask=%s is not a bool", excerpt(v))
 			return tfgo.Output{}
 		}
 		causal = b

@@ -302,7 +302,7 @@ func (r *cfg) activation(key string) string {
 		r.fail("%s: want the name of a Keras activation, got %s", key, excerpt(v))
 		return "linear"
 	}
-	if len(s) > maxNameBytes {
+	if len(s) > maxExcerpt { // longer than any activation's name
 		r.fail("%s: %s is not a Keras activation", key, quoted(s))
 		return "linear"
 	}

@@ -42,6 +42,13 @@ func TestSetTrainableFreezesSublayers(t *testing.T) {
 	defer back.Close()
 	assert.Equal(t, []string{"head/kernel", "head/bias"}, paths(back))
 
+	// A model saved frozen (Keras' model.trainable = False) freezes every layer.
+	all := editConfig(t, kerasConfigOf(t, m), func(top map[string]any) { top["config"].(map[string]any)["trainable"] = false })
+	frozenModel, err := modelFromJSON(all, LoadOptions{}, false)
+	require.NoError(t, err)
+	defer frozenModel.Close()
+	assert.Empty(t, frozenModel.TrainableWeights())
+
 	mha.SetTrainable(true)
 	assert.Len(t, m.TrainableWeights(), 10)
 	assert.Equal(t, true, mha.Config()["trainable"])
