@@ -47,6 +47,7 @@ type dataset struct {
 		mask uint32
 	}
 	filters []filter
+	fill    []byte // the fill value of data never written (nil: zeros)
 }
 
 type filter struct {
@@ -92,7 +93,64 @@ func (r *reader) parseDataset(o *object) (*dataset, error) {
 			return nil, fmt.Errorf("filter pipeline: %v", err)
 		}
 	}
+	if ds.fill, err = parseFill(o); err != nil {
+		return nil, fmt.Errorf("fill value: %v", err)
+	}
 	return ds, nil
+}
+
+// parseFill returns the user-defined fill value of a dataset, if any and
+// not all zeros: what h5py returns for data never written.
+func parseFill(o *object) ([]byte, error) {
+	var value []byte
+	if m := o.find(msgFill); m != nil {
+		d := &dec{b: m.data}
+		switch v := d.u8(); v {
+		case 1, 2:
+			d.skip(2) // allocation and write times
+			defined := d.u8()
+			if v == 1 || defined != 0 {
+				value = d.bytes(int(d.u32()))
+			}
+		case 3:
+			if d.u8()&0x20 != 0 {
+				value = d.bytes(int(d.u32()))
+			}
+		default:
+			if d.err == nil {
+				return nil, fmt.Errorf("fill value message version %d", v)
+			}
+		}
+		if d.err != nil {
+			return nil, d.err
+		}
+	} else if m := o.find(msgFillOld); m != nil {
+		d := &dec{b: m.data}
+		value = d.bytes(int(d.u32()))
+		if d.err != nil {
+			return nil, d.err
+		}
+	}
+	for _, c := range value {
+		if c != 0 {
+			return value, nil
+		}
+	}
+	return nil, nil
+}
+
+// prefill sets out to the fill value where data may be missing.
+func (ds *dataset) prefill(out []byte) error {
+	if ds.fill == nil {
+		return nil
+	}
+	if len(ds.fill) != ds.dt.Size() {
+		return fmt.Errorf("fill value of %d bytes for %d-byte elements", len(ds.fill), ds.dt.Size())
+	}
+	for i := 0; i < len(out); i += len(ds.fill) {
+		copy(out[i:], ds.fill)
+	}
+	return nil
 }
 
 func (r *reader) parseLayout(ds *dataset, b []byte) error {
@@ -224,7 +282,7 @@ func (r *reader) readData(ds *dataset, out []byte) error {
 		return nil
 	case layoutContiguous:
 		if ds.addr == undef {
-			return nil // never written: the fill value, zeros
+			return ds.prefill(out) // never written
 		}
 		if ds.size < uint64(len(out)) {
 			return fmt.Errorf("contiguous data of %d bytes for %d expected", ds.size, len(out))
@@ -238,6 +296,9 @@ func (r *reader) readData(ds *dataset, out []byte) error {
 		}
 		return nil
 	case layoutChunked:
+		if err := ds.prefill(out); err != nil {
+			return err
+		}
 		return r.readChunked(ds, out)
 	}
 	return fmt.Errorf("unknown layout class %d", ds.layout)

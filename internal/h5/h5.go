@@ -27,8 +27,8 @@
 // never writes them; they are not followed), virtual datasets, the
 // extensible-array chunk index (an unlimited dimension under libver
 // 'latest'), other filters and datatypes, shared (committed) datatypes and
-// attributes, and any address outside the file. Chunks not stored read as
-// zeros (a user-defined fill value is not applied); a chunked dataset
+// attributes, and any address outside the file. Data never written reads
+// as the dataset's fill value (zeros by default); a chunked dataset
 // larger than 1,100 times the file is refused before its buffer is
 // allocated (deflate compresses at most ~1032:1, so only chunks never
 // written could fill it). Checksums of v2

@@ -34,6 +34,9 @@ def _content(f, big=True):
     c.create_dataset("plain", data=rng.standard_normal((5, 6, 7)), chunks=(2, 3, 4))
     c.create_dataset("partial", shape=(20,), dtype="i4", chunks=(5,))
     c["partial"][5:10] = np.arange(5)
+    c.create_dataset("partial_fill", shape=(20,), dtype="f4", chunks=(5,), fillvalue=-7.5)
+    c["partial_fill"][5:10] = np.arange(5)
+    f.create_dataset("unwritten_fill", shape=(3, 2), dtype="i8", fillvalue=42)
     c.create_dataset("fixed_max", data=np.arange(30, dtype="f4"), chunks=(7,), maxshape=(40,))
     c.create_dataset("single", data=np.arange(12, dtype="u2").reshape(3, 4), chunks=(3, 4), compression="gzip")
     c.create_dataset("two_unlimited", data=np.arange(24, dtype="f8").reshape(4, 6), chunks=(2, 2),
