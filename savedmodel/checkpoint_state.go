@@ -107,7 +107,8 @@ func (st *CheckpointState) MarshalText() ([]byte, error) {
 }
 
 // ReadCheckpointState reads dir's "checkpoint" file. Relative paths are
-// joined to dir, as tf.train.get_checkpoint_state does.
+// joined to dir, as tf.train.get_checkpoint_state does. A file over
+// MaxCheckpointStateBytes is refused (ErrTooLarge) without being read.
 func ReadCheckpointState(dir string) (*CheckpointState, error) {
 	path := filepath.Join(dir, CheckpointStateFilename)
 	data, err := readFileLimited(path, MaxCheckpointStateBytes)
