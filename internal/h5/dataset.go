@@ -462,7 +462,49 @@ func (r *reader) readChunked(ds *dataset, out []byte) error {
 			return put(c)
 		})
 	case indexExtensible:
-		return errors.New("unsupported chunk index (extensible array: a dataset with an unlimited dimension written with libver='latest')")
+		if ds.addr == undef {
+			return nil
+		}
+		// Entries run over the grid with the unlimited dimension first.
+		unlim := -1
+		for i, m := range ds.space.maxDims {
+			if m == undef {
+				unlim = i
+			}
+		}
+		if unlim < 0 {
+			return errors.New("extensible array index without an unlimited dimension")
+		}
+		order := append([]int{unlim}, make([]int, 0, rank-1)...)
+		egrid := make([]uint64, rank)
+		for i := 0; i < rank; i++ {
+			if i != unlim {
+				order = append(order, i)
+			}
+			egrid[i] = grid[i]
+			if i != unlim && ds.space.maxDims[i] != undef {
+				egrid[i] = max(grid[i], (ds.space.maxDims[i]+ds.chunk[i]-1)/ds.chunk[i])
+			}
+		}
+		total := uint64(1)
+		for _, g := range egrid {
+			if g != 0 && total > (1<<62)/g {
+				return errors.New("too many chunks")
+			}
+			total *= g
+		}
+		return r.extensibleArray(ds, total, func(i uint64, c chunkInfo) error {
+			c.offset = make([]uint64, rank)
+			for k := rank - 1; k >= 0; k-- {
+				dim := order[k]
+				c.offset[dim] = (i % egrid[dim]) * ds.chunk[dim]
+				i /= egrid[dim]
+			}
+			if c.size == 0 {
+				c.size = cbytes
+			}
+			return put(c)
+		})
 	}
 	return fmt.Errorf("unknown chunk index type %d", ds.index)
 }

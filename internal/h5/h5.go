@@ -21,18 +21,19 @@
 // storage, little-endian integer and IEEE float datasets (float16 has no
 // DType and is refused), fixed-length and variable-length string
 // attributes, compact, contiguous and chunked layouts (v1 B-tree, single
-// chunk, implicit, fixed array and v2 B-tree chunk indexes) with the
-// deflate, shuffle and fletcher32 filters. Refused with an error: external
-// storage (it would read another file), external links, soft links (Keras
-// never writes them; they are not followed), virtual datasets, the
-// extensible-array chunk index (an unlimited dimension under libver
-// 'latest'), other filters and datatypes, shared (committed) datatypes and
-// attributes, and any address outside the file. Data never written reads
-// as the dataset's fill value (zeros by default); a chunked dataset
-// larger than 1,100 times the file is refused before its buffer is
-// allocated (deflate compresses at most ~1032:1, so only chunks never
-// written could fill it). Checksums of v2
-// metadata and fletcher32 are verified.
+// chunk, implicit, fixed array, extensible array and v2 B-tree chunk
+// indexes) with the deflate, shuffle and fletcher32 filters. Refused with
+// an error: external storage (it would read another file), external links,
+// soft links (Keras never writes them; they are not followed), virtual
+// datasets, paged extensible array data blocks (more than ~100,000 chunks
+// along an unlimited dimension), layout messages before version 3 (HDF5
+// 1.4), filtered fractal heaps, other filters and datatypes, shared
+// (committed) datatypes and attributes, and any address outside the file.
+// Data never written reads as the dataset's fill value (zeros by default);
+// a chunked dataset larger than 1,100 times the file is refused before its
+// buffer is allocated (deflate compresses at most ~1032:1, so only chunks
+// never written could fill it). Checksums of v2 metadata and fletcher32
+// are verified.
 //
 // Writing produces libhdf5's default ('earliest') format: superblock 0,
 // v1 object headers, symbol-table groups, contiguous datasets whose data is

@@ -42,6 +42,13 @@ def _content(f, big=True):
     c.create_dataset("two_unlimited", data=np.arange(24, dtype="f8").reshape(4, 6), chunks=(2, 2),
                      maxshape=(None, None), compression="gzip")
     c.create_dataset("one_unlimited", data=np.arange(10, dtype="f4"), chunks=(3,), maxshape=(None,))
+    if big:
+        # Secondary blocks of an extensible array; a paged fixed array (and
+        # a multi-level chunk B-tree under libver earliest).
+        c.create_dataset("unlimited_many", data=np.arange(700, dtype="i4"), chunks=(1,), maxshape=(None,))
+        c.create_dataset("fixed_paged", data=np.arange(3000, dtype="i2"), chunks=(1,))
+    c.create_dataset("unlimited_last", data=np.arange(60, dtype="f8").reshape(5, 12), chunks=(2, 5),
+                     maxshape=(8, None), compression="gzip", shuffle=True)
     # Early allocation without filters: the implicit index (libver latest).
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_chunk((4,))
