@@ -120,7 +120,12 @@ func (r *reader) symbolTableLinks(m *message) ([]link, error) {
 	}
 	var links []link
 	entrySize := 2*r.o + 24
+	seen := map[uint64]bool{}
 	err = r.walkBTree1(bt, 0, r.l, func(_ []byte, snod uint64) error {
+		if seen[snod] {
+			return fmt.Errorf("symbol table node %#x listed twice", snod)
+		}
+		seen[snod] = true
 		head, err := r.read(snod, 8)
 		if err != nil {
 			return fmt.Errorf("symbol table node: %v", err)

@@ -220,3 +220,20 @@ with h5py.File(p, "w") as f:
 	assert.ErrorContains(t, err, "external link")
 	assert.Contains(t, err.Error(), "/g/link")
 }
+
+// An empty file (Create, then Close) opens in h5py and in Go.
+func TestEmptyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "empty.h5")
+	f, err := Create(path)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	m := pyManifest(t, path)
+	assert.Empty(t, m.Datasets)
+	assert.Empty(t, m.Groups["/"].Members)
+	g, err := Open(path)
+	require.NoError(t, err)
+	defer g.Close()
+	ms, err := g.Root().Members()
+	require.NoError(t, err)
+	assert.Empty(t, ms)
+}
