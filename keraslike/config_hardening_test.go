@@ -366,3 +366,38 @@ func TestKerasArchiveMemberLimits(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "config.json")
 }
+
+// Reading a functional config costs time in proportion to its size, not to
+// its size times its layers: here the calls are listed last to first (each
+// pass over the list can build only one) and every call's arguments hold a
+// long list before the tensor it waits for.
+func TestFunctionalConfigReadsInLinearTime(t *testing.T) {
+	const n, k = 1500, 1000
+	pad := make([]any, k)
+	for i := range pad {
+		pad[i] = 0.0
+	}
+	tensor := func(layer string) map[string]any {
+		return map[string]any{"class_name": "__keras_tensor__", "config": map[string]any{"shape": []any{nil, 2}, "dtype": "float32", "keras_history": []any{layer, 0, 0}}}
+	}
+	layers := []any{map[string]any{"class_name": "InputLayer", "name": "in", "config": map[string]any{"batch_shape": []any{nil, 2}, "name": "in"}, "inbound_nodes": []any{}}}
+	for i := n - 1; i >= 0; i-- {
+		src := "in"
+		if i > 0 {
+			src = fmt.Sprintf("a%d", i-1)
+		}
+		layers = append(layers, map[string]any{"class_name": "Activation", "name": fmt.Sprintf("a%d", i),
+			"config":        map[string]any{"name": fmt.Sprintf("a%d", i), "activation": "relu"},
+			"inbound_nodes": []any{map[string]any{"args": []any{pad, tensor(src)}, "kwargs": map[string]any{}}}})
+	}
+	raw, err := json.Marshal(map[string]any{"class_name": "Functional", "config": map[string]any{"name": "chain", "layers": layers,
+		"input_layers": []any{"in", 0, 0}, "output_layers": []any{fmt.Sprintf("a%d", n-1), 0, 0}}})
+	require.NoError(t, err)
+	start := time.Now()
+	m, err := modelFromJSON(raw, LoadOptions{}, false)
+	if err == nil {
+		m.Close()
+	}
+	t.Logf("%d bytes in %v: %v", len(raw), time.Since(start), err)
+	assert.Less(t, time.Since(start), 10*time.Second)
+}
