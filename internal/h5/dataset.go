@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 )
 
 // Data layout classes and chunk index types.
@@ -511,17 +512,8 @@ func (r *reader) readChunked(ds *dataset, out []byte) error {
 
 // chunkSizeLen is the width of a filtered chunk's size in index records.
 func chunkSizeLen(cbytes uint64) int {
-	n := 1 + (bitsLen(cbytes)-1+8)/8
+	n := 1 + (bits.Len64(cbytes)-1+8)/8
 	return min(n, 8)
-}
-
-func bitsLen(x uint64) int {
-	n := 0
-	for x != 0 {
-		n++
-		x >>= 1
-	}
-	return n
 }
 
 // fixedArray visits the entries of a fixed array chunk index.

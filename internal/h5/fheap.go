@@ -40,7 +40,7 @@ func (r *reader) fractalHeap(addr uint64) (*fheap, error) {
 	h := &fheap{r: r, addr: addr}
 	h.idLen = int(d.u16())
 	filterLen := d.u16()
-	flags := d.u8()
+	d.u8() // flags: direct block checksums are not verified
 	h.maxManaged = uint64(d.u32())
 	d.length() // next huge ID
 	h.hugeBT = d.addr()
@@ -61,7 +61,6 @@ func (r *reader) fractalHeap(addr uint64) (*fheap, error) {
 	d.u16() // starting rows
 	h.root = d.addr()
 	h.rows = int(d.u16())
-	_ = flags
 	if d.err != nil {
 		return nil, fmt.Errorf("fractal heap header: %v", d.err)
 	}
@@ -204,9 +203,6 @@ func (h *fheap) managed(off, n uint64) ([]byte, error) {
 			span := rs * h.width
 			if rel >= span {
 				rel -= span
-				if row < dirRows {
-					continue
-				}
 				continue
 			}
 			col := rel / rs

@@ -86,9 +86,7 @@ func (r *reader) parseObject(addr uint64) (*object, error) {
 	o := &object{addr: addr}
 	seen := map[uint64]bool{}
 	var queue []chunkRef
-	v2 := false
 	if len(head) >= 4 && string(head[:4]) == "OHDR" {
-		v2 = true
 		first, err := r.readUpTo(addr, 6+16+4+8)
 		if err != nil {
 			return nil, err
@@ -150,7 +148,6 @@ func (r *reader) parseObject(addr uint64) (*object, error) {
 		}
 		return o, nil
 	}
-	_ = v2
 	d := r.dec(head)
 	if v := d.u8(); v != 1 {
 		return nil, fmt.Errorf("unsupported object header version %d (corrupt?)", v)
