@@ -3,17 +3,6 @@
 
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 export PKG_CONFIG_PATH := $(ROOT)/.libtensorflow/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
-# HDF5 for Keras' .h5/.keras files: gonum.org/v1/hdf5 says only -lhdf5 -lhdf5_hl,
-# and Debian's libhdf5-dev keeps headers and libraries under hdf5/serial, so cgo
-# gets the -I/-L of pkg-config's hdf5-serial. Recursive (=) variables: they are
-# expanded when a recipe runs, after the setup prerequisite has installed HDF5.
-# Flags from the caller's environment are kept (Go's default "-O2 -g" if none).
-HDF5_CFLAGS = $(shell pkg-config --cflags-only-I hdf5-serial 2>/dev/null)
-HDF5_LDFLAGS = $(shell pkg-config --libs-only-L hdf5-serial 2>/dev/null)
-CGO_CFLAGS_ENV := $(or $(CGO_CFLAGS),-O2 -g)
-CGO_LDFLAGS_ENV := $(or $(CGO_LDFLAGS),-O2 -g)
-export CGO_CFLAGS = $(strip $(filter-out $(HDF5_CFLAGS),$(CGO_CFLAGS_ENV)) $(HDF5_CFLAGS))
-export CGO_LDFLAGS = $(strip $(filter-out $(HDF5_LDFLAGS),$(CGO_LDFLAGS_ENV)) $(HDF5_LDFLAGS))
 GO ?= go
 # go test's default 10m per package is too short for the interop packages on 2 cores.
 TESTFLAGS ?= -timeout 40m
@@ -57,11 +46,9 @@ test: setup
 vet: setup-runtime
 	$(GO) vet ./...
 
-## env: eval "$$(make -s env)" exports what plain go build/test/run need (PKG_CONFIG_PATH, HDF5's cgo flags)
+## env: eval "$$(make -s env)" exports what plain go build/test/run need (PKG_CONFIG_PATH)
 env:
 	@echo 'export PKG_CONFIG_PATH="$(PKG_CONFIG_PATH)"'
-	@echo 'export CGO_CFLAGS="$(CGO_CFLAGS)"'
-	@echo 'export CGO_LDFLAGS="$(CGO_LDFLAGS)"'
 
 clean:
 	rm -rf .libtensorflow

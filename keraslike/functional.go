@@ -244,7 +244,7 @@ func invoke(ctx *Context, c *layerCall, vals map[*KerasTensor]tfgo.Output) tfgo.
 	for i, a := range c.args {
 		ts := tensorsOf(a, nil)
 		if len(ts) == 0 {
-			ctx.Fail(c.layer, "positional argument %d (%v) is not a tensor", i, a)
+			ctx.Fail(c.layer, "positional argument %d (%s) is not a tensor", i, excerpt(a))
 			return tfgo.Output{}
 		}
 		for _, t := range ts {

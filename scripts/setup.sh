@@ -23,17 +23,12 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
 
-# Debian packages the build needs (pkg-config for cgo, a C compiler, and
-# HDF5 for Keras' .h5/.keras files: gonum.org/v1/hdf5 links -lhdf5 -lhdf5_hl,
-# which Debian keeps under hdf5/serial; the Makefile's env passes its flags).
+# Debian packages the build needs: pkg-config and a C compiler for cgo.
+# (Keras' HDF5 files are read and written in pure Go: no libhdf5.)
 debian_packages() {
   local missing=()
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   command -v gcc >/dev/null || missing+=(gcc)
-  if ! { command -v pkg-config >/dev/null && pkg-config --exists hdf5-serial; } &&
-    [ ! -f /usr/include/hdf5/serial/hdf5.h ]; then
-    missing+=(libhdf5-dev)
-  fi
   if ((${#missing[@]})); then
     command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
     log "installing Debian packages: ${missing[*]}"
