@@ -196,7 +196,7 @@ func start(t *testing.T, w Writer, dir string, gen, saves int, pause bool) *chil
 type progress struct {
 	saving, saved int // the last generation begun and completed, -1 if none
 	files         []string
-	avgMicros     float64
+	maxMicros     float64 // the longest save
 	n             int
 	err           string
 }
@@ -213,7 +213,7 @@ func (p *progress) add(line string) {
 		p.saved, _ = strconv.Atoi(f[1])
 		us, _ := strconv.ParseFloat(f[2], 64)
 		p.n++
-		p.avgMicros += (us - p.avgMicros) / float64(p.n)
+		p.maxMicros = max(p.maxMicros, us)
 	case "FILES":
 		p.files = nil
 		if len(f) > 1 {
@@ -263,7 +263,7 @@ func Run(t *testing.T, w Writer, kills int) Stats {
 		}
 		return bad
 	}
-	avg := 0.0 // mean save time so far, µs
+	longest := 0.0 // the longest save so far, µs
 	for i := range kills {
 		gen := 1 + i*gensPerChild
 		// With a trigger, the child's first save makes a complete artifact
@@ -293,9 +293,10 @@ func Run(t *testing.T, w Writer, kills int) Stats {
 			watch.arm(c.cmd.Process.Pid, w.Trigger)
 			io.WriteString(c.stdin, "GO\n")
 		} else {
-			// Uniform over about three saves: kills land before, inside and
-			// between saves, in every phase of a save.
-			d := 3 * avg
+			// Uniform over three times the longest save (a child's first,
+			// which warms the runtime up, is the longest): kills land in the
+			// first save and in later ones, in every phase of a save.
+			d := 3 * longest
 			if d == 0 {
 				d = 300_000
 			}
@@ -315,9 +316,7 @@ func Run(t *testing.T, w Writer, kills int) Stats {
 		if p.saving > p.saved {
 			st.MidSave++
 		}
-		if p.n > 0 {
-			avg = p.avgMicros
-		}
+		longest = max(longest, p.maxMicros)
 		if p.saved > committed {
 			committed = p.saved
 		}
