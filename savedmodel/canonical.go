@@ -1,6 +1,7 @@
 package savedmodel
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -31,6 +32,9 @@ import (
 // order of those map entries only, and parse to the same proto (the
 // savedmodel interop tests check both against Python TensorFlow).
 func MarshalCanonical(m proto.Message) ([]byte, error) {
+	if m == nil {
+		return nil, errors.New("savedmodel: MarshalCanonical of a nil message")
+	}
 	return appendMessage(nil, m.ProtoReflect())
 }
 

@@ -1,6 +1,7 @@
 package savedmodel
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -90,6 +91,9 @@ func ParseCheckpointState(text []byte) (*CheckpointState, error) {
 // text_format.MessageToString writes it (control bytes escaped, UTF-8 as
 // is, floats as Python's repr).
 func (st *CheckpointState) MarshalText() ([]byte, error) {
+	if st == nil {
+		return nil, errors.New("savedmodel: nil CheckpointState")
+	}
 	var b strings.Builder
 	if st.ModelCheckpointPath != "" {
 		fmt.Fprintf(&b, "model_checkpoint_path: \"%s\"\n", cEscape(st.ModelCheckpointPath))

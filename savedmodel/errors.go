@@ -41,11 +41,19 @@ func (e *Error) Error() string {
 	if e.Tensor != "" {
 		s += fmt.Sprintf(": tensor %q", e.Tensor)
 	}
+	if e.Err == nil {
+		return s
+	}
 	return s + ": " + e.Err.Error()
 }
 
 // Unwrap returns the underlying error.
-func (e *Error) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error {
+	if e == nil {
+		return nil
+	}
+	return e.Err
+}
 
 // corruptf returns an error wrapping ErrCorrupt with a formatted message.
 func corruptf(format string, args ...any) error {

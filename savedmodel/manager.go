@@ -1,6 +1,7 @@
 package savedmodel
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -100,11 +101,28 @@ func (m *CheckpointManager) Directory() string { return m.dir }
 
 // Latest is the newest checkpoint's prefix, or "" when there is none (as
 // tf.train.CheckpointManager.latest_checkpoint).
-func (m *CheckpointManager) Latest() string { return m.state.ModelCheckpointPath }
+func (m *CheckpointManager) Latest() string {
+	if m.made() != nil {
+		return ""
+	}
+	return m.state.ModelCheckpointPath
+}
 
 // Checkpoints lists the kept checkpoints' prefixes, oldest first.
 func (m *CheckpointManager) Checkpoints() []string {
+	if m.made() != nil {
+		return nil
+	}
 	return append([]string(nil), m.state.AllModelCheckpointPaths...)
+}
+
+// made is the first check of the manager's methods: a nil or zero manager
+// has no directory, name or state.
+func (m *CheckpointManager) made() error {
+	if m == nil || m.state == nil {
+		return errors.New("savedmodel: nil or zero CheckpointManager (make one with NewCheckpointManager)")
+	}
+	return nil
 }
 
 // stored is p as the state file records it: relative to the directory
@@ -136,6 +154,9 @@ func samePath(a, b string) bool {
 // is negative), makes it the latest, and deletes the checkpoints beyond
 // MaxToKeep that KeepEveryNHours does not preserve. It returns the prefix.
 func (m *CheckpointManager) Save(tensors map[string]*Tensor, step int) (string, error) {
+	if err := m.made(); err != nil {
+		return "", err
+	}
 	if step < 0 {
 		step = m.next
 	}

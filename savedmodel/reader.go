@@ -218,11 +218,24 @@ func (r *BundleReader) Has(name string) bool {
 
 // EntryProto returns a copy of the index entry stored under key.
 func (r *BundleReader) EntryProto(key string) (*fcpb.BundleEntryProto, error) {
+	e, err := r.entry(key)
+	if err != nil {
+		return nil, err
+	}
+	return proto.Clone(e).(*fcpb.BundleEntryProto), nil
+}
+
+// entry is the index entry stored under key: every lookup starts here, so
+// that a nil or zero reader is an error rather than an empty bundle.
+func (r *BundleReader) entry(key string) (*fcpb.BundleEntryProto, error) {
+	if r == nil || r.entries == nil {
+		return nil, errors.New("savedmodel: nil or zero BundleReader (open one with OpenBundle)")
+	}
 	e, ok := r.entries[key]
 	if !ok {
 		return nil, r.notFound(key)
 	}
-	return proto.Clone(e).(*fcpb.BundleEntryProto), nil
+	return e, nil
 }
 
 func (r *BundleReader) notFound(name string) error {
@@ -232,9 +245,9 @@ func (r *BundleReader) notFound(name string) error {
 // Entry returns the description of the tensor stored under name. It fails
 // if there is none or if its shape is invalid.
 func (r *BundleReader) Entry(name string) (*Entry, error) {
-	e, ok := r.entries[name]
-	if !ok {
-		return nil, r.notFound(name)
+	e, err := r.entry(name)
+	if err != nil {
+		return nil, err
 	}
 	shape, err := entryShape(e)
 	if err != nil {
@@ -271,9 +284,9 @@ func entryShape(e *fcpb.BundleEntryProto) ([]int64, error) {
 // bytes. A partitioned tensor is assembled from its slices. The key of one
 // slice (see SliceKey) reads that slice alone.
 func (r *BundleReader) Read(name string) (*Tensor, error) {
-	e, ok := r.entries[name]
-	if !ok {
-		return nil, r.notFound(name)
+	e, err := r.entry(name)
+	if err != nil {
+		return nil, err
 	}
 	if len(e.GetSlices()) > 0 {
 		return r.readSliced(name, e)
@@ -288,9 +301,9 @@ func (r *BundleReader) Read(name string) (*Tensor, error) {
 // bytes have already been written to w and ReadInto returns an error
 // wrapping ErrCorrupt. String tensors have no such layout; use Read.
 func (r *BundleReader) ReadInto(name string, w io.Writer) error {
-	e, ok := r.entries[name]
-	if !ok {
-		return r.notFound(name)
+	e, err := r.entry(name)
+	if err != nil {
+		return err
 	}
 	if dtypes.FromProto(e.GetDtype()) == dtypes.String {
 		return &Error{Op: "read", File: r.indexPath, Tensor: name, Err: fmt.Errorf("%w: ReadInto of a string tensor (use Read)", ErrUnsupported)}
@@ -343,9 +356,12 @@ func (r *BundleReader) ObjectGraph() ([]byte, error) {
 	return t.Strings[0], nil
 }
 
-// Close closes the data shards opened so far. The reader must not be used
-// afterwards.
+// Close closes the data shards opened so far. Reads of tensor data fail
+// afterwards; closing again does nothing.
 func (r *BundleReader) Close() error {
+	if r == nil {
+		return nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true

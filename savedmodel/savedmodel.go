@@ -284,6 +284,9 @@ func Write(dir string, d *Directory) error {
 
 // publishDir fills a temporary sibling of final and renames it to final.
 func publishDir(final string, fill func(dir string) error) error {
+	if fill == nil {
+		return &Error{Op: "write", File: final, Err: errors.New("nil fill function")}
+	}
 	final = filepath.Clean(final)
 	parent := filepath.Dir(final)
 	if err := os.MkdirAll(parent, 0o755); err != nil {

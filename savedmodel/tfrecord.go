@@ -56,6 +56,9 @@ func NewRecordReader(r io.Reader, opts RecordReaderOptions) *RecordReader {
 // still be appending to it); checksum and size failures wrap
 // ErrCorruptRecord or ErrTooLarge and name the record's offset.
 func (rr *RecordReader) Next() ([]byte, error) {
+	if rr == nil || rr.r == nil {
+		return nil, errors.New("savedmodel: RecordReader without a stream (make one with NewRecordReader and an io.Reader)")
+	}
 	n, err := io.ReadFull(rr.r, rr.header[:])
 	if err == io.EOF {
 		return nil, io.EOF

@@ -140,6 +140,9 @@ func NewBundleWriter(prefix string, opts WriteOptions) (*BundleWriter, error) {
 // Add writes the tensor t under name. Names must be unique and non-empty
 // (the empty key holds the bundle header); any order is fine.
 func (w *BundleWriter) Add(name string, t *Tensor) error {
+	if err := w.made(); err != nil {
+		return err
+	}
 	return w.add(name, -1, t)
 }
 
@@ -150,6 +153,9 @@ func (w *BundleWriter) Add(name string, t *Tensor) error {
 // a plain entry. Together the slices must cover the tensor without
 // overlapping for the bundle to be readable.
 func (w *BundleWriter) AddSlice(name string, fullShape []int64, slice []Extent, part *Tensor) error {
+	if err := w.made(); err != nil {
+		return err
+	}
 	return w.addSlice(name, fullShape, slice, part, -1)
 }
 
@@ -196,6 +202,15 @@ func (w *BundleWriter) addSlice(name string, fullShape []int64, slice []Extent, 
 	fe.Slices = append(fe.Slices, extentsToProto(slice))
 	w.mu.Unlock()
 	return w.add(SliceKey(name, slice), shard, part)
+}
+
+// made is the first check of the writer's methods: a nil or zero writer
+// has no prefix, no shards and no index to commit.
+func (w *BundleWriter) made() error {
+	if w == nil || w.entries == nil {
+		return errors.New("savedmodel: nil or zero BundleWriter (make one with NewBundleWriter)")
+	}
+	return nil
 }
 
 // usable returns the reason the writer can take no more tensors, if any.
@@ -339,8 +354,13 @@ func (s *shardWriter) write(t *Tensor) (*fcpb.BundleEntryProto, error) {
 }
 
 // Close writes the index and commits the bundle (see BundleWriter). After
-// a failed Add, Close drops the bundle and returns that failure.
+// a failed Add, Close drops the bundle and returns that failure. A second
+// Close, or one after Abort, is an error: the bundle was committed or
+// dropped already.
 func (w *BundleWriter) Close() error {
+	if err := w.made(); err != nil {
+		return err
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.done {
@@ -361,6 +381,9 @@ func (w *BundleWriter) Close() error {
 // Abort drops the bundle: it removes the temporary files and leaves any
 // bundle already at the prefix as it was.
 func (w *BundleWriter) Abort() {
+	if w.made() != nil {
+		return // nothing started
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.done = true

@@ -1,6 +1,7 @@
 package tfgo
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -24,6 +25,10 @@ type Saver struct {
 	save2  *Operation
 	vars   []*Variable
 }
+
+// errNilSaver is what a nil Saver's methods return: the caller ignored
+// NewSaver's result, or never called it.
+var errNilSaver = errors.New("tfgo: nil Saver (make one with tfgo.NewSaver)")
 
 // NewSaver adds save and restore ops for vars (all the graph's variables
 // when vars is nil) under the scope's "save" namespace.
@@ -110,6 +115,9 @@ func (sv *Saver) addTwoShardSave(ss *Scope, names []string, values []Output) {
 // variable is written through Go (SaveVariables), as SaveV2 needs at
 // least one tensor per shard.
 func (sv *Saver) Save(sess *Session, prefix string) error {
+	if sv == nil {
+		return errNilSaver
+	}
 	if sv.save == nil {
 		return fmt.Errorf("saver has no save op (see the scope's error)")
 	}
@@ -143,6 +151,9 @@ func (sv *Saver) Save(sess *Session, prefix string) error {
 // Restore assigns every variable its value in the checkpoint prefix; a
 // missing variable or one of another dtype or shape is an error naming it.
 func (sv *Saver) Restore(sess *Session, prefix string) error {
+	if sv == nil {
+		return errNilSaver
+	}
 	if sv.restore == nil {
 		return fmt.Errorf("saver has no restore op (see the scope's error)")
 	}

@@ -2,6 +2,7 @@ package tfgo
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/gotf/gotf/cgo"
 	cpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
@@ -50,6 +51,9 @@ func (o SessionOptions) configProto() *cpb.ConfigProto {
 type Session struct {
 	sess      *cgo.Session
 	ownsGraph bool // a loaded SavedModel's graph, made by the loader
+	// closed is set by Close: the runtime lists no devices for a closed
+	// session instead of failing, so ListDevices checks it.
+	closed atomic.Bool
 }
 
 // NewSession finalizes the scope and opens a session on its graph; the
@@ -98,6 +102,9 @@ func (s *Session) ListDevices() ([]Device, error) {
 	if s == nil || s.sess == nil {
 		return nil, fmt.Errorf("list devices: not a session from NewSession or LoadSavedModel")
 	}
+	if s.closed.Load() {
+		return nil, fmt.Errorf("list devices: the session is closed")
+	}
 	return s.sess.ListDevices()
 }
 
@@ -107,6 +114,7 @@ func (s *Session) Close() error {
 	if s == nil || s.sess == nil {
 		return nil
 	}
+	s.closed.Store(true)
 	err := s.sess.Close()
 	if s.ownsGraph {
 		s.sess.Graph().Close()

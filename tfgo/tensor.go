@@ -275,6 +275,11 @@ func Int32s(t *Tensor) ([]int32, error) { return flatAs[int32](t, Int32) }
 func Int64s(t *Tensor) ([]int64, error) { return flatAs[int64](t, Int64) }
 
 func flatAs[T any](t *Tensor, want DataType) ([]T, error) {
+	// A closed tensor keeps its dtype and shape but not its data: reading it
+	// would return zeros, not an error.
+	if t.Closed() {
+		return nil, fmt.Errorf("%s tensor is nil or closed", want)
+	}
 	if t.DataType() != want {
 		return nil, fmt.Errorf("tensor is %s, not %s", t.DataType(), want)
 	}

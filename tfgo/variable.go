@@ -69,14 +69,14 @@ func NewVariable(s *Scope, name string, dtype DataType, shape []int64, init Init
 		s.UpdateErr(fullOpName(s, name), fmt.Errorf("variable %q: nil initializer", name))
 		return v
 	}
+	if s.Err() != nil { // a nil or zero scope too: there is nothing to copy
+		return v
+	}
 	// Like Python's ops.init_scope: the variable's own ops do not depend on
 	// the control dependencies of the scope it is created in.
 	c := *s
 	c.controlDeps = nil
 	s = &c
-	if s.Err() != nil {
-		return v
-	}
 	// The handle is named exactly the reserved unique name, which is also
 	// its shared_name and the namespace of the variable's other ops
 	// ("dense/kernel/Assign"), as with Python's name scopes.

@@ -296,6 +296,12 @@ func (m *Model) Signature(name string) (SignatureInfo, bool) {
 // interrupted by cancelling ctx (the C API cannot), but a cancelled ctx
 // stops Run before it starts.
 func (m *Model) Run(ctx context.Context, sig string, inputs map[string]any) (map[string]*tfgo.Tensor, error) {
+	if m == nil {
+		return nil, errors.New("runner: nil Model (load one with runner.Load)")
+	}
+	if ctx == nil {
+		return nil, fmt.Errorf("signature %q: nil context", sig)
+	}
 	s, ok := m.sigs[sig]
 	if !ok {
 		return nil, fmt.Errorf("signature %q: %w; the model has %s", sig, ErrUnknownSignature, quoteList(sortedKeys(m.sigs)))
@@ -394,6 +400,9 @@ func quoteList(ss []string) string {
 // Close closes the session (after running calls return) and frees the
 // graph; later Runs fail. It is safe to call more than once.
 func (m *Model) Close() error {
+	if m == nil {
+		return nil
+	}
 	m.closeOnce.Do(func() {
 		m.closeErr = m.sess.Close()
 	})
