@@ -22,7 +22,7 @@ func (a *Add) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		ctx.Fail(a, "takes at least 2 inputs, got %d", len(inputs))
 		return tfgo.Output{}
 	}
-	if ctx.Scope.Err() != nil {
+	if !ctx.usable() {
 		return tfgo.Output{}
 	}
 	for i, x := range inputs {

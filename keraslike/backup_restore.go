@@ -107,6 +107,12 @@ var tempFile = regexp.MustCompile(`\.tempstate\d*$`)
 // the latest cannot be read and DoubleCheckpoint kept the previous one, it
 // restores that instead; otherwise the error names the backup.
 func (b *BackupAndRestore) Resume(m *Model) (*FitPosition, error) {
+	if b == nil {
+		return nil, nilCallback("BackupAndRestore")
+	}
+	if err := m.usable(); err != nil {
+		return nil, fmt.Errorf("BackupAndRestore: %w", err)
+	}
 	if b.BackupDir == "" {
 		return nil, errors.New("BackupAndRestore: empty BackupDir")
 	}
@@ -243,6 +249,9 @@ func (b *BackupAndRestore) OnBatchEnd(m *Model, batch int, _ Logs) {
 }
 
 func (b *BackupAndRestore) OnEpochEnd(m *Model, epoch int, _ Logs) error {
+	if b == nil {
+		return nilCallback("BackupAndRestore")
+	}
 	if b.pending != nil {
 		err := b.pending
 		b.pending = nil

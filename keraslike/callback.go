@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,6 +52,12 @@ type Callback interface {
 	OnTrainEnd(m *Model)
 }
 
+// nilCallback is the error of a nil callback's OnEpochEnd (Fit refuses
+// nil callbacks before it starts).
+func nilCallback(class string) error {
+	return fmt.Errorf("keraslike: nil *%s callback (declare one: &keraslike.%s{...})", class, class)
+}
+
 // NopCallback does nothing; embed it in callbacks.
 type NopCallback struct{}
 
@@ -61,6 +68,17 @@ func (NopCallback) OnEpochEnd(*Model, int, Logs) error { return nil }
 func (NopCallback) OnTrainEnd(*Model)                  {}
 
 type callbackList []Callback
+
+// checkCallbacks refuses nil callbacks before Fit starts: their methods
+// without an error result could only panic.
+func checkCallbacks(cbs []Callback) error {
+	for i, c := range cbs {
+		if v := reflect.ValueOf(c); c == nil || v.Kind() == reflect.Pointer && v.IsNil() {
+			return fmt.Errorf("callback %d is nil", i)
+		}
+	}
+	return nil
+}
 
 func (l callbackList) onTrainBegin(m *Model, i FitInfo) {
 	for _, c := range l {
@@ -192,6 +210,9 @@ func (p *ProgressBar) draw(done int, logs Logs, prefix string) {
 }
 
 func (p *ProgressBar) OnEpochEnd(_ *Model, e int, logs Logs) error {
+	if p == nil {
+		return nilCallback("ProgressBar")
+	}
 	p.draw(p.steps, logs, "\r")
 	fmt.Fprintln(p.out())
 	return nil
@@ -215,6 +236,12 @@ type EarlyStopping struct {
 func (e *EarlyStopping) OnTrainBegin(*Model, FitInfo) { e.begun, e.wait = false, 0 }
 
 func (e *EarlyStopping) OnEpochEnd(m *Model, _ int, logs Logs) error {
+	if e == nil {
+		return nilCallback("EarlyStopping")
+	}
+	if err := m.usable(); err != nil { // the model it would stop
+		return fmt.Errorf("EarlyStopping: %w", err)
+	}
 	key := e.Monitor
 	if key == "" {
 		key = "val_loss"
@@ -257,8 +284,14 @@ func (c *CSVLogger) OnTrainBegin(*Model, FitInfo) {
 }
 
 func (c *CSVLogger) OnEpochEnd(_ *Model, epoch int, logs Logs) error {
+	if c == nil {
+		return nilCallback("CSVLogger")
+	}
 	if c.err != nil {
 		return fmt.Errorf("CSVLogger %s: %w", c.Path, c.err)
+	}
+	if c.w == nil {
+		return fmt.Errorf("CSVLogger %s: OnEpochEnd before OnTrainBegin, which opens the file", c.Path)
 	}
 	if c.keys == nil {
 		c.keys = sortedKeys(logs)

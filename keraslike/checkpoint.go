@@ -157,6 +157,9 @@ func (c *ModelCheckpoint) OnBatchEnd(m *Model, _ int, logs Logs) {
 }
 
 func (c *ModelCheckpoint) OnEpochEnd(m *Model, epoch int, logs Logs) error {
+	if c == nil {
+		return nilCallback("ModelCheckpoint")
+	}
 	if c.pending != nil {
 		err := c.pending
 		c.pending = nil

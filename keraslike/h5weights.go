@@ -232,6 +232,9 @@ func (m *Model) writeKeras3Weights(path string) error {
 // half-way leaves the previous file in place, and its temporary directory
 // (".<name>.tmp-<random>" beside it) is removed by the next save.
 func (m *Model) SaveWeightsH5(path string) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	if err := atomicfile.WriteFile(path, m.writeKeras3Weights); err != nil {
 		return fmt.Errorf("saving the weights of %q: %w", m.name, err)
 	}
@@ -243,6 +246,9 @@ func (m *Model) SaveWeightsH5(path string) error {
 // dataset is checked against its weight (count, dtype, shape) before any
 // weight changes; errors name the layer and the weight.
 func (m *Model) LoadWeightsH5(path string) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	if err := m.loadKeras3Weights(path); err != nil {
 		return fmt.Errorf("loading weights into %q: %w", m.name, err)
 	}

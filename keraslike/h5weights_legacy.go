@@ -37,6 +37,9 @@ func (m *Model) legacyLayerNames() []string {
 // ("x.h5") reads it into the model's twin. As with SaveWeightsH5, the file
 // appears complete or not at all.
 func (m *Model) SaveWeightsLegacyH5(path string) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	if err := atomicfile.WriteFile(path, m.saveLegacy); err != nil {
 		return fmt.Errorf("saving the weights of %q: %w", m.name, err)
 	}
@@ -119,6 +122,9 @@ func (m *Model) saveLegacy(path string) error {
 // layer's weights in order; counts, dtypes and shapes are checked before
 // any weight changes, and errors name the layer and the weight.
 func (m *Model) LoadWeightsLegacyH5(path string) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	if err := m.loadLegacy(path); err != nil {
 		return fmt.Errorf("loading weights into %q: %w", m.name, err)
 	}

@@ -133,6 +133,9 @@ func readMember(zf *zip.File, limit int64) ([]byte, error) {
 // half-way leaves the previous file in place, and its temporary directory
 // (".<name>.tmp-<random>" beside it) is removed by the next save.
 func (m *Model) SaveKeras(path string) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	if err := m.saveKeras(path); err != nil {
 		return fmt.Errorf("saving %q as %s: %w", m.name, path, err)
 	}

@@ -38,22 +38,41 @@ func NewContext(s *tfgo.Scope, training bool) *Context {
 // configuration. The error sticks to the scope (Model.Build returns it);
 // the layer then returns the zero Output.
 func (c *Context) Fail(layer Layer, format string, args ...any) {
+	if c == nil || layer == nil {
+		return // nowhere to record it, or nothing to name
+	}
 	c.Scope.UpdateErr(layer.Name(), fmt.Errorf("layer %q (%s): %s", layer.Name(), layer.ClassName(), fmt.Sprintf(format, args...)))
 }
 
 // OneInput is the input of a layer that takes exactly one: it fails with
 // "takes 1 input" for another count, and reports false (the layer then
 // returns the zero Output) after that or an earlier error in the scope, or
-// when the input was never built.
+// when the input was never built or the context is not usable.
 func (c *Context) OneInput(layer Layer, inputs []tfgo.Output) (tfgo.Output, bool) {
 	if len(inputs) != 1 {
 		c.Fail(layer, "takes 1 input, got %d", len(inputs))
 		return tfgo.Output{}, false
 	}
-	if c.Scope.Err() != nil || inputs[0].Op == nil {
+	if !c.usable() || inputs[0].Op == nil {
 		return tfgo.Output{}, false
 	}
 	return inputs[0], true
+}
+
+// usable reports whether a layer call can add to c: not for a nil Context
+// (a call with one records nothing and returns the zero Output), nor after
+// an error in its scope, or without a scope (a zero Context), whose Err
+// says so. Every layer's Call checks it (OneInput does) before Build.
+func (c *Context) usable() bool { return c != nil && c.Scope.Err() == nil }
+
+// weights is where the context's layers create their weights: a Context
+// made without NewContext that leaves Weights nil puts them with the ops,
+// as NewContext does.
+func (c *Context) weights() *tfgo.Scope {
+	if c.Weights == nil {
+		return c.Scope
+	}
+	return c.Weights
 }
 
 // Layer is a Keras layer: it creates its weights on its first call (Keras'
@@ -219,17 +238,19 @@ func (b *Base) Built() bool { return b.built }
 // the first time, it marks the layer built, fixes where its weights live
 // (under ctx.Weights and ctx.Path, named after the layer) and returns true,
 // and the layer then creates its weights with AddWeight (and its
-// sublayers); later calls return false and the layer reuses them.
+// sublayers); later calls return false and the layer reuses them, and so
+// does a call with a nil ctx, which builds nothing (Call checks its context
+// first: see Context.OneInput).
 //
 //	if l.Build(ctx) {
 //		l.kernel = l.AddWeight("kernel", tfgo.Float, []int64{in, units}, tfgo.GlorotUniform(seed), true)
 //	}
 func (b *Base) Build(ctx *Context) bool {
-	if b.built {
+	if b.built || ctx == nil {
 		return false
 	}
 	b.built = true
-	b.wscope = ctx.Weights.SubScope(b.name)
+	b.wscope = ctx.weights().SubScope(b.name)
 	b.path = b.name
 	if ctx.Path != "" {
 		b.path = ctx.Path + "/" + b.name
@@ -254,6 +275,13 @@ func (b *Base) AddWeight(name string, dtype tfgo.DataType, shape []int64, init t
 // ("multi_head_attention/query/kernel"), as in Keras, where a layer's
 // sublayers are built inside it. Ops still go to ctx.Scope.
 func (b *Base) SublayerContext(ctx *Context) *Context {
+	if ctx == nil {
+		return nil
+	}
+	if !b.built {
+		// Its sublayers' weights would land outside it, under the wrong paths.
+		ctx.Scope.UpdateErr(b.name, fmt.Errorf("layer %q (%s): SublayerContext before Build", b.name, b.class))
+	}
 	cc := *ctx
 	cc.Weights = b.wscope
 	cc.Path = b.path
@@ -267,6 +295,9 @@ func (b *Base) SublayerContext(ctx *Context) *Context {
 // attribute a sublayer is saved under in .weights.h5 files is what the
 // layer's KerasSublayers says.)
 func (b *Base) Track(sub Layer) {
+	if sub == nil {
+		return
+	}
 	for _, s := range b.sublayers {
 		if s == sub {
 			return

@@ -1,6 +1,7 @@
 package keraslike
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -38,6 +39,9 @@ func (SparseCategoricalCrossentropy) Name() string { return "sparse_categorical_
 
 // Compute returns the mean cross-entropy.
 func (l SparseCategoricalCrossentropy) Compute(s *tfgo.Scope, yTrue, yPred tfgo.Output) (tfgo.Output, error) {
+	if err := lossArgs(l.Name(), s, yTrue, yPred); err != nil {
+		return tfgo.Output{}, err
+	}
 	if yTrue.DataType() != tfgo.Int32 && yTrue.DataType() != tfgo.Int64 {
 		return tfgo.Output{}, fmt.Errorf("sparse_categorical_crossentropy needs integer targets, got %s", yTrue.DataType())
 	}
@@ -66,6 +70,9 @@ func (CategoricalCrossentropy) Name() string { return "categorical_crossentropy"
 
 // Compute returns the mean cross-entropy.
 func (l CategoricalCrossentropy) Compute(s *tfgo.Scope, yTrue, yPred tfgo.Output) (tfgo.Output, error) {
+	if err := lossArgs(l.Name(), s, yTrue, yPred); err != nil {
+		return tfgo.Output{}, err
+	}
 	ss := s.SubScope("categorical_crossentropy")
 	yTrue = castTo(ss, yTrue, tfgo.Float)
 	yPred = castTo(ss, yPred, tfgo.Float)
@@ -87,10 +94,26 @@ type MeanSquaredError struct{}
 func (MeanSquaredError) Name() string { return "mean_squared_error" }
 
 // Compute returns the mean squared error.
-func (MeanSquaredError) Compute(s *tfgo.Scope, yTrue, yPred tfgo.Output) (tfgo.Output, error) {
+func (l MeanSquaredError) Compute(s *tfgo.Scope, yTrue, yPred tfgo.Output) (tfgo.Output, error) {
+	if err := lossArgs(l.Name(), s, yTrue, yPred); err != nil {
+		return tfgo.Output{}, err
+	}
 	ss := s.SubScope("mean_squared_error")
 	d := tfgo.Sub(ss, castTo(ss, yPred, tfgo.Float), castTo(ss, yTrue, tfgo.Float))
 	return meanAll(ss, tfgo.Square(ss, d)), nil
+}
+
+// lossArgs is the first step of every loss's Compute: a nil or zero scope
+// has nowhere to add the loss, and a zero Output (what a failed layer or
+// forward function returns) has no dtype or shape to check.
+func lossArgs(loss string, s *tfgo.Scope, yTrue, yPred tfgo.Output) error {
+	if err := s.Err(); errors.Is(err, tfgo.ErrInvalidScope) {
+		return fmt.Errorf("%s: %w", loss, err)
+	}
+	if yTrue.Op == nil || yPred.Op == nil {
+		return fmt.Errorf("%s: the targets or the predictions are a zero Output", loss)
+	}
+	return nil
 }
 
 // meanAll is the mean of every element.

@@ -1,6 +1,7 @@
 package keraslike
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -114,9 +115,26 @@ func (m *Model) placeholder(s *tfgo.Scope, name string, batch int64) tfgo.Output
 	return tfgo.Placeholder(s.SubScope(name), dt, append([]int64{batch}, m.input.Shape...)...)
 }
 
+// usable is the first check of Build, which every use of the model's graph
+// or session goes through, and of the methods that touch the model before
+// building it: a nil Model, one declared without a constructor, or one
+// NewModel was given no forward function, has no graph to build.
+func (m *Model) usable() error {
+	if m == nil {
+		return errors.New("keraslike: nil Model (make one with NewSequential, NewFunctional, NewModel or LoadKerasModel)")
+	}
+	if m.apply == nil {
+		return fmt.Errorf("keraslike: Model %q has no forward pass (make one with NewSequential, NewFunctional, NewModel and a forward function, or LoadKerasModel)", m.name)
+	}
+	return nil
+}
+
 // Build adds the inference graph (creating the weights) if not done yet;
 // errors name the failing layer.
 func (m *Model) Build() error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	if m.built {
 		return m.Scope().Err()
 	}
@@ -205,6 +223,9 @@ func (m *Model) Session() (*tfgo.Session, error) { return m.session() }
 // session starts again from the initializers (the weights' values are
 // those of a fresh model).
 func (m *Model) Close() error {
+	if m == nil {
+		return nil
+	}
 	m.initialized = false
 	if m.sess != nil {
 		err := m.sess.Close()

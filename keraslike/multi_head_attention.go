@@ -117,7 +117,7 @@ func (m *MultiHeadAttention) CallWithMask(ctx *Context, query, value, key, mask 
 	if key.Op == nil {
 		key = value
 	}
-	if ctx.Scope.Err() != nil || query.Op == nil || value.Op == nil {
+	if !ctx.usable() || query.Op == nil || value.Op == nil {
 		return tfgo.Output{}
 	}
 	if m.NumHeads <= 0 || m.KeyDim <= 0 || m.ValueDim <= 0 || m.opts.OutputShape < 0 {
@@ -320,7 +320,7 @@ func (m *MultiHeadAttention) Config() map[string]any {
 // attention_output), and _dropout_layer and _softmax, which have no
 // variables.
 func (m *MultiHeadAttention) KerasSublayers() map[string]Layer {
-	if !m.built {
+	if m.query == nil { // not built, or Build called by hand: nothing made yet
 		return nil
 	}
 	return map[string]Layer{
@@ -528,7 +528,7 @@ func (l *softmaxLayer) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		ctx.Fail(l, "takes the logits and an optional mask, got %d inputs", len(inputs))
 		return tfgo.Output{}
 	}
-	if ctx.Scope.Err() != nil || inputs[0].Op == nil {
+	if !ctx.usable() || inputs[0].Op == nil {
 		return tfgo.Output{}
 	}
 	var mask tfgo.Output

@@ -1,6 +1,7 @@
 package keraslike
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -63,6 +64,25 @@ type optimizerBase struct {
 func (o *optimizerBase) Name() string                { return o.name }
 func (o *optimizerBase) Iterations() *tfgo.Variable  { return o.iters }
 func (o *optimizerBase) Variables() []*tfgo.Variable { return o.vars }
+
+// usable is the first step of Apply: nothing is added to a nil, zero or
+// failed scope; a zero optimizer (declared, not made by its constructor,
+// so without its name and slots) and weights that do not pair with the
+// gradients are errors on the scope.
+func (o *optimizerBase) usable(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) bool {
+	if s.Err() != nil {
+		return false
+	}
+	if o.name == "" {
+		s.UpdateErr("optimizer", errors.New("keraslike: zero optimizer (make one with NewSGD, NewAdam, NewAdamW or OptimizerByName)"))
+		return false
+	}
+	if len(weights) != len(grads) {
+		s.UpdateErr(o.name, fmt.Errorf("optimizer %q: %d weights and %d gradients", o.name, len(weights), len(grads)))
+		return false
+	}
+	return true
+}
 
 // begin creates the optimizer's scope and counter on first use and returns
 // the update scope, the clipped gradients and the learning rate for this
@@ -169,6 +189,9 @@ func NewSGD(o SGDOptions) *SGD {
 
 // Apply adds one SGD update.
 func (o *SGD) Apply(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) *tfgo.Operation {
+	if !o.usable(s, weights, grads) {
+		return nil
+	}
 	ss, grads, lr, _ := o.begin(s, grads)
 	var ups []*tfgo.Operation
 	for i, w := range weights {
@@ -251,6 +274,9 @@ func NewAdamW(o AdamOptions) *Adam { return newAdam("AdamW", o) }
 
 // Apply adds one Adam (AdamW) update.
 func (o *Adam) Apply(s *tfgo.Scope, weights []*Weight, grads []tfgo.Output) *tfgo.Operation {
+	if !o.usable(s, weights, grads) {
+		return nil
+	}
 	ss, grads, lr, step := o.begin(s, grads)
 	t := tfgo.Add(ss, step, tfgo.Const(ss, float32(1)))
 	b1p := tfgo.Pow(ss, tfgo.Const(ss, float32(o.beta1)), t)

@@ -1,6 +1,7 @@
 package keraslike
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -45,8 +46,28 @@ func NewEventWriter(dir string) (*EventWriter, error) {
 // Path is the event file's path.
 func (w *EventWriter) Path() string { return w.path }
 
+// file is the open event file, or why there is none. w.mu must be held.
+func (w *EventWriter) file() (*os.File, error) {
+	if w.f == nil {
+		if w.path == "" {
+			return nil, errZeroEventWriter
+		}
+		return nil, fmt.Errorf("keraslike: EventWriter %s is closed", w.path)
+	}
+	return w.f, nil
+}
+
+// errZeroEventWriter is the error of a nil or zero EventWriter.
+var errZeroEventWriter = errors.New("keraslike: nil or zero EventWriter (make one with NewEventWriter)")
+
 // Write appends one event (its wall time set to now if zero).
 func (w *EventWriter) Write(e *epb.Event) error {
+	if w == nil {
+		return errZeroEventWriter
+	}
+	if e == nil {
+		return fmt.Errorf("writing %s: nil event", w.path)
+	}
 	if e.WallTime == 0 {
 		e.WallTime = float64(time.Now().UnixNano()) / 1e9
 	}
@@ -57,7 +78,11 @@ func (w *EventWriter) Write(e *epb.Event) error {
 	rec := savedmodel.AppendRecord(make([]byte, 0, 16+len(data)), data)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, err := w.f.Write(rec); err != nil {
+	f, err := w.file()
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(rec); err != nil {
 		return fmt.Errorf("writing %s: %w", w.path, err)
 	}
 	return nil
@@ -76,10 +101,33 @@ func (w *EventWriter) Graph(graphDef []byte) error {
 }
 
 // Flush syncs the file.
-func (w *EventWriter) Flush() error { return w.f.Sync() }
+func (w *EventWriter) Flush() error {
+	if w == nil {
+		return errZeroEventWriter
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f, err := w.file()
+	if err != nil {
+		return err
+	}
+	return f.Sync()
+}
 
-// Close closes the file.
-func (w *EventWriter) Close() error { return w.f.Close() }
+// Close closes the file; later writes fail, and closing again does nothing.
+func (w *EventWriter) Close() error {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	return err
+}
 
 // TensorBoard is keras.callbacks.TensorBoard: scalars per epoch (and every
 // UpdateFreq batches) under LogDir/train and LogDir/validation, and the
@@ -105,6 +153,9 @@ func (t *TensorBoard) OnTrainBegin(m *Model, _ FitInfo) {
 		t.Err = err
 		return
 	}
+	if m == nil {
+		return // no graph to show
+	}
 	if gd, err := m.Scope().Graph().GraphDef(); err == nil {
 		b, _ := proto.Marshal(gd)
 		t.note(t.train.Graph(b))
@@ -128,6 +179,9 @@ func (t *TensorBoard) OnBatchEnd(_ *Model, _ int, logs Logs) {
 }
 
 func (t *TensorBoard) OnEpochEnd(_ *Model, epoch int, logs Logs) error {
+	if t == nil {
+		return nilCallback("TensorBoard")
+	}
 	if t.train == nil {
 		return nil
 	}

@@ -49,6 +49,9 @@ type trainGraph struct {
 // Compile adds the training step to the graph (model.compile). Unknown
 // metric names and bad options are errors before any graph runs.
 func (m *Model) Compile(o CompileOptions) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	if o.Optimizer == nil {
 		return fmt.Errorf("compile %q: no optimizer", m.name)
 	}
@@ -237,8 +240,17 @@ type FitOptions struct {
 // metrics reset); batch indices passed to OnBatchEnd keep counting from
 // the epoch's start.
 func (m *Model) Fit(ctx context.Context, data Dataset, o FitOptions) (*History, error) {
+	if err := m.usable(); err != nil {
+		return nil, err
+	}
 	if m.train == nil {
 		return nil, fmt.Errorf("model %q must be compiled before fit", m.name)
+	}
+	if ctx == nil || data == nil {
+		return nil, fmt.Errorf("fit %q: nil context or Dataset", m.name)
+	}
+	if err := checkCallbacks(o.Callbacks); err != nil {
+		return nil, fmt.Errorf("fit %q: %w", m.name, err)
 	}
 	sess, err := m.session()
 	if err != nil {
@@ -380,8 +392,14 @@ func (m *Model) StopTraining() { m.stop = true }
 // Evaluate computes the loss and metrics over a dataset on the inference
 // graph (model.evaluate), averaged over batches.
 func (m *Model) Evaluate(data Dataset) (Logs, error) {
+	if err := m.usable(); err != nil {
+		return nil, err
+	}
 	if m.train == nil {
 		return nil, fmt.Errorf("model %q must be compiled before evaluate", m.name)
+	}
+	if data == nil {
+		return nil, fmt.Errorf("evaluate %q: nil Dataset", m.name)
 	}
 	sess, err := m.session()
 	if err != nil {

@@ -82,7 +82,7 @@ func NewTransformerBlock(dModel, numHeads, ffDim int, opts TransformerBlockOptio
 // Sublayers lists the block's layers in weight order, then its dropouts
 // (nil before the first call).
 func (b *TransformerBlock) Sublayers() []Layer {
-	if !b.built {
+	if b.mha == nil { // not built, or Build called by hand: nothing made yet
 		return nil
 	}
 	return []Layer{b.mha, b.ln, b.ln1, b.dense, b.dense1, b.dropout, b.dropout1}
@@ -101,7 +101,7 @@ func (b *TransformerBlock) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output
 // bool [B, T, T] or broadcastable, as MultiHeadAttention.CallWithMask
 // takes it), combined with the causal mask unless NoCausalMask.
 func (b *TransformerBlock) CallWithMask(ctx *Context, x, mask tfgo.Output) tfgo.Output {
-	if ctx.Scope.Err() != nil || x.Op == nil {
+	if !ctx.usable() || x.Op == nil {
 		return tfgo.Output{}
 	}
 	if b.DModel <= 0 || b.NumHeads <= 0 || b.FFDim <= 0 || b.opts.KeyDim <= 0 {
