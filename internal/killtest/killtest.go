@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -290,7 +291,13 @@ func Run(t *testing.T, w Writer, kills int) Stats {
 			committed = p.saved
 		}
 		if w.Trigger != nil {
-			watch.arm(c.cmd.Process.Pid, w.Trigger)
+			marker := fmt.Sprintf(".killtest-arm-%d", i)
+			watch.arm(c.cmd.Process.Pid, w.Trigger, marker)
+			mp := filepath.Join(dir, marker)
+			if err := os.WriteFile(mp, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(mp)
 			io.WriteString(c.stdin, "GO\n")
 		} else {
 			// Uniform over three times the longest save (a child's first,

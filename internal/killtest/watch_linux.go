@@ -14,7 +14,9 @@ import (
 type watcher struct {
 	fd, wd  int
 	mu      sync.Mutex
-	pid     int
+	pid     int // the process to kill, once armed
+	pending int // the process to kill once the marker is seen
+	marker  string
 	trigger func(string) bool
 	closed  bool
 }
@@ -59,7 +61,9 @@ func (w *watcher) loop() {
 				name = name[:len(name)-1]
 			}
 			w.mu.Lock()
-			if w.pid != 0 && w.trigger(string(name)) {
+			if w.pending != 0 && string(name) == w.marker {
+				w.pid, w.pending = w.pending, 0
+			} else if w.pid != 0 && w.trigger(string(name)) {
 				syscall.Kill(w.pid, syscall.SIGKILL)
 				w.pid = 0
 			}
@@ -68,15 +72,19 @@ func (w *watcher) loop() {
 	}
 }
 
-func (w *watcher) arm(pid int, trigger func(string) bool) {
+// arm makes the watcher kill pid at the first event trigger accepts after
+// the creation of the file marker in the directory (which the caller makes
+// next): the events still queued from before, which the reader may not have
+// consumed yet, do not count.
+func (w *watcher) arm(pid int, trigger func(string) bool, marker string) {
 	w.mu.Lock()
-	w.pid, w.trigger = pid, trigger
+	w.pending, w.marker, w.trigger = pid, marker, trigger
 	w.mu.Unlock()
 }
 
 func (w *watcher) disarm() {
 	w.mu.Lock()
-	w.pid = 0
+	w.pid, w.pending = 0, 0
 	w.mu.Unlock()
 }
 
@@ -84,7 +92,7 @@ func (w *watcher) disarm() {
 // which wakes the reader to close the descriptor.
 func (w *watcher) close() {
 	w.mu.Lock()
-	w.closed, w.pid = true, 0
+	w.closed, w.pid, w.pending = true, 0, 0
 	w.mu.Unlock()
 	syscall.InotifyRmWatch(w.fd, uint32(w.wd))
 }

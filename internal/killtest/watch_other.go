@@ -9,6 +9,6 @@ type watcher struct{}
 func newWatcher(string) (*watcher, error) {
 	return nil, errors.New("file-event kills need Linux's inotify")
 }
-func (*watcher) arm(int, func(string) bool) {}
-func (*watcher) disarm()                    {}
-func (*watcher) close()                     {}
+func (*watcher) arm(int, func(string) bool, string) {}
+func (*watcher) disarm()                            {}
+func (*watcher) close()                             {}
