@@ -7,7 +7,7 @@ GO ?= go
 # go test's default 10m per package is too short for the interop packages on 2 cores.
 TESTFLAGS ?= -timeout 40m
 
-.PHONY: all setup setup-runtime run test vet env clean bench-train bench-checkpoint fuzz
+.PHONY: all setup setup-runtime run test vet env clean bench-train bench-checkpoint fuzz leak kill h5-campaign
 
 all: test
 
@@ -65,3 +65,15 @@ bench-checkpoint: setup
 fuzz: FUZZTIME = 10m
 fuzz: setup
 	GO="$(GO)" bash scripts/fuzz.sh $(FUZZTIME)
+
+## leak: every leak loop (RSS and goroutines) 10,000 times; make test runs them a few hundred times
+leak: setup
+	GOTF_LEAK_ITERS=10000 $(GO) test $(TESTFLAGS) -count 1 -v -run 'RSS|Freed' ./tfgo ./savedmodel/runner ./keraslike
+
+## kill: 100 SIGKILLs per writer (checkpoints, Keras files, SavedModel export and publication); make test makes a few
+kill: setup
+	GOTF_KILLS=100 $(GO) test $(TESTFLAGS) -count 1 -v -run 'Kill' ./savedmodel/... ./tfgo ./keraslike
+
+## h5-campaign: 20,000 mutated HDF5/Keras files opened in child processes (crashes, hangs, peak RSS)
+h5-campaign: setup
+	GOTF_H5_CAMPAIGN=$(or $(N),20000) $(GO) test $(TESTFLAGS) -count 1 -v -run TestCampaign ./internal/h5

@@ -163,6 +163,9 @@ func (g *Graph) OpDef(opType string) (*oppb.OpDef, error) {
 
 // TensorShape is the shape inferred for an output at graph construction.
 func (g *Graph) TensorShape(o Output) (Shape, error) {
+	if !o.valid() || o.Op.g != g {
+		return Shape{}, fmt.Errorf("shape of %q: not an output of an operation of this graph", o.Name())
+	}
 	st := newStatus()
 	defer st.close()
 	co := o.c()

@@ -68,6 +68,36 @@ func TestGraphIntrospection(t *testing.T) {
 	assert.Equal(t, "MatMul", def.Name)
 }
 
+// The C API indexes outputs and inputs without bounds checks: the zero
+// Output and indices out of range must give zero values and errors, not
+// reads outside the operation (or a nil dereference).
+func TestOutputsAndInputsOutOfRange(t *testing.T) {
+	g := NewGraph()
+	defer g.Close()
+	a := constOp(t, g, "a", []int64{2}, 1, 2)
+	for _, o := range []Output{{}, a.Output(1), a.Output(-1), a.Output(1 << 30)} {
+		assert.Equal(t, DataType(0), o.DataType(), o.Name())
+		_, err := o.Shape()
+		assert.Error(t, err, o.Name())
+		_, err = g.TensorShape(o)
+		assert.Error(t, err, o.Name())
+	}
+	assert.Equal(t, "", Output{}.Name())
+	assert.Equal(t, Output{}, a.Input(0))
+	assert.Equal(t, DataType(0), a.InputType(3))
+	assert.Nil(t, a.Consumers(2))
+	other := NewGraph()
+	defer other.Close()
+	_, err := other.TensorShape(a.Output(0))
+	assert.Error(t, err, "an output of another graph")
+
+	s, err := NewSession(g, nil)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	_, err = s.ListDevices()
+	assert.Error(t, err, "ListDevices after Close")
+}
+
 func TestSplitListLengths(t *testing.T) {
 	g := NewGraph()
 	defer g.Close()

@@ -33,14 +33,32 @@ type Input struct {
 
 func (o Output) c() C.TF_Output { return C.TF_Output{oper: o.Op.c, index: C.int(o.Index)} }
 
-// Name is the tensor's name in TensorFlow's "op:index" form.
-func (o Output) Name() string { return fmt.Sprintf("%s:%d", o.Op.Name(), o.Index) }
+// valid reports whether o is an existing output of an operation: the C
+// API indexes its outputs without a bounds check, so a zero Output or an
+// index out of range would read outside them.
+func (o Output) valid() bool {
+	return o.Op != nil && o.Index >= 0 && o.Index < o.Op.NumOutputs()
+}
 
-// DataType is the output's element type.
+// Name is the tensor's name in TensorFlow's "op:index" form ("" for the
+// zero Output).
+func (o Output) Name() string {
+	if o.Op == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d", o.Op.Name(), o.Index)
+}
+
+// DataType is the output's element type (0 for the zero Output).
 func (o Output) DataType() DataType { return o.Op.OutputType(o.Index) }
 
 // Shape is the output's shape as inferred when the graph was built.
-func (o Output) Shape() (Shape, error) { return o.Op.g.TensorShape(o) }
+func (o Output) Shape() (Shape, error) {
+	if o.Op == nil {
+		return Shape{}, fmt.Errorf("shape of the zero Output")
+	}
+	return o.Op.g.TensorShape(o)
+}
 
 // Graph is the graph the operation belongs to.
 func (op *Operation) Graph() *Graph { return op.g }
@@ -63,18 +81,31 @@ func (op *Operation) NumInputs() int { return int(C.TF_OperationNumInputs(op.c))
 // Output returns the i-th output.
 func (op *Operation) Output(i int) Output { return Output{Op: op, Index: i} }
 
-// OutputType is the element type of the i-th output.
+// OutputType is the element type of the i-th output (0 if there is none).
 func (op *Operation) OutputType(i int) DataType {
+	if !op.Output(i).valid() {
+		return 0
+	}
 	return DataType(C.TF_OperationOutputType(op.Output(i).c()))
 }
 
-// InputType is the element type expected by the i-th input.
+// hasInput reports whether op has an i-th input (see Output.valid).
+func (op *Operation) hasInput(i int) bool { return op != nil && i >= 0 && i < op.NumInputs() }
+
+// InputType is the element type expected by the i-th input (0 if there is none).
 func (op *Operation) InputType(i int) DataType {
+	if !op.hasInput(i) {
+		return 0
+	}
 	return DataType(C.TF_OperationInputType(C.TF_Input{oper: op.c, index: C.int(i)}))
 }
 
-// Input returns the output that feeds the i-th input.
+// Input returns the output that feeds the i-th input (the zero Output if
+// there is no such input).
 func (op *Operation) Input(i int) Output {
+	if !op.hasInput(i) {
+		return Output{}
+	}
 	o := C.TF_OperationInput(C.TF_Input{oper: op.c, index: C.int(i)})
 	return Output{Op: op.g.op(o.oper), Index: int(o.index)}
 }
@@ -105,6 +136,9 @@ func (op *Operation) ControlInputs() []*Operation {
 
 // Consumers are the inputs of other operations that the i-th output feeds.
 func (op *Operation) Consumers(i int) []Input {
+	if !op.Output(i).valid() {
+		return nil
+	}
 	o := op.Output(i).c()
 	n := int(C.TF_OperationOutputNumConsumers(o))
 	if n == 0 {

@@ -197,6 +197,9 @@ type Device struct {
 func (s *Session) ListDevices() ([]Device, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.c == nil {
+		return nil, &Error{Code: FailedPrecondition, Message: "session is closed"}
+	}
 	st := newStatus()
 	defer st.close()
 	l := C.TF_SessionListDevices(s.c, st.c)
