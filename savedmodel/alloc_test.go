@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gotf/gotf/dtypes"
+	"github.com/gotf/gotf/internal/testutil"
 	tsp "github.com/wamuir/graft/tensorflow/core/framework/tensor_slice_go_proto"
 	"github.com/wamuir/graft/tensorflow/core/framework/versions_go_proto"
 	fcpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
@@ -204,7 +205,7 @@ func TestFilesOverTheirBoundsAreRefused(t *testing.T) {
 	// A FIFO where the index should be: refused at once, not waited on.
 	fifo := filepath.Join(dir, "fifo")
 	if err := mkfifo(IndexFilename(fifo)); err != nil {
-		t.Skipf("no FIFOs here: %v", err)
+		testutil.Skip(t, "no FIFOs here: %v", err)
 	}
 	done := make(chan error, 1)
 	go func() { _, err := OpenBundle(fifo); done <- err }()

@@ -3,6 +3,7 @@ package h5
 import (
 	"bytes"
 	"fmt"
+	"github.com/gotf/gotf/internal/testutil"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -40,7 +41,7 @@ func campaignMutant(ss [][]byte, seed int64, i int) []byte {
 func TestCampaign(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("GOTF_H5_CAMPAIGN"))
 	if n <= 0 {
-		t.Skip("set GOTF_H5_CAMPAIGN=<inputs> to run the mutation campaign")
+		testutil.Skip(t, "the mutation campaign runs with GOTF_H5_CAMPAIGN=<inputs> (make h5-campaign)")
 	}
 	seed := int64(1)
 	if s, err := strconv.ParseInt(os.Getenv("GOTF_H5_CAMPAIGN_SEED"), 10, 64); err == nil {

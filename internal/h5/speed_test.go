@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gotf/gotf/internal/interop"
+	"github.com/gotf/gotf/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -32,7 +33,7 @@ func (c *countingReader) ReadAt(b []byte, off int64) (int, error) {
 // the result; GOTF_H5_SPEED=1 also times it against h5py.
 func TestReadSpeed(t *testing.T) {
 	if os.Getenv("GOTF_H5_SPEED") == "" {
-		t.Skip("set GOTF_H5_SPEED=1 to time a 100 MB read against h5py")
+		testutil.Skip(t, "set GOTF_H5_SPEED=1 to time a 100 MB read against h5py")
 	}
 	path := filepath.Join(t.TempDir(), "big.h5")
 	out := interop.Python(t, `
