@@ -796,3 +796,58 @@ func TestSplit(t *testing.T) {
 		}
 	}
 }
+
+// Overwriting a bundle of as many shards as asked for adds one empty shard,
+// so that the new data files never take the names the old index
+// references; the next overwrite goes back. Only the committed bundle's
+// data files remain, and leftovers of other shard counts go.
+func TestOverwriteAlternatesShardNames(t *testing.T) {
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "ckpt")
+	// A killed save's data file renamed in before its index.
+	if err := os.WriteFile(DataFilename(prefix, 0, 5), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{2, 3, 2, 3} {
+		ts := scalarF32(float32(i))
+		var err error
+		if i%2 == 0 {
+			err = WriteBundle(prefix, ts, WriteOptions{NumShards: 2})
+		} else {
+			w, werr := NewBundleWriter(prefix, WriteOptions{NumShards: 2})
+			if werr != nil {
+				t.Fatal(werr)
+			}
+			if err := w.Add("w", ts["w"]); err != nil {
+				t.Fatal(err)
+			}
+			err = w.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkBundleHolds(t, prefix, ts, fmt.Sprintf("save %d", i))
+		if got := bundleShards(prefix); got != want {
+			t.Errorf("save %d: %d shards, want %d", i, got, want)
+		}
+		var names []string
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		wantNames := []string{"ckpt.index"}
+		for s := range want {
+			wantNames = append(wantNames, filepath.Base(DataFilename(prefix, s, want)))
+		}
+		slices.Sort(wantNames)
+		if !slices.Equal(names, wantNames) {
+			t.Errorf("save %d: the directory holds %v, want %v", i, names, wantNames)
+		}
+		if want == 3 {
+			// The extra shard stays empty: the tensors go where asked.
+			if fi, err := os.Stat(DataFilename(prefix, 2, 3)); err != nil || fi.Size() != 0 {
+				t.Errorf("save %d: the extra shard: %v, %v", i, fi, err)
+			}
+		}
+	}
+}

@@ -25,12 +25,14 @@
 // BundleWriter (Add in any order, Close sorts and writes the index). Both
 // write temporary files and rename them into place only when everything is
 // synced to disk, so a bundle already at the prefix stays readable while
-// the new one is written, and a crash leaves it intact; only the final
-// renames (data shards, then the index) are not one atomic step, as with
-// TensorFlow's own writer: a crash between them leaves no bundle at the
-// prefix (the old index goes first), never an old index over new data.
-// The next writer of a prefix removes what a killed one left behind (see
-// CheckpointManager for numbered checkpoints, which have no such window).
+// the new one is written, and a crash leaves it intact. Overwriting a
+// bundle keeps the old one readable through the commit too: the new data
+// shards are renamed in under names the old index does not reference (when
+// the old bundle has as many shards as asked for, the new one gets one
+// more, empty: its index says NumShards+1), and renaming the index is the
+// one step that switches bundles, so the prefix holds the old complete
+// bundle or the new complete one at every instant. The next writer of a
+// prefix removes what a killed one left behind.
 //
 // Read one with OpenBundle: Names lists the tensors (as
 // tf.train.list_variables does), Entry describes one, Read returns it as a

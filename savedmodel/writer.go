@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/gotf/gotf/dtypes"
@@ -75,15 +77,26 @@ func (o WriteOptions) numShards() int {
 // the index last, after syncing them to disk: until then an existing
 // bundle at the same prefix stays intact and readable, and a crash leaves
 // at worst stray temporary files, which the next writer of the prefix
-// removes. The renames themselves are not one atomic step: an old index
-// at the prefix is removed before them, so a crash during the commit
-// leaves no bundle rather than an old index over new data (TensorFlow's
-// BundleWriter renames in the same order, without that removal).
+// removes.
+//
+// Overwriting a bundle keeps the old one readable until the new one's
+// index is renamed over it, the one atomic step of the commit: data files
+// are named after the prefix and the shard count only, so new data
+// renamed over the names the old index references would make a kill
+// between those renames and the index's leave the old index over new
+// data. When the prefix already holds a bundle of opts.NumShards shards,
+// the writer therefore writes one more, empty, shard (the index then
+// says NumShards+1; the next overwrite goes back to NumShards), so that
+// its data files never take the old index's names. Once the new index is
+// in place, the prefix's data files of other shard counts (the old
+// bundle's, a killed save's) are removed.
 //
 // Add and AddSlice may be called concurrently.
 type BundleWriter struct {
 	prefix string
 	opts   WriteOptions
+	// shards holds opts.NumShards shards that Add fills, and one more,
+	// left empty, when the prefix held a bundle of opts.NumShards shards.
 	shards []*shardWriter
 
 	mu      sync.Mutex
@@ -124,8 +137,12 @@ func NewBundleWriter(prefix string, opts WriteOptions) (*BundleWriter, error) {
 	}
 	base := filepath.Base(prefix)
 	removeStaleBundleTemps(dir, func(b string) bool { return b == base })
-	for i := range n {
-		final := DataFilename(prefix, i, n)
+	total := n
+	if bundleShards(prefix) == n {
+		total = n + 1 // see BundleWriter: names the old index does not use
+	}
+	for i := range total {
+		final := DataFilename(prefix, i, total)
 		f, err := os.CreateTemp(dir, filepath.Base(final)+".tempstate*")
 		if err != nil {
 			w.abort()
@@ -247,7 +264,7 @@ func (w *BundleWriter) add(key string, shard int, t *Tensor) error {
 	w.entries[key] = nil // reserved
 	if shard < 0 {
 		shard = 0
-		for i, s := range w.shards {
+		for i, s := range w.shards[:w.opts.NumShards] {
 			if s.reserved < w.shards[shard].reserved {
 				shard = i
 			}
@@ -427,15 +444,13 @@ func (w *BundleWriter) commit() error {
 		return err
 	}
 	defer unlockTemp(lock)
-	// Overwriting a bundle: its index goes first. The data shards cannot
-	// all be replaced in one step, and the old index over new data would
-	// be a bundle that opens and then fails its checksums; a crash
-	// between the renames leaves no bundle at the prefix instead. (No
-	// directory sync in between: it would widen that window from
-	// microseconds to milliseconds.)
-	if err := os.Remove(index); err != nil && !errors.Is(err, os.ErrNotExist) {
+	// The data files go in under names the current index does not
+	// reference (NewBundleWriter chose the shard count so), unless
+	// another writer replaced the bundle since: then renaming them would
+	// break that writer's bundle.
+	if bundleShards(w.prefix) == len(w.shards) {
 		os.Remove(tmp)
-		return &Error{Op: "commit", File: index, Err: err}
+		return &Error{Op: "commit", File: index, Err: fmt.Errorf("another writer committed a bundle of %d shards at the prefix meanwhile", len(w.shards))}
 	}
 	for _, s := range w.shards {
 		if err := os.Rename(s.tmp, s.final); err != nil {
@@ -446,12 +461,73 @@ func (w *BundleWriter) commit() error {
 		unlockTemp(s.lock)
 		s.lock = nil
 	}
+	// The data files' entries must be durable before the index naming
+	// them.
+	if !w.opts.NoSync {
+		syncDir(filepath.Dir(w.prefix))
+	}
 	if err := os.Rename(tmp, index); err != nil {
 		os.Remove(tmp)
 		return &Error{Op: "commit", File: index, Err: err}
 	}
 	syncDir(filepath.Dir(w.prefix))
+	removeOtherShards(w.prefix, len(w.shards))
 	return nil
+}
+
+// bundleShards is the shard count of the bundle at prefix, 0 when there
+// is none or its index does not read (then no data file is in use).
+func bundleShards(prefix string) int {
+	r, err := OpenBundle(prefix)
+	if err != nil {
+		return 0
+	}
+	defer r.Close()
+	return int(r.Header().GetNumShards())
+}
+
+// removeOtherShards removes the data files of prefix that a bundle of n
+// shards does not use: the previous bundle's, and those a killed save
+// renamed into place before its index. Best effort: a file left now is
+// removed by the next save.
+func removeOtherShards(prefix string, n int) {
+	dir, base := filepath.Split(prefix)
+	if dir == "" {
+		dir = "."
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if of, ok := dataShardCount(e.Name(), base); ok && of != n && !e.IsDir() {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// dataShardCount parses a data file name of the bundle base,
+// "<base>.data-SSSSS-of-NNNNN", returning NNNNN.
+func dataShardCount(name, base string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, base+".data-")
+	if !ok {
+		return 0, false
+	}
+	shard, of, ok := strings.Cut(rest, "-of-")
+	if !ok || len(shard) < 5 || len(of) < 5 || !allDigits(shard) || !allDigits(of) {
+		return 0, false
+	}
+	n, err := strconv.Atoi(of)
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+func allDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // writeIndex writes the sorted index to a temporary file and returns its

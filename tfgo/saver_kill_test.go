@@ -8,12 +8,16 @@ import (
 	"testing"
 
 	"github.com/gotf/gotf/internal/killtest"
+	"github.com/gotf/gotf/savedmodel"
 )
 
 // The kill tests of Saver.Save: a child saves the checkpoint dir/ckpt over
 // and over (killtest.Child), the parent kills it and restores what is left
 // with TensorFlow's RestoreV2.
-const saverKillEnv = "GOTF_KILLTEST_SAVER" // the child's variables: "big" or "many"
+const (
+	saverKillEnv = "GOTF_KILLTEST_SAVER"      // the child's variables: "big" or "many"
+	saverKindEnv = "GOTF_KILLTEST_SAVER_KIND" // "stream": StreamingSaver.Save; else Saver.Save
+)
 
 // killGraph is the graph of the kill tests: variables of float32 and
 // their assigns from placeholders (to set a generation), and a Saver.
@@ -23,6 +27,7 @@ type killGraph struct {
 	holders []Output
 	assign  []*Operation
 	saver   *Saver
+	stream  *StreamingSaver
 }
 
 // newKillGraph builds the variables of mode (see killShape).
@@ -37,6 +42,7 @@ func newKillGraph(t *testing.T, mode string) *killGraph {
 		g.vars, g.holders, g.assign = append(g.vars, v), append(g.holders, p), append(g.assign, v.Assign(s, p))
 	}
 	g.saver = NewSaver(s, g.vars)
+	g.stream = NewStreamingSaver(s, g.vars, nil)
 	init := GlobalVariablesInitializer(s)
 	sess, err := NewSession(s, SessionOptions{})
 	if err != nil {
@@ -100,16 +106,27 @@ func TestSaverKillChild(t *testing.T) {
 			if err := g.set(gen); err != nil {
 				return err
 			}
-			return g.saver.Save(g.sess, filepath.Join(dir, "ckpt"))
+			prefix := filepath.Join(dir, "ckpt")
+			if os.Getenv(saverKindEnv) == "stream" {
+				// Two shards written in parallel, as many as the
+				// checkpoint it overwrites: the shard-name alternation
+				// of savedmodel.BundleWriter is what keeps that one
+				// readable through the commit.
+				return g.stream.Save(g.sess, prefix, savedmodel.WriteOptions{NumShards: 2})
+			}
+			return g.saver.Save(g.sess, prefix)
 		}
 	})
 }
 
-func saverKillWriter(t *testing.T, mode string) killtest.Writer {
+// saverKillWriter is Saver.Save (kind "") or StreamingSaver.Save (kind
+// "stream") of the variables of mode; either way the parent restores with
+// TensorFlow's RestoreV2.
+func saverKillWriter(t *testing.T, mode, kind string) killtest.Writer {
 	g := newKillGraph(t, mode)
 	return killtest.Writer{
 		Child: "TestSaverKillChild",
-		Env:   []string{saverKillEnv + "=" + mode},
+		Env:   []string{saverKillEnv + "=" + mode, saverKindEnv + "=" + kind},
 		Load: func(dir string) (int, bool, error) {
 			prefix := filepath.Join(dir, "ckpt")
 			if _, err := os.Stat(prefix + ".index"); os.IsNotExist(err) {
@@ -128,7 +145,7 @@ func saverKillWriter(t *testing.T, mode string) killtest.Writer {
 // checkpoint always restores, holding the generation saved last or the one
 // being saved, and a completed save leaves no temporary files.
 func TestSaverSurvivesKills(t *testing.T) {
-	killtest.Run(t, saverKillWriter(t, "big"), killtest.Kills(t, 4))
+	killtest.Run(t, saverKillWriter(t, "big", ""), killtest.Kills(t, 4))
 }
 
 // Saver.Save killed the moment a data file appears under its final name
@@ -137,7 +154,27 @@ func TestSaverSurvivesKills(t *testing.T) {
 // SaveV2 at the prefix (the old Save) renamed the new data file over the
 // one the old index referenced and lost the checkpoint here.
 func TestSaverKilledAtDataRename(t *testing.T) {
-	w := saverKillWriter(t, "many")
+	w := saverKillWriter(t, "many", "")
+	w.Trigger = func(name string) bool {
+		return strings.HasPrefix(name, "ckpt.data-") && !strings.Contains(name, "tempstate")
+	}
+	killtest.Run(t, w, killtest.Kills(t, 3))
+}
+
+// StreamingSaver.Save (savedmodel.BundleWriter underneath) killed at
+// random times while overwriting its checkpoint: the checkpoint always
+// restores with TensorFlow's RestoreV2, holding the generation saved last
+// or the one being saved, and a completed save leaves no temporary files.
+func TestStreamingSaverSurvivesKills(t *testing.T) {
+	killtest.Run(t, saverKillWriter(t, "big", "stream"), killtest.Kills(t, 4))
+}
+
+// StreamingSaver.Save killed the moment a data file appears under its
+// final name: the previous checkpoint must still restore. The old
+// BundleWriter removed the old index before renaming the data in and left
+// no checkpoint here.
+func TestStreamingSaverKilledAtDataRename(t *testing.T) {
+	w := saverKillWriter(t, "many", "stream")
 	w.Trigger = func(name string) bool {
 		return strings.HasPrefix(name, "ckpt.data-") && !strings.Contains(name, "tempstate")
 	}

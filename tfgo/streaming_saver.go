@@ -74,7 +74,11 @@ func (sv *StreamingSaver) Save(sess *Session, prefix string, opts savedmodel.Wri
 // vars[i]), as the checkpoint prefix, adding nothing to the graph: one
 // goroutine per data shard reads a variable, writes it from TensorFlow's
 // buffer and frees it. A checkpoint already at prefix stays readable until
-// the new one is complete (see savedmodel.BundleWriter).
+// the new one is complete, and a kill at any instant leaves the old
+// complete checkpoint or the new one: when the old one has opts.NumShards
+// data shards, the new one gets one more, empty, so that its data files
+// never take the names the old index references (see
+// savedmodel.BundleWriter).
 func SaveVariables(sess *Session, prefix string, keys []string, vars []*Variable, opts savedmodel.WriteOptions) error {
 	if len(keys) != len(vars) {
 		return fmt.Errorf("saving %s: %d keys for %d variables", prefix, len(keys), len(vars))
