@@ -3,22 +3,27 @@ package savedmodel
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
 	"testing"
-	"time"
 
 	"github.com/gotf/gotf/dtypes"
-	"github.com/gotf/gotf/savedmodel/internal/killtest"
+	"github.com/gotf/gotf/internal/killtest"
 )
 
-// The kill harness of the bundle writers and the CheckpointManager: a
-// child saves in a loop and is killed with SIGKILL at a random moment,
-// GOTF_KILLS times per writer (5 by default). After each kill the latest
-// artifact must restore, holding exactly what one complete save wrote, and
+// The kill tests of the bundle writers and the CheckpointManager, on the
+// module's harness (internal/killtest, pure Go): a child saves generation
+// after generation and is killed with SIGKILL at a random moment or when a
+// data file appears under its final name, GOTF_KILLS times per writer (5
+// by default). After each kill the latest artifact must restore, holding
+// exactly what the save completed last or the one under way wrote, and
 // the next save must leave no temporary file behind.
 
 const (
@@ -75,133 +80,140 @@ func checkGeneration(prefix string) (int64, error) {
 	return g, nil
 }
 
-// killChild runs a child of the kill harness; it never returns.
-func killChild(writer, dir string) {
-	fail := func(err error) {
-		fmt.Println("ERROR", err)
-		os.Exit(2)
+// writeKillBundle overwrites prefix with save g, with two data shards,
+// alternating WriteBundle (even g) and the streaming BundleWriter (odd g).
+func writeKillBundle(prefix string, g int64) error {
+	ts := killGeneration(g)
+	if g%2 == 0 {
+		return WriteBundle(prefix, ts, WriteOptions{NumShards: 2})
 	}
-	switch writer {
-	case "bundle":
-		// Overwrites one prefix, alternating WriteBundle and the
-		// streaming BundleWriter, with two data shards.
+	w, err := NewBundleWriter(prefix, WriteOptions{NumShards: 2})
+	if err != nil {
+		return err
+	}
+	for _, name := range sortedNames(ts) {
+		if err := w.Add(name, ts[name]); err != nil {
+			w.Abort()
+			return err
+		}
+	}
+	return w.Close()
+}
+
+// ownFile reports whether a file left in a kill test's directory is an
+// artifact, given isArtifact for the writer's own names. Only Linux builds
+// can tell a dead writer's temporaries from a live one's (flocks) and
+// remove them: elsewhere they may stay.
+func ownFile(name string, isArtifact func(string) bool) bool {
+	if strings.Contains(name, ".tempstate") || strings.HasPrefix(name, CheckpointStateFilename+".tmp") {
+		return runtime.GOOS != "linux"
+	}
+	return isArtifact(name)
+}
+
+func TestBundleKillChild(t *testing.T) {
+	killtest.Child(t, func(dir string) func(int) error {
 		prefix := filepath.Join(dir, "bundle")
-		fmt.Println("READY")
-		for g := time.Now().UnixNano(); ; g++ {
-			ts := killGeneration(g)
-			if g%2 == 0 {
-				if err := WriteBundle(prefix, ts, WriteOptions{NumShards: 2}); err != nil {
-					fail(err)
-				}
-			} else {
-				w, err := NewBundleWriter(prefix, WriteOptions{NumShards: 2})
-				if err != nil {
-					fail(err)
-				}
-				for _, name := range sortedNames(ts) {
-					if err := w.Add(name, ts[name]); err != nil {
-						fail(err)
-					}
-				}
-				if err := w.Close(); err != nil {
-					fail(err)
-				}
-			}
-			fmt.Println("SAVED", g)
-		}
-	case "manager":
-		m, err := NewCheckpointManager(dir, ManagerOptions{MaxToKeep: 3})
-		if err != nil {
-			fail(err)
-		}
-		fmt.Println("READY")
-		for {
-			step := int64(0)
-			if sub := ckptNumber.FindStringSubmatch(m.Latest()); sub != nil {
-				n, _ := strconv.ParseInt(sub[1], 10, 64)
-				step = n + 1
-			}
-			p, err := m.Save(killGeneration(step), int(step))
-			if err != nil {
-				fail(err)
-			}
-			fmt.Println("SAVED", p)
-		}
-	}
-	fail(fmt.Errorf("unknown writer %q", writer))
-}
-
-func TestKillBundleWriter(t *testing.T) {
-	dir := t.TempDir()
-	prefix := filepath.Join(dir, "bundle")
-	if err := WriteBundle(prefix, killGeneration(0), WriteOptions{NumShards: 2}); err != nil {
-		t.Fatal(err)
-	}
-	st := killtest.Run(t, "bundle", dir, killtest.Kills(t, 5), 300*time.Millisecond, func(kill int, last string) error {
-		// The old bundle or the new one, whole, at every instant: a kill
-		// inside the commit may not leave the prefix without a bundle.
-		if _, err := checkGeneration(prefix); err != nil {
-			return fmt.Errorf("the bundle left by the kill: %w", err)
-		}
-		// The next save at the prefix completes and removes the killed
-		// save's temporaries.
-		g := int64(kill + 1)
-		if err := WriteBundle(prefix, killGeneration(g), WriteOptions{NumShards: 2}); err != nil {
-			return err
-		}
-		if got, err := checkGeneration(prefix); err != nil || got != g {
-			return fmt.Errorf("after the next save: save %d, %v", got, err)
-		}
-		if tmps, err := killtest.Temporaries(dir, ".tempstate"); err != nil || len(tmps) > 0 {
-			return fmt.Errorf("temporaries after the next save: %q (%v)", tmps, err)
-		}
-		return nil
+		return func(gen int) error { return writeKillBundle(prefix, int64(gen)) }
 	})
-	t.Logf("bundle writer: %v", st)
 }
 
-func TestKillCheckpointManager(t *testing.T) {
-	dir := t.TempDir()
-	st := killtest.Run(t, "manager", dir, killtest.Kills(t, 5), 300*time.Millisecond, func(kill int, last string) error {
+func bundleKillWriter() killtest.Writer {
+	return killtest.Writer{
+		Child: "TestBundleKillChild",
+		Load: func(dir string) (int, bool, error) {
+			prefix := filepath.Join(dir, "bundle")
+			if _, err := os.Stat(IndexFilename(prefix)); errors.Is(err, fs.ErrNotExist) {
+				return 0, false, nil
+			}
+			g, err := checkGeneration(prefix)
+			return int(g), true, err
+		},
+		Own: func(name string) bool {
+			return ownFile(name, func(n string) bool {
+				return n == "bundle.index" || strings.HasPrefix(n, "bundle.data-")
+			})
+		},
+	}
+}
+
+// WriteBundle and BundleWriter killed at random times while overwriting
+// one prefix: the old bundle or the new one, whole, at every instant (a
+// kill inside the commit may not leave the prefix without a bundle).
+func TestKillBundleWriter(t *testing.T) {
+	killtest.Run(t, bundleKillWriter(), killtest.Kills(t, 5))
+}
+
+// The bundle writers killed the moment a data file appears under its
+// final name, between the data renames and the index's: the previous
+// bundle must still read. The BundleWriter that removed the old index
+// before renaming the data left no bundle here.
+func TestBundleWriterKilledAtDataRename(t *testing.T) {
+	w := bundleKillWriter()
+	w.Trigger = func(name string) bool {
+		return strings.HasPrefix(name, "bundle.data-") && !strings.Contains(name, "tempstate")
+	}
+	killtest.Run(t, w, killtest.Kills(t, 3))
+}
+
+func TestManagerKillChild(t *testing.T) {
+	killtest.Child(t, func(dir string) func(int) error {
 		m, err := NewCheckpointManager(dir, ManagerOptions{MaxToKeep: 3})
 		if err != nil {
+			t.Fatal(err)
+		}
+		return func(gen int) error {
+			_, err := m.Save(killGeneration(int64(gen)), gen)
 			return err
 		}
-		latest := m.Latest()
-		if latest == "" {
-			if last != "" {
-				return fmt.Errorf("no latest checkpoint, though the child reported %q", last)
+	})
+}
+
+// CheckpointManager.Save killed at random times: the latest checkpoint
+// the state file names restores, every kept one holds the save of its
+// number, and a completed save leaves no temporaries.
+func TestKillCheckpointManager(t *testing.T) {
+	killtest.Run(t, killtest.Writer{
+		Child: "TestManagerKillChild",
+		Load: func(dir string) (int, bool, error) {
+			m, err := NewCheckpointManager(dir, ManagerOptions{MaxToKeep: 3})
+			if err != nil {
+				return 0, false, err
 			}
-		} else {
+			latest := m.Latest()
+			if latest == "" {
+				return 0, false, nil
+			}
 			if got, err := LatestCheckpoint(dir); err != nil || got != latest {
-				return fmt.Errorf("LatestCheckpoint %q (%v), the manager %q", got, err, latest)
+				return 0, true, fmt.Errorf("LatestCheckpoint %q (%v), the manager %q", got, err, latest)
 			}
+			gen := int64(-1)
 			for _, p := range m.Checkpoints() {
 				g, err := checkGeneration(p)
 				if err != nil {
-					return fmt.Errorf("kept checkpoint: %w", err)
+					return 0, true, fmt.Errorf("kept checkpoint: %w", err)
 				}
 				if want := filepath.Join(dir, fmt.Sprintf("ckpt-%d", g)); want != p {
-					return fmt.Errorf("%s holds save %d", p, g)
+					return 0, true, fmt.Errorf("%s holds save %d", p, g)
+				}
+				if p == latest {
+					gen = g
 				}
 			}
-		}
-		p, err := m.Save(killGeneration(int64(1_000_000+kill)), 1_000_000+kill)
-		if err != nil {
-			return err
-		}
-		if m.Latest() != p {
-			return fmt.Errorf("latest %q after saving %q", m.Latest(), p)
-		}
-		if tmps, err := killtest.Temporaries(dir, ".tempstate", CheckpointStateFilename+".tmp"); err != nil || len(tmps) > 0 {
-			return fmt.Errorf("temporaries after the next save: %q (%v)", tmps, err)
-		}
-		// The children continue from the parent's save; start them again
-		// from small numbers so that checkpoints stay few.
-		for _, c := range m.Checkpoints() {
-			removeBundleFiles(c)
-		}
-		return os.Remove(filepath.Join(dir, CheckpointStateFilename))
-	})
-	t.Logf("checkpoint manager: %v", st)
+			if gen < 0 {
+				return 0, true, fmt.Errorf("the latest checkpoint %q is not among the kept ones", latest)
+			}
+			return int(gen), true, nil
+		},
+		Own: func(name string) bool {
+			return ownFile(name, func(n string) bool {
+				if n == CheckpointStateFilename {
+					return true
+				}
+				num, rest, ok := strings.Cut(strings.TrimPrefix(n, "ckpt-"), ".")
+				_, err := strconv.Atoi(num)
+				return ok && err == nil && strings.HasPrefix(n, "ckpt-") && (rest == "index" || strings.HasPrefix(rest, "data-"))
+			})
+		},
+	}, killtest.Kills(t, 5))
 }

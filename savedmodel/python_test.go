@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/gotf/gotf/dtypes"
-	"github.com/gotf/gotf/savedmodel/internal/killtest"
 	attrpb "github.com/wamuir/graft/tensorflow/core/framework/attr_value_go_proto"
 	fnpb "github.com/wamuir/graft/tensorflow/core/framework/function_go_proto"
 	ndpb "github.com/wamuir/graft/tensorflow/core/framework/node_def_go_proto"
@@ -37,10 +36,6 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv(crashChildEnv) != "" {
 		crashChild() // a child process of TestCrashWhileWriting
-		return
-	}
-	if writer, dir := killtest.Child(); writer != "" {
-		killChild(writer, dir) // a child process of the kill harness
 		return
 	}
 	code := m.Run()

@@ -1,5 +1,8 @@
 // Package killtest is the harness of the kill tests of the module's
-// writers (tfgo's Saver, keraslike's Keras files and checkpoints): a child
+// writers (tfgo's Saver and StreamingSaver, keraslike's Keras files and
+// checkpoints, savedmodel's bundle writers, CheckpointManager and
+// SavedModel export and publication). It is pure Go, so that savedmodel's
+// tests stay free of cgo. A child
 // process, the test binary re-run on one test function, saves an artifact
 // over and over with the weights of a new generation each time; the parent
 // kills it with SIGKILL, at a random time or at a file event it watches

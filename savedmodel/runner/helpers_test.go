@@ -12,16 +12,12 @@ import (
 
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/internal/setup"
-	"github.com/gotf/gotf/savedmodel/internal/killtest"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/require"
 	"github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
 )
 
 func TestMain(m *testing.M) {
-	if writer, dir := killtest.Child(); writer == "export" {
-		killChild(dir) // a child process of TestKillExport
-	}
 	interop.Main(m)
 }
 

@@ -3,24 +3,24 @@ package runner
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
-	"time"
 
+	"github.com/gotf/gotf/internal/killtest"
 	"github.com/gotf/gotf/savedmodel"
-	"github.com/gotf/gotf/savedmodel/internal/killtest"
 	"github.com/gotf/gotf/tfgo"
 )
 
-// The kill harness of SavedModel export and version publication: a child
-// exports version after version of a model to a TensorFlow Serving base
-// directory (ExportVersion, and Export straight to BASE/<version>) and is
-// killed with SIGKILL at a random moment, GOTF_KILLS times (5 by
+// The kill test of SavedModel export and version publication, on the
+// module's harness (internal/killtest): a child exports version after
+// version of a model to a TensorFlow Serving base directory (ExportVersion,
+// and Export straight to BASE/<version>), removing all but the newest two,
+// and is killed with SIGKILL at a random moment, GOTF_KILLS times (5 by
 // default). After each kill every visible version must be complete, the
-// newest must load and compute what its export held, and the next export
-// must leave no temporary directory behind.
+// newest must load and compute what its export held (the version saved
+// last or the one under way), and the next export must leave no temporary
+// directory behind.
 
 const killIn, killOut = 64, 512 // a 128 KiB variable
 
@@ -75,33 +75,6 @@ func (m *killModel) export(base string, v int64, direct bool) error {
 	return err
 }
 
-func nextVersion(base string) int64 {
-	if v, _, err := savedmodel.LatestVersion(base); err == nil {
-		return v + 1
-	}
-	return 1
-}
-
-// killChild exports versions until it is killed; it never returns.
-func killChild(base string) {
-	fail := func(err error) {
-		fmt.Println("ERROR", err)
-		os.Exit(2)
-	}
-	m, err := newKillModel()
-	if err != nil {
-		fail(err)
-	}
-	fmt.Println("READY")
-	for {
-		v := nextVersion(base)
-		if err := m.export(base, v, v%2 == 1); err != nil {
-			fail(err)
-		}
-		fmt.Println("SAVED", v)
-	}
-}
-
 // checkVersion loads dir and checks that it computes x·w with w = v.
 func checkVersion(dir string, v int64) error {
 	m, err := Load(dir)
@@ -130,50 +103,55 @@ func checkVersion(dir string, v int64) error {
 	return nil
 }
 
-func TestKillExport(t *testing.T) {
-	base := t.TempDir()
-	parent, err := newKillModel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer parent.sess.Close()
-	st := killtest.Run(t, "export", base, killtest.Kills(t, 5), 1500*time.Millisecond, func(kill int, last string) error {
-		vs, err := savedmodel.Versions(base)
+func TestExportKillChild(t *testing.T) {
+	killtest.Child(t, func(base string) func(int) error {
+		m, err := newKillModel()
 		if err != nil {
+			t.Fatal(err)
+		}
+		return func(v int) error {
+			// Odd versions (every child's first, which the harness
+			// checks for leftovers) go through ExportVersion, whose
+			// Publish removes the dead temporaries of every version;
+			// Export to BASE/<v> removes only those of its own name.
+			if err := m.export(base, int64(v), v%2 == 0); err != nil {
+				return err
+			}
+			_, err := savedmodel.RemoveOldVersions(base, 2)
 			return err
 		}
-		if len(vs) == 0 {
-			if last != "" {
-				return fmt.Errorf("no version, though the child reported %q", last)
+	})
+}
+
+func TestKillExport(t *testing.T) {
+	killtest.Run(t, killtest.Writer{
+		Child: "TestExportKillChild",
+		Load: func(base string) (int, bool, error) {
+			vs, err := savedmodel.Versions(base)
+			if err != nil || len(vs) == 0 {
+				return 0, false, err
 			}
-		} else {
 			// Every visible version is whole; the newest serves.
 			for _, v := range vs {
 				dir := filepath.Join(base, strconv.FormatInt(v, 10))
 				if _, err := savedmodel.ReadMetaGraph(dir, savedmodel.TagServe); err != nil {
-					return fmt.Errorf("visible version %d: %w", v, err)
+					return 0, true, fmt.Errorf("visible version %d: %w", v, err)
 				}
 				if _, err := savedmodel.ReadFingerprint(dir); err != nil {
-					return fmt.Errorf("visible version %d: %w", v, err)
+					return 0, true, fmt.Errorf("visible version %d: %w", v, err)
 				}
 			}
 			newest := vs[len(vs)-1]
 			if err := checkVersion(filepath.Join(base, strconv.FormatInt(newest, 10)), newest); err != nil {
-				return fmt.Errorf("newest version: %w", err)
+				return 0, true, fmt.Errorf("newest version: %w", err)
 			}
-		}
-		v := nextVersion(base)
-		if err := parent.export(base, v, false); err != nil {
-			return fmt.Errorf("the next export: %w", err)
-		}
-		if err := checkVersion(filepath.Join(base, strconv.FormatInt(v, 10)), v); err != nil {
-			return fmt.Errorf("the next export: %w", err)
-		}
-		if tmps, err := killtest.Temporaries(base, ".tmp-", ".removing-"); err != nil || len(tmps) > 0 {
-			return fmt.Errorf("temporaries after the next export: %q (%v)", tmps, err)
-		}
-		_, err = savedmodel.RemoveOldVersions(base, 2)
-		return err
-	})
-	t.Logf("export and publication: %v", st)
+			return int(newest), true, nil
+		},
+		// Versions only: a temporary (.N.tmp-M, .N.removing-M) left after
+		// a completed export is a leftover.
+		Own: func(name string) bool {
+			_, err := strconv.ParseUint(name, 10, 63)
+			return err == nil
+		},
+	}, killtest.Kills(t, 5))
 }
