@@ -57,7 +57,7 @@ func (m *Model) SaveCheckpoint(prefix string, opts CheckpointOptions) error {
 	keys, vars := m.checkpointVars(opts.WeightsOnly)
 	// Streamed one variable at a time: a large model is not copied whole.
 	// ReplaceBundle syncs the files before renaming them into place.
-	err = atomicfile.ReplaceBundle(prefix, func(tmp string, numShards int) error {
+	err = savedmodel.ReplaceBundle(prefix, func(tmp string, numShards int) error {
 		return tfgo.SaveVariables(sess, tmp, keys, vars, savedmodel.WriteOptions{NumShards: numShards, NoSync: true})
 	})
 	if err != nil {

@@ -225,14 +225,7 @@ func TestModelCheckpointRemovesStaleOfTemplate(t *testing.T) {
 		}
 	}
 	c.removeStale()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, e := range ents {
-		got = append(got, e.Name())
-	}
+	got := killtest.DirNames(t, dir)
 	want := append([]string{}, keep...)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {

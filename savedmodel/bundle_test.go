@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/gotf/gotf/dtypes"
+	"github.com/gotf/gotf/internal/killtest"
 	"github.com/wamuir/graft/tensorflow/core/framework/tensor_shape_go_proto"
 	tsp "github.com/wamuir/graft/tensorflow/core/framework/tensor_slice_go_proto"
 	"github.com/wamuir/graft/tensorflow/core/framework/versions_go_proto"
@@ -830,11 +831,7 @@ func TestOverwriteAlternatesShardNames(t *testing.T) {
 		if got := bundleShards(prefix); got != want {
 			t.Errorf("save %d: %d shards, want %d", i, got, want)
 		}
-		var names []string
-		ents, _ := os.ReadDir(dir)
-		for _, e := range ents {
-			names = append(names, e.Name())
-		}
+		names := killtest.DirNames(t, dir)
 		wantNames := []string{"ckpt.index"}
 		for s := range want {
 			wantNames = append(wantNames, filepath.Base(DataFilename(prefix, s, want)))

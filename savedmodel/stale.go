@@ -2,8 +2,9 @@ package savedmodel
 
 import (
 	"os"
-	"path/filepath"
 	"regexp"
+
+	"github.com/gotf/gotf/internal/atomicfile"
 )
 
 // A writer killed in the middle of a save leaves its temporary files (or,
@@ -14,8 +15,11 @@ import (
 // holds the lock a writer takes on each temporary for as long as it
 // exists (lockTemp: a flock, which the kernel drops when the process dies,
 // however it dies). A temporary of a writer still at work, in this process
-// or another, is never touched. Where there are no flocks, nothing is
-// removed.
+// or another, is never touched. The lock and the removal are the module's
+// one mechanism, internal/atomicfile's (LockTemp, RemoveDead), which
+// tfgo's Saver and keraslike's writers use too; where there are no flocks
+// every temporary of such a name counts as a dead writer's (a concurrent
+// save may then fail, but never corrupts what it replaces).
 
 var (
 	// bundleTempRE matches the temporaries of a bundle: PREFIX.index and
@@ -33,26 +37,7 @@ var (
 // that no live writer holds. Errors are ignored: what cannot be removed
 // now is tried again by the next save.
 func removeStale(dir string, match func(name string) bool) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		if !match(e.Name()) {
-			continue
-		}
-		p := filepath.Join(dir, e.Name())
-		lk := lockIfAbandoned(p)
-		if lk == nil {
-			continue
-		}
-		if e.IsDir() {
-			os.RemoveAll(p)
-		} else {
-			os.Remove(p)
-		}
-		lk.Close()
-	}
+	atomicfile.RemoveDead(dir, func(e os.DirEntry) bool { return match(e.Name()) })
 }
 
 // removeStaleBundleTemps removes the dead temporaries of bundles in dir
@@ -64,9 +49,9 @@ func removeStaleBundleTemps(dir string, base func(string) bool) {
 	})
 }
 
+// lockTemp marks the temporary at path as this writer's until unlockTemp
+// (nil if the lock cannot be taken).
+func lockTemp(path string) *os.File { return atomicfile.LockTemp(path) }
+
 // unlockTemp releases a lock taken by lockTemp (nil: none).
-func unlockTemp(lk *os.File) {
-	if lk != nil {
-		lk.Close()
-	}
-}
+func unlockTemp(lk *os.File) { atomicfile.Unlock(lk) }

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 
 	"github.com/gotf/gotf/dtypes"
-	"github.com/gotf/gotf/internal/atomicfile"
 	"github.com/gotf/gotf/savedmodel"
 )
 
@@ -111,7 +110,7 @@ func (sv *Saver) addTwoShardSave(ss *Scope, names []string, values []Output) {
 // and has one data shard when the previous one had two, and two
 // otherwise, so that its data files are renamed into place under names the
 // previous index does not reference; the index is renamed last (see
-// internal/atomicfile.ReplaceBundle). The two-shard checkpoint of a single
+// savedmodel.ReplaceBundle). The two-shard checkpoint of a single
 // variable is written through Go (SaveVariables), as SaveV2 needs at
 // least one tensor per shard.
 func (sv *Saver) Save(sess *Session, prefix string) error {
@@ -121,7 +120,7 @@ func (sv *Saver) Save(sess *Session, prefix string) error {
 	if sv.save == nil {
 		return fmt.Errorf("saver has no save op (see the scope's error)")
 	}
-	err := atomicfile.ReplaceBundle(prefix, func(tmp string, numShards int) error {
+	err := savedmodel.ReplaceBundle(prefix, func(tmp string, numShards int) error {
 		switch {
 		case numShards == 1:
 			_, err := sess.Run(map[Output]any{sv.prefix: tmp}, nil, sv.save)

@@ -141,6 +141,12 @@ func saverKillWriter(t *testing.T, mode, kind string) killtest.Writer {
 	}
 }
 
+// ckptDataRenamed is the trigger of the kills at a data file's rename: a
+// data file of ckpt appearing under its final name (not a temporary).
+func ckptDataRenamed(name string) bool {
+	return strings.HasPrefix(name, "ckpt.data-") && !strings.Contains(name, "tempstate")
+}
+
 // Saver.Save killed at random times (GOTF_KILLS of them, default 4): the
 // checkpoint always restores, holding the generation saved last or the one
 // being saved, and a completed save leaves no temporary files.
@@ -155,9 +161,7 @@ func TestSaverSurvivesKills(t *testing.T) {
 // one the old index referenced and lost the checkpoint here.
 func TestSaverKilledAtDataRename(t *testing.T) {
 	w := saverKillWriter(t, "many", "")
-	w.Trigger = func(name string) bool {
-		return strings.HasPrefix(name, "ckpt.data-") && !strings.Contains(name, "tempstate")
-	}
+	w.Trigger = ckptDataRenamed
 	killtest.Run(t, w, killtest.Kills(t, 3))
 }
 
@@ -175,8 +179,6 @@ func TestStreamingSaverSurvivesKills(t *testing.T) {
 // no checkpoint here.
 func TestStreamingSaverKilledAtDataRename(t *testing.T) {
 	w := saverKillWriter(t, "many", "stream")
-	w.Trigger = func(name string) bool {
-		return strings.HasPrefix(name, "ckpt.data-") && !strings.Contains(name, "tempstate")
-	}
+	w.Trigger = ckptDataRenamed
 	killtest.Run(t, w, killtest.Kills(t, 3))
 }

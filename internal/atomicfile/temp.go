@@ -102,19 +102,60 @@ func RemoveStale(target string) {
 // epoch), so that a killed save of one name is cleaned up by the save of
 // the next.
 func RemoveStaleIn(dir string, match func(base string) bool) {
-	forEntries(dir, func(p string, e os.DirEntry) {
+	RemoveDead(dir, func(e os.DirEntry) bool {
 		base, ok := tempBase(e.Name())
-		if !ok || !e.IsDir() || !match(base) {
-			return
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return
-		}
-		if locked, err := tryLock(f); err == nil && locked {
-			os.RemoveAll(p)
-		}
+		return ok && e.IsDir() && match(base)
+	})
+}
+
+// LockTemp takes the lock that marks the temporary file or directory at
+// path as a live writer's, for a writer that names its temporaries itself
+// (savedmodel's bundle shards and indexes, TensorFlow-style): on a
+// descriptor of its own, so it holds until Unlock whatever happens to the
+// writer's other descriptors, and the kernel drops it when the process
+// dies, however it dies. It returns nil if it cannot take the lock (then
+// the temporary counts as a dead writer's).
+func LockTemp(path string) *os.File {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	if locked, err := tryLock(f); err != nil || !locked {
 		f.Close()
+		return nil
+	}
+	return f
+}
+
+// Unlock releases a lock taken by LockTemp (nil: none).
+func Unlock(lk *os.File) {
+	if lk != nil {
+		lk.Close()
+	}
+}
+
+// RemoveDead removes the entries of dir (files or directories) that match
+// accepts and that no live writer holds locked (see LockTemp; NewTemp's
+// directories are locked the same way): temporaries that writers killed
+// before their end left behind. match must accept only names of
+// temporaries, which tells them from everything else in dir. It is best
+// effort: what cannot be removed now endangers no save and is tried again
+// by the next one.
+func RemoveDead(dir string, match func(e os.DirEntry) bool) {
+	forEntries(dir, func(p string, e os.DirEntry) {
+		if !match(e) {
+			return
+		}
+		lk := LockTemp(p)
+		if lk == nil {
+			return
+		}
+		if e.IsDir() {
+			os.RemoveAll(p)
+		} else {
+			os.Remove(p)
+		}
+		lk.Close()
 	})
 }
 
@@ -133,16 +174,17 @@ func forEntries(dir string, fn func(path string, e os.DirEntry)) {
 // Commit syncs the file src (inside the temporary directory) and renames
 // it to dst, then syncs dst's directory so that the rename is durable.
 func Commit(src, dst string) error {
-	if err := syncFile(src); err != nil {
+	if err := SyncFile(src); err != nil {
 		return err
 	}
 	if err := os.Rename(src, dst); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(dst))
+	return SyncDir(filepath.Dir(dst))
 }
 
-func syncFile(path string) error {
+// SyncFile makes the contents of the file at path durable.
+func SyncFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -157,9 +199,9 @@ func syncFile(path string) error {
 	return nil
 }
 
-// syncDir makes the entries of dir durable. Some platforms and file
+// SyncDir makes the entries of dir durable. Some platforms and file
 // systems cannot sync a directory: that is no error.
-func syncDir(dir string) error {
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -190,4 +232,13 @@ func WriteFile(target string, fill func(path string) error) error {
 		return fmt.Errorf("replacing %s: %w", target, err)
 	}
 	return nil
+}
+
+func digits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -109,12 +109,7 @@ func Child(t *testing.T, setup func(dir string) (save func(gen int) error)) bool
 		}
 		say("SAVED %d %d", gen+i, time.Since(start).Microseconds())
 		if i == 0 {
-			ents, _ := os.ReadDir(dir)
-			var names []string
-			for _, e := range ents {
-				names = append(names, e.Name())
-			}
-			say("FILES %s", strings.Join(names, "/"))
+			say("FILES %s", strings.Join(DirNames(t, dir), "/"))
 			if os.Getenv(envPause) == "1" {
 				say("PAUSED")
 				bufio.NewReader(os.Stdin).ReadString('\n')
@@ -358,16 +353,26 @@ func Run(t *testing.T, w Writer, kills int) Stats {
 		st.Leftovers++
 		t.Errorf("after the final save the directory also holds %v", bad)
 	}
-	ents, _ := os.ReadDir(dir)
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	st.EndLeftovers = len(leftovers(names))
+	st.EndLeftovers = len(leftovers(DirNames(t, dir)))
 	if got, ok, err := w.Load(dir); err != nil || !ok || got != gen {
 		st.Failures++
 		t.Errorf("after the final save: generation %d (found %v), %v; want %d", got, ok, err, gen)
 	}
 	t.Logf("%s: %s", t.Name(), st)
 	return st
+}
+
+// DirNames lists the names in dir, sorted, failing t if dir does not read:
+// what the kill tests, and the tests of what writers leave, compare.
+func DirNames(t testing.TB, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
 }
