@@ -3533,6 +3533,7 @@ var funcs = map[string]any{
 	"savedmodel.ReadMetaGraph":            savedmodel.ReadMetaGraph,
 	"savedmodel.ReadSavedModel":           savedmodel.ReadSavedModel,
 	"savedmodel.RemoveOldVersions":        savedmodel.RemoveOldVersions,
+	"savedmodel.ReplaceBundle":            savedmodel.ReplaceBundle,
 	"savedmodel.Singleprint":              savedmodel.Singleprint,
 	"savedmodel.SliceKey":                 savedmodel.SliceKey,
 	"savedmodel.VariablesPrefix":          savedmodel.VariablesPrefix,
