@@ -24,8 +24,9 @@ run: setup-runtime
 # Run again under the race detector: the pure-Go packages and those with
 # concurrency (savedmodel's parallel writers and publication scanners,
 # runner's concurrent runs, the Python worker's pipes, the binding's
-# finalizers and tfgo's shared scopes).
-RACE_PKGS ?= ./dtypes/... ./internal/testutil/... ./internal/pyref ./savedmodel/... ./cgo ./tfgo
+# finalizers and tfgo's shared scopes, HDF5 files shared between
+# goroutines, writers' locked temporaries).
+RACE_PKGS ?= ./dtypes/... ./internal/testutil/... ./internal/pyref ./internal/h5 ./internal/atomicfile ./savedmodel/... ./cgo ./tfgo
 # How long each fuzzer runs beyond its seed corpus.
 FUZZTIME ?= 10s
 
