@@ -126,9 +126,9 @@ func checkConfigJSON(raw []byte) error {
 	return nil
 }
 
-// checkName refuses a name from a config that is empty, too long, or
-// holds characters that would change its meaning as a path ('/') or end
-// it early in C (NUL).
+// checkName refuses a name from a config that is longer than
+// maxNameBytes or not valid UTF-8. An empty name passes (a missing module
+// or registered name is empty; callers that need a name check for it).
 func checkName(what, name string) error {
 	switch {
 	case len(name) > maxNameBytes:
