@@ -180,6 +180,12 @@ func (r *reader) parseLayout(ds *dataset, b []byte) error {
 			ds.index = indexBTree1
 		} else {
 			ds.idxFlags = d.u8()
+			// Bit 0 stores partial edge chunks unfiltered, which the
+			// reader does not implement; bit 1 is the single chunk's
+			// filtered size and mask; other bits are undefined.
+			if ds.idxFlags&^0x02 != 0 {
+				return fmt.Errorf("unsupported chunked layout flags %#x", ds.idxFlags)
+			}
 			n := int(d.u8())
 			w := int(d.u8())
 			if n < 2 || n > MaxRank+1 || w < 1 || w > 8 {
@@ -587,6 +593,9 @@ func (r *reader) fixedArray(ds *dataset, nchunks uint64, fn func(uint64, chunkIn
 	}
 	if err := checksum(b, "fixed array data block"); err != nil {
 		return err
+	}
+	if string(b[:4]) != "FADB" {
+		return errors.New("fixed array data block without its FADB signature")
 	}
 	at := dblk + uint64(len(b))
 	for p := uint64(0); p < npages; p++ {

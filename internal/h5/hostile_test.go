@@ -98,3 +98,13 @@ func TestHostileStructures(t *testing.T) {
 		require.ErrorContains(t, err, "not an HDF5 file")
 	})
 }
+
+// A chunked layout flag the reader does not implement (partial edge
+// chunks stored unfiltered) is refused, not read as filtered.
+func TestLayoutFlagsRefused(t *testing.T) {
+	r := &reader{o: 8, l: 8}
+	msg := []byte{4, layoutChunked, 0x01, 2, 1, 4, 4, indexFixedArray, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	require.ErrorContains(t, r.parseLayout(&dataset{}, msg), "unsupported chunked layout flags")
+	msg[2] = 0
+	require.NoError(t, r.parseLayout(&dataset{}, msg))
+}
