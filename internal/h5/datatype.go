@@ -102,7 +102,9 @@ func (t *datatype) dtype() DType {
 			return pick(signed, Int64, Uint64)
 		}
 	case classFloat:
-		if t.bits[0]&0x41 != 0 || len(t.props) < 12 {
+		// Little-endian (bits 0 and 6 clear), implied mantissa
+		// normalization (bits 4-5 equal to 2) as in IEEE formats.
+		if t.bits[0]&0x41 != 0 || (t.bits[0]>>4)&3 != 2 || len(t.props) < 12 {
 			return Invalid
 		}
 		p := t.props

@@ -108,3 +108,16 @@ func TestLayoutFlagsRefused(t *testing.T) {
 	msg[2] = 0
 	require.NoError(t, r.parseLayout(&dataset{}, msg))
 }
+
+// A float whose mantissa normalization is not IEEE's implied bit is not
+// read as float32.
+func TestFloatNormalizationRefused(t *testing.T) {
+	msg := []byte{0x11, 0x20, 31, 0, 4, 0, 0, 0, 0, 0, 32, 0, 23, 8, 0, 23, 127, 0, 0, 0}
+	dt, _, err := parseDatatype(msg, 0)
+	require.NoError(t, err)
+	require.Equal(t, Float32, dt.dtype())
+	msg[1] = 0x00 // no normalization
+	dt, _, err = parseDatatype(msg, 0)
+	require.NoError(t, err)
+	require.Equal(t, Invalid, dt.dtype())
+}
