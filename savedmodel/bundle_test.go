@@ -831,6 +831,9 @@ func TestOverwriteAlternatesShardNames(t *testing.T) {
 		if got := bundleShards(prefix); got != want {
 			t.Errorf("save %d: %d shards, want %d", i, got, want)
 		}
+		if got := currentShards(prefix); got != want {
+			t.Errorf("save %d: currentShards (header only) says %d shards, want %d", i, got, want)
+		}
 		names := killtest.DirNames(t, dir)
 		wantNames := []string{"ckpt.index"}
 		for s := range want {
@@ -845,6 +848,21 @@ func TestOverwriteAlternatesShardNames(t *testing.T) {
 			if fi, err := os.Stat(DataFilename(prefix, 2, 3)); err != nil || fi.Size() != 0 {
 				t.Errorf("save %d: the extra shard: %v, %v", i, fi, err)
 			}
+		}
+	}
+}
+
+func TestCurrentShardsUnreadable(t *testing.T) {
+	prefix := filepath.Join(t.TempDir(), "ckpt")
+	if got := currentShards(prefix); got != 0 {
+		t.Errorf("no bundle: %d shards, want 0", got)
+	}
+	for _, data := range [][]byte{nil, []byte("not a table"), make([]byte, 100)} {
+		if err := os.WriteFile(IndexFilename(prefix), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := currentShards(prefix); got != 0 {
+			t.Errorf("index %q: %d shards, want 0", data, got)
 		}
 	}
 }

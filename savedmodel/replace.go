@@ -32,7 +32,7 @@ func ReplaceBundle(prefix string, write func(tmpPrefix string, numShards int) er
 	}
 	defer t.Remove()
 	n := 1
-	if bundleShards(prefix) == 1 {
+	if currentShards(prefix) == 1 {
 		n = 2
 	}
 	tmp := filepath.Join(t.Dir, filepath.Base(prefix))

@@ -485,3 +485,61 @@ func blockEntries(b []byte, budget *uint64) ([]tableEntry, error) {
 	}
 	return out, nil
 }
+
+// readFirstEntry returns the first entry of the table in f (size bytes),
+// reading only the footer, the index block and the first data block, each
+// bounds-checked against size before it is read.
+func readFirstEntry(f io.ReaderAt, size int64) (tableEntry, error) {
+	if size < footerLen {
+		return tableEntry{}, fmt.Errorf("file is too short for a table (%d bytes)", size)
+	}
+	limit := uint64(size - footerLen)
+	footer := make([]byte, footerLen)
+	if _, err := f.ReadAt(footer, int64(limit)); err != nil {
+		return tableEntry{}, err
+	}
+	magic := uint64(binary.LittleEndian.Uint32(footer[40:])) | uint64(binary.LittleEndian.Uint32(footer[44:]))<<32
+	if magic != tableMagic {
+		return tableEntry{}, fmt.Errorf("not a table: bad magic number %#016x", magic)
+	}
+	_, rest, err := decodeBlockHandle(footer[:40])
+	if err != nil {
+		return tableEntry{}, fmt.Errorf("footer: metaindex %v", err)
+	}
+	indexH, _, err := decodeBlockHandle(rest)
+	if err != nil {
+		return tableEntry{}, fmt.Errorf("footer: index %v", err)
+	}
+	block := func(h blockHandle) ([]byte, error) {
+		if h.offset > limit || h.size > limit-h.offset || blockTrailerLen > limit-h.offset-h.size {
+			return nil, fmt.Errorf("block handle (offset %d, size %d) is outside the %d bytes before the footer", h.offset, h.size, limit)
+		}
+		buf := make([]byte, h.size+blockTrailerLen)
+		if _, err := f.ReadAt(buf, int64(h.offset)); err != nil {
+			return nil, err
+		}
+		return readBlock(buf, blockHandle{size: h.size}, uint64(len(buf)))
+	}
+	budget := keyBudgetRatio*uint64(size) + keyBudgetSlack
+	ib, err := block(indexH)
+	if err != nil {
+		return tableEntry{}, fmt.Errorf("index block: %w", err)
+	}
+	idx, err := blockEntries(ib, &budget)
+	if err != nil || len(idx) == 0 {
+		return tableEntry{}, fmt.Errorf("index block: no first data block (%v)", err)
+	}
+	h, _, err := decodeBlockHandle(idx[0].value)
+	if err != nil {
+		return tableEntry{}, fmt.Errorf("index entry 0: %w", err)
+	}
+	db, err := block(h)
+	if err != nil {
+		return tableEntry{}, fmt.Errorf("data block 0: %w", err)
+	}
+	es, err := blockEntries(db, &budget)
+	if err != nil || len(es) == 0 {
+		return tableEntry{}, fmt.Errorf("data block 0: no entry (%v)", err)
+	}
+	return es[0], nil
+}

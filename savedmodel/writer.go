@@ -138,7 +138,7 @@ func NewBundleWriter(prefix string, opts WriteOptions) (*BundleWriter, error) {
 	base := filepath.Base(prefix)
 	removeStaleBundleTemps(dir, func(b string) bool { return b == base })
 	total := n
-	if bundleShards(prefix) == n {
+	if currentShards(prefix) == n {
 		total = n + 1 // see BundleWriter: names the old index does not use
 	}
 	for i := range total {
@@ -448,7 +448,7 @@ func (w *BundleWriter) commit() error {
 	// reference (NewBundleWriter chose the shard count so), unless
 	// another writer replaced the bundle since: then renaming them would
 	// break that writer's bundle.
-	if bundleShards(w.prefix) == len(w.shards) {
+	if currentShards(w.prefix) == len(w.shards) {
 		os.Remove(tmp)
 		return &Error{Op: "commit", File: index, Err: fmt.Errorf("another writer committed a bundle of %d shards at the prefix meanwhile", len(w.shards))}
 	}
@@ -484,6 +484,36 @@ func bundleShards(prefix string) int {
 	}
 	defer r.Close()
 	return int(r.Header().GetNumShards())
+}
+
+// currentShards is the shard count in the header of the bundle at
+// prefix, 0 when there is none or its header does not read. It reads the
+// index's first data block only, not the whole index: the writers call it
+// on every save, on the bundle they are about to replace.
+func currentShards(prefix string) int {
+	path := IndexFilename(prefix)
+	// Stat before opening, as readFileLimited does: a FIFO would block.
+	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+		return 0
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0
+	}
+	e, err := readFirstEntry(f, fi.Size())
+	if err != nil || len(e.key) != 0 {
+		return 0
+	}
+	h := &fcpb.BundleHeaderProto{}
+	if proto.Unmarshal(e.value, h) != nil || h.GetNumShards() < 1 {
+		return 0
+	}
+	return int(h.GetNumShards())
 }
 
 // removeOtherShards removes the data files of prefix that a bundle of n
