@@ -2,8 +2,10 @@ package cgo
 
 import (
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gotf/gotf/dtypes"
 	"github.com/stretchr/testify/assert"
@@ -196,4 +198,26 @@ func TestOutputByName(t *testing.T) {
 	require.ErrorContains(t, err, "has 1 outputs")
 	_, err = g.OutputByName("scope/a:x")
 	require.ErrorContains(t, err, "bad tensor name")
+}
+
+// A graph holding operations must be collectable once unreachable: the
+// map from C operations to Go ones is weak, so it makes no cycle through
+// the graph's finalizer (with a strong map, no such graph was ever freed).
+func TestGraphWithOperationsIsCollected(t *testing.T) {
+	collected := make(chan struct{})
+	func() {
+		g := NewGraph()
+		op := constOp(t, g, "a", []int64{2}, 1, 2)
+		assert.Same(t, op, op.Output(0).Op.Graph().op(op.c))
+		runtime.AddCleanup(g, func(struct{}) { close(collected) }, struct{}{})
+	}()
+	for range 50 {
+		runtime.GC()
+		select {
+		case <-collected:
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatal("a graph with an operation was not collected after 50 GCs")
 }
