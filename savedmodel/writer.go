@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/gotf/gotf/dtypes"
+	"github.com/gotf/gotf/internal/atomicfile"
 
 	"github.com/wamuir/graft/tensorflow/core/framework/tensor_shape_go_proto"
 	"github.com/wamuir/graft/tensorflow/core/framework/versions_go_proto"
@@ -631,12 +632,7 @@ func (w *BundleWriter) writeIndex(index string) (string, *os.File, error) {
 
 // syncDir makes the renames in dir durable (best effort: not every
 // platform can sync a directory).
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}
+func syncDir(dir string) { _ = atomicfile.SyncDir(dir) }
 
 // WriteBundle writes tensors as a bundle at prefix (creating its
 // directory), with opts.NumShards data shards written in parallel and the
