@@ -555,14 +555,9 @@ func (r *reader) fixedArray(ds *dataset, nchunks uint64, fn func(uint64, chunkIn
 	}
 	prefix := uint64(4 + 1 + 1 + r.o)
 	decode := func(i uint64, b []byte) error {
-		ed := r.dec(b)
-		c := chunkInfo{addr: ed.addr()}
-		if filtered {
-			c.size = ed.uvar(entry - r.o - 4)
-			c.mask = ed.u32()
-		}
-		if ed.err != nil {
-			return ed.err
+		c, err := r.arrayEntry(b, entry, filtered)
+		if err != nil {
+			return err
 		}
 		return fn(i, c)
 	}
@@ -620,6 +615,19 @@ func (r *reader) fixedArray(ds *dataset, nchunks uint64, fn func(uint64, chunkIn
 		at += size
 	}
 	return nil
+}
+
+// arrayEntry decodes one entry of a fixed or extensible array chunk
+// index: the chunk's address, then for filtered chunks its stored size
+// (entry-o-4 bytes) and filter mask.
+func (r *reader) arrayEntry(b []byte, entry int, filtered bool) (chunkInfo, error) {
+	d := r.dec(b)
+	c := chunkInfo{addr: d.addr()}
+	if filtered {
+		c.size = d.uvar(entry - r.o - 4)
+		c.mask = d.u32()
+	}
+	return c, d.err
 }
 
 // readChunk reads one chunk and undoes its filters into buf (the chunk's

@@ -49,14 +49,9 @@ func (r *reader) extensibleArray(ds *dataset, nchunks uint64, fn func(uint64, ch
 		return nil
 	}
 	decode := func(i uint64, b []byte) error {
-		ed := r.dec(b)
-		c := chunkInfo{addr: ed.addr()}
-		if filtered {
-			c.size = ed.uvar(entry - r.o - 4)
-			c.mask = ed.u32()
-		}
-		if ed.err != nil {
-			return ed.err
+		c, err := r.arrayEntry(b, entry, filtered)
+		if err != nil {
+			return err
 		}
 		if i >= nchunks {
 			return nil
