@@ -164,10 +164,15 @@ func (r *reader) globalHeap(addr uint64) (*gheap, error) {
 		h.objs[idx] = d.bytes(int(n))
 		d.skip(min(int((n+7)&^7-n), d.rest()))
 	}
-	if r.cached+int64(len(b)) <= maxMetaBytes {
-		r.cached += int64(len(b))
-		r.gheaps[addr] = h
+	// Every collection read is kept, and the total is bounded: without the
+	// cache a file could make each of millions of string elements re-read a
+	// large collection. Keras' strings (names, a config of at most 64 MiB)
+	// stay far below the bound.
+	if r.cached+int64(len(b)) > maxMetaBytes {
+		return nil, fmt.Errorf("global heap collections of more than %d bytes in total", maxMetaBytes)
 	}
+	r.cached += int64(len(b))
+	r.gheaps[addr] = h
 	return h, nil
 }
 

@@ -114,7 +114,7 @@ type reader struct {
 	objects map[uint64]*object
 	links   map[uint64][]link
 	gheaps  map[uint64]*gheap
-	cached  int64 // bytes held by gheaps, bounded by maxCacheBytes
+	cached  int64 // bytes held by gheaps, bounded by maxMetaBytes
 }
 
 // maxMetaBytes bounds one metadata block read (a heap's data segment, a
