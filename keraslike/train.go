@@ -330,7 +330,7 @@ func (m *Model) Fit(ctx context.Context, data Dataset, o FitOptions) (*History, 
 			if tg.accumulate != nil && (n+1)%tg.opts.AccumulationSteps != 0 {
 				target = tg.accumulate
 			}
-			outs, err := sess.Run(map[tfgo.Output]any{tg.x: xt, tg.yTrue: yt}, fetches, target)
+			outs, err := m.runFitStep(sess, o.Callbacks, epoch, n, map[tfgo.Output]any{tg.x: xt, tg.yTrue: yt}, fetches, target)
 			if err != nil {
 				runErr = fmt.Errorf("train step %d of epoch %d: %w", n, epoch+1, err)
 				return false
