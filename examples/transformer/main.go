@@ -44,6 +44,7 @@ type config struct {
 	out                               string
 	seed                              int64
 	threads                           int
+	memory                            bool
 }
 
 func main() {
@@ -62,6 +63,7 @@ func main() {
 	flag.StringVar(&c.out, "out", "out/transformer", "output directory (logs/, checkpoints/)")
 	flag.Int64Var(&c.seed, "seed", 1, "seed of data order, initial weights and sampling")
 	flag.IntVar(&c.threads, "threads", 0, "intra-op threads (0: TensorFlow's choice)")
+	flag.BoolVar(&c.memory, "memory", false, "trace every step and print per epoch the peak step memory (TensorFlow allocator) and the process RSS")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -143,10 +145,15 @@ func run(ctx context.Context, c config, w io.Writer) error {
 
 	tb := &keraslike.TensorBoard{LogDir: filepath.Join(c.out, "logs"), UpdateFreq: 10}
 	ck := &keraslike.ModelCheckpoint{Path: filepath.Join(ckptDir, "model_shard_{epoch}"), MaxToKeep: 3}
+	callbacks := []keraslike.Callback{&keraslike.ProgressBar{W: w}, tb, ck}
+	if c.memory {
+		// After the progress bar, so that its line follows the epoch's.
+		callbacks = append(callbacks, &keraslike.MemoryMonitor{W: w})
+	}
 	start := time.Now()
 	hist, err := m.Fit(ctx, train, keraslike.FitOptions{
 		Epochs: c.epochs, InitialEpoch: initialEpoch, StepsPerEpoch: stepsPerEpoch, Validation: firstBatches(val, 8),
-		Callbacks: []keraslike.Callback{&keraslike.ProgressBar{W: w}, tb, ck},
+		Callbacks: callbacks,
 	})
 	if err != nil {
 		return err
