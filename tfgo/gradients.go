@@ -103,6 +103,9 @@ func Gradients(s *Scope, ys, xs, gradYs []Output, opts ...GradientsOption) []Out
 		}
 	}
 	gs := s.SubScope("gradients")
+	// The backward pass is never part of a recomputation segment, even
+	// when Gradients is called inside one.
+	gs.segment = nil
 	b := newBackprop(gs, ys, xs, cfg.stop)
 
 	for i, y := range ys {
@@ -137,6 +140,10 @@ type backprop struct {
 	stop    map[*Operation]bool
 	ys      []Output
 	partial map[Output][]Output // gradients flowing into each output, not yet summed
+	// recomputed holds the clones of the segments the walk has reached
+	// (recompute.go); stateful caches OpDef.is_stateful by op type.
+	recomputed map[*recomputeSegment]*recomputation
+	stateful   map[string]bool
 }
 
 func newBackprop(s *Scope, ys, xs []Output, stop map[*Operation]bool) *backprop {
@@ -176,7 +183,8 @@ func newBackprop(s *Scope, ys, xs []Output, stop map[*Operation]bool) *backprop 
 	for _, y := range ys {
 		visitBwd(y.Op)
 	}
-	return &backprop{s: s, between: between, stop: stop, ys: ys, partial: map[Output][]Output{}}
+	return &backprop{s: s, between: between, stop: stop, ys: ys, partial: map[Output][]Output{},
+		recomputed: map[*recomputeSegment]*recomputation{}, stateful: map[string]bool{}}
 }
 
 // reverseTopo orders the ops between xs and ys so that every op comes
@@ -238,8 +246,15 @@ func (b *backprop) backprop(op *Operation) error {
 	if !ok {
 		return fmt.Errorf("no gradient registered for op type %s (op %q); register one with tfgo.RegisterGradient, or stop the gradient", op.Type(), op.Name())
 	}
+	// The gradient function reads the recomputed forward values, while the
+	// gradients still flow to the inputs of op itself: the walk and the
+	// partial sums know only the original graph.
+	fop, err := b.forwardOp(op, grads)
+	if err != nil {
+		return err
+	}
 	gs := b.s.SubScope(op.Name() + "_grad")
-	ins, err := fn(gs, op, grads)
+	ins, err := fn(gs, fop, grads)
 	if err != nil {
 		return fmt.Errorf("gradient of %s (op %q): %w", op.Type(), op.Name(), err)
 	}

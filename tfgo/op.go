@@ -54,6 +54,7 @@ func (s *Scope) AddOperation(spec OpSpec) *Operation {
 		s.UpdateErr(name, err)
 		return nil
 	}
+	s.joinSegment(op)
 	return op
 }
 

@@ -22,6 +22,8 @@ type Scope struct {
 	device      string
 	controlDeps []*Operation
 	jitScope    string
+	// segment is the recomputation segment the scope's ops join (WithRecompute).
+	segment *recomputeSegment
 }
 
 type scopeState struct {
@@ -31,6 +33,9 @@ type scopeState struct {
 	err   error
 	// variables is the graph's variable collection (variable.go).
 	variables variableCollection
+	// recompute maps ops to their recomputation segments (recompute.go),
+	// here because Gradients is usually called with another scope.
+	recompute recomputeState
 }
 
 // NewScope returns a root scope on a new, empty graph.
