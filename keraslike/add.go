@@ -25,10 +25,13 @@ func (a *Add) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	if !ctx.usable() {
 		return tfgo.Output{}
 	}
+	inputs = append([]tfgo.Output(nil), inputs...)
 	for i, x := range inputs {
 		if x.Op == nil {
 			return tfgo.Output{}
 		}
+		inputs[i] = ctx.autocast(a, x)
+		x = inputs[i]
 		if x.DataType() != inputs[0].DataType() {
 			ctx.Fail(a, "input %d is %s, input 0 is %s", i, x.DataType(), inputs[0].DataType())
 			return tfgo.Output{}

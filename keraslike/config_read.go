@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/gotf/gotf/dtypes"
+	"github.com/gotf/gotf/mixedprecision"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -118,8 +119,19 @@ func layerFromEntry(e map[string]any, opts LoadOptions) (Layer, layerSpec, error
 	if spec.name != "" && l.Name() != spec.name {
 		return nil, spec, fmt.Errorf("%s: the constructor named the layer %s", spec, quoted(l.Name()))
 	}
-	// A registered constructor need not read trainable: a frozen layer is
-	// frozen here whatever made it.
+	// A registered constructor need not read dtype nor trainable: the
+	// layer takes its policy, and is frozen, here whatever made it.
+	if d, ok := c["dtype"]; ok && d != nil {
+		p, err := mixedprecision.PolicyFromConfig(d)
+		if err != nil {
+			return nil, spec, fmt.Errorf("%s: dtype: %w", spec, err)
+		}
+		if sp, ok := l.(interface{ SetDTypePolicy(mixedprecision.Policy) }); ok {
+			sp.SetDTypePolicy(p)
+		} else if p.Name() != "float32" {
+			return nil, spec, fmt.Errorf("%s: dtype %s: the layer cannot take a dtype policy (it has no SetDTypePolicy method)", spec, p.Name())
+		}
+	}
 	if c["trainable"] == false {
 		if err := freeze(l); err != nil {
 			return nil, spec, fmt.Errorf("%s: %w", spec, err)
@@ -261,7 +273,15 @@ func sequentialFromConfig(name string, r *cfg, opts LoadOptions) (*Model, error)
 	if len(layers) == 0 {
 		return nil, errors.New("no layers")
 	}
-	return NewSequential(name, *input, layers...), nil
+	m := NewSequential(name, *input, layers...)
+	if d := r.raw("dtype"); d != nil {
+		p, err := mixedprecision.PolicyFromConfig(d)
+		if err != nil {
+			return nil, fmt.Errorf("dtype: %w", err)
+		}
+		m.policy = p
+	}
+	return m, nil
 }
 
 // history is a reference to a layer's output: keras_history [name, node, index].

@@ -81,7 +81,7 @@ func (m *Model) sequentialConfig() map[string]any {
 		"config": map[string]any{
 			"name":              m.name,
 			"trainable":         true,
-			"dtype":             "float32",
+			"dtype":             m.policy.Config(),
 			"layers":            layers,
 			"build_input_shape": shape,
 		},

@@ -71,7 +71,7 @@ func (d *Dense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		return tfgo.Output{}
 	}
 	s := ctx.Scope.SubScope(d.name)
-	kernel := castTo(s, d.kernel.Read(s), x.DataType())
+	kernel := ctx.Read(s, d.kernel, x.DataType())
 	// Inputs of higher rank are flattened to a matrix: one MatMul (whose
 	// gradient needs no broadcasting) instead of a broadcasting BatchMatMul.
 	var y tfgo.Output
@@ -83,7 +83,7 @@ func (d *Dense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		y = tfgo.Reshape(s, flat, outputShape(s, x, shape, int64(d.Units)))
 	}
 	if d.bias != nil {
-		y = tfgo.BiasAdd(s, y, castTo(s, d.bias.Read(s), x.DataType()))
+		y = tfgo.BiasAdd(s, y, ctx.Read(s, d.bias, x.DataType()))
 	}
 	return d.act(s, y)
 }

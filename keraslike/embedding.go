@@ -74,12 +74,10 @@ func (e *Embedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		n, zero = tfgo.Const(s, int32(e.InputDim)), tfgo.Const(s, int32(0))
 	}
 	ids = tfgo.SelectV2(s, tfgo.Less(s, ids, zero), tfgo.AddV2(s, ids, n), ids)
-	y := tfgo.ResourceGather(s, e.embeddings.Handle(), ids, tfgo.Float)
-	dt := ctx.DType
-	if dt == 0 {
-		dt = tfgo.Float
-	}
-	return castTo(s, y, dt)
+	// Gathering before the cast casts only the rows used (Keras casts the
+	// table, then takes: the same values).
+	y := tfgo.ResourceGather(s, e.embeddings.Handle(), ids, e.embeddings.DType())
+	return castTo(s, y, e.ComputeDType())
 }
 
 // Config is Embedding's get_config.

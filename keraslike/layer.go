@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gotf/gotf/mixedprecision"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -20,17 +21,65 @@ type Context struct {
 	// Training selects training behaviour (Dropout drops) at graph-build time:
 	// a model builds its training and inference graphs separately, sharing weights.
 	Training bool
-	// DType is the compute dtype of the layers' ops (float32 unless a mixed
-	// precision policy says otherwise).
-	DType tfgo.DataType
 	// Path prefixes the Keras paths of the weights created in this context:
 	// a model's name ("sequential/dense/kernel"), a parent layer's path.
 	Path string
+	// reads caches each weight's value per dtype for the whole pass (see
+	// Read); shared by the contexts derived from this one.
+	reads map[readKey]tfgo.Output
+}
+
+// readKey is one weight read in one dtype.
+type readKey struct {
+	v  *tfgo.Variable
+	dt tfgo.DataType
 }
 
 // NewContext returns a context adding ops and weights to s.
 func NewContext(s *tfgo.Scope, training bool) *Context {
-	return &Context{Scope: s, Weights: s, Training: training, DType: tfgo.Float}
+	return &Context{Scope: s, Weights: s, Training: training, reads: map[readKey]tfgo.Output{}}
+}
+
+// Read is w's value in dtype dt (a layer's compute dtype): the variable is
+// read and cast once per pass (a model's training or inference graph) and
+// every later use in that pass shares the result, as mixed precision wants
+// (one cast of each float32 weight to bfloat16 per step, not one per use).
+// s names the ops of the first read. A context made without NewContext
+// reads afresh on every call.
+func (c *Context) Read(s *tfgo.Scope, w *Weight, dt tfgo.DataType) tfgo.Output {
+	if c == nil || w == nil || w.Variable == nil {
+		return tfgo.Output{}
+	}
+	k := readKey{w.Variable, dt}
+	if v, ok := c.reads[k]; ok {
+		return v
+	}
+	// The shared value must not inherit the first caller's control
+	// dependencies (a dropout's seed update, say): later users would wait on them.
+	rs := s.WithoutControlDependencies()
+	v := castTo(rs, w.Read(rs), dt)
+	if c.reads != nil && v.Op != nil {
+		c.reads[k] = v
+	}
+	return v
+}
+
+// autocast is Keras' input autocasting: a floating-point input is cast to
+// the layer's compute dtype, unless the layer opts out (LayerNormalization
+// computes in float32 whatever it is given).
+func (c *Context) autocast(layer Layer, x tfgo.Output) tfgo.Output {
+	p, ok := layer.(interface {
+		DTypePolicy() mixedprecision.Policy
+		autocasts() bool
+	})
+	if !ok || !p.autocasts() || x.Op == nil || !isFloat(x.DataType()) {
+		return x
+	}
+	dt := p.DTypePolicy().ComputeDType()
+	if x.DataType() == dt {
+		return x
+	}
+	return tfgo.Cast(c.Scope.SubScope(layer.Name()), x, dt)
 }
 
 // Fail records an error on the context's scope, naming the layer and its
@@ -44,7 +93,8 @@ func (c *Context) Fail(layer Layer, format string, args ...any) {
 	c.Scope.UpdateErr(layer.Name(), fmt.Errorf("layer %q (%s): %s", layer.Name(), layer.ClassName(), fmt.Sprintf(format, args...)))
 }
 
-// OneInput is the input of a layer that takes exactly one: it fails with
+// OneInput is the input of a layer that takes exactly one, cast to the
+// layer's compute dtype when it is floating-point (Keras' autocast): it fails with
 // "takes 1 input" for another count, and reports false (the layer then
 // returns the zero Output) after that or an earlier error in the scope, or
 // when the input was never built or the context is not usable.
@@ -56,7 +106,7 @@ func (c *Context) OneInput(layer Layer, inputs []tfgo.Output) (tfgo.Output, bool
 	if !c.usable() || inputs[0].Op == nil {
 		return tfgo.Output{}, false
 	}
-	return inputs[0], true
+	return c.autocast(layer, inputs[0]), true
 }
 
 // usable reports whether a layer call can add to c: not for a nil Context
@@ -147,18 +197,60 @@ type Base struct {
 	wscope    *tfgo.Scope
 	path      string
 	frozen    bool // trainable false: training leaves the weights alone
+	policy    mixedprecision.Policy
+	// noAutocast keeps floating inputs in their dtype (Keras' autocast=False).
+	noAutocast bool
 }
 
 // NewBase returns the Base of a layer of Keras class class ("Dense",
 // "MyLayer"): named name, or, when name is "", Keras' default name for the
 // class (its snake_case, suffixed _1, _2 ... for later layers of the same
 // class: "my_layer", "my_layer_1"), as keras.layers.Layer(name=None) does.
+// Its dtype policy is the global one (mixedprecision.GlobalPolicy), as for
+// a Keras layer made with dtype=None; SetDTypePolicy changes it.
 func NewBase(class, name string) Base {
 	if name == "" {
 		name = autoName(class)
 	}
-	return Base{name: name, class: class}
+	return Base{name: name, class: class, policy: mixedprecision.GlobalPolicy()}
 }
+
+// DTypePolicy is the layer's dtype policy (Keras' layer.dtype_policy).
+func (b *Base) DTypePolicy() mixedprecision.Policy {
+	if b == nil {
+		return mixedprecision.Policy{}
+	}
+	return b.policy
+}
+
+// SetDTypePolicy sets the layer's dtype policy, and its tracked
+// sublayers' (Keras' layer.dtype_policy = ...; a composite built-in passes
+// its policy to the sublayers it makes, as Keras' do). Set it before the
+// layer is first called: its weights are created in the policy's variable
+// dtype, and graphs built before keep the dtypes they were built with.
+// The Activation(..., dtype="float32") idiom that keeps a mixed model's
+// outputs in float32 is SetDTypePolicy(mixedprecision.Float32) on the last layer.
+func (b *Base) SetDTypePolicy(p mixedprecision.Policy) {
+	if b == nil {
+		return
+	}
+	b.policy = p
+	for _, sub := range b.sublayers {
+		if t, ok := sub.(interface{ SetDTypePolicy(mixedprecision.Policy) }); ok {
+			t.SetDTypePolicy(p)
+		}
+	}
+}
+
+// ComputeDType is the dtype the layer computes in (layer.compute_dtype).
+func (b *Base) ComputeDType() tfgo.DataType { return b.DTypePolicy().ComputeDType() }
+
+// VariableDType is the dtype of the layer's weights (layer.variable_dtype).
+func (b *Base) VariableDType() tfgo.DataType { return b.DTypePolicy().VariableDType() }
+
+// autocasts reports whether the layer's floating inputs are cast to its
+// compute dtype (Keras' layer.autocast).
+func (b *Base) autocasts() bool { return b != nil && !b.noAutocast }
 
 // Name is the layer's name.
 func (b *Base) Name() string { return b.name }
@@ -262,8 +354,13 @@ func (b *Base) Build(ctx *Context) bool {
 // ("kernel") of dtype and shape, initialized by init, under the layer's
 // path ("dense/kernel", "model/dense/kernel"), and appends it to the
 // layer's Weights. Call it after Build returned true; trainable false
-// keeps the optimizer off it.
+// keeps the optimizer off it. dtype tfgo.Float stands for the policy's
+// variable dtype (Keras' add_weight(dtype=None)): float32 under the mixed
+// policies, bfloat16 under "bfloat16".
 func (b *Base) AddWeight(name string, dtype tfgo.DataType, shape []int64, init tfgo.Initializer, trainable bool) *Weight {
+	if dtype == tfgo.Float {
+		dtype = b.VariableDType()
+	}
 	v := tfgo.NewVariable(b.wscope, name, dtype, shape, init, tfgo.Trainable(trainable))
 	w := &Weight{Variable: v, Path: b.path + "/" + name}
 	b.weights = append(b.weights, w)
@@ -314,7 +411,7 @@ func (b *Base) Track(sub Layer) {
 // BaseConfig is the part of get_config every layer has (name, trainable,
 // dtype); a layer's Config adds its own keys to it.
 func (b *Base) BaseConfig() map[string]any {
-	return map[string]any{"name": b.name, "trainable": !b.frozen, "dtype": "float32"}
+	return map[string]any{"name": b.name, "trainable": !b.frozen, "dtype": b.policy.Config()}
 }
 
 var names = struct {

@@ -41,6 +41,7 @@ type LayerNormalization struct {
 // NewLayerNormalization returns keras.layers.LayerNormalization(...).
 func NewLayerNormalization(opts LayerNormalizationOptions) *LayerNormalization {
 	l := &LayerNormalization{Base: NewBase("LayerNormalization", opts.Name), opts: opts, axis: opts.Axis, epsilon: opts.Epsilon}
+	l.noAutocast = true // as Keras': its statistics need float32, whatever the policy
 	if l.axis == 0 {
 		l.axis = -1
 	}
@@ -93,10 +94,10 @@ func (l *LayerNormalization) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Outp
 	s := ctx.Scope.SubScope(l.name)
 	var gamma, beta tfgo.Output
 	if l.gamma != nil {
-		gamma = l.gamma.Read(s)
+		gamma = ctx.Read(s, l.gamma, l.gamma.DType())
 	}
 	if l.beta != nil {
-		beta = l.beta.Read(s)
+		beta = ctx.Read(s, l.beta, l.beta.DType())
 	}
 	// tfgo.LayerNormalize takes -1 for the last axis and reshapes the
 	// parameters for broadcasting otherwise.
@@ -104,7 +105,9 @@ func (l *LayerNormalization) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Outp
 	if a == len(shape)-1 {
 		a = -1
 	}
-	return tfgo.LayerNormalize(s, x, gamma, beta, a, float32(l.epsilon))
+	// Keras casts the result (in x's dtype) to the compute dtype: a float32
+	// input to a mixed_bfloat16 LayerNormalization comes out in bfloat16.
+	return castTo(s, tfgo.LayerNormalize(s, x, gamma, beta, a, float32(l.epsilon)), l.ComputeDType())
 }
 
 // Config is LayerNormalization's get_config. Like Keras, axis is an int

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/internal/testutil"
+	"github.com/gotf/gotf/mixedprecision"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -118,8 +119,7 @@ func ltCheckWeights(t *testing.T, l Layer, ref map[string]*tfgo.Tensor) {
 
 // ltCheckConfig checks that l's Config and Keras' get_config have the same
 // keys with the same values, both ways (a key either side lacks fails),
-// except the keys configWritesNot names. Our dtype is the name of Keras'
-// DTypePolicy.
+// except the keys configWritesNot names.
 func ltCheckConfig(t *testing.T, l Layer, ref map[string]*tfgo.Tensor) {
 	t.Helper()
 	raw, err := ref["config"].Strings()
@@ -135,10 +135,9 @@ func ltCheckConfig(t *testing.T, l Layer, ref map[string]*tfgo.Tensor) {
 		if !assert.True(t, ok, "Keras' get_config has no key %q", k) {
 			continue
 		}
-		if policy, isDict := pv.(map[string]any); k == "dtype" && isDict {
-			if assert.Equal(t, "DTypePolicy", policy["class_name"], "dtype policy") {
-				pv = policy["config"].(map[string]any)["name"]
-			}
+		if k == "dtype" { // both a serialized DTypePolicy
+			assert.Equal(t, pv, v, "dtype policy")
+			continue
 		}
 		assert.Equal(t, pv, v, "config key %q", k)
 	}
@@ -799,7 +798,7 @@ func TestLayersBadInput(t *testing.T) {
 		check(t, m(), "needs query of rank 3", ph(tfgo.Float, 2, 8))
 		check(t, m(), "needs value of rank 3", ph(tfgo.Float, 2, 5, 8), ph(tfgo.Float, 2, 5, 3, 8))
 		check(t, m(), "floating-point query", ph(tfgo.Int32, 2, 5, 8))
-		check(t, m(), "floating-point key of the query's dtype float", ph(tfgo.Float, 2, 5, 8), ph(tfgo.Float, 2, 5, 8), ph(tfgo.Double, 2, 5, 8))
+		check(t, m(), "floating-point key of the query's dtype float32, got int32", ph(tfgo.Float, 2, 5, 8), ph(tfgo.Float, 2, 5, 8), ph(tfgo.Int32, 2, 5, 8))
 		check(t, m(), "value and key must have the same length, got 5 and 4", ph(tfgo.Float, 2, 5, 8), ph(tfgo.Float, 2, 5, 8), ph(tfgo.Float, 2, 4, 8))
 		check(t, m(), "takes 1 to 3 inputs")
 
@@ -845,25 +844,36 @@ func TestLayersBadInput(t *testing.T) {
 	})
 }
 
-// The layers also build and run in float16 and bfloat16 (mixed precision:
-// float32 weights cast to the compute dtype), close to float32.
+// The layers also build and run under mixed_float16 and mixed_bfloat16
+// (float32 weights cast to the compute dtype), close to float32.
 func TestTransformerBlockHalfPrecision(t *testing.T) {
 	r := rand.New(rand.NewSource(29))
 	xv := ltRandn(t, r, 1, 2, 5, 8)
 	ids, err := tfgo.NewTensor([][]int32{{1, 2, 3, 4, 5}, {6, 7, 8, 9, 0}})
 	require.NoError(t, err)
 	s := tfgo.NewScope()
-	emb := NewEmbedding(10, 8, EmbeddingOptions{})
-	pos := NewPositionalEmbedding(5, 8, PositionalEmbeddingOptions{})
-	block := NewTransformerBlock(8, 2, 16, TransformerBlockOptions{PreLN: true, Dropout: 0.1})
-	ln := NewLayerNormalization(LayerNormalizationOptions{})
-	act := NewActivation("softmax", ActivationOptions{})
+	// One set of layers per policy, with the same names (so the same
+	// initial weights: the seeds derive from the names) in separate scopes.
+	type layers struct{ emb, pos, block, ln, act Layer }
+	sets := map[tfgo.DataType]layers{}
+	for dt, p := range map[tfgo.DataType]mixedprecision.Policy{tfgo.Float: mixedprecision.Float32, tfgo.Half: mixedprecision.MixedFloat16, tfgo.BFloat16: mixedprecision.MixedBFloat16} {
+		mixedprecision.SetGlobalPolicy(p)
+		sets[dt] = layers{
+			NewEmbedding(10, 8, EmbeddingOptions{Name: "emb"}), NewPositionalEmbedding(5, 8, PositionalEmbeddingOptions{Name: "pos"}),
+			NewTransformerBlock(8, 2, 16, TransformerBlockOptions{Name: "block", PreLN: true, Dropout: 0.1}),
+			NewLayerNormalization(LayerNormalizationOptions{Name: "ln"}), NewActivation("softmax", ActivationOptions{Name: "act"}),
+		}
+	}
+	mixedprecision.SetGlobalPolicy(mixedprecision.Float32)
 	forward := func(dt tfgo.DataType, training bool) tfgo.Output {
+		l := sets[dt]
 		ctx := NewContext(s.SubScope(dt.String()), training)
-		ctx.DType = dt
-		x := pos.Call(ctx, emb.Call(ctx, tfgo.Const(s, ids)))
+		x := l.pos.Call(ctx, l.emb.Call(ctx, tfgo.Const(s, ids)))
 		x = tfgo.AddV2(ctx.Scope, x, tfgo.Cast(ctx.Scope, tfgo.Const(s, xv), dt))
-		y := act.Call(ctx, ln.Call(ctx, block.Call(ctx, x)))
+		y := l.act.Call(ctx, l.ln.Call(ctx, l.block.Call(ctx, x)))
+		if y.Op != nil && y.DataType() != dt {
+			t.Errorf("%s: output is %s", dt, y.DataType())
+		}
 		return tfgo.Cast(ctx.Scope, y, tfgo.Float)
 	}
 	outs := []tfgo.Output{forward(tfgo.Float, false), forward(tfgo.Half, false), forward(tfgo.BFloat16, false),

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gotf/gotf/dtypes"
+	"github.com/gotf/gotf/mixedprecision"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -35,6 +36,9 @@ type Model struct {
 	// from a functional config): what SaveKeras writes; nil for a
 	// Sequential and for a model from NewModel.
 	graph *functional
+	// policy is the global dtype policy when the model was made: what a
+	// Sequential's config records, and what Compile decides loss scaling by.
+	policy mixedprecision.Policy
 
 	scope *tfgo.Scope
 	x, y  tfgo.Output // inference graph
@@ -52,7 +56,7 @@ type Model struct {
 
 // NewSequential returns keras.Sequential([keras.Input(...), layers...]).
 func NewSequential(name string, input InputSpec, layers ...Layer) *Model {
-	m := &Model{name: name, input: input, layers: layers, shapes: map[string][]int64{}, path: name}
+	m := &Model{name: name, input: input, layers: layers, shapes: map[string][]int64{}, path: name, policy: mixedprecision.GlobalPolicy()}
 	m.apply = func(ctx *Context, x tfgo.Output) tfgo.Output {
 		for _, l := range layers {
 			x = l.Call(ctx, x)
@@ -69,7 +73,7 @@ func NewSequential(name string, input InputSpec, layers ...Layer) *Model {
 // (the Go counterpart of keras.Model(inputs, outputs)); layers lists them
 // in the order Keras would track them.
 func NewModel(name string, input InputSpec, layers []Layer, forward func(ctx *Context, x tfgo.Output) tfgo.Output) *Model {
-	return &Model{name: name, input: input, layers: layers, apply: forward, shapes: map[string][]int64{}}
+	return &Model{name: name, input: input, layers: layers, apply: forward, shapes: map[string][]int64{}, policy: mixedprecision.GlobalPolicy()}
 }
 
 // Name is the model's name.
@@ -382,5 +386,46 @@ func (m *Model) Summary() string {
 	}
 	fmt.Fprintf(&b, "%s\n", line)
 	fmt.Fprintf(&b, " Total params: %d\n Trainable params: %d\n Non-trainable params: %d\n", total, trainable, total-trainable)
+	b.WriteString(m.policySummary())
 	return b.String()
+}
+
+// policySummary is the summary's line on dtype policies: the model's, and
+// the layers that differ from it (a float32 softmax on a mixed model); it
+// is empty for an all-float32 model.
+func (m *Model) policySummary() string {
+	byPolicy := map[string][]string{}
+	mixed := m.policy.Name() != "float32"
+	for _, l := range m.layers {
+		p, ok := l.(interface{ DTypePolicy() mixedprecision.Policy })
+		if !ok {
+			continue
+		}
+		if n := p.DTypePolicy().Name(); n != m.policy.Name() {
+			byPolicy[n] = append(byPolicy[n], l.Name())
+			mixed = mixed || n != "float32"
+		}
+	}
+	if !mixed {
+		return ""
+	}
+	line := " Dtype policy: " + m.policy.Name()
+	var others []string
+	for n, ls := range byPolicy {
+		others = append(others, fmt.Sprintf("%s: %s", n, strings.Join(ls, ", ")))
+	}
+	if len(others) > 0 {
+		slices.Sort(others)
+		line += " (" + strings.Join(others, "; ") + ")"
+	}
+	return line + "\n"
+}
+
+// DTypePolicy is the global dtype policy when the model was made (Keras'
+// model.dtype_policy); each layer has its own (Base.DTypePolicy).
+func (m *Model) DTypePolicy() mixedprecision.Policy {
+	if m == nil {
+		return mixedprecision.Policy{}
+	}
+	return m.policy
 }

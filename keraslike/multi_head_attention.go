@@ -128,6 +128,7 @@ func (m *MultiHeadAttention) CallWithMask(ctx *Context, query, value, key, mask 
 		ctx.Fail(m, "dropout must be in [0, 1), got %g", m.opts.Dropout)
 		return tfgo.Output{}
 	}
+	query, value, key = ctx.autocast(m, query), ctx.autocast(m, value), ctx.autocast(m, key)
 	dt := query.DataType()
 	shapes := [3][]int64{}
 	for i, x := range []tfgo.Output{query, value, key} {
@@ -192,6 +193,8 @@ func (m *MultiHeadAttention) CallWithMask(ctx *Context, query, value, key, mask 
 		m.softmax = &softmaxLayer{Base: NewBase("Softmax", "softmax")}
 		m.Track(m.dropout)
 		m.Track(m.softmax)
+		// Keras makes every sublayer with dtype=self.dtype_policy.
+		m.SetDTypePolicy(m.policy)
 	}
 	for i, p := range []*einsumDense{m.query, m.value, m.key} {
 		if in := p.kernel.Shape()[0]; in != shapes[i][2] {
@@ -486,10 +489,10 @@ func (e *einsumDense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	}
 	s := ctx.Scope.SubScope(e.name)
 	dt := x.DataType()
-	kernel := tfgo.Reshape(s, castTo(s, e.kernel.Read(s), dt), tfgo.Const(s, []int32{int32(in), int32(out)}))
+	kernel := tfgo.Reshape(s, ctx.Read(s, e.kernel, dt), tfgo.Const(s, []int32{int32(in), int32(out)}))
 	y := tfgo.MatMul(s, tfgo.Reshape(s, x, tfgo.Const(s, []int32{-1, int32(in)})), kernel)
 	if e.bias != nil {
-		bias := castTo(s, e.bias.Read(s), dt)
+		bias := ctx.Read(s, e.bias, dt)
 		if e.outDims > 1 {
 			bias = tfgo.Reshape(s, bias, tfgo.Const(s, []int32{int32(out)}))
 		}

@@ -85,8 +85,8 @@ func (p *PositionalEmbedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Out
 		length = tfgo.Slice(s, tfgo.ShapeOf(s, x), tfgo.Const(s, []int32{rank - 2}), tfgo.Const(s, []int32{1}))
 	}
 	size := tfgo.ConcatV2(s, []tfgo.Output{length, tfgo.Const(s, []int32{int32(p.OutputDim)})}, tfgo.Const(s, int32(0)))
-	emb := tfgo.Slice(s, p.embeddings.Read(s), tfgo.Const(s, []int32{0, 0}), size)
-	return tfgo.AddV2(s, x, castTo(s, emb, x.DataType()))
+	emb := tfgo.Slice(s, ctx.Read(s, p.embeddings, x.DataType()), tfgo.Const(s, []int32{0, 0}), size)
+	return tfgo.AddV2(s, x, emb)
 }
 
 // Config is PositionalEmbedding's get_config (keras_hub's keys plus output_dim).

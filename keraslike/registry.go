@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/gotf/gotf/mixedprecision"
 )
 
 // LayerFactory builds a layer from its Keras config (the "config" dict of a
@@ -313,7 +315,8 @@ func (r *cfg) activation(key string) string {
 }
 
 // name reads what every layer's config has (Keras' Layer.get_config): a
-// name, trainable, and a float32 dtype policy; and accepts the legacy
+// name, trainable, and a dtype policy (a name or a serialized DTypePolicy;
+// absent or null, the global policy); and accepts the legacy
 // batch_input_shape of a Sequential's first layer, which the model reader
 // takes as its input.
 func (r *cfg) name() string {
@@ -330,19 +333,9 @@ func (r *cfg) name() string {
 	r.frozen = !r.bool("trainable", true)
 	r.want("autocast", true)
 	r.mark("batch_input_shape")
-	switch d := r.raw("dtype").(type) {
-	case nil:
-	case string:
-		if d != "float32" {
-			r.fail("dtype %s is not supported (float32 only)", quoted(d))
-		}
-	case map[string]any:
-		c, _ := d["config"].(map[string]any)
-		if n, _ := c["name"].(string); n != "float32" {
-			r.fail("dtype policy %s is not supported (float32 only)", excerpt(d["config"]))
-		}
-	default:
-		r.fail("dtype: unreadable %s", excerpt(d))
+	// readLayer applies the policy to whatever layer the config makes.
+	if _, err := mixedprecision.PolicyFromConfig(r.raw("dtype")); err != nil {
+		r.fail("dtype: %v", err)
 	}
 	return n
 }

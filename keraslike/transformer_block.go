@@ -136,7 +136,11 @@ func (b *TransformerBlock) CallWithMask(ctx *Context, x, mask tfgo.Output) tfgo.
 		b.dense1 = NewDense(b.DModel, DenseOptions{Name: "dense_1", KernelInitializer: kernel("dense_1")})
 		b.dropout = NewDropout(b.opts.Dropout, DropoutOptions{Name: "dropout", Seed: &seed1})
 		b.dropout1 = NewDropout(b.opts.Dropout, DropoutOptions{Name: "dropout_1", Seed: &seed2})
+		for _, l := range []*Base{&b.mha.Base, &b.ln.Base, &b.ln1.Base, &b.dense.Base, &b.dense1.Base, &b.dropout.Base, &b.dropout1.Base} {
+			l.SetDTypePolicy(b.policy)
+		}
 	}
+	x = ctx.autocast(b, x)
 	sctx := b.SublayerContext(ctx)
 	sctx.Scope = ctx.Scope.SubScope(b.name)
 	s := sctx.Scope

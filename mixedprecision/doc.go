@@ -1,8 +1,13 @@
-// Package mixedprecision will hold Keras-style dtype policies ("float32",
-// "mixed_float16", "mixed_bfloat16": compute dtype vs variable dtype) and
-// loss scaling for float16 training, applied by tfgo graphs and keraslike
-// layers.
+// Package mixedprecision holds Keras 3's dtype policies: which dtype
+// layers compute in and which dtype their variables are stored in
+// ("float32", "mixed_float16", "mixed_bfloat16", ...), the global policy
+// layers take when made without one, and the policies' form in .keras
+// configs. keraslike applies them: variables stay in the variable dtype and
+// are cast to the compute dtype once per graph pass, layers compute in the
+// compute dtype, LayerNormalization's statistics and losses in float32.
+// keraslike.LossScaleOptimizer is the loss scaling float16 training needs.
 //
-// Nothing is implemented yet: the package holds its place in the module's
-// layout (cgo <- tfgo <- mixedprecision, distribute <- keraslike).
+//	mixedprecision.SetGlobalPolicy(mixedprecision.MixedBFloat16)
+//	defer mixedprecision.SetGlobalPolicy(mixedprecision.Float32)
+//	m, _ := keraslike.NewGPT("gpt", cfg) // computes in bfloat16, float32 weights
 package mixedprecision
