@@ -187,3 +187,38 @@ func TestMemoryTraceOverhead(t *testing.T) {
 		t.Logf("%s: untraced %v, traced %v (best of %d): +%v per step", c.name, plain, traced, runs, traced-plain)
 	}
 }
+
+// With two logical CPU devices, each device's peak is its own
+// intermediates', and the step's is taken over the merged timeline: at
+// least the larger device's, at most their sum.
+func TestMemoryPerDevice(t *testing.T) {
+	s := NewScope()
+	x := Placeholder(s, Float, 256, 256)
+	d0, d1 := s.WithDevice("/device:CPU:0"), s.WithDevice("/device:CPU:1")
+	a := MatMul(d0, x, x)                                               // 256 KiB on CPU:0
+	b := MatMul(d1, Concat(d1, Const(d1, int32(0)), []Output{x, x}), x) // 512x256: 512 KiB on CPU:1
+	o := AddN(s, []Output{Sum(d0, a, Const(d0, []int32{0, 1})), Sum(d1, b, Const(d1, []int32{0, 1}))})
+	sess, err := NewSession(s, SessionOptions{DeviceCount: map[string]int32{"CPU": 2}})
+	require.NoError(t, err)
+	defer sess.Close()
+	data := make([][]float32, 256)
+	for i := range data {
+		data[i] = make([]float32, 256)
+	}
+	outs, mem, err := sess.RunWithMemory(map[Output]any{x: data}, []Output{o})
+	require.NoError(t, err)
+	for _, o := range outs {
+		o.Close()
+	}
+	for _, d := range mem.Devices {
+		t.Logf("%s: peak %d, allocated %d", d.Device, d.PeakBytes, d.AllocatedBytes)
+	}
+	t.Logf("step: peak %d", mem.PeakBytes)
+	require.Len(t, mem.Devices, 2)
+	p0 := mem.Device("/job:localhost/replica:0/task:0/device:CPU:0").PeakBytes
+	p1 := mem.Device("/job:localhost/replica:0/task:0/device:CPU:1").PeakBytes
+	assert.GreaterOrEqual(t, p0, int64(256*256*4))
+	assert.GreaterOrEqual(t, p1, int64(2*512*256*4), "the concatenation and the product")
+	assert.GreaterOrEqual(t, mem.PeakBytes, max(p0, p1))
+	assert.LessOrEqual(t, mem.PeakBytes, p0+p1)
+}
