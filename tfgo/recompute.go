@@ -153,9 +153,11 @@ func (b *backprop) isStateful(op *Operation) (bool, error) {
 // gradients (a control dependency): without it the executor, free to run
 // any ready op, would recompute during the forward pass and keep the
 // clones' outputs alive just as long as the originals'. The dependency also
-// keeps Grappler's common-subexpression elimination (which treats nodes
-// with different control inputs as different) from merging the clones back
-// into the originals; the clones downstream differ by their inputs.
+// keeps Grappler's common-subexpression elimination from merging the clones
+// back into the originals, which it does without it (same op, attrs and
+// inputs; TestRecomputeSavesMemory sees no saving then): a node with other
+// control inputs is not a duplicate, and the clones downstream of the roots
+// differ by their inputs.
 func (b *backprop) recompute(seg *recomputeSegment, grads []Output) (*recomputation, error) {
 	if r, ok := b.recomputed[seg]; ok {
 		return r, nil
