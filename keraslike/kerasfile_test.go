@@ -33,17 +33,18 @@ class TransformerBlock(keras.layers.Layer):
     def __init__(self, d_model, num_heads, ff_dim, key_dim=None, dropout=0.0, epsilon=1e-6,
                  pre_ln=False, activation="gelu", causal=True, seed=None, **kw):
         super().__init__(**kw)
+        # Sublayers take the block's policy, as Keras' own composites do.
         self.d_model, self.num_heads, self.ff_dim = d_model, num_heads, ff_dim
         self.key_dim = key_dim or d_model // num_heads
         self.rate, self.epsilon, self.pre_ln = dropout, epsilon, pre_ln
         self.activation, self.causal, self.seed = activation, causal, seed
-        self.multi_head_attention = keras.layers.MultiHeadAttention(num_heads, self.key_dim, dropout=dropout, name="multi_head_attention")
-        self.layer_normalization = keras.layers.LayerNormalization(epsilon=epsilon, name="layer_normalization")
-        self.layer_normalization_1 = keras.layers.LayerNormalization(epsilon=epsilon, name="layer_normalization_1")
-        self.dense = keras.layers.Dense(ff_dim, activation=activation, name="dense")
-        self.dense_1 = keras.layers.Dense(d_model, name="dense_1")
-        self.dropout = keras.layers.Dropout(dropout, name="dropout")
-        self.dropout_1 = keras.layers.Dropout(dropout, name="dropout_1")
+        self.multi_head_attention = keras.layers.MultiHeadAttention(num_heads, self.key_dim, dropout=dropout, name="multi_head_attention", dtype=self.dtype_policy)
+        self.layer_normalization = keras.layers.LayerNormalization(epsilon=epsilon, name="layer_normalization", dtype=self.dtype_policy)
+        self.layer_normalization_1 = keras.layers.LayerNormalization(epsilon=epsilon, name="layer_normalization_1", dtype=self.dtype_policy)
+        self.dense = keras.layers.Dense(ff_dim, activation=activation, name="dense", dtype=self.dtype_policy)
+        self.dense_1 = keras.layers.Dense(d_model, name="dense_1", dtype=self.dtype_policy)
+        self.dropout = keras.layers.Dropout(dropout, name="dropout", dtype=self.dtype_policy)
+        self.dropout_1 = keras.layers.Dropout(dropout, name="dropout_1", dtype=self.dtype_policy)
     def call(self, x, training=None):
         attend = lambda h: self.multi_head_attention(h, h, use_causal_mask=self.causal, training=training)
         ffn = lambda h: self.dense_1(self.dense(h))

@@ -29,6 +29,10 @@ type CompileOptions struct {
 	// AccumulationSteps > 1 averages the gradients of that many
 	// micro-batches before one optimizer update (gradient accumulation).
 	AccumulationSteps int
+	// NoAutoScaleLoss keeps Compile from wrapping the optimizer in a
+	// LossScaleOptimizer when the model's dtype policy is mixed_float16
+	// (Keras' compile(auto_scale_loss=False)).
+	NoAutoScaleLoss bool
 }
 
 // trainGraph is what Compile adds: the training forward pass, loss,
@@ -63,8 +67,26 @@ func (m *Model) Compile(o CompileOptions) error {
 			return fmt.Errorf("compile %q: unknown metric %q (known: accuracy, perplexity)", m.name, name)
 		}
 	}
+	if o.AccumulationSteps > 1 {
+		if _, ok := o.Optimizer.(*LossScaleOptimizer); ok {
+			// The sums would add gradients scaled by different loss scales.
+			return fmt.Errorf("compile %q: gradient accumulation with a LossScaleOptimizer is not implemented", m.name)
+		}
+	}
 	if err := m.Build(); err != nil {
 		return err
+	}
+	if _, wrapped := o.Optimizer.(*LossScaleOptimizer); !wrapped && !o.NoAutoScaleLoss && m.policy.NeedsLossScaling() && m.policy.IsMixed() {
+		// Keras' compile(auto_scale_loss=True) under mixed_float16: float16
+		// gradients underflow without it.
+		lso, err := NewLossScaleOptimizer(o.Optimizer, LossScaleOptions{})
+		if err != nil {
+			return fmt.Errorf("compile %q: %w", m.name, err)
+		}
+		if o.AccumulationSteps > 1 {
+			return fmt.Errorf("compile %q: gradient accumulation under mixed_float16 needs loss scaling, which it does not implement; set NoAutoScaleLoss", m.name)
+		}
+		o.Optimizer = lso
 	}
 	s := m.Scope()
 	before := len(tfgo.Variables(s))
@@ -114,14 +136,20 @@ func (m *Model) Compile(o CompileOptions) error {
 	for i, w := range ws {
 		handles[i] = w.Handle()
 	}
-	grads := tfgo.Gradients(ts, []tfgo.Output{loss}, handles, nil)
+	// The gradients are those of the scaled loss under loss scaling; the
+	// metrics keep the loss itself.
+	target := loss
+	if lso, ok := o.Optimizer.(*LossScaleOptimizer); ok {
+		target = lso.ScaleLoss(s, loss) // its variables at the root, as Keras names them
+	}
+	grads := tfgo.Gradients(ts, []tfgo.Output{target}, handles, nil)
 	if o.AccumulationSteps > 1 {
 		tg.accumulate, grads = accumulate(ts, ws, grads, o.AccumulationSteps)
 	}
 	// The optimizer's variables live at the graph's root, as Keras names them
 	// ("adam/..."). Its updates wait for the loss, so every weight the
 	// forward pass reads is read before any is written.
-	tg.step = o.Optimizer.Apply(s.WithControlDependencies(loss.Op), ws, grads)
+	tg.step = o.Optimizer.Apply(s.WithControlDependencies(target.Op), ws, grads)
 
 	es := s.SubScope("evaluate")
 	tg.evalY = tfgo.Placeholder(es.SubScope("target"), o.TargetDType, append([]int64{-1}, o.TargetShape...)...)
