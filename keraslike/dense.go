@@ -85,7 +85,7 @@ func (d *Dense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	if d.bias != nil {
 		y = tfgo.BiasAdd(s, y, ctx.Read(s, d.bias, x.DataType()))
 	}
-	return d.act(s, y)
+	return d.act(ctx.activationScope(d, s), y)
 }
 
 // Config is Dense's get_config.

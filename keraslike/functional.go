@@ -261,10 +261,10 @@ func invoke(ctx *Context, c *layerCall, vals map[*KerasTensor]tfgo.Output) tfgo.
 	}
 	delete(kw, "training") // the model's pass decides
 	if l, ok := c.layer.(KerasCallLayer); ok {
-		return l.CallKeras(ctx, args, kw)
+		return ctx.call(l, func(cc *Context) tfgo.Output { return l.CallKeras(cc, args, kw) })
 	}
 	if !checkKwargs(ctx, c.layer, kw) {
 		return tfgo.Output{}
 	}
-	return c.layer.Call(ctx, args...)
+	return callLayer(ctx, c.layer, args...)
 }

@@ -3,6 +3,7 @@ package keraslike
 import (
 	"fmt"
 
+	"github.com/gotf/gotf/mixedprecision"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -20,6 +21,16 @@ type GPTConfig struct {
 	// Epsilon of the LayerNormalizations; 0 means 1e-6.
 	Epsilon float64
 	Dropout float64
+	// Remat recomputes each block's activations in the backward pass
+	// instead of keeping them (gradient checkpointing: the blocks are made
+	// in a RematScope{Mode: RematFull}); only the blocks' inputs stay alive
+	// between the passes.
+	Remat bool
+	// Float32Logits computes the lm_head in float32 whatever the global
+	// dtype policy, so that a mixed-precision model's logits (and the
+	// softmax and loss on them) are float32, as TensorFlow's mixed
+	// precision guide advises for the output layer.
+	Float32Logits bool
 }
 
 // NewGPT returns the functional model ids [B, SeqLen] (int32) -> logits
@@ -37,8 +48,16 @@ func NewGPT(name string, c GPTConfig) (*Model, error) {
 	x := Apply(NewEmbedding(c.Vocab, c.DModel, EmbeddingOptions{Name: "token_embedding"}), ids)
 	x = Apply(NewPositionalEmbedding(c.SeqLen, c.DModel, PositionalEmbeddingOptions{Name: "position_embedding"}), x)
 	for i := 0; i < c.Layers; i++ {
-		x = Apply(NewTransformerBlock(c.DModel, c.Heads, c.FFDim, TransformerBlockOptions{
-			Name: fmt.Sprintf("block_%d", i), PreLN: c.PreLN, Epsilon: c.Epsilon, Dropout: c.Dropout}), x)
+		b := NewTransformerBlock(c.DModel, c.Heads, c.FFDim, TransformerBlockOptions{
+			Name: fmt.Sprintf("block_%d", i), PreLN: c.PreLN, Epsilon: c.Epsilon, Dropout: c.Dropout})
+		if c.Remat {
+			b.SetRemat(&RematScope{Mode: RematFull})
+		}
+		x = Apply(b, x)
 	}
-	return NewFunctional(name, ids, Apply(NewDense(c.Vocab, DenseOptions{Name: "lm_head"}), x))
+	head := NewDense(c.Vocab, DenseOptions{Name: "lm_head"})
+	if c.Float32Logits {
+		head.SetDTypePolicy(mixedprecision.Float32)
+	}
+	return NewFunctional(name, ids, Apply(head, x))
 }

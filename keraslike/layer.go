@@ -200,6 +200,7 @@ type Base struct {
 	policy    mixedprecision.Policy
 	// noAutocast keeps floating inputs in their dtype (Keras' autocast=False).
 	noAutocast bool
+	remat      *RematScope // the RematScope the layer was made in (remat.go)
 }
 
 // NewBase returns the Base of a layer of Keras class class ("Dense",
@@ -207,12 +208,13 @@ type Base struct {
 // class (its snake_case, suffixed _1, _2 ... for later layers of the same
 // class: "my_layer", "my_layer_1"), as keras.layers.Layer(name=None) does.
 // Its dtype policy is the global one (mixedprecision.GlobalPolicy), as for
-// a Keras layer made with dtype=None; SetDTypePolicy changes it.
+// a Keras layer made with dtype=None; SetDTypePolicy changes it. It keeps
+// the RematScope it is made in (WithRematScope), as a Keras layer does.
 func NewBase(class, name string) Base {
 	if name == "" {
 		name = autoName(class)
 	}
-	return Base{name: name, class: class, policy: mixedprecision.GlobalPolicy()}
+	return Base{name: name, class: class, policy: mixedprecision.GlobalPolicy(), remat: currentRemat()}
 }
 
 // DTypePolicy is the layer's dtype policy (Keras' layer.dtype_policy).

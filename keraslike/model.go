@@ -59,7 +59,7 @@ func NewSequential(name string, input InputSpec, layers ...Layer) *Model {
 	m := &Model{name: name, input: input, layers: layers, shapes: map[string][]int64{}, path: name, policy: mixedprecision.GlobalPolicy()}
 	m.apply = func(ctx *Context, x tfgo.Output) tfgo.Output {
 		for _, l := range layers {
-			x = l.Call(ctx, x)
+			x = callLayer(ctx, l, x)
 			if x.Op != nil {
 				m.shapes[l.Name()] = staticShape(x)
 			}

@@ -193,8 +193,12 @@ func (m *MultiHeadAttention) CallWithMask(ctx *Context, query, value, key, mask 
 		m.softmax = &softmaxLayer{Base: NewBase("Softmax", "softmax")}
 		m.Track(m.dropout)
 		m.Track(m.softmax)
-		// Keras makes every sublayer with dtype=self.dtype_policy.
+		// Keras makes every sublayer with dtype=self.dtype_policy, in the
+		// RematScope the attention was made in.
 		m.SetDTypePolicy(m.policy)
+		for _, p := range []*Base{&m.query.Base, &m.key.Base, &m.value.Base, &m.output.Base, &m.dropout.Base, &m.softmax.Base} {
+			p.remat = m.remat
+		}
 	}
 	for i, p := range []*einsumDense{m.query, m.value, m.key} {
 		if in := p.kernel.Shape()[0]; in != shapes[i][2] {
@@ -206,9 +210,9 @@ func (m *MultiHeadAttention) CallWithMask(ctx *Context, query, value, key, mask 
 	s := ctx.Scope.SubScope(m.name)
 	pctx := m.SublayerContext(ctx)
 	pctx.Scope = s
-	q := m.splitHeads(s, m.query.Call(pctx, query)) // [B, heads, T, key_dim]
-	k := m.splitHeads(s, m.key.Call(pctx, key))     // [B, heads, S, key_dim]
-	v := m.splitHeads(s, m.value.Call(pctx, value)) // [B, heads, S, value_dim]
+	q := m.splitHeads(s, callLayer(pctx, m.query, query)) // [B, heads, T, key_dim]
+	k := m.splitHeads(s, callLayer(pctx, m.key, key))     // [B, heads, S, key_dim]
+	v := m.splitHeads(s, callLayer(pctx, m.value, value)) // [B, heads, S, value_dim]
 
 	as := s.SubScope("attention")
 	if mask.Op != nil {
@@ -251,12 +255,12 @@ func (m *MultiHeadAttention) CallWithMask(ctx *Context, query, value, key, mask 
 		scores := tfgo.BatchMatMulV2(as, q, k, tfgo.BatchMatMulV2AdjY(true))
 		sctx := m.SublayerContext(ctx)
 		sctx.Scope = as
-		probs = m.softmax.Call(sctx, scores, mask)
-		probs = m.dropout.Call(sctx, probs)
+		probs = callLayer(sctx, m.softmax, scores, mask)
+		probs = callLayer(sctx, m.dropout, probs)
 	}
 	o := tfgo.BatchMatMulV2(as, probs, v) // [B, heads, T, value_dim]
 	o = tfgo.Transpose(as, o, tfgo.Const(as, []int32{0, 2, 1, 3}))
-	return m.output.Call(pctx, o)
+	return callLayer(pctx, m.output, o)
 }
 
 // addProjection makes and builds one of the EinsumDense sublayers, named

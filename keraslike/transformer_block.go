@@ -138,6 +138,7 @@ func (b *TransformerBlock) CallWithMask(ctx *Context, x, mask tfgo.Output) tfgo.
 		b.dropout1 = NewDropout(b.opts.Dropout, DropoutOptions{Name: "dropout_1", Seed: &seed2})
 		for _, l := range []*Base{&b.mha.Base, &b.ln.Base, &b.ln1.Base, &b.dense.Base, &b.dense1.Base, &b.dropout.Base, &b.dropout1.Base} {
 			l.SetDTypePolicy(b.policy)
+			l.remat = b.remat // made inside the block, as in Keras' __init__: in its RematScope
 		}
 	}
 	x = ctx.autocast(b, x)
@@ -145,17 +146,20 @@ func (b *TransformerBlock) CallWithMask(ctx *Context, x, mask tfgo.Output) tfgo.
 	sctx.Scope = ctx.Scope.SubScope(b.name)
 	s := sctx.Scope
 	causal := !b.opts.NoCausalMask
+	attend := func(h tfgo.Output) tfgo.Output {
+		return sctx.call(b.mha, func(c *Context) tfgo.Output { return b.mha.CallWithMask(c, h, h, h, mask, causal) })
+	}
 	var y tfgo.Output
 	if b.opts.PreLN {
-		h := b.ln.Call(sctx, x)
-		x1 := tfgo.AddV2(s, x, b.dropout.Call(sctx, b.mha.CallWithMask(sctx, h, h, h, mask, causal)))
-		h = b.ln1.Call(sctx, x1)
-		y = tfgo.AddV2(s, x1, b.dropout1.Call(sctx, b.dense1.Call(sctx, b.dense.Call(sctx, h))))
+		h := callLayer(sctx, b.ln, x)
+		x1 := tfgo.AddV2(s, x, callLayer(sctx, b.dropout, attend(h)))
+		h = callLayer(sctx, b.ln1, x1)
+		y = tfgo.AddV2(s, x1, callLayer(sctx, b.dropout1, callLayer(sctx, b.dense1, callLayer(sctx, b.dense, h))))
 	} else {
-		a := b.dropout.Call(sctx, b.mha.CallWithMask(sctx, x, x, x, mask, causal))
-		x1 := b.ln.Call(sctx, tfgo.AddV2(s, x, a))
-		f := b.dropout1.Call(sctx, b.dense1.Call(sctx, b.dense.Call(sctx, x1)))
-		y = b.ln1.Call(sctx, tfgo.AddV2(s, x1, f))
+		a := callLayer(sctx, b.dropout, attend(x))
+		x1 := callLayer(sctx, b.ln, tfgo.AddV2(s, x, a))
+		f := callLayer(sctx, b.dropout1, callLayer(sctx, b.dense1, callLayer(sctx, b.dense, x1)))
+		y = callLayer(sctx, b.ln1, tfgo.AddV2(s, x1, f))
 	}
 	if first {
 		for _, l := range []Layer{b.mha, b.ln, b.ln1, b.dense, b.dense1} {

@@ -7,8 +7,9 @@ import (
 // recomputeSegment is a set of ops whose activations Gradients recomputes
 // instead of keeping them alive from the forward pass to the backward one.
 type recomputeSegment struct {
-	id  int
-	ops []*Operation // in creation order, which is a topological order
+	id      int
+	ops     []*Operation // in creation order, which is a topological order
+	dropped bool         // DropRecompute: no longer recomputed, and joined by nothing
 }
 
 // recomputeState is the graph's segment membership. It lives in scopeState
@@ -37,12 +38,12 @@ func (s *Scope) WithRecompute() *Scope {
 		return s
 	}
 	c := *s
-	if c.segment == nil {
-		s.state.mu.Lock()
+	s.state.mu.Lock()
+	if c.segment == nil || c.segment.dropped {
 		s.state.recompute.n++
 		c.segment = &recomputeSegment{id: s.state.recompute.n}
-		s.state.mu.Unlock()
 	}
+	s.state.mu.Unlock()
 	return &c
 }
 
@@ -65,6 +66,25 @@ func (s *Scope) segmentOf(op *Operation) *recomputeSegment {
 	return s.state.recompute.byOp[op]
 }
 
+// DropRecompute makes the ops of the scope's recomputation segment
+// ordinary ops again, kept for the backward pass like any other (and ops
+// added later through the scope join no segment): for a caller that
+// decides after building a segment that it is not worth recomputing, as
+// Keras' RematScope(mode="larger_than") decides by the layer's output size.
+// A scope in no segment is left alone.
+func (s *Scope) DropRecompute() {
+	if !s.valid() || s.segment == nil {
+		return
+	}
+	s.state.mu.Lock()
+	defer s.state.mu.Unlock()
+	for _, op := range s.segment.ops {
+		delete(s.state.recompute.byOp, op)
+	}
+	s.segment.ops = nil
+	s.segment.dropped = true
+}
+
 // joinSegment records a new op as a member of the scope's segment.
 func (s *Scope) joinSegment(op *Operation) {
 	if s.segment == nil || op == nil {
@@ -72,6 +92,9 @@ func (s *Scope) joinSegment(op *Operation) {
 	}
 	s.state.mu.Lock()
 	defer s.state.mu.Unlock()
+	if s.segment.dropped {
+		return
+	}
 	if s.state.recompute.byOp == nil {
 		s.state.recompute.byOp = map[*Operation]*recomputeSegment{}
 	}

@@ -348,3 +348,22 @@ func TestRecomputeSavesMemory(t *testing.T) {
 	// one segment's recomputation. Ask for a third less, far from both.
 	require.Less(t, re.peak, plain.peak*2/3)
 }
+
+// DropRecompute turns a segment back into ordinary ops, and a later
+// WithRecompute on the same scope starts a new segment.
+func TestDropRecompute(t *testing.T) {
+	s := NewScope()
+	x := Placeholder(s, Float, 2)
+	rs := s.WithRecompute()
+	y := Tanh(rs, x)
+	require.Equal(t, 1, s.RecomputeSegment(y.Op))
+	rs.DropRecompute()
+	require.Equal(t, 0, s.RecomputeSegment(y.Op))
+	z := Tanh(rs, y)
+	require.Equal(t, 0, s.RecomputeSegment(z.Op), "an op added after DropRecompute joins no segment")
+	w := Tanh(rs.WithRecompute(), z)
+	require.Equal(t, 2, s.RecomputeSegment(w.Op))
+	var nilScope *Scope
+	nilScope.DropRecompute()
+	(&Scope{}).DropRecompute()
+}

@@ -13,6 +13,7 @@
 //	go run ./examples/transformer -steps 300 -out out/transformer        # the default: ~2 minutes on 2 cores
 //	go run ./examples/transformer -layers 8 -dmodel 512 -heads 8 -batch 32 -steps 5000   # large
 //	go run ./examples/transformer -layers 2 -dmodel 64 -heads 2 -seq 64 -steps 50        # a quick look
+//	go run ./examples/transformer -policy mixed_bfloat16 -remat -memory                  # the memory levers, measured
 package main
 
 import (
@@ -30,6 +31,7 @@ import (
 	"time"
 
 	"github.com/gotf/gotf/keraslike"
+	"github.com/gotf/gotf/mixedprecision"
 	"github.com/gotf/gotf/savedmodel"
 	"github.com/gotf/gotf/tfgo"
 )
@@ -45,6 +47,8 @@ type config struct {
 	seed                              int64
 	threads                           int
 	memory                            bool
+	policy                            string
+	remat                             bool
 }
 
 func main() {
@@ -64,6 +68,8 @@ func main() {
 	flag.Int64Var(&c.seed, "seed", 1, "seed of data order, initial weights and sampling")
 	flag.IntVar(&c.threads, "threads", 0, "intra-op threads (0: TensorFlow's choice)")
 	flag.BoolVar(&c.memory, "memory", false, "trace every step and print per epoch the peak step memory (TensorFlow allocator) and the process RSS")
+	flag.StringVar(&c.policy, "policy", "float32", "Keras dtype policy: float32, mixed_bfloat16 (CPUs, TPUs) or mixed_float16 (GPUs; with loss scaling)")
+	flag.BoolVar(&c.remat, "remat", false, "recompute each block's activations in the backward pass (gradient checkpointing): less memory, more compute")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -93,7 +99,16 @@ func run(ctx context.Context, c config, w io.Writer) error {
 	fmt.Fprintf(w, "corpus: %d bytes of Go source from %s (%d training windows of %d tokens)\n", len(corpus), runtime.GOROOT(), len(train.X), c.seq)
 
 	keraslike.ResetNames()
-	m, err := keraslike.NewGPT("gpt", keraslike.GPTConfig{SeqLen: c.seq, DModel: c.dModel, Heads: c.heads, Layers: c.layers})
+	policy := mixedprecision.Float32
+	if c.policy != "" {
+		if policy, err = mixedprecision.NewPolicy(c.policy); err != nil {
+			return err
+		}
+	}
+	mixedprecision.SetGlobalPolicy(policy)
+	defer mixedprecision.SetGlobalPolicy(mixedprecision.Float32)
+	m, err := keraslike.NewGPT("gpt", keraslike.GPTConfig{SeqLen: c.seq, DModel: c.dModel, Heads: c.heads, Layers: c.layers,
+		Remat: c.remat, Float32Logits: policy.IsMixed()})
 	if err != nil {
 		return err
 	}

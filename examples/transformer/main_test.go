@@ -14,15 +14,7 @@ func TestMainJobTrainsAndSamples(t *testing.T) {
 	c := config{layers: 1, dModel: 32, heads: 2, seq: 32, batch: 8, steps: 60, epochs: 2, lr: 1e-2,
 		corpusBytes: 1 << 18, sample: 40, temperature: 0.7, out: t.TempDir(), seed: 1}
 	var out bytes.Buffer
-	if err := run(context.Background(), c, &out); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	s := out.String()
-	m := regexp.MustCompile(`-> train ([0-9.]+), validation ([0-9.]+)`).FindStringSubmatch(s)
-	if m == nil {
-		t.Fatalf("no final loss line in:\n%s", s)
-	}
-	val, _ := strconv.ParseFloat(m[2], 64)
+	s, val := runJob(t, c, &out)
 	if val > math.Log(256)-1 {
 		t.Errorf("validation loss %.3f is not clearly below ln(256) = %.3f\n%s", val, math.Log(256), s)
 	}
@@ -57,4 +49,44 @@ func TestMainJobTrainsAndSamples(t *testing.T) {
 			t.Errorf("third run lacks %q:\n%s", want, out.String())
 		}
 	}
+}
+
+// The memory levers: mixed_bfloat16 and recomputation train (the loss
+// falls), the summary names the policy, and -memory prints each epoch's
+// peak step memory; an unknown policy is refused before anything runs.
+func TestMainJobMixedPrecisionRemat(t *testing.T) {
+	c := config{layers: 2, dModel: 32, heads: 2, seq: 32, batch: 8, steps: 40, epochs: 2, lr: 1e-2,
+		corpusBytes: 1 << 18, sample: 10, temperature: 0.7, out: t.TempDir(), seed: 1,
+		policy: "mixed_bfloat16", remat: true, memory: true}
+	var out bytes.Buffer
+	s, val := runJob(t, c, &out)
+	if val > math.Log(256)-0.5 {
+		t.Errorf("validation loss %.3f is not below ln(256) = %.3f\n%s", val, math.Log(256), s)
+	}
+	for _, want := range []string{"Dtype policy: mixed_bfloat16 (float32: lm_head)", "epoch 2: step peak", "--- sampled from the trained model"} {
+		if !bytes.Contains(out.Bytes(), []byte(want)) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	c.policy = "mixed_foo"
+	out.Reset()
+	if err := run(context.Background(), c, &out); err == nil || !regexp.MustCompile(`unknown dtype policy "mixed_foo"`).MatchString(err.Error()) {
+		t.Errorf("policy mixed_foo: got %v", err)
+	}
+}
+
+// runJob runs the main job with c, writing to out, and returns its output
+// and final validation loss.
+func runJob(t *testing.T, c config, out *bytes.Buffer) (string, float64) {
+	t.Helper()
+	if err := run(context.Background(), c, out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	s := out.String()
+	m := regexp.MustCompile(`-> train ([0-9.]+), validation ([0-9.]+)`).FindStringSubmatch(s)
+	if m == nil {
+		t.Fatalf("no final loss line in:\n%s", s)
+	}
+	val, _ := strconv.ParseFloat(m[2], 64)
+	return s, val
 }

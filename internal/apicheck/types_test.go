@@ -3513,6 +3513,7 @@ var funcs = map[string]any{
 	"keraslike.ReadEvents":                keraslike.ReadEvents,
 	"keraslike.RegisterLayer":             keraslike.RegisterLayer,
 	"keraslike.ResetNames":                keraslike.ResetNames,
+	"keraslike.WithRematScope":            keraslike.WithRematScope,
 	"savedmodel.AppendRecord":             savedmodel.AppendRecord,
 	"savedmodel.DataFilename":             savedmodel.DataFilename,
 	"savedmodel.FindMetaGraph":            savedmodel.FindMetaGraph,
