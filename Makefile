@@ -7,7 +7,7 @@ GO ?= go
 # go test's default 10m per package is too short for the interop packages on 2 cores.
 TESTFLAGS ?= -timeout 40m
 
-.PHONY: all setup setup-runtime run test vet env clean bench-train bench-checkpoint fuzz leak kill h5-campaign
+.PHONY: all setup setup-runtime run test vet env clean bench-train bench-checkpoint bench-memory fuzz leak kill h5-campaign
 
 all: test
 
@@ -61,6 +61,10 @@ bench-train: setup
 ## bench-checkpoint: save/restore of ~1 GB and ~4 GB of variables, Go vs tf.train.Checkpoint (ratios, peak RSS, disk speed)
 bench-checkpoint: setup
 	.venv/bin/python scripts/bench_checkpoint.py $(ARGS)
+
+## bench-memory: GPT train step under float32, mixed_bfloat16 and remat: step time, TensorFlow's peak step memory, bfloat16 kernels (writes bench/<date>-memory-<cpu>.md)
+bench-memory: setup
+	$(GO) run ./cmd/benchmem $(ARGS)
 
 ## fuzz: each fuzzer for FUZZTIME (default 10m here: make fuzz FUZZTIME=1h for a long campaign)
 fuzz: FUZZTIME = 10m
