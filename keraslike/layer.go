@@ -79,7 +79,10 @@ func (c *Context) autocast(layer Layer, x tfgo.Output) tfgo.Output {
 	if x.DataType() == dt {
 		return x
 	}
-	return tfgo.Cast(c.Scope.SubScope(layer.Name()), x, dt)
+	// Named after the layer but not in a sub-scope of its name, which would
+	// take the name the layer's own ops are put under.
+	op := c.Scope.AddOperation(tfgo.OpSpec{Type: "Cast", Name: layer.Name() + "_autocast", Input: []any{x}, Attrs: map[string]any{"DstT": dt}})
+	return tfgo.Out(op, 0)
 }
 
 // Fail records an error on the context's scope, naming the layer and its

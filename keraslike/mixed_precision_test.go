@@ -2,6 +2,7 @@ package keraslike
 
 import (
 	"fmt"
+	"math/rand"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -171,5 +172,208 @@ outputs["go_y"] = np.asarray(keras.ops.cast(h(inputs["ids"], training=False), "f
 			assert.Equal(t, goLayers, layerDTypes(p), "policies of Keras' .keras file read by Go")
 			samePredictions(t, ref["y"], logits32(t, p, ids), c.tol, "Keras' .keras in Go under "+c.policy)
 		})
+	}
+}
+
+// One TransformerBlock (post-LN, as a Sequential) under mixed_bfloat16
+// computes what its Keras twin computes on the same float32 inputs.
+func TestMixedPrecisionBlockMatchesKeras(t *testing.T) {
+	r := rand.New(rand.NewSource(31))
+	x := randTensor(t, r, 2, 8, 16)
+	var m *Model
+	withPolicy(t, "mixed_bfloat16", func() {
+		ResetNames()
+		m = NewSequential("blk", InputSpec{Shape: []int64{8, 16}}, NewTransformerBlock(16, 2, 64, TransformerBlockOptions{Name: "transformer_block"}))
+	})
+	defer m.Close()
+	require.NoError(t, m.Build())
+	randomizeGo(t, m, 5)
+	y := logits32(t, m, x)
+	ws, err := m.GetWeights()
+	require.NoError(t, err)
+	in := map[string]*tfgo.Tensor{"x": x}
+	for i, w := range ws {
+		in[fmt.Sprintf("w%03d", i)] = w
+	}
+	ref := interop.Python(t, kerasTwins+`
+keras.backend.clear_session()
+keras.mixed_precision.set_global_policy("mixed_bfloat16")
+m = keras.Sequential([keras.Input((8, 16)), TransformerBlock(16, 2, 64, name="transformer_block")], name="blk")
+m.set_weights([inputs[k] for k in sorted(inputs) if k.startswith("w")])
+y = m(inputs["x"], training=False)
+outputs["dtype"] = np.array([y.dtype.name.encode()], dtype=object)
+outputs["y"] = np.asarray(keras.ops.cast(y, "float32"))
+`, in)
+	dt, err := ref["dtype"].Strings()
+	require.NoError(t, err)
+	assert.Equal(t, string(dt[0]), m.y.DataType().String(), "output dtype")
+	// A post-LN block's outputs are normalized (|y| up to ~3): 3 ulps of
+	// bfloat16 there is ~0.05, 1.2e-2 of (1 + max).
+	samePredictions(t, ref["y"], y, 1.5e-2, "block under mixed_bfloat16")
+}
+
+// Under mixed_float16 Compile wraps the optimizer in a LossScaleOptimizer,
+// as Keras' compile does, and three training steps give Keras' weights and
+// loss scale.
+func TestMixedFloat16CompileScalesLossAsKeras(t *testing.T) {
+	r := rand.New(rand.NewSource(4))
+	x, yv := randTensor(t, r, 16, 4), randTensor(t, r, 16, 2)
+	var m *Model
+	withPolicy(t, "mixed_float16", func() {
+		ResetNames()
+		m = NewSequential("mlp", InputSpec{Shape: []int64{4}},
+			NewDense(8, DenseOptions{Name: "hidden", Activation: "relu"}), NewDense(2, DenseOptions{Name: "out"}))
+	})
+	defer m.Close()
+	require.NoError(t, m.Compile(CompileOptions{Optimizer: NewAdam(AdamOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.01}}), Loss: MeanSquaredError{}}))
+	lso, ok := m.Optimizer().(*LossScaleOptimizer)
+	require.True(t, ok, "the optimizer is a %T", m.Optimizer())
+	randomizeGo(t, m, 9)
+	initial, err := m.GetWeights()
+	require.NoError(t, err)
+	sess, err := m.Session()
+	require.NoError(t, err)
+	for i := 0; i < 3; i++ {
+		_, err = sess.Run(map[tfgo.Output]any{m.train.x: x, m.train.yTrue: yv}, nil, m.train.step)
+		require.NoError(t, err)
+	}
+	after, err := m.GetWeights()
+	require.NoError(t, err)
+	st, err := sess.Run(nil, []tfgo.Output{lso.DynamicScale().Value(), lso.Iterations().Value()})
+	require.NoError(t, err)
+
+	in := map[string]*tfgo.Tensor{"x": x, "y": yv}
+	for i, w := range initial {
+		in[fmt.Sprintf("w%02d", i)] = w
+	}
+	ref := interop.Python(t, `
+import keras
+keras.backend.clear_session()
+keras.mixed_precision.set_global_policy("mixed_float16")
+m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu", name="hidden"), keras.layers.Dense(2, name="out")], name="mlp")
+m.set_weights([inputs[k] for k in sorted(inputs) if k.startswith("w")])
+m.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+assert isinstance(m.optimizer, keras.optimizers.LossScaleOptimizer), type(m.optimizer)
+for _ in range(3):
+    m.train_on_batch(inputs["x"], inputs["y"])
+for i, v in enumerate(m.get_weights()):
+    outputs["w%02d" % i] = v
+outputs["scale"] = np.float32(m.optimizer.dynamic_scale.numpy())
+outputs["iterations"] = np.int64(m.optimizer.iterations.numpy())
+`, in)
+	for i := range after {
+		// Three Adam steps of lr 0.01 from float16 gradients: Adam's step
+		// is ~lr·g/|g|, so the gradients' float16 rounding (~1e-3 relative)
+		// moves each step by ~1e-5.
+		allClose(t, "weight "+m.Weights()[i].Path, ref[fmt.Sprintf("w%02d", i)], after[i], 1e-4, 0)
+	}
+	assert.Equal(t, floats(t, ref["scale"]), floats(t, st[0]), "dynamic scale")
+	wantIt, err := tfgo.Int64s(ref["iterations"])
+	require.NoError(t, err)
+	gotIt, err := tfgo.Int64s(st[1])
+	require.NoError(t, err)
+	assert.Equal(t, wantIt, gotIt, "iterations")
+}
+
+// digammaLayer computes digamma, whose CPU kernels have no bfloat16
+// variant in TensorFlow's registry.
+type digammaLayer struct{ Base }
+
+func (l *digammaLayer) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
+	x, ok := ctx.OneInput(l, inputs)
+	if !ok {
+		return tfgo.Output{}
+	}
+	l.Build(ctx)
+	return tfgo.Digamma(ctx.Scope.SubScope(l.Name()), x)
+}
+
+func (l *digammaLayer) Config() map[string]any { return l.BaseConfig() }
+
+// A policy whose compute dtype some op of a layer has no kernel for is an
+// error naming the op (under the layer's name) and the dtype, before any
+// run; an unknown policy name in a file is refused naming the layer.
+func TestPolicyWithoutKernelsRefused(t *testing.T) {
+	var m *Model
+	withPolicy(t, "mixed_bfloat16", func() {
+		ResetNames()
+		m = NewSequential("special", InputSpec{Shape: []int64{3}}, &digammaLayer{Base: NewBase("Digamma", "digamma")})
+	})
+	defer m.Close()
+	_, err := m.Predict([][]float32{{1, 2, 3}})
+	require.Error(t, err)
+	assert.Regexp(t, `^model "special" \(dtype policy mixed_bfloat16\): op "special/digamma(_\d+)?/Digamma" \(Digamma\) has no CPU kernel for T=bfloat16 \(kernels: .*float32`, err.Error())
+	assert.Less(t, len(err.Error()), 300)
+
+	_, err = modelFromJSON([]byte(`{"class_name": "Sequential", "config": {"name": "s", "layers": [
+		{"class_name": "InputLayer", "config": {"batch_shape": [null, 3], "dtype": "float32", "name": "in"}},
+		{"class_name": "Dense", "config": {"name": "d", "units": 2, "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "mixed_float17"}, "registered_name": null}}}]}}`), LoadOptions{}, false)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `"d"`)
+	assert.Contains(t, err.Error(), `unknown dtype policy "mixed_float17"`)
+}
+
+// Under a mixed policy each float32 weight is read and cast to the compute
+// dtype once per pass (the training graph here), whatever the number of
+// uses (a layer called twice); LayerNormalization's weights are not cast at all (its statistics
+// are computed in float32).
+func TestMixedPrecisionCastsOncePerPass(t *testing.T) {
+	var m *Model
+	withPolicy(t, "mixed_bfloat16", func() {
+		ResetNames()
+		var err error
+		m, err = NewGPT("gpt", GPTConfig{Vocab: 32, SeqLen: 8, DModel: 16, Heads: 2, Layers: 2, Remat: true})
+		require.NoError(t, err)
+	})
+	defer m.Close()
+	require.NoError(t, m.Compile(CompileOptions{Optimizer: NewAdam(AdamOptions{}), Loss: SparseCategoricalCrossentropy{FromLogits: true}}))
+	casts := map[string]int{} // by weight path, in the training pass
+	for _, w := range m.Weights() {
+		casts[w.Path] = 0
+		for _, c := range w.Handle().Op.Consumers(0) {
+			if c.Op.Type() != "ReadVariableOp" || !strings.HasPrefix(c.Op.Name(), "train/") {
+				continue
+			}
+			for _, cc := range c.Op.Consumers(0) {
+				if cc.Op.Type() == "Cast" && !containsPathElem(cc.Op.Name(), "gradients") {
+					casts[w.Path]++
+				}
+			}
+		}
+	}
+	// A layer called twice (shared weights) still casts its kernel once.
+	var shared *Model
+	withPolicy(t, "mixed_bfloat16", func() {
+		ResetNames()
+		in := Input(InputSpec{Shape: []int64{6}})
+		d := NewDense(6, DenseOptions{Name: "shared", Activation: "tanh"})
+		var err error
+		shared, err = NewFunctional("twice", in, Apply(d, Apply(d, in)))
+		require.NoError(t, err)
+	})
+	defer shared.Close()
+	require.NoError(t, shared.Compile(CompileOptions{Optimizer: NewSGD(SGDOptions{}), Loss: MeanSquaredError{}}))
+	for _, w := range shared.Weights() {
+		casts[w.Path] = 0
+		for _, c := range w.Handle().Op.Consumers(0) {
+			if c.Op.Type() == "ReadVariableOp" && strings.HasPrefix(c.Op.Name(), "train/") {
+				for _, cc := range c.Op.Consumers(0) {
+					if cc.Op.Type() == "Cast" {
+						casts[w.Path]++
+					}
+				}
+			}
+		}
+	}
+	require.Contains(t, casts, "shared/kernel")
+	for path, n := range casts {
+		want := 1
+		if strings.Contains(path, "layer_normalization") {
+			want = 0
+		}
+		if strings.HasSuffix(path, "token_embedding/embeddings") {
+			want = 0 // gathered by handle, the rows cast after the gather
+		}
+		assert.Equal(t, want, n, "casts of %s in the training pass", path)
 	}
 }

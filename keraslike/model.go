@@ -52,6 +52,9 @@ type Model struct {
 	restorers   map[string]*tfgo.StreamingSaver // by key list, see restore
 	initialized bool
 	stop        bool
+	// checkedOps is how many of the graph's ops have had their kernels
+	// checked (session): the check runs again when Compile adds more.
+	checkedOps int
 }
 
 // NewSequential returns keras.Sequential([keras.Input(...), layers...]).
@@ -207,6 +210,9 @@ func (m *Model) session() (*tfgo.Session, error) {
 		}
 		m.sess = sess
 	}
+	if err := m.checkKernels(); err != nil {
+		return nil, err
+	}
 	if !m.initialized {
 		init := tfgo.GlobalVariablesInitializer(m.Scope())
 		if err := m.Scope().Err(); err != nil {
@@ -218,6 +224,34 @@ func (m *Model) session() (*tfgo.Session, error) {
 		m.initialized = true
 	}
 	return m.sess, nil
+}
+
+// checkKernels refuses, before the graph first runs, an op that no kernel
+// of the session's devices can run with its dtypes (a float16 policy on a
+// layer whose op has no float16 CPU kernel): the runtime would fail every
+// run of the graph with a message listing every kernel of the op. XLA
+// compiles its clusters without TensorFlow's kernels, so it is not checked.
+func (m *Model) checkKernels() error {
+	g := m.Scope().Graph()
+	n := g.NumOperations()
+	if m.xla || m.sessOpts.XLA || n == m.checkedOps {
+		return nil
+	}
+	devs, err := m.sess.ListDevices()
+	if err != nil {
+		return err
+	}
+	var types []string
+	for _, d := range devs {
+		if !slices.Contains(types, d.Type) {
+			types = append(types, d.Type)
+		}
+	}
+	if err := tfgo.CheckKernels(g, types...); err != nil {
+		return fmt.Errorf("model %q (dtype policy %s): %w", m.name, m.policy.Name(), err)
+	}
+	m.checkedOps = n
+	return nil
 }
 
 // Session is the model's session (opened and initialized on first use).

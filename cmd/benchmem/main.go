@@ -14,9 +14,11 @@
 //     kernels held at once — activations, gradients, temporaries — not the
 //     weights and Adam slots, which are allocated before the step;
 //   - the weights + Adam slots (params × 4 bytes × 3, all float32 under
-//     both policies) and an "activation memory" figure: the step peak minus
-//     the float32 gradients (params × 4 bytes), i.e. what the step holds
-//     besides the one gradient per weight that every configuration needs;
+//     both policies), the weights' compute-dtype copies a mixed policy
+//     makes per step, and an "activation memory" figure: the step peak
+//     minus the float32 gradients (params × 4 bytes) and those copies, i.e.
+//     what the step holds besides the one gradient per weight that every
+//     configuration needs and the weights themselves;
 //   - the ratios against float32;
 //
 // and, from one fully traced step (tfgo.Session.RunTraced), the MatMul-family
@@ -75,6 +77,7 @@ type result struct {
 	stepMs   float64 // median
 	peak     int64   // TensorFlow allocator, step kernels only
 	maxInUse int64   // largest allocator bytes-in-use at a kernel end (0: not recorded)
+	copies   int64   // bytes of the weights' compute-dtype copies (mixed policies)
 	kernels  map[string]int
 }
 
@@ -142,10 +145,36 @@ func main() {
 
 const notes = `Step peak: the most the train step's kernels held at once, replayed from TensorFlow's allocation records of one traced step (tfgo.Session.RunWithMemory); it excludes the weights and the Adam slots, allocated before the step, and the fed batch.
 Weights + Adam: params x 4 bytes x 3 (weights, m, v; float32 under both policies), persistent between steps.
-Activation memory: step peak - params x 4 bytes (the float32 gradient of every weight, which every configuration holds at the update): activations kept for the backward pass, their gradients and temporaries.
+Weight copies: the step's casts of float32 weights to the compute dtype (mixed policies: bfloat16 copies of the weights that layers multiply with, made once per step and held until their gradient use), from the training graph's Cast ops.
+Activation memory: step peak - params x 4 bytes (the float32 gradient of every weight, which every configuration holds at the update) - weight copies: activations kept for the backward pass, their gradients and temporaries.
 Total: weights + Adam + step peak. Time x and memory -% are against float32.
 Allocator max in use: the largest bytes-in-use TensorFlow's CPU allocator reported at a kernel end of the traced step: everything it held (weights, Adam slots, fed batch, the step's tensors), so "in use - weights - Adam" (params x 12 bytes) is the issue's activation formula applied to a figure that does include the persistent state; it is an upper cross-check of the step peak (sampled at kernel ends, allocator rounding, the fed batch and constants included).
 `
+
+// weightCopies is the size of the casts of weights to the compute dtype in
+// the training pass: under a mixed policy each float32 weight a layer
+// multiplies with is cast once per step (LayerNormalization's and the
+// gathered embedding's are not), and the copy lives until its gradient
+// use. It is weight memory, not activations.
+func weightCopies(m *keraslike.Model) int64 {
+	var n int64
+	for _, op := range m.Scope().Graph().Operations() {
+		if op.Type() != "Cast" || !strings.HasPrefix(op.Name(), "train/") || op.NumInputs() != 1 || op.Input(0).Op.Type() != "ReadVariableOp" {
+			continue
+		}
+		out := op.Output(0)
+		sh, err := out.Shape()
+		if err != nil || !sh.IsFullyDefined() {
+			continue
+		}
+		size := int64(out.DataType().Size())
+		for _, d := range sh.Dims {
+			size *= d
+		}
+		n += size
+	}
+	return n
+}
 
 // measure builds, compiles and runs one configuration.
 func measure(f flags, c config) (r result) {
@@ -173,6 +202,7 @@ func measure(f flags, c config) (r result) {
 		return r
 	}
 	r.params = m.CountParams()
+	r.copies = weightCopies(m)
 	if opt.step == nil || loss.yTrue.Op == nil {
 		r.err = errors.New("Compile did not call the optimizer's Apply or the loss' Compute")
 		return r
@@ -328,31 +358,31 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 func table(rs []result) string {
 	var b strings.Builder
-	b.WriteString("| configuration | params | step ms (median) | time x | step peak MiB | peak -% | weights + Adam MiB | activation MiB | activation -% | total MiB | allocator max in use MiB | in use - weights - Adam MiB |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| configuration | params | step ms (median) | time x | step peak MiB | peak -% | weights + Adam MiB | weight copies MiB | activation MiB | activation -% | total MiB | allocator max in use MiB | in use - weights - Adam MiB |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	var base *result
 	if len(rs) > 0 && rs[0].err == nil {
 		base = &rs[0]
 	}
 	for _, r := range rs {
 		if r.err != nil {
-			fmt.Fprintf(&b, "| %s | failed: %s | | | | | | | | | | |\n", r.name, strings.ReplaceAll(r.err.Error(), "|", `\|`))
+			fmt.Fprintf(&b, "| %s | failed: %s | | | | | | | | | | | |\n", r.name, strings.ReplaceAll(r.err.Error(), "|", `\|`))
 			continue
 		}
 		persist := r.params * 4 * 3
-		act := r.peak - r.params*4
+		act := r.peak - r.params*4 - r.copies
 		timeX, peakPct, actPct := "1.00", "0", "0"
 		if base != nil && r.name != base.name {
 			timeX = fmt.Sprintf("%.2f", r.stepMs/base.stepMs)
 			peakPct = fmt.Sprintf("%.0f", 100*(1-float64(r.peak)/float64(base.peak)))
-			actPct = fmt.Sprintf("%.0f", 100*(1-float64(act)/float64(base.peak-base.params*4)))
+			actPct = fmt.Sprintf("%.0f", 100*(1-float64(act)/float64(base.peak-base.params*4-base.copies)))
 		}
 		inUse, inUseAct := "n/a", "n/a"
 		if r.maxInUse > 0 {
 			inUse, inUseAct = fmt.Sprintf("%.1f", mib(r.maxInUse)), fmt.Sprintf("%.1f", mib(r.maxInUse-persist))
 		}
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %.1f | %s | %.1f | %.1f | %s | %.1f | %s | %s |\n",
-			r.name, r.params, r.stepMs, timeX, mib(r.peak), peakPct, mib(persist), mib(act), actPct, mib(persist+r.peak), inUse, inUseAct)
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %.1f | %s | %.1f | %.1f | %.1f | %s | %.1f | %s | %s |\n",
+			r.name, r.params, r.stepMs, timeX, mib(r.peak), peakPct, mib(persist), mib(r.copies), mib(act), actPct, mib(persist+r.peak), inUse, inUseAct)
 	}
 	return b.String()
 }

@@ -405,6 +405,7 @@ var funcs = map[string]any{
 	"tfgo.CastTruncate":                                             tfgo.CastTruncate,
 	"tfgo.CausalMask":                                               tfgo.CausalMask,
 	"tfgo.Ceil":                                                     tfgo.Ceil,
+	"tfgo.CheckKernels":                                             tfgo.CheckKernels,
 	"tfgo.CheckNumerics":                                            tfgo.CheckNumerics,
 	"tfgo.CheckNumericsV2":                                          tfgo.CheckNumericsV2,
 	"tfgo.CheckPinned":                                              tfgo.CheckPinned,
