@@ -92,6 +92,13 @@ func (l *LayerNormalization) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Outp
 		}
 	}
 	s := ctx.Scope.SubScope(l.name)
+	if ctx.Training && isHalf(x.DataType()) {
+		// The statistics are computed in float32 from a float32 copy of x:
+		// kept for the backward pass, those copies would cost more than x
+		// itself. Recomputing them from x (elementwise work) keeps a mixed
+		// precision model's activations in the compute dtype.
+		s = s.WithRecompute()
+	}
 	var gamma, beta tfgo.Output
 	if l.gamma != nil {
 		gamma = ctx.Read(s, l.gamma, l.gamma.DType())

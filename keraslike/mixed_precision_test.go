@@ -377,3 +377,67 @@ func TestMixedPrecisionCastsOncePerPass(t *testing.T) {
 		assert.Equal(t, want, n, "casts of %s in the training pass", path)
 	}
 }
+
+// A GPT's train step under mixed_bfloat16 peaks well below float32's in
+// TensorFlow's allocator: the activations are kept in bfloat16, and the
+// float32 statistics of LayerNormalization and the float32 attention
+// softmax are recomputed in the backward pass rather than kept.
+func TestMixedBFloat16LowersStepPeak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a GPT twice")
+	}
+	c := GPTConfig{Vocab: 128, SeqLen: 64, DModel: 64, Heads: 4, Layers: 4, Float32Logits: true}
+	peak := func(policy string) int64 {
+		var m *Model
+		var feeds map[tfgo.Output]any
+		withPolicy(t, policy, func() { m, feeds = rematGPT(t, c, 8) })
+		sess, err := m.Session()
+		require.NoError(t, err)
+		_, mem, err := sess.RunWithMemory(feeds, nil, m.train.step)
+		require.NoError(t, err)
+		return mem.PeakBytes
+	}
+	f32, bf16 := peak("float32"), peak("mixed_bfloat16")
+	t.Logf("train step peak: float32 %d bytes, mixed_bfloat16 %d (%.0f%% lower)", f32, bf16, 100*(1-float64(bf16)/float64(f32)))
+	assert.Less(t, float64(bf16), 0.7*float64(f32))
+}
+
+// The Activation("softmax", dtype="float32") idiom: the last layer of a
+// mixed_bfloat16 model computes in float32, its output is float32, and the
+// .keras file says so to Keras, which computes the same probabilities.
+func TestFloat32OutputIdiom(t *testing.T) {
+	dir := t.TempDir()
+	r := rand.New(rand.NewSource(12))
+	x := randTensor(t, r, 5, 6)
+	var m *Model
+	withPolicy(t, "mixed_bfloat16", func() {
+		ResetNames()
+		act := NewActivation("softmax", ActivationOptions{Name: "probs"})
+		act.SetDTypePolicy(mixedprecision.Float32)
+		m = NewSequential("clf", InputSpec{Shape: []int64{6}}, NewDense(4, DenseOptions{Name: "logits"}), act)
+	})
+	defer m.Close()
+	require.NoError(t, m.Build())
+	randomizeGo(t, m, 2)
+	y, err := m.Predict(x)
+	require.NoError(t, err)
+	assert.Equal(t, tfgo.Float, y.DataType(), "the model's output")
+	assert.Contains(t, m.Summary(), "Dtype policy: mixed_bfloat16 (float32: probs)")
+	require.NoError(t, m.SaveKeras(filepath.Join(dir, "clf.keras")))
+	ref := interop.Python(t, `
+import os, keras
+m = keras.models.load_model(os.path.join(inputs["dir"].item().decode(), "clf.keras"))
+outputs["policies"] = np.array([(l.name + "=" + l.dtype_policy.name).encode() for l in m.layers], dtype=object)
+y = m(inputs["x"])
+outputs["dtype"] = np.array([y.dtype.name.encode()], dtype=object)
+outputs["y"] = np.asarray(y)
+`, map[string]*tfgo.Tensor{"dir": strTensor(t, dir), "x": x})
+	pol, err := ref["policies"].Strings()
+	require.NoError(t, err)
+	assert.Equal(t, [][]byte{[]byte("logits=mixed_bfloat16"), []byte("probs=float32")}, pol)
+	dt, err := ref["dtype"].Strings()
+	require.NoError(t, err)
+	assert.Equal(t, "float32", string(dt[0]))
+	// Probabilities from bfloat16 logits: within a few bfloat16 ulps.
+	samePredictions(t, ref["y"], y, 1e-2, "float32 softmax after bfloat16 logits")
+}

@@ -236,20 +236,26 @@ func (m *MultiHeadAttention) CallWithMask(ctx *Context, query, value, key, mask 
 	if m.opts.Dropout == 0 {
 		// ops.dot_product_attention (_dot_product_attention_xla).
 		logits := tfgo.BatchMatMulV2(as, q, k, tfgo.BatchMatMulV2AdjY(true))
-		ldt := dt
-		if dt == tfgo.Half || dt == tfgo.BFloat16 {
+		ldt, ss := dt, as
+		if isHalf(dt) {
 			ldt = tfgo.Float
-			logits = tfgo.Cast(as, logits, ldt)
+			if ctx.Training {
+				// The float32 logits, scores and probabilities would be kept
+				// for the backward pass at twice the size of the half ones:
+				// the backward pass recomputes them from the logits instead.
+				ss = as.WithRecompute()
+			}
+			logits = tfgo.Cast(ss, logits, ldt)
 		}
-		logits = tfgo.Mul(as, logits, scalarAs(as, scale, ldt))
+		logits = tfgo.Mul(ss, logits, scalarAs(ss, scale, ldt))
 		if mask.Op != nil {
 			large := 3.38953e38
 			if ldt == tfgo.Half {
 				large = 65500.0
 			}
-			logits = tfgo.SelectV2(as, mask, logits, scalarAs(as, large*-0.7, ldt))
+			logits = tfgo.SelectV2(ss, mask, logits, scalarAs(ss, large*-0.7, ldt))
 		}
-		probs = castTo(as, tfgo.Softmax(as, logits), dt)
+		probs = castTo(ss, tfgo.Softmax(ss, logits), dt)
 	} else {
 		q = tfgo.Mul(as, q, scalarAs(as, scale, dt))
 		scores := tfgo.BatchMatMulV2(as, q, k, tfgo.BatchMatMulV2AdjY(true))

@@ -54,3 +54,6 @@ func closeTensors(ts []*tfgo.Tensor) {
 		t.Close()
 	}
 }
+
+// isHalf reports a 16-bit float dtype, which mixed precision computes in.
+func isHalf(dt tfgo.DataType) bool { return dt == tfgo.Half || dt == tfgo.BFloat16 }

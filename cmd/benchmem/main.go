@@ -15,10 +15,9 @@
 //     weights and Adam slots, which are allocated before the step;
 //   - the weights + Adam slots (params × 4 bytes × 3, all float32 under
 //     both policies), the weights' compute-dtype copies a mixed policy
-//     makes per step, and an "activation memory" figure: the step peak
-//     minus the float32 gradients (params × 4 bytes) and those copies, i.e.
-//     what the step holds besides the one gradient per weight that every
-//     configuration needs and the weights themselves;
+//     makes per step, and the activations kept: what the step's kernels
+//     held when the forward pass ended (the loss computed), minus those
+//     copies — what the forward pass keeps for the backward one;
 //   - the ratios against float32;
 //
 // and, from one fully traced step (tfgo.Session.RunTraced), the MatMul-family
@@ -54,6 +53,7 @@ import (
 	"github.com/gotf/gotf/keraslike"
 	"github.com/gotf/gotf/mixedprecision"
 	"github.com/gotf/gotf/tfgo"
+	cpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 )
 
 type flags struct {
@@ -74,10 +74,12 @@ type result struct {
 	config
 	err      error
 	params   int64
-	stepMs   float64 // median
-	peak     int64   // TensorFlow allocator, step kernels only
-	maxInUse int64   // largest allocator bytes-in-use at a kernel end (0: not recorded)
-	copies   int64   // bytes of the weights' compute-dtype copies (mixed policies)
+	stepMs   float64  // median
+	peak     int64    // TensorFlow allocator, step kernels only
+	maxInUse int64    // largest allocator bytes-in-use at a kernel end (0: not recorded)
+	copies   int64    // bytes of the weights' compute-dtype copies (mixed policies)
+	kept     int64    // bytes the kernels held when the forward pass ended (the loss computed); -1 unknown
+	holders  []holder // the largest holders of kept, by op type and dtype
 	kernels  map[string]int
 }
 
@@ -122,8 +124,8 @@ func main() {
 	}
 	mixedprecision.SetGlobalPolicy(mixedprecision.Float32)
 
-	report := hdr.String() + "\n" + table(results) + "\n" + kernelReport(results) + "\n" + notes
-	fmt.Print("\n" + table(results) + "\n" + kernelReport(results) + "\n" + notes)
+	report := hdr.String() + "\n" + table(results) + "\n" + kernelReport(results) + "\n" + holdersReport(results) + "\n" + notes
+	fmt.Print("\n" + table(results) + "\n" + kernelReport(results) + "\n" + holdersReport(results) + "\n" + notes)
 	if f.out != "" {
 		if err := os.MkdirAll(f.out, 0o755); err != nil {
 			log.Fatal(err)
@@ -146,9 +148,9 @@ func main() {
 const notes = `Step peak: the most the train step's kernels held at once, replayed from TensorFlow's allocation records of one traced step (tfgo.Session.RunWithMemory); it excludes the weights and the Adam slots, allocated before the step, and the fed batch.
 Weights + Adam: params x 4 bytes x 3 (weights, m, v; float32 under both policies), persistent between steps.
 Weight copies: the step's casts of float32 weights to the compute dtype (mixed policies: bfloat16 copies of the weights that layers multiply with, made once per step and held until their gradient use), from the training graph's Cast ops.
-Activation memory: step peak - params x 4 bytes (the float32 gradient of every weight, which every configuration holds at the update) - weight copies: activations kept for the backward pass, their gradients and temporaries.
+Activations kept: what the step's kernels held when the forward pass ended (the loss computed; every op of the backward pass waits for its gradient), replayed from the same allocation records, minus the weight copies: the activations the forward pass keeps for the backward one.
 Total: weights + Adam + step peak. Time x and memory -% are against float32.
-Allocator max in use: the largest bytes-in-use TensorFlow's CPU allocator reported at a kernel end of the traced step: everything it held (weights, Adam slots, fed batch, the step's tensors), so "in use - weights - Adam" (params x 12 bytes) is the issue's activation formula applied to a figure that does include the persistent state; it is an upper cross-check of the step peak (sampled at kernel ends, allocator rounding, the fed batch and constants included).
+Allocator max in use: the largest bytes-in-use TensorFlow's CPU allocator reported at a kernel end of the traced step: everything it held (weights, Adam slots, fed batch, the step's tensors); a cross-check of total.
 `
 
 // weightCopies is the size of the casts of weights to the compute dtype in
@@ -281,7 +283,73 @@ func measure(f flags, c config) (r result) {
 		return r
 	}
 	r.kernels = matMulKernels(tr)
+	r.kept, r.holders = liveAtEnd(tr.Metadata, loss.loss.Op.Name())
 	return r
+}
+
+// holder is what the ops of one type and output dtype held at the end of
+// the forward pass.
+type holder struct {
+	kind  string // "Softmax float", "_MklMatMul bfloat16"
+	bytes int64
+}
+
+// liveAtEnd is the bytes the step's kernels held when the node named name
+// (the loss: every op of the backward pass waits for its gradient) ended:
+// the allocation records replayed in time order up to that moment, i.e.
+// what the forward pass keeps for the backward one. -1 when the node is not
+// in the step stats.
+func liveAtEnd(md *cpb.RunMetadata, name string) (int64, []holder) {
+	kinds := map[string]string{} // node -> "type dtype", from the partition graphs
+	for _, g := range md.GetPartitionGraphs() {
+		for _, n := range g.GetNode() {
+			k := n.GetOp()
+			for _, a := range []string{"T", "DstT", "dtype"} {
+				if v, ok := n.GetAttr()[a]; ok && v.GetType() != 0 {
+					k += " " + tfgo.DataType(v.GetType()).String()
+					break
+				}
+			}
+			kinds[n.GetName()] = k
+		}
+	}
+	end := int64(-1)
+	type rec struct {
+		at, bytes int64
+		node      string
+	}
+	var recs []rec
+	for _, d := range md.GetStepStats().GetDevStats() {
+		for _, n := range d.GetNodeStats() {
+			if n.GetNodeName() == name {
+				end = max(end, n.GetAllStartMicros()+n.GetAllEndRelMicros())
+			}
+			for _, m := range n.GetMemory() {
+				for _, a := range m.GetAllocationRecords() {
+					recs = append(recs, rec{a.GetAllocMicros(), a.GetAllocBytes(), n.GetNodeName()})
+				}
+			}
+		}
+	}
+	if end < 0 {
+		return -1, nil
+	}
+	var live int64
+	byKind := map[string]int64{}
+	for _, r := range recs {
+		if r.at <= end {
+			live += r.bytes
+			byKind[kinds[r.node]] += r.bytes
+		}
+	}
+	var hs []holder
+	for k, b := range byKind {
+		if b > 0 {
+			hs = append(hs, holder{k, b})
+		}
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i].bytes > hs[j].bytes })
+	return live, hs[:min(len(hs), 8)]
 }
 
 // stepRecorder is Adam, keeping the train step op Compile makes from it.
@@ -358,31 +426,54 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 func table(rs []result) string {
 	var b strings.Builder
-	b.WriteString("| configuration | params | step ms (median) | time x | step peak MiB | peak -% | weights + Adam MiB | weight copies MiB | activation MiB | activation -% | total MiB | allocator max in use MiB | in use - weights - Adam MiB |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| configuration | params | step ms (median) | time x | step peak MiB | peak -% | weights + Adam MiB | weight copies MiB | activations kept MiB | activations -% | total MiB | allocator max in use MiB |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	var base *result
 	if len(rs) > 0 && rs[0].err == nil {
 		base = &rs[0]
 	}
+	pct := func(v, of int64) string { return fmt.Sprintf("%.0f", 100*(1-float64(v)/float64(of))) }
 	for _, r := range rs {
 		if r.err != nil {
-			fmt.Fprintf(&b, "| %s | failed: %s | | | | | | | | | | | |\n", r.name, strings.ReplaceAll(r.err.Error(), "|", `\|`))
+			fmt.Fprintf(&b, "| %s | failed: %s | | | | | | | | | | |\n", r.name, strings.ReplaceAll(r.err.Error(), "|", `\|`))
 			continue
 		}
 		persist := r.params * 4 * 3
-		act := r.peak - r.params*4 - r.copies
+		act := r.kept - r.copies
 		timeX, peakPct, actPct := "1.00", "0", "0"
 		if base != nil && r.name != base.name {
 			timeX = fmt.Sprintf("%.2f", r.stepMs/base.stepMs)
-			peakPct = fmt.Sprintf("%.0f", 100*(1-float64(r.peak)/float64(base.peak)))
-			actPct = fmt.Sprintf("%.0f", 100*(1-float64(act)/float64(base.peak-base.params*4-base.copies)))
+			peakPct = pct(r.peak, base.peak)
+			actPct = pct(act, base.kept-base.copies)
 		}
-		inUse, inUseAct := "n/a", "n/a"
+		actS := fmt.Sprintf("%.1f", mib(act))
+		if r.kept < 0 || (base != nil && base.kept < 0) {
+			actS, actPct = "n/a", "n/a"
+		}
+		inUse := "n/a"
 		if r.maxInUse > 0 {
-			inUse, inUseAct = fmt.Sprintf("%.1f", mib(r.maxInUse)), fmt.Sprintf("%.1f", mib(r.maxInUse-persist))
+			inUse = fmt.Sprintf("%.1f", mib(r.maxInUse))
 		}
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %.1f | %s | %.1f | %.1f | %.1f | %s | %.1f | %s | %s |\n",
-			r.name, r.params, r.stepMs, timeX, mib(r.peak), peakPct, mib(persist), mib(r.copies), mib(act), actPct, mib(persist+r.peak), inUse, inUseAct)
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %.1f | %s | %.1f | %.1f | %s | %s | %.1f | %s |\n",
+			r.name, r.params, r.stepMs, timeX, mib(r.peak), peakPct, mib(persist), mib(r.copies), actS, actPct, mib(persist+r.peak), inUse)
+	}
+	return b.String()
+}
+
+// holdersReport lists, per configuration, the op kinds that held the most
+// at the end of the forward pass: where the activations kept are.
+func holdersReport(rs []result) string {
+	var b strings.Builder
+	b.WriteString("Largest holders at the end of the forward pass (op type and dtype of the allocating kernels, MiB):\n\n")
+	for _, r := range rs {
+		if r.err != nil || len(r.holders) == 0 {
+			continue
+		}
+		parts := make([]string, len(r.holders))
+		for i, h := range r.holders {
+			parts[i] = fmt.Sprintf("%s %.1f", h.kind, mib(h.bytes))
+		}
+		fmt.Fprintf(&b, "- %s: %s\n", r.name, strings.Join(parts, ", "))
 	}
 	return b.String()
 }
