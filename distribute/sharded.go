@@ -282,7 +282,7 @@ func (v *ShardedVariable) Offsets() []int64 {
 
 // Initializer is an op that runs every shard's initializer.
 func (v *ShardedVariable) Initializer(s *tfgo.Scope) *tfgo.Operation {
-	if v == nil || !shardedScopeOK(s) {
+	if v == nil || len(v.shards) == 0 || !shardedScopeOK(s) {
 		return nil
 	}
 	var ops []*tfgo.Operation
@@ -297,7 +297,7 @@ func (v *ShardedVariable) Initializer(s *tfgo.Scope) *tfgo.Operation {
 // every shard onto one device, so it is for small variables, tests and
 // export; use Lookup for embedding rows.
 func (v *ShardedVariable) Value(s *tfgo.Scope) tfgo.Output {
-	if v == nil || !shardedScopeOK(s) {
+	if v == nil || len(v.shards) == 0 || !shardedScopeOK(s) {
 		return tfgo.Output{}
 	}
 	vals := make([]tfgo.Output, len(v.shards))
@@ -332,8 +332,8 @@ func (v *ShardedVariable) Lookup(s *tfgo.Scope, ids tfgo.Output) tfgo.Output {
 	if !shardedScopeOK(s) {
 		return tfgo.Output{}
 	}
-	if v == nil {
-		s.UpdateErr("embedding_lookup", errors.New("nil ShardedVariable"))
+	if v == nil || len(v.shards) == 0 {
+		s.UpdateErr("embedding_lookup", errors.New("nil or zero ShardedVariable (make one with NewShardedVariable)"))
 		return tfgo.Output{}
 	}
 	if ids.Op == nil {
@@ -457,7 +457,7 @@ type shardedEntry struct {
 	bytes     int64
 }
 
-var errNilShardedSaver = errors.New("distribute: nil ShardedSaver (make one with NewShardedSaver)")
+var errNilShardedSaver = errors.New("distribute: nil or zero ShardedSaver (make one with NewShardedSaver)")
 
 // NewShardedSaver adds save and restore ops for vars (and
 // opts.Variables) under s's "save" namespace. Build it once; Save and
@@ -598,7 +598,7 @@ func shardedSaveOp(s *tfgo.Scope, prefix tfgo.Output, es []shardedEntry) *tfgo.O
 // crash-safely as tfgo.Saver.Save does (savedmodel.ReplaceBundle: a kill
 // at any instant leaves the previous checkpoint or the new one).
 func (sv *ShardedSaver) Save(sess *tfgo.Session, prefix string) error {
-	if sv == nil {
+	if sv == nil || sv.save == nil || sv.restore == nil {
 		return errNilShardedSaver
 	}
 	if sess == nil {
@@ -668,7 +668,7 @@ func writeShardedEntry(sess *tfgo.Session, w *savedmodel.BundleWriter, e sharded
 // Each key is checked first (present, same dtype and full shape; errors
 // name the key and the checkpoint), so a mismatch changes nothing.
 func (sv *ShardedSaver) Restore(sess *tfgo.Session, prefix string) error {
-	if sv == nil {
+	if sv == nil || sv.save == nil || sv.restore == nil {
 		return errNilShardedSaver
 	}
 	if sess == nil {
