@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/gotf/gotf/distribute"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -33,6 +34,26 @@ type CompileOptions struct {
 	// LossScaleOptimizer when the model's dtype policy is mixed_float16
 	// (Keras' compile(auto_scale_loss=False)).
 	NoAutoScaleLoss bool
+	// Strategy, when set, trains with synchronous data parallelism on its
+	// devices (tf.distribute.MirroredStrategy): each global batch given to
+	// Fit is split along axis 0 into one equal part per replica (its size
+	// must be a multiple of the number of replicas), every replica computes
+	// its part's gradients on its device, the gradients are averaged across
+	// replicas (CollectiveReduceV2), and every replica's copy of the
+	// weights gets the same update, all in one session run per step. The
+	// reported loss and metrics are the replicas' means. The model's own
+	// weights are replica 0's: what checkpoints and Keras files hold, the
+	// same files as without a strategy. Predict and Evaluate run the
+	// inference graph on replica 0's weights, with any batch size. Python
+	// makes the model and compiles it in strategy.scope(); here Compile
+	// with the strategy is the whole of it, on a model whose session has
+	// not opened yet (Compile opens it with the strategy's SessionOptions;
+	// a DeviceCount set with Model.SetSessionOptions is kept) or whose
+	// session has the devices. A device the session lacks is an error
+	// naming it. Not implemented with it: AccumulationSteps, a
+	// LossScaleOptimizer (mixed_float16), optimizers other than SGD, Adam
+	// and AdamW. See strategy.go for how the replicas' copies stay equal.
+	Strategy *distribute.MirroredStrategy
 }
 
 // trainGraph is what Compile adds: the training forward pass, loss,
@@ -44,6 +65,7 @@ type trainGraph struct {
 	metrics     map[string]tfgo.Output
 	step        *tfgo.Operation // forward + backward + update
 	accumulate  *tfgo.Operation // with AccumulationSteps: add this micro-batch's gradients
+	mirror      *mirrored       // with a Strategy: the replicas (strategy.go)
 	evalY       tfgo.Output
 	evalLoss    tfgo.Output
 	evalMetrics map[string]tfgo.Output
@@ -73,6 +95,11 @@ func (m *Model) Compile(o CompileOptions) error {
 			return fmt.Errorf("compile %q: gradient accumulation with a LossScaleOptimizer is not implemented", m.name)
 		}
 	}
+	if o.Strategy != nil {
+		if err := m.checkStrategy(o); err != nil {
+			return err
+		}
+	}
 	if err := m.Build(); err != nil {
 		return err
 	}
@@ -87,6 +114,16 @@ func (m *Model) Compile(o CompileOptions) error {
 			return fmt.Errorf("compile %q: gradient accumulation under mixed_float16 needs loss scaling, which it does not implement; set NoAutoScaleLoss", m.name)
 		}
 		o.Optimizer = lso
+	}
+	if o.Strategy != nil {
+		if _, ok := o.Optimizer.(*LossScaleOptimizer); ok {
+			return fmt.Errorf("compile %q: the %s policy needs loss scaling, which a MirroredStrategy does not implement; set NoAutoScaleLoss", m.name, m.policy.Name())
+		}
+		// Before the graph grows: a missing device is named here, not by
+		// the placer on the first run.
+		if err := m.strategySession(o.Strategy); err != nil {
+			return err
+		}
 	}
 	s := m.Scope()
 	before := len(tfgo.Variables(s))
@@ -115,6 +152,50 @@ func (m *Model) Compile(o CompileOptions) error {
 	}
 	tg.x = m.placeholder(ts, "input", batch)
 	tg.yTrue = tfgo.Placeholder(ts.SubScope("target"), o.TargetDType, append([]int64{batch}, o.TargetShape...)...)
+	if o.Strategy != nil {
+		if err := m.buildMirrored(tg, s, ts); err != nil {
+			return err
+		}
+	} else if err := m.buildTrainStep(tg, s, ts); err != nil {
+		return err
+	}
+
+	es := s.SubScope("evaluate")
+	tg.evalY = tfgo.Placeholder(es.SubScope("target"), o.TargetDType, append([]int64{-1}, o.TargetShape...)...)
+	var err error
+	tg.evalLoss, err = o.Loss.Compute(es, tg.evalY, m.y)
+	if err != nil {
+		return err
+	}
+	addMetrics(es, tg.evalMetrics, o.Metrics, tg.evalY, m.y, tg.evalLoss)
+	if err := s.Err(); err != nil {
+		return fmt.Errorf("compile %q: %w", m.name, err)
+	}
+	m.train = tg
+	if !m.initialized || m.sess == nil {
+		return nil // the session's first use initializes every variable
+	}
+	// The weights may hold values loaded or trained since the session
+	// started, which Keras' compile keeps: initialize only the variables
+	// Compile made (the optimizer's, the accumulators).
+	var inits []*tfgo.Operation
+	for _, v := range tfgo.Variables(s)[before:] {
+		inits = append(inits, v.Initializer())
+	}
+	if len(inits) > 0 {
+		if _, err := m.sess.Run(nil, nil, inits...); err != nil {
+			m.initialized = false
+			return fmt.Errorf("compile %q: initializing the optimizer's variables: %w", m.name, err)
+		}
+	}
+	// The replicas' copies start as zeros: they take the weights' values.
+	return m.syncReplicas(m.sess)
+}
+
+// buildTrainStep adds the single-device training step to tg: the forward
+// pass on tg.x, the loss and metrics, the gradients and the update.
+func (m *Model) buildTrainStep(tg *trainGraph, s, ts *tfgo.Scope) error {
+	o := tg.opts
 	ts = m.opsScope(ts)
 	ctx := NewContext(ts.SubScope(m.name), true)
 	ctx.Weights = s.SubScope(m.name) // the weights exist already: Build created them
@@ -150,34 +231,6 @@ func (m *Model) Compile(o CompileOptions) error {
 	// ("adam/..."). Its updates wait for the loss, so every weight the
 	// forward pass reads is read before any is written.
 	tg.step = o.Optimizer.Apply(s.WithControlDependencies(target.Op), ws, grads)
-
-	es := s.SubScope("evaluate")
-	tg.evalY = tfgo.Placeholder(es.SubScope("target"), o.TargetDType, append([]int64{-1}, o.TargetShape...)...)
-	tg.evalLoss, err = o.Loss.Compute(es, tg.evalY, m.y)
-	if err != nil {
-		return err
-	}
-	addMetrics(es, tg.evalMetrics, o.Metrics, tg.evalY, m.y, tg.evalLoss)
-	if err := s.Err(); err != nil {
-		return fmt.Errorf("compile %q: %w", m.name, err)
-	}
-	m.train = tg
-	if !m.initialized || m.sess == nil {
-		return nil // the session's first use initializes every variable
-	}
-	// The weights may hold values loaded or trained since the session
-	// started, which Keras' compile keeps: initialize only the variables
-	// Compile made (the optimizer's, the accumulators).
-	var inits []*tfgo.Operation
-	for _, v := range tfgo.Variables(s)[before:] {
-		inits = append(inits, v.Initializer())
-	}
-	if len(inits) > 0 {
-		if _, err := m.sess.Run(nil, nil, inits...); err != nil {
-			m.initialized = false
-			return fmt.Errorf("compile %q: initializing the optimizer's variables: %w", m.name, err)
-		}
-	}
 	return nil
 }
 
@@ -307,6 +360,11 @@ func (m *Model) Fit(ctx context.Context, data Dataset, o FitOptions) (*History, 
 			start = *p
 		}
 	}
+	// Whatever set the weights since the last step (the initializers,
+	// SetWeights, a loader, the restore above) reaches the replicas.
+	if err := m.syncReplicas(sess); err != nil {
+		return nil, err
+	}
 	if start.Batch > 0 && steps >= 0 && start.Batch >= steps {
 		// Saved after the epoch's last batch: nothing of it is left.
 		start = FitPosition{Epoch: start.Epoch + 1}
@@ -348,6 +406,10 @@ func (m *Model) Fit(ctx context.Context, data Dataset, o FitOptions) (*History, 
 				return false
 			}
 			defer releaseX()
+			if err := m.checkSplit(xt); err != nil {
+				runErr = fmt.Errorf("train step %d of epoch %d: %w", n, epoch+1, err)
+				return false
+			}
 			yt, releaseY, err := m.batchTensor("y", b.Y, tg.yTrue)
 			if err != nil {
 				runErr = err
@@ -399,6 +461,10 @@ func (m *Model) Fit(ctx context.Context, data Dataset, o FitOptions) (*History, 
 		}
 		hist.Epochs = append(hist.Epochs, logs)
 		if err := cbs.onEpochEnd(m, epoch, logs); err != nil {
+			return hist, err
+		}
+		// A callback may have set the weights (restored the best ones).
+		if err := m.syncReplicas(sess); err != nil {
 			return hist, err
 		}
 	}
