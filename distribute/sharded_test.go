@@ -346,6 +346,10 @@ outputs['prefix'] = np.array(prefix.encode(), dtype=object)
 	assert.Len(t, goEntry.Slices, 3)
 	assert.Equal(t, pyEntry.Shape, goEntry.Shape)
 	assert.Equal(t, pyEntry.DType, goEntry.DType)
+	pyKeys := bundleKeys(t, prefix)
+	for _, k := range bundleKeys(t, goPrefix) {
+		assert.Contains(t, pyKeys, k, "the slice keys are Python's")
+	}
 }
 
 func pyList(shape []int64) string {
@@ -354,6 +358,14 @@ func pyList(shape []int64) string {
 		s[i] = fmt.Sprint(d)
 	}
 	return "[" + strings.Join(s, ", ") + "]"
+}
+
+func bundleKeys(t *testing.T, prefix string) []string {
+	t.Helper()
+	r, err := savedmodel.OpenBundle(prefix)
+	require.NoError(t, err)
+	defer r.Close()
+	return r.Keys()
 }
 
 func entry(t *testing.T, prefix, key string) *savedmodel.Entry {
@@ -465,8 +477,9 @@ func TestShardOpsOnTheirDevices(t *testing.T) {
 	}
 	assert.Equal(t, 5, seen["gather"])
 	assert.GreaterOrEqual(t, seen["var"], 5*3)
+	init := v.Initializer(s)
 	sess := newSession(t, s)
-	_, err = sess.Run(nil, nil, v.Initializer(s))
+	_, err = sess.Run(nil, nil, init)
 	require.NoError(t, err)
 	fetchFloats(t, sess, out)
 }
@@ -480,8 +493,9 @@ func TestShardsInitializeLikeOneVariable(t *testing.T) {
 	assert.Len(t, v.Shards(), 7)
 	one := tfgo.NewVariable(s, "one", tfgo.Float, []int64{13, 5}, tfgo.GlorotUniform(42))
 	val := v.Value(s)
+	init := v.Initializer(s)
 	sess := newSession(t, s)
-	_, err = sess.Run(nil, nil, v.Initializer(s), one.Initializer())
+	_, err = sess.Run(nil, nil, init, one.Initializer())
 	require.NoError(t, err)
 	got := fetchFloats(t, sess, val, one.Value())
 	assert.Equal(t, got[1], got[0])
@@ -502,8 +516,9 @@ func TestCheckpointsInterchangeWithPython(t *testing.T) {
 	b := bias(s)
 	sv, err := NewShardedSaver(s, []*ShardedVariable{v}, ShardedSaverOptions{Variables: []*tfgo.Variable{b}})
 	require.NoError(t, err)
+	init := v.Initializer(s)
 	sess := newSession(t, s)
-	_, err = sess.Run(nil, nil, v.Initializer(s), b.Initializer())
+	_, err = sess.Run(nil, nil, init, b.Initializer())
 	require.NoError(t, err)
 	goPrefix := filepath.Join(dir, "go")
 	require.NoError(t, sv.Save(sess, goPrefix))
@@ -555,8 +570,9 @@ with g.as_default():
 	sv4, err := NewShardedSaver(s, []*ShardedVariable{v4}, ShardedSaverOptions{})
 	require.NoError(t, err)
 	val := v4.Value(s)
+	init = v4.Initializer(s)
 	sess = newSession(t, s)
-	_, err = sess.Run(nil, nil, v4.Initializer(s))
+	_, err = sess.Run(nil, nil, init)
 	require.NoError(t, err)
 	require.NoError(t, sv4.Restore(sess, pyPrefix))
 	want := flat(table(10, 3))
@@ -567,13 +583,25 @@ with g.as_default():
 }
 
 // A checkpoint saved with 3 shards restores into 1, 2, 4 and 10 shards
-// with equal values; a single-shard variable (one entry: the pure-Go
+// with equal values, and so does one of an unsharded variable (a whole
+// tensor, tfgo.Saver); a single-shard variable (one entry: the pure-Go
 // writer's two-data-shard path) round-trips twice.
 func TestCheckpointReshards(t *testing.T) {
 	dir := t.TempDir()
 	prefix := filepath.Join(dir, "ckpt")
 	sess, sv := threeShardSession(t, ShardedSaverOptions{})
 	require.NoError(t, sv.Save(sess, prefix))
+
+	wholePrefix := filepath.Join(dir, "whole")
+	ws := tfgo.NewScope()
+	wv := tfgo.NewVariable(ws, "emb", tfgo.Float, []int64{10, 3}, tfgo.InitialValue(table(10, 3)))
+	saver := tfgo.NewSaver(ws, nil)
+	wsess := newSession(t, ws)
+	_, err := wsess.Run(nil, nil, wv.Initializer())
+	require.NoError(t, err)
+	require.NoError(t, saver.Save(wsess, wholePrefix))
+	assert.Nil(t, entry(t, wholePrefix, "emb").Slices, "stored whole")
+
 	for _, n := range []int{1, 2, 4, 10} {
 		s := tfgo.NewScope()
 		v, err := NewShardedVariable(s, "emb", tfgo.Float, []int64{10, 3}, tfgo.Ones(), FixedShardsPartitioner(n), cpuDevices)
@@ -582,11 +610,16 @@ func TestCheckpointReshards(t *testing.T) {
 		sv, err := NewShardedSaver(s, []*ShardedVariable{v}, ShardedSaverOptions{})
 		require.NoError(t, err)
 		val := v.Value(s)
+		init := v.Initializer(s)
 		sess := newSession(t, s)
-		_, err = sess.Run(nil, nil, v.Initializer(s))
+		_, err = sess.Run(nil, nil, init)
 		require.NoError(t, err)
 		require.NoError(t, sv.Restore(sess, prefix), "%d shards", n)
 		assert.Equal(t, flat(table(10, 3)), fetchFloats(t, sess, val)[0], "%d shards", n)
+		_, err = sess.Run(nil, nil, init) // back to ones
+		require.NoError(t, err)
+		require.NoError(t, sv.Restore(sess, wholePrefix), "%d shards from a whole tensor", n)
+		assert.Equal(t, flat(table(10, 3)), fetchFloats(t, sess, val)[0], "%d shards from a whole tensor", n)
 
 		if n == 1 {
 			single := filepath.Join(dir, "single")
