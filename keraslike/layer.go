@@ -204,6 +204,7 @@ type Base struct {
 	// noAutocast keeps floating inputs in their dtype (Keras' autocast=False).
 	noAutocast bool
 	remat      *RematScope // the RematScope the layer was made in (remat.go)
+	device     string      // where the layer's ops and weights go (SetDevice)
 }
 
 // NewBase returns the Base of a layer of Keras class class ("Dense",
@@ -219,6 +220,37 @@ func NewBase(class, name string) Base {
 	}
 	return Base{name: name, class: class, policy: mixedprecision.GlobalPolicy(), remat: currentRemat()}
 }
+
+// SetDevice places the layer on device ("/device:CPU:1", "/device:GPU:0",
+// "/job:worker/task:1/device:GPU:0"; "" for TensorFlow's placement): its
+// weights, its ops in the inference and training graphs, and the gradient
+// ops of those ops (tfgo.Gradients puts each on its forward op's device),
+// the building block of model parallelism (GPTConfig.Devices splits a GPT
+// this way). Its sublayers follow it unless they have a device of their
+// own. Set it before the model is built (its first Build, Predict, Fit or
+// Summary): graphs already built keep their placement. A device the
+// session does not have is an error naming the layer and the device when
+// the model opens its session, before anything runs; the string itself is
+// not checked here, so that placing a layer never fails.
+func (b *Base) SetDevice(device string) {
+	if b == nil {
+		return
+	}
+	b.device = device
+}
+
+// Device is the device SetDevice gave the layer ("" if none: the layer
+// then runs where its parent, or TensorFlow's placer, puts it).
+func (b *Base) Device() string {
+	if b == nil {
+		return ""
+	}
+	return b.device
+}
+
+// base gives the package the Base of any layer embedding one, a custom
+// layer from another package too.
+func (b *Base) base() *Base { return b }
 
 // DTypePolicy is the layer's dtype policy (Keras' layer.dtype_policy).
 func (b *Base) DTypePolicy() mixedprecision.Policy {

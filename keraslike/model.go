@@ -3,7 +3,9 @@ package keraslike
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/gotf/gotf/dtypes"
@@ -55,6 +57,9 @@ type Model struct {
 	// checkedOps is how many of the graph's ops have had their kernels
 	// checked (session): the check runs again when Compile adds more.
 	checkedOps int
+	// placedOps is how many of the graph's ops were there when the
+	// layers' devices were last checked against the session's (session).
+	placedOps int
 }
 
 // NewSequential returns keras.Sequential([keras.Input(...), layers...]).
@@ -210,6 +215,9 @@ func (m *Model) session() (*tfgo.Session, error) {
 		}
 		m.sess = sess
 	}
+	if err := m.checkDevices(); err != nil {
+		return nil, err
+	}
 	if err := m.checkKernels(); err != nil {
 		return nil, err
 	}
@@ -224,6 +232,127 @@ func (m *Model) session() (*tfgo.Session, error) {
 		m.initialized = true
 	}
 	return m.sess, nil
+}
+
+// checkDevices refuses, before the graph first runs, a layer placed on a
+// device the session does not have (Base.SetDevice): the runtime's error
+// would name an op, not the layer, and only at the first run.
+func (m *Model) checkDevices() error {
+	n := m.Scope().Graph().NumOperations()
+	placed := m.placedLayers()
+	if len(placed) == 0 || n == m.placedOps {
+		return nil
+	}
+	devs, err := m.sess.ListDevices()
+	if err != nil {
+		return err
+	}
+	for _, p := range placed {
+		want, err := parseDevice(p.device)
+		if err != nil {
+			return fmt.Errorf("model %q: layer %q: %w", m.name, p.layer, err)
+		}
+		found := false
+		for _, d := range devs {
+			have, err := parseDevice(d.Name)
+			found = err == nil && want.matches(have)
+			if found {
+				break
+			}
+		}
+		if !found {
+			names := make([]string, len(devs))
+			for i, d := range devs {
+				names[i] = d.Name
+			}
+			return fmt.Errorf("model %q: layer %q is placed on device %q, which the session does not have (its devices: %s)", m.name, p.layer, p.device, strings.Join(names, ", "))
+		}
+	}
+	m.placedOps = n
+	return nil
+}
+
+// placement is a layer given a device, by its path in the model
+// ("block_1", "block_1/multi_head_attention").
+type placement struct{ layer, device string }
+
+// placedLayers lists the model's layers and sublayers that have a device
+// of their own, in the model's order.
+func (m *Model) placedLayers() []placement {
+	var ps []placement
+	var walk func(l Layer, path string)
+	walk = func(l Layer, path string) {
+		if d := deviceOf(l); d != "" {
+			ps = append(ps, placement{path, d})
+		}
+		if b, ok := l.(interface{ base() *Base }); ok {
+			for _, sub := range b.base().sublayers {
+				walk(sub, path+"/"+sub.Name())
+			}
+		}
+	}
+	for _, l := range m.layers {
+		walk(l, l.Name())
+	}
+	return ps
+}
+
+// deviceSpec is a parsed device name; "" fields match any value, as in
+// TensorFlow's DeviceNameUtils (a "/device:GPU:1" placement runs on the
+// local job's GPU 1).
+type deviceSpec struct{ job, replica, task, typ, id string }
+
+// parseDevice parses what TensorFlow accepts as a device:
+// "/job:worker/replica:0/task:1/device:GPU:0", "/device:CPU:1", the
+// legacy "/cpu:0" and "/GPU:1", any part left out.
+func parseDevice(name string) (deviceSpec, error) {
+	var d deviceSpec
+	bad := func() (deviceSpec, error) {
+		return deviceSpec{}, fmt.Errorf("device %q is not a TensorFlow device name (like /device:CPU:0 or /job:worker/task:1/device:GPU:0)", name)
+	}
+	parts := strings.Split(strings.TrimPrefix(name, "/"), "/")
+	if name == "" {
+		return bad()
+	}
+	for _, p := range parts {
+		f := strings.Split(p, ":")
+		isNum := func(s string) bool {
+			_, err := strconv.ParseUint(s, 10, 31)
+			return err == nil || s == "*"
+		}
+		switch {
+		case len(f) == 2 && f[0] == "job" && f[1] != "":
+			d.job = f[1]
+		case len(f) == 2 && f[0] == "replica" && isNum(f[1]):
+			d.replica = f[1]
+		case len(f) == 2 && f[0] == "task" && isNum(f[1]):
+			d.task = f[1]
+		case f[0] == "device" && (len(f) == 2 || len(f) == 3 && isNum(f[2])) && f[1] != "":
+			d.typ = strings.ToUpper(f[1])
+			if len(f) == 3 {
+				d.id = f[2]
+			}
+		case len(f) == 2 && deviceType.MatchString(f[0]) && isNum(f[1]):
+			d.typ, d.id = strings.ToUpper(f[0]), f[1]
+		default:
+			return bad()
+		}
+	}
+	for _, f := range []*string{&d.replica, &d.task, &d.typ, &d.id} {
+		if *f == "*" {
+			*f = ""
+		}
+	}
+	return d, nil
+}
+
+// deviceType is how TensorFlow spells a device type ("CPU", "XLA_CPU").
+var deviceType = regexp.MustCompile(`^[A-Za-z][_A-Za-z0-9]*$`)
+
+// matches reports whether the full device name have satisfies d.
+func (d deviceSpec) matches(have deviceSpec) bool {
+	eq := func(want, got string) bool { return want == "" || want == got }
+	return eq(d.job, have.job) && eq(d.replica, have.replica) && eq(d.task, have.task) && eq(d.typ, have.typ) && eq(d.id, have.id)
 }
 
 // checkKernels refuses, before the graph first runs, an op that no kernel
@@ -400,8 +529,25 @@ func (m *Model) Summary() string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Model: %q\n", m.name)
-	line := strings.Repeat("─", 72)
-	fmt.Fprintf(&b, "%s\n%-36s%-22s%14s\n%s\n", line, "Layer (type)", "Output Shape", "Param #", line)
+	// The Device column is there only when the model is placed
+	// (Base.SetDevice), so that other summaries keep Keras' columns.
+	devices := map[string]string{}
+	width := 0
+	for _, l := range m.layers {
+		if d := layerDevices(l); d != "" {
+			devices[l.Name()] = d
+			width = max(width, len(d))
+		}
+	}
+	devCol := func(string) string { return "" }
+	header := ""
+	if width > 0 {
+		width = max(width, len("Device"))
+		devCol = func(d string) string { return fmt.Sprintf("  %-*s", width, d) }
+		header = devCol("Device")
+	}
+	line := strings.Repeat("─", 72+len(header))
+	fmt.Fprintf(&b, "%s\n%s\n%s\n", line, strings.TrimRight(fmt.Sprintf("%-36s%-22s%14s%s", "Layer (type)", "Output Shape", "Param #", header), " "), line)
 	var total, trainable int64
 	for _, l := range m.layers {
 		var n int64
@@ -416,12 +562,43 @@ func (m *Model) Summary() string {
 		if dims, ok := m.shapes[l.Name()]; ok {
 			shape = tfgo.Shape{Dims: dims}.String()
 		}
-		fmt.Fprintf(&b, "%-36s%-22s%14d\n", fmt.Sprintf("%s (%s)", l.Name(), l.ClassName()), shape, n)
+		row := fmt.Sprintf("%-36s%-22s%14d%s", fmt.Sprintf("%s (%s)", l.Name(), l.ClassName()), shape, n, devCol(devices[l.Name()]))
+		fmt.Fprintf(&b, "%s\n", strings.TrimRight(row, " "))
 	}
 	fmt.Fprintf(&b, "%s\n", line)
 	fmt.Fprintf(&b, " Total params: %d\n Trainable params: %d\n Non-trainable params: %d\n", total, trainable, total-trainable)
 	b.WriteString(m.policySummary())
 	return b.String()
+}
+
+// layerDevices is the Summary's Device entry of a layer: its own device;
+// else the devices of its sublayers that have one, "(a, b)"; else "".
+func layerDevices(l Layer) string {
+	if d := deviceOf(l); d != "" {
+		return d
+	}
+	var ds []string
+	var walk func(l Layer)
+	walk = func(l Layer) {
+		b, ok := l.(interface{ base() *Base })
+		if !ok {
+			return
+		}
+		for _, sub := range b.base().sublayers {
+			if d := deviceOf(sub); d != "" {
+				if !slices.Contains(ds, d) {
+					ds = append(ds, d)
+				}
+			} else {
+				walk(sub)
+			}
+		}
+	}
+	walk(l)
+	if len(ds) == 0 {
+		return ""
+	}
+	return "(" + strings.Join(ds, ", ") + ")"
 }
 
 // policySummary is the summary's line on dtype policies: the model's, and

@@ -155,11 +155,13 @@ func (m *Model) SetRemat(r *RematScope) error {
 	return nil
 }
 
-// call runs a layer's call f with ctx, its ops in a recomputation segment
-// when the layer's RematScope and the pass (training only: an inference
-// graph has no backward pass) say so. Models call their layers through it,
-// and built-in composites their sublayers.
+// call runs a layer's call f with ctx: on the layer's device when it has
+// one (Base.SetDevice), its ops in a recomputation segment when the
+// layer's RematScope and the pass (training only: an inference graph has
+// no backward pass) say so. Models call their layers through it, and
+// built-in composites their sublayers.
 func (c *Context) call(l Layer, f func(*Context) tfgo.Output) tfgo.Output {
+	c = c.onDevice(l)
 	r := rematOf(l)
 	if c == nil || r == nil || !c.Training {
 		return f(c)
@@ -181,6 +183,28 @@ func (c *Context) call(l Layer, f func(*Context) tfgo.Output) tfgo.Output {
 		cc.Scope.DropRecompute()
 	}
 	return y
+}
+
+// onDevice is c for a call of l: with l's own device, if it has one, on
+// the ops and on the weights it creates, which its sublayers then inherit
+// (their contexts derive from it) unless they have a device of their own.
+func (c *Context) onDevice(l Layer) *Context {
+	dev := deviceOf(l)
+	if c == nil || dev == "" {
+		return c
+	}
+	cc := *c
+	cc.Scope = c.Scope.WithDevice(dev)
+	cc.Weights = c.weights().WithDevice(dev)
+	return &cc
+}
+
+// deviceOf is the layer's own device, if it has one.
+func deviceOf(l Layer) string {
+	if d, ok := l.(interface{ Device() string }); ok {
+		return d.Device()
+	}
+	return ""
 }
 
 // callLayer is l.Call(ctx, inputs...) through Context.call.

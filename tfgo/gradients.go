@@ -83,6 +83,13 @@ func StopGradients(ops ...*Operation) GradientsOption {
 // The result has one entry per x: the zero Output when ys do not depend on
 // x (or zeros with UnconnectedZeros). An op on the path without a
 // registered gradient is an error naming the op; errors stick to the scope.
+//
+// The gradient ops of a forward op that has a device (Scope.WithDevice),
+// and the sum of the gradients flowing into its outputs, are put on that
+// device, as TensorFlow's Python does (colocate_gradients_with_ops, always
+// on in TF2): a model split over devices runs each part's backward pass
+// where its forward pass and weights are, instead of gathering it on s's
+// device. The other gradient ops get s's device.
 func Gradients(s *Scope, ys, xs, gradYs []Output, opts ...GradientsOption) []Output {
 	out := make([]Output, len(xs))
 	if s.Err() != nil {
@@ -125,7 +132,7 @@ func Gradients(s *Scope, ys, xs, gradYs []Output, opts ...GradientsOption) []Out
 		}
 	}
 	for i, x := range xs {
-		out[i] = b.sum(x)
+		out[i] = b.sum(b.opScope(x.Op), x)
 		if out[i].Op == nil && cfg.zeros {
 			out[i] = zerosLike(gs, x)
 		}
@@ -218,8 +225,18 @@ func (b *backprop) add(o Output, g Output) {
 	}
 }
 
-// sum adds up the partial gradients of an output (AddN), or returns the zero Output.
-func (b *backprop) sum(o Output) Output {
+// opScope is where the gradient ops of op go: b.s, on op's device when op
+// has one (a forward op with no device leaves b.s's own device alone).
+func (b *backprop) opScope(op *Operation) *Scope {
+	if d := op.Device(); d != "" {
+		return b.s.WithDevice(d)
+	}
+	return b.s
+}
+
+// sum adds up the partial gradients of an output (AddN) in s, or returns
+// the zero Output.
+func (b *backprop) sum(s *Scope, o Output) Output {
 	ps := b.partial[o]
 	switch len(ps) {
 	case 0:
@@ -227,16 +244,17 @@ func (b *backprop) sum(o Output) Output {
 	case 1:
 		return ps[0]
 	}
-	sum := AddN(b.s, ps)
+	sum := AddN(s, ps)
 	b.partial[o] = []Output{sum}
 	return sum
 }
 
 func (b *backprop) backprop(op *Operation) error {
+	ds := b.opScope(op)
 	grads := make([]Output, op.NumOutputs())
 	any := false
 	for i := range grads {
-		grads[i] = b.sum(op.Output(i))
+		grads[i] = b.sum(ds, op.Output(i))
 		any = any || grads[i].Op != nil
 	}
 	if !any || b.stop[op] || !b.feedsFromBetween(op) {
@@ -253,7 +271,7 @@ func (b *backprop) backprop(op *Operation) error {
 	if err != nil {
 		return err
 	}
-	gs := b.s.SubScope(op.Name() + "_grad")
+	gs := ds.SubScope(op.Name() + "_grad")
 	ins, err := fn(gs, fop, grads)
 	if err != nil {
 		return fmt.Errorf("gradient of %s (op %q): %w", op.Type(), op.Name(), err)
