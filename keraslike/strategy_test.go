@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gotf/gotf/distribute"
+	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/savedmodel"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
@@ -126,7 +127,14 @@ func TestMirroredStrategyMatchesSingleDevice(t *testing.T) {
 				got, err := m.GetWeights()
 				require.NoError(t, err)
 				for i, w := range m.Weights() {
-					allClose(t, fmt.Sprintf("%d replicas: %s", n, w.Path), want[i], got[i], 1e-5, 1e-5)
+					atol := 1e-5
+					if strings.HasSuffix(w.Path, "key/bias") {
+						// Its true gradient is zero (a row's softmax ignores
+						// a shift of all its logits), so Adam's steps on it
+						// are rounding noise scaled up to lr·g/ε: ~4e-6 here.
+						atol = 1e-4
+					}
+					allClose(t, fmt.Sprintf("%d replicas: %s", n, w.Path), want[i], got[i], atol, 1e-5)
 				}
 				assert.InDelta(t, refLoss, loss, 1e-5*max(1, refLoss), "%d replicas: mean loss", n)
 				sess, err := m.Session()
@@ -148,6 +156,65 @@ func TestMirroredStrategyMatchesSingleDevice(t *testing.T) {
 				m.Close()
 			}
 		})
+	}
+}
+
+// Keras' own MirroredStrategy on two logical CPUs trains the MLP to the
+// weights the Go one does: 20 steps of Adam on global batches of 8 from
+// the same weights. Python's logical devices can be made only before
+// TensorFlow starts, and the package's Python worker has started it, so
+// the reference runs in a child Python (once, for this test).
+func TestMirroredStrategyMatchesKeras(t *testing.T) {
+	c := mirrorCase{"dense_adam", mirrorDenseModel, func() Optimizer {
+		return NewAdam(AdamOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.01}})
+	}, MeanSquaredError{}, mirrorDenseData()}
+	fresh := c.model(t)
+	require.NoError(t, fresh.Build())
+	init, err := fresh.GetWeights()
+	require.NoError(t, err)
+	fresh.Close()
+	m, _ := trainMirrored(t, c, 2, init)
+	defer m.Close()
+	got, err := m.GetWeights()
+	require.NoError(t, err)
+
+	d := c.data.(*ArrayDataset[[]float32, []float32])
+	x, err := tfgo.NewTensor(d.X)
+	require.NoError(t, err)
+	y, err := tfgo.NewTensor(d.Y)
+	require.NoError(t, err)
+	ref := interop.Python(t, `
+import os, subprocess, sys, tempfile
+d = tempfile.mkdtemp()
+for k, v in inputs.items():
+    np.save(os.path.join(d, k + ".npy"), v)
+script = r"""
+import os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np, tensorflow as tf
+tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+    [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+d = sys.argv[1]
+ld = lambda k: np.load(os.path.join(d, k + ".npy"))
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(4)], name="mlp")
+    m.set_weights([ld("w%d" % i) for i in range(4)])
+    m.compile(optimizer=keras.optimizers.Adam(0.01), loss="mean_squared_error")
+m.fit(ld("x"), ld("y"), batch_size=8, epochs=1, shuffle=False, verbose=0)
+assert strategy.num_replicas_in_sync == 2
+for i, w in enumerate(m.get_weights()):
+    np.save(os.path.join(d, "out%d.npy" % i), w)
+"""
+r = subprocess.run([sys.executable, "-c", script, d], capture_output=True)
+if r.returncode:
+    raise RuntimeError(r.stderr.decode()[-4000:])
+for i in range(4):
+    outputs["w%d" % i] = np.load(os.path.join(d, "out%d.npy" % i))
+`, map[string]*tfgo.Tensor{"w0": init[0], "w1": init[1], "w2": init[2], "w3": init[3], "x": x, "y": y})
+	for i, w := range m.Weights() {
+		allClose(t, "Keras' MirroredStrategy: "+w.Path, ref[fmt.Sprintf("w%d", i)], got[i], 1e-5, 1e-5)
 	}
 }
 
