@@ -354,7 +354,9 @@ func TestMirroredCheckpointIsSingleDevice(t *testing.T) {
 func TestMirroredLoadReachesReplicas(t *testing.T) {
 	dir := t.TempDir()
 	data := mirrorDenseData()
-	opt := func() Optimizer { return NewSGD(SGDOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.1}, Momentum: 0.5}) }
+	opt := func() Optimizer {
+		return NewSGD(SGDOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.1}, Momentum: 0.5})
+	}
 	src := mirrorDenseModel(t)
 	require.NoError(t, src.Compile(CompileOptions{Optimizer: opt(), Loss: MeanSquaredError{}}))
 	_, err := src.Fit(context.Background(), data, FitOptions{StepsPerEpoch: 5})
