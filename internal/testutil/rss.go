@@ -99,6 +99,15 @@ func FlatRSS(t testing.TB, warm, n int, step func()) {
 func FlatRSSWithin(t testing.TB, warm, n int, perIteration float64, step func()) {
 	t.Helper()
 	g := RSSGrowth(t, warm, n, step)
+	if RaceEnabled {
+		// The race detector's shadow memory grows as the heap reuses a
+		// wider range of addresses (observed ~900 bytes per iteration over
+		// every window in CI, when earlier tests had grown the heap): the
+		// loop still runs for the detector, and its RSS bound is checked by
+		// the ordinary go test run.
+		t.Logf("race detector: RSS growth %.0f bytes per iteration not checked", g.PerIteration)
+		return
+	}
 	if g.PerIteration > perIteration {
 		t.Errorf("RSS grew %.0f bytes per iteration (bound %.0f): a leak", g.PerIteration, perIteration)
 	}
