@@ -8,9 +8,11 @@
 // builds a model's training step with it. Multi-device code is tested on
 // logical CPU devices (MirroredStrategy.SessionOptions).
 //
-// Parameter and optimizer-state sharding lives in sharded.go, written
-// separately. Manual model-parallel placement is tfgo.Scope.WithDevice;
-// multi-worker training on TensorFlow's gRPC runtime is not implemented.
+// Parameter sharding (ShardedVariable: a variable split along axis 0 over
+// devices, with Python's partitioners) lives in sharded.go, written
+// separately from the mirrored strategy. Manual model-parallel placement
+// is tfgo.Scope.WithDevice; multi-worker training on TensorFlow's gRPC
+// runtime is not implemented.
 //
 // The package sits above tfgo and below keraslike in the module's layout
 // (cgo <- tfgo <- mixedprecision, distribute <- keraslike).
