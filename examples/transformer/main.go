@@ -14,6 +14,8 @@
 //	go run ./examples/transformer -layers 8 -dmodel 512 -heads 8 -batch 32 -steps 5000   # large
 //	go run ./examples/transformer -layers 2 -dmodel 64 -heads 2 -seq 64 -steps 50        # a quick look
 //	go run ./examples/transformer -policy mixed_bfloat16 -remat -memory                  # the memory levers, measured
+//	go run ./examples/transformer -replicas 2                                            # data parallel (GPUs, else logical CPUs)
+//	go run ./examples/transformer -model-parallel 2                                      # blocks split over 2 devices
 package main
 
 import (
@@ -30,6 +32,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/gotf/gotf/distribute"
 	"github.com/gotf/gotf/keraslike"
 	"github.com/gotf/gotf/mixedprecision"
 	"github.com/gotf/gotf/savedmodel"
@@ -49,6 +52,7 @@ type config struct {
 	memory                            bool
 	policy                            string
 	remat                             bool
+	replicas, modelParallel           int
 }
 
 func main() {
@@ -70,6 +74,8 @@ func main() {
 	flag.BoolVar(&c.memory, "memory", false, "trace every step and print per epoch the peak step memory (TensorFlow allocator) and the process RSS")
 	flag.StringVar(&c.policy, "policy", "float32", "Keras dtype policy: float32, mixed_bfloat16 (CPUs, TPUs) or mixed_float16 (GPUs; with loss scaling)")
 	flag.BoolVar(&c.remat, "remat", false, "recompute each block's activations in the backward pass (gradient checkpointing): less memory, more compute")
+	flag.IntVar(&c.replicas, "replicas", 1, "data parallelism: mirror the model over N devices (GPUs when there are N, else N logical CPUs), each step's batch split between them")
+	flag.IntVar(&c.modelParallel, "model-parallel", 1, "model parallelism: split the blocks over K devices (GPUs when there are K, else K logical CPUs)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -107,18 +113,32 @@ func run(ctx context.Context, c config, w io.Writer) error {
 	}
 	mixedprecision.SetGlobalPolicy(policy)
 	defer mixedprecision.SetGlobalPolicy(mixedprecision.Float32)
-	m, err := keraslike.NewGPT("gpt", keraslike.GPTConfig{SeqLen: c.seq, DModel: c.dModel, Heads: c.heads, Layers: c.layers,
-		Remat: c.remat, Float32Logits: policy.IsMixed()})
+	devices, sessOpts, err := placement(c)
+	if err != nil {
+		return err
+	}
+	gc := keraslike.GPTConfig{SeqLen: c.seq, DModel: c.dModel, Heads: c.heads, Layers: c.layers,
+		Remat: c.remat, Float32Logits: policy.IsMixed()}
+	var strategy *distribute.MirroredStrategy
+	if c.replicas > 1 {
+		if strategy, err = distribute.NewMirroredStrategy(devices...); err != nil {
+			return err
+		}
+	} else if c.modelParallel > 1 {
+		gc.Devices = devices
+	}
+	m, err := keraslike.NewGPT("gpt", gc)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	m.SetSessionOptions(tfgo.SessionOptions{IntraOpThreads: c.threads})
+	sessOpts.IntraOpThreads = c.threads
+	m.SetSessionOptions(sessOpts)
 	warmup := max(c.steps/20, 1)
 	opt := keraslike.NewAdam(keraslike.AdamOptions{OptimizerOptions: keraslike.OptimizerOptions{
 		Schedule: keraslike.WarmupCosine{Peak: c.lr, WarmupSteps: warmup, DecaySteps: c.steps - warmup, Alpha: 0.1}, GlobalClipNorm: 1}})
 	if err := m.Compile(keraslike.CompileOptions{Optimizer: opt, Loss: keraslike.SparseCategoricalCrossentropy{FromLogits: true},
-		Metrics: []string{"accuracy"}, BatchSize: c.batch}); err != nil {
+		Metrics: []string{"accuracy"}, BatchSize: c.batch, Strategy: strategy}); err != nil {
 		return err
 	}
 	sess, err := m.Session()
@@ -218,6 +238,67 @@ func report(w io.Writer, c config, m *keraslike.Model, hist *keraslike.History, 
 	}
 	fmt.Fprintf(w, "Keras 3 file: %s (keras.models.load_model with the TransformerBlock and PositionalEmbedding classes)\n", kerasFile)
 	return nil
+}
+
+// placement is the devices -replicas or -model-parallel asks for: the
+// first N GPUs when the runtime has N, else N logical CPU devices (the same
+// code runs on both), and the session options that make them.
+func placement(c config) ([]string, tfgo.SessionOptions, error) {
+	if c.replicas == 0 {
+		c.replicas = 1 // a config made in Go without the flag
+	}
+	if c.modelParallel == 0 {
+		c.modelParallel = 1
+	}
+	n := max(c.replicas, c.modelParallel)
+	if c.replicas > 1 && c.modelParallel > 1 {
+		return nil, tfgo.SessionOptions{}, fmt.Errorf("-replicas %d with -model-parallel %d: combining data and model parallelism is not implemented", c.replicas, c.modelParallel)
+	}
+	if c.replicas < 1 || c.modelParallel < 1 {
+		return nil, tfgo.SessionOptions{}, fmt.Errorf("-replicas and -model-parallel must be >= 1, got %d and %d", c.replicas, c.modelParallel)
+	}
+	if c.replicas > 1 && c.batch%c.replicas != 0 {
+		return nil, tfgo.SessionOptions{}, fmt.Errorf("-batch %d does not split into -replicas %d equal parts", c.batch, c.replicas)
+	}
+	if c.modelParallel > c.layers {
+		return nil, tfgo.SessionOptions{}, fmt.Errorf("-model-parallel %d is more than the %d blocks (-layers)", c.modelParallel, c.layers)
+	}
+	if n == 1 {
+		return nil, tfgo.SessionOptions{}, nil
+	}
+	gpus, err := countGPUs()
+	if err != nil {
+		return nil, tfgo.SessionOptions{}, err
+	}
+	kind, opts := "GPU", tfgo.SessionOptions{}
+	if gpus < n {
+		kind, opts = "CPU", tfgo.SessionOptions{DeviceCount: map[string]int32{"CPU": int32(n)}}
+	}
+	devices := make([]string, n)
+	for i := range devices {
+		devices[i] = fmt.Sprintf("/device:%s:%d", kind, i)
+	}
+	return devices, opts, nil
+}
+
+// countGPUs is the number of GPUs the runtime sees.
+func countGPUs() (int, error) {
+	sess, err := tfgo.NewSession(tfgo.NewScope(), tfgo.SessionOptions{})
+	if err != nil {
+		return 0, err
+	}
+	defer sess.Close()
+	devs, err := sess.ListDevices()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, d := range devs {
+		if d.Type == "GPU" {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // iterations reads the optimizer's step counter.

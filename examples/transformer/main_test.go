@@ -90,3 +90,47 @@ func runJob(t *testing.T, c config, out *bytes.Buffer) (string, float64) {
 	val, _ := strconv.ParseFloat(m[2], 64)
 	return s, val
 }
+
+// Data and model parallelism on logical CPUs: the job trains with its
+// batch split over 2 replicas, and with its blocks over 2 devices (the
+// summary shows them); bad combinations are refused before anything runs.
+func TestMainJobParallel(t *testing.T) {
+	base := config{layers: 2, dModel: 32, heads: 2, seq: 32, batch: 8, steps: 30, epochs: 1, lr: 1e-2,
+		corpusBytes: 1 << 18, sample: 10, temperature: 0.7, seed: 1}
+	for _, c := range []struct {
+		name         string
+		replicas, mp int
+		want         string
+	}{
+		{"replicas", 2, 1, "device: /job:localhost/replica:0/task:0/device:CPU:1"},
+		{"model-parallel", 1, 2, "/device:CPU:1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := base
+			cfg.replicas, cfg.modelParallel, cfg.out = c.replicas, c.mp, t.TempDir()
+			var out bytes.Buffer
+			s, val := runJob(t, cfg, &out)
+			if val > math.Log(256)-0.3 {
+				t.Errorf("validation loss %.3f is not below ln(256) = %.3f\n%s", val, math.Log(256), s)
+			}
+			if !bytes.Contains(out.Bytes(), []byte(c.want)) {
+				t.Errorf("output lacks %q:\n%s", c.want, s)
+			}
+		})
+	}
+	for _, bad := range []struct {
+		replicas, mp, batch int
+		want                string
+	}{
+		{2, 2, 8, "not implemented"},
+		{3, 1, 8, "-batch 8 does not split into -replicas 3"},
+		{1, 3, 8, "-model-parallel 3 is more than the 2 blocks"},
+	} {
+		cfg := base
+		cfg.replicas, cfg.modelParallel, cfg.batch, cfg.out = bad.replicas, bad.mp, bad.batch, t.TempDir()
+		var out bytes.Buffer
+		if err := run(context.Background(), cfg, &out); err == nil || !bytes.Contains([]byte(err.Error()), []byte(bad.want)) {
+			t.Errorf("replicas %d, model-parallel %d, batch %d: got %v, want %q", bad.replicas, bad.mp, bad.batch, err, bad.want)
+		}
+	}
+}
