@@ -31,6 +31,7 @@ type MirroredStrategy struct {
 	groupKey int32
 	mu       sync.Mutex
 	instance int32 // the last instance key handed out
+	opts     MirroredOptions
 }
 
 // nextGroupKey hands out group keys process-wide: two strategies used in
@@ -199,6 +200,12 @@ func (s *MirroredStrategy) AllReduceMean(sc *tfgo.Scope, values []tfgo.Output) [
 // Give gradients in the order the backward pass produces them (the last
 // layer's first), so the chain does not wait for the slowest.
 func (s *MirroredStrategy) BatchAllReduceMean(sc *tfgo.Scope, perReplica [][]tfgo.Output) [][]tfgo.Output {
+	return s.batchAllReduce(sc, perReplica, "Div")
+}
+
+// batchAllReduce is BatchAllReduceMean with CollectiveReduceV2's final
+// op: "Div" for the mean, "Id" for the sum.
+func (s *MirroredStrategy) batchAllReduce(sc *tfgo.Scope, perReplica [][]tfgo.Output, finalOp string) [][]tfgo.Output {
 	if sc.Err() != nil {
 		return nil
 	}
@@ -241,7 +248,7 @@ func (s *MirroredStrategy) BatchAllReduceMean(sc *tfgo.Scope, perReplica [][]tfg
 			ds = ds.SubScope(fmt.Sprintf("all_reduce_%d", k))
 			r := tfgo.CollectiveReduceV2(ds, v,
 				tfgo.Const(ds, int32(n)), tfgo.Const(ds, s.groupKey), tfgo.Const(ds, inst),
-				nil, "Add", "Div", tfgo.CollectiveReduceV2CommunicationHint(s.communicationHint()))
+				nil, "Add", finalOp, tfgo.CollectiveReduceV2CommunicationHint(s.communicationHint()))
 			out[i][k] = r
 			last[k] = r.Op
 		}

@@ -54,6 +54,11 @@ func (m *Model) SaveCheckpoint(prefix string, opts CheckpointOptions) error {
 	if err != nil {
 		return err
 	}
+	if !opts.WeightsOnly {
+		if err := m.checkShardedSave(); err != nil {
+			return err
+		}
+	}
 	keys, vars := m.checkpointVars(opts.WeightsOnly)
 	// Streamed one variable at a time: a large model is not copied whole.
 	// ReplaceBundle syncs the files before renaming them into place.

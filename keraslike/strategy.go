@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/gotf/gotf/distribute"
+	"github.com/gotf/gotf/dtypes"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -35,6 +36,10 @@ import (
 // rather than in each loader needs no hook in the loaders; a callback
 // that changes the weights in the middle of an epoch reaches the other
 // replicas at the epoch's end.
+//
+// With distribute.MirroredOptions.ShardOptimizerState, the replicas'
+// optimizers hold the slots of their parts of the weights only, which no
+// sync can copy: see buildShardedUpdate.
 type mirrored struct {
 	strategy *distribute.MirroredStrategy
 	// copies[k][i] is replica k's copy of the i-th trainable weight;
@@ -43,6 +48,10 @@ type mirrored struct {
 	// sync assigns replica 0's weights and optimizer variables to every
 	// other replica's.
 	sync *tfgo.Operation
+	// sharded: each replica holds its part of the optimizer's slots
+	// (distribute.MirroredOptions.ShardOptimizerState), which the sync
+	// leaves alone.
+	sharded bool
 }
 
 // checkStrategy refuses, before anything is built, what a mirrored
@@ -59,11 +68,28 @@ func (m *Model) checkStrategy(o CompileOptions) error {
 	if _, ok := o.Optimizer.(*LossScaleOptimizer); ok {
 		return fmt.Errorf("compile %q: a LossScaleOptimizer under a MirroredStrategy is not implemented", m.name)
 	}
+	if st.Options().ShardOptimizerState {
+		if err := checkShardable(o.Optimizer); err != nil {
+			return fmt.Errorf("compile %q: %w", m.name, err)
+		}
+	}
 	if _, err := replicaOptimizer(o.Optimizer); err != nil {
 		return fmt.Errorf("compile %q: %w", m.name, err)
 	}
 	if o.BatchSize > 0 && o.BatchSize%st.NumReplicas() != 0 {
 		return fmt.Errorf("compile %q: %w", m.name, splitError(o.BatchSize, st.NumReplicas()))
+	}
+	return nil
+}
+
+// checkShardable refuses optimizers MirroredOptions.ShardOptimizerState
+// does not implement: those whose update is not elementwise (a part of a
+// weight could not be updated alone) or that the strategy cannot copy.
+func checkShardable(o Optimizer) error {
+	switch o.(type) {
+	case *SGD, *Adam:
+	default:
+		return fmt.Errorf("sharding the optimizer state (distribute.MirroredOptions.ShardOptimizerState) is implemented for SGD, Adam and AdamW, whose updates are elementwise, not for %T", o)
 	}
 	return nil
 }
@@ -184,7 +210,11 @@ func (m *Model) buildMirrored(tg *trainGraph, s, ts *tfgo.Scope) error {
 	for i := range grads {
 		rev[len(grads)-1-i] = grads[i]
 	}
-	red := st.BatchAllReduceMean(ts.SubScope("all_reduce"), rev)
+	sharded := st.Options().ShardOptimizerState && n > 1
+	var red [][]tfgo.Output
+	if !sharded {
+		red = st.BatchAllReduceMean(ts.SubScope("all_reduce"), rev)
+	}
 	if err := s.Err(); err != nil {
 		return fmt.Errorf("compile %q: %w", m.name, err)
 	}
@@ -221,7 +251,13 @@ func (m *Model) buildMirrored(tg *trainGraph, s, ts *tfgo.Scope) error {
 	// clips by the same norm, the global batch's.
 	var applies []*tfgo.Operation
 	var pairs [][2]*tfgo.Variable // (replica 0's, replica k's) for the sync
-	for k := 0; k < n; k++ {
+	if sharded {
+		var err error
+		if applies, pairs, err = m.buildShardedUpdate(o, s, ts, roots, mr, rev, lossOps); err != nil {
+			return err
+		}
+	}
+	for k := 0; k < n && !sharded; k++ {
 		gk := make([]tfgo.Output, len(ws))
 		for i := range ws {
 			gk[i] = red[len(ws)-1-i][k]
@@ -258,6 +294,7 @@ func (m *Model) buildMirrored(tg *trainGraph, s, ts *tfgo.Scope) error {
 	if err := s.Err(); err != nil {
 		return fmt.Errorf("compile %q: %w", m.name, err)
 	}
+	mr.sharded = sharded
 	tg.mirror = mr
 	return nil
 }
@@ -388,4 +425,215 @@ func (m *Model) ReplicaWeights(k int) []*Weight {
 		return nil
 	}
 	return append([]*Weight(nil), m.train.mirror.copies[k]...)
+}
+
+// buildShardedUpdate adds the update of a strategy with
+// ShardOptimizerState (ZeRO stage 1) and returns the ops that run it and
+// the (replica 0's, replica k's) pairs the sync assigns: the weights and
+// the iteration counters, not the slots, which differ per replica.
+// rev[j][k] is replica k's gradient of weight len(ws)-1-j.
+//
+// Replica k updates part k of every weight (its flattened value, padded
+// to R parts of ceil(size/R)): a part variable "zero_shard/<path>" on its
+// device takes the part of its copy, the replica's optimizer applies the
+// part of the mean gradient to it with slots of the part's size, and the
+// updated parts, gathered on every device, are assigned to each replica's
+// copy. Applying the optimizer's own update to a part rather than
+// re-deriving its arithmetic on tensors keeps every element's update the
+// ops of the unsharded step, element for element; the price is one extra
+// 1/R copy of the weights per device. Replica 0's part variables and slots
+// are placed on its device explicitly, so that the placement is what the
+// option promises even when the default device differs.
+func (m *Model) buildShardedUpdate(o CompileOptions, s, ts *tfgo.Scope, roots []*tfgo.Scope, mr *mirrored, rev [][]tfgo.Output, lossOps []*tfgo.Operation) ([]*tfgo.Operation, [][2]*tfgo.Variable, error) {
+	st := o.Strategy
+	n := st.NumReplicas()
+	devs := st.Devices()
+	ws := mr.copies[0]
+	roots = append([]*tfgo.Scope(nil), roots...)
+	roots[0] = s.WithDevice(devs[0])
+	sizes := make([]int64, len(ws))
+	flat := make([][]tfgo.Output, len(rev)) // rev's order, flattened and padded
+	for j, gs := range rev {
+		i := len(ws) - 1 - j
+		size, err := dtypes.NumElements(ws[i].Shape())
+		if err != nil {
+			return nil, nil, fmt.Errorf("compile %q: weight %s: %w", m.name, ws[i].Path, err)
+		}
+		sizes[i] = size
+		flat[j] = make([]tfgo.Output, n)
+		for k, g := range gs {
+			if g.Op != nil {
+				ds := ts.WithDevice(devs[k]).SubScope(fmt.Sprintf("zero_shard_%d", k))
+				flat[j][k] = padFlat(ds, g, size, st.ShardLength(size)*int64(n))
+			}
+		}
+	}
+	parts := st.BatchReduceScatterMean(ts.SubScope("reduce_scatter"), flat)
+	clip := clipNorm(o.Optimizer)
+	if clip != nil && *clip > 0 {
+		parts = clipShardParts(st, ts, parts, *clip)
+	}
+	if err := s.Err(); err != nil {
+		return nil, nil, fmt.Errorf("compile %q: %w", m.name, err)
+	}
+	var applies []*tfgo.Operation
+	var pairs [][2]*tfgo.Variable
+	newParts := make([][]tfgo.Output, len(rev)) // rev's order
+	for j := range newParts {
+		newParts[j] = make([]tfgo.Output, n)
+	}
+	for k := 0; k < n; k++ {
+		opt := o.Optimizer
+		if k > 0 {
+			var err error
+			if opt, err = replicaOptimizer(o.Optimizer); err != nil {
+				return nil, nil, fmt.Errorf("compile %q: %w", m.name, err)
+			}
+		}
+		ps := roots[k].SubScope("zero_shard")
+		pws := make([]*Weight, len(ws))
+		gk := make([]tfgo.Output, len(ws))
+		var loads []*tfgo.Operation
+		for i, w := range ws {
+			c := st.ShardLength(sizes[i])
+			pv := tfgo.NewVariable(ps, w.Path, w.DType(), []int64{c}, tfgo.Zeros(), tfgo.Trainable(false))
+			pws[i] = &Weight{Variable: pv, Path: w.Path}
+			gk[i] = parts[len(ws)-1-i][k]
+			if gk[i].Op == nil {
+				continue
+			}
+			full := padFlat(ps, mr.copies[k][i].Read(ps), sizes[i], c*int64(n))
+			part := tfgo.Slice(ps, full, tfgo.Const(ps, []int64{int64(k) * c}), tfgo.Const(ps, []int64{c}))
+			loads = append(loads, pv.Assign(ps, part))
+		}
+		// The parts are clipped already, by the whole gradient's norm; the
+		// optimizer would clip them again by their own. Apply reads the
+		// option only while it builds, so it is off for that time only and
+		// the compiled optimizer keeps it.
+		var saved float64
+		if c := clipNorm(opt); c != nil {
+			saved, *c = *c, 0
+		}
+		apply := opt.Apply(roots[k].WithControlDependencies(append(append([]*tfgo.Operation(nil), lossOps...), loads...)...), pws, gk)
+		if c := clipNorm(opt); c != nil {
+			*c = saved
+		}
+		if err := s.Err(); err != nil {
+			return nil, nil, fmt.Errorf("compile %q: %w", m.name, err)
+		}
+		applies = append(applies, apply)
+		after := ps.WithControlDependencies(apply)
+		for i, pw := range pws {
+			if gk[i].Op != nil {
+				newParts[len(ws)-1-i][k] = pw.Read(after)
+			}
+		}
+		if k > 0 {
+			for i, w := range ws {
+				pairs = append(pairs, [2]*tfgo.Variable{w.Variable, mr.copies[k][i].Variable})
+			}
+			pairs = append(pairs, [2]*tfgo.Variable{o.Optimizer.Iterations(), opt.Iterations()})
+		}
+	}
+	gathered := st.BatchAllGather(ts.SubScope("all_gather"), newParts)
+	if err := s.Err(); err != nil {
+		return nil, nil, fmt.Errorf("compile %q: %w", m.name, err)
+	}
+	for k := 0; k < n; k++ {
+		ds := roots[k].SubScope("zero_shard_update").WithControlDependencies(lossOps...)
+		for i, w := range mr.copies[k] {
+			g := gathered[len(ws)-1-i][k]
+			if g.Op == nil {
+				continue
+			}
+			v := tfgo.Slice(ds, g, tfgo.Const(ds, []int64{0}), tfgo.Const(ds, []int64{sizes[i]}))
+			applies = append(applies, w.Assign(ds, tfgo.Reshape(ds, v, tfgo.Const(ds, w.Shape()))))
+		}
+	}
+	if err := s.Err(); err != nil {
+		return nil, nil, fmt.Errorf("compile %q: %w", m.name, err)
+	}
+	return applies, pairs, nil
+}
+
+// clipNorm points at o's GlobalClipNorm (nil for an optimizer without one).
+func clipNorm(o Optimizer) *float64 {
+	switch o := o.(type) {
+	case *SGD:
+		return &o.opts.GlobalClipNorm
+	case *Adam:
+		return &o.opts.GlobalClipNorm
+	}
+	return nil
+}
+
+// clipShardParts is clipByGlobalNorm on the replicas' parts of the mean
+// gradients (parts[j][k]: replica k's part of gradient j). Each replica's
+// squared sums of its parts, added across replicas by one more all-reduce
+// (the padding adds zeros), are the squared norm of the whole mean
+// gradient, so every replica scales by the factor the unsharded step
+// computes, in Keras' arithmetic, up to the order of the additions.
+func clipShardParts(st *distribute.MirroredStrategy, ts *tfgo.Scope, parts [][]tfgo.Output, c float64) [][]tfgo.Output {
+	n := st.NumReplicas()
+	devs := st.Devices()
+	scopes := make([]*tfgo.Scope, n)
+	sq := make([]tfgo.Output, n)
+	for k := range n {
+		cs := ts.WithDevice(devs[k]).SubScope(fmt.Sprintf("clip_by_global_norm_%d", k))
+		scopes[k] = cs
+		var sums []tfgo.Output
+		for _, p := range parts {
+			if p[k].Op != nil {
+				sums = append(sums, castTo(cs, tfgo.Sum(cs, tfgo.Square(cs, p[k]), tfgo.Const(cs, int32(0))), tfgo.Float))
+			}
+		}
+		if len(sums) == 0 {
+			return parts
+		}
+		sq[k] = tfgo.Sum(cs, tfgo.Pack(cs, sums), tfgo.Const(cs, int32(0)))
+	}
+	total := st.AllReduceSum(ts.SubScope("global_norm"), sq)
+	if total == nil {
+		return parts
+	}
+	out := make([][]tfgo.Output, len(parts))
+	for j := range parts {
+		out[j] = make([]tfgo.Output, n)
+	}
+	for k, cs := range scopes {
+		norm := tfgo.Sqrt(cs, total[k])
+		clip := tfgo.Const(cs, float32(c))
+		one := tfgo.Const(cs, float32(1))
+		scale := tfgo.Mul(cs, clip, tfgo.Minimum(cs, tfgo.RealDiv(cs, one, norm), tfgo.RealDiv(cs, one, clip)))
+		scale = tfgo.Add(cs, scale, tfgo.Sub(cs, norm, norm)) // NaN for a norm that is not finite, as Keras'
+		for j, p := range parts {
+			if p[k].Op != nil {
+				out[j][k] = tfgo.Mul(cs, p[k], castTo(cs, scale, p[k].DataType()))
+			}
+		}
+	}
+	return out
+}
+
+// padFlat flattens x (of size elements) and pads it with zeros to length.
+func padFlat(s *tfgo.Scope, x tfgo.Output, size, length int64) tfgo.Output {
+	f := tfgo.Reshape(s, x, tfgo.Const(s, []int64{size}))
+	if length == size {
+		return f
+	}
+	return tfgo.Pad(s, f, tfgo.Const(s, [][]int64{{0, length - size}}))
+}
+
+// checkShardedSave refuses to save the optimizer's state of a model whose
+// state is sharded: replica 0's slots (the optimizer's Variables()) hold
+// its part only, so the checkpoint would have the keys of a
+// single-device model's and other shapes and values. Gathering the parts
+// into full-shaped variables at save time would need those variables, as
+// large as the state the sharding saves, on one device.
+func (m *Model) checkShardedSave() error {
+	if m == nil || m.train == nil || m.train.mirror == nil || !m.train.mirror.sharded {
+		return nil
+	}
+	return fmt.Errorf("saving %q: the optimizer's state is sharded over the %d replicas (distribute.MirroredOptions.ShardOptimizerState), and saving it is not implemented; save the weights with CheckpointOptions{WeightsOnly: true}",
+		m.name, m.train.mirror.strategy.NumReplicas())
 }

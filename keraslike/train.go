@@ -53,6 +53,13 @@ type CompileOptions struct {
 	// naming it. Not implemented with it: AccumulationSteps, a
 	// LossScaleOptimizer (mixed_float16), optimizers other than SGD, Adam
 	// and AdamW. See strategy.go for how the replicas' copies stay equal.
+	// A strategy made with distribute.MirroredOptions{ShardOptimizerState:
+	// true} partitions the optimizer's slots over the replicas (ZeRO stage
+	// 1; SGD, Adam and AdamW, with or without GlobalClipNorm): the weights
+	// end as without the option, replica k holds 1/R of each slot, and
+	// SaveCheckpoint refuses to save the optimizer's state (WeightsOnly
+	// saves work; LoadCheckpoint of a checkpoint with a whole optimizer
+	// state fails on the slots' shapes, before anything changes).
 	Strategy *distribute.MirroredStrategy
 }
 
