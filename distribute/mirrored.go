@@ -206,11 +206,25 @@ func (s *MirroredStrategy) BatchAllReduceMean(sc *tfgo.Scope, perReplica [][]tfg
 // batchAllReduce is BatchAllReduceMean with CollectiveReduceV2's final
 // op: "Div" for the mean, "Id" for the sum.
 func (s *MirroredStrategy) batchAllReduce(sc *tfgo.Scope, perReplica [][]tfgo.Output, finalOp string) [][]tfgo.Output {
+	return s.batchCollective(sc, perReplica, "all_reduce", func(ds *tfgo.Scope, v, n, group, inst tfgo.Output) tfgo.Output {
+		return tfgo.CollectiveReduceV2(ds, v, n, group, inst, nil, "Add", finalOp, tfgo.CollectiveReduceV2CommunicationHint(s.communicationHint()))
+	})
+}
+
+// batchCollective adds one collective per tensor and device: perReplica[i]
+// holds tensor i's value on each replica, and collective makes the op on
+// one device given the group size, group key and the tensor's instance
+// key. Each device's collectives are chained in the order given, since
+// NCCL deadlocks when devices launch collectives in different orders. A
+// tensor that is the zero Output on every replica stays so; one missing on
+// some replicas only is an error.
+func (s *MirroredStrategy) batchCollective(sc *tfgo.Scope, perReplica [][]tfgo.Output, what string,
+	collective func(ds *tfgo.Scope, v, n, group, inst tfgo.Output) tfgo.Output) [][]tfgo.Output {
 	if sc.Err() != nil {
 		return nil
 	}
 	if s == nil || len(s.devices) == 0 {
-		sc.UpdateErr("all_reduce", errors.New("mirrored strategy: nil strategy (make one with NewMirroredStrategy)"))
+		sc.UpdateErr(what, errors.New("mirrored strategy: nil strategy (make one with NewMirroredStrategy)"))
 		return nil
 	}
 	n := len(s.devices)
@@ -218,7 +232,7 @@ func (s *MirroredStrategy) batchAllReduce(sc *tfgo.Scope, perReplica [][]tfgo.Ou
 	last := make([]*tfgo.Operation, n) // each device's previous collective
 	for i, vals := range perReplica {
 		if len(vals) != n {
-			sc.UpdateErr("all_reduce", fmt.Errorf("mirrored strategy: tensor %d has %d replica values, the strategy %d replicas", i, len(vals), n))
+			sc.UpdateErr(what, fmt.Errorf("mirrored strategy: tensor %d has %d replica values, the strategy %d replicas", i, len(vals), n))
 			return nil
 		}
 		missing := 0
@@ -232,7 +246,7 @@ func (s *MirroredStrategy) batchAllReduce(sc *tfgo.Scope, perReplica [][]tfgo.Ou
 			continue
 		}
 		if missing > 0 {
-			sc.UpdateErr("all_reduce", fmt.Errorf("mirrored strategy: tensor %d is missing on %d of %d replicas", i, missing, n))
+			sc.UpdateErr(what, fmt.Errorf("mirrored strategy: tensor %d is missing on %d of %d replicas", i, missing, n))
 			return nil
 		}
 		if n == 1 {
@@ -245,10 +259,8 @@ func (s *MirroredStrategy) batchAllReduce(sc *tfgo.Scope, perReplica [][]tfgo.Ou
 			if last[k] != nil {
 				ds = ds.WithControlDependencies(last[k])
 			}
-			ds = ds.SubScope(fmt.Sprintf("all_reduce_%d", k))
-			r := tfgo.CollectiveReduceV2(ds, v,
-				tfgo.Const(ds, int32(n)), tfgo.Const(ds, s.groupKey), tfgo.Const(ds, inst),
-				nil, "Add", finalOp, tfgo.CollectiveReduceV2CommunicationHint(s.communicationHint()))
+			ds = ds.SubScope(fmt.Sprintf("%s_%d", what, k))
+			r := collective(ds, v, tfgo.Const(ds, int32(n)), tfgo.Const(ds, s.groupKey), tfgo.Const(ds, inst))
 			out[i][k] = r
 			last[k] = r.Op
 		}

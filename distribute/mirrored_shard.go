@@ -1,7 +1,6 @@
 package distribute
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/gotf/gotf/tfgo"
@@ -115,55 +114,7 @@ func (s *MirroredStrategy) AllReduceSum(sc *tfgo.Scope, values []tfgo.Output) []
 // per device in the order given, as BatchAllReduceMean's collectives are.
 // A tensor whose every part is the zero Output stays so.
 func (s *MirroredStrategy) BatchAllGather(sc *tfgo.Scope, perReplica [][]tfgo.Output) [][]tfgo.Output {
-	if sc.Err() != nil {
-		return nil
-	}
-	if s == nil || len(s.devices) == 0 {
-		sc.UpdateErr("all_gather", errors.New("mirrored strategy: nil strategy (make one with NewMirroredStrategy)"))
-		return nil
-	}
-	n := len(s.devices)
-	out := make([][]tfgo.Output, len(perReplica))
-	last := make([]*tfgo.Operation, n)
-	for i, vals := range perReplica {
-		if len(vals) != n {
-			sc.UpdateErr("all_gather", fmt.Errorf("mirrored strategy: tensor %d has %d replica parts, the strategy %d replicas", i, len(vals), n))
-			return nil
-		}
-		missing := 0
-		for _, v := range vals {
-			if v.Op == nil {
-				missing++
-			}
-		}
-		out[i] = make([]tfgo.Output, n)
-		if missing == n {
-			continue
-		}
-		if missing > 0 {
-			sc.UpdateErr("all_gather", fmt.Errorf("mirrored strategy: tensor %d is missing on %d of %d replicas", i, missing, n))
-			return nil
-		}
-		if n == 1 {
-			out[i][0] = vals[0]
-			continue
-		}
-		inst := s.nextInstance()
-		for k, v := range vals {
-			ds := sc.WithDevice(s.devices[k])
-			if last[k] != nil {
-				ds = ds.WithControlDependencies(last[k])
-			}
-			ds = ds.SubScope(fmt.Sprintf("all_gather_%d", k))
-			g := tfgo.CollectiveGatherV2(ds, v,
-				tfgo.Const(ds, int32(n)), tfgo.Const(ds, s.groupKey), tfgo.Const(ds, inst),
-				nil, tfgo.CollectiveGatherV2CommunicationHint(s.communicationHint()))
-			out[i][k] = g
-			last[k] = g.Op
-		}
-	}
-	if sc.Err() != nil {
-		return nil
-	}
-	return out
+	return s.batchCollective(sc, perReplica, "all_gather", func(ds *tfgo.Scope, v, n, group, inst tfgo.Output) tfgo.Output {
+		return tfgo.CollectiveGatherV2(ds, v, n, group, inst, nil, tfgo.CollectiveGatherV2CommunicationHint(s.communicationHint()))
+	})
 }

@@ -82,5 +82,5 @@ func TestReduceScatterAllGatherOnLogicalCPUs(t *testing.T) {
 	assert.ErrorContains(t, bad.Err(), "missing on 2 of 3 replicas")
 	bad = tfgo.NewScope()
 	s.BatchAllGather(bad, [][]tfgo.Output{{tfgo.Const(bad, float32(1))}})
-	assert.ErrorContains(t, bad.Err(), "1 replica parts, the strategy 3 replicas")
+	assert.ErrorContains(t, bad.Err(), "1 replica values, the strategy 3 replicas")
 }

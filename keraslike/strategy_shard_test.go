@@ -100,20 +100,7 @@ func TestShardedOptimizerMatchesMirrored(t *testing.T) {
 				}
 				t.Logf("%d replicas: max |sharded - mirrored| = %.3g (weights moved up to %.3g)", n, worst, moved)
 				assert.Greater(t, moved, 1e-2, "training moved the weights")
-				sess, err := m.Session()
-				require.NoError(t, err)
-				for k := 1; k < n; k++ {
-					cp := m.ReplicaWeights(k)
-					outs := make([]tfgo.Output, len(cp))
-					for i, w := range cp {
-						outs[i] = w.Read(m.Scope().SubScope("check"))
-					}
-					vals, err := sess.Run(nil, outs)
-					require.NoError(t, err)
-					for i, w := range m.TrainableWeights() {
-						assert.Equal(t, floats(t, got[indexOf(m.Weights(), w)]), floats(t, vals[i]), "replica %d's %s", k, w.Path)
-					}
-				}
+				replicasEqualReplica0(t, m, n, got)
 				m.Close()
 			}
 		})

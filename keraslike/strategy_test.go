@@ -137,22 +137,7 @@ func TestMirroredStrategyMatchesSingleDevice(t *testing.T) {
 					allClose(t, fmt.Sprintf("%d replicas: %s", n, w.Path), want[i], got[i], atol, 1e-5)
 				}
 				assert.InDelta(t, refLoss, loss, 1e-5*max(1, refLoss), "%d replicas: mean loss", n)
-				sess, err := m.Session()
-				require.NoError(t, err)
-				for k := 1; k < n; k++ {
-					cp := m.ReplicaWeights(k)
-					require.Len(t, cp, len(m.TrainableWeights()))
-					outs := make([]tfgo.Output, len(cp))
-					for i, w := range cp {
-						outs[i] = w.Read(m.Scope().SubScope("check"))
-						assert.Equal(t, fmt.Sprintf("/device:CPU:%d", k), w.Handle().Op.Device())
-					}
-					vals, err := sess.Run(nil, outs)
-					require.NoError(t, err)
-					for i, w := range m.TrainableWeights() {
-						assert.Equal(t, floats(t, got[indexOf(m.Weights(), w)]), floats(t, vals[i]), "replica %d's %s", k, w.Path)
-					}
-				}
+				replicasEqualReplica0(t, m, n, got)
 				m.Close()
 			}
 		})
@@ -443,5 +428,27 @@ func TestMirroredStrategyRefuses(t *testing.T) {
 		err := mirrorDenseModel(t).Compile(o)
 		require.Error(t, err, c.want)
 		assert.Contains(t, err.Error(), c.want)
+	}
+}
+
+// replicasEqualReplica0 checks that every replica's hidden copies live on
+// its device and hold replica 0's values (got: the model's GetWeights).
+func replicasEqualReplica0(t *testing.T, m *Model, n int, got []*tfgo.Tensor) {
+	t.Helper()
+	sess, err := m.Session()
+	require.NoError(t, err)
+	for k := 1; k < n; k++ {
+		cp := m.ReplicaWeights(k)
+		require.Len(t, cp, len(m.TrainableWeights()))
+		outs := make([]tfgo.Output, len(cp))
+		for i, w := range cp {
+			outs[i] = w.Read(m.Scope().SubScope("check"))
+			assert.Equal(t, fmt.Sprintf("/device:CPU:%d", k), w.Handle().Op.Device())
+		}
+		vals, err := sess.Run(nil, outs)
+		require.NoError(t, err)
+		for i, w := range m.TrainableWeights() {
+			assert.Equal(t, floats(t, got[indexOf(m.Weights(), w)]), floats(t, vals[i]), "replica %d's %s", k, w.Path)
+		}
 	}
 }
