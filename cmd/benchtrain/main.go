@@ -4,6 +4,7 @@
 // session run per step through keraslike's Fit. It prints one JSON line.
 //
 //	go run ./cmd/benchtrain -config small -steps 50
+//	go run ./cmd/benchtrain -config small -replicas 2      # mirrored over 2 logical CPUs
 package main
 
 import (
@@ -16,6 +17,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/gotf/gotf/distribute"
 	"github.com/gotf/gotf/keraslike"
 	"github.com/gotf/gotf/tfgo"
 )
@@ -32,6 +34,8 @@ var configs = map[string]struct {
 type result struct {
 	Config    string  `json:"config"`
 	XLA       bool    `json:"xla"`
+	Replicas  int     `json:"replicas"`
+	Devices   int     `json:"logical_cpus"`
 	MsPerStep float64 `json:"ms_per_step"`
 	Params    int64   `json:"params"`
 	Tokens    int     `json:"tokens_per_step"`
@@ -43,7 +47,10 @@ func main() {
 	warmup := flag.Int("warmup", 5, "untimed steps first")
 	xla := flag.Bool("xla", false, "compile the step with XLA")
 	threads := flag.Int("threads", 0, "intra-op threads (0: TensorFlow's choice)")
+	replicas := flag.Int("replicas", 1, "mirror the model over this many logical CPUs (distribute.MirroredStrategy), the batch split between them")
+	cpus := flag.Int("logical-cpus", 1, "logical CPU devices in the session (at least -replicas)")
 	flag.Parse()
+	*cpus = max(*cpus, *replicas)
 	c, ok := configs[*name]
 	if !ok {
 		log.Fatalf("unknown config %q (small, large)", *name)
@@ -56,9 +63,23 @@ func main() {
 	}
 	defer m.Close()
 	m.SetXLA(*xla)
-	m.SetSessionOptions(tfgo.SessionOptions{IntraOpThreads: *threads})
+	so := tfgo.SessionOptions{IntraOpThreads: *threads}
+	if *cpus > 1 {
+		so.DeviceCount = map[string]int32{"CPU": int32(*cpus)}
+	}
+	m.SetSessionOptions(so)
+	var strategy *distribute.MirroredStrategy
+	if *replicas > 1 {
+		devs := make([]string, *replicas)
+		for i := range devs {
+			devs[i] = fmt.Sprintf("/device:CPU:%d", i)
+		}
+		if strategy, err = distribute.NewMirroredStrategy(devs...); err != nil {
+			log.Fatal(err)
+		}
+	}
 	opt := keraslike.NewAdam(keraslike.AdamOptions{OptimizerOptions: keraslike.OptimizerOptions{LearningRate: 1e-3}})
-	if err := m.Compile(keraslike.CompileOptions{Optimizer: opt, Loss: keraslike.SparseCategoricalCrossentropy{FromLogits: true}, BatchSize: c.batch}); err != nil {
+	if err := m.Compile(keraslike.CompileOptions{Optimizer: opt, Loss: keraslike.SparseCategoricalCrossentropy{FromLogits: true}, BatchSize: c.batch, Strategy: strategy}); err != nil {
 		log.Fatal(err)
 	}
 	r := rand.New(rand.NewSource(1))
@@ -80,6 +101,6 @@ func main() {
 		log.Fatal(err)
 	}
 	ms := float64(time.Since(start).Microseconds()) / 1e3 / float64(*steps)
-	out, _ := json.Marshal(result{Config: *name, XLA: *xla, MsPerStep: ms, Params: m.CountParams(), Tokens: c.batch * c.gpt.SeqLen})
+	out, _ := json.Marshal(result{Config: *name, XLA: *xla, Replicas: *replicas, Devices: *cpus, MsPerStep: ms, Params: m.CountParams(), Tokens: c.batch * c.gpt.SeqLen})
 	fmt.Fprintln(os.Stdout, string(out))
 }
