@@ -8,11 +8,20 @@
 // builds a model's training step with it. Multi-device code is tested on
 // logical CPU devices (MirroredStrategy.SessionOptions).
 //
-// Parameter sharding (ShardedVariable: a variable split along axis 0 over
-// devices, with Python's partitioners) lives in sharded.go, written
-// separately from the mirrored strategy. Manual model-parallel placement
-// is tfgo.Scope.WithDevice; multi-worker training on TensorFlow's gRPC
-// runtime is not implemented.
+// MirroredOptions.ShardOptimizerState shards the optimizer's slots over
+// the replicas (each keeps and updates 1/R of them; the updated parts are
+// all-gathered), beyond what Python's strategies offer.
+//
+// Parameter sharding: ShardedVariable (sharded.go) splits a variable along
+// axis 0 over devices with Python's partitioners, routes embedding lookups
+// to the owning shards, and saves one logical tensor with slices, as
+// TensorFlow does. Model-parallel placement is keraslike's Base.SetDevice
+// and GPTConfig.Devices (tfgo.Scope.WithDevice underneath).
+//
+// Multi-worker (cluster.go): TF_CONFIG read as Python's
+// TFConfigClusterResolver reads it, the ServerDef and session config
+// MultiWorkerMirroredStrategy makes from it, and StartServer; a strategy
+// that trains across workers is not implemented yet.
 //
 // The package sits above tfgo and below keraslike in the module's layout
 // (cgo <- tfgo <- mixedprecision, distribute <- keraslike).
