@@ -49,27 +49,18 @@ func closedServer() error {
 
 // Start starts serving (TF_ServerStart).
 func (s *Server) Start() error {
-	if s == nil {
-		return closedServer()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.c == nil {
-		return closedServer()
-	}
-	st := newStatus()
-	defer st.close()
-	C.TF_ServerStart(s.c, st.c)
-	if err := st.err(""); err != nil {
-		return err
-	}
-	s.started = true
-	return nil
+	return s.transition(true, func(c *C.TF_Server, st *C.TF_Status) { C.TF_ServerStart(c, st) })
 }
 
 // Stop stops the server (TF_ServerStop). For a started gRPC server
 // TensorFlow returns an Unimplemented error (see Server).
 func (s *Server) Stop() error {
+	return s.transition(false, func(c *C.TF_Server, st *C.TF_Status) { C.TF_ServerStop(c, st) })
+}
+
+// transition runs a start or stop call on the live server and records
+// whether it is started when the call succeeds.
+func (s *Server) transition(started bool, call func(*C.TF_Server, *C.TF_Status)) error {
 	if s == nil {
 		return closedServer()
 	}
@@ -80,11 +71,11 @@ func (s *Server) Stop() error {
 	}
 	st := newStatus()
 	defer st.close()
-	C.TF_ServerStop(s.c, st.c)
+	call(s.c, st.c)
 	if err := st.err(""); err != nil {
 		return err
 	}
-	s.started = false
+	s.started = started
 	return nil
 }
 

@@ -47,16 +47,19 @@ func fetchFloats(t *testing.T, sess *tfgo.Session, outs ...tfgo.Output) [][]floa
 
 func pyFloats(t *testing.T, ref map[string]*tfgo.Tensor, key string) []float32 {
 	t.Helper()
-	require.Contains(t, ref, key)
-	v, err := tfgo.Float32s(ref[key])
-	require.NoError(t, err)
-	return v
+	return pyValues(t, ref, key, tfgo.Float32s)
 }
 
 func pyInts(t *testing.T, ref map[string]*tfgo.Tensor, key string) []int64 {
 	t.Helper()
+	return pyValues(t, ref, key, tfgo.Int64s)
+}
+
+// pyValues is Python's output key read with conv.
+func pyValues[T any](t *testing.T, ref map[string]*tfgo.Tensor, key string, conv func(*tfgo.Tensor) ([]T, error)) []T {
+	t.Helper()
 	require.Contains(t, ref, key)
-	v, err := tfgo.Int64s(ref[key])
+	v, err := conv(ref[key])
 	require.NoError(t, err)
 	return v
 }

@@ -3,7 +3,6 @@ package keraslike
 import (
 	"fmt"
 	"math"
-	"math/rand"
 	"strings"
 	"testing"
 
@@ -20,27 +19,7 @@ var twoCPUs = tfgo.SessionOptions{DeviceCount: map[string]int32{"CPU": 2}}
 // too) on a session with two CPUs, and a batch for its train step.
 func parallelGPT(t *testing.T, c GPTConfig, batch int) (*Model, map[tfgo.Output]any) {
 	t.Helper()
-	ResetNames()
-	m, err := NewGPT("gpt", c)
-	require.NoError(t, err)
-	t.Cleanup(func() { m.Close() })
-	m.SetSessionOptions(twoCPUs)
-	require.NoError(t, m.Compile(CompileOptions{
-		Optimizer: NewAdam(AdamOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.01}}),
-		Loss:      SparseCategoricalCrossentropy{FromLogits: true}, BatchSize: batch,
-	}))
-	r := rand.New(rand.NewSource(3))
-	ids := make([][]int32, batch)
-	next := make([][]int32, batch)
-	for i := range ids {
-		ids[i] = make([]int32, c.SeqLen)
-		next[i] = make([]int32, c.SeqLen)
-		for j := range ids[i] {
-			ids[i][j] = r.Int31n(int32(c.Vocab))
-			next[i][j] = r.Int31n(int32(c.Vocab))
-		}
-	}
-	return m, map[tfgo.Output]any{m.train.x: ids, m.train.yTrue: next}
+	return compiledGPT(t, c, batch, NewAdam(AdamOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.01}}), twoCPUs)
 }
 
 // steps runs n train steps and returns their losses.

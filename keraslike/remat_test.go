@@ -16,14 +16,20 @@ import (
 // ids and next-token targets for it.
 func rematGPT(t *testing.T, c GPTConfig, batch int) (*Model, map[tfgo.Output]any) {
 	t.Helper()
+	return compiledGPT(t, c, batch, NewSGD(SGDOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.1}}), tfgo.SessionOptions{})
+}
+
+// compiledGPT is NewGPT(c) compiled with opt (fixed batch, sparse
+// cross-entropy from logits) on a session with opts, and the feeds of one
+// seeded batch of ids and next-token targets for its train step.
+func compiledGPT(t *testing.T, c GPTConfig, batch int, opt Optimizer, opts tfgo.SessionOptions) (*Model, map[tfgo.Output]any) {
+	t.Helper()
 	ResetNames()
 	m, err := NewGPT("gpt", c)
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
-	require.NoError(t, m.Compile(CompileOptions{
-		Optimizer: NewSGD(SGDOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.1}}),
-		Loss:      SparseCategoricalCrossentropy{FromLogits: true}, BatchSize: batch,
-	}))
+	m.SetSessionOptions(opts)
+	require.NoError(t, m.Compile(CompileOptions{Optimizer: opt, Loss: SparseCategoricalCrossentropy{FromLogits: true}, BatchSize: batch}))
 	r := rand.New(rand.NewSource(8))
 	ids := make([][]int32, batch)
 	next := make([][]int32, batch)
