@@ -54,12 +54,10 @@ type Model struct {
 	restorers   map[string]*tfgo.StreamingSaver // by key list, see restore
 	initialized bool
 	stop        bool
-	// checkedOps is how many of the graph's ops have had their kernels
-	// checked (session): the check runs again when Compile adds more.
+	// checkedOps is how many ops the graph had when its layers' devices
+	// and its kernels were last checked against the session (session):
+	// the checks run again when Compile adds more.
 	checkedOps int
-	// placedOps is how many of the graph's ops were there when the
-	// layers' devices were last checked against the session's (session).
-	placedOps int
 }
 
 // NewSequential returns keras.Sequential([keras.Input(...), layers...]).
@@ -215,11 +213,18 @@ func (m *Model) session() (*tfgo.Session, error) {
 		}
 		m.sess = sess
 	}
-	if err := m.checkDevices(); err != nil {
-		return nil, err
-	}
-	if err := m.checkKernels(); err != nil {
-		return nil, err
+	if n := m.Scope().Graph().NumOperations(); n != m.checkedOps {
+		devs, err := m.sess.ListDevices()
+		if err != nil {
+			return nil, err
+		}
+		if err := m.checkDevices(devs); err != nil {
+			return nil, err
+		}
+		if err := m.checkKernels(devs); err != nil {
+			return nil, err
+		}
+		m.checkedOps = n
 	}
 	if !m.initialized {
 		init := tfgo.GlobalVariablesInitializer(m.Scope())
@@ -237,17 +242,8 @@ func (m *Model) session() (*tfgo.Session, error) {
 // checkDevices refuses, before the graph first runs, a layer placed on a
 // device the session does not have (Base.SetDevice): the runtime's error
 // would name an op, not the layer, and only at the first run.
-func (m *Model) checkDevices() error {
-	n := m.Scope().Graph().NumOperations()
-	placed := m.placedLayers()
-	if len(placed) == 0 || n == m.placedOps {
-		return nil
-	}
-	devs, err := m.sess.ListDevices()
-	if err != nil {
-		return err
-	}
-	for _, p := range placed {
+func (m *Model) checkDevices(devs []tfgo.Device) error {
+	for _, p := range m.placedLayers() {
 		want, err := parseDevice(p.device)
 		if err != nil {
 			return fmt.Errorf("model %q: layer %q: %w", m.name, p.layer, err)
@@ -268,7 +264,6 @@ func (m *Model) checkDevices() error {
 			return fmt.Errorf("model %q: layer %q is placed on device %q, which the session does not have (its devices: %s)", m.name, p.layer, p.device, strings.Join(names, ", "))
 		}
 	}
-	m.placedOps = n
 	return nil
 }
 
@@ -360,15 +355,9 @@ func (d deviceSpec) matches(have deviceSpec) bool {
 // layer whose op has no float16 CPU kernel): the runtime would fail every
 // run of the graph with a message listing every kernel of the op. XLA
 // compiles its clusters without TensorFlow's kernels, so it is not checked.
-func (m *Model) checkKernels() error {
-	g := m.Scope().Graph()
-	n := g.NumOperations()
-	if m.xla || m.sessOpts.XLA || n == m.checkedOps {
+func (m *Model) checkKernels(devs []tfgo.Device) error {
+	if m.xla || m.sessOpts.XLA {
 		return nil
-	}
-	devs, err := m.sess.ListDevices()
-	if err != nil {
-		return err
 	}
 	var types []string
 	for _, d := range devs {
@@ -376,10 +365,9 @@ func (m *Model) checkKernels() error {
 			types = append(types, d.Type)
 		}
 	}
-	if err := tfgo.CheckKernels(g, types...); err != nil {
+	if err := tfgo.CheckKernels(m.Scope().Graph(), types...); err != nil {
 		return fmt.Errorf("model %q (dtype policy %s): %w", m.name, m.policy.Name(), err)
 	}
-	m.checkedOps = n
 	return nil
 }
 
