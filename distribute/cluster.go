@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/gotf/gotf/internal/excerpt"
 	"github.com/gotf/gotf/tfgo"
 	cpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 	"google.golang.org/protobuf/proto"
@@ -85,7 +86,7 @@ func ParseTFConfig(data []byte) (TFConfig, error) {
 		RPCLayer *string                    `json:"rpc_layer"`
 	}
 	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
-		return cfg, fmt.Errorf("TF_CONFIG must be a JSON object, got %q", excerpt(t))
+		return cfg, fmt.Errorf("TF_CONFIG must be a JSON object, got %s", excerpt.Of(t))
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&raw); err != nil {
@@ -118,7 +119,7 @@ func ParseTFConfig(data []byte) (TFConfig, error) {
 		}
 		if hasType {
 			if err := json.Unmarshal(t, &cfg.Task.Type); err != nil || cfg.Task.Type == "" {
-				return cfg, fmt.Errorf("TF_CONFIG: task.type must be a non-empty string, got %s", excerpt(t))
+				return cfg, fmt.Errorf("TF_CONFIG: task.type must be a non-empty string, got %s", excerpt.Of(t))
 			}
 			i, err := parseIndex(ix)
 			if err != nil {
@@ -155,13 +156,13 @@ func parseTasks(m json.RawMessage) ([]string, error) {
 	}
 	var byIndex map[string]string
 	if err := json.Unmarshal(m, &byIndex); err != nil {
-		return nil, fmt.Errorf("must be a list of addresses or an object from task index to address, got %s", excerpt(m))
+		return nil, fmt.Errorf("must be a list of addresses or an object from task index to address, got %s", excerpt.Of(m))
 	}
 	tasks := make([]string, len(byIndex))
 	for k, a := range byIndex {
 		i, err := strconv.Atoi(k)
 		if err != nil || i < 0 || i >= len(byIndex) || tasks[i] != "" {
-			return nil, fmt.Errorf("task indices must be 0..%d, got %q", len(byIndex)-1, k)
+			return nil, fmt.Errorf("task indices must be 0..%d, got %s", len(byIndex)-1, excerpt.Quote(k))
 		}
 		tasks[i] = a
 	}
@@ -183,25 +184,18 @@ func parseIndex(m json.RawMessage) (int, error) {
 			return i, nil
 		}
 	}
-	return 0, fmt.Errorf("must be an integer, got %s", excerpt(m))
+	return 0, fmt.Errorf("must be an integer, got %s", excerpt.Of(m))
 }
 
 func checkAddress(a string) error {
 	host, port, err := net.SplitHostPort(a)
 	if err != nil {
-		return fmt.Errorf("address %q is not host:port", a)
+		return fmt.Errorf("address %s is not host:port", excerpt.Quote(a))
 	}
 	if p, err := strconv.Atoi(port); host == "" || err != nil || p < 1 || p > 65535 {
-		return fmt.Errorf("address %q is not host:port with a port in 1..65535", a)
+		return fmt.Errorf("address %s is not host:port with a port in 1..65535", excerpt.Quote(a))
 	}
 	return nil
-}
-
-func excerpt(m json.RawMessage) string {
-	if len(m) > 40 {
-		return string(m[:40]) + "..."
-	}
-	return string(m)
 }
 
 // validate is multi_worker_util._validate_cluster_spec, plus a
@@ -209,12 +203,12 @@ func excerpt(m json.RawMessage) string {
 func (c TFConfig) validate() error {
 	for _, j := range c.Cluster.Jobs() {
 		if !allowedJobs[j] {
-			return fmt.Errorf("cluster: job %q is not one of chief, worker, ps, evaluator", j)
+			return fmt.Errorf("cluster: job %s is not one of chief, worker, ps, evaluator", excerpt.Quote(j))
 		}
 	}
 	t := c.Task.Type
 	if t != "" && !allowedJobs[t] {
-		return fmt.Errorf("task.type %q is not one of chief, worker, ps, evaluator", t)
+		return fmt.Errorf("task.type %s is not one of chief, worker, ps, evaluator", excerpt.Quote(t))
 	}
 	if _, ok := c.Cluster[t]; t != "" && !ok && t != "evaluator" {
 		return fmt.Errorf("task.type %q is not a job of the cluster (%v)", t, c.Cluster.Jobs())

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"unicode/utf8"
+
+	ex "github.com/gotf/gotf/internal/excerpt"
 )
 
 // Limits on what a model config (config.json, a legacy .h5's model_config)
@@ -47,45 +49,13 @@ const (
 	// model's input: 8 GiB of float32. LoadOptions.MaxParams bounds the
 	// whole model, once the graph knows every weight's shape.
 	maxWeightElements = 1 << 31
-	// maxExcerpt is how much of a value from a file an error quotes.
-	maxExcerpt = 200
 )
 
-// excerpt formats v from a file for an error message: at most maxExcerpt
-// bytes of it, cut at a rune boundary and marked with "...".
-func excerpt(v any) string {
-	var s string
-	switch x := v.(type) {
-	case string:
-		s = x
-	case map[string]any, []any:
-		// Sprint of a large tree would cost what quoting it tries to avoid.
-		b, err := json.Marshal(x)
-		if err != nil {
-			s = fmt.Sprint(x)
-		} else {
-			s = string(b)
-		}
-	default:
-		s = fmt.Sprint(v)
-	}
-	if len(s) <= maxExcerpt {
-		return s
-	}
-	cut := maxExcerpt
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
-}
+// excerpt and quoted shorten a value from a file for an error message
+// (internal/excerpt).
+func excerpt(v any) string { return ex.Of(v) }
 
-// quoted is excerpt in quotes, for names and keys.
-func quoted(s string) string {
-	if len(s) > maxExcerpt {
-		return fmt.Sprintf("%q (%d bytes)", excerpt(s), len(s))
-	}
-	return fmt.Sprintf("%q", s)
-}
+func quoted(s string) string { return ex.Quote(s) }
 
 // checkConfigJSON scans a config's JSON token by token, without building
 // it, and refuses it when it is larger, deeper, or has more or longer

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	ex "github.com/gotf/gotf/internal/excerpt"
 	"github.com/gotf/gotf/mixedprecision"
 )
 
@@ -304,7 +305,7 @@ func (r *cfg) activation(key string) string {
 		r.fail("%s: want the name of a Keras activation, got %s", key, excerpt(v))
 		return "linear"
 	}
-	if len(s) > maxExcerpt { // longer than any activation's name
+	if len(s) > ex.Max { // longer than any activation's name
 		r.fail("%s: %s is not a Keras activation", key, quoted(s))
 		return "linear"
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gotf/gotf/internal/excerpt"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -44,7 +45,7 @@ func NewPolicy(name string) (Policy, error) {
 	if _, ok := policies[name]; ok {
 		return Policy{name: name}, nil
 	}
-	return Policy{}, fmt.Errorf("mixedprecision: unknown dtype policy %s (known: %s)", quote(name), strings.Join(Names(), ", "))
+	return Policy{}, fmt.Errorf("mixedprecision: unknown dtype policy %s (known: %s)", excerpt.Quote(name), strings.Join(Names(), ", "))
 }
 
 // Names lists the policy names NewPolicy accepts, sorted.
@@ -110,33 +111,24 @@ func PolicyFromConfig(v any) (Policy, error) {
 		switch class {
 		case "DTypePolicy", "FloatDTypePolicy", "Policy":
 		default:
-			return Policy{}, fmt.Errorf("mixedprecision: dtype policy class %s is not supported (DTypePolicy only)", quote(class))
+			return Policy{}, fmt.Errorf("mixedprecision: dtype policy class %s is not supported (DTypePolicy only)", excerpt.Quote(class))
 		}
 		c, ok := d["config"].(map[string]any)
 		if !ok {
-			return Policy{}, fmt.Errorf("mixedprecision: dtype policy %s has no config", quote(class))
+			return Policy{}, fmt.Errorf("mixedprecision: dtype policy %s has no config", excerpt.Quote(class))
 		}
 		for k := range c {
 			if k != "name" {
-				return Policy{}, fmt.Errorf("mixedprecision: dtype policy option %s is not supported", quote(k))
+				return Policy{}, fmt.Errorf("mixedprecision: dtype policy option %s is not supported", excerpt.Quote(k))
 			}
 		}
 		name, ok := c["name"].(string)
 		if !ok {
-			return Policy{}, fmt.Errorf("mixedprecision: dtype policy %s has no name", quote(class))
+			return Policy{}, fmt.Errorf("mixedprecision: dtype policy %s has no name", excerpt.Quote(class))
 		}
 		return NewPolicy(name)
 	}
 	return Policy{}, fmt.Errorf("mixedprecision: dtype %T is neither a policy name nor a serialized DTypePolicy", v)
-}
-
-// quote quotes at most 32 bytes of s: errors name what a file said without
-// repeating all of it.
-func quote(s string) string {
-	if len(s) > 32 {
-		return fmt.Sprintf("%q...", s[:32])
-	}
-	return fmt.Sprintf("%q", s)
 }
 
 var global struct {
