@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"syscall"
 
 	"github.com/gotf/gotf/internal/excerpt"
 	"github.com/gotf/gotf/tfgo"
@@ -314,18 +315,49 @@ func (c TFConfig) ServerDef(base *cpb.ConfigProto) (*cpb.ServerDef, error) {
 // (ServerDef(nil)). Its Target is where this task's sessions run.
 // TensorFlow cannot shut a started server down: it serves until the
 // process exits (see tfgo.Server).
+//
+// A port already in use is reported as such, naming the task and its
+// address, before TensorFlow tries it: TensorFlow's own error for it is
+// "Could not start gRPC server", with neither.
 func StartServer(cfg TFConfig) (*tfgo.Server, error) {
 	def, err := cfg.ServerDef(nil)
 	if err != nil {
 		return nil, err
 	}
+	task := fmt.Sprintf("/job:%s/task:%d", cfg.Task.Type, cfg.Task.Index)
+	addr := cfg.Cluster[cfg.Task.Type][cfg.Task.Index]
+	if err := checkPortFree(addr); err != nil {
+		return nil, fmt.Errorf("starting the server of %s: %w", task, err)
+	}
 	s, err := tfgo.NewServer(def)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("starting the server of %s at %s: %w", task, excerpt.Quote(addr), err)
 	}
 	if err := s.Start(); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("starting the server of /job:%s/task:%d: %w", cfg.Task.Type, cfg.Task.Index, err)
+		return nil, fmt.Errorf("starting the server of %s at %s: %w", task, excerpt.Quote(addr), err)
 	}
 	return s, nil
+}
+
+// checkPortFree listens on addr's port as TensorFlow's gRPC server will
+// and lets it go. TensorFlow binds the port on every interface whatever
+// the host (a dual-stack [::] socket, else 0.0.0.0) and starts if either
+// works, so what must be free is the port on IPv4's wildcard: a port held
+// only on an IPv6 address (say [::1]) does not stop it. Another process
+// can still take the port before TensorFlow does; TensorFlow's error
+// covers that.
+func checkPortFree(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("address %s is not host:port", excerpt.Quote(addr))
+	}
+	l, err := net.Listen("tcp4", net.JoinHostPort("0.0.0.0", port))
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("address %s is in use: port %s is taken on this machine", excerpt.Quote(addr), port)
+	}
+	if err != nil {
+		return fmt.Errorf("address %s: cannot listen on port %s: %w", excerpt.Quote(addr), port, err)
+	}
+	return l.Close()
 }
