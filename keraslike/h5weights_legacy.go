@@ -49,6 +49,14 @@ func (m *Model) SaveWeightsLegacyH5(path string) error {
 // saveLegacy writes the legacy layout to a new file at path (inside a
 // temporary directory: see SaveWeightsLegacyH5).
 func (m *Model) saveLegacy(path string) error {
+	return m.createH5(path, func(root *h5.Group, vals map[*Weight]*tfgo.Tensor) error {
+		return m.writeLegacyWeights(root, vals)
+	})
+}
+
+// createH5 creates an HDF5 file at path and has fill write the
+// model's weights (vals) into it; a failed fill leaves no file.
+func (m *Model) createH5(path string, fill func(root *h5.Group, vals map[*Weight]*tfgo.Tensor) error) error {
 	if _, err := m.session(); err != nil {
 		return err
 	}
@@ -61,16 +69,24 @@ func (m *Model) saveLegacy(path string) error {
 	if err != nil {
 		return err
 	}
-	fail := func(err error) error { f.Abort(); return err }
-	root := f.Root()
-	if err := root.SetStringsAttr("layer_names", m.legacyLayerNames()); err != nil {
-		return fail(err)
+	if err := fill(f.Root(), vals); err != nil {
+		f.Abort()
+		return err
 	}
-	if err := root.SetStringAttr("backend", "tensorflow"); err != nil {
-		return fail(err)
+	return f.Close()
+}
+
+// writeLegacyWeights writes the legacy layout into top: the file's root
+// for a weights file, model_weights for a full model.
+func (m *Model) writeLegacyWeights(top *h5.Group, vals map[*Weight]*tfgo.Tensor) error {
+	if err := top.SetStringsAttr("layer_names", m.legacyLayerNames()); err != nil {
+		return err
 	}
-	if err := root.SetStringAttr("keras_version", kerasFormatVersion); err != nil {
-		return fail(err)
+	if err := top.SetStringAttr("backend", "tensorflow"); err != nil {
+		return err
+	}
+	if err := top.SetStringAttr("keras_version", kerasFormatVersion); err != nil {
+		return err
 	}
 	groups := map[string][]*Weight{}
 	for _, n := range m.legacyLayerNames() {
@@ -86,9 +102,9 @@ func (m *Model) saveLegacy(path string) error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		g, err := root.CreateGroup(n)
+		g, err := top.CreateGroup(n)
 		if err != nil {
-			return fail(err)
+			return err
 		}
 		ws := groups[n]
 		paths := make([]string, len(ws))
@@ -108,10 +124,10 @@ func (m *Model) saveLegacy(path string) error {
 		}
 		g.Close()
 		if err != nil {
-			return fail(err)
+			return err
 		}
 	}
-	return f.Close()
+	return nil
 }
 
 // LoadWeightsLegacyH5 reads legacy Keras HDF5 weights into the model: a

@@ -28,8 +28,10 @@ type LoadOptions struct {
 
 // LoadKerasModel builds a model from a Keras file: a Keras 3 .keras archive
 // (config.json and model.weights.h5) or a legacy .h5 full model
-// (model.save("x.h5"): the root attribute model_config and the
-// model_weights group). The model is a Sequential or a single-input,
+// (model.save("x.h5") or SaveKeras("x.h5"): the root attribute
+// model_config and the model_weights group). The file's first bytes tell
+// which, whatever its name says, so a renamed file is read as what it is.
+// The model is a Sequential or a single-input,
 // single-output functional model of the classes keraslike implements
 // (InputLayer, Dense, Embedding, LayerNormalization, MultiHeadAttention,
 // Dropout, Activation, Add, Flatten, GlobalAveragePooling1D,

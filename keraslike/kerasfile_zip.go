@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gotf/gotf/internal/atomicfile"
@@ -117,10 +118,16 @@ func readMember(zf *zip.File, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// SaveKeras writes the model as a Keras 3 .keras archive (config.json,
-// metadata.json, model.weights.h5) that keras.models.load_model opens: a
-// Sequential model, or a functional one from NewFunctional or
-// LoadKerasModel. Layers whose Keras twin is not a built-in Keras class
+// SaveKeras writes the model as Keras' model.save(path) does, in the
+// format path's extension names: ".keras" a Keras 3 archive (config.json,
+// metadata.json, model.weights.h5), ".h5" or ".hdf5" a legacy HDF5 full
+// model (the root attribute model_config and the weights under
+// model_weights); keras.models.load_model opens either. Any other path is
+// an error, as in Keras, ".weights.h5" included: that name is a weights
+// file's (SaveWeightsH5), and a model saved under it would be mislabelled.
+//
+// The model is a Sequential model, or a functional one from NewFunctional
+// or LoadKerasModel. Layers whose Keras twin is not a built-in Keras class
 // (TransformerBlock, PositionalEmbedding, classes registered with
 // RegisterLayer) are written with module "gotf.keraslike" and their class
 // name as registered_name, so Python needs the class in custom_objects:
@@ -129,19 +136,39 @@ func readMember(zf *zip.File, limit int64) ([]byte, error) {
 //
 // A model from NewModel (a Go forward function) has no known connectivity:
 // build it with Input/Apply/NewFunctional, or save its weights only
-// (SaveWeightsH5). The file appears complete or not at all: a save killed
+// (SaveWeightsH5). Neither format holds the compile config: the model
+// loads uncompiled. The file appears complete or not at all: a save killed
 // half-way leaves the previous file in place, and its temporary directory
 // (".<name>.tmp-<random>" beside it) is removed by the next save.
 func (m *Model) SaveKeras(path string) error {
 	if err := m.usable(); err != nil {
 		return err
 	}
-	if err := m.saveKeras(path); err != nil {
+	write, err := m.kerasWriter(path)
+	if err == nil {
+		err = write(path)
+	}
+	if err != nil {
 		return fmt.Errorf("saving %q as %s: %w", m.name, path, err)
 	}
 	return nil
 }
 
+// kerasWriter picks the format of a model file by path's extension, as
+// keras.saving.save_model does.
+func (m *Model) kerasWriter(path string) (func(string) error, error) {
+	switch {
+	case strings.HasSuffix(path, ".keras"):
+		return m.saveKeras, nil
+	case strings.HasSuffix(path, ".weights.h5"):
+		return nil, errors.New("a .weights.h5 path names a weights file: save the weights with SaveWeightsH5, or the model under a .keras (or legacy .h5) path")
+	case strings.HasSuffix(path, ".h5"), strings.HasSuffix(path, ".hdf5"):
+		return func(p string) error { return atomicfile.WriteFile(p, m.saveLegacyModel) }, nil
+	}
+	return nil, errors.New("a Keras model file ends in .keras (the Keras 3 format) or .h5/.hdf5 (legacy HDF5); for a SavedModel use Export, for a TensorFlow checkpoint SaveCheckpoint")
+}
+
+// saveKeras writes the .keras archive at path.
 func (m *Model) saveKeras(path string) error {
 	if _, err := m.session(); err != nil {
 		return err

@@ -1,0 +1,165 @@
+package keraslike
+
+import (
+	"bytes"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gotf/gotf/internal/interop"
+	"github.com/gotf/gotf/tfgo"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// legacyLayout is a Python function describing a legacy .h5 full model's
+// layout (root and model_weights attributes, layer groups and their
+// weight names, the model config's entries without their layers'
+// options), to compare the file Go writes with the one Keras writes.
+const legacyLayout = `
+import json, h5py
+def legacy_layout(path):
+    with h5py.File(path, "r") as f:
+        conf = json.loads(f.attrs["model_config"])
+        mw = f["model_weights"]
+        # Keras writes these lists as variable-length strings, Go as numpy's
+        # fixed-length bytes; Keras reads both.
+        strs = lambda a: [n.decode() if isinstance(n, bytes) else n for n in a]
+        return json.dumps({
+            "root": sorted(f.attrs.keys()), "groups": sorted(f.keys()),
+            "model_weights": sorted(mw.attrs.keys()), "layer_names": strs(mw.attrs["layer_names"]),
+            "weights": {n: strs(mw[n].attrs["weight_names"]) for n in mw.keys()},
+            "config": sorted(conf.keys()), "class": conf["class_name"],
+            "model_options": sorted(conf["config"].keys()),
+            "layers": [[l["class_name"], sorted(l.keys())] for l in conf["config"]["layers"]],
+        }, sort_keys=True).encode()
+`
+
+func isZip(t *testing.T, path string) bool {
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return bytes.HasPrefix(b, []byte("PK\x03\x04"))
+}
+
+// Go's legacy .h5 full models (a Sequential, a functional classifier and
+// a GPT of custom layers) open in keras.models.load_model and predict what
+// Go predicts, have the layout Keras gives its twins, and load back in Go.
+func TestLegacyH5FullModelGoToPython(t *testing.T) {
+	dir := t.TempDir()
+	r := rand.New(rand.NewSource(17))
+	x := randTensor(t, r, 5, 4)
+	seq := NewSequential("seqm", InputSpec{Shape: []int64{4}},
+		NewDense(8, DenseOptions{Name: "d1", Activation: "tanh"}),
+		NewLayerNormalization(LayerNormalizationOptions{Name: "ln"}),
+		NewDense(2, DenseOptions{Name: "d2"}))
+	defer seq.Close()
+	require.NoError(t, seq.Build())
+	randomizeGo(t, seq, 31)
+	clf, err := goClassifier()
+	require.NoError(t, err)
+	defer clf.Close()
+	require.NoError(t, clf.Build())
+	randomizeGo(t, clf, 32)
+	gpt, err := goGPT(false)
+	require.NoError(t, err)
+	defer gpt.Close()
+	require.NoError(t, gpt.Build())
+	randomizeGo(t, gpt, 33)
+	ids, tokens := randIDs(t, 34, 50), randIDs(t, 35, 256)
+
+	models := []struct {
+		file, twin string
+		m          *Model
+		x          *tfgo.Tensor
+	}{
+		{"seq.h5", `keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="tanh", name="d1"),
+    keras.layers.LayerNormalization(name="ln"), keras.layers.Dense(2, name="d2")], name="seqm")`, seq, x},
+		{"clf.hdf5", "classifier()", clf, ids},
+		{"gpt.h5", "gpt()", gpt, tokens},
+	}
+	in := map[string]*tfgo.Tensor{"dir": strTensor(t, dir)}
+	code := kerasTwins + legacyLayout + `
+import os
+d = inputs["dir"].item().decode()
+`
+	for i, c := range models {
+		require.NoError(t, c.m.SaveKeras(filepath.Join(dir, c.file)))
+		require.False(t, isZip(t, filepath.Join(dir, c.file)), "%s is a zip", c.file)
+		k := string(rune('a' + i))
+		in["x"+k] = c.x
+		code += `
+keras.backend.clear_session()
+m = keras.models.load_model(os.path.join(d, "` + c.file + `"), custom_objects=custom_objects)
+outputs["y` + k + `"] = m.predict(inputs["x` + k + `"], verbose=0)
+outputs["go_layout` + k + `"] = legacy_layout(os.path.join(d, "` + c.file + `"))
+keras.backend.clear_session()
+t = ` + c.twin + `
+t.save(os.path.join(d, "twin_` + c.file + `"))
+outputs["py_layout` + k + `"] = legacy_layout(os.path.join(d, "twin_` + c.file + `"))
+`
+	}
+	out := interop.Python(t, code, in)
+
+	for i, c := range models {
+		k := string(rune('a' + i))
+		t.Run(c.file, func(t *testing.T) {
+			y := predict(t, c.m, c.x)
+			samePredictions(t, y, out["y"+k], 1e-6, "Go's "+c.file+" in keras.models.load_model")
+			goLayout, err := out["go_layout"+k].Strings()
+			require.NoError(t, err)
+			pyLayout, err := out["py_layout"+k].Strings()
+			require.NoError(t, err)
+			assert.JSONEq(t, string(pyLayout[0]), string(goLayout[0]), "the layout of Go's %s (right) and of Keras' twin's (left)", c.file)
+
+			back, err := LoadKerasModel(filepath.Join(dir, c.file), LoadOptions{})
+			require.NoError(t, err)
+			defer back.Close()
+			samePredictions(t, y, predict(t, back, c.x), 0, "Go's "+c.file+" in Go")
+		})
+	}
+}
+
+// SaveKeras writes the format the extension names and refuses the others,
+// naming the path and leaving nothing there; LoadKerasModel reads a file
+// by what it holds, whatever its name says.
+func TestSaveKerasExtensions(t *testing.T) {
+	dir := t.TempDir()
+	m := NewSequential("ext", InputSpec{Shape: []int64{3}}, NewDense(2, DenseOptions{Name: "d"}))
+	defer m.Close()
+	require.NoError(t, m.Build())
+	randomizeGo(t, m, 5)
+	x := randTensor(t, rand.New(rand.NewSource(6)), 2, 3)
+	y := predict(t, m, x)
+
+	for _, name := range []string{"m.weights.h5", "m.json", "m.pb", "m", "m.keras.bak", "m.H5"} {
+		p := filepath.Join(dir, name)
+		err := m.SaveKeras(p)
+		require.Error(t, err, name)
+		assert.Contains(t, err.Error(), p)
+		assert.Contains(t, err.Error(), ".keras")
+		_, serr := os.Stat(p)
+		assert.True(t, os.IsNotExist(serr), "%s was written", name)
+	}
+	err := m.SaveKeras(filepath.Join(dir, "m.weights.h5"))
+	assert.ErrorContains(t, err, "SaveWeightsH5")
+
+	require.NoError(t, m.SaveKeras(filepath.Join(dir, "m.keras")))
+	require.NoError(t, m.SaveKeras(filepath.Join(dir, "m.h5")))
+	assert.True(t, isZip(t, filepath.Join(dir, "m.keras")))
+	assert.False(t, isZip(t, filepath.Join(dir, "m.h5")))
+	// Renamed files load by their contents.
+	for from, to := range map[string]string{"m.keras": "zip.h5", "m.h5": "hdf5.keras"} {
+		b, err := os.ReadFile(filepath.Join(dir, from))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, to), b, 0o644))
+		l, err := LoadKerasModel(filepath.Join(dir, to), LoadOptions{})
+		require.NoError(t, err, to)
+		samePredictions(t, y, predict(t, l, x), 0, to)
+		l.Close()
+	}
+	// A weights file is no model.
+	require.NoError(t, m.SaveWeightsH5(filepath.Join(dir, "w.weights.h5")))
+	_, err = LoadKerasModel(filepath.Join(dir, "w.weights.h5"), LoadOptions{})
+	assert.ErrorContains(t, err, "weights-only")
+}
