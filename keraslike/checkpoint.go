@@ -121,11 +121,20 @@ func (m *Model) restore(sess *tfgo.Session, r *savedmodel.BundleReader, keys []s
 
 // ModelCheckpoint saves the model during Fit (keras.callbacks.ModelCheckpoint):
 // at every epoch end, or every SaveFreq batches, to a path made from a
-// template such as "ckpt/model_shard_{epoch}" or "ckpt/model-{epoch:02d}-{val_loss:.2f}"
-// ({epoch} counts from 1, as in Keras), as a TensorFlow checkpoint; the
-// directory's "checkpoint" state file names the latest (MaxToKeep keeps the
-// newest few). A path ending in ".keras" saves the whole model as a Keras 3
-// file instead (unless WeightsOnly), as Keras' ModelCheckpoint does.
+// template such as "ckpt/model_shard_{epoch}.weights.h5" or
+// "ckpt/model-{epoch:02d}-{val_loss:.2f}.keras" ({epoch} counts from 1, as
+// in Keras). The path's extension picks the format, by Keras' rules:
+//   - WeightsOnly: ".weights.h5" writes Keras' weights file
+//     (SaveWeightsH5, which model.load_weights reads); ".keras", ".h5" or
+//     ".hdf5" is the error Keras gives, since they name whole models.
+//   - otherwise ".keras", ".h5" or ".hdf5" writes the whole model
+//     (SaveKeras); ".weights.h5" is an error, since it names a weights file.
+//   - any other path (which Keras refuses) is a TensorFlow checkpoint
+//     prefix (SaveCheckpoint), as tf.keras 2 wrote: the directory's
+//     "checkpoint" state file names the latest.
+//
+// MaxToKeep keeps the newest few: checkpoints by the state file, Keras
+// files among those this callback saved.
 type ModelCheckpoint struct {
 	NopCallback
 	Path string
@@ -144,7 +153,7 @@ type ModelCheckpoint struct {
 	hasBest bool
 	epoch   int
 	batches int
-	// Saved lists the prefixes written, in order.
+	// Saved lists the files (or checkpoint prefixes) written, in order.
 	Saved   []string
 	pending error // a failed batch-level save, reported at the epoch's end
 }
@@ -177,6 +186,10 @@ func (c *ModelCheckpoint) OnEpochEnd(m *Model, epoch int, logs Logs) error {
 }
 
 func (c *ModelCheckpoint) save(m *Model, logs Logs) error {
+	keras, err := c.kerasFile()
+	if err != nil {
+		return err
+	}
 	if c.SaveBestOnly {
 		key := c.Monitor
 		if key == "" {
@@ -199,13 +212,18 @@ func (c *ModelCheckpoint) save(m *Model, logs Logs) error {
 	if err != nil {
 		return err
 	}
-	if strings.HasSuffix(prefix, ".keras") && !c.WeightsOnly {
-		// The whole model, as Keras' ModelCheckpoint writes a .keras path.
-		if err := m.SaveKeras(prefix); err != nil {
+	if keras {
+		if c.WeightsOnly {
+			err = m.SaveWeightsH5(prefix)
+		} else {
+			err = m.SaveKeras(prefix)
+		}
+		if err != nil {
 			return err
 		}
 		c.removeStale()
 		c.Saved = append(c.Saved, prefix)
+		c.dropOldFiles()
 		return nil
 	}
 	if err := m.SaveCheckpoint(prefix, CheckpointOptions{WeightsOnly: c.WeightsOnly}); err != nil {
@@ -214,6 +232,40 @@ func (c *ModelCheckpoint) save(m *Model, logs Logs) error {
 	c.removeStale()
 	c.Saved = append(c.Saved, prefix)
 	return c.updateState(prefix)
+}
+
+// kerasFile reports whether Path names a Keras file rather than a
+// TensorFlow checkpoint prefix, and refuses the extensions Keras'
+// ModelCheckpoint refuses for what is saved (the template's own
+// extension: a formatted metric such as {val_loss:.2f} adds a dot).
+func (c *ModelCheckpoint) kerasFile() (bool, error) {
+	weightsFile := strings.HasSuffix(c.Path, ".weights.h5")
+	modelFile := !weightsFile && (strings.HasSuffix(c.Path, ".keras") || strings.HasSuffix(c.Path, ".h5") || strings.HasSuffix(c.Path, ".hdf5"))
+	switch {
+	case c.WeightsOnly && modelFile:
+		return false, fmt.Errorf("ModelCheckpoint: with WeightsOnly the path must end in .weights.h5 (Keras weights format); a .keras or .h5 path saves the whole model. Received: path=%s", c.Path)
+	case !c.WeightsOnly && weightsFile:
+		return false, fmt.Errorf("ModelCheckpoint: a path ending in .weights.h5 is a weights file: set WeightsOnly, or end the path in .keras (Keras model format). Received: path=%s", c.Path)
+	}
+	return weightsFile || modelFile, nil
+}
+
+// dropOldFiles removes the Keras files saved before the newest MaxToKeep
+// (the checkpoint state file does this for TensorFlow checkpoints); a
+// path saved again is kept.
+func (c *ModelCheckpoint) dropOldFiles() {
+	if c.MaxToKeep <= 0 {
+		return
+	}
+	keep := map[string]bool{}
+	for i := len(c.Saved) - 1; i >= 0 && len(keep) < c.MaxToKeep; i-- {
+		keep[c.Saved[i]] = true
+	}
+	for _, p := range c.Saved {
+		if !keep[p] {
+			os.Remove(p)
+		}
+	}
 }
 
 // removeStale removes what saves killed before their end left next to the
