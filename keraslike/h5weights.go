@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/gotf/gotf/internal/atomicfile"
 	"github.com/gotf/gotf/internal/h5"
 	"github.com/gotf/gotf/tfgo"
 )
@@ -164,12 +163,35 @@ func cgoDType(dt h5.DType) tfgo.DataType {
 	return 0
 }
 
-// writeNode writes a saveable at path ("" for the root) into root.
-func writeNode(root *h5.Group, path string, n *kerasNode, vals map[*Weight]*tfgo.Tensor) error {
-	vp := "vars"
-	if path != "" {
-		vp = path + "/vars"
+// walkKeras calls fn on each saveable of the tree n, parents before
+// children in Keras' order, with the path of its variables group ("vars"
+// for the root, "layers/dense/vars").
+func walkKeras(n *kerasNode, fn func(vp string, n *kerasNode) error) error {
+	var walk func(path string, n *kerasNode) error
+	walk = func(path string, n *kerasNode) error {
+		vp := "vars"
+		if path != "" {
+			vp = path + "/vars"
+		}
+		if err := fn(vp, n); err != nil {
+			return err
+		}
+		for _, c := range n.children {
+			p := c.attr
+			if path != "" {
+				p = path + "/" + c.attr
+			}
+			if err := walk(p, c.node); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
+	return walk("", n)
+}
+
+// writeNode writes the saveable n's variables group vp into root.
+func writeNode(root *h5.Group, vp string, n *kerasNode, vals map[*Weight]*tfgo.Tensor) error {
 	g, err := root.CreateGroup(vp)
 	if err != nil {
 		return err
@@ -191,15 +213,6 @@ func writeNode(root *h5.Group, path string, n *kerasNode, vals map[*Weight]*tfgo
 			return err
 		}
 	}
-	for _, c := range n.children {
-		p := c.attr
-		if path != "" {
-			p = path + "/" + c.attr
-		}
-		if err := writeNode(root, p, c.node, vals); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
@@ -218,7 +231,8 @@ func (m *Model) writeKeras3Weights(path string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeNode(f.Root(), "", m.kerasTree(), vals); err != nil {
+	err = walkKeras(m.kerasTree(), func(vp string, n *kerasNode) error { return writeNode(f.Root(), vp, n, vals) })
+	if err != nil {
 		f.Abort()
 		return err
 	}
@@ -231,25 +245,27 @@ func (m *Model) writeKeras3Weights(path string) error {
 // same order). The file appears complete or not at all: a save killed
 // half-way leaves the previous file in place, and its temporary directory
 // (".<name>.tmp-<random>" beside it) is removed by the next save.
+// SaveWeightsH5WithOptions (h5weights_sharded.go) writes sharded files.
 func (m *Model) SaveWeightsH5(path string) error {
-	if err := m.usable(); err != nil {
-		return err
-	}
-	if err := atomicfile.WriteFile(path, m.writeKeras3Weights); err != nil {
-		return fmt.Errorf("saving the weights of %q: %w", m.name, err)
-	}
-	return nil
+	return m.SaveWeightsH5WithOptions(path, SaveWeightsOptions{})
 }
 
 // LoadWeightsH5 reads a Keras 3 weights file (model.save_weights
 // ("x.weights.h5"), or one SaveWeightsH5 wrote) into the model. Every
 // dataset is checked against its weight (count, dtype, shape) before any
-// weight changes; errors name the layer and the weight.
+// weight changes; errors name the layer and the weight. A path ending in
+// ".json" is the index of sharded weights (model.save_weights
+// ("x.weights.json", max_shard_size=...), or SaveWeightsH5WithOptions),
+// whose shards are read one value at a time.
 func (m *Model) LoadWeightsH5(path string) error {
 	if err := m.usable(); err != nil {
 		return err
 	}
-	if err := m.loadKeras3Weights(path); err != nil {
+	load := m.loadKeras3Weights
+	if strings.HasSuffix(path, ".json") {
+		load = m.loadShardedWeights
+	}
+	if err := load(path); err != nil {
 		return fmt.Errorf("loading weights into %q: %w", m.name, err)
 	}
 	return nil
@@ -283,48 +299,34 @@ func (m *Model) assignFromH5(f *h5.File, read func(*h5.File) ([]*Weight, []*tfgo
 // readKeras3Weights reads the weights of a Keras 3 weights file: layer by
 // layer along the model's Keras tree, "<path>/vars/<i>".
 func (m *Model) readKeras3Weights(f *h5.File) (ws []*Weight, vals []*tfgo.Tensor, err error) {
-	var read func(path string, n *kerasNode) error
-	read = func(path string, n *kerasNode) error {
-		vp := "vars"
-		if path != "" {
-			vp = path + "/vars"
+	err = walkKeras(m.kerasTree(), func(vp string, n *kerasNode) error {
+		if len(n.vars) == 0 {
+			return nil
 		}
-		if len(n.vars) > 0 {
-			if !f.Root().Has(vp) {
-				return fmt.Errorf("layer %q (%s): %s has no group /%s for its %d weights (%s ...)", n.layer.Name(), n.layer.ClassName(), f.Path(), vp, len(n.vars), n.vars[0].Path)
-			}
-			g, err := f.Root().Group(vp)
+		if !f.Root().Has(vp) {
+			return fmt.Errorf("layer %q (%s): %s has no group /%s for its %d weights (%s ...)", n.layer.Name(), n.layer.ClassName(), f.Path(), vp, len(n.vars), n.vars[0].Path)
+		}
+		g, err := f.Root().Group(vp)
+		if err != nil {
+			return err
+		}
+		defer g.Close()
+		ms, err := g.Members()
+		if err != nil {
+			return err
+		}
+		if len(ms) != len(n.vars) {
+			return fmt.Errorf("layer %q (%s): %s /%s holds %d variables, the layer has %d (%s)", n.layer.Name(), n.layer.ClassName(), f.Path(), vp, len(ms), len(n.vars), weightPaths(n.vars))
+		}
+		for i, w := range n.vars {
+			t, err := readWeight(g, fmt.Sprint(i), w, n.layer)
 			if err != nil {
 				return err
 			}
-			defer g.Close()
-			ms, err := g.Members()
-			if err != nil {
-				return err
-			}
-			if len(ms) != len(n.vars) {
-				return fmt.Errorf("layer %q (%s): %s /%s holds %d variables, the layer has %d (%s)", n.layer.Name(), n.layer.ClassName(), f.Path(), vp, len(ms), len(n.vars), weightPaths(n.vars))
-			}
-			for i, w := range n.vars {
-				t, err := readWeight(g, fmt.Sprint(i), w, n.layer)
-				if err != nil {
-					return err
-				}
-				ws, vals = append(ws, w), append(vals, t)
-			}
-		}
-		for _, c := range n.children {
-			p := c.attr
-			if path != "" {
-				p = path + "/" + c.attr
-			}
-			if err := read(p, c.node); err != nil {
-				return err
-			}
+			ws, vals = append(ws, w), append(vals, t)
 		}
 		return nil
-	}
-	err = read("", m.kerasTree())
+	})
 	return ws, vals, err
 }
 
