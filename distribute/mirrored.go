@@ -32,6 +32,9 @@ type MirroredStrategy struct {
 	mu       sync.Mutex
 	instance int32 // the last instance key handed out
 	opts     MirroredOptions
+	// cluster: the workers the strategy spans (NewMultiWorkerMirroredStrategy);
+	// nil on one host.
+	cluster *workerCluster
 }
 
 // nextGroupKey hands out group keys process-wide: two strategies used in
@@ -55,8 +58,8 @@ var deviceName = regexp.MustCompile(`^(?:/job:localhost(?:/replica:0)?(?:/task:0
 // SessionOptions makes exist).
 //
 // Duplicate devices, malformed names, devices of two types and remote
-// devices (multi-worker training is not implemented) are errors naming the
-// device. Whether a device exists is known only to a session: see
+// devices (for training across hosts see NewMultiWorkerMirroredStrategy)
+// are errors naming the device. Whether a device exists is known only to a session: see
 // CheckDevices.
 func NewMirroredStrategy(devices ...string) (*MirroredStrategy, error) {
 	if len(devices) == 0 {
@@ -68,7 +71,7 @@ func NewMirroredStrategy(devices ...string) (*MirroredStrategy, error) {
 		m := deviceName.FindStringSubmatch(strings.TrimSpace(d))
 		if m == nil {
 			if strings.HasPrefix(d, "/job:") {
-				return nil, fmt.Errorf("mirrored strategy: device %q is not on this host (/job:localhost); multi-worker training is not implemented", d)
+				return nil, fmt.Errorf("mirrored strategy: device %q is not on this host (/job:localhost); training across hosts is NewMultiWorkerMirroredStrategy's", d)
 			}
 			return nil, fmt.Errorf("mirrored strategy: malformed device name %q (want e.g. \"/device:CPU:0\" or \"/device:GPU:1\")", d)
 		}
@@ -101,7 +104,8 @@ func (s *MirroredStrategy) Devices() []string {
 	return append([]string(nil), s.devices...)
 }
 
-// NumReplicas is the number of replicas (devices); 0 for a nil strategy.
+// NumReplicas is the number of replicas (devices) of this process; 0 for a
+// nil strategy. Across workers, see NumReplicasInSync.
 func (s *MirroredStrategy) NumReplicas() int {
 	if s == nil {
 		return 0
@@ -112,17 +116,30 @@ func (s *MirroredStrategy) NumReplicas() int {
 // SessionOptions are the session options the strategy's devices need: on
 // CPUs, DeviceCount CPU = the highest index + 1, which makes logical CPU
 // devices exist (the way to test multi-device code on a host with one
-// CPU device); on GPUs, none (the session sees every visible GPU).
+// CPU device); on GPUs, none (the session sees every visible GPU). Across
+// workers, also the Target of this task's server and the Config
+// MultiWorkerMirroredStrategy gives a worker's sessions
+// (TFConfig.SessionConfig: the collective group leader, and device filters
+// that keep the session to this task's devices).
 func (s *MirroredStrategy) SessionOptions() tfgo.SessionOptions {
-	if s == nil || s.kind != "CPU" {
+	if s == nil {
 		return tfgo.SessionOptions{}
+	}
+	var o tfgo.SessionOptions
+	if s.cluster != nil {
+		o.Target = s.cluster.server.Target()
+		o.Config = s.cluster.cfg.SessionConfig(nil)
+	}
+	if s.kind != "CPU" {
+		return o
 	}
 	n := int32(0)
 	for _, d := range s.devices {
 		i, _ := strconv.ParseInt(d[strings.LastIndexByte(d, ':')+1:], 10, 32)
 		n = max(n, int32(i)+1)
 	}
-	return tfgo.SessionOptions{DeviceCount: map[string]int32{"CPU": n}}
+	o.DeviceCount = map[string]int32{"CPU": n}
+	return o
 }
 
 // CheckDevices reports the first of the strategy's devices missing from
@@ -136,7 +153,7 @@ func (s *MirroredStrategy) CheckDevices(available []tfgo.Device) error {
 	var names []string
 	for _, d := range available {
 		c := d.Name
-		if i := strings.Index(c, "/device:"); i >= 0 {
+		if i := strings.Index(c, "/device:"); i >= 0 && s.cluster == nil {
 			c = c[i:]
 		}
 		have[c] = true
@@ -207,7 +224,8 @@ func (s *MirroredStrategy) BatchAllReduceMean(sc *tfgo.Scope, perReplica [][]tfg
 // op: "Div" for the mean, "Id" for the sum.
 func (s *MirroredStrategy) batchAllReduce(sc *tfgo.Scope, perReplica [][]tfgo.Output, finalOp string) [][]tfgo.Output {
 	return s.batchCollective(sc, perReplica, "all_reduce", func(ds *tfgo.Scope, v, n, group, inst tfgo.Output) tfgo.Output {
-		return tfgo.CollectiveReduceV2(ds, v, n, group, inst, nil, "Add", finalOp, tfgo.CollectiveReduceV2CommunicationHint(s.communicationHint()))
+		return tfgo.CollectiveReduceV2(ds, v, n, group, inst, nil, "Add", finalOp, tfgo.CollectiveReduceV2CommunicationHint(s.communicationHint()),
+			tfgo.CollectiveReduceV2TimeoutSeconds(s.collectiveTimeout()))
 	})
 }
 
@@ -228,6 +246,7 @@ func (s *MirroredStrategy) batchCollective(sc *tfgo.Scope, perReplica [][]tfgo.O
 		return nil
 	}
 	n := len(s.devices)
+	group := int32(s.NumReplicasInSync())
 	out := make([][]tfgo.Output, len(perReplica))
 	last := make([]*tfgo.Operation, n) // each device's previous collective
 	for i, vals := range perReplica {
@@ -249,7 +268,7 @@ func (s *MirroredStrategy) batchCollective(sc *tfgo.Scope, perReplica [][]tfgo.O
 			sc.UpdateErr(what, fmt.Errorf("mirrored strategy: tensor %d is missing on %d of %d replicas", i, missing, n))
 			return nil
 		}
-		if n == 1 {
+		if group == 1 {
 			out[i][0] = vals[0]
 			continue
 		}
@@ -260,7 +279,7 @@ func (s *MirroredStrategy) batchCollective(sc *tfgo.Scope, perReplica [][]tfgo.O
 				ds = ds.WithControlDependencies(last[k])
 			}
 			ds = ds.SubScope(fmt.Sprintf("%s_%d", what, k))
-			r := collective(ds, v, tfgo.Const(ds, int32(n)), tfgo.Const(ds, s.groupKey), tfgo.Const(ds, inst))
+			r := collective(ds, v, tfgo.Const(ds, group), tfgo.Const(ds, s.groupKey), tfgo.Const(ds, inst))
 			out[i][k] = r
 			last[k] = r.Op
 		}

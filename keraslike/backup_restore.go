@@ -266,8 +266,8 @@ func (b *BackupAndRestore) OnEpochEnd(m *Model, epoch int, _ Logs) error {
 // OnTrainEnd deletes the backups after a Fit that ended normally, unless
 // KeepCheckpoint. Only the callback's files are removed, then BackupDir if
 // that leaves it empty (Keras removes the directory whole).
-func (b *BackupAndRestore) OnTrainEnd(*Model) {
-	if b.KeepCheckpoint {
+func (b *BackupAndRestore) OnTrainEnd(m *Model) {
+	if b.KeepCheckpoint || !m.Strategy().IsChief() {
 		return
 	}
 	b.removeExcept(nil)
@@ -277,6 +277,13 @@ func (b *BackupAndRestore) OnTrainEnd(*Model) {
 // save writes the training state at pos as the next backup, makes it the
 // latest, and deletes the backups no longer kept.
 func (b *BackupAndRestore) save(m *Model, pos FitPosition) error {
+	if !m.Strategy().IsChief() {
+		// Under a multi-worker strategy the chief backs up for every
+		// worker (they hold the same state), and every worker resumes
+		// from the chief's backup: BackupDir is shared, as Keras'
+		// callback expects it to be.
+		return nil
+	}
 	sess, err := m.session()
 	if err != nil {
 		return err

@@ -69,6 +69,32 @@ func (NopCallback) OnTrainEnd(*Model)                  {}
 
 type callbackList []Callback
 
+// chiefOnly marks the callbacks that write files where the chief's go
+// (checkpoints, TensorBoard events, CSV logs). Under a multi-worker
+// strategy only the chief calls them: Python's have the other workers
+// write to temporary directories they then delete, which leaves the same
+// files; writing nothing does it without the I/O.
+type chiefOnly interface{ chiefOnly() }
+
+func (*ModelCheckpoint) chiefOnly() {}
+func (*TensorBoard) chiefOnly()     {}
+func (*CSVLogger) chiefOnly()       {}
+
+// workerCallbacks are the callbacks this process calls: all of them but
+// the chiefOnly ones on a worker that is not the chief.
+func (m *Model) workerCallbacks(cbs []Callback) callbackList {
+	if m.Strategy().IsChief() {
+		return cbs
+	}
+	var l callbackList
+	for _, c := range cbs {
+		if _, ok := c.(chiefOnly); !ok {
+			l = append(l, c)
+		}
+	}
+	return l
+}
+
 // checkCallbacks refuses nil callbacks before Fit starts: their methods
 // without an error result could only panic.
 func checkCallbacks(cbs []Callback) error {

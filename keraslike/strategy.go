@@ -3,6 +3,7 @@ package keraslike
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/gotf/gotf/distribute"
 	"github.com/gotf/gotf/dtypes"
@@ -76,8 +77,11 @@ func (m *Model) checkStrategy(o CompileOptions) error {
 	if _, err := replicaOptimizer(o.Optimizer); err != nil {
 		return fmt.Errorf("compile %q: %w", m.name, err)
 	}
-	if o.BatchSize > 0 && o.BatchSize%st.NumReplicas() != 0 {
-		return fmt.Errorf("compile %q: %w", m.name, splitError(o.BatchSize, st.NumReplicas()))
+	if st.NumWorkers() > 1 && st.Options().ShardOptimizerState {
+		return fmt.Errorf("compile %q: sharding the optimizer state across workers is not implemented", m.name)
+	}
+	if o.BatchSize > 0 && o.BatchSize%st.NumReplicasInSync() != 0 {
+		return fmt.Errorf("compile %q: %w", m.name, splitError(o.BatchSize, st.NumReplicasInSync()))
 	}
 	return nil
 }
@@ -104,12 +108,21 @@ func splitError(batch, replicas int) error {
 // set is kept: that is how a test gets a session with fewer devices), and
 // checks that each of the strategy's devices exists in it. It runs nothing,
 // so that a missing device is reported by name, not by the placer when the
-// initializers first run.
+// initializers first run. Across workers the session runs on this task's
+// server, with the strategy's config.
 func (m *Model) strategySession(st *distribute.MirroredStrategy) error {
+	so := st.SessionOptions()
+	if m.sess != nil && so.Target != "" && m.sessOpts.Target != so.Target {
+		return fmt.Errorf("compile %q: the model's session was opened (by a run before Compile) in the process, not on the multi-worker strategy's server %s: compile before running the model", m.name, so.Target)
+	}
 	if m.sess == nil {
 		o := m.sessOpts
+		if so.Target != "" {
+			o.Target = so.Target
+			o.Config = so.Config
+		}
 		counts := map[string]int32{}
-		for k, v := range st.SessionOptions().DeviceCount {
+		for k, v := range so.DeviceCount {
 			counts[k] = v
 		}
 		for k, v := range o.DeviceCount {
@@ -161,9 +174,12 @@ func (m *Model) buildMirrored(tg *trainGraph, s, ts *tfgo.Scope) error {
 			mr.copies[k][i] = &Weight{Variable: v, Path: w.Path}
 		}
 	}
+	// Across workers every worker is fed the whole global batch and trains
+	// on its part, replicas rank*n .. rank*n+n-1 of its parts.
 	axis := tfgo.Const(ts, int32(0))
-	xs := tfgo.Split(ts, axis, tg.x, int64(n))
-	ys := tfgo.Split(ts, axis, tg.yTrue, int64(n))
+	first := st.WorkerIndex() * n
+	xs := tfgo.Split(ts, axis, tg.x, int64(st.NumReplicasInSync()))[first:]
+	ys := tfgo.Split(ts, axis, tg.yTrue, int64(st.NumReplicasInSync()))[first:]
 	if err := s.Err(); err != nil {
 		return fmt.Errorf("building the mirrored training graph of %q: %w", m.name, err)
 	}
@@ -211,9 +227,36 @@ func (m *Model) buildMirrored(tg *trainGraph, s, ts *tfgo.Scope) error {
 		rev[len(grads)-1-i] = grads[i]
 	}
 	sharded := st.Options().ShardOptimizerState && n > 1
-	var red [][]tfgo.Output
+	multi := st.NumWorkers() > 1
+	var red, global [][]tfgo.Output
 	if !sharded {
-		red = st.BatchAllReduceMean(ts.SubScope("all_reduce"), rev)
+		batch := rev
+		if multi {
+			// Across workers the loss and metrics are all-reduced too, after
+			// the gradients, so that every worker logs the global batch's.
+			batch = append(append([][]tfgo.Output(nil), rev...), losses)
+			for _, name := range o.Metrics {
+				if name != "perplexity" {
+					vals := make([]tfgo.Output, n)
+					for k := range vals {
+						vals[k] = perReplica[k][name]
+					}
+					batch = append(batch, vals)
+				}
+			}
+		}
+		red = st.BatchAllReduceMean(ts.SubScope("all_reduce"), batch)
+		if multi && red != nil {
+			red, global = red[:len(rev)], red[len(rev):]
+		}
+	}
+	// Every replica's part of the loss and metrics all-reduce must run,
+	// though Fit fetches replica 0's: the step waits for them.
+	var reducedLogs []*tfgo.Operation
+	for _, row := range global {
+		for _, v := range row {
+			reducedLogs = append(reducedLogs, v.Op)
+		}
 	}
 	if err := s.Err(); err != nil {
 		return fmt.Errorf("compile %q: %w", m.name, err)
@@ -223,6 +266,11 @@ func (m *Model) buildMirrored(tg *trainGraph, s, ts *tfgo.Scope) error {
 	// batch's gradients.
 	ms := ts.SubScope("replica_mean")
 	mean := func(vals []tfgo.Output) tfgo.Output {
+		if multi { // all-reduced above, in this order
+			r := global[0][0]
+			global = global[1:]
+			return r
+		}
 		sum := vals[0]
 		if n > 1 {
 			sum = tfgo.AddN(ms, vals)
@@ -250,7 +298,8 @@ func (m *Model) buildMirrored(tg *trainGraph, s, ts *tfgo.Scope) error {
 	// global norm, inside Apply, sees the reduced gradients: every replica
 	// clips by the same norm, the global batch's.
 	var applies []*tfgo.Operation
-	var pairs [][2]*tfgo.Variable // (replica 0's, replica k's) for the sync
+	var pairs [][2]*tfgo.Variable           // (replica 0's, replica k's) for the sync
+	syncVars := make([][]*tfgo.Variable, n) // across workers: what the sync broadcasts, per replica
 	if sharded {
 		var err error
 		if applies, pairs, err = m.buildShardedUpdate(o, s, ts, roots, mr, rev, lossOps); err != nil {
@@ -266,6 +315,7 @@ func (m *Model) buildMirrored(tg *trainGraph, s, ts *tfgo.Scope) error {
 			// At the root, as without a strategy: the optimizer's variables
 			// keep Keras' names ("adam/...").
 			applies = append(applies, o.Optimizer.Apply(s.WithControlDependencies(lossOps...), ws, gk))
+			syncVars[0] = append(weightVariables(ws), optimizerVars(o.Optimizer, ws)...)
 			continue
 		}
 		opt, err := replicaOptimizer(o.Optimizer)
@@ -273,17 +323,21 @@ func (m *Model) buildMirrored(tg *trainGraph, s, ts *tfgo.Scope) error {
 			return fmt.Errorf("compile %q: %w", m.name, err)
 		}
 		applies = append(applies, opt.Apply(roots[k].WithControlDependencies(lossOps...), mr.copies[k], gk))
-		for i, w := range ws {
-			pairs = append(pairs, [2]*tfgo.Variable{w.Variable, mr.copies[k][i].Variable})
+		syncVars[k] = append(weightVariables(mr.copies[k]), optimizerVars(opt, mr.copies[k])...)
+		for i, v := range syncVars[k] {
+			pairs = append(pairs, [2]*tfgo.Variable{syncVars[0][i], v})
 		}
-		pairs = append(pairs, optimizerPairs(o.Optimizer, opt, ws, mr.copies[k])...)
 	}
 	if err := s.Err(); err != nil {
 		return fmt.Errorf("compile %q: %w", m.name, err)
 	}
-	tg.step = s.WithControlDependencies(applies...).AddOperation(tfgo.OpSpec{Type: "NoOp", Name: "mirrored_step"})
+	tg.step = s.WithControlDependencies(append(applies, reducedLogs...)...).AddOperation(tfgo.OpSpec{Type: "NoOp", Name: "mirrored_step"})
 	var assigns []*tfgo.Operation
 	ss := s.SubScope("sync_replicas")
+	if multi {
+		assigns = broadcastAssigns(ss, st, syncVars)
+		pairs = nil
+	}
 	for _, p := range pairs {
 		// The read stays with replica 0's variable and the assignment with
 		// the copy (the placer colocates each with its resource): the value
@@ -357,36 +411,66 @@ func replicaOptimizer(o Optimizer) (Optimizer, error) {
 	return nil, errors.New("nil optimizer")
 }
 
-// optimizerPairs pairs replica 0's optimizer variables with replica k's
-// (the counter, then each weight's slots), for the sync.
-func optimizerPairs(o0, ok Optimizer, w0, wk []*Weight) [][2]*tfgo.Variable {
-	var pairs [][2]*tfgo.Variable
-	add := func(a, b *tfgo.Variable) {
-		if a != nil && b != nil {
-			pairs = append(pairs, [2]*tfgo.Variable{a, b})
+// optimizerVars are o's variables for ws in the order the sync pairs them
+// across replicas: the counter, then each weight's slots.
+func optimizerVars(o Optimizer, ws []*Weight) []*tfgo.Variable {
+	var vs []*tfgo.Variable
+	add := func(v *tfgo.Variable) {
+		if v != nil {
+			vs = append(vs, v)
 		}
 	}
-	add(o0.Iterations(), ok.Iterations())
-	switch a := o0.(type) {
+	add(o.Iterations())
+	switch o := o.(type) {
 	case *SGD:
-		b := ok.(*SGD)
-		for i := range w0 {
-			add(a.slots[w0[i]], b.slots[wk[i]])
+		for _, w := range ws {
+			add(o.slots[w])
 		}
 	case *Adam:
-		b := ok.(*Adam)
-		for i := range w0 {
-			add(a.m[w0[i]], b.m[wk[i]])
-			add(a.v[w0[i]], b.v[wk[i]])
+		for _, w := range ws {
+			add(o.m[w])
+			add(o.v[w])
 		}
 	}
-	return pairs
+	return vs
+}
+
+// weightVariables are ws' variables.
+func weightVariables(ws []*Weight) []*tfgo.Variable {
+	vs := make([]*tfgo.Variable, len(ws))
+	for i, w := range ws {
+		vs[i] = w.Variable
+	}
+	return vs
+}
+
+// broadcastAssigns assigns to every replica's variables (vars[k][j]:
+// replica k's j-th) the chief's replica 0's values, through the
+// strategy's collectives: how the workers of a multi-worker strategy start
+// from the chief's state, whoever loaded or initialized what.
+func broadcastAssigns(ss *tfgo.Scope, st *distribute.MirroredStrategy, vars [][]*tfgo.Variable) []*tfgo.Operation {
+	devs := st.Devices()
+	per := make([][]tfgo.Output, len(vars[0]))
+	for j := range per {
+		per[j] = make([]tfgo.Output, len(vars))
+		for k := range vars {
+			per[j][k] = vars[k][j].Read(ss.WithDevice(devs[k]))
+		}
+	}
+	got := st.BatchBroadcast(ss, per)
+	var assigns []*tfgo.Operation
+	for j := range got {
+		for k := range vars {
+			assigns = append(assigns, vars[k][j].Assign(ss.WithDevice(devs[k]), got[j][k]))
+		}
+	}
+	return assigns
 }
 
 // syncReplicas assigns replica 0's weights and optimizer state to the
 // other replicas' copies (nothing without a strategy or with one replica).
 func (m *Model) syncReplicas(sess *tfgo.Session) error {
-	if m.train == nil || m.train.mirror == nil || m.train.mirror.strategy.NumReplicas() < 2 {
+	if m.train == nil || m.train.mirror == nil || m.train.mirror.strategy.NumReplicasInSync() < 2 {
 		return nil
 	}
 	if _, err := sess.Run(nil, nil, m.train.mirror.sync); err != nil {
@@ -395,13 +479,27 @@ func (m *Model) syncReplicas(sess *tfgo.Session) error {
 	return nil
 }
 
+// explainStepError adds to a failed training step of a multi-worker
+// strategy which peers no longer answer: a collective whose peer died
+// fails with the RPC's error or its timeout, which need not name the task.
+func (m *Model) explainStepError(err error) error {
+	st := m.Strategy()
+	if st.NumWorkers() < 2 {
+		return err
+	}
+	if perr := st.CheckPeers(2 * time.Second); perr != nil {
+		return fmt.Errorf("%w; %v", err, perr)
+	}
+	return err
+}
+
 // checkSplit refuses a global batch the replicas cannot share equally,
 // before it runs.
 func (m *Model) checkSplit(x *tfgo.Tensor) error {
 	if m.train == nil || m.train.mirror == nil || x == nil {
 		return nil
 	}
-	n := m.train.mirror.strategy.NumReplicas()
+	n := m.train.mirror.strategy.NumReplicasInSync()
 	if sh := x.Shape(); len(sh) > 0 && sh[0]%int64(n) != 0 {
 		return fmt.Errorf("fit %q: %w", m.name, splitError(int(sh[0]), n))
 	}

@@ -352,7 +352,7 @@ func (m *Model) Fit(ctx context.Context, data Dataset, o FitOptions) (*History, 
 	if o.StepsPerEpoch > 0 && (steps < 0 || o.StepsPerEpoch < steps) {
 		steps = o.StepsPerEpoch
 	}
-	cbs := callbackList(o.Callbacks)
+	cbs := m.workerCallbacks(o.Callbacks)
 	start := FitPosition{Epoch: o.InitialEpoch}
 	for _, c := range o.Callbacks {
 		r, ok := c.(Resumer)
@@ -429,7 +429,7 @@ func (m *Model) Fit(ctx context.Context, data Dataset, o FitOptions) (*History, 
 			}
 			outs, err := m.runFitStep(sess, o.Callbacks, epoch, n, map[tfgo.Output]any{tg.x: xt, tg.yTrue: yt}, fetches, target)
 			if err != nil {
-				runErr = fmt.Errorf("train step %d of epoch %d: %w", n, epoch+1, err)
+				runErr = fmt.Errorf("train step %d of epoch %d: %w", n, epoch+1, m.explainStepError(err))
 				return false
 			}
 			logs := Logs{}
