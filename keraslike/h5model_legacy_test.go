@@ -5,8 +5,10 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/gotf/gotf/internal/h5"
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
@@ -162,4 +164,67 @@ func TestSaveKerasExtensions(t *testing.T) {
 	require.NoError(t, m.SaveWeightsH5(filepath.Join(dir, "w.weights.h5")))
 	_, err = LoadKerasModel(filepath.Join(dir, "w.weights.h5"), LoadOptions{})
 	assert.ErrorContains(t, err, "weights-only")
+}
+
+// A legacy file names its groups and datasets after the layer and weight
+// names it lists: errors about them quote a bounded excerpt, not names of
+// the file's choosing in full.
+func TestLegacyH5ErrorsQuoteExcerpts(t *testing.T) {
+	dir := t.TempDir()
+	m := NewSequential("ext", InputSpec{Shape: []int64{3}}, NewDense(2, DenseOptions{Name: "d"}))
+	defer m.Close()
+	require.NoError(t, m.Build())
+	require.NoError(t, m.SaveKeras(filepath.Join(dir, "good.h5")))
+	good, err := h5.Open(filepath.Join(dir, "good.h5"))
+	require.NoError(t, err)
+	conf, err := good.Root().StringAttr("model_config")
+	good.Close()
+	require.NoError(t, err)
+
+	long := strings.Repeat("x", 5000)
+	write := func(name string, fill func(top *h5.Group)) string {
+		p := filepath.Join(dir, name)
+		f, err := h5.Create(p)
+		require.NoError(t, err)
+		top := f.Root()
+		if strings.HasSuffix(name, ".model.h5") {
+			require.NoError(t, top.SetStringAttr("model_config", conf))
+			top, err = top.CreateGroup("model_weights")
+			require.NoError(t, err)
+		}
+		fill(top)
+		require.NoError(t, f.Close())
+		return p
+	}
+	cases := map[string]func(top *h5.Group){
+		// A layer whose group is missing.
+		"layer.weights.h5": func(top *h5.Group) {
+			require.NoError(t, top.SetStringsAttr("layer_names", []string{long}))
+		},
+		// More weights than the layer has.
+		"count.weights.h5": func(top *h5.Group) {
+			require.NoError(t, top.SetStringsAttr("layer_names", []string{"d"}))
+			g, err := top.CreateGroup("d")
+			require.NoError(t, err)
+			require.NoError(t, g.SetStringsAttr("weight_names", []string{long + "1", long + "2", long + "3"}))
+		},
+		// A weight whose dataset is missing, in a full model.
+		"weight.model.h5": func(top *h5.Group) {
+			require.NoError(t, top.SetStringsAttr("layer_names", []string{"d"}))
+			g, err := top.CreateGroup("d")
+			require.NoError(t, err)
+			require.NoError(t, g.SetStringsAttr("weight_names", []string{long + "1", long + "2"}))
+		},
+	}
+	for name, fill := range cases {
+		p := write(name, fill)
+		if strings.HasSuffix(name, ".model.h5") {
+			_, err = LoadKerasModel(p, LoadOptions{})
+		} else {
+			err = m.LoadWeightsLegacyH5(p)
+		}
+		require.Error(t, err, name)
+		assert.Less(t, len(err.Error()), len(p)+500, "%s: %s", name, err)
+		assert.NotContains(t, err.Error(), long[:300], name)
+	}
 }

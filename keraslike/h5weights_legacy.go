@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/gotf/gotf/internal/atomicfile"
+	ex "github.com/gotf/gotf/internal/excerpt"
 	"github.com/gotf/gotf/internal/h5"
 	"github.com/gotf/gotf/tfgo"
 )
@@ -174,6 +175,23 @@ func legacyStrings(g *h5.Group, name string) ([]string, error) {
 }
 
 func (m *Model) readLegacyWeights(f *h5.File) ([]*Weight, []*tfgo.Tensor, error) {
+	ws, vals, err := m.readLegacyLayers(f)
+	return ws, vals, shortH5Path(err)
+}
+
+// shortH5Path bounds the object path an HDF5 error quotes: a legacy
+// file's groups and datasets are named by the layer and weight names it
+// lists, which can be as long as the file likes.
+func shortH5Path(err error) error {
+	if he, ok := err.(*h5.Error); ok && len(he.Path) > ex.Max {
+		short := *he
+		short.Path = excerpt(he.Path)
+		return &short
+	}
+	return err
+}
+
+func (m *Model) readLegacyLayers(f *h5.File) ([]*Weight, []*tfgo.Tensor, error) {
 	top := f.Root()
 	if !top.HasAttr("layer_names") && !top.HasAttr("layer_names0") {
 		if !top.Has("model_weights") {
@@ -197,7 +215,7 @@ func (m *Model) readLegacyWeights(f *h5.File) ([]*Weight, []*tfgo.Tensor, error)
 	var fileLayers []fileLayer
 	for _, n := range names {
 		if n == "" || strings.Contains(n, "/") {
-			return nil, nil, fmt.Errorf("%s: invalid layer name %q in layer_names", f.Path(), n)
+			return nil, nil, fmt.Errorf("%s: invalid layer name %s in layer_names", f.Path(), quoted(n))
 		}
 		g, err := top.Group(n)
 		if err != nil {
@@ -227,7 +245,7 @@ func (m *Model) readLegacyWeights(f *h5.File) ([]*Weight, []*tfgo.Tensor, error)
 		fl := fileLayers[i]
 		lw := l.Weights()
 		if len(lw) != len(fl.weights) {
-			return ws, vals, fmt.Errorf("layer %q (%s) has %d weights, %s has %d for its layer %q (%s)", l.Name(), l.ClassName(), len(lw), f.Path(), len(fl.weights), fl.name, strings.Join(fl.weights, ", "))
+			return ws, vals, fmt.Errorf("layer %q (%s) has %d weights, %s has %d for its layer %s (%s)", l.Name(), l.ClassName(), len(lw), f.Path(), len(fl.weights), quoted(fl.name), excerpt(strings.Join(fl.weights, ", ")))
 		}
 		g, err := top.Group(fl.name)
 		if err != nil {
