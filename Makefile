@@ -7,7 +7,7 @@ GO ?= go
 # go test's default 10m per package is too short for the interop packages on 2 cores.
 TESTFLAGS ?= -timeout 40m
 
-.PHONY: all setup setup-runtime run test vet env clean bench-train bench-checkpoint bench-memory fuzz leak kill h5-campaign
+.PHONY: all setup setup-runtime run test vet env clean bench-train bench-checkpoint bench-memory bench-shards fuzz leak kill h5-campaign
 
 all: test
 
@@ -65,6 +65,10 @@ bench-checkpoint: setup
 ## bench-memory: GPT train step under float32, mixed_bfloat16 and remat: step time, TensorFlow's peak step memory, bfloat16 kernels (writes bench/<date>-memory-<cpu>.md)
 bench-memory: setup
 	$(GO) run ./cmd/benchmem $(ARGS)
+
+## bench-shards: save and load a ~1 GiB model as Keras sharded weights (.weights.json): peak RSS rise against the largest shard and weight
+bench-shards: setup-runtime
+	$(GO) run ./cmd/benchshards $(ARGS)
 
 ## fuzz: each fuzzer for FUZZTIME (default 10m here: make fuzz FUZZTIME=1h for a long campaign)
 fuzz: FUZZTIME = 10m
