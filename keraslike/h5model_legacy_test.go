@@ -2,6 +2,7 @@ package keraslike
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -227,4 +228,68 @@ func TestLegacyH5ErrorsQuoteExcerpts(t *testing.T) {
 		assert.Less(t, len(err.Error()), len(p)+500, "%s: %s", name, err)
 		assert.NotContains(t, err.Error(), long[:300], name)
 	}
+}
+
+// Long lists of layer or weight names are split into attributes as Keras
+// splits them (the same attribute names), and read back whole by Keras
+// and by Go.
+func TestLegacyH5ChunkedNameLists(t *testing.T) {
+	dir := t.TempDir()
+	lists := map[string][]string{"few": {"dense", "层_1"}}
+	var many []string
+	for i := range 5000 {
+		many = append(many, fmt.Sprintf("层_%d_%s", i, strings.Repeat("x", i%37)))
+	}
+	lists["many"] = many
+	in := map[string]*tfgo.Tensor{"dir": strTensor(t, dir)}
+	code := `
+import os, h5py
+from keras.src.legacy.saving import legacy_h5_format as lh5
+d = inputs["dir"].item().decode()
+`
+	for key, names := range lists {
+		p := filepath.Join(dir, key+".h5")
+		f, err := h5.Create(p)
+		require.NoError(t, err)
+		require.NoError(t, setLegacyStrings(f.Root(), "layer_names", names))
+		require.NoError(t, f.Close())
+		f, err = h5.Open(p)
+		require.NoError(t, err)
+		back, err := legacyStrings(f.Root(), "layer_names")
+		f.Close()
+		require.NoError(t, err)
+		assert.Equal(t, names, back, "%s read back in Go", key)
+
+		bs := make([][]byte, len(names))
+		for i, n := range names {
+			bs[i] = []byte(n)
+		}
+		in[key], err = tfgo.NewStringTensor([]int64{int64(len(names))}, bs)
+		require.NoError(t, err)
+		code += `
+with h5py.File(os.path.join(d, "` + key + `.h5"), "r") as f:
+    outputs["` + key + `_go_attrs"] = np.array(sorted(a.encode() for a in f.attrs.keys()), dtype=object)
+    outputs["` + key + `_read"] = np.array([n.encode() for n in lh5.load_attributes_from_hdf5_group(f, "layer_names")], dtype=object)
+with h5py.File(os.path.join(d, "` + key + `_keras.h5"), "w") as f:
+    lh5.save_attributes_to_hdf5_group(f, "layer_names", list(inputs["` + key + `"]))
+    outputs["` + key + `_keras_attrs"] = np.array(sorted(a.encode() for a in f.attrs.keys()), dtype=object)
+`
+	}
+	out := interop.Python(t, code, in)
+	for key, names := range lists {
+		read, err := out[key+"_read"].Strings()
+		require.NoError(t, err)
+		require.Len(t, read, len(names), key)
+		for i := range names {
+			require.Equal(t, names[i], string(read[i]), "%s: name %d read by Keras", key, i)
+		}
+		goAttrs, err := out[key+"_go_attrs"].Strings()
+		require.NoError(t, err)
+		kerasAttrs, err := out[key+"_keras_attrs"].Strings()
+		require.NoError(t, err)
+		assert.Equal(t, kerasAttrs, goAttrs, "%s: the attributes Keras and Go write", key)
+	}
+	split, err := out["many_keras_attrs"].Strings()
+	require.NoError(t, err)
+	assert.Greater(t, len(split), 2, "Keras splits the long list: %q", split)
 }

@@ -80,7 +80,7 @@ func (m *Model) createH5(path string, fill func(root *h5.Group, vals map[*Weight
 // writeLegacyWeights writes the legacy layout into top: the file's root
 // for a weights file, model_weights for a full model.
 func (m *Model) writeLegacyWeights(top *h5.Group, vals map[*Weight]*tfgo.Tensor) error {
-	if err := top.SetStringsAttr("layer_names", m.legacyLayerNames()); err != nil {
+	if err := setLegacyStrings(top, "layer_names", m.legacyLayerNames()); err != nil {
 		return err
 	}
 	if err := top.SetStringAttr("backend", "tensorflow"); err != nil {
@@ -112,7 +112,7 @@ func (m *Model) writeLegacyWeights(top *h5.Group, vals map[*Weight]*tfgo.Tensor)
 		for i, w := range ws {
 			paths[i] = w.Path
 		}
-		err = g.SetStringsAttr("weight_names", paths)
+		err = setLegacyStrings(g, "weight_names", paths)
 		for _, w := range ws {
 			if err != nil {
 				break
@@ -155,6 +155,42 @@ func (m *Model) loadLegacy(path string) error {
 	}
 	defer f.Close()
 	return m.assignFromH5(f, m.readLegacyWeights)
+}
+
+// hdf5HeaderLimit is the size of an attribute legacy Keras splits
+// (HDF5_OBJECT_HEADER_LIMIT): an HDF5 object header message holds 64 KiB.
+const hdf5HeaderLimit = 64512
+
+// setLegacyStrings writes a list attribute as Keras'
+// save_attributes_to_hdf5_group does: whole, or, when numpy's array of the
+// UTF-8 strings (each as wide as the longest) is larger than
+// hdf5HeaderLimit, in the fewest chunks name0, name1 ... that fit, sized as
+// numpy's array_split sizes them.
+func setLegacyStrings(g *h5.Group, name string, values []string) error {
+	width := 0
+	for _, v := range values {
+		width = max(width, len(v))
+	}
+	if len(values)*width <= hdf5HeaderLimit {
+		return g.SetStringsAttr(name, values)
+	}
+	perChunk := hdf5HeaderLimit / width
+	if perChunk == 0 {
+		return fmt.Errorf("attribute %s: a string of %d bytes is too long for an HDF5 attribute", name, width)
+	}
+	chunks := (len(values) + perChunk - 1) / perChunk
+	start := 0
+	for i := range chunks {
+		n := len(values) / chunks
+		if i < len(values)%chunks {
+			n++
+		}
+		if err := g.SetStringsAttr(fmt.Sprint(name, i), values[start:start+n]); err != nil {
+			return err
+		}
+		start += n
+	}
+	return nil
 }
 
 // legacyStrings reads a possibly chunked list attribute (name, or name0,
