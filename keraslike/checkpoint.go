@@ -129,6 +129,8 @@ func (m *Model) restore(sess *tfgo.Session, r *savedmodel.BundleReader, keys []s
 //     ".hdf5" is the error Keras gives, since they name whole models.
 //   - otherwise ".keras", ".h5" or ".hdf5" writes the whole model
 //     (SaveKeras); ".weights.h5" is an error, since it names a weights file.
+//   - ".weights.json" (sharded weights, which Keras' ModelCheckpoint does
+//     not write) is an error.
 //   - any other path (which Keras refuses) is a TensorFlow checkpoint
 //     prefix (SaveCheckpoint), as tf.keras 2 wrote: the directory's
 //     "checkpoint" state file names the latest.
@@ -242,6 +244,9 @@ func (c *ModelCheckpoint) kerasFile() (bool, error) {
 	weightsFile := strings.HasSuffix(c.Path, ".weights.h5")
 	modelFile := !weightsFile && (strings.HasSuffix(c.Path, ".keras") || strings.HasSuffix(c.Path, ".h5") || strings.HasSuffix(c.Path, ".hdf5"))
 	switch {
+	case strings.HasSuffix(c.Path, ".weights.json"):
+		// Not a checkpoint prefix either: its files would be mislabelled.
+		return false, fmt.Errorf("ModelCheckpoint: sharded weights (.weights.json) are not written by ModelCheckpoint, as by Keras': end the path in .weights.h5 with WeightsOnly. Received: path=%s", c.Path)
 	case c.WeightsOnly && modelFile:
 		return false, fmt.Errorf("ModelCheckpoint: with WeightsOnly the path must end in .weights.h5 (Keras weights format); a .keras or .h5 path saves the whole model. Received: path=%s", c.Path)
 	case !c.WeightsOnly && weightsFile:
