@@ -383,7 +383,8 @@ func readShardIndex(path string) (*shardIndex, error) {
 		return nil, fmt.Errorf("%s: \"weight_map\" is %s, want an object", path, excerpt(raw))
 	}
 	idx := &shardIndex{path: path, dir: filepath.Dir(path), groups: map[string][]string{}}
-	for key, v := range wm {
+	for _, key := range slices.Sorted(maps.Keys(wm)) { // the first error of several is the same each time
+		v := wm[key]
 		var names []string
 		var one string
 		if err := json.Unmarshal(v, &one); err == nil {
@@ -407,7 +408,10 @@ func readShardIndex(path string) (*shardIndex, error) {
 	return idx, nil
 }
 
-// checkShardName refuses a shard name that is not a plain file name.
+// checkShardName refuses a shard name that is not a plain file name. A
+// shard that is a symbolic link in the index's directory is followed: the
+// directory's owner made it (Hugging Face's cache links each file to a
+// blob), the index only names it.
 func checkShardName(n string) error {
 	switch {
 	case n == "" || n == "." || n == "..":

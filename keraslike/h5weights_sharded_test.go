@@ -232,6 +232,7 @@ func TestShardedWeightsHostile(t *testing.T) {
 			require.NoError(t, os.WriteFile(index, []byte(c.index), 0o644))
 			err := m.LoadWeightsH5(index)
 			require.Error(t, err)
+			t.Log(err)
 			assert.Contains(t, err.Error(), c.want)
 			assert.Contains(t, err.Error(), index)
 			assert.Less(t, len(err.Error()), 700, "error too long: %s", err)
@@ -268,4 +269,36 @@ func TestShardedWeightsHostile(t *testing.T) {
 	ents, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	assert.Empty(t, ents, "failed saves leave nothing behind")
+}
+
+// TestShardedWeightsMismatch: shards of a model with other shapes are
+// refused before any weight changes, naming the weight and the index.
+func TestShardedWeightsMismatch(t *testing.T) {
+	stack := func(units int) *Model {
+		return NewSequential("stack", InputSpec{Shape: []int64{4}},
+			NewDense(8, DenseOptions{Name: "a"}), NewDense(units, DenseOptions{Name: "b"}))
+	}
+	src, dst := stack(3), stack(5)
+	defer src.Close()
+	defer dst.Close()
+	require.NoError(t, src.Build())
+	index := filepath.Join(t.TempDir(), "s.weights.json")
+	require.NoError(t, src.SaveWeightsH5WithOptions(index, SaveWeightsOptions{MaxShardSize: 140.0 / (1 << 30)}))
+	names, _ := shardNames(t, index)
+	require.GreaterOrEqual(t, len(names), 2)
+
+	before, err := dst.GetWeights()
+	require.NoError(t, err)
+	defer closeTensors(before)
+	err = dst.LoadWeightsH5(index)
+	require.Error(t, err)
+	t.Log(err)
+	assert.Contains(t, err.Error(), index)
+	assert.Contains(t, err.Error(), "b/kernel")
+	after, err := dst.GetWeights()
+	require.NoError(t, err)
+	defer closeTensors(after)
+	for i := range before {
+		assert.True(t, bytes.Equal(before[i].Data(), after[i].Data()), "weight %s changed by a refused load", dst.Weights()[i].Path)
+	}
 }
