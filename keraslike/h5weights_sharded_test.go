@@ -62,6 +62,17 @@ func sameWeights(t *testing.T, m *Model, py map[string]*tfgo.Tensor, what string
 	assert.Nil(t, py["w"+strconv.Itoa(len(vals))], "%s: Python has more weights", what)
 }
 
+// unchanged checks that m's weights still hold before's values.
+func unchanged(t *testing.T, m *Model, before []*tfgo.Tensor) {
+	t.Helper()
+	after, err := m.GetWeights()
+	require.NoError(t, err)
+	defer closeTensors(after)
+	for i := range before {
+		assert.True(t, bytes.Equal(before[i].Data(), after[i].Data()), "weight %s changed by a refused load", m.Weights()[i].Path)
+	}
+}
+
 func gbTensor(t *testing.T, gb float64) *tfgo.Tensor {
 	tn, err := tfgo.NewTensor(gb)
 	require.NoError(t, err)
@@ -248,12 +259,7 @@ func TestShardedWeightsHostile(t *testing.T) {
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "more than")
 	})
-	after, err := m.GetWeights()
-	require.NoError(t, err)
-	defer closeTensors(after)
-	for i := range before {
-		assert.True(t, bytes.Equal(before[i].Data(), after[i].Data()), "weight %s changed by a failed load", m.Weights()[i].Path)
-	}
+	unchanged(t, m, before)
 
 	// Saving: what Keras refuses, and names that would mislabel a file.
 	dir := t.TempDir()
@@ -295,10 +301,5 @@ func TestShardedWeightsMismatch(t *testing.T) {
 	t.Log(err)
 	assert.Contains(t, err.Error(), index)
 	assert.Contains(t, err.Error(), "b/kernel")
-	after, err := dst.GetWeights()
-	require.NoError(t, err)
-	defer closeTensors(after)
-	for i := range before {
-		assert.True(t, bytes.Equal(before[i].Data(), after[i].Data()), "weight %s changed by a refused load", dst.Weights()[i].Path)
-	}
+	unchanged(t, dst, before)
 }
