@@ -60,10 +60,12 @@ const maxShardIndexBytes = 64 << 20
 // One weight at a time is read from the runtime and streamed into the
 // current shard, so the memory a save takes beyond the model's is about
 // one weight, not the model. The shards and the index are written in a
-// temporary directory beside path and renamed into place when all are
-// complete, the index last, after any previous index was removed: a save
-// killed half-way leaves either the previous files or no index, never an
-// index that names a mix of two saves' shards. Shards of a previous save
+// temporary directory beside path, synced, and renamed into place when
+// all are complete, the index last, after any previous index was removed.
+// Keras' fixed shard names allow no atomic replacement of the set: a save
+// killed while its shards are renamed (a few renames and a directory sync
+// long) leaves no index; killed before, it leaves the previous save; never
+// an index naming a mix of two saves' shards. Shards of a previous save
 // that the new one does not name are left alone, as Keras leaves them.
 func (m *Model) SaveWeightsH5WithOptions(path string, opts SaveWeightsOptions) error {
 	if err := m.usable(); err != nil {
@@ -247,20 +249,39 @@ func (m *Model) saveShardedWeights(path string, maxBytes float64) error {
 	if w.values > 0 {
 		total = pyFloat(w.total)
 	}
-	index := filepath.Join(tmp.Dir, filepath.Base(path))
-	if err := os.WriteFile(index, shardIndexJSON(total, w.entries), 0o644); err != nil {
+	index := shardIndexJSON(total, w.entries)
+	if err := os.WriteFile(filepath.Join(tmp.Dir, filepath.Base(path)), index, 0o644); err != nil {
 		return err
 	}
-	// The old index goes first: until the new one is in place, a reader
-	// finds none rather than one naming shards of two different saves.
+	return commitShards(tmp.Dir, path, w.written)
+}
+
+// commitShards moves a save's shards and then its index from the
+// temporary directory tmp into place. Everything is synced first, and the
+// old index is removed before the first shard replaces an old one: a kill
+// in between (a few renames long) leaves no index rather than one naming
+// shards of two different saves, which would load silently wrong weights.
+func commitShards(tmp, path string, shards []string) error {
+	index := filepath.Join(tmp, filepath.Base(path))
+	for _, s := range shards {
+		if err := atomicfile.SyncFile(filepath.Join(tmp, s)); err != nil {
+			return err
+		}
+	}
+	if err := atomicfile.SyncFile(index); err != nil {
+		return err
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	dir := filepath.Dir(path)
-	for _, s := range w.written {
-		if err := atomicfile.Commit(filepath.Join(tmp.Dir, s), filepath.Join(dir, s)); err != nil {
+	for _, s := range shards {
+		if err := os.Rename(filepath.Join(tmp, s), filepath.Join(dir, s)); err != nil {
 			return fmt.Errorf("replacing %s: %w", filepath.Join(dir, s), err)
 		}
+	}
+	if err := atomicfile.SyncDir(dir); err != nil {
+		return err
 	}
 	if err := atomicfile.Commit(index, path); err != nil {
 		return fmt.Errorf("replacing %s: %w", path, err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gotf/gotf/internal/interop"
+	"github.com/gotf/gotf/internal/killtest"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -302,4 +303,30 @@ func TestShardedWeightsMismatch(t *testing.T) {
 	assert.Contains(t, err.Error(), index)
 	assert.Contains(t, err.Error(), "b/kernel")
 	unchanged(t, dst, before)
+}
+
+// The kill harness's sharded writer (kill_test.go): 10 MiB in three
+// shards.
+func init() {
+	killWriters["weights.json"] = struct {
+		file string
+		save func(m *Model, c *ModelCheckpoint, path string, gen int) error
+		load func(m *Model, path string) error
+	}{"m.weights.json",
+		func(m *Model, _ *ModelCheckpoint, path string, _ int) error {
+			return m.SaveWeightsH5WithOptions(path, SaveWeightsOptions{MaxShardSize: 5.0 / 1024})
+		},
+		(*Model).LoadWeightsH5}
+}
+
+// TestShardedWeightsKilledAtTemporary: a sharded save killed the moment
+// its temporary directory appears leaves the previous save loadable, and
+// the next save removes the temporary.
+func TestShardedWeightsKilledAtTemporary(t *testing.T) {
+	w := kerasKillWriter(t, "weights.json")
+	w.Own = func(name string) bool {
+		return name == "m.weights.json" || strings.HasPrefix(name, "m_") && strings.HasSuffix(name, ".weights.h5")
+	}
+	w.Trigger = func(name string) bool { return strings.HasPrefix(name, ".") }
+	killtest.Run(t, w, killtest.Kills(t, 3))
 }
