@@ -35,6 +35,13 @@ type MultiWorkerOptions struct {
 	// between steps stays inside; negative means no timeout (Python's
 	// default, which relies on its health checks instead).
 	CollectiveTimeout time.Duration
+	// HealthCheckInterval is how often, while Fit trains, this worker
+	// dials the other tasks of the cluster: three failures in a row (a
+	// peer whose process is gone refuses at once) fail the training step
+	// naming the lost task, instead of waiting for CollectiveTimeout
+	// (Python's strategy checks its peers' health for the same reason; see
+	// WatchPeers). 0 means 5 seconds; negative turns the checks off.
+	HealthCheckInterval time.Duration
 }
 
 // workerCluster is what a MirroredStrategy spanning workers adds: the
@@ -45,6 +52,7 @@ type workerCluster struct {
 	workers int // the tasks that train: the chief, if any, and the workers
 	rank    int // this task's index among them, the chief first
 	timeout time.Duration
+	health  time.Duration // HealthCheckInterval
 }
 
 // multiWorkerGroupKeys start far above the one-host strategies' keys, so
@@ -117,6 +125,9 @@ func NewMultiWorkerMirroredStrategy(o MultiWorkerOptions) (*MirroredStrategy, er
 	}
 	if c.timeout == 0 {
 		c.timeout = 10 * time.Minute
+	}
+	if c.health = o.HealthCheckInterval; c.health == 0 {
+		c.health = 5 * time.Second
 	}
 	base := &cpb.ConfigProto{}
 	if so := st.SessionOptions(); len(so.DeviceCount) > 0 {
@@ -285,4 +296,80 @@ func (s *MirroredStrategy) BatchBroadcast(sc *tfgo.Scope, perReplica [][]tfgo.Ou
 		}
 	}
 	return s.batchAllReduce(sc, masked, "Id")
+}
+
+// PeerWatch is a running health check of a multi-worker strategy's peers
+// (WatchPeers). Its methods work on a nil PeerWatch, which never fires.
+type PeerWatch struct {
+	done, lost chan struct{}
+	stop       sync.Once
+	err        error // set before lost is closed
+}
+
+// WatchPeers checks the other tasks' health every HealthCheckInterval
+// until Stop (nil for a one-host strategy or with the checks off): when a
+// peer fails three checks in a row, Lost is closed and Err names it.
+//
+// TensorFlow's graph sessions cannot cancel a step, and a collective
+// waiting for a dead peer's part fails only at CollectiveTimeout; Fit
+// stops waiting for such a step when the watch fires and returns the
+// error at once, leaving the step to end in TensorFlow at its timeout.
+// The process is then expected to exit, as Python's workers do when a
+// peer is lost (the session cannot be closed while the step runs).
+func (s *MirroredStrategy) WatchPeers() *PeerWatch {
+	if s == nil || s.cluster == nil || s.cluster.health < 0 {
+		return nil
+	}
+	w := &PeerWatch{done: make(chan struct{}), lost: make(chan struct{})}
+	go func() {
+		tick := time.NewTicker(s.cluster.health)
+		defer tick.Stop()
+		failures := 0
+		for {
+			select {
+			case <-w.done:
+				return
+			case <-tick.C:
+			}
+			err := s.CheckPeers(min(s.cluster.health, 5*time.Second))
+			if err == nil {
+				failures = 0
+				continue
+			}
+			if failures++; failures == 3 {
+				w.err = err
+				close(w.lost)
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// Lost is closed when a peer is lost (never for a nil PeerWatch).
+func (w *PeerWatch) Lost() <-chan struct{} {
+	if w == nil {
+		return nil
+	}
+	return w.lost
+}
+
+// Err names the lost peers once Lost is closed; nil before.
+func (w *PeerWatch) Err() error {
+	if w == nil {
+		return nil
+	}
+	select {
+	case <-w.lost:
+		return w.err
+	default:
+		return nil
+	}
+}
+
+// Stop ends the checks; it is safe to call more than once.
+func (w *PeerWatch) Stop() {
+	if w != nil {
+		w.stop.Do(func() { close(w.done) })
+	}
 }

@@ -58,7 +58,7 @@ func mwWorker(t *testing.T, spec string) {
 	for k := range job.Devices {
 		devs = append(devs, fmt.Sprintf("/device:CPU:%d", k))
 	}
-	st, err := distribute.NewMultiWorkerMirroredStrategy(distribute.MultiWorkerOptions{Devices: devs, CollectiveTimeout: 30 * time.Second})
+	st, err := distribute.NewMultiWorkerMirroredStrategy(distribute.MultiWorkerOptions{Devices: devs, CollectiveTimeout: 30 * time.Second, HealthCheckInterval: time.Second})
 	require.NoError(t, err)
 	m := mirrorDenseModel(t)
 	require.NoError(t, m.Compile(CompileOptions{Optimizer: mwOptimizer(), Loss: MeanSquaredError{}, Strategy: st}))

@@ -484,13 +484,40 @@ func (m *Model) syncReplicas(sess *tfgo.Session) error {
 // fails with the RPC's error or its timeout, which need not name the task.
 func (m *Model) explainStepError(err error) error {
 	st := m.Strategy()
-	if st.NumWorkers() < 2 {
+	if st.NumWorkers() < 2 || errors.Is(err, errPeerLost) {
 		return err
 	}
 	if perr := st.CheckPeers(2 * time.Second); perr != nil {
 		return fmt.Errorf("%w; %v", err, perr)
 	}
 	return err
+}
+
+// errPeerLost marks a step abandoned because a peer was lost.
+var errPeerLost = errors.New("the step was abandoned")
+
+// runWatched runs a training step, returning early with the watch's error
+// when it fires first (see distribute.PeerWatch): the step goes on in
+// TensorFlow until its collectives time out.
+func runWatched(w *distribute.PeerWatch, run func() ([]*tfgo.Tensor, error)) ([]*tfgo.Tensor, error) {
+	if w == nil {
+		return run()
+	}
+	type result struct {
+		outs []*tfgo.Tensor
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		outs, err := run()
+		done <- result{outs, err}
+	}()
+	select {
+	case r := <-done:
+		return r.outs, r.err
+	case <-w.Lost():
+		return nil, fmt.Errorf("%v: %w, left running in TensorFlow until its collectives time out; end the process (its session cannot close before)", w.Err(), errPeerLost)
+	}
 }
 
 // checkSplit refuses a global batch the replicas cannot share equally,

@@ -353,6 +353,9 @@ func (m *Model) Fit(ctx context.Context, data Dataset, o FitOptions) (*History, 
 		steps = o.StepsPerEpoch
 	}
 	cbs := m.workerCallbacks(o.Callbacks)
+	// Across workers: a lost peer ends the step that waits for it.
+	watch := m.Strategy().WatchPeers()
+	defer watch.Stop()
 	start := FitPosition{Epoch: o.InitialEpoch}
 	for _, c := range o.Callbacks {
 		r, ok := c.(Resumer)
@@ -427,7 +430,9 @@ func (m *Model) Fit(ctx context.Context, data Dataset, o FitOptions) (*History, 
 			if tg.accumulate != nil && (n+1)%tg.opts.AccumulationSteps != 0 {
 				target = tg.accumulate
 			}
-			outs, err := m.runFitStep(sess, o.Callbacks, epoch, n, map[tfgo.Output]any{tg.x: xt, tg.yTrue: yt}, fetches, target)
+			outs, err := runWatched(watch, func() ([]*tfgo.Tensor, error) {
+				return m.runFitStep(sess, o.Callbacks, epoch, n, map[tfgo.Output]any{tg.x: xt, tg.yTrue: yt}, fetches, target)
+			})
 			if err != nil {
 				runErr = fmt.Errorf("train step %d of epoch %d: %w", n, epoch+1, m.explainStepError(err))
 				return false
