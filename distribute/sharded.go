@@ -18,7 +18,7 @@ import (
 // tf.distribute.experimental.partitioners do (they return a list with one
 // count per axis, every one 1 but the first; this returns the first).
 // NewShardedVariable caps the count at shape[0], as ParameterServerStrategy
-// does, so a partitioner may return more shards than rows.
+// does, so a partitioner of one's own may return more shards than rows.
 type Partitioner func(shape []int64, dtype tfgo.DataType) (int, error)
 
 // partitionBytesPerString is the element size the partitioners assume for
@@ -26,7 +26,11 @@ type Partitioner func(shape []int64, dtype tfgo.DataType) (int, error)
 const partitionBytesPerString = 16
 
 // FixedShardsPartitioner returns Python's
-// FixedShardsPartitioner(num_shards): min(numShards, shape[0]) shards.
+// FixedShardsPartitioner(num_shards): numShards shards. A variable with
+// fewer rows than numShards is an error naming both, where Python makes
+// shape[0] shards without a word: a count asked for by name that the
+// variable cannot have is more likely a mistake (the wrong axis, a
+// vocabulary smaller than meant) than a wish for fewer shards.
 func FixedShardsPartitioner(numShards int) Partitioner {
 	return func(shape []int64, _ tfgo.DataType) (int, error) {
 		if err := checkPartitionShape(shape); err != nil {
@@ -35,7 +39,10 @@ func FixedShardsPartitioner(numShards int) Partitioner {
 		if numShards < 1 {
 			return 0, fmt.Errorf("FixedShardsPartitioner: num_shards must be positive, got %d", numShards)
 		}
-		return int(min(int64(numShards), shape[0])), nil
+		if shape[0] < int64(numShards) {
+			return 0, fmt.Errorf("FixedShardsPartitioner(%d): axis 0 has %d rows, fewer than the %d shards (each shard needs a row; Python would make %d shards silently)", numShards, shape[0], numShards, shape[0])
+		}
+		return numShards, nil
 	}
 }
 

@@ -145,7 +145,6 @@ func (c partitionCase) python() string {
 var partitionCases = []partitionCase{
 	{"fixed", 3, 0, []int64{10, 3}, tfgo.Float, "float32"},
 	{"fixed", 4, 0, []int64{10}, tfgo.Float, "float32"},
-	{"fixed", 3, 0, []int64{2, 4}, tfgo.Float, "float32"}, // capped at the rows
 	{"fixed", 1, 0, []int64{5, 5}, tfgo.Double, "float64"},
 	{"min", 256 << 10, 1, []int64{1024, 1024}, tfgo.Float, "float32"},
 	{"min", 256 << 10, 100, []int64{1024, 1024}, tfgo.Float, "float32"},
@@ -199,6 +198,11 @@ func TestPartitionerBadArguments(t *testing.T) {
 	}
 	_, err := FixedShardsPartitioner(2)(nil, tfgo.Float)
 	assert.ErrorContains(t, err, "scalar")
+	// A partition smaller than its shard count, named with the variable.
+	_, err = FixedShardsPartitioner(3)([]int64{2, 4}, tfgo.Float)
+	assert.ErrorContains(t, err, "axis 0 has 2 rows, fewer than the 3 shards")
+	_, err = NewShardedVariable(tfgo.NewScope(), "vocab", tfgo.Float, []int64{2, 4}, tfgo.Zeros(), FixedShardsPartitioner(3), nil)
+	assert.ErrorContains(t, err, `sharded variable "vocab" of shape [2 4]: FixedShardsPartitioner(3): axis 0 has 2 rows`)
 	_, err = MaxSizePartitioner(8, 0)([]int64{3, 0}, tfgo.Float)
 	assert.ErrorContains(t, err, "no elements")
 }
@@ -213,7 +217,7 @@ func TestShardedVariableMatchesParameterServerStrategy(t *testing.T) {
 	cases := []partitionCase{
 		{"fixed", 3, 0, []int64{10, 3}, tfgo.Float, "float32"},
 		{"fixed", 3, 0, []int64{7}, tfgo.Float, "float32"},
-		{"fixed", 3, 0, []int64{2, 4}, tfgo.Float, "float32"},
+		{"fixed", 2, 0, []int64{2, 4}, tfgo.Float, "float32"},
 		{"fixed", 4, 0, []int64{11, 2}, tfgo.Float, "float32"},
 		{"max", 24, 0, []int64{9, 2}, tfgo.Float, "float32"},
 		{"min", 16, 4, []int64{5, 4}, tfgo.Float, "float32"},
