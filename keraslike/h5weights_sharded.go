@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,6 +54,11 @@ type SaveWeightsOptions struct {
 // maxShardIndexBytes bounds the JSON index a load reads: a model of a
 // million variable groups needs about a hundredth of it.
 const maxShardIndexBytes = 64 << 20
+
+// collectAfterBytes is the weight size from which a load collects the Go
+// copy of each value at once; a collection of the loader's small heap
+// costs far less than reading that many bytes.
+const collectAfterBytes = 8 << 20
 
 // SaveWeightsH5WithOptions is SaveWeightsH5 with options: with
 // MaxShardSize it writes Keras' sharded weights, which
@@ -522,6 +528,13 @@ func (m *Model) loadShardedWeights(path string) error {
 		t, err := readWeight(f.Root(), p.ds, p.w, p.layer)
 		if err != nil {
 			return err
+		}
+		// The value read into Go is garbage once the tensor holds a
+		// copy: collected now, a large one does not outlive the next read
+		// (measured with 64 MiB weights: the load's peak RSS rose by one
+		// weight instead of three).
+		if weightSize(p.w)*int64(p.w.DType().Size()) >= collectAfterBytes {
+			runtime.GC()
 		}
 		err = m.assign(sess, []*Weight{p.w}, []*tfgo.Tensor{t})
 		t.Close()
