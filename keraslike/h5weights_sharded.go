@@ -123,9 +123,8 @@ type shardWriter struct {
 	max       float64 // bytes
 	next      int     // index of the next shard
 	f         *h5.File
-	name      string          // of f
-	made      map[string]bool // variables groups f has
-	size      float64         // of f's values, as Keras counts it
+	name      string  // of f
+	size      float64 // of f's values, as Keras counts it
 	total     float64
 	values    int
 	entries   []*indexEntry
@@ -140,7 +139,7 @@ func (w *shardWriter) open() error {
 	if err != nil {
 		return err
 	}
-	w.f, w.made, w.size = f, map[string]bool{}, 0
+	w.f, w.size = f, 0
 	w.written = append(w.written, w.name)
 	return nil
 }
@@ -159,7 +158,6 @@ func (w *shardWriter) group(vp, name string) error {
 		return err
 	}
 	defer g.Close()
-	w.made[vp] = true
 	return g.SetStringAttr("name", name)
 }
 
