@@ -223,10 +223,19 @@ func (s *MirroredStrategy) BatchAllReduceMean(sc *tfgo.Scope, perReplica [][]tfg
 // batchAllReduce is BatchAllReduceMean with CollectiveReduceV2's final
 // op: "Div" for the mean, "Id" for the sum.
 func (s *MirroredStrategy) batchAllReduce(sc *tfgo.Scope, perReplica [][]tfgo.Output, finalOp string) [][]tfgo.Output {
-	return s.batchCollective(sc, perReplica, "all_reduce", func(ds *tfgo.Scope, v, n, group, inst tfgo.Output) tfgo.Output {
+	if s != nil && s.cluster != nil {
+		return s.packedAllReduce(sc, perReplica, finalOp)
+	}
+	return s.batchCollective(sc, perReplica, "all_reduce", s.reduceOp(finalOp))
+}
+
+// reduceOp makes one device's CollectiveReduceV2 with merge Add and the
+// final op given, for batchCollective.
+func (s *MirroredStrategy) reduceOp(finalOp string) func(ds *tfgo.Scope, v, n, group, inst tfgo.Output) tfgo.Output {
+	return func(ds *tfgo.Scope, v, n, group, inst tfgo.Output) tfgo.Output {
 		return tfgo.CollectiveReduceV2(ds, v, n, group, inst, nil, "Add", finalOp, tfgo.CollectiveReduceV2CommunicationHint(s.communicationHint()),
 			tfgo.CollectiveReduceV2TimeoutSeconds(s.collectiveTimeout()))
-	})
+	}
 }
 
 // batchCollective adds one collective per tensor and device: perReplica[i]

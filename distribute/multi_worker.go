@@ -373,3 +373,98 @@ func (w *PeerWatch) Stop() {
 		w.stop.Do(func() { close(w.done) })
 	}
 }
+
+// packedAllReduce is batchAllReduce across workers: the tensors of each
+// dtype whose shapes are known are flattened and concatenated into one
+// tensor per replica, all-reduced by one collective, and split back, as
+// Python's strategy packs its all-reduces (cross_device_utils'
+// batch_all_reduce). Each element is reduced as it would be alone, so the
+// result is the same; what changes is the number of collectives, each a
+// round of RPCs between the hosts: one per dtype instead of one per
+// gradient.
+func (s *MirroredStrategy) packedAllReduce(sc *tfgo.Scope, perReplica [][]tfgo.Output, finalOp string) [][]tfgo.Output {
+	if sc.Err() != nil {
+		return nil
+	}
+	n := len(s.devices)
+	out := make([][]tfgo.Output, len(perReplica))
+	var alone []int                    // tensors reduced one by one
+	packs := map[tfgo.DataType][]int{} // the others, by dtype
+	var order []tfgo.DataType
+	shapes := make([][]int64, len(perReplica))
+	for i, vals := range perReplica {
+		if len(vals) != n || vals[0].Op == nil {
+			alone = append(alone, i)
+			continue
+		}
+		sh, err := vals[0].Shape()
+		known := err == nil && !sh.UnknownRank
+		for _, d := range sh.Dims {
+			known = known && d >= 0
+		}
+		if !known {
+			alone = append(alone, i)
+			continue
+		}
+		shapes[i] = sh.Dims
+		dt := vals[0].DataType()
+		if _, ok := packs[dt]; !ok {
+			order = append(order, dt)
+		}
+		packs[dt] = append(packs[dt], i)
+	}
+	kept := order[:0]
+	for _, dt := range order {
+		if len(packs[dt]) == 1 { // nothing to pack it with
+			alone = append(alone, packs[dt][0])
+			continue
+		}
+		kept = append(kept, dt)
+	}
+	order = kept
+	var flat [][]tfgo.Output // one packed tensor per dtype, per replica
+	for _, dt := range order {
+		row := make([]tfgo.Output, n)
+		for k := range n {
+			ps := sc.WithDevice(s.devices[k]).SubScope(fmt.Sprintf("pack_%d", k))
+			parts := make([]tfgo.Output, len(packs[dt]))
+			for j, i := range packs[dt] {
+				parts[j] = tfgo.Reshape(ps, perReplica[i][k], tfgo.Const(ps, []int64{-1}))
+			}
+			row[k] = tfgo.ConcatV2(ps, parts, tfgo.Const(ps, int32(0)))
+		}
+		flat = append(flat, row)
+	}
+	for _, i := range alone {
+		flat = append(flat, perReplica[i])
+	}
+	red := s.batchCollective(sc, flat, "all_reduce", s.reduceOp(finalOp))
+	if red == nil {
+		return nil
+	}
+	for p, dt := range order {
+		idx := packs[dt]
+		sizes := make([]int64, len(idx))
+		for j, i := range idx {
+			sizes[j] = 1
+			for _, d := range shapes[i] {
+				sizes[j] *= d
+			}
+			out[i] = make([]tfgo.Output, n)
+		}
+		for k := range n {
+			us := sc.WithDevice(s.devices[k]).SubScope(fmt.Sprintf("unpack_%d", k))
+			parts := tfgo.SplitV(us, red[p][k], tfgo.Const(us, sizes), tfgo.Const(us, int32(0)), int64(len(idx)))
+			for j, i := range idx {
+				out[i][k] = tfgo.Reshape(us, parts[j], tfgo.Const(us, shapes[i]))
+			}
+		}
+	}
+	for j, i := range alone {
+		out[i] = red[len(order)+j]
+	}
+	if sc.Err() != nil {
+		return nil
+	}
+	return out
+}

@@ -5,6 +5,14 @@
 //
 //	go run ./cmd/benchtrain -config small -steps 50
 //	go run ./cmd/benchtrain -config small -replicas 2      # mirrored over 2 logical CPUs
+//	go run ./cmd/benchtrain -config small -workers 2       # 2 worker processes on loopback
+//
+// With -workers N it starts N copies of itself as the workers of a
+// multi-worker strategy on 127.0.0.1 ports (TF_CONFIG set for each), the
+// global batch split between them, and prints one line: the slowest
+// worker's step time and the loopback bytes sent per step during the
+// timed steps (every worker's, read from /proc/net/dev), beside the bytes
+// a ring all-reduce of the gradients moves.
 package main
 
 import (
@@ -14,7 +22,11 @@ import (
 	"fmt"
 	"log"
 	"math/rand"
+	"net"
 	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gotf/gotf/distribute"
@@ -39,6 +51,12 @@ type result struct {
 	MsPerStep float64 `json:"ms_per_step"`
 	Params    int64   `json:"params"`
 	Tokens    int     `json:"tokens_per_step"`
+	Workers   int     `json:"workers,omitempty"`
+	// LoopbackBytes: bytes sent on the loopback interface per timed step.
+	LoopbackBytes float64 `json:"loopback_bytes_per_step,omitempty"`
+	// RingBytes: what a ring all-reduce of the gradients sends per step,
+	// all workers together: 2 (N-1) times the gradients' bytes.
+	RingBytes int64 `json:"ring_allreduce_bytes_per_step,omitempty"`
 }
 
 func main() {
@@ -49,7 +67,12 @@ func main() {
 	threads := flag.Int("threads", 0, "intra-op threads (0: TensorFlow's choice)")
 	replicas := flag.Int("replicas", 1, "mirror the model over this many logical CPUs (distribute.MirroredStrategy), the batch split between them")
 	cpus := flag.Int("logical-cpus", 1, "logical CPU devices in the session (at least -replicas)")
+	workers := flag.Int("workers", 1, "train on this many worker processes on loopback (distribute.NewMultiWorkerMirroredStrategy), the batch split between them")
 	flag.Parse()
+	if *workers > 1 && os.Getenv("TF_CONFIG") == "" {
+		launch(*workers)
+		return
+	}
 	*cpus = max(*cpus, *replicas)
 	c, ok := configs[*name]
 	if !ok {
@@ -69,7 +92,16 @@ func main() {
 	}
 	m.SetSessionOptions(so)
 	var strategy *distribute.MirroredStrategy
-	if *replicas > 1 {
+	if *workers > 1 {
+		devs := make([]string, *replicas)
+		for i := range devs {
+			devs[i] = fmt.Sprintf("/device:CPU:%d", i)
+		}
+		if strategy, err = distribute.NewMultiWorkerMirroredStrategy(distribute.MultiWorkerOptions{Devices: devs}); err != nil {
+			log.Fatal(err)
+		}
+		m.SetSessionOptions(tfgo.SessionOptions{IntraOpThreads: *threads})
+	} else if *replicas > 1 {
 		devs := make([]string, *replicas)
 		for i := range devs {
 			devs[i] = fmt.Sprintf("/device:CPU:%d", i)
@@ -96,11 +128,86 @@ func main() {
 	if _, err := m.Fit(ctx, data, keraslike.FitOptions{StepsPerEpoch: *warmup}); err != nil {
 		log.Fatal(err)
 	}
+	lo := loopbackSent()
 	start := time.Now()
 	if _, err := m.Fit(ctx, data, keraslike.FitOptions{StepsPerEpoch: *steps}); err != nil {
 		log.Fatal(err)
 	}
 	ms := float64(time.Since(start).Microseconds()) / 1e3 / float64(*steps)
-	out, _ := json.Marshal(result{Config: *name, XLA: *xla, Replicas: *replicas, Devices: *cpus, MsPerStep: ms, Params: m.CountParams(), Tokens: c.batch * c.gpt.SeqLen})
+	res := result{Config: *name, XLA: *xla, Replicas: *replicas, Devices: *cpus, MsPerStep: ms, Params: m.CountParams(), Tokens: c.batch * c.gpt.SeqLen}
+	if *workers > 1 {
+		res.Workers = *workers
+		res.LoopbackBytes = float64(loopbackSent()-lo) / float64(*steps)
+		res.RingBytes = 2 * int64(*workers-1) * 4 * m.CountParams() // float32 gradients
+	}
+	out, _ := json.Marshal(res)
 	fmt.Fprintln(os.Stdout, string(out))
+}
+
+// launch runs the benchmark on n worker processes (this program again,
+// with TF_CONFIG) and prints the slowest worker's result.
+func launch(n int) {
+	var addrs []string
+	var ls []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			log.Fatal(err)
+		}
+		ls = append(ls, l)
+		addrs = append(addrs, l.Addr().String())
+	}
+	for _, l := range ls { // freed for the workers' servers
+		l.Close()
+	}
+	cmds := make([]*exec.Cmd, n)
+	outs := make([]*strings.Builder, n)
+	for i := range cmds {
+		cfg, _ := json.Marshal(map[string]any{"cluster": map[string]any{"worker": addrs}, "task": map[string]any{"type": "worker", "index": i}})
+		cmds[i] = exec.Command(os.Args[0], os.Args[1:]...)
+		cmds[i].Env = append(os.Environ(), "TF_CONFIG="+string(cfg))
+		outs[i] = &strings.Builder{}
+		cmds[i].Stdout, cmds[i].Stderr = outs[i], os.Stderr
+		if err := cmds[i].Start(); err != nil {
+			log.Fatal(err)
+		}
+		defer cmds[i].Process.Kill()
+	}
+	var worst result
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			log.Fatalf("worker %d: %v\n%s", i, err, outs[i])
+		}
+		var r result
+		if err := json.Unmarshal([]byte(strings.TrimSpace(outs[i].String())), &r); err != nil {
+			log.Fatalf("worker %d printed %q: %v", i, outs[i], err)
+		}
+		if r.MsPerStep > worst.MsPerStep {
+			worst = r
+		}
+	}
+	out, _ := json.Marshal(worst)
+	fmt.Println(string(out))
+}
+
+// loopbackSent is the bytes sent on the loopback interface so far
+// (/proc/net/dev), 0 where it cannot be read.
+func loopbackSent() int64 {
+	b, err := os.ReadFile("/proc/net/dev")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || name != "lo" {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) < 9 {
+			return 0
+		}
+		n, _ := strconv.ParseInt(f[8], 10, 64) // transmit bytes
+		return n
+	}
+	return 0
 }
