@@ -31,7 +31,7 @@ func TestNewMirroredStrategyDevices(t *testing.T) {
 		"/device:CPU:0,cpu":               `malformed device name "cpu"`,
 		"/device:CPU:-1":                  "malformed",
 		"/device:CPU:0,/device:GPU:0":     "two types",
-		"/job:worker/task:1/device:CPU:0": "multi-worker",
+		"/job:worker/task:1/device:CPU:0": "NewMultiWorkerMirroredStrategy",
 	} {
 		_, err := NewMirroredStrategy(splitComma(in)...)
 		require.Error(t, err, in)

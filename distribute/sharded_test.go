@@ -198,11 +198,9 @@ func TestPartitionerBadArguments(t *testing.T) {
 	}
 	_, err := FixedShardsPartitioner(2)(nil, tfgo.Float)
 	assert.ErrorContains(t, err, "scalar")
-	// A partition smaller than its shard count, named with the variable.
+	// A partition smaller than its shard count (see TestBadInput).
 	_, err = FixedShardsPartitioner(3)([]int64{2, 4}, tfgo.Float)
 	assert.ErrorContains(t, err, "axis 0 has 2 rows, fewer than the 3 shards")
-	_, err = NewShardedVariable(tfgo.NewScope(), "vocab", tfgo.Float, []int64{2, 4}, tfgo.Zeros(), FixedShardsPartitioner(3), nil)
-	assert.ErrorContains(t, err, `sharded variable "vocab" of shape [2 4]: FixedShardsPartitioner(3): axis 0 has 2 rows`)
 	_, err = MaxSizePartitioner(8, 0)([]int64{3, 0}, tfgo.Float)
 	assert.ErrorContains(t, err, "no elements")
 }
@@ -644,11 +642,13 @@ func TestCheckpointReshards(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	// Two rows in three fixed shards: two shards, as
-	// FixedShardsPartitioner and ParameterServerStrategy cap them (the
-	// partitioner table checks Python's count).
+	// Two rows in three fixed shards: an error naming the variable (Python
+	// caps the count at two); a partitioner of one's own asking for more
+	// shards than rows is capped, as ParameterServerStrategy caps it.
 	s := tfgo.NewScope()
-	v, err := NewShardedVariable(s, "small", tfgo.Float, []int64{2, 4}, tfgo.Zeros(), FixedShardsPartitioner(3), nil)
+	_, err := NewShardedVariable(s, "small", tfgo.Float, []int64{2, 4}, tfgo.Zeros(), FixedShardsPartitioner(3), nil)
+	assert.ErrorContains(t, err, `sharded variable "small" of shape [2 4]: FixedShardsPartitioner(3): axis 0 has 2 rows, fewer than the 3 shards`)
+	v, err := NewShardedVariable(s, "capped", tfgo.Float, []int64{2, 4}, tfgo.Zeros(), func([]int64, tfgo.DataType) (int, error) { return 3, nil }, nil)
 	require.NoError(t, err)
 	assert.Len(t, v.Shards(), 2)
 	assert.Equal(t, []string{"", ""}, v.Devices())
