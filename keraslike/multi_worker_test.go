@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gotf/gotf/distribute"
+	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -225,7 +226,7 @@ func mwInit(t *testing.T, dir string) (string, []*tfgo.Tensor) {
 // 20 steps and end with the same state bit for bit (weights, Adam's slots
 // and counters, the hidden replica copies), equal (1e-5) to one process
 // training on the same global batches; only the chief's ModelCheckpoint
-// writes.
+// writes, and its checkpoint reads in Python and in one-process Go.
 func TestMultiWorkerMirroredStrategy(t *testing.T) {
 	if spec := os.Getenv(mwChildEnv); spec != "" {
 		mwWorker(t, spec)
@@ -250,11 +251,27 @@ func TestMultiWorkerMirroredStrategy(t *testing.T) {
 				require.NoError(t, err)
 				allClose(t, w.Path, want[i], gt, 1e-5, 1e-5)
 			}
-			chief, err := os.ReadDir(filepath.Join(ckpt, "task-0"))
-			require.NoError(t, err)
-			assert.NotEmpty(t, chief, "the chief's ModelCheckpoint wrote nothing")
 			_, err = os.Stat(filepath.Join(ckpt, "task-1"))
 			assert.ErrorIs(t, err, os.ErrNotExist, "worker 1 wrote checkpoints")
+			// The chief's checkpoint holds the trained weights for Python's
+			// tf.train.load_checkpoint and for a one-process Go model.
+			prefix := filepath.Join(ckpt, "task-0", "ckpt-1")
+			var code strings.Builder
+			fmt.Fprintf(&code, "r = tf.train.load_checkpoint(%q)\n", prefix)
+			for i, w := range ref.Weights() {
+				fmt.Fprintf(&code, "outputs['w%d'] = r.get_tensor(%q)\n", i, w.Path)
+			}
+			py := interop.Python(t, code.String(), nil)
+			one := mirrorDenseModel(t)
+			defer one.Close()
+			require.NoError(t, one.LoadCheckpoint(prefix))
+			loaded, err := one.GetWeights()
+			require.NoError(t, err)
+			for i, w := range ref.Weights() {
+				chief := states[0][fmt.Sprintf("weight %d", i)]
+				assert.Equal(t, chief, py[fmt.Sprintf("w%d", i)].Data(), "Python's read of %s", w.Path)
+				assert.Equal(t, chief, loaded[i].Data(), "Go's read of %s", w.Path)
+			}
 		})
 	}
 }
