@@ -18,10 +18,14 @@
 // TensorFlow does. Model-parallel placement is keraslike's Base.SetDevice
 // and GPTConfig.Devices (tfgo.Scope.WithDevice underneath).
 //
-// Multi-worker (cluster.go): TF_CONFIG read as Python's
+// Multi-worker (cluster.go, multi_worker.go): TF_CONFIG read as Python's
 // TFConfigClusterResolver reads it, the ServerDef and session config
-// MultiWorkerMirroredStrategy makes from it, and StartServer; a strategy
-// that trains across workers is not implemented yet.
+// MultiWorkerMirroredStrategy makes from it, StartServer, and
+// NewMultiWorkerMirroredStrategy: a MirroredStrategy whose replicas are
+// those of every worker process, on TensorFlow's gRPC runtime, with the
+// all-reduces packed per dtype, the chief's state broadcast to every
+// replica, and a health check of the peers (PeerWatch) so that a lost
+// worker fails the others' step at once.
 //
 // The package sits above tfgo and below keraslike in the module's layout
 // (cgo <- tfgo <- mixedprecision, distribute <- keraslike).
