@@ -6,7 +6,6 @@ import (
 	"encoding/gob"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/gotf/gotf/distribute"
 	"github.com/gotf/gotf/internal/interop"
+	"github.com/gotf/gotf/internal/testutil"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -163,27 +163,11 @@ func (p *mwProc) waitFor(t *testing.T, d time.Duration, ok func(string) bool) st
 	}
 }
 
-func mwFreeAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	var addrs []string
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		ls = append(ls, l)
-		addrs = append(addrs, l.Addr().String())
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return addrs
-}
-
 // runWorkers runs one training job on n workers to its end and returns
 // each worker's state.
 func runWorkers(t *testing.T, n int, job mwJob, dir string) []map[string][]byte {
 	t.Helper()
-	addrs := mwFreeAddrs(t, n)
+	addrs := testutil.FreeAddrs(t, n)
 	procs := make([]*mwProc, n)
 	for i := range procs {
 		j := job
@@ -298,7 +282,7 @@ func TestMultiWorkerSurvivesKill(t *testing.T) {
 	requireSameState(t, want[0], want[1])
 
 	j.Backup = filepath.Join(dir, "backup")
-	addrs := mwFreeAddrs(t, 2)
+	addrs := testutil.FreeAddrs(t, 2)
 	procs := make([]*mwProc, 2)
 	for i := range procs {
 		w := j
