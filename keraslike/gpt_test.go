@@ -13,28 +13,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The Keras counterparts of keraslike's TransformerBlock, PositionalEmbedding
-// and GPT, built from Keras layers with the same names.
+// The Keras counterpart of keraslike's GPT, built from Keras layers with the
+// same names and the Python twins of TransformerBlock and PositionalEmbedding
+// (python/gotf/keraslike.py).
 const kerasGPT = `
 import keras
-class PositionalEmbedding(keras.layers.Layer):
-    def __init__(self, seq, d, **kw):
-        super().__init__(**kw); self.seq, self.d = seq, d
-    def build(self, shape):
-        self.embeddings = self.add_weight(shape=(self.seq, self.d), name="embeddings")
-    def call(self, x):
-        return x + self.embeddings[None, :tf.shape(x)[1]]
-class TransformerBlock(keras.layers.Layer):
-    def __init__(self, d, h, ff, **kw):
-        super().__init__(**kw)
-        self.multi_head_attention = keras.layers.MultiHeadAttention(h, d // h, name="multi_head_attention")
-        self.layer_normalization = keras.layers.LayerNormalization(epsilon=1e-6, name="layer_normalization")
-        self.layer_normalization_1 = keras.layers.LayerNormalization(epsilon=1e-6, name="layer_normalization_1")
-        self.dense = keras.layers.Dense(ff, activation="gelu", name="dense")
-        self.dense_1 = keras.layers.Dense(d, name="dense_1")
-    def call(self, x):
-        x = self.layer_normalization(x + self.multi_head_attention(x, x, use_causal_mask=True))
-        return self.layer_normalization_1(x + self.dense_1(self.dense(x)))
+from gotf.keraslike import PositionalEmbedding, TransformerBlock
 def gpt(seq, d, h, layers, name="gpt"):
     ids = keras.Input((seq,), dtype="int32")
     x = keras.layers.Embedding(256, d, name="token_embedding")(ids)

@@ -551,21 +551,11 @@ func TestPositionalEmbeddingMatchesKeras(t *testing.T) {
 			in := map[string]*tfgo.Tensor{"x": x}
 			sess := ltSession(t, s, p.Weights(), r, 1, in)
 			got := ltRun(t, sess, map[tfgo.Output]any{ph: x}, y)[0]
-			// keras_hub.layers.PositionEmbedding (not installed), transcribed, plus the addition.
+			// The Python twin (python/gotf/keraslike.py) is keras_hub's
+			// PositionEmbedding (not installed) plus the addition.
 			ref := interop.Python(t, ltPrelude+fmt.Sprintf(`
-class PositionalEmbedding(keras.layers.Layer):
-    def __init__(self, sequence_length, **kwargs):
-        super().__init__(**kwargs)
-        self.sequence_length = sequence_length
-    def build(self, inputs_shape):
-        self.position_embeddings = self.add_weight(
-            name="embeddings", shape=[self.sequence_length, inputs_shape[-1]],
-            initializer="glorot_uniform", trainable=True)
-    def call(self, inputs):
-        shape = keras.ops.shape(inputs)
-        pe = keras.ops.slice(self.position_embeddings, (0, 0), (shape[-2], shape[-1]))
-        return inputs + keras.ops.broadcast_to(pe, shape)
-p = PositionalEmbedding(10, name=%q)
+from gotf.keraslike import PositionalEmbedding
+p = PositionalEmbedding(10, 6, name=%q)
 p.build((None, 7, 6))
 p.set_weights(weights())
 outputs["y"] = p(inputs["x"])
@@ -600,29 +590,10 @@ describe(a)
 	}
 }
 
-// ltPyBlock is the TransformerBlock composed of Keras layers in Python.
+// ltPyBlock imports the Python twin of TransformerBlock, a layer of Keras
+// layers (python/gotf/keraslike.py).
 const ltPyBlock = `
-class TransformerBlock(keras.layers.Layer):
-    def __init__(self, d, heads, key_dim, ff, rate, eps, pre_ln, act, causal, seed, **kwargs):
-        super().__init__(**kwargs)
-        self.pre_ln, self.causal = pre_ln, causal
-        self.mha = keras.layers.MultiHeadAttention(heads, key_dim, dropout=rate, seed=seed, name="multi_head_attention")
-        self.ln = keras.layers.LayerNormalization(epsilon=eps, name="layer_normalization")
-        self.ln1 = keras.layers.LayerNormalization(epsilon=eps, name="layer_normalization_1")
-        self.dense = keras.layers.Dense(ff, activation=act, name="dense")
-        self.dense1 = keras.layers.Dense(d, name="dense_1")
-        self.drop = keras.layers.Dropout(rate, seed=seed + 1, name="dropout")
-        self.drop1 = keras.layers.Dropout(rate, seed=seed + 2, name="dropout_1")
-    def call(self, x, attn_mask=None, training=False):
-        def attend(h):
-            return self.drop(self.mha(h, h, attention_mask=attn_mask, use_causal_mask=self.causal, training=training), training=training)
-        def ff(h):
-            return self.drop1(self.dense1(self.dense(h)), training=training)
-        if self.pre_ln:
-            x = x + attend(self.ln(x))
-            return x + ff(self.ln1(x))
-        x = self.ln(x + attend(x))
-        return self.ln1(x + ff(x))
+from gotf.keraslike import TransformerBlock
 `
 
 type blockCase struct {
@@ -678,13 +649,13 @@ func ltBlock(t *testing.T, s *tfgo.Scope, tc blockCase, x tfgo.Output, in map[st
 	}
 	c := b.Config()
 	py := ltPrelude + ltPyBlock + fmt.Sprintf(`
-b = TransformerBlock(%d, %d, %d, %d, %g, %g, %s, %q, %s, %d, name="transformer_block")
-b(inputs["x"], attn_mask=%s)
+b = TransformerBlock(%d, %d, %d, key_dim=%d, dropout=%g, epsilon=%g, pre_ln=%s, activation=%q, causal=%s, seed=%d, name="transformer_block")
+b(inputs["x"], attention_mask=%s)
 b.set_weights(weights())
 with tf.GradientTape() as tape:
-    y = b(inputs["x"], attn_mask=%s, training=%s)
+    y = b(inputs["x"], attention_mask=%s, training=%s)
     loss = tf.reduce_sum(y * inputs["c"])
-`, D, H, c["key_dim"], FF, tc.opts.Dropout, c["epsilon"], pyBool(tc.opts.PreLN), c["activation"], pyBool(c["causal"].(bool)), seed,
+`, D, H, FF, c["key_dim"], tc.opts.Dropout, c["epsilon"], pyBool(tc.opts.PreLN), c["activation"], pyBool(c["causal"].(bool)), seed,
 		pyMask, pyMask, pyBool(tc.training))
 	return b, y, py
 }

@@ -97,8 +97,10 @@ func (p *PositionalEmbedding) Config() map[string]any {
 	return c
 }
 
-// PositionalEmbedding's Python twin is a custom class: it is registered as
-// "PositionalEmbedding" and "gotf>PositionalEmbedding".
+// PositionalEmbedding is not a Keras built-in: its Keras class is
+// gotf.keraslike.PositionalEmbedding (python/gotf/keraslike.py, which `make
+// setup` installs), saved by Keras as "gotf>PositionalEmbedding". Go reads
+// that name and the bare "PositionalEmbedding".
 func init() { registerCustom("PositionalEmbedding", positionalEmbeddingFromConfig) }
 
 // positionalEmbeddingFromConfig is PositionalEmbedding.from_config.

@@ -225,8 +225,10 @@ func (b *TransformerBlock) Config() map[string]any {
 	return c
 }
 
-// TransformerBlock's Python twin is a custom class: it is registered as
-// "TransformerBlock" and "gotf>TransformerBlock".
+// TransformerBlock is not a Keras built-in: its Keras class is
+// gotf.keraslike.TransformerBlock (python/gotf/keraslike.py, which `make
+// setup` installs), saved by Keras as "gotf>TransformerBlock". Go reads that
+// name and the bare "TransformerBlock".
 func init() { registerCustom("TransformerBlock", transformerBlockFromConfig) }
 
 // transformerBlockFromConfig is TransformerBlock.from_config.

@@ -4,7 +4,8 @@
 #   scripts/setup.sh [all|runtime]
 #
 #   runtime  the libtensorflow prefix cgo builds against (+ Debian tools, Go modules)
-#   all      runtime + the pinned Python reference environment in .venv/ (default)
+#   all      runtime + the pinned Python reference environment in .venv/, with the
+#            repository's own Python package python/ (gotf.keraslike) (default)
 #
 # The prefix is derived from the tensorflow==2.21.0 wheel in .venv/ unless
 # LIBTENSORFLOW_DIR names another one (an official libtensorflow tarball or
@@ -53,6 +54,18 @@ python_env() {
   log "installing the pinned Python reference environment (tensorflow==2.21.0, ~2 GB)"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$root/requirements.txt"
   echo "$want" >"$venv/.gotf-stamp"
+}
+
+# The repository's Python package (python/: the Keras classes of Go's own
+# layers), installed editable so the tests' Keras references and a user's
+# Python see the tree's source; its stamp is the hash of its pyproject.toml.
+# setuptools comes with the venv: nothing is downloaded.
+python_package() {
+  local want; want=$(sha "$root/python/pyproject.toml")
+  [ "$(cat "$venv/.gotf-python-stamp" 2>/dev/null)" = "$want" ] && return
+  log "installing python/ (gotf-keras, editable) into $venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$root/python"
+  echo "$want" >"$venv/.gotf-python-stamp"
 }
 
 site_packages() {
@@ -126,7 +139,7 @@ debian_packages
 mkdir -p "$prefix"
 case "$what" in
   runtime) runtime_prefix ;;
-  all) python_env; runtime_prefix ;;
+  all) python_env; python_package; runtime_prefix ;;
   *) die "unknown target '$what' (want all or runtime)" ;;
 esac
 go_modules

@@ -5,11 +5,14 @@
 package setup
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	ex "github.com/gotf/gotf/internal/excerpt"
 )
 
 // Fix is what a user runs to get a working set-up.
@@ -43,11 +46,23 @@ func CheckRuntime() error {
 	return nil
 }
 
-// CheckPython reports whether the Python reference environment exists.
+// CheckPython reports whether the Python reference environment exists,
+// with the repository's own package python/ (gotf.keraslike) installed in
+// it: the Keras references of Go's TransformerBlock and PositionalEmbedding
+// come from there, and a venv made before the package was added lacks it.
 func CheckPython(root string) error {
 	py := filepath.Join(root, ".venv", "bin", "python")
 	if _, err := os.Stat(py); err != nil {
 		return fmt.Errorf("Python reference environment not found at %s: %s", py, Fix)
+	}
+	// find_spec imports the package's empty parent only, not Keras.
+	cmd := exec.Command(py, "-c", "import importlib.util as u, sys; sys.exit(u.find_spec('gotf') is None or u.find_spec('gotf.keraslike') is None)")
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		if out = bytes.TrimSpace(out); len(out) > 0 {
+			err = fmt.Errorf("%v: %s", err, ex.Of(out))
+		}
+		return fmt.Errorf("the package python/ (gotf.keraslike) is not installed in %s (%v): %s", filepath.Join(root, ".venv"), err, Fix)
 	}
 	return nil
 }
