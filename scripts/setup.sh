@@ -59,12 +59,17 @@ python_env() {
 # The repository's Python package (python/: the Keras classes of Go's own
 # layers), installed editable so the tests' Keras references and a user's
 # Python see the tree's source; its stamp is the hash of its pyproject.toml.
-# setuptools comes with the venv: nothing is downloaded.
+# A venv of Python <= 3.11 has a setuptools that builds it (>= 64, for an
+# editable install) and nothing is downloaded; from 3.12 venvs come without
+# setuptools, and pip fetches it from PyPI for the build.
 python_package() {
   local want; want=$(sha "$root/python/pyproject.toml")
   [ "$(cat "$venv/.gotf-python-stamp" 2>/dev/null)" = "$want" ] && return
   log "installing python/ (gotf-keras, editable) into $venv"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$root/python"
+  local isolation=()
+  "$venv/bin/python" -c 'import setuptools, sys; sys.exit(int(setuptools.__version__.split(".")[0]) < 64)' 2>/dev/null &&
+    isolation=(--no-build-isolation)
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "${isolation[@]}" -e "$root/python"
   echo "$want" >"$venv/.gotf-python-stamp"
 }
 
