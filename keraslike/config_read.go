@@ -413,7 +413,14 @@ func (r *functionalReader) readLayer(i int, e map[string]any, opts LoadOptions) 
 		r.input = Input(s)
 		en.outputs = []*KerasTensor{r.input}
 	} else {
-		l, spec, err := layerFromEntry(e, opts)
+		var l Layer
+		var spec layerSpec
+		var err error
+		if isOpEntry(e) {
+			l, spec, err = opEntry(e, en.name)
+		} else {
+			l, spec, err = layerFromEntry(e, opts)
+		}
 		if err != nil {
 			return err
 		}
@@ -576,9 +583,18 @@ func (r *functionalReader) deserialize(v any, depth int) (any, bool, error) {
 	}
 	switch x := v.(type) {
 	case map[string]any:
-		if x["class_name"] == "__keras_tensor__" {
-			c, _ := x["config"].(map[string]any)
+		c, _ := x["config"].(map[string]any)
+		switch x["class_name"] {
+		case "__keras_tensor__":
 			return r.tensor(c["keras_history"])
+		case "__tensor__", "__numpy__":
+			k, err := constantFromConfig(x["class_name"].(string), c)
+			return k, err == nil, err
+		case "__slice__":
+			sl, err := sliceFromConfig(c)
+			return sl, err == nil, err
+		case "__ellipsis__":
+			return Ellipsis, true, nil
 		}
 		out := map[string]any{}
 		for k, e := range x {
@@ -700,4 +716,24 @@ func (r *functionalReader) endpoint(conf *cfg, key string) (*KerasTensor, error)
 		return nil, fmt.Errorf("%s: %s is never computed", key, excerpt(v))
 	}
 	return t, nil
+}
+
+// opEntry makes the operation (Op) of a functional config's entry.
+func opEntry(e map[string]any, name string) (Layer, layerSpec, error) {
+	spec := layerSpec{name: name}
+	spec.className, _ = e["class_name"].(string)
+	spec.module, _ = e["module"].(string)
+	spec.registeredName, _ = e["registered_name"].(string)
+	for _, n := range []struct{ what, s string }{
+		{"class name", spec.className}, {"module", spec.module}, {"registered name", spec.registeredName},
+	} {
+		if err := checkName("layer "+n.what, n.s); err != nil {
+			return nil, spec, err
+		}
+	}
+	o, err := opFromEntry(e, spec)
+	if err != nil {
+		return nil, spec, err
+	}
+	return o, spec, nil
 }

@@ -50,6 +50,10 @@ func layerEntry(l Layer) map[string]any {
 		"config":          l.Config(),
 		"registered_name": nil,
 	}
+	if o, ok := l.(*Op); ok {
+		e["module"], e["registered_name"] = o.module(), o.ClassName()
+		return e
+	}
 	if _, builtin := builtins[l.ClassName()]; !builtin {
 		e["module"] = "gotf.keraslike"
 		e["registered_name"] = l.ClassName()
@@ -118,7 +122,7 @@ func (m *Model) functionalConfig() (map[string]any, error) {
 	in["name"] = w.inName
 	in["inbound_nodes"] = []any{}
 	layers := []any{in}
-	for _, l := range m.layers {
+	for _, l := range g.operations {
 		e := layerEntry(l)
 		e["name"] = l.Name()
 		e["inbound_nodes"] = nodes[l]
@@ -194,6 +198,14 @@ func (w configWriter) serialize(v any) (any, error) {
 			out[i] = r
 		}
 		return out, nil
+	case *Constant:
+		return x.config(), nil
+	case Slice:
+		return x.config(), nil
+	case ellipsis:
+		return map[string]any{"class_name": "__ellipsis__", "config": map[string]any{}}, nil
+	case newAxis:
+		return nil, nil
 	case map[string]any:
 		out := map[string]any{}
 		for k, e := range x {

@@ -72,6 +72,8 @@ type functional struct {
 	input  *KerasTensor
 	output *KerasTensor
 	calls  []*layerCall // in execution order
+	// operations are the layers and operations (Op) in Keras' order.
+	operations []Layer
 	// nodeIndex is each call's index among its layer's calls.
 	nodeIndex map[*layerCall]int
 }
@@ -175,6 +177,11 @@ func mapGraph(input, output *KerasTensor) (*functional, []Layer, error) {
 	if output.input != nil {
 		return nil, nil, fmt.Errorf("the output is the input: no layers")
 	}
+	for _, c := range order {
+		if o, ok := c.layer.(*Op); ok && o.err != nil {
+			return nil, nil, fmt.Errorf("operation %q: %w", o.Name(), o.err)
+		}
+	}
 	// Depths: the output's call is 0, each call's producers one more.
 	depth := map[*layerCall]int{}
 	layerDepth := map[Layer]int{}
@@ -204,6 +211,15 @@ func mapGraph(input, output *KerasTensor) (*functional, []Layer, error) {
 			return nil, nil, fmt.Errorf("two layers are named %q (layer names must be unique in a model)", l.Name())
 		}
 		seen[l.Name()] = l
+	}
+	// Keras' config lists operations with the layers; model.layers, and
+	// so the weights files, leave them out.
+	g.operations = layers
+	layers = nil
+	for _, l := range g.operations {
+		if _, isOp := l.(*Op); !isOp {
+			layers = append(layers, l)
+		}
 	}
 	g.calls = order
 	count := map[Layer]int{}
@@ -240,6 +256,18 @@ func (g *functional) forward(ctx *Context, x tfgo.Output, seen func(Layer, tfgo.
 
 // invoke calls a layer as a functional node says.
 func invoke(ctx *Context, c *layerCall, vals map[*KerasTensor]tfgo.Output) tfgo.Output {
+	if o, ok := c.layer.(*Op); ok {
+		// An operation takes constants, numbers and indices beside tensors.
+		args := make([]any, len(c.args))
+		for i, a := range c.args {
+			args[i] = resolve(a, vals)
+		}
+		kw := map[string]any{}
+		for k, v := range c.kwargs {
+			kw[k] = resolve(v, vals)
+		}
+		return o.apply(ctx, args, kw)
+	}
 	var args []tfgo.Output
 	for i, a := range c.args {
 		ts := tensorsOf(a, nil)
@@ -267,4 +295,25 @@ func invoke(ctx *Context, c *layerCall, vals map[*KerasTensor]tfgo.Output) tfgo.
 		return tfgo.Output{}
 	}
 	return callLayer(ctx, c.layer, args...)
+}
+
+// resolve is a call argument with its KerasTensors replaced by their values.
+func resolve(v any, vals map[*KerasTensor]tfgo.Output) any {
+	switch x := v.(type) {
+	case *KerasTensor:
+		return vals[x]
+	case []*KerasTensor:
+		out := make([]any, len(x))
+		for i, t := range x {
+			out[i] = vals[t]
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = resolve(e, vals)
+		}
+		return out
+	}
+	return v
 }
