@@ -25,6 +25,10 @@ type Dense struct {
 	err   error
 
 	kernel, bias *Weight
+	// kernelScale is set when the layer is int8-quantized (its policy
+	// says so): kernel is then int8; weightOnly skips the inputs' quantizer.
+	kernelScale *Weight
+	weightOnly  bool
 }
 
 // NewDense returns keras.layers.Dense(units, ...).
@@ -61,9 +65,18 @@ func (d *Dense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		if binit == nil {
 			binit = tfgo.Zeros()
 		}
-		d.kernel = d.AddWeight("kernel", tfgo.Float, []int64{shape[len(shape)-1], int64(d.Units)}, kinit, true)
+		kshape := []int64{shape[len(shape)-1], int64(d.Units)}
+		quantized := d.policy.QuantizationMode() == "int8"
+		if quantized {
+			d.kernel = d.buildInt8Kernel("kernel", kshape)
+		} else {
+			d.kernel = d.AddWeight("kernel", tfgo.Float, kshape, kinit, true)
+		}
 		if !d.opts.NoBias {
 			d.bias = d.AddWeight("bias", tfgo.Float, []int64{int64(d.Units)}, binit, true)
+		}
+		if quantized {
+			d.kernelScale = d.AddWeight("kernel_scale", tfgo.Float, []int64{int64(d.Units)}, tfgo.Ones(), false)
 		}
 	}
 	if in := d.kernel.Shape()[0]; in != shape[len(shape)-1] {
@@ -71,15 +84,21 @@ func (d *Dense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		return tfgo.Output{}
 	}
 	s := ctx.Scope.SubScope(d.name)
-	kernel := ctx.Read(s, d.kernel, x.DataType())
+	matmul := func(x2 tfgo.Output) tfgo.Output { return tfgo.MatMul(s, x2, ctx.Read(s, d.kernel, x.DataType())) }
+	if d.kernelScale != nil {
+		// Rows are quantized one by one, so flattening changes nothing.
+		matmul = func(x2 tfgo.Output) tfgo.Output {
+			return int8MatMul(ctx, s, x2, d.kernel, d.kernelScale, int64(d.Units), d.weightOnly)
+		}
+	}
 	// Inputs of higher rank are flattened to a matrix: one MatMul (whose
 	// gradient needs no broadcasting) instead of a broadcasting BatchMatMul.
 	var y tfgo.Output
 	if len(shape) == 2 {
-		y = tfgo.MatMul(s, x, kernel)
+		y = matmul(x)
 	} else {
 		in := shape[len(shape)-1]
-		flat := tfgo.MatMul(s, tfgo.Reshape(s, x, tfgo.Const(s, []int32{-1, int32(in)})), kernel)
+		flat := matmul(tfgo.Reshape(s, x, tfgo.Const(s, []int32{-1, int32(in)})))
 		y = tfgo.Reshape(s, flat, outputShape(s, x, shape, int64(d.Units)))
 	}
 	if d.bias != nil {
@@ -98,13 +117,38 @@ func (d *Dense) Config() map[string]any {
 	c["units"] = d.Units
 	c["activation"] = act
 	c["use_bias"] = !d.opts.NoBias
+	if d.kernelScale != nil {
+		c["quantization_config"] = int8QuantizationConfig(d.weightOnly)
+	}
 	return c
+}
+
+// Quantization is Keras' int8 contract (quantize.go): the float kernel,
+// how it is quantized (one scale per unit), and the int8 weights.
+func (d *Dense) floatKernel() *Weight {
+	if d.kernelScale != nil {
+		return nil
+	}
+	return d.kernel
+}
+
+func (d *Dense) int8Layout() int8Layout {
+	in := 0
+	if d.kernel != nil {
+		in = int(d.kernel.Shape()[0])
+	}
+	return int8Layout{outer: 1, reduce: in, inner: d.Units, kernelName: "kernel", scaleName: "kernel_scale", scaleShape: []int64{int64(d.Units)}}
+}
+
+func (d *Dense) setInt8(kernel, scale *Weight, weightOnly bool) {
+	d.kernel, d.kernelScale, d.weightOnly = kernel, scale, weightOnly
 }
 
 func init() { registerBuiltin("Dense", denseFromConfig) }
 
-// denseFromConfig is Dense.from_config. Regularizers, constraints and a
-// quantization_config are not implemented: a non-null one is refused.
+// denseFromConfig is Dense.from_config. Regularizers and constraints are
+// not implemented: a non-null one is refused; so is a quantization_config
+// other than the int8 one Keras writes.
 func denseFromConfig(c map[string]any) (Layer, error) {
 	r := &cfg{c: c}
 	name := r.name()
@@ -113,5 +157,8 @@ func denseFromConfig(c map[string]any) (Layer, error) {
 	useBias := r.bool("use_bias", true)
 	r.initializers("kernel_initializer", "bias_initializer")
 	r.want("lora_rank", 0)
-	return r.done(NewDense(units, DenseOptions{Name: name, Activation: act, NoBias: !useBias}))
+	weightOnly := readQuantizationConfig(r)
+	d := NewDense(units, DenseOptions{Name: name, Activation: act, NoBias: !useBias})
+	d.weightOnly = weightOnly
+	return r.done(d)
 }

@@ -36,6 +36,12 @@ type Embedding struct {
 	opts                EmbeddingOptions
 
 	embeddings *Weight
+	// embeddingsScale is set when the layer is int8-quantized: embeddings
+	// is then int8 and each row is divided by its scale.
+	embeddingsScale *Weight
+	// weightOnly only records the quantization_config (a lookup quantizes
+	// no inputs either way).
+	weightOnly bool
 }
 
 // NewEmbedding returns keras.layers.Embedding(input_dim, output_dim, ...).
@@ -65,7 +71,13 @@ func (e *Embedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		if init == nil {
 			init = uniformInitializer(-0.05, 0.05, seedFor(e.name))
 		}
-		e.embeddings = e.AddWeight("embeddings", tfgo.Float, []int64{int64(e.InputDim), int64(e.OutputDim)}, init, true)
+		shape := []int64{int64(e.InputDim), int64(e.OutputDim)}
+		if e.policy.QuantizationMode() == "int8" {
+			e.embeddings = e.buildInt8Kernel("embeddings", shape)
+			e.embeddingsScale = e.AddWeight("embeddings_scale", tfgo.Float, []int64{int64(e.InputDim)}, tfgo.Ones(), false)
+		} else {
+			e.embeddings = e.AddWeight("embeddings", tfgo.Float, shape, init, true)
+		}
 	}
 	s := ctx.Scope.SubScope(e.name)
 	// keras ops.take: tf.where(ids < 0, ids + input_dim, ids).
@@ -77,7 +89,31 @@ func (e *Embedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	// Gathering before the cast casts only the rows used (Keras casts the
 	// table, then takes: the same values).
 	y := tfgo.ResourceGather(s, e.embeddings.Handle(), ids, e.embeddings.DType())
+	if e.embeddingsScale != nil {
+		// Keras' _int8_call: the rows cast to the compute dtype, divided by
+		// their scales (read in the compute dtype, as Keras' autocast does).
+		dt := e.ComputeDType()
+		sc := castTo(s, tfgo.ResourceGather(s, e.embeddingsScale.Handle(), ids, e.embeddingsScale.DType()), dt)
+		return tfgo.RealDiv(s, castTo(s, y, dt), tfgo.ExpandDims(s, sc, tfgo.Const(s, int32(-1))))
+	}
 	return castTo(s, y, e.ComputeDType())
+}
+
+// Quantization is Keras' int8 contract (quantize.go): one scale per row
+// (Keras reduces over output_dim, usually the smaller axis).
+func (e *Embedding) floatKernel() *Weight {
+	if e.embeddingsScale != nil {
+		return nil
+	}
+	return e.embeddings
+}
+
+func (e *Embedding) int8Layout() int8Layout {
+	return int8Layout{outer: e.InputDim, reduce: e.OutputDim, inner: 1, kernelName: "embeddings", scaleName: "embeddings_scale", scaleShape: []int64{int64(e.InputDim)}}
+}
+
+func (e *Embedding) setInt8(kernel, scale *Weight, weightOnly bool) {
+	e.embeddings, e.embeddingsScale, e.weightOnly = kernel, scale, weightOnly
 }
 
 // Config is Embedding's get_config.
@@ -86,6 +122,9 @@ func (e *Embedding) Config() map[string]any {
 	c["input_dim"] = e.InputDim
 	c["output_dim"] = e.OutputDim
 	c["mask_zero"] = false
+	if e.embeddingsScale != nil {
+		c["quantization_config"] = int8QuantizationConfig(e.weightOnly)
+	}
 	return c
 }
 
@@ -119,8 +158,9 @@ func uniformInitializer(minval, maxval float64, seed int64) tfgo.Initializer {
 func init() { registerBuiltin("Embedding", embeddingFromConfig) }
 
 // embeddingFromConfig is Embedding.from_config. Regularizers,
-// constraints, a quantization_config and the legacy input_length are not
-// implemented: a non-null one is refused.
+// constraints and the legacy input_length are not implemented: a non-null
+// one is refused; so is a quantization_config other than the int8 one
+// Keras writes.
 func embeddingFromConfig(c map[string]any) (Layer, error) {
 	r := &cfg{c: c}
 	name := r.name()
@@ -130,5 +170,8 @@ func embeddingFromConfig(c map[string]any) (Layer, error) {
 	r.initializers("embeddings_initializer")
 	r.want("mask_zero", false)
 	r.want("lora_rank", 0)
-	return r.done(NewEmbedding(in, out, EmbeddingOptions{Name: name}))
+	weightOnly := readQuantizationConfig(r)
+	e := NewEmbedding(in, out, EmbeddingOptions{Name: name})
+	e.weightOnly = weightOnly
+	return r.done(e)
 }

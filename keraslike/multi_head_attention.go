@@ -3,6 +3,7 @@ package keraslike
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/gotf/gotf/tfgo"
 )
@@ -466,6 +467,10 @@ type einsumDense struct {
 	equation     string
 	outDims      int
 	kernel, bias *Weight
+	// kernelScale is set once the projection is int8-quantized (Keras'
+	// EinsumDense._int8_build): kernel is then int8.
+	kernelScale *Weight
+	weightOnly  bool
 }
 
 // Call projects x, whose last dimensions must be the kernel's first ones.
@@ -499,8 +504,17 @@ func (e *einsumDense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	}
 	s := ctx.Scope.SubScope(e.name)
 	dt := x.DataType()
-	kernel := tfgo.Reshape(s, ctx.Read(s, e.kernel, dt), tfgo.Const(s, []int32{int32(in), int32(out)}))
-	y := tfgo.MatMul(s, tfgo.Reshape(s, x, tfgo.Const(s, []int32{-1, int32(in)})), kernel)
+	x2 := tfgo.Reshape(s, x, tfgo.Const(s, []int32{-1, int32(in)}))
+	var y tfgo.Output
+	if e.kernelScale != nil {
+		// Keras quantizes the inputs over the contracted axes and the
+		// kernel over its contracted axes: on the flattened [rows, in] and
+		// [in, out] matrices, the rows and the columns (see int8MatMul).
+		y = int8MatMul(ctx, s, x2, e.kernel, e.kernelScale, out, e.weightOnly)
+	} else {
+		kernel := tfgo.Reshape(s, ctx.Read(s, e.kernel, dt), tfgo.Const(s, []int32{int32(in), int32(out)}))
+		y = tfgo.MatMul(s, x2, kernel)
+	}
 	if e.bias != nil {
 		bias := ctx.Read(s, e.bias, dt)
 		if e.outDims > 1 {
@@ -528,6 +542,46 @@ func (e *einsumDense) Config() map[string]any {
 		c["bias_axes"] = e.equation[len(e.equation)-e.outDims:]
 	}
 	return c
+}
+
+// Quantization is Keras' EinsumDense int8 contract (quantize.go): the
+// kernel is reduced over its contracted (leading) axes, one scale per
+// output element, stored in Keras' shape: the kernel's with the
+// contracted axes 1, aligned with the output's axes ([1, 1, heads, dim]
+// for "abc,cde->abde", [1, 1, out] for "abcd,cde->abe").
+func (e *einsumDense) floatKernel() *Weight {
+	if e.kernelScale != nil {
+		return nil
+	}
+	return e.kernel
+}
+
+func (e *einsumDense) int8Layout() int8Layout {
+	l := int8Layout{outer: 1, reduce: 1, inner: 1, kernelName: "kernel", scaleName: "kernel_scale"}
+	if e.kernel == nil {
+		return l
+	}
+	ks := e.kernel.Shape()
+	k := len(ks) - e.outDims
+	// The output keeps the input's leading axes: the input's rank is the
+	// output's (2 leading axes here) plus the contracted ones.
+	lead := len(e.equation[strings.Index(e.equation, "->")+2:]) - e.outDims
+	for range lead {
+		l.scaleShape = append(l.scaleShape, 1)
+	}
+	for i, d := range ks {
+		if i < k {
+			l.reduce *= int(d)
+		} else {
+			l.inner *= int(d)
+			l.scaleShape = append(l.scaleShape, d)
+		}
+	}
+	return l
+}
+
+func (e *einsumDense) setInt8(kernel, scale *Weight, weightOnly bool) {
+	e.kernel, e.kernelScale, e.weightOnly = kernel, scale, weightOnly
 }
 
 // softmaxLayer is MultiHeadAttention's Softmax sublayer (keras.layers.Softmax
