@@ -319,8 +319,12 @@ func (c TFConfig) ServerDef(base *cpb.ConfigProto) (*cpb.ServerDef, error) {
 // A port already in use is reported as such, naming the task and its
 // address, before TensorFlow tries it: TensorFlow's own error for it is
 // "Could not start gRPC server", with neither.
-func StartServer(cfg TFConfig) (*tfgo.Server, error) {
-	def, err := cfg.ServerDef(nil)
+func StartServer(cfg TFConfig) (*tfgo.Server, error) { return startServer(cfg, nil) }
+
+// startServer is StartServer with base as the server's default session
+// config (ServerDef(base)).
+func startServer(cfg TFConfig, base *cpb.ConfigProto) (*tfgo.Server, error) {
+	def, err := cfg.ServerDef(base)
 	if err != nil {
 		return nil, err
 	}

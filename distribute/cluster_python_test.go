@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gotf/gotf/internal/setup"
+	"github.com/gotf/gotf/internal/testutil"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -176,7 +177,7 @@ func (p *pyTask) next(t *testing.T, prefix string, d time.Duration) string {
 // the group resolution by the leader (the Go task) and the ring are
 // TensorFlow's on both sides, so only the keys have to agree.
 func TestClusterMixedPythonGo(t *testing.T) {
-	addrs := freeAddrs(t, 2)
+	addrs := testutil.FreeAddrs(t, 2)
 	cluster := ClusterSpec{"worker": addrs}
 	rng := rand.New(rand.NewPCG(16, 2))
 	inputs := make([][]float32, 2)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gotf/gotf/internal/interop"
+	"github.com/gotf/gotf/internal/testutil"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -46,23 +46,6 @@ func TestClusterServerChild(t *testing.T) {
 	fmt.Println("READY", s.Target())
 	io.Copy(io.Discard, os.Stdin)
 	os.Exit(0)
-}
-
-// freeAddrs returns n 127.0.0.1 addresses whose ports were free a moment ago.
-func freeAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	var addrs []string
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		ls = append(ls, l)
-		addrs = append(addrs, l.Addr().String())
-	}
-	for _, l := range ls {
-		require.NoError(t, l.Close())
-	}
-	return addrs
 }
 
 // startTask starts the server of task index of job in a child process and
@@ -136,7 +119,7 @@ func runWithin(t *testing.T, sess *tfgo.Session, d time.Duration, fetches ...tfg
 }
 
 func TestClusterCollectiveAcrossServers(t *testing.T) {
-	addrs := freeAddrs(t, 2)
+	addrs := testutil.FreeAddrs(t, 2)
 	cluster := ClusterSpec{"worker": addrs}
 	target, _ := startTask(t, cluster, "worker", 0)
 	_, kill1 := startTask(t, cluster, "worker", 1)
@@ -213,7 +196,7 @@ func TestClusterCollectiveAcrossServers(t *testing.T) {
 }
 
 func TestClusterCollectivePeerDown(t *testing.T) {
-	addrs := freeAddrs(t, 2)
+	addrs := testutil.FreeAddrs(t, 2)
 	cluster := ClusterSpec{"worker": addrs}
 	// Task 1 never starts: nothing listens on its port.
 	target, _ := startTask(t, cluster, "worker", 0)

@@ -178,13 +178,9 @@ func processServer(cfg TFConfig, base *cpb.ConfigProto) (*tfgo.Server, error) {
 		return nil, fmt.Errorf("this process already runs the server of /job:%s/task:%d (%s), which TensorFlow cannot stop; a process serves one task with one set of devices",
 			theServer.def.GetJobName(), theServer.def.GetTaskIndex(), theServer.server.Target())
 	}
-	s, err := tfgo.NewServer(def)
+	s, err := startServer(cfg, base)
 	if err != nil {
 		return nil, err
-	}
-	if err := s.Start(); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("starting the server of /job:%s/task:%d: %w", cfg.Task.Type, cfg.Task.Index, err)
 	}
 	theServer.def, theServer.server = def, s
 	return s, nil

@@ -236,7 +236,7 @@ func report(w io.Writer, c config, m *keraslike.Model, hist *keraslike.History, 
 	if err := m.SaveKeras(kerasFile); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "Keras 3 file: %s (keras.models.load_model with the TransformerBlock and PositionalEmbedding classes)\n", kerasFile)
+	fmt.Fprintf(w, "Keras 3 file: %s (keras.models.load_model after import gotf.keraslike; pip install ./python)\n", kerasFile)
 	return nil
 }
 
