@@ -1,7 +1,9 @@
 package keraslike
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand"
 	"path/filepath"
@@ -287,5 +289,89 @@ func TestOpNodesRefused(t *testing.T) {
 			assert.Contains(t, err.Error(), `"op"`, "the error names the operation's layer")
 			assert.Less(t, len(err.Error()), 700, "an error quotes at most a short excerpt: %.300s", err.Error())
 		})
+	}
+}
+
+// A Keras model with operation nodes trains in Go as in Keras: one SGD
+// step moves the weights as train_on_batch does (gradients flow through
+// the operations and past the constants).
+func TestOpNodesTrainAsKeras(t *testing.T) {
+	dir := t.TempDir()
+	r := rand.New(rand.NewSource(8))
+	x, y := randTensor(t, r, 8, 24), randTensor(t, r, 8, 3)
+	in := map[string]*tfgo.Tensor{"dir": strTensor(t, dir), "x": x, "y": y}
+	ref := interop.Python(t, `
+import os, keras, numpy as np
+from keras import ops, layers
+d = inputs["dir"].item().decode()
+keras.backend.clear_session()
+inp = keras.Input((24,))
+h = layers.Dense(24, activation="tanh")(inp)
+h = ops.reshape(h, (-1, 6, 4)) * 0.5 + ops.convert_to_tensor(np.linspace(-1, 1, 24).reshape(6, 4).astype("float32"))
+a = ops.softmax(ops.matmul(h, ops.transpose(h, (0, 2, 1))), axis=-1)
+h = ops.matmul(a, h)
+z = ops.concatenate([h[:, 0], ops.mean(h, axis=1), h[..., 1:3][:, -1]], axis=-1)
+z = ops.where(z > 0, z, z * 0.1)
+m = keras.Model(inp, layers.Dense(3)(z))
+rng = np.random.default_rng(4)
+m.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in m.get_weights()])
+m.save(os.path.join(d, "train.keras"))
+m.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+m.train_on_batch(inputs["x"], inputs["y"])
+for i, w in enumerate(m.get_weights()):
+    outputs["after%d" % i] = w
+`, in)
+	m, err := LoadKerasModel(filepath.Join(dir, "train.keras"), LoadOptions{})
+	require.NoError(t, err)
+	defer m.Close()
+	got := sgdStep(t, m, x, y)
+	require.Len(t, got, 4)
+	for i := range got {
+		allCloseTol(t, fmt.Sprintf("weight %d after the step", i), ref[fmt.Sprintf("after%d", i)], got[i], kerasTol)
+	}
+}
+
+// sgdStep compiles m with SGD(0.1) and mean squared error, as the Python
+// twins of these tests do, fits it on the batch (x, y) of rank-2 tensors
+// for one step, and returns its weights.
+func sgdStep(t *testing.T, m *Model, x, y *tfgo.Tensor) []*tfgo.Tensor {
+	t.Helper()
+	require.NoError(t, m.Compile(CompileOptions{Optimizer: NewSGD(SGDOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.1}}), Loss: MeanSquaredError{}}))
+	n, dx, dy := int(x.Shape()[0]), int(x.Shape()[1]), int(y.Shape()[1])
+	xs, ys := make([][]float32, n), make([][]float32, n)
+	xf, yf := floats(t, x), floats(t, y)
+	for i := range xs {
+		xs[i], ys[i] = xf[dx*i:dx*i+dx], yf[dy*i:dy*i+dy]
+	}
+	_, err := m.Fit(context.Background(), &ArrayDataset[[]float32, []float32]{X: xs, Y: ys, BatchSize: n}, FitOptions{Epochs: 1})
+	require.NoError(t, err)
+	got, err := m.GetWeights()
+	require.NoError(t, err)
+	return got
+}
+
+// The Go API refuses what it cannot build, naming the operation.
+func TestOpNodesGoErrors(t *testing.T) {
+	in := Input(InputSpec{Shape: []int64{4}})
+	_, err := NewFunctional("m", in, ApplyOp("Fft2", nil, in))
+	assert.ErrorContains(t, err, `operation "Fft2" is not supported`)
+	_, err = NewOp("Reshape", "", map[string]any{"newshape": "wide"})
+	assert.ErrorContains(t, err, "newshape=wide is not supported")
+	_, err = NewConstant(tfgo.Float, []int64{2, 2}, []float64{1, 2, 3})
+	assert.ErrorContains(t, err, "has 4 elements, got 3 values")
+
+	for _, tc := range []struct {
+		out  *KerasTensor
+		want string
+	}{
+		{ApplyOp("Add", nil, in, in, in), "takes 2 arguments (x1, x2), got 3"},
+		{OpGetItem(in, "a"), "is not an int, slice, None or ..."},
+		{OpWhere(ApplyOp("Greater", nil, in, 0.0), in, nil), "without x1 and x2"},
+	} {
+		m, err := NewFunctional("m", in, tc.out)
+		require.NoError(t, err)
+		err = m.Build()
+		m.Close()
+		assert.ErrorContains(t, err, tc.want)
 	}
 }
