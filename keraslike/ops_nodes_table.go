@@ -151,6 +151,8 @@ func init() {
 	binaryOp("NotEqual", func(s *tfgo.Scope, x, y tfgo.Output) tfgo.Output { return tfgo.NotEqual(s, x, y) })
 	binaryOp("Greater", tfgo.Greater)
 	binaryOp("GreaterEqual", tfgo.GreaterEqual)
+	binaryOp("FloorDivide", tfgo.FloorDiv)
+	binaryOp("Mod", tfgo.FloorMod) // tf.math.mod: the sign of the divisor, as numpy's
 	binaryOp("Less", tfgo.Less)
 	binaryOp("LessEqual", tfgo.LessEqual)
 	logical("LogicalAnd", tfgo.LogicalAnd)
@@ -177,6 +179,9 @@ func init() {
 	unary(numpyOps, "LogicalNot", false, func(s *tfgo.Scope, x tfgo.Output) tfgo.Output {
 		return tfgo.LogicalNot(s, castTo(s, x, tfgo.Bool))
 	})
+	unary(numpyOps, "Floor", true, tfgo.Floor)
+	unary(numpyOps, "Ceil", true, tfgo.Ceil)
+	unary(numpyOps, "Sign", false, tfgo.Sign)
 	unary(mathOps, "Rsqrt", true, tfgo.Rsqrt)
 	unary(mathOps, "Erf", true, tfgo.Erf)
 	unary(nnOps, "Relu", false, tfgo.Relu)

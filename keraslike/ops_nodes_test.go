@@ -80,12 +80,17 @@ def m_where():
     m = ops.cast(ops.not_equal(x, 0.0), "float32") + ops.cast(ops.less_equal(x, 0.1), "float32")
     s = ops.sum(x, axis=1) + ops.max(x, axis=(1,)) - ops.min(x, axis=1)
     return keras.Model(inp, flat(w1, w2, k, m, s, ops.mean(x, axis=-1, keepdims=True), ops.sum(x, axis=(1, 2)), ops.ones_like(x), ops.clip(x, -0.3, 0.3)))
+def m_arithmetic():
+    inp, x = dense_input()
+    e = ops.cast(ops.logical_or(ops.equal(ops.floor(x * 2.0), 1.0), ops.logical_not(x >= 0.3)), "float32")
+    return keras.Model(inp, flat(x // 0.3, x % 0.3, ops.floor(x), ops.ceil(x), ops.sign(x), ops.divide(x, 3.0),
+        ops.rsqrt(ops.abs(x) + 0.5), ops.erf(x), e, ops.exp(ops.cast(x > 0, "int32") * 2)))
 `
 
 // opModelNames are the models of opModels, with their input.
 var opModelNames = []struct{ name, input string }{
 	{"position", "ids"}, {"residual", "x"}, {"shapes", "x"}, {"getitem", "x"},
-	{"matmul", "x"}, {"activations", "x"}, {"where", "x"},
+	{"matmul", "x"}, {"activations", "x"}, {"where", "x"}, {"arithmetic", "x"},
 }
 
 func opInputs(t *testing.T) (x, ids *tfgo.Tensor) {
