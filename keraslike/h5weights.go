@@ -145,6 +145,8 @@ func h5DType(dt tfgo.DataType) (h5.DType, error) {
 		return h5.Int32, nil
 	case tfgo.Int64:
 		return h5.Int64, nil
+	case tfgo.Int8: // quantized kernels (Keras' quantize("int8"))
+		return h5.Int8, nil
 	}
 	return h5.Invalid, fmt.Errorf("no HDF5 type for %s", dt)
 }
@@ -159,6 +161,8 @@ func cgoDType(dt h5.DType) tfgo.DataType {
 		return tfgo.Int32
 	case h5.Int64:
 		return tfgo.Int64
+	case h5.Int8:
+		return tfgo.Int8
 	}
 	return 0
 }

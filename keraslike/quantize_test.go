@@ -124,3 +124,191 @@ func sumCounts(m map[string]int) int {
 	}
 	return n
 }
+
+// quantizedPyModel is a Keras model with the layers Keras can save and
+// load quantized (its MultiHeadAttention cannot: Keras 3.15 rebuilds the
+// attention's projections from the attention's float policy and fails to
+// load their int8 weights).
+const quantizedPyModel = `
+def quantizable_model(seed):
+    keras.utils.set_random_seed(seed)
+    ids = keras.Input((8,), dtype="int32", name="ids")
+    x = keras.layers.Embedding(50, 16, name="embedding")(ids)
+    x = keras.layers.Dense(32, activation="relu", name="ffn")(x)
+    x = keras.layers.LayerNormalization(epsilon=1e-6, name="ln")(x)
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    return keras.Model(ids, keras.layers.Dense(3, activation="softmax", name="head")(x), name="quantizable")
+`
+
+// goQuantizable is quantizable_model above, built in Go.
+func goQuantizable() (*Model, error) {
+	ids := Input(InputSpec{Shape: []int64{8}, DType: tfgo.Int32, Name: "ids"})
+	x := Apply(NewEmbedding(50, 16, EmbeddingOptions{Name: "embedding"}), ids)
+	x = Apply(NewDense(32, DenseOptions{Name: "ffn", Activation: "relu"}), x)
+	x = Apply(NewLayerNormalization(LayerNormalizationOptions{Name: "ln", Epsilon: 1e-6}), x)
+	x = Apply(NewGlobalAveragePooling1D(GlobalPooling1DOptions{Name: "pool"}), x)
+	return NewFunctional("quantizable", ids, Apply(NewDense(3, DenseOptions{Name: "head", Activation: "softmax"}), x))
+}
+
+// TestQuantizedKerasFiles: a .keras file of a model Keras quantized (int8,
+// and weight-only int8) loads in Go as a quantized model and predicts as
+// Keras; a model Go quantized, saved as .keras, loads in Keras 3 as a
+// quantized model (QuantizedDTypePolicy, int8 kernels) and predicts as Go,
+// and in Go again.
+func TestQuantizedKerasFiles(t *testing.T) {
+	dir := t.TempDir()
+	x := randIDs(t, 9, 50)
+	in := map[string]*tfgo.Tensor{"dir": strTensor(t, dir), "x": x}
+	ref := interop.Python(t, `
+import os, keras, warnings
+warnings.simplefilter("ignore")
+from keras.quantizers import Int8QuantizationConfig
+d = inputs["dir"].item().decode()
+`+quantizedPyModel+`
+m = quantizable_model(1)
+m.quantize("int8")
+m.save(os.path.join(d, "py_int8.keras"))
+outputs["int8"] = m.predict(inputs["x"], verbose=0)
+m = quantizable_model(2)
+m.quantize(config=Int8QuantizationConfig(activation_quantizer=None))
+m.save(os.path.join(d, "py_weight_only.keras"))
+outputs["weight_only"] = m.predict(inputs["x"], verbose=0)
+`, in)
+	for _, name := range []string{"int8", "weight_only"} {
+		t.Run("keras "+name+" to Go", func(t *testing.T) {
+			m, err := LoadKerasModel(filepath.Join(dir, "py_"+name+".keras"), LoadOptions{})
+			require.NoError(t, err)
+			defer m.Close()
+			for _, l := range m.Layers() {
+				if d, ok := l.(*Dense); ok {
+					assert.Equal(t, "int8_from_float32", d.DTypePolicy().Name(), d.Name())
+					assert.Equal(t, name == "weight_only", d.weightOnly, d.Name())
+				}
+			}
+			allCloseTol(t, name, ref[name], predict(t, m, x), quantTol)
+		})
+	}
+
+	for _, o := range []QuantizeOptions{{}, {WeightOnly: true}} {
+		t.Run(map[bool]string{false: "go int8", true: "go weight-only int8"}[o.WeightOnly]+" to Keras", func(t *testing.T) {
+			m, err := goQuantizable()
+			require.NoError(t, err)
+			defer m.Close()
+			require.NoError(t, m.Build())
+			randomizeGo(t, m, 5)
+			require.NoError(t, m.QuantizeWithOptions("int8", o))
+			yGo := predict(t, m, x)
+			path := filepath.Join(dir, "go.keras")
+			require.NoError(t, m.SaveKeras(path))
+			out := interop.Python(t, `
+import os, keras
+m = keras.models.load_model(os.path.join(inputs["dir"].item().decode(), "go.keras"))
+outputs["y"] = m.predict(inputs["x"], verbose=0)
+outputs["policies"] = np.array([("%s=%s" % (l.name, l.dtype_policy.name)).encode() for l in m.layers], dtype=object)
+outputs["int8"] = np.array([v.path.encode() for v in m.weights if v.dtype == "int8"], dtype=object)
+dense = [l for l in m.layers if isinstance(l, keras.layers.Dense)]
+outputs["weight_only"] = np.array([sum(l.inputs_quantizer is None for l in dense), len(dense)], dtype=np.float32)
+`, in)
+			allCloseTol(t, "Go int8 model in Keras", yGo, out["y"], quantTol)
+			pols, err := out["policies"].Strings()
+			require.NoError(t, err)
+			for _, p := range pols {
+				if s := string(p); strings.HasPrefix(s, "embedding=") || strings.HasPrefix(s, "ffn=") || strings.HasPrefix(s, "head=") {
+					assert.True(t, strings.HasSuffix(s, "=int8_from_float32"), s)
+				}
+			}
+			i8, err := out["int8"].Strings()
+			require.NoError(t, err)
+			assert.Len(t, i8, 3, "Keras sees int8 embeddings and kernels")
+			wo := floats(t, out["weight_only"])
+			want := float32(0)
+			if o.WeightOnly {
+				want = wo[1]
+			}
+			assert.Equal(t, want, wo[0], "Keras' Dense layers have no inputs quantizer exactly when weight-only")
+
+			back, err := LoadKerasModel(path, LoadOptions{})
+			require.NoError(t, err)
+			defer back.Close()
+			allCloseTol(t, "Go reads back its quantized model", yGo, predict(t, back, x), kerasTol)
+		})
+	}
+}
+
+// TestQuantizeBadInput: the refusals, with Keras' own messages (from
+// Keras in the same run) where Keras refuses too, and nothing changed.
+func TestQuantizeBadInput(t *testing.T) {
+	dir := t.TempDir()
+	ref := interop.Python(t, `
+import os, keras, warnings
+warnings.simplefilter("ignore")
+from keras.quantizers import Int8QuantizationConfig, AbsMaxQuantizer
+`+quantizedPyModel+`
+def message(f):
+    try:
+        f()
+    except Exception as e:
+        return np.array(str(e).encode(), dtype=object)
+    raise AssertionError("no error")
+m = quantizable_model(1)
+outputs["mode"] = message(lambda: m.quantize("int16"))
+m.quantize("int8")
+outputs["again"] = message(lambda: m.quantize("int8"))
+m = quantizable_model(1)
+m.quantize(config=Int8QuantizationConfig(weight_quantizer=AbsMaxQuantizer(axis=0, value_range=(-100, 100))), filters=lambda l: isinstance(l, keras.layers.Dense))
+m.save(os.path.join(inputs["dir"].item().decode(), "custom_quantizer.keras"))
+`, map[string]*tfgo.Tensor{"dir": strTensor(t, dir)})
+	kerasMsg := func(k string) string {
+		s, err := ref[k].Strings()
+		require.NoError(t, err)
+		return string(s[0])
+	}
+
+	m, err := goQuantizable()
+	require.NoError(t, err)
+	defer m.Close()
+	x := randIDs(t, 3, 50)
+	y0 := predict(t, m, x)
+	assert.ErrorContains(t, m.Quantize("int16"), kerasMsg("mode"))
+	for _, mode := range []string{"float8", "int4", "gptq", "awq"} {
+		assert.ErrorContains(t, m.Quantize(mode), `quantization mode "`+mode+`" is not implemented in keraslike (int8 only)`)
+	}
+	assert.True(t, bytes.Equal(y0.Data(), predict(t, m, x).Data()), "a refused quantization changes nothing")
+	require.NoError(t, m.Quantize("int8"))
+	// Keras names the first layer it meets; so does Go.
+	assert.ErrorContains(t, m.Quantize("int8"), kerasMsg("again"))
+
+	ln, err := NewFunctional("norm_only", Input(InputSpec{Shape: []int64{4}}), Apply(NewLayerNormalization(LayerNormalizationOptions{Name: "ln"}), Input(InputSpec{Shape: []int64{4}})))
+	if err == nil {
+		defer ln.Close()
+		assert.ErrorContains(t, ln.Quantize("int8"), "no layer can be quantized: Dense, EinsumDense and Embedding can (Layer LayerNormalization does not have a `quantize` method implemented)")
+	}
+	seq := NewSequential("norm_only", InputSpec{Shape: []int64{4}}, NewLayerNormalization(LayerNormalizationOptions{Name: "ln"}))
+	defer seq.Close()
+	assert.ErrorContains(t, seq.Quantize("int8"), "no layer can be quantized")
+
+	func() {
+		defer mixedprecision.SetGlobalPolicy(mixedprecision.Float32)
+		mixedprecision.SetGlobalPolicy(mixedprecision.MixedFloat16)
+		half := NewSequential("half", InputSpec{Shape: []int64{4}}, NewDense(2, DenseOptions{Name: "d"}))
+		defer half.Close()
+		assert.ErrorContains(t, half.Quantize("int8"), "quantization mode='int8' doesn't work well with compute_dtype='float16'")
+	}()
+
+	_, err = LoadKerasModel(filepath.Join(dir, "custom_quantizer.keras"), LoadOptions{})
+	assert.ErrorContains(t, err, "quantization_config=")
+	assert.ErrorContains(t, err, "is not supported (Int8QuantizationConfig with the default quantizers, or activation_quantizer=None)")
+
+	// Keras 3.15 cannot load its own quantized MultiHeadAttention from a
+	// .keras file (it rebuilds the projections float); Go writes what Keras
+	// writes, and refuses it on loading as Keras does: the projection's
+	// group holds 3 variables (kernel, bias, kernel_scale), the float
+	// projection has 2.
+	c, err := goClassifier()
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Quantize("int8"))
+	require.NoError(t, c.SaveKeras(filepath.Join(dir, "mha.keras")))
+	_, err = LoadKerasModel(filepath.Join(dir, "mha.keras"), LoadOptions{})
+	assert.ErrorContains(t, err, "_dense/vars holds 3 variables, the layer has 2")
+}
