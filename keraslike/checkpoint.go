@@ -2,10 +2,12 @@ package keraslike
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,12 +45,24 @@ type CheckpointOptions struct {
 
 // SaveCheckpoint writes the model's weights (and, unless opts.WeightsOnly,
 // the optimizer's state) as a TensorFlow checkpoint at prefix
-// (prefix.index + prefix.data-0000S-of-0000N), which tf.train.load_checkpoint
-// reads; keys are the Keras weight paths. A process killed at any instant
-// of the save leaves at prefix the previous checkpoint or the new one,
-// complete, and the next save removes what it left (the data shards
-// alternate between one and two: see tfgo.Saver.Save). (Keras'
-// save_weights format, .weights.h5, is SaveWeightsH5's.)
+// (prefix.index + prefix.data-0000S-of-0000N). Keys are the Keras weight
+// paths and the optimizer's variable names, which tf.train.load_checkpoint
+// and LoadCheckpoint read; beside them are the object graph and the keys
+// tf.train.Checkpoint(model=..., optimizer=...).write(prefix) would write
+// for the model's Keras twin (each an alias of a name key, so the data is
+// stored once; the learning rate, which Go's graph holds as a constant,
+// under its object key only), so that Python's
+// tf.train.Checkpoint(model=twin, optimizer=opt).read(prefix) restores the
+// weights and, for Adam, AdamW and SGD, the optimizer (iterations, learning
+// rate, slots), and LoadObjectCheckpoint reads it too. The twin is a
+// Sequential or a functional model of the same layers in the same order
+// (whose custom layers assign their sublayers and weights to attributes of
+// their names); as write() does, no save_counter is saved. A process
+// killed at any instant of the save leaves at prefix the previous
+// checkpoint or the new one, complete, and the next save removes what it
+// left (the data shards alternate between one and two: see
+// savedmodel.ReplaceBundle). (Keras' save_weights format, .weights.h5, is
+// SaveWeightsH5's.)
 func (m *Model) SaveCheckpoint(prefix string, opts CheckpointOptions) error {
 	sess, err := m.session()
 	if err != nil {
@@ -60,10 +74,36 @@ func (m *Model) SaveCheckpoint(prefix string, opts CheckpointOptions) error {
 		}
 	}
 	keys, vars := m.checkpointVars(opts.WeightsOnly)
+	extra, aliases, err := m.checkpointObjects(keys, vars, opts.WeightsOnly)
+	if err != nil {
+		return fmt.Errorf("saving %q: %w", m.name, err)
+	}
 	// Streamed one variable at a time: a large model is not copied whole.
 	// ReplaceBundle syncs the files before renaming them into place.
 	err = savedmodel.ReplaceBundle(prefix, func(tmp string, numShards int) error {
-		return tfgo.SaveVariables(sess, tmp, keys, vars, savedmodel.WriteOptions{NumShards: numShards, NoSync: true})
+		w, err := savedmodel.NewBundleWriter(tmp, savedmodel.WriteOptions{NumShards: numShards, NoSync: true})
+		if err != nil {
+			return err
+		}
+		for i, v := range vars {
+			if err := addVariable(sess, w, keys[i], v); err != nil {
+				w.Abort()
+				return err
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(extra)) {
+			if err := w.Add(k, extra[k]); err != nil {
+				w.Abort()
+				return err
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(aliases)) {
+			if err := w.AddAlias(k, aliases[k]); err != nil {
+				w.Abort()
+				return err
+			}
+		}
+		return w.Close()
 	})
 	if err != nil {
 		return fmt.Errorf("saving %q: %w", m.name, err)
@@ -74,7 +114,9 @@ func (m *Model) SaveCheckpoint(prefix string, opts CheckpointOptions) error {
 // LoadCheckpoint restores what SaveCheckpoint wrote at prefix: every weight
 // (an error naming any weight missing or of another shape or dtype, before
 // anything changes) and the optimizer's state when the checkpoint has it.
-// Weights are streamed one at a time (tfgo.StreamingSaver).
+// Weights are streamed one at a time (tfgo.StreamingSaver). A checkpoint
+// keyed by object paths only (Python's tf.train.Checkpoint) is read as
+// LoadObjectCheckpoint reads it.
 func (m *Model) LoadCheckpoint(prefix string) error {
 	sess, err := m.session()
 	if err != nil {
@@ -85,6 +127,14 @@ func (m *Model) LoadCheckpoint(prefix string) error {
 		return err
 	}
 	defer r.Close()
+	if ws := m.Weights(); len(ws) > 0 && !r.Has(ws[0].Path) && r.Has(savedmodel.ObjectGraphKey) {
+		return m.loadObjects(sess, r, prefix)
+	}
+	return m.loadNamed(sess, r, prefix)
+}
+
+// loadNamed restores the variables of checkpointVars by their keys.
+func (m *Model) loadNamed(sess *tfgo.Session, r *savedmodel.BundleReader, prefix string) error {
 	keys, vars := m.checkpointVars(false)
 	var ks []string
 	var vs []*tfgo.Variable
