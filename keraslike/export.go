@@ -21,6 +21,12 @@ type ExportOptions struct {
 	// Assets are files to ship with the model (e.g. a vocabulary), as string
 	// constants in the graph holding their paths.
 	Assets []tfgo.Output
+	// WeightDType, tfgo.Half or tfgo.BFloat16, stores the model's float32
+	// weights in that dtype in the SavedModel (half the size; weight-only:
+	// the graph casts them back and computes in the model's compute
+	// dtype). The zero value stores the weights as the model holds them
+	// (int8 kernels after Model.Quantize). The model itself is unchanged.
+	WeightDType tfgo.DataType
 }
 
 // Export writes the inference model as a SavedModel in dir (model.export):
@@ -28,29 +34,36 @@ type ExportOptions struct {
 // the graph pruned to it, and the current weights. TensorFlow Serving,
 // tf.saved_model.load and saved_model_cli read it.
 func (m *Model) Export(dir string, o ExportOptions) error {
-	sig, err := m.exportSignature(o)
-	if err != nil {
-		return err
-	}
-	sess, err := m.session()
-	if err != nil {
-		return err
-	}
-	return runner.Export(dir, m.Scope().Graph(), sess, sig, runner.ExportOptions{Assets: o.Assets, ClearDevices: true})
+	return m.withWeightsStoredAs(o.WeightDType, func() error {
+		sig, err := m.exportSignature(o)
+		if err != nil {
+			return err
+		}
+		sess, err := m.session()
+		if err != nil {
+			return err
+		}
+		return runner.Export(dir, m.Scope().Graph(), sess, sig, runner.ExportOptions{Assets: o.Assets, ClearDevices: true})
+	})
 }
 
 // ExportVersion publishes the model as version of a TF Serving base
 // directory (base/<version>/), atomically; it returns the version's path.
 func (m *Model) ExportVersion(base string, version int64, o ExportOptions) (string, error) {
-	sig, err := m.exportSignature(o)
-	if err != nil {
-		return "", err
-	}
-	sess, err := m.session()
-	if err != nil {
-		return "", err
-	}
-	return runner.ExportVersion(base, version, m.Scope().Graph(), sess, sig, runner.ExportOptions{Assets: o.Assets, ClearDevices: true})
+	var path string
+	err := m.withWeightsStoredAs(o.WeightDType, func() error {
+		sig, err := m.exportSignature(o)
+		if err != nil {
+			return err
+		}
+		sess, err := m.session()
+		if err != nil {
+			return err
+		}
+		path, err = runner.ExportVersion(base, version, m.Scope().Graph(), sess, sig, runner.ExportOptions{Assets: o.Assets, ClearDevices: true})
+		return err
+	})
+	return path, err
 }
 
 func (m *Model) exportSignature(o ExportOptions) (map[string]runner.Signature, error) {
