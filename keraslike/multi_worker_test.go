@@ -36,6 +36,7 @@ type mwJob struct {
 	Backup  string // BackupAndRestore's directory ("" none)
 	Ckpt    string // ModelCheckpoint's directory, one per task
 	Epochs  int
+	Chief   bool // task 0 is the cluster's "chief" job, the others "worker" 0, 1, ...
 }
 
 const mwSteps = 20 // batches per epoch (mirrorDenseData)
@@ -112,12 +113,21 @@ type mwProc struct {
 	out   []string
 }
 
-// startWorker starts task index of a cluster of workers at addrs with job.
+// startWorker starts process index of a cluster at addrs with job: task
+// index of the workers, or with job.Chief the chief (0) and the workers.
 func startWorker(t *testing.T, addrs []string, index int, job mwJob) *mwProc {
 	t.Helper()
 	spec, err := json.Marshal(job)
 	require.NoError(t, err)
-	tfConfig, err := json.Marshal(map[string]any{"cluster": map[string]any{"worker": addrs}, "task": map[string]any{"type": "worker", "index": index}})
+	cluster := map[string]any{"worker": addrs}
+	task := map[string]any{"type": "worker", "index": index}
+	if job.Chief {
+		cluster = map[string]any{"chief": addrs[:1], "worker": addrs[1:]}
+		if task["index"] = index - 1; index == 0 {
+			task = map[string]any{"type": "chief", "index": 0}
+		}
+	}
+	tfConfig, err := json.Marshal(map[string]any{"cluster": cluster, "task": task})
 	require.NoError(t, err)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestMultiWorkerMirroredStrategy$", "-test.count=1")
 	cmd.Env = append(os.Environ(), mwChildEnv+"="+string(spec), "TF_CONFIG="+string(tfConfig))
@@ -220,11 +230,15 @@ func TestMultiWorkerMirroredStrategy(t *testing.T) {
 	initPath, init := mwInit(t, dir)
 	ref, _ := trainMirrored(t, mirrorCase{model: mirrorDenseModel, opt: mwOptimizer, loss: MeanSquaredError{}, data: mirrorDenseData()}, 0, init)
 	defer ref.Close()
-	for _, devices := range []int{1, 2} {
-		t.Run(fmt.Sprintf("2x%d", devices), func(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		devices int
+		chief   bool
+	}{{"2x1", 1, false}, {"2x2", 2, false}, {"chief+worker", 1, true}} {
+		t.Run(c.name, func(t *testing.T) {
 			sub := t.TempDir()
 			ckpt := filepath.Join(sub, "ckpt")
-			states := runWorkers(t, 2, mwJob{Devices: devices, Init: initPath, Epochs: 1, Ckpt: ckpt}, sub)
+			states := runWorkers(t, 2, mwJob{Devices: c.devices, Init: initPath, Epochs: 1, Ckpt: ckpt, Chief: c.chief}, sub)
 			requireSameState(t, states[0], states[1])
 			want, err := ref.GetWeights()
 			require.NoError(t, err)
