@@ -1,7 +1,6 @@
 package keraslike
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -24,8 +23,8 @@ func modelFromJSON(raw []byte, opts LoadOptions, legacy bool) (*Model, error) {
 	if err := checkConfigJSON(raw); err != nil {
 		return nil, err
 	}
-	var top map[string]any
-	if err := json.Unmarshal(raw, &top); err != nil {
+	top, err := decodeConfig(raw)
+	if err != nil {
 		return nil, fmt.Errorf("model config: %w", err)
 	}
 	class, _ := top["class_name"].(string)
@@ -42,7 +41,6 @@ func modelFromJSON(raw []byte, opts LoadOptions, legacy bool) (*Model, error) {
 		return nil, fmt.Errorf("model config: %w", r.err)
 	}
 	var m *Model
-	var err error
 	switch class {
 	case "Sequential":
 		m, err = sequentialFromConfig(name, r, opts)

@@ -101,7 +101,7 @@ func (m *Model) functionalConfig() (map[string]any, error) {
 	w := configWriter{g: g, inName: m.inputLayerName()}
 	nodes := map[Layer][]any{}
 	for _, c := range g.calls {
-		args, err := w.serialize(c.args)
+		args, err := w.serialize(pyScalars(c))
 		if err != nil {
 			return nil, fmt.Errorf("layer %q: %w", c.layer.Name(), err)
 		}

@@ -3,7 +3,6 @@ package keraslike
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 
@@ -244,7 +243,8 @@ func (c *opCall) tensor(name string) (tfgo.Output, bool) {
 // operands converts arguments to tensors of one dtype, Keras' result_type
 // of theirs: tensors and Constants keep their dtypes and promote (float32
 // and float64 give float64, an integer and a float the float); a Python
-// scalar is weak, taking the others' dtype unless it is a float among
+// scalar (a Go int or float, as decodeConfig keeps Python's 2 and 2.0
+// apart) is weak, taking the others' dtype unless it is a float among
 // integers (then float32).
 func (c *opCall) operands(vals ...any) ([]tfgo.Output, bool) {
 	var strong []tfgo.DataType
@@ -258,13 +258,7 @@ func (c *opCall) operands(vals ...any) ([]tfgo.Output, bool) {
 			strong = append(strong, x.DataType())
 		case *Constant:
 			strong = append(strong, x.dtype)
-		case float64:
-			if x == math.Trunc(x) {
-				weakInt = true
-			} else {
-				weakFloat = true
-			}
-		case float32:
+		case float64, float32:
 			weakFloat = true
 		case int, int32, int64:
 			weakInt = true

@@ -93,6 +93,9 @@ func registerShapeOps() {
 			if !ok {
 				return tfgo.Output{}
 			}
+			if len(xs) == 1 { // ConcatV2 takes two or more
+				return tfgo.Identity(c.s, xs[0])
+			}
 			return tfgo.ConcatV2(c.s, xs, tfgo.Const(c.s, int32(c.intParam("axis"))))
 		}}
 	opTable["Stack"] = &opDef{module: numpyOps, args: []string{"x"}, params: map[string]opParam{"axis": {0.0, isInt}},

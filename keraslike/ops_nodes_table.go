@@ -238,14 +238,18 @@ func init() {
 	opTable["Clip"] = &opDef{module: numpyOps, args: []string{"x"},
 		params: map[string]opParam{"x_min": {nil, isNumber}, "x_max": {nil, isNumber}},
 		call: func(c *opCall) tfgo.Output {
-			xs, ok := c.operands(c.args["x"], c.param("x_min"), c.param("x_max"))
+			x, ok := c.tensor("x")
 			if !ok {
 				return tfgo.Output{}
 			}
-			if xs[0].DataType() == tfgo.Bool {
+			dt := x.DataType()
+			if dt == tfgo.Bool {
 				return c.fail("clips a bool tensor")
 			}
-			return tfgo.Maximum(c.s, tfgo.Minimum(c.s, xs[0], xs[2]), xs[1])
+			// tf.clip_by_value: the bounds in x's dtype.
+			lo, _ := c.param("x_min").(float64)
+			hi, _ := c.param("x_max").(float64)
+			return tfgo.Maximum(c.s, tfgo.Minimum(c.s, x, valuesConst(c.s, []float64{hi}, nil, dt)), valuesConst(c.s, []float64{lo}, nil, dt))
 		}}
 	opTable["Where"] = &opDef{module: numpyOps, args: []string{"condition", "x1", "x2"},
 		call: func(c *opCall) tfgo.Output {

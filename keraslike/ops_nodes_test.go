@@ -85,12 +85,16 @@ def m_arithmetic():
     e = ops.cast(ops.logical_or(ops.equal(ops.floor(x * 2.0), 1.0), ops.logical_not(x >= 0.3)), "float32")
     return keras.Model(inp, flat(x // 0.3, x % 0.3, ops.floor(x), ops.ceil(x), ops.sign(x), ops.divide(x, 3.0),
         ops.rsqrt(ops.abs(x) + 0.5), ops.erf(x), e, ops.exp(ops.cast(x > 0, "int32") * 2)))
+def m_scalars():
+    # Python's 2.0 and 3 promote an int32 tensor differently (float32, int32).
+    inp, x = dense_input()
+    return keras.Model(inp, flat(ops.cast(x > 0, "int32") * 2.0 + ops.cast(x < 0, "int32") * 3))
 `
 
 // opModelNames are the models of opModels, with their input.
 var opModelNames = []struct{ name, input string }{
 	{"position", "ids"}, {"residual", "x"}, {"shapes", "x"}, {"getitem", "x"},
-	{"matmul", "x"}, {"activations", "x"}, {"where", "x"}, {"arithmetic", "x"},
+	{"matmul", "x"}, {"activations", "x"}, {"where", "x"}, {"arithmetic", "x"}, {"scalars", "x"},
 }
 
 func opInputs(t *testing.T) (x, ids *tfgo.Tensor) {
@@ -145,7 +149,9 @@ for name, inp in `+pyPairs()+`:
 				m, err := LoadKerasModel(filepath.Join(dir, mc.name+ext), LoadOptions{})
 				require.NoError(t, err)
 				defer m.Close()
-				samePredictions(t, ref[mc.name], predict(t, m, input), 1e-5, mc.name+ext)
+				got := predict(t, m, input)
+				assert.Equal(t, ref[mc.name].DataType(), got.DataType(), "the output's dtype")
+				samePredictions(t, ref[mc.name], got, 1e-5, mc.name+ext)
 				if ext == ".keras" {
 					require.NoError(t, m.SaveKeras(filepath.Join(dir, "go_"+mc.name+".keras")))
 				}
@@ -161,6 +167,7 @@ for name, inp in `+pyPairs()+`:
     outputs[name] = m.predict(inputs[inp], verbose=0)
 `, in)
 	for _, mc := range opModelNames {
+		assert.Equal(t, ref[mc.name].DataType(), back[mc.name].DataType(), "the output's dtype of Go's %s.keras in Keras", mc.name)
 		samePredictions(t, ref[mc.name], back[mc.name], 1e-5, "Go's "+mc.name+".keras in Keras")
 	}
 }
