@@ -1,6 +1,8 @@
 package keraslike
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -218,4 +220,37 @@ func (w configWriter) serialize(v any) (any, error) {
 		return out, nil
 	}
 	return v, nil
+}
+
+// floatArg is a float argument of an operation, written with a decimal
+// point even when integral (2.0), so that Python reads a float as Go's
+// caller meant, not the int 2 encoding/json would write.
+type floatArg float64
+
+func (f floatArg) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(float64(f))
+	if err == nil && !bytes.ContainsAny(b, ".eE") {
+		b = append(b, ".0"...)
+	}
+	return b, err
+}
+
+// pyScalars is a call's positional arguments with an operation's float
+// scalars as floatArg.
+func pyScalars(c *layerCall) []any {
+	if _, ok := c.layer.(*Op); !ok {
+		return c.args
+	}
+	out := make([]any, len(c.args))
+	for i, a := range c.args {
+		switch x := a.(type) {
+		case float64:
+			out[i] = floatArg(x)
+		case float32:
+			out[i] = floatArg(float64(x))
+		default:
+			out[i] = a
+		}
+	}
+	return out
 }

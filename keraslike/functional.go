@@ -8,8 +8,9 @@ import (
 )
 
 // KerasTensor is a symbolic tensor of a functional model, as in Keras: the
-// model's input (Input) or the output of a layer applied to KerasTensors
-// (Apply). NewFunctional turns an input and an output into a Model whose
+// model's input (Input), the output of a layer applied to KerasTensors
+// (Apply), or of an operation on KerasTensors, Constants and numbers
+// (ApplyOp, OpAdd, OpGetItem ...: Keras' x + y, x[:, 0], keras.ops.*). NewFunctional turns an input and an output into a Model whose
 // connectivity is known, so that SaveKeras can write it as Keras'
 // functional config; LoadKerasModel builds models this way.
 type KerasTensor struct {
@@ -25,7 +26,8 @@ type KerasTensor struct {
 type layerCall struct {
 	layer Layer
 	// args are the positional arguments: *KerasTensor, []*KerasTensor, or
-	// JSON values; kwargs likewise.
+	// JSON values, and for an Op also *Constant, Slice and index markers;
+	// kwargs likewise.
 	args   []any
 	kwargs map[string]any
 	out    *KerasTensor

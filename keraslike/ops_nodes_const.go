@@ -1,13 +1,9 @@
 package keraslike
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"strings"
 
 	"github.com/gotf/gotf/dtypes"
 	"github.com/gotf/gotf/tfgo"
@@ -263,118 +259,4 @@ func (s Slice) config() map[string]any {
 		return *p
 	}
 	return map[string]any{"class_name": "__slice__", "config": map[string]any{"start": b(s.Start), "stop": b(s.Stop), "step": b(s.Step)}}
-}
-
-// decodeConfig decodes a model config with numbers as float64, as layer
-// configs are read, except the Python scalars an operation is called with
-// (the direct arguments of an operation's inbound node): those keep
-// whether Python wrote an int (2, a Go int) or a float (2.0, a float64),
-// which Keras' type promotion tells apart (an int32 tensor times 2.0 is
-// float32, times 2 int32).
-func decodeConfig(raw []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var top map[string]any
-	if err := dec.Decode(&top); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("data after the config's JSON object")
-	}
-	var walk func(v any, opArgs bool) any
-	walk = func(v any, opArgs bool) any {
-		switch x := v.(type) {
-		case json.Number:
-			f, _ := x.Float64()
-			if opArgs && !strings.ContainsAny(x.String(), ".eE") && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-				return int(f)
-			}
-			return f
-		case []any:
-			for i, e := range x {
-				x[i] = walk(e, false)
-			}
-		case map[string]any:
-			op := isOpEntry(x)
-			for k, e := range x {
-				if op && k == "inbound_nodes" {
-					x[k] = walkNodes(e, walk)
-				} else {
-					x[k] = walk(e, false)
-				}
-			}
-		}
-		return v
-	}
-	walk(top, false)
-	return top, nil
-}
-
-// walkNodes applies walk to an operation's inbound nodes, telling it which
-// values are the call's direct arguments.
-func walkNodes(nodes any, walk func(any, bool) any) any {
-	l, ok := nodes.([]any)
-	if !ok {
-		return walk(nodes, false)
-	}
-	for i, n := range l {
-		m, ok := n.(map[string]any)
-		if !ok {
-			l[i] = walk(n, false)
-			continue
-		}
-		for k, v := range m {
-			switch a := v.(type) {
-			case []any:
-				if k == "args" {
-					for j, e := range a {
-						a[j] = walk(e, true)
-					}
-					continue
-				}
-			case map[string]any:
-				if k == "kwargs" {
-					for kk, e := range a {
-						a[kk] = walk(e, true)
-					}
-					continue
-				}
-			}
-			m[k] = walk(v, false)
-		}
-	}
-	return l
-}
-
-// floatArg is a float argument of an operation, written with a decimal
-// point even when integral (2.0), so that Python reads a float as Go's
-// caller meant, not the int 2 encoding/json would write.
-type floatArg float64
-
-func (f floatArg) MarshalJSON() ([]byte, error) {
-	b, err := json.Marshal(float64(f))
-	if err == nil && !bytes.ContainsAny(b, ".eE") {
-		b = append(b, ".0"...)
-	}
-	return b, err
-}
-
-// pyScalars is a call's positional arguments with an operation's float
-// scalars as floatArg.
-func pyScalars(c *layerCall) []any {
-	if _, ok := c.layer.(*Op); !ok {
-		return c.args
-	}
-	out := make([]any, len(c.args))
-	for i, a := range c.args {
-		switch x := a.(type) {
-		case float64:
-			out[i] = floatArg(x)
-		case float32:
-			out[i] = floatArg(float64(x))
-		default:
-			out[i] = a
-		}
-	}
-	return out
 }
