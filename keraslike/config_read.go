@@ -741,8 +741,9 @@ func opEntry(e map[string]any, name string) (Layer, layerSpec, error) {
 }
 
 // decodeConfig decodes a model config with numbers as float64, as layer
-// configs are read, except the Python scalars an operation is called with
-// (the direct arguments of an operation's inbound node): those keep
+// configs are read, except the Python numbers an operation is called with
+// (the direct arguments of an operation's inbound node, and the lists among
+// them): those keep
 // whether Python wrote an int (2, a Go int) or a float (2.0, a float64),
 // which Keras' type promotion tells apart (an int32 tensor times 2.0 is
 // float32, times 2 int32).
@@ -766,8 +767,9 @@ func decodeConfig(raw []byte) (map[string]any, error) {
 			}
 			return f
 		case []any:
+			// A list argument (take's indices, GetItem's key) is Python's too.
 			for i, e := range x {
-				x[i] = walk(e, false)
+				x[i] = walk(e, opArgs)
 			}
 		case map[string]any:
 			op := isOpEntry(x)

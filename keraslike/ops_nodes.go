@@ -249,7 +249,16 @@ func (c *opCall) tensor(name string) (tfgo.Output, bool) {
 func (c *opCall) operands(vals ...any) ([]tfgo.Output, bool) {
 	var strong []tfgo.DataType
 	weakFloat, weakInt := false, false
-	for _, v := range vals {
+	vals = append([]any(nil), vals...)
+	for i, v := range vals {
+		if l, ok := v.([]any); ok {
+			k, err := listConstant(l)
+			if err != nil {
+				c.fail("%v", err)
+				return nil, false
+			}
+			vals[i], v = k, k
+		}
 		switch x := v.(type) {
 		case tfgo.Output:
 			if x.Op == nil {

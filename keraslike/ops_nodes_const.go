@@ -25,6 +25,7 @@ type Constant struct {
 	shape  []int64
 	values []float64 // row-major; exact for float32, int32 and bool
 	numpy  bool      // written back as "__numpy__"
+	list   bool      // written back as a plain list
 }
 
 // NewConstant returns a constant operand of dtype (a float, integer or bool
@@ -101,6 +102,8 @@ func constantFromConfig(class string, c map[string]any) (*Constant, error) {
 			switch e := x.(type) {
 			case float64:
 				k.values = append(k.values, e)
+			case int:
+				k.values = append(k.values, float64(e))
 			case bool:
 				k.values = append(k.values, map[bool]float64{false: 0, true: 1}[e])
 			default:
@@ -125,18 +128,54 @@ func constantFromConfig(class string, c map[string]any) (*Constant, error) {
 	return k, nil
 }
 
+// listConstant is a Python list argument of an operation ([0, 2]) as
+// keras.ops.convert_to_tensor makes it: int32 when all its numbers are
+// ints, else float32.
+func listConstant(l []any) (*Constant, error) {
+	dt := "int32"
+	var scan func(v any, depth int)
+	scan = func(v any, depth int) {
+		switch x := v.(type) {
+		case []any:
+			if depth < 8 {
+				for _, e := range x {
+					scan(e, depth+1)
+				}
+			}
+		case float64, float32:
+			dt = "float32"
+		}
+	}
+	scan(l, 0)
+	k, err := constantFromConfig("list", map[string]any{"value": l, "dtype": dt})
+	if err != nil {
+		return nil, err
+	}
+	// Written back as the list it was.
+	k.list = true
+	return k, nil
+}
+
 // config is the constant as Keras serializes it.
-func (c *Constant) config() map[string]any {
+func (c *Constant) config() any {
 	class := "__tensor__"
 	if c.numpy {
 		class = "__numpy__"
 	}
+	if c.list {
+		return c.nested()
+	}
+	return map[string]any{"class_name": class, "config": map[string]any{"value": c.nested(), "dtype": c.dtype.String()}}
+}
+
+// nested is the constant's values as nested lists.
+func (c *Constant) nested() any {
 	elem := func(f float64) any {
 		switch {
 		case c.dtype == tfgo.Bool:
 			return f != 0
 		case isFloat(c.dtype):
-			return f
+			return floatArg(f)
 		}
 		return int64(f)
 	}
@@ -155,7 +194,7 @@ func (c *Constant) config() map[string]any {
 		}
 		return out
 	}
-	return map[string]any{"class_name": class, "config": map[string]any{"value": nest(0, c.values), "dtype": c.dtype.String()}}
+	return nest(0, c.values)
 }
 
 // output adds the constant to the graph in dtype dt (Keras' promotion may

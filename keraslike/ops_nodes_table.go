@@ -266,6 +266,35 @@ func init() {
 			}
 			return tfgo.SelectV2(c.s, castTo(c.s, cond, tfgo.Bool), xs[0], xs[1])
 		}}
+	opTable["Take"] = &opDef{module: numpyOps, args: []string{"x", "indices"}, params: map[string]opParam{"axis": {nil, isIntOrNull}},
+		call: func(c *opCall) tfgo.Output {
+			x, ok := c.tensor("x")
+			if !ok {
+				return tfgo.Output{}
+			}
+			idx, ok := c.tensor("indices")
+			if !ok {
+				return tfgo.Output{}
+			}
+			axis := c.param("axis")
+			if axis == nil {
+				x = tfgo.Reshape(c.s, x, tfgo.Const(c.s, []int64{-1}))
+				axis = 0.0
+			}
+			a := int(toFloat(axis))
+			if a < 0 {
+				n, ok := c.rank(x)
+				if !ok {
+					return tfgo.Output{}
+				}
+				a += n
+			}
+			ax := tfgo.Const(c.s, int32(a))
+			// Negative indices count from the end, as in JAX's "fill" mode.
+			dim := castTo(c.s, tfgo.GatherV2(c.s, tfgo.ShapeOf(c.s, x), ax, tfgo.Const(c.s, int32(0))), idx.DataType())
+			idx = tfgo.SelectV2(c.s, tfgo.Less(c.s, idx, valuesConst(c.s, []float64{0}, nil, idx.DataType())), tfgo.AddV2(c.s, idx, dim), idx)
+			return tfgo.GatherV2(c.s, x, idx, ax)
+		}}
 	opTable["Matmul"] = &opDef{module: numpyOps, args: []string{"x1", "x2"}, call: matmulOp}
 	opTable["Einsum"] = &opDef{module: numpyOps, variadic: true, params: map[string]opParam{"subscripts": {nil, isSubscripts}},
 		call: func(c *opCall) tfgo.Output {

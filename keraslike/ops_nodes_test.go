@@ -37,6 +37,9 @@ def m_position():
     x = e + table
     x = x * ops.convert_to_tensor(np.float32(1.5))                    # scalar __tensor__
     x = x + np.linspace(-1, 1, 8).astype("float32")                   # __numpy__
+    rows = ops.convert_to_tensor(np.cos(np.arange(160) / 7).reshape(20, 8).astype("float32"))
+    x = x + ops.take(rows, ids, axis=0)                               # a constant gathered by a tensor
+    x = x + ops.take(x, [5, 4, 3, 2, 1, -6], axis=-2) * 0.5            # a Python list of indices
     return keras.Model(ids, layers.Dense(3)(x))
 def m_residual():
     x = keras.Input((6, 4))
