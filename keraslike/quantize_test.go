@@ -2,6 +2,7 @@ package keraslike
 
 import (
 	"bytes"
+	"math/rand"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -100,14 +101,14 @@ outputs["y"] = m.predict(inputs["x"], verbose=0)
 	assert.Equal(t, 7, sumCounts(kernels), "one int8 product per projection (query, key, value, attention_output) and Dense (ffn_1, ffn_2, head)")
 }
 
-// int8Kernels counts the executed ops with an int8 input type attribute
-// (partition graphs of a traced run): which int8 kernels ran.
+// int8Kernels counts the executed MatMul-family ops with 8-bit integer
+// inputs (partition graphs of a traced run): which int8 kernels ran.
 func int8Kernels(tr *tfgo.Trace) map[string]int {
 	ks := map[string]int{}
 	for _, g := range tr.Metadata.GetPartitionGraphs() {
 		for _, n := range g.GetNode() {
-			for _, a := range []string{"T", "Ta", "Tb"} {
-				if v, ok := n.GetAttr()[a]; ok && v.GetType().String() == "DT_INT8" && strings.Contains(n.GetOp(), "MatMul") {
+			for _, a := range []string{"T", "Ta", "T1"} {
+				if dt := n.GetAttr()[a].GetType().String(); (dt == "DT_INT8" || dt == "DT_QUINT8") && strings.Contains(n.GetOp(), "MatMul") {
 					ks[n.GetOp()]++
 					break
 				}
@@ -311,4 +312,39 @@ m.save(os.path.join(inputs["dir"].item().decode(), "custom_quantizer.keras"))
 	require.NoError(t, c.SaveKeras(filepath.Join(dir, "mha.keras")))
 	_, err = LoadKerasModel(filepath.Join(dir, "mha.keras"), LoadOptions{})
 	assert.ErrorContains(t, err, "_dense/vars holds 3 variables, the layer has 2")
+}
+
+// TestOneDNNInt8MatMul: the oneDNN int8 product (unsigned shifted inputs,
+// MIN_FIRST) equals the signed int8 × int8 → int32 product of
+// BatchMatMulV3 to the bit, at the extremes (every value ±127 at the
+// deepest depth it is used for) and on random values.
+func TestOneDNNInt8MatMul(t *testing.T) {
+	r := rand.New(rand.NewSource(4))
+	for _, c := range []struct {
+		rows, in, out int
+		fill          func(i int) int8
+	}{
+		{3, maxOneDNNDepth, 5, func(int) int8 { return 127 }},
+		{3, maxOneDNNDepth, 5, func(i int) int8 { return int8(127 * (1 - 2*(i%2))) }},
+		{2, maxOneDNNDepth, 4, func(int) int8 { return -127 }},
+		{33, 256, 768, func(int) int8 { return int8(r.Intn(255) - 127) }},
+		{1, 1024, 256, func(int) int8 { return int8(r.Intn(255) - 127) }},
+	} {
+		xs := make([]float32, c.rows*c.in)
+		for i := range xs {
+			xs[i] = float32(c.fill(i))
+		}
+		ks := make([]int8, c.in*c.out)
+		for i := range ks {
+			ks[i] = c.fill(i + 1)
+		}
+		s := tfgo.NewScope()
+		xt, err := tfgo.NewTensorFromBytes(tfgo.Float, []int64{int64(c.rows), int64(c.in)}, float32Bytes(xs))
+		require.NoError(t, err)
+		kt, err := tfgo.NewTensorFromBytes(tfgo.Int8, []int64{int64(c.in), int64(c.out)}, int8Bytes(ks))
+		require.NoError(t, err)
+		x, k := tfgo.Const(s, xt), tfgo.Const(s, kt)
+		res := run(t, s, nil, oneDNNInt8MatMul(s, x, k, int64(c.out)), tfgo.BatchMatMulV3(s, tfgo.Cast(s, x, tfgo.Int8), k, tfgo.Int32))
+		assert.Equal(t, res[1].Data(), res[0].Data(), "%d×%d·%d×%d", c.rows, c.in, c.in, c.out)
+	}
 }
