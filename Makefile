@@ -9,6 +9,8 @@ TESTFLAGS ?= -timeout 40m
 
 .PHONY: all setup setup-runtime run test vet env clean bench-train bench-checkpoint bench-memory bench-shards fuzz leak kill h5-campaign
 
+# `make` builds the gotf command before it runs the tests.
+all: gotf
 all: test
 
 setup:
@@ -86,3 +88,8 @@ kill: setup
 ## h5-campaign: 20,000 mutated HDF5/Keras files opened in child processes (crashes, hangs, peak RSS)
 h5-campaign: setup
 	GOTF_H5_CAMPAIGN=$(or $(N),20000) $(GO) test $(TESTFLAGS) -count 1 -v -run TestCampaign ./internal/h5
+
+## gotf: build the gotf command into out/gotf (inspect, run, version; out/ is ignored by git)
+.PHONY: gotf
+gotf: setup-runtime
+	$(GO) build -o out/gotf ./cmd/gotf
