@@ -25,7 +25,9 @@ func newInspectCmd() *cobra.Command {
   SavedModel directory   tag-sets, signatures (inputs and outputs with dtype,
                          shape and tensor name, method name) and concrete
                          functions, laid out as saved_model_cli show --all
-                         prints them, so that the two can be diffed
+                         prints them, so that the two can be diffed; a TF
+                         Serving base directory (1/, 2/...) means its latest
+                         version
   checkpoint             every variable with dtype and shape, as
                          tf.train.list_variables lists them, and the object
                          graph of a tf.train.Checkpoint; PATH is a prefix
@@ -79,6 +81,13 @@ func detect(path string) (format, target string, err error) {
 		for _, f := range []string{savedmodel.SavedModelFilename, savedmodel.SavedModelFilenameText, savedmodel.SavedModelFilenameChunked} {
 			if _, err := os.Stat(filepath.Join(path, f)); err == nil {
 				return fmtSavedModel, path, nil
+			}
+		}
+		// A TF Serving base directory (base/1, base/2, ...) means its latest
+		// version, the one a model server would load.
+		if _, latest, err := savedmodel.LatestVersion(path); err == nil {
+			if format, _, err := detect(latest); err == nil && format == fmtSavedModel {
+				return fmtSavedModel, latest, nil
 			}
 		}
 		if _, err := os.Stat(filepath.Join(path, "checkpoint")); err == nil {

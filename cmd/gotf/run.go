@@ -28,7 +28,8 @@ func newRunCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run DIR",
 		Short: "Run a SavedModel signature on given inputs, as saved_model_cli run",
-		Long: `Loads the SavedModel in DIR on the TensorFlow runtime, runs one signature
+		Long: `Loads the SavedModel in DIR (or the latest version of a TF Serving base
+directory) on the TensorFlow runtime, runs one signature
 and prints each output ("Result for output key K:" and the values), or with
 --outdir also writes each as K.npy, as saved_model_cli run does.
 
@@ -160,7 +161,8 @@ func runSignature(w io.Writer, dir string, f runFlags) error {
 	if _, err := os.Stat(dir); err != nil {
 		return err
 	}
-	if _, _, err := detectSavedModel(dir); err != nil {
+	_, dir, err = detectSavedModel(dir)
+	if err != nil {
 		return err
 	}
 	m, err := runner.Load(dir, tags...)

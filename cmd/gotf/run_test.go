@@ -1,11 +1,14 @@
 package main
 
 import (
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/gotf/gotf/internal/pyref"
+	"github.com/gotf/gotf/internal/setup"
 	"github.com/gotf/gotf/internal/testutil"
 	"github.com/gotf/gotf/keraslike"
 	"github.com/stretchr/testify/assert"
@@ -115,4 +118,41 @@ for k in ["z", "s", "y", "n"]:
 	// Without --outdir the outputs are printed, one key after another.
 	text := mustGotf(t, "run", dir, "--input_exprs", "x=[[1, 2, 3]]")
 	assert.True(t, strings.HasPrefix(text, "Result for output key n:\n1\nResult for output key y:\n[["), text)
+}
+
+// gotf run on the main job's SavedModel (a small run of
+// examples/transformer, which exports saved_model/<step>) gives the
+// logits Python's signature call gives for the same token ids.
+func TestRunMainJobSavedModelMatchesPython(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the main job")
+	}
+	root, err := setup.ModuleRoot()
+	require.NoError(t, err)
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out := t.TempDir()
+	job := exec.Command(goTool, "run", "./examples/transformer", "-layers", "1", "-dmodel", "32", "-heads", "2",
+		"-seq", "16", "-batch", "8", "-steps", "4", "-epochs", "1", "-corpus", "65536", "-sample", "1", "-out", out)
+	job.Dir = root
+	log, err := job.CombinedOutput()
+	require.NoError(t, err, "%s", log)
+	dir := filepath.Join(out, "saved_model", "4")
+	require.Contains(t, string(log), dir)
+
+	py := python(t, `
+d, w = inputs["dir"].item().decode(), inputs["work"].item().decode()
+ids = np.random.default_rng(9).integers(0, 256, size=(3, 16)).astype(np.int32)
+np.save(w + "/ids.npy", ids)
+outputs["want"] = tf.saved_model.load(d).signatures["serving_default"](token_ids=tf.constant(ids))["logits"]
+`, map[string]string{"dir": dir, "work": out})
+	// The TF Serving base directory stands for its latest version.
+	assert.Equal(t, mustGotf(t, "inspect", dir), mustGotf(t, "inspect", filepath.Dir(dir)))
+	res := filepath.Join(out, "gotf")
+	mustGotf(t, "run", filepath.Dir(dir), "--inputs", "token_ids="+filepath.Join(out, "ids.npy"), "--outdir", res)
+	got := python(t, `outputs["logits"] = np.load(inputs["path"].item().decode())`, map[string]string{"path": filepath.Join(res, "logits.npy")})
+	require.Equal(t, []int64{3, 16, 256}, got["logits"].Shape)
+	checkSame(t, "logits", py["want"], got["logits"])
 }
