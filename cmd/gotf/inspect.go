@@ -25,7 +25,11 @@ func newInspectCmd() *cobra.Command {
   SavedModel directory   tag-sets, signatures (inputs and outputs with dtype,
                          shape and tensor name, method name) and concrete
                          functions, laid out as saved_model_cli show --all
-                         prints them, so that the two can be diffed; a TF
+                         prints them, so that the two can be diffed (the
+                         ops, a Python set there, are sorted here, and a
+                         function's call options are in the order of their
+                         saved names, not of the names Python's loader
+                         gives them); a TF
                          Serving base directory (1/, 2/...) means its latest
                          version
   checkpoint             every variable with dtype and shape, as
