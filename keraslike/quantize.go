@@ -39,15 +39,17 @@ func (m *Model) Quantize(mode string) error { return m.QuantizeWithOptions(mode,
 //     that the int8 kernel and its scales equal Keras' bit for bit;
 //   - its dtype policy becomes "int8_from_<policy>" (QuantizedDTypePolicy);
 //   - its calls quantize each input row the same way at run time (scale
-//     127 / (max|row| + 1e-7)), multiply int8 by int8 into int32
-//     (BatchMatMulV3 with Tout int32, the op tf.matmul(..., output_type=
-//     tf.int32) runs and Keras' TensorFlow backend uses), cast the result to
-//     the compute dtype and divide it by kernel_scale·input_scale, as
+//     127 / (max|row| + 1e-7)), multiply int8 by int8 into int32 (on
+//     oneDNN's int8 kernel; Keras' TensorFlow backend runs BatchMatMulV3
+//     with Tout int32, the same integers: see int8MatMul), cast the result
+//     to the compute dtype and divide it by kernel_scale·input_scale, as
 //     Keras' _int8_call does.
 //
 // The inference graph is rebuilt on the quantized weights; the float
 // kernels are freed from the session. A compiled model must be compiled
-// again: training a quantized model is not implemented.
+// again; training then updates the float weights left (biases,
+// normalizations) and, as Keras' custom gradient does, passes the
+// gradient to the inputs through the dequantized kernels.
 //
 // Errors, modelled on Keras' messages, change nothing: an unknown or
 // unimplemented mode, a model with no layer that can be quantized, a layer
@@ -326,7 +328,15 @@ func int8MatMul(ctx *Context, s *tfgo.Scope, x tfgo.Output, kernel, scale *Weigh
 	} else {
 		p = tfgo.BatchMatMulV3(s, tfgo.Cast(s, xr, tfgo.Int8), k, tfgo.Int32)
 	}
-	return tfgo.RealDiv(s, tfgo.Cast(s, p, dt), tfgo.Mul(s, ks, xs))
+	y := tfgo.RealDiv(s, tfgo.Cast(s, p, dt), tfgo.Mul(s, ks, xs))
+	if !ctx.Training {
+		return y
+	}
+	// Keras' custom gradient: the inputs' gradient through the dequantized
+	// kernel (the rounding has none); the int8 kernel and its scales are
+	// not trained. The forward value stays y: a - a is 0.
+	a := tfgo.MatMul(s, x, tfgo.RealDiv(s, castTo(s, k, dt), ks))
+	return tfgo.AddV2(s, tfgo.StopGradient(s, y), tfgo.Sub(s, a, tfgo.StopGradient(s, a)))
 }
 
 // maxOneDNNDepth bounds the contracted depth given to oneDNN's int8

@@ -2,6 +2,7 @@ package keraslike
 
 import (
 	"bytes"
+	"context"
 	"math/rand"
 	"path/filepath"
 	"strings"
@@ -346,5 +347,49 @@ func TestOneDNNInt8MatMul(t *testing.T) {
 		x, k := tfgo.Const(s, xt), tfgo.Const(s, kt)
 		res := run(t, s, nil, oneDNNInt8MatMul(s, x, k, int64(c.out)), tfgo.BatchMatMulV3(s, tfgo.Cast(s, x, tfgo.Int8), k, tfgo.Int32))
 		assert.Equal(t, res[1].Data(), res[0].Data(), "%d×%d·%d×%d", c.rows, c.in, c.in, c.out)
+	}
+}
+
+// TestQuantizedTraining: a quantized model compiles and trains its float
+// weights (biases, normalizations) as Keras trains one (the inputs'
+// gradient through the dequantized kernel); the int8 kernels and scales
+// stay as they are.
+func TestQuantizedTraining(t *testing.T) {
+	for _, o := range []QuantizeOptions{{}, {WeightOnly: true}} {
+		ids := Input(InputSpec{Shape: []int64{8}, DType: tfgo.Int32})
+		x := Apply(NewEmbedding(50, 16, EmbeddingOptions{Name: "embedding"}), ids)
+		x = Apply(NewDense(32, DenseOptions{Name: "ffn", Activation: "relu"}), x)
+		x = Apply(NewLayerNormalization(LayerNormalizationOptions{Name: "ln"}), x)
+		x = Apply(NewGlobalAveragePooling1D(GlobalPooling1DOptions{Name: "pool"}), x)
+		m, err := NewFunctional("logits", ids, Apply(NewDense(3, DenseOptions{Name: "head"}), x))
+		require.NoError(t, err)
+		defer m.Close()
+		require.NoError(t, m.QuantizeWithOptions("int8", o))
+		before, err := m.GetWeights()
+		require.NoError(t, err)
+		require.NoError(t, m.Compile(CompileOptions{Optimizer: NewAdam(AdamOptions{OptimizerOptions: OptimizerOptions{LearningRate: 0.01}}),
+			Loss: SparseCategoricalCrossentropy{FromLogits: true}}))
+		r := rand.New(rand.NewSource(6))
+		ds := &ArrayDataset[[]int32, int32]{BatchSize: 4}
+		for i := 0; i < 8; i++ {
+			ids := make([]int32, 8)
+			for j := range ids {
+				ids[j] = r.Int31n(50)
+			}
+			ds.X, ds.Y = append(ds.X, ids), append(ds.Y, int32(i%3))
+		}
+		h, err := m.Fit(context.Background(), ds, FitOptions{Epochs: 3})
+		require.NoError(t, err)
+		assert.Less(t, h.Epochs[2]["loss"], h.Epochs[0]["loss"], "training lowers the loss")
+		after, err := m.GetWeights()
+		require.NoError(t, err)
+		for i, w := range m.Weights() {
+			same := bytes.Equal(before[i].Data(), after[i].Data())
+			if w.Trainable() {
+				assert.False(t, same, "%s trains", w.Path)
+			} else {
+				assert.True(t, same, "%s is not trained", w.Path)
+			}
+		}
 	}
 }

@@ -6,6 +6,9 @@
 // are cast to the compute dtype once per graph pass, layers compute in the
 // compute dtype, LayerNormalization's statistics and losses in float32.
 // keraslike.LossScaleOptimizer is the loss scaling float16 training needs.
+// Quantized policies ("int8_from_float32", Keras' QuantizedDTypePolicy)
+// are what keraslike's Model.Quantize gives the layers it quantizes: they
+// compute and keep float variables as their source policy does.
 //
 //	mixedprecision.SetGlobalPolicy(mixedprecision.MixedBFloat16)
 //	defer mixedprecision.SetGlobalPolicy(mixedprecision.Float32)
