@@ -192,8 +192,12 @@ func (o *Op) apply(ctx *Context, args []any, kwargs map[string]any) tfgo.Output 
 	if !ctx.usable() {
 		return tfgo.Output{}
 	}
-	if o.err != nil {
-		ctx.Fail(o, "%v", o.err)
+	if o.err != nil || o.def == nil {
+		err := o.err
+		if err == nil {
+			err = fmt.Errorf("not made by NewOp, ApplyOp or a Keras file: no operation to compute")
+		}
+		ctx.Fail(o, "%v", err)
 		return tfgo.Output{}
 	}
 	c := &opCall{ctx: ctx, op: o, args: map[string]any{}}
