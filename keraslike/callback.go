@@ -79,6 +79,7 @@ type chiefOnly interface{ chiefOnly() }
 func (*ModelCheckpoint) chiefOnly() {}
 func (*TensorBoard) chiefOnly()     {}
 func (*CSVLogger) chiefOnly()       {}
+func (*Profile) chiefOnly()         {}
 
 // workerCallbacks are the callbacks this process calls: all of them but
 // the chiefOnly ones on a worker that is not the chief.

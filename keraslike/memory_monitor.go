@@ -45,21 +45,37 @@ type MemoryCallback interface {
 }
 
 // runFitStep is Fit's session run of one batch, traced when a
-// MemoryCallback asks for it.
+// MemoryCallback or a TraceCallback asks for it.
 func (m *Model) runFitStep(sess *tfgo.Session, cbs []Callback, epoch, batch int, feeds map[tfgo.Output]any, fetches []tfgo.Output, target *tfgo.Operation) ([]*tfgo.Tensor, error) {
 	var want []MemoryCallback
+	var traces []TraceCallback
 	for _, c := range cbs {
 		if mc, ok := c.(MemoryCallback); ok {
 			if n := mc.MemoryEvery(); n > 0 && batch%n == 0 {
 				want = append(want, mc)
 			}
 		}
+		if tc, ok := c.(TraceCallback); ok && tc.TraceStep(epoch, batch) {
+			traces = append(traces, tc)
+		}
 	}
-	if len(want) == 0 {
+	if len(want) == 0 && len(traces) == 0 {
 		return sess.Run(feeds, fetches, target)
 	}
-	outs, step, err := sess.RunWithMemory(feeds, fetches, target)
-	if err != nil {
+	var outs []*tfgo.Tensor
+	var step tfgo.StepMemory
+	var err error
+	if len(traces) > 0 {
+		// A full trace holds the allocation records too.
+		var tr *tfgo.Trace
+		if outs, tr, err = sess.RunTraced(feeds, fetches, target); err != nil {
+			return nil, err
+		}
+		step = tfgo.MemoryFromMetadata(tr.Metadata)
+		for _, tc := range traces {
+			tc.OnStepTrace(m, epoch, batch, tr.Metadata)
+		}
+	} else if outs, step, err = sess.RunWithMemory(feeds, fetches, target); err != nil {
 		return nil, err
 	}
 	rss, hwm := processRSS()

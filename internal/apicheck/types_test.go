@@ -49,6 +49,7 @@ var types = []any{
 	(*keraslike.NopCallback)(nil),
 	(*keraslike.Op)(nil),
 	(*keraslike.PositionalEmbedding)(nil),
+	(*keraslike.Profile)(nil),
 	(*keraslike.ProgressBar)(nil),
 	(*keraslike.SGD)(nil),
 	(*keraslike.SparseCategoricalCrossentropy)(nil),
