@@ -1,3 +1,6 @@
-// Package cmd is the home of the project's command-line tools, one directory
-// each (Go convention): inspect, convert, serve, train. None exists yet.
+// Package cmd is the home of the project's command-line tools, one
+// directory each (Go convention): gotf (inspect, run, version: what
+// saved_model_cli and friends do, for every format the project reads), and
+// the benchmarks (benchtrain, benchckpt, benchmem, benchshards, ...),
+// which the Makefile's bench targets run.
 package cmd
