@@ -1,0 +1,120 @@
+// Command gotf-serve serves SavedModels over TensorFlow Serving's REST API
+// (package serve), with tensorflow_model_server's flags, so that a
+// deployment can switch binaries without rewriting its manifests:
+//
+//	gotf-serve --rest_api_port=8501 --model_name=m --model_base_path=/models/m
+//	gotf-serve --rest_api_port=8501 --model_config_file=/models/models.config
+//
+// It stops on SIGINT or SIGTERM: requests under way finish (up to 30 s),
+// then every model is unloaded. gRPC (--port) is not served yet: the flag is
+// accepted so that manifests keep working, and a warning says so.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/gotf/gotf/serve"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "gotf-serve:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("gotf-serve", flag.ContinueOnError)
+	port := fs.Int("port", 8500, "gRPC port (not served yet; accepted for tensorflow_model_server's manifests)")
+	restPort := fs.Int("rest_api_port", 8501, "port of the REST API (tensorflow_model_server's default 0 disables REST; here REST is the API, so 0 is refused)")
+	restHost := fs.String("rest_api_host", "0.0.0.0", "address the REST API listens on (not a tensorflow_model_server flag)")
+	restTimeout := fs.Int64("rest_api_timeout_in_ms", 30000, "timeout of a REST predict, classify or regress call")
+	modelName := fs.String("model_name", "default", "name of the model (with --model_base_path)")
+	basePath := fs.String("model_base_path", "", "directory holding the model's numeric versions")
+	configFile := fs.String("model_config_file", "", "model_config_list text proto naming several models (instead of --model_name/--model_base_path)")
+	pollWait := fs.Int64("file_system_poll_wait_seconds", 1, "seconds between scans of the base paths for new versions; 0 scans once")
+	retries := fs.Int("max_num_load_retries", 5, "times a version that failed to load is tried again")
+	maxBody := fs.Int64("rest_api_max_request_bytes", 64<<20, "bound on a REST request body (not a tensorflow_model_server flag)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var models []serve.ModelConfig
+	switch {
+	case *configFile != "" && *basePath != "":
+		return errors.New("--model_config_file and --model_base_path are exclusive")
+	case *configFile != "":
+		mcs, err := serve.ReadModelConfigFile(*configFile)
+		if err != nil {
+			return err
+		}
+		models = mcs
+	case *basePath != "":
+		models = []serve.ModelConfig{{Name: *modelName, BasePath: *basePath}}
+	default:
+		return errors.New("give --model_base_path (and --model_name) or --model_config_file")
+	}
+	if *restPort <= 0 || *restPort > 65535 {
+		return fmt.Errorf("--rest_api_port=%d: give the port the REST API listens on", *restPort)
+	}
+	if *port != 0 {
+		log.Warn("gRPC is not served yet; --port is ignored", "port", *port)
+	}
+	cfg := serve.Config{
+		Models:          models,
+		PollInterval:    time.Duration(*pollWait) * time.Second,
+		LoadRetries:     *retries,
+		RequestTimeout:  time.Duration(*restTimeout) * time.Millisecond,
+		MaxRequestBytes: *maxBody,
+	}
+	if *pollWait <= 0 {
+		cfg.PollInterval = -1
+	}
+	if *retries == 0 {
+		cfg.LoadRetries = -1
+	}
+	if *restTimeout <= 0 {
+		cfg.RequestTimeout = -1
+	}
+	srv, err := serve.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// Listen first: a port in use is an error at once, not after loading.
+	addr := net.JoinHostPort(*restHost, strconv.Itoa(*restPort))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	log.Info("Exporting HTTP/REST API", "addr", l.Addr().String())
+	if err := srv.Start(ctx); err != nil && ctx.Err() == nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		if !errors.Is(err, http.ErrServerClosed) {
+			srv.Close(context.Background())
+			return err
+		}
+	}
+	log.Info("stopping: draining requests, then unloading the models")
+	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Close(shutdown)
+}

@@ -1,0 +1,352 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gotf/gotf/savedmodel/runner"
+)
+
+// State is a version's state, as TF Serving's ModelVersionStatus.State.
+type State int
+
+// The states of ModelVersionStatus, with their proto numbers.
+const (
+	StateUnknown   State = 0
+	StateStart     State = 10
+	StateLoading   State = 20
+	StateAvailable State = 30
+	StateUnloading State = 40
+	StateEnd       State = 50
+)
+
+func (s State) String() string {
+	switch s {
+	case StateStart:
+		return "START"
+	case StateLoading:
+		return "LOADING"
+	case StateAvailable:
+		return "AVAILABLE"
+	case StateUnloading:
+		return "UNLOADING"
+	case StateEnd:
+		return "END"
+	}
+	return "UNKNOWN"
+}
+
+// VersionStatus is one version's ModelVersionStatus.
+type VersionStatus struct {
+	Version int64
+	State   State
+	// Err is why the version failed to load (its health); nil when OK.
+	Err *Status
+}
+
+// version is one version of a model, from the first sight of its
+// directory to its unloading. Requests hold it through inflight, so that
+// unloading waits for them and no request sees a closed session.
+type version struct {
+	num      int64
+	dir      string
+	state    State
+	err      *Status
+	failures int
+	model    *runner.Model
+	inflight sync.WaitGroup
+}
+
+// servable is one configured model and its versions.
+type servable struct {
+	cfg      ModelConfig
+	versions map[int64]*version
+}
+
+// manager loads and unloads the versions of every model as their base
+// paths and policies say, one polling goroutine per model.
+type manager struct {
+	cfg    Config
+	log    *slog.Logger
+	mu     sync.Mutex // guards models and every version's state and inflight.Add
+	byName map[string]*servable
+
+	stop    context.CancelFunc
+	done    sync.WaitGroup
+	scanned chan struct{} // closed when every model has been scanned once
+}
+
+func newManager(cfg Config, log *slog.Logger) *manager {
+	m := &manager{cfg: cfg, log: log, byName: map[string]*servable{}, scanned: make(chan struct{})}
+	for _, mc := range cfg.Models {
+		m.byName[mc.Name] = &servable{cfg: mc, versions: map[int64]*version{}}
+	}
+	return m
+}
+
+// start begins watching every model's base path.
+func (m *manager) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stop = cancel
+	var first sync.WaitGroup
+	for _, s := range m.byName {
+		first.Add(1)
+		m.done.Add(1)
+		go m.watch(ctx, s, &first)
+	}
+	go func() { first.Wait(); close(m.scanned) }()
+}
+
+// close stops the watchers and unloads every version, after the requests
+// that hold them.
+func (m *manager) close() {
+	if m.stop != nil {
+		m.stop()
+	}
+	m.done.Wait()
+	for _, s := range m.byName {
+		m.mu.Lock()
+		var vs []*version
+		for _, v := range s.versions {
+			if v.state == StateAvailable {
+				v.state = StateUnloading
+				vs = append(vs, v)
+			}
+		}
+		m.mu.Unlock()
+		for _, v := range vs {
+			m.unload(s, v)
+		}
+	}
+}
+
+func (m *manager) watch(ctx context.Context, s *servable, first *sync.WaitGroup) {
+	defer m.done.Done()
+	m.reconcile(ctx, s)
+	first.Done()
+	if m.cfg.PollInterval < 0 {
+		return
+	}
+	t := time.NewTicker(m.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.reconcile(ctx, s)
+		}
+	}
+}
+
+// scan lists the numeric subdirectories of a base path, as TF Serving's
+// file system storage path source does.
+func scan(base string) (map[int64]string, error) {
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int64]string{}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		v, err := strconv.ParseInt(e.Name(), 10, 64)
+		if err != nil || v < 0 {
+			continue
+		}
+		out[v] = filepath.Join(base, e.Name())
+	}
+	return out, nil
+}
+
+// reconcile brings a model's versions to what its policy aspires to:
+// new versions are loaded first and the ones no longer aspired unloaded
+// after (TF Serving's availability-preserving policy), so that a model
+// with a version always has one to answer with.
+func (m *manager) reconcile(ctx context.Context, s *servable) {
+	present, err := scan(s.cfg.BasePath)
+	if err != nil {
+		m.log.Warn("scanning model base path", "model", s.cfg.Name, "path", s.cfg.BasePath, "err", err)
+		present = map[int64]string{}
+	}
+	nums := make([]int64, 0, len(present))
+	for v := range present {
+		nums = append(nums, v)
+	}
+	aspired := map[int64]bool{}
+	var toLoad []*version
+	m.mu.Lock()
+	for _, v := range s.cfg.Policy.aspired(nums) {
+		aspired[v] = true
+		cur := s.versions[v]
+		switch {
+		case cur == nil || cur.state == StateEnd && cur.err == nil:
+			cur = &version{num: v, dir: present[v], state: StateStart}
+			s.versions[v] = cur
+			toLoad = append(toLoad, cur)
+		case cur.state == StateEnd && cur.err != nil && cur.failures <= m.cfg.LoadRetries:
+			cur.state = StateStart
+			toLoad = append(toLoad, cur)
+		}
+	}
+	m.mu.Unlock()
+	for _, v := range toLoad {
+		if ctx.Err() != nil {
+			return
+		}
+		m.load(s, v)
+	}
+	m.mu.Lock()
+	var toUnload []*version
+	for num, v := range s.versions {
+		if !aspired[num] && v.state == StateAvailable {
+			v.state = StateUnloading
+			toUnload = append(toUnload, v)
+		}
+	}
+	m.mu.Unlock()
+	for _, v := range toUnload {
+		m.unload(s, v)
+	}
+}
+
+func (m *manager) load(s *servable, v *version) {
+	m.mu.Lock()
+	v.state = StateLoading
+	m.mu.Unlock()
+	start := time.Now()
+	model, err := runner.LoadWithOptions(v.dir, m.cfg.Load)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		v.state, v.failures = StateEnd, v.failures+1
+		v.err = statusOf(err)
+		if v.err.Code == OK || v.err.Code == Unknown {
+			v.err = &Status{Code: Unknown, Message: err.Error()}
+		}
+		m.log.Error("loading model version", "model", s.cfg.Name, "version", v.num, "err", err)
+		return
+	}
+	v.model, v.state, v.err = model, StateAvailable, nil
+	m.log.Info("model version available", "model", s.cfg.Name, "version", v.num, "dir", v.dir, "load_time", time.Since(start).Round(time.Millisecond))
+}
+
+// unload closes a version in state UNLOADING once the requests holding it
+// are done.
+func (m *manager) unload(s *servable, v *version) {
+	v.inflight.Wait()
+	err := v.model.Close()
+	m.mu.Lock()
+	v.state, v.model = StateEnd, nil
+	m.mu.Unlock()
+	if err != nil {
+		m.log.Warn("unloading model version", "model", s.cfg.Name, "version", v.num, "err", err)
+		return
+	}
+	m.log.Info("model version unloaded", "model", s.cfg.Name, "version", v.num)
+}
+
+// spec names what a request asks for: a model and a version, a label, or
+// neither (the latest available version).
+type spec struct {
+	model   string
+	version *int64
+	label   string
+}
+
+func (sp spec) String() string {
+	if sp.version != nil {
+		return fmt.Sprintf("Specific(%s, %d)", sp.model, *sp.version)
+	}
+	return fmt.Sprintf("Latest(%s)", sp.model)
+}
+
+// handle is a version held for one request; release it when done.
+type handle struct {
+	name    string
+	version int64
+	model   *runner.Model
+	v       *version
+}
+
+func (h *handle) release() { h.v.inflight.Done() }
+
+// acquire finds the version a request asks for, available, and holds it
+// (TF Serving's GetServableHandle, with its messages).
+func (m *manager) acquire(sp spec) (*handle, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.byName[sp.model]
+	if sp.label != "" {
+		if s == nil {
+			return nil, statusf(InvalidArgument, "Unrecognized servable version label: %s", sp.label)
+		}
+		n, ok := s.cfg.VersionLabels[sp.label]
+		if !ok {
+			return nil, statusf(InvalidArgument, "Unrecognized servable version label: %s", sp.label)
+		}
+		sp.version = &n
+	}
+	notFound := statusf(NotFound, "Servable not found for request: %s", sp)
+	if s == nil {
+		return nil, notFound
+	}
+	var v *version
+	if sp.version != nil {
+		v = s.versions[*sp.version]
+	} else {
+		for _, c := range s.versions {
+			if c.state == StateAvailable && (v == nil || c.num > v.num) {
+				v = c
+			}
+		}
+	}
+	if v == nil || v.state != StateAvailable {
+		return nil, notFound
+	}
+	v.inflight.Add(1)
+	return &handle{name: s.cfg.Name, version: v.num, model: v.model, v: v}, nil
+}
+
+// status lists a model's versions, highest first, as GetModelStatus does;
+// a label stands for its version.
+func (m *manager) status(sp spec) ([]VersionStatus, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.byName[sp.model]
+	if sp.label != "" {
+		var n int64
+		ok := false
+		if s != nil {
+			n, ok = s.cfg.VersionLabels[sp.label]
+		}
+		if !ok {
+			return nil, statusf(InvalidArgument, "Unrecognized servable version label: %s", sp.label)
+		}
+		sp.version = &n
+	}
+	if sp.version != nil {
+		if s == nil || s.versions[*sp.version] == nil {
+			return nil, statusf(NotFound, "Could not find version %d of model %s", *sp.version, sp.model)
+		}
+		v := s.versions[*sp.version]
+		return []VersionStatus{{Version: v.num, State: v.state, Err: v.err}}, nil
+	}
+	if s == nil || len(s.versions) == 0 {
+		return nil, statusf(NotFound, "Could not find any versions of model %s", sp.model)
+	}
+	out := make([]VersionStatus, 0, len(s.versions))
+	for _, v := range s.versions {
+		out = append(out, VersionStatus{Version: v.num, State: v.state, Err: v.err})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version > out[j].Version })
+	return out, nil
+}

@@ -1,0 +1,105 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Server serves the models of a Config over TF Serving's REST API. Create
+// it with New, start it with Start (it loads and watches the models) and
+// either call Serve on a listener or mount it as an http.Handler; Close
+// stops everything and unloads the models.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	models *manager
+
+	mu      sync.Mutex
+	http    *http.Server
+	started bool
+	closed  bool
+}
+
+// New checks a configuration and returns a server that has loaded nothing
+// yet. A nil logger means slog.Default().
+func New(cfg Config, log *slog.Logger) (*Server, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{cfg: c, log: log, models: newManager(c, log)}, nil
+}
+
+// Start begins loading every model's versions and watching its base path,
+// and returns once each base path has been scanned and its first versions
+// loaded (or failed), or when ctx is done. Requests before then find no
+// version (NotFound), as with TF Serving.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started || s.closed {
+		s.mu.Unlock()
+		return errors.New("serve: Start called twice or after Close")
+	}
+	s.started = true
+	s.mu.Unlock()
+	s.models.start()
+	select {
+	case <-s.models.scanned:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Serve answers REST requests on l until Close; it returns
+// http.ErrServerClosed after Close.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	if s.http == nil {
+		s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
+	}
+	hs := s.http
+	s.mu.Unlock()
+	return hs.Serve(l)
+}
+
+// ModelStatus is the status of a model's versions, highest first (with
+// version set, that version's only).
+func (s *Server) ModelStatus(model string, version *int64) ([]VersionStatus, error) {
+	return s.models.status(spec{model: model, version: version})
+}
+
+// Close stops answering (requests under way finish, up to ctx), stops
+// watching the base paths and unloads every version.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	hs := s.http
+	s.mu.Unlock()
+	var err error
+	if hs != nil {
+		if err = hs.Shutdown(ctx); err != nil {
+			err = fmt.Errorf("serve: stopping the HTTP server: %w", err)
+			hs.Close()
+		}
+	}
+	s.models.close()
+	return err
+}
