@@ -397,6 +397,9 @@ func (m *Model) GetWeights() ([]*tfgo.Tensor, error) {
 		return nil, err
 	}
 	ws := m.Weights()
+	if len(ws) == 0 { // a model of ops only (a run needs a fetch)
+		return nil, nil
+	}
 	outs := make([]tfgo.Output, len(ws))
 	for i, w := range ws {
 		outs[i] = w.Value()
@@ -433,6 +436,9 @@ type assigner struct {
 // assign sets weights through placeholders: one graph addition per
 // variable, made on first use and reused by later calls.
 func (m *Model) assign(sess *tfgo.Session, ws []*Weight, values []*tfgo.Tensor) error {
+	if len(ws) == 0 { // a model of ops only: nothing to run (a run needs a target)
+		return nil
+	}
 	if m.assigners == nil {
 		m.assigners = map[*tfgo.Variable]assigner{}
 	}

@@ -25,10 +25,12 @@ from keras import ops, layers
 def flat(*ts):
     return ops.concatenate([ops.reshape(t, (-1, int(np.prod(t.shape[1:])))) for t in ts], axis=-1)
 def dense_input():
-    # A model with no weights at all does not load in Go yet (Model.assign
-    # runs a session with no targets): each model has a Dense first.
     inp = keras.Input((6, 4))
     return inp, layers.Dense(4)(inp)
+def m_weightless():
+    # Ops only: the model has no weights at all.
+    x = keras.Input((6, 4))
+    return keras.Model(x, flat(x * 2.0 + 1.0, ops.transpose(x, (0, 2, 1)), ops.relu(x)))
 def m_position():
     ids = keras.Input((6,), dtype="int32")
     e = layers.Embedding(20, 8)(ids)
@@ -98,6 +100,7 @@ def m_scalars():
 var opModelNames = []struct{ name, input string }{
 	{"position", "ids"}, {"residual", "x"}, {"shapes", "x"}, {"getitem", "x"},
 	{"matmul", "x"}, {"activations", "x"}, {"where", "x"}, {"arithmetic", "x"}, {"scalars", "x"},
+	{"weightless", "x"},
 }
 
 func opInputs(t *testing.T) (x, ids *tfgo.Tensor) {
