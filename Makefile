@@ -72,6 +72,10 @@ bench-memory: setup
 bench-shards: setup-runtime
 	$(GO) run ./cmd/benchshards $(ARGS)
 
+## bench-quant: the main job's GPT trained briefly, then float32 vs int8 vs weight-only int8 (Model.Quantize): latency at batch 1 and 32, kernels that ran, SavedModel size, validation loss (writes bench/<date>-quant-<cpu>.md)
+bench-quant: setup-runtime
+	$(GO) run ./cmd/benchquant $(ARGS)
+
 ## fuzz: each fuzzer for FUZZTIME (default 10m here: make fuzz FUZZTIME=1h for a long campaign)
 fuzz: FUZZTIME = 10m
 fuzz: setup
