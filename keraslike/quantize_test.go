@@ -33,7 +33,24 @@ var quantTol = testutil.Tol{Rtol: 1e-5, Scaled: 1e-3}
 // weight paths, and the same predictions; the int8 product runs on
 // TensorFlow's int8 kernel.
 func TestQuantizeMatchesKeras(t *testing.T) {
+	for _, c := range []struct {
+		policy mixedprecision.Policy
+		tol    testutil.Tol
+	}{
+		{mixedprecision.Float32, quantTol},
+		// bfloat16 keeps 8 bits: an input one bfloat16 ulp apart (0.4%)
+		// between the two graphs would move outputs by about that much of
+		// the largest (here they agree to the bit).
+		{mixedprecision.MixedBFloat16, testutil.Tol{Rtol: 1e-2, Scaled: 1e-2}},
+	} {
+		t.Run(c.policy.Name(), func(t *testing.T) { quantizeMatchesKeras(t, c.policy, c.tol) })
+	}
+}
+
+func quantizeMatchesKeras(t *testing.T, policy mixedprecision.Policy, tol testutil.Tol) {
 	dir := t.TempDir()
+	mixedprecision.SetGlobalPolicy(policy)
+	defer mixedprecision.SetGlobalPolicy(mixedprecision.Float32)
 	m, err := goClassifier()
 	require.NoError(t, err)
 	defer m.Close()
@@ -89,7 +106,7 @@ outputs["y"] = m.predict(inputs["x"], verbose=0)
 	assert.ElementsMatch(t, want, got)
 
 	y := predict(t, m, x)
-	allCloseTol(t, "int8 predictions", ref["y"], y, quantTol)
+	allCloseTol(t, "int8 predictions", asFloat32(t, ref["y"]), asFloat32(t, y), tol)
 	t.Logf("int8 predictions equal Keras' bit for bit: %v", bytes.Equal(ref["y"].Data(), y.Data()))
 
 	// Which kernels ran: the int8 × int8 → int32 products.
@@ -100,6 +117,15 @@ outputs["y"] = m.predict(inputs["x"], verbose=0)
 	kernels := int8Kernels(tr)
 	t.Logf("int8 kernels executed: %v", kernels)
 	assert.Equal(t, 7, sumCounts(kernels), "one int8 product per projection (query, key, value, attention_output) and Dense (ffn_1, ffn_2, head)")
+}
+
+// asFloat32 is v cast to float32 (mixed_bfloat16 predictions are bfloat16).
+func asFloat32(t *testing.T, v *tfgo.Tensor) *tfgo.Tensor {
+	if v.DataType() == tfgo.Float {
+		return v
+	}
+	s := tfgo.NewScope()
+	return run(t, s, nil, tfgo.Cast(s, tfgo.Const(s, v), tfgo.Float))[0]
 }
 
 // int8Kernels counts the executed MatMul-family ops with 8-bit integer
