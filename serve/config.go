@@ -120,24 +120,29 @@ func (c *Config) withDefaults() (Config, error) {
 	if out.MaxJSONDepth <= 0 {
 		out.MaxJSONDepth = 64
 	}
-	if len(out.Models) == 0 {
-		return out, fmt.Errorf("serve: no models configured")
+	return out, validateModels(out.Models)
+}
+
+// validateModels checks a set of models as New and Reload take it.
+func validateModels(models []ModelConfig) error {
+	if len(models) == 0 {
+		return fmt.Errorf("serve: no models configured")
 	}
 	seen := map[string]bool{}
-	for _, m := range out.Models {
+	for _, m := range models {
 		if m.Name == "" {
-			return out, fmt.Errorf("serve: a model without a name (base path %q)", m.BasePath)
+			return fmt.Errorf("serve: a model without a name (base path %q)", m.BasePath)
 		}
 		if m.BasePath == "" {
-			return out, fmt.Errorf("serve: model %q has no base path", m.Name)
+			return fmt.Errorf("serve: model %q has no base path", m.Name)
 		}
 		if seen[m.Name] {
-			return out, fmt.Errorf("serve: model %q configured twice", m.Name)
+			return fmt.Errorf("serve: model %q configured twice", m.Name)
 		}
 		seen[m.Name] = true
 		if m.Policy.Kind == Specific && len(m.Policy.Versions) == 0 {
-			return out, fmt.Errorf("serve: model %q: the specific version policy lists no versions", m.Name)
+			return fmt.Errorf("serve: model %q: the specific version policy lists no versions", m.Name)
 		}
 	}
-	return out, nil
+	return nil
 }

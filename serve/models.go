@@ -64,10 +64,16 @@ type version struct {
 	inflight sync.WaitGroup
 }
 
-// servable is one configured model and its versions.
+// servable is one configured model and its versions. Its name and base
+// path never change (a new base path is a new servable); its policy and
+// labels may, under the manager's lock.
 type servable struct {
-	cfg      ModelConfig
+	cfg      ModelConfig // Name and BasePath; read policy and labels below
+	policy   VersionPolicy
+	labels   map[string]int64
 	versions map[int64]*version
+	stop     context.CancelFunc // stops its watcher
+	done     chan struct{}      // closed when its watcher has returned
 }
 
 // manager loads and unloads the versions of every model as their base
@@ -75,62 +81,125 @@ type servable struct {
 type manager struct {
 	cfg    Config
 	log    *slog.Logger
-	mu     sync.Mutex // guards models and every version's state and inflight.Add
+	mu     sync.Mutex // guards byName, cfgs, every version's state and inflight.Add
 	byName map[string]*servable
 
-	stop    context.CancelFunc
-	done    sync.WaitGroup
-	scanned chan struct{} // closed when every model has been scanned once
+	started bool
+	closed  bool
+	scanned chan struct{} // closed when every model of the first config has been scanned once
+}
+
+func newServable(mc ModelConfig) *servable {
+	return &servable{cfg: mc, policy: mc.Policy, labels: mc.VersionLabels, versions: map[int64]*version{}}
 }
 
 func newManager(cfg Config, log *slog.Logger) *manager {
 	m := &manager{cfg: cfg, log: log, byName: map[string]*servable{}, scanned: make(chan struct{})}
 	for _, mc := range cfg.Models {
-		m.byName[mc.Name] = &servable{cfg: mc, versions: map[int64]*version{}}
+		m.byName[mc.Name] = newServable(mc)
 	}
 	return m
 }
 
 // start begins watching every model's base path.
 func (m *manager) start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	m.stop = cancel
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.started = true
 	var first sync.WaitGroup
 	for _, s := range m.byName {
 		first.Add(1)
-		m.done.Add(1)
-		go m.watch(ctx, s, &first)
+		m.watchLocked(s, first.Done)
 	}
 	go func() { first.Wait(); close(m.scanned) }()
+}
+
+// watchLocked starts s's watcher; scanned is called after its first scan.
+func (m *manager) watchLocked(s *servable, scanned func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop, s.done = cancel, make(chan struct{})
+	go m.watch(ctx, s, scanned)
+}
+
+// reload makes models the served set, as TF Serving's config reload
+// does: new models are watched and loaded, removed ones stopped and
+// unloaded (after their requests), and a kept model takes its new policy
+// and labels at its next scan (a new base path makes it a new model).
+func (m *manager) reload(models []ModelConfig) {
+	want := map[string]ModelConfig{}
+	for _, mc := range models {
+		want[mc.Name] = mc
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	var removed []*servable
+	for name, s := range m.byName {
+		mc, keep := want[name]
+		if keep && mc.BasePath == s.cfg.BasePath {
+			s.policy, s.labels = mc.Policy, mc.VersionLabels
+			continue
+		}
+		removed = append(removed, s)
+		delete(m.byName, name)
+	}
+	for name, mc := range want {
+		if m.byName[name] == nil {
+			s := newServable(mc)
+			m.byName[name] = s
+			if m.started {
+				m.watchLocked(s, func() {})
+			}
+		}
+	}
+	m.mu.Unlock()
+	for _, s := range removed {
+		m.stopServable(s)
+		m.log.Info("model removed by a new config", "model", s.cfg.Name)
+	}
+}
+
+// stopServable stops a servable's watcher and unloads its versions.
+func (m *manager) stopServable(s *servable) {
+	if s.stop != nil {
+		s.stop()
+		<-s.done
+	}
+	m.mu.Lock()
+	var vs []*version
+	for _, v := range s.versions {
+		if v.state == StateAvailable {
+			v.state = StateUnloading
+			vs = append(vs, v)
+		}
+	}
+	m.mu.Unlock()
+	for _, v := range vs {
+		m.unload(s, v)
+	}
 }
 
 // close stops the watchers and unloads every version, after the requests
 // that hold them.
 func (m *manager) close() {
-	if m.stop != nil {
-		m.stop()
-	}
-	m.done.Wait()
+	m.mu.Lock()
+	m.closed = true
+	all := make([]*servable, 0, len(m.byName))
 	for _, s := range m.byName {
-		m.mu.Lock()
-		var vs []*version
-		for _, v := range s.versions {
-			if v.state == StateAvailable {
-				v.state = StateUnloading
-				vs = append(vs, v)
-			}
-		}
-		m.mu.Unlock()
-		for _, v := range vs {
-			m.unload(s, v)
-		}
+		all = append(all, s)
+	}
+	m.mu.Unlock()
+	for _, s := range all {
+		m.stopServable(s)
 	}
 }
 
-func (m *manager) watch(ctx context.Context, s *servable, first *sync.WaitGroup) {
-	defer m.done.Done()
+func (m *manager) watch(ctx context.Context, s *servable, scanned func()) {
+	defer close(s.done)
 	m.reconcile(ctx, s)
-	first.Done()
+	scanned()
 	if m.cfg.PollInterval < 0 {
 		return
 	}
@@ -184,7 +253,7 @@ func (m *manager) reconcile(ctx context.Context, s *servable) {
 	aspired := map[int64]bool{}
 	var toLoad []*version
 	m.mu.Lock()
-	for _, v := range s.cfg.Policy.aspired(nums) {
+	for _, v := range s.policy.aspired(nums) {
 		aspired[v] = true
 		cur := s.versions[v]
 		switch {
@@ -289,7 +358,7 @@ func (m *manager) acquire(sp spec) (*handle, error) {
 		if s == nil {
 			return nil, statusf(InvalidArgument, "Unrecognized servable version label: %s", sp.label)
 		}
-		n, ok := s.cfg.VersionLabels[sp.label]
+		n, ok := s.labels[sp.label]
 		if !ok {
 			return nil, statusf(InvalidArgument, "Unrecognized servable version label: %s", sp.label)
 		}
@@ -326,7 +395,7 @@ func (m *manager) status(sp spec) ([]VersionStatus, error) {
 		var n int64
 		ok := false
 		if s != nil {
-			n, ok = s.cfg.VersionLabels[sp.label]
+			n, ok = s.labels[sp.label]
 		}
 		if !ok {
 			return nil, statusf(InvalidArgument, "Unrecognized servable version label: %s", sp.label)

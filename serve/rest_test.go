@@ -588,3 +588,49 @@ func TestNewVersionServedWithinFiveSeconds(t *testing.T) {
 	// The module's second signature, with a scalar input: columnar only.
 	checkPredict(t, s, filepath.Join(base, "2"), "/v1/models/module:predict", `{"signature_name": "count", "inputs": {"q": ["a", "bcd", ""], "k": 3}}`)
 }
+
+// TestDeadlineExceeded: a run whose deadline (Config.RequestTimeout) has
+// passed is DeadlineExceeded, 504, as TF Serving maps it.
+func TestDeadlineExceeded(t *testing.T) {
+	base := exportTF1Model(t)
+	s := startServer(t, Config{Models: []ModelConfig{{Name: "tf1", BasePath: base}}, RequestTimeout: time.Nanosecond})
+	code, resp := s.post(t, "/v1/models/tf1:predict", `{"instances": [[1, 2, 3]]}`)
+	errorBody(t, "expired deadline", http.StatusGatewayTimeout, code, resp, "deadline exceeded")
+}
+
+// TestReload changes the served set at run time: a model added is loaded,
+// a model removed answers NotFound, a kept model takes its new policy and
+// labels.
+func TestReload(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	interop.Python(t, exportModule, map[string]*tfgo.Tensor{"dir": str(t, filepath.Join(a, "1")), "scale": tensorOf(t, float32(1))})
+	interop.Python(t, exportModule, map[string]*tfgo.Tensor{"dir": str(t, filepath.Join(b, "1")), "scale": tensorOf(t, float32(3))})
+	interop.Python(t, exportModule, map[string]*tfgo.Tensor{"dir": str(t, filepath.Join(b, "2")), "scale": tensorOf(t, float32(-1))})
+	s := startServer(t, Config{Models: []ModelConfig{{Name: "a", BasePath: a}}, PollInterval: 100 * time.Millisecond})
+	body := `{"instances": [[1.0, 2.0, 3.0]]}`
+	code, resp := s.post(t, "/v1/models/b:predict", body)
+	errorBody(t, "b before the reload", http.StatusNotFound, code, resp, "Servable not found for request: Latest(b)")
+
+	require.NoError(t, s.Reload([]ModelConfig{{Name: "a", BasePath: a}, {Name: "b", BasePath: b}}))
+	waitUntil(t, 10*time.Second, "b available", func() bool {
+		vs, err := s.ModelStatus("b", nil)
+		return err == nil && len(vs) == 1 && vs[0].Version == 2 && vs[0].State == StateAvailable
+	})
+	checkPredict(t, s, filepath.Join(b, "2"), "/v1/models/b:predict", body)
+
+	// a goes; b serves both versions, with a label on the older.
+	require.NoError(t, s.Reload([]ModelConfig{{Name: "b", BasePath: b, Policy: VersionPolicy{Kind: All}, VersionLabels: map[string]int64{"old": 1}}}))
+	waitUntil(t, 10*time.Second, "b's version 1 available", func() bool {
+		vs, err := s.ModelStatus("b", nil)
+		return err == nil && len(vs) == 2 && vs[1].State == StateAvailable
+	})
+	checkPredict(t, s, filepath.Join(b, "1"), "/v1/models/b/labels/old:predict", body)
+	checkPredict(t, s, filepath.Join(b, "2"), "/v1/models/b:predict", body)
+	code, resp = s.post(t, "/v1/models/a:predict", body)
+	errorBody(t, "a after its removal", http.StatusNotFound, code, resp, "Servable not found for request: Latest(a)")
+	code, resp = s.get(t, "/v1/models/a")
+	errorBody(t, "status of a after its removal", http.StatusNotFound, code, resp, "Could not find any versions of model a")
+	require.Error(t, s.Reload(nil), "an empty config")
+	require.Error(t, s.Reload([]ModelConfig{{Name: "b", BasePath: b}, {Name: "b", BasePath: a}}), "a name twice")
+}

@@ -76,6 +76,19 @@ func (s *Server) Serve(l net.Listener) error {
 	return hs.Serve(l)
 }
 
+// Reload makes models the set served, as TF Serving does when its model
+// config is reloaded: models new to the set are loaded, models gone from it
+// unloaded once their requests are done, and a model that stays takes its
+// new version policy and labels at its next scan (one whose base path
+// changed is unloaded and loaded again from the new path).
+func (s *Server) Reload(models []ModelConfig) error {
+	if err := validateModels(models); err != nil {
+		return err
+	}
+	s.models.reload(models)
+	return nil
+}
+
 // ModelStatus is the status of a model's versions, highest first (with
 // version set, that version's only).
 func (s *Server) ModelStatus(model string, version *int64) ([]VersionStatus, error) {

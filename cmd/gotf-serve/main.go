@@ -3,7 +3,8 @@
 // deployment can switch binaries without rewriting its manifests:
 //
 //	gotf-serve --rest_api_port=8501 --model_name=m --model_base_path=/models/m
-//	gotf-serve --rest_api_port=8501 --model_config_file=/models/models.config
+//	gotf-serve --rest_api_port=8501 --model_config_file=/models/models.config \
+//		--model_config_file_poll_wait_seconds=60
 //
 // It stops on SIGINT or SIGTERM: requests under way finish (up to 30 s),
 // then every model is unloaded. gRPC (--port) is not served yet: the flag is
@@ -43,6 +44,7 @@ func run(args []string) error {
 	modelName := fs.String("model_name", "default", "name of the model (with --model_base_path)")
 	basePath := fs.String("model_base_path", "", "directory holding the model's numeric versions")
 	configFile := fs.String("model_config_file", "", "model_config_list text proto naming several models (instead of --model_name/--model_base_path)")
+	configPoll := fs.Int64("model_config_file_poll_wait_seconds", 0, "seconds between reads of --model_config_file; a changed file is applied (0: read once)")
 	pollWait := fs.Int64("file_system_poll_wait_seconds", 1, "seconds between scans of the base paths for new versions; 0 scans once")
 	retries := fs.Int("max_num_load_retries", 5, "times a version that failed to load is tried again")
 	maxBody := fs.Int64("rest_api_max_request_bytes", 64<<20, "bound on a REST request body (not a tensorflow_model_server flag)")
@@ -105,6 +107,9 @@ func run(args []string) error {
 	if err := srv.Start(ctx); err != nil && ctx.Err() == nil {
 		return err
 	}
+	if *configFile != "" && *configPoll > 0 {
+		go watchConfig(ctx, srv, log, *configFile, time.Duration(*configPoll)*time.Second)
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-served:
@@ -117,4 +122,38 @@ func run(args []string) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return srv.Close(shutdown)
+}
+
+// watchConfig rereads the model config file every interval and applies it
+// when its text changed; a file that does not parse is logged and the
+// models stay as they are, as TF Serving keeps its last good config.
+func watchConfig(ctx context.Context, srv *serve.Server, log *slog.Logger, path string, interval time.Duration) {
+	last, _ := os.ReadFile(path)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		text, err := os.ReadFile(path)
+		if err != nil {
+			log.Warn("reading the model config file", "path", path, "err", err)
+			continue
+		}
+		if string(text) == string(last) {
+			continue
+		}
+		last = text
+		models, err := serve.ParseModelConfigList(string(text))
+		if err == nil {
+			err = srv.Reload(models)
+		}
+		if err != nil {
+			log.Error("model config not applied; the models stay as they were", "path", path, "err", err)
+			continue
+		}
+		log.Info("model config reloaded", "path", path, "models", len(models))
+	}
 }

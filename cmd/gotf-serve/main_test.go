@@ -118,14 +118,15 @@ func predict(t *testing.T, url, body string) []float32 {
 // TestServesModelConfigFile starts gotf-serve on a loopback port with a
 // model_config_list file naming two models (one with a specific version
 // policy and a label), checks their status and predictions against the Go
-// session that exported them, and stops it with SIGTERM.
+// session that exported them, rewrites the file (which the command polls)
+// and sees the new config served, and stops it with SIGTERM.
 func TestServesModelConfigFile(t *testing.T) {
 	dir := t.TempDir()
 	x := [][]float32{{1, 2, 3}, {-0.5, 0.25, 4}}
 	body := `{"instances": [[1, 2, 3], [-0.5, 0.25, 4]]}`
 	wantA := exportAffine(t, filepath.Join(dir, "a"), 1, 1, x)
 	wantB5 := exportAffine(t, filepath.Join(dir, "b"), 5, 2, x)
-	exportAffine(t, filepath.Join(dir, "b"), 6, 3, x)
+	wantB6 := exportAffine(t, filepath.Join(dir, "b"), 6, 3, x)
 	config := filepath.Join(dir, "models.config")
 	require.NoError(t, os.WriteFile(config, []byte(fmt.Sprintf(`model_config_list {
   config { name: "a" base_path: %q model_platform: "tensorflow" }
@@ -141,7 +142,7 @@ func TestServesModelConfigFile(t *testing.T) {
 	addr := testutil.FreeAddrs(t, 1)[0]
 	port := addr[strings.LastIndex(addr, ":")+1:]
 	c := start(t, "--rest_api_host=127.0.0.1", "--rest_api_port="+port, "--port=0",
-		"--model_config_file="+config, "--file_system_poll_wait_seconds=1")
+		"--model_config_file="+config, "--file_system_poll_wait_seconds=1", "--model_config_file_poll_wait_seconds=1")
 	url := "http://" + addr
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -165,6 +166,23 @@ func TestServesModelConfigFile(t *testing.T) {
 	testutil.AllClose(t, "model b", wantB5, predict(t, url+"/v1/models/b:predict", body), 1e-6, 1e-6)
 	testutil.AllClose(t, "model b, label stable", wantB5, predict(t, url+"/v1/models/b/labels/stable:predict", body), 1e-6, 1e-6)
 	code, resp := get(t, url+"/v1/models/b/versions/6")
+	require.Equal(t, http.StatusNotFound, code, resp)
+
+	// A new config, read by polling: a goes, b moves to version 6.
+	require.NoError(t, os.WriteFile(config, []byte(fmt.Sprintf(`model_config_list {
+  config { name: "b" base_path: %q model_version_policy { specific { versions: 6 } } }
+}
+`, filepath.Join(dir, "b"))), 0o644))
+	for {
+		code, resp = get(t, url+"/v1/models/b/versions/6")
+		if code == http.StatusOK && strings.Contains(resp, "AVAILABLE") {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "version 6 not available: %d %s", code, resp)
+		time.Sleep(100 * time.Millisecond)
+	}
+	testutil.AllClose(t, "model b version 6", wantB6, predict(t, url+"/v1/models/b:predict", body), 1e-6, 1e-6)
+	code, resp = get(t, url+"/v1/models/a")
 	require.Equal(t, http.StatusNotFound, code, resp)
 
 	require.NoError(t, c.cmd.Process.Signal(syscall.SIGTERM))
