@@ -18,9 +18,13 @@ type Config struct {
 	// means scan once at start.
 	PollInterval time.Duration
 	// LoadRetries is how many times a version that failed to load is tried
-	// again, one poll apart (--max_num_load_retries); 0 means 5, negative
-	// none.
+	// again (--max_num_load_retries); 0 means 5, negative none.
 	LoadRetries int
+	// LoadRetryInterval is the least time between two tries of a version
+	// (--load_retry_interval_micros); 0 means 1 min, as in TF Serving, so
+	// that a version directory copied in slowly (not renamed into place)
+	// gets time to be complete.
+	LoadRetryInterval time.Duration
 	// RequestTimeout bounds a predict, classify or regress run
 	// (--rest_api_timeout_in_ms); 0 means 30 s, negative none.
 	RequestTimeout time.Duration
@@ -107,6 +111,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.LoadRetries == 0 {
 		out.LoadRetries = 5
+	}
+	if out.LoadRetryInterval <= 0 {
+		out.LoadRetryInterval = time.Minute
 	}
 	if out.RequestTimeout == 0 {
 		out.RequestTimeout = 30 * time.Second

@@ -60,6 +60,7 @@ type version struct {
 	state    State
 	err      *Status
 	failures int
+	failedAt time.Time
 	model    *runner.Model
 	inflight sync.WaitGroup
 }
@@ -261,7 +262,7 @@ func (m *manager) reconcile(ctx context.Context, s *servable) {
 			cur = &version{num: v, dir: present[v], state: StateStart}
 			s.versions[v] = cur
 			toLoad = append(toLoad, cur)
-		case cur.state == StateEnd && cur.err != nil && cur.failures <= m.cfg.LoadRetries:
+		case cur.state == StateEnd && cur.err != nil && cur.failures <= m.cfg.LoadRetries && time.Since(cur.failedAt) >= m.cfg.LoadRetryInterval:
 			cur.state = StateStart
 			toLoad = append(toLoad, cur)
 		}
@@ -296,7 +297,7 @@ func (m *manager) load(s *servable, v *version) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err != nil {
-		v.state, v.failures = StateEnd, v.failures+1
+		v.state, v.failures, v.failedAt = StateEnd, v.failures+1, time.Now()
 		v.err = statusOf(err)
 		if v.err.Code == OK || v.err.Code == Unknown {
 			v.err = &Status{Code: Unknown, Message: err.Error()}

@@ -634,3 +634,29 @@ func TestReload(t *testing.T) {
 	require.Error(t, s.Reload(nil), "an empty config")
 	require.Error(t, s.Reload([]ModelConfig{{Name: "b", BasePath: b}, {Name: "b", BasePath: a}}), "a name twice")
 }
+
+// TestFailedVersionRetried: a version directory that is not complete when
+// first seen fails to load (END with its error), and is tried again after
+// LoadRetryInterval, once complete.
+func TestFailedVersionRetried(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "module")
+	staging := filepath.Join(t.TempDir(), "1")
+	interop.Python(t, exportModule, map[string]*tfgo.Tensor{"dir": str(t, staging), "scale": tensorOf(t, float32(1))})
+	require.NoError(t, os.MkdirAll(filepath.Join(base, "1"), 0o755))
+	s := startServer(t, Config{Models: []ModelConfig{{Name: "module", BasePath: base}}, PollInterval: 50 * time.Millisecond, LoadRetryInterval: 300 * time.Millisecond})
+	vs, err := s.ModelStatus("module", nil)
+	require.NoError(t, err)
+	require.Len(t, vs, 1)
+	require.Equal(t, StateEnd, vs[0].State)
+	require.NotNil(t, vs[0].Err)
+	entries, err := os.ReadDir(staging)
+	require.NoError(t, err)
+	for _, e := range entries {
+		require.NoError(t, os.Rename(filepath.Join(staging, e.Name()), filepath.Join(base, "1", e.Name())))
+	}
+	waitUntil(t, 5*time.Second, "version 1 loaded on a retry", func() bool {
+		vs, err := s.ModelStatus("module", nil)
+		return err == nil && vs[0].State == StateAvailable && vs[0].Err == nil
+	})
+	checkPredict(t, s, filepath.Join(base, "1"), "/v1/models/module:predict", `{"instances": [[1.0, 2.0, 3.0]]}`)
+}

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,6 +48,16 @@ func run(args []string) error {
 	configPoll := fs.Int64("model_config_file_poll_wait_seconds", 0, "seconds between reads of --model_config_file; a changed file is applied (0: read once)")
 	pollWait := fs.Int64("file_system_poll_wait_seconds", 1, "seconds between scans of the base paths for new versions; 0 scans once")
 	retries := fs.Int("max_num_load_retries", 5, "times a version that failed to load is tried again")
+	retryMicros := fs.Int64("load_retry_interval_micros", 60_000_000, "least time between two tries of loading a version, in microseconds")
+	intraOp := fs.Int("tensorflow_intra_op_parallelism", 0, "threads of one op's parallel work (0: TensorFlow picks)")
+	interOp := fs.Int("tensorflow_inter_op_parallelism", 0, "threads running independent ops (0: TensorFlow picks)")
+	// Flags of tensorflow_model_server for what is not built yet: accepted so
+	// that a manifest runs unchanged, with a warning when set.
+	notYet := map[string]*ignoredFlag{}
+	for _, name := range []string{"rest_api_num_threads", "enable_batching", "batching_parameters_file", "enable_model_warmup", "monitoring_config_file", "grpc_channel_arguments"} {
+		notYet[name] = &ignoredFlag{isBool: strings.HasPrefix(name, "enable_")}
+		fs.Var(notYet[name], name, "not implemented yet: accepted and ignored")
+	}
 	maxBody := fs.Int64("rest_api_max_request_bytes", 64<<20, "bound on a REST request body (not a tensorflow_model_server flag)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -73,13 +84,20 @@ func run(args []string) error {
 	if *port != 0 {
 		log.Warn("gRPC is not served yet; --port is ignored", "port", *port)
 	}
-	cfg := serve.Config{
-		Models:          models,
-		PollInterval:    time.Duration(*pollWait) * time.Second,
-		LoadRetries:     *retries,
-		RequestTimeout:  time.Duration(*restTimeout) * time.Millisecond,
-		MaxRequestBytes: *maxBody,
+	for name, v := range notYet {
+		if v.value != "" && v.value != "false" {
+			log.Warn("flag not implemented yet; ignored", "flag", name, "value", v.value)
+		}
 	}
+	cfg := serve.Config{
+		Models:            models,
+		PollInterval:      time.Duration(*pollWait) * time.Second,
+		LoadRetries:       *retries,
+		RequestTimeout:    time.Duration(*restTimeout) * time.Millisecond,
+		MaxRequestBytes:   *maxBody,
+		LoadRetryInterval: time.Duration(*retryMicros) * time.Microsecond,
+	}
+	cfg.Load.Session.IntraOpThreads, cfg.Load.Session.InterOpThreads = *intraOp, *interOp
 	if *pollWait <= 0 {
 		cfg.PollInterval = -1
 	}
@@ -123,6 +141,17 @@ func run(args []string) error {
 	defer cancel()
 	return srv.Close(shutdown)
 }
+
+// ignoredFlag takes a flag's value without using it; a bool one may be
+// given bare (--enable_batching), as tensorflow_model_server's are.
+type ignoredFlag struct {
+	value  string
+	isBool bool
+}
+
+func (f *ignoredFlag) String() string     { return f.value }
+func (f *ignoredFlag) Set(v string) error { f.value = v; return nil }
+func (f *ignoredFlag) IsBoolFlag() bool   { return f.isBool }
 
 // watchConfig rereads the model config file every interval and applies it
 // when its text changed; a file that does not parse is logged and the
