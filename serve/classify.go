@@ -225,9 +225,9 @@ func (s *Server) classifyOrRegress(ctx context.Context, sp spec, doc *jvalue, cl
 		return "", err
 	}
 	defer in.Close()
-	outs, err := h.model.Run(ctx, sigName, map[string]any{classifyInputs: in})
+	outs, err := s.runSignature(ctx, h, sigName, sig, requestTensors{classifyInputs: in})
 	if err != nil {
-		return "", runError(err)
+		return "", err
 	}
 	defer closeAll(outs)
 	if classify {

@@ -19,6 +19,11 @@
 // statuses (InvalidArgument 400, NotFound 404, ResourceExhausted 429,
 // Unavailable 503, DeadlineExceeded 504, ...).
 //
+// Inputs are checked against the signature's names and dtypes; their
+// shapes are left to the runtime, as TF Serving leaves them (its own
+// documentation feeds [3] to half_plus_three's [?, 1] input), so a shape
+// the graph cannot take is the runtime's InvalidArgument.
+//
 // Every model has a base directory that is polled for numeric version
 // subdirectories; a version policy (latest N, all, specific) picks the
 // ones served. New versions are loaded before old ones are unloaded, and an

@@ -224,13 +224,9 @@ func (s *Server) predict(ctx context.Context, sp spec, doc *jvalue) (string, err
 		return "", err
 	}
 	defer tensors.Close()
-	feeds := make(map[string]any, len(tensors))
-	for k, t := range tensors {
-		feeds[k] = t
-	}
-	outs, err := h.model.Run(ctx, name, feeds)
+	outs, err := s.runSignature(ctx, h, name, sig, tensors)
 	if err != nil {
-		return "", runError(err)
+		return "", err
 	}
 	defer closeAll(outs)
 	return predictResponse(outs, row)

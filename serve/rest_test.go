@@ -460,7 +460,7 @@ func TestErrorsAsTFServing(t *testing.T) {
 		{"empty instances", "POST", "/v1/models/tf1:predict", `{"instances": []}`, 400, []string{"No values in 'instances' array"}},
 		{"wrong dtype", "POST", "/v1/models/tf1:predict", `{"instances": [["a", "b", "c"]]}`, 400, []string{`JSON Value: "a" Type: String is not of expected type: float`}},
 		{"wrong int dtype", "POST", "/v1/models/tf1:predict", `{"signature_name": "multi", "instances": [{"a": [1, 2, 3], "n": 1.5}]}`, 400, []string{"JSON Value: 1.5 Type: Number is not of expected type: int64"}},
-		{"wrong shape", "POST", "/v1/models/tf1:predict", `{"instances": [[1, 2]]}`, 400, []string{"wrong shape"}},
+		{"wrong shape", "POST", "/v1/models/tf1:predict", `{"instances": [[1, 2]]}`, 400, []string{"Matrix size-incompatible: In[0]: [1,2], In[1]: [3,2]"}},
 		{"ragged", "POST", "/v1/models/tf1:predict", `{"instances": [[1, 2, 3], [1, 2]]}`, 400, []string{"Expecting tensor size: 3 but got: 2"}},
 		{"ragged inside", "POST", "/v1/models/tf1:predict", `{"inputs": [[1, 2, 3], [1, [2], 3]]}`, 400, []string{"Encountered list at unexpected level: 2 expected < 2"}},
 		{"missing named input", "POST", "/v1/models/tf1:predict", `{"signature_name": "multi", "inputs": {"a": [[1, 2, 3]]}}`, 400, []string{"Missing named input: n in 'inputs' object."}},
@@ -659,4 +659,93 @@ func TestFailedVersionRetried(t *testing.T) {
 		return err == nil && vs[0].State == StateAvailable && vs[0].Err == nil
 	})
 	checkPredict(t, s, filepath.Join(base, "1"), "/v1/models/module:predict", `{"instances": [[1.0, 2.0, 3.0]]}`)
+}
+
+// exportHalfPlusThree is Python code that builds a model like the
+// half_plus_three of TF Serving's REST documentation (y = 0.5x + 3 on x
+// parsed from tf.Examples, with predict, regress and classify signatures)
+// in inputs["dir"].
+const exportHalfPlusThree = `
+d = inputs["dir"].item().decode()
+with tf.Graph().as_default():
+    a = tf.compat.v1.Variable(0.5, name="a")
+    b = tf.compat.v1.Variable(3.0, name="b")
+    ex = tf.compat.v1.placeholder(tf.string, [None], name="tf_example")
+    x = tf.identity(tf.io.parse_example(ex, {"x": tf.io.FixedLenFeature([1], tf.float32)})["x"], name="x")
+    y = tf.identity(a * x + b, name="y")
+    sd = tf.compat.v1.saved_model.signature_def_utils
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        builder = tf.compat.v1.saved_model.Builder(d)
+        builder.add_meta_graph_and_variables(sess, ["serve"], signature_def_map={
+            "serving_default": sd.predict_signature_def({"x": x}, {"y": y}),
+            "tensorflow/serving/regress": sd.regression_signature_def(ex, y),
+            "tensorflow/serving/classify": sd.classification_signature_def(ex, None, y),
+        })
+        builder.save()
+`
+
+// pyHalfPlusThree computes the references for the documentation's
+// requests (inputs "predict", "regress", "classify": the bodies) with the
+// loaded model's signatures, and parses the server's answers (inputs
+// "predict_resp" ...) with Python's json beside them.
+const pyHalfPlusThree = pyLoad + `
+def body(k):
+    return json.loads(inputs[k].item().decode())
+xs = body("predict")["instances"]
+outputs["want_predict"] = _m.signatures["serving_default"](x=tf.constant(xs)[:, None])["y"].numpy().reshape(-1)
+outputs["got_predict"] = np.array(body("predict_resp")["predictions"], np.float32)
+def examples(req):
+    return tf.constant([tf.train.Example(features=tf.train.Features(feature={
+        k: tf.train.Feature(float_list=tf.train.FloatList(value=[v])) for k, v in e.items()})).SerializeToString()
+        for e in req["examples"]])
+req = body("regress")
+outputs["want_regress"] = _m.signatures[req["signature_name"]](inputs=examples(req))["outputs"].numpy().reshape(-1)
+outputs["got_regress"] = np.array(body("regress_resp")["results"], np.float32)
+req = body("classify")
+outputs["want_classify"] = _m.signatures[req["signature_name"]](inputs=examples(req))["scores"].numpy()
+res = body("classify_resp")["results"]
+outputs["got_classify"] = np.array([[c[1] for c in r] for r in res], np.float32)
+outputs["labels"] = np.array([c[0] for r in res for c in r], dtype=object)
+`
+
+// TestDocumentationExample sends the requests of TF Serving's REST
+// documentation (api_rest.md, its half_plus_three example) and compares
+// the answers with Python's signature outputs; status and the unknown
+// model's error have the documentation's shape.
+func TestDocumentationExample(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "half_plus_three")
+	dir := filepath.Join(base, "00000123")
+	interop.Python(t, exportHalfPlusThree, map[string]*tfgo.Tensor{"dir": str(t, dir)})
+	s := startServer(t, Config{Models: []ModelConfig{{Name: "half_plus_three", BasePath: base}}})
+
+	code, resp := s.get(t, "/v1/models/half_plus_three")
+	require.Equal(t, http.StatusOK, code, resp)
+	var status any
+	require.NoError(t, json.Unmarshal([]byte(resp), &status))
+	require.Equal(t, map[string]any{"model_version_status": []any{map[string]any{
+		"version": "123", "state": "AVAILABLE", "status": map[string]any{"error_code": "OK", "error_message": ""},
+	}}}, status)
+
+	bodies := map[string]string{
+		"predict":  `{"instances": [1.0,2.0,5.0]}`,
+		"regress":  `{"signature_name": "tensorflow/serving/regress", "examples": [{"x": 1.0}, {"x": 2.0}]}`,
+		"classify": `{"signature_name": "tensorflow/serving/classify", "examples": [{"x": 1.0}, {"x": 2.0}]}`,
+	}
+	in := map[string]*tfgo.Tensor{"dir": str(t, dir)}
+	for method, body := range bodies {
+		code, resp := s.post(t, "/v1/models/half_plus_three:"+method, body)
+		require.Equal(t, http.StatusOK, code, "%s: %s", method, resp)
+		t.Logf("%s %s -> %s", method, body, strings.TrimSpace(resp))
+		in[method], in[method+"_resp"] = str(t, body), str(t, resp)
+	}
+	py := interop.Python(t, pyHalfPlusThree, in)
+	for method := range bodies {
+		sameTensor(t, method, py["want_"+method], py["got_"+method])
+	}
+	require.Equal(t, []string{"", ""}, stringsOf(t, py["labels"]), "a classification without classes has empty labels")
+
+	code, resp = s.post(t, "/v1/models/half:predict", `{"instances": [1.0,5.0]}`)
+	require.Equal(t, http.StatusNotFound, code)
+	require.Equal(t, `{ "error": "Servable not found for request: Latest(half)" }`, strings.TrimSpace(resp))
 }

@@ -1,0 +1,111 @@
+package serve
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gotf/gotf/savedmodel/runner"
+	"github.com/gotf/gotf/tfgo"
+	cpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
+)
+
+// runSignature runs a signature of a held version on decoded inputs as TF
+// Serving's predictor does: the request's input names must be the
+// signature's (with its message), and the tensors go to the session as they
+// are. runner.Model.Run would also refuse a shape that differs from the
+// SignatureDef's static one; TF Serving leaves shapes to the runtime, and
+// its own documentation relies on that ({"instances": [1.0, 2.0, 5.0]} for
+// half_plus_three, whose x is [?, 1] in the signature), so this runs the
+// session directly. What the graph cannot take, the runtime refuses with
+// its own message (InvalidArgument, 400). The bound on the inputs' bytes
+// (LoadOptions.MaxInputBytes) is kept.
+func (s *Server) runSignature(ctx context.Context, h *handle, name string, sig runner.SignatureInfo, inputs requestTensors) (map[string]*tfgo.Tensor, error) {
+	if err := checkInputNames(sig, inputs); err != nil {
+		return nil, err
+	}
+	// A sparse or composite TensorInfo has no tensor name.
+	for kind, m := range map[string]map[string]runner.TensorInfo{"input": sig.Inputs, "output": sig.Outputs} {
+		for k, ti := range m {
+			if ti.Name == "" {
+				return nil, statusf(Unimplemented, "signature %q: %s %q is not a dense tensor; only dense tensors are served", name, kind, k)
+			}
+		}
+	}
+	limit := s.cfg.Load.MaxInputBytes
+	if limit == 0 {
+		limit = runner.DefaultMaxInputBytes
+	}
+	var total int64
+	g := h.model.Session().Graph()
+	feeds := make(map[tfgo.Output]any, len(inputs))
+	for k, t := range inputs {
+		if total += int64(len(t.Data())); limit > 0 && total > limit {
+			return nil, statusf(ResourceExhausted, "signature %q: inputs of more than %d bytes (the server's bound)", name, limit)
+		}
+		o, err := g.OutputByName(sig.Inputs[k].Name)
+		if err != nil {
+			return nil, statusf(Internal, "signature %q: input %q: %v", name, k, err)
+		}
+		feeds[o] = t
+	}
+	keys := sig.OutputNames()
+	fetches := make([]tfgo.Output, len(keys))
+	for i, k := range keys {
+		o, err := g.OutputByName(sig.Outputs[k].Name)
+		if err != nil {
+			return nil, statusf(Internal, "signature %q: output %q: %v", name, k, err)
+		}
+		fetches[i] = o
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, statusOf(err)
+	}
+	var opts *cpb.RunOptions
+	if dl, ok := ctx.Deadline(); ok {
+		ms := time.Until(dl).Milliseconds()
+		if ms <= 0 {
+			return nil, statusf(DeadlineExceeded, "signature %q: deadline exceeded before the run", name)
+		}
+		opts = &cpb.RunOptions{TimeoutInMs: ms}
+	}
+	outs, _, err := h.model.Session().RunWithOptions(opts, feeds, fetches)
+	if err != nil {
+		return nil, runError(err)
+	}
+	res := make(map[string]*tfgo.Tensor, len(outs))
+	for i, t := range outs {
+		res[keys[i]] = t
+	}
+	return res, nil
+}
+
+// checkInputNames refuses a request whose inputs are not the signature's,
+// with TF Serving's message (predict_util.cc, VerifyRequestInputsSize).
+func checkInputNames(sig runner.SignatureInfo, inputs requestTensors) error {
+	same := len(inputs) == len(sig.Inputs)
+	for k := range inputs {
+		if _, ok := sig.Inputs[k]; !ok {
+			same = false
+		}
+	}
+	if same {
+		return nil
+	}
+	var extra, missing []string
+	for k := range inputs {
+		if _, ok := sig.Inputs[k]; !ok {
+			extra = append(extra, k)
+		}
+	}
+	for k := range sig.Inputs {
+		if _, ok := inputs[k]; !ok {
+			missing = append(missing, k)
+		}
+	}
+	sort.Strings(extra)
+	sort.Strings(missing)
+	return statusf(InvalidArgument, "input size does not match signature: %d!=%d len({%s}) != len({%s}). Sent extra: {%s}. Missing but required: {%s}.",
+		len(inputs), len(sig.Inputs), strings.Join(sortedNames(inputs), ","), strings.Join(sig.InputNames(), ","), strings.Join(extra, ","), strings.Join(missing, ","))
+}
