@@ -321,7 +321,15 @@ m.save(os.path.join(inputs["dir"].item().decode(), "custom_quantizer.keras"))
 		half := NewSequential("half", InputSpec{Shape: []int64{4}}, NewDense(2, DenseOptions{Name: "d"}))
 		defer half.Close()
 		assert.ErrorContains(t, half.Quantize("int8"), "quantization mode='int8' doesn't work well with compute_dtype='float16'")
+		// Keras quantizes bfloat16 variables too (numpy in bfloat16); here
+		// only float32 ones are.
+		mixedprecision.SetGlobalPolicy(mixedprecision.BFloat16)
+		bf := NewSequential("bf", InputSpec{Shape: []int64{4}}, NewDense(2, DenseOptions{Name: "d"}))
+		defer bf.Close()
+		assert.ErrorContains(t, bf.Quantize("int8"), `layer "d" has bfloat16 weights: quantizing float32 weights only is implemented`)
 	}()
+	var nilModel *Model
+	assert.ErrorContains(t, nilModel.Quantize("int8"), "nil Model")
 
 	_, err = LoadKerasModel(filepath.Join(dir, "custom_quantizer.keras"), LoadOptions{})
 	assert.ErrorContains(t, err, "quantization_config=")
