@@ -20,6 +20,11 @@ type QuantizeOptions struct {
 	// devices without int8 matrix kernels. Embedding lookups are the same
 	// either way.
 	WeightOnly bool
+	// Filter, when set, quantizes only the layers it returns true for
+	// (Keras' filters=callable; a name pattern is Filter: func(l Layer)
+	// bool { return re.MatchString(l.Name()) }, as Keras' regex filters
+	// search the layer's name). It sees every layer, sublayers included.
+	Filter func(Layer) bool
 }
 
 // Quantize is Keras' model.quantize(mode) with the default configuration:
@@ -67,6 +72,9 @@ func (m *Model) QuantizeWithOptions(mode string, o QuantizeOptions) error {
 	var qs []quantizable
 	var others []string
 	walkLayers(m.layers, func(l Layer) {
+		if o.Filter != nil && !o.Filter(l) {
+			return
+		}
 		if q, ok := l.(quantizable); ok {
 			qs = append(qs, q)
 		} else if len(l.Weights()) > 0 && !hasSublayers(l) {

@@ -306,6 +306,18 @@ m.save(os.path.join(inputs["dir"].item().decode(), "custom_quantizer.keras"))
 	// Keras names the first layer it meets; so does Go.
 	assert.ErrorContains(t, m.Quantize("int8"), kerasMsg("again"))
 
+	// A filter that leaves nothing to quantize; one that picks a layer.
+	f, err := goQuantizable()
+	require.NoError(t, err)
+	defer f.Close()
+	assert.ErrorContains(t, f.QuantizeWithOptions("int8", QuantizeOptions{Filter: func(Layer) bool { return false }}), "no layer can be quantized")
+	require.NoError(t, f.QuantizeWithOptions("int8", QuantizeOptions{Filter: func(l Layer) bool { return l.Name() == "head" }}))
+	for _, l := range f.Layers() {
+		if p, ok := l.(interface{ DTypePolicy() mixedprecision.Policy }); ok {
+			assert.Equal(t, l.Name() == "head", p.DTypePolicy().QuantizationMode() == "int8", l.Name())
+		}
+	}
+
 	ln, err := NewFunctional("norm_only", Input(InputSpec{Shape: []int64{4}}), Apply(NewLayerNormalization(LayerNormalizationOptions{Name: "ln"}), Input(InputSpec{Shape: []int64{4}})))
 	if err == nil {
 		defer ln.Close()
