@@ -3,6 +3,7 @@ module github.com/gotf/gotf
 go 1.24
 
 require (
+	github.com/NVIDIA/go-nvml v0.13.4-1
 	github.com/golang/snappy v1.0.0
 	github.com/spf13/cobra v1.10.2
 	github.com/stretchr/testify v1.12.1
