@@ -1,7 +1,8 @@
 // Command gotf does for the formats this module reads what TensorFlow's
 // own tools do for Python users: `gotf inspect` is saved_model_cli show
 // --all (and tf.train.list_variables, and model.summary() for Keras files),
-// `gotf run` is saved_model_cli run, `gotf version` names the linked
+// `gotf run` is saved_model_cli run, `gotf monitor` is nvidia-smi -l with
+// the host's and a training run's figures, `gotf version` names the linked
 // runtime.
 //
 //	go install github.com/gotf/gotf/cmd/gotf@latest
@@ -80,7 +81,8 @@ func newRoot() *cobra.Command {
 		Use:   "gotf",
 		Short: "Inspect and run TensorFlow and Keras models from Go",
 		Long: `gotf inspects SavedModels, TensorFlow checkpoints and Keras files, and runs
-SavedModel signatures on TensorFlow's own runtime, as saved_model_cli does.
+SavedModel signatures on TensorFlow's own runtime, as saved_model_cli does,
+and monitors GPUs, the host and training runs, as nvidia-smi -l does.
 
 Exit codes: 0 success, 1 failure, 2 bad usage or malformed input, 3 a path
 that does not exist. Errors are one line on stderr.`,
@@ -88,7 +90,7 @@ that does not exist. Errors are one line on stderr.`,
 		SilenceUsage:  true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newVersionCmd(), newInspectCmd(), newRunCmd())
+	root.AddCommand(newVersionCmd(), newInspectCmd(), newRunCmd(), newMonitorCmd())
 	// cobra's own "completion" command is left out: it adds a subcommand
 	// the issue's list does not have, and scripts get nothing from it here.
 	root.CompletionOptions.DisableDefaultCmd = true
