@@ -46,6 +46,7 @@ import (
 	"time"
 
 	"github.com/gotf/gotf/internal/setup"
+	"github.com/gotf/gotf/internal/modelstats"
 	"github.com/gotf/gotf/keraslike"
 	"github.com/gotf/gotf/tfgo"
 )
@@ -137,7 +138,7 @@ func run(o options) error {
 		if err := trained.Export(d, keraslike.ExportOptions{WeightDType: dt}); err != nil {
 			return err
 		}
-		if halfSizes[name], err = dirSize(filepath.Join(d, "variables")); err != nil {
+		if halfSizes[name], err = modelstats.Size(filepath.Join(d, "variables")); err != nil {
 			return err
 		}
 	}
@@ -169,7 +170,7 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
-		v.loss, err = nextTokenLoss(logits, yv)
+		v.loss, err = modelstats.NextTokenLoss(logits, yv)
 		if err != nil {
 			return err
 		}
@@ -177,7 +178,7 @@ func run(o options) error {
 		if err := v.m.Export(d, keraslike.ExportOptions{}); err != nil {
 			return err
 		}
-		if v.savedSize, err = dirSize(filepath.Join(d, "variables")); err != nil {
+		if v.savedSize, err = modelstats.Size(filepath.Join(d, "variables")); err != nil {
 			return err
 		}
 		v.latency = map[int]time.Duration{}
@@ -186,11 +187,11 @@ func run(o options) error {
 			if err != nil {
 				return err
 			}
-			if v.latency[b], err = latency(v.m, x, o.iters); err != nil {
+			if v.latency[b], err = modelstats.Latency(v.m, x, o.iters); err != nil {
 				return err
 			}
 			if b == 32 {
-				if v.kernels, err = kernels(v.m, x); err != nil {
+				if v.kernels, err = modelstats.Kernels(v.m, x); err != nil {
 					return err
 				}
 			}
@@ -246,105 +247,6 @@ func randomIDs(r *rand.Rand, batch, seq int) (*tfgo.Tensor, error) {
 		}
 	}
 	return tfgo.NewTensor(ids)
-}
-
-// latency is the median wall time of one run of the inference graph.
-func latency(m *keraslike.Model, x *tfgo.Tensor, iters int) (time.Duration, error) {
-	sess, err := m.Session()
-	if err != nil {
-		return 0, err
-	}
-	feeds := map[tfgo.Output]any{m.Input(): x}
-	var ts []time.Duration
-	for i := 0; i < iters+3; i++ {
-		start := time.Now()
-		out, err := sess.Run(feeds, []tfgo.Output{m.Output()})
-		if err != nil {
-			return 0, err
-		}
-		if i >= 3 {
-			ts = append(ts, time.Since(start))
-		}
-		out[0].Close()
-	}
-	sort.Slice(ts, func(i, j int) bool { return ts[i] < ts[j] })
-	return ts[len(ts)/2], nil
-}
-
-// kernels counts the MatMul-family nodes of one traced run's partition
-// graphs (after Grappler and the oneDNN rewrite), keyed "op[input dtype]".
-func kernels(m *keraslike.Model, x *tfgo.Tensor) (map[string]int, error) {
-	sess, err := m.Session()
-	if err != nil {
-		return nil, err
-	}
-	out, tr, err := sess.RunTraced(map[tfgo.Output]any{m.Input(): x}, []tfgo.Output{m.Output()})
-	if err != nil {
-		return nil, err
-	}
-	out[0].Close()
-	ks := map[string]int{}
-	for _, g := range tr.Metadata.GetPartitionGraphs() {
-		for _, n := range g.GetNode() {
-			if !strings.Contains(n.GetOp(), "MatMul") {
-				continue
-			}
-			dt := "?"
-			for _, a := range []string{"T", "Ta", "T1"} {
-				if v, ok := n.GetAttr()[a]; ok {
-					dt = strings.ToLower(strings.TrimPrefix(v.GetType().String(), "DT_"))
-					break
-				}
-			}
-			ks[n.GetOp()+"["+dt+"]"]++
-		}
-	}
-	return ks, nil
-}
-
-// nextTokenLoss is the mean cross-entropy of logits [B, T, V] against
-// the targets, by TensorFlow's SparseSoftmaxCrossEntropyWithLogits (what
-// the main job's loss runs) in a graph of its own.
-func nextTokenLoss(logits *tfgo.Tensor, targets [][]int32) (float64, error) {
-	sh := logits.Shape()
-	flat := make([]int32, 0, sh[0]*sh[1])
-	for _, row := range targets {
-		flat = append(flat, row...)
-	}
-	s := tfgo.NewScope()
-	l := tfgo.Reshape(s, tfgo.Const(s, logits), tfgo.Const(s, []int64{-1, sh[2]}))
-	ce, _ := tfgo.SparseSoftmaxCrossEntropyWithLogits(s, l, tfgo.Const(s, flat))
-	mean := tfgo.Mean(s, ce, tfgo.Const(s, int32(0)))
-	sess, err := tfgo.NewSession(s, tfgo.SessionOptions{})
-	if err != nil {
-		return 0, err
-	}
-	defer sess.Close()
-	out, err := sess.Run(nil, []tfgo.Output{mean})
-	if err != nil {
-		return 0, err
-	}
-	defer out[0].Close()
-	v, err := tfgo.Float32s(out[0])
-	if err != nil {
-		return 0, err
-	}
-	return float64(v[0]), nil
-}
-
-func dirSize(dir string) (int64, error) {
-	var n int64
-	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		fi, err := d.Info()
-		if err == nil {
-			n += fi.Size()
-		}
-		return err
-	})
-	return n, err
 }
 
 func format(o options, vs []*variant, half map[string]int64, train time.Duration) string {
