@@ -45,8 +45,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gotf/gotf/internal/setup"
 	"github.com/gotf/gotf/internal/modelstats"
+	"github.com/gotf/gotf/internal/setup"
 	"github.com/gotf/gotf/keraslike"
 	"github.com/gotf/gotf/tfgo"
 )
