@@ -97,3 +97,8 @@ h5-campaign: setup
 .PHONY: gotf
 gotf: setup-runtime
 	$(GO) build -o out/gotf ./cmd/gotf
+
+## gotf-serve: build the model server out/gotf-serve (TensorFlow Serving's API)
+.PHONY: gotf-serve
+gotf-serve: setup-runtime
+	$(GO) build -o out/gotf-serve ./cmd/gotf-serve
