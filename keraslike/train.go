@@ -60,6 +60,18 @@ type CompileOptions struct {
 	// SaveCheckpoint refuses to save the optimizer's state (WeightsOnly
 	// saves work; LoadCheckpoint of a checkpoint with a whole optimizer
 	// state fails on the slots' shapes, before anything changes).
+	//
+	// A strategy from distribute.NewMultiWorkerMirroredStrategy spans
+	// processes: Compile opens the session on the task's server, every
+	// worker is fed the same global batches and trains on its part of each
+	// (the batch must split over every worker's replicas), the loss and
+	// metrics are the global batch's on every worker, and the workers start
+	// from the chief's state (a collective broadcast at Fit's start and
+	// after each epoch). Only the chief runs ModelCheckpoint, TensorBoard,
+	// CSVLogger and Profile and BackupAndRestore's saves; every worker
+	// resumes from the chief's backup. A peer that dies fails the step
+	// within a few health checks (MultiWorkerOptions.HealthCheckInterval)
+	// with an error naming it; the process should then exit.
 	Strategy *distribute.MirroredStrategy
 }
 
