@@ -13,7 +13,9 @@ import (
 )
 
 // MirroredStrategy is tf.distribute.MirroredStrategy: synchronous data
-// parallelism on the devices of one host. Every replica holds a copy of
+// parallelism on the devices of one host (NewMirroredStrategy), or of
+// every worker of a cluster (NewMultiWorkerMirroredStrategy, Python's
+// MultiWorkerMirroredStrategy). Every replica holds a copy of
 // the trainable weights on its device and runs the forward and backward
 // pass on its part of the global batch; the gradients are averaged across
 // replicas with an all-reduce, and every replica applies the same update,
@@ -96,7 +98,9 @@ func NewMirroredStrategy(devices ...string) (*MirroredStrategy, error) {
 	return s, nil
 }
 
-// Devices lists the replicas' devices in canonical form, replica 0 first.
+// Devices lists this process' replicas' devices in canonical form,
+// replica 0 first; across workers they carry the task
+// ("/job:worker/replica:0/task:1/device:CPU:0").
 func (s *MirroredStrategy) Devices() []string {
 	if s == nil {
 		return nil
