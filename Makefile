@@ -102,3 +102,8 @@ gotf: setup-runtime
 .PHONY: gotf-serve
 gotf-serve: setup-runtime
 	$(GO) build -o out/gotf-serve ./cmd/gotf-serve
+
+## gen-serve: regenerate serve/tfserving (TF Serving's gRPC API) from serve/proto with Debian's protoc and pinned Go plugins (installs protobuf-compiler if missing)
+.PHONY: gen-serve
+gen-serve:
+	GO="$(GO)" bash scripts/gen_serve.sh

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gotf/gotf/savedmodel/runner"
+	cpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -186,19 +188,9 @@ func (s *Server) predict(ctx context.Context, sp spec, doc *jvalue) (string, err
 		return "", err
 	}
 	defer h.release()
-	name := sigName
-	if name == "" {
-		name = DefaultSignature
-	}
-	sig, ok := h.model.Signature(name)
-	if !ok {
-		return "", statusf(InvalidArgument, "Serving signature name: %q not found in signature def", name)
-	}
-	if len(sig.Inputs) == 0 {
-		if sigName == "" {
-			sigName = "DEFAULT"
-		}
-		return "", statusf(InvalidArgument, "Failed to get input map for signature: %s", sigName)
+	name, sig, err := predictSignature(h, sigName)
+	if err != nil {
+		return "", err
 	}
 	instances, inputs := doc.member("instances"), doc.member("inputs")
 	var tensors requestTensors
@@ -224,12 +216,32 @@ func (s *Server) predict(ctx context.Context, sp spec, doc *jvalue) (string, err
 		return "", err
 	}
 	defer tensors.Close()
-	outs, err := s.runSignature(ctx, h, name, sig, tensors)
+	outs, err := s.runSignature(ctx, h, name, sig, tensors, nil)
 	if err != nil {
 		return "", err
 	}
 	defer closeAll(outs)
 	return predictResponse(outs, row)
+}
+
+// predictSignature finds a predict request's signature ("" is the
+// default), which must have inputs.
+func predictSignature(h *handle, sigName string) (string, runner.SignatureInfo, error) {
+	name := sigName
+	if name == "" {
+		name = DefaultSignature
+	}
+	sig, ok := h.model.Signature(name)
+	if !ok {
+		return "", sig, statusf(InvalidArgument, "Serving signature name: %q not found in signature def", name)
+	}
+	if len(sig.Inputs) == 0 {
+		if sigName == "" {
+			sigName = "DEFAULT"
+		}
+		return "", sig, statusf(InvalidArgument, "Failed to get input map for signature: %s", sigName)
+	}
+	return name, sig, nil
 }
 
 // runError keeps a run's error as the client should see it: the runtime's
@@ -276,15 +288,13 @@ func (s *Server) modelStatus(sp spec) (string, error) {
 // TF Serving prints it: the model spec, then the SignatureDefMap with
 // proto field names and default values (always_print_primitive_fields).
 func (s *Server) metadata(sp spec) (string, error) {
-	h, err := s.models.acquire(sp)
+	name, version, defs, err := s.signatureDefs(sp)
 	if err != nil {
 		return "", err
 	}
-	defer h.release()
-	defs := h.model.MetaGraph().GetSignatureDef()
 	opts := protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true}
 	var b strings.Builder
-	fmt.Fprintf(&b, "{\n\"model_spec\":{\n \"name\": %s,\n \"signature_name\": \"\",\n \"version\": \"%d\"\n}\n,\n\"metadata\": {\"signature_def\": {\n \"signature_def\": {", quoteJSON(h.name), h.version)
+	fmt.Fprintf(&b, "{\n\"model_spec\":{\n \"name\": %s,\n \"signature_name\": \"\",\n \"version\": \"%d\"\n}\n,\n\"metadata\": {\"signature_def\": {\n \"signature_def\": {", quoteJSON(name), version)
 	for i, name := range sortedNames(defs) {
 		js, err := opts.Marshal(defs[name])
 		if err != nil {
@@ -297,4 +307,15 @@ func (s *Server) metadata(sp spec) (string, error) {
 	}
 	b.WriteString("\n }\n}\n}\n}\n")
 	return b.String(), nil
+}
+
+// signatureDefs are the SignatureDefs of the version a GetModelMetadata
+// request asks for, with its model name and version.
+func (s *Server) signatureDefs(sp spec) (string, int64, map[string]*cpb.SignatureDef, error) {
+	h, err := s.models.acquire(sp)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	defer h.release()
+	return h.name, h.version, h.model.MetaGraph().GetSignatureDef(), nil
 }

@@ -20,8 +20,9 @@ import (
 // half_plus_three, whose x is [?, 1] in the signature), so this runs the
 // session directly. What the graph cannot take, the runtime refuses with
 // its own message (InvalidArgument, 400). The bound on the inputs' bytes
-// (LoadOptions.MaxInputBytes) is kept.
-func (s *Server) runSignature(ctx context.Context, h *handle, name string, sig runner.SignatureInfo, inputs requestTensors) (map[string]*tfgo.Tensor, error) {
+// (LoadOptions.MaxInputBytes) is kept. outputs, when not empty, are the
+// signature outputs to fetch (gRPC's output_filter); otherwise all are.
+func (s *Server) runSignature(ctx context.Context, h *handle, name string, sig runner.SignatureInfo, inputs requestTensors, outputs []string) (map[string]*tfgo.Tensor, error) {
 	if err := checkInputNames(sig, inputs); err != nil {
 		return nil, err
 	}
@@ -33,10 +34,7 @@ func (s *Server) runSignature(ctx context.Context, h *handle, name string, sig r
 			}
 		}
 	}
-	limit := s.cfg.Load.MaxInputBytes
-	if limit == 0 {
-		limit = runner.DefaultMaxInputBytes
-	}
+	limit := s.inputLimit()
 	var total int64
 	g := h.model.Session().Graph()
 	feeds := make(map[tfgo.Output]any, len(inputs))
@@ -51,9 +49,16 @@ func (s *Server) runSignature(ctx context.Context, h *handle, name string, sig r
 		feeds[o] = t
 	}
 	keys := sig.OutputNames()
+	if len(outputs) > 0 {
+		keys = outputs
+	}
 	fetches := make([]tfgo.Output, len(keys))
 	for i, k := range keys {
-		o, err := g.OutputByName(sig.Outputs[k].Name)
+		ti, ok := sig.Outputs[k]
+		if !ok {
+			return nil, statusf(InvalidArgument, "output tensor alias not found in signature: %s Outputs expected to be in the set {%s}.", k, strings.Join(sig.OutputNames(), ","))
+		}
+		o, err := g.OutputByName(ti.Name)
 		if err != nil {
 			return nil, statusf(Internal, "signature %q: output %q: %v", name, k, err)
 		}
@@ -83,7 +88,7 @@ func (s *Server) runSignature(ctx context.Context, h *handle, name string, sig r
 
 // checkInputNames refuses a request whose inputs are not the signature's,
 // with TF Serving's message (predict_util.cc, VerifyRequestInputsSize).
-func checkInputNames(sig runner.SignatureInfo, inputs requestTensors) error {
+func checkInputNames[V any](sig runner.SignatureInfo, inputs map[string]V) error {
 	same := len(inputs) == len(sig.Inputs)
 	for k := range inputs {
 		if _, ok := sig.Inputs[k]; !ok {
@@ -108,4 +113,13 @@ func checkInputNames(sig runner.SignatureInfo, inputs requestTensors) error {
 	sort.Strings(missing)
 	return statusf(InvalidArgument, "input size does not match signature: %d!=%d len({%s}) != len({%s}). Sent extra: {%s}. Missing but required: {%s}.",
 		len(inputs), len(sig.Inputs), strings.Join(sortedNames(inputs), ","), strings.Join(sig.InputNames(), ","), strings.Join(extra, ","), strings.Join(missing, ","))
+}
+
+// inputLimit is the bound on one run's input bytes
+// (LoadOptions.MaxInputBytes; negative: none).
+func (s *Server) inputLimit() int64 {
+	if s.cfg.Load.MaxInputBytes != 0 {
+		return s.cfg.Load.MaxInputBytes
+	}
+	return runner.DefaultMaxInputBytes
 }

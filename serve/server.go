@@ -9,12 +9,15 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
 )
 
-// Server serves the models of a Config over TF Serving's REST API. Create
-// it with New, start it with Start (it loads and watches the models) and
-// either call Serve on a listener or mount it as an http.Handler; Close
-// stops everything and unloads the models.
+// Server serves the models of a Config over TF Serving's REST and gRPC
+// APIs. Create it with New, start it with Start (it loads and watches the
+// models), then call Serve (REST) and/or ServeGRPC on listeners, or mount
+// it as an http.Handler; Close stops everything and unloads the models.
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
@@ -22,6 +25,8 @@ type Server struct {
 
 	mu      sync.Mutex
 	http    *http.Server
+	grpc    *grpc.Server
+	health  *health.Server
 	started bool
 	closed  bool
 }
@@ -104,8 +109,12 @@ func (s *Server) Close(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
-	hs := s.http
+	hs, gs, health := s.http, s.grpc, s.health
 	s.mu.Unlock()
+	// Both APIs drain at once, so that the slower one does not use up the
+	// other's share of ctx.
+	grpcDone := make(chan error, 1)
+	go func() { grpcDone <- s.stopGRPC(ctx, gs, health) }()
 	var err error
 	if hs != nil {
 		if err = hs.Shutdown(ctx); err != nil {
@@ -113,6 +122,7 @@ func (s *Server) Close(ctx context.Context) error {
 			hs.Close()
 		}
 	}
+	err = errors.Join(err, <-grpcDone)
 	s.models.close()
 	return err
 }

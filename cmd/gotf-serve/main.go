@@ -1,14 +1,13 @@
-// Command gotf-serve serves SavedModels over TensorFlow Serving's REST API
-// (package serve), with tensorflow_model_server's flags, so that a
+// Command gotf-serve serves SavedModels over TensorFlow Serving's gRPC and
+// REST APIs (package serve), with tensorflow_model_server's flags, so that a
 // deployment can switch binaries without rewriting its manifests:
 //
-//	gotf-serve --rest_api_port=8501 --model_name=m --model_base_path=/models/m
-//	gotf-serve --rest_api_port=8501 --model_config_file=/models/models.config \
+//	gotf-serve --port=8500 --rest_api_port=8501 --model_name=m --model_base_path=/models/m
+//	gotf-serve --port=8500 --rest_api_port=8501 --model_config_file=/models/models.config \
 //		--model_config_file_poll_wait_seconds=60
 //
 // It stops on SIGINT or SIGTERM: requests under way finish (up to 30 s),
-// then every model is unloaded. gRPC (--port) is not served yet: the flag is
-// accepted so that manifests keep working, and a warning says so.
+// then every model is unloaded.
 package main
 
 import (
@@ -38,7 +37,8 @@ func main() {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("gotf-serve", flag.ContinueOnError)
-	port := fs.Int("port", 8500, "gRPC port (not served yet; accepted for tensorflow_model_server's manifests)")
+	port := fs.Int("port", 8500, "port of the gRPC API (PredictionService, ModelService, health, reflection); 0 serves no gRPC")
+	grpcHost := fs.String("grpc_host", "0.0.0.0", "address the gRPC API listens on (not a tensorflow_model_server flag)")
 	restPort := fs.Int("rest_api_port", 8501, "port of the REST API (tensorflow_model_server's default 0 disables REST; here REST is the API, so 0 is refused)")
 	restHost := fs.String("rest_api_host", "0.0.0.0", "address the REST API listens on (not a tensorflow_model_server flag)")
 	restTimeout := fs.Int64("rest_api_timeout_in_ms", 30000, "timeout of a REST predict, classify or regress call")
@@ -81,8 +81,8 @@ func run(args []string) error {
 	if *restPort <= 0 || *restPort > 65535 {
 		return fmt.Errorf("--rest_api_port=%d: give the port the REST API listens on", *restPort)
 	}
-	if *port != 0 {
-		log.Warn("gRPC is not served yet; --port is ignored", "port", *port)
+	if *port < 0 || *port > 65535 {
+		return fmt.Errorf("--port=%d: give the port the gRPC API listens on (0: none)", *port)
 	}
 	for name, v := range notYet {
 		if v.value != "" && v.value != "false" {
@@ -114,12 +114,25 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// Listen first: a port in use is an error at once, not after loading.
+	var gl net.Listener
+	if *port != 0 {
+		if gl, err = net.Listen("tcp", net.JoinHostPort(*grpcHost, strconv.Itoa(*port))); err != nil {
+			return err
+		}
+	}
 	addr := net.JoinHostPort(*restHost, strconv.Itoa(*restPort))
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
+		if gl != nil {
+			gl.Close()
+		}
 		return err
 	}
-	served := make(chan error, 1)
+	served := make(chan error, 2)
+	if gl != nil {
+		go func() { served <- srv.ServeGRPC(gl) }()
+		log.Info("Running gRPC ModelServer", "addr", gl.Addr().String())
+	}
 	go func() { served <- srv.Serve(l) }()
 	log.Info("Exporting HTTP/REST API", "addr", l.Addr().String())
 	if err := srv.Start(ctx); err != nil && ctx.Err() == nil {
@@ -131,7 +144,7 @@ func run(args []string) error {
 	select {
 	case <-ctx.Done():
 	case err := <-served:
-		if !errors.Is(err, http.ErrServerClosed) {
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			srv.Close(context.Background())
 			return err
 		}

@@ -202,6 +202,7 @@ func TestFlagErrors(t *testing.T) {
 		{"--model_base_path=/x", "--model_config_file=/y"},
 		{"--model_base_path=/x", "--rest_api_port=0"},
 		{"--model_config_file=/does/not/exist"},
+		{"--model_base_path=/x", "--port=-1"},
 	} {
 		c := start(t, args...)
 		select {
