@@ -181,3 +181,19 @@ func TestMonitorNil(t *testing.T) {
 	assert.Error(t, mo.OnEpochEnd(nil, 0, nil))
 	mo.OnTrainEnd(nil)
 }
+
+// A step that is not sampled reads the clock and sets the logs' entries:
+// no allocation, no file, no trace.
+func TestMonitorUnsampledStepAllocatesNothing(t *testing.T) {
+	mo := &Monitor{Every: 1 << 30, BatchSize: 8}
+	mo.OnTrainBegin(nil, FitInfo{})
+	defer mo.OnTrainEnd(nil)
+	mo.OnEpochBegin(nil, 0)
+	logs := Logs{"loss": 1}
+	mo.OnBatchEnd(nil, 0, logs) // batch 0 is a sample
+	require.Equal(t, 1, mo.Samples)
+	require.Contains(t, logs, "step_time_s")
+	allocs := testing.AllocsPerRun(100, func() { mo.OnBatchEnd(nil, 1, logs) })
+	assert.Zero(t, allocs)
+	assert.Equal(t, 1, mo.Samples)
+}
