@@ -171,3 +171,41 @@ func TestMonitorBadInput(t *testing.T) {
 		}
 	}
 }
+
+// The scalars TensorFlow 2 writes (tf.summary.write, which tf.summary.scalar
+// calls: tensors, not simple_value) read as well: each run's latest step,
+// with its values.
+func TestMonitorReadsTensorFlowSummaries(t *testing.T) {
+	logdir := t.TempDir()
+	py := python(t, `
+import json
+d = inputs["dir"].item().decode()
+vals = {}
+for run in ("train", "validation"):
+    w = tf.summary.create_file_writer(d + "/" + run)
+    with w.as_default():
+        for step in range(3):
+            v = np.float32(1.0 / (step + 1) + len(run))
+            tf.summary.write("epoch_loss", tf.constant(v), step=step)
+            vals[run] = float(v)
+    w.close()
+outputs["vals"] = json.dumps(vals)
+`, map[string]string{"dir": logdir})
+	var want map[string]float64
+	pyJSON(t, py["vals"], &want)
+	out := mustGotf(t, "monitor", "--lms", "50", "--count", "1", "--format", "csv", "--logdir", logdir)
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, rows, 2)
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	for run, v := range want {
+		require.Contains(t, col, run+"/epoch_loss")
+		assert.Equal(t, "2", rows[1][col[run+"/step"]], run)
+		got, err := strconv.ParseFloat(rows[1][col[run+"/epoch_loss"]], 64)
+		require.NoError(t, err)
+		assert.Equal(t, float64(float32(v)), got, run)
+	}
+}
