@@ -15,10 +15,13 @@ import (
 	"github.com/gotf/gotf/savedmodel/runner"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/require"
+	tpb "github.com/wamuir/graft/tensorflow/core/framework/tensor_go_proto"
+	tspb "github.com/wamuir/graft/tensorflow/core/framework/tensor_shape_go_proto"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // startGRPCServer is startServer with TF Serving's gRPC API on another
@@ -82,7 +85,9 @@ for i, c in enumerate(json.loads(inputs["cases"].item().decode())):
     sig = c.get("signature") or "serving_default"
     fn = _m.signatures[sig]
     specs = fn.structured_input_signature[1]
-    feeds = {k: np.array(_dec(v), dtype=specs[k].dtype.as_numpy_dtype) for k, v in c["inputs"].items()}
+    # "_" stands for a signature's only input, whose name Keras picks.
+    named = {(next(iter(specs)) if k == "_" else k): v for k, v in c["inputs"].items()}
+    feeds = {k: np.array(_dec(v), dtype=specs[k].dtype.as_numpy_dtype) for k, v in named.items()}
     req = predict_pb2.PredictRequest()
     _spec(req, c["model"], c.get("signature"), c.get("version"), c.get("label"))
     for k, v in feeds.items():
@@ -133,6 +138,15 @@ func randomRows(r *rand.Rand, rows, cols int) [][]float64 {
 	return out
 }
 
+// exportKeras is Python code that exports a Keras model with
+// model.export to inputs["dir"].
+const exportKeras = `
+import keras
+keras.utils.set_random_seed(2)
+m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, activation="relu"), keras.layers.Dense(2)])
+m.export(inputs["dir"].item().decode())
+`
+
 // exportGoModel exports from a Go graph a model with two predict
 // signatures, y = x·w + b and the rows' sums of x times an int32 scale.
 func exportGoModel(t *testing.T, base string) {
@@ -157,8 +171,8 @@ func exportGoModel(t *testing.T, base string) {
 }
 
 // TestGRPCPredictMatchesPython calls Predict with TF Serving's Python
-// client on a Python TF1 SavedModel, a tf.Module saved with two signatures
-// and a Go-exported model, and compares the answers with the signatures of
+// client on a Python TF1 SavedModel, a tf.Module saved with two signatures,
+// a Keras model.export and a Go-exported model, and compares the answers with the signatures of
 // tf.saved_model.load run on the same inputs in Python: several dtypes
 // and signatures, strings, versions and labels, output_filter.
 func TestGRPCPredictMatchesPython(t *testing.T) {
@@ -166,11 +180,14 @@ func TestGRPCPredictMatchesPython(t *testing.T) {
 	tf1 := exportTF1Model(t)
 	mod := filepath.Join(root, "module")
 	interop.Python(t, exportModule, map[string]*tfgo.Tensor{"dir": str(t, filepath.Join(mod, "2")), "scale": tensorOf(t, float32(1.5))})
+	keras := filepath.Join(root, "keras")
+	interop.Python(t, exportKeras, map[string]*tfgo.Tensor{"dir": str(t, filepath.Join(keras, "1"))})
 	goBase := filepath.Join(root, "go")
 	exportGoModel(t, goBase)
 	_, addr := startGRPCServer(t, Config{Models: []ModelConfig{
 		{Name: "tf1", BasePath: tf1, VersionLabels: map[string]int64{"stable": 1}},
 		{Name: "module", BasePath: mod},
+		{Name: "keras", BasePath: keras},
 		{Name: "go", BasePath: goBase},
 	}})
 	r := rand.New(rand.NewPCG(3, 4))
@@ -189,6 +206,10 @@ func TestGRPCPredictMatchesPython(t *testing.T) {
 		{"model": "module", "signature": "count", "inputs": map[string]any{"q": []string{"a", "abc", ""}, "k": 3}},
 	})
 	require.Equal(t, []string{"module|2|serving_default", "module|2|count"}, specs)
+	specs = checkGRPCPredict(t, addr, filepath.Join(keras, "1"), []map[string]any{
+		{"model": "keras", "inputs": map[string]any{"_": randomRows(r, 6, 4)}},
+	})
+	require.Equal(t, []string{"keras|1|serving_default"}, specs)
 	checkGRPCPredict(t, addr, filepath.Join(goBase, "3"), []map[string]any{
 		{"model": "go", "inputs": map[string]any{"x": randomRows(r, 3, 3)}},
 		{"model": "go", "signature": "scaled_sum", "inputs": map[string]any{"x": randomRows(r, 2, 3), "k": -2}},
@@ -438,4 +459,89 @@ func TestGRPCModelServiceMatchesPython(t *testing.T) {
 	require.Empty(t, ref.GetErrorResponse().GetErrorMessage())
 	require.NotEmpty(t, ref.GetFileDescriptorResponse().GetFileDescriptorProto())
 	require.NoError(t, stream.CloseSend())
+}
+
+// pyTensorProtos makes TensorProtos of every dtype TF Serving's clients
+// send with tf.make_tensor_proto: tensor_content for arrays, and one value
+// broadcast to a shape (the repeated field's last value fills it).
+const pyTensorProtos = `
+rs = np.random.RandomState(int(inputs["seed"]))
+names, protos = [], []
+for dt in ["float32", "float64", "float16", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "uint16",
+           "uint32", "uint64", "bool", "complex64", "complex128", "string"]:
+    if dt == "bool":
+        a = rs.rand(2, 3) > 0.5
+    elif dt == "string":
+        a = np.array([[b"a", b"", b"\x00\xff"], [b"xyz", "caf\u00e9".encode(), b"r"]], dtype=object)
+    elif dt.startswith("complex"):
+        a = (rs.randn(2, 3) + 1j * rs.randn(2, 3)).astype(dt)
+    elif dt == "bfloat16":
+        a = tf.constant(rs.randn(2, 3), dtype=tf.bfloat16).numpy()
+    elif dt.startswith(("int", "uint")):
+        info = np.iinfo(dt)
+        a = rs.randint(info.min, info.max, size=(2, 3), dtype=dt)
+    else:
+        a = rs.randn(2, 3).astype(dt)
+    names += [dt + "/array", dt + "/broadcast"]
+    protos += [tf.make_tensor_proto(a).SerializeToString(),
+               tf.make_tensor_proto(a.flat[-1], dtype=tf.as_dtype(a.dtype) if dt != "string" else tf.string, shape=[2, 3]).SerializeToString()]
+outputs["names"] = np.array(names, dtype=object)
+outputs["protos"] = np.array(protos, dtype=object)
+`
+
+// pyTensorCheck reads back, with tf.make_ndarray, the TensorProtos the
+// server would answer for the tensors it made of pyTensorProtos' protos,
+// and lists those that differ from the values Python sent.
+const pyTensorCheck = `
+from tensorflow.core.framework import tensor_pb2
+bad = []
+for name, sent, back in zip(inputs["names"], inputs["protos"], inputs["back"]):
+    want = tf.make_ndarray(tensor_pb2.TensorProto.FromString(sent))
+    got = tf.make_ndarray(tensor_pb2.TensorProto.FromString(back))
+    if want.dtype != got.dtype or want.shape != got.shape or not np.array_equal(want, got):
+        bad.append(f"{name.decode()}: sent {want!r}, answered {got!r}")
+outputs["bad"] = np.array(bad + [""], dtype=object)
+`
+
+// TestTensorProtosMatchPython converts the TensorProtos Python makes for
+// every dtype into runtime tensors and back into answers, and has Python
+// read the answers: the values must be the ones Python sent, and reading
+// an answer again must give the same tensor.
+func TestTensorProtosMatchPython(t *testing.T) {
+	py := interop.Python(t, pyTensorProtos, map[string]*tfgo.Tensor{"seed": tensorOf(t, int64(9))})
+	names := stringsOf(t, py["names"])
+	sent, err := py["protos"].Strings()
+	require.NoError(t, err)
+	back := make([][]byte, len(sent))
+	for i, b := range sent {
+		tp := &tpb.TensorProto{}
+		require.NoError(t, proto.Unmarshal(b, tp), names[i])
+		tn, err := tensorFromProto(names[i], tp, 0)
+		require.NoError(t, err, names[i])
+		defer tn.Close()
+		answer, err := tensorProto(tn)
+		require.NoError(t, err, names[i])
+		again, err := tensorFromProto(names[i], answer, 0)
+		require.NoError(t, err, names[i])
+		defer again.Close()
+		require.Equal(t, tn.Shape(), again.Shape(), names[i])
+		if tn.DataType() == tfgo.String {
+			require.Equal(t, stringsOf(t, tn), stringsOf(t, again), names[i])
+		} else {
+			require.Equal(t, tn.Data(), again.Data(), names[i])
+		}
+		if back[i], err = proto.Marshal(answer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	backT, err := tfgo.NewStringTensor([]int64{int64(len(back))}, back)
+	require.NoError(t, err)
+	check := interop.Python(t, pyTensorCheck, map[string]*tfgo.Tensor{"names": py["names"], "protos": py["protos"], "back": backT})
+	require.Equal(t, []string{""}, stringsOf(t, check["bad"]))
+
+	// A short proto cannot make the server allocate a huge shape.
+	huge := &tpb.TensorProto{Dtype: tfgo.Float.Proto(), FloatVal: []float32{1},
+		TensorShape: &tspb.TensorShapeProto{Dim: []*tspb.TensorShapeProto_Dim{{Size: 1 << 20}, {Size: 1 << 20}}}}
+	_, err = tensorFromProto("x", huge, 1<<20)
+	require.Equal(t, ResourceExhausted, statusOf(err).Code, "%v", err)
 }
