@@ -19,20 +19,20 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
-// TestServesGRPC starts gotf-serve with --port on loopback and calls its
-// gRPC API: health, GetModelStatus until the model is available, and
+// TestServesGRPC starts gotf-serve with --port on loopback and REST off,
+// and calls its gRPC API: health, GetModelStatus until the model is available, and
 // Predict, whose answer equals what the exporting Go session computed;
 // SIGTERM then stops it cleanly.
 func TestServesGRPC(t *testing.T) {
 	dir := t.TempDir()
 	x := [][]float32{{1, 2, 3}, {-0.5, 0.25, 4}}
 	want := exportAffine(t, filepath.Join(dir, "m"), 7, 4, x)
-	addrs := testutil.FreeAddrs(t, 2)
-	port := func(a string) string { return a[strings.LastIndex(a, ":")+1:] }
-	c := start(t, "--grpc_host=127.0.0.1", "--port="+port(addrs[0]), "--rest_api_host=127.0.0.1", "--rest_api_port="+port(addrs[1]),
+	addr := testutil.FreeAddrs(t, 1)[0]
+	// gRPC only, as tensorflow_model_server serves by default.
+	c := start(t, "--grpc_host=127.0.0.1", "--port="+addr[strings.LastIndex(addr, ":")+1:], "--rest_api_port=0",
 		"--model_name=m", "--model_base_path="+filepath.Join(dir, "m"))
 
-	conn, err := grpc.NewClient(addrs[0], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -39,7 +39,7 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("gotf-serve", flag.ContinueOnError)
 	port := fs.Int("port", 8500, "port of the gRPC API (PredictionService, ModelService, health, reflection); 0 serves no gRPC")
 	grpcHost := fs.String("grpc_host", "0.0.0.0", "address the gRPC API listens on (not a tensorflow_model_server flag)")
-	restPort := fs.Int("rest_api_port", 8501, "port of the REST API (tensorflow_model_server's default 0 disables REST; here REST is the API, so 0 is refused)")
+	restPort := fs.Int("rest_api_port", 8501, "port of the REST API; 0 serves no REST (tensorflow_model_server's default is 0; here REST is on unless turned off)")
 	restHost := fs.String("rest_api_host", "0.0.0.0", "address the REST API listens on (not a tensorflow_model_server flag)")
 	restTimeout := fs.Int64("rest_api_timeout_in_ms", 30000, "timeout of a REST predict, classify or regress call")
 	modelName := fs.String("model_name", "default", "name of the model (with --model_base_path)")
@@ -78,11 +78,14 @@ func run(args []string) error {
 	default:
 		return errors.New("give --model_base_path (and --model_name) or --model_config_file")
 	}
-	if *restPort <= 0 || *restPort > 65535 {
-		return fmt.Errorf("--rest_api_port=%d: give the port the REST API listens on", *restPort)
+	if *restPort < 0 || *restPort > 65535 {
+		return fmt.Errorf("--rest_api_port=%d: give the port the REST API listens on (0: none)", *restPort)
 	}
 	if *port < 0 || *port > 65535 {
 		return fmt.Errorf("--port=%d: give the port the gRPC API listens on (0: none)", *port)
+	}
+	if *port == 0 && *restPort == 0 {
+		return errors.New("--port=0 and --rest_api_port=0: nothing would be served")
 	}
 	for name, v := range notYet {
 		if v.value != "" && v.value != "false" {
@@ -120,21 +123,24 @@ func run(args []string) error {
 			return err
 		}
 	}
-	addr := net.JoinHostPort(*restHost, strconv.Itoa(*restPort))
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		if gl != nil {
-			gl.Close()
+	var l net.Listener
+	if *restPort != 0 {
+		if l, err = net.Listen("tcp", net.JoinHostPort(*restHost, strconv.Itoa(*restPort))); err != nil {
+			if gl != nil {
+				gl.Close()
+			}
+			return err
 		}
-		return err
 	}
 	served := make(chan error, 2)
 	if gl != nil {
 		go func() { served <- srv.ServeGRPC(gl) }()
 		log.Info("Running gRPC ModelServer", "addr", gl.Addr().String())
 	}
-	go func() { served <- srv.Serve(l) }()
-	log.Info("Exporting HTTP/REST API", "addr", l.Addr().String())
+	if l != nil {
+		go func() { served <- srv.Serve(l) }()
+		log.Info("Exporting HTTP/REST API", "addr", l.Addr().String())
+	}
 	if err := srv.Start(ctx); err != nil && ctx.Err() == nil {
 		return err
 	}

@@ -200,7 +200,7 @@ func TestFlagErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{},
 		{"--model_base_path=/x", "--model_config_file=/y"},
-		{"--model_base_path=/x", "--rest_api_port=0"},
+		{"--model_base_path=/x", "--rest_api_port=0", "--port=0"},
 		{"--model_config_file=/does/not/exist"},
 		{"--model_base_path=/x", "--port=-1"},
 	} {
