@@ -13,14 +13,17 @@ import (
 
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/savedmodel/runner"
+	"github.com/gotf/gotf/serve/tfserving"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/require"
 	tpb "github.com/wamuir/graft/tensorflow/core/framework/tensor_go_proto"
 	tspb "github.com/wamuir/graft/tensorflow/core/framework/tensor_shape_go_proto"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -544,4 +547,25 @@ func TestTensorProtosMatchPython(t *testing.T) {
 		TensorShape: &tspb.TensorShapeProto{Dim: []*tspb.TensorShapeProto_Dim{{Size: 1 << 20}, {Size: 1 << 20}}}}
 	_, err = tensorFromProto("x", huge, 1<<20)
 	require.Equal(t, ResourceExhausted, statusOf(err).Code, "%v", err)
+}
+
+// TestGRPCDeadlineExceeded: a run past the server's request timeout is
+// DEADLINE_EXCEEDED, as over REST, and the server keeps answering.
+func TestGRPCDeadlineExceeded(t *testing.T) {
+	base := exportTF1Model(t)
+	_, addr := startGRPCServer(t, Config{Models: []ModelConfig{{Name: "tf1", BasePath: base}}, RequestTimeout: time.Nanosecond})
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	x, err := tensorProto(tensorOf(t, [][]float32{{1, 2, 3}}))
+	require.NoError(t, err)
+	_, err = tfserving.NewPredictionServiceClient(conn).Predict(ctx, &tfserving.PredictRequest{
+		ModelSpec: &tfserving.ModelSpec{Name: "tf1"}, Inputs: map[string]*tpb.TensorProto{"x": x},
+	})
+	require.Equal(t, codes.DeadlineExceeded, status.Code(err), "%v", err)
+	st, err := tfserving.NewModelServiceClient(conn).GetModelStatus(ctx, &tfserving.GetModelStatusRequest{ModelSpec: &tfserving.ModelSpec{Name: "tf1"}})
+	require.NoError(t, err)
+	require.Equal(t, tfserving.ModelVersionStatus_AVAILABLE, st.ModelVersionStatus[0].State)
 }
