@@ -11,8 +11,8 @@ import (
 
 // A small run of the main job: the loss falls below ln(256), text is sampled.
 func TestMainJobTrainsAndSamples(t *testing.T) {
-	c := config{layers: 1, dModel: 32, heads: 2, seq: 32, batch: 8, steps: 60, epochs: 2, lr: 1e-2,
-		corpusBytes: 1 << 18, sample: 40, temperature: 0.7, out: t.TempDir(), seed: 1}
+	c := config{Layers: 1, DModel: 32, Heads: 2, Seq: 32, Batch: 8, Steps: 60, Epochs: 2, LR: 1e-2,
+		CorpusBytes: 1 << 18, Sample: 40, Temperature: 0.7, Out: t.TempDir(), Seed: 1}
 	var out bytes.Buffer
 	s, val := runJob(t, c, &out)
 	if val > math.Log(256)-1 {
@@ -25,7 +25,7 @@ func TestMainJobTrainsAndSamples(t *testing.T) {
 	}
 
 	// Run again with more epochs: it resumes from the latest checkpoint.
-	c.epochs, c.steps = 3, 90
+	c.Epochs, c.Steps = 3, 90
 	out.Reset()
 	if err := run(context.Background(), c, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
@@ -55,9 +55,9 @@ func TestMainJobTrainsAndSamples(t *testing.T) {
 // falls), the summary names the policy, and -memory prints each epoch's
 // peak step memory; an unknown policy is refused before anything runs.
 func TestMainJobMixedPrecisionRemat(t *testing.T) {
-	c := config{layers: 2, dModel: 32, heads: 2, seq: 32, batch: 8, steps: 40, epochs: 2, lr: 1e-2,
-		corpusBytes: 1 << 18, sample: 10, temperature: 0.7, out: t.TempDir(), seed: 1,
-		policy: "mixed_bfloat16", remat: true, memory: true}
+	c := config{Layers: 2, DModel: 32, Heads: 2, Seq: 32, Batch: 8, Steps: 40, Epochs: 2, LR: 1e-2,
+		CorpusBytes: 1 << 18, Sample: 10, Temperature: 0.7, Out: t.TempDir(), Seed: 1,
+		Policy: "mixed_bfloat16", Remat: true, Memory: true}
 	var out bytes.Buffer
 	s, val := runJob(t, c, &out)
 	if val > math.Log(256)-0.5 {
@@ -68,7 +68,7 @@ func TestMainJobMixedPrecisionRemat(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}
 	}
-	c.policy = "mixed_foo"
+	c.Policy = "mixed_foo"
 	out.Reset()
 	if err := run(context.Background(), c, &out); err == nil || !regexp.MustCompile(`unknown dtype policy "mixed_foo"`).MatchString(err.Error()) {
 		t.Errorf("policy mixed_foo: got %v", err)
@@ -95,8 +95,8 @@ func runJob(t *testing.T, c config, out *bytes.Buffer) (string, float64) {
 // batch split over 2 replicas, and with its blocks over 2 devices (the
 // summary shows them); bad combinations are refused before anything runs.
 func TestMainJobParallel(t *testing.T) {
-	base := config{layers: 2, dModel: 32, heads: 2, seq: 32, batch: 8, steps: 30, epochs: 1, lr: 1e-2,
-		corpusBytes: 1 << 18, sample: 10, temperature: 0.7, seed: 1}
+	base := config{Layers: 2, DModel: 32, Heads: 2, Seq: 32, Batch: 8, Steps: 30, Epochs: 1, LR: 1e-2,
+		CorpusBytes: 1 << 18, Sample: 10, Temperature: 0.7, Seed: 1}
 	for _, c := range []struct {
 		name         string
 		replicas, mp int
@@ -107,7 +107,7 @@ func TestMainJobParallel(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := base
-			cfg.replicas, cfg.modelParallel, cfg.out = c.replicas, c.mp, t.TempDir()
+			cfg.Replicas, cfg.ModelParallel, cfg.Out = c.replicas, c.mp, t.TempDir()
 			var out bytes.Buffer
 			s, val := runJob(t, cfg, &out)
 			if val > math.Log(256)-0.3 {
@@ -127,7 +127,7 @@ func TestMainJobParallel(t *testing.T) {
 		{1, 3, 8, "-model-parallel 3 is more than the 2 blocks"},
 	} {
 		cfg := base
-		cfg.replicas, cfg.modelParallel, cfg.batch, cfg.out = bad.replicas, bad.mp, bad.batch, t.TempDir()
+		cfg.Replicas, cfg.ModelParallel, cfg.Batch, cfg.Out = bad.replicas, bad.mp, bad.batch, t.TempDir()
 		var out bytes.Buffer
 		if err := run(context.Background(), cfg, &out); err == nil || !bytes.Contains([]byte(err.Error()), []byte(bad.want)) {
 			t.Errorf("replicas %d, model-parallel %d, batch %d: got %v, want %q", bad.replicas, bad.mp, bad.batch, err, bad.want)

@@ -44,26 +44,26 @@ model.save(sys.argv[5])
 // the same file loaded back in Go. The file Keras saves again (its classes
 // named "gotf>TransformerBlock" ...) loads in Go and predicts the same.
 func TestMainJobModelLoadsInStockKeras(t *testing.T) {
-	c := config{layers: 2, dModel: 32, heads: 2, seq: 16, batch: 8, steps: 6, epochs: 1, lr: 1e-2,
-		corpusBytes: 1 << 16, sample: 5, temperature: 0.7, out: t.TempDir(), seed: 1}
+	c := config{Layers: 2, DModel: 32, Heads: 2, Seq: 16, Batch: 8, Steps: 6, Epochs: 1, LR: 1e-2,
+		CorpusBytes: 1 << 16, Sample: 5, Temperature: 0.7, Out: t.TempDir(), Seed: 1}
 	var out bytes.Buffer
 	if err := run(context.Background(), c, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	file := filepath.Join(c.out, "model.keras")
+	file := filepath.Join(c.Out, "model.keras")
 
 	r := rand.New(rand.NewSource(7))
 	ids := make([][]int32, 3)
 	for i := range ids {
-		ids[i] = make([]int32, c.seq)
+		ids[i] = make([]int32, c.Seq)
 		for j := range ids[i] {
 			ids[i][j] = int32(r.Intn(256))
 		}
 	}
 
-	exported, err := filepath.Glob(filepath.Join(c.out, "saved_model", "*"))
+	exported, err := filepath.Glob(filepath.Join(c.Out, "saved_model", "*"))
 	if err != nil || len(exported) != 1 {
-		t.Fatalf("want one exported version under %s, got %v (%v)", c.out, exported, err)
+		t.Fatalf("want one exported version under %s, got %v (%v)", c.Out, exported, err)
 	}
 	sm, err := runner.Load(exported[0])
 	if err != nil {
