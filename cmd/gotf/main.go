@@ -1,9 +1,12 @@
 // Command gotf does for the formats this module reads what TensorFlow's
 // own tools do for Python users: `gotf inspect` is saved_model_cli show
 // --all (and tf.train.list_variables, and model.summary() for Keras files),
-// `gotf run` is saved_model_cli run, `gotf monitor` is nvidia-smi -l with
-// the host's and a training run's figures, `gotf version` names the linked
-// runtime.
+// `gotf run` is saved_model_cli run, `gotf convert` moves a model between
+// the Keras and TensorFlow formats, `gotf quantize` is Keras'
+// model.quantize("int8") with a report, `gotf train` runs the main job,
+// `gotf monitor` is nvidia-smi -l with the host's and a training run's
+// figures, `gotf version` names the linked runtime. The model server is
+// cmd/gotf-serve.
 //
 //	go install github.com/gotf/gotf/cmd/gotf@latest
 //	gotf inspect /models/half_plus_two/1
