@@ -93,7 +93,7 @@ that does not exist. Errors are one line on stderr.`,
 		SilenceUsage:  true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newVersionCmd(), newInspectCmd(), newRunCmd(), newConvertCmd(), newMonitorCmd(), newQuantizeCmd(), newTrainCmd())
+	root.AddCommand(newVersionCmd(), newInspectCmd(), newRunCmd(), newConvertCmd(), newMonitorCmd(), newQuantizeCmd(), newTrainCmd(), newServeCmd())
 	// cobra's own "completion" command is left out: it adds a subcommand
 	// the issue's list does not have, and scripts get nothing from it here.
 	root.CompletionOptions.DisableDefaultCmd = true

@@ -1,0 +1,209 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// UsageError is Main's error for a command line it cannot take (an
+// unknown flag, a bad value, a missing model), as opposed to a failure
+// while serving.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// Main runs the model server as tensorflow_model_server does, on the
+// command-line arguments args (its flags: --port, --rest_api_port,
+// --model_name, --model_base_path, --model_config_file, ...), logging to
+// logw, until SIGINT or SIGTERM: requests under way finish (up to 30 s),
+// then every model is unloaded. cmd/gotf-serve and `gotf serve` are this.
+func Main(args []string, logw io.Writer) error {
+	fs := flag.NewFlagSet("gotf-serve", flag.ContinueOnError)
+	// A flag error is the returned error alone; the flags are listed on
+	// -h or --help only.
+	fs.SetOutput(io.Discard)
+	port := fs.Int("port", 8500, "port of the gRPC API (PredictionService, ModelService, health, reflection); 0 serves no gRPC")
+	grpcHost := fs.String("grpc_host", "0.0.0.0", "address the gRPC API listens on (not a tensorflow_model_server flag)")
+	restPort := fs.Int("rest_api_port", 8501, "port of the REST API; 0 serves no REST (tensorflow_model_server's default is 0; here REST is on unless turned off)")
+	restHost := fs.String("rest_api_host", "0.0.0.0", "address the REST API listens on (not a tensorflow_model_server flag)")
+	restTimeout := fs.Int64("rest_api_timeout_in_ms", 30000, "timeout of a REST predict, classify or regress call")
+	modelName := fs.String("model_name", "default", "name of the model (with --model_base_path)")
+	basePath := fs.String("model_base_path", "", "directory holding the model's numeric versions")
+	configFile := fs.String("model_config_file", "", "model_config_list text proto naming several models (instead of --model_name/--model_base_path)")
+	configPoll := fs.Int64("model_config_file_poll_wait_seconds", 0, "seconds between reads of --model_config_file; a changed file is applied (0: read once)")
+	pollWait := fs.Int64("file_system_poll_wait_seconds", 1, "seconds between scans of the base paths for new versions; 0 scans once")
+	retries := fs.Int("max_num_load_retries", 5, "times a version that failed to load is tried again")
+	retryMicros := fs.Int64("load_retry_interval_micros", 60_000_000, "least time between two tries of loading a version, in microseconds")
+	intraOp := fs.Int("tensorflow_intra_op_parallelism", 0, "threads of one op's parallel work (0: TensorFlow picks)")
+	interOp := fs.Int("tensorflow_inter_op_parallelism", 0, "threads running independent ops (0: TensorFlow picks)")
+	// Flags of tensorflow_model_server for what is not built yet: accepted so
+	// that a manifest runs unchanged, with a warning when set.
+	notYet := map[string]*ignoredFlag{}
+	for _, name := range []string{"rest_api_num_threads", "enable_batching", "batching_parameters_file", "enable_model_warmup", "monitoring_config_file", "grpc_channel_arguments"} {
+		notYet[name] = &ignoredFlag{isBool: strings.HasPrefix(name, "enable_")}
+		fs.Var(notYet[name], name, "not implemented yet: accepted and ignored")
+	}
+	maxBody := fs.Int64("rest_api_max_request_bytes", 64<<20, "bound on a REST request body (not a tensorflow_model_server flag)")
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(logw)
+		fs.PrintDefaults()
+		return nil
+	} else if err != nil {
+		return &UsageError{err}
+	}
+	log := slog.New(slog.NewTextHandler(logw, nil))
+	var models []ModelConfig
+	switch {
+	case *configFile != "" && *basePath != "":
+		return &UsageError{errors.New("--model_config_file and --model_base_path are exclusive")}
+	case *configFile != "":
+		mcs, err := ReadModelConfigFile(*configFile)
+		if err != nil {
+			return err
+		}
+		models = mcs
+	case *basePath != "":
+		models = []ModelConfig{{Name: *modelName, BasePath: *basePath}}
+	default:
+		return &UsageError{errors.New("give --model_base_path (and --model_name) or --model_config_file")}
+	}
+	if *restPort < 0 || *restPort > 65535 {
+		return &UsageError{fmt.Errorf("--rest_api_port=%d: give the port the REST API listens on (0: none)", *restPort)}
+	}
+	if *port < 0 || *port > 65535 {
+		return &UsageError{fmt.Errorf("--port=%d: give the port the gRPC API listens on (0: none)", *port)}
+	}
+	if *port == 0 && *restPort == 0 {
+		return &UsageError{errors.New("--port=0 and --rest_api_port=0: nothing would be served")}
+	}
+	for name, v := range notYet {
+		if v.value != "" && v.value != "false" {
+			log.Warn("flag not implemented yet; ignored", "flag", name, "value", v.value)
+		}
+	}
+	cfg := Config{
+		Models:            models,
+		PollInterval:      time.Duration(*pollWait) * time.Second,
+		LoadRetries:       *retries,
+		RequestTimeout:    time.Duration(*restTimeout) * time.Millisecond,
+		MaxRequestBytes:   *maxBody,
+		LoadRetryInterval: time.Duration(*retryMicros) * time.Microsecond,
+	}
+	cfg.Load.Session.IntraOpThreads, cfg.Load.Session.InterOpThreads = *intraOp, *interOp
+	if *pollWait <= 0 {
+		cfg.PollInterval = -1
+	}
+	if *retries == 0 {
+		cfg.LoadRetries = -1
+	}
+	if *restTimeout <= 0 {
+		cfg.RequestTimeout = -1
+	}
+	srv, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// Listen first: a port in use is an error at once, not after loading.
+	var gl net.Listener
+	if *port != 0 {
+		if gl, err = net.Listen("tcp", net.JoinHostPort(*grpcHost, strconv.Itoa(*port))); err != nil {
+			return err
+		}
+	}
+	var l net.Listener
+	if *restPort != 0 {
+		if l, err = net.Listen("tcp", net.JoinHostPort(*restHost, strconv.Itoa(*restPort))); err != nil {
+			if gl != nil {
+				gl.Close()
+			}
+			return err
+		}
+	}
+	served := make(chan error, 2)
+	if gl != nil {
+		go func() { served <- srv.ServeGRPC(gl) }()
+		log.Info("Running gRPC ModelServer", "addr", gl.Addr().String())
+	}
+	if l != nil {
+		go func() { served <- srv.Serve(l) }()
+		log.Info("Exporting HTTP/REST API", "addr", l.Addr().String())
+	}
+	if err := srv.Start(ctx); err != nil && ctx.Err() == nil {
+		return err
+	}
+	if *configFile != "" && *configPoll > 0 {
+		go watchConfig(ctx, srv, log, *configFile, time.Duration(*configPoll)*time.Second)
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			srv.Close(context.Background())
+			return err
+		}
+	}
+	log.Info("stopping: draining requests, then unloading the models")
+	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Close(shutdown)
+}
+
+// ignoredFlag takes a flag's value without using it; a bool one may be
+// given bare (--enable_batching), as tensorflow_model_server's are.
+type ignoredFlag struct {
+	value  string
+	isBool bool
+}
+
+func (f *ignoredFlag) String() string     { return f.value }
+func (f *ignoredFlag) Set(v string) error { f.value = v; return nil }
+func (f *ignoredFlag) IsBoolFlag() bool   { return f.isBool }
+
+// watchConfig rereads the model config file every interval and applies it
+// when its text changed; a file that does not parse is logged and the
+// models stay as they are, as TF Serving keeps its last good config.
+func watchConfig(ctx context.Context, srv *Server, log *slog.Logger, path string, interval time.Duration) {
+	last, _ := os.ReadFile(path)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		text, err := os.ReadFile(path)
+		if err != nil {
+			log.Warn("reading the model config file", "path", path, "err", err)
+			continue
+		}
+		if string(text) == string(last) {
+			continue
+		}
+		last = text
+		models, err := ParseModelConfigList(string(text))
+		if err == nil {
+			err = srv.Reload(models)
+		}
+		if err != nil {
+			log.Error("model config not applied; the models stay as they were", "path", path, "err", err)
+			continue
+		}
+		log.Info("model config reloaded", "path", path, "models", len(models))
+	}
+}
