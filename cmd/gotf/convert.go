@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,7 +78,7 @@ keraslike.LoadKerasModel); a file with others is refused naming the layer.`,
   gotf convert model.weights.h5 ckpt/model --to checkpoint --model model.keras`,
 		Args: exactArgs(2, "SRC and DST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			to, err := convert(args[0], args[1], f)
+			to, err := convert(cmd.ErrOrStderr(), args[0], args[1], f)
 			if err != nil {
 				return err
 			}
@@ -120,7 +121,7 @@ func targetFormat(dst, to string) (string, error) {
 }
 
 // convert writes SRC's model to DST and returns the format written.
-func convert(src, dst string, f convertFlags) (string, error) {
+func convert(stderr io.Writer, src, dst string, f convertFlags) (string, error) {
 	to, err := targetFormat(dst, f.to)
 	if err != nil {
 		return "", err
@@ -136,6 +137,9 @@ func convert(src, dst string, f convertFlags) (string, error) {
 		return "", fmt.Errorf("%s is a SavedModel: converting from one is not defined (a serving graph without its Keras config; see gotf convert --help)", src)
 	}
 	var m *keraslike.Model
+	pr := newProgress(stderr, "gotf convert", 2)
+	defer pr.done()
+	pr.step("reading %s", src)
 	if format == fmtKeras {
 		if f.model != "" {
 			return "", usagef("--model is for weights-only SRC; %s is a full model", src)
@@ -168,6 +172,7 @@ func convert(src, dst string, f convertFlags) (string, error) {
 			return "", err
 		}
 	}
+	pr.step("writing %s", dst)
 	switch to {
 	case toKeras, toH5:
 		err = m.SaveKeras(dst)

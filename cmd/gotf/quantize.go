@@ -59,7 +59,7 @@ kernels. Modes other than int8 (int4, float8, gptq, awq) are refused.`,
   gotf quantize model.h5 model_int8.h5 --batch_sizes 1,8,32 --iters 50`,
 		Args: exactArgs(2, "a Keras model SRC and a destination DST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return quantize(cmd.OutOrStdout(), args[0], args[1], f)
+			return quantize(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], args[1], f)
 		},
 	}
 	fl := cmd.Flags()
@@ -81,7 +81,7 @@ type variantStats struct {
 	kernels map[string]int
 }
 
-func quantize(w io.Writer, src, dst string, f quantizeFlags) error {
+func quantize(w, stderr io.Writer, src, dst string, f quantizeFlags) error {
 	batches, err := parseBatches(f.batches)
 	if err != nil {
 		return err
@@ -98,6 +98,13 @@ func quantize(w io.Writer, src, dst string, f quantizeFlags) error {
 			return err
 		}
 	}
+	steps := 4 + 2*len(batches)
+	if eval != nil {
+		steps += 2
+	}
+	pr := newProgress(stderr, "gotf quantize", steps)
+	defer pr.done()
+	pr.step("loading %s", src)
 	float, err := keraslike.LoadKerasModel(src, keraslike.LoadOptions{})
 	if err != nil {
 		return err
@@ -108,6 +115,7 @@ func quantize(w io.Writer, src, dst string, f quantizeFlags) error {
 		return err
 	}
 	defer q.Close()
+	pr.step("quantizing to %s", f.mode)
 	if err := q.QuantizeWithOptions(f.mode, keraslike.QuantizeOptions{WeightOnly: f.weightOnly}); err != nil {
 		return err
 	}
@@ -122,6 +130,7 @@ func quantize(w io.Writer, src, dst string, f quantizeFlags) error {
 		}
 		return m.Export(path, keraslike.ExportOptions{})
 	}
+	pr.step("writing %s", dst)
 	if err := save(q, dst); err != nil {
 		return err
 	}
@@ -144,6 +153,7 @@ func quantize(w io.Writer, src, dst string, f quantizeFlags) error {
 	}
 	defer os.RemoveAll(tmp)
 	floatPath := filepath.Join(tmp, "float32"+filepath.Ext(dst))
+	pr.step("writing the float32 model to compare sizes")
 	if err := save(float, floatPath); err != nil {
 		return err
 	}
@@ -167,6 +177,7 @@ func quantize(w io.Writer, src, dst string, f quantizeFlags) error {
 		}
 		v.loss = math.NaN()
 		for _, b := range batches {
+			pr.step("timing %s at batch %d", vs[i].name, b)
 			x, err := randomInput(r, m.Input(), b)
 			if err != nil {
 				return err
@@ -182,11 +193,13 @@ func quantize(w io.Writer, src, dst string, f quantizeFlags) error {
 			v.latency = append(v.latency, d)
 		}
 		if eval != nil {
+			pr.step("next-token loss of %s", vs[i].name)
 			if v.loss, err = evalLoss(m, eval, f.evalWindows); err != nil {
 				return fmt.Errorf("--eval_text %s: %w", f.evalText, err)
 			}
 		}
 	}
+	pr.done()
 	return report(w, src, dst, batches, vs)
 }
 
