@@ -64,6 +64,11 @@ bench-train: setup
 bench-checkpoint: setup
 	.venv/bin/python scripts/bench_checkpoint.py $(ARGS)
 
+## bench: every case of issue 21 (train steps, MatMul ceiling and MFU, SavedModel inference and load, 1 GiB checkpoints), Go beside Python with ratios, in one table (writes bench/<date>-bench-<cpu>.md; ~15 min)
+.PHONY: bench
+bench: setup
+	.venv/bin/python scripts/bench.py $(ARGS)
+
 ## bench-memory: GPT train step under float32, mixed_bfloat16 and remat: step time, TensorFlow's peak step memory, bfloat16 kernels (writes bench/<date>-memory-<cpu>.md)
 bench-memory: setup
 	$(GO) run ./cmd/benchmem $(ARGS)

@@ -55,6 +55,58 @@ def dd_speed(d, gb):
     return speed
 
 
+def first(runs):
+    return statistics.median(r["saves_s"][0] if "saves_s" in r else r["save_s"] for r in runs)
+
+
+def steady(runs):
+    # The first two saves find no freed checkpoint memory to reuse.
+    vals = [x for r in runs for x in r.get("saves_s", [])[2:]]
+    return statistics.median(vals) if vals else None
+
+
+def restore(runs):
+    return statistics.median(r["restore_s"] for r in runs)
+
+
+def measure(gb, var_mb=64, reps=3, saves=5, where=None, root=None, extra_modes=True, log=None):
+    """Save/restore of gb GiB of variables by every side, alternating: a dict
+    side -> list of runs (each the JSON of cmd/benchckpt or PY_CHILD), and the
+    disk's dd speed in GB/s. scripts/bench.py calls it for `make bench`."""
+    root = root or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    exe = os.path.join(tempfile.gettempdir(), "benchckpt")
+    subprocess.run(["go", "build", "-o", exe, "./cmd/benchckpt"], cwd=root, check=True)
+    d = tempfile.mkdtemp(dir=where)
+
+    def run(cmd):
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        for f in os.listdir(d):
+            os.remove(os.path.join(d, f))
+        return json.loads(out)
+
+    def go(*extra):
+        return run([exe, "-gb", str(gb), "-var-mb", str(var_mb), "-dir", d, "-saves", str(saves), *extra])
+
+    sides = {"Python": [], "Go DirectIO": [], "Go BufferedIO": []}
+    try:
+        disk = dd_speed(d, min(gb, 2))
+        # Alternate the sides so that none always meets the memory the
+        # one before freed: on a VM, memory the guest freed a few seconds
+        # ago is fast to take again and older free memory is slow.
+        for i in range(reps):
+            if log:
+                log(f"checkpoint {gb:g} GiB: round {i + 1}/{reps}")
+            sides["Go DirectIO"].append(go("-io", "direct"))
+            sides["Python"].append(run([sys.executable, "-c", PY_CHILD, str(gb), str(var_mb), d, str(saves)]))
+            sides["Go BufferedIO"].append(go("-io", "buffered"))
+        if extra_modes:
+            sides["Go DirectIO+fsync"] = [go("-io", "direct", "-sync")]
+        sides["SaveV2 from Go"] = [go("-in-graph")]
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return sides, disk
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1,4", help="GiB of variables, comma-separated")
@@ -63,47 +115,9 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="alternating runs of each side")
     ap.add_argument("--saves", type=int, default=5, help="saves in a row per run (each removes the one before)")
     args = ap.parse_args()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    exe = os.path.join(tempfile.gettempdir(), "benchckpt")
-    subprocess.run(["go", "build", "-o", exe, "./cmd/benchckpt"], cwd=root, check=True)
     print(f"{'GiB':>4} {'side':<16}{'first save':>12}{'steady save':>13}{'restore':>10}{'RSS before/peak':>17}   single runs (first save; restore)")
     for gb in [float(x) for x in args.sizes.split(",")]:
-        d = tempfile.mkdtemp(dir=args.dir)
-
-        def run(cmd):
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-            for f in os.listdir(d):
-                os.remove(os.path.join(d, f))
-            return json.loads(out)
-
-        def go(*extra):
-            return run([exe, "-gb", str(gb), "-var-mb", str(args.var_mb), "-dir", d, "-saves", str(args.saves), *extra])
-
-        sides = {"Python": [], "Go DirectIO": [], "Go BufferedIO": []}
-        try:
-            disk = dd_speed(d, min(gb, 2))
-            # Alternate the sides so that none always meets the memory the
-            # one before freed: on a VM, memory the guest freed a few seconds
-            # ago is fast to take again and older free memory is slow.
-            for _ in range(args.reps):
-                sides["Go DirectIO"].append(go("-io", "direct"))
-                sides["Python"].append(run([sys.executable, "-c", PY_CHILD, str(gb), str(args.var_mb), d, str(args.saves)]))
-                sides["Go BufferedIO"].append(go("-io", "buffered"))
-            sides["Go DirectIO+fsync"] = [go("-io", "direct", "-sync")]
-            sides["SaveV2 from Go"] = [go("-in-graph")]
-        finally:
-            shutil.rmtree(d, ignore_errors=True)
-
-        def first(runs):
-            return statistics.median(r["saves_s"][0] if "saves_s" in r else r["save_s"] for r in runs)
-
-        def steady(runs):
-            vals = [x for r in runs for x in r.get("saves_s", [])[2:]]
-            return statistics.median(vals) if vals else None
-
-        def restore(runs):
-            return statistics.median(r["restore_s"] for r in runs)
-
+        sides, disk = measure(gb, args.var_mb, args.reps, args.saves, args.dir)
         py = sides["Python"]
         for name, runs in sides.items():
             def cell(v, ref):

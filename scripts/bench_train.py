@@ -98,8 +98,9 @@ def tf_loop(c, steps, warmup, jit):
     return (time.perf_counter() - t) * 1e3 / steps
 
 
-def go(c_name, steps, warmup, xla, root):
-    cmd = ["go", "run", "./cmd/benchtrain", "-config", c_name, "-steps", str(steps), "-warmup", str(warmup)]
+def go(c_name, steps, warmup, xla, root, threads=0):
+    cmd = ["go", "run", "./cmd/benchtrain", "-config", c_name, "-steps", str(steps), "-warmup", str(warmup),
+           "-threads", str(threads)]
     if xla:
         cmd.append("-xla")
     out = subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True).stdout
@@ -118,34 +119,53 @@ def matmul_gflops(n=2048, reps=10):
     return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
 
 
+def measure(configs=("small", "large"), steps=30, warmup=5, root=None, log=None):
+    """Every side of every configuration in this process and run: the MatMul
+    ceiling (GFLOP/s) and per configuration a dict of ms/step (mean over the
+    timed steps, as cmd/benchtrain reports), params and tokens per step.
+    scripts/bench.py calls it for `make bench`."""
+    root = root or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # The ceiling is the best MatMul rate seen: on a shared machine one
+    # measurement can catch a busy moment and make MFU exceed 100%.
+    peak = matmul_gflops()
+    rows = {}
+    for name in configs:
+        c = CONFIGS[name]
+        if log:
+            log(f"train step: {name} (Keras fit, tf.function, Go; each without and with XLA)")
+        r = {}
+        r["fit"], r["params"] = keras_fit(c, steps, warmup, False)
+        r["fit_xla"], _ = keras_fit(c, steps, warmup, True)
+        r["tf_function"] = tf_loop(c, steps, warmup, False)
+        r["tf_function_xla"] = tf_loop(c, steps, warmup, True)
+        r["go"] = go(name, steps, warmup, False, root)
+        r["go_xla"] = go(name, steps, warmup, True, root)
+        peak = max(peak, matmul_gflops())
+        r["tokens"] = c["batch"] * c["seq"]
+        best_go = min(r["go"], r["go_xla"])
+        r["go_gflops"] = 6 * r["params"] * r["tokens"] / (best_go / 1e3) / 1e9
+        rows[name] = r
+    for r in rows.values():
+        r["mfu"] = r["go_gflops"] / peak
+    return peak, rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--configs", default="small,large")
     args = ap.parse_args()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    peak = matmul_gflops()
+    peak, rows = measure(args.configs.split(","), args.steps, args.warmup)
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; MatMul 2048^2 float32: {peak:.0f} GFLOP/s on this machine")
-    rows = []
-    for name in args.configs.split(","):
-        c = CONFIGS[name]
-        kfit, params = keras_fit(c, args.steps, args.warmup, False)
-        kfit_xla, _ = keras_fit(c, args.steps, args.warmup, True)
-        loop = tf_loop(c, args.steps, args.warmup, False)
-        loop_xla = tf_loop(c, args.steps, args.warmup, True)
-        g = go(name, args.steps, args.warmup, False, root)
-        g_xla = go(name, args.steps, args.warmup, True, root)
-        tokens = c["batch"] * c["seq"]
-        rows.append((name, params, tokens, g, g_xla, kfit, kfit_xla, loop, loop_xla))
     print()
     print(f"{'config':8}{'params':>10}{'Go':>9}{'Go+XLA':>9}{'fit':>9}{'fit+XLA':>9}{'tf.fn':>9}{'tf.fn+XLA':>10}"
           f"{'fit/Go':>9}{'tf.fn/Go':>9}{'Go GFLOP/s':>12}{'MFU':>7}")
-    for name, params, tokens, g, gx, kf, kfx, lp, lpx in rows:
-        best_go = min(g, gx)
-        flops = 6 * params * tokens / (best_go / 1e3) / 1e9
-        print(f"{name:8}{params:>10}{g:>8.1f}m{gx:>8.1f}m{kf:>8.1f}m{kfx:>8.1f}m{lp:>8.1f}m{lpx:>9.1f}m"
-              f"{kf / best_go:>8.2f}x{lp / best_go:>8.2f}x{flops:>12.1f}{flops / peak:>7.0%}")
+    for name, r in rows.items():
+        best_go = min(r["go"], r["go_xla"])
+        print(f"{name:8}{r['params']:>10}{r['go']:>8.1f}m{r['go_xla']:>8.1f}m{r['fit']:>8.1f}m{r['fit_xla']:>8.1f}m"
+              f"{r['tf_function']:>8.1f}m{r['tf_function_xla']:>9.1f}m"
+              f"{r['fit'] / best_go:>8.2f}x{r['tf_function'] / best_go:>8.2f}x{r['go_gflops']:>12.1f}{r['mfu']:>7.0%}")
     print("\nms/step; ratios are Keras time / best Go time (> 1: Go is faster); MFU against the MatMul GFLOP/s above.")
 
 
