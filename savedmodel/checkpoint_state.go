@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/gotf/gotf/internal/pytext"
 )
 
 // CheckpointStateFilename is the name of the text file, in a checkpoint
@@ -96,10 +98,10 @@ func (st *CheckpointState) MarshalText() ([]byte, error) {
 	}
 	var b strings.Builder
 	if st.ModelCheckpointPath != "" {
-		fmt.Fprintf(&b, "model_checkpoint_path: \"%s\"\n", cEscape(st.ModelCheckpointPath))
+		fmt.Fprintf(&b, "model_checkpoint_path: \"%s\"\n", pytext.CEscape(st.ModelCheckpointPath))
 	}
 	for _, p := range st.AllModelCheckpointPaths {
-		fmt.Fprintf(&b, "all_model_checkpoint_paths: \"%s\"\n", cEscape(p))
+		fmt.Fprintf(&b, "all_model_checkpoint_paths: \"%s\"\n", pytext.CEscape(p))
 	}
 	for _, t := range st.AllModelCheckpointTimestamps {
 		fmt.Fprintf(&b, "all_model_checkpoint_timestamps: %s\n", formatFloat(t))
@@ -210,43 +212,6 @@ func formatFloat(f float64) string {
 		s += ".0"
 	}
 	return s
-}
-
-// cEscape escapes s for a text-format string as Python's text_format does
-// for a string field: \n \r \t \" \' \\ by name, other control bytes and
-// bytes that are not valid UTF-8 in octal, valid UTF-8 as is.
-func cEscape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\t':
-			b.WriteString(`\t`)
-		case '"':
-			b.WriteString(`\"`)
-		case '\'':
-			b.WriteString(`\'`)
-		case '\\':
-			b.WriteString(`\\`)
-		default:
-			if c >= 0x80 {
-				if r, n := utf8.DecodeRuneInString(s[i:]); r != utf8.RuneError || n > 1 {
-					b.WriteString(s[i : i+n])
-					i += n - 1
-					continue
-				}
-			}
-			if c < 0x20 || c >= 0x7f {
-				fmt.Fprintf(&b, `\%03o`, c)
-			} else {
-				b.WriteByte(c)
-			}
-		}
-	}
-	return b.String()
 }
 
 // textParser is a minimal protobuf text-format scanner for flat messages.

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf16"
-	"unicode/utf8"
 
+	"github.com/gotf/gotf/internal/pytext"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -154,9 +154,9 @@ func textScalar(fd protoreflect.FieldDescriptor, v protoreflect.Value) string {
 		}
 		return strconv.Itoa(int(v.Enum()))
 	case protoreflect.StringKind:
-		return `"` + cEscape([]byte(v.String())) + `"`
+		return `"` + pytext.CEscape(v.String()) + `"`
 	case protoreflect.BytesKind:
-		return `"` + cEscape(v.Bytes()) + `"`
+		return `"` + pytext.CEscape(string(v.Bytes())) + `"`
 	case protoreflect.BoolKind:
 		return strconv.FormatBool(v.Bool())
 	case protoreflect.FloatKind:
@@ -165,42 +165,4 @@ func textScalar(fd protoreflect.FieldDescriptor, v protoreflect.Value) string {
 		return strconv.FormatFloat(v.Float(), 'g', -1, 64)
 	}
 	return fmt.Sprint(v.Interface())
-}
-
-// cEscape is text_format's escaping of string fields as str() of a
-// message does it: the usual backslash escapes, valid UTF-8 as is, other
-// bytes outside printable ASCII in octal. (savedmodel's checkpoint-state
-// writer has the same unexported function.)
-func cEscape(s []byte) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\t':
-			b.WriteString(`\t`)
-		case '"':
-			b.WriteString(`\"`)
-		case '\'':
-			b.WriteString(`\'`)
-		case '\\':
-			b.WriteString(`\\`)
-		default:
-			if c >= 0x80 {
-				if r, n := utf8.DecodeRune(s[i:]); r != utf8.RuneError || n > 1 {
-					b.Write(s[i : i+n])
-					i += n - 1
-					continue
-				}
-			}
-			if c < 0x20 || c >= 0x7f {
-				fmt.Fprintf(&b, `\%03o`, c)
-			} else {
-				b.WriteByte(c)
-			}
-		}
-	}
-	return b.String()
 }
