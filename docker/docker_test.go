@@ -36,9 +36,15 @@ func TestRecipesNameWhatExists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveMain, err := os.ReadFile(filepath.Join(root, "cmd", "gotf-serve", "main.go"))
-	if err != nil {
-		t.Fatal(err)
+	// gotf-serve's flags are defined by serve.Main.
+	var serveMain []byte
+	for _, dir := range []string{filepath.Join(root, "cmd", "gotf-serve"), filepath.Join(root, "serve")} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		for _, f := range files {
+			if b, err := os.ReadFile(f); err == nil && !strings.HasSuffix(f, "_test.go") {
+				serveMain = append(serveMain, b...)
+			}
+		}
 	}
 	recipes, _ := filepath.Glob("Dockerfile.*")
 	if len(recipes) < 2 {
