@@ -1,13 +1,10 @@
 package keraslike
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"io"
-	"os"
-	"strconv"
 
+	"github.com/gotf/gotf/internal/procstat"
 	"github.com/gotf/gotf/tfgo"
 )
 
@@ -86,31 +83,11 @@ func (m *Model) runFitStep(sess *tfgo.Session, cbs []Callback, epoch, batch int,
 	return outs, nil
 }
 
-// processRSS reads the resident set and its high-water mark from
-// /proc/self/status (kB there); zeros where it cannot.
+// processRSS is the resident set and its high-water mark; zeros where
+// /proc is absent.
 func processRSS() (rss, peak int64) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, 0
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := bytes.Fields(sc.Bytes())
-		if len(f) < 2 {
-			continue
-		}
-		v, err := strconv.ParseInt(string(f[1]), 10, 64)
-		if err != nil {
-			continue
-		}
-		switch string(f[0]) {
-		case "VmRSS:":
-			rss = v << 10
-		case "VmHWM:":
-			peak = v << 10
-		}
-	}
-	return rss, peak
+	v := procstat.Status("VmRSS", "VmHWM")
+	return v[0], v[1]
 }
 
 // MemoryMonitor records the memory of train steps: the largest step peak

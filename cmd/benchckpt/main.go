@@ -21,10 +21,9 @@ import (
 	"log"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/gotf/gotf/internal/procstat"
 	"github.com/gotf/gotf/savedmodel"
 	"github.com/gotf/gotf/tfgo"
 )
@@ -50,17 +49,8 @@ type result struct {
 	PeakRSSGB     float64   `json:"peak_rss_gb"`
 }
 
-// statusGB reads a field of /proc/self/status (kB) in GB.
-func statusGB(field string) float64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, field+":") {
-			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
-			return kb / (1 << 20)
-		}
-	}
-	return 0
-}
+// statusGB is a field of /proc/self/status in GB.
+func statusGB(field string) float64 { return float64(procstat.Status(field)[0]) / (1 << 30) }
 
 func main() {
 	gb := flag.Float64("gb", 1, "total size of the variables (GiB)")

@@ -20,10 +20,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/gotf/gotf/internal/procstat"
 	"github.com/gotf/gotf/keraslike"
 	"github.com/gotf/gotf/tfgo"
 )
@@ -47,17 +47,8 @@ type result struct {
 	PredictionsSame bool    `json:"predictions_equal"`
 }
 
-// statusMiB reads a field of /proc/self/status (kB) in MiB.
-func statusMiB(field string) float64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, field+":") {
-			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
+// statusMiB is a field of /proc/self/status in MiB.
+func statusMiB(field string) float64 { return float64(procstat.Status(field)[0]) / (1 << 20) }
 
 // resetPeak makes VmHWM the current RSS (Linux 4.0+), so that the next
 // reading is the peak of what follows only.
