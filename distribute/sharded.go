@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -696,7 +697,7 @@ func (sv *ShardedSaver) Restore(sess *tfgo.Session, prefix string) error {
 		if err != nil {
 			return fmt.Errorf("restoring %s: %w", prefix, err)
 		}
-		if got.DType != e.dtype || !sameShardedShape(got.Shape, e.fullShape) {
+		if got.DType != e.dtype || !slices.Equal(got.Shape, e.fullShape) {
 			return fmt.Errorf("restoring %s: %q is %s %v in the checkpoint, the variable is %s %v",
 				prefix, e.key, got.DType, got.Shape, e.dtype, e.fullShape)
 		}
@@ -705,16 +706,4 @@ func (sv *ShardedSaver) Restore(sess *tfgo.Session, prefix string) error {
 		return fmt.Errorf("restoring %s: %w", prefix, err)
 	}
 	return nil
-}
-
-func sameShardedShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -34,6 +34,27 @@ type ExportOptions struct {
 // the graph pruned to it, and the current weights. TensorFlow Serving,
 // tf.saved_model.load and saved_model_cli read it.
 func (m *Model) Export(dir string, o ExportOptions) error {
+	return m.export(o, func(g *tfgo.Graph, sess *tfgo.Session, sig map[string]runner.Signature, ro runner.ExportOptions) error {
+		return runner.Export(dir, g, sess, sig, ro)
+	})
+}
+
+// ExportVersion publishes the model as version of a TF Serving base
+// directory (base/<version>/), atomically; it returns the version's path.
+func (m *Model) ExportVersion(base string, version int64, o ExportOptions) (string, error) {
+	var path string
+	err := m.export(o, func(g *tfgo.Graph, sess *tfgo.Session, sig map[string]runner.Signature, ro runner.ExportOptions) error {
+		var err error
+		path, err = runner.ExportVersion(base, version, g, sess, sig, ro)
+		return err
+	})
+	return path, err
+}
+
+// export hands write what both exports need: the graph, the session with
+// the weights stored as o asks, the serving signature and the runner's
+// options.
+func (m *Model) export(o ExportOptions, write func(*tfgo.Graph, *tfgo.Session, map[string]runner.Signature, runner.ExportOptions) error) error {
 	return m.withWeightsStoredAs(o.WeightDType, func() error {
 		sig, err := m.exportSignature(o)
 		if err != nil {
@@ -43,27 +64,8 @@ func (m *Model) Export(dir string, o ExportOptions) error {
 		if err != nil {
 			return err
 		}
-		return runner.Export(dir, m.Scope().Graph(), sess, sig, runner.ExportOptions{Assets: o.Assets, ClearDevices: true})
+		return write(m.Scope().Graph(), sess, sig, runner.ExportOptions{Assets: o.Assets, ClearDevices: true})
 	})
-}
-
-// ExportVersion publishes the model as version of a TF Serving base
-// directory (base/<version>/), atomically; it returns the version's path.
-func (m *Model) ExportVersion(base string, version int64, o ExportOptions) (string, error) {
-	var path string
-	err := m.withWeightsStoredAs(o.WeightDType, func() error {
-		sig, err := m.exportSignature(o)
-		if err != nil {
-			return err
-		}
-		sess, err := m.session()
-		if err != nil {
-			return err
-		}
-		path, err = runner.ExportVersion(base, version, m.Scope().Graph(), sess, sig, runner.ExportOptions{Assets: o.Assets, ClearDevices: true})
-		return err
-	})
-	return path, err
 }
 
 func (m *Model) exportSignature(o ExportOptions) (map[string]runner.Signature, error) {

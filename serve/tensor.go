@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -276,7 +277,7 @@ func rows(list *jvalue, inputs map[string]runner.TensorInfo) (requestTensors, er
 		if n, _ := dtypes.NumElements(prev); n != buf.count-before {
 			return statusf(InvalidArgument, "Expecting tensor size: %d but got: %d", n, buf.count-before)
 		}
-		if !equalShapes(prev, shape) {
+		if !slices.Equal(prev, shape) {
 			return statusf(InvalidArgument, "Expecting shape %s but got: %s", shapeString(prev), shapeString(shape))
 		}
 		return nil
@@ -327,18 +328,6 @@ func statusText(err error) string {
 
 // codeName is the status code's name in TF Serving's texts ("INVALID_ARGUMENT").
 func codeName(c Code) string { return c.String() }
-
-func equalShapes(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
 
 func sortedNames[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))
