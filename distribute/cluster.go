@@ -319,15 +319,16 @@ func (c TFConfig) ServerDef(base *cpb.ConfigProto) (*cpb.ServerDef, error) {
 // A port already in use is reported as such, naming the task and its
 // address, before TensorFlow tries it: TensorFlow's own error for it is
 // "Could not start gRPC server", with neither.
-func StartServer(cfg TFConfig) (*tfgo.Server, error) { return startServer(cfg, nil) }
-
-// startServer is StartServer with base as the server's default session
-// config (ServerDef(base)).
-func startServer(cfg TFConfig, base *cpb.ConfigProto) (*tfgo.Server, error) {
-	def, err := cfg.ServerDef(base)
+func StartServer(cfg TFConfig) (*tfgo.Server, error) {
+	def, err := cfg.ServerDef(nil)
 	if err != nil {
 		return nil, err
 	}
+	return startServer(cfg, def)
+}
+
+// startServer starts the server def describes (cfg's task's ServerDef).
+func startServer(cfg TFConfig, def *cpb.ServerDef) (*tfgo.Server, error) {
 	task := fmt.Sprintf("/job:%s/task:%d", cfg.Task.Type, cfg.Task.Index)
 	addr := cfg.Cluster[cfg.Task.Type][cfg.Task.Index]
 	if err := checkPortFree(addr); err != nil {

@@ -178,7 +178,7 @@ func processServer(cfg TFConfig, base *cpb.ConfigProto) (*tfgo.Server, error) {
 		return nil, fmt.Errorf("this process already runs the server of /job:%s/task:%d (%s), which TensorFlow cannot stop; a process serves one task with one set of devices",
 			theServer.def.GetJobName(), theServer.def.GetTaskIndex(), theServer.server.Target())
 	}
-	s, err := startServer(cfg, base)
+	s, err := startServer(cfg, def)
 	if err != nil {
 		return nil, err
 	}
