@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gotf/gotf/dtypes"
 	"github.com/gotf/gotf/internal/modelstats"
 	"github.com/gotf/gotf/keraslike"
 	"github.com/gotf/gotf/tfgo"
@@ -215,6 +216,10 @@ func parseBatches(s string) ([]int, error) {
 	return out, nil
 }
 
+// maxTimingElements bounds the random inputs quantize times with (1 GiB
+// of float32).
+const maxTimingElements = 1 << 28
+
 // randomInput is a batch for in: normal floats, or ids 0..1 for integer
 // inputs (valid for any embedding); unknown dimensions other than the
 // batch are refused, since no size can be guessed for them.
@@ -224,12 +229,15 @@ func randomInput(r *rand.Rand, in tfgo.Output, batch int) (*tfgo.Tensor, error) 
 		return nil, fmt.Errorf("the model's input has no known shape to time it with")
 	}
 	dims := append([]int64{int64(batch)}, sh.Dims[1:]...)
-	n := int64(1)
 	for _, d := range dims {
 		if d < 0 {
 			return nil, fmt.Errorf("the model's input shape %v has an unknown dimension besides the batch: no size to time it with", sh.Dims)
 		}
-		n *= d
+	}
+	// The shape comes from the model file: bounded before allocating.
+	n, err := dtypes.NumElements(dims)
+	if err != nil || n > maxTimingElements {
+		return nil, fmt.Errorf("a batch of %d of the model's input shape %v is over %d elements: time it with smaller --batch_sizes", batch, sh.Dims, maxTimingElements)
 	}
 	switch in.DataType() {
 	case tfgo.Float:
