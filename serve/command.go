@@ -49,12 +49,15 @@ func Main(args []string, logw io.Writer) error {
 	retryMicros := fs.Int64("load_retry_interval_micros", 60_000_000, "least time between two tries of loading a version, in microseconds")
 	intraOp := fs.Int("tensorflow_intra_op_parallelism", 0, "threads of one op's parallel work (0: TensorFlow picks)")
 	interOp := fs.Int("tensorflow_inter_op_parallelism", 0, "threads running independent ops (0: TensorFlow picks)")
-	// Flags of tensorflow_model_server for what is not built yet: accepted so
-	// that a manifest runs unchanged, with a warning when set.
+	// Flags of tensorflow_model_server for what is not built yet: known, so
+	// that the error says so, and refused when set, since a server that
+	// silently did not batch, warm up or export metrics is not what the
+	// manifest asked for. The REST thread count is only a tuning hint:
+	// accepted with a warning.
 	notYet := map[string]*ignoredFlag{}
 	for _, name := range []string{"rest_api_num_threads", "enable_batching", "batching_parameters_file", "enable_model_warmup", "monitoring_config_file", "grpc_channel_arguments"} {
 		notYet[name] = &ignoredFlag{isBool: strings.HasPrefix(name, "enable_")}
-		fs.Var(notYet[name], name, "not implemented yet: accepted and ignored")
+		fs.Var(notYet[name], name, "not implemented yet: refused when set (rest_api_num_threads: ignored with a warning)")
 	}
 	maxBody := fs.Int64("rest_api_max_request_bytes", 64<<20, "bound on a REST request body (not a tensorflow_model_server flag)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
@@ -90,8 +93,12 @@ func Main(args []string, logw io.Writer) error {
 		return &UsageError{errors.New("--port=0 and --rest_api_port=0: nothing would be served")}
 	}
 	for name, v := range notYet {
-		if v.value != "" && v.value != "false" {
+		switch {
+		case v.value == "" || v.value == "false":
+		case name == "rest_api_num_threads":
 			log.Warn("flag not implemented yet; ignored", "flag", name, "value", v.value)
+		default:
+			return &UsageError{fmt.Errorf("--%s is not implemented by gotf-serve", name)}
 		}
 	}
 	cfg := Config{

@@ -143,7 +143,7 @@ func TestServesModelConfigFile(t *testing.T) {
 	port := addr[strings.LastIndex(addr, ":")+1:]
 	c := start(t, "--rest_api_host=127.0.0.1", "--rest_api_port="+port, "--port=0",
 		"--model_config_file="+config, "--file_system_poll_wait_seconds=1", "--model_config_file_poll_wait_seconds=1",
-		"--tensorflow_intra_op_parallelism=1", "--enable_batching", "--rest_api_num_threads=4")
+		"--tensorflow_intra_op_parallelism=1", "--enable_batching=false", "--rest_api_num_threads=4")
 	url := "http://" + addr
 	deadline := time.Now().Add(2 * time.Minute)
 	for {

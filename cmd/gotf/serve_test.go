@@ -66,6 +66,8 @@ func TestServeSubcommand(t *testing.T) {
 		{[]string{"serve", "--bogus=1"}, "flag provided but not defined"},
 		{[]string{"serve"}, "give --model_base_path"},
 		{[]string{"serve", "--model_base_path=" + base, "--port=0", "--rest_api_port=0"}, "nothing would be served"},
+		{[]string{"serve", "--model_base_path=" + base, "--enable_batching"}, "--enable_batching is not implemented"},
+		{[]string{"serve", "--model_base_path=" + base, "--monitoring_config_file=m.config"}, "--monitoring_config_file is not implemented"},
 	} {
 		o, e, code := gotf(t, c.args...)
 		assert.Equal(t, exitUsage, code, "%v: %s", c.args, e)
