@@ -38,7 +38,7 @@ GOBIN="$tmp/bin" $GO install "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PRO
 $GO run serve/proto/descset.go >"$tmp/tensorflow.pb"
 
 pkg=github.com/gotf/gotf/serve/tfserving
-protos=(serve/proto/tensorflow_serving/apis/*.proto serve/proto/tensorflow_serving/config/*.proto)
+protos=(serve/proto/tensorflow_serving/apis/*.proto serve/proto/tensorflow_serving/config/*.proto serve/proto/tensorflow_serving/servables/tensorflow/*.proto)
 maps=()
 for f in "${protos[@]}"; do
   maps+=("M${f#serve/proto/}=$pkg")

@@ -35,6 +35,8 @@ var roots = []string{
 	"tensorflow/core/example/example.proto",
 	"tensorflow/core/protobuf/meta_graph.proto",
 	"tensorflow/core/protobuf/error_codes.proto",
+	"tensorflow/core/protobuf/config.proto",
+	"tensorflow/core/protobuf/named_tensor.proto",
 	"google/protobuf/any.proto",
 	"google/protobuf/wrappers.proto",
 }
