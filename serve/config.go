@@ -36,6 +36,20 @@ type Config struct {
 	MaxJSONValues int
 	// MaxJSONDepth bounds the nesting of a request's JSON; 0 means 64.
 	MaxJSONDepth int
+	// DisableModelWarmup turns off the replay of a version's warm-up
+	// requests (assets.extra/tf_serving_warmup_requests in its directory,
+	// TFRecords of PredictionLog) before it becomes AVAILABLE; it is
+	// --enable_model_warmup=false. Warm-up is on by default, as in
+	// tensorflow_model_server.
+	DisableModelWarmup bool
+	// WarmupIterations is how many times each warm-up record is replayed
+	// (--num_request_iterations_for_warmup, ModelWarmupOptions'
+	// num_request_iterations); 0 means 1.
+	WarmupIterations int
+	// VersionTransition is how a model moves to new versions: load them
+	// before unloading the old (AvailabilityPreserving, the default, as in
+	// TF Serving) or unload the old first (ResourcePreserving).
+	VersionTransition TransitionPolicy
 	// Load configures the loading of every version (session options, and
 	// MaxInputBytes: the bound on one run's input tensors).
 	Load runner.LoadOptions

@@ -35,6 +35,10 @@ type grpcAPI struct {
 	tfserving.UnimplementedPredictionServiceServer
 	tfserving.UnimplementedModelServiceServer
 	s *Server
+	// warming, when set, is the version under warm-up: every request runs
+	// on it, whatever its ModelSpec names, as TF Serving's warm-up runs on
+	// the session it has just loaded.
+	warming *handle
 }
 
 // ServeGRPC answers TF Serving's gRPC API on l until Close:
@@ -56,7 +60,9 @@ func (s *Server) ServeGRPC(l net.Listener) error {
 		tfserving.RegisterPredictionServiceServer(s.grpc, api)
 		tfserving.RegisterModelServiceServer(s.grpc, api)
 		s.health = health.NewServer()
-		for _, name := range []string{"", tfserving.PredictionService_ServiceDesc.ServiceName, tfserving.ModelService_ServiceDesc.ServiceName} {
+		// The server's overall status ("") is its readiness (updateHealth).
+		s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		for _, name := range []string{tfserving.PredictionService_ServiceDesc.ServiceName, tfserving.ModelService_ServiceDesc.ServiceName} {
 			s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 		}
 		healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -64,6 +70,7 @@ func (s *Server) ServeGRPC(l net.Listener) error {
 	}
 	gs := s.grpc
 	s.mu.Unlock()
+	s.updateHealth()
 	return gs.Serve(l)
 }
 
@@ -120,6 +127,9 @@ func specOf(ms *tfserving.ModelSpec) (spec, error) {
 
 // acquire holds the version a ModelSpec asks for; release it when done.
 func (g *grpcAPI) acquire(ms *tfserving.ModelSpec) (*handle, error) {
+	if g.warming != nil {
+		return g.warming.hold(), nil
+	}
 	sp, err := specOf(ms)
 	if err != nil {
 		return nil, err

@@ -51,6 +51,34 @@ type VersionStatus struct {
 	Err *Status
 }
 
+// TransitionPolicy is how a model moves from the versions it serves to
+// newly aspired ones: TF Serving's AspiredVersionPolicy.
+type TransitionPolicy int
+
+// TF Serving's two aspired-version policies.
+const (
+	// AvailabilityPreserving loads new versions before it unloads the ones
+	// no longer aspired, and keeps an old version serving while no aspired
+	// one is available (a new version that fails to load leaves the old one
+	// in place). It needs room for two versions at once.
+	AvailabilityPreserving TransitionPolicy = iota
+	// ResourcePreserving unloads the versions no longer aspired (after the
+	// requests using them) before it loads new ones, so that only one
+	// version needs memory at a time; between the two a request for the
+	// model finds no version (NotFound, as TF Serving answers).
+	ResourcePreserving
+)
+
+func (p TransitionPolicy) String() string {
+	switch p {
+	case AvailabilityPreserving:
+		return "AvailabilityPreserving"
+	case ResourcePreserving:
+		return "ResourcePreserving"
+	}
+	return fmt.Sprintf("TransitionPolicy(%d)", int(p))
+}
+
 // version is one version of a model, from the first sight of its
 // directory to its unloading. Requests hold it through inflight, so that
 // unloading waits for them and no request sees a closed session.
@@ -88,6 +116,13 @@ type manager struct {
 	started bool
 	closed  bool
 	scanned chan struct{} // closed when every model of the first config has been scanned once
+
+	// warmup, when set, replays a loaded version's warm-up requests before
+	// it becomes AVAILABLE; an error fails the load.
+	warmup func(ctx context.Context, model string, v *version, m *runner.Model) error
+	// changed, when set, is called (without mu) after states change, so
+	// that readiness can be told to health checkers.
+	changed func()
 }
 
 func newServable(mc ModelConfig) *servable {
@@ -156,6 +191,7 @@ func (m *manager) reload(models []ModelConfig) {
 		}
 	}
 	m.mu.Unlock()
+	m.notify()
 	for _, s := range removed {
 		m.stopServable(s)
 		m.log.Info("model removed by a new config", "model", s.cfg.Name)
@@ -237,10 +273,11 @@ func scan(base string) (map[int64]string, error) {
 	return out, nil
 }
 
-// reconcile brings a model's versions to what its policy aspires to:
-// new versions are loaded first and the ones no longer aspired unloaded
-// after (TF Serving's availability-preserving policy), so that a model
-// with a version always has one to answer with.
+// reconcile brings a model's versions to what its policy aspires to, in
+// the order of the transition policy: new versions loaded first and the
+// ones no longer aspired unloaded after (availability preserving), or the
+// other way round (resource preserving). New versions load highest first,
+// as both of TF Serving's policies load them.
 func (m *manager) reconcile(ctx context.Context, s *servable) {
 	present, err := scan(s.cfg.BasePath)
 	if err != nil {
@@ -268,45 +305,88 @@ func (m *manager) reconcile(ctx context.Context, s *servable) {
 		}
 	}
 	m.mu.Unlock()
+	if len(toLoad) > 0 {
+		m.notify()
+	}
+	if m.cfg.VersionTransition == ResourcePreserving {
+		m.unloadUnaspired(s, aspired, false)
+	}
 	for _, v := range toLoad {
 		if ctx.Err() != nil {
 			return
 		}
-		m.load(s, v)
+		m.load(ctx, s, v)
 	}
+	m.unloadUnaspired(s, aspired, m.cfg.VersionTransition == AvailabilityPreserving)
+}
+
+// unloadUnaspired unloads the available versions of s that are not
+// aspired. With keepOne, as TF Serving's availability-preserving policy,
+// the highest of them stays while aspired versions exist but none is
+// available (a new version that failed to load), so that the model still
+// answers.
+func (m *manager) unloadUnaspired(s *servable, aspired map[int64]bool, keepOne bool) {
 	m.mu.Lock()
-	var toUnload []*version
+	var old []*version
+	aspiredAvailable := false
 	for num, v := range s.versions {
-		if !aspired[num] && v.state == StateAvailable {
-			v.state = StateUnloading
-			toUnload = append(toUnload, v)
+		switch {
+		case aspired[num]:
+			aspiredAvailable = aspiredAvailable || v.state == StateAvailable
+		case v.state == StateAvailable:
+			old = append(old, v)
 		}
 	}
+	sort.Slice(old, func(i, j int) bool { return old[i].num > old[j].num })
+	if keepOne && len(aspired) > 0 && !aspiredAvailable && len(old) > 0 {
+		old = old[1:]
+	}
+	for _, v := range old {
+		v.state = StateUnloading
+	}
 	m.mu.Unlock()
-	for _, v := range toUnload {
+	if len(old) == 0 {
+		return
+	}
+	m.notify()
+	for _, v := range old {
 		m.unload(s, v)
 	}
 }
 
-func (m *manager) load(s *servable, v *version) {
+// load loads a version in state START and, with warm-up on, replays its
+// warm-up requests before it becomes AVAILABLE; a failure is the
+// version's error (END), tried again by reconcile.
+func (m *manager) load(ctx context.Context, s *servable, v *version) {
 	m.mu.Lock()
 	v.state = StateLoading
 	m.mu.Unlock()
+	m.notify()
+	m.log.Info("loading model version", "model", s.cfg.Name, "version", v.num, "dir", v.dir)
 	start := time.Now()
 	model, err := runner.LoadWithOptions(v.dir, m.cfg.Load)
+	if err == nil && m.warmup != nil {
+		if err = m.warmup(ctx, s.cfg.Name, v, model); err != nil {
+			if cerr := model.Close(); cerr != nil {
+				m.log.Warn("closing a version that failed its warm-up", "model", s.cfg.Name, "version", v.num, "err", cerr)
+			}
+		}
+	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err != nil {
 		v.state, v.failures, v.failedAt = StateEnd, v.failures+1, time.Now()
 		v.err = statusOf(err)
 		if v.err.Code == OK || v.err.Code == Unknown {
 			v.err = &Status{Code: Unknown, Message: err.Error()}
 		}
+		m.mu.Unlock()
 		m.log.Error("loading model version", "model", s.cfg.Name, "version", v.num, "err", err)
-		return
+	} else {
+		v.model, v.state, v.err = model, StateAvailable, nil
+		m.mu.Unlock()
+		m.log.Info("model version available", "model", s.cfg.Name, "version", v.num, "dir", v.dir, "load_time", time.Since(start).Round(time.Millisecond))
 	}
-	v.model, v.state, v.err = model, StateAvailable, nil
-	m.log.Info("model version available", "model", s.cfg.Name, "version", v.num, "dir", v.dir, "load_time", time.Since(start).Round(time.Millisecond))
+	m.notify()
 }
 
 // unload closes a version in state UNLOADING once the requests holding it
@@ -317,11 +397,19 @@ func (m *manager) unload(s *servable, v *version) {
 	m.mu.Lock()
 	v.state, v.model = StateEnd, nil
 	m.mu.Unlock()
+	m.notify()
 	if err != nil {
 		m.log.Warn("unloading model version", "model", s.cfg.Name, "version", v.num, "err", err)
 		return
 	}
 	m.log.Info("model version unloaded", "model", s.cfg.Name, "version", v.num)
+}
+
+// notify tells the changed hook that states changed.
+func (m *manager) notify() {
+	if m.changed != nil {
+		m.changed()
+	}
 }
 
 // spec names what a request asks for: a model and a version, a label, or
@@ -348,6 +436,13 @@ type handle struct {
 }
 
 func (h *handle) release() { h.v.inflight.Done() }
+
+// hold is another hold on h's version, released on its own.
+func (h *handle) hold() *handle {
+	h.v.inflight.Add(1)
+	c := *h
+	return &c
+}
 
 // acquire finds the version a request asks for, available, and holds it
 // (TF Serving's GetServableHandle, with its messages).

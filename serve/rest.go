@@ -29,6 +29,9 @@ const DefaultSignature = "serving_default"
 // ServeHTTP answers TF Serving's REST API under /v1/. Every error is
 // {"error": "<message>"} with the HTTP status TF Serving gives its code.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.serveHealth(w, r) {
+		return
+	}
 	path := r.URL.EscapedPath()
 	if !strings.HasPrefix(strings.ToLower(path), "/v1/") {
 		writeError(w, statusf(NotFound, "Not found: %s %s", r.Method, path))

@@ -29,6 +29,10 @@ type Server struct {
 	health  *health.Server
 	started bool
 	closed  bool
+
+	// healthMu orders the updates of the gRPC health status, so that an
+	// older readiness never overwrites a newer one.
+	healthMu sync.Mutex
 }
 
 // New checks a configuration and returns a server that has loaded nothing
@@ -38,10 +42,21 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.WarmupIterations < 0 {
+		return nil, fmt.Errorf("serve: WarmupIterations is %d; give a positive count (0: 1)", c.WarmupIterations)
+	}
+	if c.VersionTransition != AvailabilityPreserving && c.VersionTransition != ResourcePreserving {
+		return nil, fmt.Errorf("serve: unknown VersionTransition %v", c.VersionTransition)
+	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{cfg: c, log: log, models: newManager(c, log)}, nil
+	s := &Server{cfg: c, log: log, models: newManager(c, log)}
+	if !c.DisableModelWarmup {
+		s.models.warmup = s.warmup
+	}
+	s.models.changed = s.updateHealth
+	return s, nil
 }
 
 // Start begins loading every model's versions and watching its base path,
