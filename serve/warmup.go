@@ -66,7 +66,7 @@ func (s *Server) warmup(ctx context.Context, model string, v *version, m *runner
 			break
 		}
 		if err != nil {
-			return statusf(DataLoss, "warm-up record %d: %v. Please verify your warmup data is in TFRecord format.", n, err)
+			return statusf(DataLoss, "warm-up record %d of %v. Please verify your warmup data is in TFRecord format.", n, err)
 		}
 		if n == maxWarmupRecords {
 			return statusf(InvalidArgument, "Number of warmup records exceeds the maximum (%d) at %s", maxWarmupRecords, path)
