@@ -19,9 +19,9 @@ import (
 // exportWarm is Python code that saves to inputs["dir"] a tf.Module whose
 // predict, classify and regress signatures each add one to a variable,
 // calls, that the "calls" signature reads: the number of runs the
-// version has answered, warm-up included. Its "gate" signature reads the
-// file named by its input, so that a named pipe holds a warm-up request
-// until the test opens the pipe's other end.
+// version has answered, warm-up included. Its "gate" signature writes to
+// the file named by its input, so that a named pipe holds a warm-up
+// request until the test opens the pipe's other end.
 const exportWarm = `
 d = inputs["dir"].item().decode()
 class Warm(tf.Module):
@@ -46,7 +46,8 @@ class Warm(tf.Module):
         return {"outputs": tf.reduce_sum(tf.matmul(self._x(inputs), self.w), axis=1)}
     @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="path")])
     def gate(self, path):
-        return {"size": tf.strings.length(tf.io.read_file(path))}
+        tf.io.write_file(path, "through")
+        return {"path": tf.identity(path)}
     @tf.function(input_signature=[tf.TensorSpec([], tf.float32, name="unused")])
     def count(self, unused):
         return {"calls": self.calls.read_value()}
