@@ -53,6 +53,14 @@ type Config struct {
 	// Load configures the loading of every version (session options, and
 	// MaxInputBytes: the bound on one run's input tensors).
 	Load runner.LoadOptions
+	// Batching, when set, merges concurrent predict runs into one
+	// session run as TF Serving's --enable_batching does, with its
+	// --batching_parameters_file (ReadBatchingParametersFile).
+	Batching *BatchingConfig
+	// Monitoring configures the Prometheus metrics endpoint of the REST
+	// port (--monitoring_config_file, ReadMonitoringConfigFile); the zero
+	// value serves it at DefaultMetricsPath.
+	Monitoring MonitoringConfig
 }
 
 // ModelConfig is one model: TF Serving's ModelConfig message.

@@ -55,7 +55,7 @@ func (s *Server) ServeGRPC(l net.Listener) error {
 	if s.grpc == nil {
 		// Messages are bounded as REST bodies are (TF Serving's own bound is
 		// INT_MAX): a request is decoded whole before anything checks it.
-		s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(int(min(s.cfg.MaxRequestBytes, 1<<31-1))))
+		s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(int(min(s.cfg.MaxRequestBytes, 1<<31-1))), grpc.UnaryInterceptor(s.grpcMetrics))
 		api := &grpcAPI{s: s}
 		tfserving.RegisterPredictionServiceServer(s.grpc, api)
 		tfserving.RegisterModelServiceServer(s.grpc, api)

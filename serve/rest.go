@@ -32,12 +32,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.serveHealth(w, r) {
 		return
 	}
+	if s.serveMetrics(w, r) {
+		return
+	}
 	path := r.URL.EscapedPath()
 	if !strings.HasPrefix(strings.ToLower(path), "/v1/") {
 		writeError(w, statusf(NotFound, "Not found: %s %s", r.Method, path))
 		return
 	}
+	r, observed := s.observeREST(r, path)
 	out, err := s.handle(r, path)
+	observed(err)
 	if err != nil {
 		writeError(w, err)
 		return

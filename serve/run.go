@@ -38,6 +38,7 @@ func (s *Server) runSignature(ctx context.Context, h *handle, name string, sig r
 	var total int64
 	g := h.model.Session().Graph()
 	feeds := make(map[tfgo.Output]any, len(inputs))
+	feedOuts := make(map[string]tfgo.Output, len(inputs))
 	for k, t := range inputs {
 		if total += int64(len(t.Data())); limit > 0 && total > limit {
 			return nil, statusf(ResourceExhausted, "signature %q: inputs of more than %d bytes (the server's bound)", name, limit)
@@ -47,6 +48,7 @@ func (s *Server) runSignature(ctx context.Context, h *handle, name string, sig r
 			return nil, statusf(Internal, "signature %q: input %q: %v", name, k, err)
 		}
 		feeds[o] = t
+		feedOuts[k] = o
 	}
 	keys := sig.OutputNames()
 	if len(outputs) > 0 {
@@ -75,9 +77,17 @@ func (s *Server) runSignature(ctx context.Context, h *handle, name string, sig r
 		}
 		opts = &cpb.RunOptions{TimeoutInMs: ms}
 	}
-	outs, _, err := h.model.Session().RunWithOptions(opts, feeds, fetches)
+	start := time.Now()
+	outs, batched, err := s.runBatched(ctx, h, name, inputs, feedOuts, keys, fetches)
+	if !batched {
+		outs, _, err = h.model.Session().RunWithOptions(opts, feeds, fetches)
+		if err != nil {
+			err = runError(err)
+		}
+	}
+	s.observeRun(ctx, h.name, start, err)
 	if err != nil {
-		return nil, runError(err)
+		return nil, err
 	}
 	res := make(map[string]*tfgo.Tensor, len(outs))
 	for i, t := range outs {
@@ -122,4 +132,32 @@ func (s *Server) inputLimit() int64 {
 		return s.cfg.Load.MaxInputBytes
 	}
 	return runner.DefaultMaxInputBytes
+}
+
+// runBatched runs a predict through the server's batcher
+// (Config.Batching), when there is one and the run may be batched (predict
+// runs of inputs whose dtypes can be concatenated); batched is false when
+// the caller should run it alone.
+func (s *Server) runBatched(ctx context.Context, h *handle, name string, inputs requestTensors, feedOuts map[string]tfgo.Output, keys []string, fetches []tfgo.Output) (outs []*tfgo.Tensor, batched bool, err error) {
+	b := s.ext().batcher
+	if b == nil || !requestInfoOf(ctx).batch {
+		return nil, false, nil
+	}
+	names := sortedNames(inputs)
+	spec := &batchSpec{sig: name, session: h.model.Session(), names: names, feeds: make([]tfgo.Output, len(names)), fetches: fetches}
+	ts := make([]*tfgo.Tensor, len(names))
+	for i, k := range names {
+		spec.feeds[i], ts[i] = feedOuts[k], inputs[k]
+	}
+	size, ok, err := b.taskSize(ts)
+	if !ok {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	// The caller holds h until this returns, and this returns only after
+	// the batch that took the run has run: no batch runs a closed session.
+	outs, err = b.run(ctx, spec, keys, ts, size)
+	return outs, true, err
 }
