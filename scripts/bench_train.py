@@ -7,7 +7,10 @@ cmd/benchtrain for Go (without and with XLA), measures TensorFlow's MatMul
 GFLOP/s on this machine, and prints a table of ms/step, ratios and model
 FLOP/s (6 x params x tokens / step time).
 
-    make bench-train            # or: .venv/bin/python scripts/bench_train.py [--steps N]
+    make bench-train            # or: .venv/bin/python scripts/bench_train.py [--steps N] [--rounds R]
+
+Step times are medians over every timed step of every round; the sides run
+interleaved (round by round) so that a shared machine's noise falls on all.
 """
 
 import argparse
@@ -15,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -61,18 +65,41 @@ def data(c, steps):
     return r.integers(0, 256, (n, c["seq"]), dtype=np.int32), r.integers(0, 256, (n, c["seq"]), dtype=np.int32)
 
 
-def keras_fit(c, steps, warmup, jit):
+class _StepTimes(keras.callbacks.Callback):
+    """Each fit step's wall time, from the previous batch's end (or the
+    epoch's start) to this one's: what cmd/benchtrain records for Go."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.last, self.ms = time.perf_counter(), []
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        self.ms.append((now - self.last) * 1e3)
+        self.last = now
+
+
+def keras_fit(c, warmup, jit):
+    """A Keras model.fit side, built and warmed up once: the returned
+    function runs `steps` more steps and returns their times (ms)."""
     keras.backend.clear_session()
     m = gpt(c)
     m.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit)
-    x, y = data(c, max(steps, warmup))
-    m.fit(x[: warmup * c["batch"]], y[: warmup * c["batch"]], batch_size=c["batch"], epochs=1, verbose=0)
-    t = time.perf_counter()
-    m.fit(x[: steps * c["batch"]], y[: steps * c["batch"]], batch_size=c["batch"], epochs=1, verbose=0)
-    return (time.perf_counter() - t) * 1e3 / steps, m.count_params()
+    x, y = data(c, warmup)
+    m.fit(x, y, batch_size=c["batch"], epochs=1, verbose=0)
+
+    def run(steps):
+        x, y = data(c, steps)
+        cb = _StepTimes()
+        m.fit(x, y, batch_size=c["batch"], epochs=1, verbose=0, callbacks=[cb])
+        return cb.ms
+
+    return run, m.count_params()
 
 
-def tf_loop(c, steps, warmup, jit):
+def tf_loop(c, warmup, jit):
+    """A tf.function training loop side (Python's leanest path), built and
+    warmed up once; each step's time ends with its loss on the host, as
+    Go's and fit's steps do."""
     keras.backend.clear_session()
     m = gpt(c)
     opt = keras.optimizers.Adam(1e-3)
@@ -86,25 +113,45 @@ def tf_loop(c, steps, warmup, jit):
         opt.apply_gradients(zip(grads, m.trainable_variables))
         return loss
 
-    x, y = data(c, max(steps, warmup))
-    batches = [(tf.constant(x[i * c["batch"]:(i + 1) * c["batch"]]), tf.constant(y[i * c["batch"]:(i + 1) * c["batch"]]))
-               for i in range(max(steps, warmup))]
-    for i in range(warmup):
-        step(*batches[i]).numpy()
-    t = time.perf_counter()
-    for i in range(steps):
-        loss = step(*batches[i])
-    loss.numpy()
-    return (time.perf_counter() - t) * 1e3 / steps
+    def batches(steps):
+        x, y = data(c, steps)
+        return [(tf.constant(x[i * c["batch"]:(i + 1) * c["batch"]]), tf.constant(y[i * c["batch"]:(i + 1) * c["batch"]]))
+                for i in range(steps)]
+
+    for b in batches(warmup):
+        step(*b).numpy()
+
+    def run(steps):
+        ms = []
+        for b in batches(steps):
+            t = time.perf_counter()
+            step(*b).numpy()
+            ms.append((time.perf_counter() - t) * 1e3)
+        return ms
+
+    return run
 
 
-def go(c_name, steps, warmup, xla, root, threads=0):
-    cmd = ["go", "run", "./cmd/benchtrain", "-config", c_name, "-steps", str(steps), "-warmup", str(warmup),
-           "-threads", str(threads)]
+def go_binary(root):
+    """cmd/benchtrain built once, so that no round pays for the compiler."""
+    out = os.path.join(tempfile.mkdtemp(prefix="benchtrain"), "benchtrain")
+    subprocess.run(["go", "build", "-o", out, "./cmd/benchtrain"], cwd=root, check=True)
+    return out
+
+
+def go_steps(binary, c_name, steps, warmup, xla, root, threads=0, inter=0):
+    """One Go process: its timed steps' times (ms)."""
+    cmd = [binary, "-config", c_name, "-steps", str(steps), "-warmup", str(warmup), "-threads", str(threads),
+           "-inter", str(inter)]
     if xla:
         cmd.append("-xla")
     out = subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["ms_per_step"]
+    return json.loads(out.strip().splitlines()[-1])["step_ms"]
+
+
+def go(c_name, steps, warmup, xla, root, threads=0):
+    """The median step time (ms) of one Go process."""
+    return float(np.median(go_steps(go_binary(root), c_name, steps, warmup, xla, root, threads)))
 
 
 def matmul_gflops(n=2048, reps=10):
@@ -119,12 +166,16 @@ def matmul_gflops(n=2048, reps=10):
     return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
 
 
-def measure(configs=("small", "large"), steps=30, warmup=5, root=None, log=None):
+def measure(configs=("small", "large"), steps=30, warmup=5, root=None, log=None, rounds=3, extra_go=()):
     """Every side of every configuration in this process and run: the MatMul
-    ceiling (GFLOP/s) and per configuration a dict of ms/step (mean over the
-    timed steps, as cmd/benchtrain reports), params and tokens per step.
-    scripts/bench.py calls it for `make bench`."""
+    ceiling (GFLOP/s) and per configuration a dict of ms/step (the median
+    over every timed step of every round), params and tokens per step.
+    The sides run interleaved: each round runs every side once, in an order
+    rotated from round to round, so that a busy moment of a shared machine
+    falls on all of them. extra_go lists further Go sides as (key, threads,
+    inter-op threads). scripts/bench.py calls it for `make bench`."""
     root = root or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    binary = go_binary(root)
     # The ceiling is the best MatMul rate seen: on a shared machine one
     # measurement can catch a busy moment and make MFU exceed 100%.
     peak = matmul_gflops()
@@ -132,16 +183,30 @@ def measure(configs=("small", "large"), steps=30, warmup=5, root=None, log=None)
     for name in configs:
         c = CONFIGS[name]
         if log:
-            log(f"train step: {name} (Keras fit, tf.function, Go; each without and with XLA)")
+            log(f"train step: {name} (Keras fit, tf.function, Go; each without and with XLA; {rounds} rounds)")
         r = {}
-        r["fit"], r["params"] = keras_fit(c, steps, warmup, False)
-        r["fit_xla"], _ = keras_fit(c, steps, warmup, True)
-        r["tf_function"] = tf_loop(c, steps, warmup, False)
-        r["tf_function_xla"] = tf_loop(c, steps, warmup, True)
-        r["go"] = go(name, steps, warmup, False, root)
-        r["go_xla"] = go(name, steps, warmup, True, root)
+        fit, r["params"] = keras_fit(c, warmup, False)
+        sides = {
+            "fit": fit,
+            "fit_xla": keras_fit(c, warmup, True)[0],
+            "tf_function": tf_loop(c, warmup, False),
+            "tf_function_xla": tf_loop(c, warmup, True),
+            "go": lambda: go_steps(binary, name, steps, warmup, False, root),
+            "go_xla": lambda: go_steps(binary, name, steps, warmup, True, root),
+        }
+        for key, threads, inter in extra_go:
+            sides[key] = (lambda t, i: lambda: go_steps(binary, name, steps, warmup, False, root, t, i))(threads, inter)
+        times = {k: [] for k in sides}
+        keys = list(sides)
+        for rnd in range(rounds):
+            order = keys[rnd % len(keys):] + keys[:rnd % len(keys)]
+            for k in order:
+                times[k] += sides[k]() if k.startswith("go") else sides[k](steps)
+        for k, ms in times.items():
+            r[k] = float(np.median(ms))
         peak = max(peak, matmul_gflops())
         r["tokens"] = c["batch"] * c["seq"]
+        r["load"] = os.getloadavg()[0]
         best_go = min(r["go"], r["go_xla"])
         r["go_gflops"] = 6 * r["params"] * r["tokens"] / (best_go / 1e3) / 1e9
         rows[name] = r
@@ -155,8 +220,13 @@ def main():
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--configs", default="small,large")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--go-threads", action="append", default=[], metavar="INTRA,INTER",
+                    help="also time Go with these thread pools (repeatable)")
     args = ap.parse_args()
-    peak, rows = measure(args.configs.split(","), args.steps, args.warmup)
+    extra = [(f"go_t{t}", int(t.split(",")[0]), int(t.split(",")[1])) for t in args.go_threads]
+    peak, rows = measure(args.configs.split(","), args.steps, args.warmup, rounds=args.rounds, extra_go=extra,
+                         log=lambda m: print(m, file=sys.stderr, flush=True))
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; MatMul 2048^2 float32: {peak:.0f} GFLOP/s on this machine")
     print()
     print(f"{'config':8}{'params':>10}{'Go':>9}{'Go+XLA':>9}{'fit':>9}{'fit+XLA':>9}{'tf.fn':>9}{'tf.fn+XLA':>10}"
@@ -166,7 +236,11 @@ def main():
         print(f"{name:8}{r['params']:>10}{r['go']:>8.1f}m{r['go_xla']:>8.1f}m{r['fit']:>8.1f}m{r['fit_xla']:>8.1f}m"
               f"{r['tf_function']:>8.1f}m{r['tf_function_xla']:>9.1f}m"
               f"{r['fit'] / best_go:>8.2f}x{r['tf_function'] / best_go:>8.2f}x{r['go_gflops']:>12.1f}{r['mfu']:>7.0%}")
-    print("\nms/step; ratios are Keras time / best Go time (> 1: Go is faster); MFU against the MatMul GFLOP/s above.")
+    for name, r in rows.items():
+        for key, *_ in extra:
+            print(f"{name}: Go with intra,inter threads {key[4:]}: {r[key]:.1f} ms")
+        print(f"{name}: load average (1 min) at the end: {r['load']:.2f}")
+    print("\nmedian ms/step over every timed step of every round (sides interleaved); ratios are Keras time / best Go time (> 1: Go is faster); MFU against the MatMul GFLOP/s above.")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,12 @@
 //	go run ./cmd/benchtrain -config small -steps 50
 //	go run ./cmd/benchtrain -config small -replicas 2      # mirrored over 2 logical CPUs
 //	go run ./cmd/benchtrain -config small -workers 2       # 2 worker processes on loopback
+//	go run ./cmd/benchtrain -config large -profile /tmp/p   # step stats, graphs and pprof of one run
+//
+// ms_per_step is the median of the timed steps' durations (each step ends
+// with its loss on the host, so steps do not overlap); mean_ms_per_step is
+// their mean. On a shared machine the median ignores the steps another
+// process's burst slowed.
 //
 // With -workers N it starts N copies of itself as the workers of a
 // multi-worker strategy on 127.0.0.1 ports (TF_CONFIG set for each), the
@@ -27,7 +33,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"time"
+	"syscall"
 
 	"github.com/gotf/gotf/distribute"
 	"github.com/gotf/gotf/keraslike"
@@ -49,9 +55,21 @@ type result struct {
 	Replicas  int     `json:"replicas"`
 	Devices   int     `json:"logical_cpus"`
 	MsPerStep float64 `json:"ms_per_step"`
-	Params    int64   `json:"params"`
-	Tokens    int     `json:"tokens_per_step"`
-	Workers   int     `json:"workers,omitempty"`
+	MeanMs    float64 `json:"mean_ms_per_step"`
+	// StepMs is every timed step's duration, in order, for a caller that
+	// pools several runs before taking the median.
+	StepMs []float64 `json:"step_ms"`
+	// CPUMs is the process's CPU time (user + system, every thread) per
+	// timed step: the work a step costs, which a busy machine inflates
+	// less than the wall time (spinning threads still count).
+	CPUMs float64 `json:"cpu_ms_per_step"`
+	// IntraOp and InterOp are the thread pools' sizes asked for (0:
+	// keraslike's default).
+	IntraOp int   `json:"intra_op_threads"`
+	InterOp int   `json:"inter_op_threads"`
+	Params  int64 `json:"params"`
+	Tokens  int   `json:"tokens_per_step"`
+	Workers int   `json:"workers,omitempty"`
 	// LoopbackBytes: bytes sent on the loopback interface per timed step.
 	LoopbackBytes float64 `json:"loopback_bytes_per_step,omitempty"`
 	// RingBytes: what a ring all-reduce of the gradients sends per step,
@@ -64,7 +82,10 @@ func main() {
 	steps := flag.Int("steps", 50, "timed steps")
 	warmup := flag.Int("warmup", 5, "untimed steps first")
 	xla := flag.Bool("xla", false, "compile the step with XLA")
-	threads := flag.Int("threads", 0, "intra-op threads (0: TensorFlow's choice)")
+	threads := flag.Int("threads", 0, "intra-op threads (0: keraslike's default)")
+	inter := flag.Int("inter", 0, "inter-op threads (0: keraslike's default)")
+	profile := flag.String("profile", "", "write to files with this prefix: the step stats of one timed step by op type and its partition graphs")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the Go side over the timed steps to this file")
 	replicas := flag.Int("replicas", 1, "mirror the model over this many logical CPUs (distribute.MirroredStrategy), the batch split between them")
 	cpus := flag.Int("logical-cpus", 1, "logical CPU devices in the session (at least -replicas)")
 	workers := flag.Int("workers", 1, "train on this many worker processes on loopback (distribute.NewMultiWorkerMirroredStrategy), the batch split between them")
@@ -86,7 +107,7 @@ func main() {
 	}
 	defer m.Close()
 	m.SetXLA(*xla)
-	so := tfgo.SessionOptions{IntraOpThreads: *threads}
+	so := tfgo.SessionOptions{IntraOpThreads: *threads, InterOpThreads: *inter}
 	if *cpus > 1 {
 		so.DeviceCount = map[string]int32{"CPU": int32(*cpus)}
 	}
@@ -100,7 +121,7 @@ func main() {
 		if strategy, err = distribute.NewMultiWorkerMirroredStrategy(distribute.MultiWorkerOptions{Devices: devs}); err != nil {
 			log.Fatal(err)
 		}
-		m.SetSessionOptions(tfgo.SessionOptions{IntraOpThreads: *threads})
+		m.SetSessionOptions(tfgo.SessionOptions{IntraOpThreads: *threads, InterOpThreads: *inter})
 	} else if *replicas > 1 {
 		devs := make([]string, *replicas)
 		for i := range devs {
@@ -128,13 +149,36 @@ func main() {
 	if _, err := m.Fit(ctx, data, keraslike.FitOptions{StepsPerEpoch: *warmup}); err != nil {
 		log.Fatal(err)
 	}
+	timer := &stepTimer{}
+	cbs := []keraslike.Callback{timer}
+	var stats *stepProfile
+	if *profile != "" {
+		// The traced step is not timed: tracing slows it.
+		stats = &stepProfile{prefix: *profile, batch: *steps / 2}
+		cbs = append(cbs, stats)
+	}
+	if *cpuprofile != "" {
+		stop, err := startCPUProfile(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer stop()
+	}
 	lo := loopbackSent()
-	start := time.Now()
-	if _, err := m.Fit(ctx, data, keraslike.FitOptions{StepsPerEpoch: *steps}); err != nil {
+	cpu0 := cpuTime()
+	if _, err := m.Fit(ctx, data, keraslike.FitOptions{StepsPerEpoch: *steps, Callbacks: cbs}); err != nil {
 		log.Fatal(err)
 	}
-	ms := float64(time.Since(start).Microseconds()) / 1e3 / float64(*steps)
-	res := result{Config: *name, XLA: *xla, Replicas: *replicas, Devices: *cpus, MsPerStep: ms, Params: m.CountParams(), Tokens: c.batch * c.gpt.SeqLen}
+	cpuMs := float64(cpuTime()-cpu0) / 1e6 / float64(*steps)
+	if stats != nil {
+		timer.drop(stats.batch)
+		if stats.err != nil {
+			log.Fatal(stats.err)
+		}
+	}
+	med, mean := timer.summary()
+	res := result{Config: *name, XLA: *xla, Replicas: *replicas, Devices: *cpus, MsPerStep: med, MeanMs: mean, StepMs: timer.list(), CPUMs: cpuMs,
+		IntraOp: *threads, InterOp: *inter, Params: m.CountParams(), Tokens: c.batch * c.gpt.SeqLen}
 	if *workers > 1 {
 		res.Workers = *workers
 		res.LoopbackBytes = float64(loopbackSent()-lo) / float64(*steps)
@@ -188,6 +232,15 @@ func launch(n int) {
 	}
 	out, _ := json.Marshal(worst)
 	fmt.Println(string(out))
+}
+
+// cpuTime is the process's user and system time so far, in nanoseconds.
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // loopbackSent is the bytes sent on the loopback interface so far
