@@ -81,6 +81,11 @@ bench-shards: setup-runtime
 bench-quant: setup-runtime
 	$(GO) run ./cmd/benchquant $(ARGS)
 
+## bench-serve: load test of the model server (gotf-serve) on loopback with the main job's export: 60 s at a fixed rate over REST and gRPC, batch 1: errors, p50/p99, throughput, server RSS, beside Python's saved_model.load signature latency (writes bench/<date>-serve-<cpu>.md)
+.PHONY: bench-serve
+bench-serve: setup
+	$(GO) run ./cmd/benchserve $(ARGS)
+
 ## fuzz: each fuzzer for FUZZTIME (default 10m here: make fuzz FUZZTIME=1h for a long campaign)
 fuzz: FUZZTIME = 10m
 fuzz: setup

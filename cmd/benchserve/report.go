@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/gotf/gotf/tfgo"
+)
+
+func format(o options, m *served, runs []*loadRun, py *pyRun, diff float64) string {
+	var b strings.Builder
+	model, flags := cpuModel()
+	fmt.Fprintf(&b, "# Load test of the model server with the main job's model\n\n`go run ./cmd/benchserve -rate %g -duration %s -api %s` (make bench-serve)\n\n", o.rate, o.duration, o.apis)
+	fmt.Fprintf(&b, "CPU: %s (%s); %d cores seen by Go, shared with other work (the load generator and the server run on the same cores); TensorFlow %s; Go %s\n",
+		model, flags, runtime.NumCPU(), tfgo.Version(), runtime.Version())
+	fmt.Fprintf(&b, "Model: the main job's GPT export %s (%s), %s: %s int32 [1, %d] -> %s float32, %d values\n\n",
+		m.dir, m.trained, m.sig, m.input, m.seq, m.output, m.outputLen)
+	b.WriteString("| client | requests | errors | p50 ms | p99 ms | throughput req/s | server RSS start MiB | server RSS end MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range runs {
+		fmt.Fprintf(&b, "| %s on loopback, %g req/s for %s, batch 1 | %d | %d | %.2f | %.2f | %.1f | %.0f | %.0f |\n",
+			apiName(r.api), r.rate, o.duration, r.sent, r.errors, ms(percentile(r.latencies, 0.5)), ms(percentile(r.latencies, 0.99)),
+			float64(len(r.latencies))/r.elapsed.Seconds(), mib(r.rssStart), mib(r.rssEnd))
+	}
+	fmt.Fprintf(&b, "| Python in process: tf.saved_model.load(dir).signatures[%q], back to back | %d | | %.2f | %.2f | | | |\n",
+		m.sig, py.calls, ms(percentile(py.latencies, 0.5)), ms(percentile(py.latencies, 0.99)))
+	fmt.Fprintf(&b, `
+Latency of a request: from when it was due on the fixed schedule (open loop: sent then whatever the earlier ones were doing, up to %d under way) to its whole answer read; REST answers are checked for a predictions object, gRPC ones for %d output values. Throughput: answered requests over the time from the first due to the last answer.
+Server: this binary run again as the server (serve.Main, as gotf-serve), REST and gRPC on 127.0.0.1; RSS: its VmRSS after 5 warm-up requests and after the run.
+Python: the same number of calls of the signature on the same token ids in one process, each with its output fetched to numpy, after 5 warm-up calls; no network or encoding.
+The server's REST answer for these ids against Python's logits: max |difference| %.3g.
+`, o.maxFlight, m.outputLen, diff)
+	return b.String()
+}
+
+func apiName(api string) string {
+	if api == "grpc" {
+		return "gRPC Predict"
+	}
+	return "REST :predict (JSON)"
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+// cpuModel is /proc/cpuinfo's model name and the vector and matrix
+// extensions TensorFlow's CPU kernels pick from.
+func cpuModel() (model, flags string) {
+	model = runtime.GOARCH
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	if m := regexp.MustCompile(`(?m)^model name\s*:\s*(.+)$`).FindSubmatch(b); m != nil {
+		model = strings.TrimSpace(string(m[1]))
+	}
+	have := map[string]bool{}
+	if m := regexp.MustCompile(`(?m)^flags\s*:\s*(.+)$`).FindSubmatch(b); m != nil {
+		for _, f := range strings.Fields(string(m[1])) {
+			have[f] = true
+		}
+	}
+	var fs []string
+	for _, f := range []string{"avx2", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile"} {
+		if !have[f] {
+			f = "no " + f
+		}
+		fs = append(fs, f)
+	}
+	return model, strings.Join(fs, ", ")
+}
+
+// fileName makes a file-name part of the CPU model ("AMD EPYC" -> "amd-epyc").
+func fileName(model string) string {
+	if s := strings.Trim(regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(model), "-"), "-"); s != "" {
+		return s
+	}
+	return "cpu"
+}
