@@ -1,37 +1,44 @@
 package savedmodel
 
 import (
+	"errors"
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
 // IOMode selects how a BundleWriter writes, and a BundleReader reads, the
-// bytes of data shards.
+// bytes of data shards. The files are the same in every mode.
 //
 // Through the page cache, a large save runs at the speed the kernel finds
 // memory for it: fast where recently freed memory is at hand (a process
 // that saves every few minutes and removes its old checkpoints reuses
 // theirs), several times slower on a virtual machine that has handed its
-// free memory back to the host. Around it (O_DIRECT on Linux) I/O runs at
-// the disk's speed whatever the memory, and leaves the page cache to other
-// processes. The files are the same in both modes. So BufferedIO suits
-// checkpoints saved every so often that replace older ones, and DirectIO
-// a process's first or only save of a large model, and savers that must
-// not evict what other processes cache. (Choosing the way chunk by chunk,
-// from measured speed, was tried and was slower than either.)
+// free memory back to the host, and slow whenever other processes compete
+// for memory and CPU. Around it (O_DIRECT on Linux) a save costs little CPU
+// and runs at the disk's speed whatever the memory, leaves the page cache
+// to other processes, and makes a durable save (WriteOptions.NoSync false)
+// nearly free: the bytes are on the device already when fsync runs. On the
+// benchmark machine (scripts/bench_checkpoint.py) DirectIO was the faster
+// in the first save by 3-4x and within noise of BufferedIO in the steady
+// state, so it is the default. (Choosing the way chunk by chunk, from
+// measured speed or from which way was free, was tried and was slower
+// than either: see the README's checkpoint section.)
 type IOMode int
 
 const (
+	// DirectIO, the zero value, writes whole 16 MiB chunks around the page
+	// cache through aligned staging buffers, one chunk written by the disk
+	// while the next is copied and checksummed (a shard's last, partial
+	// chunk goes through the page cache), and reads tensors of 1 MiB and
+	// more by taking what the page cache already holds and the rest around
+	// it. Where the file system refuses O_DIRECT, and outside Linux, it
+	// falls back to BufferedIO.
+	DirectIO IOMode = iota
 	// BufferedIO goes through the page cache, as TensorFlow does.
-	BufferedIO IOMode = iota
-	// DirectIO writes whole 16 MiB chunks around the page cache through an
-	// aligned staging buffer (a shard's last, partial chunk goes through
-	// it), and reads tensors of 1 MiB and more by taking what the page
-	// cache already holds and the rest around it. Where the file system
-	// refuses O_DIRECT, and outside Linux, it falls back to BufferedIO.
-	DirectIO
+	BufferedIO
 )
 
 func (m IOMode) String() string {
@@ -65,11 +72,12 @@ func alignedBuffer(size int) []byte {
 }
 
 // chunkWriter writes a data shard. Under DirectIO the file is cut into
-// chunks of chunkSize at fixed offsets, each staged whole in the aligned
-// buffer and written with O_DIRECT; the last, partial chunk goes through
-// the page cache, so the file needs no padding. Under BufferedIO large
-// writes go to the file straight from the caller's memory and small ones
-// are gathered in the buffer.
+// chunks of chunkSize at fixed offsets, each staged whole in an aligned
+// buffer and written with O_DIRECT by a goroutine of its own, so that the
+// caller stages the next chunk while the disk writes this one; the last,
+// partial chunk goes through the page cache, so the file needs no padding.
+// Under BufferedIO large writes go to the file straight from the caller's
+// memory and small ones are gathered in the buffer.
 type chunkWriter struct {
 	f    *os.File // the shard
 	df   *os.File // the shard opened with O_DIRECT, or nil for BufferedIO
@@ -77,16 +85,58 @@ type chunkWriter struct {
 	n    int
 	off  int64  // bytes written so far
 	ways [2]int // chunks written buffered and direct
+
+	// DirectIO only: staged chunks go to writeChunks on full, and their
+	// buffers come back on free; done carries its first error once full
+	// is closed.
+	full chan stagedChunk
+	free chan *[]byte
+	done chan error
+	bufp *[]byte // the pool's handle of buf
+	werr atomic.Pointer[error]
 }
+
+type stagedChunk struct {
+	b   *[]byte
+	off int64
+}
+
+// stagedChunks is how many chunks a shard stages at once: one being
+// written, one being filled. More did not help: the disk is the limit once
+// it never waits for the caller.
+const stagedChunks = 2
 
 func newChunkWriter(f, df *os.File) *chunkWriter {
 	w := &chunkWriter{f: f, df: df}
 	if df == nil {
 		w.buf = make([]byte, 1<<20) // no alignment needed
-	} else {
-		w.buf = alignedBuffer(chunkSize)
+		return w
 	}
+	w.full = make(chan stagedChunk, stagedChunks)
+	w.free = make(chan *[]byte, stagedChunks)
+	w.done = make(chan error, 1)
+	for range stagedChunks - 1 {
+		w.free <- stagePool.Get().(*[]byte)
+	}
+	w.bufp = stagePool.Get().(*[]byte)
+	w.buf = *w.bufp
+	go w.writeChunks()
 	return w
+}
+
+// writeChunks writes the staged chunks with O_DIRECT until full is
+// closed; after a failure it only hands the buffers back.
+func (w *chunkWriter) writeChunks() {
+	var err error
+	for c := range w.full {
+		if err == nil {
+			if _, err = w.df.WriteAt(*c.b, c.off); err != nil {
+				w.werr.Store(&err)
+			}
+		}
+		w.free <- c.b
+	}
+	w.done <- err
 }
 
 func (w *chunkWriter) Write(p []byte) (int, error) {
@@ -109,6 +159,9 @@ func (w *chunkWriter) Write(p []byte) (int, error) {
 }
 
 func (w *chunkWriter) writeDirect(p []byte) (int, error) {
+	if w.full == nil {
+		return 0, errors.New("chunk writer: write after Flush")
+	}
 	written := 0
 	for len(p) > 0 {
 		c := copy(w.buf[w.n:], p)
@@ -117,11 +170,13 @@ func (w *chunkWriter) writeDirect(p []byte) (int, error) {
 		written += c
 		p = p[c:]
 		if w.n == len(w.buf) {
-			if _, err := w.df.WriteAt(w.buf, w.off-int64(w.n)); err != nil {
-				return written, err
-			}
-			w.n = 0
+			w.full <- stagedChunk{b: w.bufp, off: w.off - int64(w.n)}
+			w.bufp = <-w.free // waits while the disk writes every other one
+			w.buf, w.n = *w.bufp, 0
 			w.ways[1]++
+			if err := w.werr.Load(); err != nil {
+				return written, *err
+			}
 		}
 	}
 	return written, nil
@@ -138,15 +193,39 @@ func (w *chunkWriter) flushStaged() error {
 	return err
 }
 
-// Flush writes the staged bytes through the page cache: under DirectIO
-// the last, partial chunk, which O_DIRECT cannot write. Nothing may be
-// written after Flush.
+// stopDirect waits for the chunks staged so far to be written and returns
+// the staging buffers to the pool; it returns the first write error.
+func (w *chunkWriter) stopDirect() error {
+	if w.full == nil {
+		return nil
+	}
+	close(w.full)
+	err := <-w.done
+	w.full = nil
+	for range stagedChunks - 1 {
+		stagePool.Put(<-w.free)
+	}
+	return err
+}
+
+// Flush waits for the direct writes and writes the staged bytes through
+// the page cache: under DirectIO the last, partial chunk, which O_DIRECT
+// cannot write. Nothing may be written after Flush.
 func (w *chunkWriter) Flush() error {
+	if err := w.stopDirect(); err != nil {
+		return err
+	}
 	return w.flushStaged()
 }
 
-// Close closes the O_DIRECT handle, if any; the caller closes the shard.
+// Close stops the direct writes, if any, and closes the O_DIRECT handle;
+// the caller closes the shard.
 func (w *chunkWriter) Close() {
+	w.stopDirect()
+	if w.bufp != nil {
+		stagePool.Put(w.bufp)
+		w.bufp, w.buf = nil, nil
+	}
 	if w.df != nil {
 		w.df.Close()
 		w.df = nil

@@ -87,8 +87,9 @@ type shardFile struct {
 // ReadOptions configures OpenBundleWith. The zero value (or nil) reads as
 // OpenBundle does.
 type ReadOptions struct {
-	// IO selects how tensors of 1 MiB and more are read (see IOMode).
-	// String tensors are always read buffered.
+	// IO selects how tensors of 1 MiB and more are read (see IOMode): by
+	// default (DirectIO) what the page cache holds of them through it and
+	// the rest around it. String tensors are always read buffered.
 	IO IOMode
 	// MaxIndexBytes bounds the size of the .index file, which is read
 	// whole: a larger one is an error wrapping ErrTooLarge. 0 means

@@ -47,9 +47,9 @@ type WriteOptions struct {
 	// process leaves a readable checkpoint, but a power loss may not;
 	// TensorFlow's own writer does not sync either.
 	NoSync bool
-	// IO selects how the data shards are written (see IOMode): through
-	// the page cache as TensorFlow does (the zero value) or around it,
-	// with a 16 MiB staging buffer per shard.
+	// IO selects how the data shards are written (see IOMode): around
+	// the page cache with two 16 MiB staging buffers per shard (the zero
+	// value, DirectIO) or through it as TensorFlow does (BufferedIO).
 	IO IOMode
 }
 
@@ -320,15 +320,28 @@ func shapeOf(e *fcpb.BundleEntryProto) []int64 {
 	return s
 }
 
+// crcPiece is the size of the pieces a tensor is checksummed and copied
+// in: a quarter of the smallest L2 cache of current x86 and Arm servers.
+const crcPiece = 256 << 10
+
 // write appends t to the shard and returns its entry (without shard id).
 func (s *shardWriter) write(t *Tensor) (*fcpb.BundleEntryProto, error) {
 	e := &fcpb.BundleEntryProto{Dtype: t.DType.Proto(), Shape: shapeProto(t.Shape), Offset: s.size}
 	var crc uint32
 	put := func(b []byte) error {
-		crc = crc32.Update(crc, castagnoli, b)
-		_, err := s.bw.Write(b)
-		s.size += int64(len(b))
-		return err
+		// In pieces that stay in the CPU cache between the checksum's
+		// read and the copy's: one pass over memory instead of two.
+		for len(b) > 0 {
+			piece := b[:min(len(b), crcPiece)]
+			crc = crc32.Update(crc, castagnoli, piece)
+			_, err := s.bw.Write(piece)
+			s.size += int64(len(piece))
+			if err != nil {
+				return err
+			}
+			b = b[len(piece):]
+		}
+		return nil
 	}
 	if t.DType != dtypes.String {
 		if err := put(t.Data); err != nil {
