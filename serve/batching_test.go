@@ -451,3 +451,58 @@ func TestBatchingParametersFile(t *testing.T) {
 	_, err = ReadBatchingParametersFile(big)
 	require.ErrorContains(t, err, "larger than")
 }
+
+// TestBatchingHoldsVersionsAndDrainsOnClose queues a request, removes its
+// model (the version is unloaded only after the batch has run, so the
+// batch never runs a closed session), then queues another and closes the
+// server: Close waits for the queued request, which gets its answer.
+func TestBatchingHoldsVersionsAndDrainsOnClose(t *testing.T) {
+	base := exportBatchingModel(t)
+	s := startServer(t, Config{
+		Models:   []ModelConfig{{Name: "m", BasePath: base}},
+		Batching: &BatchingConfig{MaxBatchSize: 4, NumBatchThreads: 1},
+	})
+	row := `{"instances": [[1, 2, 3]]}`
+
+	release := holdThreads(s.Server)
+	defer release()
+	queuedReq := postAsync(t, s, "/v1/models/m:predict", row)
+	waitUntil(t, 10*time.Second, "one request queued", func() bool { return queued(s.Server) == 1 })
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- s.Reload([]ModelConfig{{Name: "m2", BasePath: base}}) }()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-reloaded:
+		t.Fatal("the version was unloaded while a request for it was queued")
+	default:
+	}
+	release()
+	r := <-queuedReq
+	require.Equal(t, "200", r[0], r[1])
+	require.NoError(t, <-reloaded)
+	waitUntil(t, 30*time.Second, "m2 available", func() bool {
+		vs, err := s.ModelStatus("m2", nil)
+		return err == nil && vs[0].State == StateAvailable
+	})
+
+	release = holdThreads(s.Server)
+	defer release()
+	queuedReq = postAsync(t, s, "/v1/models/m2:predict", row)
+	waitUntil(t, 10*time.Second, "one request queued", func() bool { return queued(s.Server) == 1 })
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		closed <- s.Close(ctx)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-closed:
+		t.Fatal("Close returned with a request queued")
+	default:
+	}
+	release()
+	r = <-queuedReq
+	require.Equal(t, "200", r[0], r[1])
+	require.NoError(t, <-closed)
+}

@@ -70,6 +70,63 @@
 // services is SERVING while the server runs. A version that failed while
 // another of its model is available does not hold readiness back.
 //
+// Batching (Config.Batching, TF Serving's --enable_batching with the
+// BatchingParameters of --batching_parameters_file, read by
+// ReadBatchingParametersFile): predict runs, over REST and gRPC, are queued
+// per model version, signature, set of inputs (dtype and rank) and set of
+// outputs, and a batch thread (num_batch_threads over every queue) merges
+// a queue's requests along dimension 0 into one session run and splits the
+// outputs back, as TF Serving's batching session does on its shared batch
+// scheduler: a batch runs when it holds max_batch_size rows, when a later
+// request did not fit it, or batch_timeout_micros after its first request
+// (0: as soon as a thread is free, so requests merge only while every
+// thread is busy). allowed_batch_sizes pads a batch up to the next allowed
+// size with copies of the first row of its last request, and
+// pad_variable_length_inputs pads the dimensions past the first of every
+// input to the batch's largest with the input's first element (TF
+// Serving's choice: a model must not care). As in TF Serving, inputs
+// without dimension 0 or with different sizes of it, and a request of more
+// than max_batch_size rows, are refused (InvalidArgument); a request that
+// would need more than max_enqueued_batches waiting batches is refused
+// with ResourceExhausted (429) "The batch scheduling queue to which this
+// task was submitted is full"; an output without dimension 0 or of the
+// wrong size fails its batch (FailedPrecondition). A request whose
+// deadline passes while it waits leaves the queue with DeadlineExceeded.
+// Fields this server does not implement (enable_large_batch_splitting,
+// max_execution_batch_size, and those its copy of the message lacks, such
+// as the batch padding and priority policies) are refused by name. Differs
+// from TF Serving: classify, regress and multi_inference run unbatched;
+// inputs of dtypes without a fixed size (other than strings) run alone;
+// without pad_variable_length_inputs, requests whose shapes past dimension
+// 0 differ go to different queues instead of failing a merged batch
+// (FailedPrecondition in TF Serving); a batch's run is bounded by the
+// smallest deadline of its requests (TF Serving takes the largest and
+// lets the others wait past theirs); a full queue is ResourceExhausted
+// (older TensorFlow batch schedulers said Unavailable). A queued request
+// holds its model version, so a version is unloaded only after the
+// batches holding its requests have run, and Close drains the queues.
+//
+// Metrics: the REST port answers Prometheus scrapes at
+// /monitoring/prometheus/metrics (Config.Monitoring, TF Serving's
+// --monitoring_config_file read by ReadMonitoringConfigFile, changes the
+// path or turns it off), in a registry of the server's own, under TF
+// Serving's names and labels: :tensorflow:serving:request_count
+// (model_name, status: every /v1 REST request and every gRPC Predict,
+// Classify and Regress), :tensorflow:serving:request_latency (model_name,
+// API, entrypoint REST or GRPC: the successful ones; API is the REST
+// path's method, empty for status and metadata, or the gRPC method),
+// :tensorflow:serving:runtime_latency (model_name, API, runtime "TF1":
+// successful session runs, queuing included when batched, as there), all
+// in microseconds with TF's buckets (10 * 1.8^i, 33), and with batching
+// :tensorflow:serving:batching_session:{queuing_latency (thread_pool_name),
+// wrapped_run_count, input_batch_size, processed_batch_size, padding_size
+// (execution_batch_size)}; plus the process (process_resident_memory_bytes,
+// process_cpu_seconds_total, ...) and Go runtime (go_*) collectors. Differs
+// from TF Serving: the endpoint is on by default (TF Serving needs the
+// monitoring file), TensorFlow's own runtime metrics (graph runs, op
+// counts) are not exported, and warm-up runs count in runtime_latency as
+// Predict whatever their API.
+//
 // Where it differs from TF Serving on purpose: request bodies and gRPC
 // messages are bounded (Config.MaxRequestBytes) and so is the JSON in them (values, depth), checked
 // while parsing, so a request cannot make the server allocate more than the

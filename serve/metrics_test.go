@@ -12,9 +12,9 @@ import (
 
 	"github.com/gotf/gotf/serve/tfserving"
 	"github.com/gotf/gotf/tfgo"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 	tpb "github.com/wamuir/graft/tensorflow/core/framework/tensor_go_proto"
 	"google.golang.org/grpc"
