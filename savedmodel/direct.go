@@ -74,7 +74,8 @@ func alignedBuffer(size int) []byte {
 // chunkWriter writes a data shard. Under DirectIO the file is cut into
 // chunks of chunkSize at fixed offsets, each staged whole in an aligned
 // buffer and written with O_DIRECT by a goroutine of its own, so that the
-// caller stages the next chunk while the disk writes this one; the last,
+// caller stages the next chunk of a tensor while the disk writes this one
+// (settle waits for them at the tensor's end); the last,
 // partial chunk goes through the page cache, so the file needs no padding.
 // Under BufferedIO large writes go to the file straight from the caller's
 // memory and small ones are gathered in the buffer.
@@ -191,6 +192,27 @@ func (w *chunkWriter) flushStaged() error {
 	w.n = 0
 	w.ways[0]++
 	return err
+}
+
+// settle waits until the chunks staged so far are written (all but the
+// partial one being filled), so that a tensor's Add returns with its
+// bytes in the file, as it did before writes were overlapped: a kill
+// after Add finds what Add wrote.
+func (w *chunkWriter) settle() error {
+	if w.full == nil {
+		return nil
+	}
+	var held [stagedChunks - 1]*[]byte
+	for i := range held {
+		held[i] = <-w.free
+	}
+	for _, b := range held {
+		w.free <- b
+	}
+	if err := w.werr.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
 
 // stopDirect waits for the chunks staged so far to be written and returns

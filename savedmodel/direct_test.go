@@ -242,3 +242,25 @@ func TestChunkWriterTail(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectWriteError: a failing O_DIRECT write (its handle closed under
+// the writer) fails the Add that staged the chunk, and the bundle.
+func TestDirectWriteError(t *testing.T) {
+	dir := t.TempDir()
+	skipUnlessDirect(t, dir)
+	w, err := NewBundleWriter(filepath.Join(dir, "broken"), WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.shards[0].bw.df.Close()
+	big := &Tensor{DType: dtypes.Uint8, Shape: []int64{3 * chunkSize}, Data: make([]byte, 3*chunkSize)}
+	if err := w.Add("big", big); err == nil {
+		t.Fatal("a direct write to a closed file succeeded")
+	}
+	if err := w.Close(); err == nil {
+		t.Error("Close after a failed Add succeeded")
+	}
+	if _, err := os.Stat(IndexFilename(filepath.Join(dir, "broken"))); err == nil {
+		t.Error("an index was written")
+	}
+}

@@ -379,6 +379,9 @@ func (s *shardWriter) write(t *Tensor) (*fcpb.BundleEntryProto, error) {
 			}
 		}
 	}
+	if err := s.bw.settle(); err != nil {
+		return nil, err
+	}
 	e.Size = s.size - e.Offset
 	e.Crc32C = maskCRC(crc)
 	return e, nil
