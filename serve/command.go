@@ -49,13 +49,16 @@ func Main(args []string, logw io.Writer) error {
 	retryMicros := fs.Int64("load_retry_interval_micros", 60_000_000, "least time between two tries of loading a version, in microseconds")
 	intraOp := fs.Int("tensorflow_intra_op_parallelism", 0, "threads of one op's parallel work (0: TensorFlow picks)")
 	interOp := fs.Int("tensorflow_inter_op_parallelism", 0, "threads running independent ops (0: TensorFlow picks)")
+	warmup := fs.Bool("enable_model_warmup", true, "replay a version's assets.extra/tf_serving_warmup_requests before it is AVAILABLE")
+	warmupIters := fs.Int("num_request_iterations_for_warmup", 1, "times each warm-up record is replayed")
+	transition := fs.String("version_transition_policy", "availability_preserving", "availability_preserving (load the new version, then unload the old) or resource_preserving (unload first; one version's memory at a time) (not a tensorflow_model_server flag)")
 	// Flags of tensorflow_model_server for what is not built yet: known, so
 	// that the error says so, and refused when set, since a server that
 	// silently did not batch, warm up or export metrics is not what the
 	// manifest asked for. The REST thread count is only a tuning hint:
 	// accepted with a warning.
 	notYet := map[string]*ignoredFlag{}
-	for _, name := range []string{"rest_api_num_threads", "enable_batching", "batching_parameters_file", "enable_model_warmup", "monitoring_config_file", "grpc_channel_arguments"} {
+	for _, name := range []string{"rest_api_num_threads", "enable_batching", "batching_parameters_file", "monitoring_config_file", "grpc_channel_arguments"} {
 		notYet[name] = &ignoredFlag{isBool: strings.HasPrefix(name, "enable_")}
 		fs.Var(notYet[name], name, "not implemented yet: refused when set (rest_api_num_threads: ignored with a warning)")
 	}
@@ -110,6 +113,18 @@ func Main(args []string, logw io.Writer) error {
 		LoadRetryInterval: time.Duration(*retryMicros) * time.Microsecond,
 	}
 	cfg.Load.Session.IntraOpThreads, cfg.Load.Session.InterOpThreads = *intraOp, *interOp
+	cfg.DisableModelWarmup, cfg.WarmupIterations = !*warmup, *warmupIters
+	switch *transition {
+	case "availability_preserving":
+		cfg.VersionTransition = AvailabilityPreserving
+	case "resource_preserving":
+		cfg.VersionTransition = ResourcePreserving
+	default:
+		return &UsageError{fmt.Errorf("--version_transition_policy=%q: give availability_preserving or resource_preserving", *transition)}
+	}
+	if *warmupIters < 1 {
+		return &UsageError{fmt.Errorf("--num_request_iterations_for_warmup=%d: give 1 or more", *warmupIters)}
+	}
 	if *pollWait <= 0 {
 		cfg.PollInterval = -1
 	}
@@ -119,6 +134,8 @@ func Main(args []string, logw io.Writer) error {
 	if *restTimeout <= 0 {
 		cfg.RequestTimeout = -1
 	}
+	// Before anything loads: TensorFlow reads it once (trim_onednn.go).
+	useSystemAllocator()
 	srv, err := New(cfg, log)
 	if err != nil {
 		return err

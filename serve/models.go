@@ -394,6 +394,9 @@ func (m *manager) load(ctx context.Context, s *servable, v *version) {
 func (m *manager) unload(s *servable, v *version) {
 	v.inflight.Wait()
 	err := v.model.Close()
+	// The version's variables were freed by Close; without this they stay
+	// in the process's RSS, in malloc's arenas (trim_linux.go).
+	releaseFreedMemory()
 	m.mu.Lock()
 	v.state, v.model = StateEnd, nil
 	m.mu.Unlock()
