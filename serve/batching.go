@@ -264,11 +264,11 @@ func (b *batcher) pump(q *batchQueue) {
 		} else {
 			timer.Reset(wait)
 		}
+		// With Go 1.23's timers, Stop and Reset leave no stale tick to
+		// drain.
 		select {
 		case <-q.wake:
-			if !timer.Stop() {
-				<-timer.C
-			}
+			timer.Stop()
 		case <-timer.C:
 		}
 	}
