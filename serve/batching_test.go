@@ -42,6 +42,8 @@ with g.as_default():
     ids = tf.compat.v1.placeholder(tf.int64, [None, None], name="ids")
     hi = tf.reduce_max(ids, axis=1)
     lo = tf.reduce_min(ids, axis=1)
+    n = tf.compat.v1.placeholder(tf.float32, [None], name="n")
+    k = tf.compat.v1.placeholder(tf.float32, [], name="k")
     with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         sd = tf.compat.v1.saved_model.signature_def_utils
@@ -49,6 +51,8 @@ with g.as_default():
         builder.add_meta_graph_and_variables(sess, ["serve"], signature_def_map={
             "serving_default": sd.predict_signature_def({"x": x}, {"y": y}),
             "lengths": sd.predict_signature_def({"ids": ids}, {"hi": hi, "lo": lo}),
+            "pair": sd.predict_signature_def({"x": x, "n": n}, {"p": tf.reduce_sum(x, axis=1) * n}),
+            "scale": sd.predict_signature_def({"x": x, "k": k}, {"s": x * k}),
         })
         builder.save()
 `
@@ -343,6 +347,13 @@ func TestBatchingPadding(t *testing.T) {
 	// max_batch_size, and a request whose inputs have no dimension 0.
 	code, body := s.post(t, "/v1/models/m:predict", `{"inputs": `+floats(rand.New(rand.NewPCG(1, 1)), 9, 3)+`}`)
 	errorBody(t, "9 rows", http.StatusBadRequest, code, body, "Task size 9 is larger than maximum input batch size 8")
+	code, body = s.post(t, "/v1/models/m:predict", `{"signature_name": "pair", "inputs": {"x": [[1, 2, 3], [4, 5, 6]], "n": [1, 2, 3]}}`)
+	errorBody(t, "dimension 0 differs", http.StatusBadRequest, code, body, "Batching Run() input tensors must have equal 0th-dimension size")
+	code, body = s.post(t, "/v1/models/m:predict", `{"signature_name": "scale", "inputs": {"x": [[1, 2, 3]], "k": 2}}`)
+	errorBody(t, "scalar input", http.StatusBadRequest, code, body, "Batching Run() input tensors must have at least one dimension")
+	code, body = s.post(t, "/v1/models/m:predict", `{"signature_name": "pair", "inputs": {"x": [[1, 2, 3], [4, 5, 6]], "n": [2, 3]}}`)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Equal(t, `{"outputs": [12.0, 45.0]}`, strings.Join(strings.Fields(body), " "))
 }
 
 // TestBatchingWithoutPaddingKeepsShapesApart checks that without

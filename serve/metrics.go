@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strings"
 	"sync"
@@ -176,6 +177,9 @@ func (s *Server) observeREST(r *http.Request, path string) (*http.Request, func(
 		model, method = m[1], strings.ToLower(m[4])
 	} else if m := statusPath.FindStringSubmatch(path); m != nil {
 		model = m[1]
+	}
+	if name, err := url.PathUnescape(model); err == nil {
+		model = name
 	}
 	if api, ok := apiNames[method]; ok && r.Method == http.MethodPost {
 		r = r.WithContext(withRequestInfo(r.Context(), api))
