@@ -104,10 +104,11 @@ func (b *batcher) batchKey(spec *batchSpec, fetchKeys []string, inputs []*tfgo.T
 	return k.String()
 }
 
-// batchable reports whether inputs can be merged at all (dtypes of fixed
-// size or strings); others run alone. A run that can be merged but is not
-// a batch (no dimension 0, or different sizes of it, or more rows than
-// MaxBatchSize) gets TF Serving's error, as its batching session gives.
+// taskSize is the rows a run adds to a batch, and ok whether its inputs
+// can be merged at all (dtypes of fixed size, or strings); others run
+// alone. A run that can be merged but is not a batch (no dimension 0,
+// different sizes of it, or more rows than MaxBatchSize) gets the error
+// TF Serving's batching session gives.
 func (b *batcher) taskSize(inputs []*tfgo.Tensor) (size int, ok bool, err error) {
 	if len(inputs) == 0 {
 		return 0, false, nil
