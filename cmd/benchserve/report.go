@@ -29,11 +29,20 @@ func format(o options, m *served, runs []*loadRun, py *pyRun, diff float64) stri
 		m.sig, py.calls, ms(percentile(py.latencies, 0.5)), ms(percentile(py.latencies, 0.99)))
 	fmt.Fprintf(&b, `
 Latency of a request: from when it was due on the fixed schedule (open loop: sent then whatever the earlier ones were doing, up to %d under way) to its whole answer read; REST answers are checked for a predictions object, gRPC ones for %d output values. Throughput: answered requests over the time from the first due to the last answer.
-Server: this binary run again as the server (serve.Main, as gotf-serve), REST and gRPC on 127.0.0.1; RSS: its VmRSS after 5 warm-up requests and after the run.
+Server: this binary run again as the server (serve.Main, as gotf-serve), REST and gRPC on 127.0.0.1; RSS: its VmRSS after 5 warm-up requests and after the run. TensorFlow's oneDNN allocator, for the server and Python alike: TF_ONEDNN_USE_SYSTEM_ALLOCATOR=%s.
 Python: the same number of calls of the signature on the same token ids in one process, each with its output fetched to numpy, after 5 warm-up calls; no network or encoding.
 The server's REST answer for these ids against Python's logits: max |difference| %.3g.
-`, o.maxFlight, m.outputLen, diff)
+`, o.maxFlight, m.outputLen, allocatorSetting(), diff)
 	return b.String()
+}
+
+// allocatorSetting is how the environment sets TensorFlow's oneDNN
+// allocator (malloc, or its own BFC arena by default).
+func allocatorSetting() string {
+	if v, ok := os.LookupEnv("TF_ONEDNN_USE_SYSTEM_ALLOCATOR"); ok {
+		return v
+	}
+	return "unset (BFC arena)"
 }
 
 func apiName(api string) string {
