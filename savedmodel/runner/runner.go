@@ -42,6 +42,7 @@ import (
 	"github.com/gotf/gotf/tfgo"
 	tspb "github.com/wamuir/graft/tensorflow/core/framework/tensor_shape_go_proto"
 	cpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
+	"google.golang.org/protobuf/proto"
 )
 
 // Errors of Run, found with errors.Is; the messages name the signature
@@ -133,6 +134,8 @@ type Model struct {
 	sigs map[string]*signature
 	// maxInput bounds the bytes of one Run's inputs (< 0: no bound).
 	maxInput int64
+	// runOpts is what every Run hands the session (nil: none).
+	runOpts *cpb.RunOptions
 
 	closeOnce sync.Once
 	closeErr  error
@@ -152,6 +155,9 @@ type LoadOptions struct {
 	// from outside cannot make the model allocate activations for a batch
 	// of any size. 0 means DefaultMaxInputBytes; negative, no bound.
 	MaxInputBytes int64
+	// RunOptions, when set, are the RunOptions every Run hands the session
+	// (a copy is kept); a deadline of Run's context sets their timeout.
+	RunOptions *cpb.RunOptions
 }
 
 // DefaultMaxInputBytes is the bound on a Run's inputs when
@@ -170,6 +176,9 @@ func LoadWithOptions(dir string, opts LoadOptions) (*Model, error) {
 	if len(tags) == 0 {
 		tags = []string{savedmodel.TagServe}
 	}
+	if err := checkXLA(opts.Session); err != nil {
+		return nil, fmt.Errorf("loading SavedModel %s: %w", dir, err)
+	}
 	// Check the files in Go first: clear errors naming the file.
 	if _, err := savedmodel.ReadMetaGraph(dir, tags...); err != nil {
 		return nil, fmt.Errorf("loading SavedModel %s: %w", dir, err)
@@ -179,6 +188,9 @@ func LoadWithOptions(dir string, opts LoadOptions) (*Model, error) {
 		return nil, fmt.Errorf("loading SavedModel %s (tags %s): %w", dir, strings.Join(tags, ","), err)
 	}
 	m := &Model{dir: dir, tags: tags, sess: sess, meta: meta, sigs: map[string]*signature{}, maxInput: opts.MaxInputBytes}
+	if opts.RunOptions != nil {
+		m.runOpts = proto.Clone(opts.RunOptions).(*cpb.RunOptions)
+	}
 	if m.maxInput == 0 {
 		m.maxInput = DefaultMaxInputBytes
 	}
@@ -348,13 +360,18 @@ func (m *Model) Run(ctx context.Context, sig string, inputs map[string]any) (map
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("signature %q: %w", sig, err)
 	}
-	var opts *cpb.RunOptions
+	opts := m.runOpts
 	if dl, ok := ctx.Deadline(); ok {
 		ms := time.Until(dl).Milliseconds()
 		if ms <= 0 {
 			return nil, fmt.Errorf("signature %q: %w", sig, context.DeadlineExceeded)
 		}
-		opts = &cpb.RunOptions{TimeoutInMs: ms}
+		if opts == nil {
+			opts = &cpb.RunOptions{}
+		} else {
+			opts = proto.Clone(opts).(*cpb.RunOptions)
+		}
+		opts.TimeoutInMs = ms
 	}
 	outs, _, err := m.sess.RunWithOptions(opts, feeds, s.outputs)
 	if err != nil {
