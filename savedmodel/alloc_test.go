@@ -78,7 +78,7 @@ func TestHugeClaimsAllocateNothing(t *testing.T) {
 	}
 	for what, c := range cases {
 		prefix := craft(t, hdr, c.entries, data)
-		for _, opts := range []ReadOptions{{}, {IO: DirectIO}} {
+		for _, opts := range []ReadOptions{{IO: BufferedIO}, {}} {
 			var errs []error
 			n := allocated(func() {
 				errs = errs[:0]

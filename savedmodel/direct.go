@@ -278,40 +278,80 @@ var stagePool = sync.Pool{New: func() any { b := alignedBuffer(chunkSize); retur
 // readDirect reads size bytes at off of sh in block-aligned chunks, each
 // first from what the page cache holds of it (reading cached data with
 // O_DIRECT would write dirty pages back and read them again) and the rest
-// with O_DIRECT, and passes each wanted part, in order, to use.
+// with O_DIRECT, and passes each wanted part, in order, to use. A
+// goroutine reads the next chunk while use takes this one, so that the
+// disk does not wait for the copy and the checksum.
 func readDirect(sh *shardFile, off, size int64, use func([]byte) error) error {
-	bp := stagePool.Get().(*[]byte)
-	defer stagePool.Put(bp)
-	buf := *bp
-	pos := off / directAlign * directAlign // aligned file position of buf[0]
-	end := off + size
-	for pos < end {
-		want := min(int64(len(buf)), (end-pos+directAlign-1)/directAlign*directAlign)
-		var got int64
-		if c := sh.direct.cached(pos, want); c > 0 {
-			n, err := sh.f.ReadAt(buf[:c], pos)
-			if err != nil && err != io.EOF {
-				return err
-			}
-			got = int64(n)
-		}
-		if need := min(want, end-pos); got < need {
-			from := got / directAlign * directAlign
-			n, err := sh.direct.f.ReadAt(buf[from:want], pos+from)
-			if got = from + int64(n); got < need {
-				if err == nil || err == io.EOF {
-					err = io.ErrUnexpectedEOF
-				}
-				return err
-			}
-		}
-		if err := use(buf[max(off-pos, 0):min(got, end-pos)]); err != nil {
-			return err
-		}
-		if got < want {
-			break // the data ends before the last block does
-		}
-		pos += want
+	type chunk struct {
+		bp            *[]byte
+		pos, got, end int64 // the chunk's file position, bytes read, bytes wanted of them
+		err           error
 	}
-	return nil
+	end := off + size
+	filled := make(chan chunk, 1)
+	free := make(chan *[]byte, stagedChunks)
+	for range stagedChunks {
+		free <- stagePool.Get().(*[]byte)
+	}
+	stop := make(chan struct{})
+	go func() {
+		defer close(filled)
+		for pos := off / directAlign * directAlign; pos < end; {
+			var bp *[]byte
+			select {
+			case <-stop:
+				return
+			case bp = <-free:
+			}
+			want := min(int64(len(*bp)), (end-pos+directAlign-1)/directAlign*directAlign)
+			got, err := readChunk(sh, *bp, pos, want, min(want, end-pos))
+			filled <- chunk{bp: bp, pos: pos, got: got, end: min(got, end-pos), err: err}
+			if err != nil || got < want {
+				return // a failure, or the data ends before the last block does
+			}
+			pos += want
+		}
+	}()
+	var err error
+	for c := range filled {
+		if err == nil {
+			if err = c.err; err == nil {
+				err = use((*c.bp)[max(off-c.pos, 0):c.end])
+			}
+			if err != nil {
+				close(stop)
+			}
+		}
+		free <- c.bp
+	}
+	for range stagedChunks {
+		stagePool.Put(<-free)
+	}
+	return err
+}
+
+// readChunk reads want bytes at the aligned position pos into buf, the
+// page cache's part buffered and the rest with O_DIRECT, and returns how
+// many it read: fewer only where the file ends, and then an error if
+// fewer than need.
+func readChunk(sh *shardFile, buf []byte, pos, want, need int64) (int64, error) {
+	var got int64
+	if c := sh.direct.cached(pos, want); c > 0 {
+		n, err := sh.f.ReadAt(buf[:c], pos)
+		if err != nil && err != io.EOF {
+			return 0, err
+		}
+		got = int64(n)
+	}
+	if got < need {
+		from := got / directAlign * directAlign
+		n, err := sh.direct.f.ReadAt(buf[from:want], pos+from)
+		if got = from + int64(n); got < need {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return got, err
+		}
+	}
+	return got, nil
 }
