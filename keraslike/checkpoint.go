@@ -79,7 +79,9 @@ func (m *Model) SaveCheckpoint(prefix string, opts CheckpointOptions) error {
 		return fmt.Errorf("saving %q: %w", m.name, err)
 	}
 	// Streamed one variable at a time: a large model is not copied whole.
-	// ReplaceBundle syncs the files before renaming them into place.
+	// The zero WriteOptions.IO writes around the page cache (DirectIO),
+	// which also makes ReplaceBundle's sync before the renames cheap: the
+	// bytes are on the device already.
 	err = savedmodel.ReplaceBundle(prefix, func(tmp string, numShards int) error {
 		w, err := savedmodel.NewBundleWriter(tmp, savedmodel.WriteOptions{NumShards: numShards, NoSync: true})
 		if err != nil {

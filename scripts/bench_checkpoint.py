@@ -118,7 +118,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="alternating runs of each side")
     ap.add_argument("--saves", type=int, default=5, help="saves in a row per run (each removes the one before)")
     args = ap.parse_args()
-    print(f"{'GiB':>4} {'side':<16}{'first save':>12}{'steady save':>13}{'restore':>10}{'RSS before/peak':>17}   single runs (first save; restore)")
+    print(f"{'GiB':>4} {'side':<24}{'first save':>12}{'steady save':>13}{'restore':>10}{'RSS before/peak':>17}   single runs (first save; restore)")
     for gb in [float(x) for x in args.sizes.split(",")]:
         sides, disk = measure(gb, args.var_mb, args.reps, args.saves, args.dir)
         py = sides["Python"]
@@ -135,7 +135,7 @@ def main():
                 return f"{v:>6.2f}s" + (f" {ref / v:>4.1f}x" if name != "Python" else " " * 6)
             f, st, r = first(runs), steady(runs), restore(runs)
             singles = ", ".join(f"{x['saves_s'][0] if 'saves_s' in x else x['save_s']:.2f}; {x['restore_s']:.2f}" for x in runs)
-            print(f"{gb:>4.0f} {name:<16}{cell(f, first(py))}{cell(st, steady(py) or 0) if st else f'{chr(45):>13}':>13}"
+            print(f"{gb:>4.0f} {name:<24}{cell(f, first(py))}{cell(st, steady(py) or 0) if st else f'{chr(45):>13}':>13}"
                   f"{cell(r, restore(py))}{runs[0]['rss_before_save_gb']:>8.2f}/{max(x['peak_rss_gb'] for x in runs):<8.2f}  [{singles}]")
         print(f"{'':>4} disk: dd conv=fdatasync {disk:.2f} GB/s")
     print(f"\nmedians of {args.reps} alternating runs of {args.saves} saves each; 'steady' is every save after the second (the")
