@@ -139,14 +139,18 @@ def go_binary(root):
     return out
 
 
-def go_steps(binary, c_name, steps, warmup, xla, root, threads=0, inter=0):
-    """One Go process: its timed steps' times (ms)."""
+def go_steps(binary, c_name, steps, warmup, xla, root, threads=0, inter=0, cpu=None):
+    """One Go process: its timed steps' times (ms); its CPU ms per step is
+    appended to cpu when given."""
     cmd = [binary, "-config", c_name, "-steps", str(steps), "-warmup", str(warmup), "-threads", str(threads),
            "-inter", str(inter)]
     if xla:
         cmd.append("-xla")
     out = subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["step_ms"]
+    res = json.loads(out.strip().splitlines()[-1])
+    if cpu is not None:
+        cpu.append(res["cpu_ms_per_step"])
+    return res["step_ms"]
 
 
 def go(c_name, steps, warmup, xla, root, threads=0):
@@ -191,19 +195,28 @@ def measure(configs=("small", "large"), steps=30, warmup=5, root=None, log=None,
             "fit_xla": keras_fit(c, warmup, True)[0],
             "tf_function": tf_loop(c, warmup, False),
             "tf_function_xla": tf_loop(c, warmup, True),
-            "go": lambda: go_steps(binary, name, steps, warmup, False, root),
-            "go_xla": lambda: go_steps(binary, name, steps, warmup, True, root),
+            "go": lambda cpu: go_steps(binary, name, steps, warmup, False, root, cpu=cpu),
+            "go_xla": lambda cpu: go_steps(binary, name, steps, warmup, True, root, cpu=cpu),
         }
         for key, threads, inter in extra_go:
-            sides[key] = (lambda t, i: lambda: go_steps(binary, name, steps, warmup, False, root, t, i))(threads, inter)
+            sides[key] = (lambda t, i: lambda cpu: go_steps(binary, name, steps, warmup, False, root, t, i, cpu))(threads, inter)
         times = {k: [] for k in sides}
+        cpu = {k: [] for k in sides}
         keys = list(sides)
         for rnd in range(rounds):
             order = keys[rnd % len(keys):] + keys[:rnd % len(keys)]
             for k in order:
-                times[k] += sides[k]() if k.startswith("go") else sides[k](steps)
+                if k.startswith("go"):
+                    times[k] += sides[k](cpu[k])
+                else:
+                    # This process's CPU time (every thread): what a step
+                    # costs, less inflated than wall time on a busy machine.
+                    t = time.process_time()
+                    times[k] += sides[k](steps)
+                    cpu[k].append((time.process_time() - t) * 1e3 / steps)
         for k, ms in times.items():
             r[k] = float(np.median(ms))
+            r[k + "_cpu"] = float(np.median(cpu[k]))
         peak = max(peak, matmul_gflops())
         r["tokens"] = c["batch"] * c["seq"]
         r["load"] = os.getloadavg()[0]
@@ -236,9 +249,13 @@ def main():
         print(f"{name:8}{r['params']:>10}{r['go']:>8.1f}m{r['go_xla']:>8.1f}m{r['fit']:>8.1f}m{r['fit_xla']:>8.1f}m"
               f"{r['tf_function']:>8.1f}m{r['tf_function_xla']:>9.1f}m"
               f"{r['fit'] / best_go:>8.2f}x{r['tf_function'] / best_go:>8.2f}x{r['go_gflops']:>12.1f}{r['mfu']:>7.0%}")
+    print("\nCPU ms per step (user + system, every thread of the process; median over rounds)")
+    for name, r in rows.items():
+        print(f"{name:8}{'':>10}" + "".join(f"{r[k + '_cpu']:>8.1f}m" for k in ("go", "go_xla", "fit", "fit_xla", "tf_function"))
+              + f"{r['tf_function_xla_cpu']:>9.1f}m")
     for name, r in rows.items():
         for key, *_ in extra:
-            print(f"{name}: Go with intra,inter threads {key[4:]}: {r[key]:.1f} ms")
+            print(f"{name}: Go with intra,inter threads {key[4:]}: {r[key]:.1f} ms, CPU {r[key + '_cpu']:.1f} ms")
         print(f"{name}: load average (1 min) at the end: {r['load']:.2f}")
     print("\nmedian ms/step over every timed step of every round (sides interleaved); ratios are Keras time / best Go time (> 1: Go is faster); MFU against the MatMul GFLOP/s above.")
 

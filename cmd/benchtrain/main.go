@@ -6,7 +6,12 @@
 //	go run ./cmd/benchtrain -config small -steps 50
 //	go run ./cmd/benchtrain -config small -replicas 2      # mirrored over 2 logical CPUs
 //	go run ./cmd/benchtrain -config small -workers 2       # 2 worker processes on loopback
-//	go run ./cmd/benchtrain -config large -profile /tmp/p   # step stats, graphs and pprof of one run
+//	go run ./cmd/benchtrain -config large -profile /tmp/p   # step stats and graphs of one step
+//
+// The Go side's own work per step (feeds, fetches, callbacks) shows in
+// `perf record -g` of this program (`perf report --sort dso`): with Go's
+// runtime/pprof CPU profiler on, this program aborted every time we
+// tried, in glibc ("corrupted size vs. prev_size"), so it has no flag.
 //
 // ms_per_step is the median of the timed steps' durations (each step ends
 // with its loss on the host, so steps do not overlap); mean_ms_per_step is
@@ -85,7 +90,6 @@ func main() {
 	threads := flag.Int("threads", 0, "intra-op threads (0: keraslike's default)")
 	inter := flag.Int("inter", 0, "inter-op threads (0: keraslike's default)")
 	profile := flag.String("profile", "", "write to files with this prefix: the step stats of one timed step by op type and its partition graphs")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the Go side over the timed steps to this file")
 	replicas := flag.Int("replicas", 1, "mirror the model over this many logical CPUs (distribute.MirroredStrategy), the batch split between them")
 	cpus := flag.Int("logical-cpus", 1, "logical CPU devices in the session (at least -replicas)")
 	workers := flag.Int("workers", 1, "train on this many worker processes on loopback (distribute.NewMultiWorkerMirroredStrategy), the batch split between them")
@@ -156,13 +160,6 @@ func main() {
 		// The traced step is not timed: tracing slows it.
 		stats = &stepProfile{prefix: *profile, batch: *steps / 2}
 		cbs = append(cbs, stats)
-	}
-	if *cpuprofile != "" {
-		stop, err := startCPUProfile(*cpuprofile)
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer stop()
 	}
 	lo := loopbackSent()
 	cpu0 := cpuTime()

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"runtime/pprof"
 	"sort"
 	"strings"
 
@@ -100,18 +99,4 @@ func (p *stepProfile) OnStepTrace(_ *keraslike.Model, _, _ int, md *cpb.RunMetad
 	if err := os.WriteFile(p.prefix+".graphs.pbtxt", []byte(g.String()), 0o644); err != nil {
 		p.err = err
 	}
-}
-
-// startCPUProfile profiles the Go process (the host work around each
-// session run, and cgo time inside it) until the returned stop.
-func startCPUProfile(path string) (stop func(), err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
