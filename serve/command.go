@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -49,6 +48,9 @@ func Main(args []string, logw io.Writer) error {
 	retryMicros := fs.Int64("load_retry_interval_micros", 60_000_000, "least time between two tries of loading a version, in microseconds")
 	intraOp := fs.Int("tensorflow_intra_op_parallelism", 0, "threads of one op's parallel work (0: TensorFlow picks)")
 	interOp := fs.Int("tensorflow_inter_op_parallelism", 0, "threads running independent ops (0: TensorFlow picks)")
+	batching := fs.Bool("enable_batching", false, "merge concurrent predict requests into one session run")
+	batchingFile := fs.String("batching_parameters_file", "", "BatchingParameters text proto (max_batch_size, batch_timeout_micros, ...); needs --enable_batching")
+	monitoringFile := fs.String("monitoring_config_file", "", "MonitoringConfig text proto (prometheus_config { enable, path }); without it the metrics are at "+DefaultMetricsPath+" (TF Serving serves none)")
 	warmup := fs.Bool("enable_model_warmup", true, "replay a version's assets.extra/tf_serving_warmup_requests before it is AVAILABLE")
 	warmupIters := fs.Int("num_request_iterations_for_warmup", 1, "times each warm-up record is replayed")
 	transition := fs.String("version_transition_policy", "availability_preserving", "availability_preserving (load the new version, then unload the old) or resource_preserving (unload first; one version's memory at a time) (not a tensorflow_model_server flag)")
@@ -58,8 +60,14 @@ func Main(args []string, logw io.Writer) error {
 	// manifest asked for. The REST thread count is only a tuning hint:
 	// accepted with a warning.
 	notYet := map[string]*ignoredFlag{}
-	for _, name := range []string{"rest_api_num_threads", "enable_batching", "batching_parameters_file", "monitoring_config_file", "grpc_channel_arguments"} {
-		notYet[name] = &ignoredFlag{isBool: strings.HasPrefix(name, "enable_")}
+	for name, isBool := range map[string]bool{
+		"rest_api_num_threads": false, "grpc_channel_arguments": false, "grpc_socket_path": false, "grpc_max_threads": false,
+		"rest_api_enable_cors_support": true, "num_load_threads": false, "num_unload_threads": false,
+		"flush_filesystem_caches": true, "tensorflow_session_parallelism": false, "use_alts_credentials": true,
+		"platform_config_file": false, "saved_model_tags": false, "prefer_tflite_model": true, "enable_profiler": true,
+		"thread_pool_factory_config_file": false, "mixed_precision": false, "skip_initialize_tpu": true,
+	} {
+		notYet[name] = &ignoredFlag{isBool: isBool}
 		fs.Var(notYet[name], name, "not implemented yet: refused when set (rest_api_num_threads: ignored with a warning)")
 	}
 	maxBody := fs.Int64("rest_api_max_request_bytes", 64<<20, "bound on a REST request body (not a tensorflow_model_server flag)")
@@ -121,6 +129,25 @@ func Main(args []string, logw io.Writer) error {
 		cfg.VersionTransition = ResourcePreserving
 	default:
 		return &UsageError{fmt.Errorf("--version_transition_policy=%q: give availability_preserving or resource_preserving", *transition)}
+	}
+	var err error
+	switch {
+	case *batching:
+		// Without a file, TF Serving batches with BatchingParameters'
+		// defaults; a file read is already validated.
+		cfg.Batching = &BatchingConfig{}
+		if *batchingFile != "" {
+			if cfg.Batching, err = ReadBatchingParametersFile(*batchingFile); err != nil {
+				return err
+			}
+		}
+	case *batchingFile != "":
+		return &UsageError{errors.New("--batching_parameters_file is set without setting --enable_batching")}
+	}
+	if *monitoringFile != "" {
+		if cfg.Monitoring, err = ReadMonitoringConfigFile(*monitoringFile); err != nil {
+			return err
+		}
 	}
 	if *warmupIters < 1 {
 		return &UsageError{fmt.Errorf("--num_request_iterations_for_warmup=%d: give 1 or more", *warmupIters)}

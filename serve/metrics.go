@@ -5,11 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"runtime"
 	"strings"
-	"sync"
 	"time"
-	"weak"
 
 	"github.com/gotf/gotf/serve/tfserving"
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,9 +87,7 @@ func newServerMetrics(batching bool) *serverMetrics {
 
 func micros(d time.Duration) float64 { return float64(d.Microseconds()) }
 
-// serverExtras are a Server's metrics and batcher. They live beside the
-// Server (keyed by a weak pointer, dropped when the Server is collected)
-// so that they hold no reference to it.
+// serverExtras are a Server's metrics and batcher, made by New.
 type serverExtras struct {
 	metrics     *serverMetrics
 	handler     http.Handler
@@ -100,29 +95,12 @@ type serverExtras struct {
 	batcher     *batcher // nil without Config.Batching
 }
 
-var extrasByServer sync.Map // weak.Pointer[Server] -> *serverExtras
+// ext is s's metrics and batcher.
+func (s *Server) ext() *serverExtras { return s.extras }
 
-// ext is s's metrics and batcher, made at first use.
-func (s *Server) ext() *serverExtras {
-	k := weak.Make(s)
-	if e, ok := extrasByServer.Load(k); ok {
-		return e.(*serverExtras)
-	}
-	e := newServerExtras(s.cfg, s.log)
-	if old, loaded := extrasByServer.LoadOrStore(k, e); loaded {
-		return old.(*serverExtras)
-	}
-	runtime.AddCleanup(s, func(k weak.Pointer[Server]) { extrasByServer.Delete(k) }, k)
-	return e
-}
-
+// newServerExtras makes the metrics and batcher of a checked Config.
 func newServerExtras(cfg Config, log *slog.Logger) *serverExtras {
-	e := &serverExtras{metrics: newServerMetrics(cfg.Batching != nil)}
-	if err := cfg.Monitoring.validate(); err != nil {
-		log.Error("metrics endpoint off: invalid monitoring config", "err", err)
-	} else {
-		e.metricsPath = cfg.Monitoring.metricsPath()
-	}
+	e := &serverExtras{metrics: newServerMetrics(cfg.Batching != nil), metricsPath: cfg.Monitoring.metricsPath()}
 	e.handler = promhttp.HandlerFor(e.metrics.reg, promhttp.HandlerOpts{})
 	if cfg.Batching != nil {
 		e.batcher = newBatcher(*cfg.Batching, e.metrics, log)

@@ -22,6 +22,7 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	models *manager
+	extras *serverExtras
 
 	mu      sync.Mutex
 	http    *http.Server
@@ -48,10 +49,20 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if c.VersionTransition != AvailabilityPreserving && c.VersionTransition != ResourcePreserving {
 		return nil, fmt.Errorf("serve: unknown VersionTransition %v", c.VersionTransition)
 	}
+	if c.Batching != nil {
+		b := *c.Batching
+		if err := b.Validate(); err != nil {
+			return nil, err
+		}
+		c.Batching = &b
+	}
+	if err := c.Monitoring.validate(); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: c, log: log, models: newManager(c, log)}
+	s := &Server{cfg: c, log: log, models: newManager(c, log), extras: newServerExtras(c, log)}
 	if !c.DisableModelWarmup {
 		s.models.warmup = s.warmup
 	}
