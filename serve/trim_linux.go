@@ -3,6 +3,8 @@
 package serve
 
 /*
+// stdlib.h first: it defines __GLIBC__ (through features.h) on glibc.
+#include <stdlib.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
