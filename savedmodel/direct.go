@@ -22,8 +22,9 @@ import (
 // to other processes, and makes a durable save (WriteOptions.NoSync false)
 // nearly free: the bytes are on the device already when fsync runs. On the
 // benchmark machine (scripts/bench_checkpoint.py) DirectIO was the faster
-// in the first save by 3-4x and within noise of BufferedIO in the steady
-// state, so it is the default. (Choosing the way chunk by chunk from
+// in the first save, by 2.5-3x in two runs of three and within noise in
+// the third, and within noise of BufferedIO in the steady state, so it is
+// the default. (Choosing the way chunk by chunk from
 // measured speed, or giving the page cache the shards whose tensors the
 // disk was not free to take, was tried and was no faster than DirectIO:
 // the page cache's share then ends the save late.)
