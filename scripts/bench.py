@@ -113,7 +113,7 @@ def py_serve(model_dir, iters, loads):
                                      check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
 
 
-def inference(work, main_steps, iters, loads):
+def inference(work, main_steps, iters, loads, rounds=3):
     cfg = main_job_config()
     log(f"inference: the main job, {main_steps} steps, then its SavedModel export")
     job = os.path.join(work, "job")
@@ -126,8 +126,12 @@ def inference(work, main_steps, iters, loads):
     bench_train.gpt(cfg).export(exports["Python model.export"], verbose=False)
     res = {}
     for name, d in exports.items():
-        log(f"inference: {name}: Go, then Python")
-        res[name] = (go_serve(d, iters), py_serve(d, iters, loads))
+        # Go and Python alternate, so that a change in the machine's load
+        # falls on both; each figure is the median over the rounds.
+        log(f"inference: {name}: Go and Python alternating, {rounds} rounds")
+        runs = [(go_serve(d, iters), py_serve(d, iters, loads)) for _ in range(rounds)]
+        res[name] = tuple({k: statistics.median(r[side][k] for r in runs) for k in runs[0][side] if k != "input"}
+                          for side in (0, 1))
     return cfg, res
 
 

@@ -53,7 +53,9 @@ def py_runner(d):
             feeds[batch] = tf.constant(np.random.default_rng(1).integers(0, 256, (batch, spec.shape[1]), dtype=np.int32))
             for _ in range(3):
                 one(batch)
-        return [one(batch) for _ in range(n)]
+        c = time.process_time()
+        ms = [one(batch) for _ in range(n)]
+        return ms, (time.process_time() - c) * 1e3 / n
 
     def one(batch):
         t = time.perf_counter()
@@ -107,25 +109,33 @@ def main():
     gos = {n: Go(binary, a.dir, c, envs[n], extra[n]) for n, c in confs.items()}
     py, f = py_runner(a.dir)
     times = {(n, b): [] for n in list(confs) + ["python"] for b in batches}
+    cpu = {k: [] for k in times}
     for r in range(a.rounds):
         for b in batches:
             for n, g in gos.items():
-                times[(n, b)] += g.ask(f"run {b} {a.iters}")["ms"]
-                times[("python", b)] += py(b, a.iters)
+                res = g.ask(f"run {b} {a.iters}")
+                times[(n, b)] += res["ms"]
+                cpu[(n, b)].append(res["cpu_ms"])
+                ms, c = py(b, a.iters)
+                times[("python", b)] += ms
+                cpu[("python", b)].append(c)
     load = os.getloadavg()
     print(f"# {a.dir}: medians of {a.rounds} interleaved rounds x {a.iters} runs; load average {load[0]:.2f} {load[1]:.2f}")
     for b in batches:
         p = statistics.median(times[("python", b)])
-        print(f"batch {b:3d}  python {p:8.2f} ms")
+        pc = statistics.median(cpu[("python", b)])
+        print(f"batch {b:3d}  {'python':20s} {p:8.2f} ms  cpu {pc:8.2f} ms/run")
         for n in confs:
             g = statistics.median(times[(n, b)])
-            print(f"batch {b:3d}  {n:20s} {g:8.2f} ms   python/go {p / g:.2f}x")
+            gc = statistics.median(cpu[(n, b)])
+            print(f"batch {b:3d}  {n:20s} {g:8.2f} ms  cpu {gc:8.2f} ms/run   python/go {p / g:.2f}x")
     if a.trace:
         for n, g in gos.items():
             for b in batches:
                 t = g.ask(f"trace {b} {a.trace_runs}")
-                print(f"## {n} batch {b}: top ops\n" + "\n".join(t["op_ms"][:a.trace_top]))
-                print(f"## {n} graph ops: " + json.dumps(dict(sorted(t["graph_ops"].items(), key=lambda kv: -kv[1]))))
+                # The single-threaded executor collects no step stats.
+                print(f"## {n} batch {b}: top ops\n" + "\n".join((t["op_ms"] or ["(no step stats)"])[:a.trace_top]))
+                print(f"## {n} graph ops: " + json.dumps(dict(sorted((t["graph_ops"] or {}).items(), key=lambda kv: -kv[1]))))
         (key, spec), = f.structured_input_signature[1].items()
         print("## python function graph ops: " + json.dumps(dict(sorted(py_trace(f, key, 1, spec.shape[1]).items(), key=lambda kv: -kv[1]))))
     for g in gos.values():

@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gotf/gotf/savedmodel/runner"
@@ -37,10 +38,11 @@ func main() {
 	dir := flag.String("dir", "", "SavedModel directory")
 	config := flag.String("config", "", "session ConfigProto in text format (amends runner's defaults)")
 	xla := flag.Bool("xla", false, "SessionOptions.XLA (TF_EnableXLACompilation)")
+	single := flag.Bool("single", false, "LoadOptions.SingleThreadedExecutor")
 	runopts := flag.String("runopts", "", "RunOptions in text format handed to every run")
 	tensor := flag.Bool("tensor", false, "feed a prepared *tfgo.Tensor instead of [][]int32")
 	flag.Parse()
-	opts := runner.LoadOptions{Session: tfgo.SessionOptions{XLA: *xla}}
+	opts := runner.LoadOptions{Session: tfgo.SessionOptions{XLA: *xla}, SingleThreadedExecutor: *single}
 	if *config != "" {
 		c := &cpb.ConfigProto{}
 		if err := prototext.Unmarshal([]byte(*config), c); err != nil {
@@ -106,10 +108,14 @@ func main() {
 				log.Fatal(err)
 			}
 			ms := make([]float64, n)
+			cpu0 := cpuMs()
 			for i := range ms {
 				ms[i] = runOnce(m, feeds)
 			}
-			must(out.Encode(map[string]any{"ms": ms}))
+			// The process's CPU time per run: what the run cost the
+			// machine, threads spinning included, which the wall time
+			// on a shared machine hides.
+			must(out.Encode(map[string]any{"ms": ms, "cpu_ms": (cpuMs() - cpu0) / float64(n)}))
 		case "trace":
 			n := 1
 			if len(f) > 2 {
@@ -122,6 +128,12 @@ func main() {
 			log.Fatalf("unknown command %q", f[0])
 		}
 	}
+}
+
+func cpuMs() float64 {
+	var ru syscall.Rusage
+	must(syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e6
 }
 
 func must(err error) {
@@ -155,9 +167,10 @@ func runOnce(m *runner.Model, feeds map[string]any) float64 {
 	return float64(d) / 1e6
 }
 
-// trace runs the signature once with FULL_TRACE on the model's session and
-// sums the step stats per op type: what the session spent its time on, to
-// compare with the op set of Python's function.
+// trace runs the signature runs times with a full trace (tfgo's RunTraced)
+// on the model's session and sums the step stats per op type: what the
+// session spent its time on, to compare with the op set of Python's
+// function.
 func trace(m *runner.Model, key string, ids [][]int32, runs int) map[string]any {
 	sig, _ := m.Signature("serving_default")
 	g := m.Session().Graph()
@@ -175,52 +188,41 @@ func trace(m *runner.Model, key string, ids [][]int32, runs int) map[string]any 
 	}
 	perOp := map[string]float64{}
 	count := map[string]int{}
-	var md *cpb.RunMetadata
+	var graphOps map[string]int
 	for r := 0; r < runs; r++ {
-		var outs []*tfgo.Tensor
-		var err error
-		outs, md, err = m.Session().RunWithOptions(&cpb.RunOptions{TraceLevel: cpb.RunOptions_FULL_TRACE, OutputPartitionGraphs: true},
-			map[tfgo.Output]any{in: ids}, fetches)
+		outs, tr, err := m.Session().RunTraced(map[tfgo.Output]any{in: ids}, fetches)
 		if err != nil {
 			log.Fatal(err)
 		}
 		for _, t := range outs {
 			t.Close()
 		}
-		for _, d := range md.GetStepStats().GetDevStats() {
-			for _, n := range d.GetNodeStats() {
-				op := n.GetTimelineLabel()
-				if i := strings.Index(op, "= "); i >= 0 {
-					op = op[i+2:]
-				}
-				if i := strings.IndexAny(op, "("); i >= 0 {
-					op = op[:i]
-				}
-				perOp[op] += float64(n.GetAllEndRelMicros()) / 1e3 / float64(runs)
-				if r == 0 {
-					count[op]++
-				}
+		opOf := map[string]string{}
+		for _, pg := range tr.Metadata.GetPartitionGraphs() {
+			for _, n := range pg.GetNode() {
+				opOf[n.GetName()] = n.GetOp()
 			}
 		}
-	}
-	graphOps := map[string]int{}
-	for _, pg := range md.GetPartitionGraphs() {
-		for _, n := range pg.GetNode() {
-			graphOps[n.GetOp()]++
+		for _, st := range tr.Ops {
+			op := opOf[st.Name]
+			if op == "" {
+				op = "(" + st.Name + ")"
+			}
+			perOp[op] += float64(st.Micros) / 1e3 / float64(runs)
+			if r == 0 {
+				count[op]++
+			}
 		}
+		graphOps = tr.ExecutedOpTypes()
 	}
-	type kv struct {
-		K string
-		V float64
+	ops := make([]string, 0, len(perOp))
+	for k := range perOp {
+		ops = append(ops, k)
 	}
-	var top []kv
-	for k, v := range perOp {
-		top = append(top, kv{k, v})
-	}
-	sort.Slice(top, func(i, j int) bool { return top[i].V > top[j].V })
+	sort.Slice(ops, func(i, j int) bool { return perOp[ops[i]] > perOp[ops[j]] })
 	var lines []string
-	for _, e := range top {
-		lines = append(lines, fmt.Sprintf("%8.3f ms %4d  %s", e.V, count[e.K], e.K))
+	for _, op := range ops {
+		lines = append(lines, fmt.Sprintf("%8.3f ms %4d  %s", perOp[op], count[op], op))
 	}
 	return map[string]any{"op_ms": lines, "graph_ops": graphOps}
 }

@@ -10,6 +10,9 @@ import (
 
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/require"
+	fnpb "github.com/wamuir/graft/tensorflow/core/framework/function_go_proto"
+	graphpb "github.com/wamuir/graft/tensorflow/core/framework/graph_go_proto"
+	ndpb "github.com/wamuir/graft/tensorflow/core/framework/node_def_go_proto"
 	cpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 )
 
@@ -81,4 +84,48 @@ func TestXLA(t *testing.T) {
 	defer got.Close()
 	require.NotZero(t, ops["_XlaRun"], "no XLA cluster ran: %v", ops)
 	closeTo(t, "XLA vs default session", want, got, 1e-5)
+}
+
+// TestSingleThreadedExecutor: the option gives the default session's
+// outputs, and is refused where TensorFlow's single-threaded executor
+// cannot run the model.
+func TestSingleThreadedExecutor(t *testing.T) {
+	b := newBlock(t)
+	dir := filepath.Join(t.TempDir(), "block")
+	require.NoError(t, Export(dir, b.s.Graph(), b.sess, b.signatures(), ExportOptions{}))
+	in := map[string]any{"x": b.randomInput(3, 4)}
+	run := func(opts LoadOptions) (*tfgo.Tensor, int) {
+		m, err := LoadWithOptions(dir, opts)
+		require.NoError(t, err)
+		defer m.Close()
+		out, err := m.Run(context.Background(), "serving_default", in)
+		require.NoError(t, err)
+		s := m.sigs["serving_default"]
+		traced, tr, err := m.Session().RunTraced(map[tfgo.Output]any{s.inputs["x"]: in["x"]}, s.outputs)
+		require.NoError(t, err)
+		traced[0].Close()
+		return out["y"], len(tr.Ops)
+	}
+	want, stats := run(LoadOptions{})
+	defer want.Close()
+	require.NotZero(t, stats)
+	got, stats := run(LoadOptions{SingleThreadedExecutor: true})
+	defer got.Close()
+	// The executor that collects no step stats is the single-threaded one.
+	require.Zero(t, stats, "the option's session ran the default executor")
+	closeTo(t, "single-threaded vs default executor", want, got, 1e-6)
+
+	_, err := LoadWithOptions(dir, LoadOptions{SingleThreadedExecutor: true, Session: tfgo.SessionOptions{DeviceCount: map[string]int32{"CPU": 2}}})
+	require.ErrorIs(t, err, ErrUnsupported)
+	require.ErrorContains(t, err, "device count")
+
+	// A graph with TF1 control flow, as a tf.compat.v1 cond exports it.
+	meta := &cpb.MetaGraphDef{GraphDef: &graphpb.GraphDef{Node: []*ndpb.NodeDef{{Name: "x", Op: "Placeholder"}, {Name: "s", Op: "Switch", Input: []string{"x", "x"}}}}}
+	_, err = withExecutor(tfgo.SessionOptions{}, true, meta)
+	require.ErrorIs(t, err, ErrUnsupported)
+	require.ErrorContains(t, err, "control flow")
+	// The same in a function of the library.
+	meta = &cpb.MetaGraphDef{GraphDef: &graphpb.GraphDef{Library: &fnpb.FunctionDefLibrary{Function: []*fnpb.FunctionDef{{NodeDef: []*ndpb.NodeDef{{Name: "w", Op: "StatelessWhile"}}}}}}}
+	_, err = withExecutor(tfgo.SessionOptions{}, true, meta)
+	require.ErrorIs(t, err, ErrUnsupported)
 }

@@ -22,6 +22,18 @@
 // finds ErrUnknownSignature, ErrMissingInput, ErrUnexpectedInput,
 // ErrDType, ErrShape).
 //
+// Speed: the default session is TensorFlow's default configuration, the
+// one Python's tf.saved_model.load runs a signature with, and both run the
+// same kernels (the optimized graphs hold the same ops); cmd/benchinfer
+// times Run against Python's signature call, interleaved, and profiles
+// the ops. On a shared 2-core EPYC (load average 9-10) Go's default was
+// 0.96-1.05x Python's speed at batch 1 and 1.07-1.08x at batch 32 on a
+// 4-block GPT (Go's and Keras' exports). Options, all measured there:
+// Session.IntraOpThreads 1 ran batch 1 1.2x faster than Python and batch
+// 32 0.8x as fast (one core per kernel: on an idle machine batch 32
+// should lose more); SingleThreadedExecutor took 2-3% less CPU at batch 1
+// and 0.91-1.04x at batch 32; Session.XLA was slower at batch 32 (0.7x).
+//
 // Export writes a TF1-style SavedModel (see Export): the graph pruned to
 // what the signatures need, a SaverDef with its save and restore ops, the
 // variables' values read from the session, assets and fingerprint.pb.
@@ -146,9 +158,25 @@ type LoadOptions struct {
 	// Tags select the meta graph (its tag set must equal them); default
 	// {"serve"}.
 	Tags []string
-	// Session configures the session (threads, devices, XLA); the zero value is
-	// TensorFlow's default.
+	// Session configures the session (threads, devices, XLA); the zero
+	// value is TensorFlow's default, the configuration Python's
+	// tf.saved_model.load runs a signature with, and measured the fastest
+	// at batch 32 (cmd/benchinfer; see the package doc).
+	//
+	// Session.XLA compiles the signatures with XLA auto-clustering. It is
+	// refused (ErrUnsupported) in a process where TensorFlow would ignore
+	// it: on the CPU, the process must start with
+	// TF_XLA_FLAGS=--tf_xla_cpu_global_jit or make its first session with
+	// XLA.
 	Session tfgo.SessionOptions
+	// SingleThreadedExecutor runs each step's kernels one after another on
+	// the calling thread (TensorFlow's SINGLE_THREADED_EXECUTOR), each
+	// kernel still using the intra-op pool, instead of scheduling
+	// independent ops on the inter-op pool. It is refused
+	// (ErrUnsupported) for graphs with control flow, reference variables
+	// or non-CPU devices, with Session.XLA, a target or a device count,
+	// and in a process with a GPU. The run's step stats are empty.
+	SingleThreadedExecutor bool
 	// MaxInputBytes bounds the bytes of one Run's input tensors together
 	// (their buffers; a string element counts its header), checked before
 	// the graph runs: a request
@@ -180,10 +208,15 @@ func LoadWithOptions(dir string, opts LoadOptions) (*Model, error) {
 		return nil, fmt.Errorf("loading SavedModel %s: %w", dir, err)
 	}
 	// Check the files in Go first: clear errors naming the file.
-	if _, err := savedmodel.ReadMetaGraph(dir, tags...); err != nil {
+	mg, err := savedmodel.ReadMetaGraph(dir, tags...)
+	if err != nil {
 		return nil, fmt.Errorf("loading SavedModel %s: %w", dir, err)
 	}
-	sess, meta, err := tfgo.LoadSavedModel(dir, tags, opts.Session)
+	sopts, err := withExecutor(opts.Session, opts.SingleThreadedExecutor, mg)
+	if err != nil {
+		return nil, fmt.Errorf("loading SavedModel %s: %w", dir, err)
+	}
+	sess, meta, err := tfgo.LoadSavedModel(dir, tags, sopts)
 	if err != nil {
 		return nil, fmt.Errorf("loading SavedModel %s (tags %s): %w", dir, strings.Join(tags, ","), err)
 	}
