@@ -24,15 +24,26 @@
 //
 // Speed: the default session is TensorFlow's default configuration, the
 // one Python's tf.saved_model.load runs a signature with, and both run the
-// same kernels (the optimized graphs hold the same ops); cmd/benchinfer
-// times Run against Python's signature call, interleaved, and profiles
-// the ops. On a shared 2-core EPYC (load average 9-10) Go's default was
-// 0.96-1.05x Python's speed at batch 1 and 1.07-1.08x at batch 32 on a
-// 4-block GPT (Go's and Keras' exports). Options, all measured there:
-// Session.IntraOpThreads 1 ran batch 1 1.2x faster than Python and batch
-// 32 0.8x as fast (one core per kernel: on an idle machine batch 32
-// should lose more); SingleThreadedExecutor took 2-3% less CPU at batch 1
-// and 0.91-1.04x at batch 32; Session.XLA was slower at batch 32 (0.7x).
+// same kernels (the optimized graphs hold the same ops). cmd/benchinfer
+// times Run against Python's signature call, interleaved, with CPU time
+// per run and the ops that ran. Measured on a shared 2-core EPYC (AVX-512,
+// load average 7-10), 4-block GPT, Go's and Keras' exports, Python time /
+// Go time:
+//
+//	default session                 batch 1: 0.96-1.07x  batch 32: 0.96-1.08x
+//	Session.IntraOpThreads 1        batch 1: 1.18-1.27x  batch 32: 0.54-0.83x
+//	SingleThreadedExecutor          batch 1: 1.04-1.08x  batch 32: 0.84-1.09x
+//	Session.XLA                     batch 1: 0.93-1.25x  batch 32: 0.68-0.77x
+//	oneDNN bfloat16 rewrite (below) batch 1: 1.08x       batch 32: 1.30x
+//
+// One intra-op thread spares small kernels the threads' synchronisation
+// (the 16 transposes of Go's export at batch 1: 4 ms with two threads,
+// 0.5-0.9 ms with one) but leaves a core idle in the batch-32 matmuls,
+// which an idle machine would show even more. The bfloat16 rewrite
+// (Session.Config graph_options.rewrite_options
+// auto_mixed_precision_onednn_bfloat16: ON, on CPUs with AVX-512 BF16)
+// halves the matmuls' time at batch 32 but moves the logits by up to 0.05,
+// so it is not a default.
 //
 // Export writes a TF1-style SavedModel (see Export): the graph pruned to
 // what the signatures need, a SaverDef with its save and restore ops, the
