@@ -27,14 +27,19 @@
 // same kernels (the optimized graphs hold the same ops). cmd/benchinfer
 // times Run against Python's signature call, interleaved, with CPU time
 // per run and the ops that ran. Measured on a shared 2-core EPYC (AVX-512,
-// load average 7-10), 4-block GPT, Go's and Keras' exports, Python time /
+// load average 3-10), 4-block GPT, Go's and Keras' exports, Python time /
 // Go time:
 //
 //	default session                 batch 1: 0.96-1.07x  batch 32: 0.96-1.08x
-//	Session.IntraOpThreads 1        batch 1: 1.18-1.27x  batch 32: 0.54-0.83x
-//	SingleThreadedExecutor          batch 1: 1.04-1.08x  batch 32: 0.84-1.09x
+//	Session.IntraOpThreads 1        batch 1: 1.18-1.27x  batch 32: 0.54-1.04x
+//	SingleThreadedExecutor          batch 1: 1.04-1.15x  batch 32: 0.84-1.09x
 //	Session.XLA                     batch 1: 0.93-1.25x  batch 32: 0.68-0.77x
-//	oneDNN bfloat16 rewrite (below) batch 1: 1.08x       batch 32: 1.30x
+//	oneDNN bfloat16 rewrite (below) batch 1: 1.05-1.08x  batch 32: 1.26-1.34x
+//
+// The single-threaded executor never lost at batch 1 and its CPU time per
+// run at batch 32 was the default's (within 3%), but its batch-32 wall
+// time went both ways, and it cannot run every graph: an option, not the
+// default.
 //
 // One intra-op thread spares small kernels the threads' synchronisation
 // (the 16 transposes of Go's export at batch 1: 4 ms with two threads,
