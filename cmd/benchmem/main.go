@@ -35,11 +35,9 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"math/rand"
 	"os"
@@ -50,6 +48,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gotf/gotf/internal/cpuinfo"
 	"github.com/gotf/gotf/keraslike"
 	"github.com/gotf/gotf/mixedprecision"
 	"github.com/gotf/gotf/tfgo"
@@ -99,7 +98,8 @@ func main() {
 		log.Fatal("-steps must be >= 1 and -warmup >= 0")
 	}
 
-	cpu, cpuFlags := cpuInfo()
+	ci := cpuinfo.Read()
+	cpu, cpuFlags := ci.Model, ci.Flags("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 	var hdr strings.Builder
 	fmt.Fprintf(&hdr, "CPU: %s; flags: %s; %d cores; TensorFlow %s; Go %s\n",
 		cpu, cpuFlags, runtime.NumCPU(), tfgo.Version(), runtime.Version())
@@ -130,7 +130,7 @@ func main() {
 		if err := os.MkdirAll(f.out, 0o755); err != nil {
 			log.Fatal(err)
 		}
-		path := filepath.Join(f.out, fmt.Sprintf("%s-memory-%s.md", time.Now().Format("2006-01-02"), shortName(cpu)))
+		path := filepath.Join(f.out, fmt.Sprintf("%s-memory-%s.md", time.Now().Format("2006-01-02"), cpuinfo.FileName(cpu)))
 		body := "# Memory levers: mixed precision and gradient checkpointing\n\n" +
 			"`" + strings.TrimSpace("go run ./cmd/benchmem "+strings.Join(os.Args[1:], " ")) + "` (make bench-memory)\n\n" + report
 		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
@@ -497,71 +497,4 @@ func kernelReport(rs []result) string {
 		fmt.Fprintf(&b, "- %s: %s\n", r.name, strings.Join(parts, ", "))
 	}
 	return b.String()
-}
-
-// cpuInfo reads the CPU model and the flags that matter from /proc/cpuinfo.
-func cpuInfo() (model, flags string) {
-	model, flags = runtime.GOARCH, "unknown"
-	fh, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return model, flags
-	}
-	defer fh.Close()
-	return parseCPUInfo(fh)
-}
-
-func parseCPUInfo(rd io.Reader) (model, flags string) {
-	model, flags = runtime.GOARCH, "unknown"
-	have := map[string]bool{}
-	sc := bufio.NewScanner(rd)
-	sc.Buffer(make([]byte, 1<<16), 1<<20)
-	gotModel, gotFlags := false, false
-	for sc.Scan() && !(gotModel && gotFlags) {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		switch strings.TrimSpace(k) {
-		case "model name":
-			if !gotModel {
-				model, gotModel = strings.TrimSpace(v), true
-			}
-		case "flags":
-			if !gotFlags {
-				for _, fl := range strings.Fields(v) {
-					have[fl] = true
-				}
-				gotFlags = true
-			}
-		}
-	}
-	var parts []string
-	for _, fl := range []string{"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"} {
-		if have[fl] {
-			parts = append(parts, fl)
-		} else {
-			parts = append(parts, "no "+fl)
-		}
-	}
-	return model, strings.Join(parts, ", ")
-}
-
-// shortName makes a file-name part of the CPU model ("AMD EPYC 7B13" ->
-// "amd-epyc-7b13").
-func shortName(model string) string {
-	s := strings.ToLower(model)
-	for _, w := range []string{"(r)", "(tm)", "cpu", "processor", "@"} {
-		s = strings.ReplaceAll(s, w, " ")
-	}
-	if i := strings.Index(s, "ghz"); i >= 0 { // drop the clock
-		if j := strings.LastIndex(s[:i], " "); j >= 0 {
-			s = s[:j]
-		}
-	}
-	s = regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(s, "-")
-	s = strings.Trim(s, "-")
-	if s == "" {
-		s = "cpu"
-	}
-	return s
 }

@@ -39,12 +39,12 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/gotf/gotf/internal/cpuinfo"
 	"github.com/gotf/gotf/internal/modelstats"
 	"github.com/gotf/gotf/internal/setup"
 	"github.com/gotf/gotf/keraslike"
@@ -202,8 +202,8 @@ func run(o options) error {
 	report := format(o, vs, halfSizes, trainTime)
 	fmt.Print(report)
 	if o.out != "" {
-		model, _ := cpuModel()
-		path := filepath.Join(root, o.out, fmt.Sprintf("%s-quant-%s.md", time.Now().UTC().Format("2006-01-02"), fileName(model)))
+		model := cpuinfo.Read().Model
+		path := filepath.Join(root, o.out, fmt.Sprintf("%s-quant-%s.md", time.Now().UTC().Format("2006-01-02"), cpuinfo.FileName(model)))
 		if err := os.WriteFile(path, []byte(report), 0o644); err != nil {
 			return err
 		}
@@ -251,7 +251,8 @@ func randomIDs(r *rand.Rand, batch, seq int) (*tfgo.Tensor, error) {
 
 func format(o options, vs []*variant, half map[string]int64, train time.Duration) string {
 	var b strings.Builder
-	model, flags := cpuModel()
+	cpu := cpuinfo.Read()
+	model, flags := cpu.Model, cpu.Flags("avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
 	fmt.Fprintf(&b, "# int8 quantization of the main job's GPT\n\n`go run ./cmd/benchquant -steps %d -iters %d` (make bench-quant)\n\n", o.steps, o.iters)
 	fmt.Fprintf(&b, "CPU: %s (%s); %d cores seen by Go, shared with other work; TensorFlow %s; Go %s\n", model, flags, runtime.NumCPU(), tfgo.Version(), runtime.Version())
 	fmt.Fprintf(&b, "GPT: %d post-LN blocks, d_model %d, %d heads, seq %d, vocab 256; trained %d steps of batch 16 (Adam 2e-3) on the module's Go source in %s; validation: %d held-out windows of %d tokens\n\n",
@@ -287,44 +288,3 @@ The validation loss and the float16/bfloat16 exports' sizes are of the same trai
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
-
-// cpuModel is /proc/cpuinfo's model name and whether the CPU has the
-// int8 dot-product instructions (AVX-512 VNNI, AMX int8).
-func cpuModel() (model, flags string) {
-	model, flags = runtime.GOARCH, "flags unknown"
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return model, flags
-	}
-	have := map[string]bool{}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		switch strings.TrimSpace(k) {
-		case "model name":
-			if model == runtime.GOARCH {
-				model = strings.TrimSpace(v)
-			}
-		case "flags":
-			for _, f := range strings.Fields(v) {
-				have[f] = true
-			}
-		}
-	}
-	var fs []string
-	for _, f := range []string{"avx512f", "avx512_vnni", "avx_vnni", "amx_int8"} {
-		if !have[f] {
-			f = "no " + f
-		}
-		fs = append(fs, f)
-	}
-	return model, strings.Join(fs, ", ")
-}
-
-// fileName makes a file-name part of the CPU model ("AMD EPYC" -> "amd-epyc").
-func fileName(model string) string {
-	s := strings.Trim(regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(model), "-"), "-")
-	if s == "" {
-		s = "cpu"
-	}
-	return s
-}

@@ -32,6 +32,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gotf/gotf/internal/cpuinfo"
 	"github.com/gotf/gotf/internal/setup"
 )
 
@@ -143,8 +144,8 @@ func run(o options) (*result, error) {
 	res := &result{runs: runs, python: py, diff: maxAbsDiff(served, py.logits)}
 	res.report = format(o, m, runs, py, res.diff)
 	if o.out != "" {
-		model, _ := cpuModel()
-		path := filepath.Join(root, o.out, fmt.Sprintf("%s-serve-%s.md", time.Now().UTC().Format("2006-01-02"), fileName(model)))
+		model := cpuinfo.Read().Model
+		path := filepath.Join(root, o.out, fmt.Sprintf("%s-serve-%s.md", time.Now().UTC().Format("2006-01-02"), cpuinfo.FileName(model)))
 		if err := os.WriteFile(path, []byte(res.report), 0o644); err != nil {
 			return res, err
 		}

@@ -3,17 +3,18 @@ package main
 import (
 	"fmt"
 	"os"
-	"regexp"
 	"runtime"
 	"strings"
 	"time"
 
+	"github.com/gotf/gotf/internal/cpuinfo"
 	"github.com/gotf/gotf/tfgo"
 )
 
 func format(o options, m *served, runs []*loadRun, py *pyRun, diff float64) string {
 	var b strings.Builder
-	model, flags := cpuModel()
+	cpu := cpuinfo.Read()
+	model, flags := cpu.Model, cpu.Flags("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile")
 	fmt.Fprintf(&b, "# Load test of the model server with the main job's model\n\n`go run ./cmd/benchserve -rate %g -duration %s -api %s` (make bench-serve)\n\n", o.rate, o.duration, o.apis)
 	fmt.Fprintf(&b, "CPU: %s (%s); %d cores seen by Go, shared with other work (the load generator and the server run on the same cores); TensorFlow %s; Go %s\n",
 		model, flags, runtime.NumCPU(), tfgo.Version(), runtime.Version())
@@ -55,35 +56,3 @@ func apiName(api string) string {
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
-
-// cpuModel is /proc/cpuinfo's model name and the vector and matrix
-// extensions TensorFlow's CPU kernels pick from.
-func cpuModel() (model, flags string) {
-	model = runtime.GOARCH
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	if m := regexp.MustCompile(`(?m)^model name\s*:\s*(.+)$`).FindSubmatch(b); m != nil {
-		model = strings.TrimSpace(string(m[1]))
-	}
-	have := map[string]bool{}
-	if m := regexp.MustCompile(`(?m)^flags\s*:\s*(.+)$`).FindSubmatch(b); m != nil {
-		for _, f := range strings.Fields(string(m[1])) {
-			have[f] = true
-		}
-	}
-	var fs []string
-	for _, f := range []string{"avx2", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile"} {
-		if !have[f] {
-			f = "no " + f
-		}
-		fs = append(fs, f)
-	}
-	return model, strings.Join(fs, ", ")
-}
-
-// fileName makes a file-name part of the CPU model ("AMD EPYC" -> "amd-epyc").
-func fileName(model string) string {
-	if s := strings.Trim(regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(model), "-"), "-"); s != "" {
-		return s
-	}
-	return "cpu"
-}

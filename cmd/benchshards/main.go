@@ -20,9 +20,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"time"
 
+	"github.com/gotf/gotf/internal/cpuinfo"
 	"github.com/gotf/gotf/internal/procstat"
 	"github.com/gotf/gotf/keraslike"
 	"github.com/gotf/gotf/tfgo"
@@ -57,18 +57,6 @@ func resetPeak() {
 	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
 		log.Fatalf("resetting the peak RSS: %v", err)
 	}
-}
-
-func cpuName() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "model name") {
-			if _, v, ok := strings.Cut(line, ":"); ok {
-				return strings.TrimSpace(v)
-			}
-		}
-	}
-	return "unknown"
 }
 
 // model is the Dense stack, its kernels drawn with seed (scaled so that
@@ -109,7 +97,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	res := result{CPU: cpuName(), Layers: *layers, ShardGB: *shardGB}
+	res := result{CPU: cpuinfo.Read().Model, Layers: *layers, ShardGB: *shardGB}
 	res.ModelGiB = float64(*layers) * float64(*units) * float64(*units+1) * 4 / (1 << 30)
 	res.LargestWeight = float64(*units) * float64(*units) * 4 / (1 << 20)
 	index := filepath.Join(*dir, "bench.weights.json")
