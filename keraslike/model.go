@@ -90,6 +90,8 @@ func (m *Model) Layers() []Layer { return m.layers }
 
 // SetSessionOptions sets the options of the session the model creates
 // (threads, devices, XLA); call it before the first Fit, Predict or Build.
+// With IntraOpThreads 0 the model picks the intra-op pool's size from its
+// graph (see defaultThreads); set it to choose.
 func (m *Model) SetSessionOptions(o tfgo.SessionOptions) { m.sessOpts = o }
 
 // SetXLA makes XLA compile the model's forward and backward passes
