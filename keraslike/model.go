@@ -246,16 +246,17 @@ func (m *Model) session() (*tfgo.Session, error) {
 // op on one thread: see defaultThreads.
 const smallMatMul = 1 << 26
 
-// defaultThreads is o with keraslike's intra-op pool size when the caller
-// set none: one thread when every matrix product of static shape in the
-// graph is small. Splitting such an op over the intra-op pool
-// costs more in hand-offs and spinning than it saves, while the inter-op
-// pool (one thread per core, TensorFlow's default) still runs independent
-// ops side by side: the small GPT's step measured 12% faster on a 2-core
-// AVX-512 EPYC and 37% faster on a 2-core AVX2 one, and spent 15-20% less
-// CPU per step. Graphs with a larger product (or unknown shapes) keep
-// TensorFlow's default, one thread per core, which a large product
-// needs.
+// defaultThreads is o with keraslike's thread pools when the caller set no
+// intra-op size: one intra-op and (unless set) one inter-op thread when
+// every matrix product of static shape in the graph is small. Splitting
+// such ops over a pool, or handing them between pool threads, costs more
+// in hand-offs and spinning than it saves: on a 2-core AVX-512 EPYC the
+// small GPT's step took 15.9 ms this way, 17.2 ms with one intra-op thread
+// and TensorFlow's inter-op pool, 20.5 ms with TensorFlow's pools (and on
+// a 2-core AVX2 EPYC one intra-op thread alone was 37% faster). Graphs
+// with a larger product (or unknown shapes) keep TensorFlow's pools, one
+// thread per core, which a large product needs (the large GPT measured
+// slowest with one thread).
 func (m *Model) defaultThreads(o tfgo.SessionOptions) tfgo.SessionOptions {
 	if o.IntraOpThreads != 0 || o.Target != "" || (o.Config != nil && o.Config.IntraOpParallelismThreads != 0) {
 		return o
@@ -271,6 +272,9 @@ func (m *Model) defaultThreads(o tfgo.SessionOptions) tfgo.SessionOptions {
 	}
 	if largest > 0 && largest <= smallMatMul {
 		o.IntraOpThreads = 1
+		if o.InterOpThreads == 0 && (o.Config == nil || o.Config.InterOpParallelismThreads == 0) {
+			o.InterOpThreads = 1
+		}
 	}
 	return o
 }
