@@ -90,8 +90,6 @@ func (m *Model) Layers() []Layer { return m.layers }
 
 // SetSessionOptions sets the options of the session the model creates
 // (threads, devices, XLA); call it before the first Fit, Predict or Build.
-// With IntraOpThreads 0 the model picks the intra-op pool's size from its
-// graph (see defaultThreads); set it to choose.
 func (m *Model) SetSessionOptions(o tfgo.SessionOptions) { m.sessOpts = o }
 
 // SetXLA makes XLA compile the model's forward and backward passes
@@ -209,7 +207,7 @@ func (m *Model) session() (*tfgo.Session, error) {
 		return nil, err
 	}
 	if m.sess == nil {
-		sess, err := tfgo.NewSession(m.Scope(), m.defaultThreads(m.sessOpts))
+		sess, err := tfgo.NewSession(m.Scope(), m.sessOpts)
 		if err != nil {
 			return nil, err
 		}
@@ -239,68 +237,6 @@ func (m *Model) session() (*tfgo.Session, error) {
 		m.initialized = true
 	}
 	return m.sess, nil
-}
-
-// smallMatMul is the most multiply-adds (2^26, about half a millisecond of
-// one core) of the largest matrix product below which keraslike runs each
-// op on one thread: see defaultThreads.
-const smallMatMul = 1 << 26
-
-// defaultThreads is o with keraslike's thread pools when the caller set no
-// intra-op size: one intra-op and (unless set) one inter-op thread when
-// every matrix product of static shape in the graph is small. Splitting
-// such ops over a pool, or handing them between pool threads, costs more
-// in hand-offs and spinning than it saves: on a 2-core AVX-512 EPYC the
-// small GPT's step took 15.9 ms this way, 17.2 ms with one intra-op thread
-// and TensorFlow's inter-op pool, 20.5 ms with TensorFlow's pools (and on
-// a 2-core AVX2 EPYC one intra-op thread alone was 37% faster). Graphs
-// with a larger product (or unknown shapes) keep TensorFlow's pools, one
-// thread per core, which a large product needs (the large GPT measured
-// slowest with one thread).
-func (m *Model) defaultThreads(o tfgo.SessionOptions) tfgo.SessionOptions {
-	if o.IntraOpThreads != 0 || o.Target != "" || (o.Config != nil && o.Config.IntraOpParallelismThreads != 0) {
-		return o
-	}
-	// Products with an unknown batch size (the inference graph, a training
-	// graph without CompileOptions.BatchSize) do not count: without a
-	// static one the default stays TensorFlow's.
-	largest := int64(0)
-	for _, op := range m.Scope().Graph().Operations() {
-		if w, ok := matMulWork(op); ok {
-			largest = max(largest, w)
-		}
-	}
-	if largest > 0 && largest <= smallMatMul {
-		o.IntraOpThreads = 1
-		if o.InterOpThreads == 0 && (o.Config == nil || o.Config.InterOpParallelismThreads == 0) {
-			o.InterOpThreads = 1
-		}
-	}
-	return o
-}
-
-// matMulWork is the multiply-adds of a matrix product op; ok is false for
-// other ops and when its shapes are not static.
-func matMulWork(op *tfgo.Operation) (int64, bool) {
-	var transposed string
-	switch op.Type() {
-	case "MatMul", "_FusedMatMul":
-		transposed = "transpose_a"
-	case "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3":
-		transposed = "adj_x"
-	default:
-		return 0, false
-	}
-	a, out := staticShape(op.Input(0)), staticShape(op.Output(0))
-	if len(a) < 2 || out == nil {
-		return 0, false
-	}
-	k := a[len(a)-1]
-	if t, err := op.Attr(transposed); err == nil && t == true {
-		k = a[len(a)-2]
-	}
-	n, err := dtypes.NumElements(append(slices.Clip(out), k))
-	return n, err == nil
 }
 
 // checkDevices refuses, before the graph first runs, a layer placed on a
