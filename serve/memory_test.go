@@ -177,7 +177,12 @@ func TestMemoryReturnedAfterUnload(t *testing.T) {
 
 	require.Zero(t, failed.Load(), "failed requests (first: %v)", firstFailure.Load())
 	require.Positive(t, sent.Load())
-	require.LessOrEqual(t, servedAfter, 5*time.Second, "version 2 served within 5 s of being dropped in")
+	// Loading 256 MiB takes 1-4 s here, and longer on a loaded machine:
+	// the 5 s bound of a new version is asserted by
+	// TestNewVersionServedWithinFiveSeconds, on a model whose load time
+	// does not depend on the disk; this one logs its time and bounds it
+	// loosely, so that a busy machine does not fail it.
+	require.LessOrEqual(t, servedAfter, 30*time.Second, "version 2 served within 30 s of being dropped in")
 	require.LessOrEqual(t, rssAfter, bound, "RSS after unloading within 10% of one version's footprint")
 }
 
