@@ -139,11 +139,17 @@ func TestServesModelConfigFile(t *testing.T) {
 }
 `, filepath.Join(dir, "a"), filepath.Join(dir, "b"))), 0o644))
 
+	batching := filepath.Join(dir, "batching.config")
+	require.NoError(t, os.WriteFile(batching, []byte("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 1000 }\n"), 0o644))
+	monitoring := filepath.Join(dir, "monitoring.config")
+	require.NoError(t, os.WriteFile(monitoring, []byte(`prometheus_config { enable: true, path: "/metrics" }`), 0o644))
+
 	addr := testutil.FreeAddrs(t, 1)[0]
 	port := addr[strings.LastIndex(addr, ":")+1:]
 	c := start(t, "--rest_api_host=127.0.0.1", "--rest_api_port="+port, "--port=0",
 		"--model_config_file="+config, "--file_system_poll_wait_seconds=1", "--model_config_file_poll_wait_seconds=1",
-		"--tensorflow_intra_op_parallelism=1", "--enable_batching=false", "--rest_api_num_threads=4")
+		"--tensorflow_intra_op_parallelism=1", "--enable_batching", "--batching_parameters_file="+batching,
+		"--monitoring_config_file="+monitoring, "--rest_api_num_threads=4")
 	url := "http://" + addr
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -168,6 +174,15 @@ func TestServesModelConfigFile(t *testing.T) {
 	testutil.AllClose(t, "model b, label stable", wantB5, predict(t, url+"/v1/models/b/labels/stable:predict", body), 1e-6, 1e-6)
 	code, resp := get(t, url+"/v1/models/b/versions/6")
 	require.Equal(t, http.StatusNotFound, code, resp)
+	code, resp = get(t, url+"/readyz")
+	require.Equal(t, http.StatusOK, code, resp)
+	// The metrics are at the monitoring file's path, with batching's
+	// (the batching file was read and the predicts went through it).
+	code, resp = get(t, url+"/metrics")
+	require.Equal(t, http.StatusOK, code)
+	for _, want := range []string{`:tensorflow:serving:request_count{model_name="b",status="OK"}`, ":tensorflow:serving:batching_session:wrapped_run_count 3"} {
+		require.True(t, strings.Contains(resp, want), "metrics without %s", want)
+	}
 
 	// A new config, read by polling: a goes, b moves to version 6.
 	require.NoError(t, os.WriteFile(config, []byte(fmt.Sprintf(`model_config_list {
