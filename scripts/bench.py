@@ -190,10 +190,10 @@ def table(args, info, peak, train, inf, ckpt, disk, started, elapsed, loads):
         "",
         "Go vs Python: Python time / Go time (> 1: Go is faster). All figures measured in this run.",
         f"Train steps: cmd/benchtrain (keraslike Fit, one session run per step) vs Keras 3 fit and a tf.function loop "
-        f"(scripts/bench_train.py configurations {json.dumps(bench_train.CONFIGS)}); mean ms/step over {args.steps} "
-        f"steps after {args.warmup} warm-up (cmd/benchtrain reports the mean); 'best Python' is the fastest of the four. "
+        f"(scripts/bench_train.py configurations {json.dumps(bench_train.CONFIGS)}); median ms/step over {args.steps} "
+        f"steps after {args.warmup} warm-up, sides interleaved in rounds; 'best Python' is the fastest of the four. "
         f"MFU: the best Go step's model FLOP/s against the MatMul ceiling: the best of the MatMul rates measured in this run (at the start and after each configuration).",
-        f"Inference: medians of {args.iters} runs after 3 warm-up, int32 token ids [batch, {cfg['seq']}]; Go is runner.Load "
+        f"Inference: medians of {args.iters} runs after 3 warm-up, Go and Python alternating in 3 rounds, int32 token ids [batch, {cfg['seq']}]; Go is runner.Load "
         f"+ Model.Run (keraslike BenchmarkSavedModel), Python tf.saved_model.load(dir).signatures['serving_default'] with the "
         f"outputs fetched to numpy. The main job's export: `go run ./examples/transformer -steps {args.main_steps} -epochs 1` "
         f"(GPT {cfg['layers']} blocks, d_model {cfg['d']}, {cfg['heads']} heads, seq {cfg['seq']}); the Python export: "
