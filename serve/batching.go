@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gotf/gotf/dtypes"
 	"github.com/gotf/gotf/tfgo"
 	cpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 )
@@ -26,11 +28,11 @@ import (
 // dimensions when PadVariableLengthInputs), runs the session once and
 // splits the outputs back.
 type batcher struct {
-	cfg     BatchingConfig // with defaults
-	err     error          // the configuration's problem, refusing every batched run
-	log     *slog.Logger
-	m       *serverMetrics
-	threads chan struct{} // a token per batch thread
+	cfg      BatchingConfig // checked by New, with defaults
+	maxBytes int64          // bound on a merged run's input bytes, padding included (negative: none)
+	log      *slog.Logger
+	m        *serverMetrics
+	threads  chan struct{} // a token per batch thread
 
 	mu     sync.Mutex
 	queues map[string]*batchQueue
@@ -76,12 +78,11 @@ type batchQueue struct {
 	wake    chan struct{}
 }
 
-func newBatcher(cfg BatchingConfig, m *serverMetrics, log *slog.Logger) *batcher {
-	b := &batcher{cfg: cfg.withDefaults(), log: log, m: m, queues: map[string]*batchQueue{}}
-	if err := cfg.Validate(); err != nil {
-		b.err = statusf(FailedPrecondition, "%v", err)
-		log.Error("batching configuration refused; batched runs fail", "err", err)
-	}
+// newBatcher makes the batcher of a configuration New has checked;
+// maxBytes bounds a merged run's inputs as LoadOptions.MaxInputBytes bounds
+// one request's, since padding can make a batch larger than its requests.
+func newBatcher(cfg BatchingConfig, maxBytes int64, m *serverMetrics, log *slog.Logger) *batcher {
+	b := &batcher{cfg: cfg.withDefaults(), maxBytes: maxBytes, log: log, m: m, queues: map[string]*batchQueue{}}
 	b.threads = make(chan struct{}, max(b.cfg.NumBatchThreads, 1))
 	return b
 }
@@ -140,9 +141,7 @@ func (b *batcher) taskSize(inputs []*tfgo.Tensor) (size int, ok bool, err error)
 // its context's error; once a batch thread has taken it, it waits for the
 // batch, whose run is bounded by the smallest deadline in the batch.
 func (b *batcher) run(ctx context.Context, spec *batchSpec, fetchKeys []string, inputs []*tfgo.Tensor, size int) ([]*tfgo.Tensor, error) {
-	if b.err != nil {
-		return nil, b.err
-	}
+	// Once per input tensor, as TF Serving's ComputeInputSize records it.
 	for range inputs {
 		b.m.inputBatchSize.Observe(float64(size))
 	}
@@ -324,13 +323,9 @@ func (b *batcher) runBatch(spec *batchSpec, tasks []*batchTask) ([][]*tfgo.Tenso
 	}
 	exec := b.roundToAllowed(total)
 	padding := exec - total
-	feeds := make(map[tfgo.Output]any, len(spec.names))
-	var merged []*tfgo.Tensor
-	defer func() {
-		for _, t := range merged {
-			t.Close()
-		}
-	}()
+	inputs := make([][]hostTensor, len(spec.names))
+	dims := make([][]int64, len(spec.names))
+	var bytes int64
 	for i := range spec.names {
 		parts := make([]hostTensor, len(tasks))
 		for j, t := range tasks {
@@ -340,13 +335,31 @@ func (b *batcher) runBatch(spec *batchSpec, tasks []*batchTask) ([][]*tfgo.Tenso
 			}
 			parts[j] = h
 		}
+		inputs[i], dims[i] = parts, slices.Clone(parts[0].shape)
 		if b.cfg.PadVariableLengthInputs {
-			maxDims := slices.Clone(parts[0].shape)
 			for _, p := range parts[1:] {
-				for d := 1; d < len(maxDims); d++ {
-					maxDims[d] = max(maxDims[d], p.shape[d])
+				for d := 1; d < len(dims[i]); d++ {
+					dims[i][d] = max(dims[i][d], p.shape[d])
 				}
 			}
+		}
+		bytes += min(mergedBytes(parts, int64(exec), dims[i]), math.MaxInt64-bytes)
+	}
+	// Checked before anything is allocated: padding rows and dimensions
+	// can make a batch far larger than the requests in it.
+	if b.maxBytes >= 0 && bytes > b.maxBytes {
+		return nil, statusf(ResourceExhausted, "signature %q: a batch of %d requests would feed more than %d bytes (the server's bound) once padded", spec.sig, len(tasks), b.maxBytes)
+	}
+	feeds := make(map[tfgo.Output]any, len(spec.names))
+	var merged []*tfgo.Tensor
+	defer func() {
+		for _, t := range merged {
+			t.Close()
+		}
+	}()
+	for i := range spec.names {
+		parts, maxDims := inputs[i], dims[i]
+		if b.cfg.PadVariableLengthInputs {
 			for j := range parts {
 				p, err := parts[j].padTo(maxDims)
 				if err != nil {
@@ -425,6 +438,28 @@ func (b *batcher) runBatch(spec *batchSpec, tasks []*batchTask) ([][]*tfgo.Tenso
 		b.log.Debug("batched run", "signature", spec.sig, "requests", len(tasks), "rows", total, "padding", padding)
 	}
 	return res, nil
+}
+
+// mergedBytes bounds the bytes of one input merged from parts into rows
+// rows of shape dims past dimension 0 (a string element counted as its
+// header plus the longest string, which padding may repeat); MaxInt64
+// when the count overflows.
+func mergedBytes(parts []hostTensor, rows int64, dims []int64) int64 {
+	elem := int64(parts[0].esz)
+	if parts[0].dt == tfgo.String {
+		longest := 0
+		for _, p := range parts {
+			for _, s := range p.strs {
+				longest = max(longest, len(s))
+			}
+		}
+		elem = 8 + int64(longest)
+	}
+	n, err := dtypes.NumElements(append([]int64{rows, elem}, dims[1:]...))
+	if err != nil {
+		return math.MaxInt64
+	}
+	return n
 }
 
 // hostTensor is a tensor's elements in Go memory, to concatenate, pad and

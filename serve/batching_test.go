@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gotf/gotf/internal/interop"
+	"github.com/gotf/gotf/savedmodel/runner"
 	"github.com/gotf/gotf/serve/tfserving"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/prometheus/client_golang/prometheus"
@@ -516,4 +517,38 @@ func TestBatchingHoldsVersionsAndDrainsOnClose(t *testing.T) {
 	r = <-queuedReq
 	require.Equal(t, "200", r[0], r[1])
 	require.NoError(t, <-closed)
+}
+
+// TestBatchingBoundsPaddedBatch: two requests each under the server's input
+// bound whose padded batch is over it are refused (429) before the batch
+// is allocated, and the server keeps batching.
+func TestBatchingBoundsPaddedBatch(t *testing.T) {
+	base := exportBatchingModel(t)
+	s := startServer(t, Config{
+		Models: []ModelConfig{{Name: "m", BasePath: base}},
+		Batching: &BatchingConfig{MaxBatchSize: 64, NumBatchThreads: 1,
+			BatchTimeout: time.Millisecond, PadVariableLengthInputs: true},
+		Load: runner.LoadOptions{MaxInputBytes: 16 << 10},
+	})
+	// 1 row of 1000 ids (8 KB) and 50 rows of 1 id (400 B): padded, a
+	// [51, 1000] int64 batch of 408 KB.
+	long, err := json.Marshal([][]int64{make([]int64, 1000)})
+	require.NoError(t, err)
+	short, err := json.Marshal(make([][]int64, 50))
+	require.NoError(t, err)
+	short = []byte(strings.ReplaceAll(string(short), "null", "[1]"))
+	release := holdThreads(s.Server)
+	chans := []chan [2]string{
+		postAsync(t, s, "/v1/models/m:predict", `{"signature_name": "lengths", "inputs": {"ids": `+string(long)+`}}`),
+		postAsync(t, s, "/v1/models/m:predict", `{"signature_name": "lengths", "inputs": {"ids": `+string(short)+`}}`),
+	}
+	waitUntil(t, 10*time.Second, "two requests queued", func() bool { return queued(s.Server) == 2 })
+	release()
+	for _, ch := range chans {
+		r := <-ch
+		require.Equal(t, "429", r[0], r[1])
+		require.Contains(t, r[1], "more than 16384 bytes (the server's bound) once padded")
+	}
+	code, resp := s.post(t, "/v1/models/m:predict", `{"signature_name": "lengths", "inputs": {"ids": `+string(long)+`}}`)
+	require.Equal(t, http.StatusOK, code, resp)
 }

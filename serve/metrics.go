@@ -103,7 +103,7 @@ func newServerExtras(cfg Config, log *slog.Logger) *serverExtras {
 	e := &serverExtras{metrics: newServerMetrics(cfg.Batching != nil), metricsPath: cfg.Monitoring.metricsPath()}
 	e.handler = promhttp.HandlerFor(e.metrics.reg, promhttp.HandlerOpts{})
 	if cfg.Batching != nil {
-		e.batcher = newBatcher(*cfg.Batching, e.metrics, log)
+		e.batcher = newBatcher(*cfg.Batching, inputLimit(cfg), e.metrics, log)
 	}
 	return e
 }

@@ -127,9 +127,11 @@ func checkInputNames[V any](sig runner.SignatureInfo, inputs map[string]V) error
 
 // inputLimit is the bound on one run's input bytes
 // (LoadOptions.MaxInputBytes; negative: none).
-func (s *Server) inputLimit() int64 {
-	if s.cfg.Load.MaxInputBytes != 0 {
-		return s.cfg.Load.MaxInputBytes
+func (s *Server) inputLimit() int64 { return inputLimit(s.cfg) }
+
+func inputLimit(cfg Config) int64 {
+	if cfg.Load.MaxInputBytes != 0 {
+		return cfg.Load.MaxInputBytes
 	}
 	return runner.DefaultMaxInputBytes
 }
