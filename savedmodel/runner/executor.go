@@ -65,24 +65,35 @@ func singleThreadedFits(meta *cpb.MetaGraphDef) bool {
 
 // cpuOnly reports whether the process's sessions see CPU devices only:
 // with a GPU, graphs are partitioned, which the single-threaded executor
-// cannot run.
-var cpuOnly = sync.OnceValue(func() bool {
-	sess, err := tfgo.NewSession(tfgo.NewScope(), tfgo.SessionOptions{})
-	if err != nil {
-		return false
-	}
-	defer sess.Close()
-	devs, err := sess.ListDevices()
-	if err != nil {
-		return false
-	}
-	for _, d := range devs {
-		if d.Type != "CPU" {
-			return false
+// cannot run. The probe session is made with the caller's options:
+// TensorFlow sizes its process-wide thread pools from the first sessions,
+// and a probe with default options would size them for the model that
+// asked.
+func cpuOnly(o tfgo.SessionOptions) bool {
+	cpuOnlyOnce.Do(func() {
+		sess, err := tfgo.NewSession(tfgo.NewScope(), o)
+		if err != nil {
+			return
 		}
-	}
-	return true
-})
+		defer sess.Close()
+		devs, err := sess.ListDevices()
+		if err != nil {
+			return
+		}
+		for _, d := range devs {
+			if d.Type != "CPU" {
+				return
+			}
+		}
+		cpuOnlyResult = true
+	})
+	return cpuOnlyResult
+}
+
+var (
+	cpuOnlyOnce   sync.Once
+	cpuOnlyResult bool
+)
 
 // withExecutor returns the session options a model is loaded with: o,
 // with the single-threaded executor when single is set, or an error when
@@ -103,7 +114,7 @@ func withExecutor(o tfgo.SessionOptions, single bool, meta *cpb.MetaGraphDef) (t
 		why = "Session.Config names an executor already"
 	case !singleThreadedFits(meta):
 		why = "the graph has control flow, reference variables, uninlinable calls or non-CPU devices"
-	case !cpuOnly():
+	case !cpuOnly(o):
 		why = "the process has devices other than the CPU (partitioned graphs)"
 	}
 	if why != "" {
