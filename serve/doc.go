@@ -124,8 +124,10 @@
 // process_cpu_seconds_total, ...) and Go runtime (go_*) collectors. Differs
 // from TF Serving: the endpoint is on by default (TF Serving needs the
 // monitoring file), TensorFlow's own runtime metrics (graph runs, op
-// counts) are not exported, and warm-up runs count in runtime_latency as
-// Predict whatever their API.
+// counts) are not exported, warm-up runs count in runtime_latency as
+// Predict whatever their API, and a request for a model the server is not
+// configured with is labelled model_name "<unconfigured>" (TF Serving uses
+// the name sent, so random names grow its metrics without bound).
 //
 // Where it differs from TF Serving on purpose: request bodies and gRPC
 // messages are bounded (Config.MaxRequestBytes) and so is the JSON in them (values, depth), checked

@@ -119,6 +119,21 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// unconfiguredModel is the model_name label of requests for a model the
+// server does not serve.
+const unconfiguredModel = "<unconfigured>"
+
+// metricsModel is the model_name label of a request for model: its name
+// when the server is configured with it, else unconfiguredModel. TF
+// Serving labels with whatever name came; here a client sending names at
+// random would grow the metrics without bound.
+func (s *Server) metricsModel(model string) string {
+	if s.models.configured(model) {
+		return model
+	}
+	return unconfiguredModel
+}
+
 // requestInfo tells a run which API it serves (for runtime_latency's API
 // label) and whether it may be batched (predict only).
 type requestInfo struct {
@@ -159,6 +174,7 @@ func (s *Server) observeREST(r *http.Request, path string) (*http.Request, func(
 	if name, err := url.PathUnescape(model); err == nil {
 		model = name
 	}
+	model = s.metricsModel(model)
 	if api, ok := apiNames[method]; ok && r.Method == http.MethodPost {
 		r = r.WithContext(withRequestInfo(r.Context(), api))
 	}
@@ -192,7 +208,7 @@ func (s *Server) grpcMetrics(ctx context.Context, req any, info *grpc.UnaryServe
 	res, err := handler(withRequestInfo(ctx, api), req)
 	var model string
 	if r, ok := req.(interface{ GetModelSpec() *tfserving.ModelSpec }); ok {
-		model = r.GetModelSpec().GetName()
+		model = s.metricsModel(r.GetModelSpec().GetName())
 	}
 	m := s.ext().metrics
 	code := Code(status.Code(err))

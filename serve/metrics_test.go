@@ -123,7 +123,7 @@ func TestPrometheusMetrics(t *testing.T) {
 	require.EqualValues(t, 7, counterValue(t, mfs, count, map[string]string{"model_name": "tf1", "status": "OK"}))
 	// A REST and a gRPC InvalidArgument; a REST NotFound.
 	require.EqualValues(t, 2, counterValue(t, mfs, count, map[string]string{"model_name": "tf1", "status": "INVALID_ARGUMENT"}))
-	require.EqualValues(t, 1, counterValue(t, mfs, count, map[string]string{"model_name": "missing", "status": "NOT_FOUND"}))
+	require.EqualValues(t, 1, counterValue(t, mfs, count, map[string]string{"model_name": unconfiguredModel, "status": "NOT_FOUND"}))
 	require.Len(t, mfs[count].GetMetric(), 3)
 
 	require.Equal(t, dto.MetricType_HISTOGRAM, mfs[reqLat].GetType())

@@ -125,6 +125,15 @@ type manager struct {
 	changed func()
 }
 
+// configured reports whether name is one of the models of the current
+// config.
+func (m *manager) configured(name string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.byName[name]
+	return ok
+}
+
 func newServable(mc ModelConfig) *servable {
 	return &servable{cfg: mc, policy: mc.Policy, labels: mc.VersionLabels, versions: map[int64]*version{}}
 }
