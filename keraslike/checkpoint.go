@@ -79,9 +79,10 @@ func (m *Model) SaveCheckpoint(prefix string, opts CheckpointOptions) error {
 		return fmt.Errorf("saving %q: %w", m.name, err)
 	}
 	// Streamed one variable at a time: a large model is not copied whole.
-	// The zero WriteOptions.IO writes around the page cache (DirectIO),
-	// which also makes ReplaceBundle's sync before the renames cheap: the
-	// bytes are on the device already.
+	// The zero WriteOptions.IO (AutoIO) with NoSync writes each chunk
+	// through the page cache or around it, whichever is faster; the
+	// chunks that went through it ReplaceBundle's sync before the renames
+	// then writes back (DirectIO would have them on the device already).
 	err = savedmodel.ReplaceBundle(prefix, func(tmp string, numShards int) error {
 		w, err := savedmodel.NewBundleWriter(tmp, savedmodel.WriteOptions{NumShards: numShards, NoSync: true})
 		if err != nil {

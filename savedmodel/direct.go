@@ -3,9 +3,11 @@ package savedmodel
 import (
 	"errors"
 	"io"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -20,31 +22,37 @@ import (
 // for memory and CPU. Around it (O_DIRECT on Linux) a save costs little CPU
 // and runs at the disk's speed whatever the memory, leaves the page cache
 // to other processes, and makes a durable save (WriteOptions.NoSync false)
-// nearly free: the bytes are on the device already when fsync runs. On the
-// benchmark machine (scripts/bench_checkpoint.py) DirectIO was the faster
-// in the first save, by 2.5-3x in two runs of three and within noise in
-// the third, and within noise of BufferedIO in the steady state, so it is
-// the default. (Choosing the way chunk by chunk from
-// measured speed, or giving the page cache the shards whose tensors the
-// disk was not free to take, was tried and was no faster than DirectIO:
-// the page cache's share then ends the save late.)
+// nearly free: the bytes are on the device already when fsync runs. Which
+// of the two is faster changes with the memory's state, even within one
+// save (the freed pages of a removed checkpoint run out, and fresh ones are
+// slow), so the default, AutoIO, measures both as it writes.
 type IOMode int
 
 const (
-	// DirectIO, the zero value, writes whole 16 MiB chunks around the page
-	// cache through aligned staging buffers, one chunk written by the disk
-	// while the next is copied and checksummed (a shard's last, partial
-	// chunk goes through the page cache), and reads tensors of 1 MiB and
-	// more by taking what the page cache already holds and the rest around
-	// it. Where the file system refuses O_DIRECT, and outside Linux, it
-	// falls back to BufferedIO.
-	DirectIO IOMode = iota
+	// AutoIO, the zero value, writes a save that is not synced
+	// (WriteOptions.NoSync) in chunks of 16 MiB, each through the page
+	// cache or around it, whichever the shard's most recent chunks
+	// measured faster, trying the other way now and then so that a change
+	// of the memory's speed is followed within a few chunks. A durable save
+	// it writes as DirectIO: the fsync of page-cache data would cost the
+	// disk's time again. It reads as BufferedIO does.
+	AutoIO IOMode = iota
+	// DirectIO writes whole 16 MiB chunks around the page cache through
+	// aligned staging buffers, one chunk written by the disk while the
+	// next is copied and checksummed (a shard's last, partial chunk goes
+	// through the page cache), and reads tensors of 1 MiB and more by
+	// taking what the page cache already holds and the rest around it.
+	// Where the file system refuses O_DIRECT, and outside Linux, it falls
+	// back to BufferedIO.
+	DirectIO
 	// BufferedIO goes through the page cache, as TensorFlow does.
 	BufferedIO
 )
 
 func (m IOMode) String() string {
 	switch m {
+	case AutoIO:
+		return "AutoIO"
 	case BufferedIO:
 		return "BufferedIO"
 	case DirectIO:
@@ -57,7 +65,7 @@ const (
 	// directAlign is the alignment O_DIRECT needs of buffers, offsets and
 	// lengths: 4096 covers every logical block size Linux disks report.
 	directAlign = 4096
-	// chunkSize is the unit of direct I/O.
+	// chunkSize is the unit of direct I/O, and of AutoIO's choice.
 	// Larger chunks mean fewer, larger requests; 16 MiB was within a few
 	// percent of the best on the benchmark machine while keeping memory
 	// bounded.
@@ -65,6 +73,14 @@ const (
 	// bigWrite is the size from which a buffered write goes to the file at
 	// once instead of through the staging buffer.
 	bigWrite = 64 << 10
+	// AutoIO tries the slower way again after minProbe chunks of the
+	// faster, and after twice as many each time it stays the slower, up
+	// to maxProbe: a trial of the page cache where memory is slow costs a
+	// few times a direct chunk, one of O_DIRECT where it is fast little
+	// (the disk writes it while the caller goes on), and the memory's
+	// speed changes a few times in a save at most.
+	minProbe = 4
+	maxProbe = 32
 )
 
 func alignedBuffer(size int) []byte {
@@ -73,14 +89,17 @@ func alignedBuffer(size int) []byte {
 	return b[skip : skip+size : skip+size]
 }
 
-// chunkWriter writes a data shard. Under DirectIO the file is cut into
-// chunks of chunkSize at fixed offsets, each staged whole in an aligned
-// buffer and written with O_DIRECT by a goroutine of its own, so that the
-// caller stages the next chunk of a tensor while the disk writes this one
-// (settle waits for them at the tensor's end); the last,
-// partial chunk goes through the page cache, so the file needs no padding.
-// Under BufferedIO large writes go to the file straight from the caller's
-// memory and small ones are gathered in the buffer.
+// chunkWriter writes a data shard. Under BufferedIO large writes go to
+// the file straight from the caller's memory and small ones are gathered
+// in the buffer. Otherwise the file is cut into chunks of chunkSize at
+// fixed offsets, so that every chunk may go around the page cache: a
+// direct chunk is staged whole in an aligned buffer and written with
+// O_DIRECT by a goroutine of its own, so that the caller stages the next
+// chunk while the disk writes this one (settle waits for them at the
+// tensor's end); a buffered chunk (AutoIO's choice) is written as under
+// BufferedIO. The last, partial chunk goes through the page cache, so the
+// file needs no padding. Direct writes stay at chunk offsets, so the two
+// ways never share a page of the file.
 type chunkWriter struct {
 	f    *os.File // the shard
 	df   *os.File // the shard opened with O_DIRECT, or nil for BufferedIO
@@ -89,7 +108,7 @@ type chunkWriter struct {
 	off  int64  // bytes written so far
 	ways [2]int // chunks written buffered and direct
 
-	// DirectIO only: staged chunks go to writeChunks on full, and their
+	// With df: staged chunks go to writeChunks on full, and their
 	// buffers come back on free; done carries its first error once full
 	// is closed.
 	full chan stagedChunk
@@ -97,6 +116,23 @@ type chunkWriter struct {
 	done chan error
 	bufp *[]byte // the pool's handle of buf
 	werr atomic.Pointer[error]
+
+	// AutoIO's choice: the current chunk's way, the faster way, the last
+	// measured rate of each way in bytes/s (0: none yet; the direct one
+	// set by writeChunks), how many chunks in a row went the faster way,
+	// and after how many the other is tried again.
+	auto       bool
+	direct     bool
+	fast       bool          // the faster way by the last rates: direct
+	spent      time.Duration // in the current buffered chunk's writes
+	rateBuf    float64
+	rateDirect atomic.Uint64 // math.Float64bits
+	streak     int
+	probeEvery int
+	// timing turns a write's measured duration into the one recorded;
+	// tests replace it to make a way slow. It runs on writeChunks'
+	// goroutine too.
+	timing func(direct bool, n int, d time.Duration) time.Duration
 }
 
 type stagedChunk struct {
@@ -109,12 +145,14 @@ type stagedChunk struct {
 // it never waits for the caller.
 const stagedChunks = 2
 
-func newChunkWriter(f, df *os.File) *chunkWriter {
+func newChunkWriter(f, df *os.File, auto bool) *chunkWriter {
 	w := &chunkWriter{f: f, df: df}
 	if df == nil {
 		w.buf = make([]byte, 1<<20) // no alignment needed
 		return w
 	}
+	w.auto, w.direct = auto, !auto
+	w.probeEvery = minProbe
 	w.full = make(chan stagedChunk, stagedChunks)
 	w.free = make(chan *[]byte, stagedChunks)
 	w.done = make(chan error, 1)
@@ -127,14 +165,27 @@ func newChunkWriter(f, df *os.File) *chunkWriter {
 	return w
 }
 
+// measured returns the duration of a write of n bytes that began at start,
+// as timing makes it.
+func (w *chunkWriter) measured(direct bool, n int, start time.Time) time.Duration {
+	d := time.Since(start)
+	if w.timing != nil {
+		d = w.timing(direct, n, d)
+	}
+	return d
+}
+
 // writeChunks writes the staged chunks with O_DIRECT until full is
 // closed; after a failure it only hands the buffers back.
 func (w *chunkWriter) writeChunks() {
 	var err error
 	for c := range w.full {
 		if err == nil {
+			start := time.Now()
 			if _, err = w.df.WriteAt(*c.b, c.off); err != nil {
 				w.werr.Store(&err)
+			} else if d := w.measured(true, len(*c.b), start); d > 0 {
+				w.rateDirect.Store(math.Float64bits(float64(len(*c.b)) / d.Seconds()))
 			}
 		}
 		w.free <- c.b
@@ -142,47 +193,119 @@ func (w *chunkWriter) writeChunks() {
 	w.done <- err
 }
 
+// choose picks the way of the chunk about to start under AutoIO: each way
+// once to have a rate, then the faster by the last rates measured, and
+// the other after probeEvery chunks in a row. A direct chunk still being
+// written has no rate yet; until it has, the page cache's is the one to go
+// by.
+func (w *chunkWriter) choose() bool {
+	rd := math.Float64frombits(w.rateDirect.Load())
+	switch {
+	case w.rateBuf == 0:
+		return false
+	case rd == 0:
+		return w.ways[1] == 0
+	}
+	if faster := rd > w.rateBuf; faster != w.fast {
+		// The memory's speed changed, or a trial found the other way
+		// faster: trials of the way just left are worth making soon.
+		w.fast, w.streak, w.probeEvery = faster, 0, minProbe
+	}
+	if w.streak >= w.probeEvery {
+		w.streak = 0
+		w.probeEvery = min(2*w.probeEvery, maxProbe)
+		return !w.fast
+	}
+	w.streak++
+	return w.fast
+}
+
 func (w *chunkWriter) Write(p []byte) (int, error) {
 	if w.df != nil {
-		return w.writeDirect(p)
+		return w.writeChunked(p)
 	}
+	return len(p), w.writeBuffered(p)
+}
+
+func (w *chunkWriter) writeBuffered(p []byte) error {
 	if len(p) >= bigWrite || len(p) > len(w.buf)-w.n {
 		if err := w.flushStaged(); err != nil {
-			return 0, err
+			return err
 		}
 	}
 	if len(p) >= bigWrite {
+		start := time.Now()
 		n, err := w.f.WriteAt(p, w.off)
+		w.spent += time.Since(start)
 		w.off += int64(n)
-		return n, err
+		return err
 	}
 	w.n += copy(w.buf[w.n:], p)
 	w.off += int64(len(p))
-	return len(p), nil
+	return nil
 }
 
-func (w *chunkWriter) writeDirect(p []byte) (int, error) {
+// writeChunked writes p chunk by chunk, each the way chosen at its start.
+func (w *chunkWriter) writeChunked(p []byte) (int, error) {
 	if w.full == nil {
 		return 0, errors.New("chunk writer: write after Flush")
 	}
 	written := 0
 	for len(p) > 0 {
-		c := copy(w.buf[w.n:], p)
-		w.n += c
-		w.off += int64(c)
-		written += c
-		p = p[c:]
-		if w.n == len(w.buf) {
-			w.full <- stagedChunk{b: w.bufp, off: w.off - int64(w.n)}
-			w.bufp = <-w.free // waits while the disk writes every other one
-			w.buf, w.n = *w.bufp, 0
-			w.ways[1]++
-			if err := w.werr.Load(); err != nil {
-				return written, *err
-			}
+		if w.auto && w.off%chunkSize == 0 {
+			w.direct = w.choose()
 		}
+		take := min(len(p), chunkSize-int(w.off%chunkSize))
+		var err error
+		if w.direct {
+			err = w.stageDirect(p[:take])
+		} else if err = w.writeBuffered(p[:take]); err == nil && w.off%chunkSize == 0 {
+			err = w.endBuffered()
+		}
+		if err != nil {
+			return written, err
+		}
+		written += take
+		p = p[take:]
 	}
 	return written, nil
+}
+
+// endBuffered writes what is left of a buffered chunk and records the
+// page cache's rate from its writes.
+func (w *chunkWriter) endBuffered() error {
+	if err := w.flushStaged(); err != nil {
+		return err
+	}
+	d := w.spent
+	if w.timing != nil {
+		d = w.timing(false, chunkSize, d)
+	}
+	if d > 0 {
+		w.rateBuf = chunkSize / d.Seconds()
+	}
+	w.spent = 0
+	w.ways[0]++
+	return nil
+}
+
+// stageDirect copies p, which does not cross a chunk's end, into the
+// staged chunk, and hands the chunk to writeChunks once full.
+func (w *chunkWriter) stageDirect(p []byte) error {
+	c := copy(w.buf[w.n:], p)
+	w.n += c
+	w.off += int64(c)
+	if w.n < len(w.buf) {
+		return nil
+	}
+	w.full <- stagedChunk{b: w.bufp, off: w.off - int64(w.n)}
+	w.bufp = <-w.free // waits while the disk writes every other one
+	w.buf, w.n = *w.bufp, 0
+	w.ways[1]++
+	if err := w.werr.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
 
 // flushStaged writes the staged bytes through the page cache.
@@ -190,9 +313,13 @@ func (w *chunkWriter) flushStaged() error {
 	if w.n == 0 {
 		return nil
 	}
+	start := time.Now()
 	_, err := w.f.WriteAt(w.buf[:w.n], w.off-int64(w.n))
+	w.spent += time.Since(start)
 	w.n = 0
-	w.ways[0]++
+	if w.df == nil {
+		w.ways[0]++
+	}
 	return err
 }
 
@@ -233,8 +360,8 @@ func (w *chunkWriter) stopDirect() error {
 }
 
 // Flush waits for the direct writes and writes the staged bytes through
-// the page cache: under DirectIO the last, partial chunk, which O_DIRECT
-// cannot write. Nothing may be written after Flush.
+// the page cache: the last, partial chunk, which O_DIRECT cannot write.
+// Nothing may be written after Flush.
 func (w *chunkWriter) Flush() error {
 	if err := w.stopDirect(); err != nil {
 		return err
@@ -258,13 +385,13 @@ func (w *chunkWriter) Close() {
 
 // newShardWriter returns the writer of the shard file f in the given mode,
 // falling back to BufferedIO where the system or file system refuses
-// O_DIRECT.
-func newShardWriter(f *os.File, mode IOMode) *chunkWriter {
+// O_DIRECT. A durable save (sync) under AutoIO is written as DirectIO.
+func newShardWriter(f *os.File, mode IOMode, sync bool) *chunkWriter {
 	var df *os.File
-	if mode == DirectIO {
+	if mode != BufferedIO {
 		df = openDirect(f.Name())
 	}
-	return newChunkWriter(f, df)
+	return newChunkWriter(f, df, mode == AutoIO && !sync)
 }
 
 // useDirect tells whether a tensor of size bytes in sh is read with

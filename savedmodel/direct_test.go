@@ -9,7 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gotf/gotf/dtypes"
 	"github.com/gotf/gotf/internal/testutil"
@@ -60,17 +63,24 @@ func ioFixtures() ([]string, map[string]*Tensor) {
 	}
 }
 
-// TestIOModes writes the same tensors in the same order in both IOModes
-// and expects identical files; DirectIO must have written its whole
-// chunks around the page cache where O_DIRECT works.
+// TestIOModes writes the same tensors in the same order in every IOMode,
+// synced and not, and expects identical files; DirectIO, and AutoIO in a
+// durable save, must have written all their whole chunks around the page
+// cache where O_DIRECT works, AutoIO without sync each of them one way or
+// the other.
 func TestIOModes(t *testing.T) {
 	names, ts := ioFixtures()
-	files := map[IOMode][2][]byte{}
-	var directDir string // where DirectIO wrote
-	var directWays int   // chunks it wrote with O_DIRECT
-	for _, mode := range []IOMode{BufferedIO, DirectIO} {
+	type run struct {
+		mode   IOMode
+		noSync bool
+	}
+	runs := []run{{BufferedIO, false}, {DirectIO, false}, {DirectIO, true}, {AutoIO, false}, {AutoIO, true}}
+	files := map[run][2][]byte{}
+	var directDir string     // where DirectIO wrote
+	ways := map[run][2]int{} // chunks written buffered and direct
+	for _, r := range runs {
 		prefix := filepath.Join(t.TempDir(), "ckpt")
-		w, err := NewBundleWriter(prefix, WriteOptions{IO: mode})
+		w, err := NewBundleWriter(prefix, WriteOptions{IO: r.mode, NoSync: r.noSync})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,38 +90,168 @@ func TestIOModes(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		ways := cw.ways
+		ways[r] = cw.ways
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
-		direct := mode != BufferedIO && directWorks(t, filepath.Dir(prefix))
-		// The fixtures fill 3 chunks and part of a fourth.
-		if want := 0; direct {
-			want = 3
-			if ways[1] != want {
-				t.Errorf("%v: %d chunks written directly, want %d", mode, ways[1], want)
-			}
-		} else if ways[1] != want {
-			t.Errorf("%v: %d chunks written directly, want %d", mode, ways[1], want)
-		}
-		if mode == DirectIO {
-			directDir, directWays = filepath.Dir(prefix), ways[1]
+		if r.mode == DirectIO {
+			directDir = filepath.Dir(prefix)
 		}
 		checkBundle(t, prefix, ts)
 		noTempFiles(t, filepath.Dir(prefix))
 		data, _ := os.ReadFile(DataFilename(prefix, 0, 1))
 		index, _ := os.ReadFile(IndexFilename(prefix))
-		files[mode] = [2][]byte{data, index}
+		files[r] = [2][]byte{data, index}
 	}
-	if d, b := files[DirectIO], files[BufferedIO]; !bytes.Equal(d[0], b[0]) || !bytes.Equal(d[1], b[1]) {
-		t.Errorf("DirectIO: files differ from the buffered ones (%d data bytes, buffered %d)", len(d[0]), len(b[0]))
+	b := files[runs[0]]
+	for _, r := range runs[1:] {
+		if d := files[r]; !bytes.Equal(d[0], b[0]) || !bytes.Equal(d[1], b[1]) {
+			t.Errorf("%v (NoSync %v): files differ from the buffered ones (%d data bytes, buffered %d)", r.mode, r.noSync, len(d[0]), len(b[0]))
+		}
 	}
 	t.Run("O_DIRECT", func(t *testing.T) {
 		skipUnlessDirect(t, directDir)
-		if directWays != 3 {
-			t.Errorf("%d chunks written with O_DIRECT, want 3", directWays)
+		// The fixtures fill 3 chunks and part of a fourth.
+		for r, want := range map[run][2]int{{DirectIO, false}: {0, 3}, {DirectIO, true}: {0, 3}, {AutoIO, false}: {0, 3}} {
+			if ways[r] != want {
+				t.Errorf("%v (NoSync %v): %v chunks written buffered and direct, want %v", r.mode, r.noSync, ways[r], want)
+			}
+		}
+		if w := ways[run{AutoIO, true}]; w[0]+w[1] != 3 {
+			t.Errorf("AutoIO (NoSync): %v chunks written buffered and direct, want 3 in all", w)
 		}
 	})
+}
+
+// TestAutoIOFollowsRates writes a shard under AutoIO while the recorded
+// speed of each way is made up (the disk's is not steady enough to test
+// with): the page cache fast, then slow, then fast again, the disk steady.
+// AutoIO must take the page cache, try the disk, leave the page cache the
+// chunk after it slowed down and come back to it, and write the bytes
+// given.
+func TestAutoIOFollowsRates(t *testing.T) {
+	dir := t.TempDir()
+	skipUnlessDirect(t, dir)
+	name := filepath.Join(dir, "shard")
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := newShardWriter(f, AutoIO, false)
+	defer w.Close()
+	if !w.auto {
+		t.Fatal("AutoIO without sync does not choose")
+	}
+	var slowCache atomic.Bool
+	w.timing = func(direct bool, n int, _ time.Duration) time.Duration {
+		rate := 5e9 // bytes/s
+		if direct {
+			rate = 1e9
+		} else if slowCache.Load() {
+			rate = 0.2e9
+		}
+		return time.Duration(float64(n) / rate * float64(time.Second))
+	}
+	phases := []int{10, 10, 14} // chunks each
+	chunk := make([]byte, chunkSize)
+	var ways []string // per phase, the chunks' ways: B buffered, D direct
+	for i, n := range phases {
+		slowCache.Store(i == 1)
+		var s []byte
+		for range n {
+			for j := range chunk {
+				chunk[j] = byte(j*7 + int(w.off/chunkSize)) // each chunk its own bytes
+			}
+			before := w.ways
+			// In pieces, one small, so that the chunk is also staged.
+			for _, p := range [][]byte{chunk[:100], chunk[100 : chunkSize/3], chunk[chunkSize/3:]} {
+				if _, err := w.Write(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Waits for the direct write and so its rate: the choices
+			// do not depend on the goroutine's timing.
+			if err := w.settle(); err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case w.ways[0] == before[0]+1 && w.ways[1] == before[1]:
+				s = append(s, 'B')
+			case w.ways[1] == before[1]+1 && w.ways[0] == before[0]:
+				s = append(s, 'D')
+			default:
+				t.Fatalf("a chunk changed the ways' counts from %v to %v", before, w.ways)
+			}
+		}
+		ways = append(ways, string(s))
+	}
+	t.Logf("ways by phase (cache fast, slow, fast): %q", ways)
+	count := func(s string, c byte) int { return strings.Count(s, string(c)) }
+	if ways[0][0] != 'B' || count(ways[0], 'D') < 1 || count(ways[0], 'B') < 7 {
+		t.Errorf("cache fast: ways %s, want mostly the page cache and a trial of the disk", ways[0])
+	}
+	if i := strings.IndexByte(ways[1], 'D'); i < 0 || i > 1 || count(ways[1], 'B') > 3 {
+		t.Errorf("cache slow: ways %s, want the disk from the second chunk on but for a few trials", ways[1])
+	}
+	if i := strings.Index(ways[2], "BBB"); i < 0 || i > minProbe*4 || count(ways[2][i:], 'D') > 2 {
+		t.Errorf("cache fast again: ways %s, want back to the page cache within %d chunks", ways[2], minProbe*4)
+	}
+	tail := []byte("tail")
+	if _, err := w.Write(tail); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, n := range phases {
+		total += n
+	}
+	if len(got) != total*chunkSize+len(tail) || !bytes.Equal(got[total*chunkSize:], tail) {
+		t.Fatalf("%d bytes read back, want %d ending in %q", len(got), total*chunkSize+len(tail), tail)
+	}
+	for k := range total {
+		for j := range chunk {
+			chunk[j] = byte(j*7 + k)
+		}
+		if !bytes.Equal(got[k*chunkSize:(k+1)*chunkSize], chunk) {
+			t.Fatalf("chunk %d (%c) read back other bytes", k, strings.Join(ways, "")[k])
+		}
+	}
+}
+
+// TestAutoIODurable: a synced save under AutoIO writes every whole chunk
+// around the page cache, whatever the rates.
+func TestAutoIODurable(t *testing.T) {
+	dir := t.TempDir()
+	skipUnlessDirect(t, dir)
+	f, err := os.Create(filepath.Join(dir, "shard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := newShardWriter(f, AutoIO, true)
+	defer w.Close()
+	w.timing = func(direct bool, n int, d time.Duration) time.Duration {
+		if direct {
+			return time.Hour
+		}
+		return time.Nanosecond
+	}
+	if _, err := w.Write(make([]byte, 3*chunkSize+5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if w.ways != [2]int{0, 3} {
+		t.Errorf("%v chunks written buffered and direct, want [0 3]", w.ways)
+	}
 }
 
 // TestDirectRead reads a bundle back with DirectIO, all of it cached and
@@ -227,7 +367,7 @@ func TestChunkWriterTail(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := newShardWriter(f, DirectIO)
+		w := newShardWriter(f, DirectIO, false)
 		want := bytes.Repeat([]byte{0xab, 0xcd, 0xef}, n/3+1)[:n]
 		if _, err := w.Write(want); err != nil {
 			t.Fatal(err)

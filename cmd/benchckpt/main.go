@@ -60,15 +60,15 @@ func main() {
 	shards := flag.Int("shards", 2, "data shards written in parallel")
 	dir := flag.String("dir", os.TempDir(), "where the checkpoint goes")
 	doSync := flag.Bool("sync", false, "fsync the files before committing (TensorFlow's writer does not)")
-	ioName := flag.String("io", "default", "how shards are written and read: default (the zero savedmodel.IOMode), buffered or direct")
+	ioName := flag.String("io", "default", "how shards are written and read: default (the zero savedmodel.IOMode), auto, buffered or direct")
 	saves := flag.Int("saves", 5, "saves in a row, each removing the one before")
 	inGraph := flag.Bool("in-graph", false, "save and restore with tfgo.Saver (SaveV2/RestoreV2 kernels, no copy through Go)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the saves and the restore to this file")
 	flag.Parse()
 	var zero savedmodel.IOMode
-	mode, ok := map[string]savedmodel.IOMode{"default": zero, "buffered": savedmodel.BufferedIO, "direct": savedmodel.DirectIO}[*ioName]
+	mode, ok := map[string]savedmodel.IOMode{"default": zero, "auto": savedmodel.AutoIO, "buffered": savedmodel.BufferedIO, "direct": savedmodel.DirectIO}[*ioName]
 	if !ok {
-		log.Fatalf("-io %q: want default, buffered or direct", *ioName)
+		log.Fatalf("-io %q: want default, auto, buffered or direct", *ioName)
 	}
 	n := int(*gb * 1024 / float64(*perVar))
 	rows := int64(*perVar) * (1 << 20) / 4 / 1024
