@@ -124,6 +124,7 @@ type chunkWriter struct {
 	auto       bool
 	direct     bool
 	fast       bool          // the faster way by the last rates: direct
+	bufRun     bool          // the chunk before went through the page cache
 	spent      time.Duration // in the current buffered chunk's writes
 	rateBuf    float64
 	rateDirect atomic.Uint64 // math.Float64bits
@@ -179,14 +180,18 @@ func (w *chunkWriter) measured(direct bool, n int, start time.Time) time.Duratio
 // closed; after a failure it only hands the buffers back.
 func (w *chunkWriter) writeChunks() {
 	var err error
+	last := int64(-chunkSize) // offset of the chunk written before
 	for c := range w.full {
 		if err == nil {
 			start := time.Now()
 			if _, err = w.df.WriteAt(*c.b, c.off); err != nil {
 				w.werr.Store(&err)
 			} else if d := w.measured(true, len(*c.b), start); d > 0 {
-				w.rateDirect.Store(math.Float64bits(float64(len(*c.b)) / d.Seconds()))
+				old := math.Float64frombits(w.rateDirect.Load())
+				r := smooth(old, float64(len(*c.b))/d.Seconds(), c.off == last+chunkSize)
+				w.rateDirect.Store(math.Float64bits(r))
 			}
+			last = c.off
 		}
 		w.free <- c.b
 	}
@@ -218,6 +223,19 @@ func (w *chunkWriter) choose() bool {
 	}
 	w.streak++
 	return w.fast
+}
+
+// smooth returns the rate estimate after a chunk measured at rate r: r
+// weighed 3 to 1 with the estimate before (est) if the chunk before went
+// the same way (inrun), so that one chunk slowed by other processes is
+// less likely to switch ways while a lasting change still does within two
+// chunks, and r alone after a chunk of the other way, since est is old
+// then.
+func smooth(est, r float64, inrun bool) float64 {
+	if !inrun || est == 0 {
+		return r
+	}
+	return (est + 3*r) / 4
 }
 
 func (w *chunkWriter) Write(p []byte) (int, error) {
@@ -253,7 +271,16 @@ func (w *chunkWriter) writeChunked(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		if w.auto && w.off%chunkSize == 0 {
+			was := w.direct
 			w.direct = w.choose()
+			if was && !w.direct {
+				// A buffered write waits for the direct ones in flight
+				// (the file's inode lock): waited for here, they are
+				// kept out of the page cache's rate.
+				if err := w.settle(); err != nil {
+					return written, err
+				}
+			}
 		}
 		take := min(len(p), chunkSize-int(w.off%chunkSize))
 		var err error
@@ -282,10 +309,11 @@ func (w *chunkWriter) endBuffered() error {
 		d = w.timing(false, chunkSize, d)
 	}
 	if d > 0 {
-		w.rateBuf = chunkSize / d.Seconds()
+		w.rateBuf = smooth(w.rateBuf, chunkSize/d.Seconds(), w.bufRun)
 	}
 	w.spent = 0
 	w.ways[0]++
+	w.bufRun = true
 	return nil
 }
 
@@ -302,6 +330,7 @@ func (w *chunkWriter) stageDirect(p []byte) error {
 	w.bufp = <-w.free // waits while the disk writes every other one
 	w.buf, w.n = *w.bufp, 0
 	w.ways[1]++
+	w.bufRun = false
 	if err := w.werr.Load(); err != nil {
 		return *err
 	}

@@ -126,9 +126,9 @@ func TestIOModes(t *testing.T) {
 // TestAutoIOFollowsRates writes a shard under AutoIO while the recorded
 // speed of each way is made up (the disk's is not steady enough to test
 // with): the page cache fast, then slow, then fast again, the disk steady.
-// AutoIO must take the page cache, try the disk, leave the page cache the
-// chunk after it slowed down and come back to it, and write the bytes
-// given.
+// AutoIO must take the page cache, try the disk, leave the page cache
+// within two chunks after it slowed down and come back to it, and write
+// the bytes given.
 func TestAutoIOFollowsRates(t *testing.T) {
 	dir := t.TempDir()
 	skipUnlessDirect(t, dir)
@@ -191,8 +191,10 @@ func TestAutoIOFollowsRates(t *testing.T) {
 	if ways[0][0] != 'B' || count(ways[0], 'D') < 1 || count(ways[0], 'B') < 7 {
 		t.Errorf("cache fast: ways %s, want mostly the page cache and a trial of the disk", ways[0])
 	}
-	if i := strings.IndexByte(ways[1], 'D'); i < 0 || i > 1 || count(ways[1], 'B') > 3 {
-		t.Errorf("cache slow: ways %s, want the disk from the second chunk on but for a few trials", ways[1])
+	// The first slow chunk shows the change; one more may go the same
+	// way while the estimate, smoothed, catches up.
+	if i := strings.IndexByte(ways[1], 'D'); i < 0 || i > 2 || count(ways[1], 'B') > 4 {
+		t.Errorf("cache slow: ways %s, want the disk from the third chunk on but for a few trials", ways[1])
 	}
 	if i := strings.Index(ways[2], "BBB"); i < 0 || i > minProbe*4 || count(ways[2][i:], 'D') > 2 {
 		t.Errorf("cache fast again: ways %s, want back to the page cache within %d chunks", ways[2], minProbe*4)
