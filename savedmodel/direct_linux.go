@@ -13,17 +13,28 @@ import (
 // aligned write is accepted: some file systems (tmpfs before Linux 6.6,
 // some FUSE mounts) refuse O_DIRECT at open or only at the first write.
 // It returns nil where O_DIRECT is refused.
+//
+// The check writes a block and cuts the file back to nothing through a
+// handle of its own, closed before the one returned is opened: ext4 takes
+// a file cut to nothing for one being replaced and, when a handle of it
+// is closed, starts writing back all its dirty pages. Closed at once, the
+// probe's handle spends that on an empty file; closed at the commit, the
+// shard's would make a save that went partly through the page cache wait
+// for the disk there (measured: 0.2-0.3 s of a 0.7 s save of 1 GiB).
 func openDirect(name string) *os.File {
-	f, err := os.OpenFile(name, os.O_WRONLY|unix.O_DIRECT, 0)
+	probe, err := os.OpenFile(name, os.O_WRONLY|unix.O_DIRECT, 0)
 	if err != nil {
 		return nil
 	}
-	if _, err := f.WriteAt(alignedBuffer(directAlign), 0); err != nil {
-		f.Close()
+	_, err = probe.WriteAt(alignedBuffer(directAlign), 0)
+	if err == nil {
+		err = probe.Truncate(0)
+	}
+	if cerr := probe.Close(); err != nil || cerr != nil {
 		return nil
 	}
-	if err := f.Truncate(0); err != nil {
-		f.Close()
+	f, err := os.OpenFile(name, os.O_WRONLY|unix.O_DIRECT, 0)
+	if err != nil {
 		return nil
 	}
 	return f
