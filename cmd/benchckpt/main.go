@@ -42,6 +42,7 @@ type result struct {
 	GB            float64   `json:"gb"`
 	Sync          bool      `json:"sync"`
 	IO            string    `json:"io"`
+	RestoreIO     string    `json:"restore_io,omitempty"`
 	InGraph       bool      `json:"in_graph"`
 	Variables     int       `json:"variables"`
 	SaveSeconds   float64   `json:"save_s,omitempty"` // -in-graph
@@ -61,14 +62,22 @@ func main() {
 	dir := flag.String("dir", os.TempDir(), "where the checkpoint goes")
 	doSync := flag.Bool("sync", false, "fsync the files before committing (TensorFlow's writer does not)")
 	ioName := flag.String("io", "default", "how shards are written and read: default (the zero savedmodel.IOMode), auto, buffered or direct")
+	restoreIO := flag.String("restore-io", "", "how the restore reads, if not as -io says")
 	saves := flag.Int("saves", 5, "saves in a row, each removing the one before")
 	inGraph := flag.Bool("in-graph", false, "save and restore with tfgo.Saver (SaveV2/RestoreV2 kernels, no copy through Go)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the saves and the restore to this file")
 	flag.Parse()
 	var zero savedmodel.IOMode
-	mode, ok := map[string]savedmodel.IOMode{"default": zero, "auto": savedmodel.AutoIO, "buffered": savedmodel.BufferedIO, "direct": savedmodel.DirectIO}[*ioName]
+	modes := map[string]savedmodel.IOMode{"default": zero, "auto": savedmodel.AutoIO, "buffered": savedmodel.BufferedIO, "direct": savedmodel.DirectIO}
+	mode, ok := modes[*ioName]
 	if !ok {
 		log.Fatalf("-io %q: want default, auto, buffered or direct", *ioName)
+	}
+	readMode := mode
+	if *restoreIO != "" {
+		if readMode, ok = modes[*restoreIO]; !ok {
+			log.Fatalf("-restore-io %q: want default, auto, buffered or direct", *restoreIO)
+		}
 	}
 	n := int(*gb * 1024 / float64(*perVar))
 	rows := int64(*perVar) * (1 << 20) / 4 / 1024
@@ -95,6 +104,9 @@ func main() {
 	prefix := filepath.Join(*dir, "go_ckpt")
 	want := checksums(sess, vars)
 	res := result{GB: *gb, Sync: *doSync, IO: mode.String(), InGraph: *inGraph, Variables: n, RSSBeforeGB: statusGB("VmRSS")}
+	if readMode != mode {
+		res.RestoreIO = readMode.String()
+	}
 	if *cpuProfile != "" {
 		// Only the timed part: the variables' random initialization would
 		// hide the checkpoint's share.
@@ -143,7 +155,7 @@ func main() {
 	}
 
 	start := time.Now()
-	if err := streaming.Restore(sess, prefix, savedmodel.ReadOptions{IO: mode}); err != nil {
+	if err := streaming.Restore(sess, prefix, savedmodel.ReadOptions{IO: readMode}); err != nil {
 		log.Fatal(err)
 	}
 	res.RestoreSecond = time.Since(start).Seconds()
