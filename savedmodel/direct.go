@@ -74,11 +74,11 @@ const (
 	// once instead of through the staging buffer.
 	bigWrite = 64 << 10
 	// AutoIO tries the slower way again after minProbe chunks of the
-	// faster, and after twice as many each time it stays the slower, up
-	// to maxProbe: a trial of the page cache where memory is slow costs a
-	// few times a direct chunk, one of O_DIRECT where it is fast little
-	// (the disk writes it while the caller goes on), and the memory's
-	// speed changes a few times in a save at most.
+	// faster times how many times faster it is, and after twice as many
+	// each time it stays the slower, up to maxProbe: a trial costs about
+	// that ratio less one chunk, so the trials take about a quarter of
+	// the time at first and less and less while the speeds hold. The
+	// memory's speed changes a few times in a save at most.
 	minProbe = 4
 	maxProbe = 32
 )
@@ -200,7 +200,7 @@ func (w *chunkWriter) writeChunks() {
 
 // choose picks the way of the chunk about to start under AutoIO: each way
 // once to have a rate, then the faster by the last rates measured, and
-// the other after probeEvery chunks in a row. A direct chunk still being
+// the other after a run of the faster (see minProbe). A direct chunk still being
 // written has no rate yet; until it has, the page cache's is the one to go
 // by.
 func (w *chunkWriter) choose() bool {
@@ -216,7 +216,8 @@ func (w *chunkWriter) choose() bool {
 		// faster: trials of the way just left are worth making soon.
 		w.fast, w.streak, w.probeEvery = faster, 0, minProbe
 	}
-	if w.streak >= w.probeEvery {
+	ratio := max(rd/w.rateBuf, w.rateBuf/rd)
+	if float64(w.streak) >= min(float64(w.probeEvery)*ratio, maxProbe) {
 		w.streak = 0
 		w.probeEvery = min(2*w.probeEvery, maxProbe)
 		return !w.fast

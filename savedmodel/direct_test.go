@@ -153,7 +153,7 @@ func TestAutoIOFollowsRates(t *testing.T) {
 		}
 		return time.Duration(float64(n) / rate * float64(time.Second))
 	}
-	phases := []int{10, 10, 14} // chunks each
+	phases := []int{10, 10, 24} // chunks each
 	chunk := make([]byte, chunkSize)
 	var ways []string // per phase, the chunks' ways: B buffered, D direct
 	for i, n := range phases {
@@ -196,8 +196,8 @@ func TestAutoIOFollowsRates(t *testing.T) {
 	if i := strings.IndexByte(ways[1], 'D'); i < 0 || i > 2 || count(ways[1], 'B') > 4 {
 		t.Errorf("cache slow: ways %s, want the disk from the third chunk on but for a few trials", ways[1])
 	}
-	if i := strings.Index(ways[2], "BBB"); i < 0 || i > minProbe*4 || count(ways[2][i:], 'D') > 2 {
-		t.Errorf("cache fast again: ways %s, want back to the page cache within %d chunks", ways[2], minProbe*4)
+	if i := strings.Index(ways[2], "BBB"); i < 0 || i > maxProbe || count(ways[2][i:], 'D') > 2 {
+		t.Errorf("cache fast again: ways %s, want back to the page cache within %d chunks", ways[2], maxProbe)
 	}
 	tail := []byte("tail")
 	if _, err := w.Write(tail); err != nil {
