@@ -93,18 +93,35 @@ func (d *Dense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	}
 	// Inputs of higher rank are flattened to a matrix: one MatMul (whose
 	// gradient needs no broadcasting) instead of a broadcasting BatchMatMul.
-	var y tfgo.Output
-	if len(shape) == 2 {
-		y = matmul(x)
-	} else {
-		in := shape[len(shape)-1]
-		flat := matmul(tfgo.Reshape(s, x, tfgo.Const(s, []int32{-1, int32(in)})))
-		y = tfgo.Reshape(s, flat, outputShape(s, x, shape, int64(d.Units)))
+	// The bias is added to the matrix, so that Grappler's remapper can fuse
+	// MatMul and BiasAdd into one _FusedMatMul.
+	x2 := x
+	if len(shape) > 2 {
+		x2 = tfgo.Reshape(s, x, tfgo.Const(s, []int32{-1, int32(shape[len(shape)-1])}))
 	}
+	y := matmul(x2)
 	if d.bias != nil {
 		y = tfgo.BiasAdd(s, y, ctx.Read(s, d.bias, x.DataType()))
 	}
+	if len(shape) > 2 {
+		y = reshapeFused(ctx, s, y, outputShape(s, x, shape, int64(d.Units)))
+	}
 	return d.act(ctx.activationScope(d, s), y)
+}
+
+// reshapeFused reshapes the output y of a MatMul + BiasAdd that Grappler's
+// remapper should fuse. The gradient of a Reshape takes the shape of its
+// input, and constant folding turns that Shape into a Const with a control
+// dependency on the input: the remapper leaves a BiasAdd with a control
+// edge unfused. In a training graph a Snapshot in between takes that edge
+// instead: Grappler removes an Identity before the remapper runs, but not
+// a Snapshot, whose kernel forwards its input's buffer (13 of them take
+// microseconds in a small GPT's step).
+func reshapeFused(ctx *Context, s *tfgo.Scope, y, shape tfgo.Output) tfgo.Output {
+	if ctx.Training {
+		y = tfgo.Snapshot(s, y)
+	}
+	return tfgo.Reshape(s, y, shape)
 }
 
 // Config is Dense's get_config.

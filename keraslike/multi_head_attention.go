@@ -522,7 +522,7 @@ func (e *einsumDense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		}
 		y = tfgo.BiasAdd(s, y, bias)
 	}
-	return tfgo.Reshape(s, y, leadingDimsWith(s, x, len(sh)-k, ks[k:]...))
+	return reshapeFused(ctx, s, y, leadingDimsWith(s, x, len(sh)-k, ks[k:]...))
 }
 
 // Config is EinsumDense's get_config.
