@@ -32,10 +32,13 @@ const (
 	// AutoIO, the zero value, writes a save that is not synced
 	// (WriteOptions.NoSync) in chunks of 16 MiB, each through the page
 	// cache or around it, whichever the shard's most recent chunks
-	// measured faster, trying the other way now and then so that a change
-	// of the memory's speed is followed within a few chunks. A durable save
-	// it writes as DirectIO: the fsync of page-cache data would cost the
-	// disk's time again. It reads as BufferedIO does.
+	// measured faster, trying the other way now and then: a page cache
+	// that slows down is left within two chunks, one that is fast again
+	// is back within 32. A durable save it writes as DirectIO, since the
+	// fsync of page-cache data would cost the disk's time again; a caller
+	// that syncs the files itself after a NoSync save should ask for
+	// DirectIO for the same reason. It reads as BufferedIO does: after a
+	// save, much of the file is in the page cache.
 	AutoIO IOMode = iota
 	// DirectIO writes whole 16 MiB chunks around the page cache through
 	// aligned staging buffers, one chunk written by the disk while the
