@@ -636,9 +636,10 @@ func (sv *ShardedSaver) Save(sess *tfgo.Session, prefix string) error {
 }
 
 // writeFromGo writes the entries with the pure-Go bundle writer, in the
-// layout SaveV2 gives them.
+// layout SaveV2 gives them. ReplaceBundle syncs them before the renames:
+// DirectIO has the bytes on the device by then.
 func (sv *ShardedSaver) writeFromGo(sess *tfgo.Session, prefix string, numShards int) error {
-	w, err := savedmodel.NewBundleWriter(prefix, savedmodel.WriteOptions{NumShards: numShards, NoSync: true})
+	w, err := savedmodel.NewBundleWriter(prefix, savedmodel.WriteOptions{NumShards: numShards, NoSync: true, IO: savedmodel.DirectIO})
 	if err != nil {
 		return err
 	}

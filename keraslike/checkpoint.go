@@ -79,12 +79,11 @@ func (m *Model) SaveCheckpoint(prefix string, opts CheckpointOptions) error {
 		return fmt.Errorf("saving %q: %w", m.name, err)
 	}
 	// Streamed one variable at a time: a large model is not copied whole.
-	// The zero WriteOptions.IO (AutoIO) with NoSync writes each chunk
-	// through the page cache or around it, whichever is faster; the
-	// chunks that went through it ReplaceBundle's sync before the renames
-	// then writes back (DirectIO would have them on the device already).
+	// ReplaceBundle syncs before the renames: with DirectIO the bytes are
+	// on the device already then, where the page cache's would be written
+	// back by the sync.
 	err = savedmodel.ReplaceBundle(prefix, func(tmp string, numShards int) error {
-		w, err := savedmodel.NewBundleWriter(tmp, savedmodel.WriteOptions{NumShards: numShards, NoSync: true})
+		w, err := savedmodel.NewBundleWriter(tmp, savedmodel.WriteOptions{NumShards: numShards, NoSync: true, IO: savedmodel.DirectIO})
 		if err != nil {
 			return err
 		}

@@ -78,7 +78,7 @@ func TestHugeClaimsAllocateNothing(t *testing.T) {
 	}
 	for what, c := range cases {
 		prefix := craft(t, hdr, c.entries, data)
-		for _, opts := range []ReadOptions{{IO: BufferedIO}, {}} {
+		for _, opts := range []ReadOptions{{IO: BufferedIO}, {IO: DirectIO}, {}} {
 			var errs []error
 			n := allocated(func() {
 				errs = errs[:0]

@@ -233,7 +233,7 @@ func FuzzBundleData(f *testing.F) {
 		if err := os.WriteFile(DataFilename(prefix, 0, 1), in, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		for _, opts := range []ReadOptions{{IO: BufferedIO}, {}} {
+		for _, opts := range []ReadOptions{{IO: BufferedIO}, {IO: DirectIO}, {}} {
 			r, err := OpenBundleWithOptions(prefix, opts)
 			if err != nil {
 				t.Fatal(err) // the index is genuine

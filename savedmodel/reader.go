@@ -88,8 +88,9 @@ type shardFile struct {
 // OpenBundle does.
 type ReadOptions struct {
 	// IO selects how tensors of 1 MiB and more are read (see IOMode): by
-	// default (DirectIO) what the page cache holds of them through it and
-	// the rest around it. String tensors are always read buffered.
+	// default (AutoIO) through the page cache, with DirectIO what the page
+	// cache holds of them through it and the rest around it. String
+	// tensors are always read buffered.
 	IO IOMode
 	// MaxIndexBytes bounds the size of the .index file, which is read
 	// whole: a larger one is an error wrapping ErrTooLarge. 0 means

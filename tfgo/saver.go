@@ -138,8 +138,9 @@ func (sv *Saver) Save(sess *Session, prefix string) error {
 		for i, v := range sv.vars {
 			names[i] = v.Name()
 		}
-		// Synced by ReplaceBundle before the renames.
-		return SaveVariables(sess, tmp, names, sv.vars, savedmodel.WriteOptions{NumShards: numShards, NoSync: true})
+		// Synced by ReplaceBundle before the renames: DirectIO has the bytes
+		// on the device by then, where the page cache's would be written back.
+		return SaveVariables(sess, tmp, names, sv.vars, savedmodel.WriteOptions{NumShards: numShards, NoSync: true, IO: savedmodel.DirectIO})
 	})
 	if err != nil {
 		return fmt.Errorf("saving %s: %w", prefix, err)
