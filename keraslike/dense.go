@@ -93,8 +93,11 @@ func (d *Dense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	}
 	// Inputs of higher rank are flattened to a matrix: one MatMul (whose
 	// gradient needs no broadcasting) instead of a broadcasting BatchMatMul.
-	// The bias is added to the matrix, so that Grappler's remapper can fuse
-	// MatMul and BiasAdd into one _FusedMatMul.
+	// The bias and the activation (element-wise, or softmax over the last
+	// axis, which the reshape keeps) are applied to the matrix, so that
+	// Grappler's remapper can fuse MatMul, BiasAdd and a relu, or in an
+	// inference graph a gelu (tf.nn.gelu's erfc form too), into one
+	// _FusedMatMul.
 	x2 := x
 	if len(shape) > 2 {
 		x2 = tfgo.Reshape(s, x, tfgo.Const(s, []int32{-1, int32(shape[len(shape)-1])}))
@@ -103,10 +106,11 @@ func (d *Dense) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 	if d.bias != nil {
 		y = tfgo.BiasAdd(s, y, ctx.Read(s, d.bias, x.DataType()))
 	}
+	y = d.act(ctx.activationScope(d, s), y)
 	if len(shape) > 2 {
 		y = reshapeFused(ctx, s, y, outputShape(s, x, shape, int64(d.Units)))
 	}
-	return d.act(ctx.activationScope(d, s), y)
+	return y
 }
 
 // reshapeFused reshapes the output y of a MatMul + BiasAdd that Grappler's
