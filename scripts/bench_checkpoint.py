@@ -141,11 +141,11 @@ def main():
         print(f"{'':>4} disk: dd conv=fdatasync {disk:.2f} GB/s")
     print(f"\nmedians of {args.reps} alternating runs of {args.saves} saves each; 'steady' is every save after the second (the")
     print("first two find no freed checkpoint memory to reuse); ratios: Python time / Go time (> 1: Go is faster). RSS in GiB.")
-    print("Go's rows are savedmodel.IOMode (WriteOptions.IO, ReadOptions.IO); 'Go default' is the zero value, what")
-    print("SaveCheckpoint and a zero WriteOptions use. DirectIO writes around the page cache with O_DIRECT and reads what")
+    print("Go's rows are savedmodel.IOMode (WriteOptions.IO, ReadOptions.IO); 'Go default' is the zero value, what a")
+    print("zero WriteOptions uses (SaveCheckpoint, which syncs, writes with DirectIO). DirectIO writes around the page cache with O_DIRECT and reads what")
     print("the page cache holds from it, the rest with O_DIRECT; BufferedIO goes through it, like TensorFlow; AutoIO writes")
     print("each 16 MiB chunk the way it measures faster (all with O_DIRECT when synced) and reads as BufferedIO. None")
-    print("fsyncs, as TensorFlow does not, except 'Go default+fsync' (durable, as SaveCheckpoint). 'SaveV2 from Go' is")
+    print("fsyncs, as TensorFlow does not, except 'Go default+fsync' (durable: all O_DIRECT, as SaveCheckpoint). 'SaveV2 from Go' is")
     print("tfgo.Saver: TensorFlow's own kernels run from Go.")
 
 
