@@ -57,6 +57,28 @@ type Growth struct {
 	// Fraction is the growth from the first window's start to the last
 	// window's end, relative to the RSS at the start.
 	Fraction float64
+	// Windows are the windows' growths in bytes per iteration, in order.
+	Windows []float64
+}
+
+// Within is the growth per iteration that a bound is checked against: the
+// smallest window's among those in which RSS did not fall by more than the
+// bound per iteration (all windows if RSS fell that much in every one). A
+// window in which RSS fell that much saw memory handed back from outside
+// the loop (in CI, what earlier tests freed: -1308 bytes per iteration in
+// one window of a 2 KiB leak, +2308 and +2345 in the others) and measures
+// that event, not the loop, which would hide a leak.
+func (g Growth) Within(bound float64) float64 {
+	per := math.Inf(1)
+	for _, w := range g.Windows {
+		if w >= -bound {
+			per = math.Min(per, w)
+		}
+	}
+	if math.IsInf(per, 1) {
+		return g.PerIteration
+	}
+	return per
 }
 
 // RSSGrowth runs step warm times, then three windows of n/3 iterations.
@@ -69,6 +91,7 @@ func RSSGrowth(t testing.TB, warm, n int, step func()) Growth {
 		step()
 	}
 	per := math.Inf(1)
+	var windows []float64
 	start := RSS(t)
 	before := start
 	for w := 0; w < 3; w++ {
@@ -80,9 +103,10 @@ func RSSGrowth(t testing.TB, warm, n int, step func()) Growth {
 		t.Logf("window %d: RSS %.1f -> %.1f MiB over %d iterations: %+.1f bytes per iteration",
 			w+1, float64(before)/(1<<20), float64(after)/(1<<20), n/3, g)
 		per = math.Min(per, g)
+		windows = append(windows, g)
 		before = after
 	}
-	return Growth{PerIteration: per, Fraction: float64(before-start) / float64(start)}
+	return Growth{PerIteration: per, Fraction: float64(before-start) / float64(start), Windows: windows}
 }
 
 // FlatRSS fails if step grows RSS by more than MaxGrowthPerIteration per
@@ -108,8 +132,8 @@ func FlatRSSWithin(t testing.TB, warm, n int, perIteration float64, step func())
 		t.Logf("race detector: RSS growth %.0f bytes per iteration not checked", g.PerIteration)
 		return
 	}
-	if g.PerIteration > perIteration {
-		t.Errorf("RSS grew %.0f bytes per iteration (bound %.0f): a leak", g.PerIteration, perIteration)
+	if per := g.Within(perIteration); per > perIteration {
+		t.Errorf("RSS grew %.0f bytes per iteration (bound %.0f): a leak", per, perIteration)
 	}
 	if g.Fraction > MaxGrowthFraction {
 		t.Errorf("RSS grew %.1f%% over %d iterations (bound %.0f%%): a leak", 100*g.Fraction, n, 100*MaxGrowthFraction)
