@@ -78,7 +78,8 @@ func TestFlatRSSSeesALeak(t *testing.T) {
 		}
 		leaked = append(leaked, out[0])
 	})
-	// Checked as FlatRSS checks: a window in which RSS fell does not count.
+	// A window in which RSS fell (memory earlier tests freed, handed back)
+	// does not count: the leak must show in every other one.
 	seen := per.Within(testutil.MaxGrowthPerIteration)
 	if seen <= testutil.MaxGrowthPerIteration {
 		t.Errorf("a leak of 2 KiB per iteration grew RSS %.0f bytes per iteration, within the bound %d: the check cannot see it", seen, testutil.MaxGrowthPerIteration)
