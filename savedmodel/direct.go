@@ -52,6 +52,8 @@ const (
 	BufferedIO
 )
 
+func (m IOMode) valid() bool { return m == AutoIO || m == DirectIO || m == BufferedIO }
+
 func (m IOMode) String() string {
 	switch m {
 	case AutoIO:
@@ -169,10 +171,8 @@ func newChunkWriter(f, df *os.File, auto bool) *chunkWriter {
 	return w
 }
 
-// measured returns the duration of a write of n bytes that began at start,
-// as timing makes it.
-func (w *chunkWriter) measured(direct bool, n int, start time.Time) time.Duration {
-	d := time.Since(start)
+// recorded is the duration d of a write of n bytes as timing makes it.
+func (w *chunkWriter) recorded(direct bool, n int, d time.Duration) time.Duration {
 	if w.timing != nil {
 		d = w.timing(direct, n, d)
 	}
@@ -189,7 +189,7 @@ func (w *chunkWriter) writeChunks() {
 			start := time.Now()
 			if _, err = w.df.WriteAt(*c.b, c.off); err != nil {
 				w.werr.Store(&err)
-			} else if d := w.measured(true, len(*c.b), start); d > 0 {
+			} else if d := w.recorded(true, len(*c.b), time.Since(start)); d > 0 {
 				old := math.Float64frombits(w.rateDirect.Load())
 				r := smooth(old, float64(len(*c.b))/d.Seconds(), c.off == last+chunkSize)
 				w.rateDirect.Store(math.Float64bits(r))
@@ -308,11 +308,7 @@ func (w *chunkWriter) endBuffered() error {
 	if err := w.flushStaged(); err != nil {
 		return err
 	}
-	d := w.spent
-	if w.timing != nil {
-		d = w.timing(false, chunkSize, d)
-	}
-	if d > 0 {
+	if d := w.recorded(false, chunkSize, w.spent); d > 0 {
 		w.rateBuf = smooth(w.rateBuf, chunkSize/d.Seconds(), w.bufRun)
 	}
 	w.spent = 0

@@ -406,3 +406,19 @@ func TestDirectWriteError(t *testing.T) {
 		t.Error("an index was written")
 	}
 }
+
+// An IOMode this package does not know is refused, not taken for another.
+func TestUnknownIOModeRefused(t *testing.T) {
+	prefix := filepath.Join(t.TempDir(), "ckpt")
+	_, err := NewBundleWriter(prefix, WriteOptions{IO: IOMode(7)})
+	if err == nil || !strings.Contains(err.Error(), "unknown IOMode 7") {
+		t.Fatalf("NewBundleWriter with IOMode(7): %v", err)
+	}
+	if _, err := os.Stat(DataFilename(prefix, 0, 1)); !os.IsNotExist(err) {
+		t.Fatalf("a refused writer left files: %v", err)
+	}
+	_, err = OpenBundleWithOptions(prefix, ReadOptions{IO: IOMode(-1)})
+	if err == nil || !strings.Contains(err.Error(), "unknown IOMode -1") {
+		t.Fatalf("OpenBundleWithOptions with IOMode(-1): %v", err)
+	}
+}

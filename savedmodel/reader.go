@@ -120,6 +120,9 @@ func OpenBundle(prefix string) (*BundleReader, error) {
 // OpenBundleWithOptions is OpenBundle with options.
 func OpenBundleWithOptions(prefix string, opts ReadOptions) (*BundleReader, error) {
 	path := IndexFilename(prefix)
+	if !opts.IO.valid() {
+		return nil, &Error{Op: "open", File: path, Err: fmt.Errorf("unknown IOMode %d", int(opts.IO))}
+	}
 	data, err := readFileLimited(path, opts.maxIndexBytes())
 	if err != nil {
 		return nil, &Error{Op: "open", File: path, Err: err}

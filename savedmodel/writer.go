@@ -135,6 +135,9 @@ func NewBundleWriter(prefix string, opts WriteOptions) (*BundleWriter, error) {
 	if w.opts.Compression != NoCompression && w.opts.Compression != SnappyCompression {
 		return nil, &Error{Op: "write", File: IndexFilename(prefix), Err: fmt.Errorf("unknown compression %d", w.opts.Compression)}
 	}
+	if !w.opts.IO.valid() {
+		return nil, &Error{Op: "write", File: IndexFilename(prefix), Err: fmt.Errorf("unknown IOMode %d", int(w.opts.IO))}
+	}
 	dir := filepath.Dir(prefix)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, &Error{Op: "write", File: dir, Err: err}
