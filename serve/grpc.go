@@ -176,7 +176,7 @@ func (g *grpcAPI) predict(ctx context.Context, req *tfserving.PredictRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	limit := g.s.inputLimit()
+	limit := inputLimit(g.s.cfg)
 	inputs := make(requestTensors, len(req.GetInputs()))
 	defer inputs.Close()
 	for _, k := range sortedNames(req.GetInputs()) {

@@ -34,7 +34,7 @@ func (s *Server) runSignature(ctx context.Context, h *handle, name string, sig r
 			}
 		}
 	}
-	limit := s.inputLimit()
+	limit := inputLimit(s.cfg)
 	var total int64
 	g := h.model.Session().Graph()
 	feeds := make(map[tfgo.Output]any, len(inputs))
@@ -127,8 +127,6 @@ func checkInputNames[V any](sig runner.SignatureInfo, inputs map[string]V) error
 
 // inputLimit is the bound on one run's input bytes
 // (LoadOptions.MaxInputBytes; negative: none).
-func (s *Server) inputLimit() int64 { return inputLimit(s.cfg) }
-
 func inputLimit(cfg Config) int64 {
 	if cfg.Load.MaxInputBytes != 0 {
 		return cfg.Load.MaxInputBytes
