@@ -84,6 +84,9 @@ func TestFlatRSSSeesALeak(t *testing.T) {
 	if seen <= testutil.MaxGrowthPerIteration {
 		t.Errorf("a leak of 2 KiB per iteration grew RSS %.0f bytes per iteration, within the bound %d: the check cannot see it", seen, testutil.MaxGrowthPerIteration)
 	}
+	if per.CPerIteration <= testutil.MaxGrowthPerIteration {
+		t.Errorf("a leak of 2 KiB per iteration grew C's malloc %.0f bytes per iteration, within the bound %d: the check cannot see it", per.CPerIteration, testutil.MaxGrowthPerIteration)
+	}
 	for _, tn := range leaked {
 		tn.Close()
 	}

@@ -12,9 +12,10 @@ import (
 )
 
 // RSS is the resident set size of this process in bytes, after a
-// collection that also returns the freed Go heap to the OS: what stays
-// resident is live memory (Go's or C's), not the heap's slack, which moves
-// by megabytes with the timing of the collections.
+// collection that returns the freed Go heap to the OS and a trim of C's
+// malloc: what stays resident is live memory (Go's or C's), not the
+// heaps' slack, which moves by megabytes with the timing of the
+// collections and with which thread's arena a free landed in.
 func RSS(t testing.TB) int64 {
 	t.Helper()
 	// Objects holding C memory are freed by finalizers and cleanups, which
@@ -25,6 +26,7 @@ func RSS(t testing.TB) int64 {
 		time.Sleep(5 * time.Millisecond)
 	}
 	debug.FreeOSMemory()
+	trimMalloc()
 	b, err := os.ReadFile("/proc/self/statm")
 	if err != nil {
 		t.Fatalf("reading RSS: %v", err)
@@ -59,6 +61,10 @@ type Growth struct {
 	Fraction float64
 	// Windows are the windows' growths in bytes per iteration, in order.
 	Windows []float64
+	// CPerIteration is the smallest window's growth per iteration of the
+	// bytes C's malloc has handed out: the C objects a loop keeps, without
+	// the arenas' slack that moves RSS.
+	CPerIteration float64
 }
 
 // Within is the smallest window's growth per iteration among those in
@@ -89,23 +95,25 @@ func RSSGrowth(t testing.TB, warm, n int, step func()) Growth {
 	for i := 0; i < warm; i++ {
 		step()
 	}
-	per := math.Inf(1)
+	per, cPer := math.Inf(1), math.Inf(1)
 	var windows []float64
 	start := RSS(t)
-	before := start
+	before, cBefore := start, mallocInUse()
 	for w := 0; w < 3; w++ {
 		for i := 0; i < n/3; i++ {
 			step()
 		}
-		after := RSS(t)
-		g := float64(after-before) / float64(n/3)
-		t.Logf("window %d: RSS %.1f -> %.1f MiB over %d iterations: %+.1f bytes per iteration",
-			w+1, float64(before)/(1<<20), float64(after)/(1<<20), n/3, g)
+		after, cAfter := RSS(t), mallocInUse()
+		g, c := float64(after-before)/float64(n/3), float64(cAfter-cBefore)/float64(n/3)
+		t.Logf("window %d: RSS %.1f -> %.1f MiB over %d iterations: %+.1f bytes per iteration (C malloc in use %+.1f)",
+			w+1, float64(before)/(1<<20), float64(after)/(1<<20), n/3, g, c)
+		cPer = math.Min(cPer, c)
+		cBefore = cAfter
 		per = math.Min(per, g)
 		windows = append(windows, g)
 		before = after
 	}
-	return Growth{PerIteration: per, Fraction: float64(before-start) / float64(start), Windows: windows}
+	return Growth{PerIteration: per, Fraction: float64(before-start) / float64(start), Windows: windows, CPerIteration: cPer}
 }
 
 // FlatRSS fails if step grows RSS by more than MaxGrowthPerIteration per
@@ -137,6 +145,9 @@ func FlatRSSWithin(t testing.TB, warm, n int, perIteration float64, step func())
 	// hide a leak in one run; make leak's longer loops catch it.
 	if g.PerIteration > perIteration {
 		t.Errorf("RSS grew %.0f bytes per iteration (bound %.0f): a leak", g.PerIteration, perIteration)
+	}
+	if g.CPerIteration > perIteration {
+		t.Errorf("C's malloc kept %.0f more bytes per iteration (bound %.0f): a leak of C objects", g.CPerIteration, perIteration)
 	}
 	if g.Fraction > MaxGrowthFraction {
 		t.Errorf("RSS grew %.1f%% over %d iterations (bound %.0f%%): a leak", 100*g.Fraction, n, 100*MaxGrowthFraction)
