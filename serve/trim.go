@@ -1,6 +1,11 @@
 package serve
 
-import "os"
+import (
+	"os"
+	"runtime/debug"
+
+	"github.com/gotf/gotf/internal/procstat"
+)
 
 // useSystemAllocator makes TensorFlow's oneDNN CPU allocator hand every
 // tensor to malloc, unless the environment already chooses
@@ -16,4 +21,15 @@ func useSystemAllocator() {
 	if _, set := os.LookupEnv("TF_ONEDNN_USE_SYSTEM_ALLOCATOR"); !set {
 		os.Setenv("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
 	}
+}
+
+// releaseFreedMemory gives back to the system what an unloaded version
+// freed: malloc's free pages (procstat.TrimMalloc) and Go's free heap,
+// where the version's request and response buffers were. Measured on 256
+// MiB of 1 MiB variables (TestMemoryReturnedAfterUnload): without the trim
+// all of the old version stayed, free in the arenas (mallinfo2), and the
+// RSS at two versions' worth.
+func releaseFreedMemory() {
+	procstat.TrimMalloc()
+	debug.FreeOSMemory()
 }
