@@ -9,13 +9,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gotf/gotf/internal/procstat"
 )
 
 // RSS is the resident set size of this process in bytes, after a
 // collection that returns the freed Go heap to the OS and a trim of C's
 // malloc: what stays resident is live memory (Go's or C's), not the
 // heaps' slack, which moves by megabytes with the timing of the
-// collections and with which thread's arena a free landed in.
+// collections and with which thread's arena a free landed in. Without the
+// trim, 9,000 Keras file loads moved RSS by +1.3k, +10.1k and -1.3k bytes
+// per iteration in three windows while malloc's bytes in use grew 0.15 KiB
+// per load.
 func RSS(t testing.TB) int64 {
 	t.Helper()
 	// Objects holding C memory are freed by finalizers and cleanups, which
@@ -26,7 +31,7 @@ func RSS(t testing.TB) int64 {
 		time.Sleep(5 * time.Millisecond)
 	}
 	debug.FreeOSMemory()
-	trimMalloc()
+	procstat.TrimMalloc()
 	b, err := os.ReadFile("/proc/self/statm")
 	if err != nil {
 		t.Fatalf("reading RSS: %v", err)
@@ -98,12 +103,12 @@ func RSSGrowth(t testing.TB, warm, n int, step func()) Growth {
 	per, cPer := math.Inf(1), math.Inf(1)
 	var windows []float64
 	start := RSS(t)
-	before, cBefore := start, mallocInUse()
+	before, cBefore := start, procstat.MallocInUse()
 	for w := 0; w < 3; w++ {
 		for i := 0; i < n/3; i++ {
 			step()
 		}
-		after, cAfter := RSS(t), mallocInUse()
+		after, cAfter := RSS(t), procstat.MallocInUse()
 		g, c := float64(after-before)/float64(n/3), float64(cAfter-cBefore)/float64(n/3)
 		t.Logf("window %d: RSS %.1f -> %.1f MiB over %d iterations: %+.1f bytes per iteration (C malloc in use %+.1f)",
 			w+1, float64(before)/(1<<20), float64(after)/(1<<20), n/3, g, c)
