@@ -113,6 +113,33 @@ def py_serve(model_dir, iters, loads):
                                      check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
 
 
+def kernel_time_infer(model_dir, traces=((1, 10), (32, 3))):
+    """The kernel time of one serving_default run on one intra-op thread
+    (cmd/benchinfer's FULL_TRACE step stats, summed over kernels): the work
+    of a run, which no thread set-up can spread over the cores in less than
+    this time divided by their number."""
+    binary = os.path.join(tempfile.mkdtemp(prefix="benchinfer"), "benchinfer")
+    sh(["go", "build", "-o", binary, "./cmd/benchinfer"])
+    cmds = "".join(f"trace {b} {n}\n" for b, n in traces)
+    out = subprocess.run([binary, "-dir", model_dir, "-config", "intra_op_parallelism_threads: 1"], input=cmds,
+                         check=True, capture_output=True, text=True).stdout.strip().splitlines()
+    res = {}
+    for (b, _), line in zip(traces, out[1:]):
+        t = json.loads(line)
+        res[f"kernel_{b}_ms"], res[f"matmul_{b}_ms"] = t["kernel_ms"], t["matmul_kernel_ms"]
+    return res
+
+
+def kernel_time_train(name, root, steps):
+    """The kernel time of one train step on one intra-op thread (cmd/benchtrain
+    -profile: one traced step's step stats), all kernels and the MatMuls."""
+    prefix = os.path.join(tempfile.mkdtemp(prefix="benchtrain-profile"), name)
+    out = sh([bench_train.go_binary(root), "-config", name, "-threads", "1", "-steps", str(steps), "-warmup", "1",
+              "-profile", prefix])
+    r = json.loads(out.strip().splitlines()[-1])
+    return r["kernel_ms"], r["matmul_kernel_ms"]
+
+
 def inference(work, main_steps, iters, loads, rounds=3):
     cfg = main_job_config()
     log(f"inference: the main job, {main_steps} steps, then its SavedModel export")
@@ -132,11 +159,20 @@ def inference(work, main_steps, iters, loads, rounds=3):
         runs = [(go_serve(d, iters), py_serve(d, iters, loads)) for _ in range(rounds)]
         res[name] = tuple({k: statistics.median(r[side][k] for r in runs) for k in runs[0][side] if k != "input"}
                           for side in (0, 1))
+        log(f"inference: {name}: kernel time on 1 intra-op thread (step stats)")
+        res[name][0].update(kernel_time_infer(d))
     return cfg, res
 
 
 def ratio(py, go):
     return f"{py / go:.2f}x"
+
+
+def floor_row(case, kernel_ms, matmul_ms, cores, target):
+    """A table row of the time a case's kernels take on one thread and the
+    floor it sets: that time spread perfectly over every core."""
+    return (f"| {case}: kernel time on 1 intra-op thread, ms (MatMuls) | {kernel_ms:.1f} ({matmul_ms:.1f}) | | "
+            f"floor on {cores} cores {kernel_ms / cores:.1f} ms (MatMuls {matmul_ms / cores:.1f}); {target} |")
 
 
 def table(args, info, peak, train, inf, ckpt, disk, started, elapsed, loads):
@@ -162,6 +198,10 @@ def table(args, info, peak, train, inf, ckpt, disk, started, elapsed, loads):
         if "go_threads1" in r:
             lines.append(f"| {name}, Go with 1 intra-op thread (no XLA), ms | {r['go_threads1']:.1f} | | "
                          f"default threads' time / this: {ratio(r['go'], r['go_threads1'])} |")
+        if "kernel_ms" in r:
+            need = min(r["fit"] / 2, best_py / 1.2) if name == "small" else best_py / 1.2
+            lines.append(floor_row(f"{name} step", r["kernel_ms"], r["matmul_ms"], cores,
+                                   f"{'2x fit and ' if name == 'small' else ''}1.2x best Python need ≤ {need:.1f} ms"))
     if "large" in train:
         r = train["large"]
         lines.append(f"| MFU of the large step (best Go; 6 x params x tokens / step) | {r['go_gflops']:.1f} GFLOP/s = {r['mfu']:.0%} | | |")
@@ -170,6 +210,10 @@ def table(args, info, peak, train, inf, ckpt, disk, started, elapsed, loads):
         for b in (1, 32):
             lines.append(f"| {name}, batch {b}, ms | {g[f'batch_{b}_ms']:.2f} | {p[f'batch_{b}_ms']:.2f} (saved_model.load signature) "
                          f"| {ratio(p[f'batch_{b}_ms'], g[f'batch_{b}_ms'])} |")
+        for b, want in ((1, 1.5), (32, 1.1)):
+            if f"kernel_{b}_ms" in g:
+                lines.append(floor_row(f"{name}, batch {b}", g[f"kernel_{b}_ms"], g[f"matmul_{b}_ms"], cores,
+                                       f"{want}x Python needs ≤ {p[f'batch_{b}_ms'] / want:.2f} ms"))
         lines.append(f"| {name}, SavedModel load, s | {g['load_s']:.3f} | {p['load_s']:.3f} | {ratio(p['load_s'], g['load_s'])} |")
     py = ckpt["Python"]
     # The zero IOMode's row first (what a user gets without options), then
@@ -208,6 +252,10 @@ def table(args, info, peak, train, inf, ckpt, disk, started, elapsed, loads):
         f"Checkpoints: scripts/bench_checkpoint.py, {args.ckpt_gb:g} GiB of float32 variables in 64 MiB variables, "
         f"medians of {args.ckpt_reps} alternating runs of {args.saves} saves each; 'steady' is every save after the "
         f"second; Go's rows are savedmodel.IOMode (the default first); none fsyncs, as TensorFlow does not; disk dd conv=fdatasync {disk:.2f} GB/s.",
+        "Kernel time on 1 intra-op thread: the step stats (FULL_TRACE) of one traced Go train step or the mean of traced "
+        "inference runs (1 intra-op thread, so each kernel's time is its work, not its share of a parallel run), summed "
+        "over every kernel and over the MatMul kernels. Divided by the cores it is a floor: no thread set-up runs "
+        "these kernels in less, and Python runs the same kernels. Tracing adds a few microseconds per kernel.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -241,6 +289,9 @@ def main():
         # step a third: one intra-op thread shows whether that still holds.
         log("train step: small, Go with 1 intra-op thread")
         train["small"]["go_threads1"] = bench_train.go("small", args.steps, args.warmup, False, ROOT, threads=1)
+    for name, r in train.items():
+        log(f"train step: {name}, kernel time on 1 intra-op thread (step stats of one step)")
+        r["kernel_ms"], r["matmul_ms"] = kernel_time_train(name, ROOT, 6 if name == "small" else 2)
     text = table(args, info, peak, train, inf, sides, disk, started, time.perf_counter() - t0,
                  (load_start, "%.1f" % os.getloadavg()[0]))
     print(text)

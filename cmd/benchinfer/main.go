@@ -8,7 +8,8 @@
 //
 //	run BATCH N      time N runs at BATCH (after the first call's warm-up)
 //	trace BATCH [N]  N FULL_TRACE runs (default 1): the time per op type
-//	                 (mean per run) and op counts of the partition graphs
+//	                 (mean per run), its sums over all kernels and over the
+//	                 MatMuls, and op counts of the partition graphs
 //
 //	go run ./cmd/benchinfer -dir /tmp/job/saved_model/1 -config 'intra_op_parallelism_threads: 2'
 package main
@@ -221,8 +222,13 @@ func trace(m *runner.Model, key string, ids [][]int32, runs int) map[string]any 
 	}
 	sort.Slice(ops, func(i, j int) bool { return perOp[ops[i]] > perOp[ops[j]] })
 	var lines []string
+	var kernelMs, matmulMs float64
 	for _, op := range ops {
 		lines = append(lines, fmt.Sprintf("%8.3f ms %4d  %s", perOp[op], count[op], op))
+		kernelMs += perOp[op]
+		if strings.Contains(op, "MatMul") {
+			matmulMs += perOp[op]
+		}
 	}
-	return map[string]any{"op_ms": lines, "graph_ops": graphOps}
+	return map[string]any{"op_ms": lines, "graph_ops": graphOps, "kernel_ms": kernelMs, "matmul_kernel_ms": matmulMs}
 }

@@ -80,6 +80,10 @@ type result struct {
 	// RingBytes: what a ring all-reduce of the gradients sends per step,
 	// all workers together: 2 (N-1) times the gradients' bytes.
 	RingBytes int64 `json:"ring_allreduce_bytes_per_step,omitempty"`
+	// KernelMs and MatMulMs (with -profile): the traced step's kernel
+	// time summed over threads, all kernels and the MatMuls.
+	KernelMs float64 `json:"kernel_ms,omitempty"`
+	MatMulMs float64 `json:"matmul_kernel_ms,omitempty"`
 }
 
 func main() {
@@ -176,6 +180,9 @@ func main() {
 	med, mean := timer.summary()
 	res := result{Config: *name, XLA: *xla, Replicas: *replicas, Devices: *cpus, MsPerStep: med, MeanMs: mean, StepMs: timer.list(), CPUMs: cpuMs,
 		IntraOp: *threads, InterOp: *inter, Params: m.CountParams(), Tokens: c.batch * c.gpt.SeqLen}
+	if stats != nil {
+		res.KernelMs, res.MatMulMs = stats.kernelMs, stats.matmulMs
+	}
 	if *workers > 1 {
 		res.Workers = *workers
 		res.LoopbackBytes = float64(loopbackSent()-lo) / float64(*steps)

@@ -19,6 +19,9 @@ type stepProfile struct {
 	prefix string
 	batch  int
 	err    error
+	// kernelMs and matmulMs are the traced step's kernel time summed over
+	// threads, all kernels and those of MatMul op types.
+	kernelMs, matmulMs float64
 }
 
 func (p *stepProfile) TraceStep(_, batch int) bool { return batch == p.batch }
@@ -64,12 +67,16 @@ func (p *stepProfile) OnStepTrace(_ *keraslike.Model, _, _ int, md *cpb.RunMetad
 			a.micros += us
 			slow = append(slow, node{n.GetNodeName(), t, us})
 			total += us
+			if strings.Contains(t, "MatMul") {
+				p.matmulMs += float64(us) / 1e3
+			}
 			if first < 0 || n.GetAllStartMicros() < first {
 				first = n.GetAllStartMicros()
 			}
 			last = max(last, n.GetAllStartMicros()+n.GetAllEndRelMicros())
 		}
 	}
+	p.kernelMs = float64(total) / 1e3
 	types := make([]string, 0, len(by))
 	for t := range by {
 		types = append(types, t)
