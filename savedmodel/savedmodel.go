@@ -54,6 +54,10 @@ const (
 	// AssetFilepathsCollection is tf.GraphKeys.ASSET_FILEPATHS: the
 	// string constants holding the assets' paths when the graph was built.
 	AssetFilepathsCollection = "asset_filepaths"
+	// AssetsCollection holds the AssetFileDefs (as Any) of TF1 exports
+	// whose meta graph has no asset_file_def (tf.compat.v1's Builder);
+	// TensorFlow's loader reads it when asset_file_def is empty.
+	AssetsCollection = "saved_model_assets"
 
 	// SchemaVersion is the saved_model_schema_version TensorFlow writes.
 	SchemaVersion = 1
@@ -165,13 +169,49 @@ func ReadMetaGraph(dir string, tags ...string) (*cpb.MetaGraphDef, error) {
 			}
 		}
 	}
-	for _, a := range mg.GetAssetFileDef() {
+	assets, where, err := AssetFileDefs(mg)
+	if err != nil {
+		return nil, &Error{Op: "read", File: filepath.Join(dir, SavedModelFilename), Err: err}
+	}
+	fed := map[string]string{}
+	for _, a := range assets {
 		path := filepath.Join(dir, AssetsDirectory, a.GetFilename())
+		tensor := a.GetTensorInfo().GetName()
+		if prev, ok := fed[tensor]; ok {
+			// TensorFlow's C++ loader (TF Serving's, and this module's)
+			// feeds every entry and fails with "fed more than once".
+			return nil, &Error{Op: "read", File: filepath.Join(dir, SavedModelFilename),
+				Err: fmt.Errorf("%w: the meta graph's %s name the asset tensor %s twice (%s and %s); TensorFlow's C++ loader cannot feed a tensor twice (it happens when a TF1 export adds the path to the asset_filepaths collection that TextFileInitializer already added it to)",
+					ErrUnsupported, where, tensor, prev, a.GetFilename())}
+		}
+		fed[tensor] = a.GetFilename()
 		if _, err := os.Stat(path); err != nil {
-			return nil, &Error{Op: "read", File: path, Err: fmt.Errorf("asset of %s: %w", a.GetTensorInfo().GetName(), err)}
+			return nil, &Error{Op: "read", File: path, Err: fmt.Errorf("asset of %s: %w", tensor, err)}
 		}
 	}
 	return mg, nil
+}
+
+// AssetFileDefs returns the assets of a meta graph as TensorFlow's loader
+// finds them: its asset_file_def, or when that is empty the
+// saved_model_assets collection of older TF1 exports; where says which.
+func AssetFileDefs(mg *cpb.MetaGraphDef) (defs []*cpb.AssetFileDef, where string, err error) {
+	if len(mg.GetAssetFileDef()) > 0 {
+		return mg.GetAssetFileDef(), "asset_file_def", nil
+	}
+	col, ok := mg.GetCollectionDef()[AssetsCollection]
+	if !ok {
+		return nil, "asset_file_def", nil
+	}
+	where = "collection " + AssetsCollection
+	for i, a := range col.GetAnyList().GetValue() {
+		d := new(cpb.AssetFileDef)
+		if err := a.UnmarshalTo(d); err != nil {
+			return nil, where, corruptf("%s: entry %d is not an AssetFileDef: %v", where, i, err)
+		}
+		defs = append(defs, d)
+	}
+	return defs, where, nil
 }
 
 // Asset is a file a SavedModel carries under assets/ (a vocabulary, ...).

@@ -145,10 +145,18 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // signature is a SignatureDef resolved against the loaded graph.
 type signature struct {
-	info        SignatureInfo
-	inputs      map[string]tfgo.Output
-	outputKeys  []string
-	outputs     []tfgo.Output
+	info       SignatureInfo
+	inputs     map[string]tfgo.Output
+	outputKeys []string
+	outputs    []tfgo.Output
+	// fetches are the outputs the session fetches: those that are not
+	// an input's tensor; fetchAt[i] is output i's place among them, or
+	// -1 when output i is the tensor of input aliasOf[i] (TensorFlow
+	// refuses to feed and fetch one tensor, so Run answers with a copy
+	// of the input).
+	fetches     []tfgo.Output
+	fetchAt     []int
+	aliasOf     []string
 	unsupported error // a non-dense TensorInfo: Run refuses the signature
 }
 
@@ -243,6 +251,10 @@ func LoadWithOptions(dir string, opts LoadOptions) (*Model, error) {
 	if m.maxInput == 0 {
 		m.maxInput = DefaultMaxInputBytes
 	}
+	if err := m.restoreCapturedVariables(); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("loading SavedModel %s: %w", dir, err)
+	}
 	for name, def := range meta.GetSignatureDef() {
 		if name == savedmodel.InitOpSignatureKey {
 			continue
@@ -290,6 +302,12 @@ func (m *Model) resolve(name string, def *cpb.SignatureDef) (*signature, error) 
 		s.info.Inputs[key] = info
 		s.inputs[key] = o
 	}
+	inputOf := map[string]string{} // "op:index" of an input -> its key
+	for key, o := range s.inputs {
+		if o.Op != nil {
+			inputOf[tensorKey(o.Op.Name(), o.Index)] = key
+		}
+	}
 	for _, key := range sortedKeys(def.GetOutputs()) {
 		info, o, err := do("output", key, def.GetOutputs()[key])
 		if err != nil {
@@ -298,6 +316,17 @@ func (m *Model) resolve(name string, def *cpb.SignatureDef) (*signature, error) 
 		s.info.Outputs[key] = info
 		s.outputKeys = append(s.outputKeys, key)
 		s.outputs = append(s.outputs, o)
+		in := ""
+		if o.Op != nil {
+			in = inputOf[tensorKey(o.Op.Name(), o.Index)]
+		}
+		s.aliasOf = append(s.aliasOf, in)
+		if in != "" {
+			s.fetchAt = append(s.fetchAt, -1)
+			continue
+		}
+		s.fetchAt = append(s.fetchAt, len(s.fetches))
+		s.fetches = append(s.fetches, o)
 	}
 	return s, nil
 }
@@ -422,15 +451,46 @@ func (m *Model) Run(ctx context.Context, sig string, inputs map[string]any) (map
 		}
 		opts.TimeoutInMs = ms
 	}
-	outs, _, err := m.sess.RunWithOptions(opts, feeds, s.outputs)
-	if err != nil {
-		return nil, fmt.Errorf("running signature %q of %s: %w", sig, m.dir, err)
+	var outs []*tfgo.Tensor
+	if len(s.fetches) > 0 { // else every output is an input: nothing to run
+		var err error
+		outs, _, err = m.sess.RunWithOptions(opts, feeds, s.fetches)
+		if err != nil {
+			return nil, fmt.Errorf("running signature %q of %s: %w", sig, m.dir, err)
+		}
 	}
-	res := make(map[string]*tfgo.Tensor, len(outs))
-	for i, t := range outs {
-		res[s.outputKeys[i]] = t
+	res := make(map[string]*tfgo.Tensor, len(s.outputKeys))
+	for i, key := range s.outputKeys {
+		if j := s.fetchAt[i]; j >= 0 {
+			res[key] = outs[j]
+			continue
+		}
+		// An output that is an input's tensor: a copy of what was fed.
+		c, err := copyTensor(feeds[s.inputs[s.aliasOf[i]]].(*tfgo.Tensor))
+		if err != nil {
+			for _, t := range res {
+				t.Close()
+			}
+			for _, t := range outs {
+				t.Close()
+			}
+			return nil, fmt.Errorf("signature %q: output %q (input %q): %w", sig, key, s.aliasOf[i], err)
+		}
+		res[key] = c
 	}
 	return res, nil
+}
+
+// copyTensor returns a new tensor equal to t.
+func copyTensor(t *tfgo.Tensor) (*tfgo.Tensor, error) {
+	if t.DataType() == tfgo.String {
+		s, err := t.Strings()
+		if err != nil {
+			return nil, err
+		}
+		return tfgo.NewStringTensor(t.Shape(), s)
+	}
+	return tfgo.NewTensorFromBytes(t.DataType(), t.Shape(), t.Data())
 }
 
 // checkInput checks a tensor against a signature's TensorInfo.
