@@ -222,6 +222,40 @@ tf.saved_model.save(o, d, signatures={"clip": o.f}, options=tf.saved_model.SaveO
     experimental_variable_policy=tf.saved_model.experimental.VariablePolicy.SAVE_VARIABLE_DEVICES))
 case(d, "clip", x=rs.randn(2, 3).astype("float32"))
 
+# More SaveOptions: no SaverDef (variables only in the object graph), the
+# variables in several shards, extra tags. (experimental_image_format,
+# the proto-splitter format, is "disabled in OSS".)
+class Big(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = tf.Variable(rs.randn(64, 16).astype("float32"))
+        self.b = tf.Variable(rs.randn(64, 16).astype("float32"))
+        self.c = tf.Variable(rs.randn(16).astype("float32"))
+    @tf.function(input_signature=[tf.TensorSpec([None, 16], tf.float32, name="x")])
+    def f(self, x):
+        return {"y": tf.matmul(x, self.a, transpose_b=True) + tf.reduce_sum(self.b) + tf.reduce_sum(x * self.c)}
+big = Big()
+for name, opts in (
+        ("skip_saver", tf.saved_model.SaveOptions(experimental_skip_saver=True)),
+        ("sharded", tf.saved_model.SaveOptions(experimental_sharding_callback=tf.train.experimental.MaxShardSizePolicy(max_shard_size=3000))),
+        ("extra_tags", tf.saved_model.SaveOptions(extra_tags=["gpu"]))):
+    d = path(name)
+    tf.saved_model.save(big, d, signatures={"serving_default": big.f}, options=opts)
+    case(d, "serving_default", x=rs.randn(2, 16).astype("float32"))
+
+# Keras mixed precision: float16 and bfloat16 compute inside, float32 out.
+for policy in ("mixed_float16", "mixed_bfloat16"):
+    keras.mixed_precision.set_global_policy(policy)
+    inp = keras.Input((6,), name="x")
+    hid = keras.layers.Dense(8, activation="gelu")(inp)
+    hid = keras.layers.LayerNormalization()(hid)
+    out = keras.layers.Dense(3, dtype="float32", name="logits")(hid)
+    d = path("keras_" + policy)
+    keras.Model(inp, out).export(d, verbose=False)
+    keras.mixed_precision.set_global_policy("float32")
+    m = tf.saved_model.load(d)
+    case(d, "serving_default", **{next(iter(m.signatures["serving_default"].structured_input_signature[1])): rs.randn(3, 6).astype("float32")})
+
 # 6. TF1 exports: keys that are not the placeholders' names, an output
 # that is an input, two keys for one tensor, no variables, ref variables,
 # a vocabulary table initialized by the main op.
@@ -281,7 +315,7 @@ for name, twice in (("tf1_table", False), ("tf1_table_twice", True)):
 os.remove(vocab)
 
 for i, (d, sig, feeds) in enumerate(cases):
-    m = tf.saved_model.load(d)
+    m = tf.saved_model.load(d, tags=["serve", "gpu"] if d.endswith("extra_tags") else None)
     fn = m.signatures[sig]
     out = fn(**{k: tf.constant(v) for k, v in feeds.items()})
     outputs[f"{i}|dir"] = d
@@ -357,7 +391,16 @@ func TestExternalModels(t *testing.T) {
 			m := models[c.dir]
 			if m == nil {
 				var err error
-				m, err = Load(c.dir)
+				if filepath.Base(c.dir) == "extra_tags" {
+					// TF Serving's rule: the tag set must be {serve}
+					// exactly, and the error lists the sets there are.
+					_, err = Load(c.dir)
+					require.ErrorIs(t, err, savedmodel.ErrNotFound)
+					require.ErrorContains(t, err, "no meta graph with the tags {serve}; the SavedModel has {gpu, serve}")
+					m, err = Load(c.dir, "serve", "gpu")
+				} else {
+					m, err = Load(c.dir)
+				}
 				if want, ok := refused[filepath.Base(c.dir)]; ok {
 					require.ErrorIs(t, err, savedmodel.ErrUnsupported)
 					for _, w := range want {
