@@ -77,23 +77,73 @@ func (s *Server) runSignature(ctx context.Context, h *handle, name string, sig r
 		}
 		opts = &cpb.RunOptions{TimeoutInMs: ms}
 	}
+	// An output that is one of the fed tensors (a TF1 signature may
+	// return its input) cannot be fetched: TensorFlow refuses to feed and
+	// fetch one tensor. Its answer is a copy of the input; the session
+	// fetches the others.
+	alias := make([]string, len(keys))
+	var runKeys []string
+	var runFetches []tfgo.Output
+	for i, o := range fetches {
+		for k, f := range feedOuts {
+			if f.Index == o.Index && f.Op.Name() == o.Op.Name() {
+				alias[i] = k
+			}
+		}
+		if alias[i] == "" {
+			runKeys = append(runKeys, keys[i])
+			runFetches = append(runFetches, o)
+		}
+	}
 	start := time.Now()
-	outs, batched, err := s.runBatched(ctx, h, name, inputs, feedOuts, keys, fetches)
-	if !batched {
-		outs, _, err = h.model.Session().RunWithOptions(opts, feeds, fetches)
-		if err != nil {
-			err = runError(err)
+	var outs []*tfgo.Tensor
+	var err error
+	if len(runFetches) > 0 {
+		batched := false
+		if len(runFetches) == len(fetches) { // a batch splits fetched outputs only
+			outs, batched, err = s.runBatched(ctx, h, name, inputs, feedOuts, runKeys, runFetches)
+		}
+		if !batched {
+			outs, _, err = h.model.Session().RunWithOptions(opts, feeds, runFetches)
+			if err != nil {
+				err = runError(err)
+			}
 		}
 	}
 	s.observeRun(ctx, h.name, start, err)
 	if err != nil {
 		return nil, err
 	}
-	res := make(map[string]*tfgo.Tensor, len(outs))
+	res := make(map[string]*tfgo.Tensor, len(keys))
 	for i, t := range outs {
-		res[keys[i]] = t
+		res[runKeys[i]] = t
+	}
+	for i, k := range keys {
+		if alias[i] == "" {
+			continue
+		}
+		c, err := copyTensor(inputs[alias[i]])
+		if err != nil {
+			for _, t := range res {
+				t.Close()
+			}
+			return nil, statusf(Internal, "signature %q: output %q (input %q): %v", name, k, alias[i], err)
+		}
+		res[k] = c
 	}
 	return res, nil
+}
+
+// copyTensor returns a new tensor equal to t.
+func copyTensor(t *tfgo.Tensor) (*tfgo.Tensor, error) {
+	if t.DataType() == tfgo.String {
+		s, err := t.Strings()
+		if err != nil {
+			return nil, err
+		}
+		return tfgo.NewStringTensor(t.Shape(), s)
+	}
+	return tfgo.NewTensorFromBytes(t.DataType(), t.Shape(), t.Data())
 }
 
 // checkInputNames refuses a request whose inputs are not the signature's,

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/gotf/gotf/dtypes"
+	"github.com/gotf/gotf/dtypes/half"
 	"github.com/gotf/gotf/savedmodel/runner"
 	"github.com/gotf/gotf/tfgo"
 )
@@ -68,6 +69,19 @@ func (t *tensorBuf) add(v *jvalue) error {
 			t.data = binary.LittleEndian.AppendUint32(t.data, math.Float32bits(float32(f)))
 		} else {
 			t.data = binary.LittleEndian.AppendUint64(t.data, math.Float64bits(f))
+		}
+	case tfgo.Half, tfgo.BFloat16:
+		// TF Serving's JSON has no 16-bit floats (its issue 1639);
+		// they are numbers here, rounded to the nearest 16-bit float
+		// from float32.
+		if !v.isNumber() {
+			return t.typeError(v)
+		}
+		f := float32(v.float64())
+		if t.dt == tfgo.Half {
+			t.data = binary.LittleEndian.AppendUint16(t.data, uint16(half.NewFloat16(f)))
+		} else {
+			t.data = binary.LittleEndian.AppendUint16(t.data, uint16(half.NewBFloat16(f)))
 		}
 	case tfgo.Int8, tfgo.Int16, tfgo.Int32, tfgo.Int64:
 		if !v.isInteger() {
@@ -391,7 +405,7 @@ func newTensorJSON(name string, t *tfgo.Tensor) (*tensorJSON, error) {
 		}
 		tj.strs = s
 		tj.asBytes = strings.HasSuffix(name, "_bytes")
-	case tfgo.Float, tfgo.Double, tfgo.Int8, tfgo.Int16, tfgo.Int32, tfgo.Int64,
+	case tfgo.Float, tfgo.Double, tfgo.Half, tfgo.BFloat16, tfgo.Int8, tfgo.Int16, tfgo.Int32, tfgo.Int64,
 		tfgo.Uint8, tfgo.Uint16, tfgo.Uint32, tfgo.Uint64, tfgo.Bool:
 		tj.data = t.Data()
 	default:
@@ -409,6 +423,10 @@ func (tj *tensorJSON) writeOne(b *strings.Builder) {
 		writeFloat(b, float64(math.Float32frombits(le.Uint32(tj.data[4*i:]))), 32)
 	case tfgo.Double:
 		writeFloat(b, math.Float64frombits(le.Uint64(tj.data[8*i:])), 64)
+	case tfgo.Half:
+		writeFloat(b, float64(half.Float16(le.Uint16(tj.data[2*i:])).Float32()), 32)
+	case tfgo.BFloat16:
+		writeFloat(b, float64(half.BFloat16(le.Uint16(tj.data[2*i:])).Float32()), 32)
 	case tfgo.Int8:
 		b.WriteString(strconv.FormatInt(int64(int8(tj.data[i])), 10))
 	case tfgo.Int16:

@@ -1,0 +1,175 @@
+package serve
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"path/filepath"
+	"testing"
+
+	"github.com/gotf/gotf/internal/interop"
+	"github.com/gotf/gotf/tfgo"
+	"github.com/stretchr/testify/require"
+)
+
+// exportExternal is Python code that writes, as BASE/1 under
+// inputs["root"], SavedModels of the kinds Python users write that the
+// other serve tests do not: a tf.Module with signatures of many dtypes, a
+// scalar and a string input and one with a single unnamed output
+// ("output_0"); a Keras functional model with two inputs and two outputs
+// via model.export and via tf.saved_model.save with a signature; lookup
+// tables with a vocabulary asset; and a TF1 export whose signature keys
+// are not its placeholders' names and whose outputs include an input.
+const exportExternal = `
+import os
+import keras
+root = inputs["root"].item().decode()
+rs = np.random.RandomState(11)
+def base(name):
+    return os.path.join(root, name, "1")
+
+class Kinds(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = tf.Variable(rs.randn(3).astype("float32"))
+        self.h = tf.Variable(rs.randn(2).astype("float16"))
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+    def single(self, x):
+        return tf.reduce_sum(x * self.w, axis=1)
+    @tf.function(input_signature=[
+        tf.TensorSpec([None], tf.int64, name="i64"),
+        tf.TensorSpec([None], tf.bool, name="flag"),
+        tf.TensorSpec([None], tf.string, name="text"),
+        tf.TensorSpec([None, 2], tf.uint8, name="u8"),
+        tf.TensorSpec([None], tf.int8, name="i8"),
+        tf.TensorSpec([None, None], tf.float64, name="f64"),
+    ])
+    def rows(self, i64, flag, text, u8, i8, f64):
+        return {"i64": i64 * 3, "not": tf.logical_not(flag), "upper_bytes": tf.strings.upper(text),
+                "len": tf.strings.length(text), "u16": tf.cast(u8, tf.uint16) * 300,
+                "i8": i8 - 1, "f64": tf.reduce_sum(f64, axis=1)}
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, 2], tf.float16, name="f16"),
+        tf.TensorSpec([None], tf.bfloat16, name="bf16"),
+        tf.TensorSpec([], tf.int32, name="k"),
+        tf.TensorSpec(None, tf.float32, name="any_rank"),
+    ])
+    def narrow(self, f16, bf16, k, any_rank):
+        return {"f16": f16 * self.h, "bf16": bf16 * tf.cast(k, tf.bfloat16),
+                "mean": tf.reduce_mean(any_rank), "rank": tf.rank(any_rank)}
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.complex64, name="c")])
+    def complex(self, c):
+        return {"c": c * 2, "abs": tf.abs(c)}
+k = Kinds()
+tf.saved_model.save(k, base("kinds"), signatures={"serving_default": k.single, "rows": k.rows, "narrow": k.narrow, "complex": k.complex})
+
+keras.utils.set_random_seed(9)
+feat = keras.Input((4,), name="feat")
+ids = keras.Input((None,), dtype="int32", name="ids")
+e = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(10, 4)(ids))
+h = keras.layers.Concatenate()([feat, e])
+probs = keras.layers.Dense(3, activation="softmax", name="probs")(h)
+score = keras.layers.Dense(1, name="score")(h)
+keras.Model({"feat": feat, "ids": ids}, {"probs": probs, "score": score}).export(base("keras_export"), verbose=False)
+kd = keras.Model({"feat": feat, "ids": ids}, {"probs": probs, "score": score})
+fn = tf.function(lambda feat, ids: kd({"feat": feat, "ids": ids}), input_signature=[
+    tf.TensorSpec([None, 4], tf.float32, name="feat"), tf.TensorSpec([None, None], tf.int32, name="ids")])
+tf.saved_model.save(kd, base("keras_saved_model"), signatures={"serving_default": fn})
+
+vocab = os.path.join(root, "vocab.txt")
+with open(vocab, "w") as f:
+    f.write("the\nquick\nbrown\nfox\n")
+class Lookup(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.table = tf.lookup.StaticHashTable(tf.lookup.TextFileInitializer(
+            vocab, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER), -1)
+        self.sl = keras.layers.StringLookup(vocabulary=["a", "b", "c"])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="words")])
+    def lookup(self, words):
+        return {"ids": self.table.lookup(words), "letters": self.sl(words)}
+lk = Lookup()
+tf.saved_model.save(lk, base("lookup"), signatures={"serving_default": lk.lookup})
+os.remove(vocab)
+
+g = tf.Graph()
+with g.as_default():
+    sd = tf.compat.v1.saved_model.signature_def_utils
+    x = tf.compat.v1.placeholder(tf.float32, [None, 2], name="placeholder_x")
+    n = tf.compat.v1.placeholder(tf.int32, [None], name="Placeholder")
+    w = tf.compat.v1.get_variable("w", initializer=rs.randn(2).astype("float32"), use_resource=False)
+    y = tf.identity(x * w * tf.cast(n, tf.float32)[:, None], name="output_tensor")
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        b = tf.compat.v1.saved_model.Builder(base("tf1_renamed"))
+        b.add_meta_graph_and_variables(sess, ["serve"], signature_def_map={
+            "serving_default": sd.predict_signature_def({"features": x, "count": n}, {"scores": y, "echo": x}),
+            "echo": sd.predict_signature_def({"features": x}, {"same": x}),
+        })
+        b.save()
+`
+
+// TestExternalModelsServed serves the models of exportExternal and checks
+// REST predict (row and columnar formats, b64 strings) and gRPC Predict
+// answers against the signatures of tf.saved_model.load on the same
+// inputs.
+func TestExternalModelsServed(t *testing.T) {
+	root := t.TempDir()
+	interop.Python(t, exportExternal, map[string]*tfgo.Tensor{"root": str(t, root)})
+	names := []string{"kinds", "keras_export", "keras_saved_model", "lookup", "tf1_renamed"}
+	var models []ModelConfig
+	for _, n := range names {
+		models = append(models, ModelConfig{Name: n, BasePath: filepath.Join(root, n)})
+	}
+	s, addr := startGRPCServer(t, Config{Models: models})
+	dir := func(n string) string { return filepath.Join(root, n, "1") }
+	r := rand.New(rand.NewPCG(5, 6))
+
+	for _, c := range []struct{ model, body string }{
+		{"kinds", `{"instances": [[1, 2, 3], [-0.5, 0.25, 8]]}`},
+		{"kinds", `{"inputs": [[1, 2, 3]]}`},
+		{"kinds", `{"signature_name": "rows", "instances": [
+			{"i64": 9007199254740993, "flag": true, "text": {"b64": "AP/+IGJpbmFyeQ=="}, "u8": [255, 0], "i8": -128, "f64": [1.5, 2]},
+			{"i64": -4, "flag": false, "text": "caf\u00e9", "u8": [7, 9], "i8": 127, "f64": [1e300, -1e300]}]}`},
+		{"kinds", `{"signature_name": "rows", "inputs": {"i64": [1], "flag": [true], "text": [{"b64": "aGk="}], "u8": [[1, 2]], "i8": [0], "f64": [[0.125, 3, 4]]}}`},
+		{"keras_export", `{"instances": [{"feat": [1, 2, 3, 4], "ids": [1, 2, 3]}, {"feat": [0, -1, 0.5, 2], "ids": [9, 0, 0]}]}`},
+		{"keras_export", `{"inputs": {"feat": [[1, 2, 3, 4]], "ids": [[5, 5]]}}`},
+		{"keras_saved_model", `{"instances": [{"feat": [1, 2, 3, 4], "ids": [1, 2, 3]}]}`},
+		{"keras_saved_model", `{"inputs": {"feat": ` + floats(r, 3, 4) + `, "ids": [[1], [2], [3]]}}`},
+		{"lookup", `{"instances": ["fox", "cat", {"b64": "YQ=="}, "the"]}`},
+		{"lookup", `{"inputs": {"words": ["quick", ""]}}`},
+		{"tf1_renamed", `{"instances": [{"features": [1, 2], "count": 3}, {"features": [-1, 0.5], "count": -2}]}`},
+		{"tf1_renamed", `{"signature_name": "echo", "inputs": [[1.5, 2.5]]}`},
+		// float16 and bfloat16 as JSON numbers, which TF Serving refuses.
+		{"kinds", `{"signature_name": "narrow", "inputs": {"f16": [[1, 2.5], [0.1, -65504]], "bf16": [1, 3.14159], "k": 2, "any_rank": [[1], [2]]}}`},
+		{"kinds", `{"signature_name": "narrow", "inputs": {"f16": [[1e-3, 7]], "bf16": [-0.3], "k": -3, "any_rank": 1.5}}`},
+	} {
+		checkPredict(t, s, dir(c.model), "/v1/models/"+c.model+":predict", c.body)
+	}
+	// JSON has no complex numbers (nor has TF Serving's): the error names
+	// the type.
+	code, body := s.post(t, "/v1/models/kinds:predict", `{"signature_name": "complex", "inputs": {"c": [1, 2]}}`)
+	errorBody(t, "complex64 over JSON", http.StatusNotImplemented, code, body, "complex64")
+
+	checkGRPCPredict(t, addr, dir("kinds"), []map[string]any{
+		{"model": "kinds", "inputs": map[string]any{"x": randomRows(r, 2, 3)}},
+		{"model": "kinds", "signature": "rows", "inputs": map[string]any{"i64": []int64{1, -2}, "flag": []bool{true, false},
+			"text": []any{map[string]string{"b64": "AP8="}, "x y"}, "u8": [][]int{{1, 2}, {255, 3}}, "i8": []int{-5, 5}, "f64": randomRows(r, 2, 4)}},
+		{"model": "kinds", "signature": "narrow", "inputs": map[string]any{"f16": randomRows(r, 3, 2), "bf16": []float64{1.5, -2, 0.25}, "k": 3,
+			"any_rank": [][][]float64{{{1, 2}}, {{3, 4}}}}},
+		{"model": "kinds", "signature": "narrow", "inputs": map[string]any{"f16": randomRows(r, 1, 2), "bf16": []float64{}, "k": -1, "any_rank": 7.5}},
+	})
+	checkGRPCPredict(t, addr, dir("keras_saved_model"), []map[string]any{
+		{"model": "keras_saved_model", "inputs": map[string]any{"feat": randomRows(r, 2, 4), "ids": [][]int{{1, 2}, {3, 4}}}},
+	})
+	checkGRPCPredict(t, addr, dir("keras_export"), []map[string]any{
+		{"model": "keras_export", "inputs": map[string]any{"feat": randomRows(r, 1, 4), "ids": [][]int{{7, 8, 9}}}},
+	})
+	checkGRPCPredict(t, addr, dir("lookup"), []map[string]any{
+		{"model": "lookup", "inputs": map[string]any{"words": []string{"brown", "b", "zzz"}}},
+	})
+	checkGRPCPredict(t, addr, dir("tf1_renamed"), []map[string]any{
+		{"model": "tf1_renamed", "inputs": map[string]any{"features": randomRows(r, 2, 2), "count": []int{4, 5}}},
+		{"model": "tf1_renamed", "signature": "echo", "inputs": map[string]any{"features": randomRows(r, 1, 2)}},
+	})
+	require.NotEmpty(t, addr)
+}
