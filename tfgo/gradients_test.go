@@ -248,7 +248,7 @@ func buildGradGraph(t *testing.T, c gradCase, dt DataType) *gradGraph {
 			seen[op.Type()] = true
 		}
 	}
-	sess, err := NewSession(s, SessionOptions{IntraOpThreads: 1, InterOpThreads: 1})
+	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	return &gradGraph{sess: sess, xs: xs, gy: gy, y: y, grads: grads, opSeen: seen}
 }

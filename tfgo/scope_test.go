@@ -68,7 +68,7 @@ func TestRunGoFeedsAndFetches(t *testing.T) {
 	y := Mul(s, x, Const(s, float32(2)))
 	names := Placeholder(s, String)
 	upper := StringUpper(s, names)
-	sess, err := NewSession(s, SessionOptions{IntraOpThreads: 1, InterOpThreads: 1})
+	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	out, err := sess.Run(map[Output]any{x: [][]float32{{1, 2}, {3, 4}}, names: []string{"go", "tf"}}, []Output{y, upper})

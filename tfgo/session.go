@@ -16,7 +16,10 @@ import (
 type SessionOptions struct {
 	// Target: "" runs in process; "grpc://host:port" uses a TensorFlow server.
 	Target string
-	// IntraOpThreads and InterOpThreads size the thread pools (0: TensorFlow picks).
+	// IntraOpThreads and InterOpThreads size the thread pools (0: TensorFlow
+	// picks, one thread per CPU). The pools belong to the process and the
+	// first session makes them: a later session may ask for 0 or for the
+	// same sizes, and NewSession refuses any other (threadpools.go).
 	IntraOpThreads, InterOpThreads int
 	// DeviceCount limits or multiplies devices per type, e.g. {"CPU": 4}
 	// gives /device:CPU:0..3 (logical devices on one host).
@@ -167,7 +170,11 @@ func NewSession(s *Scope, opts SessionOptions) (*Session, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	cs, err := cgo.NewSession(g, opts.binding())
+	b := opts.binding()
+	if err := claimThreadPools(opts, b.Config); err != nil {
+		return nil, err
+	}
+	cs, err := cgo.NewSession(g, b)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +196,11 @@ func LoadSavedModel(dir string, tags []string, opts SessionOptions) (*Session, *
 	if err := opts.check(); err != nil {
 		return nil, nil, err
 	}
-	cs, meta, err := cgo.LoadSavedModel(dir, tags, opts.binding())
+	b := opts.binding()
+	if err := claimThreadPools(opts, b.Config); err != nil {
+		return nil, nil, err
+	}
+	cs, meta, err := cgo.LoadSavedModel(dir, tags, b)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -32,7 +32,7 @@ func TestRunTracedReportsOpsAndXLAClusters(t *testing.T) {
 
 	s := NewScope()
 	x, y := denseTanh(s)
-	sess, err := NewSession(s, SessionOptions{IntraOpThreads: 1})
+	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	plain, tr, err := sess.RunTraced(map[Output]any{x: batch}, []Output{y})

@@ -79,7 +79,7 @@ func trainAndCompare(t *testing.T, m parityModel, steps int, lr float32) {
 	}
 	step := train.WithControlDependencies(updates...).AddOperation(OpSpec{Type: "NoOp", Name: "step"})
 	initAll := GlobalVariablesInitializer(s)
-	sess, err := NewSession(s, SessionOptions{IntraOpThreads: 1, InterOpThreads: 1})
+	sess, err := NewSession(s, SessionOptions{})
 	require.NoError(t, err)
 	defer sess.Close()
 	_, err = sess.Run(nil, nil, initAll)
