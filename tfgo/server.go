@@ -32,6 +32,9 @@ func NewServer(def *cpb.ServerDef) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tfgo: encoding ServerDef: %w", err)
 	}
+	if err := claimPools(def.GetDefaultSessionConfig(), "ServerDef.default_session_config.intra_op_parallelism_threads", ""); err != nil {
+		return nil, err
+	}
 	s, err := cgo.NewServer(b)
 	if err != nil {
 		return nil, fmt.Errorf("tfgo: creating server for /job:%s/task:%d: %w", def.GetJobName(), def.GetTaskIndex(), err)

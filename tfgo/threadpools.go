@@ -38,14 +38,24 @@ func claimThreadPools(o SessionOptions, c *cpb.ConfigProto) error {
 	if o.Target != "" {
 		return nil // the pools are the server's
 	}
-	intra, inter := int(c.GetIntraOpParallelismThreads()), int(c.GetInterOpParallelismThreads())
-	globalInter := len(c.GetSessionInterOpThreadPool()) == 0 && !c.GetUsePerSessionThreads() && inter >= 0
-	field := func(name, proto string, own int) string {
+	name := func(own int, field, proto string) string {
 		if own > 0 {
-			return "SessionOptions." + name
+			return "SessionOptions." + field
 		}
 		return "SessionOptions.Config." + proto
 	}
+	return claimPools(c, name(o.IntraOpThreads, "IntraOpThreads", "intra_op_parallelism_threads"),
+		name(o.InterOpThreads, "InterOpThreads", "inter_op_parallelism_threads"))
+}
+
+// claimPools is claimThreadPools for config c, whose thread counts the
+// errors call intraName and interName. A server makes its devices, and
+// with the first of them the intra-op pool, from its
+// default_session_config, but its workers run kernels on a pool of their
+// own, not the sessions' inter-op pool: for a server interName is "".
+func claimPools(c *cpb.ConfigProto, intraName, interName string) error {
+	intra, inter := int(c.GetIntraOpParallelismThreads()), int(c.GetInterOpParallelismThreads())
+	globalInter := interName != "" && len(c.GetSessionInterOpThreadPool()) == 0 && !c.GetUsePerSessionThreads() && inter >= 0
 	pools.Lock()
 	defer pools.Unlock()
 	if !pools.made {
@@ -55,8 +65,7 @@ func claimThreadPools(o SessionOptions, c *cpb.ConfigProto) error {
 	} else if intra > 0 && intra != pools.intra && !pools.intraPerSession {
 		return fmt.Errorf("tfgo: %s %d: this process's intra-op thread pool has %d threads, made by its first session; "+
 			"TensorFlow makes it once per process, as Python's tf.config.threading does: ask for the size in the first "+
-			"session, or set TF_OVERRIDE_GLOBAL_THREADPOOL=1 before it for a pool per session",
-			field("IntraOpThreads", "intra_op_parallelism_threads", o.IntraOpThreads), intra, pools.intra)
+			"session, or set TF_OVERRIDE_GLOBAL_THREADPOOL=1 before it for a pool per session", intraName, intra, pools.intra)
 	}
 	if !globalInter {
 		return nil
@@ -67,8 +76,7 @@ func claimThreadPools(o SessionOptions, c *cpb.ConfigProto) error {
 	} else if inter > 0 && inter != pools.inter {
 		return fmt.Errorf("tfgo: %s %d: this process's inter-op thread pool has %d threads, made by its first session; "+
 			"TensorFlow makes it once per process: ask for the size in the first session, or give this session a pool "+
-			"of its own (Config.session_inter_op_thread_pool)",
-			field("InterOpThreads", "inter_op_parallelism_threads", o.InterOpThreads), inter, pools.inter)
+			"of its own (Config.session_inter_op_thread_pool)", interName, inter, pools.inter)
 	}
 	return nil
 }
