@@ -632,7 +632,11 @@ func seqLength(s *tfgo.Scope, x tfgo.Output) tfgo.Output {
 }
 
 // leadingDimsWith is the int32 shape vector of x's first n dims followed
-// by tail: a constant when those dims are known, else taken from Shape(x).
+// by tail: a constant when those dims are known, else taken from Shape(x)
+// by a StridedSlice, which shape inference sees through (a Slice it does
+// not): the reshaped output keeps x's known dims (an unknown batch left
+// the sequence length unknown too, which a Flatten after an attention
+// refused).
 func leadingDimsWith(s *tfgo.Scope, x tfgo.Output, n int, tail ...int64) tfgo.Output {
 	sh := staticShape(x)
 	known := len(sh) >= n
@@ -650,6 +654,6 @@ func leadingDimsWith(s *tfgo.Scope, x tfgo.Output, n int, tail ...int64) tfgo.Ou
 		}
 		return tfgo.Const(s, append(v, t...))
 	}
-	head := tfgo.Slice(s, tfgo.ShapeOf(s, x), tfgo.Const(s, []int32{0}), tfgo.Const(s, []int32{int32(n)}))
+	head := tfgo.StridedSlice(s, tfgo.ShapeOf(s, x), tfgo.Const(s, []int32{0}), tfgo.Const(s, []int32{int32(n)}), tfgo.Const(s, []int32{1}))
 	return tfgo.ConcatV2(s, []tfgo.Output{head, tfgo.Const(s, t)}, tfgo.Const(s, int32(0)))
 }
