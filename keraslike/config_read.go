@@ -665,6 +665,14 @@ func (r *functionalReader) kerasNode(en *configLayer, n map[string]any) (*KerasT
 		}
 		kwargs, _ = k.(map[string]any)
 	}
+	// Keras records a call as written: layer(inputs=x) has no positional
+	// argument. inputs is the first parameter of every built-in layer's
+	// call (Layer.call(self, inputs, ...)), which Keras binds by name: it
+	// is the positional input here.
+	if _, isOp := en.layer.(*Op); !isOp && len(args) == 0 && kwargs["inputs"] != nil {
+		args = []any{kwargs["inputs"]}
+		delete(kwargs, "inputs")
+	}
 	return ApplyKw(en.layer, args, kwargs), true, nil
 }
 
