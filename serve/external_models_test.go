@@ -91,6 +91,16 @@ lk = Lookup()
 tf.saved_model.save(lk, base("lookup"), signatures={"serving_default": lk.lookup})
 os.remove(vocab)
 
+class Odd(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.v = tf.Variable([1.0, 2.0])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def handles(self, x):
+        return {"handle": self.v.handle, "list": tf.raw_ops.TensorListFromTensor(tensor=x, element_shape=tf.constant([], tf.int32)), "y": x + 1}
+odd = Odd()
+tf.saved_model.save(odd, base("odd_dtypes"), signatures={"serving_default": odd.handles})
+
 g = tf.Graph()
 with g.as_default():
     sd = tf.compat.v1.saved_model.signature_def_utils
@@ -106,6 +116,15 @@ with g.as_default():
             "echo": sd.predict_signature_def({"features": x}, {"same": x}),
         })
         b.save()
+# Two inputs on one placeholder (Python's loader refuses the model).
+g = tf.Graph()
+with g.as_default():
+    x = tf.compat.v1.placeholder(tf.float32, [None, 2], name="x")
+    with tf.compat.v1.Session() as sess:
+        b = tf.compat.v1.saved_model.Builder(base("tf1_shared"))
+        b.add_meta_graph_and_variables(sess, ["serve"], signature_def_map={
+            "serving_default": tf.compat.v1.saved_model.signature_def_utils.predict_signature_def({"a": x, "b": x}, {"y": x * 2})})
+        b.save()
 `
 
 // TestExternalModelsServed serves the models of exportExternal and checks
@@ -115,7 +134,7 @@ with g.as_default():
 func TestExternalModelsServed(t *testing.T) {
 	root := t.TempDir()
 	interop.Python(t, exportExternal, map[string]*tfgo.Tensor{"root": str(t, root)})
-	names := []string{"kinds", "keras_export", "keras_saved_model", "lookup", "tf1_renamed"}
+	names := []string{"kinds", "keras_export", "keras_saved_model", "lookup", "tf1_renamed", "odd_dtypes", "tf1_shared"}
 	var models []ModelConfig
 	for _, n := range names {
 		models = append(models, ModelConfig{Name: n, BasePath: filepath.Join(root, n)})
@@ -171,5 +190,32 @@ func TestExternalModelsServed(t *testing.T) {
 		{"model": "tf1_renamed", "inputs": map[string]any{"features": randomRows(r, 2, 2), "count": []int{4, 5}}},
 		{"model": "tf1_renamed", "signature": "echo", "inputs": map[string]any{"features": randomRows(r, 1, 2)}},
 	})
-	require.NotEmpty(t, addr)
+
+	// Two inputs on one placeholder: refused, not one value dropped.
+	code, body = s.post(t, "/v1/models/tf1_shared:predict", `{"inputs": {"a": [[1, 2]], "b": [[3, 4]]}}`)
+	errorBody(t, "two inputs, one tensor", http.StatusBadRequest, code, body, `inputs "a" and "b" are the same tensor x:0`)
+	// Resource and variant outputs have no JSON or TensorProto form here:
+	// refused by name; the other outputs can be asked for alone.
+	code, body = s.post(t, "/v1/models/odd_dtypes:predict", `{"inputs": [1, 2]}`)
+	errorBody(t, "resource output over JSON", http.StatusBadRequest, code, body, "resource")
+	py := interop.Python(t, pyGRPC+`
+req = predict_pb2.PredictRequest()
+_spec(req, "odd_dtypes")
+req.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([1, 2], np.float32)))
+outputs["all"] = np.array(_code(lambda: _pred.Predict(req, timeout=60)), dtype=object)
+req.output_filter.append("y")
+outputs["y"] = tf.make_ndarray(_pred.Predict(req, timeout=60).outputs["y"])
+outputs["want_y"] = _m.signatures["serving_default"](x=tf.constant([1.0, 2.0]))["y"]
+`, map[string]*tfgo.Tensor{"addr": str(t, addr), "dir": str(t, dir("odd_dtypes"))})
+	require.Contains(t, stringsOf(t, py["all"])[0], "UNIMPLEMENTED")
+	require.Contains(t, stringsOf(t, py["all"])[0], "is a resource tensor")
+	sameTensor(t, "odd_dtypes y", py["want_y"], py["y"])
+
+	// Metadata: the SignatureDefs as TF Serving prints them and the
+	// signatures tf.saved_model.load sees.
+	for _, n := range names {
+		if n != "tf1_shared" { // which Python does not load
+			checkMetadata(t, s, n, 1, dir(n))
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 
 	"github.com/gotf/gotf/serve/tfserving"
+	"github.com/gotf/gotf/tfgo"
 	expb "github.com/wamuir/graft/tensorflow/core/example/example_protos_go_proto"
 	tpb "github.com/wamuir/graft/tensorflow/core/framework/tensor_go_proto"
 	errpb "github.com/wamuir/graft/tensorflow/tsl/protobuf/for_core_protos_go_proto"
@@ -195,6 +196,11 @@ func (g *grpcAPI) predict(ctx context.Context, req *tfserving.PredictRequest) (*
 	defer closeAll(outs)
 	res := &tfserving.PredictResponse{ModelSpec: modelSpec(h.name, name, h.version), Outputs: make(map[string]*tpb.TensorProto, len(outs))}
 	for k, t := range outs {
+		if dt := t.DataType(); dt == tfgo.Resource || dt == tfgo.Variant {
+			// The runtime hands these over as C++ objects (pointers
+			// included), not as bytes a client could read.
+			return nil, statusf(Unimplemented, "output %q is a %s tensor, which this server does not send; leave it out with output_filter", k, dt)
+		}
 		tp, err := tensorProto(t)
 		if err != nil {
 			return nil, statusf(Internal, "output %q: %v", k, err)

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 
 	"github.com/gotf/gotf/dtypes"
@@ -254,6 +255,9 @@ func tensorProto(t *tfgo.Tensor) (*tpb.TensorProto, error) {
 		for i := range tp.DcomplexVal {
 			tp.DcomplexVal[i] = math.Float64frombits(le.Uint64(b[8*i:]))
 		}
+	case tfgo.Resource, tfgo.Variant:
+		// Their buffers hold C++ objects, not values.
+		return nil, fmt.Errorf("a %s tensor has no TensorProto here", dt)
 	default:
 		// What has no repeated field goes as its bytes.
 		tp.TensorContent = append([]byte(nil), b...)

@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,7 +40,9 @@ func (s *Server) runSignature(ctx context.Context, h *handle, name string, sig r
 	g := h.model.Session().Graph()
 	feeds := make(map[tfgo.Output]any, len(inputs))
 	feedOuts := make(map[string]tfgo.Output, len(inputs))
-	for k, t := range inputs {
+	fedBy := make(map[string]string, len(inputs)) // "op:index" -> input key
+	for _, k := range sortedNames(inputs) {
+		t := inputs[k]
 		if total += int64(len(t.Data())); limit > 0 && total > limit {
 			return nil, statusf(ResourceExhausted, "signature %q: inputs of more than %d bytes (the server's bound)", name, limit)
 		}
@@ -47,6 +50,13 @@ func (s *Server) runSignature(ctx context.Context, h *handle, name string, sig r
 		if err != nil {
 			return nil, statusf(Internal, "signature %q: input %q: %v", name, k, err)
 		}
+		tk := o.Op.Name() + ":" + strconv.Itoa(o.Index)
+		if first, dup := fedBy[tk]; dup {
+			// TensorFlow cannot feed one tensor twice; one of the
+			// values would be dropped.
+			return nil, statusf(InvalidArgument, "signature %q: inputs %q and %q are the same tensor %s, which cannot be fed twice", name, first, k, tk)
+		}
+		fedBy[tk] = k
 		feeds[o] = t
 		feedOuts[k] = o
 	}

@@ -256,6 +256,38 @@ for policy in ("mixed_float16", "mixed_bfloat16"):
     m = tf.saved_model.load(d)
     case(d, "serving_default", **{next(iter(m.signatures["serving_default"].structured_input_signature[1])): rs.randn(3, 6).astype("float32")})
 
+# Other things Python users export: a TextVectorization layer (ragged
+# inside), an ExportArchive with endpoints besides serving_default, a
+# module saved under a MirroredStrategy, a signature whose name has a
+# slash.
+tv = keras.layers.TextVectorization(max_tokens=20, output_mode="int", output_sequence_length=5)
+tv.adapt(["the quick brown fox", "jumps over the lazy dog", "the end"])
+sent = keras.Input((), dtype="string", name="sentence")
+tok = tv(sent)
+emb = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(21, 3)(tok))
+tvm = keras.Model(sent, {"tokens": tok, "vec": emb})
+d = path("keras_text")
+tvm.export(d, verbose=False)
+case(d, "serving_default", sentence=np.array([b"the lazy fox", b"", b"unknown words here and more than five"], dtype=object))
+arch = keras.export.ExportArchive()
+arch.track(km)
+arch.add_endpoint("scores", lambda feat, ids: km([feat, ids])[0], input_signature=[
+    keras.InputSpec(shape=(None, 4), dtype="float32"), keras.InputSpec(shape=(None, None), dtype="int32")])
+arch.add_endpoint("odd/name-1", lambda feat: tf.reduce_sum(feat, axis=-1), input_signature=[
+    keras.InputSpec(shape=(None, 4), dtype="float32")])
+d = path("keras_archive")
+arch.write_out(d, verbose=False)
+m = tf.saved_model.load(d)
+for sig in ("scores", "odd/name-1"):
+    keys = sorted(m.signatures[sig].structured_input_signature[1])
+    case(d, sig, **dict(zip(keys, [kf["feat"], kf["ids"]][:len(keys)])))
+strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+with strategy.scope():
+    mir = Opts()
+d = path("mirrored")
+tf.saved_model.save(mir, d, signatures={"serving_default": mir.f})
+case(d, "serving_default", x=rs.randn(4, 3).astype("float32"))
+
 # 6. TF1 exports: keys that are not the placeholders' names, an output
 # that is an input, two keys for one tensor, no variables, ref variables,
 # a vocabulary table initialized by the main op.
@@ -288,6 +320,16 @@ def novars():
     sd = tf.compat.v1.saved_model.signature_def_utils
     x = tf.compat.v1.placeholder(tf.float64, None, name="x")
     return {"square": sd.predict_signature_def({"x": x}, {"y": x * x})}, None
+def partitioned():
+    sd = tf.compat.v1.saved_model.signature_def_utils
+    x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")
+    w = tf.compat.v1.get_variable("w", shape=[12, 4], initializer=tf.compat.v1.random_normal_initializer(seed=1),
+                                  partitioner=tf.compat.v1.fixed_size_partitioner(3))
+    return {"serving_default": sd.predict_signature_def({"x": x}, {"y": tf.matmul(x, w, transpose_b=True)})}, None
+d = path("tf1_partitioned")
+tf1(d, partitioned)
+case(d, "serving_default", x=rs.randn(2, 4).astype("float32"))
+
 d = path("tf1_novars")
 tf1(d, novars)
 case(d, "square", x=rs.randn(2, 2, 2))
@@ -314,6 +356,34 @@ for name, twice in (("tf1_table", False), ("tf1_table_twice", True)):
     case(d, "serving_default", colors=np.array([b"blue", b"pink", b"red"], dtype=object))
 os.remove(vocab)
 
+# Models Python runs but whose outputs the worker cannot return, or
+# that Python itself refuses to run: the Go test checks them alone.
+class Odd(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.v = tf.Variable([1.0, 2.0])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def handles(self, x):
+        return {"handle": self.v.handle, "list": tf.raw_ops.TensorListFromTensor(tensor=x, element_shape=tf.constant([], tf.int32)), "y": x + 1}
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def quantized(self, x):
+        q = tf.quantization.quantize(x, -1.0, 1.0, tf.qint8)
+        return {"q": q.output, "min": q.output_min}
+odd = Odd()
+d = path("odd_dtypes")
+tf.saved_model.save(odd, d, signatures={"handles": odd.handles, "quantized": odd.quantized})
+outputs["model|odd_dtypes"] = d
+_q = tf.saved_model.load(d).signatures["quantized"](x=tf.constant([-1.0, 0.5, 3.0, 0.01]))
+outputs["odd|q"] = _q["q"].numpy().view(np.int8)
+outputs["odd|min"] = _q["min"]
+def shared_input():
+    sd = tf.compat.v1.saved_model.signature_def_utils
+    x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
+    return {"serving_default": sd.predict_signature_def({"a": x, "b": x}, {"y": x * 2})}, None
+d = path("tf1_shared_input")
+tf1(d, shared_input)
+outputs["model|tf1_shared_input"] = d
+
 for i, (d, sig, feeds) in enumerate(cases):
     m = tf.saved_model.load(d, tags=["serve", "gpu"] if d.endswith("extra_tags") else None)
     fn = m.signatures[sig]
@@ -335,12 +405,15 @@ type externalCase struct {
 
 // genExternalModels writes the models of externalModels and returns its
 // cases in order.
-func genExternalModels(t *testing.T) []externalCase {
+func genExternalModels(t *testing.T) ([]externalCase, map[string]string) {
 	t.Helper()
 	py := interop.Python(t, externalModels, map[string]*tfgo.Tensor{"root": str(t, t.TempDir())})
 	byIndex := map[int]*externalCase{}
 	for k, v := range py {
 		parts := strings.SplitN(k, "|", 3)
+		if parts[0] == "model" || parts[0] == "odd" {
+			continue // dirs, and the odd_dtypes outputs
+		}
 		var i int
 		_, err := fmt.Sscan(parts[0], &i)
 		require.NoError(t, err, k)
@@ -365,14 +438,22 @@ func genExternalModels(t *testing.T) []externalCase {
 		require.NotNil(t, byIndex[i], "case %d", i)
 		cases[i] = *byIndex[i]
 	}
-	return cases
+	dirs := map[string]string{}
+	for k, v := range py {
+		if name, ok := strings.CutPrefix(k, "model|"); ok {
+			dirs[name] = stringsOf(t, v)[0]
+		}
+	}
+	dirs["odd|q"] = string(py["odd|q"].Data())
+	dirs["odd|min"] = fmt.Sprint(tfgo.Value(py["odd|min"]))
+	return cases, dirs
 }
 
 // TestExternalModels loads SavedModels of many kinds written by Python and
 // runs their signatures on the inputs Python ran them on, matching
 // Python's outputs.
 func TestExternalModels(t *testing.T) {
-	cases := genExternalModels(t)
+	cases, dirs := genExternalModels(t)
 	models := map[string]*Model{}
 	defer func() {
 		for _, m := range models {
@@ -428,6 +509,40 @@ func TestExternalModels(t *testing.T) {
 			}
 		})
 	}
+
+	// Outputs of dtypes a caller cannot read as values (resource,
+	// variant) come back as tensors of that dtype, next to the others;
+	// quantized outputs hold Python's values.
+	t.Run("odd_dtypes", func(t *testing.T) {
+		m, err := Load(dirs["odd_dtypes"])
+		require.NoError(t, err)
+		defer m.Close()
+		out, err := m.Run(context.Background(), "handles", map[string]any{"x": []float32{1, 2, 3}})
+		require.NoError(t, err)
+		require.Equal(t, tfgo.Resource, out["handle"].DataType())
+		require.Equal(t, tfgo.Variant, out["list"].DataType())
+		_, err = tfgo.Value(out["list"])
+		require.Error(t, err)
+		y, err := tfgo.Value(out["y"])
+		require.NoError(t, err)
+		require.Equal(t, []float32{2, 3, 4}, y)
+		out, err = m.Run(context.Background(), "quantized", map[string]any{"x": []float32{-1, 0.5, 3, 0.01}})
+		require.NoError(t, err)
+		require.Equal(t, tfgo.Qint8, out["q"].DataType())
+		require.Equal(t, dirs["odd|q"], string(out["q"].Data()))
+		require.Equal(t, dirs["odd|min"], fmt.Sprint(tfgo.Value(out["min"])))
+	})
+	// A TF1 signature with two inputs on one placeholder: the fed values
+	// would overwrite each other, so Run refuses it (Python's loader
+	// refuses the model: "x:0 appears more than once in the input list").
+	t.Run("tf1_shared_input", func(t *testing.T) {
+		m, err := Load(dirs["tf1_shared_input"])
+		require.NoError(t, err)
+		defer m.Close()
+		_, err = m.Run(context.Background(), "serving_default", map[string]any{"a": []float32{1, 2}, "b": []float32{5, 6}})
+		require.ErrorIs(t, err, ErrUnsupported)
+		require.ErrorContains(t, err, `signature "serving_default": inputs "a" and "b" are the same tensor x:0`)
+	})
 }
 
 // sameAsPython checks that got equals Python's want: dtype, shape, and

@@ -303,9 +303,19 @@ func (m *Model) resolve(name string, def *cpb.SignatureDef) (*signature, error) 
 		s.inputs[key] = o
 	}
 	inputOf := map[string]string{} // "op:index" of an input -> its key
-	for key, o := range s.inputs {
-		if o.Op != nil {
-			inputOf[tensorKey(o.Op.Name(), o.Index)] = key
+	for _, key := range sortedKeys(s.inputs) {
+		o := s.inputs[key]
+		if o.Op == nil {
+			continue
+		}
+		tk := tensorKey(o.Op.Name(), o.Index)
+		if first, dup := inputOf[tk]; dup && s.unsupported == nil {
+			// TensorFlow cannot feed one tensor twice (Python's
+			// loader refuses such a signature too).
+			s.unsupported = fmt.Errorf("signature %q: inputs %q and %q are the same tensor %s: %w (a tensor is fed once)", name, first, key, tk, ErrUnsupported)
+		}
+		if _, dup := inputOf[tk]; !dup {
+			inputOf[tk] = key
 		}
 	}
 	for _, key := range sortedKeys(def.GetOutputs()) {
