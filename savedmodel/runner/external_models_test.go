@@ -288,6 +288,37 @@ d = path("mirrored")
 tf.saved_model.save(mir, d, signatures={"serving_default": mir.f})
 case(d, "serving_default", x=rs.randn(4, 3).astype("float32"))
 
+# Control flow (While, If, TensorArray), XLA-compiled functions and a
+# Keras LSTM (a While loop inside).
+class Flow(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = tf.Variable(rs.randn(3, 3).astype("float32") * 0.5)
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x"), tf.TensorSpec([], tf.int32, name="steps")])
+    def loop(self, x, steps):
+        ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+        h = x
+        for i in tf.range(steps):
+            h = tf.tanh(tf.matmul(h, self.w))
+            ta = ta.write(i, tf.reduce_sum(h))
+        y = tf.cond(tf.reduce_sum(h) > 0, lambda: h * 2, lambda: -h)
+        return {"y": y, "sums": ta.stack()}
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")], jit_compile=True)
+    def xla(self, x):
+        return {"y": tf.nn.softmax(tf.matmul(x, self.w)) * 3}
+fl = Flow()
+d = path("control_flow")
+tf.saved_model.save(fl, d, signatures={"loop": fl.loop, "xla": fl.xla})
+case(d, "loop", x=rs.randn(2, 3).astype("float32"), steps=np.array(4, "int32"))
+case(d, "loop", x=rs.randn(1, 3).astype("float32"), steps=np.array(0, "int32"))
+case(d, "xla", x=rs.randn(5, 3).astype("float32"))
+seq = keras.Input((None, 4), name="seq")
+lstm = keras.layers.Bidirectional(keras.layers.LSTM(5))(seq)
+d = path("keras_lstm")
+keras.Model(seq, keras.layers.Dense(2)(lstm)).export(d, verbose=False)
+m = tf.saved_model.load(d)
+case(d, "serving_default", **{next(iter(m.signatures["serving_default"].structured_input_signature[1])): rs.randn(2, 7, 4).astype("float32")})
+
 # 6. TF1 exports: keys that are not the placeholders' names, an output
 # that is an input, two keys for one tensor, no variables, ref variables,
 # a vocabulary table initialized by the main op.
@@ -376,6 +407,14 @@ outputs["model|odd_dtypes"] = d
 _q = tf.saved_model.load(d).signatures["quantized"](x=tf.constant([-1.0, 0.5, 3.0, 0.01]))
 outputs["odd|q"] = _q["q"].numpy().view(np.int8)
 outputs["odd|min"] = _q["min"]
+class PyFn(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def f(self, x):
+        return {"y": tf.py_function(lambda v: v * 2, [x], tf.float32)}
+pf = PyFn()
+d = path("py_function")
+tf.saved_model.save(pf, d, signatures={"serving_default": pf.f})
+outputs["model|py_function"] = d
 def shared_input():
     sd = tf.compat.v1.saved_model.signature_def_utils
     x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
@@ -531,6 +570,16 @@ func TestExternalModels(t *testing.T) {
 		require.Equal(t, tfgo.Qint8, out["q"].DataType())
 		require.Equal(t, dirs["odd|q"], string(out["q"].Data()))
 		require.Equal(t, dirs["odd|min"], fmt.Sprint(tfgo.Value(out["min"])))
+	})
+	// tf.py_function runs Python: no runtime outside Python can run it.
+	t.Run("py_function", func(t *testing.T) {
+		m, err := Load(dirs["py_function"])
+		if err == nil {
+			defer m.Close()
+			_, err = m.Run(context.Background(), "serving_default", map[string]any{"x": []float32{1, 2}})
+		}
+		t.Logf("%v", err)
+		require.Error(t, err)
 	})
 	// A TF1 signature with two inputs on one placeholder: the fed values
 	// would overwrite each other, so Run refuses it (Python's loader
