@@ -4,7 +4,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/tfgo"
@@ -143,6 +145,9 @@ func TestExternalModelsServed(t *testing.T) {
 	dir := func(n string) string { return filepath.Join(root, n, "1") }
 	r := rand.New(rand.NewPCG(5, 6))
 
+	// The same requests to a server that batches (padded to 4 or 8 rows).
+	batching := startServer(t, Config{Models: models, Batching: &BatchingConfig{
+		MaxBatchSize: 8, AllowedBatchSizes: []int{4, 8}, PadVariableLengthInputs: true, BatchTimeout: time.Millisecond}})
 	for _, c := range []struct{ model, body string }{
 		{"kinds", `{"instances": [[1, 2, 3], [-0.5, 0.25, 8]]}`},
 		{"kinds", `{"inputs": [[1, 2, 3]]}`},
@@ -163,6 +168,13 @@ func TestExternalModelsServed(t *testing.T) {
 		{"kinds", `{"signature_name": "narrow", "inputs": {"f16": [[1e-3, 7]], "bf16": [-0.3], "k": -3, "any_rank": 1.5}}`},
 	} {
 		checkPredict(t, s, dir(c.model), "/v1/models/"+c.model+":predict", c.body)
+		if strings.Contains(c.body, `"narrow"`) {
+			// A scalar input cannot be batched: TF Serving's answer.
+			code, body := batching.post(t, "/v1/models/"+c.model+":predict", c.body)
+			errorBody(t, "batching a scalar", http.StatusBadRequest, code, body, "Batching Run() input tensors must have at least one dimension")
+			continue
+		}
+		checkPredict(t, batching, dir(c.model), "/v1/models/"+c.model+":predict", c.body)
 	}
 	// JSON has no complex numbers (nor has TF Serving's): the error names
 	// the type.
