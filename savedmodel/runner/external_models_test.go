@@ -319,6 +319,30 @@ keras.Model(seq, keras.layers.Dense(2)(lstm)).export(d, verbose=False)
 m = tf.saved_model.load(d)
 case(d, "serving_default", **{next(iter(m.signatures["serving_default"].structured_input_signature[1])): rs.randn(2, 7, 4).astype("float32")})
 
+# Tables whose contents live in the checkpoint (MutableHashTable,
+# DenseHashTable), and a Keras model saved with tf.saved_model.save and no
+# signatures= (Keras picks the serving signature).
+class Mutable(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.t = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, default_value=-1)
+        self.t.insert(tf.constant(["a", "bb", "ccc"]), tf.constant([1, 22, 333], tf.int64))
+        self.dense = tf.lookup.experimental.DenseHashTable(tf.int64, tf.float32, default_value=-1.0, empty_key=0, deleted_key=-1)
+        self.dense.insert(tf.constant([5, 7], tf.int64), tf.constant([0.5, 0.7]))
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="k"), tf.TensorSpec([None], tf.int64, name="n")])
+    def get(self, k, n):
+        return {"v": self.t.lookup(k), "d": self.dense.lookup(n), "size": self.t.size()}
+mu = Mutable()
+d = path("mutable_tables")
+tf.saved_model.save(mu, d, signatures={"serving_default": mu.get})
+case(d, "serving_default", k=np.array([b"bb", b"x", b"ccc"], dtype=object), n=np.array([7, 1, 5], "int64"))
+d = path("keras_saved_model_default")
+tf.saved_model.save(km, d)
+if "serving_default" in tf.saved_model.load(d).signatures:
+    case(d, "serving_default", **{k: kf[n] for k, n in zip(sorted(tf.saved_model.load(d).signatures["serving_default"].structured_input_signature[1]), ["feat", "ids"])})
+else:
+    outputs["model|keras_saved_model_default"] = d
+
 # 6. TF1 exports: keys that are not the placeholders' names, an output
 # that is an input, two keys for one tensor, no variables, ref variables,
 # a vocabulary table initialized by the main op.

@@ -1,7 +1,9 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/gotf/gotf/savedmodel"
@@ -104,6 +106,9 @@ func (m *Model) restoreCapturedVariables() error {
 
 	prefix := savedmodel.VariablesPrefix(m.dir)
 	keys, err := objectCheckpointKeys(og, prefix)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, savedmodel.ErrNotFound) {
+		return nil // no bundle or no object graph: nothing to restore from; runs reading them fail as before
+	}
 	if err != nil {
 		return err
 	}
