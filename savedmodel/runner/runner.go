@@ -6,7 +6,13 @@
 // TF_LoadSessionFromSavedModel, what TensorFlow Serving uses): it works for
 // TF1-style exports (tf.compat.v1 SavedModelBuilder, and this package's
 // Export) and for TF2 exports (tf.saved_model.save, Keras' model.export),
-// whose signatures are graph tensors as well. Before the runtime sees a
+// whose signatures are graph tensors as well. Where a TF2 export's
+// restore op misses variables its signatures capture (tf.saved_model.save
+// of a Keras 3 model; SaveOptions(experimental_skip_saver=True)), Load
+// restores them from the object graph, as Python's loader does. A
+// signature output that is one of its inputs is answered with a copy of
+// the input (TensorFlow cannot feed and fetch one tensor); two inputs on
+// one tensor are refused (ErrUnsupported). Before the runtime sees a
 // directory, package savedmodel checks it in Go, so that a missing or
 // corrupted saved_model.pb or a missing variables/ bundle is an error
 // naming the file rather than a message from deep inside the runtime.
@@ -87,7 +93,8 @@ var (
 	// LoadOptions.MaxInputBytes allows.
 	ErrInputTooLarge = errors.New("inputs too large")
 	// ErrUnsupported: a signature input or output that is not a dense
-	// tensor (a sparse or composite TensorInfo encoding).
+	// tensor (a sparse or composite TensorInfo encoding), or two inputs
+	// of a signature on one tensor.
 	ErrUnsupported = errors.New("unsupported")
 )
 
