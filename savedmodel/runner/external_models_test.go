@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -343,10 +344,39 @@ if "serving_default" in tf.saved_model.load(d).signatures:
 else:
     outputs["model|keras_saved_model_default"] = d
 
+# Assets of one basename from two directories, an asset a signature reads
+# at each run, a variable of unknown shape, a non-ASCII output key.
+for sub in ("a", "b"):
+    os.makedirs(path("vocabs/" + sub), exist_ok=True)
+    with open(path("vocabs/%s/vocab.txt" % sub), "w") as f:
+        f.write("".join(w + "\n" for w in (["x", "y"] if sub == "a" else ["y", "x", "z"])))
+with open(path("vocabs/names.txt"), "w") as f:
+    f.write("n0 n1\n")
+class Assets(tf.Module):
+    def __init__(self):
+        super().__init__()
+        def table(p):
+            return tf.lookup.StaticHashTable(tf.lookup.TextFileInitializer(
+                p, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER), -1)
+        self.ta = table(path("vocabs/a/vocab.txt"))
+        self.tb = table(path("vocabs/b/vocab.txt"))
+        self.names = tf.saved_model.Asset(path("vocabs/names.txt"))
+        self.free = tf.Variable(rs.randn(2, 3).astype("float32"), shape=tf.TensorShape(None))
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="words")])
+    def f(self, w):
+        names = tf.strings.split(tf.strings.strip(tf.io.read_file(self.names.asset_path)))
+        return {"a": self.ta.lookup(w), "b": self.tb.lookup(w), "names": names, "free": self.free * 2,
+                "größe": tf.size(w)}
+asm = Assets()
+d = path("assets")
+tf.saved_model.save(asm, d, signatures={"serving_default": asm.f})
+shutil.rmtree(path("vocabs"))
+case(d, "serving_default", words=np.array([b"x", b"z", b"q"], dtype=object))
+
 # 6. TF1 exports: keys that are not the placeholders' names, an output
 # that is an input, two keys for one tensor, no variables, ref variables,
 # a vocabulary table initialized by the main op.
-def tf1(d, build, legacy=False):
+def tf1(d, build, as_text=False):
     g = tf.Graph()
     with g.as_default():
         sigs, init = build()
@@ -355,7 +385,7 @@ def tf1(d, build, legacy=False):
             b = tf.compat.v1.saved_model.Builder(d)
             b.add_meta_graph_and_variables(sess, ["serve"], signature_def_map=sigs, main_op=init,
                 assets_collection=tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.ASSET_FILEPATHS))
-            b.save()
+            b.save(as_text=as_text)
 
 def renamed():
     sd = tf.compat.v1.saved_model.signature_def_utils
@@ -405,9 +435,11 @@ def table(twice):
             tf.lookup.TextFileIndex.LINE_NUMBER), -1)
         return {"serving_default": sd.predict_signature_def({"colors": s}, {"ids": t.lookup(s)})}, tf.compat.v1.tables_initializer()
     return build
-for name, twice in (("tf1_table", False), ("tf1_table_twice", True)):
+# The table again as saved_model.pbtxt, in a directory whose path has
+# spaces and non-ASCII letters.
+for name, twice, text in (("tf1_table", False, False), ("tf1_table_twice", True, False), ("dir with spaces/ünïcode tf1_table_text", False, True)):
     d = path(name)
-    tf1(d, table(twice))
+    tf1(d, table(twice), as_text=text)
     case(d, "serving_default", colors=np.array([b"blue", b"pink", b"red"], dtype=object))
 os.remove(vocab)
 
@@ -573,6 +605,31 @@ func TestExternalModels(t *testing.T) {
 		})
 	}
 
+	// A model reached through a symlink, as Kubernetes mounts volumes
+	// (1 -> ..data/1): the assets are found through it.
+	t.Run("symlinked", func(t *testing.T) {
+		for _, c := range cases {
+			if filepath.Base(c.dir) != "lookup" {
+				continue
+			}
+			link := filepath.Join(t.TempDir(), "1")
+			require.NoError(t, os.Symlink(c.dir, link))
+			m, err := Load(link)
+			require.NoError(t, err)
+			defer m.Close()
+			in := map[string]any{}
+			for k, v := range c.in {
+				in[k] = v
+			}
+			out, err := m.Run(context.Background(), c.sig, in)
+			require.NoError(t, err)
+			for k, want := range c.out {
+				sameAsPython(t, "symlinked "+k, want, out[k])
+			}
+			return
+		}
+		t.Fatal("no lookup case")
+	})
 	// Outputs of dtypes a caller cannot read as values (resource,
 	// variant) come back as tensors of that dtype, next to the others;
 	// quantized outputs hold Python's values.
