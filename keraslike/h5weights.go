@@ -163,6 +163,10 @@ func cgoDType(dt h5.DType) tfgo.DataType {
 		return tfgo.Int64
 	case h5.Int8:
 		return tfgo.Int8
+	case h5.Float16:
+		return tfgo.Half
+	case h5.Opaque2: // Keras saves bfloat16 weights as h5py's opaque ml_dtypes.bfloat16
+		return tfgo.BFloat16
 	}
 	return 0
 }

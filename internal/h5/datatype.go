@@ -11,6 +11,7 @@ const (
 	classFixed  = 0
 	classFloat  = 1
 	classString = 3
+	classOpaque = 5
 	classVlen   = 9
 )
 
@@ -43,6 +44,8 @@ func parseDatatype(b []byte, depth int) (*datatype, int, error) {
 	case classFloat:
 		n += 12
 	case classString:
+	case classOpaque:
+		n += int(t.bits[0]) // the ASCII tag, NUL-padded
 	case classVlen:
 		base, m, err := parseDatatype(b[8:], depth+1)
 		if err != nil {
@@ -79,7 +82,8 @@ func (t *datatype) String() string {
 }
 
 // dtype is the DType equal to t, or Invalid: only little-endian integers
-// using all their bits and IEEE binary32/binary64 floats.
+// using all their bits, IEEE binary16/binary32/binary64 floats and 2-byte
+// opaque elements.
 func (t *datatype) dtype() DType {
 	switch t.class {
 	case classFixed:
@@ -119,6 +123,12 @@ func (t *datatype) dtype() DType {
 			return Float32
 		case t.size == 8 && prec == 64 && expLoc == 52 && expSize == 11 && manSize == 52 && bias == 1023 && t.bits[1] == 63:
 			return Float64
+		case t.size == 2 && prec == 16 && expLoc == 10 && expSize == 5 && manSize == 10 && bias == 15 && t.bits[1] == 15:
+			return Float16
+		}
+	case classOpaque:
+		if t.size == 2 {
+			return Opaque2
 		}
 	}
 	return Invalid

@@ -18,8 +18,9 @@
 // 'latest': superblocks 0 to 3 (after a user block too), object headers
 // v1 and v2, groups as symbol tables, link messages or dense link storage
 // (fractal heap and v2 B-tree), attributes in the header or in dense
-// storage, little-endian integer and IEEE float datasets (float16 has no
-// DType and is refused), fixed-length and variable-length string
+// storage, little-endian integer and IEEE float datasets (float16 too),
+// 2-byte opaque datasets (h5py's type for ml_dtypes.bfloat16, in which
+// Keras saves bfloat16 weights), fixed-length and variable-length string
 // attributes, compact, contiguous and chunked layouts (v1 B-tree, single
 // chunk, implicit, fixed array, extensible array and v2 B-tree chunk
 // indexes) with the deflate, shuffle and fletcher32 filters. Refused with
@@ -89,9 +90,14 @@ const (
 	Uint16
 	Uint32
 	Uint64
+	Float16
+	// Opaque2 is a 2-byte opaque element: h5py writes numpy dtypes that
+	// HDF5 has no type for (ml_dtypes.bfloat16: Keras' bfloat16 weights)
+	// as opaque data of their size. Written datasets cannot have it.
+	Opaque2
 )
 
-var dtypeNames = [...]string{"invalid", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
+var dtypeNames = [...]string{"invalid", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "2-byte opaque"}
 
 func (d DType) String() string {
 	if d < 0 || int(d) >= len(dtypeNames) {
@@ -105,7 +111,7 @@ func (d DType) Size() int {
 	switch d {
 	case Int8, Uint8:
 		return 1
-	case Int16, Uint16:
+	case Int16, Uint16, Float16, Opaque2:
 		return 2
 	case Float32, Int32, Uint32:
 		return 4
@@ -690,7 +696,7 @@ func (g *Group) Write(name string, dtype DType, shape []int64, data []byte) erro
 		if err != nil {
 			return g.errf(g.path, "%v", err)
 		}
-		if dtype.Size() == 0 {
+		if dtype.Size() == 0 || dtype == Opaque2 {
 			return fmt.Errorf("unsupported dtype %s", dtype)
 		}
 		if len(shape) > MaxRank {

@@ -374,14 +374,20 @@ func dataspaceMsg(shape []int64) []byte {
 func datatypeMsg(dt DType) []byte {
 	var e enc
 	switch dt {
-	case Float32, Float64:
+	case Float16, Float32, Float64:
 		e.u8(0x11)
-		if dt == Float32 {
+		switch dt {
+		case Float16:
+			e.raw([]byte{0x20, 15, 0})
+			e.u32(2)
+			e.raw([]byte{0, 0, 16, 0, 10, 5, 0, 10})
+			e.u32(15)
+		case Float32:
 			e.raw([]byte{0x20, 31, 0})
 			e.u32(4)
 			e.raw([]byte{0, 0, 32, 0, 23, 8, 0, 23})
 			e.u32(127)
-		} else {
+		default:
 			e.raw([]byte{0x20, 63, 0})
 			e.u32(8)
 			e.raw([]byte{0, 0, 64, 0, 52, 11, 0, 52})

@@ -12,9 +12,10 @@ import os
 import sys
 
 import h5py
+import ml_dtypes
 import numpy as np
 
-NUMERIC = {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64"}
+NUMERIC = {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32", "float64"}
 
 
 def _content(f, big=True):
@@ -26,6 +27,7 @@ def _content(f, big=True):
     g["empty"] = np.zeros((0, 3), "float32")
     g["be"] = np.arange(3, dtype=">f4")
     g["f16"] = np.arange(3, dtype="<f2")
+    g["bf16"] = np.arange(3).astype(ml_dtypes.bfloat16)  # h5py: 2-byte opaque, as Keras saves bfloat16
     g["strs"] = np.array([b"x", b"yz"])
     c = f.create_group("chunked")
     c.create_dataset("gzip_shuffle", data=rng.standard_normal((10, 7)).astype("f4"), chunks=(4, 3),
@@ -160,6 +162,9 @@ def manifest(path):
                 v = obj[()]
                 rec["dtype"] = dt.name
                 rec["data"] = base64.b64encode(np.ascontiguousarray(v, dtype=dt.newbyteorder("<")).tobytes()).decode()
+            elif dt.kind == "V" and dt.itemsize == 2 and not dt.fields:
+                rec["dtype"] = "2-byte opaque"
+                rec["data"] = base64.b64encode(np.ascontiguousarray(obj[()]).tobytes()).decode()
             else:
                 rec["dtype"] = "unsupported:" + str(dt)
             if obj.chunks is not None and obj.id.get_create_plist().get_layout() == h5py.h5d.CHUNKED:
