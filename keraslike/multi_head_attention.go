@@ -282,6 +282,10 @@ func (m *MultiHeadAttention) addProjection(ctx *Context, name, equation string, 
 		binit = tfgo.Zeros()
 	}
 	p := &einsumDense{Base: NewBase("EinsumDense", name), equation: equation, outDims: outDims}
+	// Its weights take the variable dtype of the attention's policy (a
+	// float16 or bfloat16 policy's weights are half too): set it before
+	// they are made.
+	p.SetDTypePolicy(m.policy)
 	p.Build(ctx)
 	p.kernel = p.AddWeight("kernel", tfgo.Float, kernelShape, kinit, true)
 	if !m.opts.NoBias {
