@@ -62,8 +62,10 @@ func (e *Embedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		ctx.Fail(e, "input_dim and output_dim must be positive, got %d and %d", e.InputDim, e.OutputDim)
 		return tfgo.Output{}
 	}
-	if dt := ids.DataType(); dt != tfgo.Int32 && dt != tfgo.Int64 {
-		ctx.Fail(e, "needs int32 or int64 ids, got %s", dt)
+	// Keras casts ids of another dtype to int32: float ids (from an Input
+	// left float32) are truncated.
+	if dt := ids.DataType(); dt != tfgo.Int32 && dt != tfgo.Int64 && !isFloat(dt) {
+		ctx.Fail(e, "needs int32, int64 or floating-point ids, got %s", dt)
 		return tfgo.Output{}
 	}
 	if e.Build(ctx) {
@@ -80,6 +82,9 @@ func (e *Embedding) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		}
 	}
 	s := ctx.Scope.SubScope(e.name)
+	if isFloat(ids.DataType()) {
+		ids = tfgo.Cast(s, ids, tfgo.Int32)
+	}
 	// keras ops.take: tf.where(ids < 0, ids + input_dim, ids).
 	n, zero := tfgo.Const(s, int64(e.InputDim)), tfgo.Const(s, int64(0))
 	if ids.DataType() == tfgo.Int32 {

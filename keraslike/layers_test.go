@@ -756,7 +756,7 @@ func TestLayersBadInput(t *testing.T) {
 		return func(s *tfgo.Scope) tfgo.Output { return tfgo.Placeholder(s, dt, dims...) }
 	}
 	t.Run("Embedding", func(t *testing.T) {
-		check(t, NewEmbedding(10, 4, EmbeddingOptions{Name: "tokens"}), "needs int32 or int64 ids, got float", ph(tfgo.Float, 2, 3))
+		check(t, NewEmbedding(10, 4, EmbeddingOptions{Name: "tokens"}), "needs int32, int64 or floating-point ids, got string", ph(tfgo.String, 2, 3))
 		check(t, NewEmbedding(0, 4, EmbeddingOptions{Name: "tokens"}), "must be positive", ph(tfgo.Int32, 2, 3))
 	})
 	t.Run("LayerNormalization", func(t *testing.T) {
