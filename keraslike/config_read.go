@@ -710,9 +710,15 @@ func (r *functionalReader) legacyNode(en *configLayer, nv any) (*KerasTensor, bo
 }
 
 // endpoint is the tensor the model's input_layers or output_layers names
-// (one tensor: [name, node, index], or a list of one).
+// (one tensor: [name, node, index], or a list or a dict of one, as Keras
+// writes keras.Model([x], [y]) and keras.Model({"a": x}, {"b": y})).
 func (r *functionalReader) endpoint(conf *cfg, key string) (*KerasTensor, error) {
 	v := conf.raw(key)
+	if d, ok := v.(map[string]any); ok && len(d) == 1 {
+		for _, e := range d {
+			v = e
+		}
+	}
 	if l, ok := v.([]any); ok && len(l) == 1 {
 		if inner, ok := l[0].([]any); ok {
 			v = inner

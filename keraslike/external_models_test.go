@@ -56,6 +56,10 @@ def save(name, m, x, formats=("keras", "h5", "weights.h5"), compiled=None):
         else:
             m.optimizer.build(m.trainable_variables)
     y = m.predict(x, verbose=0)
+    if isinstance(y, dict):  # a model's single output, in the structure it was given
+        (y,) = y.values()
+    elif isinstance(y, (list, tuple)):
+        (y,) = y
     for f in formats:
         p = os.path.join(d, name + "." + f)
         try:
@@ -208,6 +212,21 @@ def mha_cross_length():
     return keras.Model(x, h)
 case("mha_cross_length", mha_cross_length, floats(3, 6, 8))
 
+def io_structures(kind):
+    # A single input and output given as a list of one, or as a dict.
+    def build():
+        x = keras.Input((4,), name="features")
+        y = L.Dense(2, name="out")(L.Dense(5, activation="relu", name="hidden")(x))
+        if kind == "list":
+            return keras.Model([x], [y])
+        return keras.Model({"features": x}, {"out": y})
+    return build
+case("functional_list_io", io_structures("list"), floats(5, 4))
+case("functional_dict_io", io_structures("dict"), floats(5, 4))
+case("layer_names", lambda: seq(L.Activation("tanh", name="act>first"), L.Dense(5, name="dense.one"), L.LayerNormalization(name="Norm-LN.2"),
+                                L.Dense(1, name="Dense-Out_1"), name="model.v2-final"), floats(5, 4))
+case("embedding_float_input", lambda: seq(L.Embedding(20, 4, name="emb"), L.Flatten(), L.Dense(2), shape=(7,)), ids(5, 7, dtype="float32"))
+
 # --- Frozen layers and models; compiled and not compiled.
 case("frozen_layer", lambda: seq(L.Dense(5, trainable=False, name="frozen"), L.Dense(2, name="free")), floats(5, 4), compiled="fit")
 def frozen_model():
@@ -232,6 +251,13 @@ case("policy_mixed_float16_compiled", policy_model, floats(3, 6, 8), global_poli
 case("policy_float64", lambda: seq(L.Dense(6, activation="relu"), L.LayerNormalization(), L.Dense(2)), floats(5, 4), global_policy="float64")
 case("policy_float32_output", lambda: seq(L.Dense(6, activation="relu"), L.Dense(2), L.Activation("linear", dtype="float32")), floats(5, 4), global_policy="mixed_float16")
 case("policy_per_layer", lambda: seq(L.Dense(6, activation="relu", dtype="mixed_float16"), L.Dense(6, dtype="mixed_bfloat16"), L.Dense(2, dtype="float64")), floats(5, 4))
+case("policy_float16", policy_model, floats(3, 6, 8), global_policy="float16")
+def half_model():
+    x = keras.Input((7,), dtype="int32")
+    h = L.Embedding(20, 8, name="emb")(x)
+    h = L.LayerNormalization(name="ln")(L.Add()([h, L.MultiHeadAttention(2, 4, name="mha")(h, h)]))
+    return keras.Model(x, L.Dense(3, name="head")(L.GlobalAveragePooling1D()(h)))
+case("policy_bfloat16", half_model, ids(4, 7), global_policy="bfloat16")
 case("embedding_mixed_bfloat16", lambda: seq(L.Embedding(20, 8), L.Dense(8), L.GlobalAveragePooling1D(), L.Dense(3), shape=(7,), dtype="int32"), ids(4, 7), global_policy="mixed_bfloat16")
 
 # --- Models keraslike must refuse: classes it does not implement, options it does not.
@@ -289,12 +315,13 @@ var externalLoads = map[string]float64{
 	"functional_shared_layer": 1e-5, "functional_shared_attention": 1e-5, "functional_residual": 1e-5,
 	"frozen_layer": 1e-5, "frozen_model": 1e-5,
 	"functional_keyword_calls": 1e-5, "mha_cross_length": 1e-5,
+	"functional_list_io": 1e-5, "functional_dict_io": 1e-5, "layer_names": 1e-5, "embedding_float_input": 1e-5,
 	"compiled_adam": 1e-5, "compiled_sgd_momentum": 1e-5, "compiled_adamw_mha": 1e-5,
 	// Half-precision computations: Keras and Go run the same kernels, but
 	// grappler may fuse them differently, each fusion rounding once.
 	"policy_mixed_float16": 5e-3, "policy_mixed_float16_compiled": 5e-3, "policy_float32_output": 5e-3,
 	"policy_mixed_bfloat16": 3e-2, "policy_per_layer": 3e-2, "embedding_mixed_bfloat16": 3e-2,
-	"policy_float64": 1e-6,
+	"policy_float64": 1e-6, "policy_float16": 5e-3, "policy_bfloat16": 3e-2,
 }
 
 // externalRefusals are the models of externalModelsPy that must be refused
