@@ -178,11 +178,11 @@ func ReadMetaGraph(dir string, tags ...string) (*cpb.MetaGraphDef, error) {
 		path := filepath.Join(dir, AssetsDirectory, a.GetFilename())
 		tensor := a.GetTensorInfo().GetName()
 		if prev, ok := fed[tensor]; ok {
-			// TensorFlow's C++ loader (TF Serving's, and this module's)
-			// feeds every entry and fails with "fed more than once".
+			if prev == a.GetFilename() {
+				continue // the same asset again: see DuplicateAssets
+			}
 			return nil, &Error{Op: "read", File: filepath.Join(dir, SavedModelFilename),
-				Err: fmt.Errorf("%w: the meta graph's %s name the asset tensor %s twice (%s and %s); TensorFlow's C++ loader cannot feed a tensor twice (it happens when a TF1 export adds the path to the asset_filepaths collection that TextFileInitializer already added it to)",
-					ErrUnsupported, where, tensor, prev, a.GetFilename())}
+				Err: fmt.Errorf("%w: the meta graph's %s give the asset tensor %s two files, %s and %s", ErrUnsupported, where, tensor, prev, a.GetFilename())}
 		}
 		fed[tensor] = a.GetFilename()
 		if _, err := os.Stat(path); err != nil {
@@ -190,6 +190,68 @@ func ReadMetaGraph(dir string, tags ...string) (*cpb.MetaGraphDef, error) {
 		}
 	}
 	return mg, nil
+}
+
+// DuplicateAssets reports whether the assets of mg (AssetFileDefs) list
+// one asset twice, as TF1 exports do that add a vocabulary's path to the
+// asset_filepaths collection TextFileInitializer already added it to.
+// Python's loader takes such a SavedModel; TensorFlow's C++ loader (TF
+// Serving's, and the C API's) feeds every entry and fails with "fed more
+// than once": DedupAssets removes the repeats.
+func DuplicateAssets(mg *cpb.MetaGraphDef) bool {
+	defs, _, err := AssetFileDefs(mg)
+	if err != nil {
+		return false
+	}
+	seen := map[string]bool{}
+	for _, a := range defs {
+		if seen[a.GetTensorInfo().GetName()] {
+			return true
+		}
+		seen[a.GetTensorInfo().GetName()] = true
+	}
+	return false
+}
+
+// DedupAssets removes from every meta graph of sm the entries of its
+// asset_file_def and saved_model_assets collection that repeat an earlier
+// entry of the same tensor and file; it returns how many it removed.
+func DedupAssets(sm *cpb.SavedModel) int {
+	removed := 0
+	for _, mg := range sm.GetMetaGraphs() {
+		seen := map[string]bool{}
+		keep := mg.AssetFileDef[:0]
+		for _, a := range mg.GetAssetFileDef() {
+			k := a.GetTensorInfo().GetName() + "\x00" + a.GetFilename()
+			if seen[k] {
+				removed++
+				continue
+			}
+			seen[k] = true
+			keep = append(keep, a)
+		}
+		mg.AssetFileDef = keep
+		list := mg.GetCollectionDef()[AssetsCollection].GetAnyList()
+		if list == nil {
+			continue
+		}
+		seen = map[string]bool{}
+		var vals = list.Value[:0]
+		for _, v := range list.GetValue() {
+			d := new(cpb.AssetFileDef)
+			if err := v.UnmarshalTo(d); err == nil {
+				k := d.GetTensorInfo().GetName() + "\x00" + d.GetFilename()
+				if seen[k] {
+					removed++
+					continue
+				}
+				seen[k] = true
+			}
+			vals = append(vals, v)
+		}
+		list.Value = vals
+	}
+	return removed
 }
 
 // AssetFileDefs returns the assets of a meta graph as TensorFlow's loader

@@ -12,10 +12,13 @@
 // restores them from the object graph, as Python's loader does. A
 // signature output that is one of its inputs is answered with a copy of
 // the input (TensorFlow cannot feed and fetch one tensor); two inputs on
-// one tensor are refused (ErrUnsupported). Before the runtime sees a
-// directory, package savedmodel checks it in Go, so that a missing or
-// corrupted saved_model.pb or a missing variables/ bundle is an error
-// naming the file rather than a message from deep inside the runtime.
+// one tensor are refused (ErrUnsupported). A TF1 export that lists an
+// asset twice, which the C++ loader cannot feed, loads through a copy of
+// its graph without the repeat (as Python's loader takes it). Before the
+// runtime sees a directory, package savedmodel checks it in Go, so that a
+// missing or corrupted saved_model.pb or a missing variables/ bundle is an
+// error naming the file rather than a message from deep inside the
+// runtime.
 //
 //	m, err := runner.Load("models/gpt/3") // tag "serve"
 //	defer m.Close()
@@ -67,6 +70,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -247,7 +252,16 @@ func LoadWithOptions(dir string, opts LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading SavedModel %s: %w", dir, err)
 	}
-	sess, meta, err := tfgo.LoadSavedModel(dir, tags, sopts)
+	loadDir := dir
+	if savedmodel.DuplicateAssets(mg) {
+		shadow, err := dedupedDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("loading SavedModel %s: %w", dir, err)
+		}
+		defer os.RemoveAll(shadow) // links and a copy of the graph only
+		loadDir = shadow
+	}
+	sess, meta, err := tfgo.LoadSavedModel(loadDir, tags, sopts)
 	if err != nil {
 		return nil, fmt.Errorf("loading SavedModel %s (tags %s): %w", dir, strings.Join(tags, ","), err)
 	}
@@ -274,6 +288,51 @@ func LoadWithOptions(dir string, opts LoadOptions) (*Model, error) {
 		m.sigs[name] = s
 	}
 	return m, nil
+}
+
+// dedupedDir returns a new directory that is dir with the repeated
+// assets of its SavedModel proto removed (savedmodel.DuplicateAssets): a
+// saved_model.pb of its own and symbolic links to everything else, so
+// that TensorFlow's C++ loader, which fails on a repeated asset, reads
+// the graph there and feeds the assets' paths through the links. The
+// session keeps nothing of it once loaded (the assets' paths are fed to
+// the init op only, which fills the tables), so the caller removes it.
+func dedupedDir(dir string) (string, error) {
+	sm, err := savedmodel.ReadSavedModel(dir)
+	if err != nil {
+		return "", err
+	}
+	savedmodel.DedupAssets(sm)
+	b, err := proto.Marshal(sm)
+	if err != nil {
+		return "", fmt.Errorf("the SavedModel without its repeated assets: %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	entries, err := os.ReadDir(abs)
+	if err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp("", "gotf-savedmodel-")
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		if e.Name() == savedmodel.SavedModelFilename || e.Name() == savedmodel.SavedModelFilenameText {
+			continue
+		}
+		if err := os.Symlink(filepath.Join(abs, e.Name()), filepath.Join(tmp, e.Name())); err != nil {
+			os.RemoveAll(tmp)
+			return "", err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(tmp, savedmodel.SavedModelFilename), b, 0o600); err != nil {
+		os.RemoveAll(tmp)
+		return "", err
+	}
+	return tmp, nil
 }
 
 func (m *Model) resolve(name string, def *cpb.SignatureDef) (*signature, error) {
