@@ -193,12 +193,18 @@ func inputSpecFromConfig(r *cfg) (InputSpec, error) {
 	switch dt := r.string("dtype", "float32"); dt {
 	case "float32":
 		spec.DType = tfgo.Float
+	case "float64": // keras.config.set_floatx("float64"), or an Input's dtype
+		spec.DType = tfgo.Double
+	case "float16":
+		spec.DType = tfgo.Half
+	case "bfloat16":
+		spec.DType = tfgo.BFloat16
 	case "int32":
 		spec.DType = tfgo.Int32
 	case "int64":
 		spec.DType = tfgo.Int64
 	default:
-		r.fail("dtype %s is not supported (float32, int32, int64)", quoted(dt))
+		r.fail("dtype %s is not supported (float32, float64, float16, bfloat16, int32, int64)", quoted(dt))
 	}
 	r.want("sparse", false)
 	r.want("ragged", false)

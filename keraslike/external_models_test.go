@@ -24,6 +24,7 @@ import (
 const externalModelsPy = `
 import os, json, zipfile
 import numpy as np
+import ml_dtypes
 import keras
 L = keras.layers
 d = inputs["dir"].item().decode()
@@ -41,7 +42,7 @@ def floats(*shape):
 def ids(*shape, vocab=20, dtype="int32"):
     return rng.integers(0, vocab, shape).astype(dtype)
 
-def seq(*layers, shape=(4,), dtype="float32", name=None, **kw):
+def seq(*layers, shape=(4,), dtype=None, name=None, **kw):
     return keras.Sequential([keras.Input(shape, dtype=dtype, **kw), *layers], name=name)
 
 def save(name, m, x, formats=("keras", "h5", "weights.h5"), compiled=None):
@@ -87,7 +88,8 @@ def refused(name, m):
 
 def case(name, build, x, **kw):
     keras.backend.clear_session()
-    keras.config.set_dtype_policy(kw.pop("global_policy", "float32"))
+    keras.config.set_floatx(kw.pop("floatx", "float32"))
+    keras.config.set_dtype_policy(kw.pop("global_policy", keras.config.floatx()))
     try:
         m = build()
         if not m.built:
@@ -95,6 +97,7 @@ def case(name, build, x, **kw):
         randomize(m)
         save(name, m, x, **kw)
     finally:
+        keras.config.set_floatx("float32")
         keras.config.set_dtype_policy("float32")
 
 # --- Sequential models: with and without an explicit Input.
@@ -239,8 +242,8 @@ case("compiled_sgd_momentum", lambda: seq(L.Dense(6, activation="relu"), L.Dense
 case("compiled_adamw_mha", mha(num_heads=2, key_dim=4), floats(3, 6, 8), compiled=keras.optimizers.AdamW(1e-3))
 
 # --- dtype policies: global and per layer.
-def policy_model():
-    x = keras.Input((6, 8))
+def policy_model(dtype=None):
+    x = keras.Input((6, 8), dtype=dtype)
     h = L.Dense(8, activation="gelu", name="ff")(x)
     h = L.LayerNormalization(name="ln")(L.Add(name="res")([x, h]))
     h = L.MultiHeadAttention(2, 4, name="mha")(h, h)
@@ -258,6 +261,11 @@ def half_model():
     h = L.LayerNormalization(name="ln")(L.Add()([h, L.MultiHeadAttention(2, 4, name="mha")(h, h)]))
     return keras.Model(x, L.Dense(3, name="head")(L.GlobalAveragePooling1D()(h)))
 case("policy_bfloat16", half_model, ids(4, 7), global_policy="bfloat16")
+# Inputs of other float dtypes: floatx float64 (Input and layers), half inputs.
+case("floatx_float64", lambda: seq(L.Dense(6, activation="relu"), L.LayerNormalization(), L.Dense(2)), floats(5, 4).astype("float64"), floatx="float64")
+case("input_float16", lambda: seq(L.Dense(6, activation="relu"), L.Dense(2), dtype="float16"), floats(5, 4).astype("float16"))
+case("input_bfloat16_mixed", lambda: seq(L.Dense(6, activation="relu"), L.Dense(2), dtype="bfloat16"), floats(5, 4).astype(ml_dtypes.bfloat16), global_policy="mixed_bfloat16")
+case("input_float64_mha", lambda: policy_model(dtype="float64"), floats(3, 6, 8).astype("float64"))
 case("embedding_mixed_bfloat16", lambda: seq(L.Embedding(20, 8), L.Dense(8), L.GlobalAveragePooling1D(), L.Dense(3), shape=(7,), dtype="int32"), ids(4, 7), global_policy="mixed_bfloat16")
 
 # --- Models keraslike must refuse: classes it does not implement, options it does not.
@@ -297,8 +305,6 @@ x2 = keras.Input((4,))
 inner_f = keras.Model(x2, L.Dense(3, name="f_dense")(x2), name="inner_functional")
 x = keras.Input((4,))
 refused("nested_functional", keras.Model(x, L.Dense(2, name="d")(inner_f(x))))
-refused("input_float64", seq(L.Dense(2, name="d"), dtype="float64"))
-refused("input_float16", seq(L.Dense(2, name="d"), dtype="float16"))
 
 outputs["manifest"] = json.dumps(manifest)
 `
@@ -322,6 +328,7 @@ var externalLoads = map[string]float64{
 	"policy_mixed_float16": 5e-3, "policy_mixed_float16_compiled": 5e-3, "policy_float32_output": 5e-3,
 	"policy_mixed_bfloat16": 3e-2, "policy_per_layer": 3e-2, "embedding_mixed_bfloat16": 3e-2,
 	"policy_float64": 1e-6, "policy_float16": 5e-3, "policy_bfloat16": 3e-2,
+	"floatx_float64": 1e-6, "input_float64_mha": 1e-5, "input_float16": 1e-5, "input_bfloat16_mixed": 3e-2,
 }
 
 // externalRefusals are the models of externalModelsPy that must be refused
@@ -342,8 +349,6 @@ var externalRefusals = map[string][]string{
 	"two_outputs":          {"single-output"},
 	"nested_sequential":    {`layer "inner" (class Sequential`, "nested models"},
 	"nested_functional":    {`layer "inner_functional" (class Functional`, "nested models"},
-	"input_float64":        {"float64"},
-	"input_float16":        {"float16"},
 }
 
 // Keras files written by Python as people write them: every model made of
