@@ -591,6 +591,26 @@ func TestExternalModels(t *testing.T) {
 			for _, k := range sortedKeys(c.out) {
 				sameAsPython(t, name+" "+k, c.out[k], out[k])
 			}
+			// And the inputs as Go values (scalars, nested slices,
+			// half.Float16, complex64, strings) rather than tensors.
+			for k, v := range c.in {
+				if in[k], err = tfgo.Value(v); err != nil {
+					t.Fatalf("input %s: %v", k, err)
+				}
+			}
+			out, err = m.Run(context.Background(), c.sig, in)
+			if err != nil && len(c.in) > 0 && strings.Contains(err.Error(), "wrong shape") {
+				// A Go value cannot say [0, 3] (an empty slice is [0]).
+				t.Logf("Go values: %v", err)
+				return
+			}
+			require.NoError(t, err)
+			for _, k := range sortedKeys(c.out) {
+				if k == "calls" {
+					continue // tree's counter of runs: this is the second
+				}
+				sameAsPython(t, name+" Go values "+k, c.out[k], out[k])
+			}
 		})
 	}
 
