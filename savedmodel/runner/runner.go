@@ -169,7 +169,7 @@ type signature struct {
 	fetches     []tfgo.Output
 	fetchAt     []int
 	aliasOf     []string
-	unsupported error // a non-dense TensorInfo: Run refuses the signature
+	unsupported error // a non-dense TensorInfo, two inputs on one tensor: Run refuses the signature
 }
 
 // Model is a SavedModel loaded into a session. Run may be called from
