@@ -45,7 +45,7 @@ def ids(*shape, vocab=20, dtype="int32"):
 def seq(*layers, shape=(4,), dtype=None, name=None, **kw):
     return keras.Sequential([keras.Input(shape, dtype=dtype, **kw), *layers], name=name)
 
-def save(name, m, x, formats=("keras", "h5", "weights.h5"), compiled=None):
+def save(name, m, x, formats=("keras", "h5", "weights.h5", "dir"), compiled=None):
     # One case: the model's files and Keras' own predictions on x.
     entry = {"formats": [], "errors": {}}
     if compiled is not None:
@@ -66,6 +66,8 @@ def save(name, m, x, formats=("keras", "h5", "weights.h5"), compiled=None):
         try:
             if f == "weights.h5":
                 m.save_weights(p)
+            elif f == "dir":  # the .keras members as files
+                m.save(os.path.join(d, name + "_dir"), zipped=False)
             else:
                 m.save(p)
             entry["formats"].append(f)
@@ -230,6 +232,20 @@ case("layer_names", lambda: seq(L.Activation("tanh", name="act>first"), L.Dense(
                                 L.Dense(1, name="Dense-Out_1"), name="model.v2-final"), floats(5, 4))
 case("embedding_float_input", lambda: seq(L.Embedding(20, 4, name="emb"), L.Flatten(), L.Dense(2), shape=(7,)), ids(5, 7, dtype="float32"))
 
+def shared_keywords():
+    # A shared layer called positionally, then by keyword; a merge of one tensor with itself.
+    x = keras.Input((4,))
+    d = L.Dense(4, activation="relu", name="shared")
+    h = d(inputs=d(x))
+    h = L.Add(name="double")([h, h])
+    return keras.Model(x, L.Dense(2, name="out")(h))
+case("functional_shared_keywords", shared_keywords, floats(5, 4))
+def frozen_attention():
+    x = keras.Input((6, 8))
+    h = L.MultiHeadAttention(2, 4, trainable=False, name="mha")(x, x)
+    return keras.Model(x, L.LayerNormalization(trainable=False, name="ln")(h))
+case("frozen_attention", frozen_attention, floats(3, 6, 8), compiled="fit")
+
 # --- Frozen layers and models; compiled and not compiled.
 case("frozen_layer", lambda: seq(L.Dense(5, trainable=False, name="frozen"), L.Dense(2, name="free")), floats(5, 4), compiled="fit")
 def frozen_model():
@@ -294,6 +310,10 @@ refused("mha_output_shape_2d", keras.Model(x, L.MultiHeadAttention(2, 4, output_
 refused("pool_channels_first", seq(L.GlobalAveragePooling1D(data_format="channels_first", name="pool"), shape=(5, 4)))
 x = keras.Input((6, 8))
 refused("mha_scores", keras.Model(x, L.MultiHeadAttention(2, 4, name="mha")(x, x, return_attention_scores=True)[1]))
+refused("dense_lora_rank", seq(L.Dense(4, lora_rank=2, name="d")))
+lora = seq(L.Dense(4, name="d"))
+lora.layers[0].enable_lora(2)
+refused("dense_enable_lora", lora)
 a, b = keras.Input((4,), name="a"), keras.Input((4,), name="b")
 refused("two_inputs", keras.Model([a, b], L.Dense(2, name="d")(L.Add(name="add")([a, b]))))
 x = keras.Input((4,))
@@ -321,6 +341,7 @@ var externalLoads = map[string]float64{
 	"functional_shared_layer": 1e-5, "functional_shared_attention": 1e-5, "functional_residual": 1e-5,
 	"frozen_layer": 1e-5, "frozen_model": 1e-5,
 	"functional_keyword_calls": 1e-5, "mha_cross_length": 1e-5,
+	"functional_shared_keywords": 1e-5, "frozen_attention": 1e-5,
 	"functional_list_io": 1e-5, "functional_dict_io": 1e-5, "layer_names": 1e-5, "embedding_float_input": 1e-5,
 	"compiled_adam": 1e-5, "compiled_sgd_momentum": 1e-5, "compiled_adamw_mha": 1e-5,
 	// Half-precision computations: Keras and Go run the same kernels, but
@@ -345,6 +366,8 @@ var externalRefusals = map[string][]string{
 	"mha_output_shape_2d":  {`layer "mha" (class MultiHeadAttention`, "output_shape"},
 	"pool_channels_first":  {`layer "pool" (class GlobalAveragePooling1D`, "data_format"},
 	"mha_scores":           {`layer "mha" has a single output`},
+	"dense_lora_rank":      {`layer "d" (class Dense`, "lora_rank"},
+	"dense_enable_lora":    {`layer "d" (class Dense`, "lora_rank"},
 	"two_inputs":           {"single-input"},
 	"two_outputs":          {"single-output"},
 	"nested_sequential":    {`layer "inner" (class Sequential`, "nested models"},
@@ -380,7 +403,7 @@ func TestExternalKerasModels(t *testing.T) {
 				require.NoError(t, err, what)
 				testutil.AllCloseShapeTol(t, name+" "+what, want.Shape(), float32sOf(t, want), got.Shape(), float32sOf(t, got), testutil.Tol{Atol: tol, Rtol: tol, Scaled: tol})
 			}
-			for _, f := range []string{".keras", ".h5"} {
+			for _, f := range []string{".keras", ".h5", "_dir"} {
 				m, err := LoadKerasModel(filepath.Join(dir, name+f), LoadOptions{})
 				require.NoError(t, err, "%s%s", name, f)
 				check(f, m)
@@ -451,6 +474,11 @@ func TestExternalKerasModels(t *testing.T) {
 		})
 	}
 	assert.Greater(t, n, 10, "activations Keras saved")
+
+	// A directory that is not a model saved unzipped.
+	_, err = LoadKerasModel(dir, LoadOptions{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "without config.json")
 }
 
 // archiveMember reads one member of a zip archive.

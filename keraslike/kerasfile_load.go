@@ -29,8 +29,10 @@ type LoadOptions struct {
 // LoadKerasModel builds a model from a Keras file: a Keras 3 .keras archive
 // (config.json and model.weights.h5) or a legacy .h5 full model
 // (model.save("x.h5") or SaveKeras("x.h5"): the root attribute
-// model_config and the model_weights group). The file's first bytes tell
-// which, whatever its name says, so a renamed file is read as what it is.
+// model_config and the model_weights group), or the directory of a Keras 3
+// model saved unzipped (model.save("dir", zipped=False): the archive's
+// members as files). The file's first bytes tell which, whatever its name
+// says, so a renamed file is read as what it is.
 // The model is a Sequential or a single-input,
 // single-output functional model of the classes keraslike implements
 // (InputLayer, Dense, Embedding, LayerNormalization, MultiHeadAttention,
@@ -66,6 +68,9 @@ func LoadKerasModel(path string, opts LoadOptions) (*Model, error) {
 }
 
 func loadKerasModel(path string, opts LoadOptions) (*Model, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return loadKerasDir(path, opts)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

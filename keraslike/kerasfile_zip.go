@@ -102,6 +102,43 @@ func loadKerasZip(path string, opts LoadOptions) (*Model, error) {
 	return m, nil
 }
 
+// loadKerasDir reads the directory model.save(dir, zipped=False) writes:
+// config.json and model.weights.h5 as files.
+func loadKerasDir(dir string, opts LoadOptions) (*Model, error) {
+	cf, err := os.Open(filepath.Join(dir, "config.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errors.New("a directory without config.json: neither a .keras archive, an HDF5 .h5 file nor a Keras model saved unzipped")
+	}
+	if err != nil {
+		return nil, err
+	}
+	raw, err := io.ReadAll(io.LimitReader(cf, maxConfigBytes+1))
+	cf.Close()
+	if err != nil {
+		return nil, fmt.Errorf("config.json: %w", err)
+	}
+	if len(raw) > maxConfigBytes {
+		return nil, fmt.Errorf("config.json is larger than the limit of %d bytes", maxConfigBytes)
+	}
+	m, err := modelFromJSON(raw, opts, false)
+	if err != nil {
+		return nil, err
+	}
+	wp := filepath.Join(dir, "model.weights.h5")
+	if _, err := os.Stat(wp); errors.Is(err, os.ErrNotExist) {
+		m.Close()
+		if _, err := os.Stat(filepath.Join(dir, "model.weights.json")); err == nil {
+			return nil, errors.New("sharded weights (model.weights.json) are not supported")
+		}
+		return nil, errors.New("the directory has no model.weights.h5")
+	}
+	if err := m.loadKeras3Weights(wp); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("model.weights.h5: %w", err)
+	}
+	return m, nil
+}
+
 func readMember(zf *zip.File, limit int64) ([]byte, error) {
 	rc, err := zf.Open()
 	if err != nil {
