@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
@@ -118,6 +119,20 @@ with g.as_default():
             "echo": sd.predict_signature_def({"features": x}, {"same": x}),
         })
         b.save()
+# SparseTensor input and output (COO sparse TensorInfo).
+g = tf.Graph()
+with g.as_default():
+    sd = tf.compat.v1.saved_model.signature_def_utils
+    ti = tf.compat.v1.saved_model.utils.build_tensor_info
+    x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")
+    sp = tf.compat.v1.sparse_placeholder(tf.float32, [None, 3], name="sp")
+    with tf.compat.v1.Session() as sess:
+        b = tf.compat.v1.saved_model.Builder(base("tf1_sparse"))
+        b.add_meta_graph_and_variables(sess, ["serve"], signature_def_map={
+            "serving_default": sd.predict_signature_def({"x": x}, {"y": x * 3}),
+            "sparse_in": sd.build_signature_def({"sp": ti(sp)}, {"total": ti(tf.sparse.reduce_sum(sp, axis=1))}, "tensorflow/serving/predict"),
+            "sparse_out": sd.build_signature_def({"x": ti(x)}, {"sp": ti(tf.sparse.from_dense(x))}, "tensorflow/serving/predict")})
+        b.save()
 # Two inputs on one placeholder (Python's loader refuses the model).
 g = tf.Graph()
 with g.as_default():
@@ -136,7 +151,7 @@ with g.as_default():
 func TestExternalModelsServed(t *testing.T) {
 	root := t.TempDir()
 	interop.Python(t, exportExternal, map[string]*tfgo.Tensor{"root": str(t, root)})
-	names := []string{"kinds", "keras_export", "keras_saved_model", "lookup", "tf1_renamed", "odd_dtypes", "tf1_shared"}
+	names := []string{"kinds", "keras_export", "keras_saved_model", "lookup", "tf1_renamed", "odd_dtypes", "tf1_shared", "tf1_sparse"}
 	var models []ModelConfig
 	for _, n := range names {
 		models = append(models, ModelConfig{Name: n, BasePath: filepath.Join(root, n)})
@@ -223,11 +238,38 @@ outputs["want_y"] = _m.signatures["serving_default"](x=tf.constant([1.0, 2.0]))[
 	require.Contains(t, stringsOf(t, py["all"])[0], "is a resource tensor")
 	sameTensor(t, "odd_dtypes y", py["want_y"], py["y"])
 
+	// Sparse signature inputs and outputs are refused by name; the
+	// model's dense signature is served.
+	checkPredict(t, s, dir("tf1_sparse"), "/v1/models/tf1_sparse:predict", `{"instances": [[1, 2, 3]]}`)
+	for _, c := range []struct{ sig, part string }{{"sparse_in", `input \"sp\"`}, {"sparse_out", `output \"sp\"`}} {
+		code, body = s.post(t, "/v1/models/tf1_sparse:predict", `{"signature_name": "`+c.sig+`", "instances": [[1, 2, 3]]}`)
+		errorBody(t, c.sig, http.StatusNotImplemented, code, body, "not a dense tensor")
+		require.Contains(t, body, c.part)
+	}
+
 	// Metadata: the SignatureDefs as TF Serving prints them and the
 	// signatures tf.saved_model.load sees.
 	for _, n := range names {
-		if n != "tf1_shared" { // which Python does not load
+		if n != "tf1_shared" && n != "tf1_sparse" { // see below
 			checkMetadata(t, s, n, 1, dir(n))
 		}
 	}
+	// tf1_sparse's SignatureDefs, COO sparse TensorInfos included, as TF
+	// Serving prints them (Python's loaded functions take a sparse input
+	// as three tensors, which checkMetadata's second half compares).
+	code, body = s.get(t, "/v1/models/tf1_sparse/versions/1/metadata")
+	require.Equal(t, http.StatusOK, code, body)
+	var meta struct {
+		Metadata struct {
+			SignatureDef struct {
+				SignatureDef map[string]any `json:"signature_def"`
+			} `json:"signature_def"`
+		} `json:"metadata"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &meta))
+	py = interop.Python(t, pyMetadata, map[string]*tfgo.Tensor{"dir": str(t, dir("tf1_sparse"))})
+	var want map[string]any
+	require.NoError(t, json.Unmarshal([]byte(stringsOf(t, py["sigdefs"])[0]), &want))
+	require.Equal(t, want, meta.Metadata.SignatureDef.SignatureDef)
+	require.Contains(t, body, "coo_sparse")
 }

@@ -195,7 +195,8 @@ func (g *grpcAPI) predict(ctx context.Context, req *tfserving.PredictRequest) (*
 	}
 	defer closeAll(outs)
 	res := &tfserving.PredictResponse{ModelSpec: modelSpec(h.name, name, h.version), Outputs: make(map[string]*tpb.TensorProto, len(outs))}
-	for k, t := range outs {
+	for _, k := range sortedNames(outs) { // the first refused output, always the same
+		t := outs[k]
 		if dt := t.DataType(); dt == tfgo.Resource || dt == tfgo.Variant {
 			// The runtime hands these over as C++ objects (pointers
 			// included), not as bytes a client could read.

@@ -474,6 +474,20 @@ pf = PyFn()
 d = path("py_function")
 tf.saved_model.save(pf, d, signatures={"serving_default": pf.f})
 outputs["model|py_function"] = d
+def sparse():
+    sd = tf.compat.v1.saved_model.signature_def_utils
+    x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")
+    sp = tf.compat.v1.sparse_placeholder(tf.float32, [None, 3], name="sp")
+    ti = tf.compat.v1.saved_model.utils.build_tensor_info
+    sigs = {"dense": sd.predict_signature_def({"x": x}, {"y": x * 3}),
+            "sparse_in": tf.compat.v1.saved_model.signature_def_utils.build_signature_def(
+                {"sp": ti(sp)}, {"total": ti(tf.sparse.reduce_sum(sp, axis=1))}, "tensorflow/serving/predict"),
+            "sparse_out": tf.compat.v1.saved_model.signature_def_utils.build_signature_def(
+                {"x": ti(x)}, {"sp": ti(tf.sparse.from_dense(x))}, "tensorflow/serving/predict")}
+    return sigs, None
+d = path("tf1_sparse")
+tf1(d, sparse)
+outputs["model|tf1_sparse"] = d
 def shared_input():
     sd = tf.compat.v1.saved_model.signature_def_utils
     x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
@@ -703,6 +717,25 @@ func TestExternalModels(t *testing.T) {
 		}
 		t.Logf("%v", err)
 		require.Error(t, err)
+	})
+	// TF1 signatures with a SparseTensor input or output: refused by
+	// name when run; the model's dense signature runs.
+	t.Run("tf1_sparse", func(t *testing.T) {
+		m, err := Load(dirs["tf1_sparse"])
+		require.NoError(t, err)
+		defer m.Close()
+		require.Len(t, m.Signatures(), 3)
+		out, err := m.Run(context.Background(), "dense", map[string]any{"x": [][]float32{{1, 2, 3}}})
+		require.NoError(t, err)
+		y, err := tfgo.Value(out["y"])
+		require.NoError(t, err)
+		require.Equal(t, [][]float32{{3, 6, 9}}, y)
+		_, err = m.Run(context.Background(), "sparse_in", map[string]any{"sp": [][]float32{{1, 2, 3}}})
+		require.ErrorIs(t, err, ErrUnsupported)
+		require.ErrorContains(t, err, `signature "sparse_in": input "sp" is a COO sparse tensor`)
+		_, err = m.Run(context.Background(), "sparse_out", map[string]any{"x": [][]float32{{1, 2, 3}}})
+		require.ErrorIs(t, err, ErrUnsupported)
+		require.ErrorContains(t, err, `signature "sparse_out": output "sp" is a COO sparse tensor`)
 	})
 	// A TF1 signature with two inputs on one placeholder: the fed values
 	// would overwrite each other, so Run refuses it (Python's loader
