@@ -124,10 +124,21 @@ case("dense_options", lambda: seq(
     L.Dense(6, kernel_initializer="he_normal", bias_initializer="ones"),
     L.Dense(6, kernel_initializer=keras.initializers.GlorotNormal(seed=3), bias_initializer=keras.initializers.Constant(0.5)),
     L.Dense(3, kernel_initializer=keras.initializers.RandomUniform(-0.1, 0.1, seed=1), bias_initializer=keras.initializers.RandomNormal(stddev=0.2))), floats(5, 4))
-case("dense_rank3_rank4", lambda: seq(L.Dense(5), L.Dense(3, activation="relu"), L.Flatten(), L.Dense(2), shape=(2, 3, 4)), floats(5, 2, 3, 4))
+case("dense_rank3_rank4", lambda: seq(L.Dense(5), L.LayerNormalization(), L.LayerNormalization(axis=2), L.Activation("softmax"),
+    L.Dense(3, activation="softmax"), L.Dropout(0.2), L.Flatten(), L.Dense(2), shape=(2, 3, 4)), floats(5, 2, 3, 4))
 
 # --- Embedding.
 case("embedding_int32", lambda: seq(L.Embedding(20, 6, embeddings_initializer="uniform"), L.GlobalAveragePooling1D(), L.Dense(3), shape=(7,), dtype="int32"), ids(5, 7))
+# No Input: Keras builds the model for float32 inputs and Embedding casts them.
+case("seq_embedding_no_input", lambda: keras.Sequential([L.Embedding(20, 6), L.GlobalMaxPooling1D(), L.Dense(2)]), ids(5, 7, dtype="float32"))
+def text_var_length():
+    # Token ids of any length: attention, causal attention, pooling.
+    x = keras.Input((None,), dtype="int32", name="tokens")
+    h = L.Embedding(20, 8, name="emb")(x)
+    h = L.Add()([h, L.MultiHeadAttention(2, 4, name="mha")(h, h)])
+    h = L.Add()([h, L.MultiHeadAttention(2, 4, name="causal")(h, h, use_causal_mask=True)])
+    return keras.Model(x, L.Dense(3, name="head")(L.GlobalAveragePooling1D()(L.LayerNormalization()(h))))
+case("embedding_var_length", text_var_length, ids(4, 9))
 case("embedding_int64", lambda: seq(L.Embedding(20, 6), L.Flatten(), L.Dense(3), shape=(7,), dtype="int64"), ids(5, 7, dtype="int64"))
 
 # --- LayerNormalization: axes, epsilon, center, scale.
@@ -335,7 +346,7 @@ var externalLoads = map[string]float64{
 	"seq_no_input": 1e-5, "seq_built_by_call": 1e-5, "seq_input_shape_kwarg": 1e-5, "seq_fixed_batch": 1e-5,
 	"seq_var_length": 1e-5, "seq_default_names": 1e-5,
 	"dense_activations": 1e-5, "activation_layers": 1e-5, "dense_options": 1e-5, "dense_rank3_rank4": 1e-5,
-	"embedding_int32": 1e-5, "embedding_int64": 1e-5,
+	"embedding_int32": 1e-5, "seq_embedding_no_input": 1e-5, "embedding_var_length": 1e-5, "embedding_int64": 1e-5,
 	"ln_variants":  1e-5,
 	"mha_variants": 1e-5, "mha_query_value_key": 1e-5, "mha_positional_key_causal": 1e-5,
 	"functional_shared_layer": 1e-5, "functional_shared_attention": 1e-5, "functional_residual": 1e-5,
