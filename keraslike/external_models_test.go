@@ -257,6 +257,22 @@ def frozen_attention():
     return keras.Model(x, L.LayerNormalization(trainable=False, name="ln")(h))
 case("frozen_attention", frozen_attention, floats(3, 6, 8), compiled="fit")
 
+def mha_masks():
+    # Attention masks: a constant (a hand-made causal mask) and one computed from the input.
+    x = keras.Input((6, 8))
+    tril = np.tril(np.ones((6, 6), dtype=bool))
+    h = L.MultiHeadAttention(2, 4, name="const_mask")(x, x, attention_mask=tril)
+    keep = keras.ops.expand_dims(keras.ops.greater(x[:, :, 0], -0.5), 1)
+    h = L.MultiHeadAttention(2, 4, name="input_mask")(h, h, attention_mask=keep)
+    return keras.Model(x, h)
+case("mha_attention_masks", mha_masks, floats(3, 6, 8))
+def add_constant():
+    # A NumPy array among a merge's inputs (written as "__numpy__").
+    x = keras.Input((4,))
+    h = L.Dense(4, name="d")(x)
+    return keras.Model(x, L.Add(name="add")([x, h, np.arange(4, dtype="float32")]))
+case("add_constant", add_constant, floats(5, 4))
+
 # --- Frozen layers and models; compiled and not compiled.
 case("frozen_layer", lambda: seq(L.Dense(5, trainable=False, name="frozen"), L.Dense(2, name="free")), floats(5, 4), compiled="fit")
 def frozen_model():
@@ -352,7 +368,7 @@ var externalLoads = map[string]float64{
 	"functional_shared_layer": 1e-5, "functional_shared_attention": 1e-5, "functional_residual": 1e-5,
 	"frozen_layer": 1e-5, "frozen_model": 1e-5,
 	"functional_keyword_calls": 1e-5, "mha_cross_length": 1e-5,
-	"functional_shared_keywords": 1e-5, "frozen_attention": 1e-5,
+	"mha_attention_masks": 1e-5, "add_constant": 1e-5, "functional_shared_keywords": 1e-5, "frozen_attention": 1e-5,
 	"functional_list_io": 1e-5, "functional_dict_io": 1e-5, "layer_names": 1e-5, "embedding_float_input": 1e-5,
 	"compiled_adam": 1e-5, "compiled_sgd_momentum": 1e-5, "compiled_adamw_mha": 1e-5,
 	// Half-precision computations: Keras and Go run the same kernels, but

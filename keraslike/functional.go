@@ -270,22 +270,33 @@ func invoke(ctx *Context, c *layerCall, vals map[*KerasTensor]tfgo.Output) tfgo.
 		}
 		return o.apply(ctx, args, kw)
 	}
+	// A constant argument (a NumPy array or eager tensor Keras wrote into
+	// the node, e.g. a hand-made attention_mask) is a Const of its dtype.
+	var cs *tfgo.Scope
+	constant := func(k *Constant) tfgo.Output {
+		if cs == nil {
+			cs = ctx.Scope.SubScope(c.layer.Name() + "_constants")
+		}
+		return k.output(cs, k.dtype)
+	}
 	var args []tfgo.Output
 	for i, a := range c.args {
-		ts := tensorsOf(a, nil)
-		if len(ts) == 0 {
+		outs := argOutputs(a, vals, constant, nil)
+		if len(outs) == 0 {
 			ctx.Fail(c.layer, "positional argument %d (%s) is not a tensor", i, excerpt(a))
 			return tfgo.Output{}
 		}
-		for _, t := range ts {
-			args = append(args, vals[t])
-		}
+		args = append(args, outs...)
 	}
 	kw := map[string]any{}
 	for k, v := range c.kwargs {
-		if t, ok := v.(*KerasTensor); ok {
-			kw[k] = vals[t]
-		} else if v != nil {
+		switch x := v.(type) {
+		case *KerasTensor:
+			kw[k] = vals[x]
+		case *Constant:
+			kw[k] = constant(x)
+		case nil:
+		default:
 			kw[k] = v
 		}
 	}
@@ -297,6 +308,35 @@ func invoke(ctx *Context, c *layerCall, vals map[*KerasTensor]tfgo.Output) tfgo.
 		return tfgo.Output{}
 	}
 	return callLayer(ctx, c.layer, args...)
+}
+
+// argOutputs appends the tensors of a layer's positional argument, in the
+// order tensorsOf lists its KerasTensors, with its constants among them.
+func argOutputs(v any, vals map[*KerasTensor]tfgo.Output, constant func(*Constant) tfgo.Output, out []tfgo.Output) []tfgo.Output {
+	switch x := v.(type) {
+	case *KerasTensor:
+		out = append(out, vals[x])
+	case []*KerasTensor:
+		for _, t := range x {
+			out = append(out, vals[t])
+		}
+	case *Constant:
+		out = append(out, constant(x))
+	case []any:
+		for _, e := range x {
+			out = argOutputs(e, vals, constant, out)
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			out = argOutputs(x[k], vals, constant, out)
+		}
+	}
+	return out
 }
 
 // resolve is a call argument with its KerasTensors replaced by their values.
