@@ -119,6 +119,13 @@ with g.as_default():
             "echo": sd.predict_signature_def({"features": x}, {"same": x}),
         })
         b.save()
+# tf.py_function: Python code in the graph.
+class PyFn(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def f(self, x):
+        return {"y": tf.py_function(lambda v: v * 2, [x], tf.float32)}
+pf = PyFn()
+tf.saved_model.save(pf, base("py_function"), signatures={"serving_default": pf.f})
 # SparseTensor input and output (COO sparse TensorInfo).
 g = tf.Graph()
 with g.as_default():
@@ -151,7 +158,7 @@ with g.as_default():
 func TestExternalModelsServed(t *testing.T) {
 	root := t.TempDir()
 	interop.Python(t, exportExternal, map[string]*tfgo.Tensor{"root": str(t, root)})
-	names := []string{"kinds", "keras_export", "keras_saved_model", "lookup", "tf1_renamed", "odd_dtypes", "tf1_shared", "tf1_sparse"}
+	names := []string{"kinds", "keras_export", "keras_saved_model", "lookup", "tf1_renamed", "odd_dtypes", "tf1_shared", "tf1_sparse", "py_function"}
 	var models []ModelConfig
 	for _, n := range names {
 		models = append(models, ModelConfig{Name: n, BasePath: filepath.Join(root, n)})
@@ -220,7 +227,7 @@ func TestExternalModelsServed(t *testing.T) {
 
 	// Two inputs on one placeholder: refused, not one value dropped.
 	code, body = s.post(t, "/v1/models/tf1_shared:predict", `{"inputs": {"a": [[1, 2]], "b": [[3, 4]]}}`)
-	errorBody(t, "two inputs, one tensor", http.StatusBadRequest, code, body, `inputs "a" and "b" are the same tensor x:0`)
+	errorBody(t, "two inputs, one tensor", http.StatusNotImplemented, code, body, `inputs "a" and "b" are the same tensor x:0`)
 	// Resource and variant outputs have no JSON or TensorProto form here:
 	// refused by name; the other outputs can be asked for alone.
 	code, body = s.post(t, "/v1/models/odd_dtypes:predict", `{"inputs": [1, 2]}`)
@@ -238,6 +245,12 @@ outputs["want_y"] = _m.signatures["serving_default"](x=tf.constant([1.0, 2.0]))[
 	require.Contains(t, stringsOf(t, py["all"])[0], "is a resource tensor")
 	sameTensor(t, "odd_dtypes y", py["want_y"], py["y"])
 
+	// tf.py_function's op has no kernel outside Python: refused by name
+	// before the session runs, and the server keeps serving.
+	for i := 0; i < 3; i++ {
+		code, body = s.post(t, "/v1/models/py_function:predict", `{"instances": [1, 2]}`)
+		errorBody(t, "tf.py_function", http.StatusNotImplemented, code, body, `calls tf.py_function (op EagerPyFunc`)
+	}
 	// Sparse signature inputs and outputs are refused by name; the
 	// model's dense signature is served.
 	checkPredict(t, s, dir("tf1_sparse"), "/v1/models/tf1_sparse:predict", `{"instances": [[1, 2, 3]]}`)

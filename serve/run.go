@@ -3,7 +3,6 @@ package serve
 import (
 	"context"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -35,12 +34,17 @@ func (s *Server) runSignature(ctx context.Context, h *handle, name string, sig r
 			}
 		}
 	}
+	// What runner.Model.Run refuses whatever the inputs (two inputs on
+	// one tensor, tf.py_function's op) is refused here too, before the
+	// session runs.
+	if err := h.model.Unsupported(name); err != nil {
+		return nil, statusf(Unimplemented, "%v", err)
+	}
 	limit := inputLimit(s.cfg)
 	var total int64
 	g := h.model.Session().Graph()
 	feeds := make(map[tfgo.Output]any, len(inputs))
 	feedOuts := make(map[string]tfgo.Output, len(inputs))
-	fedBy := make(map[string]string, len(inputs)) // "op:index" -> input key
 	for _, k := range sortedNames(inputs) {
 		t := inputs[k]
 		if total += int64(len(t.Data())); limit > 0 && total > limit {
@@ -50,13 +54,6 @@ func (s *Server) runSignature(ctx context.Context, h *handle, name string, sig r
 		if err != nil {
 			return nil, statusf(Internal, "signature %q: input %q: %v", name, k, err)
 		}
-		tk := o.Op.Name() + ":" + strconv.Itoa(o.Index)
-		if first, dup := fedBy[tk]; dup {
-			// TensorFlow cannot feed one tensor twice; one of the
-			// values would be dropped.
-			return nil, statusf(InvalidArgument, "signature %q: inputs %q and %q are the same tensor %s, which cannot be fed twice", name, first, k, tk)
-		}
-		fedBy[tk] = k
 		feeds[o] = t
 		feedOuts[k] = o
 	}

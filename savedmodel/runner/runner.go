@@ -98,8 +98,9 @@ var (
 	// LoadOptions.MaxInputBytes allows.
 	ErrInputTooLarge = errors.New("inputs too large")
 	// ErrUnsupported: a signature input or output that is not a dense
-	// tensor (a sparse or composite TensorInfo encoding), or two inputs
-	// of a signature on one tensor.
+	// tensor (a sparse or composite TensorInfo encoding), two inputs of a
+	// signature on one tensor, or a signature whose graph calls Python
+	// (tf.py_function, tf.numpy_function).
 	ErrUnsupported = errors.New("unsupported")
 )
 
@@ -169,7 +170,7 @@ type signature struct {
 	fetches     []tfgo.Output
 	fetchAt     []int
 	aliasOf     []string
-	unsupported error // a non-dense TensorInfo, two inputs on one tensor: Run refuses the signature
+	unsupported error // a non-dense TensorInfo, two inputs on one tensor, a Python-only op: Run refuses the signature
 }
 
 // Model is a SavedModel loaded into a session. Run may be called from
@@ -276,6 +277,7 @@ func LoadWithOptions(dir string, opts LoadOptions) (*Model, error) {
 		m.Close()
 		return nil, fmt.Errorf("loading SavedModel %s: %w", dir, err)
 	}
+	ix := newGraphIndex(meta.GetGraphDef())
 	for name, def := range meta.GetSignatureDef() {
 		if name == savedmodel.InitOpSignatureKey {
 			continue
@@ -284,6 +286,15 @@ func LoadWithOptions(dir string, opts LoadOptions) (*Model, error) {
 		if err != nil {
 			m.Close()
 			return nil, fmt.Errorf("loading SavedModel %s: %w", dir, err)
+		}
+		if s.unsupported == nil {
+			var outs []string
+			for _, k := range s.outputKeys {
+				outs = append(outs, s.info.Outputs[k].Name)
+			}
+			if op, where := pythonOnlyOp(ix, outs); op != "" {
+				s.unsupported = fmt.Errorf("signature %q calls %s (op %s, %s), whose Python code runs only in the Python process that saved the model: %w", name, pythonOnlyOps[op], op, where, ErrUnsupported)
+			}
 		}
 		m.sigs[name] = s
 	}
@@ -419,6 +430,20 @@ func shapeFromProto(sp *tspb.TensorShapeProto) tfgo.Shape {
 		dims = nil
 	}
 	return tfgo.MakeShape(dims...)
+}
+
+// Unsupported returns the error Run gives for a signature it refuses
+// whatever the inputs (ErrUnsupported: a sparse or composite input or
+// output, two inputs on one tensor, a Python-only op such as
+// tf.py_function's), or nil; ErrUnknownSignature for a signature the
+// model does not have. Callers that run the session themselves (package
+// serve) check it first.
+func (m *Model) Unsupported(sig string) error {
+	s, ok := m.sigs[sig]
+	if !ok {
+		return fmt.Errorf("signature %q: %w; the model has %s", sig, ErrUnknownSignature, quoteList(sortedKeys(m.sigs)))
+	}
+	return s.unsupported
 }
 
 // Dir is the directory the model was loaded from.
