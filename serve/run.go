@@ -129,7 +129,7 @@ func (s *Server) runSignature(ctx context.Context, h *handle, name string, sig r
 		if alias[i] == "" {
 			continue
 		}
-		c, err := copyTensor(inputs[alias[i]])
+		c, err := tfgo.CloneTensor(inputs[alias[i]])
 		if err != nil {
 			for _, t := range res {
 				t.Close()
@@ -139,18 +139,6 @@ func (s *Server) runSignature(ctx context.Context, h *handle, name string, sig r
 		res[k] = c
 	}
 	return res, nil
-}
-
-// copyTensor returns a new tensor equal to t.
-func copyTensor(t *tfgo.Tensor) (*tfgo.Tensor, error) {
-	if t.DataType() == tfgo.String {
-		s, err := t.Strings()
-		if err != nil {
-			return nil, err
-		}
-		return tfgo.NewStringTensor(t.Shape(), s)
-	}
-	return tfgo.NewTensorFromBytes(t.DataType(), t.Shape(), t.Data())
 }
 
 // checkInputNames refuses a request whose inputs are not the signature's,

@@ -111,6 +111,20 @@ func NewTensorFromBytes(dt DataType, dims []int64, data []byte) (*Tensor, error)
 	return cgo.NewTensor(dt, dims, data)
 }
 
+// CloneTensor returns a new tensor equal to t. Resource and variant
+// tensors are refused: their buffers hold C++ objects, which a copy of the
+// bytes would not own.
+func CloneTensor(t *Tensor) (*Tensor, error) {
+	if t.DataType() == String {
+		s, err := t.Strings()
+		if err != nil {
+			return nil, err
+		}
+		return NewStringTensor(t.Shape(), s)
+	}
+	return NewTensorFromBytes(t.DataType(), t.Shape(), t.Data())
+}
+
 // NewStringTensor returns a string tensor of arbitrary byte strings.
 func NewStringTensor(dims []int64, values [][]byte) (*Tensor, error) {
 	return cgo.NewStringTensor(dims, values)

@@ -567,7 +567,7 @@ func (m *Model) Run(ctx context.Context, sig string, inputs map[string]any) (map
 			continue
 		}
 		// An output that is an input's tensor: a copy of what was fed.
-		c, err := copyTensor(feeds[s.inputs[s.aliasOf[i]]].(*tfgo.Tensor))
+		c, err := tfgo.CloneTensor(feeds[s.inputs[s.aliasOf[i]]].(*tfgo.Tensor))
 		if err != nil {
 			for _, t := range res {
 				t.Close()
@@ -580,18 +580,6 @@ func (m *Model) Run(ctx context.Context, sig string, inputs map[string]any) (map
 		res[key] = c
 	}
 	return res, nil
-}
-
-// copyTensor returns a new tensor equal to t.
-func copyTensor(t *tfgo.Tensor) (*tfgo.Tensor, error) {
-	if t.DataType() == tfgo.String {
-		s, err := t.Strings()
-		if err != nil {
-			return nil, err
-		}
-		return tfgo.NewStringTensor(t.Shape(), s)
-	}
-	return tfgo.NewTensorFromBytes(t.DataType(), t.Shape(), t.Data())
 }
 
 // checkInput checks a tensor against a signature's TensorInfo.
