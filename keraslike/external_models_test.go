@@ -298,6 +298,14 @@ def policy_model(dtype=None):
     h = L.LayerNormalization(name="ln")(L.Add(name="res")([x, h]))
     h = L.MultiHeadAttention(2, 4, name="mha")(h, h)
     return keras.Model(x, L.Dense(3, name="head")(L.GlobalAveragePooling1D(name="pool")(h)))
+def half_attention():
+    # Attention with dropout (its softmax layer path) and a causal mask, LayerNormalization kept in float32.
+    x = keras.Input((6, 8))
+    h = L.MultiHeadAttention(2, 4, dropout=0.1, name="mha")(x, x, use_causal_mask=True)
+    h = L.LayerNormalization(dtype="float32", name="ln32")(L.Add()([x, h]))
+    return keras.Model(x, L.Dense(3, name="head")(h))
+case("policy_mixed_float16_attention", half_attention, floats(3, 6, 8), global_policy="mixed_float16")
+case("policy_mixed_bfloat16_attention", half_attention, floats(3, 6, 8), global_policy="mixed_bfloat16")
 case("policy_mixed_float16", policy_model, floats(3, 6, 8), global_policy="mixed_float16")
 case("policy_mixed_bfloat16", policy_model, floats(3, 6, 8), global_policy="mixed_bfloat16")
 case("policy_mixed_float16_compiled", policy_model, floats(3, 6, 8), global_policy="mixed_float16", compiled=keras.optimizers.Adam(1e-3))
@@ -384,6 +392,7 @@ var externalLoads = map[string]float64{
 	// Half-precision computations: Keras and Go run the same kernels, but
 	// grappler may fuse them differently, each fusion rounding once.
 	"policy_mixed_float16": 5e-3, "policy_mixed_float16_compiled": 5e-3, "policy_float32_output": 5e-3,
+	"policy_mixed_float16_attention": 5e-3, "policy_mixed_bfloat16_attention": 3e-2,
 	"policy_mixed_bfloat16": 3e-2, "policy_per_layer": 3e-2, "embedding_mixed_bfloat16": 3e-2,
 	"policy_float64": 1e-6, "policy_float16": 5e-3, "policy_bfloat16": 3e-2,
 	"floatx_float64": 1e-6, "input_float64_mha": 1e-5, "input_float16": 1e-5, "input_bfloat16_mixed": 3e-2,
