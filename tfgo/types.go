@@ -1,6 +1,8 @@
 package tfgo
 
 import (
+	"errors"
+
 	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/dtypes"
 )
@@ -115,6 +117,9 @@ func NewTensorFromBytes(dt DataType, dims []int64, data []byte) (*Tensor, error)
 // tensors are refused: their buffers hold C++ objects, which a copy of the
 // bytes would not own.
 func CloneTensor(t *Tensor) (*Tensor, error) {
+	if t == nil {
+		return nil, errors.New("tfgo: CloneTensor: nil tensor")
+	}
 	if t.DataType() == String {
 		s, err := t.Strings()
 		if err != nil {

@@ -422,6 +422,7 @@ var funcs = map[string]any{
 	"tfgo.ChooseFastestDataset":                                     tfgo.ChooseFastestDataset,
 	"tfgo.ClipByGlobalNorm":                                         tfgo.ClipByGlobalNorm,
 	"tfgo.ClipByValue":                                              tfgo.ClipByValue,
+	"tfgo.CloneTensor":                                              tfgo.CloneTensor,
 	"tfgo.CloseSummaryWriter":                                       tfgo.CloseSummaryWriter,
 	"tfgo.CollateTPUEmbeddingMemory":                                tfgo.CollateTPUEmbeddingMemory,
 	"tfgo.CollectiveAllToAllV2":                                     tfgo.CollectiveAllToAllV2,

@@ -439,6 +439,9 @@ func shapeFromProto(sp *tspb.TensorShapeProto) tfgo.Shape {
 // model does not have. Callers that run the session themselves (package
 // serve) check it first.
 func (m *Model) Unsupported(sig string) error {
+	if m == nil {
+		return errors.New("runner: nil Model (load one with runner.Load)")
+	}
 	s, ok := m.sigs[sig]
 	if !ok {
 		return fmt.Errorf("signature %q: %w; the model has %s", sig, ErrUnknownSignature, quoteList(sortedKeys(m.sigs)))
