@@ -197,12 +197,17 @@ func TestMixedPrecisionBlockMatchesKeras(t *testing.T) {
 	}
 	ref := interop.Python(t, kerasTwins+`
 keras.backend.clear_session()
+# The worker is shared by the package's tests: the policy goes back to
+# float32 however this ends.
 keras.mixed_precision.set_global_policy("mixed_bfloat16")
-m = keras.Sequential([keras.Input((8, 16)), TransformerBlock(16, 2, 64, name="transformer_block")], name="blk")
-m.set_weights([inputs[k] for k in sorted(inputs) if k.startswith("w")])
-y = m(inputs["x"], training=False)
-outputs["dtype"] = np.array([y.dtype.name.encode()], dtype=object)
-outputs["y"] = np.asarray(keras.ops.cast(y, "float32"))
+try:
+    m = keras.Sequential([keras.Input((8, 16)), TransformerBlock(16, 2, 64, name="transformer_block")], name="blk")
+    m.set_weights([inputs[k] for k in sorted(inputs) if k.startswith("w")])
+    y = m(inputs["x"], training=False)
+    outputs["dtype"] = np.array([y.dtype.name.encode()], dtype=object)
+    outputs["y"] = np.asarray(keras.ops.cast(y, "float32"))
+finally:
+    keras.mixed_precision.set_global_policy("float32")
 `, in)
 	dt, err := ref["dtype"].Strings()
 	require.NoError(t, err)
@@ -250,16 +255,19 @@ func TestMixedFloat16CompileScalesLossAsKeras(t *testing.T) {
 import keras
 keras.backend.clear_session()
 keras.mixed_precision.set_global_policy("mixed_float16")
-m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu", name="hidden"), keras.layers.Dense(2, name="out")], name="mlp")
-m.set_weights([inputs[k] for k in sorted(inputs) if k.startswith("w")])
-m.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
-assert isinstance(m.optimizer, keras.optimizers.LossScaleOptimizer), type(m.optimizer)
-for _ in range(3):
-    m.train_on_batch(inputs["x"], inputs["y"])
-for i, v in enumerate(m.get_weights()):
-    outputs["w%02d" % i] = v
-outputs["scale"] = np.float32(m.optimizer.dynamic_scale.numpy())
-outputs["iterations"] = np.int64(m.optimizer.iterations.numpy())
+try:
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu", name="hidden"), keras.layers.Dense(2, name="out")], name="mlp")
+    m.set_weights([inputs[k] for k in sorted(inputs) if k.startswith("w")])
+    m.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    assert isinstance(m.optimizer, keras.optimizers.LossScaleOptimizer), type(m.optimizer)
+    for _ in range(3):
+        m.train_on_batch(inputs["x"], inputs["y"])
+    for i, v in enumerate(m.get_weights()):
+        outputs["w%02d" % i] = v
+    outputs["scale"] = np.float32(m.optimizer.dynamic_scale.numpy())
+    outputs["iterations"] = np.int64(m.optimizer.iterations.numpy())
+finally:
+    keras.mixed_precision.set_global_policy("float32")
 `, in)
 	for i := range after {
 		// Three Adam steps of lr 0.01 from float16 gradients: Adam's step
