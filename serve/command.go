@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -48,6 +50,7 @@ func Main(args []string, logw io.Writer) error {
 	retryMicros := fs.Int64("load_retry_interval_micros", 60_000_000, "least time between two tries of loading a version, in microseconds")
 	intraOp := fs.Int("tensorflow_intra_op_parallelism", 0, "threads of one op's parallel work (0: TensorFlow picks)")
 	interOp := fs.Int("tensorflow_inter_op_parallelism", 0, "threads running independent ops (0: TensorFlow picks)")
+	tags := fs.String("saved_model_tags", "serve", "comma-separated tags of the meta graph to load from each SavedModel")
 	batching := fs.Bool("enable_batching", false, "merge concurrent predict requests into one session run")
 	batchingFile := fs.String("batching_parameters_file", "", "BatchingParameters text proto (max_batch_size, batch_timeout_micros, ...); needs --enable_batching")
 	monitoringFile := fs.String("monitoring_config_file", "", "MonitoringConfig text proto (prometheus_config { enable, path }); without it the metrics are at "+DefaultMetricsPath+" (TF Serving serves none)")
@@ -64,7 +67,7 @@ func Main(args []string, logw io.Writer) error {
 		"rest_api_num_threads": false, "grpc_channel_arguments": false, "grpc_socket_path": false, "grpc_max_threads": false,
 		"rest_api_enable_cors_support": true, "num_load_threads": false, "num_unload_threads": false,
 		"flush_filesystem_caches": true, "tensorflow_session_parallelism": false, "use_alts_credentials": true,
-		"platform_config_file": false, "saved_model_tags": false, "prefer_tflite_model": true, "enable_profiler": true,
+		"platform_config_file": false, "prefer_tflite_model": true, "enable_profiler": true,
 		"thread_pool_factory_config_file": false, "mixed_precision": false, "skip_initialize_tpu": true,
 	} {
 		notYet[name] = &ignoredFlag{isBool: isBool}
@@ -121,6 +124,10 @@ func Main(args []string, logw io.Writer) error {
 		LoadRetryInterval: time.Duration(*retryMicros) * time.Microsecond,
 	}
 	cfg.Load.Session.IntraOpThreads, cfg.Load.Session.InterOpThreads = *intraOp, *interOp
+	cfg.Load.Tags = strings.Split(*tags, ",")
+	if slices.Contains(cfg.Load.Tags, "") {
+		return &UsageError{fmt.Errorf("--saved_model_tags=%q: a tag is empty", *tags)}
+	}
 	cfg.DisableModelWarmup, cfg.WarmupIterations = !*warmup, *warmupIters
 	switch *transition {
 	case "availability_preserving":

@@ -68,7 +68,8 @@ func TestServeSubcommand(t *testing.T) {
 		{[]string{"serve", "--model_base_path=" + base, "--port=0", "--rest_api_port=0"}, "nothing would be served"},
 		{[]string{"serve", "--model_base_path=" + base, "--batching_parameters_file=b.config"}, "--batching_parameters_file is set without setting --enable_batching"},
 		{[]string{"serve", "--model_base_path=" + base, "--grpc_channel_arguments=grpc.max_send_message_length=1"}, "--grpc_channel_arguments is not implemented"},
-		{[]string{"serve", "--model_base_path=" + base, "--saved_model_tags=serve,gpu"}, "--saved_model_tags is not implemented"},
+		{[]string{"serve", "--model_base_path=" + base, "--platform_config_file=p.config"}, "--platform_config_file is not implemented"},
+		{[]string{"serve", "--model_base_path=" + base, "--saved_model_tags=serve,"}, `--saved_model_tags="serve,": a tag is empty`},
 		{[]string{"serve", "--model_base_path=" + base, "--version_transition_policy=fast"}, "give availability_preserving or resource_preserving"},
 	} {
 		o, e, code := gotf(t, c.args...)
