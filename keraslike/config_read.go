@@ -492,7 +492,7 @@ func (r *functionalReader) collectRefs(en *configLayer) error {
 				return fmt.Errorf("keras_history names an unknown layer %s", quoted(name))
 			}
 			if index != 0 {
-				return fmt.Errorf("keras_history %s: layer %s has a single output", excerpt(v), quoted(name))
+				return extraOutputError(v, name, index)
 			}
 			refs = append(refs, tensorRef{src, node})
 			return nil
@@ -562,6 +562,15 @@ func (r *functionalReader) ready(en *configLayer, k int) bool {
 	return true
 }
 
+// extraOutputError refuses a keras_history that reads output index of a
+// layer: keraslike's layers have one output, and Keras gives a layer more
+// only through call options keraslike does not implement.
+func extraOutputError(v any, name string, index int) error {
+	return fmt.Errorf("keras_history %s: layer %s has a single output, and the file reads its output %d "+
+		"(an option that adds outputs, such as MultiHeadAttention's return_attention_scores=True, is not supported)",
+		excerpt(v), quoted(name), index)
+}
+
 // tensor is the output a keras_history names; ready is false while the
 // call making it is not built yet.
 func (r *functionalReader) tensor(v any) (t *KerasTensor, ready bool, err error) {
@@ -574,7 +583,7 @@ func (r *functionalReader) tensor(v any) (t *KerasTensor, ready bool, err error)
 		return nil, false, fmt.Errorf("keras_history names an unknown layer %s", quoted(name))
 	}
 	if index != 0 {
-		return nil, false, fmt.Errorf("keras_history %s: layer %s has a single output", excerpt(v), quoted(name))
+		return nil, false, extraOutputError(v, name, index)
 	}
 	if node >= len(src.outputs) || src.outputs[node] == nil {
 		return nil, false, nil // not built yet

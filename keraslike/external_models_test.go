@@ -411,7 +411,7 @@ var externalRefusals = map[string][]string{
 	"mha_axes_1_2":         {`layer "mha" (class MultiHeadAttention`, "attention_axes"},
 	"mha_output_shape_2d":  {`layer "mha" (class MultiHeadAttention`, "output_shape"},
 	"pool_channels_first":  {`layer "pool" (class GlobalAveragePooling1D`, "data_format"},
-	"mha_scores":           {`layer "mha" has a single output`},
+	"mha_scores":           {`layer "mha" has a single output`, "return_attention_scores"},
 	"dense_lora_rank":      {`layer "d" (class Dense`, "lora_rank"},
 	"dense_enable_lora":    {`layer "d" (class Dense`, "lora_rank"},
 	"two_inputs":           {"single-input"},
