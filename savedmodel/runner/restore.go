@@ -105,18 +105,21 @@ func (m *Model) restoreCapturedVariables() error {
 	}
 
 	prefix := savedmodel.VariablesPrefix(m.dir)
-	keys, err := objectCheckpointKeys(og, prefix)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, savedmodel.ErrNotFound) {
-		return nil // no bundle or no object graph: nothing to restore from; runs reading them fail as before
-	}
-	if err != nil {
-		return err
-	}
 	r, err := savedmodel.OpenBundle(prefix)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // no bundle: nothing to restore from; runs reading them fail as before
+	}
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	keys, err := objectCheckpointKeys(og, r, prefix)
+	if errors.Is(err, savedmodel.ErrNotFound) {
+		return nil // no object graph: the same
+	}
+	if err != nil {
+		return err
+	}
 	var (
 		ckKeys  []string
 		dts     []tfgo.DataType
@@ -158,13 +161,8 @@ func (m *Model) restoreCapturedVariables() error {
 // the checkpoint keys of their variable values, pairing the saved object
 // graph with the checkpoint's (in the variables bundle) child by child
 // from the root, as Python's loader does.
-func objectCheckpointKeys(og *cpb.SavedObjectGraph, prefix string) (map[int32]string, error) {
-	r, err := savedmodel.OpenBundle(prefix)
-	if err != nil {
-		return nil, err
-	}
+func objectCheckpointKeys(og *cpb.SavedObjectGraph, r *savedmodel.BundleReader, prefix string) (map[int32]string, error) {
 	b, err := r.ObjectGraph()
-	r.Close()
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +177,8 @@ func objectCheckpointKeys(og *cpb.SavedObjectGraph, prefix string) (map[int32]st
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
-		if seen[p.saved] || int(p.saved) >= len(og.GetNodes()) || int(p.ckpt) >= len(ck.GetNodes()) {
+		// Node ids come from the files: out of range is skipped, not indexed.
+		if seen[p.saved] || p.saved < 0 || p.ckpt < 0 || int(p.saved) >= len(og.GetNodes()) || int(p.ckpt) >= len(ck.GetNodes()) {
 			continue
 		}
 		seen[p.saved] = true
