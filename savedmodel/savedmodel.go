@@ -175,8 +175,14 @@ func ReadMetaGraph(dir string, tags ...string) (*cpb.MetaGraphDef, error) {
 	}
 	fed := map[string]string{}
 	for _, a := range assets {
-		path := filepath.Join(dir, AssetsDirectory, a.GetFilename())
 		tensor := a.GetTensorInfo().GetName()
+		if !plainFileName(a.GetFilename()) {
+			// The loader would feed assets/<filename> to the graph, which
+			// reads it: "../" would make the model read any file.
+			return nil, &Error{Op: "read", File: filepath.Join(dir, SavedModelFilename),
+				Err: corruptf("the meta graph's %s give the asset tensor %s the file name %q, not a plain file name under %s/", where, tensor, a.GetFilename(), AssetsDirectory)}
+		}
+		path := filepath.Join(dir, AssetsDirectory, a.GetFilename())
 		if prev, ok := fed[tensor]; ok {
 			if prev == a.GetFilename() {
 				continue // the same asset again: see DuplicateAssets
@@ -190,6 +196,12 @@ func ReadMetaGraph(dir string, tags ...string) (*cpb.MetaGraphDef, error) {
 		}
 	}
 	return mg, nil
+}
+
+// plainFileName reports whether name names a file in a directory itself,
+// not one elsewhere through a separator, "." or "..".
+func plainFileName(name string) bool {
+	return name != "" && name == filepath.Base(name) && name != "." && name != ".."
 }
 
 // DuplicateAssets reports whether the assets of mg (AssetFileDefs) list
@@ -346,7 +358,7 @@ func WriteContents(dir string, d *Directory) error {
 		}
 		seen := map[string]bool{}
 		for _, a := range d.Assets {
-			if a.Filename == "" || a.Filename != filepath.Base(a.Filename) || a.Filename == "." || a.Filename == ".." {
+			if !plainFileName(a.Filename) {
 				return &Error{Op: "write", File: adir, Err: fmt.Errorf("asset filename %q must be a plain file name", a.Filename)}
 			}
 			if seen[a.Filename] {

@@ -385,3 +385,20 @@ func TestMarshalCanonical(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, g, b)
 }
+
+// An asset file name from the file that leaves assets/ is refused: the
+// loader would feed that path to the graph, which would read it.
+func TestReadMetaGraphRefusesAssetOutsideAssets(t *testing.T) {
+	for _, name := range []string{"../variables/variables.index", "/etc/hostname", "..", "sub/vocab.txt"} {
+		dir := filepath.Join(t.TempDir(), "m")
+		require.NoError(t, Write(dir, testDirectory(t)))
+		sm, err := ReadSavedModel(dir)
+		require.NoError(t, err)
+		sm.MetaGraphs[0].AssetFileDef[0].Filename = name
+		b, err := MarshalCanonical(sm)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, SavedModelFilename), b, 0o644))
+		_, err = ReadMetaGraph(dir, TagServe)
+		require.ErrorContains(t, err, fmt.Sprintf("file name %q, not a plain file name under assets/", name), name)
+	}
+}
