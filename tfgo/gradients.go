@@ -39,6 +39,18 @@ func lookupGradient(opType string) (GradFunc, bool) {
 	return fn, ok
 }
 
+// gradientType is the op type whose gradient applies to op: its
+// _gradient_op_type attribute where it has one (as TensorFlow's
+// custom_gradient marks an IdentityN), else its type.
+func gradientType(op *Operation) string {
+	if v, err := op.Attr("_gradient_op_type"); err == nil {
+		if t, ok := v.(string); ok && t != "" {
+			return t
+		}
+	}
+	return op.Type()
+}
+
 // GradientTypes lists the op types that have a registered gradient.
 func GradientTypes() []string {
 	gradRegistry.RLock()
@@ -260,7 +272,7 @@ func (b *backprop) backprop(op *Operation) error {
 	if !any || b.stop[op] || !b.feedsFromBetween(op) {
 		return nil
 	}
-	fn, ok := lookupGradient(op.Type())
+	fn, ok := lookupGradient(gradientType(op))
 	if !ok {
 		return fmt.Errorf("no gradient registered for op type %s (op %q); register one with tfgo.RegisterGradient, or stop the gradient", op.Type(), op.Name())
 	}

@@ -45,6 +45,7 @@ func (p *stepProfile) OnStepTrace(_ *keraslike.Model, _, _ int, md *cpb.RunMetad
 		micros   int64
 	}
 	var slow []node
+	scopes := map[string]*agg{}
 	var total, first, last int64
 	first = -1
 	for _, dev := range md.GetStepStats().GetDevStats() {
@@ -66,6 +67,13 @@ func (p *stepProfile) OnStepTrace(_ *keraslike.Model, _, _ int, md *cpb.RunMetad
 			us := n.GetOpEndRelMicros()
 			a.micros += us
 			slow = append(slow, node{n.GetNodeName(), t, us})
+			sc := scopes[scopeOf(n.GetNodeName())]
+			if sc == nil {
+				sc = &agg{}
+				scopes[scopeOf(n.GetNodeName())] = sc
+			}
+			sc.count++
+			sc.micros += us
 			total += us
 			if strings.Contains(t, "MatMul") {
 				p.matmulMs += float64(us) / 1e3
@@ -89,6 +97,16 @@ func (p *stepProfile) OnStepTrace(_ *keraslike.Model, _, _ int, md *cpb.RunMetad
 		a := by[t]
 		fmt.Fprintf(&b, "%-32s %6d %10d %5.1f%%\n", t, a.count, a.micros, 100*float64(a.micros)/float64(max(total, 1)))
 	}
+	names := make([]string, 0, len(scopes))
+	for n := range scopes {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return scopes[names[i]].micros > scopes[names[j]].micros })
+	fmt.Fprintf(&b, "\n%-32s %6s %10s %6s\n", "scope (forward, gradients, optimizer...)", "count", "us", "share")
+	for _, n := range names {
+		a := scopes[n]
+		fmt.Fprintf(&b, "%-32s %6d %10d %5.1f%%\n", n, a.count, a.micros, 100*float64(a.micros)/float64(max(total, 1)))
+	}
 	sort.Slice(slow, func(i, j int) bool { return slow[i].micros > slow[j].micros })
 	fmt.Fprintf(&b, "\nslowest kernels\n")
 	for _, n := range slow[:min(len(slow), 40)] {
@@ -106,4 +124,11 @@ func (p *stepProfile) OnStepTrace(_ *keraslike.Model, _, _ int, md *cpb.RunMetad
 	if err := os.WriteFile(p.prefix+".graphs.pbtxt", []byte(g.String()), 0o644); err != nil {
 		p.err = err
 	}
+}
+
+// scopeOf is the first two components of a node name ("train/gradients",
+// "train/gpt", the optimizer's scope): where in the step a kernel ran.
+func scopeOf(name string) string {
+	parts := strings.Split(name, "/")
+	return strings.Join(parts[:min(max(len(parts)-1, 1), 2)], "/")
 }

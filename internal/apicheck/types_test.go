@@ -2789,6 +2789,7 @@ var funcs = map[string]any{
 	"tfgo.SparseSlice":                                                      tfgo.SparseSlice,
 	"tfgo.SparseSliceGrad":                                                  tfgo.SparseSliceGrad,
 	"tfgo.SparseSoftmax":                                                    tfgo.SparseSoftmax,
+	"tfgo.SparseSoftmaxCrossEntropy":                                        tfgo.SparseSoftmaxCrossEntropy,
 	"tfgo.SparseSoftmaxCrossEntropyWithLogits":                              tfgo.SparseSoftmaxCrossEntropyWithLogits,
 	"tfgo.SparseSparseMaximum":                                              tfgo.SparseSparseMaximum,
 	"tfgo.SparseSparseMinimum":                                              tfgo.SparseSparseMinimum,
