@@ -7,7 +7,7 @@ import (
 // DenseOptions are keras.layers.Dense's arguments beyond units.
 type DenseOptions struct {
 	Name       string
-	Activation string // Keras name: "relu", "gelu", "softmax", "tanh", "" (linear)
+	Activation string // a keras.activations name ("relu", "gelu", "silu", ...; all but glu and sparsemax), "" (linear)
 	// NoBias drops the bias (use_bias=False); Keras' default is a bias.
 	NoBias            bool
 	KernelInitializer tfgo.Initializer // default glorot_uniform

@@ -188,7 +188,7 @@ func init() {
 	unary(nnOps, "Relu6", false, tfgo.Relu6)
 	unary(nnOps, "Sigmoid", true, tfgo.Sigmoid)
 	unary(nnOps, "Softplus", true, tfgo.Softplus)
-	unary(nnOps, "Silu", true, func(s *tfgo.Scope, x tfgo.Output) tfgo.Output { return tfgo.Mul(s, x, tfgo.Sigmoid(s, x)) })
+	unary(nnOps, "Silu", true, silu)
 
 	opTable["Gelu"] = onX(nnOps, map[string]opParam{"approximate": {true, isBool}}, func(c *opCall, x tfgo.Output) tfgo.Output {
 		approx, _ := c.param("approximate").(bool)

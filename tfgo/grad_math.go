@@ -63,6 +63,10 @@ func init() {
 	RegisterGradient("Exp", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		return []Output{Mul(s, g[0], op.Output(0))}, nil
 	})
+	// d expm1(x) = exp(x).
+	RegisterGradient("Expm1", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
+		return []Output{Mul(s, g[0], Exp(s, op.Input(0)))}, nil
+	})
 	RegisterGradient("Log", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		return []Output{RealDiv(s, g[0], op.Input(0))}, nil
 	})

@@ -14,6 +14,30 @@ func init() {
 		}
 		return []Output{g[0], BiasAddGrad(s, g[0], BiasAddGradDataFormat(format))}, nil
 	})
+	// The activations Keras offers besides relu, as nn_grad.py differentiates
+	// them: from the output (Elu, Selu, Relu6) or the input.
+	RegisterGradient("Elu", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
+		return []Output{EluGrad(s, g[0], op.Output(0))}, nil
+	})
+	RegisterGradient("Selu", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
+		return []Output{SeluGrad(s, g[0], op.Output(0))}, nil
+	})
+	RegisterGradient("Relu6", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
+		return []Output{Relu6Grad(s, g[0], op.Output(0))}, nil
+	})
+	RegisterGradient("LeakyRelu", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
+		alpha, err := op.Attr("alpha")
+		if err != nil {
+			return nil, err
+		}
+		return []Output{LeakyReluGrad(s, g[0], op.Input(0), LeakyReluGradAlpha(alpha.(float32)))}, nil
+	})
+	RegisterGradient("Softplus", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
+		return []Output{SoftplusGrad(s, g[0], op.Input(0))}, nil
+	})
+	RegisterGradient("Softsign", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
+		return []Output{SoftsignGrad(s, g[0], op.Input(0))}, nil
+	})
 	// dx = (g - sum(g·y)) · y over the last axis.
 	RegisterGradient("Softmax", func(s *Scope, op *Operation, g []Output) ([]Output, error) {
 		y := op.Output(0)

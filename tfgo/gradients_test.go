@@ -83,6 +83,17 @@ var gradCases = []gradCase{
 	{name: "Erf", shapes: [][]int64{{2, 3}}, build: unaryOp(Erf), py: "tf.math.erf(x[0])"},
 	{name: "Relu", shapes: [][]int64{{2, 3}}, domain: "nonzero", build: unaryOp(Relu), py: "tf.nn.relu(x[0])"},
 	{name: "Sigmoid", shapes: [][]int64{{2, 3}}, build: unaryOp(Sigmoid), py: "tf.sigmoid(x[0])"},
+	{name: "Elu", shapes: [][]int64{{2, 3}}, domain: "nonzero", build: unaryOp(Elu), py: "tf.nn.elu(x[0])"},
+	{name: "Selu", shapes: [][]int64{{2, 3}}, domain: "nonzero", build: unaryOp(Selu), py: "tf.nn.selu(x[0])"},
+	{name: "Relu6", shapes: [][]int64{{2, 3}}, domain: "nonzero", build: func(s *Scope, x []Output) Output {
+		return Relu6(s, Mul(s, x[0], scalar(s, x[0], 4))) // some inputs above 6
+	}, py: "tf.nn.relu6(x[0] * 4)"},
+	{name: "LeakyRelu", shapes: [][]int64{{2, 3}}, domain: "nonzero", build: func(s *Scope, x []Output) Output {
+		return LeakyRelu(s, x[0], LeakyReluAlpha(0.2))
+	}, py: "tf.nn.leaky_relu(x[0], alpha=0.2)"},
+	{name: "Softplus", shapes: [][]int64{{2, 3}}, build: unaryOp(Softplus), py: "tf.math.softplus(x[0])"},
+	{name: "Softsign", shapes: [][]int64{{2, 3}}, build: unaryOp(Softsign), py: "tf.nn.softsign(x[0])"},
+	{name: "Expm1", shapes: [][]int64{{2, 3}}, build: unaryOp(Expm1), py: "tf.math.expm1(x[0])"},
 	{name: "Softmax", shapes: [][]int64{{3, 5}}, build: unaryOp(Softmax), py: "tf.nn.softmax(x[0])"},
 	{name: "LogSoftmax", shapes: [][]int64{{3, 5}}, build: unaryOp(LogSoftmax), py: "tf.nn.log_softmax(x[0])"},
 	{name: "SparseSoftmaxCrossEntropyWithLogits", shapes: [][]int64{{4, 5}}, build: func(s *Scope, x []Output) Output {
