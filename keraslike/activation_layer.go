@@ -8,9 +8,9 @@ type ActivationOptions struct {
 }
 
 // Activation is keras.layers.Activation(activation): the named activation
-// ("relu", "gelu", "tanh", "sigmoid", "softmax", "linear") applied
-// elementwise (softmax over the last axis) to a floating-point input of any
-// shape, as keras.activations computes it. It has no weights.
+// (any keras.activations name but glu and sparsemax) applied elementwise
+// (softmax and log_softmax over the last axis) to a floating-point input of
+// any shape, as keras.activations computes it. It has no weights.
 type Activation struct {
 	Base
 	// Activation is the Keras name of the function.
@@ -36,16 +36,7 @@ func (a *Activation) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
 		ctx.Fail(a, "%v", a.err)
 		return tfgo.Output{}
 	}
-	if !isFloat(x.DataType()) {
-		ctx.Fail(a, "needs floating-point inputs, got %s", x.DataType())
-		return tfgo.Output{}
-	}
-	if sh, err := x.Shape(); a.Activation == "softmax" && err == nil && !sh.UnknownRank && sh.Rank() == 0 {
-		ctx.Fail(a, "softmax needs inputs of rank >= 1, got a scalar")
-		return tfgo.Output{}
-	}
-	a.Build(ctx)
-	return a.act(ctx.Scope.SubScope(a.name), x)
+	return applyActivation(ctx, a, &a.Base, x, a.act, a.Activation == "softmax" || a.Activation == "log_softmax")
 }
 
 // Config is Activation's get_config.

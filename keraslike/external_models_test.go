@@ -131,6 +131,10 @@ for a in ["elu", "selu", "swish", "silu", "leaky_relu", "relu6", "softplus", "so
           "exponential", "mish", "log_softmax", "hard_silu", "hard_swish", "celu", "squareplus", "log_sigmoid",
           "tanh_shrink", "hard_tanh", "soft_shrink", "hard_shrink", "sparse_plus", "sparse_sigmoid"]:
     case("act_ok_" + a, lambda: seq(L.Dense(6, activation=a, name="d"), L.Activation(a, name="act"), L.Dense(2)), floats(8, 4) * 2)
+case("activation_classes", lambda: seq(L.ReLU(name="relu"), L.Dense(6), L.ReLU(max_value=6.0, name="relu6"), L.Dense(6),
+    L.ReLU(negative_slope=0.1, name="leaky"), L.LeakyReLU(name="lrelu"), L.LeakyReLU(negative_slope=0.05), L.ELU(name="elu_1"),
+    L.ELU(alpha=0.5), L.Dense(5), L.Softmax(name="sm"), L.Dense(3)), floats(8, 4) * 3)
+case("softmax_axes", lambda: seq(L.Softmax(axis=1, name="sm1"), L.Softmax(axis=[2]), L.Flatten(), L.Dense(2), shape=(3, 4)), floats(5, 3, 4))
 case("activation_layers", lambda: seq(*[L.Activation(a or "linear", name="act_%d" % i) for i, a in enumerate(acts)], L.Dense(3)), floats(6, 4))
 case("dense_options", lambda: seq(
     L.Dense(6, use_bias=False, activation="relu"), L.Dense(3, use_bias=False),
@@ -347,6 +351,9 @@ for a in ["glu", "sparsemax"]:
         continue
     refused("act_" + a, m)
     manifest["act_" + a]["activation"] = m.layers[0].get_config()["activation"]
+refused("relu_threshold", seq(L.ReLU(threshold=0.5, name="r")))
+refused("relu_max_value", seq(L.ReLU(max_value=3.0, name="r")))
+refused("softmax_two_axes", seq(L.Softmax(axis=(1, 2), name="sm"), shape=(3, 4)))
 refused("act_layer_sparsemax", seq(L.Activation("sparsemax", name="act")))
 refused("embedding_mask_zero", seq(L.Embedding(20, 4, mask_zero=True, name="emb"), L.GlobalAveragePooling1D(), shape=(7,), dtype="int32"))
 refused("ln_two_axes", seq(L.LayerNormalization(axis=[1, 2], name="ln"), shape=(5, 4)))
@@ -394,6 +401,7 @@ var externalLoads = map[string]float64{
 	"functional_keyword_calls": 1e-5, "mha_cross_length": 1e-5,
 	"mha_attention_masks": 1e-5, "add_constant": 1e-5, "functional_shared_keywords": 1e-5, "frozen_attention": 1e-5,
 	"functional_list_io": 1e-5, "functional_dict_io": 1e-5, "layer_names": 1e-5, "embedding_float_input": 1e-5,
+	"activation_classes": 1e-5, "softmax_axes": 1e-5,
 	"compiled_adam": 1e-5, "compiled_sgd_momentum": 1e-5, "compiled_adamw_mha": 1e-5,
 	// Half-precision computations: Keras and Go run the same kernels, but
 	// grappler may fuse them differently, each fusion rounding once.
@@ -411,6 +419,9 @@ var externalRefusals = map[string][]string{
 	"lstm":                 {`layer "lstm" (class LSTM`, "unknown class"},
 	"batchnorm_functional": {`layer "bn" (class BatchNormalization`, "unknown class"},
 	"act_layer_sparsemax":  {`layer "act" (class Activation`, `"sparsemax"`},
+	"relu_threshold":       {`layer "r" (class ReLU`, "threshold=0.5"},
+	"relu_max_value":       {`layer "r" (class ReLU`, "max_value=3"},
+	"softmax_two_axes":     {`layer "sm" (class Softmax`, "one axis only"},
 	"embedding_mask_zero":  {`layer "emb" (class Embedding`, "mask_zero"},
 	"ln_two_axes":          {`layer "ln" (class LayerNormalization`, "axis"},
 	"mha_axes_2":           {`layer "mha" (class MultiHeadAttention`, "attention_axes"},
@@ -532,6 +543,37 @@ func TestExternalKerasModels(t *testing.T) {
 		})
 	}
 	assert.Equal(t, 2, n, "activations Keras saved")
+
+	// Keras reads back what Go writes of the activation models: the same
+	// classes, arguments and activation names.
+	t.Run("activations_written_by_go", func(t *testing.T) {
+		in := map[string]*tfgo.Tensor{"dir": strTensor(t, dir)}
+		var names []string
+		for name := range loads {
+			if !strings.HasPrefix(name, "act_ok_") && name != "activation_classes" && name != "softmax_axes" {
+				continue
+			}
+			m, err := LoadKerasModel(filepath.Join(dir, name+".keras"), LoadOptions{})
+			require.NoError(t, err, name)
+			require.NoError(t, m.SaveKeras(filepath.Join(dir, "go_"+name+".keras")), name)
+			m.Close()
+			names = append(names, name)
+			in["x_"+name] = out["x_"+name]
+		}
+		require.Len(t, names, 25)
+		back := interop.Python(t, `
+import os, keras
+for k, x in inputs.items():
+    if k.startswith("x_"):
+        m = keras.models.load_model(os.path.join(inputs["dir"].item().decode(), "go_" + k[2:] + ".keras"))
+        outputs["y_" + k[2:]] = m.predict(x, verbose=0)
+`, in)
+		for _, name := range names {
+			want, got := out["y_"+name], back["y_"+name]
+			require.NotNil(t, got, name)
+			testutil.AllCloseShapeTol(t, name+" from Go's .keras in Keras", want.Shape(), float32sOf(t, want), got.Shape(), float32sOf(t, got), testutil.Tol{Atol: 1e-5, Rtol: 1e-5, Scaled: 1e-5})
+		}
+	})
 
 	// A directory that is not a model saved unzipped.
 	_, err = LoadKerasModel(dir, LoadOptions{})
