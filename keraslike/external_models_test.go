@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -134,6 +135,19 @@ for a in ["elu", "selu", "swish", "silu", "leaky_relu", "relu6", "softplus", "so
 case("activation_classes", lambda: seq(L.ReLU(name="relu"), L.Dense(6), L.ReLU(max_value=6.0, name="relu6"), L.Dense(6),
     L.ReLU(negative_slope=0.1, name="leaky"), L.LeakyReLU(name="lrelu"), L.LeakyReLU(negative_slope=0.05), L.ELU(name="elu_1"),
     L.ELU(alpha=0.5), L.Dense(5), L.Softmax(name="sm"), L.Dense(3)), floats(8, 4) * 3)
+def merges():
+    x = keras.Input((6,))
+    a, b, c = L.Dense(6, name="a")(x), L.Dense(6, name="b")(x), L.Dense(6, name="c")(x)
+    y = L.Concatenate(name="cat")([L.Subtract(name="sub")([a, b]), L.Multiply(name="mul")([a, b, c]),
+        L.Average(name="avg")([a, b, c]), L.Maximum(name="max")([a, c]), L.Minimum(name="min")([b, c])])
+    return keras.Model(x, L.Dense(2, name="out")(L.Concatenate(axis=1, name="cat1")([y, a])))
+case("merge_layers", merges, floats(5, 6))
+def reshapes():
+    x = keras.Input((4, 6))
+    h = L.Identity(name="id")(L.Reshape((-1,), name="r2")(L.Permute((2, 1), name="p")(L.Reshape((6, 4), name="r1")(x))))
+    h = L.Concatenate(axis=1, name="cat")([L.Reshape((3, 8), name="r3")(h), L.Reshape((3, 8), name="r4")(L.Dense(24, name="d")(h))])
+    return keras.Model(x, L.Dense(2, name="out")(L.Flatten()(L.Permute((2, 1))(h))))
+case("reshape_permute", reshapes, floats(5, 4, 6))
 case("softmax_axes", lambda: seq(L.Softmax(axis=1, name="sm1"), L.Softmax(axis=[2]), L.Flatten(), L.Dense(2), shape=(3, 4)), floats(5, 3, 4))
 case("activation_layers", lambda: seq(*[L.Activation(a or "linear", name="act_%d" % i) for i, a in enumerate(acts)], L.Dense(3)), floats(6, 4))
 case("dense_options", lambda: seq(
@@ -351,6 +365,8 @@ for a in ["glu", "sparsemax"]:
         continue
     refused("act_" + a, m)
     manifest["act_" + a]["activation"] = m.layers[0].get_config()["activation"]
+x = keras.Input((4, 6))
+refused("merge_ranks", keras.Model(x, L.Multiply(name="mul")([x, L.GlobalAveragePooling1D()(x)])))
 refused("relu_threshold", seq(L.ReLU(threshold=0.5, name="r")))
 refused("relu_max_value", seq(L.ReLU(max_value=3.0, name="r")))
 refused("softmax_two_axes", seq(L.Softmax(axis=(1, 2), name="sm"), shape=(3, 4)))
@@ -401,7 +417,7 @@ var externalLoads = map[string]float64{
 	"functional_keyword_calls": 1e-5, "mha_cross_length": 1e-5,
 	"mha_attention_masks": 1e-5, "add_constant": 1e-5, "functional_shared_keywords": 1e-5, "frozen_attention": 1e-5,
 	"functional_list_io": 1e-5, "functional_dict_io": 1e-5, "layer_names": 1e-5, "embedding_float_input": 1e-5,
-	"activation_classes": 1e-5, "softmax_axes": 1e-5,
+	"activation_classes": 1e-5, "softmax_axes": 1e-5, "merge_layers": 1e-5, "reshape_permute": 1e-5,
 	"compiled_adam": 1e-5, "compiled_sgd_momentum": 1e-5, "compiled_adamw_mha": 1e-5,
 	// Half-precision computations: Keras and Go run the same kernels, but
 	// grappler may fuse them differently, each fusion rounding once.
@@ -420,6 +436,7 @@ var externalRefusals = map[string][]string{
 	"batchnorm_functional": {`layer "bn" (class BatchNormalization`, "unknown class"},
 	"act_layer_sparsemax":  {`layer "act" (class Activation`, `"sparsemax"`},
 	"relu_threshold":       {`layer "r" (class ReLU`, "threshold=0.5"},
+	"merge_ranks":          {`layer "mul" (Multiply)`, "different ranks"},
 	"relu_max_value":       {`layer "r" (class ReLU`, "max_value=3"},
 	"softmax_two_axes":     {`layer "sm" (class Softmax`, "one axis only"},
 	"embedding_mask_zero":  {`layer "emb" (class Embedding`, "mask_zero"},
@@ -544,13 +561,13 @@ func TestExternalKerasModels(t *testing.T) {
 	}
 	assert.Equal(t, 2, n, "activations Keras saved")
 
-	// Keras reads back what Go writes of the activation models: the same
-	// classes, arguments and activation names.
-	t.Run("activations_written_by_go", func(t *testing.T) {
+	// Keras reads back what Go writes of the activation, merge and reshape
+	// models: the same classes, arguments and activation names.
+	t.Run("written_by_go", func(t *testing.T) {
 		in := map[string]*tfgo.Tensor{"dir": strTensor(t, dir)}
 		var names []string
 		for name := range loads {
-			if !strings.HasPrefix(name, "act_ok_") && name != "activation_classes" && name != "softmax_axes" {
+			if !strings.HasPrefix(name, "act_ok_") && !slices.Contains([]string{"activation_classes", "softmax_axes", "merge_layers", "reshape_permute"}, name) {
 				continue
 			}
 			m, err := LoadKerasModel(filepath.Join(dir, name+".keras"), LoadOptions{})
@@ -560,7 +577,7 @@ func TestExternalKerasModels(t *testing.T) {
 			names = append(names, name)
 			in["x_"+name] = out["x_"+name]
 		}
-		require.Len(t, names, 25)
+		require.Len(t, names, 27)
 		back := interop.Python(t, `
 import os, keras
 for k, x in inputs.items():
