@@ -25,6 +25,18 @@ func SparseSoftmaxCrossEntropy(s *Scope, logits, labels Output) Output {
 		s.UpdateErr(fullOpName(s, "SparseSoftmaxCrossEntropy"), fmt.Errorf("labels must be int32 or int64, got %s", dt))
 		return Output{}
 	}
+	// The fused op takes logits [N, C] and labels [N] only; other ranks
+	// would gather along the wrong axes.
+	for _, a := range []struct {
+		what string
+		x    Output
+		rank int
+	}{{"logits", logits, 2}, {"labels", labels, 1}} {
+		if sh, err := a.x.Shape(); err == nil && !sh.UnknownRank && sh.Rank() != a.rank {
+			s.UpdateErr(fullOpName(s, "SparseSoftmaxCrossEntropy"), fmt.Errorf("%s must have rank %d, got shape %v", a.what, a.rank, sh))
+			return Output{}
+		}
+	}
 	xs := s.SubScope("SparseSoftmaxCrossEntropy")
 	dt := logits.DataType()
 	last := Const(xs, []int32{-1})
@@ -37,7 +49,7 @@ func SparseSoftmaxCrossEntropy(s *Scope, logits, labels Output) Output {
 	// anyway but keeps a control edge from the logits, which costs a second
 	// transfer when the logits come from another device.
 	var depth Output
-	if sh, err := logits.Shape(); err == nil && !sh.UnknownRank && sh.Rank() == 2 && sh.Dims[1] >= 0 {
+	if sh, err := logits.Shape(); err == nil && !sh.UnknownRank && sh.Dims[1] >= 0 {
 		depth = Const(xs, int32(sh.Dims[1]))
 	} else {
 		depth = StridedSlice(xs, ShapeOf(xs, logits), Const(xs, []int32{1}), Const(xs, []int32{2}), Const(xs, []int32{1}), StridedSliceShrinkAxisMask(1))

@@ -56,6 +56,12 @@ func TestSparseSoftmaxCrossEntropyRefusesBadLabels(t *testing.T) {
 	}
 
 	s = NewScope()
+	SparseSoftmaxCrossEntropy(s, Const(s, [][][]float32{{{1, 2}}}), Const(s, [][]int32{{0}}))
+	require.ErrorContains(t, s.Err(), "logits must have rank 2")
+	s = NewScope()
+	SparseSoftmaxCrossEntropy(s, Const(s, [][]float32{{1, 2}}), Const(s, [][]int32{{0}}))
+	require.ErrorContains(t, s.Err(), "labels must have rank 1")
+	s = NewScope()
 	SparseSoftmaxCrossEntropy(s, Const(s, []int32{1}), Const(s, []int32{0}))
 	require.ErrorContains(t, s.Err(), "logits must be a float tensor")
 	s = NewScope()

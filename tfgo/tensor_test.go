@@ -143,3 +143,38 @@ func TestTensorConversionsOfExtremeShapes(t *testing.T) {
 	_, err = Value(closed)
 	require.ErrorContains(t, err, "closed")
 }
+
+// CloneTensor copies values (fixed-size and string tensors) into a tensor
+// of their own, and refuses a resource handle, whose bytes are a C++ object.
+func TestCloneTensor(t *testing.T) {
+	for _, v := range []any{[][]float32{{1, -2.5}, {3, 4}}, []int64{}, []string{"a\x00b", ""}} {
+		src, err := NewTensor(v)
+		require.NoError(t, err)
+		c, err := CloneTensor(src)
+		require.NoError(t, err)
+		require.Equal(t, src.DataType(), c.DataType())
+		require.Equal(t, src.Shape(), c.Shape())
+		want, err := Value(src)
+		require.NoError(t, err)
+		src.Close()
+		got, err := Value(c)
+		require.NoError(t, err)
+		require.Equal(t, want, got, "the clone outlives the original")
+		c.Close()
+	}
+
+	s := NewScope()
+	h := VarHandleOp(s, Float, MakeShape(2))
+	require.NoError(t, s.Err())
+	sess, err := NewSession(s, SessionOptions{})
+	require.NoError(t, err)
+	defer sess.Close()
+	out, err := sess.Run(nil, []Output{h})
+	require.NoError(t, err)
+	defer out[0].Close()
+	require.Equal(t, Resource, out[0].DataType())
+	_, err = CloneTensor(out[0])
+	require.ErrorContains(t, err, "resource tensor holds C++ objects")
+	_, err = CloneTensor(nil)
+	require.Error(t, err)
+}

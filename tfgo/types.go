@@ -2,6 +2,7 @@ package tfgo
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/gotf/gotf/cgo"
 	"github.com/gotf/gotf/dtypes"
@@ -120,7 +121,10 @@ func CloneTensor(t *Tensor) (*Tensor, error) {
 	if t == nil {
 		return nil, errors.New("tfgo: CloneTensor: nil tensor")
 	}
-	if t.DataType() == String {
+	switch t.DataType() {
+	case Resource, Variant:
+		return nil, fmt.Errorf("tfgo: CloneTensor: a %s tensor holds C++ objects, not values to copy", t.DataType())
+	case String:
 		s, err := t.Strings()
 		if err != nil {
 			return nil, err
