@@ -24,7 +24,7 @@ var activations = map[string]activationFunc{
 	"elu":         func(s *tfgo.Scope, x tfgo.Output) tfgo.Output { return tfgo.Elu(s, x) },
 	"selu":        func(s *tfgo.Scope, x tfgo.Output) tfgo.Output { return tfgo.Selu(s, x) },
 	"relu6":       func(s *tfgo.Scope, x tfgo.Output) tfgo.Output { return tfgo.Relu6(s, x) },
-	"leaky_relu":  func(s *tfgo.Scope, x tfgo.Output) tfgo.Output { return tfgo.LeakyRelu(s, x, tfgo.LeakyReluAlpha(0.2)) },
+	"leaky_relu":  leakyReLU(0.2),
 	"softplus":    func(s *tfgo.Scope, x tfgo.Output) tfgo.Output { return tfgo.Softplus(s, x) },
 	"softsign":    func(s *tfgo.Scope, x tfgo.Output) tfgo.Output { return tfgo.Softsign(s, x) },
 	"exponential": func(s *tfgo.Scope, x tfgo.Output) tfgo.Output { return tfgo.Exp(s, x) },

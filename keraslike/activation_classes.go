@@ -1,6 +1,7 @@
 package keraslike
 
 import (
+	"maps"
 	"math"
 
 	"github.com/gotf/gotf/tfgo"
@@ -31,9 +32,7 @@ func (a *activationClass) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output 
 // Config is the layer's get_config: Base's keys and its arguments.
 func (a *activationClass) Config() map[string]any {
 	c := a.BaseConfig()
-	for k, v := range a.args {
-		c[k] = v
-	}
+	maps.Copy(c, a.args)
 	return c
 }
 
@@ -91,15 +90,20 @@ func reluFromConfig(c map[string]any) (Layer, error) {
 }
 
 // leakyReLUFromConfig is keras.layers.LeakyReLU.from_config (negative_slope,
-// default 0.3; alpha in files of Keras 2).
+// default 0.3; alpha, as Keras 2 files have it, wins where present, as in
+// Keras 3's constructor).
 func leakyReLUFromConfig(c map[string]any) (Layer, error) {
 	r := &cfg{c: c}
 	name := r.name()
 	key := "negative_slope"
-	if !r.has(key) && r.has("alpha") {
+	if _, ok := c["alpha"]; ok {
 		key = "alpha"
 	}
 	r.mark("alpha")
+	r.mark("negative_slope")
+	if v, ok := c[key]; ok && v == nil {
+		r.fail("%s: null is not a slope", key) // Keras refuses None too
+	}
 	slope := r.float(key, 0.3, 0, math.MaxFloat32)
 	return r.done(&activationClass{Base: NewBase("LeakyReLU", name), args: map[string]any{"negative_slope": slope}, act: leakyReLU(slope)})
 }
@@ -132,18 +136,7 @@ func eluFromConfig(c map[string]any) (Layer, error) {
 func softmaxFromConfig(c map[string]any) (Layer, error) {
 	r := &cfg{c: c}
 	name := r.name()
-	axis := -1
-	switch v := r.raw("axis").(type) {
-	case nil:
-	case []any:
-		if len(v) != 1 {
-			r.fail("axis=%s is not supported (one axis only)", excerpt(v))
-			break
-		}
-		axis = r.intValue("axis", v[0], -32, 31)
-	default:
-		axis = r.intValue("axis", v, -32, 31)
-	}
+	axis := r.axis("axis", -1, -32, 31)
 	act := func(s *tfgo.Scope, x tfgo.Output) tfgo.Output { return tfgo.MaskedSoftmax(s, x, tfgo.Output{}, axis) }
 	return r.done(&activationClass{Base: NewBase("Softmax", name), args: map[string]any{"axis": axis}, act: act, rank1: true})
 }

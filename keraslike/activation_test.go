@@ -1,9 +1,12 @@
 package keraslike
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"testing"
 
+	"github.com/gotf/gotf/internal/interop"
 	"github.com/gotf/gotf/tfgo"
 	"github.com/stretchr/testify/require"
 )
@@ -51,4 +54,30 @@ func TestActivationsHaveGradients(t *testing.T) {
 			}
 		})
 	}
+}
+
+// LeakyReLU configs as Keras 2 (alpha) and Keras 3 (negative_slope) write
+// them, and both at once: the slope is the one Keras' constructor takes.
+func TestLeakyReLUConfigSlopeAsKeras(t *testing.T) {
+	configs := []string{`{"name": "l"}`, `{"name": "l", "alpha": 0.1}`, `{"name": "l", "negative_slope": 0.5}`,
+		`{"name": "l", "alpha": 0.1, "negative_slope": 0.5}`}
+	configsTensor, err := tfgo.NewTensor(configs)
+	require.NoError(t, err)
+	ref := interop.Python(t, `
+import json, warnings, keras
+warnings.simplefilter("ignore")
+for i, c in enumerate(inputs["configs"]):
+    outputs["slope%d" % i] = np.float64(keras.layers.LeakyReLU.from_config(json.loads(c.decode())).negative_slope)
+`, map[string]*tfgo.Tensor{"configs": configsTensor})
+	for i, c := range configs {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(c), &m))
+		l, err := leakyReLUFromConfig(m)
+		require.NoError(t, err, c)
+		want, err := tfgo.Float64s(ref[fmt.Sprintf("slope%d", i)])
+		require.NoError(t, err)
+		require.Equal(t, want[0], l.Config()["negative_slope"], c)
+	}
+	_, err = leakyReLUFromConfig(map[string]any{"name": "l", "negative_slope": nil})
+	require.ErrorContains(t, err, "null is not a slope")
 }

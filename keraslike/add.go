@@ -18,32 +18,12 @@ func (*Add) takesList() {}
 
 // Call sums inputs.
 func (a *Add) Call(ctx *Context, inputs ...tfgo.Output) tfgo.Output {
-	if len(inputs) < 2 {
-		ctx.Fail(a, "takes at least 2 inputs, got %d", len(inputs))
+	inputs, ok := mergeInputs(ctx, a, inputs)
+	if !ok {
 		return tfgo.Output{}
-	}
-	if !ctx.usable() {
-		return tfgo.Output{}
-	}
-	inputs = append([]tfgo.Output(nil), inputs...)
-	for i, x := range inputs {
-		if x.Op == nil {
-			return tfgo.Output{}
-		}
-		inputs[i] = ctx.autocast(a, x)
-		x = inputs[i]
-		if x.DataType() != inputs[0].DataType() {
-			ctx.Fail(a, "input %d is %s, input 0 is %s", i, x.DataType(), inputs[0].DataType())
-			return tfgo.Output{}
-		}
 	}
 	a.Build(ctx)
-	s := ctx.Scope.SubScope(a.name)
-	y := inputs[0]
-	for _, x := range inputs[1:] {
-		y = tfgo.AddV2(s, y, x)
-	}
-	return y
+	return chain(tfgo.AddV2)(ctx.Scope.SubScope(a.name), inputs)
 }
 
 // Config is Add's get_config.

@@ -438,7 +438,7 @@ var externalRefusals = map[string][]string{
 	"relu_threshold":       {`layer "r" (class ReLU`, "threshold=0.5"},
 	"merge_ranks":          {`layer "mul" (Multiply)`, "different ranks"},
 	"relu_max_value":       {`layer "r" (class ReLU`, "max_value=3"},
-	"softmax_two_axes":     {`layer "sm" (class Softmax`, "one axis only"},
+	"softmax_two_axes":     {`layer "sm" (class Softmax`, "only one axis is supported"},
 	"embedding_mask_zero":  {`layer "emb" (class Embedding`, "mask_zero"},
 	"ln_two_axes":          {`layer "ln" (class LayerNormalization`, "axis"},
 	"mha_axes_2":           {`layer "mha" (class MultiHeadAttention`, "attention_axes"},

@@ -80,16 +80,19 @@ type functional struct {
 	nodeIndex map[*layerCall]int
 }
 
-// tensorsOf lists the KerasTensors in an argument (depth-first).
-func tensorsOf(v any, out []*KerasTensor) []*KerasTensor {
+// eachArg calls fn on each KerasTensor and Constant in an argument,
+// depth-first, a map's entries in key order.
+func eachArg(v any, fn func(leaf any)) {
 	switch x := v.(type) {
-	case *KerasTensor:
-		out = append(out, x)
+	case *KerasTensor, *Constant:
+		fn(x)
 	case []*KerasTensor:
-		out = append(out, x...)
+		for _, t := range x {
+			fn(t)
+		}
 	case []any:
 		for _, e := range x {
-			out = tensorsOf(e, out)
+			eachArg(e, fn)
 		}
 	case map[string]any:
 		keys := make([]string, 0, len(x))
@@ -98,9 +101,18 @@ func tensorsOf(v any, out []*KerasTensor) []*KerasTensor {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			out = tensorsOf(x[k], out)
+			eachArg(x[k], fn)
 		}
 	}
+}
+
+// tensorsOf lists the KerasTensors in an argument (depth-first).
+func tensorsOf(v any, out []*KerasTensor) []*KerasTensor {
+	eachArg(v, func(leaf any) {
+		if t, ok := leaf.(*KerasTensor); ok {
+			out = append(out, t)
+		}
+	})
 	return out
 }
 
@@ -281,7 +293,14 @@ func invoke(ctx *Context, c *layerCall, vals map[*KerasTensor]tfgo.Output) tfgo.
 	}
 	var args []tfgo.Output
 	for i, a := range c.args {
-		outs := argOutputs(a, vals, constant, nil)
+		var outs []tfgo.Output
+		eachArg(a, func(leaf any) {
+			if t, ok := leaf.(*KerasTensor); ok {
+				outs = append(outs, vals[t])
+			} else {
+				outs = append(outs, constant(leaf.(*Constant)))
+			}
+		})
 		if len(outs) == 0 {
 			ctx.Fail(c.layer, "positional argument %d (%s) is not a tensor", i, excerpt(a))
 			return tfgo.Output{}
@@ -308,35 +327,6 @@ func invoke(ctx *Context, c *layerCall, vals map[*KerasTensor]tfgo.Output) tfgo.
 		return tfgo.Output{}
 	}
 	return callLayer(ctx, c.layer, args...)
-}
-
-// argOutputs appends the tensors of a layer's positional argument, in the
-// order tensorsOf lists its KerasTensors, with its constants among them.
-func argOutputs(v any, vals map[*KerasTensor]tfgo.Output, constant func(*Constant) tfgo.Output, out []tfgo.Output) []tfgo.Output {
-	switch x := v.(type) {
-	case *KerasTensor:
-		out = append(out, vals[x])
-	case []*KerasTensor:
-		for _, t := range x {
-			out = append(out, vals[t])
-		}
-	case *Constant:
-		out = append(out, constant(x))
-	case []any:
-		for _, e := range x {
-			out = argOutputs(e, vals, constant, out)
-		}
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			out = argOutputs(x[k], vals, constant, out)
-		}
-	}
-	return out
 }
 
 // resolve is a call argument with its KerasTensors replaced by their values.

@@ -141,20 +141,7 @@ func init() { registerBuiltin("LayerNormalization", layerNormalizationFromConfig
 func layerNormalizationFromConfig(c map[string]any) (Layer, error) {
 	r := &cfg{c: c}
 	name := r.name()
-	axis := -1
-	switch a := r.raw("axis").(type) {
-	case nil:
-	case float64:
-		axis = r.intValue("axis", a, -8, 8)
-	case []any:
-		if len(a) != 1 {
-			r.fail("axis=%s: only one axis is supported", excerpt(a))
-		} else {
-			axis = r.intValue("axis", a[0], -8, 8)
-		}
-	default:
-		r.fail("axis: unreadable %s", excerpt(a))
-	}
+	axis := r.axis("axis", -1, -8, 8)
 	if axis == 0 {
 		r.fail("axis=0 (the batch axis) is not supported")
 	}

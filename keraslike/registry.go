@@ -283,6 +283,23 @@ func (r *cfg) want(key string, values ...any) {
 	r.fail("%s=%s is not supported", key, excerpt(v))
 }
 
+// axis reads one axis in [lo, hi]: an integer or a list of one (as Keras
+// writes a tuple); def when absent or null. More axes are refused.
+func (r *cfg) axis(key string, def, lo, hi int) int {
+	switch a := r.raw(key).(type) {
+	case nil:
+		return def
+	case []any:
+		if len(a) != 1 {
+			r.fail("%s=%s: only one axis is supported", key, excerpt(a))
+			return def
+		}
+		return r.intValue(key, a[0], lo, hi)
+	default:
+		return r.intValue(key, a, lo, hi)
+	}
+}
+
 // initializers accepts the named initializer keys whatever they hold: a
 // loaded layer's weights come from the file, so its initializers never
 // run (they are not executed either way: an initializer is data here).
